@@ -1,0 +1,60 @@
+//! The `croupier` binary: parses the command line and hands each subcommand to its module.
+//! Exit codes: 0 success, 1 a check failed (audit, rng test, games verify), 2 bad usage/input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit_cmd;
+mod bench_cmd;
+mod fair_cmd;
+mod games_cmd;
+mod rng_cmd;
+mod serve_cmd;
+
+#[derive(Parser)]
+#[command(name = "croupier", version, about = "High-availability core for online wagering")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: durable ledger, HTTP API, metrics.
+    Serve(serve_cmd::ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
+    /// Offline audit of a stopped node's data directory.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// The certified random number generator: raw output, scaled outcomes, statistical tests.
+    #[command(subcommand)]
+    Rng(rng_cmd::RngCommand),
+    /// Provably-fair proofs: floats from seeds, verification, hash chains.
+    #[command(subcommand)]
+    Fair(fair_cmd::FairCommand),
+    /// Game definitions, exact RTP, simulation and integrity.
+    #[command(subcommand)]
+    Games(games_cmd::GamesCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
+        Command::Rng(cmd) => rng_cmd::run(cmd),
+        Command::Fair(cmd) => fair_cmd::run(cmd),
+        Command::Games(cmd) => games_cmd::run(cmd),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

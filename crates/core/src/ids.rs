@@ -1,0 +1,123 @@
+//! Identifiers: account and transfer ids (u128, non-zero), ledger (currency) codes and the
+//! id range reserved for objects the state machine creates itself.
+
+use std::fmt;
+
+pub type AccountId = u128;
+pub type TransferId = u128;
+
+/// Ids whose top 32 bits are all ones are reserved for objects the ledger creates itself
+/// (house accounts, wallet transfers). Clients get `id_must_not_be_reserved` for them.
+pub const RESERVED_ID_PREFIX: u128 = 0xFFFF_FFFF << 96;
+const RESERVED_TAG_HOUSE_ACCOUNT: u128 = 1;
+const RESERVED_TAG_WALLET_TRANSFER: u128 = 2;
+
+pub fn is_reserved_id(id: u128) -> bool {
+    id & RESERVED_ID_PREFIX == RESERVED_ID_PREFIX
+}
+
+/// The house account of a ledger: created by the state machine on the ledger's first wallet
+/// operation; every bet credits it and every win debits it.
+pub fn house_account_id(ledger: LedgerCode) -> AccountId {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_HOUSE_ACCOUNT << 64) | ledger.0 as u128
+}
+
+/// The transfer id of the `sequence`-th wallet operation (bet, win or rollback reversal).
+pub fn wallet_transfer_id(sequence: u64) -> TransferId {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_WALLET_TRANSFER << 64) | sequence as u128
+}
+
+/// A ledger is a currency or unit of account ("EUR", "USD", "BTC", "POINTS"): 1 to 8
+/// characters of `A-Z`, `0-9` or `_`, packed big-endian into a u64 so it orders like text.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerCode(u64);
+
+pub const LEDGER_CODE_LEN_MAX: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerCodeError {
+    #[error("ledger code must have 1 to 8 characters")]
+    BadLength,
+    #[error("ledger code may only contain A-Z, 0-9 and _")]
+    BadCharacter,
+}
+
+impl LedgerCode {
+    pub fn parse(text: &str) -> Result<Self, LedgerCodeError> {
+        let bytes = text.as_bytes();
+        if bytes.is_empty() || bytes.len() > LEDGER_CODE_LEN_MAX {
+            return Err(LedgerCodeError::BadLength);
+        }
+        let mut packed = [0u8; 8];
+        for (slot, &b) in packed.iter_mut().zip(bytes) {
+            if !(b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(LedgerCodeError::BadCharacter);
+            }
+            *slot = b;
+        }
+        Ok(LedgerCode(u64::from_be_bytes(packed)))
+    }
+
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    /// Inverse of `to_u64`, for decoders; rejects values `parse` could not have produced.
+    pub fn from_u64(raw: u64) -> Result<Self, LedgerCodeError> {
+        let bytes = raw.to_be_bytes();
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(8);
+        if bytes[len..].iter().any(|&b| b != 0) {
+            return Err(LedgerCodeError::BadCharacter);
+        }
+        let text = std::str::from_utf8(&bytes[..len]).map_err(|_| LedgerCodeError::BadCharacter)?;
+        Self::parse(text)
+    }
+
+    pub fn as_string(self) -> String {
+        let bytes = self.0.to_be_bytes();
+        bytes.iter().take_while(|&&b| b != 0).map(|&b| b as char).collect()
+    }
+}
+
+impl fmt::Display for LedgerCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+
+impl fmt::Debug for LedgerCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LedgerCode({})", self.as_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_code_round_trips_through_u64() {
+        for text in ["EUR", "USD", "A", "POINTS_1", "12345678"] {
+            let code = LedgerCode::parse(text).unwrap();
+            assert_eq!(code.as_string(), text);
+            assert_eq!(LedgerCode::from_u64(code.to_u64()).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn ledger_code_rejects_bad_text() {
+        assert_eq!(LedgerCode::parse(""), Err(LedgerCodeError::BadLength));
+        assert_eq!(LedgerCode::parse("TOOLONGCODE"), Err(LedgerCodeError::BadLength));
+        assert_eq!(LedgerCode::parse("eur"), Err(LedgerCodeError::BadCharacter));
+        assert!(LedgerCode::from_u64(0).is_err());
+    }
+
+    #[test]
+    fn reserved_ids_are_recognised() {
+        let eur = LedgerCode::parse("EUR").unwrap();
+        assert!(is_reserved_id(house_account_id(eur)));
+        assert!(is_reserved_id(wallet_transfer_id(7)));
+        assert!(is_reserved_id(u128::MAX));
+        assert!(!is_reserved_id(1));
+    }
+}

@@ -1,0 +1,81 @@
+//! The seamless-wallet layer game providers call: bet (player → house), win (house → player)
+//! and rollback (reverse an unsettled bet exactly once), keyed by the provider's transaction id.
+
+use crate::ids::{AccountId, LedgerCode, TransferId};
+
+/// Longest provider transaction id or round id, in bytes.
+pub const WALLET_KEY_LEN_MAX: usize = 128;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletBet {
+    pub transaction_id: String,
+    pub player_id: AccountId,
+    pub round_id: String,
+    pub amount: u64,
+    pub ledger: LedgerCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletWin {
+    pub transaction_id: String,
+    pub player_id: AccountId,
+    pub round_id: String,
+    pub amount: u64,
+    pub ledger: LedgerCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletRollback {
+    pub transaction_id: String,
+    pub player_id: AccountId,
+    pub round_id: String,
+    pub rolled_back_transaction_id: String,
+}
+
+/// The answer to a wallet call. A repeated transaction id with the same body gets the stored
+/// original answer (balance included); with a different body, `TransactionConflict`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletOutcome {
+    /// Done. `balance` is the player's available balance right after this call;
+    /// `transfer_id` is the ledger transfer made, if money moved.
+    Ok { balance: u128, transfer_id: Option<TransferId> },
+    /// The bet exceeds the available balance; nothing moved.
+    InsufficientFunds { balance: u128 },
+    /// The transaction id was used before with a different body.
+    TransactionConflict,
+    /// The player account does not exist.
+    PlayerNotFound,
+    /// The account exists but is not of kind player.
+    NotAPlayerAccount,
+    /// The request's ledger is not the player account's ledger.
+    LedgerMismatch,
+    /// The player account is closed (bets only; wins and rollbacks are always accepted).
+    PlayerAccountClosed,
+    /// A bet whose transaction id was already rolled back (the rollback arrived first).
+    BetAlreadyRolledBack,
+    /// A rollback of a bet whose round was already settled by a win.
+    BetAlreadySettled,
+    /// The rolled-back transaction id names a win, or a bet of another player.
+    RollbackTargetInvalid,
+    /// Amount zero.
+    AmountMustNotBeZero,
+}
+
+impl WalletOutcome {
+    /// Stable snake_case code, as the API spells it.
+    pub fn code(self) -> &'static str {
+        match self {
+            WalletOutcome::Ok { .. } => "ok",
+            WalletOutcome::InsufficientFunds { .. } => "insufficient_funds",
+            WalletOutcome::TransactionConflict => "transaction_conflict",
+            WalletOutcome::PlayerNotFound => "player_not_found",
+            WalletOutcome::NotAPlayerAccount => "not_a_player_account",
+            WalletOutcome::LedgerMismatch => "ledger_mismatch",
+            WalletOutcome::PlayerAccountClosed => "player_account_closed",
+            WalletOutcome::BetAlreadyRolledBack => "bet_already_rolled_back",
+            WalletOutcome::BetAlreadySettled => "bet_already_settled",
+            WalletOutcome::RollbackTargetInvalid => "rollback_target_invalid",
+            WalletOutcome::AmountMustNotBeZero => "amount_must_not_be_zero",
+        }
+    }
+}
