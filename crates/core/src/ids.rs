@@ -7,10 +7,13 @@ pub type AccountId = u128;
 pub type TransferId = u128;
 
 /// Ids whose top 32 bits are all ones are reserved for objects the ledger creates itself
-/// (house accounts, wallet transfers). Clients get `id_must_not_be_reserved` for them.
+/// (house accounts, wallet transfers, voids of expired pending transfers). Clients get
+/// `id_must_not_be_reserved` for them.
 pub const RESERVED_ID_PREFIX: u128 = 0xFFFF_FFFF << 96;
 const RESERVED_TAG_HOUSE_ACCOUNT: u128 = 1;
 const RESERVED_TAG_WALLET_TRANSFER: u128 = 2;
+const RESERVED_TAG_EXPIRY_TRANSFER: u128 = 3;
+const RESERVED_TAG_MASK: u128 = 0xFFFF_FFFF << 64;
 
 pub fn is_reserved_id(id: u128) -> bool {
     id & RESERVED_ID_PREFIX == RESERVED_ID_PREFIX
@@ -25,6 +28,17 @@ pub fn house_account_id(ledger: LedgerCode) -> AccountId {
 /// The transfer id of the `sequence`-th wallet operation (bet, win or rollback reversal).
 pub fn wallet_transfer_id(sequence: u64) -> TransferId {
     RESERVED_ID_PREFIX | (RESERVED_TAG_WALLET_TRANSFER << 64) | sequence as u128
+}
+
+/// The transfer id of the `sequence`-th automatic void of an expired pending transfer. The
+/// state machine records each expiry as a `void_pending_transfer` so account histories show it.
+pub fn expiry_transfer_id(sequence: u64) -> TransferId {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_EXPIRY_TRANSFER << 64) | sequence as u128
+}
+
+/// True for the ids `expiry_transfer_id` produces (auto-voids of expired pending transfers).
+pub fn is_expiry_transfer_id(id: TransferId) -> bool {
+    is_reserved_id(id) && (id & RESERVED_TAG_MASK) == (RESERVED_TAG_EXPIRY_TRANSFER << 64)
 }
 
 /// A ledger is a currency or unit of account ("EUR", "USD", "BTC", "POINTS"): 1 to 8
@@ -75,7 +89,11 @@ impl LedgerCode {
 
     pub fn as_string(self) -> String {
         let bytes = self.0.to_be_bytes();
-        bytes.iter().take_while(|&&b| b != 0).map(|&b| b as char).collect()
+        bytes
+            .iter()
+            .take_while(|&&b| b != 0)
+            .map(|&b| b as char)
+            .collect()
     }
 }
 
@@ -107,7 +125,10 @@ mod tests {
     #[test]
     fn ledger_code_rejects_bad_text() {
         assert_eq!(LedgerCode::parse(""), Err(LedgerCodeError::BadLength));
-        assert_eq!(LedgerCode::parse("TOOLONGCODE"), Err(LedgerCodeError::BadLength));
+        assert_eq!(
+            LedgerCode::parse("TOOLONGCODE"),
+            Err(LedgerCodeError::BadLength)
+        );
         assert_eq!(LedgerCode::parse("eur"), Err(LedgerCodeError::BadCharacter));
         assert!(LedgerCode::from_u64(0).is_err());
     }
@@ -119,5 +140,8 @@ mod tests {
         assert!(is_reserved_id(wallet_transfer_id(7)));
         assert!(is_reserved_id(u128::MAX));
         assert!(!is_reserved_id(1));
+        assert!(is_expiry_transfer_id(expiry_transfer_id(3)));
+        assert!(!is_expiry_transfer_id(wallet_transfer_id(3)));
+        assert!(!is_expiry_transfer_id(3 << 64));
     }
 }

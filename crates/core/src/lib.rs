@@ -5,7 +5,9 @@
 //! entries and snapshots. It is a pure function of the log: `Ledger::apply` takes the leader's
 //! timestamp and a batch of commands and returns one result per command.
 //!
-//! It must not know: clocks, randomness, threads, disks, sockets, tokio, HTTP or JSON.
+//! It must not know: clocks, randomness, threads, disks, sockets, tokio, HTTP or JSON. (The one
+//! random input is std's per-process hash seed for its id-keyed maps, which decides only where
+//! entries sit in memory: nothing observable iterates a hash map.)
 //! Business rejections are values (`CreateTransferResult`, `WalletOutcome`), never `Err`;
 //! broken invariants are bugs and panic via `assert!`.
 

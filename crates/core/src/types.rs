@@ -42,11 +42,14 @@ macro_rules! flag_set {
 }
 
 flag_set! {
-    /// Account flags (TigerBeetle's balance limits plus `closed`).
+    /// Account flags (TigerBeetle's balance limits plus `closed`). `linked` chains the account
+    /// with the next one of the same create_accounts command (all or nothing), as in
+    /// TigerBeetle; like TigerBeetle the ledger keeps it on the stored account.
     AccountFlags {
         DEBITS_MUST_NOT_EXCEED_CREDITS = 0 => "debits_must_not_exceed_credits",
         CREDITS_MUST_NOT_EXCEED_DEBITS = 1 => "credits_must_not_exceed_debits",
         CLOSED = 2 => "closed",
+        LINKED = 3 => "linked",
     }
 }
 
@@ -193,6 +196,7 @@ result_codes! {
         ExistsWithDifferentLedger => "exists_with_different_ledger",
         ExistsWithDifferentKind => "exists_with_different_kind",
         ExistsWithDifferentFlags => "exists_with_different_flags",
+        LinkedEventChainOpen => "linked_event_chain_open",
     }
 }
 

@@ -6,6 +6,28 @@ use crate::ids::{AccountId, LedgerCode, TransferId};
 /// Longest provider transaction id or round id, in bytes.
 pub const WALLET_KEY_LEN_MAX: usize = 128;
 
+/// Why a transaction id or round id is unusable. Callers (the API) check keys with
+/// `check_wallet_key` before proposing: the log codec refuses to carry a bad key, so a command
+/// holding one is a caller bug and makes `encode_proposal` and `Ledger::apply` panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WalletKeyError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {WALLET_KEY_LEN_MAX} bytes")]
+    TooLong,
+}
+
+/// Every wallet key (transaction id, round id) has 1 to `WALLET_KEY_LEN_MAX` bytes.
+pub fn check_wallet_key(key: &str) -> Result<(), WalletKeyError> {
+    if key.is_empty() {
+        return Err(WalletKeyError::Empty);
+    }
+    if key.len() > WALLET_KEY_LEN_MAX {
+        return Err(WalletKeyError::TooLong);
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletBet {
     pub transaction_id: String,
@@ -32,13 +54,38 @@ pub struct WalletRollback {
     pub rolled_back_transaction_id: String,
 }
 
+impl WalletBet {
+    pub fn check_keys(&self) -> Result<(), WalletKeyError> {
+        check_wallet_key(&self.transaction_id)?;
+        check_wallet_key(&self.round_id)
+    }
+}
+
+impl WalletWin {
+    pub fn check_keys(&self) -> Result<(), WalletKeyError> {
+        check_wallet_key(&self.transaction_id)?;
+        check_wallet_key(&self.round_id)
+    }
+}
+
+impl WalletRollback {
+    pub fn check_keys(&self) -> Result<(), WalletKeyError> {
+        check_wallet_key(&self.transaction_id)?;
+        check_wallet_key(&self.round_id)?;
+        check_wallet_key(&self.rolled_back_transaction_id)
+    }
+}
+
 /// The answer to a wallet call. A repeated transaction id with the same body gets the stored
 /// original answer (balance included); with a different body, `TransactionConflict`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WalletOutcome {
     /// Done. `balance` is the player's available balance right after this call;
     /// `transfer_id` is the ledger transfer made, if money moved.
-    Ok { balance: u128, transfer_id: Option<TransferId> },
+    Ok {
+        balance: u128,
+        transfer_id: Option<TransferId>,
+    },
     /// The bet exceeds the available balance; nothing moved.
     InsufficientFunds { balance: u128 },
     /// The transaction id was used before with a different body.
@@ -57,7 +104,8 @@ pub enum WalletOutcome {
     BetAlreadySettled,
     /// The rolled-back transaction id names a win, or a bet of another player.
     RollbackTargetInvalid,
-    /// Amount zero.
+    /// A bet of amount zero. (A win of zero is accepted: providers send it to close a lost
+    /// round; it settles the round and moves no money.)
     AmountMustNotBeZero,
 }
 

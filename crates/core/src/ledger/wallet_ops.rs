@@ -1,0 +1,237 @@
+//! The seamless-wallet layer: bet, win and rollback keyed by the provider's transaction id.
+//!
+//! Every decided answer is stored under its transaction id, so a retry with the same body gets
+//! the original answer (balance included) and changes nothing; a different body under the same
+//! id answers `TransactionConflict`. Answers that only say the request cannot be judged yet
+//! (player not found, not a player, wrong ledger, zero bet) are not stored: the same request
+//! may succeed once the account exists.
+
+use super::{available_balance, Ledger, Movement, WalletEntry};
+use crate::ids::{wallet_transfer_id, AccountId, LedgerCode, TransferId};
+use crate::types::{AccountFlags, AccountKind, Transfer, TransferFlags};
+use crate::wallet::{WalletBet, WalletOutcome, WalletRollback, WalletWin};
+
+use WalletOutcome as O;
+
+impl Ledger {
+    pub(super) fn wallet_bet(&mut self, bet: &WalletBet) -> WalletOutcome {
+        assert_keys(bet.check_keys());
+        if let Some(entry) = self.wallet.get(&bet.transaction_id) {
+            return match entry {
+                WalletEntry::Bet {
+                    request, outcome, ..
+                } if request == bet => *outcome,
+                WalletEntry::Tombstone { .. } => O::BetAlreadyRolledBack,
+                _ => O::TransactionConflict,
+            };
+        }
+        let player_slot = match self.player_slot(bet.player_id, Some(bet.ledger)) {
+            Ok(slot) => slot,
+            Err(outcome) => return outcome,
+        };
+        if bet.amount == 0 {
+            return O::AmountMustNotBeZero;
+        }
+        let outcome = self.decide_bet(bet, player_slot);
+        let entry = WalletEntry::Bet {
+            request: bet.clone(),
+            outcome,
+            rolled_back: false,
+        };
+        self.wallet.insert(bet.transaction_id.clone(), entry);
+        outcome
+    }
+
+    fn decide_bet(&mut self, bet: &WalletBet, player_slot: u32) -> WalletOutcome {
+        let house_slot = self.ensure_house_account(bet.ledger);
+        let player = &self.accounts[player_slot as usize].account;
+        if player.flags.contains(AccountFlags::CLOSED) {
+            return O::PlayerAccountClosed;
+        }
+        let balance = available_balance(player);
+        if u128::from(bet.amount) > balance {
+            return O::InsufficientFunds { balance };
+        }
+        let transfer_id = self.wallet_transfer(player_slot, house_slot, bet.amount);
+        O::Ok {
+            balance: self.balance_of(player_slot),
+            transfer_id: Some(transfer_id),
+        }
+    }
+
+    /// Wins are accepted whatever the player's state (closed included). A win of zero settles
+    /// the round without moving money.
+    pub(super) fn wallet_win(&mut self, win: &WalletWin) -> WalletOutcome {
+        assert_keys(win.check_keys());
+        if let Some(entry) = self.wallet.get(&win.transaction_id) {
+            return match entry {
+                WalletEntry::Win { request, outcome } if request == win => *outcome,
+                _ => O::TransactionConflict,
+            };
+        }
+        let player_slot = match self.player_slot(win.player_id, Some(win.ledger)) {
+            Ok(slot) => slot,
+            Err(outcome) => return outcome,
+        };
+        let house_slot = self.ensure_house_account(win.ledger);
+        let transfer_id =
+            (win.amount > 0).then(|| self.wallet_transfer(house_slot, player_slot, win.amount));
+        self.settled_rounds
+            .entry(win.player_id)
+            .or_default()
+            .insert(win.round_id.clone());
+        let outcome = O::Ok {
+            balance: self.balance_of(player_slot),
+            transfer_id,
+        };
+        self.wallet.insert(
+            win.transaction_id.clone(),
+            WalletEntry::Win {
+                request: win.clone(),
+                outcome,
+            },
+        );
+        outcome
+    }
+
+    /// Reverses an unsettled bet exactly once; accepted whatever the player's state.
+    pub(super) fn wallet_rollback(&mut self, rollback: &WalletRollback) -> WalletOutcome {
+        assert_keys(rollback.check_keys());
+        if let Some(entry) = self.wallet.get(&rollback.transaction_id) {
+            return match entry {
+                WalletEntry::Rollback { request, outcome } if request == rollback => *outcome,
+                _ => O::TransactionConflict,
+            };
+        }
+        let player_slot = match self.player_slot(rollback.player_id, None) {
+            Ok(slot) => slot,
+            Err(outcome) => return outcome,
+        };
+        let outcome = self.decide_rollback(rollback, player_slot);
+        let entry = WalletEntry::Rollback {
+            request: rollback.clone(),
+            outcome,
+        };
+        self.wallet.insert(rollback.transaction_id.clone(), entry);
+        outcome
+    }
+
+    fn decide_rollback(&mut self, rollback: &WalletRollback, player_slot: u32) -> WalletOutcome {
+        let unchanged = O::Ok {
+            balance: self.balance_of(player_slot),
+            transfer_id: None,
+        };
+        let target = &rollback.rolled_back_transaction_id;
+        if *target == rollback.transaction_id {
+            return O::RollbackTargetInvalid;
+        }
+        let Some(entry) = self.wallet.get_mut(target) else {
+            // The rollback overtook its bet: remember it so the late bet is refused.
+            let tombstone = WalletEntry::Tombstone {
+                player_id: rollback.player_id,
+                round_id: rollback.round_id.clone(),
+                rollback_transaction_id: rollback.transaction_id.clone(),
+            };
+            self.wallet.insert(target.clone(), tombstone);
+            return unchanged;
+        };
+        let (bet, bet_outcome, rolled_back) = match entry {
+            WalletEntry::Tombstone { player_id, .. } if *player_id == rollback.player_id => {
+                return unchanged
+            }
+            WalletEntry::Bet {
+                request,
+                outcome,
+                rolled_back,
+            } if request.player_id == rollback.player_id => (request, *outcome, rolled_back),
+            _ => return O::RollbackTargetInvalid,
+        };
+        if *rolled_back
+            || !matches!(
+                bet_outcome,
+                O::Ok {
+                    transfer_id: Some(_),
+                    ..
+                }
+            )
+        {
+            // Already reversed, or the bet was refused and moved nothing: nothing to give back.
+            return unchanged;
+        }
+        let settled = self
+            .settled_rounds
+            .get(&bet.player_id)
+            .is_some_and(|rounds| rounds.contains(bet.round_id.as_str()));
+        if settled {
+            return O::BetAlreadySettled;
+        }
+        *rolled_back = true;
+        let (amount, ledger) = (bet.amount, bet.ledger);
+        let house_slot = self.ensure_house_account(ledger);
+        let transfer_id = self.wallet_transfer(house_slot, player_slot, amount);
+        O::Ok {
+            balance: self.balance_of(player_slot),
+            transfer_id: Some(transfer_id),
+        }
+    }
+
+    /// Finds a player account for a wallet call (and checks its ledger when the call has one).
+    fn player_slot(
+        &self,
+        player_id: AccountId,
+        ledger: Option<LedgerCode>,
+    ) -> Result<u32, WalletOutcome> {
+        let slot = self.slot_of_account(player_id).ok_or(O::PlayerNotFound)?;
+        let account = &self.accounts[slot as usize].account;
+        if account.kind != AccountKind::Player {
+            return Err(O::NotAPlayerAccount);
+        }
+        if ledger.is_some_and(|ledger| ledger != account.ledger) {
+            return Err(O::LedgerMismatch);
+        }
+        Ok(slot)
+    }
+
+    fn balance_of(&self, player_slot: u32) -> u128 {
+        available_balance(&self.accounts[player_slot as usize].account)
+    }
+
+    /// Moves `amount` between a player and the house as a posted transfer with the next wallet
+    /// id. Callers have decided it may happen; the house has no limits and the player side is
+    /// only ever debited after a balance check.
+    fn wallet_transfer(&mut self, debit_slot: u32, credit_slot: u32, amount: u64) -> TransferId {
+        assert!(amount > 0);
+        let id = wallet_transfer_id(self.wallet_sequence);
+        self.wallet_sequence += 1;
+        let timestamp = self.next_timestamp();
+        let debit = &self.accounts[debit_slot as usize].account;
+        let credit = &self.accounts[credit_slot as usize].account;
+        assert_eq!(debit.ledger, credit.ledger);
+        let transfer = Transfer {
+            id,
+            debit_account_id: debit.id,
+            credit_account_id: credit.id,
+            amount,
+            ledger: debit.ledger,
+            flags: TransferFlags::empty(),
+            pending_id: 0,
+            timeout_s: 0,
+            timestamp,
+        };
+        self.insert_transfer(transfer, debit_slot, credit_slot);
+        self.move_balances(
+            debit_slot,
+            credit_slot,
+            Movement::posted(u128::from(amount)),
+        );
+        id
+    }
+}
+
+/// Keys are checked by the API before proposing and by the log decoder; a bad key here is a
+/// caller bug, and storing it would make the next snapshot undecodable.
+fn assert_keys(checked: Result<(), crate::wallet::WalletKeyError>) {
+    if let Err(error) = checked {
+        panic!("wallet command with an invalid key reached the ledger: {error}");
+    }
+}

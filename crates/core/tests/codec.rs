@@ -1,0 +1,369 @@
+//! The binary codec: round trips, a pinned byte layout, and decoding that never panics.
+
+mod common;
+
+use common::*;
+use croupier_core::codec::{
+    decode_ledger, decode_proposal, encode_ledger, encode_proposal, DecodeError,
+    PROPOSAL_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
+};
+use croupier_core::command::Proposal;
+use croupier_core::{
+    AccountFlags, AccountKind, Command, NewAccount, TransferFlags, BATCH_ITEMS_MAX,
+};
+use proptest::prelude::*;
+
+fn every_command() -> Proposal {
+    Proposal {
+        timestamp_ns: T0,
+        commands: vec![
+            Command::CreateAccounts(vec![NewAccount {
+                flags: AccountFlags::LINKED,
+                ..account(7, AccountKind::Player)
+            }]),
+            Command::CreateTransfers(vec![linked(pending(1, 2, 3, 4, 5)), post(6, 1, 0)]),
+            Command::WalletBet(bet("b-1", 7, "round-9", 250)),
+            Command::WalletWin(win("w-1", 7, "round-9", 500)),
+            Command::WalletRollback(rollback("rb-1", 7, "round-9", "b-1")),
+            Command::Tick,
+        ],
+    }
+}
+
+fn encoded(proposal: &Proposal) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_proposal(proposal, &mut bytes);
+    bytes
+}
+
+/// A ledger with accounts, every kind of transfer, an expiry and every kind of wallet entry.
+fn busy_ledger() -> Harness {
+    let mut h = Harness::with_players(&[20, 21], 100);
+    h.accounts_ok(vec![
+        account(10, AccountKind::System),
+        account(11, AccountKind::Clearing),
+    ]);
+    let closing = croupier_core::NewTransfer {
+        flags: TransferFlags::PENDING.union(TransferFlags::CLOSING_CREDIT),
+        ..pending(4, 10, 11, 1, 0)
+    };
+    h.transfers(vec![
+        pending(1, 10, 11, 5, 2),
+        pending(2, 10, 11, 6, 0),
+        pending(3, 10, 11, 7, 0),
+        closing,
+    ]);
+    h.transfers(vec![post(5, 2, 3), void(6, 3)]);
+    h.bet("b1", 20, "r1", 30);
+    h.bet("b2", 20, "r1", 1_000);
+    h.win("w1", 21, "r2", 10);
+    h.rollback("rb1", 20, "r1", "b1");
+    h.rollback("rb2", 21, "r3", "never-seen");
+    h.advance_s(10);
+    h.apply(vec![Command::Tick]);
+    h
+}
+
+fn snapshot(h: &Harness) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_ledger(&h.ledger, &mut bytes);
+    bytes
+}
+
+#[test]
+fn every_command_kind_round_trips() {
+    let proposal = every_command();
+    assert_eq!(decode_proposal(&encoded(&proposal)).unwrap(), proposal);
+}
+
+#[test]
+fn transfer_layout_is_pinned() {
+    let proposal = Proposal {
+        timestamp_ns: 0x0102_0304_0506_0708,
+        commands: vec![Command::CreateTransfers(vec![croupier_core::NewTransfer {
+            flags: TransferFlags::PENDING,
+            timeout_s: 0x0A0B_0C0D,
+            pending_id: 0,
+            ..transfer(0x11, 0x22, 0x33, 0x44)
+        }])],
+    };
+    let bytes = encoded(&proposal);
+    let mut expected = vec![
+        PROPOSAL_FORMAT_VERSION,
+        8,
+        7,
+        6,
+        5,
+        4,
+        3,
+        2,
+        1,
+        1,
+        0,
+        0,
+        0,
+        2,
+        1,
+        0,
+        0,
+        0,
+    ];
+    for id in [0x11u128, 0x22, 0x33] {
+        expected.extend_from_slice(&id.to_le_bytes());
+    }
+    expected.extend_from_slice(&0x44u64.to_le_bytes());
+    expected.extend_from_slice(&[0, 0, 0, 0, 0, b'R', b'U', b'E']);
+    expected.extend_from_slice(&[2, 0]);
+    expected.extend_from_slice(&[0; 16]);
+    expected.extend_from_slice(&[0x0D, 0x0C, 0x0B, 0x0A]);
+    assert_eq!(bytes, expected);
+}
+
+#[test]
+fn a_full_batch_of_transfers_costs_86_bytes_each() {
+    let items = (1..=BATCH_ITEMS_MAX as u128)
+        .map(|id| transfer(id, 1, 2, 3))
+        .collect();
+    let bytes = encoded(&Proposal {
+        timestamp_ns: T0,
+        commands: vec![Command::CreateTransfers(items)],
+    });
+    assert_eq!(TRANSFER_ENCODED_BYTES, 86);
+    assert_eq!(
+        bytes.len(),
+        1 + 8 + 4 + 1 + 4 + BATCH_ITEMS_MAX * TRANSFER_ENCODED_BYTES
+    );
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let mut bytes = encoded(&every_command());
+    bytes[0] = 99;
+    assert_eq!(decode_proposal(&bytes), Err(DecodeError::Version(99)));
+    let mut snapshot = snapshot(&busy_ledger());
+    snapshot[0] = 0;
+    assert_eq!(
+        decode_ledger(&snapshot).unwrap_err(),
+        DecodeError::Version(0)
+    );
+}
+
+#[test]
+fn every_strict_prefix_of_a_proposal_is_refused() {
+    let bytes = encoded(&every_command());
+    for len in 0..bytes.len() {
+        assert!(
+            decode_proposal(&bytes[..len]).is_err(),
+            "prefix of {len} bytes decoded"
+        );
+    }
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut bytes = encoded(&every_command());
+    bytes.push(0);
+    assert!(matches!(
+        decode_proposal(&bytes),
+        Err(DecodeError::Invalid {
+            what: "trailing bytes",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn bad_fields_are_named_with_their_offset() {
+    let base = encoded(&Proposal {
+        timestamp_ns: 1,
+        commands: vec![Command::WalletBet(bet("b", 7, "r", 1))],
+    });
+    let command_at = 13;
+    let key_at = command_at + 1;
+    let cases: Vec<(usize, u8, &str)> = vec![
+        (command_at, 42, "command tag"),
+        (key_at, 0, "wallet key length"),
+        (key_at + 2, 0xFF, "UTF-8 key"),
+    ];
+    for (at, byte, what) in cases {
+        let mut bytes = base.clone();
+        bytes[at] = byte;
+        match decode_proposal(&bytes) {
+            Err(DecodeError::Invalid {
+                what: found,
+                offset,
+            }) => {
+                assert_eq!(found, what);
+                assert!(offset >= command_at);
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let mut oversized = base[..key_at].to_vec();
+    oversized.extend_from_slice(&129u16.to_le_bytes());
+    oversized.extend_from_slice(&[b'x'; 129]);
+    oversized.extend_from_slice(&base[key_at + 3..]);
+    assert!(matches!(
+        decode_proposal(&oversized),
+        Err(DecodeError::Invalid {
+            what: "wallet key length",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_huge_count_does_not_allocate_and_is_refused() {
+    let mut bytes = vec![PROPOSAL_FORMAT_VERSION];
+    bytes.extend_from_slice(&T0.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.push(2);
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_proposal(&bytes),
+        Err(DecodeError::Truncated { .. })
+    ));
+}
+
+#[test]
+#[should_panic(expected = "wallet key cannot be encoded")]
+fn encoding_an_empty_key_is_a_caller_bug() {
+    encoded(&Proposal {
+        timestamp_ns: 1,
+        commands: vec![Command::WalletBet(bet("", 7, "r", 1))],
+    });
+}
+
+#[test]
+fn snapshot_round_trips_byte_for_byte_and_behaves_the_same() {
+    let mut h = busy_ledger();
+    let bytes = snapshot(&h);
+    let mut restored = decode_ledger(&bytes).unwrap();
+    let mut again = Vec::new();
+    encode_ledger(&restored, &mut again);
+    assert_eq!(again, bytes);
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.totals(), h.ledger.totals());
+    for id in [10, 11, 20, 21] {
+        assert_eq!(restored.account(id), h.ledger.account(id));
+        assert_eq!(
+            restored.account_transfers(id, 100),
+            h.ledger.account_transfers(id, 100)
+        );
+    }
+    // Further commands give the same answers on both.
+    let next = vec![
+        Command::CreateTransfers(vec![
+            post(7, 2, 0),
+            void(8, 4),
+            post(9, 1, 0),
+            transfer(10, 10, 11, 1),
+        ]),
+        Command::WalletBet(bet("late", 20, "r1", 1)),
+        Command::WalletBet(bet("never-seen", 21, "r3", 1)),
+        Command::WalletRollback(rollback("rb3", 20, "r1", "b1")),
+        Command::WalletBet(bet("b2", 20, "r1", 1_000)),
+    ];
+    let now = h.now + SECOND_NS;
+    assert_eq!(restored.apply(now, &next), h.ledger.apply(now, &next));
+    assert_eq!(
+        snapshot(&Harness {
+            ledger: restored,
+            now
+        }),
+        snapshot(&h)
+    );
+}
+
+#[test]
+fn empty_ledger_round_trips() {
+    let h = Harness::new();
+    let bytes = snapshot(&h);
+    assert_eq!(bytes.len(), 1 + 8 * 3 + 4 + 8 * 3);
+    let restored = decode_ledger(&bytes).unwrap();
+    assert_eq!(restored.totals(), h.ledger.totals());
+}
+
+#[test]
+fn every_strict_prefix_of_a_snapshot_is_refused() {
+    let bytes = snapshot(&busy_ledger());
+    for len in 0..bytes.len() {
+        assert!(
+            decode_ledger(&bytes[..len]).is_err(),
+            "prefix of {len} bytes decoded"
+        );
+    }
+}
+
+#[test]
+fn snapshot_whose_balances_disagree_with_its_transfers_is_refused() {
+    let h = busy_ledger();
+    let bytes = snapshot(&h);
+    // The first account's debits_posted (after version, 3 counters, count, id, ledger, kind,
+    // flags, flags_at_creation, debits_pending): add one to its lowest byte.
+    let at = 1 + 24 + 4 + 16 + 8 + 1 + 2 + 2 + 16;
+    let mut tampered = bytes.clone();
+    tampered[at] = tampered[at].wrapping_add(1);
+    assert!(
+        matches!(decode_ledger(&tampered), Err(DecodeError::Inconsistent(_))),
+        "{:?}",
+        decode_ledger(&tampered)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoding_random_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode_proposal(&bytes);
+        let _ = decode_ledger(&bytes);
+    }
+
+    #[test]
+    fn decoding_random_bytes_after_a_valid_header_never_panics(
+        tail in prop::collection::vec(any::<u8>(), 0..400),
+        commands in 0u32..4,
+    ) {
+        let mut bytes = vec![PROPOSAL_FORMAT_VERSION];
+        bytes.extend_from_slice(&T0.to_le_bytes());
+        bytes.extend_from_slice(&commands.to_le_bytes());
+        bytes.extend_from_slice(&tail);
+        let _ = decode_proposal(&bytes);
+        let mut snapshot = vec![1];
+        snapshot.extend_from_slice(&tail);
+        let _ = decode_ledger(&snapshot);
+    }
+
+    #[test]
+    fn a_corrupted_proposal_either_fails_or_re_encodes_to_the_same_bytes(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = encoded(&every_command());
+        for (index, byte) in flips {
+            let at = index.index(bytes.len());
+            bytes[at] = byte;
+        }
+        if let Ok(proposal) = decode_proposal(&bytes) {
+            prop_assert_eq!(encoded(&proposal), bytes);
+        }
+    }
+
+    #[test]
+    fn a_corrupted_snapshot_never_panics_and_never_decodes_differently(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let original = snapshot(&busy_ledger());
+        let mut bytes = original.clone();
+        for (index, byte) in flips {
+            let at = index.index(bytes.len());
+            bytes[at] = byte;
+        }
+        if let Ok(ledger) = decode_ledger(&bytes) {
+            let mut again = Vec::new();
+            encode_ledger(&ledger, &mut again);
+            prop_assert_eq!(again, bytes);
+            ledger.check_invariants().map_err(TestCaseError::fail)?;
+        }
+    }
+}

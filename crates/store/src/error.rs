@@ -1,0 +1,78 @@
+//! The store's error type: every corruption names its file and byte offset.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk that cannot be right: the node must not start on them.
+    #[error("corrupt {}{} at byte {offset}: {reason}", file.display(), EntrySuffix(*index))]
+    Corrupt { file: PathBuf, offset: u64, index: Option<u64>, reason: String },
+    /// An earlier write or sync failed; what reached the disk is unknown until the log is
+    /// opened again (fsync errors are not retryable: the kernel may have dropped the pages).
+    #[error("the log refuses writes after an earlier write or sync failure; reopen it to recover from disk")]
+    Poisoned,
+    #[error("the log was opened read-only")]
+    ReadOnly,
+    #[error("entries {from}..{to_exclusive} are not all in the log (it holds {})", HeldRange(*first, *last))]
+    OutOfRange { from: u64, to_exclusive: u64, first: Option<u64>, last: Option<u64> },
+    #[error("record {index} has a {bytes}-byte payload; at most {max} bytes fit in a frame")]
+    RecordTooLarge { index: u64, bytes: usize, max: usize },
+    #[error("cannot purge through {index}: the log ends at {}; use purge_through_snapshot", OptionalIndex(*last))]
+    PurgeBeyondLog { index: u64, last: Option<u64> },
+    #[error("cannot truncate from {index}: entries through {purged} are already purged")]
+    TruncatePurged { index: u64, purged: u64 },
+    #[error("snapshot at {index} has chain head {snapshot}, but the log's entry {index} hashes to {log}")]
+    SnapshotConflict { index: u64, snapshot: String, log: String },
+}
+
+impl StoreError {
+    pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+        move |source| StoreError::Io { op, path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn corrupt(file: &Path, offset: u64, index: Option<u64>, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { file: file.to_path_buf(), offset, index, reason: reason.into() }
+    }
+}
+
+struct EntrySuffix(Option<u64>);
+
+impl fmt::Display for EntrySuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(index) => write!(f, " (entry {index})"),
+            None => Ok(()),
+        }
+    }
+}
+
+struct HeldRange(Option<u64>, Option<u64>);
+
+impl fmt::Display for HeldRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (Some(first), Some(last)) => write!(f, "{first}..={last}"),
+            _ => f.write_str("no entries"),
+        }
+    }
+}
+
+struct OptionalIndex(Option<u64>);
+
+impl fmt::Display for OptionalIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(index) => write!(f, "{index}"),
+            None => f.write_str("nothing (empty)"),
+        }
+    }
+}

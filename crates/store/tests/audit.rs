@@ -1,0 +1,284 @@
+//! `audit::verify` end to end on data directories built by hand from real ledger proposals:
+//! replay from genesis or a snapshot, cross-checks, and tampering named by entry/file/offset.
+
+use std::path::Path;
+
+use croupier_core::codec::{encode_ledger, encode_proposal};
+use croupier_core::command::Proposal;
+use croupier_core::{AccountFlags, AccountKind, Command, Ledger, LedgerCode, NewAccount, NewTransfer, TransferFlags};
+use croupier_store::audit::{self, AuditError};
+use croupier_store::{DataDir, LogOptions, LogRecord, LogStore, RecordKind, SnapshotMeta, SnapshotStore};
+
+const SMALL_SEGMENT_BYTES: u64 = 600;
+const PLAYER: u128 = 1;
+const CLEARING: u128 = 2;
+const OPERATOR: u128 = 3;
+/// Entries 0 (membership) and 1 (blank) carry no proposal; ledger entries start at 2.
+const LAST_INDEX: u64 = 25;
+
+fn eur() -> LedgerCode {
+    LedgerCode::parse("EUR").unwrap()
+}
+
+fn account(id: u128, kind: AccountKind, flags: AccountFlags) -> NewAccount {
+    NewAccount { id, ledger: eur(), kind, flags }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u64) -> NewTransfer {
+    NewTransfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: eur(),
+        flags: TransferFlags::empty(),
+        pending_id: 0,
+        timeout_s: 0,
+    }
+}
+
+/// The proposal stored at `index` (2..): accounts first, then deposits and bets.
+fn proposal(index: u64) -> Proposal {
+    let timestamp_ns = 1_700_000_000_000_000_000 + index * 1_000_000;
+    let commands = if index == 2 {
+        vec![Command::CreateAccounts(vec![
+            account(PLAYER, AccountKind::Player, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+            account(CLEARING, AccountKind::Clearing, AccountFlags::empty()),
+            account(OPERATOR, AccountKind::System, AccountFlags::empty()),
+        ])]
+    } else {
+        let id = index as u128 * 10;
+        vec![Command::CreateTransfers(vec![
+            transfer(id, CLEARING, PLAYER, 100),
+            transfer(id + 1, PLAYER, OPERATOR, 30),
+        ])]
+    };
+    Proposal { timestamp_ns, commands }
+}
+
+fn record(index: u64) -> LogRecord {
+    let (kind, payload) = match index {
+        0 => (RecordKind::Membership, b"one voter".to_vec()),
+        1 => (RecordKind::Blank, Vec::new()),
+        _ => {
+            let mut bytes = Vec::new();
+            encode_proposal(&proposal(index), &mut bytes);
+            (RecordKind::Normal, bytes)
+        }
+    };
+    LogRecord { index, term: 1 + index / 10, kind, payload }
+}
+
+fn ledger_through(index: u64) -> Ledger {
+    let mut ledger = Ledger::new();
+    for i in 2..=index {
+        let p = proposal(i);
+        ledger.apply(p.timestamp_ns, &p.commands);
+    }
+    ledger
+}
+
+fn write_log(dir: &Path, to_inclusive: u64) -> LogStore {
+    let (mut log, _) =
+        LogStore::open(DataDir::new(dir).log_dir(), LogOptions { segment_size_max_bytes: SMALL_SEGMENT_BYTES })
+            .unwrap();
+    let records: Vec<LogRecord> = (0..=to_inclusive).map(record).collect();
+    log.append(&records).unwrap();
+    log.sync().unwrap();
+    log
+}
+
+fn save_snapshot(dir: &Path, log: &LogStore, index: u64, ledger: &Ledger) {
+    let mut data = Vec::new();
+    encode_ledger(ledger, &mut data);
+    let meta = SnapshotMeta {
+        last_index: index,
+        last_term: record(index).term,
+        chain_head: log.chain_hash(index).unwrap(),
+        membership: b"one voter".to_vec(),
+        snapshot_id: format!("snap-{index}"),
+    };
+    SnapshotStore::open(DataDir::new(dir).snapshot_dir()).unwrap().save(&meta, &data).unwrap();
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn audit_error(dir: &Path) -> AuditError {
+    audit::verify(dir).expect_err("the audit must fail")
+}
+
+#[test]
+fn audit_from_genesis_replays_every_entry_and_sums_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let summary = audit::verify(dir.path()).unwrap();
+    assert_eq!((summary.first_index, summary.last_index), (Some(0), Some(LAST_INDEX)));
+    assert_eq!(summary.entries_verified, LAST_INDEX + 1);
+    assert_eq!(summary.entries_replayed, LAST_INDEX - 1);
+    assert_eq!(summary.chain_head, log.last_chain_hash());
+    assert_eq!(summary.snapshot, None);
+    let deposits = (LAST_INDEX - 2) as u128;
+    assert_eq!((summary.accounts, summary.transfers), (3, 2 * deposits as u64));
+    let eur_sums = &summary.per_ledger[0];
+    assert_eq!(eur_sums.debits_posted, deposits * 130);
+    assert_eq!(eur_sums.credits_posted, deposits * 130);
+    assert_eq!(summary.per_ledger, ledger_through(LAST_INDEX).totals().per_ledger);
+}
+
+#[test]
+fn audit_from_a_snapshot_after_compaction_reaches_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = write_log(dir.path(), LAST_INDEX);
+    save_snapshot(dir.path(), &log, 14, &ledger_through(14));
+    log.purge_through(14).unwrap();
+    drop(log);
+    let summary = audit::verify(dir.path()).unwrap();
+    assert_eq!(summary.snapshot.as_ref().map(|s| s.last_index), Some(14));
+    assert_eq!(summary.entries_replayed, LAST_INDEX - 14);
+    assert!(!summary.genesis_replay_matches_snapshot, "genesis is no longer on disk");
+    assert_eq!(summary.per_ledger, ledger_through(LAST_INDEX).totals().per_ledger);
+    assert_eq!(summary.transfers, ledger_through(LAST_INDEX).totals().transfers);
+}
+
+#[test]
+fn snapshot_is_cross_checked_against_a_replay_from_genesis_when_the_log_still_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    save_snapshot(dir.path(), &log, 11, &ledger_through(11));
+    drop(log);
+    let summary = audit::verify(dir.path()).unwrap();
+    assert!(summary.genesis_replay_matches_snapshot);
+    assert_eq!(summary.per_ledger, ledger_through(LAST_INDEX).totals().per_ledger);
+}
+
+#[test]
+fn snapshot_whose_state_the_log_does_not_produce_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    // Chain head of entry 11 but the state after entry 10: a snapshot that lies.
+    save_snapshot(dir.path(), &log, 11, &ledger_through(10));
+    drop(log);
+    let error = audit_error(dir.path());
+    assert_eq!(error.index, Some(11));
+    assert!(error.file.as_ref().unwrap().starts_with(DataDir::new(dir.path()).snapshot_dir()), "{error}");
+}
+
+#[test]
+fn snapshot_that_the_log_does_not_chain_to_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let mut data = Vec::new();
+    encode_ledger(&ledger_through(9), &mut data);
+    let meta = SnapshotMeta {
+        last_index: 9,
+        last_term: 1,
+        chain_head: log.chain_hash(8).unwrap(),
+        membership: Vec::new(),
+        snapshot_id: "wrong-head".into(),
+    };
+    SnapshotStore::open(DataDir::new(dir.path()).snapshot_dir()).unwrap().save(&meta, &data).unwrap();
+    let (file, offset) = log.location(9).unwrap();
+    drop(log);
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(9), Some(file), Some(offset)));
+}
+
+#[test]
+fn flipped_byte_in_an_entry_is_named_with_index_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let (file, offset) = log.location(7).unwrap();
+    drop(log);
+    flip_byte(&file, offset + 70);
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file.clone(), error.offset), (Some(7), Some(file), Some(offset)), "{error}");
+    assert!(error.to_string().contains("entry 7"), "{error}");
+}
+
+#[test]
+fn entry_rewritten_with_a_fresh_crc_breaks_the_chain_at_the_next_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let (file, offset) = log.location(7).unwrap();
+    let (next_file, next_offset) = log.location(8).unwrap();
+    drop(log);
+    // A forger changes an amount inside entry 7 and recomputes its CRC32C.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let start = offset as usize;
+    let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()) as usize;
+    let end = start + 8 + len;
+    bytes[end - 20] ^= 0x01;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[start..start + 4]), &bytes[start + 8..end]);
+    bytes[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(8), Some(next_file), Some(next_offset)));
+    assert!(error.reason.contains("entry 7"), "the message points at the altered predecessor: {}", error.reason);
+}
+
+#[test]
+fn compacted_log_without_a_covering_snapshot_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = write_log(dir.path(), LAST_INDEX);
+    log.purge_through(10).unwrap();
+    drop(log);
+    let error = audit_error(dir.path());
+    assert!(error.reason.contains("no snapshot"), "{error}");
+}
+
+#[test]
+fn snapshot_older_than_the_compaction_point_leaves_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = write_log(dir.path(), 40);
+    save_snapshot(dir.path(), &log, 5, &ledger_through(5));
+    log.purge_through(30).unwrap();
+    drop(log);
+    let error = audit_error(dir.path());
+    assert!(error.reason.contains("neither"), "{error}");
+}
+
+#[test]
+fn torn_tail_is_reported_but_does_not_fail_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let last_file = log.segment_files().pop().unwrap();
+    drop(log);
+    let mut bytes = std::fs::read(&last_file).unwrap();
+    bytes.extend_from_slice(&[0x55; 13]);
+    std::fs::write(&last_file, &bytes).unwrap();
+    let summary = audit::verify(dir.path()).unwrap();
+    assert_eq!(summary.torn_tail.as_ref().map(|t| t.bytes), Some(13));
+    assert_eq!(std::fs::metadata(&last_file).unwrap().len(), bytes.len() as u64, "the audit changes nothing");
+}
+
+#[test]
+fn entry_that_is_not_a_proposal_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = LogStore::open(DataDir::new(dir.path()).log_dir(), LogOptions::default()).unwrap();
+    log.append(&[record(0), record(1), record(2)]).unwrap();
+    log.append(&[LogRecord { index: 3, term: 1, kind: RecordKind::Normal, payload: b"not a proposal".to_vec() }])
+        .unwrap();
+    log.sync().unwrap();
+    let (file, offset) = log.location(3).unwrap();
+    drop(log);
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(3), Some(file), Some(offset)));
+}
+
+#[test]
+fn missing_data_directory_is_an_error_not_an_empty_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = audit_error(&dir.path().join("typo"));
+    assert!(error.reason.contains("does not exist"), "{error}");
+}
+
+#[test]
+fn empty_data_directory_passes_with_an_empty_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = audit::verify(dir.path()).unwrap();
+    assert_eq!((summary.entries_verified, summary.accounts, summary.last_index), (0, 0, None));
+}
