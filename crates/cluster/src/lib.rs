@@ -4,11 +4,44 @@
 //! and proposing a batch of commands as one log entry stamped with the leader's time.
 //!
 //! It must not know: HTTP, JSON or the API's shapes.
+//!
+//! Write path: `propose` → openraft (leader appends the entry) → the log writer thread (encode,
+//! CRC + chain hash, one write and ONE fdatasync for everything queued) → openraft commits →
+//! the state machine applies the entry to the ledger (the entry comes from an in-memory cache,
+//! never from disk on this path) → the results go back to the proposer. The disk write of one
+//! entry overlaps the apply of the previous one.
 
+// openraft's `StorageError` is large and its traits return it by value; boxing ours would not help.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use croupier_core::command::Proposal;
 use croupier_core::{Command, CommandResult, Ledger};
+use croupier_store::{DataDir, LogOptions, LogStore, SnapshotStore, VoteFile};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
+use tokio::sync::{watch, RwLock};
+
+mod entry_cache;
+mod log_storage;
+mod log_writer;
+mod metric_names;
+mod network;
+mod raft_codec;
+mod state_machine;
+mod types;
+
+use log_storage::LogStorage;
+use log_writer::WriterHandle;
+use state_machine::{LedgerStateMachine, RecoveredState, SharedLedger};
+use types::{ProposalData, Raft};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
 pub trait Consensus: Clone + Send + Sync + 'static {
@@ -58,6 +91,10 @@ pub struct NodeConfig {
     /// Take a state-machine snapshot (and compact the log behind it) after this many entries.
     pub snapshot_entries_since_last: u64,
     pub log_segment_size_max_bytes: u64,
+    /// Entries kept in the log behind the latest snapshot (for followers that lag a little).
+    pub log_entries_kept_after_snapshot: u64,
+    /// Memory for recent entries, so applying never reads the disk on the hot path.
+    pub log_cache_size_max_bytes: usize,
 }
 
 impl NodeConfig {
@@ -67,43 +104,377 @@ impl NodeConfig {
             node_id: 1,
             snapshot_entries_since_last: 20_000,
             log_segment_size_max_bytes: 64 << 20,
+            log_entries_kept_after_snapshot: 1_000,
+            log_cache_size_max_bytes: 64 << 20,
         }
     }
 }
 
-/// A running node (cheap to clone). Skeleton until the cluster helper lands it.
+/// Worker threads of the consensus runtime: the Raft core and the state machine worker run in
+/// parallel, so the fsync of one entry overlaps the apply of the previous one.
+const CONSENSUS_WORKER_THREADS: usize = 2;
+/// How long a starting node waits to lead its one-voter cluster.
+const LEADER_WAIT_MS: u64 = 10_000;
+/// How long a starting node may spend re-applying its log after the latest snapshot.
+const REPLAY_WAIT_MS: u64 = 600_000;
+
+/// A running node (cheap to clone).
 #[derive(Clone)]
 pub struct Node {
-    _private: (),
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    node_id: u64,
+    raft: Raft,
+    metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
+    ledger: SharedLedger,
+    writer: WriterHandle,
+    threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
+    stopped: AtomicBool,
+}
+
+/// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
+/// own: on a runtime shared with hundreds of HTTP connections, every wake-up of the Raft core
+/// (several per entry) would wait behind them in the run queue.
+struct ConsensusRuntime {
+    runtime: tokio::runtime::Handle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl ConsensusRuntime {
+    fn spawn() -> std::io::Result<ConsensusRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CONSENSUS_WORKER_THREADS)
+            .thread_name("croupier-consensus")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("croupier-consensus".to_string())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(ConsensusRuntime {
+            runtime: handle,
+            stop,
+            thread,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
 }
 
 impl Node {
     /// Opens (and recovers) the data dir, starts Raft, initializes a one-voter cluster on a
     /// fresh dir, and waits until this node leads. Refuses to start on corrupted storage.
-    pub async fn start(_config: NodeConfig) -> Result<Node, ClusterError> {
-        todo!("cluster node")
+    pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
+        let node_id = config.node_id;
+        let (writer, writer_thread, log_storage, state_machine, ledger) = open_storage(&config)?;
+        let raft_config = raft_config(&config)?;
+        let consensus = match ConsensusRuntime::spawn() {
+            Ok(consensus) => consensus,
+            Err(error) => {
+                let _ = stop_writer(&writer, writer_thread).await;
+                return Err(ClusterError::Raft(format!(
+                    "cannot start the consensus runtime: {error}"
+                )));
+            }
+        };
+        // Raft::new spawns openraft's tasks on the runtime it runs in: the consensus runtime.
+        let raft = consensus
+            .runtime
+            .spawn(Raft::new(
+                node_id,
+                raft_config,
+                network::NoPeers,
+                log_storage,
+                state_machine,
+            ))
+            .await
+            .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
+            .and_then(|created| created.map_err(fatal_to_cluster_error));
+        let raft = match raft {
+            Ok(raft) => raft,
+            Err(error) => {
+                let _ = stop_writer(&writer, writer_thread).await;
+                consensus.stop().await;
+                return Err(error);
+            }
+        };
+        let node = Node {
+            inner: Arc::new(NodeInner {
+                node_id,
+                metrics: raft.metrics(),
+                raft,
+                ledger,
+                writer,
+                threads: Mutex::new(Some((writer_thread, consensus))),
+                stopped: AtomicBool::new(false),
+            }),
+        };
+        if let Err(error) = node.become_leader_and_catch_up().await {
+            let _ = node.shutdown().await;
+            return Err(error);
+        }
+        Ok(node)
     }
 
-    /// Stops Raft and flushes storage.
+    /// Stops Raft and flushes storage. Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
-        todo!()
+        if self.inner.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let raft_outcome = self
+            .inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()));
+        let threads = self
+            .inner
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let writer_outcome = match threads {
+            Some((writer_thread, consensus)) => {
+                let outcome = stop_writer(&self.inner.writer, writer_thread).await;
+                consensus.stop().await;
+                outcome
+            }
+            None => Ok(()),
+        };
+        raft_outcome?;
+        writer_outcome.map_err(|e| ClusterError::Storage(e.0))
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    async fn become_leader_and_catch_up(&self) -> Result<(), ClusterError> {
+        let raft = &self.inner.raft;
+        let node_id = self.inner.node_id;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(fatal_to_cluster_error)?;
+        if !initialized {
+            let voters = BTreeMap::from([(node_id, BasicNode::default())]);
+            match raft.initialize(voters).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(error) => return Err(ClusterError::Raft(error.to_string())),
+            }
+        }
+        raft.wait(Some(Duration::from_millis(LEADER_WAIT_MS)))
+            .metrics(
+                |m| m.current_leader == Some(node_id) && m.state.is_leader(),
+                "this node leads",
+            )
+            .await
+            .map_err(|_| ClusterError::NoLeader(LEADER_WAIT_MS))?;
+        // Serve only once the log after the latest snapshot is applied again.
+        raft.wait(Some(Duration::from_millis(REPLAY_WAIT_MS)))
+            .metrics(
+                |m| m.last_applied.map(|id| id.index) >= m.last_log_index,
+                "log replayed",
+            )
+            .await
+            .map_err(|e| ClusterError::Raft(format!("log replay did not finish: {e}")))?;
+        Ok(())
     }
 }
 
+type OpenedStorage = (
+    WriterHandle,
+    JoinHandle<()>,
+    LogStorage,
+    LedgerStateMachine,
+    SharedLedger,
+);
+
+fn open_storage(config: &NodeConfig) -> Result<OpenedStorage, ClusterError> {
+    let storage_error = |e: &dyn std::fmt::Display| ClusterError::Storage(e.to_string());
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let dirs = DataDir::new(&config.data_dir);
+    let log_options = LogOptions {
+        segment_size_max_bytes: config.log_segment_size_max_bytes,
+    };
+    let (log_store, recovery) =
+        LogStore::open(dirs.log_dir(), log_options).map_err(|e| storage_error(&e))?;
+    if let Some(torn) = &recovery.torn_tail {
+        tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
+            "cut a torn write off the end of the log");
+    }
+    tracing::info!(entries = recovery.entries, segments = recovery.segments, last_index = ?recovery.last_index, "log opened");
+    let vote_file = VoteFile::open(dirs.vote_path()).map_err(|e| storage_error(&e))?;
+    let snapshots = SnapshotStore::open(dirs.snapshot_dir()).map_err(|e| storage_error(&e))?;
+    let mut recovered = RecoveredState::load(&snapshots).map_err(|e| storage_error(&e))?;
+    check_snapshot_chains_to_log(&recovered, &log_store)?;
+    let ledger = Arc::new(RwLock::new(std::mem::take(&mut recovered.ledger)));
+    let (writer, writer_thread) = WriterHandle::spawn(log_store)
+        .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}")))?;
+    let state_machine = LedgerStateMachine::new(
+        recovered,
+        Arc::clone(&ledger),
+        Arc::new(Mutex::new(snapshots)),
+        writer.clone(),
+    );
+    let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
+    Ok((writer, writer_thread, log_storage, state_machine, ledger))
+}
+
+/// The latest snapshot must vouch for the same chain head as the log's entry it covers (when
+/// the log still holds that entry): otherwise one of them is not what this node wrote.
+fn check_snapshot_chains_to_log(
+    recovered: &RecoveredState,
+    log: &LogStore,
+) -> Result<(), ClusterError> {
+    let Some((index, snapshot_head)) = recovered.chain_head else {
+        return Ok(());
+    };
+    let log_holds_entry = log
+        .last_purged()
+        .is_some_and(|(purged, _, _)| purged == index)
+        || (log.first_index().is_some_and(|first| first <= index)
+            && log.last_index().is_some_and(|last| index <= last));
+    if !log_holds_entry {
+        return Ok(());
+    }
+    let log_head = log
+        .chain_hash(index)
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    if log_head == snapshot_head {
+        return Ok(());
+    }
+    Err(ClusterError::Storage(format!(
+        "snapshot {} covers entry {index} with chain head {}, but the log's entry {index} hashes to {}",
+        recovered.snapshot_id.as_deref().unwrap_or("?"),
+        hex_string(&snapshot_head),
+        hex_string(&log_head),
+    )))
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
+    let raft_config = Config {
+        cluster_name: "croupier".to_string(),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries_since_last),
+        max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
+        purge_batch_size: 1,
+        ..Default::default()
+    };
+    raft_config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| ClusterError::Raft(format!("invalid Raft configuration: {e}")))
+}
+
+async fn stop_writer(
+    writer: &WriterHandle,
+    thread: JoinHandle<()>,
+) -> Result<(), log_writer::StorageFailure> {
+    let outcome = writer.shutdown().await;
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    outcome
+}
+
+fn fatal_to_cluster_error(error: Fatal<u64>) -> ClusterError {
+    match error {
+        Fatal::StorageError(e) => ClusterError::Storage(e.to_string()),
+        other => ClusterError::Raft(other.to_string()),
+    }
+}
+
+fn fatal_to_propose_error(error: Fatal<u64>) -> ProposeError {
+    match error {
+        Fatal::Stopped => ProposeError::ShuttingDown,
+        Fatal::StorageError(e) => ProposeError::Storage(e.to_string()),
+        Fatal::Panicked => ProposeError::Fatal("consensus task panicked".to_string()),
+    }
+}
+
+fn unix_time_ns() -> u64 {
+    // A clock before 1970 or past 2554 gives 0 / saturates; the ledger keeps its clock monotonic.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl Consensus for Node {
-    async fn propose(&self, _commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
-        todo!()
+    async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ProposeError::ShuttingDown);
+        }
+        let proposal = Proposal {
+            timestamp_ns: unix_time_ns(),
+            commands,
+        };
+        match self
+            .inner
+            .raft
+            .client_write(ProposalData::Decoded(Arc::new(proposal)))
+            .await
+        {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ProposeError::Fatal(e.to_string()))
+            }
+            Err(RaftError::Fatal(fatal)) => Err(fatal_to_propose_error(fatal)),
+        }
     }
 
-    async fn read<R, F>(&self, _read: F) -> Result<R, ProposeError>
+    async fn read<R, F>(&self, read: F) -> Result<R, ProposeError>
     where
         R: Send + 'static,
         F: FnOnce(&Ledger) -> R + Send + 'static,
     {
-        todo!()
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ProposeError::ShuttingDown);
+        }
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(_) => {}
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                return Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                tracing::warn!(error = %e, "read refused: leadership not confirmed by a quorum");
+                return Err(ProposeError::NotLeader { leader: None });
+            }
+            Err(RaftError::Fatal(fatal)) => return Err(fatal_to_propose_error(fatal)),
+        }
+        let ledger = self.inner.ledger.read().await;
+        Ok(read(&ledger))
     }
 
     fn is_serving_writes(&self) -> bool {
-        todo!()
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
+        let metrics = self.inner.metrics.borrow();
+        metrics.running_state.is_ok()
+            && metrics.state.is_leader()
+            && metrics.current_leader == Some(self.inner.node_id)
     }
 }

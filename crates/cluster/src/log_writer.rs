@@ -1,0 +1,563 @@
+//! The log writer: one thread owns the `LogStore`, fed by a bounded channel. It takes every
+//! request already queued, writes all queued appends as one buffered write, makes them durable
+//! with ONE fdatasync and only then tells openraft they are flushed (group commit at the disk).
+//! Truncate, purge and reads go through the same queue, so they are ordered after every append
+//! queued before them.
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use croupier_core::codec::encode_proposal;
+use croupier_store::{ChainHash, LogRecord, LogStore, RecordKind, StoreError};
+use openraft::storage::LogFlushed;
+use openraft::EntryPayload;
+use tokio::sync::oneshot;
+
+use crate::metric_names;
+use crate::raft_codec::{decode_membership, encode_membership};
+use crate::types::{log_id, Entry, LogId, ProposalData, TypeConfig};
+
+/// Requests waiting for the writer; a full queue makes the proposer wait (back-pressure).
+const WRITER_QUEUE_REQUESTS_MAX: usize = 1024;
+/// Most requests folded into one write + fdatasync.
+const WRITER_GROUP_REQUESTS_MAX: usize = 256;
+
+/// A storage failure, as text: the store's error names the file and offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct StorageFailure(pub(crate) String);
+
+impl StorageFailure {
+    fn writer_gone() -> Self {
+        StorageFailure("log writer has stopped".to_string())
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StorageFailure>>;
+
+/// Called once the appended entries are durable (or the write failed).
+pub(crate) type Flushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
+
+pub(crate) fn openraft_flushed(callback: LogFlushed<TypeConfig>) -> Flushed {
+    Box::new(move |outcome| callback.log_io_completed(outcome))
+}
+
+/// First and last log ids still on disk, as openraft's `LogState` needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogBounds {
+    pub(crate) last_purged: Option<LogId>,
+    pub(crate) last: Option<LogId>,
+}
+
+enum WriterRequest {
+    Append {
+        entries: Vec<Entry>,
+        flushed: Flushed,
+    },
+    TruncateFrom {
+        index: u64,
+        done: Reply<()>,
+    },
+    PurgeThrough {
+        index: u64,
+        done: Reply<()>,
+    },
+    PurgeThroughSnapshot {
+        index: u64,
+        term: u64,
+        chain_head: ChainHash,
+        done: Reply<()>,
+    },
+    Read {
+        from: u64,
+        to: u64,
+        reply: Reply<Vec<Entry>>,
+    },
+    Bounds {
+        reply: Reply<LogBounds>,
+    },
+    ChainHash {
+        index: u64,
+        reply: Reply<ChainHash>,
+    },
+    Shutdown {
+        done: Reply<()>,
+    },
+}
+
+#[derive(Clone)]
+pub(crate) struct WriterHandle {
+    queue: SyncSender<WriterRequest>,
+}
+
+impl WriterHandle {
+    pub(crate) fn spawn(store: LogStore) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
+        let (queue, requests) = mpsc::sync_channel(WRITER_QUEUE_REQUESTS_MAX);
+        let thread = std::thread::Builder::new()
+            .name("croupier-log-writer".to_string())
+            .spawn(move || {
+                Writer {
+                    store,
+                    poisoned: None,
+                }
+                .run(requests)
+            })?;
+        Ok((WriterHandle { queue }, thread))
+    }
+
+    /// Hands entries to the writer and returns; `flushed` is called once they are durable.
+    pub(crate) fn append(
+        &self,
+        entries: Vec<Entry>,
+        flushed: Flushed,
+    ) -> Result<(), StorageFailure> {
+        self.queue
+            .send(WriterRequest::Append { entries, flushed })
+            .map_err(|_| StorageFailure::writer_gone())
+    }
+
+    pub(crate) async fn truncate_from(&self, index: u64) -> Result<(), StorageFailure> {
+        self.call(|done| WriterRequest::TruncateFrom { index, done })
+            .await
+    }
+
+    pub(crate) async fn purge_through(&self, index: u64) -> Result<(), StorageFailure> {
+        self.call(|done| WriterRequest::PurgeThrough { index, done })
+            .await
+    }
+
+    /// Moves the purge point to an installed snapshot's last entry, wherever the log ends; a
+    /// local suffix that conflicts with the snapshot was never committed and is dropped.
+    pub(crate) async fn purge_through_snapshot(
+        &self,
+        index: u64,
+        term: u64,
+        chain_head: ChainHash,
+    ) -> Result<(), StorageFailure> {
+        self.call(|done| WriterRequest::PurgeThroughSnapshot {
+            index,
+            term,
+            chain_head,
+            done,
+        })
+        .await
+    }
+
+    /// Entries `[from, to)` read back from disk (normal payloads stay encoded).
+    pub(crate) async fn read(&self, from: u64, to: u64) -> Result<Vec<Entry>, StorageFailure> {
+        self.call(|reply| WriterRequest::Read { from, to, reply })
+            .await
+    }
+
+    pub(crate) async fn bounds(&self) -> Result<LogBounds, StorageFailure> {
+        self.call(|reply| WriterRequest::Bounds { reply }).await
+    }
+
+    pub(crate) async fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageFailure> {
+        self.call(|reply| WriterRequest::ChainHash { index, reply })
+            .await
+    }
+
+    /// Flushes what is queued and stops the thread.
+    pub(crate) async fn shutdown(&self) -> Result<(), StorageFailure> {
+        self.call(|done| WriterRequest::Shutdown { done }).await
+    }
+
+    async fn call<T>(
+        &self,
+        request: impl FnOnce(Reply<T>) -> WriterRequest,
+    ) -> Result<T, StorageFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(request(reply))
+            .map_err(|_| StorageFailure::writer_gone())?;
+        answer.await.map_err(|_| StorageFailure::writer_gone())?
+    }
+}
+
+struct Writer {
+    store: LogStore,
+    /// Set by the first failed write or sync: after that the on-disk tail is unknown, so every
+    /// later request fails and openraft stops the node instead of acknowledging anything.
+    poisoned: Option<StorageFailure>,
+}
+
+impl Writer {
+    fn run(mut self, requests: Receiver<WriterRequest>) {
+        while let Ok(first) = requests.recv() {
+            let mut unflushed: Vec<Flushed> = Vec::new();
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(request) = next.take() {
+                taken += 1;
+                match request {
+                    WriterRequest::Append { entries, flushed } => {
+                        self.write(&entries);
+                        unflushed.push(flushed);
+                    }
+                    WriterRequest::Shutdown { done } => {
+                        self.flush(unflushed);
+                        let _ = done.send(self.check());
+                        return;
+                    }
+                    other => {
+                        // Anything else must see every append queued before it on disk.
+                        self.flush(std::mem::take(&mut unflushed));
+                        self.serve(other);
+                    }
+                }
+                if taken < WRITER_GROUP_REQUESTS_MAX {
+                    next = requests.try_recv().ok();
+                }
+            }
+            self.flush(unflushed);
+        }
+        // Every handle dropped: sync what was written (nothing was acknowledged unsynced).
+        let _ = self.store.sync();
+    }
+
+    fn check(&self) -> Result<(), StorageFailure> {
+        match &self.poisoned {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&mut self, entries: &[Entry]) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let records: Vec<LogRecord> = entries.iter().map(record_of).collect();
+        let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+        if let Err(error) = self.store.append(&records) {
+            self.poisoned = Some(StorageFailure(format!("log append failed: {error}")));
+            return;
+        }
+        metrics::counter!(metric_names::LOG_ENTRIES_TOTAL).increment(records.len() as u64);
+        metrics::counter!(metric_names::LOG_BYTES_TOTAL).increment(bytes as u64);
+    }
+
+    /// One fdatasync for everything written since the last one, then the callbacks.
+    fn flush(&mut self, unflushed: Vec<Flushed>) {
+        if unflushed.is_empty() {
+            return;
+        }
+        if self.poisoned.is_none() {
+            let started = Instant::now();
+            match self.store.sync() {
+                Ok(()) => metrics::histogram!(metric_names::LOG_FSYNC_SECONDS)
+                    .record(started.elapsed().as_secs_f64()),
+                Err(error) => {
+                    self.poisoned = Some(StorageFailure(format!("log sync failed: {error}")))
+                }
+            }
+        }
+        for flushed in unflushed {
+            let outcome = self
+                .check()
+                .map_err(|failure| std::io::Error::other(failure.0));
+            flushed(outcome);
+        }
+    }
+
+    fn serve(&mut self, request: WriterRequest) {
+        match request {
+            WriterRequest::TruncateFrom { index, done } => {
+                let outcome = self.check().and_then(|()| {
+                    self.store
+                        .truncate_from(index)
+                        .map_err(|e| StorageFailure(format!("log truncate failed: {e}")))
+                });
+                let _ = done.send(outcome);
+            }
+            WriterRequest::PurgeThrough { index, done } => {
+                let outcome = self.check().and_then(|()| {
+                    self.store
+                        .purge_through(index)
+                        .map_err(|e| StorageFailure(format!("log purge failed: {e}")))
+                });
+                let _ = done.send(outcome);
+            }
+            WriterRequest::PurgeThroughSnapshot {
+                index,
+                term,
+                chain_head,
+                done,
+            } => {
+                let outcome = self
+                    .check()
+                    .and_then(|()| self.purge_through_snapshot(index, term, chain_head));
+                let _ = done.send(outcome);
+            }
+            WriterRequest::Read { from, to, reply } => {
+                let _ = reply.send(self.check().and_then(|()| self.read(from, to)));
+            }
+            WriterRequest::Bounds { reply } => {
+                let _ = reply.send(self.check().and_then(|()| self.bounds()));
+            }
+            WriterRequest::ChainHash { index, reply } => {
+                let outcome = self.check().and_then(|()| {
+                    self.store
+                        .chain_hash(index)
+                        .map_err(|e| StorageFailure(format!("log chain hash failed: {e}")))
+                });
+                let _ = reply.send(outcome);
+            }
+            WriterRequest::Append { .. } | WriterRequest::Shutdown { .. } => {
+                unreachable!("appends and shutdown are handled by the group loop")
+            }
+        }
+    }
+
+    fn read(&mut self, from: u64, to: u64) -> Result<Vec<Entry>, StorageFailure> {
+        // openraft may ask past either end (e.g. an open range); serve what the log holds.
+        let (Some(first), Some(last)) = (self.store.first_index(), self.store.last_index()) else {
+            return Ok(Vec::new());
+        };
+        let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let records = self
+            .store
+            .read_range(from, to)
+            .map_err(|e| StorageFailure(format!("log read failed: {e}")))?;
+        records.into_iter().map(entry_of).collect()
+    }
+
+    fn purge_through_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        chain_head: ChainHash,
+    ) -> Result<(), StorageFailure> {
+        let failed =
+            |e: StoreError| StorageFailure(format!("log purge to snapshot {index} failed: {e}"));
+        match self.store.purge_through_snapshot(index, term, chain_head) {
+            Err(StoreError::SnapshotConflict { .. }) => {
+                self.store.truncate_from(index).map_err(failed)?;
+                self.store
+                    .purge_through_snapshot(index, term, chain_head)
+                    .map_err(failed)
+            }
+            other => other.map_err(failed),
+        }
+    }
+
+    fn bounds(&mut self) -> Result<LogBounds, StorageFailure> {
+        let last_purged = self
+            .store
+            .last_purged()
+            .map(|(index, term, _)| log_id(term, index));
+        let last_index = self.store.last_index();
+        let last = match last_index {
+            Some(index) if Some(index) > last_purged.map(|id| id.index) => {
+                let records = self
+                    .store
+                    .read_range(index, index + 1)
+                    .map_err(|e| StorageFailure(format!("log read failed: {e}")))?;
+                let record = records
+                    .first()
+                    .ok_or_else(|| StorageFailure(format!("log entry {index} missing")))?;
+                Some(log_id(record.term, record.index))
+            }
+            _ => last_purged,
+        };
+        Ok(LogBounds { last_purged, last })
+    }
+}
+
+fn record_of(entry: &Entry) -> LogRecord {
+    let (kind, payload) = match &entry.payload {
+        EntryPayload::Blank => (RecordKind::Blank, Vec::new()),
+        EntryPayload::Normal(ProposalData::Decoded(proposal)) => {
+            let mut payload = Vec::new();
+            encode_proposal(proposal, &mut payload);
+            (RecordKind::Normal, payload)
+        }
+        EntryPayload::Normal(ProposalData::Encoded(bytes)) => (RecordKind::Normal, bytes.to_vec()),
+        EntryPayload::Membership(membership) => {
+            (RecordKind::Membership, encode_membership(membership))
+        }
+    };
+    LogRecord {
+        index: entry.log_id.index,
+        term: entry.log_id.leader_id.term,
+        kind,
+        payload,
+    }
+}
+
+fn entry_of(record: LogRecord) -> Result<Entry, StorageFailure> {
+    let payload = match record.kind {
+        RecordKind::Blank => EntryPayload::Blank,
+        RecordKind::Normal => {
+            EntryPayload::Normal(ProposalData::Encoded(Arc::from(record.payload)))
+        }
+        RecordKind::Membership => EntryPayload::Membership(
+            decode_membership(&record.payload)
+                .map_err(|e| StorageFailure(format!("log entry {}: {e}", record.index)))?,
+        ),
+    };
+    Ok(Entry {
+        log_id: log_id(record.term, record.index),
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use croupier_core::command::Proposal;
+    use croupier_store::LogOptions;
+
+    use super::*;
+
+    fn normal(index: u64, timestamp_ns: u64) -> Entry {
+        let proposal = Proposal {
+            timestamp_ns,
+            commands: vec![croupier_core::Command::Tick],
+        };
+        Entry {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Normal(ProposalData::Decoded(Arc::new(proposal))),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> (WriterHandle, JoinHandle<()>) {
+        let (store, _) = LogStore::open(dir, LogOptions::default()).unwrap();
+        WriterHandle::spawn(store).unwrap()
+    }
+
+    /// Appends without waiting; the returned receiver yields each append's outcome in order.
+    fn append_all(
+        writer: &WriterHandle,
+        batches: Vec<Vec<Entry>>,
+    ) -> std_mpsc::Receiver<(usize, bool)> {
+        let (done, outcomes) = std_mpsc::channel();
+        for (number, entries) in batches.into_iter().enumerate() {
+            let done = done.clone();
+            let report = move |outcome: std::io::Result<()>| {
+                // A test that ignores the outcomes drops the receiver: that is fine.
+                let _ = done.send((number, outcome.is_ok()));
+            };
+            writer.append(entries, Box::new(report)).unwrap();
+        }
+        outcomes
+    }
+
+    fn timestamps(entries: &[Entry]) -> Vec<u64> {
+        entries
+            .iter()
+            .map(|entry| match &entry.payload {
+                EntryPayload::Normal(data) => data.decoded().unwrap().timestamp_ns,
+                _ => panic!("expected a normal entry"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn queued_appends_are_durable_in_order_before_their_callbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, thread) = open(dir.path());
+        let outcomes = append_all(
+            &writer,
+            vec![
+                vec![normal(1, 10)],
+                vec![normal(2, 20), normal(3, 30)],
+                vec![normal(4, 40)],
+            ],
+        );
+        writer.shutdown().await.unwrap();
+        thread.join().unwrap();
+        let answered: Vec<(usize, bool)> = outcomes.try_iter().collect();
+        assert_eq!(answered, vec![(0, true), (1, true), (2, true)]);
+
+        // Reopened from disk: every acknowledged entry is there, payloads decode again.
+        let (writer, thread) = open(dir.path());
+        assert_eq!(
+            timestamps(&writer.read(1, 5).await.unwrap()),
+            vec![10, 20, 30, 40]
+        );
+        let bounds = writer.bounds().await.unwrap();
+        assert_eq!(
+            bounds,
+            LogBounds {
+                last_purged: None,
+                last: Some(log_id(1, 4))
+            }
+        );
+        writer.shutdown().await.unwrap();
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn reads_past_either_end_serve_what_the_log_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, thread) = open(dir.path());
+        let _ = append_all(
+            &writer,
+            vec![vec![normal(1, 1), normal(2, 2), normal(3, 3)]],
+        );
+        assert_eq!(
+            timestamps(&writer.read(0, u64::MAX).await.unwrap()),
+            vec![1, 2, 3]
+        );
+        assert!(writer.read(7, 9).await.unwrap().is_empty());
+        writer.shutdown().await.unwrap();
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn truncate_and_purge_apply_after_the_appends_queued_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, thread) = open(dir.path());
+        let _ = append_all(&writer, vec![(1..=6).map(|i| normal(i, i * 10)).collect()]);
+        writer.truncate_from(5).await.unwrap();
+        writer.purge_through(2).await.unwrap();
+        let _ = append_all(&writer, vec![vec![normal(5, 55)]]);
+        assert_eq!(
+            timestamps(&writer.read(0, u64::MAX).await.unwrap()),
+            vec![30, 40, 55]
+        );
+        let bounds = writer.bounds().await.unwrap();
+        assert_eq!(
+            bounds,
+            LogBounds {
+                last_purged: Some(log_id(1, 2)),
+                last: Some(log_id(1, 5))
+            }
+        );
+        let chain_head = writer.chain_hash(2).await.unwrap();
+        assert_ne!(chain_head, [0u8; 32]);
+        writer.shutdown().await.unwrap();
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn purge_to_a_snapshot_beyond_the_log_empties_it_and_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, thread) = open(dir.path());
+        let _ = append_all(&writer, vec![vec![normal(1, 1), normal(2, 2)]]);
+        writer
+            .purge_through_snapshot(10, 3, [7u8; 32])
+            .await
+            .unwrap();
+        let bounds = writer.bounds().await.unwrap();
+        assert_eq!(
+            bounds,
+            LogBounds {
+                last_purged: Some(log_id(3, 10)),
+                last: Some(log_id(3, 10))
+            }
+        );
+        assert_eq!(writer.chain_hash(10).await.unwrap(), [7u8; 32]);
+        let outcomes = append_all(&writer, vec![vec![normal(11, 11)]]);
+        writer.shutdown().await.unwrap();
+        thread.join().unwrap();
+        assert_eq!(outcomes.try_iter().collect::<Vec<_>>(), vec![(0, true)]);
+    }
+}
