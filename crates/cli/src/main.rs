@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The HTTP path allocates small objects at a high rate from many threads; glibc malloc took
+/// about 13% of CPU there, mimalloc about a quarter less user time in the measured benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod audit_cmd;
 mod bench_cmd;
 mod fair_cmd;

@@ -2,3 +2,209 @@
 //! into one log entry, the OpenAPI document and Prometheus metrics.
 //!
 //! It is the only crate that knows HTTP. It must not know: on-disk formats or openraft.
+//!
+//! Modules (mini-redis style): `wire` parses and prints JSON, `extract` turns bad requests
+//! into our JSON errors, `routes` holds the handlers (they return values, never panic),
+//! `group_commit` coalesces concurrent writes, `telemetry` counts and times requests.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+mod error;
+mod extract;
+pub mod group_commit;
+mod openapi;
+mod routes;
+mod telemetry;
+pub mod wire;
+
+pub use error::ApiError;
+pub use group_commit::GroupCommitConfig;
+pub use openapi::ApiDoc;
+pub use routes::{router, AppState};
+
+/// Largest request body; 8189 transfers with decimal-string ids fit with room to spare.
+pub const BODY_SIZE_MAX_BYTES_DEFAULT: usize = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub node: NodeConfig,
+    pub listen: SocketAddr,
+    pub group_commit: GroupCommitConfig,
+    pub body_size_max_bytes: usize,
+    /// On shutdown, how long in-flight requests may take before their connections are cut.
+    pub shutdown_drain_timeout_ms: u64,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        ServeConfig {
+            node: NodeConfig::new(data_dir),
+            listen,
+            group_commit: GroupCommitConfig::default(),
+            body_size_max_bytes: BODY_SIZE_MAX_BYTES_DEFAULT,
+            shutdown_drain_timeout_ms: 10_000,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ServerError> {
+        let group_commit = &self.group_commit;
+        if group_commit.queue_depth_max == 0 {
+            return Err(ServerError::Config("queue_depth_max must be at least 1"));
+        }
+        if group_commit.entry_items_max < croupier_core::BATCH_ITEMS_MAX {
+            return Err(ServerError::Config(
+                "entry_items_max must hold one full request (8189 items)",
+            ));
+        }
+        if group_commit.proposals_in_flight_max == 0 {
+            return Err(ServerError::Config(
+                "proposals_in_flight_max must be at least 1",
+            ));
+        }
+        if self.body_size_max_bytes == 0 {
+            return Err(ServerError::Config(
+                "body_size_max_bytes must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("node failed to start: {0}")]
+    Node(#[from] ClusterError),
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+}
+
+/// A node serving the API. Stop it with `shutdown`.
+pub struct RunningServer {
+    node: Node,
+    serving: Serving,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.serving.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, commits what is queued, then stops
+    /// the node.
+    pub async fn shutdown(self) {
+        self.serving.stop().await;
+        if let Err(error) = self.node.shutdown().await {
+            tracing::error!(%error, "node shutdown failed");
+        }
+    }
+}
+
+/// Binds `config.listen`, starts (and recovers) the node in `config.node.data_dir`, then
+/// serves the API on it.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let node = Node::start(config.node.clone()).await?;
+    let serving = serve(node.clone(), listener, &config);
+    tracing::info!(addr = %serving.local_addr, "serving the HTTP API");
+    Ok(RunningServer { node, serving })
+}
+
+/// The API over any `Consensus`, on an already bound listener. The caller owns the consensus
+/// lifecycle; `Serving::stop` only stops HTTP and the group-commit batcher.
+pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeConfig) -> Serving {
+    let local_addr = listener.local_addr().unwrap_or(config.listen);
+    let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
+    let app = router(AppState::new(
+        consensus,
+        committer,
+        config.body_size_max_bytes,
+    ));
+    let (stop_accepting, stop_requested) = oneshot::channel::<()>();
+    let listener = listener.tap_io(|stream| {
+        // Answers are small single writes; don't let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+    });
+    let server = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stop_requested.await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    let upkeep = tokio::spawn(async {
+        let mut interval = tokio::time::interval(telemetry::METRICS_UPKEEP_INTERVAL);
+        loop {
+            interval.tick().await;
+            telemetry::prometheus().run_upkeep();
+        }
+    });
+    Serving {
+        local_addr,
+        stop_accepting,
+        server,
+        batcher,
+        upkeep,
+        drain_timeout: Duration::from_millis(config.shutdown_drain_timeout_ms),
+    }
+}
+
+/// HTTP and group commit running over some consensus.
+pub struct Serving {
+    local_addr: SocketAddr,
+    stop_accepting: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    batcher: group_commit::Batcher,
+    upkeep: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl Serving {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub async fn stop(self) {
+        let Serving {
+            stop_accepting,
+            mut server,
+            batcher,
+            upkeep,
+            drain_timeout,
+            ..
+        } = self;
+        let _ = stop_accepting.send(());
+        if tokio::time::timeout(drain_timeout, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?drain_timeout,
+                "requests still running after the drain timeout; cutting them"
+            );
+            server.abort();
+        }
+        batcher.stop().await;
+        upkeep.abort();
+    }
+}

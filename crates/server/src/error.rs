@@ -1,0 +1,249 @@
+//! API errors: an HTTP status, a stable snake_case code and a human message, always answered
+//! as `{"error": code, "message": ...}` (plus `balance`, `index`, `field` where they help).
+
+use std::borrow::Cow;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use croupier_cluster::ProposeError;
+use croupier_core::WalletOutcome;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: Cow<'static, str>,
+    pub balance: Option<u128>,
+    pub index: Option<usize>,
+    pub field: Option<&'static str>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, e.g. "account_not_found", "invalid_request".
+    #[schema(value_type = String, example = "invalid_request")]
+    pub error: &'static str,
+    #[schema(value_type = String, example = "item 0: field `id` must not be 0")]
+    pub message: Cow<'static, str>,
+    /// The player's available balance (insufficient_funds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub balance: Option<u128>,
+    /// The index of the offending item in a batch request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The offending field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub field: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            balance: None,
+            index: None,
+            field: None,
+        }
+    }
+
+    pub fn malformed_json(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    }
+
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// A semantic problem with one field, optionally of one item of a batch.
+    pub fn invalid_field(index: Option<usize>, field: &'static str, problem: &str) -> Self {
+        let message = match index {
+            Some(index) => format!("item {index}: field `{field}` {problem}"),
+            None => format!("field `{field}` {problem}"),
+        };
+        ApiError {
+            index,
+            field: Some(field),
+            ..Self::invalid_request(message)
+        }
+    }
+
+    pub fn invalid_path(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_path", message)
+    }
+
+    pub fn invalid_query(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn too_many_items(count: usize, max: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            format!("{count} items in one request; at most {max} are allowed"),
+        )
+    }
+
+    pub fn body_too_large(max_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds {max_bytes} bytes"),
+        )
+    }
+
+    pub fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the commit queue is full; retry shortly",
+        )
+    }
+
+    /// A bug: the state machine answered in an unexpected shape. No request should see it.
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn from_propose(error: &ProposeError) -> Self {
+        match error {
+            ProposeError::NotLeader { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_leader",
+                "this node does not accept writes now; retry shortly",
+            ),
+            ProposeError::ShuttingDown => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the node is shutting down",
+            ),
+            ProposeError::Storage(detail) => {
+                tracing::error!(%detail, "storage failure while serving a request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the node cannot write to its storage",
+                )
+            }
+            ProposeError::Fatal(detail) => {
+                tracing::error!(%detail, "consensus failure while serving a request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "consensus_unavailable",
+                    "the node's consensus layer failed",
+                )
+            }
+        }
+    }
+
+    /// Maps a refused wallet call to its status. `Ok` is not an error and must not come here.
+    pub fn from_wallet(outcome: WalletOutcome) -> Self {
+        let code = outcome.code();
+        let (status, message): (StatusCode, &'static str) = match outcome {
+            WalletOutcome::InsufficientFunds { balance } => {
+                let error = Self::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    code,
+                    "the bet exceeds the player's available balance",
+                );
+                return ApiError {
+                    balance: Some(balance),
+                    ..error
+                };
+            }
+            WalletOutcome::TransactionConflict => (
+                StatusCode::CONFLICT,
+                "this transaction_id was used before with a different body",
+            ),
+            WalletOutcome::PlayerNotFound => {
+                (StatusCode::NOT_FOUND, "no account has this player_id")
+            }
+            WalletOutcome::BetAlreadyRolledBack => (
+                StatusCode::CONFLICT,
+                "a rollback for this transaction_id came first",
+            ),
+            WalletOutcome::BetAlreadySettled => (
+                StatusCode::CONFLICT,
+                "the bet's round was already settled by a win",
+            ),
+            WalletOutcome::NotAPlayerAccount => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the account is not a player account",
+            ),
+            WalletOutcome::LedgerMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the ledger is not the player account's ledger",
+            ),
+            WalletOutcome::RollbackTargetInvalid => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rolled_back_transaction_id names a win or another player's bet",
+            ),
+            WalletOutcome::AmountMustNotBeZero => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "amount must not be 0")
+            }
+            WalletOutcome::PlayerAccountClosed => {
+                (StatusCode::FORBIDDEN, "the player account is closed")
+            }
+            WalletOutcome::Ok { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an accepted wallet call was treated as an error",
+            ),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+            balance: self.balance,
+            index: self.index,
+            field: self.field,
+        };
+        json_response(self.status, &body)
+    }
+}
+
+/// Serializes `body` as the JSON answer. Serialization of our own types cannot fail; if it
+/// ever did, the client still gets a JSON error rather than a dropped connection.
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (status, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "response serialization failed");
+            let mut response = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"internal","message":"response serialization failed"}"#,
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The OpenAPI document, generated from the handlers' annotations and the wire types.
+
+use std::sync::OnceLock;
+
+use utoipa::OpenApi;
+
+use crate::error::ErrorBody;
+use crate::routes::{ledger, ops, wallet};
+use crate::wire::{
+    AccountIn, AccountOut, BalanceOut, HealthOut, ItemResult, TransferIn, TransferOut,
+    WalletMoveIn, WalletOk, WalletRollbackIn,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Croupier API",
+        description = "Durable double-entry wagering ledger. u128 ids are decimal strings on \
+                       output and integers or decimal strings on input; amounts are integers \
+                       in minor units. Errors are {\"error\": code, \"message\": text}."
+    ),
+    paths(
+        ops::healthz,
+        ops::metrics,
+        ops::openapi,
+        ledger::create_accounts,
+        ledger::get_account,
+        ledger::get_account_transfers,
+        ledger::create_transfers,
+        ledger::get_transfer,
+        ledger::get_house_account,
+        wallet::bet,
+        wallet::win,
+        wallet::rollback,
+        wallet::balance,
+    ),
+    components(schemas(
+        AccountIn,
+        AccountOut,
+        TransferIn,
+        TransferOut,
+        ItemResult,
+        WalletMoveIn,
+        WalletRollbackIn,
+        WalletOk,
+        BalanceOut,
+        HealthOut,
+        ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON text, built once per process.
+pub fn document_json() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi().to_json().unwrap_or_else(|error| {
+            tracing::error!(%error, "OpenAPI document serialization failed");
+            r#"{"error":"internal","message":"OpenAPI document unavailable"}"#.to_owned()
+        })
+    })
+}

@@ -1,0 +1,245 @@
+//! Accounts and transfers: batch creation (one request = one command) and point reads.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use croupier_cluster::Consensus;
+use croupier_core::{ids, Command, CommandResult, BATCH_ITEMS_MAX};
+
+use super::AppState;
+use crate::error::{json_response, ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::wire::{
+    parse_ledger, AccountIn, AccountOut, IdOut, ItemResult, TransferIn, TransferOut, TransfersQuery,
+};
+
+/// Default `limit` of an account's transfer history.
+const TRANSFERS_LIMIT_DEFAULT: u64 = 50;
+
+fn check_item_count(count: usize) -> Result<(), ApiError> {
+    if count > BATCH_ITEMS_MAX {
+        return Err(ApiError::too_many_items(count, BATCH_ITEMS_MAX));
+    }
+    Ok(())
+}
+
+fn item_results<R: Copy>(
+    ids: &[u128],
+    results: &[R],
+    code: impl Fn(R) -> &'static str,
+) -> Result<Response, ApiError> {
+    if ids.len() != results.len() {
+        tracing::error!(
+            items = ids.len(),
+            results = results.len(),
+            "result count mismatch"
+        );
+        return Err(ApiError::internal(
+            "the ledger answered a different number of results",
+        ));
+    }
+    let body: Vec<ItemResult> = ids
+        .iter()
+        .zip(results)
+        .map(|(&id, &result)| ItemResult {
+            id: IdOut(id),
+            result: code(result),
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn unexpected_result_shape() -> ApiError {
+    tracing::error!("the ledger answered a command with a result of another kind");
+    ApiError::internal("the ledger answered in an unexpected shape")
+}
+
+/// Create accounts. Items are applied in order, as one command.
+#[utoipa::path(
+    post, path = "/v1/accounts", tag = "ledger",
+    request_body = Vec<AccountIn>,
+    responses(
+        (status = 200, description = "One result per item, in order", body = Vec<ItemResult>),
+        (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
+        (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn create_accounts<C: Consensus>(
+    State(state): State<AppState<C>>,
+    ApiJson(items): ApiJson<Vec<AccountIn>>,
+) -> Result<Response, ApiError> {
+    check_item_count(items.len())?;
+    let accounts = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| item.validate(index))
+        .collect::<Result<Vec<_>, _>>()?;
+    if accounts.is_empty() {
+        return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
+    }
+    let ids: Vec<u128> = accounts.iter().map(|account| account.id).collect();
+    match state.commit(Command::CreateAccounts(accounts)).await? {
+        CommandResult::Accounts(results) => item_results(&ids, &results, |result| result.code()),
+        _ => Err(unexpected_result_shape()),
+    }
+}
+
+/// Create transfers. Items are applied in order, as one command, so linked chains stay whole.
+#[utoipa::path(
+    post, path = "/v1/transfers", tag = "ledger",
+    request_body = Vec<TransferIn>,
+    responses(
+        (status = 200, description = "One result per item, in order", body = Vec<ItemResult>),
+        (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
+        (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn create_transfers<C: Consensus>(
+    State(state): State<AppState<C>>,
+    ApiJson(items): ApiJson<Vec<TransferIn>>,
+) -> Result<Response, ApiError> {
+    check_item_count(items.len())?;
+    let transfers = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| item.validate(index))
+        .collect::<Result<Vec<_>, _>>()?;
+    if transfers.is_empty() {
+        return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
+    }
+    let ids: Vec<u128> = transfers.iter().map(|transfer| transfer.id).collect();
+    match state.commit(Command::CreateTransfers(transfers)).await? {
+        CommandResult::Transfers(results) => item_results(&ids, &results, |result| result.code()),
+        _ => Err(unexpected_result_shape()),
+    }
+}
+
+/// One account with its balances.
+#[utoipa::path(
+    get, path = "/v1/accounts/{id}", tag = "ledger",
+    params(("id" = String, Path, description = "Account id (decimal)")),
+    responses(
+        (status = 200, body = AccountOut),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "account_not_found", body = ErrorBody),
+    )
+)]
+pub async fn get_account<C: Consensus>(
+    State(state): State<AppState<C>>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let id = path.id("account id")?;
+    let account = state
+        .read(move |ledger| ledger.account(id).map(AccountOut::from))
+        .await?;
+    match account {
+        Some(account) => Ok(json_response(StatusCode::OK, &account)),
+        None => Err(account_not_found(id)),
+    }
+}
+
+fn account_not_found(id: u128) -> ApiError {
+    ApiError::not_found("account_not_found", format!("no account with id {id}"))
+}
+
+/// The account's transfers, newest first.
+#[utoipa::path(
+    get, path = "/v1/accounts/{id}/transfers", tag = "ledger",
+    params(("id" = String, Path, description = "Account id (decimal)"), TransfersQuery),
+    responses(
+        (status = 200, body = Vec<TransferOut>),
+        (status = 400, description = "Invalid id or limit", body = ErrorBody),
+        (status = 404, description = "account_not_found", body = ErrorBody),
+    )
+)]
+pub async fn get_account_transfers<C: Consensus>(
+    State(state): State<AppState<C>>,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<TransfersQuery>,
+) -> Result<Response, ApiError> {
+    let id = path.id("account id")?;
+    let limit = query.limit.unwrap_or(TRANSFERS_LIMIT_DEFAULT);
+    if !(1..=BATCH_ITEMS_MAX as u64).contains(&limit) {
+        return Err(ApiError::invalid_query(format!(
+            "limit must be from 1 to {BATCH_ITEMS_MAX}"
+        )));
+    }
+    let transfers = state
+        .read(move |ledger| {
+            ledger.account(id)?;
+            let transfers = ledger.account_transfers(id, limit as usize);
+            Some(
+                transfers
+                    .into_iter()
+                    .map(TransferOut::from)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    match transfers {
+        Some(transfers) => Ok(json_response(StatusCode::OK, &transfers)),
+        None => Err(account_not_found(id)),
+    }
+}
+
+/// One transfer.
+#[utoipa::path(
+    get, path = "/v1/transfers/{id}", tag = "ledger",
+    params(("id" = String, Path, description = "Transfer id (decimal)")),
+    responses(
+        (status = 200, body = TransferOut),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "transfer_not_found", body = ErrorBody),
+    )
+)]
+pub async fn get_transfer<C: Consensus>(
+    State(state): State<AppState<C>>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let id = path.id("transfer id")?;
+    let transfer = state
+        .read(move |ledger| ledger.transfer(id).map(TransferOut::from))
+        .await?;
+    match transfer {
+        Some(transfer) => Ok(json_response(StatusCode::OK, &transfer)),
+        None => Err(ApiError::not_found(
+            "transfer_not_found",
+            format!("no transfer with id {id}"),
+        )),
+    }
+}
+
+/// The house account of a ledger, which the state machine creates on the ledger's first
+/// wallet call; every bet credits it and every win debits it.
+#[utoipa::path(
+    get, path = "/v1/ledgers/{ledger}/house", tag = "ledger",
+    params(("ledger" = String, Path, description = "Ledger code, e.g. EUR")),
+    responses(
+        (status = 200, body = AccountOut),
+        (status = 400, description = "Invalid ledger code", body = ErrorBody),
+        (status = 404, description = "house_account_not_found: no wallet call on this ledger yet", body = ErrorBody),
+    )
+)]
+pub async fn get_house_account<C: Consensus>(
+    State(state): State<AppState<C>>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let ledger_code = parse_ledger(&path.0).map_err(ApiError::invalid_path)?;
+    let house_id = ids::house_account_id(ledger_code);
+    let account = state
+        .read(move |ledger| ledger.account(house_id).map(AccountOut::from))
+        .await?;
+    match account {
+        Some(account) => Ok(json_response(StatusCode::OK, &account)),
+        None => Err(ApiError::not_found(
+            "house_account_not_found",
+            format!(
+                "ledger {ledger_code} has no house account yet (created by its first wallet call)"
+            ),
+        )),
+    }
+}
