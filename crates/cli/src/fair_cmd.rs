@@ -63,6 +63,10 @@ pub enum FairCommand {
         /// Floats to print after a successful check.
         #[arg(long, default_value_t = 8)]
         count: u64,
+        /// Also recompute this game's outcome from the same byte stream (roulette, dice or
+        /// crash), with the certified definition the live game uses.
+        #[arg(long)]
+        game: Option<String>,
     },
     /// Reverse hash chains for rounds shared by many players.
     #[command(subcommand)]
@@ -122,7 +126,8 @@ pub fn run(cmd: FairCommand) -> anyhow::Result<ExitCode> {
             bet,
             commitment,
             count,
-        } => verify(bet, &commitment, count),
+            game,
+        } => verify(bet, &commitment, count, game.as_deref()),
         FairCommand::Chain(ChainCommand::New { length, out }) => chain_new(length, out),
         FairCommand::Chain(ChainCommand::Verify {
             seed,
@@ -190,8 +195,9 @@ fn new_seed() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(bet: BetArgs, commitment: &str, count: u64) -> anyhow::Result<ExitCode> {
+fn verify(bet: BetArgs, commitment: &str, count: u64, game: Option<&str>) -> anyhow::Result<ExitCode> {
     check_bet(&bet, count)?;
+    let game = game.map(croupier_games::load).transpose()?;
     let published = fair::parse_hash(commitment).context("--commitment")?;
     let actual = fair::commitment(&bet.server_seed);
     if actual != published {
@@ -201,8 +207,30 @@ fn verify(bet: BetArgs, commitment: &str, count: u64) -> anyhow::Result<ExitCode
         return Ok(ExitCode::from(1));
     }
     println!("commitment: ok ({actual})");
+    if let Some(game) = game {
+        let mut stream = FairStream::new(&bet.server_seed, &bet.client_seed, bet.nonce);
+        println!("outcome: {}", fair_outcome(&game, &mut stream)?);
+    }
     let mut stream = FairStream::new(&bet.server_seed, &bet.client_seed, bet.nonce);
     print_lines(count, || stream.next_float().to_string())
+}
+
+/// The outcome a provably-fair round of `game` draws from the start of the round's stream,
+/// exactly as the game's own draw function consumes it.
+fn fair_outcome(game: &croupier_games::Game, stream: &mut FairStream) -> anyhow::Result<String> {
+    use croupier_games::Game;
+    Ok(match game {
+        Game::Roulette(roulette) => format!("pocket {}", roulette.spin(stream)),
+        Game::Dice(dice) => {
+            let roll = dice.roll(stream);
+            format!("roll {}.{:02}", roll / 100, roll % 100)
+        }
+        Game::Crash(crash) => {
+            let point = crash.draw(stream);
+            format!("crash point {}.{:02}x", point / 100, point % 100)
+        }
+        _ => anyhow::bail!("--game supports roulette, dice and crash"),
+    })
 }
 
 fn chain_new(length: u64, out: PathBuf) -> anyhow::Result<ExitCode> {
