@@ -23,6 +23,16 @@ fn check_item_count(count: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks the item count and validates every item before anything is proposed, so one bad
+/// item refuses the whole request (never a partial batch).
+fn validate_batch<In, Out>(
+    items: &[In],
+    validate: impl Fn(&In, usize) -> Result<Out, ApiError>,
+) -> Result<Vec<Out>, ApiError> {
+    check_item_count(items.len())?;
+    items.iter().enumerate().map(|(index, item)| validate(item, index)).collect()
+}
+
 fn item_results<R: Copy>(
     ids: &[u128],
     results: &[R],
@@ -70,12 +80,7 @@ pub async fn create_accounts<C: Consensus>(
     State(state): State<AppState<C>>,
     ApiJson(items): ApiJson<Vec<AccountIn>>,
 ) -> Result<Response, ApiError> {
-    check_item_count(items.len())?;
-    let accounts = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| item.validate(index))
-        .collect::<Result<Vec<_>, _>>()?;
+    let accounts = validate_batch(&items, AccountIn::validate)?;
     if accounts.is_empty() {
         return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
     }
@@ -102,12 +107,7 @@ pub async fn create_transfers<C: Consensus>(
     State(state): State<AppState<C>>,
     ApiJson(items): ApiJson<Vec<TransferIn>>,
 ) -> Result<Response, ApiError> {
-    check_item_count(items.len())?;
-    let transfers = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| item.validate(index))
-        .collect::<Result<Vec<_>, _>>()?;
+    let transfers = validate_batch(&items, TransferIn::validate)?;
     if transfers.is_empty() {
         return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
     }
