@@ -1,11 +1,11 @@
-//! Binary codec for log entries (`Proposal`) and ledger snapshots.
+//! Binary codec for log entries (`Proposal`), history records and checkpoints of the hot state.
 //!
 //! Written by hand, not derived with serde/bincode, because this format *is* the product: every
 //! log entry ever written must decode the same way on every replica, on every version, forever
 //! (the audit replays it from genesis). So it is little-endian, fixed-width where it can be
 //! (a transfer is 86 bytes), versioned by its first byte, deterministic (maps are written in
 //! sorted order, objects in creation order, so two replicas with the same state produce
-//! byte-identical snapshots) and canonical (the decoder accepts only what the encoder writes).
+//! byte-identical checkpoints) and canonical (the decoder accepts only what the encoder writes).
 //! Decoding never panics: any byte string either decodes or yields a `DecodeError`, and it
 //! never allocates more than the input could hold.
 //!
@@ -21,40 +21,61 @@
 //!   6 tick
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```
-//! Snapshot, version 1:
+//! History records (what `Ledger::apply` yields; see `crate::history`):
 //! ```text
-//! u8 version | u64 clock | u64 wallet_sequence | u64 expiry_sequence
-//! u32 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags, u16 flags_at_creation,
-//!                                  u128 debits_pending, debits_posted, credits_pending, credits_posted,
-//!                                  u64 timestamp
-//! u64 n transfers (creation order): transfer as in a proposal + u64 timestamp
-//! u64 n wallet entries (by key):   key, u8 kind, body (see `write_wallet_entry`)
-//! u64 n settled rounds (by player, round): u128 player, key round
+//! transfer record, exactly TRANSFER_RECORD_BYTES (128):
+//!   u64 seq | u128 id | u128 debit | u128 credit | u64 amount | u64 ledger | u16 flags
+//!   | u128 pending_id | u32 timeout_s | u64 timestamp | u64 prev_debit | u64 prev_credit
+//!   | u64 pending_amount | 2 zero bytes
+//! wallet record: key | u8 kind | body (see `wallet_entry`)
+//! account (account_created events): as in a checkpoint, without the history pointer
+//! tagged record (event bodies): u8 tag (1 account, 2 transfer, 3 wallet) | record
 //! ```
-//! Pending statuses, expiry deadlines, histories and per-ledger sums are not stored: decoding
-//! rebuilds them by replaying the transfers and refuses a snapshot whose balances disagree.
+//! Checkpoint of the hot state, version 2 (`encode_checkpoint`):
+//! ```text
+//! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
+//! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
+//!     u16 flags_at_creation, u128 debits_pending, debits_posted, credits_pending,
+//!     credits_posted, u64 timestamp, u64 newest_transfer
+//! u64 n pending transfers (by sequence number): transfer record
+//! ```
+//! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
+//! and refuses a checkpoint whose hot invariants do not hold.
+
+use std::io;
 
 use crate::command::{Command, Proposal};
+use crate::history::{HistoryRecord, StoredTransfer, WalletRecord};
 use crate::ids::LedgerCode;
-use crate::ledger::{Ledger, SnapshotParts, WalletEntry};
+use crate::ledger::FrozenLedger;
+use crate::ledger::Ledger;
 use crate::types::{
     Account, AccountFlags, AccountKind, NewAccount, NewTransfer, Transfer, TransferFlags,
 };
-use crate::wallet::{check_wallet_key, WalletBet, WalletOutcome, WalletRollback, WalletWin};
+use crate::wallet::{
+    check_wallet_key, WalletBet, WalletEntry, WalletOutcome, WalletRollback, WalletWin,
+};
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 2;
+/// Size of one transfer record in history (fixed, so a record's place follows from its
+/// sequence number).
+pub const TRANSFER_RECORD_BYTES: usize = 128;
+const TRANSFER_RECORD_USED_BYTES: usize = 8 + 16 * 3 + 8 + 8 + 2 + 16 + 4 + 8 * 4;
+/// Encoded size of an account in a checkpoint.
+pub const CHECKPOINT_ACCOUNT_BYTES: usize = ACCOUNT_ENCODED_BYTES + 2 + 16 * 4 + 8 + 8;
+const CHECKPOINT_HEADER_BYTES: usize = 1 + 8 * 4;
+
+const RECORD_TAG_ACCOUNT: u8 = 1;
+const RECORD_TAG_TRANSFER: u8 = 2;
+const RECORD_TAG_WALLET: u8 = 3;
 
 /// Encoded size of one item of a create_accounts command.
 pub const ACCOUNT_ENCODED_BYTES: usize = 16 + 8 + 1 + 2;
 /// Encoded size of one item of a create_transfers command.
 pub const TRANSFER_ENCODED_BYTES: usize = 16 * 3 + 8 + 8 + 2 + 16 + 4;
-const SNAPSHOT_ACCOUNT_BYTES: usize = ACCOUNT_ENCODED_BYTES + 2 + 16 * 4 + 8;
-const SNAPSHOT_TRANSFER_BYTES: usize = TRANSFER_ENCODED_BYTES + 8;
 /// Smallest encodings, used to bound counts by the bytes left before allocating.
 const COMMAND_BYTES_MIN: usize = 1;
-const WALLET_ENTRY_BYTES_MIN: usize = 2 + 1 + 1 + 16 + 2 + 1;
-const SETTLED_ROUND_BYTES_MIN: usize = 16 + 2 + 1;
 
 const TAG_CREATE_ACCOUNTS: u8 = 1;
 const TAG_CREATE_TRANSFERS: u8 = 2;
@@ -76,8 +97,8 @@ pub enum DecodeError {
     Invalid { what: &'static str, offset: usize },
     #[error("unsupported format version {0}")]
     Version(u8),
-    /// The snapshot parsed but does not describe a consistent ledger.
-    #[error("inconsistent snapshot: {0}")]
+    /// The checkpoint parsed but does not describe a consistent ledger.
+    #[error("inconsistent checkpoint: {0}")]
     Inconsistent(String),
 }
 
@@ -115,105 +136,185 @@ pub fn decode_proposal(bytes: &[u8]) -> Result<Proposal, DecodeError> {
     })
 }
 
-/// Appends a deterministic snapshot of `ledger` to `out`.
-pub fn encode_ledger(ledger: &Ledger, out: &mut Vec<u8>) {
-    out.reserve(
-        32 + ledger.accounts.len() * SNAPSHOT_ACCOUNT_BYTES
-            + ledger.transfers.len() * SNAPSHOT_TRANSFER_BYTES,
-    );
-    let mut w = Writer(out);
-    w.u8(SNAPSHOT_FORMAT_VERSION);
-    w.u64(ledger.clock);
-    w.u64(ledger.wallet_sequence);
-    w.u64(ledger.expiry_sequence);
-    w.count_u32(ledger.accounts.len());
-    for entry in &ledger.accounts {
-        w.snapshot_account(&entry.account, entry.flags_at_creation);
+/// Writes the deterministic checkpoint of a frozen ledger (see the module docs) to `out`.
+/// Streams: memory stays O(1) whatever the number of accounts.
+pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io::Result<()> {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    let mut w = Writer(&mut buffer);
+    w.u8(CHECKPOINT_FORMAT_VERSION);
+    w.u64(frozen.clock);
+    w.u64(frozen.transfer_count);
+    w.u64(frozen.wallet_sequence);
+    w.u64(frozen.expiry_sequence);
+    w.u64(frozen.accounts.len() as u64);
+    for entry in frozen.accounts.iter() {
+        Writer(&mut buffer).checkpoint_account(entry);
+        flush_when_full(&mut buffer, out)?;
     }
-    w.u64(ledger.transfers.len() as u64);
-    for transfer in &ledger.transfers {
-        w.snapshot_transfer(transfer);
-    }
-    let mut wallet: Vec<(&String, &WalletEntry)> = ledger.wallet.iter().collect();
-    wallet.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    w.u64(wallet.len() as u64);
-    for (key, entry) in wallet {
-        w.key(key);
-        w.wallet_entry(entry);
-    }
-    let mut settled: Vec<(u128, &str)> = ledger
-        .settled_rounds
+    let mut pendings: Vec<&StoredTransfer> = frozen
+        .pendings
         .iter()
-        .flat_map(|(player, rounds)| rounds.iter().map(move |round| (*player, round.as_str())))
+        .flatten()
+        .map(|p| &p.stored)
         .collect();
-    settled.sort_unstable();
-    w.u64(settled.len() as u64);
-    for (player, round) in settled {
-        w.u128(player);
-        w.key(round);
+    pendings.sort_unstable_by_key(|stored| stored.seq);
+    Writer(&mut buffer).u64(pendings.len() as u64);
+    for stored in pendings {
+        encode_transfer_record(stored, &mut buffer);
+        flush_when_full(&mut buffer, out)?;
     }
+    out.write_all(&buffer)
 }
 
-pub fn decode_ledger(bytes: &[u8]) -> Result<Ledger, DecodeError> {
+fn flush_when_full(buffer: &mut Vec<u8>, out: &mut impl io::Write) -> io::Result<()> {
+    if buffer.len() >= 60 * 1024 {
+        out.write_all(buffer)?;
+        buffer.clear();
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint back into a ledger, rebuilding indexes and sums, and refuses it unless
+/// every hot invariant holds.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
-    if version != SNAPSHOT_FORMAT_VERSION {
+    if version != CHECKPOINT_FORMAT_VERSION {
         return Err(DecodeError::Version(version));
     }
     let clock = r.u64()?;
-    let wallet_sequence = r.u64()?;
-    let expiry_sequence = r.u64()?;
-    let account_count = r.count_u32(SNAPSHOT_ACCOUNT_BYTES)?;
-    let mut accounts = Vec::with_capacity(account_count);
+    let counters = [r.u64()?, r.u64()?, r.u64()?];
+    let account_count = r.count_u64(CHECKPOINT_ACCOUNT_BYTES)?;
+    let mut ledger = Ledger::restore_begin(clock, counters, account_count);
     for _ in 0..account_count {
-        accounts.push(r.snapshot_account()?);
-    }
-    let transfer_count = r.count_u64(SNAPSHOT_TRANSFER_BYTES)?;
-    let mut transfers = Vec::with_capacity(transfer_count);
-    for _ in 0..transfer_count {
-        transfers.push(r.snapshot_transfer()?);
-    }
-    let wallet_count = r.count_u64(WALLET_ENTRY_BYTES_MIN)?;
-    let mut wallet: Vec<(String, WalletEntry)> = Vec::with_capacity(wallet_count);
-    for _ in 0..wallet_count {
         let offset = r.offset;
-        let key = r.key()?;
-        if wallet.last().is_some_and(|(previous, _)| *previous >= key) {
-            return Err(DecodeError::Invalid {
-                what: "wallet key order",
-                offset,
-            });
-        }
-        let entry = r.wallet_entry(&key)?;
-        wallet.push((key, entry));
+        let (account, flags_at_creation, newest) = r.checkpoint_account()?;
+        ledger
+            .restore_account(account, flags_at_creation, newest)
+            .map_err(|_| r.invalid("account (repeated id)", offset))?;
     }
-    let settled_count = r.count_u64(SETTLED_ROUND_BYTES_MIN)?;
-    let mut settled_rounds: Vec<(u128, String)> = Vec::with_capacity(settled_count);
-    for _ in 0..settled_count {
+    let pending_count = r.count_u64(TRANSFER_RECORD_BYTES)?;
+    for _ in 0..pending_count {
         let offset = r.offset;
-        let round = (r.u128()?, r.key()?);
-        if settled_rounds
-            .last()
-            .is_some_and(|previous| *previous >= round)
-        {
-            return Err(DecodeError::Invalid {
-                what: "settled round order",
-                offset,
-            });
-        }
-        settled_rounds.push(round);
+        let stored = decode_transfer_record(r.slice(TRANSFER_RECORD_BYTES)?)?;
+        ledger
+            .restore_pending(stored)
+            .map_err(|_| r.invalid("pending transfer", offset))?;
     }
     r.finish()?;
-    let parts = SnapshotParts {
-        clock,
-        wallet_sequence,
-        expiry_sequence,
-        accounts,
-        transfers,
-        wallet,
-        settled_rounds,
+    ledger
+        .check_hot_invariants()
+        .map_err(DecodeError::Inconsistent)?;
+    Ok(ledger)
+}
+
+/// Smallest checkpoint: the header and two empty counts.
+pub const CHECKPOINT_BYTES_MIN: usize = CHECKPOINT_HEADER_BYTES + 16;
+
+/// Appends the fixed-size record of a stored transfer.
+pub fn encode_transfer_record(stored: &StoredTransfer, out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut w = Writer(out);
+    let t = &stored.transfer;
+    w.u64(stored.seq);
+    w.transfer_fields(
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.ledger,
+    );
+    w.u16(t.flags.bits());
+    w.u128(t.pending_id);
+    w.u32(t.timeout_s);
+    w.u64(t.timestamp);
+    w.u64(stored.prev_debit);
+    w.u64(stored.prev_credit);
+    w.u64(stored.pending_amount);
+    debug_assert_eq!(out.len() - start, TRANSFER_RECORD_USED_BYTES);
+    out.resize(start + TRANSFER_RECORD_BYTES, 0);
+}
+
+pub fn decode_transfer_record(bytes: &[u8]) -> Result<StoredTransfer, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let seq = r.u64()?;
+    let new = r.new_transfer()?;
+    let timestamp = r.u64()?;
+    let stored = StoredTransfer {
+        seq,
+        transfer: Transfer {
+            id: new.id,
+            debit_account_id: new.debit_account_id,
+            credit_account_id: new.credit_account_id,
+            amount: new.amount,
+            ledger: new.ledger,
+            flags: new.flags,
+            pending_id: new.pending_id,
+            timeout_s: new.timeout_s,
+            timestamp,
+        },
+        prev_debit: r.u64()?,
+        prev_credit: r.u64()?,
+        pending_amount: r.u64()?,
     };
-    Ledger::from_snapshot_parts(parts).map_err(DecodeError::Inconsistent)
+    let padding_offset = r.offset;
+    if r.take::<2>()? != [0, 0] {
+        return Err(r.invalid("transfer record padding", padding_offset));
+    }
+    r.finish()?;
+    Ok(stored)
+}
+
+pub fn encode_wallet_record(record: &WalletRecord, out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.key(&record.key);
+    w.wallet_entry(&record.entry);
+}
+
+pub fn decode_wallet_record(bytes: &[u8]) -> Result<WalletRecord, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let key = r.key()?;
+    let entry = r.wallet_entry(&key)?;
+    r.finish()?;
+    Ok(WalletRecord { key, entry })
+}
+
+/// Appends a record with its tag: the body of an event.
+pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
+    match record {
+        HistoryRecord::AccountCreated(account) => {
+            out.push(RECORD_TAG_ACCOUNT);
+            Writer(out).account(account);
+        }
+        HistoryRecord::Transfer(stored) => {
+            out.push(RECORD_TAG_TRANSFER);
+            encode_transfer_record(stored, out);
+        }
+        HistoryRecord::Wallet(record) => {
+            out.push(RECORD_TAG_WALLET);
+            encode_wallet_record(record, out);
+        }
+    }
+}
+
+pub fn decode_record(bytes: &[u8]) -> Result<HistoryRecord, DecodeError> {
+    let (&tag, body) = bytes
+        .split_first()
+        .ok_or(DecodeError::Truncated { offset: 0 })?;
+    match tag {
+        RECORD_TAG_ACCOUNT => {
+            let mut r = Reader::new(body);
+            let account = r.account()?;
+            r.finish()?;
+            Ok(HistoryRecord::AccountCreated(account))
+        }
+        RECORD_TAG_TRANSFER => decode_transfer_record(body).map(HistoryRecord::Transfer),
+        RECORD_TAG_WALLET => decode_wallet_record(body).map(HistoryRecord::Wallet),
+        _ => Err(DecodeError::Invalid {
+            what: "record tag",
+            offset: 0,
+        }),
+    }
 }
 
 struct Writer<'a>(&'a mut Vec<u8>);
@@ -317,12 +418,11 @@ impl Writer<'_> {
         self.u64(ledger.to_u64());
     }
 
-    fn snapshot_account(&mut self, a: &Account, flags_at_creation: AccountFlags) {
+    fn account(&mut self, a: &Account) {
         self.u128(a.id);
         self.u64(a.ledger.to_u64());
         self.u8(a.kind.to_u8());
         self.u16(a.flags.bits());
-        self.u16(flags_at_creation.bits());
         self.u128(a.debits_pending);
         self.u128(a.debits_posted);
         self.u128(a.credits_pending);
@@ -330,35 +430,31 @@ impl Writer<'_> {
         self.u64(a.timestamp);
     }
 
-    fn snapshot_transfer(&mut self, t: &Transfer) {
-        self.transfer_fields(
-            t.id,
-            t.debit_account_id,
-            t.credit_account_id,
-            t.amount,
-            t.ledger,
-        );
-        self.u16(t.flags.bits());
-        self.u128(t.pending_id);
-        self.u32(t.timeout_s);
-        self.u64(t.timestamp);
+    fn checkpoint_account(&mut self, entry: &crate::ledger::AccountEntry) {
+        let a = &entry.account;
+        self.u128(a.id);
+        self.u64(a.ledger.to_u64());
+        self.u8(a.kind.to_u8());
+        self.u16(a.flags.bits());
+        self.u16(entry.flags_at_creation.bits());
+        self.u128(a.debits_pending);
+        self.u128(a.debits_posted);
+        self.u128(a.credits_pending);
+        self.u128(a.credits_posted);
+        self.u64(a.timestamp);
+        self.u64(entry.newest_transfer);
     }
 
     /// The key is written by the caller; requests do not repeat their transaction id.
     fn wallet_entry(&mut self, entry: &WalletEntry) {
         match entry {
-            WalletEntry::Bet {
-                request,
-                outcome,
-                rolled_back,
-            } => {
+            WalletEntry::Bet { request, outcome } => {
                 self.u8(ENTRY_BET);
                 self.u128(request.player_id);
                 self.key(&request.round_id);
                 self.u64(request.amount);
                 self.u64(request.ledger.to_u64());
                 self.outcome(outcome);
-                self.u8(u8::from(*rolled_back));
             }
             WalletEntry::Win { request, outcome } => {
                 self.u8(ENTRY_WIN);
@@ -650,43 +746,53 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    fn snapshot_account(&mut self) -> Result<(Account, AccountFlags), DecodeError> {
-        let account = Account {
+    fn slice(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .offset
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated {
+                offset: self.bytes.len(),
+            })?;
+        let slice = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(slice)
+    }
+
+    fn account(&mut self) -> Result<Account, DecodeError> {
+        Ok(Account {
             id: self.u128()?,
             ledger: self.ledger()?,
             kind: self.kind()?,
             flags: self.account_flags()?,
-            debits_pending: 0,
-            debits_posted: 0,
-            credits_pending: 0,
-            credits_posted: 0,
-            timestamp: 0,
-        };
-        let flags_at_creation = self.account_flags()?;
-        let account = Account {
             debits_pending: self.u128()?,
             debits_posted: self.u128()?,
             credits_pending: self.u128()?,
             credits_posted: self.u128()?,
             timestamp: self.u64()?,
-            ..account
-        };
-        Ok((account, flags_at_creation))
+        })
     }
 
-    fn snapshot_transfer(&mut self) -> Result<Transfer, DecodeError> {
-        let t = self.new_transfer()?;
-        Ok(Transfer {
-            id: t.id,
-            debit_account_id: t.debit_account_id,
-            credit_account_id: t.credit_account_id,
-            amount: t.amount,
-            ledger: t.ledger,
-            flags: t.flags,
-            pending_id: t.pending_id,
-            timeout_s: t.timeout_s,
+    fn checkpoint_account(&mut self) -> Result<(Account, AccountFlags, u64), DecodeError> {
+        let (id, ledger, kind, flags) = (
+            self.u128()?,
+            self.ledger()?,
+            self.kind()?,
+            self.account_flags()?,
+        );
+        let flags_at_creation = self.account_flags()?;
+        let account = Account {
+            id,
+            ledger,
+            kind,
+            flags,
+            debits_pending: self.u128()?,
+            debits_posted: self.u128()?,
+            credits_pending: self.u128()?,
+            credits_posted: self.u128()?,
             timestamp: self.u64()?,
-        })
+        };
+        Ok((account, flags_at_creation, self.u64()?))
     }
 
     fn wallet_entry(&mut self, key: &str) -> Result<WalletEntry, DecodeError> {
@@ -697,12 +803,6 @@ impl<'a> Reader<'a> {
                 let (player_id, round_id, amount, ledger) =
                     (self.u128()?, self.key()?, self.u64()?, self.ledger()?);
                 let outcome = self.outcome()?;
-                let flag_offset = self.offset;
-                let rolled_back = match self.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(self.invalid("rolled_back flag", flag_offset)),
-                };
                 let request = WalletBet {
                     transaction_id,
                     player_id,
@@ -710,11 +810,7 @@ impl<'a> Reader<'a> {
                     amount,
                     ledger,
                 };
-                Ok(WalletEntry::Bet {
-                    request,
-                    outcome,
-                    rolled_back,
-                })
+                Ok(WalletEntry::Bet { request, outcome })
             }
             ENTRY_WIN => {
                 let (player_id, round_id, amount, ledger) =

@@ -1,16 +1,22 @@
 //! The ledger state machine: accounts, transfers (single, linked, two-phase with expiry) and the
 //! seamless-wallet layer, modelled on TigerBeetle's `state_machine.zig`.
 //!
+//! The ledger holds only its *hot* state: accounts with their balances, the pending transfers
+//! that are still pending, per-ledger sums and counters. Everything that grows with history —
+//! every transfer ever made, every wallet decision, which rounds are settled — lives in a
+//! [`HistorySource`](crate::history::HistorySource) that the caller reads before each entry
+//! (see `crate::history` for the prefetch/apply protocol) and appends the entry's
+//! [`HistoryRecord`]s to afterwards. So memory is bounded by the number of accounts and open
+//! pendings, never by the number of transfers.
+//!
 //! Layout, chosen for the hot path (one create_transfers command of 8189 items):
-//! - accounts and transfers live in `Vec`s in creation order, found through `HashMap`s from id
-//!   to slot. Creation order is also timestamp order, so a snapshot is written without sorting
-//!   and a failed linked chain is undone by popping (its objects are always the newest).
-//! - an account's history is a chain through its transfers, newest first: the account holds
-//!   its newest transfer's slot and each transfer the previous slot of each of its two
-//!   accounts. Recording a transfer touches only memory the transfer already touches (no
-//!   per-account vector to grow, no extra cache miss); reading walks at most `limit` links.
+//! - accounts live in a copy-on-write paged vector in creation order, found through a hash map
+//!   from id to slot; a checkpoint copies page pointers, not accounts (see `paged`).
+//! - an account's history is a chain through its transfers, newest first: the account holds its
+//!   newest transfer's sequence number and each transfer record the previous one of each of its
+//!   two accounts. Recording a transfer touches only memory the transfer already touches.
 //! - hash maps are only ever looked up; anything whose order is observable (expiry, totals,
-//!   snapshots) is a `BTreeMap`/`BTreeSet` or a `Vec` in creation order.
+//!   checkpoints) is a `BTreeMap`/`BTreeSet` or in creation order.
 //!
 //! Time comes from the log: each `apply` starts the clock at max(entry timestamp, last + 1) and
 //! every object (account, transfer, house account, auto-void) takes the next nanosecond, so
@@ -18,24 +24,50 @@
 
 mod accounts;
 mod chain;
-mod hashing;
+pub(crate) mod hashing;
 mod invariants;
+pub(crate) mod paged;
+mod pending;
 mod transfers;
 mod wallet_ops;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use crate::command::{Command, CommandResult};
-use crate::ids::{AccountId, LedgerCode, TransferId};
-use crate::types::{Account, AccountFlags, AccountKind, Transfer};
-use crate::wallet::{WalletBet, WalletOutcome, WalletRollback, WalletWin};
+use crate::history::{HistoryKeys, HistoryRecord, Prefetched, StoredTransfer, NO_TRANSFER};
+use crate::ids::{is_reserved_id, AccountId, LedgerCode, TransferId};
+use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
+use crate::wallet::WalletEntry;
 
-use hashing::{IdMap, IdSet};
-pub(crate) use invariants::SnapshotParts;
+use hashing::IdMap;
+use paged::PagedVec;
+pub(crate) use pending::{PendingSet, PendingTransfer};
+
+/// A consistent copy of the hot state for a checkpoint, taken between two entries in O(pages)
+/// by sharing pages copy-on-write; encoding it (`codec::encode_checkpoint`) needs no lock.
+#[derive(Clone, Debug)]
+pub struct FrozenLedger {
+    pub(crate) clock: u64,
+    pub(crate) transfer_count: u64,
+    pub(crate) wallet_sequence: u64,
+    pub(crate) expiry_sequence: u64,
+    pub(crate) accounts: PagedVec<AccountEntry>,
+    pub(crate) pendings: PagedVec<Option<PendingTransfer>>,
+}
+
+impl FrozenLedger {
+    pub fn transfer_count(&self) -> u64 {
+        self.transfer_count
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+}
 
 /// Sums over the whole ledger, per ledger code (sorted by code).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,31 +98,27 @@ impl LedgerSums {
     }
 }
 
-/// Most transfers (and accounts) one ledger holds: slots are u32 to keep histories small.
-/// Memory runs out long before (each transfer costs ~150 bytes).
-pub const TRANSFERS_MAX: usize = u32::MAX as usize;
+/// Most accounts one ledger holds: slots are u32.
 pub const ACCOUNTS_MAX: usize = u32::MAX as usize;
+
+/// Most automatic voids of expired pending transfers one entry performs, so a mass expiry
+/// cannot turn one entry into an unbounded stall; the rest wait for the next entry (the node's
+/// ticker proposes one while any deadline has passed).
+pub const EXPIRIES_PER_ENTRY_MAX: usize = 8_189;
 
 pub(crate) const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 #[derive(Clone, Debug)]
-pub(crate) struct AccountEntry {
+pub struct AccountEntry {
     pub(crate) account: Account,
     /// The flags as created (normalized): `exists` compares against these, because `closed`
     /// on `account.flags` changes with closing transfers.
     pub(crate) flags_at_creation: AccountFlags,
     /// Index into `Ledger::ledger_sums`.
     pub(crate) ledger_slot: u32,
-    /// Slot of the newest transfer touching this account, `NO_TRANSFER` if none.
-    pub(crate) newest_transfer: u32,
+    /// Sequence number of the newest transfer touching this account, `NO_TRANSFER` if none.
+    pub(crate) newest_transfer: u64,
 }
-
-/// The end of a history chain.
-pub(crate) const NO_TRANSFER: u32 = u32::MAX;
-
-/// For one transfer, the slot of the previous transfer of its debit account and of its credit
-/// account (`NO_TRANSFER` at the start of a history).
-pub(crate) type HistoryLinks = [u32; 2];
 
 /// Where a pending transfer stands (TigerBeetle's `TransferPendingStatus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,30 +127,6 @@ pub(crate) enum PendingStatus {
     Posted,
     Voided,
     Expired,
-}
-
-/// What the ledger remembers under a wallet transaction id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum WalletEntry {
-    Bet {
-        request: WalletBet,
-        outcome: WalletOutcome,
-        rolled_back: bool,
-    },
-    Win {
-        request: WalletWin,
-        outcome: WalletOutcome,
-    },
-    Rollback {
-        request: WalletRollback,
-        outcome: WalletOutcome,
-    },
-    /// A rollback named this id before any bet with it arrived: a late bet is refused.
-    Tombstone {
-        player_id: AccountId,
-        round_id: String,
-        rollback_transaction_id: String,
-    },
 }
 
 /// One reversible effect, recorded while a linked chain is open so a failing member can undo
@@ -142,12 +146,8 @@ enum Undo {
         slot: u32,
         sums: LedgerSums,
     },
-    PendingStatus {
-        slot: u32,
-        previous: Option<PendingStatus>,
-    },
-    ExpiryInserted((u64, TransferId)),
-    ExpiryRemoved((u64, TransferId)),
+    PendingInserted(TransferId),
+    PendingRemoved(PendingTransfer),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -156,28 +156,50 @@ struct UndoLog {
     ops: Vec<Undo>,
 }
 
+/// What the entry being applied has produced so far, and what was prefetched for it. Empty
+/// between entries.
+#[derive(Clone, Debug, Default)]
+struct EntryState {
+    prefetched: Prefetched,
+    records: Vec<HistoryRecord>,
+    /// Transfers created by this entry: id → index in `records`.
+    transfers: IdMap<TransferId, u32>,
+    /// Pendings resolved by this entry: pending id → index in `records` of the resolution.
+    resolutions: IdMap<TransferId, u32>,
+    wallet: IdMap<String, WalletEntry>,
+    rolled_back: HashSet<String>,
+    settled: HashSet<(AccountId, String)>,
+}
+
+impl EntryState {
+    fn is_clear(&self) -> bool {
+        self.records.is_empty()
+            && self.transfers.is_empty()
+            && self.resolutions.is_empty()
+            && self.wallet.is_empty()
+            && self.rolled_back.is_empty()
+            && self.settled.is_empty()
+            && self.prefetched.is_empty()
+    }
+}
+
+/// The hot state. `Clone` is cheap for the account pages (shared copy-on-write) but copies
+/// the id index; use [`Ledger::freeze`] for checkpoints.
 #[derive(Clone, Default)]
 pub struct Ledger {
     /// Timestamp (ns) of the last object created, or just below the last entry's timestamp.
     pub(crate) clock: u64,
-    pub(crate) accounts: Vec<AccountEntry>,
+    pub(crate) accounts: PagedVec<AccountEntry>,
     pub(crate) account_index: IdMap<AccountId, u32>,
-    pub(crate) transfers: Vec<Transfer>,
-    /// Parallel to `transfers`.
-    pub(crate) history_links: Vec<HistoryLinks>,
-    pub(crate) transfer_index: IdMap<TransferId, u32>,
-    /// Status of every transfer created with `pending`, by transfer slot.
-    pub(crate) pending_status: IdMap<u32, PendingStatus>,
-    /// Pending transfers with a timeout that are still pending, by (deadline ns, id).
-    pub(crate) expiries: BTreeSet<(u64, TransferId)>,
+    pub(crate) pending: PendingSet,
     pub(crate) ledger_slots: BTreeMap<LedgerCode, u32>,
     /// Running sums per ledger slot, kept incrementally so the balance check is O(ledgers).
     pub(crate) ledger_sums: Vec<LedgerSums>,
-    pub(crate) wallet: IdMap<String, WalletEntry>,
-    /// (player, round) pairs a win has settled: their bets can no longer be rolled back.
-    pub(crate) settled_rounds: IdMap<AccountId, IdSet<String>>,
+    /// Transfers ever created: the next transfer's sequence number.
+    pub(crate) transfer_count: u64,
     pub(crate) wallet_sequence: u64,
     pub(crate) expiry_sequence: u64,
+    entry: EntryState,
     undo: UndoLog,
 }
 
@@ -187,9 +209,8 @@ impl fmt::Debug for Ledger {
         f.debug_struct("Ledger")
             .field("clock", &self.clock)
             .field("accounts", &self.accounts.len())
-            .field("transfers", &self.transfers.len())
-            .field("pending_with_timeout", &self.expiries.len())
-            .field("wallet_entries", &self.wallet.len())
+            .field("transfers", &self.transfer_count)
+            .field("pending", &self.pending.len())
             .finish()
     }
 }
@@ -199,31 +220,149 @@ impl Ledger {
         Self::default()
     }
 
-    /// Reserves room for this many more accounts and transfers, so a large run does not pay
-    /// for rehashing the maps while it applies entries.
-    pub fn reserve(&mut self, accounts: usize, transfers: usize) {
-        self.accounts.reserve(accounts);
-        self.account_index.reserve(accounts);
-        self.transfers.reserve(transfers);
-        self.history_links.reserve(transfers);
-        self.transfer_index.reserve(transfers);
+    /// A consistent copy of the hot state for a checkpoint (between entries only).
+    pub fn freeze(&self) -> FrozenLedger {
+        assert!(self.entry.is_clear() && !self.undo.active);
+        FrozenLedger {
+            clock: self.clock,
+            transfer_count: self.transfer_count,
+            wallet_sequence: self.wallet_sequence,
+            expiry_sequence: self.expiry_sequence,
+            accounts: self.accounts.clone(),
+            pendings: self.pending.share_slots(),
+        }
     }
 
-    /// Applies one log entry. Pure: the same state, timestamp and commands give the same
-    /// results and the same next state on every replica.
+    /// Starts rebuilding a ledger from a checkpoint: `[transfer_count, wallet_sequence,
+    /// expiry_sequence]`. The caller adds accounts in creation order, then pendings, then
+    /// checks `check_hot_invariants`.
+    pub(crate) fn restore_begin(clock: u64, counters: [u64; 3], accounts: usize) -> Ledger {
+        let mut ledger = Ledger {
+            clock,
+            transfer_count: counters[0],
+            wallet_sequence: counters[1],
+            expiry_sequence: counters[2],
+            ..Ledger::default()
+        };
+        ledger.reserve(accounts);
+        ledger
+    }
+
+    pub(crate) fn restore_account(
+        &mut self,
+        account: Account,
+        flags_at_creation: AccountFlags,
+        newest_transfer: u64,
+    ) -> Result<(), ()> {
+        let slot = u32::try_from(self.accounts.len()).map_err(|_| ())?;
+        if self.account_index.insert(account.id, slot).is_some() {
+            return Err(());
+        }
+        let next_slot = self.ledger_sums.len() as u32;
+        let ledger_slot = *self.ledger_slots.entry(account.ledger).or_insert(next_slot);
+        if ledger_slot == next_slot {
+            self.ledger_sums.push(LedgerSums::zero(account.ledger));
+        }
+        let sums = &mut self.ledger_sums[ledger_slot as usize];
+        let add = |sum: u128, value: u128| sum.checked_add(value).ok_or(());
+        sums.debits_pending = add(sums.debits_pending, account.debits_pending)?;
+        sums.debits_posted = add(sums.debits_posted, account.debits_posted)?;
+        sums.credits_pending = add(sums.credits_pending, account.credits_pending)?;
+        sums.credits_posted = add(sums.credits_posted, account.credits_posted)?;
+        self.accounts.push(AccountEntry {
+            account,
+            flags_at_creation,
+            ledger_slot,
+            newest_transfer,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn restore_pending(&mut self, stored: StoredTransfer) -> Result<(), ()> {
+        let t = &stored.transfer;
+        let valid = t.flags.contains(TransferFlags::PENDING)
+            && !self.pending.contains(t.id)
+            && transfers::pending_deadline(t.timestamp, t.timeout_s).is_ok();
+        if !valid {
+            return Err(());
+        }
+        self.pending.insert(PendingTransfer { stored });
+        Ok(())
+    }
+
+    /// Reserves room for this many more accounts, so a large run does not pay for rehashing
+    /// the account index while it applies entries.
+    pub fn reserve(&mut self, accounts: usize) {
+        self.accounts.reserve_pages(accounts);
+        self.account_index.reserve(accounts);
+    }
+
+    /// Adds to `keys` every history key applying `commands` may read. Pure; the caller looks
+    /// the keys up (I/O) and passes what it found to [`Ledger::apply`].
+    pub fn history_keys(&self, commands: &[Command], keys: &mut HistoryKeys) {
+        for command in commands {
+            match command {
+                Command::CreateTransfers(items) => self.transfer_keys(items, keys),
+                Command::WalletBet(bet) => keys.wallet_keys.push(bet.transaction_id.clone()),
+                Command::WalletWin(win) => keys.wallet_keys.push(win.transaction_id.clone()),
+                Command::WalletRollback(rollback) => {
+                    let target = &rollback.rolled_back_transaction_id;
+                    keys.wallet_keys.push(rollback.transaction_id.clone());
+                    keys.wallet_keys.push(target.clone());
+                    keys.rolled_back.push(target.clone());
+                    keys.settled
+                        .push((rollback.player_id, rollback.round_id.clone()));
+                }
+                Command::CreateAccounts(_) | Command::Tick => {}
+            }
+        }
+    }
+
+    fn transfer_keys(&self, items: &[crate::types::NewTransfer], keys: &mut HistoryKeys) {
+        for t in items {
+            if t.id != 0 && !is_reserved_id(t.id) {
+                keys.transfer_ids.push(t.id);
+            }
+            let resolves = t.flags.contains(TransferFlags::POST_PENDING_TRANSFER)
+                || t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
+            // Fetched even when it is pending now: this entry's expiry sweep may void it first.
+            if resolves && t.pending_id != 0 {
+                keys.transfer_ids.push(t.pending_id);
+                keys.resolutions.push(t.pending_id);
+            }
+        }
+    }
+
+    /// Applies one log entry. Pure: the same state, timestamp, commands and prefetched history
+    /// give the same results, records and next state on every replica.
     ///
-    /// Before any command, every pending transfer whose deadline is at or before the entry's
-    /// timestamp is voided (in deadline order), so expiry depends only on the log.
-    pub fn apply(&mut self, timestamp_ns: u64, commands: &[Command]) -> Vec<CommandResult> {
+    /// `prefetched` must hold what the history had for `history_keys(commands)` (it is left
+    /// cleared for reuse). The entry's new history records are appended to `records`, in the
+    /// order they happened; the caller persists them before the next entry.
+    ///
+    /// Before any command, pending transfers whose deadline is at or before the entry's
+    /// timestamp are voided (in deadline order, at most `EXPIRIES_PER_ENTRY_MAX`), so expiry
+    /// depends only on the log.
+    pub fn apply(
+        &mut self,
+        timestamp_ns: u64,
+        commands: &[Command],
+        prefetched: &mut Prefetched,
+        records: &mut Vec<HistoryRecord>,
+    ) -> Vec<CommandResult> {
         assert!(
             !self.undo.active,
             "a linked chain was left open by the previous apply"
         );
+        assert!(self.entry.is_clear(), "the previous entry was not finished");
+        std::mem::swap(&mut self.entry.prefetched, prefetched);
+        std::mem::swap(&mut self.entry.records, records);
+        let records_before = self.entry.records.len();
+
         let entry_timestamp =
             timestamp_ns.max(self.clock.checked_add(1).expect("ledger clock overflowed"));
         self.clock = entry_timestamp - 1;
         self.expire_pending_transfers(entry_timestamp);
-
         let results = commands
             .iter()
             .map(|command| self.apply_command(command))
@@ -233,7 +372,23 @@ impl Ledger {
         if let Err(broken) = self.check_totals() {
             panic!("ledger invariant broken after apply: {broken}");
         }
+        assert!(self.entry.records.len() >= records_before);
+        std::mem::swap(&mut self.entry.records, records);
+        std::mem::swap(&mut self.entry.prefetched, prefetched);
+        prefetched.clear();
+        self.finish_entry();
         results
+    }
+
+    fn finish_entry(&mut self) {
+        let entry = &mut self.entry;
+        entry.transfers.clear();
+        entry.resolutions.clear();
+        entry.wallet.clear();
+        entry.rolled_back.clear();
+        entry.settled.clear();
+        entry.prefetched.clear();
+        assert!(entry.is_clear());
     }
 
     fn apply_command(&mut self, command: &Command) -> CommandResult {
@@ -254,34 +409,20 @@ impl Ledger {
     pub fn account(&self, id: AccountId) -> Option<&Account> {
         self.account_index
             .get(&id)
-            .map(|&slot| &self.accounts[slot as usize].account)
+            .map(|&slot| &self.accounts.get(slot as usize).account)
     }
 
-    pub fn transfer(&self, id: TransferId) -> Option<&Transfer> {
-        self.transfer_index
+    /// Sequence number of the account's newest transfer (`NO_TRANSFER` if none); `None` for an
+    /// unknown account. The start of a history walk (`crate::reads::account_transfers`).
+    pub fn newest_transfer_of(&self, id: AccountId) -> Option<u64> {
+        self.account_index
             .get(&id)
-            .map(|&slot| &self.transfers[slot as usize])
+            .map(|&slot| self.accounts.get(slot as usize).newest_transfer)
     }
 
-    /// The account's transfers, newest first, at most `limit`. Includes wallet transfers and
-    /// the automatic voids of expired pending transfers. Empty for an unknown account.
-    pub fn account_transfers(&self, id: AccountId, limit: usize) -> Vec<&Transfer> {
-        let Some(&slot) = self.account_index.get(&id) else {
-            return Vec::new();
-        };
-        let mut found = Vec::with_capacity(limit.min(1024));
-        let mut next = self.accounts[slot as usize].newest_transfer;
-        while next != NO_TRANSFER && found.len() < limit {
-            let transfer = &self.transfers[next as usize];
-            let [debit_previous, credit_previous] = self.history_links[next as usize];
-            next = if transfer.debit_account_id == id {
-                debit_previous
-            } else {
-                credit_previous
-            };
-            found.push(transfer);
-        }
-        found
+    /// A pending transfer that is still pending.
+    pub fn pending_transfer(&self, id: TransferId) -> Option<&StoredTransfer> {
+        self.pending.get(id).map(|pending| &pending.stored)
     }
 
     /// Available balance of a player account: credits_posted - debits_posted - debits_pending.
@@ -291,26 +432,33 @@ impl Ledger {
         (account.kind == AccountKind::Player).then(|| (account.ledger, available_balance(account)))
     }
 
-    /// The stored answer to a wallet transaction id, if the ledger decided one (a tombstone
-    /// left by a rollback answers `BetAlreadyRolledBack`, as a bet with that id would).
-    pub fn wallet_outcome(&self, transaction_id: &str) -> Option<WalletOutcome> {
-        match self.wallet.get(transaction_id)? {
-            WalletEntry::Bet { outcome, .. }
-            | WalletEntry::Win { outcome, .. }
-            | WalletEntry::Rollback { outcome, .. } => Some(*outcome),
-            WalletEntry::Tombstone { .. } => Some(WalletOutcome::BetAlreadyRolledBack),
-        }
-    }
-
     /// The ledger clock: no object has a later timestamp, and the next object's is greater.
     pub fn last_timestamp(&self) -> u64 {
         self.clock
     }
 
+    /// Transfers ever created (the next transfer's sequence number).
+    pub fn transfer_count(&self) -> u64 {
+        self.transfer_count
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The earliest deadline among pending transfers, if any (ns, ledger time).
+    pub fn next_expiry_ns(&self) -> Option<u64> {
+        self.pending.next_deadline()
+    }
+
     pub fn totals(&self) -> LedgerTotals {
         LedgerTotals {
             accounts: self.accounts.len() as u64,
-            transfers: self.transfers.len() as u64,
+            transfers: self.transfer_count,
             per_ledger: self
                 .ledger_slots
                 .values()
@@ -325,11 +473,81 @@ impl Ledger {
         self.clock
     }
 
+    // --- lookups across this entry's own records and what was prefetched for it.
+
+    /// A transfer by id, created by this entry or found in history before it.
+    fn find_transfer(&self, id: TransferId) -> Option<&StoredTransfer> {
+        if let Some(&index) = self.entry.transfers.get(&id) {
+            return Some(self.record_transfer(index));
+        }
+        if let Some(pending) = self.pending.get(id) {
+            return Some(&pending.stored);
+        }
+        self.entry.prefetched.transfers.get(&id)
+    }
+
+    fn record_transfer(&self, index: u32) -> &StoredTransfer {
+        match &self.entry.records[index as usize] {
+            HistoryRecord::Transfer(stored) => stored,
+            other => panic!("record {index} is not a transfer: {other:?}"),
+        }
+    }
+
+    /// Where a transfer created with `pending` stands.
+    fn pending_status(&self, pending_id: TransferId) -> PendingStatus {
+        if self.pending.contains(pending_id) {
+            return PendingStatus::Pending;
+        }
+        let resolution = match self.entry.resolutions.get(&pending_id) {
+            Some(&index) => self.record_transfer(index),
+            None => self
+                .entry
+                .prefetched
+                .resolutions
+                .get(&pending_id)
+                .unwrap_or_else(|| {
+                    panic!("pending transfer {pending_id} is neither pending nor resolved")
+                }),
+        };
+        if resolution
+            .transfer
+            .flags
+            .contains(TransferFlags::POST_PENDING_TRANSFER)
+        {
+            PendingStatus::Posted
+        } else if crate::ids::is_expiry_transfer_id(resolution.transfer.id) {
+            PendingStatus::Expired
+        } else {
+            PendingStatus::Voided
+        }
+    }
+
+    fn wallet_entry(&self, key: &str) -> Option<&WalletEntry> {
+        self.entry
+            .wallet
+            .get(key)
+            .or_else(|| self.entry.prefetched.wallet.get(key))
+    }
+
+    fn is_rolled_back(&self, bet_key: &str) -> bool {
+        self.entry.rolled_back.contains(bet_key)
+            || self.entry.prefetched.rolled_back.contains(bet_key)
+    }
+
+    fn is_settled(&self, player: AccountId, round: &str) -> bool {
+        let key = (player, round.to_owned());
+        self.entry.settled.contains(&key) || self.entry.prefetched.settled.contains(&key)
+    }
+
     // --- primitive mutations: every state change goes through these, and each records its
     // inverse while a linked chain is open.
 
     fn slot_of_account(&self, id: AccountId) -> Option<u32> {
         self.account_index.get(&id).copied()
+    }
+
+    fn account_at(&self, slot: u32) -> &Account {
+        &self.accounts.get(slot as usize).account
     }
 
     fn insert_account(&mut self, account: Account, flags_at_creation: AccountFlags) -> u32 {
@@ -354,6 +572,9 @@ impl Ledger {
         };
         let previous = self.account_index.insert(account.id, slot);
         assert!(previous.is_none(), "account id inserted twice");
+        self.entry
+            .records
+            .push(HistoryRecord::AccountCreated(account.clone()));
         self.accounts.push(AccountEntry {
             account,
             flags_at_creation,
@@ -368,50 +589,64 @@ impl Ledger {
         slot
     }
 
-    fn insert_transfer(&mut self, transfer: Transfer, debit_slot: u32, credit_slot: u32) -> u32 {
+    /// Records a new transfer: its sequence number, its place in both accounts' histories, its
+    /// record. For a post or void, `pending_amount` is the resolved pending's amount.
+    fn insert_transfer(
+        &mut self,
+        transfer: Transfer,
+        debit_slot: u32,
+        credit_slot: u32,
+        pending_amount: u64,
+    ) -> u64 {
         assert!(debit_slot != credit_slot);
-        assert!(self
-            .transfers
-            .last()
-            .is_none_or(|last| last.timestamp < transfer.timestamp));
-        assert!(self.accounts[debit_slot as usize].account.timestamp < transfer.timestamp);
-        assert!(self.accounts[credit_slot as usize].account.timestamp < transfer.timestamp);
+        assert!(transfer.timestamp <= self.clock);
+        assert!(self.account_at(debit_slot).timestamp < transfer.timestamp);
+        assert!(self.account_at(credit_slot).timestamp < transfer.timestamp);
+        let seq = self.transfer_count;
+        self.transfer_count = seq.checked_add(1).expect("transfer sequence overflowed");
+        let prev_debit = std::mem::replace(
+            &mut self.accounts.get_mut(debit_slot as usize).newest_transfer,
+            seq,
+        );
+        let prev_credit = std::mem::replace(
+            &mut self.accounts.get_mut(credit_slot as usize).newest_transfer,
+            seq,
+        );
+        let index = u32::try_from(self.entry.records.len()).expect("records per entry fit u32");
+        let (id, pending_id) = (transfer.id, transfer.pending_id);
+        let stored = StoredTransfer {
+            seq,
+            transfer,
+            prev_debit,
+            prev_credit,
+            pending_amount,
+        };
+        let resolves = stored.resolves_pending();
+        self.entry.records.push(HistoryRecord::Transfer(stored));
+        let previous = self.entry.transfers.insert(id, index);
         assert!(
-            self.transfers.len() < TRANSFERS_MAX,
-            "transfer slots exhausted"
+            previous.is_none(),
+            "transfer id inserted twice in one entry"
         );
-        let slot = self.transfers.len() as u32;
-        let previous = self.transfer_index.insert(transfer.id, slot);
-        assert!(previous.is_none(), "transfer id inserted twice");
-        self.transfers.push(transfer);
-        let debit_previous = std::mem::replace(
-            &mut self.accounts[debit_slot as usize].newest_transfer,
-            slot,
-        );
-        let credit_previous = std::mem::replace(
-            &mut self.accounts[credit_slot as usize].newest_transfer,
-            slot,
-        );
-        self.history_links.push([debit_previous, credit_previous]);
+        if resolves {
+            let previous = self.entry.resolutions.insert(pending_id, index);
+            assert!(previous.is_none(), "pending resolved twice in one entry");
+        }
         if self.undo.active {
             self.undo.ops.push(Undo::TransferCreated);
         }
-        slot
+        seq
     }
 
     fn record_account_state(&mut self, slot: u32) {
         if self.undo.active {
-            let account = &self.accounts[slot as usize].account;
-            let balances = [
-                account.debits_pending,
-                account.debits_posted,
-                account.credits_pending,
-                account.credits_posted,
-            ];
+            let account = self.account_at(slot);
+            let balances = balances_of(account);
+            let flags = account.flags;
             self.undo.ops.push(Undo::AccountState {
                 slot,
                 balances,
-                flags: account.flags,
+                flags,
             });
         }
     }
@@ -421,8 +656,11 @@ impl Ledger {
     fn move_balances(&mut self, debit_slot: u32, credit_slot: u32, movement: Movement) {
         self.record_account_state(debit_slot);
         self.record_account_state(credit_slot);
-        let ledger_slot = self.accounts[debit_slot as usize].ledger_slot;
-        assert_eq!(ledger_slot, self.accounts[credit_slot as usize].ledger_slot);
+        let ledger_slot = self.accounts.get(debit_slot as usize).ledger_slot;
+        assert_eq!(
+            ledger_slot,
+            self.accounts.get(credit_slot as usize).ledger_slot
+        );
         if self.undo.active {
             let sums = self.ledger_sums[ledger_slot as usize].clone();
             self.undo.ops.push(Undo::LedgerSums {
@@ -431,25 +669,24 @@ impl Ledger {
             });
         }
 
-        let debit = &mut self.accounts[debit_slot as usize].account;
+        let debit = &mut self.accounts.get_mut(debit_slot as usize).account;
         debit.debits_pending = movement.apply_pending(debit.debits_pending);
         debit.debits_posted = movement.apply_posted(debit.debits_posted);
-        let credit = &mut self.accounts[credit_slot as usize].account;
+        assert_within_limits(debit);
+        let credit = &mut self.accounts.get_mut(credit_slot as usize).account;
         credit.credits_pending = movement.apply_pending(credit.credits_pending);
         credit.credits_posted = movement.apply_posted(credit.credits_posted);
+        assert_within_limits(credit);
         let sums = &mut self.ledger_sums[ledger_slot as usize];
         sums.debits_pending = movement.apply_pending(sums.debits_pending);
         sums.debits_posted = movement.apply_posted(sums.debits_posted);
         sums.credits_pending = movement.apply_pending(sums.credits_pending);
         sums.credits_posted = movement.apply_posted(sums.credits_posted);
-
-        assert_within_limits(&self.accounts[debit_slot as usize].account);
-        assert_within_limits(&self.accounts[credit_slot as usize].account);
     }
 
     fn set_closed(&mut self, slot: u32, closed: bool) {
         self.record_account_state(slot);
-        let flags = &mut self.accounts[slot as usize].account.flags;
+        let flags = &mut self.accounts.get_mut(slot as usize).account.flags;
         assert_ne!(flags.contains(AccountFlags::CLOSED), closed);
         if closed {
             flags.insert(AccountFlags::CLOSED);
@@ -458,82 +695,34 @@ impl Ledger {
         }
     }
 
-    fn set_pending_status(&mut self, transfer_slot: u32, status: PendingStatus) {
-        let previous = self.pending_status.insert(transfer_slot, status);
+    fn insert_pending(&mut self, stored: StoredTransfer) {
+        let id = stored.transfer.id;
+        self.pending.insert(PendingTransfer { stored });
         if self.undo.active {
-            self.undo.ops.push(Undo::PendingStatus {
-                slot: transfer_slot,
-                previous,
-            });
+            self.undo.ops.push(Undo::PendingInserted(id));
         }
     }
 
-    fn insert_expiry(&mut self, key: (u64, TransferId)) {
-        assert!(self.expiries.insert(key));
+    fn remove_pending(&mut self, id: TransferId) -> PendingTransfer {
+        let removed = self.pending.remove(id);
         if self.undo.active {
-            self.undo.ops.push(Undo::ExpiryInserted(key));
+            self.undo.ops.push(Undo::PendingRemoved(removed.clone()));
         }
-    }
-
-    fn remove_expiry(&mut self, key: (u64, TransferId)) {
-        assert!(self.expiries.remove(&key));
-        if self.undo.active {
-            self.undo.ops.push(Undo::ExpiryRemoved(key));
-        }
+        removed
     }
 
     fn undo_one(&mut self, op: Undo) {
         match op {
             Undo::AccountCreated {
                 ledger_slot_created,
-            } => {
-                let entry = self
-                    .accounts
-                    .pop()
-                    .expect("undo of an account that is not there");
-                assert_eq!(entry.newest_transfer, NO_TRANSFER);
-                assert_eq!(
-                    self.account_index.remove(&entry.account.id),
-                    Some(self.accounts.len() as u32)
-                );
-                if ledger_slot_created {
-                    let sums = self
-                        .ledger_sums
-                        .pop()
-                        .expect("undo of a ledger slot that is not there");
-                    assert_eq!(sums, LedgerSums::zero(entry.account.ledger));
-                    assert_eq!(
-                        self.ledger_slots.remove(&entry.account.ledger),
-                        Some(self.ledger_sums.len() as u32)
-                    );
-                }
-            }
-            Undo::TransferCreated => {
-                let transfer = self
-                    .transfers
-                    .pop()
-                    .expect("undo of a transfer that is not there");
-                let links = self
-                    .history_links
-                    .pop()
-                    .expect("history links parallel to transfers");
-                let slot = self.transfers.len() as u32;
-                assert_eq!(self.transfer_index.remove(&transfer.id), Some(slot));
-                for (id, previous) in [transfer.debit_account_id, transfer.credit_account_id]
-                    .into_iter()
-                    .zip(links)
-                {
-                    let account = &mut self.accounts[self.account_index[&id] as usize];
-                    assert_eq!(account.newest_transfer, slot);
-                    account.newest_transfer = previous;
-                }
-            }
+            } => self.undo_account_created(ledger_slot_created),
+            Undo::TransferCreated => self.undo_transfer_created(),
             Undo::AccountState {
                 slot,
                 balances,
                 flags,
             } => {
-                let account = &mut self.accounts[slot as usize].account;
+                let account = &mut self.accounts.get_mut(slot as usize).account;
                 [
                     account.debits_pending,
                     account.debits_posted,
@@ -543,16 +732,69 @@ impl Ledger {
                 account.flags = flags;
             }
             Undo::LedgerSums { slot, sums } => self.ledger_sums[slot as usize] = sums,
-            Undo::PendingStatus { slot, previous } => match previous {
-                Some(status) => {
-                    self.pending_status.insert(slot, status);
-                }
-                None => {
-                    self.pending_status.remove(&slot);
-                }
-            },
-            Undo::ExpiryInserted(key) => assert!(self.expiries.remove(&key)),
-            Undo::ExpiryRemoved(key) => assert!(self.expiries.insert(key)),
+            Undo::PendingInserted(id) => {
+                self.pending.remove(id);
+            }
+            Undo::PendingRemoved(pending) => self.pending.insert(pending),
+        }
+    }
+
+    fn undo_account_created(&mut self, ledger_slot_created: bool) {
+        let entry = self
+            .accounts
+            .pop()
+            .expect("undo of an account that is not there");
+        assert_eq!(entry.newest_transfer, NO_TRANSFER);
+        assert_eq!(
+            self.account_index.remove(&entry.account.id),
+            Some(self.accounts.len() as u32)
+        );
+        match self.entry.records.pop() {
+            Some(HistoryRecord::AccountCreated(account)) => {
+                assert_eq!(account.id, entry.account.id)
+            }
+            other => panic!("undo of an account found {other:?}"),
+        }
+        if ledger_slot_created {
+            let sums = self
+                .ledger_sums
+                .pop()
+                .expect("undo of a ledger slot that is not there");
+            assert_eq!(sums, LedgerSums::zero(entry.account.ledger));
+            assert_eq!(
+                self.ledger_slots.remove(&entry.account.ledger),
+                Some(self.ledger_sums.len() as u32)
+            );
+        }
+    }
+
+    fn undo_transfer_created(&mut self) {
+        let stored = match self.entry.records.pop() {
+            Some(HistoryRecord::Transfer(stored)) => stored,
+            other => panic!("undo of a transfer found {other:?}"),
+        };
+        let index = self.entry.records.len() as u32;
+        assert_eq!(
+            self.entry.transfers.remove(&stored.transfer.id),
+            Some(index)
+        );
+        if stored.resolves_pending() {
+            assert_eq!(
+                self.entry.resolutions.remove(&stored.transfer.pending_id),
+                Some(index)
+            );
+        }
+        self.transfer_count -= 1;
+        assert_eq!(self.transfer_count, stored.seq);
+        let t = &stored.transfer;
+        for (id, previous) in [
+            (t.debit_account_id, stored.prev_debit),
+            (t.credit_account_id, stored.prev_credit),
+        ] {
+            let slot = self.account_index[&id] as usize;
+            let account = self.accounts.get_mut(slot);
+            assert_eq!(account.newest_transfer, stored.seq);
+            account.newest_transfer = previous;
         }
     }
 }
@@ -605,6 +847,15 @@ impl Movement {
             .checked_add(self.posted_add)
             .expect("posted balance overflowed: validation missed it")
     }
+}
+
+pub(crate) fn balances_of(account: &Account) -> [u128; 4] {
+    [
+        account.debits_pending,
+        account.debits_posted,
+        account.credits_pending,
+        account.credits_posted,
+    ]
 }
 
 /// A balance-limited account never exceeds its limit, whatever happened.

@@ -102,7 +102,8 @@ pub enum WalletOutcome {
     BetAlreadyRolledBack,
     /// A rollback of a bet whose round was already settled by a win.
     BetAlreadySettled,
-    /// The rolled-back transaction id names a win, or a bet of another player.
+    /// The rolled-back transaction id names a win, or a bet of another player or of another
+    /// round than the rollback names.
     RollbackTargetInvalid,
     /// A bet of amount zero. (A win of zero is accepted: providers send it to close a lost
     /// round; it settles the round and moves no money.)
@@ -110,6 +111,21 @@ pub enum WalletOutcome {
 }
 
 impl WalletOutcome {
+    pub fn is_ok(self) -> bool {
+        matches!(self, WalletOutcome::Ok { .. })
+    }
+
+    /// True when the call moved money (a ledger transfer was made).
+    pub fn moved_money(self) -> bool {
+        matches!(
+            self,
+            WalletOutcome::Ok {
+                transfer_id: Some(_),
+                ..
+            }
+        )
+    }
+
     /// Stable snake_case code, as the API spells it.
     pub fn code(self) -> &'static str {
         match self {
@@ -124,6 +140,61 @@ impl WalletOutcome {
             WalletOutcome::BetAlreadySettled => "bet_already_settled",
             WalletOutcome::RollbackTargetInvalid => "rollback_target_invalid",
             WalletOutcome::AmountMustNotBeZero => "amount_must_not_be_zero",
+        }
+    }
+}
+
+/// What the ledger remembers under a wallet transaction id: the request and the answer it got,
+/// so a retry gets the same answer forever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalletEntry {
+    Bet {
+        request: WalletBet,
+        outcome: WalletOutcome,
+    },
+    Win {
+        request: WalletWin,
+        outcome: WalletOutcome,
+    },
+    Rollback {
+        request: WalletRollback,
+        outcome: WalletOutcome,
+    },
+    /// A rollback named this id before any bet with it arrived: a late bet is refused.
+    Tombstone {
+        player_id: AccountId,
+        round_id: String,
+        rollback_transaction_id: String,
+    },
+}
+
+impl WalletEntry {
+    /// The event type this entry is published as.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            WalletEntry::Bet { .. } => "wallet_bet",
+            WalletEntry::Win { .. } => "wallet_win",
+            WalletEntry::Rollback { .. } => "wallet_rollback",
+            WalletEntry::Tombstone { .. } => "wallet_tombstone",
+        }
+    }
+
+    /// The answer a request under this entry's id gets (a tombstone answers a late bet).
+    pub fn outcome(&self) -> WalletOutcome {
+        match self {
+            WalletEntry::Bet { outcome, .. }
+            | WalletEntry::Win { outcome, .. }
+            | WalletEntry::Rollback { outcome, .. } => *outcome,
+            WalletEntry::Tombstone { .. } => WalletOutcome::BetAlreadyRolledBack,
+        }
+    }
+
+    pub fn player_id(&self) -> AccountId {
+        match self {
+            WalletEntry::Bet { request, .. } => request.player_id,
+            WalletEntry::Win { request, .. } => request.player_id,
+            WalletEntry::Rollback { request, .. } => request.player_id,
+            WalletEntry::Tombstone { player_id, .. } => *player_id,
         }
     }
 }

@@ -4,10 +4,11 @@ mod common;
 
 use common::*;
 use croupier_core::codec::{
-    decode_ledger, decode_proposal, encode_ledger, encode_proposal, DecodeError,
-    PROPOSAL_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
+    decode_checkpoint, decode_proposal, decode_record, encode_proposal, encode_record, DecodeError,
+    CHECKPOINT_FORMAT_VERSION, PROPOSAL_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
 };
 use croupier_core::command::Proposal;
+use croupier_core::MemoryLedger;
 use croupier_core::{
     AccountFlags, AccountKind, Command, NewAccount, TransferFlags, BATCH_ITEMS_MAX,
 };
@@ -65,9 +66,11 @@ fn busy_ledger() -> Harness {
 }
 
 fn snapshot(h: &Harness) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    encode_ledger(&h.ledger, &mut bytes);
-    bytes
+    h.ledger.checkpoint()
+}
+
+fn restore(h: &Harness, checkpoint: &[u8]) -> Result<MemoryLedger, DecodeError> {
+    MemoryLedger::restore(checkpoint, h.ledger.history.clone())
 }
 
 #[test]
@@ -143,7 +146,7 @@ fn unknown_version_is_refused() {
     let mut snapshot = snapshot(&busy_ledger());
     snapshot[0] = 0;
     assert_eq!(
-        decode_ledger(&snapshot).unwrap_err(),
+        decode_checkpoint(&snapshot).unwrap_err(),
         DecodeError::Version(0)
     );
 }
@@ -235,13 +238,11 @@ fn encoding_an_empty_key_is_a_caller_bug() {
 }
 
 #[test]
-fn snapshot_round_trips_byte_for_byte_and_behaves_the_same() {
+fn checkpoint_round_trips_byte_for_byte_and_behaves_the_same() {
     let mut h = busy_ledger();
     let bytes = snapshot(&h);
-    let mut restored = decode_ledger(&bytes).unwrap();
-    let mut again = Vec::new();
-    encode_ledger(&restored, &mut again);
-    assert_eq!(again, bytes);
+    let mut restored = restore(&h, &bytes).unwrap();
+    assert_eq!(restored.checkpoint(), bytes);
     restored.check_invariants().unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
     for id in [10, 11, 20, 21] {
@@ -266,49 +267,72 @@ fn snapshot_round_trips_byte_for_byte_and_behaves_the_same() {
     ];
     let now = h.now + SECOND_NS;
     assert_eq!(restored.apply(now, &next), h.ledger.apply(now, &next));
-    assert_eq!(
-        snapshot(&Harness {
-            ledger: restored,
-            now
-        }),
-        snapshot(&h)
-    );
+    assert_eq!(restored.state_bytes(), h.ledger.state_bytes());
+}
+
+#[test]
+fn every_history_record_round_trips_through_the_codec() {
+    let h = busy_ledger();
+    assert!(h.ledger.history.records().len() > 10);
+    for record in h.ledger.history.records() {
+        let mut bytes = Vec::new();
+        encode_record(record, &mut bytes);
+        assert_eq!(&decode_record(&bytes).unwrap(), record);
+    }
 }
 
 #[test]
 fn empty_ledger_round_trips() {
     let h = Harness::new();
     let bytes = snapshot(&h);
-    assert_eq!(bytes.len(), 1 + 8 * 3 + 4 + 8 * 3);
-    let restored = decode_ledger(&bytes).unwrap();
+    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 2);
+    let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
 
 #[test]
-fn every_strict_prefix_of_a_snapshot_is_refused() {
+fn every_strict_prefix_of_a_checkpoint_is_refused() {
     let bytes = snapshot(&busy_ledger());
     for len in 0..bytes.len() {
         assert!(
-            decode_ledger(&bytes[..len]).is_err(),
+            decode_checkpoint(&bytes[..len]).is_err(),
             "prefix of {len} bytes decoded"
         );
     }
 }
 
 #[test]
-fn snapshot_whose_balances_disagree_with_its_transfers_is_refused() {
+fn checkpoint_whose_balances_do_not_balance_is_refused() {
     let h = busy_ledger();
     let bytes = snapshot(&h);
-    // The first account's debits_posted (after version, 3 counters, count, id, ledger, kind,
-    // flags, flags_at_creation, debits_pending): add one to its lowest byte.
-    let at = 1 + 24 + 4 + 16 + 8 + 1 + 2 + 2 + 16;
+    // The first account's debits_posted (after version, clock, 3 counters, count, id, ledger,
+    // kind, flags, flags_at_creation, debits_pending): add one to its lowest byte.
+    let at = 1 + 8 * 4 + 8 + 16 + 8 + 1 + 2 + 2 + 16;
     let mut tampered = bytes.clone();
     tampered[at] = tampered[at].wrapping_add(1);
     assert!(
-        matches!(decode_ledger(&tampered), Err(DecodeError::Inconsistent(_))),
+        matches!(
+            decode_checkpoint(&tampered),
+            Err(DecodeError::Inconsistent(_))
+        ),
         "{:?}",
-        decode_ledger(&tampered)
+        decode_checkpoint(&tampered)
     );
+}
+
+#[test]
+fn checkpoint_whose_balances_disagree_with_history_is_caught_by_the_full_check() {
+    let h = busy_ledger();
+    let mut bytes = snapshot(&h);
+    // Move one unit of posted credits from the first account to the second (both system
+    // accounts, no limits): the checkpoint still balances, but history disagrees.
+    let account = 16 + 8 + 1 + 2 + 2 + 16 * 4 + 8 + 8;
+    let first_credits_posted = 1 + 8 * 4 + 8 + 16 + 8 + 1 + 2 + 2 + 16 * 3;
+    bytes[first_credits_posted] = bytes[first_credits_posted].wrapping_add(1);
+    bytes[first_credits_posted + account] = bytes[first_credits_posted + account].wrapping_sub(1);
+    if let Ok(restored) = restore(&h, &bytes) {
+        assert!(restored.check_invariants().is_err());
+    }
 }
 
 proptest! {
@@ -317,7 +341,8 @@ proptest! {
     #[test]
     fn decoding_random_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = decode_proposal(&bytes);
-        let _ = decode_ledger(&bytes);
+        let _ = decode_checkpoint(&bytes);
+        let _ = decode_record(&bytes);
     }
 
     #[test]
@@ -330,9 +355,9 @@ proptest! {
         bytes.extend_from_slice(&commands.to_le_bytes());
         bytes.extend_from_slice(&tail);
         let _ = decode_proposal(&bytes);
-        let mut snapshot = vec![1];
+        let mut snapshot = vec![CHECKPOINT_FORMAT_VERSION];
         snapshot.extend_from_slice(&tail);
-        let _ = decode_ledger(&snapshot);
+        let _ = decode_checkpoint(&snapshot);
     }
 
     #[test]
@@ -359,11 +384,10 @@ proptest! {
             let at = index.index(bytes.len());
             bytes[at] = byte;
         }
-        if let Ok(ledger) = decode_ledger(&bytes) {
-            let mut again = Vec::new();
-            encode_ledger(&ledger, &mut again);
-            prop_assert_eq!(again, bytes);
-            ledger.check_invariants().map_err(TestCaseError::fail)?;
+        let h = busy_ledger();
+        if let Ok(ledger) = restore(&h, &bytes) {
+            prop_assert_eq!(ledger.checkpoint(), bytes);
+            ledger.ledger.check_hot_invariants().map_err(TestCaseError::fail)?;
         }
     }
 }

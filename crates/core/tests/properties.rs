@@ -7,11 +7,11 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{SECOND_NS, T0};
-use croupier_core::codec::{decode_ledger, decode_proposal, encode_ledger, encode_proposal};
+use croupier_core::codec::{decode_proposal, encode_proposal};
 use croupier_core::command::Proposal;
 use croupier_core::{
-    AccountFlags, AccountKind, Command, CommandResult, Ledger, LedgerCode, NewAccount, NewTransfer,
-    TransferFlags, WalletBet, WalletOutcome, WalletRollback, WalletWin,
+    AccountFlags, AccountKind, Command, CommandResult, LedgerCode, MemoryLedger, NewAccount,
+    NewTransfer, TransferFlags, WalletBet, WalletOutcome, WalletRollback, WalletWin,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -345,16 +345,14 @@ fn log() -> impl Strategy<Value = Vec<Proposal>> {
     )
 }
 
-fn apply_all(ledger: &mut Ledger, log: &[Proposal]) -> Vec<Vec<CommandResult>> {
+fn apply_all(ledger: &mut MemoryLedger, log: &[Proposal]) -> Vec<Vec<CommandResult>> {
     log.iter()
         .map(|entry| ledger.apply(entry.timestamp_ns, &entry.commands))
         .collect()
 }
 
-fn snapshot(ledger: &Ledger) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    encode_ledger(ledger, &mut bytes);
-    bytes
+fn snapshot(ledger: &MemoryLedger) -> Vec<u8> {
+    ledger.state_bytes()
 }
 
 fn config() -> Config {
@@ -370,7 +368,7 @@ proptest! {
 
     #[test]
     fn random_logs_keep_every_invariant_after_every_entry(log in log()) {
-        let mut ledger = Ledger::new();
+        let mut ledger = MemoryLedger::new();
         let mut last_timestamp = 0;
         for entry in &log {
             let results = ledger.apply(entry.timestamp_ns, &entry.commands);
@@ -396,8 +394,8 @@ proptest! {
 
     #[test]
     fn replaying_a_log_gives_identical_results_and_state(log in log()) {
-        let mut first = Ledger::new();
-        let mut second = Ledger::new();
+        let mut first = MemoryLedger::new();
+        let mut second = MemoryLedger::new();
         let results_first = apply_all(&mut first, &log);
         let results_second = apply_all(&mut second, &log);
         prop_assert_eq!(results_first, results_second);
@@ -406,16 +404,17 @@ proptest! {
     }
 
     #[test]
-    fn snapshot_at_any_point_plus_replay_of_the_rest_equals_full_replay(log in log(), cut in any::<prop::sample::Index>()) {
+    fn checkpoint_at_any_point_plus_replay_of_the_rest_equals_full_replay(log in log(), cut in any::<prop::sample::Index>()) {
         let cut = cut.index(log.len() + 1);
-        let mut full = Ledger::new();
+        let mut full = MemoryLedger::new();
         let full_results = apply_all(&mut full, &log);
 
-        let mut head = Ledger::new();
+        let mut head = MemoryLedger::new();
         apply_all(&mut head, &log[..cut]);
-        let bytes = snapshot(&head);
-        let mut restored = decode_ledger(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(snapshot(&restored), bytes, "decode then encode is the identity");
+        let checkpoint = head.checkpoint();
+        let mut restored = MemoryLedger::restore(&checkpoint, head.history.clone())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(restored.checkpoint(), checkpoint, "decode then encode is the identity");
         let tail_results = apply_all(&mut restored, &log[cut..]);
         prop_assert_eq!(&tail_results[..], &full_results[cut..]);
         prop_assert_eq!(snapshot(&restored), snapshot(&full));
@@ -462,7 +461,7 @@ fn random_logs_exercise_the_interesting_paths() {
     let mut expiries = 0;
     for _ in 0..200 {
         let log = strategy.new_tree(&mut runner).unwrap().current();
-        let mut ledger = Ledger::new();
+        let mut ledger = MemoryLedger::new();
         for results in apply_all(&mut ledger, &log) {
             for result in results {
                 match result {

@@ -441,7 +441,7 @@ fn expiry_is_recorded_in_both_histories_as_a_void() {
     h.apply(vec![Command::Tick]);
     for account in [A, B] {
         let history = h.ledger.account_transfers(account, 10);
-        let newest = history[0];
+        let newest = &history[0];
         assert!(is_expiry_transfer_id(newest.id));
         assert_eq!((newest.pending_id, newest.amount), (1, 60));
         assert!(newest.flags.contains(TransferFlags::VOID_PENDING_TRANSFER));

@@ -204,6 +204,17 @@ fn rollback_of_a_win_another_players_bet_or_itself_is_invalid() {
     assert_eq!(h.balance(P), 75);
 }
 
+/// Regression: a rollback naming another round than its bet's used to refund the bet (and
+/// judged settlement by the bet's round). Now it is refused and moves nothing.
+#[test]
+fn rollback_naming_another_round_than_its_bet_is_refused() {
+    let mut h = harness();
+    assert_eq!(h.bet("b1", P, "r1", 30), ok(70, Some(0)));
+    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RollbackTargetInvalid);
+    assert_eq!(h.balance(P), 70);
+    assert_eq!(h.rollback("rb2", P, "r1", "b1"), ok(100, Some(1)));
+}
+
 #[test]
 fn rollback_of_a_refused_bet_moves_nothing() {
     let mut h = harness();
@@ -284,7 +295,7 @@ fn each_ledger_gets_its_own_house() {
 #[test]
 #[should_panic(expected = "invalid key")]
 fn wallet_command_with_an_oversized_key_is_a_caller_bug() {
-    let mut ledger = croupier_core::Ledger::new();
+    let mut ledger = croupier_core::MemoryLedger::new();
     let long = "x".repeat(croupier_core::wallet::WALLET_KEY_LEN_MAX + 1);
     ledger.apply(T0, &[Command::WalletBet(bet(&long, P, "r1", 1))]);
 }

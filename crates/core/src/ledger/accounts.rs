@@ -19,7 +19,7 @@ impl Ledger {
         }
         let flags = normalized_flags(request);
         if let Some(slot) = self.slot_of_account(request.id) {
-            let existing = &self.accounts[slot as usize];
+            let existing = self.accounts.get(slot as usize);
             if existing.flags_at_creation != flags {
                 return R::ExistsWithDifferentFlags;
             }
@@ -51,7 +51,7 @@ impl Ledger {
     pub(super) fn ensure_house_account(&mut self, ledger: LedgerCode) -> u32 {
         let id = house_account_id(ledger);
         if let Some(slot) = self.slot_of_account(id) {
-            let house = &self.accounts[slot as usize].account;
+            let house = self.account_at(slot);
             assert!(house.kind == AccountKind::House && house.ledger == ledger);
             return slot;
         }

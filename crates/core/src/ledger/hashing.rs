@@ -37,7 +37,6 @@ impl BuildHasher for IdHashState {
 }
 
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, IdHashState>;
-pub(crate) type IdSet<K> = std::collections::HashSet<K, IdHashState>;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::memory::MemoryLedger;
 use crate::types::{
     CreateAccountResult, CreateTransferResult, NewAccount, NewTransfer, TransferFlags,
 };
@@ -44,8 +45,8 @@ fn new_transfer(
 }
 
 /// A ledger with system accounts 1..=4, at time T0.
-fn ledger() -> Ledger {
-    let mut ledger = Ledger::new();
+fn ledger() -> MemoryLedger {
+    let mut ledger = MemoryLedger::new();
     let accounts = (1..=4)
         .map(|id| new_account(id, AccountKind::System, AccountFlags::empty()))
         .collect();
@@ -58,7 +59,7 @@ fn ledger() -> Ledger {
 }
 
 fn transfer_results(
-    ledger: &mut Ledger,
+    ledger: &mut MemoryLedger,
     timestamp: u64,
     items: Vec<NewTransfer>,
 ) -> Vec<CreateTransferResult> {
@@ -72,11 +73,12 @@ fn transfer_results(
 }
 
 /// Gives account `debited` huge posted debits and `credited` huge posted credits, balanced.
-fn inflate(ledger: &mut Ledger, debited: u128, credited: u128, amount: u128) {
+fn inflate(ledger: &mut MemoryLedger, debited: u128, credited: u128, amount: u128) {
+    let ledger = &mut ledger.ledger;
     let debit_slot = ledger.account_index[&debited] as usize;
     let credit_slot = ledger.account_index[&credited] as usize;
-    ledger.accounts[debit_slot].account.debits_posted = amount;
-    ledger.accounts[credit_slot].account.credits_posted = amount;
+    ledger.accounts.get_mut(debit_slot).account.debits_posted = amount;
+    ledger.accounts.get_mut(credit_slot).account.credits_posted = amount;
     let sums = &mut ledger.ledger_sums[0];
     sums.debits_posted = amount;
     sums.credits_posted = amount;
@@ -155,7 +157,7 @@ fn every_transfer_result_code_is_reachable() {
         ])],
     );
     let now = std::cell::Cell::new(T0 + SECOND_NS);
-    let mut run = |ledger: &mut Ledger, items: Vec<NewTransfer>| {
+    let mut run = |ledger: &mut MemoryLedger, items: Vec<NewTransfer>| {
         now.set(now.get() + SECOND_NS);
         let results = transfer_results(ledger, now.get(), items);
         seen.extend(results.iter().map(|r| r.code()));
@@ -324,7 +326,7 @@ fn every_account_result_code_is_reachable() {
 }
 
 /// A ledger with some of everything, for the corruption tests.
-fn busy_ledger() -> Ledger {
+fn busy_ledger() -> MemoryLedger {
     let mut ledger = ledger();
     let player = new_account(5, AccountKind::Player, AccountFlags::empty());
     ledger.apply(T0 + 1, &[Command::CreateAccounts(vec![player])]);
@@ -361,16 +363,16 @@ fn busy_ledger() -> Ledger {
 #[test]
 fn invariant_check_catches_a_balance_that_disagrees_with_the_transfers() {
     let mut ledger = busy_ledger();
-    let slot = ledger.account_index[&4] as usize;
-    ledger.accounts[slot].account.credits_posted += 1;
-    ledger.accounts[slot].account.debits_posted += 1;
+    let slot = ledger.ledger.account_index[&4] as usize;
+    ledger.ledger.accounts.get_mut(slot).account.credits_posted += 1;
+    ledger.ledger.accounts.get_mut(slot).account.debits_posted += 1;
     assert!(ledger.check_invariants().unwrap_err().contains("balances"));
 }
 
 #[test]
 fn totals_check_catches_unbalanced_running_sums() {
     let mut ledger = busy_ledger();
-    ledger.ledger_sums[0].debits_pending += 1;
+    ledger.ledger.ledger_sums[0].debits_pending += 1;
     assert!(ledger.check_totals().is_err());
     assert!(ledger.check_invariants().is_err());
 }
@@ -379,54 +381,52 @@ fn totals_check_catches_unbalanced_running_sums() {
 #[should_panic(expected = "invariant broken")]
 fn apply_refuses_to_continue_on_unbalanced_sums() {
     let mut ledger = busy_ledger();
-    ledger.ledger_sums[0].credits_posted += 1;
+    ledger.ledger.ledger_sums[0].credits_posted += 1;
     ledger.apply(T0 + 10, &[Command::Tick]);
 }
 
 #[test]
 fn invariant_check_catches_an_overdrawn_player() {
     let mut ledger = busy_ledger();
-    let slot = ledger.account_index[&5] as usize;
-    ledger.accounts[slot].account.debits_posted += 1_000;
+    let slot = ledger.ledger.account_index[&5] as usize;
+    ledger.ledger.accounts.get_mut(slot).account.debits_posted += 1_000;
     assert!(ledger.check_invariants().is_err());
 }
 
 #[test]
 fn invariant_check_catches_broken_history_status_expiry_and_flags() {
-    let corruptions: Vec<fn(&mut Ledger)> = vec![
+    let corruptions: Vec<fn(&mut MemoryLedger)> = vec![
         |l| {
-            l.accounts[0].newest_transfer = NO_TRANSFER;
+            l.ledger.accounts.get_mut(0).newest_transfer = NO_TRANSFER;
         },
         |l| {
-            l.history_links[1][0] = NO_TRANSFER;
+            l.history.transfers_mut()[1].prev_debit = NO_TRANSFER;
         },
         |l| {
-            l.pending_status.insert(1, PendingStatus::Voided);
+            l.ledger.pending.remove(2);
         },
         |l| {
-            l.expiries.clear();
+            let slot = l.ledger.account_index[&4] as usize;
+            let flags = &mut l.ledger.accounts.get_mut(slot).account.flags;
+            flags.remove(AccountFlags::CLOSED);
         },
         |l| {
-            let slot = l.account_index[&4] as usize;
-            l.accounts[slot].account.flags.remove(AccountFlags::CLOSED);
+            let last = l.history.transfers().len() - 2;
+            l.history.transfers_mut()[last].transfer.timestamp = 1;
         },
         |l| {
-            let last = l.transfers.len() - 2;
-            l.transfers[last].timestamp = 1;
+            l.ledger.wallet_sequence = 0;
         },
         |l| {
-            l.wallet_sequence = 0;
-        },
-        |l| {
-            l.wallet.clear();
-            l.wallet.insert(
-                "x".into(),
-                WalletEntry::Tombstone {
-                    player_id: 5,
-                    round_id: "r".into(),
-                    rollback_transaction_id: "nope".into(),
-                },
-            );
+            l.history
+                .push_wallet_record_unchecked(crate::history::WalletRecord {
+                    key: "x".into(),
+                    entry: WalletEntry::Tombstone {
+                        player_id: 5,
+                        round_id: "r".into(),
+                        rollback_transaction_id: "nope".into(),
+                    },
+                });
         },
     ];
     for (index, corrupt) in corruptions.into_iter().enumerate() {

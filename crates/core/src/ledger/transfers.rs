@@ -5,7 +5,8 @@
 //! accounts, then balances. One deliberate difference: an amount of zero is refused
 //! (`amount_must_not_be_zero`), except on a post, where 0 means "the full pending amount".
 
-use super::{Ledger, Movement, PendingStatus, NANOS_PER_SECOND};
+use super::{Ledger, Movement, PendingStatus, EXPIRIES_PER_ENTRY_MAX, NANOS_PER_SECOND};
+use crate::history::StoredTransfer;
 use crate::ids::{expiry_transfer_id, is_reserved_id};
 use crate::types::{AccountFlags, CreateTransferResult, NewTransfer, Transfer, TransferFlags};
 
@@ -23,8 +24,8 @@ impl Ledger {
         if is_reserved_id(t.id) {
             return R::IdMustNotBeReserved;
         }
-        if let Some(&slot) = self.transfer_index.get(&t.id) {
-            return self.transfer_exists(t, slot);
+        if let Some(existing) = self.find_transfer(t.id) {
+            return transfer_exists(t, existing);
         }
         if t.flags.contains(TransferFlags::POST_PENDING_TRANSFER)
             || t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
@@ -71,8 +72,8 @@ impl Ledger {
         let Some(credit_slot) = self.slot_of_account(t.credit_account_id) else {
             return R::CreditAccountNotFound;
         };
-        let debit = &self.accounts[debit_slot as usize].account;
-        let credit = &self.accounts[credit_slot as usize].account;
+        let debit = self.account_at(debit_slot);
+        let credit = self.account_at(credit_slot);
         if debit.ledger != credit.ledger {
             return R::AccountsMustHaveTheSameLedger;
         }
@@ -100,10 +101,9 @@ impl Ledger {
         let Some(credits_after) = credits_after else {
             return R::OverflowsCredits;
         };
-        let deadline = match pending_deadline(timestamp, t.timeout_s) {
-            Ok(deadline) => deadline,
-            Err(()) => return R::OverflowsTimeout,
-        };
+        if pending_deadline(timestamp, t.timeout_s).is_err() {
+            return R::OverflowsTimeout;
+        }
         if debit
             .flags
             .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
@@ -130,16 +130,14 @@ impl Ledger {
             timeout_s: t.timeout_s,
             timestamp,
         };
-        let slot = self.insert_transfer(transfer, debit_slot, credit_slot);
+        let seq = self.insert_transfer(transfer, debit_slot, credit_slot, 0);
         if !pending {
             self.move_balances(debit_slot, credit_slot, Movement::posted(amount));
             return R::Ok;
         }
         self.move_balances(debit_slot, credit_slot, Movement::pending(amount));
-        self.set_pending_status(slot, PendingStatus::Pending);
-        if let Some(deadline) = deadline {
-            self.insert_expiry((deadline, t.id));
-        }
+        let stored = self.record_transfer_by_seq(seq).clone();
+        self.insert_pending(stored);
         if closing_debit {
             self.set_closed(debit_slot, true);
         }
@@ -147,6 +145,14 @@ impl Ledger {
             self.set_closed(credit_slot, true);
         }
         R::Ok
+    }
+
+    /// The newest record, which must be the transfer with sequence number `seq`.
+    fn record_transfer_by_seq(&self, seq: u64) -> &StoredTransfer {
+        let index = self.entry.records.len() as u32 - 1;
+        let stored = self.record_transfer(index);
+        assert_eq!(stored.seq, seq);
+        stored
     }
 
     fn post_or_void_pending_transfer(
@@ -172,10 +178,10 @@ impl Ledger {
         if t.timeout_s != 0 {
             return R::TimeoutReservedForPendingTransfer;
         }
-        let Some(&pending_slot) = self.transfer_index.get(&t.pending_id) else {
+        let Some(p) = self.find_transfer(t.pending_id) else {
             return R::PendingTransferNotFound;
         };
-        let p = &self.transfers[pending_slot as usize];
+        let p = p.transfer.clone();
         if !p.flags.contains(TransferFlags::PENDING) {
             return R::PendingTransferNotPending;
         }
@@ -195,7 +201,7 @@ impl Ledger {
         if void && amount < p.amount {
             return R::PendingTransferHasDifferentAmount;
         }
-        match self.pending_status[&pending_slot] {
+        match self.pending_status(t.pending_id) {
             PendingStatus::Pending => {}
             PendingStatus::Posted => return R::PendingTransferAlreadyPosted,
             PendingStatus::Voided => return R::PendingTransferAlreadyVoided,
@@ -215,24 +221,22 @@ impl Ledger {
             .expect("pending's credit account");
         // The only movement a closed account allows is voiding a pending transfer.
         if !void
-            && self.accounts[debit_slot as usize]
-                .account
+            && self
+                .account_at(debit_slot)
                 .flags
                 .contains(AccountFlags::CLOSED)
         {
             return R::DebitAccountAlreadyClosed;
         }
         if !void
-            && self.accounts[credit_slot as usize]
-                .account
+            && self
+                .account_at(credit_slot)
                 .flags
                 .contains(AccountFlags::CLOSED)
         {
             return R::CreditAccountAlreadyClosed;
         }
 
-        let pending_amount = u128::from(p.amount);
-        let pending_flags = p.flags;
         let transfer = Transfer {
             id: t.id,
             debit_account_id: p.debit_account_id,
@@ -244,7 +248,8 @@ impl Ledger {
             timeout_s: 0,
             timestamp,
         };
-        self.insert_transfer(transfer, debit_slot, credit_slot);
+        self.insert_transfer(transfer, debit_slot, credit_slot, p.amount);
+        let pending_amount = u128::from(p.amount);
         let posted = if post { u128::from(amount) } else { 0 };
         self.move_balances(
             debit_slot,
@@ -252,17 +257,9 @@ impl Ledger {
             Movement::resolve(pending_amount, posted),
         );
         if void {
-            self.reopen_closed_by(pending_flags, debit_slot, credit_slot);
+            self.reopen_closed_by(p.flags, debit_slot, credit_slot);
         }
-        let status = if post {
-            PendingStatus::Posted
-        } else {
-            PendingStatus::Voided
-        };
-        self.set_pending_status(pending_slot, status);
-        if let Some(deadline) = deadline {
-            self.remove_expiry((deadline, t.pending_id));
-        }
+        self.remove_pending(t.pending_id);
         R::Ok
     }
 
@@ -281,69 +278,18 @@ impl Ledger {
         }
     }
 
-    /// The same id again: `exists` if every field the client gave matches, else the first
-    /// field that differs (flags first, because they change what the other fields mean).
-    fn transfer_exists(&self, t: &NewTransfer, existing_slot: u32) -> CreateTransferResult {
-        let e = &self.transfers[existing_slot as usize];
-        if t.flags != e.flags {
-            return R::ExistsWithDifferentFlags;
-        }
-        if t.pending_id != e.pending_id {
-            return R::ExistsWithDifferentPendingId;
-        }
-        if t.timeout_s != e.timeout_s {
-            return R::ExistsWithDifferentTimeout;
-        }
-        let resolves_pending = t.flags.contains(TransferFlags::POST_PENDING_TRANSFER)
-            || t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
-        if resolves_pending {
-            // A post or void may leave the accounts 0 (inherit) and the amount 0 (all of it).
-            let p = self
-                .transfer(e.pending_id)
-                .expect("a stored post or void names its pending transfer");
-            if t.debit_account_id != 0 && t.debit_account_id != e.debit_account_id {
-                return R::ExistsWithDifferentDebitAccountId;
-            }
-            if t.credit_account_id != 0 && t.credit_account_id != e.credit_account_id {
-                return R::ExistsWithDifferentCreditAccountId;
-            }
-            let requested = if t.amount == 0 { p.amount } else { t.amount };
-            if requested != e.amount {
-                return R::ExistsWithDifferentAmount;
-            }
-        } else {
-            if t.debit_account_id != e.debit_account_id {
-                return R::ExistsWithDifferentDebitAccountId;
-            }
-            if t.credit_account_id != e.credit_account_id {
-                return R::ExistsWithDifferentCreditAccountId;
-            }
-            if t.amount != e.amount {
-                return R::ExistsWithDifferentAmount;
-            }
-        }
-        if t.ledger != e.ledger {
-            return R::ExistsWithDifferentLedger;
-        }
-        R::Exists
-    }
-
-    /// Voids every pending transfer whose deadline is at or before `now`, oldest deadline
-    /// first (ties by id), recording each as a `void_pending_transfer` with a reserved id.
+    /// Voids pending transfers whose deadline is at or before `now`, oldest deadline first
+    /// (ties by id), at most `EXPIRIES_PER_ENTRY_MAX`, recording each as a
+    /// `void_pending_transfer` with a reserved id.
     pub(super) fn expire_pending_transfers(&mut self, now: u64) {
         assert!(!self.undo.active);
-        while let Some(&(deadline, pending_id)) = self.expiries.first() {
-            if deadline > now {
+        for _ in 0..EXPIRIES_PER_ENTRY_MAX {
+            let Some(pending_id) = self.pending.first_expired(now) else {
                 break;
-            }
-            self.expiries.pop_first();
-            let pending_slot = self.transfer_index[&pending_id];
-            assert_eq!(
-                self.pending_status.get(&pending_slot),
-                Some(&PendingStatus::Pending)
-            );
+            };
+            let pending = self.remove_pending(pending_id);
+            let p = pending.stored.transfer;
             let timestamp = self.next_timestamp();
-            let p = &self.transfers[pending_slot as usize];
             let void = Transfer {
                 id: expiry_transfer_id(self.expiry_sequence),
                 debit_account_id: p.debit_account_id,
@@ -355,21 +301,64 @@ impl Ledger {
                 timeout_s: 0,
                 timestamp,
             };
-            let pending_flags = p.flags;
-            let pending_amount = u128::from(p.amount);
             self.expiry_sequence += 1;
             let debit_slot = self.account_index[&void.debit_account_id];
             let credit_slot = self.account_index[&void.credit_account_id];
-            self.insert_transfer(void, debit_slot, credit_slot);
+            self.insert_transfer(void, debit_slot, credit_slot, p.amount);
             self.move_balances(
                 debit_slot,
                 credit_slot,
-                Movement::resolve(pending_amount, 0),
+                Movement::resolve(u128::from(p.amount), 0),
             );
-            self.reopen_closed_by(pending_flags, debit_slot, credit_slot);
-            self.set_pending_status(pending_slot, PendingStatus::Expired);
+            self.reopen_closed_by(p.flags, debit_slot, credit_slot);
         }
     }
+}
+
+/// The same id again: `exists` if every field the client gave matches, else the first field
+/// that differs (flags first, because they change what the other fields mean).
+fn transfer_exists(t: &NewTransfer, existing: &StoredTransfer) -> CreateTransferResult {
+    let e = &existing.transfer;
+    if t.flags != e.flags {
+        return R::ExistsWithDifferentFlags;
+    }
+    if t.pending_id != e.pending_id {
+        return R::ExistsWithDifferentPendingId;
+    }
+    if t.timeout_s != e.timeout_s {
+        return R::ExistsWithDifferentTimeout;
+    }
+    if existing.resolves_pending() {
+        // A post or void may leave the accounts 0 (inherit) and the amount 0 (all of it).
+        if t.debit_account_id != 0 && t.debit_account_id != e.debit_account_id {
+            return R::ExistsWithDifferentDebitAccountId;
+        }
+        if t.credit_account_id != 0 && t.credit_account_id != e.credit_account_id {
+            return R::ExistsWithDifferentCreditAccountId;
+        }
+        let requested = if t.amount == 0 {
+            existing.pending_amount
+        } else {
+            t.amount
+        };
+        if requested != e.amount {
+            return R::ExistsWithDifferentAmount;
+        }
+    } else {
+        if t.debit_account_id != e.debit_account_id {
+            return R::ExistsWithDifferentDebitAccountId;
+        }
+        if t.credit_account_id != e.credit_account_id {
+            return R::ExistsWithDifferentCreditAccountId;
+        }
+        if t.amount != e.amount {
+            return R::ExistsWithDifferentAmount;
+        }
+    }
+    if t.ledger != e.ledger {
+        return R::ExistsWithDifferentLedger;
+    }
+    R::Exists
 }
 
 /// The deadline of a pending transfer created at `timestamp` with `timeout_s` (None: never

@@ -1,26 +1,25 @@
 //! The seamless-wallet layer: bet, win and rollback keyed by the provider's transaction id.
 //!
-//! Every decided answer is stored under its transaction id, so a retry with the same body gets
-//! the original answer (balance included) and changes nothing; a different body under the same
-//! id answers `TransactionConflict`. Answers that only say the request cannot be judged yet
-//! (player not found, not a player, wrong ledger, zero bet) are not stored: the same request
-//! may succeed once the account exists.
+//! Every decided answer is stored under its transaction id (a history record), so a retry with
+//! the same body gets the original answer (balance included) and changes nothing; a different
+//! body under the same id answers `TransactionConflict`. Answers that only say the request
+//! cannot be judged yet (player not found, not a player, wrong ledger, zero bet) are not
+//! stored: the same request may succeed once the account exists.
 
-use super::{available_balance, Ledger, Movement, WalletEntry};
+use super::{available_balance, Ledger, Movement};
+use crate::history::{HistoryRecord, WalletRecord};
 use crate::ids::{wallet_transfer_id, AccountId, LedgerCode, TransferId};
 use crate::types::{AccountFlags, AccountKind, Transfer, TransferFlags};
-use crate::wallet::{WalletBet, WalletOutcome, WalletRollback, WalletWin};
+use crate::wallet::{WalletBet, WalletEntry, WalletOutcome, WalletRollback, WalletWin};
 
 use WalletOutcome as O;
 
 impl Ledger {
     pub(super) fn wallet_bet(&mut self, bet: &WalletBet) -> WalletOutcome {
         assert_keys(bet.check_keys());
-        if let Some(entry) = self.wallet.get(&bet.transaction_id) {
+        if let Some(entry) = self.wallet_entry(&bet.transaction_id) {
             return match entry {
-                WalletEntry::Bet {
-                    request, outcome, ..
-                } if request == bet => *outcome,
+                WalletEntry::Bet { request, outcome } if request == bet => *outcome,
                 WalletEntry::Tombstone { .. } => O::BetAlreadyRolledBack,
                 _ => O::TransactionConflict,
             };
@@ -36,15 +35,14 @@ impl Ledger {
         let entry = WalletEntry::Bet {
             request: bet.clone(),
             outcome,
-            rolled_back: false,
         };
-        self.wallet.insert(bet.transaction_id.clone(), entry);
+        self.store_wallet(bet.transaction_id.clone(), entry);
         outcome
     }
 
     fn decide_bet(&mut self, bet: &WalletBet, player_slot: u32) -> WalletOutcome {
         let house_slot = self.ensure_house_account(bet.ledger);
-        let player = &self.accounts[player_slot as usize].account;
+        let player = self.account_at(player_slot);
         if player.flags.contains(AccountFlags::CLOSED) {
             return O::PlayerAccountClosed;
         }
@@ -63,7 +61,7 @@ impl Ledger {
     /// the round without moving money.
     pub(super) fn wallet_win(&mut self, win: &WalletWin) -> WalletOutcome {
         assert_keys(win.check_keys());
-        if let Some(entry) = self.wallet.get(&win.transaction_id) {
+        if let Some(entry) = self.wallet_entry(&win.transaction_id) {
             return match entry {
                 WalletEntry::Win { request, outcome } if request == win => *outcome,
                 _ => O::TransactionConflict,
@@ -76,28 +74,25 @@ impl Ledger {
         let house_slot = self.ensure_house_account(win.ledger);
         let transfer_id =
             (win.amount > 0).then(|| self.wallet_transfer(house_slot, player_slot, win.amount));
-        self.settled_rounds
-            .entry(win.player_id)
-            .or_default()
-            .insert(win.round_id.clone());
+        self.entry
+            .settled
+            .insert((win.player_id, win.round_id.clone()));
         let outcome = O::Ok {
             balance: self.balance_of(player_slot),
             transfer_id,
         };
-        self.wallet.insert(
-            win.transaction_id.clone(),
-            WalletEntry::Win {
-                request: win.clone(),
-                outcome,
-            },
-        );
+        let entry = WalletEntry::Win {
+            request: win.clone(),
+            outcome,
+        };
+        self.store_wallet(win.transaction_id.clone(), entry);
         outcome
     }
 
     /// Reverses an unsettled bet exactly once; accepted whatever the player's state.
     pub(super) fn wallet_rollback(&mut self, rollback: &WalletRollback) -> WalletOutcome {
         assert_keys(rollback.check_keys());
-        if let Some(entry) = self.wallet.get(&rollback.transaction_id) {
+        if let Some(entry) = self.wallet_entry(&rollback.transaction_id) {
             return match entry {
                 WalletEntry::Rollback { request, outcome } if request == rollback => *outcome,
                 _ => O::TransactionConflict,
@@ -112,7 +107,7 @@ impl Ledger {
             request: rollback.clone(),
             outcome,
         };
-        self.wallet.insert(rollback.transaction_id.clone(), entry);
+        self.store_wallet(rollback.transaction_id.clone(), entry);
         outcome
     }
 
@@ -125,54 +120,55 @@ impl Ledger {
         if *target == rollback.transaction_id {
             return O::RollbackTargetInvalid;
         }
-        let Some(entry) = self.wallet.get_mut(target) else {
+        let Some(entry) = self.wallet_entry(target) else {
             // The rollback overtook its bet: remember it so the late bet is refused.
             let tombstone = WalletEntry::Tombstone {
                 player_id: rollback.player_id,
                 round_id: rollback.round_id.clone(),
                 rollback_transaction_id: rollback.transaction_id.clone(),
             };
-            self.wallet.insert(target.clone(), tombstone);
+            self.store_wallet(target.clone(), tombstone);
             return unchanged;
         };
-        let (bet, bet_outcome, rolled_back) = match entry {
+        let (amount, ledger) = match entry {
             WalletEntry::Tombstone { player_id, .. } if *player_id == rollback.player_id => {
                 return unchanged
             }
-            WalletEntry::Bet {
-                request,
-                outcome,
-                rolled_back,
-            } if request.player_id == rollback.player_id => (request, *outcome, rolled_back),
+            WalletEntry::Bet { request, outcome }
+                if request.player_id == rollback.player_id
+                    && request.round_id == rollback.round_id =>
+            {
+                if !outcome.moved_money() || self.is_rolled_back(target) {
+                    // The bet was refused and moved nothing, or it is already reversed.
+                    return unchanged;
+                }
+                (request.amount, request.ledger)
+            }
             _ => return O::RollbackTargetInvalid,
         };
-        if *rolled_back
-            || !matches!(
-                bet_outcome,
-                O::Ok {
-                    transfer_id: Some(_),
-                    ..
-                }
-            )
-        {
-            // Already reversed, or the bet was refused and moved nothing: nothing to give back.
-            return unchanged;
-        }
-        let settled = self
-            .settled_rounds
-            .get(&bet.player_id)
-            .is_some_and(|rounds| rounds.contains(bet.round_id.as_str()));
-        if settled {
+        if self.is_settled(rollback.player_id, &rollback.round_id) {
             return O::BetAlreadySettled;
         }
-        *rolled_back = true;
-        let (amount, ledger) = (bet.amount, bet.ledger);
+        self.entry.rolled_back.insert(target.clone());
         let house_slot = self.ensure_house_account(ledger);
         let transfer_id = self.wallet_transfer(house_slot, player_slot, amount);
         O::Ok {
             balance: self.balance_of(player_slot),
             transfer_id: Some(transfer_id),
         }
+    }
+
+    /// Records a wallet decision: findable for the rest of this entry, persisted after it.
+    fn store_wallet(&mut self, key: String, entry: WalletEntry) {
+        assert!(
+            !self.undo.active,
+            "wallet calls are never part of a linked chain"
+        );
+        let previous = self.entry.wallet.insert(key.clone(), entry.clone());
+        assert!(previous.is_none(), "wallet key stored twice in one entry");
+        self.entry
+            .records
+            .push(HistoryRecord::Wallet(WalletRecord { key, entry }));
     }
 
     /// Finds a player account for a wallet call (and checks its ledger when the call has one).
@@ -182,7 +178,7 @@ impl Ledger {
         ledger: Option<LedgerCode>,
     ) -> Result<u32, WalletOutcome> {
         let slot = self.slot_of_account(player_id).ok_or(O::PlayerNotFound)?;
-        let account = &self.accounts[slot as usize].account;
+        let account = self.account_at(slot);
         if account.kind != AccountKind::Player {
             return Err(O::NotAPlayerAccount);
         }
@@ -193,7 +189,7 @@ impl Ledger {
     }
 
     fn balance_of(&self, player_slot: u32) -> u128 {
-        available_balance(&self.accounts[player_slot as usize].account)
+        available_balance(self.account_at(player_slot))
     }
 
     /// Moves `amount` between a player and the house as a posted transfer with the next wallet
@@ -204,8 +200,8 @@ impl Ledger {
         let id = wallet_transfer_id(self.wallet_sequence);
         self.wallet_sequence += 1;
         let timestamp = self.next_timestamp();
-        let debit = &self.accounts[debit_slot as usize].account;
-        let credit = &self.accounts[credit_slot as usize].account;
+        let debit = self.account_at(debit_slot);
+        let credit = self.account_at(credit_slot);
         assert_eq!(debit.ledger, credit.ledger);
         let transfer = Transfer {
             id,
@@ -218,7 +214,7 @@ impl Ledger {
             timeout_s: 0,
             timestamp,
         };
-        self.insert_transfer(transfer, debit_slot, credit_slot);
+        self.insert_transfer(transfer, debit_slot, credit_slot, 0);
         self.move_balances(
             debit_slot,
             credit_slot,
@@ -229,7 +225,7 @@ impl Ledger {
 }
 
 /// Keys are checked by the API before proposing and by the log decoder; a bad key here is a
-/// caller bug, and storing it would make the next snapshot undecodable.
+/// caller bug, and storing it would make the history record undecodable.
 fn assert_keys(checked: Result<(), crate::wallet::WalletKeyError>) {
     if let Err(error) = checked {
         panic!("wallet command with an invalid key reached the ledger: {error}");

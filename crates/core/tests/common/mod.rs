@@ -3,7 +3,7 @@
 
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, CreateAccountResult, CreateTransferResult,
-    Ledger, LedgerCode, NewAccount, NewTransfer, TransferFlags, WalletBet, WalletOutcome,
+    LedgerCode, MemoryLedger, NewAccount, NewTransfer, TransferFlags, WalletBet, WalletOutcome,
     WalletRollback, WalletWin,
 };
 
@@ -72,14 +72,14 @@ pub fn linked(mut t: NewTransfer) -> NewTransfer {
 
 /// A ledger driven by an explicit clock, one entry per call.
 pub struct Harness {
-    pub ledger: Ledger,
+    pub ledger: MemoryLedger,
     pub now: u64,
 }
 
 impl Harness {
     pub fn new() -> Self {
         Harness {
-            ledger: Ledger::new(),
+            ledger: MemoryLedger::new(),
             now: T0,
         }
     }

@@ -1,0 +1,306 @@
+//! What the ledger keeps beyond its hot state: the permanent history of transfers and wallet
+//! decisions, and the one-step protocol by which the state machine reads it without doing I/O.
+//!
+//! Applying a log entry has two phases, as in TigerBeetle's prefetch/commit split:
+//! 1. `Ledger::history_keys` lists every history key the entry's commands may need (transfer
+//!    ids, pending ids, wallet transaction ids, rollback markers, settled rounds); a
+//!    [`HistorySource`] (on disk in production, in memory in tests) looks them up into
+//!    [`Prefetched`]. This is the only phase that can fail on I/O.
+//! 2. `Ledger::apply` is pure: hot state + `Prefetched` + commands → results and new
+//!    [`HistoryRecord`]s, which the caller persists (and indexes) before the next entry.
+//!
+//! Every key `apply` may look up is derivable from the commands alone, so one round of
+//! prefetching always suffices; `apply` treats a key it finds neither in this entry's own
+//! records nor in `Prefetched` as absent, which is exactly right because `history_keys` asked
+//! for it.
+
+use std::collections::HashSet;
+
+use crate::ids::{is_expiry_transfer_id, AccountId, TransferId};
+use crate::ledger::hashing::IdMap;
+use crate::types::{Account, Transfer, TransferFlags};
+use crate::wallet::WalletEntry;
+
+/// The end of an account's history chain.
+pub const NO_TRANSFER: u64 = u64::MAX;
+
+/// A transfer as history keeps it: the transfer, its sequence number (the n-th transfer the
+/// ledger ever created, 0-based, the address of its record), and the links of its two accounts'
+/// history chains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTransfer {
+    pub seq: u64,
+    pub transfer: Transfer,
+    /// Sequence number of the debit account's previous transfer (`NO_TRANSFER` if none).
+    pub prev_debit: u64,
+    /// Sequence number of the credit account's previous transfer (`NO_TRANSFER` if none).
+    pub prev_credit: u64,
+    /// For a post or void: the amount of the pending transfer it resolved; 0 otherwise. Kept so
+    /// a retried post with amount 0 ("all of it") can be judged without reading the pending.
+    pub pending_amount: u64,
+}
+
+/// What a transfer did, as events name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferKind {
+    Posted,
+    Pending,
+    PendingPosted,
+    PendingVoided,
+    /// The state machine's automatic void of a pending transfer whose timeout passed.
+    PendingExpired,
+}
+
+impl TransferKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::Posted => "transfer_posted",
+            TransferKind::Pending => "transfer_pending",
+            TransferKind::PendingPosted => "pending_posted",
+            TransferKind::PendingVoided => "pending_voided",
+            TransferKind::PendingExpired => "pending_expired",
+        }
+    }
+}
+
+impl StoredTransfer {
+    pub fn kind(&self) -> TransferKind {
+        let flags = self.transfer.flags;
+        if flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+            TransferKind::PendingPosted
+        } else if flags.contains(TransferFlags::VOID_PENDING_TRANSFER) {
+            if is_expiry_transfer_id(self.transfer.id) {
+                TransferKind::PendingExpired
+            } else {
+                TransferKind::PendingVoided
+            }
+        } else if flags.contains(TransferFlags::PENDING) {
+            TransferKind::Pending
+        } else {
+            TransferKind::Posted
+        }
+    }
+
+    /// True for a post or a void (including an automatic expiry void).
+    pub fn resolves_pending(&self) -> bool {
+        let flags = self.transfer.flags;
+        flags.contains(TransferFlags::POST_PENDING_TRANSFER)
+            || flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
+    }
+
+    /// The transfer before this one in `account`'s history.
+    pub fn previous_of(&self, account: AccountId) -> u64 {
+        if self.transfer.debit_account_id == account {
+            self.prev_debit
+        } else {
+            assert_eq!(self.transfer.credit_account_id, account);
+            self.prev_credit
+        }
+    }
+}
+
+/// A wallet decision as history keeps it, under the transaction id it answers to (for a
+/// tombstone: the id of the bet that must never be accepted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletRecord {
+    pub key: String,
+    pub entry: WalletEntry,
+}
+
+/// One thing an applied entry produced, in the order it happened. Each is also an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HistoryRecord {
+    /// A new account (accounts live in the hot state; this record exists for the event feed).
+    AccountCreated(Account),
+    Transfer(StoredTransfer),
+    Wallet(WalletRecord),
+}
+
+impl HistoryRecord {
+    /// The event type this record is published as.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            HistoryRecord::AccountCreated(_) => "account_created",
+            HistoryRecord::Transfer(stored) => stored.kind().name(),
+            HistoryRecord::Wallet(record) => record.entry.event_type(),
+        }
+    }
+}
+
+/// The history keys one entry may need (duplicates allowed; a source may dedupe).
+#[derive(Clone, Debug, Default)]
+pub struct HistoryKeys {
+    /// Ids of transfers to create, and pending ids that posts and voids name.
+    pub transfer_ids: Vec<TransferId>,
+    /// Pending transfers whose resolution (post, void or expiry) may matter.
+    pub resolutions: Vec<TransferId>,
+    /// Wallet transaction ids (requests, and the targets of rollbacks).
+    pub wallet_keys: Vec<String>,
+    /// Bets whose rollback status matters.
+    pub rolled_back: Vec<String>,
+    /// (player, round) pairs whose settlement matters.
+    pub settled: Vec<(AccountId, String)>,
+}
+
+impl HistoryKeys {
+    pub fn clear(&mut self) {
+        self.transfer_ids.clear();
+        self.resolutions.clear();
+        self.wallet_keys.clear();
+        self.rolled_back.clear();
+        self.settled.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transfer_ids.is_empty()
+            && self.resolutions.is_empty()
+            && self.wallet_keys.is_empty()
+            && self.rolled_back.is_empty()
+            && self.settled.is_empty()
+    }
+}
+
+/// What a source found for a `HistoryKeys`: only the keys that exist. A key the entry asked for
+/// and that is missing here does not exist in history.
+#[derive(Clone, Debug, Default)]
+pub struct Prefetched {
+    pub(crate) transfers: IdMap<TransferId, StoredTransfer>,
+    pub(crate) resolutions: IdMap<TransferId, StoredTransfer>,
+    pub(crate) wallet: IdMap<String, WalletEntry>,
+    pub(crate) rolled_back: HashSet<String>,
+    pub(crate) settled: HashSet<(AccountId, String)>,
+}
+
+impl Prefetched {
+    pub fn clear(&mut self) {
+        self.transfers.clear();
+        self.resolutions.clear();
+        self.wallet.clear();
+        self.rolled_back.clear();
+        self.settled.clear();
+    }
+
+    pub fn insert_transfer(&mut self, stored: StoredTransfer) {
+        self.transfers.insert(stored.transfer.id, stored);
+    }
+
+    /// `resolution` is the post, void or expiry void of `pending_id`.
+    pub fn insert_resolution(&mut self, pending_id: TransferId, resolution: StoredTransfer) {
+        assert_eq!(resolution.transfer.pending_id, pending_id);
+        self.resolutions.insert(pending_id, resolution);
+    }
+
+    pub fn insert_wallet(&mut self, key: String, entry: WalletEntry) {
+        self.wallet.insert(key, entry);
+    }
+
+    pub fn insert_rolled_back(&mut self, bet_key: String) {
+        self.rolled_back.insert(bet_key);
+    }
+
+    pub fn insert_settled(&mut self, player: AccountId, round: String) {
+        self.settled.insert((player, round));
+    }
+
+    pub fn len(&self) -> usize {
+        self.transfers.len()
+            + self.resolutions.len()
+            + self.wallet.len()
+            + self.rolled_back.len()
+            + self.settled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Read access to history. Production reads it from disk (`croupier_store`); tests and the
+/// model use `MemoryHistory`.
+pub trait HistorySource {
+    type Error;
+
+    fn transfer_by_id(&self, id: TransferId) -> Result<Option<StoredTransfer>, Self::Error>;
+    /// The transfer with sequence number `seq`, if the ledger created that many.
+    fn transfer_at(&self, seq: u64) -> Result<Option<StoredTransfer>, Self::Error>;
+    /// The post, void or expiry void that resolved `pending_id`, if any.
+    fn resolution_of(&self, pending_id: TransferId) -> Result<Option<StoredTransfer>, Self::Error>;
+    fn wallet_entry(&self, key: &str) -> Result<Option<WalletEntry>, Self::Error>;
+    /// True once a rollback reversed the bet stored under `bet_key`.
+    fn is_rolled_back(&self, bet_key: &str) -> Result<bool, Self::Error>;
+    /// True once a win settled `round` for `player`.
+    fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, Self::Error>;
+
+    /// Looks up every key into `into` (which the caller cleared). One lookup per key unless a
+    /// source knows better.
+    fn fetch(&self, keys: &HistoryKeys, into: &mut Prefetched) -> Result<(), Self::Error> {
+        for &id in &keys.transfer_ids {
+            if !into.transfers.contains_key(&id) {
+                if let Some(stored) = self.transfer_by_id(id)? {
+                    into.insert_transfer(stored);
+                }
+            }
+        }
+        for &pending_id in &keys.resolutions {
+            if let Some(resolution) = self.resolution_of(pending_id)? {
+                into.insert_resolution(pending_id, resolution);
+            }
+        }
+        for key in &keys.wallet_keys {
+            if let Some(entry) = self.wallet_entry(key)? {
+                into.insert_wallet(key.clone(), entry);
+            }
+        }
+        for key in &keys.rolled_back {
+            if self.is_rolled_back(key)? {
+                into.insert_rolled_back(key.clone());
+            }
+        }
+        for (player, round) in &keys.settled {
+            if self.is_settled(*player, round)? {
+                into.insert_settled(*player, round.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys a history source indexes for one record: what later lookups will ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexedKey<'a> {
+    /// The transfer's id → the transfer.
+    Transfer(TransferId),
+    /// The pending id a post or void resolved → the resolving transfer.
+    Resolution(TransferId),
+    /// A wallet transaction id (or tombstoned bet id) → the wallet record.
+    Wallet(&'a str),
+    /// A bet id that a rollback reversed → the rollback record.
+    RolledBack(&'a str),
+    /// (player, round) that a win settled → the win record.
+    Settled(AccountId, &'a str),
+}
+
+/// Calls `each` with every key `record` must be findable under.
+pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)) {
+    match record {
+        HistoryRecord::AccountCreated(_) => {}
+        HistoryRecord::Transfer(stored) => {
+            each(IndexedKey::Transfer(stored.transfer.id));
+            if stored.resolves_pending() {
+                each(IndexedKey::Resolution(stored.transfer.pending_id));
+            }
+        }
+        HistoryRecord::Wallet(record) => {
+            each(IndexedKey::Wallet(&record.key));
+            match &record.entry {
+                WalletEntry::Rollback { request, outcome } if outcome.moved_money() => {
+                    each(IndexedKey::RolledBack(&request.rolled_back_transaction_id));
+                }
+                WalletEntry::Win { request, outcome } if outcome.is_ok() => {
+                    each(IndexedKey::Settled(request.player_id, &request.round_id));
+                }
+                _ => {}
+            }
+        }
+    }
+}

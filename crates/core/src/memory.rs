@@ -1,0 +1,313 @@
+//! History kept in memory, and a ledger over it: the reference the on-disk store is checked
+//! against, and what the ledger's own tests drive. Not for production: it grows with history.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+
+use crate::command::{Command, CommandResult};
+use crate::history::{
+    indexed_keys, HistoryKeys, HistoryRecord, HistorySource, IndexedKey, Prefetched,
+    StoredTransfer, WalletRecord,
+};
+use crate::ids::{AccountId, TransferId};
+use crate::ledger::{Ledger, LedgerTotals};
+use crate::reads::{account_transfers, wallet_outcome, TransferPage};
+use crate::types::{Account, Transfer};
+use crate::wallet::{WalletEntry, WalletOutcome};
+
+/// Every history record, with the same lookups the on-disk store offers.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryHistory {
+    transfers: Vec<StoredTransfer>,
+    transfer_index: HashMap<TransferId, u64>,
+    resolutions: HashMap<TransferId, u64>,
+    wallet: Vec<WalletRecord>,
+    wallet_index: HashMap<String, usize>,
+    rolled_back: HashSet<String>,
+    settled: HashSet<(AccountId, String)>,
+    /// Every record in order, as the event feed would publish them.
+    records: Vec<HistoryRecord>,
+}
+
+impl MemoryHistory {
+    /// Appends one entry's records and indexes them, as the store does after an apply.
+    pub fn persist(&mut self, records: &[HistoryRecord]) {
+        for record in records {
+            self.persist_one(record);
+        }
+    }
+
+    fn persist_one(&mut self, record: &HistoryRecord) {
+        let wallet_index = self.wallet.len();
+        match record {
+            HistoryRecord::AccountCreated(_) => {}
+            HistoryRecord::Transfer(stored) => {
+                assert_eq!(stored.seq, self.transfers.len() as u64, "transfer seq gap");
+                self.transfers.push(stored.clone());
+            }
+            HistoryRecord::Wallet(wallet) => self.wallet.push(wallet.clone()),
+        }
+        indexed_keys(record, |key| match key {
+            IndexedKey::Transfer(id) => {
+                let seq = self.transfers.len() as u64 - 1;
+                assert!(
+                    self.transfer_index.insert(id, seq).is_none(),
+                    "transfer id reused"
+                );
+            }
+            IndexedKey::Resolution(pending_id) => {
+                let seq = self.transfers.len() as u64 - 1;
+                assert!(self.resolutions.insert(pending_id, seq).is_none());
+            }
+            IndexedKey::Wallet(key) => {
+                let previous = self.wallet_index.insert(key.to_owned(), wallet_index);
+                assert!(previous.is_none(), "wallet key reused");
+            }
+            IndexedKey::RolledBack(key) => assert!(self.rolled_back.insert(key.to_owned())),
+            IndexedKey::Settled(player, round) => {
+                self.settled.insert((player, round.to_owned()));
+            }
+        });
+        self.records.push(record.clone());
+    }
+
+    pub fn transfers(&self) -> &[StoredTransfer] {
+        &self.transfers
+    }
+
+    pub fn wallet_records(&self) -> &[WalletRecord] {
+        &self.wallet
+    }
+
+    pub fn records(&self) -> &[HistoryRecord] {
+        &self.records
+    }
+
+    #[cfg(test)]
+    pub(crate) fn transfers_mut(&mut self) -> &mut Vec<StoredTransfer> {
+        &mut self.transfers
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push_wallet_record_unchecked(&mut self, record: WalletRecord) {
+        self.wallet.push(record);
+    }
+}
+
+impl HistorySource for MemoryHistory {
+    type Error = Infallible;
+
+    fn transfer_by_id(&self, id: TransferId) -> Result<Option<StoredTransfer>, Infallible> {
+        Ok(self
+            .transfer_index
+            .get(&id)
+            .map(|&seq| self.transfers[seq as usize].clone()))
+    }
+
+    fn transfer_at(&self, seq: u64) -> Result<Option<StoredTransfer>, Infallible> {
+        Ok(usize::try_from(seq)
+            .ok()
+            .and_then(|seq| self.transfers.get(seq))
+            .cloned())
+    }
+
+    fn resolution_of(&self, pending_id: TransferId) -> Result<Option<StoredTransfer>, Infallible> {
+        Ok(self
+            .resolutions
+            .get(&pending_id)
+            .map(|&seq| self.transfers[seq as usize].clone()))
+    }
+
+    fn wallet_entry(&self, key: &str) -> Result<Option<WalletEntry>, Infallible> {
+        Ok(self
+            .wallet_index
+            .get(key)
+            .map(|&index| self.wallet[index].entry.clone()))
+    }
+
+    fn is_rolled_back(&self, bet_key: &str) -> Result<bool, Infallible> {
+        Ok(self.rolled_back.contains(bet_key))
+    }
+
+    fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, Infallible> {
+        Ok(self.settled.contains(&(player, round.to_owned())))
+    }
+}
+
+/// A ledger with its history in memory: prefetch, apply and persist in one call.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryLedger {
+    pub ledger: Ledger,
+    pub history: MemoryHistory,
+    keys: HistoryKeys,
+    prefetched: Prefetched,
+    records: Vec<HistoryRecord>,
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A ledger restored from a checkpoint of hot state over an existing history.
+    pub fn from_parts(ledger: Ledger, history: MemoryHistory) -> Self {
+        MemoryLedger {
+            ledger,
+            history,
+            ..Default::default()
+        }
+    }
+
+    pub fn apply(&mut self, timestamp_ns: u64, commands: &[Command]) -> Vec<CommandResult> {
+        self.keys.clear();
+        self.ledger.history_keys(commands, &mut self.keys);
+        let Ok(()) = self.history.fetch(&self.keys, &mut self.prefetched);
+        self.records.clear();
+        let results = self.ledger.apply(
+            timestamp_ns,
+            commands,
+            &mut self.prefetched,
+            &mut self.records,
+        );
+        self.history.persist(&self.records);
+        results
+    }
+
+    /// The hot state's checkpoint bytes (`codec::encode_checkpoint`).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        crate::codec::encode_checkpoint(&self.ledger.freeze(), &mut bytes)
+            .expect("writing to a Vec cannot fail");
+        bytes
+    }
+
+    /// Everything the ledger is, as bytes: the checkpoint of the hot state followed by every
+    /// history record. Two ledgers are the same state exactly when these are equal.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.checkpoint();
+        for record in self.history.records() {
+            crate::codec::encode_record(record, &mut bytes);
+        }
+        bytes
+    }
+
+    /// A ledger from a checkpoint of its hot state over the history it had then.
+    pub fn restore(
+        checkpoint: &[u8],
+        history: MemoryHistory,
+    ) -> Result<MemoryLedger, crate::codec::DecodeError> {
+        let ledger = crate::codec::decode_checkpoint(checkpoint)?;
+        Ok(MemoryLedger::from_parts(ledger, history))
+    }
+
+    /// The records the last `apply` produced.
+    pub fn last_records(&self) -> &[HistoryRecord] {
+        &self.records
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.ledger.account(id)
+    }
+
+    pub fn transfer(&self, id: TransferId) -> Option<Transfer> {
+        let Ok(found) = self.history.transfer_by_id(id);
+        found.map(|stored| stored.transfer)
+    }
+
+    /// The account's transfers, newest first, at most `limit`.
+    pub fn account_transfers(&self, id: AccountId, limit: usize) -> Vec<Transfer> {
+        let Ok(page) = self.account_transfers_page(id, limit, None);
+        page.transfers
+    }
+
+    pub fn account_transfers_page(
+        &self,
+        id: AccountId,
+        limit: usize,
+        before_seq: Option<u64>,
+    ) -> Result<TransferPage, Infallible> {
+        account_transfers(&self.ledger, &self.history, id, limit, before_seq)
+    }
+
+    pub fn wallet_outcome(&self, transaction_id: &str) -> Option<WalletOutcome> {
+        let Ok(outcome) = wallet_outcome(&self.history, transaction_id);
+        outcome
+    }
+
+    pub fn player_balance(&self, id: AccountId) -> Option<(crate::ids::LedgerCode, u128)> {
+        self.ledger.player_balance(id)
+    }
+
+    pub fn last_timestamp(&self) -> u64 {
+        self.ledger.last_timestamp()
+    }
+
+    pub fn totals(&self) -> LedgerTotals {
+        self.ledger.totals()
+    }
+
+    pub fn check_totals(&self) -> Result<(), String> {
+        self.ledger.check_totals()
+    }
+
+    /// Every invariant: the hot state against a replay of the whole history, and every wallet
+    /// record against the transfers it names.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let transfers = self
+            .history
+            .transfers()
+            .iter()
+            .map(|stored| Ok::<_, Infallible>(stored.clone()));
+        self.ledger.check_against_history(transfers)?;
+        let mut ids = HashSet::new();
+        for stored in self.history.transfers() {
+            if !ids.insert(stored.transfer.id) {
+                return Err(format!("transfer id {} used twice", stored.transfer.id));
+            }
+        }
+        for record in self.history.wallet_records() {
+            self.check_wallet_record(record)?;
+        }
+        Ok(())
+    }
+
+    fn check_wallet_record(&self, record: &WalletRecord) -> Result<(), String> {
+        let key = &record.key;
+        crate::wallet::check_wallet_key(key).map_err(|e| format!("wallet key {e}"))?;
+        let player = record.entry.player_id();
+        if self.ledger.player_balance(player).is_none() {
+            return Err(format!("wallet entry {key:?} names a non-player"));
+        }
+        if let WalletEntry::Tombstone {
+            player_id,
+            rollback_transaction_id,
+            ..
+        } = &record.entry
+        {
+            let Ok(rollback) = self.history.wallet_entry(rollback_transaction_id);
+            return match rollback {
+                Some(WalletEntry::Rollback { request, .. })
+                    if request.player_id == *player_id
+                        && request.rolled_back_transaction_id == *key =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("tombstone {key:?} without its rollback")),
+            };
+        }
+        if let WalletOutcome::Ok {
+            transfer_id: Some(id),
+            ..
+        } = record.entry.outcome()
+        {
+            let Some(t) = self.transfer(id) else {
+                return Err(format!("wallet entry {key:?} names a missing transfer"));
+            };
+            let touches_player = t.debit_account_id == player || t.credit_account_id == player;
+            if !touches_player || !crate::ids::is_reserved_id(t.id) {
+                return Err(format!("wallet entry {key:?} disagrees with transfer {id}"));
+            }
+        }
+        Ok(())
+    }
+}

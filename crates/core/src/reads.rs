@@ -1,0 +1,70 @@
+//! Reads that combine the hot state with history: an account's transfers page by page, and
+//! the stored answer to a wallet transaction id. Pure over a `HistorySource`.
+
+use crate::history::{HistorySource, StoredTransfer, NO_TRANSFER};
+use crate::ids::AccountId;
+use crate::ledger::Ledger;
+use crate::types::Transfer;
+use crate::wallet::WalletOutcome;
+
+/// One page of an account's transfers, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransferPage {
+    pub transfers: Vec<Transfer>,
+    /// Where the next (older) page starts: the sequence number of its first transfer; `None`
+    /// when this page reached the account's first transfer.
+    pub next_before: Option<u64>,
+}
+
+/// Most transfers one page may hold.
+pub const TRANSFER_PAGE_LIMIT_MAX: usize = 8_190;
+
+/// The account's transfers, newest first, at most `limit`, starting at sequence number
+/// `start_seq` (a previous page's `next_before`) or at the newest. Empty for an unknown
+/// account. `start_seq` must come from a page of the same account; a sequence number of a
+/// transfer that does not touch the account yields an empty page.
+pub fn account_transfers<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    account: AccountId,
+    limit: usize,
+    start_seq: Option<u64>,
+) -> Result<TransferPage, H::Error> {
+    let limit = limit.min(TRANSFER_PAGE_LIMIT_MAX);
+    let Some(newest) = ledger.newest_transfer_of(account) else {
+        return Ok(TransferPage::default());
+    };
+    let mut next = match start_seq {
+        Some(seq) if seq <= newest || newest == NO_TRANSFER => seq,
+        Some(_) => NO_TRANSFER,
+        None => newest,
+    };
+    let mut page = TransferPage::default();
+    while next != NO_TRANSFER && page.transfers.len() < limit {
+        let Some(stored) = history.transfer_at(next)? else {
+            break;
+        };
+        if !touches(&stored, account) {
+            break;
+        }
+        next = stored.previous_of(account);
+        page.transfers.push(stored.transfer);
+    }
+    page.next_before = (next != NO_TRANSFER).then_some(next);
+    Ok(page)
+}
+
+fn touches(stored: &StoredTransfer, account: AccountId) -> bool {
+    stored.transfer.debit_account_id == account || stored.transfer.credit_account_id == account
+}
+
+/// The stored answer to a wallet transaction id, if the ledger decided one (a tombstone left
+/// by a rollback answers `BetAlreadyRolledBack`, as a bet with that id would).
+pub fn wallet_outcome<H: HistorySource>(
+    history: &H,
+    transaction_id: &str,
+) -> Result<Option<WalletOutcome>, H::Error> {
+    Ok(history
+        .wallet_entry(transaction_id)?
+        .map(|entry| entry.outcome()))
+}
