@@ -27,7 +27,7 @@
 //!   u64 seq | u128 id | u128 debit | u128 credit | u64 amount | u64 ledger | u16 flags
 //!   | u128 pending_id | u32 timeout_s | u64 timestamp | u64 prev_debit | u64 prev_credit
 //!   | u64 pending_amount | 2 zero bytes
-//! wallet record: key | u8 kind | body (see `wallet_entry`)
+//! wallet record: u64 timestamp | key | u8 kind | body (see `wallet_entry`)
 //! account (account_created events): as in a checkpoint, without the history pointer
 //! tagged record (event bodies): u8 tag (1 account, 2 transfer, 3 wallet) | record
 //! ```
@@ -267,16 +267,22 @@ pub fn decode_transfer_record(bytes: &[u8]) -> Result<StoredTransfer, DecodeErro
 
 pub fn encode_wallet_record(record: &WalletRecord, out: &mut Vec<u8>) {
     let mut w = Writer(out);
+    w.u64(record.timestamp);
     w.key(&record.key);
     w.wallet_entry(&record.entry);
 }
 
 pub fn decode_wallet_record(bytes: &[u8]) -> Result<WalletRecord, DecodeError> {
     let mut r = Reader::new(bytes);
+    let timestamp = r.u64()?;
     let key = r.key()?;
     let entry = r.wallet_entry(&key)?;
     r.finish()?;
-    Ok(WalletRecord { key, entry })
+    Ok(WalletRecord {
+        key,
+        entry,
+        timestamp,
+    })
 }
 
 /// Appends a record with its tag: the body of an event.

@@ -105,6 +105,9 @@ impl StoredTransfer {
 pub struct WalletRecord {
     pub key: String,
     pub entry: WalletEntry,
+    /// The ledger clock when the decision was made (ns): the time of the transfer it made, or
+    /// of the last object before it.
+    pub timestamp: u64,
 }
 
 /// One thing an applied entry produced, in the order it happened. Each is also an event.
@@ -117,6 +120,15 @@ pub enum HistoryRecord {
 }
 
 impl HistoryRecord {
+    /// The ledger time of the record (ns).
+    pub fn timestamp(&self) -> u64 {
+        match self {
+            HistoryRecord::AccountCreated(account) => account.timestamp,
+            HistoryRecord::Transfer(stored) => stored.transfer.timestamp,
+            HistoryRecord::Wallet(record) => record.timestamp,
+        }
+    }
+
     /// The event type this record is published as.
     pub fn event_type(&self) -> &'static str {
         match self {

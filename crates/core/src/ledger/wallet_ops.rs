@@ -166,9 +166,12 @@ impl Ledger {
         );
         let previous = self.entry.wallet.insert(key.clone(), entry.clone());
         assert!(previous.is_none(), "wallet key stored twice in one entry");
-        self.entry
-            .records
-            .push(HistoryRecord::Wallet(WalletRecord { key, entry }));
+        let timestamp = self.clock;
+        self.entry.records.push(HistoryRecord::Wallet(WalletRecord {
+            key,
+            entry,
+            timestamp,
+        }));
     }
 
     /// Finds a player account for a wallet call (and checks its ledger when the call has one).
