@@ -426,6 +426,7 @@ fn invariant_check_catches_broken_history_status_expiry_and_flags() {
                         round_id: "r".into(),
                         rollback_transaction_id: "nope".into(),
                     },
+                    timestamp: 1,
                 });
         },
     ];
