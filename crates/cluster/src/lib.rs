@@ -24,24 +24,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use croupier_core::command::Proposal;
 use croupier_core::{Command, CommandResult, Ledger};
-use croupier_store::{DataDir, LogOptions, LogStore, SnapshotStore, VoteFile};
+use croupier_store::{CheckpointStore, DataDir, DataDirLock, LogOptions, LogStore, VoteFile};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::{watch, RwLock};
 
 mod entry_cache;
+pub mod events;
 mod log_storage;
 mod log_writer;
 mod metric_names;
 mod network;
 mod raft_codec;
+mod recovery;
 mod state_machine;
+mod ticker;
 mod types;
+mod view;
 
 use log_storage::LogStorage;
 use log_writer::WriterHandle;
-use state_machine::{LedgerStateMachine, RecoveredState, SharedLedger};
+use state_machine::SharedState;
 use types::{ProposalData, Raft};
+
+pub use events::{CommittedEvent, EventPage, EventSubscription};
+pub use recovery::StorageOptions;
+pub use view::{LedgerView, ReadError};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
 pub trait Consensus: Clone + Send + Sync + 'static {
@@ -52,11 +60,22 @@ pub trait Consensus: Clone + Send + Sync + 'static {
         commands: Vec<Command>,
     ) -> impl Future<Output = Result<Vec<CommandResult>, ProposeError>> + Send;
 
-    /// Runs `read` against the applied ledger after a linearizability check (leader only).
+    /// Runs `read` against the applied ledger (hot state and history) after a
+    /// linearizability check (leader only).
     fn read<R, F>(&self, read: F) -> impl Future<Output = Result<R, ProposeError>> + Send
     where
         R: Send + 'static,
-        F: FnOnce(&Ledger) -> R + Send + 'static;
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static;
+
+    /// Committed events after `after` (0: from the oldest retained), at most `limit`.
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<EventPage, ReadError>> + Send;
+
+    /// Resolves once an event after `after` is committed (or the node stops).
+    fn wait_for_event_after(&self, after: u64) -> impl Future<Output = ()> + Send;
 
     /// True once this node is leader and accepts writes.
     fn is_serving_writes(&self) -> bool;
@@ -76,6 +95,9 @@ pub enum ProposeError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// Another process holds the data directory.
+    #[error("{0}")]
+    Locked(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error("consensus: {0}")]
@@ -88,13 +110,17 @@ pub enum ClusterError {
 pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub node_id: u64,
-    /// Take a state-machine snapshot (and compact the log behind it) after this many entries.
-    pub snapshot_entries_since_last: u64,
+    /// Take a checkpoint (and compact the log behind it) after this many entries...
+    pub checkpoint_entries_since_last: u64,
+    /// ...or once this many log bytes were written since the last one, whichever comes first.
+    pub checkpoint_log_bytes_since_last: u64,
     pub log_segment_size_max_bytes: u64,
-    /// Entries kept in the log behind the latest snapshot (for followers that lag a little).
-    pub log_entries_kept_after_snapshot: u64,
+    /// Entries kept in the log behind the latest checkpoint (for followers that lag a little).
+    pub log_entries_kept_after_checkpoint: u64,
     /// Memory for recent entries, so applying never reads the disk on the hot path.
     pub log_cache_size_max_bytes: usize,
+    /// History, index and event storage settings (memory budgets, retention).
+    pub storage: StorageOptions,
 }
 
 impl NodeConfig {
@@ -102,11 +128,23 @@ impl NodeConfig {
         NodeConfig {
             data_dir: data_dir.into(),
             node_id: 1,
-            snapshot_entries_since_last: 20_000,
+            checkpoint_entries_since_last: 20_000,
+            checkpoint_log_bytes_since_last: 256 << 20,
             log_segment_size_max_bytes: 64 << 20,
-            log_entries_kept_after_snapshot: 1_000,
+            log_entries_kept_after_checkpoint: 1_000,
             log_cache_size_max_bytes: 64 << 20,
+            storage: StorageOptions::default(),
         }
+    }
+
+    /// Splits a memory budget for everything that grows with history (index memtables and
+    /// filters, the log entry cache) across its users. Hot state (accounts, open pendings) is
+    /// not part of it: it is bounded by the number of accounts, not by history.
+    pub fn with_cache_size_max(mut self, cache_size_max_bytes: u64) -> Self {
+        let budget = usize::try_from(cache_size_max_bytes).unwrap_or(usize::MAX);
+        self.log_cache_size_max_bytes = (budget / 8).max(8 << 20);
+        self.storage = StorageOptions::with_budget(budget - budget / 8);
+        self
     }
 }
 
@@ -128,10 +166,13 @@ struct NodeInner {
     node_id: u64,
     raft: Raft,
     metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
-    ledger: SharedLedger,
+    shared: Arc<SharedState>,
+    events: croupier_store::EventFeed,
     writer: WriterHandle,
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
     stopped: AtomicBool,
+    /// Held for the node's lifetime: one process per data directory.
+    _lock: DataDirLock,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -178,7 +219,16 @@ impl Node {
     /// fresh dir, and waits until this node leads. Refuses to start on corrupted storage.
     pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
         let node_id = config.node_id;
-        let (writer, writer_thread, log_storage, state_machine, ledger) = open_storage(&config)?;
+        let opened = recovery::open_storage(&config)?;
+        let recovery::Opened {
+            lock,
+            writer,
+            writer_thread,
+            log_storage,
+            state_machine,
+            shared,
+            events,
+        } = opened;
         let raft_config = raft_config(&config)?;
         let consensus = match ConsensusRuntime::spawn() {
             Ok(consensus) => consensus,
@@ -215,16 +265,20 @@ impl Node {
                 node_id,
                 metrics: raft.metrics(),
                 raft,
-                ledger,
+                shared,
+                events,
                 writer,
                 threads: Mutex::new(Some((writer_thread, consensus))),
                 stopped: AtomicBool::new(false),
+                _lock: lock,
             }),
         };
         if let Err(error) = node.become_leader_and_catch_up().await {
             let _ = node.shutdown().await;
             return Err(error);
         }
+        ticker::spawn(node.clone(), &node.consensus_runtime());
+        recovery::spawn_checkpoint_trigger(node.clone(), &config);
         Ok(node)
     }
 
@@ -261,6 +315,46 @@ impl Node {
         self.inner.node_id
     }
 
+    pub(crate) fn log_bytes_written(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.inner.writer.bytes_written()
+    }
+
+    pub(crate) fn consensus_runtime(&self) -> tokio::runtime::Handle {
+        let threads = self.inner.threads.lock().unwrap_or_else(|p| p.into_inner());
+        match threads.as_ref() {
+            Some((_, consensus)) => consensus.runtime.clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Asks for a checkpoint now (the log behind it is compacted once it is durable).
+    pub async fn trigger_checkpoint(&self) -> Result<(), ClusterError> {
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(fatal_to_cluster_error)
+    }
+
+    /// A durable, named consumer of the committed event feed: it resumes after its last
+    /// acknowledged position (see `EventSubscription`).
+    pub fn subscribe(&self, name: &str) -> Result<EventSubscription, ReadError> {
+        EventSubscription::open(self.clone(), &self.inner.events, name)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SharedState> {
+        &self.inner.shared
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
     async fn become_leader_and_catch_up(&self) -> Result<(), ClusterError> {
         let raft = &self.inner.raft;
         let node_id = self.inner.node_id;
@@ -294,87 +388,11 @@ impl Node {
     }
 }
 
-type OpenedStorage = (
-    WriterHandle,
-    JoinHandle<()>,
-    LogStorage,
-    LedgerStateMachine,
-    SharedLedger,
-);
-
-fn open_storage(config: &NodeConfig) -> Result<OpenedStorage, ClusterError> {
-    let storage_error = |e: &dyn std::fmt::Display| ClusterError::Storage(e.to_string());
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
-    })?;
-    let dirs = DataDir::new(&config.data_dir);
-    let log_options = LogOptions {
-        segment_size_max_bytes: config.log_segment_size_max_bytes,
-    };
-    let (log_store, recovery) =
-        LogStore::open(dirs.log_dir(), log_options).map_err(|e| storage_error(&e))?;
-    if let Some(torn) = &recovery.torn_tail {
-        tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
-            "cut a torn write off the end of the log");
-    }
-    tracing::info!(entries = recovery.entries, segments = recovery.segments, last_index = ?recovery.last_index, "log opened");
-    let vote_file = VoteFile::open(dirs.vote_path()).map_err(|e| storage_error(&e))?;
-    let snapshots = SnapshotStore::open(dirs.snapshot_dir()).map_err(|e| storage_error(&e))?;
-    let mut recovered = RecoveredState::load(&snapshots).map_err(|e| storage_error(&e))?;
-    check_snapshot_chains_to_log(&recovered, &log_store)?;
-    let ledger = Arc::new(RwLock::new(std::mem::take(&mut recovered.ledger)));
-    let (writer, writer_thread) = WriterHandle::spawn(log_store)
-        .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}")))?;
-    let state_machine = LedgerStateMachine::new(
-        recovered,
-        Arc::clone(&ledger),
-        Arc::new(Mutex::new(snapshots)),
-        writer.clone(),
-    );
-    let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
-    Ok((writer, writer_thread, log_storage, state_machine, ledger))
-}
-
-/// The latest snapshot must vouch for the same chain head as the log's entry it covers (when
-/// the log still holds that entry): otherwise one of them is not what this node wrote.
-fn check_snapshot_chains_to_log(
-    recovered: &RecoveredState,
-    log: &LogStore,
-) -> Result<(), ClusterError> {
-    let Some((index, snapshot_head)) = recovered.chain_head else {
-        return Ok(());
-    };
-    let log_holds_entry = log
-        .last_purged()
-        .is_some_and(|(purged, _, _)| purged == index)
-        || (log.first_index().is_some_and(|first| first <= index)
-            && log.last_index().is_some_and(|last| index <= last));
-    if !log_holds_entry {
-        return Ok(());
-    }
-    let log_head = log
-        .chain_hash(index)
-        .map_err(|e| ClusterError::Storage(e.to_string()))?;
-    if log_head == snapshot_head {
-        return Ok(());
-    }
-    Err(ClusterError::Storage(format!(
-        "snapshot {} covers entry {index} with chain head {}, but the log's entry {index} hashes to {}",
-        recovered.snapshot_id.as_deref().unwrap_or("?"),
-        hex_string(&snapshot_head),
-        hex_string(&log_head),
-    )))
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
     let raft_config = Config {
         cluster_name: "croupier".to_string(),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries_since_last),
-        max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.checkpoint_entries_since_last),
+        max_in_snapshot_log_to_keep: config.log_entries_kept_after_checkpoint,
         purge_batch_size: 1,
         ..Default::default()
     };
@@ -446,7 +464,7 @@ impl Consensus for Node {
     async fn read<R, F>(&self, read: F) -> Result<R, ProposeError>
     where
         R: Send + 'static,
-        F: FnOnce(&Ledger) -> R + Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
     {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
@@ -464,8 +482,17 @@ impl Consensus for Node {
             }
             Err(RaftError::Fatal(fatal)) => return Err(fatal_to_propose_error(fatal)),
         }
-        let ledger = self.inner.ledger.read().await;
-        Ok(read(&ledger))
+        let ledger = self.inner.shared.ledger.read().await;
+        Ok(read(&LedgerView::new(&ledger, &self.inner.shared.history)))
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ReadError> {
+        events::read_after(&self.inner.events, after, limit)
+    }
+
+    async fn wait_for_event_after(&self, after: u64) {
+        let mut applied = self.inner.shared.applied.subscribe();
+        let _ = applied.wait_for(|applied| applied.events_last > after).await;
     }
 
     fn is_serving_writes(&self) -> bool {

@@ -5,6 +5,7 @@
 //! queued before them.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -90,21 +91,32 @@ enum WriterRequest {
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     queue: SyncSender<WriterRequest>,
+    /// Log bytes written since the process started (drives byte-based checkpoints).
+    bytes_written: Arc<AtomicU64>,
 }
 
 impl WriterHandle {
     pub(crate) fn spawn(store: LogStore) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
         let (queue, requests) = mpsc::sync_channel(WRITER_QUEUE_REQUESTS_MAX);
+        let bytes_written = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&bytes_written);
         let thread = std::thread::Builder::new()
             .name("croupier-log-writer".to_string())
             .spawn(move || {
                 Writer {
                     store,
                     poisoned: None,
+                    bytes_written: counter,
                 }
                 .run(requests)
             })?;
-        Ok((WriterHandle { queue }, thread))
+        Ok((
+            WriterHandle {
+                queue,
+                bytes_written,
+            },
+            thread,
+        ))
     }
 
     /// Hands entries to the writer and returns; `flushed` is called once they are durable.
@@ -161,6 +173,10 @@ impl WriterHandle {
     }
 
     /// Flushes what is queued and stops the thread.
+    pub(crate) fn bytes_written(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bytes_written)
+    }
+
     pub(crate) async fn shutdown(&self) -> Result<(), StorageFailure> {
         self.call(|done| WriterRequest::Shutdown { done }).await
     }
@@ -179,6 +195,7 @@ impl WriterHandle {
 
 struct Writer {
     store: LogStore,
+    bytes_written: Arc<AtomicU64>,
     /// Set by the first failed write or sync: after that the on-disk tail is unknown, so every
     /// later request fails and openraft stops the node instead of acknowledging anything.
     poisoned: Option<StorageFailure>,
@@ -237,6 +254,8 @@ impl Writer {
         }
         metrics::counter!(metric_names::LOG_ENTRIES_TOTAL).increment(records.len() as u64);
         metrics::counter!(metric_names::LOG_BYTES_TOTAL).increment(bytes as u64);
+        self.bytes_written
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One fdatasync for everything written since the last one, then the callbacks.

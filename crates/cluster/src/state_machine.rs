@@ -1,160 +1,185 @@
-//! openraft's `RaftStateMachine` over the ledger, and state-machine snapshots.
+//! openraft's `RaftStateMachine` over the ledger's hot state and its on-disk history, and
+//! checkpoints.
 //!
-//! The ledger sits behind a tokio `RwLock`: apply takes the write lock per entry, reads and the
-//! snapshot builder take the read lock. A snapshot is encoded under a read guard taken between
-//! two applies, so its contents match the log id it claims to cover.
+//! Applying an entry: list the history keys its commands may read (`Ledger::history_keys`),
+//! look them up on disk with no lock held, then under the ledger's write lock apply the entry
+//! (pure) and append its records to history (so a reader never sees hot state that points at
+//! history it cannot read yet). Reads take the read lock between entries.
+//!
+//! A checkpoint (openraft's "snapshot") is taken between two entries: the hot state is frozen
+//! copy-on-write in O(pages), history's ends are noted, and everything else (writing the hot
+//! file, the manifest) happens on another task while entries keep applying.
 
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use croupier_core::codec::{decode_ledger, encode_ledger};
-use croupier_core::Ledger;
-use croupier_store::{ChainHash, SnapshotMeta as StoredSnapshotMeta, SnapshotStore};
+use croupier_core::codec::encode_checkpoint;
+use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
+use croupier_core::{CommandResult, FrozenLedger, Ledger};
+use croupier_store::{
+    CheckpointManifest, CheckpointStore, HistoryEnds, HistoryReader, HistoryWriter, StoreError,
+};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
-use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+use tokio::sync::{watch, RwLock};
 
-use crate::log_writer::{StorageFailure, WriterHandle};
+use crate::log_writer::WriterHandle;
 use crate::metric_names;
-use crate::raft_codec::{decode_stored_membership, encode_stored_membership};
-use crate::types::{log_id, Entry, LogId, StorageError, StoredMembership, TypeConfig};
-
-const CHAIN_HASH_LEN: usize = std::mem::size_of::<ChainHash>();
-
-pub(crate) type SharedLedger = Arc<RwLock<Ledger>>;
-pub(crate) type SharedSnapshots = Arc<Mutex<SnapshotStore>>;
+use crate::raft_codec::encode_stored_membership;
+use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 
 type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
 
+/// What readers share with the state machine.
+#[derive(Debug)]
+pub(crate) struct SharedState {
+    pub(crate) ledger: RwLock<Ledger>,
+    pub(crate) history: HistoryReader,
+    /// The last applied entry's index and last event position, for waiters (event streams).
+    pub(crate) applied: watch::Sender<Applied>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub(crate) index: u64,
+    pub(crate) events_last: u64,
+}
+
 pub(crate) struct LedgerStateMachine {
-    ledger: SharedLedger,
+    shared: Arc<SharedState>,
+    writer: HistoryWriter,
+    checkpoints: Arc<CheckpointStore>,
+    log_writer: WriterHandle,
     last_applied: Option<LogId>,
     membership: StoredMembership,
-    snapshots: SharedSnapshots,
-    writer: WriterHandle,
+    /// The checkpoint in force (what `get_current_snapshot` describes).
+    current: Option<CheckpointManifest>,
+    keys: HistoryKeys,
+    prefetched: Prefetched,
+    records: Vec<HistoryRecord>,
 }
 
-/// What a node recovers from its latest snapshot before openraft replays the log after it.
-pub(crate) struct RecoveredState {
-    pub(crate) ledger: Ledger,
+/// What the node recovered before openraft replays the log after it.
+pub(crate) struct Recovered {
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: StoredMembership,
-    /// The snapshot's last entry and the chain hash it vouches for.
-    pub(crate) chain_head: Option<(u64, ChainHash)>,
-    pub(crate) snapshot_id: Option<String>,
-}
-
-impl RecoveredState {
-    pub(crate) fn load(snapshots: &SnapshotStore) -> Result<RecoveredState, StorageFailure> {
-        let Some((meta, bytes)) = snapshots
-            .load_latest()
-            .map_err(|e| StorageFailure(e.to_string()))?
-        else {
-            return Ok(RecoveredState {
-                ledger: Ledger::new(),
-                last_applied: None,
-                membership: StoredMembership::default(),
-                chain_head: None,
-                snapshot_id: None,
-            });
-        };
-        let ledger = decode_ledger(&bytes).map_err(|e| {
-            StorageFailure(format!(
-                "snapshot {}: ledger does not decode: {e}",
-                meta.snapshot_id
-            ))
-        })?;
-        let membership = decode_stored_membership(&meta.membership)
-            .map_err(|e| StorageFailure(format!("snapshot {}: {e}", meta.snapshot_id)))?;
-        Ok(RecoveredState {
-            ledger,
-            last_applied: Some(log_id(meta.last_term, meta.last_index)),
-            membership,
-            chain_head: Some((meta.last_index, meta.chain_head)),
-            snapshot_id: Some(meta.snapshot_id),
-        })
-    }
+    pub(crate) current: Option<CheckpointManifest>,
 }
 
 impl LedgerStateMachine {
     pub(crate) fn new(
-        recovered: RecoveredState,
-        ledger: SharedLedger,
-        snapshots: SharedSnapshots,
-        writer: WriterHandle,
+        shared: Arc<SharedState>,
+        writer: HistoryWriter,
+        checkpoints: Arc<CheckpointStore>,
+        log_writer: WriterHandle,
+        recovered: Recovered,
     ) -> Self {
         LedgerStateMachine {
-            ledger,
+            shared,
+            writer,
+            checkpoints,
+            log_writer,
             last_applied: recovered.last_applied,
             membership: recovered.membership,
-            snapshots,
-            writer,
+            current: recovered.current,
+            keys: HistoryKeys::default(),
+            prefetched: Prefetched::default(),
+            records: Vec::new(),
         }
     }
 
-    fn apply_one(
+    async fn apply_proposal(
         &mut self,
-        entry: Entry,
-        ledger: &mut Ledger,
-    ) -> Result<Vec<croupier_core::CommandResult>, StorageError> {
-        self.last_applied = Some(entry.log_id);
-        match entry.payload {
-            EntryPayload::Blank => Ok(Vec::new()),
-            EntryPayload::Membership(membership) => {
-                self.membership = StoredMembership::new(Some(entry.log_id), membership);
-                Ok(Vec::new())
-            }
-            EntryPayload::Normal(data) => {
-                let proposal = data.decoded().map_err(|e| {
-                    StorageError::from(StorageIOError::apply(entry.log_id, AnyError::error(e)))
-                })?;
-                metrics::histogram!(metric_names::COMMANDS_PER_ENTRY)
-                    .record(proposal.commands.len() as f64);
-                let started = Instant::now();
-                let results = ledger.apply(proposal.timestamp_ns, &proposal.commands);
-                metrics::histogram!(metric_names::APPLY_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                Ok(results)
-            }
-        }
+        log_id: LogId,
+        proposal: &croupier_core::command::Proposal,
+    ) -> Result<Vec<CommandResult>, StorageError> {
+        let started = Instant::now();
+        self.keys.clear();
+        self.shared
+            .ledger
+            .read()
+            .await
+            .history_keys(&proposal.commands, &mut self.keys);
+        self.shared
+            .history
+            .fetch(&self.keys, &mut self.prefetched)
+            .map_err(|e| apply_error(log_id, e))?;
+        let mut ledger = self.shared.ledger.write().await;
+        self.records.clear();
+        let results = ledger.apply(
+            proposal.timestamp_ns,
+            &proposal.commands,
+            &mut self.prefetched,
+            &mut self.records,
+        );
+        self.writer
+            .persist(log_id.index, &self.records)
+            .map_err(|e| apply_error(log_id, e))?;
+        drop(ledger);
+        metrics::histogram!(metric_names::COMMANDS_PER_ENTRY).record(proposal.commands.len() as f64);
+        metrics::histogram!(metric_names::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
+        Ok(results)
+    }
+
+    fn publish_applied(&self) {
+        let applied = Applied {
+            index: self.last_applied.map_or(0, |id| id.index),
+            events_last: self.writer.ends().events_last,
+        };
+        self.shared.applied.send_replace(applied);
     }
 }
 
+fn apply_error(log_id: LogId, error: StoreError) -> StorageError {
+    StorageIOError::apply(log_id, AnyError::error(error)).into()
+}
+
 impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
-    type SnapshotBuilder = LedgerSnapshotBuilder;
+    type SnapshotBuilder = CheckpointBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(
-        &mut self,
-        entries: I,
-    ) -> Result<Vec<Vec<croupier_core::CommandResult>>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let ledger = Arc::clone(&self.ledger);
         let mut results = Vec::new();
         for entry in entries {
-            // The write lock per entry lets reads in between entries of a long replay.
-            let mut guard = ledger.write().await;
-            results.push(self.apply_one(entry, &mut guard)?);
+            self.last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => results.push(Vec::new()),
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    results.push(Vec::new());
+                }
+                EntryPayload::Normal(data) => {
+                    let proposal = data.decoded().map_err(|e| {
+                        StorageError::from(StorageIOError::apply(entry.log_id, AnyError::error(e)))
+                    })?;
+                    results.push(self.apply_proposal(entry.log_id, &proposal).await?);
+                }
+            }
         }
+        self.publish_applied();
         Ok(results)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Called between two applies: the guard pins the state that `last_applied` describes.
-        let ledger = Arc::clone(&self.ledger).read_owned().await;
-        LedgerSnapshotBuilder {
-            ledger: Some(ledger),
+        // Called between two applies: the freeze and the ends describe `last_applied` exactly.
+        let synced = self.writer.sync().map_err(|e| e.to_string());
+        let frozen = self.shared.ledger.read().await.freeze();
+        CheckpointBuilder {
+            frozen: Some(frozen),
+            synced,
+            ends: self.writer.ends(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
-            snapshots: Arc::clone(&self.snapshots),
-            writer: self.writer.clone(),
+            checkpoints: Arc::clone(&self.checkpoints),
+            log_writer: self.log_writer.clone(),
         }
     }
 
@@ -165,158 +190,103 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &OpenraftSnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let signature = meta.signature();
-        let failed = |reason: String| -> StorageError {
-            StorageIOError::write_snapshot(Some(signature.clone()), AnyError::error(reason)).into()
-        };
-        let envelope = snapshot.into_inner();
-        let (chain_head, ledger_bytes) =
-            split_envelope(&envelope).ok_or_else(|| failed("snapshot too short".into()))?;
-        let ledger =
-            decode_ledger(ledger_bytes).map_err(|e| failed(format!("snapshot ledger: {e}")))?;
-        let last = meta
-            .last_log_id
-            .ok_or_else(|| failed("snapshot without a last log id".into()))?;
-        let stored = StoredSnapshotMeta {
-            last_index: last.index,
-            last_term: last.leader_id.term,
-            chain_head,
-            membership: encode_stored_membership(&meta.last_membership),
-            snapshot_id: meta.snapshot_id.clone(),
-        };
-        let snapshots = Arc::clone(&self.snapshots);
-        let bytes = ledger_bytes.to_vec();
-        tokio::task::spawn_blocking(move || lock(&snapshots).save(&stored, &bytes))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
-        self.writer
-            .purge_through_snapshot(last.index, last.leader_id.term, chain_head)
-            .await
-            .map_err(|e| failed(e.0))?;
-        *self.ledger.write().await = ledger;
-        self.last_applied = Some(last);
-        self.membership = meta.last_membership.clone();
-        Ok(())
+        let reason = "installing a checkpoint from another node arrives with replication";
+        Err(StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(reason)).into())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let snapshots = Arc::clone(&self.snapshots);
-        let latest = tokio::task::spawn_blocking(move || lock(&snapshots).load_latest())
-            .await
-            .map_err(|e| {
-                StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
-            })?
-            .map_err(|e| {
-                StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
-            })?;
-        let Some((stored, ledger_bytes)) = latest else {
+        let Ok(Some(current)) = self.checkpoints.current() else {
             return Ok(None);
         };
-        let membership = decode_stored_membership(&stored.membership).map_err(|e| {
-            StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
-        })?;
-        let meta = OpenraftSnapshotMeta {
-            last_log_id: Some(log_id(stored.last_term, stored.last_index)),
-            last_membership: membership,
-            snapshot_id: stored.snapshot_id,
-        };
-        let mut envelope = Vec::with_capacity(CHAIN_HASH_LEN + ledger_bytes.len());
-        envelope.extend_from_slice(&stored.chain_head);
-        envelope.extend_from_slice(&ledger_bytes);
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(envelope)),
-        }))
+        self.current = Some(current.clone());
+        Ok(Some(snapshot_of(&current, self.membership_of(&current))))
     }
 }
 
-pub(crate) struct LedgerSnapshotBuilder {
-    ledger: Option<OwnedRwLockReadGuard<Ledger>>,
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
-    snapshots: SharedSnapshots,
-    writer: WriterHandle,
+impl LedgerStateMachine {
+    fn membership_of(&self, manifest: &CheckpointManifest) -> StoredMembership {
+        crate::raft_codec::decode_stored_membership(&manifest.membership)
+            .unwrap_or_else(|_| self.membership.clone())
+    }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
+/// openraft's view of a checkpoint: its log id, membership and id; the data is the manifest
+/// (a node installing it fetches the files it names).
+fn snapshot_of(manifest: &CheckpointManifest, membership: StoredMembership) -> Snapshot<TypeConfig> {
+    let meta = OpenraftSnapshotMeta {
+        last_log_id: (manifest.last_index > 0 || manifest.last_term > 0)
+            .then(|| crate::types::log_id(manifest.last_term, manifest.last_index)),
+        last_membership: membership,
+        snapshot_id: manifest.snapshot_id.clone(),
+    };
+    Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(Vec::new())),
+    }
+}
+
+pub(crate) struct CheckpointBuilder {
+    frozen: Option<FrozenLedger>,
+    synced: Result<(), String>,
+    ends: HistoryEnds,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    checkpoints: Arc<CheckpointStore>,
+    log_writer: WriterHandle,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = Instant::now();
         let failed = |reason: String| -> StorageError {
             StorageIOError::write_snapshot(None, AnyError::error(reason)).into()
         };
-        let ledger = self
-            .ledger
+        self.synced.clone().map_err(failed)?;
+        let frozen = self
+            .frozen
             .take()
-            .ok_or_else(|| failed("snapshot builder used twice".into()))?;
-        let chain_head = match self.last_applied {
-            Some(id) => self
-                .writer
-                .chain_hash(id.index)
-                .await
-                .map_err(|e| failed(e.0))?,
-            None => [0u8; CHAIN_HASH_LEN],
-        };
-        // The snapshot travels to followers as [chain head | encoded ledger].
-        let mut envelope = Vec::new();
-        envelope.extend_from_slice(&chain_head);
-        let envelope = tokio::task::spawn_blocking(move || {
-            encode_ledger(&ledger, &mut envelope);
-            drop(ledger); // applies wait for this guard: release it before touching the disk
-            envelope
-        })
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-
+            .ok_or_else(|| failed("checkpoint builder used twice".into()))?;
         let (last_index, last_term) = self
             .last_applied
             .map_or((0, 0), |id| (id.index, id.leader_id.term));
-        let snapshot_id = format!("{last_term}-{last_index}-{}", unix_nanos());
-        let stored = StoredSnapshotMeta {
+        let chain_head = match self.last_applied {
+            Some(id) => self.log_writer.chain_hash(id.index).await.map_err(|e| failed(e.0))?,
+            None => [0u8; 32],
+        };
+        let mut manifest = CheckpointManifest {
             last_index,
             last_term,
             chain_head,
+            transfers_end: self.ends.transfers_end,
+            wallet_end: self.ends.wallet_end,
+            events_last: self.ends.events_last,
+            history_hash: self.ends.history_hash,
             membership: encode_stored_membership(&self.membership),
-            snapshot_id: snapshot_id.clone(),
+            snapshot_id: format!("{last_term}-{last_index}-{}", unix_nanos()),
+            hot_file: String::new(),
+            hot_len: 0,
+            hot_sha256: [0; 32],
         };
-        let snapshots = Arc::clone(&self.snapshots);
-        let envelope = tokio::task::spawn_blocking(move || {
-            lock(&snapshots)
-                .save(&stored, &envelope[CHAIN_HASH_LEN..])
-                .map(|()| envelope)
+        let checkpoints = Arc::clone(&self.checkpoints);
+        let manifest = tokio::task::spawn_blocking(move || {
+            let mut hot = checkpoints.begin(last_index)?;
+            encode_checkpoint(&frozen, &mut hot).map_err(|e| StoreError::Io {
+                op: "write checkpoint",
+                path: checkpoints.dir().to_path_buf(),
+                source: e,
+            })?;
+            checkpoints.commit(hot, &mut manifest)?;
+            Ok::<_, StoreError>(manifest)
         })
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
         metrics::histogram!(metric_names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
-        tracing::info!(last_index, bytes = envelope.len(), "snapshot saved");
-
-        let meta = OpenraftSnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.membership.clone(),
-            snapshot_id,
-        };
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(envelope)),
-        })
+        tracing::info!(last_index, hot_bytes = manifest.hot_len, "checkpoint written");
+        Ok(snapshot_of(&manifest, self.membership.clone()))
     }
-}
-
-fn split_envelope(envelope: &[u8]) -> Option<(ChainHash, &[u8])> {
-    if envelope.len() < CHAIN_HASH_LEN {
-        return None;
-    }
-    let (head, rest) = envelope.split_at(CHAIN_HASH_LEN);
-    Some((head.try_into().expect("chain hash length"), rest))
-}
-
-fn lock(snapshots: &SharedSnapshots) -> std::sync::MutexGuard<'_, SnapshotStore> {
-    snapshots
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unix_nanos() -> u128 {

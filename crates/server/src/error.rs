@@ -119,6 +119,22 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// A read that storage could not serve: 503 `storage_unavailable` (the node's health
+    /// says why); the message names the file and offset for the operator.
+    pub fn from_read(error: croupier_cluster::ReadError) -> Self {
+        match error {
+            croupier_cluster::ReadError::Storage(message) => {
+                tracing::error!(%message, "read failed on storage");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "history cannot be read right now; see /healthz",
+                )
+            }
+            croupier_cluster::ReadError::Invalid(message) => Self::invalid_request(message),
+        }
+    }
+
     pub fn from_propose(error: &ProposeError) -> Self {
         match error {
             ProposeError::NotLeader { .. } => Self::new(

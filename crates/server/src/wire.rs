@@ -345,6 +345,8 @@ pub struct WalletRollbackIn {
 pub struct TransfersQuery {
     /// 1 to 8189, default 50.
     pub limit: Option<u64>,
+    /// Opaque cursor of the next page, from a previous page's `X-Next-Cursor` header.
+    pub cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

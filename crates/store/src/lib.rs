@@ -34,13 +34,14 @@
 
 mod atomic_file;
 pub mod audit;
+mod checkpoint;
 mod error;
 mod frame;
 pub mod fs;
+pub mod history;
 mod log;
 mod scan;
 pub mod sim_fs;
-mod snapshot;
 mod vote;
 
 use std::path::{Path, PathBuf};
@@ -49,7 +50,8 @@ use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
-pub use snapshot::{LoadedSnapshot, SnapshotMeta, SnapshotStore, SNAPSHOTS_KEPT};
+pub use checkpoint::{CheckpointManifest, CheckpointStore, HotFileWriter};
+pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
 pub use vote::VoteFile;
 
 /// SHA-256 chain hash of a log record. The hash "before" the first entry ever written is

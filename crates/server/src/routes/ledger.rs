@@ -15,6 +15,24 @@ use crate::wire::{
 
 /// Default `limit` of an account's transfer history.
 const TRANSFERS_LIMIT_DEFAULT: u64 = 50;
+/// Response header carrying the cursor of the next (older) page, when there is one.
+const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+/// Cursors are opaque to clients: a version letter and the position of the next page's first
+/// transfer in history, in hex.
+const CURSOR_PREFIX: &str = "c1";
+
+fn format_cursor(seq: u64) -> String {
+    format!("{CURSOR_PREFIX}{seq:016x}")
+}
+
+fn parse_cursor(text: &str) -> Result<u64, ApiError> {
+    let bad = || ApiError::invalid_query("cursor is not one this server issued");
+    let digits = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    if digits.len() != 16 {
+        return Err(bad());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| bad())
+}
 
 fn check_item_count(count: usize) -> Result<(), ApiError> {
     if count > BATCH_ITEMS_MAX {
@@ -146,12 +164,13 @@ fn account_not_found(id: u128) -> ApiError {
     ApiError::not_found("account_not_found", format!("no account with id {id}"))
 }
 
-/// The account's transfers, newest first.
+/// The account's transfers, newest first, from disk. When older transfers remain, the
+/// `X-Next-Cursor` header (and a `Link: rel="next"` header) carries the cursor of the next page.
 #[utoipa::path(
     get, path = "/v1/accounts/{id}/transfers", tag = "ledger",
     params(("id" = String, Path, description = "Account id (decimal)"), TransfersQuery),
     responses(
-        (status = 200, body = Vec<TransferOut>),
+        (status = 200, body = Vec<TransferOut>, headers(("x-next-cursor" = String, description = "Cursor of the next (older) page, when there is one"))),
         (status = 400, description = "Invalid id or limit", body = ErrorBody),
         (status = 404, description = "account_not_found", body = ErrorBody),
     )
@@ -168,22 +187,30 @@ pub async fn get_account_transfers<C: Consensus>(
             "limit must be from 1 to {BATCH_ITEMS_MAX}"
         )));
     }
-    let transfers = state
-        .read(move |ledger| {
-            ledger.account(id)?;
-            let transfers = ledger.account_transfers(id, limit as usize);
-            Some(
-                transfers
-                    .into_iter()
-                    .map(TransferOut::from)
-                    .collect::<Vec<_>>(),
-            )
+    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let page = state
+        .read(move |view| {
+            view.account(id)?;
+            Some(view.account_transfers(id, limit as usize, cursor))
         })
         .await?;
-    match transfers {
-        Some(transfers) => Ok(json_response(StatusCode::OK, &transfers)),
-        None => Err(account_not_found(id)),
+    let Some(page) = page else {
+        return Err(account_not_found(id));
+    };
+    let page = page.map_err(ApiError::from_read)?;
+    let transfers: Vec<TransferOut> = page.transfers.iter().map(TransferOut::from).collect();
+    let mut response = json_response(StatusCode::OK, &transfers);
+    if let Some(next) = page.next_before {
+        let cursor = format_cursor(next);
+        let link = format!("</v1/accounts/{id}/transfers?limit={limit}&cursor={cursor}>; rel=\"next\"");
+        let headers = response.headers_mut();
+        for (name, value) in [(NEXT_CURSOR_HEADER, cursor), ("link", link)] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
     }
+    Ok(response)
 }
 
 /// One transfer.
@@ -202,8 +229,11 @@ pub async fn get_transfer<C: Consensus>(
 ) -> Result<Response, ApiError> {
     let id = path.id("transfer id")?;
     let transfer = state
-        .read(move |ledger| ledger.transfer(id).map(TransferOut::from))
-        .await?;
+        .read(move |view| view.transfer(id))
+        .await?
+        .map_err(ApiError::from_read)?
+        .as_ref()
+        .map(TransferOut::from);
     match transfer {
         Some(transfer) => Ok(json_response(StatusCode::OK, &transfer)),
         None => Err(ApiError::not_found(

@@ -6,13 +6,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
-use croupier_cluster::Consensus;
-use croupier_core::{Command, CommandResult, Ledger};
+use croupier_cluster::{Consensus, EventPage, LedgerView};
+use croupier_core::{Command, CommandResult};
 
 use crate::error::ApiError;
 use crate::group_commit::{CommitError, Committer};
 use crate::telemetry;
 
+pub mod events;
 pub mod ledger;
 pub mod ops;
 pub mod wallet;
@@ -30,6 +31,8 @@ pub const ROUTE_WALLET_BET: &str = "/v1/wallet/bet";
 pub const ROUTE_WALLET_WIN: &str = "/v1/wallet/win";
 pub const ROUTE_WALLET_ROLLBACK: &str = "/v1/wallet/rollback";
 pub const ROUTE_WALLET_BALANCE: &str = "/v1/wallet/{player_id}/balance";
+pub const ROUTE_EVENTS: &str = "/v1/events";
+pub const ROUTE_EVENTS_STREAM: &str = "/v1/events/stream";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -45,6 +48,8 @@ const ROUTES: &[&str] = &[
     ROUTE_WALLET_WIN,
     ROUTE_WALLET_ROLLBACK,
     ROUTE_WALLET_BALANCE,
+    ROUTE_EVENTS,
+    ROUTE_EVENTS_STREAM,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).
@@ -110,11 +115,24 @@ impl<C: Consensus> AppState<C> {
             })
     }
 
+    /// Committed events after `after`.
+    async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ApiError> {
+        self.shared
+            .consensus
+            .events_after(after, limit)
+            .await
+            .map_err(ApiError::from_read)
+    }
+
+    async fn wait_for_event_after(&self, after: u64) {
+        self.shared.consensus.wait_for_event_after(after).await
+    }
+
     /// Runs `read` against the applied ledger.
     async fn read<R, F>(&self, read: F) -> Result<R, ApiError>
     where
         R: Send + 'static,
-        F: FnOnce(&Ledger) -> R + Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
     {
         self.shared
             .consensus
@@ -145,6 +163,8 @@ pub fn router<C: Consensus>(state: AppState<C>) -> Router {
         .route(ROUTE_WALLET_WIN, post(wallet::win::<C>))
         .route(ROUTE_WALLET_ROLLBACK, post(wallet::rollback::<C>))
         .route(ROUTE_WALLET_BALANCE, get(wallet::balance::<C>))
+        .route(ROUTE_EVENTS, get(events::list::<C>))
+        .route(ROUTE_EVENTS_STREAM, get(events::stream::<C>))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))

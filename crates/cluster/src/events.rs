@@ -1,0 +1,102 @@
+//! The committed event feed as the API and in-process pipelines see it: every history record
+//! an applied entry yielded, decoded, at its position (`croupier_core::events`).
+
+use croupier_core::codec::decode_record;
+use croupier_core::HistoryRecord;
+use croupier_store::{EventFeed, Subscription};
+
+use crate::view::ReadError;
+use crate::{Consensus, Node};
+
+/// Most events one page holds.
+pub const EVENT_PAGE_LIMIT_MAX: usize = 10_000;
+/// Most bytes of event bodies one page reads.
+const EVENT_PAGE_BYTES_MAX: usize = 8 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedEvent {
+    pub position: u64,
+    pub timestamp_ns: u64,
+    pub record: HistoryRecord,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<CommittedEvent>,
+    /// The position to resume after (the last event's, or `after` when there was none).
+    pub next: u64,
+    /// True when `after` was older than the oldest retained event: events were skipped.
+    pub missed: bool,
+}
+
+pub(crate) fn read_after(feed: &EventFeed, after: u64, limit: usize) -> Result<EventPage, ReadError> {
+    let limit = limit.clamp(1, EVENT_PAGE_LIMIT_MAX);
+    let page = feed.read_after(after, limit, EVENT_PAGE_BYTES_MAX)?;
+    let mut events = Vec::with_capacity(page.events.len());
+    for event in page.events {
+        let record = decode_record(&event.body).map_err(|e| {
+            ReadError::Storage(format!("event {} does not decode: {e}", event.position))
+        })?;
+        events.push(CommittedEvent {
+            position: event.position,
+            timestamp_ns: event.timestamp_ns,
+            record,
+        });
+    }
+    let next = events.last().map_or(after, |event| event.position);
+    Ok(EventPage {
+        events,
+        next,
+        missed: page.missed,
+    })
+}
+
+/// A durable consumer: it resumes after its last acknowledged position, sees every event at
+/// least once and in order, and never slows the ledger (it reads from disk at its own pace).
+pub struct EventSubscription {
+    node: Node,
+    inner: Subscription,
+}
+
+impl EventSubscription {
+    pub(crate) fn open(node: Node, feed: &EventFeed, name: &str) -> Result<Self, ReadError> {
+        let inner = Subscription::open(feed.clone(), name).map_err(|e| ReadError::Invalid(e.to_string()))?;
+        Ok(EventSubscription { node, inner })
+    }
+
+    /// The next events after the last one returned (waits until there is at least one).
+    pub async fn next_batch(&mut self, limit: usize) -> Result<Vec<CommittedEvent>, ReadError> {
+        loop {
+            let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
+            if !batch.is_empty() {
+                return batch
+                    .into_iter()
+                    .map(|event| {
+                        let record = decode_record(&event.body).map_err(|e| {
+                            ReadError::Storage(format!("event {} does not decode: {e}", event.position))
+                        })?;
+                        Ok(CommittedEvent {
+                            position: event.position,
+                            timestamp_ns: event.timestamp_ns,
+                            record,
+                        })
+                    })
+                    .collect();
+            }
+            if self.node.is_stopped() {
+                return Ok(Vec::new());
+            }
+            self.node.wait_for_event_after(self.inner.position()).await;
+        }
+    }
+
+    /// Records durably that every event up to `position` was handled.
+    pub fn ack(&mut self, position: u64) -> Result<(), ReadError> {
+        Ok(self.inner.ack(position)?)
+    }
+
+    /// The position the next batch starts after.
+    pub fn position(&self) -> u64 {
+        self.inner.position()
+    }
+}

@@ -1,0 +1,272 @@
+//! Opening a node's data directory: lock it, open the log, load the checkpoint in force, cut
+//! history back to it, and hand openraft a state machine that resumes right after it (openraft
+//! then re-applies the log entries the checkpoint does not cover).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use croupier_core::codec::decode_checkpoint;
+use croupier_core::Ledger;
+use croupier_store::fs::{FileSystem, OsFileSystem};
+use croupier_store::{
+    CheckpointManifest, CheckpointStore, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
+    HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, RecordLogOptions, VoteFile,
+};
+use tokio::sync::{watch, RwLock};
+
+use crate::log_storage::LogStorage;
+use crate::log_writer::WriterHandle;
+use crate::raft_codec::decode_stored_membership;
+use crate::state_machine::{Applied, LedgerStateMachine, Recovered, SharedState};
+use crate::types::{log_id, StoredMembership};
+use crate::{ClusterError, Node, NodeConfig};
+
+/// How the history, its indexes and the event feed use memory and disk.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Memory for the transfer-id index's recent keys (the other indexes get a share of it).
+    pub index_memtable_bytes_max: usize,
+    pub history_segment_bytes_max: u64,
+    pub events_segment_bytes_max: u64,
+    /// Events kept at most (bytes on disk); older segments are deleted.
+    pub event_retention_bytes_max: u64,
+    /// Events kept at most (age); 0 keeps them whatever their age.
+    pub event_retention_age_s_max: u64,
+}
+
+/// Default memory budget for what grows with history.
+pub const CACHE_SIZE_MAX_BYTES_DEFAULT: usize = 1 << 30;
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions::with_budget(CACHE_SIZE_MAX_BYTES_DEFAULT - CACHE_SIZE_MAX_BYTES_DEFAULT / 8)
+    }
+}
+
+impl StorageOptions {
+    /// Splits `budget_bytes` between the indexes: memtables take half (the transfer index most
+    /// of it), the rest is left to filters and fences, which grow with history.
+    pub fn with_budget(budget_bytes: usize) -> Self {
+        StorageOptions {
+            index_memtable_bytes_max: (budget_bytes / 4).max(4 << 20),
+            history_segment_bytes_max: 256 << 20,
+            events_segment_bytes_max: 128 << 20,
+            event_retention_bytes_max: 8 << 30,
+            event_retention_age_s_max: 0,
+        }
+    }
+
+    fn history_options(&self) -> HistoryOptions {
+        let index = |share: usize| IndexOptions {
+            memtable_bytes_max: (self.index_memtable_bytes_max / share).max(1 << 20),
+            ..IndexOptions::default()
+        };
+        let log = |segment_bytes_max| RecordLogOptions {
+            segment_bytes_max,
+            ..RecordLogOptions::default()
+        };
+        HistoryOptions {
+            transfers: log(self.history_segment_bytes_max),
+            wallet: log(self.history_segment_bytes_max),
+            events: EventLogOptions {
+                segment_bytes_max: self.events_segment_bytes_max,
+                retention_bytes_max: self.event_retention_bytes_max,
+                retention_age_ns_max: self.event_retention_age_s_max.saturating_mul(1_000_000_000),
+                ..EventLogOptions::default()
+            },
+            transfer_index: index(1),
+            resolution_index: index(8),
+            key_index: index(2),
+        }
+    }
+}
+
+pub(crate) struct Opened {
+    pub(crate) lock: DataDirLock,
+    pub(crate) writer: WriterHandle,
+    pub(crate) writer_thread: JoinHandle<()>,
+    pub(crate) log_storage: LogStorage,
+    pub(crate) state_machine: LedgerStateMachine,
+    pub(crate) shared: Arc<SharedState>,
+    pub(crate) events: EventFeed,
+}
+
+fn storage_error(error: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Storage(error.to_string())
+}
+
+pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let lock = DataDirLock::acquire(&config.data_dir).map_err(|e| ClusterError::Locked(e.to_string()))?;
+    let fs: Arc<dyn FileSystem> = Arc::new(OsFileSystem);
+    let dirs = DataDir::new(&config.data_dir);
+    let log_store = open_log(config, &dirs)?;
+    let vote_file = VoteFile::open(dirs.vote_path()).map_err(storage_error)?;
+    let checkpoints = CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
+    let current = checkpoints.current().map_err(storage_error)?;
+    if let Some(manifest) = &current {
+        check_checkpoint_chains_to_log(manifest, &log_store)?;
+    }
+    let ledger = load_hot_state(&checkpoints, current.as_ref())?;
+    let ends = current.as_ref().map(|m| HistoryEnds {
+        transfers_end: m.transfers_end,
+        wallet_end: m.wallet_end,
+        events_last: m.events_last,
+        history_hash: m.history_hash,
+    });
+    let history = OpenedHistory::open(
+        fs,
+        &dirs.root().join("history"),
+        &dirs.root().join("events"),
+        &config.storage.history_options(),
+        ends,
+    )
+    .map_err(storage_error)?;
+    check_history_matches_hot_state(&ledger, &history)?;
+    let (writer, writer_thread) = WriterHandle::spawn(log_store)
+        .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}")))?;
+    let recovered = recovered_state(current.as_ref())?;
+    let applied = Applied {
+        index: recovered.last_applied.map_or(0, |id| id.index),
+        events_last: ends.map_or(0, |e| e.events_last),
+    };
+    let shared = Arc::new(SharedState {
+        ledger: RwLock::new(ledger),
+        history: history.reader,
+        applied: watch::channel(applied).0,
+    });
+    let state_machine = LedgerStateMachine::new(
+        Arc::clone(&shared),
+        history.writer,
+        Arc::new(checkpoints),
+        writer.clone(),
+        recovered,
+    );
+    let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
+    Ok(Opened {
+        lock,
+        writer,
+        writer_thread,
+        log_storage,
+        state_machine,
+        shared,
+        events: history.events,
+    })
+}
+
+fn open_log(config: &NodeConfig, dirs: &DataDir) -> Result<LogStore, ClusterError> {
+    let log_options = LogOptions {
+        segment_size_max_bytes: config.log_segment_size_max_bytes,
+    };
+    let (log_store, recovery) = LogStore::open(dirs.log_dir(), log_options).map_err(storage_error)?;
+    if let Some(torn) = &recovery.torn_tail {
+        tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
+            "cut a torn write off the end of the log");
+    }
+    tracing::debug!(entries = recovery.entries, segments = recovery.segments, last_index = ?recovery.last_index, "log opened");
+    Ok(log_store)
+}
+
+fn load_hot_state(checkpoints: &CheckpointStore, current: Option<&CheckpointManifest>) -> Result<Ledger, ClusterError> {
+    let Some(manifest) = current else {
+        return Ok(Ledger::new());
+    };
+    let bytes = checkpoints.load_hot(manifest).map_err(storage_error)?;
+    decode_checkpoint(&bytes).map_err(|e| {
+        ClusterError::Storage(format!("{}: checkpoint does not decode: {e}", checkpoints.hot_path(manifest).display()))
+    })
+}
+
+fn recovered_state(current: Option<&CheckpointManifest>) -> Result<Recovered, ClusterError> {
+    let Some(manifest) = current else {
+        return Ok(Recovered {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            current: None,
+        });
+    };
+    let membership = decode_stored_membership(&manifest.membership)
+        .map_err(|e| ClusterError::Storage(format!("checkpoint {}: {e}", manifest.snapshot_id)))?;
+    let covers_an_entry = manifest.last_index > 0 || manifest.last_term > 0;
+    Ok(Recovered {
+        last_applied: covers_an_entry.then(|| log_id(manifest.last_term, manifest.last_index)),
+        membership,
+        current: Some(manifest.clone()),
+    })
+}
+
+/// The checkpoint's transfer count must be where the transfers log was cut.
+fn check_history_matches_hot_state(ledger: &Ledger, history: &OpenedHistory) -> Result<(), ClusterError> {
+    let on_disk = history.reader.transfer_count();
+    if on_disk != ledger.transfer_count() {
+        return Err(ClusterError::Storage(format!(
+            "the checkpoint counts {} transfers but history holds {on_disk}",
+            ledger.transfer_count()
+        )));
+    }
+    Ok(())
+}
+
+/// The checkpoint must vouch for the same chain head as the log's entry it covers (when the log
+/// still holds that entry): otherwise one of them is not what this node wrote.
+fn check_checkpoint_chains_to_log(manifest: &CheckpointManifest, log: &LogStore) -> Result<(), ClusterError> {
+    let index = manifest.last_index;
+    let log_holds_entry = log.last_purged().is_some_and(|(purged, _, _)| purged == index)
+        || (log.first_index().is_some_and(|first| first <= index) && log.last_index().is_some_and(|last| index <= last));
+    if !log_holds_entry {
+        if log.last_index().is_some_and(|last| last < index) || log.last_index().is_none() && index > 0 {
+            return Err(ClusterError::Storage(format!(
+                "checkpoint {} covers entry {index}, but the log ends before it",
+                manifest.snapshot_id
+            )));
+        }
+        return Ok(());
+    }
+    let log_head = log.chain_hash(index).map_err(storage_error)?;
+    if log_head == manifest.chain_head {
+        return Ok(());
+    }
+    Err(ClusterError::Storage(format!(
+        "checkpoint {} covers entry {index} with chain head {}, but the log's entry {index} hashes to {}",
+        manifest.snapshot_id,
+        hex(&manifest.chain_head),
+        hex(&log_head),
+    )))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How often the checkpoint trigger looks at the log bytes written.
+const CHECKPOINT_TRIGGER_INTERVAL_MS: u64 = 250;
+
+/// Triggers a checkpoint once `checkpoint_log_bytes_since_last` log bytes were written since
+/// the last trigger (openraft's own policy counts entries only, and entries vary from a few
+/// bytes to a megabyte).
+pub(crate) fn spawn_checkpoint_trigger(node: Node, config: &NodeConfig) {
+    let threshold = config.checkpoint_log_bytes_since_last;
+    let written = node.log_bytes_written();
+    let runtime = node.consensus_runtime();
+    runtime.spawn(async move {
+        let mut last = written.load(Ordering::Relaxed);
+        let mut interval = tokio::time::interval(Duration::from_millis(CHECKPOINT_TRIGGER_INTERVAL_MS));
+        loop {
+            interval.tick().await;
+            if node.is_stopped() {
+                return;
+            }
+            let now = written.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= threshold {
+                last = now;
+                if let Err(error) = node.trigger_checkpoint().await {
+                    tracing::warn!(%error, "checkpoint trigger failed");
+                }
+            }
+        }
+    });
+}

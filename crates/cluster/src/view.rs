@@ -1,0 +1,68 @@
+//! What a read sees: the applied hot state and the history behind it, between two entries.
+
+use croupier_core::reads::{account_transfers, wallet_outcome, TransferPage};
+use croupier_core::{Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId, WalletOutcome};
+use croupier_store::HistoryReader;
+
+/// A read failed on storage (the node is unhealthy; the message names file and offset).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("history is unreadable: {0}")]
+    Storage(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl From<croupier_store::StoreError> for ReadError {
+    fn from(error: croupier_store::StoreError) -> Self {
+        ReadError::Storage(error.to_string())
+    }
+}
+
+/// The ledger as of the last applied entry. Borrowed for the duration of one read.
+pub struct LedgerView<'a> {
+    ledger: &'a Ledger,
+    history: &'a HistoryReader,
+}
+
+impl<'a> LedgerView<'a> {
+    pub(crate) fn new(ledger: &'a Ledger, history: &'a HistoryReader) -> Self {
+        LedgerView { ledger, history }
+    }
+
+    /// The hot state (accounts, balances, open pendings, totals).
+    pub fn ledger(&self) -> &'a Ledger {
+        self.ledger
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&'a Account> {
+        self.ledger.account(id)
+    }
+
+    pub fn player_balance(&self, id: AccountId) -> Option<(LedgerCode, u128)> {
+        self.ledger.player_balance(id)
+    }
+
+    pub fn totals(&self) -> LedgerTotals {
+        self.ledger.totals()
+    }
+
+    pub fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, ReadError> {
+        Ok(self.history.transfer_by_id(id)?.map(|stored| stored.transfer))
+    }
+
+    /// A page of the account's transfers, newest first, from disk. `cursor` is a previous
+    /// page's `next_before`.
+    pub fn account_transfers(
+        &self,
+        id: AccountId,
+        limit: usize,
+        cursor: Option<u64>,
+    ) -> Result<TransferPage, ReadError> {
+        Ok(account_transfers(self.ledger, self.history, id, limit, cursor)?)
+    }
+
+    pub fn wallet_outcome(&self, transaction_id: &str) -> Result<Option<WalletOutcome>, ReadError> {
+        Ok(wallet_outcome(self.history, transaction_id)?)
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading history: the `HistorySource` the state machine prefetches from and the API reads
+//! through. Cheap to clone; safe to use from any thread while the writer appends.
+
+use std::sync::Arc;
+
+use croupier_core::codec::{decode_transfer_record, decode_wallet_record};
+use croupier_core::history::{indexed_keys, HistoryRecord, HistorySource, IndexedKey, StoredTransfer, WalletRecord};
+use croupier_core::{AccountId, TransferId, WalletEntry};
+
+use super::keys::{indexed_key_hash, rolled_back_key, settled_key, wallet_key};
+use super::{Indexes, TRANSFER_FRAME_BYTES};
+use crate::records::RecordReader;
+use crate::StoreError;
+
+/// Records scanned per read while catching the indexes up after a restart.
+const CATCH_UP_RECORDS_MAX: usize = 8_192;
+const CATCH_UP_BYTES_MAX: usize = 4 << 20;
+
+#[derive(Clone, Debug)]
+pub struct HistoryReader {
+    transfers: RecordReader,
+    wallet: RecordReader,
+    indexes: Arc<Indexes>,
+    /// (transfers end, wallet end): a view that ignores everything past these (the audit's
+    /// "verified so far"); `None` sees everything published.
+    limits: Option<(u64, u64)>,
+}
+
+impl HistoryReader {
+    pub(crate) fn new(transfers: RecordReader, wallet: RecordReader, indexes: Arc<Indexes>) -> Self {
+        HistoryReader { transfers, wallet, indexes, limits: None }
+    }
+
+    /// The same history, seen only up to these ends.
+    pub fn limited(&self, transfers_end: u64, wallet_end: u64) -> HistoryReader {
+        HistoryReader { limits: Some((transfers_end, wallet_end)), ..self.clone() }
+    }
+
+    fn transfers_end(&self) -> u64 {
+        let published = self.transfers.published_end();
+        self.limits.map_or(published, |(limit, _)| limit.min(published))
+    }
+
+    /// Where the visible wallet log ends.
+    pub fn wallet_end(&self) -> u64 {
+        let published = self.wallet.published_end();
+        self.limits.map_or(published, |(_, limit)| limit.min(published))
+    }
+
+    /// The raw record bytes at `position` of the wallet log.
+    pub fn wallet_record_bytes(&self, position: u64) -> Result<Vec<u8>, StoreError> {
+        self.wallet.read_at(position)
+    }
+
+    /// The raw record bytes of transfer `seq`.
+    pub fn transfer_record_bytes(&self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        self.transfers.read_at(seq * TRANSFER_FRAME_BYTES)
+    }
+
+    /// Up to `count` transfers from `seq` on, in order (for streaming checks).
+    pub fn transfers_from(&self, seq: u64, count: usize) -> Result<Vec<StoredTransfer>, StoreError> {
+        let end = self.transfer_count();
+        if seq >= end {
+            return Ok(Vec::new());
+        }
+        let count = count.min((end - seq) as usize);
+        let bytes_max = count * TRANSFER_FRAME_BYTES as usize;
+        let batch = self.transfers.scan(seq * TRANSFER_FRAME_BYTES, count, bytes_max)?;
+        batch
+            .iter()
+            .map(|(position, bytes)| decode_transfer_record(bytes).map_err(|e| undecodable("transfer", *position, e)))
+            .collect()
+    }
+
+    /// Transfers ever persisted (and visible).
+    pub fn transfer_count(&self) -> u64 {
+        self.transfers_end() / TRANSFER_FRAME_BYTES
+    }
+
+    /// Memory the indexes hold (memtables, fences, filters).
+    pub fn index_memory_bytes(&self) -> usize {
+        self.indexes.transfers.memory_bytes() + self.indexes.resolutions.memory_bytes() + self.indexes.keys.memory_bytes()
+    }
+
+    fn read_transfer(&self, seq: u64) -> Result<StoredTransfer, StoreError> {
+        let position = seq * TRANSFER_FRAME_BYTES;
+        let bytes = self.transfers.read_at(position)?;
+        let stored = decode_transfer_record(&bytes).map_err(|e| undecodable("transfer", position, e))?;
+        if stored.seq != seq {
+            return Err(undecodable("transfer", position, format!("holds transfer number {}", stored.seq)));
+        }
+        Ok(stored)
+    }
+
+    fn read_wallet(&self, position: u64) -> Result<WalletRecord, StoreError> {
+        let bytes = self.wallet.read_at(position)?;
+        decode_wallet_record(&bytes).map_err(|e| undecodable("wallet record", position, e))
+    }
+
+    /// The transfer a transfer-space index entry points at, if it is visible yet.
+    fn indexed_transfer(&self, seq: Option<u64>) -> Result<Option<StoredTransfer>, StoreError> {
+        match seq {
+            Some(seq) if seq < self.transfer_count() => self.read_transfer(seq).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The wallet record a hashed key points at, if visible and if it is really `matches`.
+    fn indexed_wallet(
+        &self,
+        key: u128,
+        matches: impl Fn(&WalletRecord) -> bool,
+    ) -> Result<Option<WalletRecord>, StoreError> {
+        let Some(position) = self.indexes.keys.get(key)? else {
+            return Ok(None);
+        };
+        if position >= self.wallet_end() {
+            return Ok(None);
+        }
+        let record = self.read_wallet(position)?;
+        if !matches(&record) {
+            tracing_free_warning(key, position);
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    /// Re-inserts the index keys of records in `[covered, end)` of each log, for indexes whose
+    /// memtables a crash lost. Called once at open, before any reader or writer runs.
+    pub(crate) fn catch_up_indexes(&self, transfers_end: u64, wallet_end: u64) -> Result<(), StoreError> {
+        let transfer_count = transfers_end / TRANSFER_FRAME_BYTES;
+        let [transfers_covered, resolutions_covered, _] = self.indexes.covered_at_open;
+        let mut seq = transfers_covered.min(resolutions_covered).min(transfer_count);
+        while seq < transfer_count {
+            let batch = self.transfers_from(seq, CATCH_UP_RECORDS_MAX)?;
+            if batch.is_empty() {
+                break;
+            }
+            let (mut ids, mut resolutions) = (Vec::new(), Vec::new());
+            for stored in batch {
+                let record = HistoryRecord::Transfer(stored);
+                let HistoryRecord::Transfer(stored) = &record else { unreachable!() };
+                let at = stored.seq;
+                indexed_keys(&record, |key| match key {
+                    IndexedKey::Transfer(id) if at >= transfers_covered => ids.push((id, at)),
+                    IndexedKey::Resolution(id) if at >= resolutions_covered => resolutions.push((id, at)),
+                    _ => {}
+                });
+                seq = at + 1;
+            }
+            self.indexes.transfers.insert_batch(&ids, seq.max(transfers_covered))?;
+            self.indexes.resolutions.insert_batch(&resolutions, seq.max(resolutions_covered))?;
+        }
+        self.catch_up_key_index(wallet_end)
+    }
+
+    fn catch_up_key_index(&self, wallet_end: u64) -> Result<(), StoreError> {
+        let mut position = self.indexes.covered_at_open[2].min(wallet_end);
+        let mut scratch = Vec::new();
+        while position < wallet_end {
+            let batch = self.wallet.scan(position, CATCH_UP_RECORDS_MAX, CATCH_UP_BYTES_MAX)?;
+            let Some((last, last_bytes)) = batch.last() else { break };
+            let next = last + (crate::records::RECORD_FRAME_OVERHEAD_BYTES + last_bytes.len()) as u64;
+            let mut keys = Vec::with_capacity(batch.len() * 2);
+            for (at, bytes) in &batch {
+                let record = HistoryRecord::Wallet(self.decode_wallet_at(*at, bytes)?);
+                indexed_keys(&record, |key| keys.push((indexed_key_hash(&key, &mut scratch), *at)));
+            }
+            position = next.min(wallet_end);
+            self.indexes.keys.insert_batch(&keys, position)?;
+        }
+        Ok(())
+    }
+
+    fn decode_wallet_at(&self, position: u64, bytes: &[u8]) -> Result<WalletRecord, StoreError> {
+        decode_wallet_record(bytes).map_err(|e| undecodable("wallet record", position, e))
+    }
+}
+
+impl HistorySource for HistoryReader {
+    type Error = StoreError;
+
+    fn transfer_by_id(&self, id: TransferId) -> Result<Option<StoredTransfer>, StoreError> {
+        let found = self.indexed_transfer(self.indexes.transfers.get(id)?)?;
+        Ok(found.filter(|stored| stored.transfer.id == id))
+    }
+
+    fn transfer_at(&self, seq: u64) -> Result<Option<StoredTransfer>, StoreError> {
+        self.indexed_transfer(Some(seq))
+    }
+
+    fn resolution_of(&self, pending_id: TransferId) -> Result<Option<StoredTransfer>, StoreError> {
+        let found = self.indexed_transfer(self.indexes.resolutions.get(pending_id)?)?;
+        Ok(found.filter(|stored| stored.resolves_pending() && stored.transfer.pending_id == pending_id))
+    }
+
+    fn wallet_entry(&self, key: &str) -> Result<Option<WalletEntry>, StoreError> {
+        let record = self.indexed_wallet(wallet_key(key), |record| record.key == key)?;
+        Ok(record.map(|record| record.entry))
+    }
+
+    fn is_rolled_back(&self, bet_key: &str) -> Result<bool, StoreError> {
+        let found = self.indexed_wallet(rolled_back_key(bet_key), |record| {
+            matches!(&record.entry, WalletEntry::Rollback { request, outcome }
+                if request.rolled_back_transaction_id == bet_key && outcome.moved_money())
+        })?;
+        Ok(found.is_some())
+    }
+
+    fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, StoreError> {
+        let found = self.indexed_wallet(settled_key(player, round), |record| {
+            matches!(&record.entry, WalletEntry::Win { request, .. }
+                if request.player_id == player && request.round_id == round)
+        })?;
+        Ok(found.is_some())
+    }
+}
+
+fn undecodable(what: &'static str, position: u64, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Undecodable { what, position, reason: error.to_string() }
+}
+
+/// A hashed key whose record is another's: a 128-bit collision, or damage. Treated as absent.
+fn tracing_free_warning(key: u128, position: u64) {
+    eprintln!("warning: history key {key:032x} points at a record with another key (position {position})");
+}
