@@ -25,7 +25,8 @@
 //! # Layout of a data directory
 //!
 //! `DIR/log/` holds the segments and the purge marker, `DIR/snapshots/` the snapshots and
-//! `DIR/vote` the Raft vote. [`DataDir`] names these paths.
+//! `DIR/vote` the Raft vote. [`DataDir`] names these paths. `DIR/LOCK` is locked by the one
+//! process using the directory ([`DataDirLock`]).
 //!
 //! # Test seam
 //!
@@ -37,6 +38,7 @@ pub mod audit;
 mod error;
 mod frame;
 pub mod fs;
+mod lock;
 mod log;
 mod scan;
 pub mod sim_fs;
@@ -48,6 +50,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use snapshot::{LoadedSnapshot, SnapshotMeta, SnapshotStore, SNAPSHOTS_KEPT};
 pub use vote::VoteFile;
@@ -158,5 +161,10 @@ impl DataDir {
 
     pub fn vote_path(&self) -> PathBuf {
         self.root.join("vote")
+    }
+
+    /// The file [`DataDirLock::acquire`] locks.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(LOCK_FILE_NAME)
     }
 }
