@@ -11,7 +11,7 @@ use crate::frame::{
     RECORD_PAYLOAD_MAX_BYTES,
 };
 use crate::fs::{read_all, FileSystem, OsFileSystem, StorageFile};
-use crate::scan::{scan_segment, ScannedSegment, SegmentInput, Slot, TornRegion};
+use crate::scan::{scan_segment, ScannedSegment, SegmentInput, SegmentRole, Slot, TornRegion};
 use crate::{compute_chain_hash, AsRecord, ChainHash, LogRecord, StoreError, GENESIS_CHAIN_HASH};
 
 const PURGE_MARKER_FILE: &str = "purged";
@@ -117,8 +117,9 @@ pub struct LogStore {
 
 impl LogStore {
     /// Opens (creating if missing) the log in `dir`, verifying every record: sealed segments
-    /// must be wholly valid, a torn write at the end of the last segment is cut off (fsynced)
-    /// and reported. Anything else wrong is `StoreError::Corrupt` naming file and offset.
+    /// must be wholly valid; at the end of the last segment, bytes that an interrupted write
+    /// explains are cut off (fsynced) and reported. Anything else wrong is
+    /// `StoreError::Corrupt` naming file and offset (docs/storage-format.md).
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(LogStore, RecoveryReport), StoreError> {
         Self::open_with(Arc::new(OsFileSystem), dir, options)
     }
@@ -167,30 +168,7 @@ impl LogStore {
         } else {
             store.fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
         }
-        let names = store.fs.list_files(dir).map_err(StoreError::io("list", dir))?;
-        for name in names.iter().filter(|name| name.ends_with(".tmp")) {
-            store.remove_leftover(&dir.join(name), &mut report)?;
-        }
-        store.purged = store.load_purge_marker()?;
-
-        let mut segment_names: Vec<(u64, PathBuf)> =
-            names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name)))).collect();
-        segment_names.sort();
-        if let Some(marker) = store.purged {
-            // Whole segments behind the marker are leftovers of an interrupted purge: the
-            // next segment starting at or before marker + 1 proves this one holds only purged
-            // entries. They are deleted without being read.
-            while segment_names.len() >= 2 && segment_names[1].0 <= marker.index + 1 {
-                let (_, path) = segment_names.remove(0);
-                store.remove_leftover(&path, &mut report)?;
-            }
-        }
-        store.load_segments(&segment_names, &mut report)?;
-        store.check_log_start()?;
-        store.drop_segments_behind_marker(&mut report)?;
-        if !read_only {
-            store.make_found_state_durable()?;
-        }
+        store.recover(&mut report)?;
 
         report.segments = store.segments.len();
         report.first_index = store.first_index();
@@ -201,6 +179,44 @@ impl LogStore {
             _ => 0,
         };
         Ok((store, report))
+    }
+
+    /// Loads and verifies what is on disk, repairing (unless read-only) what a crash left.
+    fn recover(&mut self, report: &mut RecoveryReport) -> Result<(), StoreError> {
+        let names = self.fs.list_files(&self.dir).map_err(StoreError::io("list", &self.dir))?;
+        for name in names.iter().filter(|name| name.ends_with(".tmp")) {
+            self.remove_leftover(&self.dir.join(name), report)?;
+        }
+        self.purged = self.load_purge_marker()?;
+        let segment_names = self.segments_to_scan(&names, report)?;
+        self.load_segments(&segment_names, SegmentRole::LastAfterCrash, report)?;
+        self.check_log_start()?;
+        self.drop_segments_behind_marker(report)?;
+        if !self.read_only {
+            self.make_found_state_durable()?;
+        }
+        Ok(())
+    }
+
+    /// The segment files in index order, minus (deleted) leftovers of an interrupted purge.
+    fn segments_to_scan(
+        &self,
+        names: &[String],
+        report: &mut RecoveryReport,
+    ) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+        let mut segment_names: Vec<(u64, PathBuf)> =
+            names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, self.dir.join(name)))).collect();
+        segment_names.sort();
+        if let Some(marker) = self.purged {
+            // Whole segments behind the marker are leftovers of an interrupted purge: the
+            // next segment starting at or before marker + 1 proves this one holds only purged
+            // entries. They are deleted without being read.
+            while segment_names.len() >= 2 && segment_names[1].0 <= marker.index + 1 {
+                let (_, path) = segment_names.remove(0);
+                self.remove_leftover(&path, report)?;
+            }
+        }
+        Ok(segment_names)
     }
 
     /// What a previous process wrote but never fsynced is still only in the page cache: a
@@ -248,11 +264,16 @@ impl LogStore {
     }
 
     /// Scans every segment in order, checking that indexes and the chain run on across files.
-    fn load_segments(&mut self, names: &[(u64, PathBuf)], report: &mut RecoveryReport) -> Result<(), StoreError> {
+    fn load_segments(
+        &mut self,
+        names: &[(u64, PathBuf)],
+        last_role: SegmentRole,
+        report: &mut RecoveryReport,
+    ) -> Result<(), StoreError> {
         let mut prev_hash: Option<ChainHash> = None;
         let mut prev_last: Option<u64> = None;
         for (position, (name_index, path)) in names.iter().enumerate() {
-            let is_last = position + 1 == names.len();
+            let role = if position + 1 == names.len() { last_role } else { SegmentRole::Sealed };
             if let Some(last) = prev_last {
                 if *name_index != last + 1 {
                     let reason = format!("segment starts at entry {name_index} but the one before ends at {last}");
@@ -262,8 +283,7 @@ impl LogStore {
             let file = if self.read_only { self.fs.open_read_only(path) } else { self.fs.open(path) }
                 .map_err(StoreError::io("open", path))?;
             let bytes = read_all(file.as_ref()).map_err(StoreError::io("read", path))?;
-            let input =
-                SegmentInput { path, bytes: &bytes, name_index: *name_index, expected_prev: prev_hash, is_last };
+            let input = SegmentInput { path, bytes: &bytes, name_index: *name_index, expected_prev: prev_hash, role };
             let (scanned, torn) = scan_segment(input)?;
             let segment = self.keep_scanned(scanned, file, bytes.len() as u64, torn, report)?;
             prev_last = segment.last_index();
@@ -557,7 +577,7 @@ impl LogStore {
         self.sync_dir_if_needed()
     }
 
-    /// Reads entries `from..to_exclusive` from disk, checking each frame's CRC again.
+    /// Reads entries `from..to_exclusive` from disk, checking each frame's checksums again.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> Result<Vec<LogRecord>, StoreError> {
         if from == to_exclusive {
             return Ok(Vec::new());

@@ -11,7 +11,7 @@ use croupier_store::{
 use proptest::prelude::*;
 
 const LOG_DIR: &str = "/node/log";
-/// Frames are 57 bytes plus up to 150 of payload: rolls every one to four records.
+/// Frames are 65 bytes plus up to 150 of payload: rolls every one to four records.
 const SEGMENT_BYTES: u64 = 300;
 
 #[derive(Clone, Debug)]
