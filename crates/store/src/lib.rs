@@ -10,8 +10,8 @@
 //! The log needs three things at once: a per-record chain hash that the store itself computes
 //! and verifies on every open (tamper evidence that survives compaction), exact torn-tail
 //! semantics (bytes at the end of the last segment are cut only when an interrupted write
-//! explains them; any other damage, anywhere, is corruption and the node refuses to start),
-//! and Raft's operations (truncate a suffix, purge a prefix while remembering the
+//! explains them — never after a clean close; any other damage, anywhere, is corruption and the
+//! node refuses to start), and Raft's operations (truncate a suffix, purge a prefix while remembering the
 //! purged entry's hash). We checked the maintained candidates: `okaywal` (0.3, 2023) states
 //! that it is early in development with an unstable file format, frames chunks its own way and
 //! checkpoints through a callback rather than truncating suffixes; `simple_wal` (0.3, 2020) is a
@@ -35,6 +35,7 @@
 
 mod atomic_file;
 pub mod audit;
+mod close_marker;
 mod error;
 mod frame;
 pub mod fs;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::atomic_file;
+use crate::close_marker::{self, CloseMarker, FoundTail, LogTail};
 use crate::frame::{
     decode_frame, encode_frame, encode_segment_header, frame_bytes, parse_segment_file_name, segment_file_name,
     RECORD_PAYLOAD_MAX_BYTES,
@@ -118,8 +119,8 @@ pub struct LogStore {
 impl LogStore {
     /// Opens (creating if missing) the log in `dir`, verifying every record: sealed segments
     /// must be wholly valid; at the end of the last segment, bytes that an interrupted write
-    /// explains are cut off (fsynced) and reported. Anything else wrong is
-    /// `StoreError::Corrupt` naming file and offset (docs/storage-format.md).
+    /// explains are cut off (fsynced) and reported, unless the log was `close`d cleanly. Anything
+    /// else wrong is `StoreError::Corrupt` naming file and offset (docs/storage-format.md).
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(LogStore, RecoveryReport), StoreError> {
         Self::open_with(Arc::new(OsFileSystem), dir, options)
     }
@@ -188,9 +189,19 @@ impl LogStore {
             self.remove_leftover(&self.dir.join(name), report)?;
         }
         self.purged = self.load_purge_marker()?;
+        let closed = close_marker::load(self.fs.as_ref(), &self.dir)?;
         let segment_names = self.segments_to_scan(&names, report)?;
-        self.load_segments(&segment_names, SegmentRole::LastAfterCrash, report)?;
+        let last_role = if closed.is_some() { SegmentRole::LastClosedCleanly } else { SegmentRole::LastAfterCrash };
+        self.load_segments(&segment_names, last_role, report)?;
         self.check_log_start()?;
+        if let Some(marker) = closed {
+            // Before any segment goes: `close` recorded the segments as they were.
+            close_marker::check(&self.dir, marker, self.found_tail())?;
+            if !self.read_only {
+                // The log may change from here on; the directory fsync below makes this durable.
+                close_marker::remove(self.fs.as_ref(), &self.dir)?;
+            }
+        }
         self.drop_segments_behind_marker(report)?;
         if !self.read_only {
             self.make_found_state_durable()?;
@@ -217,6 +228,19 @@ impl LogStore {
             }
         }
         Ok(segment_names)
+    }
+
+    /// The last segment and its last record, as `close` records them.
+    fn found_tail(&self) -> Option<FoundTail<'_>> {
+        let segment = self.segments.last()?;
+        let slot = segment.slots.last()?;
+        let tail = LogTail {
+            segment_first_index: segment.first_index,
+            segment_len: segment.len,
+            last_index: segment.last_index()?,
+            last_hash: slot.hash,
+        };
+        Some(FoundTail { tail, path: &segment.path, last_offset: slot.offset })
     }
 
     /// What a previous process wrote but never fsynced is still only in the page cache: a
@@ -289,7 +313,7 @@ impl LogStore {
             prev_last = segment.last_index();
             prev_hash = segment.slots.last().map(|slot| slot.hash);
             if segment.slots.is_empty() {
-                // Only the last segment can be empty (a torn first write); it goes.
+                // Only the last segment after a crash can be empty (a torn first write); it goes.
                 self.remove_leftover(&segment.path, report)?;
             } else {
                 self.segments.push(segment);
@@ -575,6 +599,21 @@ impl LogStore {
             self.unsynced_data = false;
         }
         self.sync_dir_if_needed()
+    }
+
+    /// Orderly shutdown: syncs, then records durably where the log ends (`log/closed`: last
+    /// segment, its length, last entry and its hash). The next open then holds the end of the
+    /// log to the standard of a sealed segment: a missing, cut or damaged final record is
+    /// `Corrupt`, never cut off as a torn write. Dropping the store without `close` is a crash
+    /// as far as the next open is concerned (safe, under the torn-write rule). A read-only
+    /// store writes nothing.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.sync()?;
+        let marker = CloseMarker { tail: self.found_tail().map(|found| found.tail) };
+        close_marker::save(self.fs.as_ref(), &self.dir, marker)
     }
 
     /// Reads entries `from..to_exclusive` from disk, checking each frame's checksums again.

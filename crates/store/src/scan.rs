@@ -43,7 +43,9 @@ pub(crate) struct TornRegion {
 pub(crate) enum SegmentRole {
     /// Fsynced before the next segment was created: every byte must be valid.
     Sealed,
-    /// The last segment: may end in a torn write.
+    /// The last segment of a log that `LogStore::close` left: every byte was synced.
+    LastClosedCleanly,
+    /// The last segment after a crash (or a drop without `close`): may end in a torn write.
     LastAfterCrash,
 }
 
@@ -52,6 +54,7 @@ impl SegmentRole {
     fn untearable_because(self) -> Option<&'static str> {
         match self {
             SegmentRole::Sealed => Some("the segment was sealed (fsynced before the next one was created)"),
+            SegmentRole::LastClosedCleanly => Some("the log was closed cleanly, so its end holds no torn write"),
             SegmentRole::LastAfterCrash => None,
         }
     }

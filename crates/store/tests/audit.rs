@@ -272,6 +272,19 @@ fn flipped_byte_in_the_final_record_fails_the_audit() {
 }
 
 #[test]
+fn audit_of_a_cleanly_closed_log_fails_when_its_final_record_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let (file, offset) = log.location(LAST_INDEX).unwrap();
+    log.close().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 13]).unwrap();
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(LAST_INDEX), Some(file), Some(offset)));
+    assert!(error.reason.contains("closed cleanly"), "{}", error.reason);
+}
+
+#[test]
 fn entry_that_is_not_a_proposal_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = LogStore::open(DataDir::new(dir.path()).log_dir(), LogOptions::default()).unwrap();

@@ -1,6 +1,6 @@
 //! The log on real files (byte flips) and on the simulated file system (what a crash leaves):
-//! torn tails cut, damage that no torn write explains refused with file and offset,
-//! truncation and compaction across reopen, and the chain across segments.
+//! torn tails cut, damage that no torn write explains refused with file and offset, the
+//! clean-close marker, truncation and compaction across reopen, and the chain across segments.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -196,7 +196,7 @@ fn sim_log_with_unsynced(last: LogRecord) -> (SimFileSystem, std::path::PathBuf,
     log.append(std::slice::from_ref(&last)).unwrap();
     let (file, offset) = log.location(last.index).unwrap();
     let end = fs.read(&file).unwrap().len();
-    drop(log); // what follows is what a crash left
+    drop(log); // no close: what follows is what a crash left
     (fs, file, offset as usize, end - offset as usize)
 }
 
@@ -323,6 +323,91 @@ fn segment_of_format_version_1_is_refused_with_a_clear_message() {
     std::fs::write(dir.path().join("00000000000000000001.seg"), &header).unwrap();
     let reason = reason_of(LogStore::open(dir.path(), LogOptions::default()));
     assert!(reason.contains("unsupported segment format version 1"), "{reason}");
+}
+
+#[test]
+fn after_a_clean_close_a_cut_final_record_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 6);
+    let (file, offset) = log.location(6).unwrap();
+    log.close().unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(len - 10).unwrap();
+    let (bad_file, bad_offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((bad_file, bad_offset, index), (file.clone(), offset, Some(6)));
+    assert!(reason_of(LogStore::open(dir.path(), LogOptions::default())).contains("closed cleanly"));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), len - 10, "nothing was cut");
+}
+
+#[test]
+fn after_a_clean_close_a_log_cut_at_a_record_boundary_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 6);
+    let (file, offset) = log.location(6).unwrap();
+    log.close().unwrap();
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(offset).unwrap();
+    let (bad_file, bad_offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((bad_file, bad_offset, index), (file, offset, Some(6)));
+}
+
+#[test]
+fn after_a_clean_close_a_missing_last_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 30);
+    let last_file = log.segment_files().pop().unwrap();
+    log.close().unwrap();
+    std::fs::remove_file(&last_file).unwrap();
+    let (file, offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((file, offset, index), (last_file, 0, Some(30)));
+}
+
+#[test]
+fn opening_for_writing_retires_the_close_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path(), 1, 6).close().unwrap();
+    assert!(dir.path().join("closed").exists());
+    let (read_only, _) = LogStore::open_read_only(Arc::new(croupier_store::fs::OsFileSystem), dir.path()).unwrap();
+    drop(read_only);
+    assert!(dir.path().join("closed").exists(), "a read-only open changes nothing");
+    let (mut log, report) = open(dir.path(), SMALL_SEGMENT_BYTES);
+    assert_eq!((report.last_index, report.torn_tail), (Some(6), None));
+    assert!(!dir.path().join("closed").exists());
+    log.append(&records(7, 7, 1)).unwrap();
+    let (file, offset) = log.location(7).unwrap();
+    drop(log); // a crash: entry 7 was never synced, and its write is torn
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(offset + 20).unwrap();
+    let (log, report) = open(dir.path(), SMALL_SEGMENT_BYTES);
+    assert_eq!(report.torn_tail.map(|t| t.offset), Some(offset));
+    assert_eq!(log.last_index(), Some(6));
+}
+
+#[test]
+fn crash_right_after_a_clean_close_loses_nothing() {
+    for seed in 0..40 {
+        let fs = SimFileSystem::new();
+        let options = LogOptions { segment_size_max_bytes: SMALL_SEGMENT_BYTES };
+        let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", options.clone()).unwrap();
+        log.append(&records(1, 9, 1)).unwrap();
+        log.sync().unwrap();
+        log.append(&records(10, 14, 1)).unwrap();
+        log.close().unwrap();
+        fs.crash(seed);
+        let (log, report) = LogStore::open_with(Arc::new(fs), "/data/log", options).unwrap();
+        assert_eq!((report.last_index, report.torn_tail), (Some(14), None), "seed {seed}");
+        assert_eq!(log.read_range(1, 15).unwrap(), records(1, 14, 1));
+    }
+}
+
+#[test]
+fn closing_a_poisoned_log_is_refused_and_leaves_no_marker() {
+    let fs = SimFileSystem::new();
+    let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", LogOptions::default()).unwrap();
+    log.append(&records(1, 3, 1)).unwrap();
+    fs.set_fault(Fault::SyncFails);
+    assert!(log.sync().is_err());
+    fs.set_fault(Fault::None);
+    assert!(matches!(log.close(), Err(StoreError::Poisoned)));
+    assert_eq!(fs.read(Path::new("/data/log/closed")), None);
 }
 
 #[test]
