@@ -32,6 +32,9 @@ pub enum StoreError {
     TruncatePurged { index: u64, purged: u64 },
     #[error("snapshot at {index} has chain head {snapshot}, but the log's entry {index} hashes to {log}")]
     SnapshotConflict { index: u64, snapshot: String, log: String },
+    /// Another open `DataDirLock` holds the directory (another process, or this one).
+    #[error("data directory {} is in use by another croupier process ({}); stop it first", dir.display(), HolderPid(*pid))]
+    Locked { dir: PathBuf, pid: Option<u32> },
 }
 
 impl StoreError {
@@ -62,6 +65,17 @@ impl fmt::Display for HeldRange {
         match (self.0, self.1) {
             (Some(first), Some(last)) => write!(f, "{first}..={last}"),
             _ => f.write_str("no entries"),
+        }
+    }
+}
+
+struct HolderPid(Option<u32>);
+
+impl fmt::Display for HolderPid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, "pid {pid}"),
+            None => f.write_str("pid unknown"),
         }
     }
 }

@@ -1,24 +1,35 @@
-//! Byte layout of segment headers and log record frames (see docs/storage-format.md).
+//! Byte layout of segment headers and log record frames (see docs/storage-format.md), and the
+//! rule that tells a torn write from damage.
 //!
-//! Record frame, integers little-endian:
-//! `[len u32][crc u32][index u64][term u64][kind u8][prev_chain_hash 32][payload]`
-//! where `len` counts the bytes after `crc` and `crc` = CRC32C(len ‖ index ‖ … ‖ payload).
+//! Record frame (format version 2), integers little-endian:
+//! `[header_crc u32][payload_len u32][body_crc u32][index u64][term u64][kind u8][prev_chain_hash 32]`
+//! `[payload][end marker "CRPE"]`, where `header_crc` = CRC32C of the 57 header bytes after it
+//! and `body_crc` = CRC32C(payload ‖ end marker). The header checksum makes "the header is
+//! intact and says the record is N bytes long" a checkable fact; the non-zero end marker makes
+//! zeros at the end of a record proof that bytes never reached the disk.
 
 use crate::{ChainHash, RecordKind, RecordRef};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CRPRLOG\x01";
-pub(crate) const SEGMENT_FORMAT_VERSION: u32 = 1;
+/// Version 1 (one CRC over the whole frame, no end marker) is refused: no such data exists.
+pub(crate) const SEGMENT_FORMAT_VERSION: u32 = 2;
 /// magic 8 | version u32 | first_index u64 | crc32c u32 (over the 20 bytes before it).
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 24;
 
-/// len u32 | crc u32.
-pub(crate) const FRAME_PREFIX_BYTES: usize = 8;
-/// index u64 | term u64 | kind u8 | prev_chain_hash 32: what `len` counts besides the payload.
-pub(crate) const RECORD_FIXED_BYTES: usize = 8 + 8 + 1 + 32;
-pub(crate) const FRAME_MIN_BYTES: usize = FRAME_PREFIX_BYTES + RECORD_FIXED_BYTES;
+/// header_crc u32 | payload_len u32 | body_crc u32 | index u64 | term u64 | kind u8 |
+/// prev_chain_hash 32.
+pub(crate) const FRAME_HEADER_BYTES: usize = 4 + 4 + 4 + 8 + 8 + 1 + 32;
+/// Ends every frame. Not zero anywhere: a torn write that zero-fills the end of a record can
+/// then never be mistaken for a record whose payload happens to end in zeros.
+pub(crate) const FRAME_END_MARKER: [u8; 4] = *b"CRPE";
+pub(crate) const FRAME_MIN_BYTES: usize = FRAME_HEADER_BYTES + FRAME_END_MARKER.len();
 /// Bounded so a corrupted length can never make the reader allocate or scan gigabytes, and so
-/// `len` always fits its u32. Real entries are at most a few MB.
+/// `payload_len` always fits its u32. Real entries are at most a few MB.
 pub(crate) const RECORD_PAYLOAD_MAX_BYTES: usize = 256 << 20;
+/// The unit in which data reaches the disk: devices persist whole 512-byte sectors and file
+/// systems write whole blocks (multiples of it), so bytes of an interrupted write that never
+/// reached the disk start at a multiple of this in the file (or where the last sync ended).
+pub(crate) const WRITE_SECTOR_BYTES: usize = 512;
 
 pub(crate) fn segment_file_name(first_index: u64) -> String {
     format!("{first_index:020}.seg")
@@ -57,7 +68,11 @@ impl HeaderProblem {
             HeaderProblem::Short => "segment header is incomplete".into(),
             HeaderProblem::BadMagic => "segment header has the wrong magic".into(),
             HeaderProblem::BadChecksum => "segment header checksum mismatch".into(),
-            HeaderProblem::UnsupportedVersion(v) => format!("unsupported segment format version {v}"),
+            HeaderProblem::UnsupportedVersion(v) => {
+                format!(
+                    "unsupported segment format version {v} (this build reads only version {SEGMENT_FORMAT_VERSION})"
+                )
+            }
             HeaderProblem::NameMismatch { declared, name } => {
                 format!("segment header says its first entry is {declared}, the file name says {name}")
             }
@@ -89,26 +104,23 @@ pub(crate) fn frame_bytes(payload_len: usize) -> usize {
 pub(crate) fn encode_frame(record: RecordRef<'_>, prev: &ChainHash, out: &mut Vec<u8>) {
     assert!(record.payload.len() <= RECORD_PAYLOAD_MAX_BYTES, "caller checks the payload size");
     let start = out.len();
-    let len = (RECORD_FIXED_BYTES + record.payload.len()) as u32;
-    out.reserve(FRAME_PREFIX_BYTES + len as usize);
-    out.extend_from_slice(&len.to_le_bytes());
+    let body_crc = crc32c::crc32c_append(crc32c::crc32c(record.payload), &FRAME_END_MARKER);
+    out.reserve(frame_bytes(record.payload.len()));
     out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body_crc.to_le_bytes());
     out.extend_from_slice(&record.index.to_le_bytes());
     out.extend_from_slice(&record.term.to_le_bytes());
     out.push(record.kind.to_u8());
     out.extend_from_slice(prev);
+    let header_crc = crc32c::crc32c(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(record.payload);
-    let crc = frame_crc(&out[start..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&FRAME_END_MARKER);
+    debug_assert_eq!(out.len() - start, frame_bytes(record.payload.len()));
 }
 
-/// CRC32C over the length field and everything after the CRC field.
-fn frame_crc(frame: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&frame[..4]);
-    crc32c::crc32c_append(crc, &frame[FRAME_PREFIX_BYTES..])
-}
-
-/// A frame whose checksum matched. Its fields may still be wrong for its place in the log
+/// A frame whose checksums matched. Its fields may still be wrong for its place in the log
 /// (index, kind, chain): the caller checks those.
 #[derive(Debug)]
 pub(crate) struct Frame<'a> {
@@ -126,78 +138,115 @@ impl Frame<'_> {
     }
 }
 
-/// Why the bytes at an offset are not a checksum-valid frame. Any of these at the very end of
-/// the last segment is what a torn write looks like.
+/// Why the bytes at an offset are not a valid frame.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FrameProblem {
-    /// Fewer bytes than a frame prefix, or than the length field announces.
-    Short {
-        available: usize,
-        needed: usize,
-    },
+    /// Fewer bytes left than a frame header.
+    ShortHeader { available: usize },
+    /// The header fails its checksum: damaged, or never completely written.
+    BadHeaderChecksum,
+    /// The header is intact but announces more payload than a frame may hold.
     BadLength(u32),
-    BadChecksum,
+    /// The header is intact; the file ends before the `needed` bytes it announces.
+    ShortBody { available: usize, needed: usize },
+    /// The header is intact and all `total_bytes` it announces are present, but the payload or
+    /// end marker fails the body checksum.
+    BadBodyChecksum { total_bytes: usize },
 }
 
 impl FrameProblem {
     pub(crate) fn describe(&self) -> String {
         match self {
-            FrameProblem::Short { available, needed } => {
-                format!("incomplete record: {available} bytes left, {needed} needed")
+            FrameProblem::ShortHeader { available } => {
+                format!("incomplete record header: {available} bytes left, {FRAME_HEADER_BYTES} needed")
             }
-            FrameProblem::BadLength(len) => format!("impossible record length {len}"),
-            FrameProblem::BadChecksum => "record checksum mismatch".into(),
+            FrameProblem::BadHeaderChecksum => "record header checksum mismatch".into(),
+            FrameProblem::BadLength(len) => format!("intact record header announces an impossible length {len}"),
+            FrameProblem::ShortBody { available, needed } => {
+                format!("incomplete record: its intact header announces {needed} bytes, {available} are left")
+            }
+            FrameProblem::BadBodyChecksum { total_bytes } => format!(
+                "record body checksum mismatch: the header is intact and all {total_bytes} bytes it announces are present"
+            ),
+        }
+    }
+
+    /// The bytes from the frame's start that an interrupted write must have left incomplete
+    /// for this problem to be a torn write; `None` when no interrupted write can cause it.
+    pub(crate) fn torn_write_span_bytes(&self) -> Option<usize> {
+        match self {
+            // The header is the first thing written: if it is not intact, it was not finished.
+            FrameProblem::ShortHeader { .. } | FrameProblem::BadHeaderChecksum => Some(FRAME_HEADER_BYTES),
+            FrameProblem::ShortBody { needed, .. } => Some(*needed),
+            FrameProblem::BadBodyChecksum { total_bytes } => Some(*total_bytes),
+            // The store never writes such a header.
+            FrameProblem::BadLength(_) => None,
         }
     }
 }
 
 /// Decodes the frame starting at the beginning of `bytes` (which may hold more after it).
 pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameProblem> {
-    if bytes.len() < FRAME_PREFIX_BYTES {
-        return Err(FrameProblem::Short { available: bytes.len(), needed: FRAME_PREFIX_BYTES });
+    let header = bytes.get(..FRAME_HEADER_BYTES).ok_or(FrameProblem::ShortHeader { available: bytes.len() })?;
+    let stored_header_crc = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&header[4..]) != stored_header_crc {
+        return Err(FrameProblem::BadHeaderChecksum);
     }
-    let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-    if (len as usize) < RECORD_FIXED_BYTES || len as usize > RECORD_FIXED_BYTES + RECORD_PAYLOAD_MAX_BYTES {
-        return Err(FrameProblem::BadLength(len));
+    let payload_len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    if payload_len as usize > RECORD_PAYLOAD_MAX_BYTES {
+        return Err(FrameProblem::BadLength(payload_len));
     }
-    let total = FRAME_PREFIX_BYTES + len as usize;
-    if bytes.len() < total {
-        return Err(FrameProblem::Short { available: bytes.len(), needed: total });
+    let total = frame_bytes(payload_len as usize);
+    let frame = bytes.get(..total).ok_or(FrameProblem::ShortBody { available: bytes.len(), needed: total })?;
+    let stored_body_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let end_marker = &frame[total - FRAME_END_MARKER.len()..];
+    // The marker is covered by the checksum; compared too, so a CRC collision cannot pass it.
+    if crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]) != stored_body_crc || end_marker != FRAME_END_MARKER {
+        return Err(FrameProblem::BadBodyChecksum { total_bytes: total });
     }
-    let frame = &bytes[..total];
-    let stored_crc = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
-    if frame_crc(frame) != stored_crc {
-        return Err(FrameProblem::BadChecksum);
-    }
-    Ok(parse_checked(frame))
+    Ok(Frame {
+        index: u64::from_le_bytes(header[12..20].try_into().expect("8 bytes")),
+        term: u64::from_le_bytes(header[20..28].try_into().expect("8 bytes")),
+        kind_raw: header[28],
+        prev: header[29..61].try_into().expect("32 bytes"),
+        payload: &frame[FRAME_HEADER_BYTES..total - FRAME_END_MARKER.len()],
+        total_bytes: total,
+    })
 }
 
-fn parse_checked(frame: &[u8]) -> Frame<'_> {
-    let body = &frame[FRAME_PREFIX_BYTES..];
-    Frame {
-        index: u64::from_le_bytes(body[..8].try_into().expect("8 bytes")),
-        term: u64::from_le_bytes(body[8..16].try_into().expect("8 bytes")),
-        kind_raw: body[16],
-        prev: body[17..49].try_into().expect("32 bytes"),
-        payload: &body[RECORD_FIXED_BYTES..],
-        total_bytes: frame.len(),
+/// Whether an interrupted write that began at `start` (the first byte not known to be whole)
+/// can have left `bytes`, given that it cannot have finished `start..end`.
+///
+/// What a crash leaves of a write is a prefix of it, then, where the file size reached the
+/// disk before the data, zeros up to the end of the file. The prefix ends either where the
+/// file now ends, or where the zeros begin, which is at a sector boundary or at `start` (the
+/// last sync ended there; its sector was written then). Hence: the file ends inside
+/// `start..end`, or from some such boundary inside `start..end` to the end of the file there
+/// is nothing but zeros. Bit rot, a flipped byte, stray data after the record: none of those
+/// look like that.
+pub(crate) fn torn_write_explains(bytes: &[u8], start: usize, end: usize) -> bool {
+    assert!(start < end, "a write spans at least one byte");
+    if bytes.len() < end {
+        return true;
     }
+    let zeros_from = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+    let first_unwritten = if zeros_from <= start { start } else { zeros_from.next_multiple_of(WRITE_SECTOR_BYTES) };
+    first_unwritten < end
 }
 
-/// Looks for a checksum-valid frame starting anywhere in `bytes[from..]` whose index is at
-/// least `index_min`: if one exists after a bad record, the bad record is not a torn tail.
-/// Cheap field checks run before the CRC so scanning garbage stays linear in practice.
+/// Looks for a valid frame starting anywhere in `bytes[from..]` whose index is at least
+/// `index_min` (for the diagnosis of damage: "a valid record follows at byte …"). Cheap field
+/// checks run before the checksums so scanning garbage stays linear in practice.
 pub(crate) fn find_valid_frame_after(bytes: &[u8], from: usize, index_min: u64) -> Option<usize> {
     let last_start = bytes.len().checked_sub(FRAME_MIN_BYTES)?;
     let records_max = (bytes.len() / FRAME_MIN_BYTES) as u64 + 1;
     (from..=last_start).find(|&offset| {
         let candidate = &bytes[offset..];
-        let len = u32::from_le_bytes(candidate[..4].try_into().expect("4 bytes")) as usize;
-        let plausible_len = len >= RECORD_FIXED_BYTES && FRAME_PREFIX_BYTES + len <= candidate.len();
-        if !plausible_len || RecordKind::from_u8(candidate[24]).is_none() {
+        let payload_len = u32::from_le_bytes(candidate[4..8].try_into().expect("4 bytes")) as usize;
+        if frame_bytes(payload_len) > candidate.len() || RecordKind::from_u8(candidate[28]).is_none() {
             return false;
         }
-        let index = u64::from_le_bytes(candidate[8..16].try_into().expect("8 bytes"));
+        let index = u64::from_le_bytes(candidate[12..20].try_into().expect("8 bytes"));
         let plausible_index = index >= index_min && index - index_min <= records_max;
         plausible_index && decode_frame(candidate).is_ok()
     })
@@ -221,6 +270,7 @@ mod tests {
         assert_eq!(frame.payload, b"hello");
         assert_eq!(frame.total_bytes, bytes.len());
         assert_eq!(bytes.len(), frame_bytes(5));
+        assert!(bytes.ends_with(&FRAME_END_MARKER));
     }
 
     #[test]
@@ -234,10 +284,28 @@ mod tests {
     }
 
     #[test]
-    fn cut_frame_is_short() {
+    fn flip_in_the_header_is_a_header_problem_and_in_the_body_a_body_problem() {
+        let bytes = sample(b"payload bytes");
+        for position in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[position] ^= 0x01;
+            let problem = decode_frame(&damaged).unwrap_err();
+            if position < FRAME_HEADER_BYTES {
+                assert_eq!(problem, FrameProblem::BadHeaderChecksum, "flip at {position}");
+            } else {
+                assert_eq!(problem, FrameProblem::BadBodyChecksum { total_bytes: bytes.len() }, "flip at {position}");
+            }
+        }
+    }
+
+    #[test]
+    fn cut_frame_is_short_in_its_header_or_its_body() {
         let bytes = sample(b"payload");
-        assert!(matches!(decode_frame(&bytes[..bytes.len() - 1]), Err(FrameProblem::Short { .. })));
-        assert!(matches!(decode_frame(&bytes[..3]), Err(FrameProblem::Short { .. })));
+        let needed = bytes.len();
+        let short = |len: usize| decode_frame(&bytes[..len]).unwrap_err();
+        assert_eq!(short(needed - 1), FrameProblem::ShortBody { available: needed - 1, needed });
+        assert_eq!(short(FRAME_HEADER_BYTES), FrameProblem::ShortBody { available: FRAME_HEADER_BYTES, needed });
+        assert_eq!(decode_frame(&bytes[..3]).unwrap_err(), FrameProblem::ShortHeader { available: 3 });
     }
 
     #[test]
@@ -250,6 +318,54 @@ mod tests {
         assert_eq!(find_valid_frame_after(&bytes[..bytes.len() - 1], 0, 7), None);
     }
 
+    /// A file whose record at `start` spans `start..start + len`, filled with `fill`.
+    fn file_with_record_at(start: usize, len: usize, fill: u8) -> Vec<u8> {
+        let mut bytes = vec![0x11; start];
+        bytes.resize(start + len, fill);
+        bytes
+    }
+
+    #[test]
+    fn file_ending_inside_the_write_is_a_torn_write() {
+        let bytes = file_with_record_at(1000, 100, 0x22);
+        assert!(torn_write_explains(&bytes[..1050], 1000, 1100), "whatever the bytes present");
+        assert!(torn_write_explains(&bytes[..1000], 1000, 1100));
+    }
+
+    #[test]
+    fn zeros_from_a_sector_boundary_inside_the_write_to_the_end_of_the_file_are_a_torn_write() {
+        let mut bytes = file_with_record_at(1000, 100, 0x22);
+        bytes[1024..].fill(0);
+        bytes.extend_from_slice(&[0u8; 300]); // the size got further ahead than the data
+        assert!(torn_write_explains(&bytes, 1000, 1100));
+    }
+
+    #[test]
+    fn zeros_from_where_the_last_sync_ended_are_a_torn_write() {
+        let mut bytes = file_with_record_at(1000, 100, 0);
+        bytes.extend_from_slice(&[0u8; 7]);
+        assert!(torn_write_explains(&bytes, 1000, 1100));
+    }
+
+    #[test]
+    fn zeros_starting_off_a_sector_boundary_are_damage() {
+        let mut bytes = file_with_record_at(1000, 100, 0x22);
+        bytes[1030..].fill(0); // no sector boundary inside 1030..1100
+        assert!(!torn_write_explains(&bytes, 1000, 1100));
+    }
+
+    #[test]
+    fn whole_write_present_without_trailing_zeros_is_damage() {
+        let bytes = file_with_record_at(1000, 100, 0x22);
+        assert!(!torn_write_explains(&bytes, 1000, 1100), "a flipped byte leaves no zeros");
+        let mut followed = bytes.clone();
+        followed.extend_from_slice(&[0u8; 600]);
+        assert!(!torn_write_explains(&followed, 1000, 1100), "zeros only after the record");
+        let mut stray = file_with_record_at(1000, 100, 0);
+        stray.push(0x33);
+        assert!(!torn_write_explains(&stray, 1000, 1100), "non-zero data after the record");
+    }
+
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
         let mut out = Vec::new();
@@ -258,6 +374,19 @@ mod tests {
         out[13] ^= 1;
         assert_eq!(decode_segment_header(&out), Err(HeaderProblem::BadChecksum));
         assert_eq!(decode_segment_header(&out[..10]), Err(HeaderProblem::Short));
+    }
+
+    #[test]
+    fn segment_of_format_version_1_is_refused_by_name() {
+        let mut out = Vec::new();
+        out.extend_from_slice(&SEGMENT_MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&42u64.to_le_bytes());
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        let problem = decode_segment_header(&out).unwrap_err();
+        assert_eq!(problem, HeaderProblem::UnsupportedVersion(1));
+        assert!(problem.describe().contains("reads only version 2"), "{}", problem.describe());
     }
 
     #[test]

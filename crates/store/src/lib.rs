@@ -9,9 +9,9 @@
 //!
 //! The log needs three things at once: a per-record chain hash that the store itself computes
 //! and verifies on every open (tamper evidence that survives compaction), exact torn-tail
-//! semantics (a bad record at the very end of the last segment is cut; a bad record followed
-//! by a valid one, or anything bad in a sealed segment, is corruption and the node refuses to
-//! start), and Raft's operations (truncate a suffix, purge a prefix while remembering the
+//! semantics (bytes at the end of the last segment are cut only when an interrupted write
+//! explains them — never after a clean close; any other damage, anywhere, is corruption and the
+//! node refuses to start), and Raft's operations (truncate a suffix, purge a prefix while remembering the
 //! purged entry's hash). We checked the maintained candidates: `okaywal` (0.3, 2023) states
 //! that it is early in development with an unstable file format, frames chunks its own way and
 //! checkpoints through a callback rather than truncating suffixes; `simple_wal` (0.3, 2020) is a
@@ -25,7 +25,8 @@
 //! # Layout of a data directory
 //!
 //! `DIR/log/` holds the segments and the purge marker, `DIR/snapshots/` the snapshots and
-//! `DIR/vote` the Raft vote. [`DataDir`] names these paths.
+//! `DIR/vote` the Raft vote. [`DataDir`] names these paths. `DIR/LOCK` is locked by the one
+//! process using the directory ([`DataDirLock`]).
 //!
 //! # Test seam
 //!
@@ -35,10 +36,12 @@
 mod atomic_file;
 pub mod audit;
 mod checkpoint;
+mod close_marker;
 mod error;
 mod frame;
 pub mod fs;
 pub mod history;
+mod lock;
 mod log;
 mod scan;
 pub mod sim_fs;
@@ -49,6 +52,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use checkpoint::{CheckpointManifest, CheckpointStore, HotFileWriter};
 pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
@@ -160,5 +164,10 @@ impl DataDir {
 
     pub fn vote_path(&self) -> PathBuf {
         self.root.join("vote")
+    }
+
+    /// The file [`DataDirLock::acquire`] locks.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(LOCK_FILE_NAME)
     }
 }

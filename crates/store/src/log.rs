@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::atomic_file;
+use crate::close_marker::{self, CloseMarker, FoundTail, LogTail};
 use crate::frame::{
     decode_frame, encode_frame, encode_segment_header, frame_bytes, parse_segment_file_name, segment_file_name,
     RECORD_PAYLOAD_MAX_BYTES,
 };
 use crate::fs::{read_all, FileSystem, OsFileSystem, StorageFile};
-use crate::scan::{scan_segment, ScannedSegment, SegmentInput, Slot, TornRegion};
+use crate::scan::{scan_segment, ScannedSegment, SegmentInput, SegmentRole, Slot, TornRegion};
 use crate::{compute_chain_hash, AsRecord, ChainHash, LogRecord, StoreError, GENESIS_CHAIN_HASH};
 
 const PURGE_MARKER_FILE: &str = "purged";
@@ -117,8 +118,9 @@ pub struct LogStore {
 
 impl LogStore {
     /// Opens (creating if missing) the log in `dir`, verifying every record: sealed segments
-    /// must be wholly valid, a torn write at the end of the last segment is cut off (fsynced)
-    /// and reported. Anything else wrong is `StoreError::Corrupt` naming file and offset.
+    /// must be wholly valid; at the end of the last segment, bytes that an interrupted write
+    /// explains are cut off (fsynced) and reported, unless the log was `close`d cleanly. Anything
+    /// else wrong is `StoreError::Corrupt` naming file and offset (docs/storage-format.md).
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(LogStore, RecoveryReport), StoreError> {
         Self::open_with(Arc::new(OsFileSystem), dir, options)
     }
@@ -167,30 +169,7 @@ impl LogStore {
         } else {
             store.fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
         }
-        let names = store.fs.list_files(dir).map_err(StoreError::io("list", dir))?;
-        for name in names.iter().filter(|name| name.ends_with(".tmp")) {
-            store.remove_leftover(&dir.join(name), &mut report)?;
-        }
-        store.purged = store.load_purge_marker()?;
-
-        let mut segment_names: Vec<(u64, PathBuf)> =
-            names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name)))).collect();
-        segment_names.sort();
-        if let Some(marker) = store.purged {
-            // Whole segments behind the marker are leftovers of an interrupted purge: the
-            // next segment starting at or before marker + 1 proves this one holds only purged
-            // entries. They are deleted without being read.
-            while segment_names.len() >= 2 && segment_names[1].0 <= marker.index + 1 {
-                let (_, path) = segment_names.remove(0);
-                store.remove_leftover(&path, &mut report)?;
-            }
-        }
-        store.load_segments(&segment_names, &mut report)?;
-        store.check_log_start()?;
-        store.drop_segments_behind_marker(&mut report)?;
-        if !read_only {
-            store.make_found_state_durable()?;
-        }
+        store.recover(&mut report)?;
 
         report.segments = store.segments.len();
         report.first_index = store.first_index();
@@ -201,6 +180,67 @@ impl LogStore {
             _ => 0,
         };
         Ok((store, report))
+    }
+
+    /// Loads and verifies what is on disk, repairing (unless read-only) what a crash left.
+    fn recover(&mut self, report: &mut RecoveryReport) -> Result<(), StoreError> {
+        let names = self.fs.list_files(&self.dir).map_err(StoreError::io("list", &self.dir))?;
+        for name in names.iter().filter(|name| name.ends_with(".tmp")) {
+            self.remove_leftover(&self.dir.join(name), report)?;
+        }
+        self.purged = self.load_purge_marker()?;
+        let closed = close_marker::load(self.fs.as_ref(), &self.dir)?;
+        let segment_names = self.segments_to_scan(&names, report)?;
+        let last_role = if closed.is_some() { SegmentRole::LastClosedCleanly } else { SegmentRole::LastAfterCrash };
+        self.load_segments(&segment_names, last_role, report)?;
+        self.check_log_start()?;
+        if let Some(marker) = closed {
+            // Before any segment goes: `close` recorded the segments as they were.
+            close_marker::check(&self.dir, marker, self.found_tail())?;
+            if !self.read_only {
+                // The log may change from here on; the directory fsync below makes this durable.
+                close_marker::remove(self.fs.as_ref(), &self.dir)?;
+            }
+        }
+        self.drop_segments_behind_marker(report)?;
+        if !self.read_only {
+            self.make_found_state_durable()?;
+        }
+        Ok(())
+    }
+
+    /// The segment files in index order, minus (deleted) leftovers of an interrupted purge.
+    fn segments_to_scan(
+        &self,
+        names: &[String],
+        report: &mut RecoveryReport,
+    ) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+        let mut segment_names: Vec<(u64, PathBuf)> =
+            names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, self.dir.join(name)))).collect();
+        segment_names.sort();
+        if let Some(marker) = self.purged {
+            // Whole segments behind the marker are leftovers of an interrupted purge: the
+            // next segment starting at or before marker + 1 proves this one holds only purged
+            // entries. They are deleted without being read.
+            while segment_names.len() >= 2 && segment_names[1].0 <= marker.index + 1 {
+                let (_, path) = segment_names.remove(0);
+                self.remove_leftover(&path, report)?;
+            }
+        }
+        Ok(segment_names)
+    }
+
+    /// The last segment and its last record, as `close` records them.
+    fn found_tail(&self) -> Option<FoundTail<'_>> {
+        let segment = self.segments.last()?;
+        let slot = segment.slots.last()?;
+        let tail = LogTail {
+            segment_first_index: segment.first_index,
+            segment_len: segment.len,
+            last_index: segment.last_index()?,
+            last_hash: slot.hash,
+        };
+        Some(FoundTail { tail, path: &segment.path, last_offset: slot.offset })
     }
 
     /// What a previous process wrote but never fsynced is still only in the page cache: a
@@ -248,11 +288,16 @@ impl LogStore {
     }
 
     /// Scans every segment in order, checking that indexes and the chain run on across files.
-    fn load_segments(&mut self, names: &[(u64, PathBuf)], report: &mut RecoveryReport) -> Result<(), StoreError> {
+    fn load_segments(
+        &mut self,
+        names: &[(u64, PathBuf)],
+        last_role: SegmentRole,
+        report: &mut RecoveryReport,
+    ) -> Result<(), StoreError> {
         let mut prev_hash: Option<ChainHash> = None;
         let mut prev_last: Option<u64> = None;
         for (position, (name_index, path)) in names.iter().enumerate() {
-            let is_last = position + 1 == names.len();
+            let role = if position + 1 == names.len() { last_role } else { SegmentRole::Sealed };
             if let Some(last) = prev_last {
                 if *name_index != last + 1 {
                     let reason = format!("segment starts at entry {name_index} but the one before ends at {last}");
@@ -262,14 +307,13 @@ impl LogStore {
             let file = if self.read_only { self.fs.open_read_only(path) } else { self.fs.open(path) }
                 .map_err(StoreError::io("open", path))?;
             let bytes = read_all(file.as_ref()).map_err(StoreError::io("read", path))?;
-            let input =
-                SegmentInput { path, bytes: &bytes, name_index: *name_index, expected_prev: prev_hash, is_last };
+            let input = SegmentInput { path, bytes: &bytes, name_index: *name_index, expected_prev: prev_hash, role };
             let (scanned, torn) = scan_segment(input)?;
             let segment = self.keep_scanned(scanned, file, bytes.len() as u64, torn, report)?;
             prev_last = segment.last_index();
             prev_hash = segment.slots.last().map(|slot| slot.hash);
             if segment.slots.is_empty() {
-                // Only the last segment can be empty (a torn first write); it goes.
+                // Only the last segment after a crash can be empty (a torn first write); it goes.
                 self.remove_leftover(&segment.path, report)?;
             } else {
                 self.segments.push(segment);
@@ -557,7 +601,22 @@ impl LogStore {
         self.sync_dir_if_needed()
     }
 
-    /// Reads entries `from..to_exclusive` from disk, checking each frame's CRC again.
+    /// Orderly shutdown: syncs, then records durably where the log ends (`log/closed`: last
+    /// segment, its length, last entry and its hash). The next open then holds the end of the
+    /// log to the standard of a sealed segment: a missing, cut or damaged final record is
+    /// `Corrupt`, never cut off as a torn write. Dropping the store without `close` is a crash
+    /// as far as the next open is concerned (safe, under the torn-write rule). A read-only
+    /// store writes nothing.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.sync()?;
+        let marker = CloseMarker { tail: self.found_tail().map(|found| found.tail) };
+        close_marker::save(self.fs.as_ref(), &self.dir, marker)
+    }
+
+    /// Reads entries `from..to_exclusive` from disk, checking each frame's checksums again.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> Result<Vec<LogRecord>, StoreError> {
         if from == to_exclusive {
             return Ok(Vec::new());

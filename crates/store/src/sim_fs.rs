@@ -4,10 +4,10 @@
 //! Model: each file (inode) has its current bytes and the bytes as of its last `sync_data`.
 //! Each name has its current binding and the binding as of its directory's last `sync_dir`.
 //! `crash` keeps, per name, either binding when they differ, and per file the synced bytes
-//! plus a random prefix of what was appended since (optionally followed by zeros, as when a
-//! file's size reached the disk before its data). Pages written out of order — a later page
-//! durable while an earlier one is not — are not simulated: the store reports that as
-//! corruption by design (see docs/storage-format.md).
+//! plus a random prefix of what was appended since (optionally followed by zeros from a sector
+//! boundary on, as when a file's size reached the disk before its data). Pages written out of
+//! order — a later page durable while an earlier one is not — are not simulated: the store
+//! reports that as corruption by design (see docs/storage-format.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fs::{FileSystem, StorageFile};
+
+/// The unit in which a simulated crash loses data that reached the file size but not the disk.
+const SECTOR_BYTES: usize = 512;
 
 /// Which operations fail from now on (until `set_fault(Fault::None)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,8 +130,12 @@ fn crashed_content(inode: &Inode, rng: &mut XorShift) -> Vec<u8> {
     let kept = inode.synced.len() + rng.below(unsynced + 1) as usize;
     let mut content = inode.data[..kept].to_vec();
     if kept < inode.data.len() && rng.below(4) == 0 {
-        // The file size reached the disk, the data did not.
+        // The file size reached the disk, some of the data did not: sectors never written read
+        // as zeros. Data lands in whole sectors, so the zeros start at a sector boundary, or
+        // where the last sync ended (that sector was written then).
+        let written = (kept / SECTOR_BYTES * SECTOR_BYTES).max(inode.synced.len());
         let size = kept + rng.below((inode.data.len() - kept) as u64 + 1) as usize;
+        content.truncate(written);
         content.resize(size, 0);
     }
     content

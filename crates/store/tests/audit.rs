@@ -206,14 +206,17 @@ fn entry_rewritten_with_a_fresh_crc_breaks_the_chain_at_the_next_entry() {
     let (file, offset) = log.location(7).unwrap();
     let (next_file, next_offset) = log.location(8).unwrap();
     drop(log);
-    // A forger changes an amount inside entry 7 and recomputes its CRC32C.
+    // A forger changes an amount inside entry 7 and recomputes both its checksums (frame
+    // format 2: header_crc u32, payload_len u32, body_crc u32, … 61 header bytes, payload, "CRPE").
     let mut bytes = std::fs::read(&file).unwrap();
     let start = offset as usize;
-    let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()) as usize;
-    let end = start + 8 + len;
-    bytes[end - 20] ^= 0x01;
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[start..start + 4]), &bytes[start + 8..end]);
-    bytes[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    let payload_len = u32::from_le_bytes(bytes[start + 4..start + 8].try_into().unwrap()) as usize;
+    let payload_end = start + 61 + payload_len;
+    bytes[payload_end - 20] ^= 0x01;
+    let body_crc = crc32c::crc32c(&bytes[start + 61..payload_end + 4]);
+    bytes[start + 8..start + 12].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&bytes[start + 4..start + 61]);
+    bytes[start..start + 4].copy_from_slice(&header_crc.to_le_bytes());
     std::fs::write(&file, bytes).unwrap();
     let error = audit_error(dir.path());
     assert_eq!((error.index, error.file, error.offset), (Some(8), Some(next_file), Some(next_offset)));
@@ -253,6 +256,32 @@ fn torn_tail_is_reported_but_does_not_fail_the_audit() {
     let summary = audit::verify(dir.path()).unwrap();
     assert_eq!(summary.torn_tail.as_ref().map(|t| t.bytes), Some(13));
     assert_eq!(std::fs::metadata(&last_file).unwrap().len(), bytes.len() as u64, "the audit changes nothing");
+}
+
+#[test]
+fn flipped_byte_in_the_final_record_fails_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let (file, offset) = log.location(LAST_INDEX).unwrap();
+    drop(log);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), offset + 61 + record(LAST_INDEX).payload.len() as u64 + 4);
+    flip_byte(&file, offset + 70);
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(LAST_INDEX), Some(file), Some(offset)));
+    assert!(error.reason.contains("not a torn write"), "{}", error.reason);
+}
+
+#[test]
+fn audit_of_a_cleanly_closed_log_fails_when_its_final_record_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), LAST_INDEX);
+    let (file, offset) = log.location(LAST_INDEX).unwrap();
+    log.close().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 13]).unwrap();
+    let error = audit_error(dir.path());
+    assert_eq!((error.index, error.file, error.offset), (Some(LAST_INDEX), Some(file), Some(offset)));
+    assert!(error.reason.contains("closed cleanly"), "{}", error.reason);
 }
 
 #[test]

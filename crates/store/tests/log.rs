@@ -1,5 +1,6 @@
-//! The log on real files: recovery of torn tails, detection of damage with file and offset,
-//! truncation and compaction across reopen, and the chain across segments.
+//! The log on real files (byte flips) and on the simulated file system (what a crash leaves):
+//! torn tails cut, damage that no torn write explains refused with file and offset, the
+//! clean-close marker, truncation and compaction across reopen, and the chain across segments.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -172,18 +173,241 @@ fn damage_inside_the_last_segment_followed_by_valid_records_is_corruption_not_a_
     assert!(std::fs::metadata(&file).unwrap().len() > offset + 100, "nothing was truncated");
 }
 
+/// A final record that spans several sectors, so a torn write can end inside it.
+fn large_record(index: u64) -> LogRecord {
+    LogRecord { index, term: 1, kind: RecordKind::Normal, payload: vec![0x5A; 2000] }
+}
+
+fn reason_of(result: Result<(LogStore, croupier_store::RecoveryReport), StoreError>) -> String {
+    match result {
+        Err(StoreError::Corrupt { reason, .. }) => reason,
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("expected Corrupt, the log opened"),
+    }
+}
+
+/// A log in the simulated file system with entries 1..=5 synced and `last` appended but not
+/// synced. Returns the file system, the segment and the final record's offset and length.
+fn sim_log_with_unsynced(last: LogRecord) -> (SimFileSystem, std::path::PathBuf, usize, usize) {
+    let fs = SimFileSystem::new();
+    let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", LogOptions::default()).unwrap();
+    log.append(&records(1, 5, 1)).unwrap();
+    log.sync().unwrap();
+    log.append(std::slice::from_ref(&last)).unwrap();
+    let (file, offset) = log.location(last.index).unwrap();
+    let end = fs.read(&file).unwrap().len();
+    drop(log); // no close: what follows is what a crash left
+    (fs, file, offset as usize, end - offset as usize)
+}
+
+fn reopen_sim(fs: &SimFileSystem) -> Result<(LogStore, croupier_store::RecoveryReport), StoreError> {
+    LogStore::open_with(Arc::new(fs.clone()), "/data/log", LogOptions::default())
+}
+
 #[test]
-fn damaged_final_record_of_the_last_segment_is_indistinguishable_from_a_torn_write() {
+fn torn_tail_is_cut_when_the_file_ends_inside_the_final_record() {
+    for kept in [1, 30, 60, 61, 62, 100, 126] {
+        let (fs, file, offset, len) = sim_log_with_unsynced(record(6, 1));
+        assert_eq!(len, 127, "61-byte header, 62-byte payload, 4-byte end marker");
+        let bytes = fs.read(&file).unwrap();
+        fs.overwrite(&file, &bytes[..offset + kept]);
+        let (log, report) = reopen_sim(&fs).unwrap_or_else(|e| panic!("{kept} bytes kept: {e}"));
+        let torn = report.torn_tail.expect("torn tail reported");
+        assert_eq!((torn.offset, torn.bytes), (offset as u64, kept as u64), "{kept} bytes kept");
+        assert_eq!(log.last_index(), Some(5));
+        assert_eq!(fs.read(&file).unwrap().len(), offset, "cut back to the last whole record");
+    }
+}
+
+#[test]
+fn torn_tail_is_cut_when_the_file_was_extended_with_zeros_from_a_sector_boundary() {
+    let (fs, file, offset, len) = sim_log_with_unsynced(large_record(6));
+    let bytes = fs.read(&file).unwrap();
+    let inside_the_record = (offset + 100).next_multiple_of(512);
+    assert!(inside_the_record < offset + len);
+    // Data reached the disk up to a sector boundary inside the record, or not at all past the
+    // last sync (which ended where the record starts); the size got as far as the full record.
+    for written in [inside_the_record, offset] {
+        let mut crashed = bytes[..written].to_vec();
+        crashed.resize(offset + len + 300, 0);
+        fs.overwrite(&file, &crashed);
+        let (log, report) = reopen_sim(&fs).unwrap_or_else(|e| panic!("data up to {written}: {e}"));
+        assert_eq!(report.torn_tail.map(|t| (t.offset, t.bytes)), Some((offset as u64, len as u64 + 300)));
+        assert_eq!(log.last_index(), Some(5));
+        drop(log);
+        fs.overwrite(&file, &bytes);
+    }
+}
+
+#[test]
+fn every_crash_of_multi_sector_unsynced_writes_reopens_with_the_synced_entries() {
+    let big = |index: u64| LogRecord { index, term: 2, kind: RecordKind::Normal, payload: vec![index as u8 | 1; 700] };
+    for seed in 0..200 {
+        let fs = SimFileSystem::new();
+        let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", LogOptions::default()).unwrap();
+        log.append(&records(1, 5, 1)).unwrap();
+        log.sync().unwrap();
+        log.append(&(6..=9).map(big).collect::<Vec<_>>()).unwrap();
+        drop(log);
+        fs.crash(seed);
+        let (log, _) = reopen_sim(&fs).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let last = log.last_index().unwrap();
+        assert!(last >= 5, "seed {seed}: synced entries survive");
+        assert_eq!(log.read_range(6, last + 1).unwrap(), (6..=last).map(big).collect::<Vec<_>>(), "seed {seed}");
+    }
+}
+
+#[test]
+fn flipped_byte_in_the_final_full_length_record_is_corruption_not_a_torn_tail() {
+    // In the header, the payload, the end marker: the record was written whole, then damaged.
+    for position in [5, 70, 126] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path(), 1 << 20);
+        log.append(&records(1, 6, 1)).unwrap();
+        log.sync().unwrap();
+        let (file, offset) = log.location(6).unwrap();
+        drop(log);
+        let len = std::fs::metadata(&file).unwrap().len();
+        assert_eq!(len, offset + 127, "entry 6 is the final record");
+        flip_byte(&file, offset + position);
+        let result = LogStore::open(dir.path(), LogOptions::default());
+        let (bad_file, bad_offset, index) = expect_corrupt(result);
+        assert_eq!((bad_file, bad_offset, index), (file.clone(), offset, Some(6)), "flip at {position}");
+        assert!(reason_of(LogStore::open(dir.path(), LogOptions::default())).contains("not a torn write"));
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), len, "nothing was cut");
+    }
+}
+
+#[test]
+fn final_record_zeroed_from_off_a_sector_boundary_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), 1 << 20);
-    log.append(&records(1, 6, 1)).unwrap();
+    log.append(&records(1, 5, 1)).unwrap();
+    log.append(&[large_record(6)]).unwrap();
     log.sync().unwrap();
     let (file, offset) = log.location(6).unwrap();
     drop(log);
-    flip_byte(&file, offset + 60);
-    let (log, report) = open(dir.path(), 1 << 20);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let end = bytes.len();
+    // One byte past the last sector boundary inside the record: no torn write zeroes from there.
+    let zeros_from = (end - 1) / 512 * 512 + 1;
+    assert!(zeros_from > offset as usize);
+    bytes[zeros_from..].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let (bad_file, bad_offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((bad_file, bad_offset, index), (file, offset, Some(6)));
+}
+
+#[test]
+fn stray_bytes_after_the_final_record_are_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 5);
+    let last_file = log.segment_files().pop().unwrap();
+    drop(log);
+    let clean_len = std::fs::metadata(&last_file).unwrap().len();
+    // Longer than a record header, not zeros: no interrupted write of ours leaves this.
+    OpenOptions::new().append(true).open(&last_file).unwrap().write_all(&[0xEE; 100]).unwrap();
+    let (file, offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((file, offset, index), (last_file, clean_len, Some(6)));
+}
+
+#[test]
+fn segment_of_format_version_1_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = b"CRPRLOG\x01".to_vec();
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&1u64.to_le_bytes());
+    let crc = crc32c::crc32c(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header.extend_from_slice(&[0x42; 80]);
+    std::fs::write(dir.path().join("00000000000000000001.seg"), &header).unwrap();
+    let reason = reason_of(LogStore::open(dir.path(), LogOptions::default()));
+    assert!(reason.contains("unsupported segment format version 1"), "{reason}");
+}
+
+#[test]
+fn after_a_clean_close_a_cut_final_record_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 6);
+    let (file, offset) = log.location(6).unwrap();
+    log.close().unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(len - 10).unwrap();
+    let (bad_file, bad_offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((bad_file, bad_offset, index), (file.clone(), offset, Some(6)));
+    assert!(reason_of(LogStore::open(dir.path(), LogOptions::default())).contains("closed cleanly"));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), len - 10, "nothing was cut");
+}
+
+#[test]
+fn after_a_clean_close_a_log_cut_at_a_record_boundary_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 6);
+    let (file, offset) = log.location(6).unwrap();
+    log.close().unwrap();
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(offset).unwrap();
+    let (bad_file, bad_offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((bad_file, bad_offset, index), (file, offset, Some(6)));
+}
+
+#[test]
+fn after_a_clean_close_a_missing_last_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = written(dir.path(), 1, 30);
+    let last_file = log.segment_files().pop().unwrap();
+    log.close().unwrap();
+    std::fs::remove_file(&last_file).unwrap();
+    let (file, offset, index) = expect_corrupt(LogStore::open(dir.path(), LogOptions::default()));
+    assert_eq!((file, offset, index), (last_file, 0, Some(30)));
+}
+
+#[test]
+fn opening_for_writing_retires_the_close_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path(), 1, 6).close().unwrap();
+    assert!(dir.path().join("closed").exists());
+    let (read_only, _) = LogStore::open_read_only(Arc::new(croupier_store::fs::OsFileSystem), dir.path()).unwrap();
+    drop(read_only);
+    assert!(dir.path().join("closed").exists(), "a read-only open changes nothing");
+    let (mut log, report) = open(dir.path(), SMALL_SEGMENT_BYTES);
+    assert_eq!((report.last_index, report.torn_tail), (Some(6), None));
+    assert!(!dir.path().join("closed").exists());
+    log.append(&records(7, 7, 1)).unwrap();
+    let (file, offset) = log.location(7).unwrap();
+    drop(log); // a crash: entry 7 was never synced, and its write is torn
+    OpenOptions::new().write(true).open(&file).unwrap().set_len(offset + 20).unwrap();
+    let (log, report) = open(dir.path(), SMALL_SEGMENT_BYTES);
     assert_eq!(report.torn_tail.map(|t| t.offset), Some(offset));
-    assert_eq!(log.last_index(), Some(5));
+    assert_eq!(log.last_index(), Some(6));
+}
+
+#[test]
+fn crash_right_after_a_clean_close_loses_nothing() {
+    for seed in 0..40 {
+        let fs = SimFileSystem::new();
+        let options = LogOptions { segment_size_max_bytes: SMALL_SEGMENT_BYTES };
+        let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", options.clone()).unwrap();
+        log.append(&records(1, 9, 1)).unwrap();
+        log.sync().unwrap();
+        log.append(&records(10, 14, 1)).unwrap();
+        log.close().unwrap();
+        fs.crash(seed);
+        let (log, report) = LogStore::open_with(Arc::new(fs), "/data/log", options).unwrap();
+        assert_eq!((report.last_index, report.torn_tail), (Some(14), None), "seed {seed}");
+        assert_eq!(log.read_range(1, 15).unwrap(), records(1, 14, 1));
+    }
+}
+
+#[test]
+fn closing_a_poisoned_log_is_refused_and_leaves_no_marker() {
+    let fs = SimFileSystem::new();
+    let (mut log, _) = LogStore::open_with(Arc::new(fs.clone()), "/data/log", LogOptions::default()).unwrap();
+    log.append(&records(1, 3, 1)).unwrap();
+    fs.set_fault(Fault::SyncFails);
+    assert!(log.sync().is_err());
+    fs.set_fault(Fault::None);
+    assert!(matches!(log.close(), Err(StoreError::Poisoned)));
+    assert_eq!(fs.read(Path::new("/data/log/closed")), None);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Property test: random sequences of append / sync / truncate / purge / reopen / crash /
-//! failing sync against a plain in-memory model. After a crash the log must hold every synced
-//! entry, nothing the model never had, and a chain that matches the model's.
+//! failing sync / clean close against a plain in-memory model. After a crash the log must hold
+//! every synced entry, nothing the model never had, and a chain that matches the model's; after
+//! a clean close (even followed by a crash) it must hold every entry.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use croupier_store::{
 use proptest::prelude::*;
 
 const LOG_DIR: &str = "/node/log";
-/// Frames are 57 bytes plus up to 150 of payload: rolls every one to four records.
+/// Frames are 65 bytes plus up to 150 of payload: rolls every one to four records.
 const SEGMENT_BYTES: u64 = 300;
 
 #[derive(Clone, Debug)]
@@ -24,6 +25,7 @@ enum Op {
     Reopen,
     Crash { seed: u64 },
     FailingSync { count: u8, seed: u64 },
+    Close { crash_seed: Option<u64> },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         2 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
         1 => (1u8..4, any::<u64>()).prop_map(|(count, seed)| Op::FailingSync { count, seed }),
+        1 => any::<Option<u64>>().prop_map(|crash_seed| Op::Close { crash_seed }),
     ]
 }
 
@@ -190,6 +193,16 @@ impl Harness {
                 let refused = self.model.make_records(1, 0, false);
                 assert!(self.log().append(&refused).is_err(), "poisoned log refuses appends");
                 self.crash_and_reopen(seed);
+            }
+            Op::Close { crash_seed } => {
+                // `close`, then reopen (after a crash when a seed is given): nothing may be lost.
+                let log = self.log.take().expect("log is open");
+                log.close().unwrap_or_else(|e| panic!("close failed: {e}"));
+                self.model.durable = self.model.entries.len();
+                match crash_seed {
+                    Some(seed) => self.crash_and_reopen(seed),
+                    None => self.reopen(),
+                }
             }
         }
         self.check();
