@@ -31,6 +31,7 @@ use tokio::sync::{watch, RwLock};
 
 mod entry_cache;
 pub mod events;
+mod health;
 mod log_storage;
 mod log_writer;
 mod metric_names;
@@ -48,6 +49,7 @@ use state_machine::SharedState;
 use types::{ProposalData, Raft};
 
 pub use events::{CommittedEvent, EventPage, EventSubscription};
+pub use health::{FreeSpaceProbe, NodeHealth};
 pub use recovery::StorageOptions;
 pub use view::{LedgerView, ReadError};
 
@@ -78,7 +80,12 @@ pub trait Consensus: Clone + Send + Sync + 'static {
     fn wait_for_event_after(&self, after: u64) -> impl Future<Output = ()> + Send;
 
     /// True once this node is leader and accepts writes.
-    fn is_serving_writes(&self) -> bool;
+    fn is_serving_writes(&self) -> bool {
+        self.health() == NodeHealth::Serving
+    }
+
+    /// What the node can do right now, and if not, why.
+    fn health(&self) -> NodeHealth;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +94,9 @@ pub enum ProposeError {
     NotLeader { leader: Option<u64> },
     #[error("node is shutting down")]
     ShuttingDown,
+    /// Writes are refused for now (e.g. the disk is almost full); reads are served.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("consensus failure: {0}")]
@@ -121,6 +131,9 @@ pub struct NodeConfig {
     pub log_cache_size_max_bytes: usize,
     /// History, index and event storage settings (memory budgets, retention).
     pub storage: StorageOptions,
+    /// Writes are refused while the data directory's file system has less free space.
+    pub disk_reserve_bytes: u64,
+    pub free_space_probe: FreeSpaceProbe,
 }
 
 impl NodeConfig {
@@ -134,6 +147,8 @@ impl NodeConfig {
             log_entries_kept_after_checkpoint: 1_000,
             log_cache_size_max_bytes: 64 << 20,
             storage: StorageOptions::default(),
+            disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
+            free_space_probe: FreeSpaceProbe::FileSystem,
         }
     }
 
@@ -147,6 +162,10 @@ impl NodeConfig {
         self
     }
 }
+
+/// Free space the node keeps in reserve by default: room for the largest entries in flight,
+/// history appends and a checkpoint's hot file.
+pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 256 << 20;
 
 /// Worker threads of the consensus runtime: the Raft core and the state machine worker run in
 /// parallel, so the fsync of one entry overlaps the apply of the previous one.
@@ -171,6 +190,7 @@ struct NodeInner {
     writer: WriterHandle,
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
     stopped: AtomicBool,
+    disk: Arc<health::DiskGuard>,
     /// Held for the node's lifetime: one process per data directory.
     _lock: DataDirLock,
 }
@@ -270,6 +290,11 @@ impl Node {
                 writer,
                 threads: Mutex::new(Some((writer_thread, consensus))),
                 stopped: AtomicBool::new(false),
+                disk: health::DiskGuard::new(
+                    config.data_dir.clone(),
+                    config.disk_reserve_bytes,
+                    config.free_space_probe.clone(),
+                ),
                 _lock: lock,
             }),
         };
@@ -277,7 +302,12 @@ impl Node {
             let _ = node.shutdown().await;
             return Err(error);
         }
-        ticker::spawn(node.clone(), &node.consensus_runtime());
+        let runtime = node.consensus_runtime();
+        let watcher = node.clone();
+        node.inner
+            .disk
+            .spawn_sampler(&runtime, move || watcher.is_stopped());
+        ticker::spawn(node.clone(), &runtime);
         recovery::spawn_checkpoint_trigger(node.clone(), &config);
         Ok(node)
     }
@@ -324,6 +354,23 @@ impl Node {
         match threads.as_ref() {
             Some((_, consensus)) => consensus.runtime.clone(),
             None => tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Resolves with a one-line reason if storage or consensus fails for good (never after a
+    /// clean `shutdown`).
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.inner.metrics.clone();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                if self.is_stopped() {
+                    std::future::pending::<()>().await;
+                }
+                return "the consensus engine stopped unexpectedly".to_string();
+            }
         }
     }
 
@@ -426,6 +473,14 @@ fn fatal_to_propose_error(error: Fatal<u64>) -> ProposeError {
     }
 }
 
+fn disk_full_message(free: u64, reserve: u64) -> String {
+    format!(
+        "the data directory's disk is almost full ({} MiB free, {} MiB reserved): writes are refused until space returns; reads are served",
+        free >> 20,
+        reserve >> 20
+    )
+}
+
 fn unix_time_ns() -> u64 {
     // A clock before 1970 or past 2554 gives 0 / saturates; the ledger keeps its clock monotonic.
     SystemTime::now()
@@ -437,6 +492,9 @@ impl Consensus for Node {
     async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
+        }
+        if let Some((free, reserve)) = self.inner.disk.full() {
+            return Err(ProposeError::StorageUnavailable(disk_full_message(free, reserve)));
         }
         let proposal = Proposal {
             timestamp_ns: unix_time_ns(),
@@ -495,13 +553,23 @@ impl Consensus for Node {
         let _ = applied.wait_for(|applied| applied.events_last > after).await;
     }
 
-    fn is_serving_writes(&self) -> bool {
+    fn health(&self) -> NodeHealth {
         if self.inner.stopped.load(Ordering::SeqCst) {
-            return false;
+            return NodeHealth::Stopped;
         }
         let metrics = self.inner.metrics.borrow();
-        metrics.running_state.is_ok()
-            && metrics.state.is_leader()
-            && metrics.current_leader == Some(self.inner.node_id)
+        if let Err(fatal) = &metrics.running_state {
+            return NodeHealth::Failed(fatal.to_string());
+        }
+        if !(metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id)) {
+            return NodeHealth::NotReady;
+        }
+        match self.inner.disk.full() {
+            Some((free_bytes, reserve_bytes)) => NodeHealth::DiskFull {
+                free_bytes,
+                reserve_bytes,
+            },
+            None => NodeHealth::Serving,
+        }
     }
 }

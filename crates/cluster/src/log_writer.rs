@@ -203,6 +203,23 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, requests: Receiver<WriterRequest>) {
+        let Some(done) = self.serve_until_shutdown(&requests) else {
+            // Every handle dropped: sync what was written (nothing was acknowledged unsynced).
+            let _ = self.store.sync();
+            return;
+        };
+        // A clean shutdown: mark the log closed, so a damaged end found at the next start is
+        // corruption and never taken for a torn write (docs/storage-format.md).
+        let outcome = self.check().and_then(|()| {
+            self.store
+                .close()
+                .map_err(|e| StorageFailure(format!("log close failed: {e}")))
+        });
+        let _ = done.send(outcome);
+    }
+
+    /// Serves requests until a shutdown request (returned) or until every handle is gone.
+    fn serve_until_shutdown(&mut self, requests: &Receiver<WriterRequest>) -> Option<Reply<()>> {
         while let Ok(first) = requests.recv() {
             let mut unflushed: Vec<Flushed> = Vec::new();
             let mut next = Some(first);
@@ -216,8 +233,7 @@ impl Writer {
                     }
                     WriterRequest::Shutdown { done } => {
                         self.flush(unflushed);
-                        let _ = done.send(self.check());
-                        return;
+                        return Some(done);
                     }
                     other => {
                         // Anything else must see every append queued before it on disk.
@@ -231,8 +247,7 @@ impl Writer {
             }
             self.flush(unflushed);
         }
-        // Every handle dropped: sync what was written (nothing was acknowledged unsynced).
-        let _ = self.store.sync();
+        None
     }
 
     fn check(&self) -> Result<(), StorageFailure> {

@@ -37,6 +37,7 @@ mod atomic_file;
 pub mod audit;
 mod checkpoint;
 mod close_marker;
+pub mod disk;
 mod error;
 mod frame;
 pub mod fs;
