@@ -38,6 +38,7 @@ mod error;
 mod frame;
 pub mod fs;
 mod log;
+pub mod records;
 mod scan;
 pub mod sim_fs;
 mod snapshot;
@@ -49,6 +50,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
+pub use records::{OpenReport, RecordLog, RecordLogOptions, RecordReader, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES};
 pub use snapshot::{LoadedSnapshot, SnapshotMeta, SnapshotStore, SNAPSHOTS_KEPT};
 pub use vote::VoteFile;
 
