@@ -35,6 +35,7 @@
 mod atomic_file;
 pub mod audit;
 mod error;
+pub mod events;
 mod frame;
 pub mod fs;
 mod log;
@@ -49,6 +50,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use events::{
+    ConsumerCursors, Event, EventFeed, EventLog, EventLogOptions, EventOpenReport, EventPage, RetentionReport,
+    Subscription,
+};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use records::{OpenReport, RecordLog, RecordLogOptions, RecordReader, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES};
 pub use snapshot::{LoadedSnapshot, SnapshotMeta, SnapshotStore, SNAPSHOTS_KEPT};
