@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::{decode_event, Event, EventPage};
+use super::{decode_event, Event, EventPage, EVENT_INDEX_INTERVAL_BYTES};
 use crate::records::{RecordReader, View, Visit};
 use crate::StoreError;
 
 /// Retention may delete the segment a reader just located between its snapshot and its first
 /// read; it then seeks again. Retention only moves forward, so a few attempts always suffice.
 const SEEK_ATTEMPTS_MAX: usize = 4;
-/// Reads bigger than this are split; a page stops at its `bytes_max` anyway.
-const READ_AHEAD_BYTES_MAX: usize = 4 << 20;
+/// What a page assumes an event record takes when sizing its first read from `limit`.
+const EVENT_RECORD_BYTES_GUESS: usize = 256;
 
 /// One sparse-index entry: the event at `event_position` is the record at `record_position`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,10 +110,12 @@ impl EventFeed {
             // The oldest segment's tag is the position of the last event before it: whatever
             // lies between `after` and that tag is gone.
             let missed_by_retention = after < view.first_tag();
-            let Some(from) = self.seek(after, &view) else {
+            let Some((from, skip_bytes)) = self.seek(after, &view) else {
                 return Ok(EventPage { events: Vec::new(), next_after: after, missed_by_retention });
             };
-            match self.collect(&view, from, after, limit, bytes_max) {
+            let wanted_bytes = bytes_max.min(limit.saturating_mul(EVENT_RECORD_BYTES_GUESS));
+            let read_ahead = usize::try_from(skip_bytes).unwrap_or(usize::MAX).saturating_add(wanted_bytes);
+            match self.collect(&view, (from, read_ahead), after, limit, bytes_max) {
                 Err(StoreError::BeforeRetention { .. }) if attempt < SEEK_ATTEMPTS_MAX => continue,
                 Err(error) => return Err(error),
                 Ok(events) => {
@@ -126,8 +128,10 @@ impl EventFeed {
     }
 
     /// The record position to scan from: the last index point at or before `after` (within
-    /// the view), or the oldest retained record. `None` when the view holds nothing to read.
-    fn seek(&self, after: u64, view: &View) -> Option<u64> {
+    /// the view), or the oldest retained record; and how many bytes of events at or before
+    /// `after` may precede the first wanted one (up to the next index point). `None` when the
+    /// view holds nothing to read.
+    fn seek(&self, after: u64, view: &View) -> Option<(u64, u64)> {
         let start = view.start();
         if start >= view.end {
             return None;
@@ -139,14 +143,15 @@ impl EventFeed {
             Some(point) if point.record_position >= start => point.record_position,
             _ => start,
         };
+        let skip = index.get(at).map_or(EVENT_INDEX_INTERVAL_BYTES, |next| next.record_position.saturating_sub(from));
         // A point past the view's end is a stale one from a concurrent truncation.
-        (from < view.end).then_some(from)
+        (from < view.end).then_some((from, skip))
     }
 
     fn collect(
         &self,
         view: &View,
-        from: u64,
+        (from, read_ahead): (u64, usize),
         after: u64,
         limit: usize,
         bytes_max: usize,
@@ -156,7 +161,6 @@ impl EventFeed {
             return Ok(events);
         }
         let mut bytes = 0usize;
-        let read_ahead = bytes_max.min(READ_AHEAD_BYTES_MAX) + super::EVENT_INDEX_INTERVAL_BYTES as usize;
         self.records.scan_view(view, from, read_ahead, |record_position, payload| {
             let (position, timestamp_ns, body) =
                 decode_event(payload).ok_or_else(|| view.corrupt_at(record_position, "event record too short"))?;

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use super::format::{decode_frame, FrameProblem, RECORD_FRAME_OVERHEAD_BYTES, RECORD_SEGMENT_HEADER_BYTES};
+use super::format::{decode_frame, FrameProblem, RECORD_SEGMENT_HEADER_BYTES};
 use crate::fs::{FileSystem, StorageFile};
 use crate::StoreError;
 
@@ -16,7 +16,9 @@ use crate::StoreError;
 /// `pread`.
 const READ_CHUNK_BYTES_MIN: usize = 512;
 /// The largest read a scan issues (larger single frames are read whole).
-const READ_CHUNK_BYTES_MAX: usize = 1 << 20;
+const READ_CHUNK_BYTES_MAX: usize = 2 << 20;
+/// What `scan` assumes a record takes when sizing its first read from `records_max`.
+const SCAN_FRAME_BYTES_GUESS: usize = 160;
 
 #[derive(Debug)]
 pub(crate) struct ReadSegment {
@@ -160,7 +162,8 @@ impl RecordReader {
             return Ok(records);
         }
         let mut bytes = 0usize;
-        self.scan_view(&self.view(), from, bytes_max, |position, payload| {
+        let read_ahead = bytes_max.min(records_max.saturating_mul(SCAN_FRAME_BYTES_GUESS));
+        self.scan_view(&self.view(), from, read_ahead, |position, payload| {
             if !records.is_empty() && bytes + payload.len() > bytes_max {
                 return Ok(Visit::Stop);
             }
@@ -173,7 +176,8 @@ impl RecordReader {
 
     /// Shows `visit` every record from `from` to the view's end, in order, each checked
     /// against its CRC, until it stops; returns the position after the last consumed record.
-    /// `read_ahead_bytes` sizes the reads (clamped to sane bounds).
+    /// The first read is about `read_ahead_bytes`; each further read doubles, up to a bound,
+    /// so a short request reads little and a long scan soon reads in large chunks.
     pub(crate) fn scan_view(
         &self,
         view: &View,
@@ -182,29 +186,24 @@ impl RecordReader {
         mut visit: impl FnMut(u64, &[u8]) -> Result<Visit, StoreError>,
     ) -> Result<u64, StoreError> {
         check_scan_start(view, from)?;
-        let chunk_bytes = read_ahead_bytes.saturating_add(RECORD_FRAME_OVERHEAD_BYTES);
-        let chunk_bytes = chunk_bytes.clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES_MAX);
+        let mut chunk_bytes = read_ahead_bytes.clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES_MAX);
         let mut chunk = Vec::new();
         let mut position = from;
+        let mut frame_bytes_needed = 0;
         while position < view.end {
             let i = view.locate(position).expect("checked against the view's start");
             let segment = &view.segments[i];
             let segment_end = view.segment_end(i);
-            let mut want = chunk_bytes;
-            loop {
-                let read_bytes = (segment_end - position).min(want as u64) as usize;
-                self.read_exact(view, segment, position, &mut chunk, read_bytes)?;
-                match visit_chunk(view, &chunk, position, segment_end, &mut visit)? {
-                    ChunkOutcome::Stopped(next) => return Ok(next),
-                    ChunkOutcome::Continue { next, frame_bytes_needed } => {
-                        position = next;
-                        want = chunk_bytes.max(frame_bytes_needed);
-                    }
-                }
-                if position == segment_end {
-                    break;
+            let read_bytes = (segment_end - position).min(chunk_bytes.max(frame_bytes_needed) as u64) as usize;
+            self.read_exact(view, segment, position, &mut chunk, read_bytes)?;
+            match visit_chunk(view, &chunk, position, segment_end, &mut visit)? {
+                ChunkOutcome::Stopped(next) => return Ok(next),
+                ChunkOutcome::Continue { next, frame_bytes_needed: needed } => {
+                    position = next;
+                    frame_bytes_needed = needed;
                 }
             }
+            chunk_bytes = chunk_bytes.saturating_mul(2).min(READ_CHUNK_BYTES_MAX);
         }
         Ok(position)
     }
