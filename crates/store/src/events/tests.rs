@@ -336,3 +336,43 @@ fn feeds_and_readers_can_be_shared_across_threads_and_writers_moved() {
     fn shared<T: Send + Sync>() {}
     shared::<ConsumerCursors>();
 }
+
+#[test]
+fn feed_thread_reads_in_order_while_the_writer_appends_rotates_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(crate::fs::OsFileSystem);
+    let mut options = options();
+    options.records.segment_bytes_max = 8 << 10;
+    options.retention_bytes_max = Some(64 << 10);
+    let (mut log, feed, _) = EventLog::open(fs, dir.path(), options).unwrap();
+    let all = positions(30_000);
+    let last = *all.last().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut after, mut seen, mut missed) = (0u64, 0u64, 0u64);
+        while after < last {
+            feed.wait_beyond(after, Duration::from_secs(10));
+            let page = feed.read_after(after, 100, 16 << 10).unwrap();
+            missed += u64::from(page.missed_by_retention);
+            for event in &page.events {
+                assert!(event.position > after, "in order");
+                assert_eq!(event.body, body(event.position));
+                after = event.position;
+                seen += 1;
+            }
+        }
+        (seen, missed)
+    });
+    for (i, &position) in all.iter().enumerate() {
+        log.append(position, position * 1_000, &body(position)).unwrap();
+        if i % 50 == 0 {
+            log.flush().unwrap();
+        }
+        if i % 500 == 0 {
+            log.enforce_retention(0).unwrap();
+        }
+    }
+    log.flush().unwrap();
+    let (seen, missed) = reader.join().unwrap();
+    assert!(seen > 0 && (seen == all.len() as u64 || missed > 0), "saw {seen}, missed {missed} times");
+    assert!(log.deleted_through() > 0, "retention ran");
+}
