@@ -30,6 +30,20 @@ pub enum StoreError {
     PurgeBeyondLog { index: u64, last: Option<u64> },
     #[error("cannot truncate from {index}: entries through {purged} are already purged")]
     TruncatePurged { index: u64, purged: u64 },
+    /// The record or event at `position` was deleted by retention; `start` is the oldest one
+    /// still held.
+    #[error("position {position} is before the oldest retained one ({start}): retention deleted it")]
+    BeforeRetention { position: u64, start: u64 },
+    #[error("position {position} is at or past the end of the published log ({end})")]
+    PastEnd { position: u64, end: u64 },
+    #[error("a {bytes}-byte record payload is larger than the {max}-byte limit")]
+    PayloadTooLarge { bytes: usize, max: usize },
+    #[error("position {position} is not the start of a record in {}", file.display())]
+    NotRecordBoundary { position: u64, file: PathBuf },
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName { name: String, reason: &'static str },
+    #[error("subscription {name} cannot acknowledge event {position}: it has delivered only through {delivered}")]
+    AckBeyondDelivered { name: String, position: u64, delivered: u64 },
     #[error("snapshot at {index} has chain head {snapshot}, but the log's entry {index} hashes to {log}")]
     SnapshotConflict { index: u64, snapshot: String, log: String },
     /// Another open `DataDirLock` holds the directory (another process, or this one).

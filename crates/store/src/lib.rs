@@ -39,11 +39,13 @@ mod checkpoint;
 mod close_marker;
 pub mod disk;
 mod error;
+pub mod events;
 mod frame;
 pub mod fs;
 pub mod history;
 mod lock;
 mod log;
+pub mod records;
 mod scan;
 pub mod sim_fs;
 mod vote;
@@ -53,10 +55,15 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use checkpoint::{CheckpointManifest, CheckpointStore, HotFileWriter};
+pub use events::{
+    ConsumerCursors, Event, EventFeed, EventLog, EventLogOptions, EventOpenReport, EventPage, RetentionReport,
+    Subscription,
+};
+pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
 pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
-pub use checkpoint::{CheckpointManifest, CheckpointStore, HotFileWriter};
-pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
+pub use records::{OpenReport, RecordLog, RecordLogOptions, RecordReader, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES};
 pub use vote::VoteFile;
 
 /// SHA-256 chain hash of a log record. The hash "before" the first entry ever written is

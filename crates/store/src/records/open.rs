@@ -1,0 +1,185 @@
+//! Recovery of a record log on open: sealed segments are checked by header and size only (they
+//! were fsynced before a newer segment existed; their frames are checked when read), the last
+//! segment is scanned frame by frame and a torn tail cut off.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::format::{
+    decode_frame, decode_segment_header, find_valid_frame_after, parse_segment_file_name, SegmentHeader,
+    RECORD_SEGMENT_HEADER_BYTES,
+};
+use super::reader::ReadSegment;
+use super::OpenReport;
+use crate::fs::{read_all, FileSystem, StorageFile};
+use crate::{StoreError, TornTail};
+
+/// The state `RecordLog::open` starts from.
+pub(crate) struct Recovered {
+    pub(crate) segments: Vec<Arc<ReadSegment>>,
+    /// The write handle of the last segment.
+    pub(crate) active: Option<Box<dyn StorageFile>>,
+    pub(crate) end: u64,
+    pub(crate) report: OpenReport,
+}
+
+pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<Recovered, StoreError> {
+    fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
+    let names = fs.list_files(dir).map_err(StoreError::io("list", dir))?;
+    let mut found: Vec<(u64, PathBuf)> =
+        names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name)))).collect();
+    found.sort();
+
+    let mut report = OpenReport::default();
+    let mut segments = Vec::with_capacity(found.len());
+    for pair in found.windows(2) {
+        let ((first_position, path), (next_position, _)) = (&pair[0], &pair[1]);
+        segments.push(Arc::new(check_sealed(fs, path, *first_position, *next_position)?));
+    }
+    let mut active = None;
+    let mut end = 0;
+    if let Some((first_position, path)) = found.last() {
+        match recover_last(fs, path, *first_position, &mut report)? {
+            Some((segment, file, segment_end)) => {
+                segments.push(Arc::new(segment));
+                active = Some(file);
+                end = segment_end;
+            }
+            None => {
+                // A torn header: nothing in that file was ever synced (its header goes out
+                // with its first records). The log ends where the segment would have begun.
+                fs.remove_file(path).map_err(StoreError::io("remove", path))?;
+                report.removed_files.push(path.clone());
+                if segments.is_empty() && *first_position != 0 {
+                    let reason = "the only segment has a torn header but does not start the log";
+                    return Err(StoreError::corrupt(path, 0, None, reason));
+                }
+                end = *first_position;
+            }
+        }
+    }
+    if active.is_none() {
+        if let Some(last) = segments.last() {
+            active = Some(fs.open(&last.path).map_err(StoreError::io("open", &last.path))?);
+        }
+    }
+    make_found_state_durable(fs, dir, active.as_mut(), segments.last().map(|s| s.path.as_path()))?;
+    report.start = segments.first().map_or(end, |segment| segment.first_position);
+    report.end = end;
+    report.segments = segments.len();
+    Ok(Recovered { segments, active, end, report })
+}
+
+/// A sealed segment must have a valid header matching its name, at least one record, and end
+/// exactly where the next one starts (frames never straddle segments).
+fn check_sealed(
+    fs: &dyn FileSystem,
+    path: &Path,
+    first_position: u64,
+    next_position: u64,
+) -> Result<ReadSegment, StoreError> {
+    let file = fs.open_read_only(path).map_err(StoreError::io("open", path))?;
+    let size = file.size().map_err(StoreError::io("stat", path))?;
+    let mut header_bytes = [0u8; RECORD_SEGMENT_HEADER_BYTES];
+    if size >= RECORD_SEGMENT_HEADER_BYTES as u64 {
+        file.read_exact_at(&mut header_bytes, 0).map_err(StoreError::io("read", path))?;
+    }
+    let header = decode_segment_header(&header_bytes[..size.min(header_bytes.len() as u64) as usize])
+        .map_err(|problem| StoreError::corrupt(path, 0, None, problem.describe()))?;
+    check_header_names_file(path, header, first_position)?;
+    let records_bytes = size - RECORD_SEGMENT_HEADER_BYTES as u64;
+    if records_bytes == 0 || first_position.checked_add(records_bytes) != Some(next_position) {
+        let reason = format!(
+            "sealed segment holds positions {first_position}..{} but the next segment starts at {next_position}",
+            first_position.saturating_add(records_bytes)
+        );
+        return Err(StoreError::corrupt(path, size, None, reason));
+    }
+    Ok(ReadSegment::new(first_position, header.tag, path.to_path_buf()))
+}
+
+fn check_header_names_file(path: &Path, header: SegmentHeader, first_position: u64) -> Result<(), StoreError> {
+    if header.first_position != first_position {
+        let reason = format!(
+            "segment header says its first position is {}, the file name says {first_position}",
+            header.first_position
+        );
+        return Err(StoreError::corrupt(path, 0, None, reason));
+    }
+    Ok(())
+}
+
+/// The recovered last segment, its write handle and the end of its records.
+type LastSegment = (ReadSegment, Box<dyn StorageFile>, u64);
+
+/// Scans the last segment; cuts a torn tail. `None` when even its header is torn.
+fn recover_last(
+    fs: &dyn FileSystem,
+    path: &Path,
+    first_position: u64,
+    report: &mut OpenReport,
+) -> Result<Option<LastSegment>, StoreError> {
+    let mut file = fs.open(path).map_err(StoreError::io("open", path))?;
+    let bytes = read_all(file.as_ref()).map_err(StoreError::io("read", path))?;
+    let header = match decode_segment_header(&bytes) {
+        Ok(header) => header,
+        Err(problem) if problem.could_be_torn() && find_valid_frame_after(&bytes, 0).is_none() => {
+            let bytes_cut = bytes.len() as u64;
+            report.torn_tail =
+                Some(TornTail { file: path.to_path_buf(), offset: 0, bytes: bytes_cut, reason: problem.describe() });
+            return Ok(None);
+        }
+        Err(problem) => return Err(StoreError::corrupt(path, 0, None, problem.describe())),
+    };
+    check_header_names_file(path, header, first_position)?;
+    let valid_len = scan_frames(path, &bytes, report)?;
+    if valid_len < bytes.len() {
+        file.set_len(valid_len as u64).map_err(StoreError::io("truncate", path))?;
+        file.sync_data().map_err(StoreError::io("fsync", path))?;
+    }
+    let end = first_position + (valid_len - RECORD_SEGMENT_HEADER_BYTES) as u64;
+    Ok(Some((ReadSegment::new(first_position, header.tag, path.to_path_buf()), file, end)))
+}
+
+/// The length of the valid prefix of the last segment. A bad frame with nothing valid after it
+/// is a torn write (reported); a bad frame followed by a valid one is damage (`Corrupt`).
+fn scan_frames(path: &Path, bytes: &[u8], report: &mut OpenReport) -> Result<usize, StoreError> {
+    let mut offset = RECORD_SEGMENT_HEADER_BYTES;
+    while offset < bytes.len() {
+        match decode_frame(&bytes[offset..]) {
+            Ok((_, frame_bytes)) => offset += frame_bytes,
+            Err(problem) => {
+                if let Some(valid_at) = find_valid_frame_after(bytes, offset + 1) {
+                    let reason = format!(
+                        "{}; a valid record follows at byte {valid_at}, so this is damage inside the log, not a torn write",
+                        problem.describe()
+                    );
+                    return Err(StoreError::corrupt(path, offset as u64, None, reason));
+                }
+                let torn = TornTail {
+                    file: path.to_path_buf(),
+                    offset: offset as u64,
+                    bytes: (bytes.len() - offset) as u64,
+                    reason: problem.describe(),
+                };
+                report.torn_tail = Some(torn);
+                return Ok(offset);
+            }
+        }
+    }
+    Ok(offset)
+}
+
+/// What a previous process wrote but never fsynced may still be only in the page cache: the
+/// caller is about to build on it (checkpoint against it), so it is made durable now.
+fn make_found_state_durable(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    active: Option<&mut Box<dyn StorageFile>>,
+    active_path: Option<&Path>,
+) -> Result<(), StoreError> {
+    if let (Some(file), Some(path)) = (active, active_path) {
+        file.sync_data().map_err(StoreError::io("fsync", path))?;
+    }
+    fs.sync_dir(dir).map_err(StoreError::io("fsync directory", dir))
+}
