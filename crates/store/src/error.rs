@@ -32,6 +32,10 @@ pub enum StoreError {
     TruncatePurged { index: u64, purged: u64 },
     #[error("snapshot at {index} has chain head {snapshot}, but the log's entry {index} hashes to {log}")]
     SnapshotConflict { index: u64, snapshot: String, log: String },
+    /// A background flush or merge of the id index failed (or its thread panicked): nothing more
+    /// is written. What the manifest names on disk is intact; reopen the index to recover.
+    #[error("the id index stopped after a background failure ({reason}); reopen it to recover from disk")]
+    IndexFailed { reason: String },
 }
 
 impl StoreError {

@@ -37,6 +37,7 @@ pub mod audit;
 mod error;
 mod frame;
 pub mod fs;
+mod index;
 mod log;
 mod scan;
 pub mod sim_fs;
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use index::{IdIndex, IndexOptions, IndexStats};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use snapshot::{LoadedSnapshot, SnapshotMeta, SnapshotStore, SNAPSHOTS_KEPT};
 pub use vote::VoteFile;
