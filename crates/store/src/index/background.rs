@@ -111,6 +111,8 @@ fn install_flush(shared: &Shared, memtable: &Arc<Memtable>, run: Option<Arc<Run>
         tables.version = Arc::new(Version { frozen, runs });
     }
     drop(manifest);
+    // Hold no run past the signal: a merge may retire them, and `flush` returns on it.
+    drop(current);
     let mut control = lock(&shared.control);
     control.frozen_pending -= 1;
     control.flushed_count += 1;
