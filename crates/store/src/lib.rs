@@ -43,6 +43,7 @@ pub mod events;
 mod frame;
 pub mod fs;
 pub mod history;
+pub mod index;
 mod lock;
 mod log;
 pub mod records;
@@ -61,6 +62,7 @@ pub use events::{
     Subscription,
 };
 pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
+pub use index::{IdIndex, IndexOptions, IndexStats};
 pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use records::{OpenReport, RecordLog, RecordLogOptions, RecordReader, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES};

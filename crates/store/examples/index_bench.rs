@@ -1,0 +1,212 @@
+//! Measures the id index the way the ledger drives it: batches of 8,189 keys, every key looked
+//! up first (`get_many`, as the prefetch step does; all negative) and then inserted
+//! (`insert_batch`), on the real disk. Background flushes and merges run on their own threads;
+//! the times below are those of the calling thread.
+//!
+//! `cargo run --release -p croupier-store --example index_bench -- [--keys N] [--random]
+//! [--dir DIR] [--memtable-mib M]` (default 10M sequential keys 1, 2, 3, ... in a temporary
+//! directory under the current one).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use croupier_store::fs::OsFileSystem;
+use croupier_store::{IdIndex, IndexOptions};
+
+const BATCH_KEYS: usize = 8_189;
+const PROBE_KEYS: usize = 1 << 20;
+const POSITIVE_PROBES: usize = 100_000;
+
+struct Args {
+    keys: u64,
+    random: bool,
+    dir: PathBuf,
+    options: IndexOptions,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        keys: 10_000_000,
+        random: false,
+        dir: std::env::current_dir().expect("current directory"),
+        options: IndexOptions::default(),
+    };
+    let mut raw = std::env::args().skip(1);
+    while let Some(flag) = raw.next() {
+        let mut value = || raw.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--keys" => args.keys = value().replace('_', "").parse().expect("--keys N"),
+            "--random" => args.random = true,
+            "--sequential" => args.random = false,
+            "--dir" => args.dir = value().into(),
+            "--memtable-mib" => args.options.memtable_bytes_max = value().parse::<usize>().expect("MiB") << 20,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+/// SplitMix64: a reproducible stream of well-mixed keys.
+struct KeyStream(u64);
+
+impl KeyStream {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next_key(&mut self) -> u128 {
+        (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let dir = tempfile::tempdir_in(&args.dir).expect("temporary directory");
+    let (index, covered_through) = IdIndex::open(Arc::new(OsFileSystem), dir.path(), args.options.clone()).unwrap();
+    assert_eq!(covered_through, 0);
+    let mode = if args.random { "random" } else { "sequential" };
+    println!("{} {mode} keys, batches of {BATCH_KEYS}, {:?}", args.keys, args.options);
+
+    let mut stream = KeyStream(1);
+    let (mut keys, mut entries, mut found) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lookup_time, mut insert_time) = (Duration::ZERO, Duration::ZERO);
+    let mut batch_times = Vec::new();
+    let mut inserted = 0u64;
+    let started = Instant::now();
+    let mut next_report = args.keys / 10;
+    while inserted < args.keys {
+        let count = BATCH_KEYS.min((args.keys - inserted) as usize);
+        keys.clear();
+        keys.extend(
+            (0..count as u64).map(|i| if args.random { stream.next_key() } else { u128::from(inserted + i + 1) }),
+        );
+        entries.clear();
+        entries.extend(keys.iter().enumerate().map(|(i, &key)| (key, inserted + i as u64)));
+
+        let batch_started = Instant::now();
+        index.get_many(&keys, &mut found).unwrap();
+        let looked_up = Instant::now();
+        index.insert_batch(&entries, batch_times.len() as u64 + 1).unwrap();
+        let done = Instant::now();
+        assert!(found.iter().all(Option::is_none), "fresh keys are not in the index");
+        lookup_time += looked_up - batch_started;
+        insert_time += done - looked_up;
+        batch_times.push(done - batch_started);
+        inserted += count as u64;
+        if inserted >= next_report {
+            next_report += args.keys / 10;
+            report_progress(&index, inserted, started.elapsed());
+        }
+    }
+    let wall = started.elapsed();
+    summarize(&index, inserted, wall, lookup_time, insert_time, &mut batch_times);
+    probe_final(&index, args.random, inserted);
+    index.flush().unwrap();
+    index.shutdown().unwrap();
+}
+
+fn report_progress(index: &IdIndex, inserted: u64, elapsed: Duration) {
+    let stats = index.stats();
+    println!(
+        "  {inserted:>11} keys {:>7.1}s  runs {:?}  frozen {}  flushes {}  merges {}  stalls {}  rss {} MiB",
+        elapsed.as_secs_f64(),
+        stats.run_levels,
+        stats.frozen_memtables,
+        stats.flushes,
+        stats.merges,
+        stats.stalls,
+        rss_kib("VmRSS") >> 10
+    );
+}
+
+fn summarize(
+    index: &IdIndex,
+    inserted: u64,
+    wall: Duration,
+    lookup_time: Duration,
+    insert_time: Duration,
+    batch_times: &mut [Duration],
+) {
+    batch_times.sort();
+    let per_key = |time: Duration| time.as_nanos() as f64 / inserted as f64;
+    let stats = index.stats();
+    println!(
+        "inserted {inserted} keys in {:.1}s: {:.0} keys/s (lookup + insert, calling thread)",
+        wall.as_secs_f64(),
+        inserted as f64 / (lookup_time + insert_time).as_secs_f64()
+    );
+    println!(
+        "  negative lookup (get_many, during the run) {:.0} ns/key, insert {:.0} ns/key",
+        per_key(lookup_time),
+        per_key(insert_time)
+    );
+    println!(
+        "  batch time p50 {:?}  p99 {:?}  p100 {:?}",
+        batch_times[batch_times.len() / 2],
+        batch_times[batch_times.len() * 99 / 100],
+        batch_times[batch_times.len() - 1]
+    );
+    println!(
+        "  runs {:?}  flushes {}  merges {}  stalls {} ({:?})  disk {} MiB  written {} MiB ({:.1}x)",
+        stats.run_levels,
+        stats.flushes,
+        stats.merges,
+        stats.stalls,
+        stats.stall_time,
+        stats.disk_bytes >> 20,
+        stats.bytes_written >> 20,
+        stats.bytes_written as f64 / (inserted as f64 * 24.0)
+    );
+    println!(
+        "  memory_bytes {} MiB  rss {} MiB  peak rss {} MiB",
+        stats.memory_bytes >> 20,
+        rss_kib("VmRSS") >> 10,
+        rss_kib("VmHWM") >> 10
+    );
+}
+
+/// Lookups against the final index, after background work settles: fresh random keys (negative
+/// for both modes), in batches and one by one, and existing keys (positive, read from disk).
+fn probe_final(index: &IdIndex, random: bool, inserted: u64) {
+    index.wait_for_merges().unwrap();
+    let mut stream = KeyStream(0xFEED);
+    let fresh: Vec<u128> = (0..PROBE_KEYS).map(|_| stream.next_key() | 1 << 127).collect();
+    let mut found = Vec::new();
+    let started = Instant::now();
+    for batch in fresh.chunks(BATCH_KEYS) {
+        index.get_many(batch, &mut found).unwrap();
+        assert!(found.iter().all(Option::is_none));
+    }
+    let batched = started.elapsed().as_nanos() as f64 / PROBE_KEYS as f64;
+    let started = Instant::now();
+    assert!(fresh.iter().all(|&key| index.get(key).unwrap().is_none()));
+    let single = started.elapsed().as_nanos() as f64 / PROBE_KEYS as f64;
+    println!(
+        "  final index, runs {:?}: negative lookup {batched:.0} ns/key in batches, {single:.0} ns/key one by one",
+        index.stats().run_levels
+    );
+
+    let mut stream = KeyStream(1);
+    let existing: Vec<u128> = if random {
+        (0..POSITIVE_PROBES.min(inserted as usize)).map(|_| stream.next_key()).collect()
+    } else {
+        (0..POSITIVE_PROBES as u64)
+            .map(|i| u128::from(i * (inserted / POSITIVE_PROBES as u64).max(1) % inserted + 1))
+            .collect()
+    };
+    let started = Instant::now();
+    assert!(existing.iter().all(|&key| index.get(key).unwrap().is_some()));
+    let positive = started.elapsed().as_nanos() as f64 / existing.len() as f64;
+    println!("  positive lookup (mostly from a run on disk) {positive:.0} ns/key one by one");
+}
+
+fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|line| line.starts_with(field)).unwrap_or("");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,276 @@
+//! The flush thread and the merge thread. Each writes a new run (fdatasync, then a directory
+//! fsync so its name is durable), then, under the manifest lock, saves the manifest and swaps
+//! the in-memory version. Readers keep whatever version they hold; only the thread doing the
+//! I/O ever waits for the disk. Flushes have their own thread so that a long merge into a deep
+//! level never holds up the flush that `insert_batch` may be waiting for.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{Builder, JoinHandle};
+
+use super::manifest::{Manifest, RunRecord};
+use super::memtable::Memtable;
+use super::policy::{levels_are_ordered, pick_merge};
+use super::run::{Run, RunCursor, RunWriter};
+use super::{lock, write, LiveRun, Shared, Version};
+use crate::StoreError;
+
+/// A merge checks for shutdown after writing this many entries (a power of two).
+const STOP_CHECK_ENTRIES: u64 = 1 << 16;
+
+pub(super) fn spawn(name: &str, shared: &Arc<Shared>, body: fn(&Shared)) -> Result<JoinHandle<()>, StoreError> {
+    let thread_shared = Arc::clone(shared);
+    Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _guard = FailOnPanic(&thread_shared);
+            body(&thread_shared);
+        })
+        .map_err(StoreError::io("spawn thread for", &shared.dir))
+}
+
+/// Marks the index failed if a background thread panics, so nobody waits for it forever.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(&"a background thread of the id index panicked");
+        }
+    }
+}
+
+pub(super) fn flusher(shared: &Shared) {
+    while let Some(memtable) = next_frozen(shared) {
+        if let Err(error) = flush_memtable(shared, memtable) {
+            shared.fail(&error);
+            return;
+        }
+    }
+}
+
+/// The oldest frozen memtable, once there is one; `None` on shutdown or failure.
+fn next_frozen(shared: &Shared) -> Option<Arc<Memtable>> {
+    let mut control = lock(&shared.control);
+    while control.frozen_pending == 0 && !control.stop && shared.failure.get().is_none() {
+        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    if control.stop || shared.failure.get().is_some() {
+        return None;
+    }
+    drop(control);
+    let oldest = shared.version().frozen.first().cloned();
+    assert!(oldest.is_some(), "a pending flush has its frozen memtable in the version");
+    oldest
+}
+
+fn flush_memtable(shared: &Shared, memtable: Arc<Memtable>) -> Result<(), StoreError> {
+    // An empty memtable still carries a newer covered_through for the manifest.
+    let run = if memtable.is_empty() { None } else { Some(write_memtable(shared, &memtable)?) };
+    install_flush(shared, &memtable, run)?;
+    // Hand the allocation back to the inserter unless a reader still holds the memtable.
+    if let Ok(mut memtable) = Arc::try_unwrap(memtable) {
+        memtable.reset(0);
+        *lock(&shared.spare) = Some(memtable);
+    }
+    Ok(())
+}
+
+fn write_memtable(shared: &Shared, memtable: &Memtable) -> Result<Arc<Run>, StoreError> {
+    let id = allocate_run_id(shared);
+    let entries = memtable.sorted_entries();
+    let bits = shared.options.bloom_bits_per_key;
+    let mut writer = RunWriter::create(&shared.fs, &shared.dir, id, entries.len() as u64, bits)?;
+    if let Err(error) = entries.iter().try_for_each(|&(key, value)| writer.push(key, value)) {
+        writer.abandon();
+        return Err(error);
+    }
+    let run = writer.finish(memtable.covered_through)?;
+    sync_dir(shared)?;
+    shared.counters.bytes_written.fetch_add(run.file_bytes(), Ordering::Relaxed);
+    shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
+    Ok(Arc::new(run))
+}
+
+/// Manifest first, then the in-memory swap: the frozen memtable and its run are never both
+/// missing from what a reader sees.
+fn install_flush(shared: &Shared, memtable: &Arc<Memtable>, run: Option<Arc<Run>>) -> Result<(), StoreError> {
+    let mut manifest = lock(&shared.manifest);
+    let current = shared.version();
+    let mut runs = current.runs.clone();
+    if let Some(run) = run {
+        runs.insert(0, LiveRun { run, level: 0 });
+    }
+    assert!(memtable.covered_through >= manifest.covered_through, "flushes go oldest first");
+    save_manifest(shared, &mut manifest, memtable.covered_through, &runs)?;
+    {
+        let mut tables = write(&shared.tables);
+        assert!(Arc::ptr_eq(&tables.version.frozen[0], memtable), "flushes go oldest first");
+        assert!(same_runs(&tables.version.runs, &current.runs), "runs change only under the manifest lock");
+        let frozen = tables.version.frozen[1..].to_vec();
+        tables.version = Arc::new(Version { frozen, runs });
+    }
+    drop(manifest);
+    // Hold no run past the signal: a merge may retire them, and `flush` returns on it.
+    drop(current);
+    let mut control = lock(&shared.control);
+    control.frozen_pending -= 1;
+    control.flushed_count += 1;
+    control.merge_requested = true;
+    drop(control);
+    shared.changed.notify_all();
+    Ok(())
+}
+
+pub(super) fn merger(shared: &Shared) {
+    while wait_for_merge_request(shared) {
+        loop {
+            let version = shared.version();
+            let levels: Vec<(u8, u64)> = version.runs.iter().map(|live| (live.level, live.run.entries())).collect();
+            let ratio = u64::from(shared.options.level_size_ratio);
+            let level1_entries_max = shared.memtable_capacity as u64 * ratio;
+            let Some(plan) = pick_merge(&levels, level1_entries_max, ratio) else { break };
+            match merge(shared, &version.runs[..plan.inputs], plan.output_level) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    shared.fail(&error);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Marks the merger idle, waits for a request; `false` on shutdown or failure.
+fn wait_for_merge_request(shared: &Shared) -> bool {
+    let mut control = lock(&shared.control);
+    control.merger_busy = false;
+    shared.changed.notify_all();
+    while !control.merge_requested && !control.stop && shared.failure.get().is_none() {
+        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    if control.stop || shared.failure.get().is_some() {
+        return false;
+    }
+    control.merge_requested = false;
+    control.merger_busy = true;
+    true
+}
+
+/// Merges `inputs` (newest first, a contiguous stretch of the run list) into one run at
+/// `output_level`. `Ok(false)`: stopped by shutdown, nothing changed.
+fn merge(shared: &Shared, inputs: &[LiveRun], output_level: u8) -> Result<bool, StoreError> {
+    if let [single] = inputs {
+        // Nothing to merge with: move the run down by relabelling it.
+        let moved = LiveRun { run: Arc::clone(&single.run), level: output_level };
+        install_merge(shared, inputs, moved)?;
+        return Ok(true);
+    }
+    let id = allocate_run_id(shared);
+    let keys_max = inputs.iter().map(|live| live.run.entries()).sum();
+    let covered_through = inputs.iter().map(|live| live.run.covered_through()).max().expect("inputs");
+    let bits = shared.options.bloom_bits_per_key;
+    let mut writer = RunWriter::create(&shared.fs, &shared.dir, id, keys_max, bits)?;
+    match merge_entries(shared, inputs, &mut writer) {
+        Ok(true) => {}
+        outcome => {
+            writer.abandon();
+            return outcome;
+        }
+    }
+    let run = writer.finish(covered_through)?;
+    sync_dir(shared)?;
+    shared.counters.bytes_written.fetch_add(run.file_bytes(), Ordering::Relaxed);
+    install_merge(shared, inputs, LiveRun { run: Arc::new(run), level: output_level })?;
+    shared.counters.merges.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
+}
+
+/// A k-way merge of the inputs' entries into `writer`; on equal keys the newest input's value
+/// wins. `Ok(false)` when shutdown interrupted it.
+fn merge_entries(shared: &Shared, inputs: &[LiveRun], writer: &mut RunWriter) -> Result<bool, StoreError> {
+    let mut cursors = inputs.iter().map(|live| RunCursor::new(&live.run)).collect::<Result<Vec<_>, _>>()?;
+    loop {
+        let mut smallest: Option<(u128, u64)> = None;
+        for cursor in &cursors {
+            if let Some((key, value)) = cursor.peek() {
+                // Strictly less: on a tie the earlier (newer) input keeps its place.
+                if smallest.is_none_or(|(smallest_key, _)| key < smallest_key) {
+                    smallest = Some((key, value));
+                }
+            }
+        }
+        let Some((key, value)) = smallest else { return Ok(true) };
+        for cursor in &mut cursors {
+            if cursor.peek().is_some_and(|(cursor_key, _)| cursor_key == key) {
+                cursor.advance()?;
+            }
+        }
+        writer.push(key, value)?;
+        if writer.entries() & (STOP_CHECK_ENTRIES - 1) == 0 && lock(&shared.control).stop {
+            return Ok(false);
+        }
+    }
+}
+
+/// Replaces the inputs in the run list with `output`; runs flushed since the merge started
+/// stay in front of it. Input files are deleted when their last reader lets go.
+fn install_merge(shared: &Shared, inputs: &[LiveRun], output: LiveRun) -> Result<(), StoreError> {
+    let mut manifest = lock(&shared.manifest);
+    let current = shared.version();
+    let start = current.runs.iter().position(|live| Arc::ptr_eq(&live.run, &inputs[0].run));
+    let start = start.expect("merge inputs stay live until the merge installs");
+    assert!(same_runs(&current.runs[start..(start + inputs.len()).min(current.runs.len())], inputs));
+    assert!(current.runs[..start].iter().all(|live| live.level == 0), "only flushes add runs, in front");
+    let mut runs = current.runs[..start].to_vec();
+    runs.push(output.clone());
+    runs.extend_from_slice(&current.runs[start + inputs.len()..]);
+    assert!(levels_are_ordered(runs.iter().map(|live| live.level)));
+    let covered_through = manifest.covered_through;
+    save_manifest(shared, &mut manifest, covered_through, &runs)?;
+    {
+        let mut tables = write(&shared.tables);
+        assert!(same_runs(&tables.version.runs, &current.runs), "runs change only under the manifest lock");
+        let frozen = tables.version.frozen.clone();
+        tables.version = Arc::new(Version { frozen, runs });
+    }
+    drop(manifest);
+    for input in inputs.iter().filter(|input| !Arc::ptr_eq(&input.run, &output.run)) {
+        input.run.mark_obsolete();
+    }
+    Ok(())
+}
+
+fn same_runs(a: &[LiveRun], b: &[LiveRun]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(&a.run, &b.run) && a.level == b.level)
+}
+
+fn save_manifest(
+    shared: &Shared,
+    manifest: &mut Manifest,
+    covered_through: u64,
+    runs: &[LiveRun],
+) -> Result<(), StoreError> {
+    let next =
+        Manifest { covered_through, next_run_id: manifest.next_run_id, runs: runs.iter().map(run_record).collect() };
+    next.save(shared.fs.as_ref(), &shared.dir)?;
+    *manifest = next;
+    Ok(())
+}
+
+/// Ids are never reused: the manifest saves the next one.
+fn allocate_run_id(shared: &Shared) -> u64 {
+    let mut manifest = lock(&shared.manifest);
+    let id = manifest.next_run_id;
+    manifest.next_run_id += 1;
+    id
+}
+
+fn sync_dir(shared: &Shared) -> Result<(), StoreError> {
+    shared.fs.sync_dir(&shared.dir).map_err(StoreError::io("fsync directory", &shared.dir))
+}
+
+fn run_record(live: &LiveRun) -> RunRecord {
+    RunRecord { id: live.run.id, level: live.level, entries: live.run.entries(), file_bytes: live.run.file_bytes() }
+}
