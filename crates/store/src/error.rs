@@ -46,16 +46,17 @@ pub enum StoreError {
     AckBeyondDelivered { name: String, position: u64, delivered: u64 },
     #[error("snapshot at {index} has chain head {snapshot}, but the log's entry {index} hashes to {log}")]
     SnapshotConflict { index: u64, snapshot: String, log: String },
-<<<<<<< HEAD
     /// Another open `DataDirLock` holds the directory (another process, or this one).
     #[error("data directory {} is in use by another croupier process ({}); stop it first", dir.display(), HolderPid(*pid))]
     Locked { dir: PathBuf, pid: Option<u32> },
-=======
     /// A background flush or merge of the id index failed (or its thread panicked): nothing more
     /// is written. What the manifest names on disk is intact; reopen the index to recover.
     #[error("the id index stopped after a background failure ({reason}); reopen it to recover from disk")]
     IndexFailed { reason: String },
->>>>>>> index
+    /// A history record that is there but does not decode (damage the CRC did not catch, or a
+    /// record written by another version).
+    #[error("history {what} at position {position} does not decode: {reason}")]
+    Undecodable { what: &'static str, position: u64, reason: String },
 }
 
 impl StoreError {
