@@ -8,9 +8,11 @@ use croupier_store::audit::{self, AuditSummary};
 
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
-    /// Verify every log frame and the hash chain, check the log continues the latest snapshot,
-    /// replay the ledger and check its invariants. Run it while the node is stopped; it changes
-    /// nothing on disk. Exit 0 with a summary, 1 naming the first bad entry, file and offset.
+    /// Verify every log frame and the hash chain, check the log continues the checkpoint, check
+    /// the checkpoint against all history, replay the log and compare every history record the
+    /// node wrote with the replay. Refused while a node holds the directory; it never changes
+    /// the log or a checkpoint. Exit 0 with a summary, 1 naming the first bad entry, file and
+    /// offset.
     Verify {
         /// The node's data directory.
         #[arg(long, default_value = "./croupier-data")]
@@ -42,23 +44,33 @@ fn render_summary(data_dir: &std::path::Path, summary: &AuditSummary) -> String 
     out += &format!("  entries verified  {}{range}\n", summary.entries_verified);
     out += &format!("  entries replayed  {}\n", summary.entries_replayed);
     out += &format!("  chain head        {}\n", summary.chain_head_hex());
-    match &summary.snapshot {
-        Some(snapshot) => {
+    match &summary.checkpoint {
+        Some(checkpoint) => {
             out += &format!(
-                "  snapshot          entry {} (term {}), {}\n",
-                snapshot.last_index,
-                snapshot.last_term,
-                snapshot.file.display()
+                "  checkpoint        entry {} (term {}), {}\n",
+                checkpoint.last_index,
+                checkpoint.last_term,
+                checkpoint.file.display()
             );
-            let cross_check = if summary.genesis_replay_matches_snapshot {
-                "a replay from genesis matches the snapshot and the final state"
+            let cross_check = if summary.genesis_replay_matches_checkpoint {
+                "a replay from genesis produces the checkpoint byte for byte"
             } else {
                 "not possible: the log no longer starts at genesis"
             };
             out += &format!("  genesis check     {cross_check}\n");
+            if summary.history_transfers_checked > 0 {
+                out += &format!(
+                    "  history check     the checkpoint's balances agree with all {} transfers in history\n",
+                    summary.history_transfers_checked
+                );
+            }
         }
-        None => out += "  snapshot          none (replayed from genesis)\n",
+        None => out += "  checkpoint        none (replayed from genesis)\n",
     }
+    out += &format!(
+        "  history records   {} checked byte for byte against the replay\n",
+        summary.history_records_verified
+    );
     if let Some(torn) = &summary.torn_tail {
         out += &format!(
             "  torn tail         {} bytes at byte {} of {} (an interrupted write; the node cuts it off on start)\n",

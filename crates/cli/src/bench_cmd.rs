@@ -676,7 +676,9 @@ async fn run_http(args: &LedgerArgs, transfers: u64) -> anyhow::Result<Outcome> 
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     print_server_metrics(addr).await;
-    server.shutdown().await;
+    if let Err(error) = server.shutdown().await {
+        eprintln!("warning: the benchmark's node did not stop cleanly: {error}");
+    }
     Ok(Outcome {
         label: "requests",
         batches: transfers,

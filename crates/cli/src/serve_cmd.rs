@@ -23,6 +23,51 @@ pub struct ServeArgs {
     /// Log entries proposed and not yet durable at once.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().proposals_in_flight_max)]
     proposals_in_flight_max: usize,
+    /// Memory budget for everything that grows with history (id index memtables and filters,
+    /// the log entry cache), e.g. 1GiB, 512MiB, 268435456. Accounts and open pending transfers
+    /// are held in memory besides it.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    cache_size_max: u64,
+    /// Take a checkpoint after this many log bytes since the last one (e.g. 256MiB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    checkpoint_log_bytes: u64,
+    /// Keep committed events up to this size on disk (0: keep them all).
+    #[arg(long, default_value = "8GiB", value_parser = parse_bytes)]
+    event_retention_size: u64,
+    /// Keep committed events at most this many seconds (0: whatever their age).
+    #[arg(long, default_value_t = 0)]
+    event_retention_s: u64,
+    /// Refuse writes (503 storage_unavailable) while the data directory's disk has less free
+    /// space than this; writes resume by themselves once space returns.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    disk_reserve: u64,
+    /// Fault injection for drills and tests: read the free disk space from this file (a byte
+    /// count) instead of the file system.
+    #[arg(long, hide = true)]
+    fault_free_bytes_file: Option<PathBuf>,
+}
+
+/// Parses "1GiB", "512MiB", "64KiB", "1000" (bytes).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 1GiB, 512MiB or 1048576"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" | "K" => 10,
+        "MiB" | "M" => 20,
+        "GiB" | "G" => 30,
+        "TiB" | "T" => 40,
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB or TiB)")),
+    };
+    value
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -36,26 +81,62 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.proposals_in_flight_max > 0,
         "--proposals-in-flight-max must be at least 1"
     );
+    anyhow::ensure!(
+        args.cache_size_max >= 16 << 20,
+        "--cache-size-max must be at least 16MiB"
+    );
+    anyhow::ensure!(
+        args.checkpoint_log_bytes >= 1 << 20,
+        "--checkpoint-log-bytes must be at least 1MiB"
+    );
     let mut config = ServeConfig::new(&args.data_dir, listen);
     config.group_commit.queue_depth_max = args.queue_depth_max;
     config.group_commit.proposals_in_flight_max = args.proposals_in_flight_max;
+    let node = config.node.clone().with_cache_size_max(args.cache_size_max);
+    config.node = node;
+    config.node.checkpoint_log_bytes_since_last = args.checkpoint_log_bytes;
+    config.node.storage.event_retention_bytes_max = args.event_retention_size;
+    config.node.storage.event_retention_age_s_max = args.event_retention_s;
+    config.node.disk_reserve_bytes = args.disk_reserve;
+    if let Some(path) = args.fault_free_bytes_file.clone() {
+        config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("croupier")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let server = croupier_server::start(config).await.with_context(|| {
             format!("cannot serve from data dir {}", args.data_dir.display())
         })?;
         tracing::info!(addr = %server.local_addr(), data_dir = %args.data_dir.display(), "croupier is up");
-        wait_for_stop_signal().await?;
+        let failure = tokio::select! {
+            stop = wait_for_stop_signal() => { stop?; None }
+            reason = server.failed() => Some(reason),
+        };
+        if let Some(reason) = failure {
+            // A node whose storage or consensus failed must not linger answering 503: exit so a
+            // supervisor restarts it and it recovers from what is on disk.
+            anyhow::bail!("the node failed: {reason}");
+        }
         tracing::info!("stopping: draining requests, then the node");
-        server.shutdown().await;
+        server
+            .shutdown()
+            .await
+            .context("the node did not stop cleanly")?;
         tracing::info!("stopped");
         anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    });
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            // One line and exit 1: a node that cannot start or that failed is not a usage
+            // error (main's exit 2), and a supervisor must see it.
+            eprintln!("error: {error:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn init_tracing() {

@@ -3,7 +3,9 @@
 
 use croupier_core::codec::decode_record;
 use croupier_core::HistoryRecord;
-use croupier_store::{EventFeed, Subscription};
+use std::sync::Arc;
+
+use croupier_store::{ConsumerCursors, EventFeed, Subscription};
 
 use crate::view::ReadError;
 use crate::{Consensus, Node};
@@ -47,7 +49,7 @@ pub(crate) fn read_after(feed: &EventFeed, after: u64, limit: usize) -> Result<E
     Ok(EventPage {
         events,
         next,
-        missed: page.missed,
+        missed: page.missed_by_retention,
     })
 }
 
@@ -59,8 +61,14 @@ pub struct EventSubscription {
 }
 
 impl EventSubscription {
-    pub(crate) fn open(node: Node, feed: &EventFeed, name: &str) -> Result<Self, ReadError> {
-        let inner = Subscription::open(feed.clone(), name).map_err(|e| ReadError::Invalid(e.to_string()))?;
+    pub(crate) fn open(
+        node: Node,
+        feed: &EventFeed,
+        cursors: Arc<ConsumerCursors>,
+        name: &str,
+    ) -> Result<Self, ReadError> {
+        let inner = Subscription::open(feed.clone(), cursors, name)
+            .map_err(|e| ReadError::Invalid(e.to_string()))?;
         Ok(EventSubscription { node, inner })
     }
 
@@ -68,8 +76,9 @@ impl EventSubscription {
     pub async fn next_batch(&mut self, limit: usize) -> Result<Vec<CommittedEvent>, ReadError> {
         loop {
             let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
-            if !batch.is_empty() {
+            if !batch.events.is_empty() {
                 return batch
+                    .events
                     .into_iter()
                     .map(|event| {
                         let record = decode_record(&event.body).map_err(|e| {
@@ -86,7 +95,7 @@ impl EventSubscription {
             if self.node.is_stopped() {
                 return Ok(Vec::new());
             }
-            self.node.wait_for_event_after(self.inner.position()).await;
+            self.node.wait_for_event_after(self.inner.delivered()).await;
         }
     }
 
@@ -97,6 +106,11 @@ impl EventSubscription {
 
     /// The position the next batch starts after.
     pub fn position(&self) -> u64 {
-        self.inner.position()
+        self.inner.delivered()
+    }
+
+    /// The last acknowledged position, if any.
+    pub fn acked(&self) -> Option<u64> {
+        self.inner.acked()
     }
 }

@@ -23,11 +23,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use croupier_core::command::Proposal;
-use croupier_core::{Command, CommandResult, Ledger};
-use croupier_store::{CheckpointStore, DataDir, DataDirLock, LogOptions, LogStore, VoteFile};
+use croupier_core::{Command, CommandResult};
+use croupier_store::{ConsumerCursors, DataDirLock};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
-use tokio::sync::{watch, RwLock};
+use tokio::sync::watch;
 
 mod entry_cache;
 pub mod events;
@@ -43,7 +43,6 @@ mod ticker;
 mod types;
 mod view;
 
-use log_storage::LogStorage;
 use log_writer::WriterHandle;
 use state_machine::SharedState;
 use types::{ProposalData, Raft};
@@ -187,6 +186,7 @@ struct NodeInner {
     metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
     shared: Arc<SharedState>,
     events: croupier_store::EventFeed,
+    consumers: Arc<ConsumerCursors>,
     writer: WriterHandle,
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
     stopped: AtomicBool,
@@ -248,6 +248,7 @@ impl Node {
             state_machine,
             shared,
             events,
+            consumers,
         } = opened;
         let raft_config = raft_config(&config)?;
         let consensus = match ConsensusRuntime::spawn() {
@@ -287,6 +288,7 @@ impl Node {
                 raft,
                 shared,
                 events,
+                consumers,
                 writer,
                 threads: Mutex::new(Some((writer_thread, consensus))),
                 stopped: AtomicBool::new(false),
@@ -387,15 +389,16 @@ impl Node {
     /// A durable, named consumer of the committed event feed: it resumes after its last
     /// acknowledged position (see `EventSubscription`).
     pub fn subscribe(&self, name: &str) -> Result<EventSubscription, ReadError> {
-        EventSubscription::open(self.clone(), &self.inner.events, name)
+        EventSubscription::open(
+            self.clone(),
+            &self.inner.events,
+            Arc::clone(&self.inner.consumers),
+            name,
+        )
     }
 
     pub(crate) fn shared(&self) -> &Arc<SharedState> {
         &self.inner.shared
-    }
-
-    pub(crate) fn raft(&self) -> &Raft {
-        &self.inner.raft
     }
 
     pub(crate) fn is_stopped(&self) -> bool {

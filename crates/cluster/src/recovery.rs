@@ -11,7 +11,7 @@ use croupier_core::codec::decode_checkpoint;
 use croupier_core::Ledger;
 use croupier_store::fs::{FileSystem, OsFileSystem};
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
+    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
     HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, RecordLogOptions, VoteFile,
 };
 use tokio::sync::{watch, RwLock};
@@ -71,10 +71,11 @@ impl StorageOptions {
             transfers: log(self.history_segment_bytes_max),
             wallet: log(self.history_segment_bytes_max),
             events: EventLogOptions {
-                segment_bytes_max: self.events_segment_bytes_max,
-                retention_bytes_max: self.event_retention_bytes_max,
-                retention_age_ns_max: self.event_retention_age_s_max.saturating_mul(1_000_000_000),
-                ..EventLogOptions::default()
+                records: log(self.events_segment_bytes_max),
+                retention_bytes_max: (self.event_retention_bytes_max > 0)
+                    .then_some(self.event_retention_bytes_max),
+                retention_age_ns_max: (self.event_retention_age_s_max > 0)
+                    .then(|| self.event_retention_age_s_max.saturating_mul(1_000_000_000)),
             },
             transfer_index: index(1),
             resolution_index: index(8),
@@ -91,6 +92,7 @@ pub(crate) struct Opened {
     pub(crate) state_machine: LedgerStateMachine,
     pub(crate) shared: Arc<SharedState>,
     pub(crate) events: EventFeed,
+    pub(crate) consumers: Arc<ConsumerCursors>,
 }
 
 fn storage_error(error: impl std::fmt::Display) -> ClusterError {
@@ -147,7 +149,10 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         recovered,
     );
     let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
+    let consumers = ConsumerCursors::open(Arc::new(OsFileSystem), dirs.root().join("consumers"))
+        .map_err(storage_error)?;
     Ok(Opened {
+        consumers: Arc::new(consumers),
         lock,
         writer,
         writer_thread,

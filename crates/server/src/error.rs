@@ -147,6 +147,11 @@ impl ApiError {
                 "shutting_down",
                 "the node is shutting down",
             ),
+            ProposeError::StorageUnavailable(reason) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                reason.clone(),
+            ),
             ProposeError::Storage(detail) => {
                 tracing::error!(%detail, "storage failure while serving a request");
                 Self::new(

@@ -83,7 +83,7 @@ impl ServeConfig {
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("node failed to start: {0}")]
+    #[error("node failed to start")]
     Node(#[from] ClusterError),
     #[error("invalid configuration: {0}")]
     Config(&'static str),
@@ -101,12 +101,19 @@ impl RunningServer {
     }
 
     /// Stops accepting, lets in-flight requests finish, commits what is queued, then stops
-    /// the node.
-    pub async fn shutdown(self) {
+    /// the node. An error means the node did not stop cleanly (the caller exits non-zero).
+    pub async fn shutdown(self) -> Result<(), ClusterError> {
         self.serving.stop().await;
-        if let Err(error) = self.node.shutdown().await {
-            tracing::error!(%error, "node shutdown failed");
-        }
+        self.node.shutdown().await
+    }
+
+    /// Resolves with a one-line reason if the node fails for good (storage or consensus).
+    pub async fn failed(&self) -> String {
+        self.node.failed().await
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 }
 

@@ -253,7 +253,7 @@ fn event_stream<C: Consensus>(
                     return first_of_page(events, state, page.next);
                 }
                 Err(error) => {
-                    let event = Event::default().event("error").data(error.to_string());
+                    let event = Event::default().event("error").data(error.message.to_string());
                     return Some((Ok(event), (state, after, Vec::new().into_iter(), true)));
                 }
             }

@@ -96,8 +96,8 @@ impl<C: Consensus> AppState<C> {
         self.shared.body_size_max_bytes
     }
 
-    pub(crate) fn is_serving_writes(&self) -> bool {
-        self.shared.consensus.is_serving_writes()
+    pub(crate) fn health(&self) -> croupier_cluster::NodeHealth {
+        self.shared.consensus.health()
     }
 
     /// Queues `command` for the next log entry and waits for its result.

@@ -3,30 +3,43 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use croupier_cluster::Consensus;
+use croupier_cluster::{Consensus, NodeHealth};
 
 use super::AppState;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::wire::HealthOut;
 
-/// 200 once this node accepts writes, else 503.
+/// 200 while this node accepts writes; otherwise 503 naming the real cause.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
     responses(
         (status = 200, body = HealthOut),
-        (status = 503, description = "not_ready: the node does not accept writes yet", body = ErrorBody),
+        (status = 503, description = "not_ready (not leading yet, or replaying its log), disk_full (writes refused until space returns; reads are served), failed (storage or consensus failed; the process exits), shutting_down", body = ErrorBody),
     )
 )]
 pub async fn healthz<C: Consensus>(State(state): State<AppState<C>>) -> Response {
-    if state.is_serving_writes() {
-        json_response(StatusCode::OK, &HealthOut { status: "ok" })
-    } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+    let unavailable = |code, message: String| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).into_response()
+    };
+    match state.health() {
+        NodeHealth::Serving => json_response(StatusCode::OK, &HealthOut { status: "ok" }),
+        NodeHealth::NotReady => unavailable(
             "not_ready",
-            "the node does not accept writes yet",
-        )
-        .into_response()
+            "the node is not leading yet or is still replaying its log".into(),
+        ),
+        NodeHealth::DiskFull {
+            free_bytes,
+            reserve_bytes,
+        } => unavailable(
+            "disk_full",
+            format!(
+                "writes refused: {} MiB free on the data directory's disk, {} MiB reserved; reads are served and writes resume by themselves once space returns",
+                free_bytes >> 20,
+                reserve_bytes >> 20
+            ),
+        ),
+        NodeHealth::Failed(reason) => unavailable("failed", format!("the node failed: {reason}")),
+        NodeHealth::Stopped => unavailable("shutting_down", "the node is shutting down".into()),
     }
 }
 

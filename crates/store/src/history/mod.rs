@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::events::{EventFeed, EventLog, EventLogOptions};
 use crate::fs::FileSystem;
 use crate::index::{IdIndex, IndexOptions};
-use crate::records::{RecordLog, RecordLogOptions, RecordReader, RECORD_FRAME_OVERHEAD_BYTES};
+use crate::records::{RecordLog, RecordLogOptions, RECORD_FRAME_OVERHEAD_BYTES};
 use crate::StoreError;
 
 pub use keys::{hashed_key, KeyDomain};
@@ -136,7 +136,7 @@ impl OpenedHistory {
         if ends.transfers_end % TRANSFER_FRAME_BYTES != 0 {
             return Err(StoreError::corrupt(&dir.join("transfers"), ends.transfers_end, None, "checkpoint end is not on a transfer record boundary"));
         }
-        let (mut events, feed) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
+        let (mut events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
         events.truncate_after(ends.events_last)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
         let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
@@ -166,7 +166,7 @@ impl OpenedHistory {
         let (transfers, transfers_reader, _) = RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
         let (wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
-        let (events, feed) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
+        let (events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
         let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
         reader.catch_up_indexes(whole, wallet.end())?;
@@ -294,6 +294,6 @@ impl HistoryWriter {
 
     /// Deletes events older than the retention policy allows.
     pub fn enforce_event_retention(&mut self, now_ns: u64) -> Result<(), StoreError> {
-        self.events.enforce_retention(now_ns)
+        self.events.enforce_retention(now_ns).map(|_| ())
     }
 }

@@ -78,7 +78,7 @@ impl HistoryReader {
     }
 
     /// Memory the indexes hold (memtables, fences, filters).
-    pub fn index_memory_bytes(&self) -> usize {
+    pub fn index_memory_bytes(&self) -> u64 {
         self.indexes.transfers.memory_bytes() + self.indexes.resolutions.memory_bytes() + self.indexes.keys.memory_bytes()
     }
 
