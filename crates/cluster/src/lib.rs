@@ -133,6 +133,12 @@ pub struct NodeConfig {
     /// Writes are refused while the data directory's file system has less free space.
     pub disk_reserve_bytes: u64,
     pub free_space_probe: FreeSpaceProbe,
+    /// Every file the node touches goes through this (tests put a simulated file system here
+    /// to crash the node at any write or fsync).
+    pub file_system: Arc<dyn croupier_store::fs::FileSystem>,
+    /// Take the data directory's lock (one process per directory). Off only for simulated
+    /// file systems, which no other process can reach.
+    pub lock_data_dir: bool,
 }
 
 impl NodeConfig {
@@ -148,7 +154,17 @@ impl NodeConfig {
             storage: StorageOptions::default(),
             disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
             free_space_probe: FreeSpaceProbe::FileSystem,
+            file_system: Arc::new(croupier_store::fs::OsFileSystem),
+            lock_data_dir: true,
         }
+    }
+
+    /// Runs the node over `file_system` (a simulated one in crash tests), without the data
+    /// directory lock.
+    pub fn with_file_system(mut self, file_system: Arc<dyn croupier_store::fs::FileSystem>) -> Self {
+        self.file_system = file_system;
+        self.lock_data_dir = false;
+        self
     }
 
     /// Splits a memory budget for everything that grows with history (index memtables and
@@ -192,7 +208,7 @@ struct NodeInner {
     stopped: AtomicBool,
     disk: Arc<health::DiskGuard>,
     /// Held for the node's lifetime: one process per data directory.
-    _lock: DataDirLock,
+    _lock: Option<DataDirLock>,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their

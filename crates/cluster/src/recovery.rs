@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use croupier_core::codec::decode_checkpoint;
 use croupier_core::Ledger;
-use croupier_store::fs::{FileSystem, OsFileSystem};
+use croupier_store::fs::FileSystem;
 use croupier_store::{
     CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
     HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, RecordLogOptions, VoteFile,
@@ -85,7 +85,7 @@ impl StorageOptions {
 }
 
 pub(crate) struct Opened {
-    pub(crate) lock: DataDirLock,
+    pub(crate) lock: Option<DataDirLock>,
     pub(crate) writer: WriterHandle,
     pub(crate) writer_thread: JoinHandle<()>,
     pub(crate) log_storage: LogStorage,
@@ -100,14 +100,17 @@ fn storage_error(error: impl std::fmt::Display) -> ClusterError {
 }
 
 pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+    let fs: Arc<dyn FileSystem> = Arc::clone(&config.file_system);
+    fs.create_dir_all(&config.data_dir).map_err(|e| {
         ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let lock = DataDirLock::acquire(&config.data_dir).map_err(|e| ClusterError::Locked(e.to_string()))?;
-    let fs: Arc<dyn FileSystem> = Arc::new(OsFileSystem);
+    let lock = match config.lock_data_dir {
+        true => Some(DataDirLock::acquire(&config.data_dir).map_err(|e| ClusterError::Locked(e.to_string()))?),
+        false => None,
+    };
     let dirs = DataDir::new(&config.data_dir);
-    let log_store = open_log(config, &dirs)?;
-    let vote_file = VoteFile::open(dirs.vote_path()).map_err(storage_error)?;
+    let log_store = open_log(config, &dirs, &fs)?;
+    let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
     let checkpoints = CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
     let current = checkpoints.current().map_err(storage_error)?;
     if let Some(manifest) = &current {
@@ -149,7 +152,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         recovered,
     );
     let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
-    let consumers = ConsumerCursors::open(Arc::new(OsFileSystem), dirs.root().join("consumers"))
+    let consumers = ConsumerCursors::open(Arc::clone(&config.file_system), dirs.root().join("consumers"))
         .map_err(storage_error)?;
     Ok(Opened {
         consumers: Arc::new(consumers),
@@ -163,11 +166,11 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     })
 }
 
-fn open_log(config: &NodeConfig, dirs: &DataDir) -> Result<LogStore, ClusterError> {
+fn open_log(config: &NodeConfig, dirs: &DataDir, fs: &Arc<dyn FileSystem>) -> Result<LogStore, ClusterError> {
     let log_options = LogOptions {
         segment_size_max_bytes: config.log_segment_size_max_bytes,
     };
-    let (log_store, recovery) = LogStore::open(dirs.log_dir(), log_options).map_err(storage_error)?;
+    let (log_store, recovery) = LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
             "cut a torn write off the end of the log");

@@ -68,9 +68,31 @@ pub struct EventOut {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum EventBody {
-    Account(AccountOut),
-    Transfer(TransferOut),
+    Account(AccountEventOut),
+    Transfer(TransferEventOut),
     Wallet(WalletEventOut),
+}
+
+/// An account as created (its timestamp is the event's).
+#[derive(Debug, Serialize)]
+pub struct AccountEventOut {
+    pub id: IdOut,
+    pub ledger: LedgerOut,
+    pub kind: &'static str,
+    pub flags: Vec<&'static str>,
+}
+
+/// A transfer (its timestamp is the event's).
+#[derive(Debug, Serialize)]
+pub struct TransferEventOut {
+    pub id: IdOut,
+    pub debit_account_id: IdOut,
+    pub credit_account_id: IdOut,
+    pub amount: u64,
+    pub ledger: LedgerOut,
+    pub flags: Vec<&'static str>,
+    pub pending_id: Option<IdOut>,
+    pub timeout_s: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +116,7 @@ pub struct WalletEventOut {
 impl From<&CommittedEvent> for EventOut {
     fn from(event: &CommittedEvent) -> Self {
         let body = match &event.record {
-            HistoryRecord::AccountCreated(account) => EventBody::Account(AccountOut::from(account)),
+            HistoryRecord::AccountCreated(account) => EventBody::Account(account_out(account)),
             HistoryRecord::Transfer(stored) => EventBody::Transfer(transfer_out(stored)),
             HistoryRecord::Wallet(record) => EventBody::Wallet(wallet_out(record)),
         };
@@ -107,8 +129,28 @@ impl From<&CommittedEvent> for EventOut {
     }
 }
 
-fn transfer_out(stored: &StoredTransfer) -> TransferOut {
-    TransferOut::from(&stored.transfer)
+fn account_out(account: &croupier_core::Account) -> AccountEventOut {
+    let out = AccountOut::from(account);
+    AccountEventOut {
+        id: out.id,
+        ledger: out.ledger,
+        kind: out.kind,
+        flags: out.flags,
+    }
+}
+
+fn transfer_out(stored: &StoredTransfer) -> TransferEventOut {
+    let out = TransferOut::from(&stored.transfer);
+    TransferEventOut {
+        id: out.id,
+        debit_account_id: out.debit_account_id,
+        credit_account_id: out.credit_account_id,
+        amount: out.amount,
+        ledger: out.ledger,
+        flags: out.flags,
+        pending_id: out.pending_id,
+        timeout_s: out.timeout_s,
+    }
 }
 
 fn wallet_out(record: &WalletRecord) -> WalletEventOut {
