@@ -12,7 +12,7 @@ use croupier_core::Ledger;
 use croupier_store::fs::FileSystem;
 use croupier_store::{
     CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
-    HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, RecordLogOptions, VoteFile,
+    HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, VoteFile,
 };
 use tokio::sync::{watch, RwLock};
 
@@ -63,10 +63,7 @@ impl StorageOptions {
             memtable_bytes_max: (self.index_memtable_bytes_max / share).max(1 << 20),
             ..IndexOptions::default()
         };
-        let log = |segment_bytes_max| RecordLogOptions {
-            segment_bytes_max,
-            ..RecordLogOptions::default()
-        };
+        let log = croupier_store::history::derived_log_options;
         HistoryOptions {
             transfers: log(self.history_segment_bytes_max),
             wallet: log(self.history_segment_bytes_max),
@@ -121,6 +118,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         transfers_end: m.transfers_end,
         wallet_end: m.wallet_end,
         events_last: m.events_last,
+        events_end: m.events_end,
         history_hash: m.history_hash,
     });
     let history = OpenedHistory::open(

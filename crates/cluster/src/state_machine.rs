@@ -18,7 +18,8 @@ use croupier_core::codec::encode_checkpoint;
 use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
 use croupier_core::{CommandResult, FrozenLedger, Ledger};
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, HistoryEnds, HistoryReader, HistoryWriter, StoreError,
+    CheckpointManifest, CheckpointStore, HistoryEnds, HistoryReader, HistorySync, HistoryWriter,
+    StoreError,
 };
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
@@ -170,11 +171,13 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // Called between two applies: the freeze and the ends describe `last_applied` exactly.
-        let synced = self.writer.sync().map_err(|e| e.to_string());
+        // Both are O(pages) and the fsyncs run later on the builder's task, so the next entry
+        // does not wait for the disk.
+        let sync = self.writer.sync_handle().map_err(|e| e.to_string());
         let frozen = self.shared.ledger.read().await.freeze();
         CheckpointBuilder {
             frozen: Some(frozen),
-            synced,
+            sync: Some(sync),
             ends: self.writer.ends(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
@@ -229,7 +232,7 @@ fn snapshot_of(manifest: &CheckpointManifest, membership: StoredMembership) -> S
 
 pub(crate) struct CheckpointBuilder {
     frozen: Option<FrozenLedger>,
-    synced: Result<(), String>,
+    sync: Option<Result<HistorySync, String>>,
     ends: HistoryEnds,
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -243,7 +246,11 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
         let failed = |reason: String| -> StorageError {
             StorageIOError::write_snapshot(None, AnyError::error(reason)).into()
         };
-        self.synced.clone().map_err(failed)?;
+        let sync = self
+            .sync
+            .take()
+            .ok_or_else(|| failed("checkpoint builder used twice".into()))?
+            .map_err(failed)?;
         let frozen = self
             .frozen
             .take()
@@ -262,6 +269,7 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             transfers_end: self.ends.transfers_end,
             wallet_end: self.ends.wallet_end,
             events_last: self.ends.events_last,
+            events_end: self.ends.events_end,
             history_hash: self.ends.history_hash,
             membership: encode_stored_membership(&self.membership),
             snapshot_id: format!("{last_term}-{last_index}-{}", unix_nanos()),
@@ -271,6 +279,8 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
         };
         let checkpoints = Arc::clone(&self.checkpoints);
         let manifest = tokio::task::spawn_blocking(move || {
+            // History first: the manifest may name only durable history.
+            sync.run()?;
             let mut hot = checkpoints.begin(last_index)?;
             encode_checkpoint(&frozen, &mut hot).map_err(|e| StoreError::Io {
                 op: "write checkpoint",

@@ -35,6 +35,9 @@ pub trait StorageFile: Send + Sync + Debug {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn sync_data(&mut self) -> io::Result<()>;
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Another handle to the same file, so another thread can fsync it while this one keeps
+    /// appending (appends must still come from one handle only).
+    fn try_clone(&self) -> io::Result<Box<dyn StorageFile>>;
 }
 
 /// Reads the whole file.
@@ -134,5 +137,9 @@ impl StorageFile for OsFile {
         self.file.set_len(len)?;
         self.end = len;
         Ok(())
+    }
+
+    fn try_clone(&self) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(OsFile { file: self.file.try_clone()?, end: self.end }))
     }
 }

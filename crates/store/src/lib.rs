@@ -61,11 +61,13 @@ pub use events::{
     ConsumerCursors, Event, EventFeed, EventLog, EventLogOptions, EventOpenReport, EventPage, RetentionReport,
     Subscription,
 };
-pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistoryWriter, OpenedHistory};
+pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistorySync, HistoryWriter, OpenedHistory};
 pub use index::{IdIndex, IndexOptions, IndexStats};
 pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
-pub use records::{OpenReport, RecordLog, RecordLogOptions, RecordReader, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES};
+pub use records::{
+    OpenReport, RecordLog, RecordLogOptions, RecordReader, RecordSync, SegmentInfo, RECORD_FRAME_OVERHEAD_BYTES,
+};
 pub use vote::VoteFile;
 
 /// SHA-256 chain hash of a log record. The hash "before" the first entry ever written is

@@ -296,6 +296,10 @@ impl StorageFile for SimFile {
             Ok(())
         })
     }
+
+    fn try_clone(&self) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(SimFile { state: Arc::clone(&self.state), inode: self.inode }))
+    }
 }
 
 /// A tiny deterministic generator: crash outcomes must be reproducible from a seed.

@@ -144,11 +144,19 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
     let (log, recovery) = LogStore::open_read_only(fs.clone(), layout.log_dir())?;
     let span = LogSpan::of(&log);
     check_continuity(&log, &span, manifest.as_ref(), checkpoints.dir())?;
+    let ends = manifest.as_ref().map(|m| crate::history::HistoryEnds {
+        transfers_end: m.transfers_end,
+        wallet_end: m.wallet_end,
+        events_last: m.events_last,
+        events_end: m.events_end,
+        history_hash: m.history_hash,
+    });
     let history = OpenedHistory::open_for_audit(
         fs,
         &layout.root().join("history"),
         &layout.root().join("events"),
         &HistoryOptions::default(),
+        ends,
     )?;
     let mut summary = AuditSummary {
         entries_verified: span.map_or(0, |s| s.last - s.first + 1),

@@ -119,7 +119,39 @@ impl EventLog {
         dir: impl AsRef<Path>,
         options: EventLogOptions,
     ) -> Result<(EventLog, EventFeed, EventOpenReport), StoreError> {
-        let (records, reader, records_report) = RecordLog::open(fs, dir, options.records.clone())?;
+        let opened = RecordLog::open(fs, dir, options.records.clone())?;
+        Self::from_records(opened, options)
+    }
+
+    /// Opens an event log whose bytes up to `durable_floor` (a `byte_end` a sync made durable)
+    /// must be there, and whose later events the caller rebuilds (see `RecordLog::open_above`).
+    pub fn open_above(
+        fs: Arc<dyn FileSystem>,
+        dir: impl AsRef<Path>,
+        options: EventLogOptions,
+        durable_floor: u64,
+    ) -> Result<(EventLog, EventFeed, EventOpenReport), StoreError> {
+        let opened = RecordLog::open_above(fs, dir, options.records.clone(), durable_floor)?;
+        Self::from_records(opened, options)
+    }
+
+    /// Where the underlying record log ends (bytes): the floor to reopen above.
+    pub fn byte_end(&self) -> u64 {
+        self.records.end()
+    }
+
+    /// Flushes, publishes, and hands over what a sync must fsync (see `RecordLog::sync_handle`).
+    pub fn sync_handle(&mut self) -> Result<crate::records::RecordSync, StoreError> {
+        let handle = self.records.sync_handle()?;
+        self.publish();
+        Ok(handle)
+    }
+
+    fn from_records(
+        opened: (RecordLog, RecordReader, crate::records::OpenReport),
+        options: EventLogOptions,
+    ) -> Result<(EventLog, EventFeed, EventOpenReport), StoreError> {
+        let (records, reader, records_report) = opened;
         let shared = Arc::new(FeedShared::default());
         let mut log = EventLog {
             records,

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::events::{EventFeed, EventLog, EventLogOptions};
 use crate::fs::FileSystem;
 use crate::index::{IdIndex, IndexOptions};
-use crate::records::{RecordLog, RecordLogOptions, RECORD_FRAME_OVERHEAD_BYTES};
+use crate::records::{RecordLog, RecordLogOptions, RecordSync, RECORD_FRAME_OVERHEAD_BYTES};
 use crate::StoreError;
 
 pub use keys::{hashed_key, KeyDomain};
@@ -50,6 +50,8 @@ pub struct HistoryEnds {
     pub wallet_end: u64,
     /// Last event position (0: no event yet).
     pub events_last: u64,
+    /// Where the event log's bytes ended (its durable floor).
+    pub events_end: u64,
     /// Running hash of every record appended (see `HistoryWriter::persist`).
     pub history_hash: [u8; 32],
 }
@@ -64,12 +66,19 @@ pub struct HistoryOptions {
     pub key_index: IndexOptions,
 }
 
+/// History and events can be rebuilt by replay above a checkpoint, so their segments are not
+/// fsynced when they roll (see `RecordLogOptions::sync_on_seal`): checkpoints sync them.
+pub fn derived_log_options(segment_bytes_max: u64) -> RecordLogOptions {
+    RecordLogOptions { segment_bytes_max, sync_on_seal: false, ..RecordLogOptions::default() }
+}
+
 impl Default for HistoryOptions {
     fn default() -> Self {
+        let segment_bytes_max = RecordLogOptions::default().segment_bytes_max;
         HistoryOptions {
-            transfers: RecordLogOptions::default(),
-            wallet: RecordLogOptions::default(),
-            events: EventLogOptions::default(),
+            transfers: derived_log_options(segment_bytes_max),
+            wallet: derived_log_options(segment_bytes_max),
+            events: EventLogOptions { records: derived_log_options(segment_bytes_max), ..EventLogOptions::default() },
             transfer_index: IndexOptions::default(),
             resolution_index: IndexOptions::default(),
             key_index: IndexOptions::default(),
@@ -109,6 +118,21 @@ struct Scratch {
     hash_input: Vec<u8>,
 }
 
+/// A sync of all three history logs taken off the writer (see `HistoryWriter::sync_handle`).
+#[derive(Debug)]
+pub struct HistorySync {
+    logs: [RecordSync; 3],
+}
+
+impl HistorySync {
+    pub fn run(self) -> Result<(), StoreError> {
+        for log in self.logs {
+            log.run()?;
+        }
+        Ok(())
+    }
+}
+
 /// An opened history: its writer, a reader, and the event feed.
 pub struct OpenedHistory {
     pub writer: HistoryWriter,
@@ -129,14 +153,15 @@ impl OpenedHistory {
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
         let (mut transfers, transfers_reader, _) =
-            RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
-        let (mut wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
+            RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
+        let (mut wallet, wallet_reader, _) =
+            RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
         if ends.transfers_end % TRANSFER_FRAME_BYTES != 0 {
             return Err(StoreError::corrupt(&dir.join("transfers"), ends.transfers_end, None, "checkpoint end is not on a transfer record boundary"));
         }
-        let (mut events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
+        let (mut events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         events.truncate_after(ends.events_last)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
         let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
@@ -162,11 +187,15 @@ impl OpenedHistory {
         dir: &Path,
         events_dir: &Path,
         options: &HistoryOptions,
+        ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
-        let (transfers, transfers_reader, _) = RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
-        let (wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
+        let ends = ends.unwrap_or_default();
+        let (transfers, transfers_reader, _) =
+            RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
+        let (wallet, wallet_reader, _) =
+            RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
-        let (events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
+        let (events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
         let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
         reader.catch_up_indexes(whole, wallet.end())?;
@@ -280,6 +309,7 @@ impl HistoryWriter {
             transfers_end: self.transfers.end(),
             wallet_end: self.wallet.end(),
             events_last: self.events_last,
+            events_end: self.events.byte_end(),
             history_hash: self.history_hash,
         }
     }
@@ -290,6 +320,14 @@ impl HistoryWriter {
         self.wallet.sync()?;
         self.events.sync()?;
         Ok(())
+    }
+
+    /// What a checkpoint must fsync, to run on another thread while entries keep applying:
+    /// everything appended so far (`ends()` now) is durable once `HistorySync::run` returns.
+    pub fn sync_handle(&mut self) -> Result<HistorySync, StoreError> {
+        Ok(HistorySync {
+            logs: [self.transfers.sync_handle()?, self.wallet.sync_handle()?, self.events.sync_handle()?],
+        })
     }
 
     /// Deletes events older than the retention policy allows.

@@ -39,12 +39,48 @@ pub struct RecordLogOptions {
     /// Appended frames are buffered in memory up to this many bytes; `append` flushes (one
     /// `write`) when the next frame would not fit.
     pub buffer_bytes_max: usize,
+    /// Fsync a segment before the next one is created (so only the last segment can hold a
+    /// torn write). A log whose content can be rebuilt above a durable floor (history and
+    /// events: replay regenerates them from the Raft log) turns this off, opens with
+    /// `open_above`, and syncs off the writer thread with `sync_handle` at checkpoints: then a
+    /// segment roll never waits for the disk.
+    pub sync_on_seal: bool,
 }
 
 impl Default for RecordLogOptions {
     fn default() -> Self {
         // 2 MiB holds a whole ledger batch of 8,189 transfers (136 bytes framed) in one write.
-        RecordLogOptions { segment_bytes_max: 64 << 20, buffer_bytes_max: 2 << 20 }
+        RecordLogOptions { segment_bytes_max: 64 << 20, buffer_bytes_max: 2 << 20, sync_on_seal: true }
+    }
+}
+
+/// A sync taken off the writer: everything appended before `RecordLog::sync_handle` becomes
+/// durable when `run` returns. Run it on any thread.
+pub struct RecordSync {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    files: Vec<(PathBuf, Box<dyn StorageFile>)>,
+    sync_dir: bool,
+    end: u64,
+}
+
+impl std::fmt::Debug for RecordSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSync").field("dir", &self.dir).field("files", &self.files.len()).field("end", &self.end).finish()
+    }
+}
+
+impl RecordSync {
+    /// Fsyncs every segment written since the last sync, then the directory; returns the end
+    /// that is now durable.
+    pub fn run(self) -> Result<u64, StoreError> {
+        for (path, mut file) in self.files {
+            file.sync_data().map_err(StoreError::io("fsync", &path))?;
+        }
+        if self.sync_dir {
+            self.fs.sync_dir(&self.dir).map_err(StoreError::io("fsync directory", &self.dir))?;
+        }
+        Ok(self.end)
     }
 }
 
@@ -96,6 +132,8 @@ pub struct RecordLog {
     durable_end: u64,
     unsynced_data: bool,
     unsynced_dir: bool,
+    /// Sealed segments not yet fsynced (only without `sync_on_seal`).
+    unsynced_sealed: Vec<(PathBuf, Box<dyn StorageFile>)>,
     poisoned: bool,
 }
 
@@ -109,10 +147,33 @@ impl RecordLog {
         dir: impl AsRef<Path>,
         options: RecordLogOptions,
     ) -> Result<(RecordLog, RecordReader, OpenReport), StoreError> {
+        Self::open_inner(fs, dir.as_ref(), options, None)
+    }
+
+    /// Opens a log whose records up to `durable_floor` were made durable (by a sync) and whose
+    /// records after it can be rebuilt by the caller: sealed segments wholly below the floor
+    /// are checked as `open` does; from the floor on, the first bad frame, bad header or gap
+    /// anywhere is where the log ends (everything after it is deleted and reported as a torn
+    /// tail). Damage below the floor is `Corrupt`.
+    pub fn open_above(
+        fs: Arc<dyn FileSystem>,
+        dir: impl AsRef<Path>,
+        options: RecordLogOptions,
+        durable_floor: u64,
+    ) -> Result<(RecordLog, RecordReader, OpenReport), StoreError> {
+        Self::open_inner(fs, dir.as_ref(), options, Some(durable_floor))
+    }
+
+    fn open_inner(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        options: RecordLogOptions,
+        durable_floor: Option<u64>,
+    ) -> Result<(RecordLog, RecordReader, OpenReport), StoreError> {
         assert!(options.segment_bytes_max > 0, "segment_bytes_max must be positive");
         assert!(options.buffer_bytes_max > 0, "buffer_bytes_max must be positive");
-        let dir = dir.as_ref().to_path_buf();
-        let recovered = open::recover(fs.as_ref(), &dir)?;
+        let dir = dir.to_path_buf();
+        let recovered = open::recover(fs.as_ref(), &dir, durable_floor)?;
         let view = View { segments: recovered.segments.clone().into(), end: recovered.end };
         let shared = Arc::new(Shared::new(Arc::clone(&fs), view));
         let log = RecordLog {
@@ -128,6 +189,7 @@ impl RecordLog {
             durable_end: recovered.end,
             unsynced_data: false,
             unsynced_dir: false,
+            unsynced_sealed: Vec::new(),
             poisoned: false,
         };
         Ok((log, RecordReader::new(shared), recovered.report))
@@ -234,6 +296,16 @@ impl RecordLog {
     /// durable newer one.
     fn seal_active(&mut self) -> Result<(), StoreError> {
         assert!(self.buffer.is_empty());
+        if !self.options.sync_on_seal {
+            // Durable at the next sync; until then recovery may cut here (see `open_above`).
+            let file = self.active.take().expect("an active segment exists");
+            if self.unsynced_data {
+                let path = self.segments.last().expect("an active segment exists").path.clone();
+                self.unsynced_sealed.push((path, file));
+                self.unsynced_data = false;
+            }
+            return Ok(());
+        }
         let active = self.active.as_mut().expect("an active segment exists");
         let path = &self.segments.last().expect("an active segment exists").path;
         active.sync_data().map_err(StoreError::io("fsync", path))?;
@@ -298,6 +370,9 @@ impl RecordLog {
 
     fn sync_inner(&mut self) -> Result<u64, StoreError> {
         self.flush_buffer()?;
+        for (path, mut file) in std::mem::take(&mut self.unsynced_sealed) {
+            file.sync_data().map_err(StoreError::io("fsync", &path))?;
+        }
         if self.unsynced_data {
             let active = self.active.as_mut().expect("written bytes belong to the active segment");
             let path = &self.segments.last().expect("an active segment exists").path;
@@ -307,6 +382,28 @@ impl RecordLog {
         self.sync_dir_if_needed()?;
         self.durable_end = self.end;
         Ok(self.durable_end)
+    }
+
+    /// Writes out the buffer and hands over what a sync must fsync, so another thread can make
+    /// everything appended so far durable (`RecordSync::run`) while this one keeps appending.
+    pub fn sync_handle(&mut self) -> Result<RecordSync, StoreError> {
+        self.check_writable()?;
+        let result = self.take_sync_handle();
+        self.poison_on_error(result)
+    }
+
+    fn take_sync_handle(&mut self) -> Result<RecordSync, StoreError> {
+        self.flush_buffer()?;
+        let mut files = std::mem::take(&mut self.unsynced_sealed);
+        if self.unsynced_data {
+            let path = self.segments.last().expect("an active segment exists").path.clone();
+            let active = self.active.as_ref().expect("written bytes belong to the active segment");
+            files.push((path.clone(), active.try_clone().map_err(StoreError::io("duplicate handle", &path))?));
+            self.unsynced_data = false;
+        }
+        let sync_dir = std::mem::take(&mut self.unsynced_dir);
+        self.durable_end = self.end;
+        Ok(RecordSync { fs: Arc::clone(&self.fs), dir: self.dir.clone(), files, sync_dir, end: self.end })
     }
 
     fn sync_dir_if_needed(&mut self) -> Result<(), StoreError> {

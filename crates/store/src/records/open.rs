@@ -23,12 +23,15 @@ pub(crate) struct Recovered {
     pub(crate) report: OpenReport,
 }
 
-pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path) -> Result<Recovered, StoreError> {
+pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, durable_floor: Option<u64>) -> Result<Recovered, StoreError> {
     fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
     let names = fs.list_files(dir).map_err(StoreError::io("list", dir))?;
     let mut found: Vec<(u64, PathBuf)> =
         names.iter().filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name)))).collect();
     found.sort();
+    if let Some(floor) = durable_floor {
+        return recover_above(fs, dir, &found, floor);
+    }
 
     let mut report = OpenReport::default();
     let mut segments = Vec::with_capacity(found.len());
@@ -182,4 +185,117 @@ fn make_found_state_durable(
         file.sync_data().map_err(StoreError::io("fsync", path))?;
     }
     fs.sync_dir(dir).map_err(StoreError::io("fsync directory", dir))
+}
+
+/// Recovery of a log whose records past `floor` may be rebuilt: strict below the floor, and
+/// from the floor on the log ends at the first thing that is not a whole, valid record.
+fn recover_above(fs: &dyn FileSystem, dir: &Path, found: &[(u64, PathBuf)], floor: u64) -> Result<Recovered, StoreError> {
+    let mut report = OpenReport::default();
+    let mut segments = Vec::with_capacity(found.len());
+    let mut scanned_from = found.len();
+    for (at, pair) in found.windows(2).enumerate() {
+        let ((first_position, path), (next_position, _)) = (&pair[0], &pair[1]);
+        if *next_position > floor {
+            scanned_from = at;
+            break;
+        }
+        segments.push(Arc::new(check_sealed(fs, path, *first_position, *next_position)?));
+    }
+    scanned_from = scanned_from.min(found.len().saturating_sub(1));
+    let mut end = segments.last().map_or(found.first().map_or(0, |(first, _)| *first), |_| found[scanned_from].0);
+    let mut active: Option<(Box<dyn StorageFile>, PathBuf)> = None;
+    for (index, (first_position, path)) in found.iter().enumerate().skip(scanned_from) {
+        let next = found.get(index + 1).map(|(next, _)| *next);
+        let tolerant = scan_tolerant(fs, path, *first_position, next, &mut report)?;
+        match tolerant {
+            Some((segment, file, segment_end)) => {
+                segments.push(Arc::new(segment));
+                active = Some((file, path.clone()));
+                end = segment_end;
+                if next == Some(segment_end) {
+                    continue;
+                }
+            }
+            None => {
+                fs.remove_file(path).map_err(StoreError::io("remove", path))?;
+                report.removed_files.push(path.clone());
+                end = *first_position;
+            }
+        }
+        remove_after(fs, &found[index + 1..], &mut report)?;
+        break;
+    }
+    if end < floor {
+        let at = active.as_ref().map_or_else(|| dir.to_path_buf(), |(_, path)| path.clone());
+        let reason = format!("the log ends at position {end}, before {floor}, which was made durable");
+        return Err(StoreError::corrupt(&at, end, None, reason));
+    }
+    let mut active_file = match active {
+        Some((file, _)) => Some(file),
+        None => match segments.last() {
+            Some(last) => Some(fs.open(&last.path).map_err(StoreError::io("open", &last.path))?),
+            None => None,
+        },
+    };
+    make_found_state_durable(fs, dir, active_file.as_mut(), segments.last().map(|s| s.path.as_path()))?;
+    report.start = segments.first().map_or(end, |segment| segment.first_position);
+    report.end = end;
+    report.segments = segments.len();
+    Ok(Recovered { segments, active: active_file, end, report })
+}
+
+/// The valid prefix of one segment, cut (and reported) at the first bad frame. `None` when its
+/// header is not whole.
+fn scan_tolerant(
+    fs: &dyn FileSystem,
+    path: &Path,
+    first_position: u64,
+    next: Option<u64>,
+    report: &mut OpenReport,
+) -> Result<Option<LastSegment>, StoreError> {
+    let mut file = fs.open(path).map_err(StoreError::io("open", path))?;
+    let bytes = read_all(file.as_ref()).map_err(StoreError::io("read", path))?;
+    let header = match decode_segment_header(&bytes) {
+        Ok(header) if header.first_position == first_position => header,
+        _ => {
+            let reason = "segment header is not whole (written after the last sync)".to_string();
+            report.torn_tail = Some(TornTail { file: path.to_path_buf(), offset: 0, bytes: bytes.len() as u64, reason });
+            return Ok(None);
+        }
+    };
+    let mut offset = RECORD_SEGMENT_HEADER_BYTES;
+    while offset < bytes.len() {
+        match decode_frame(&bytes[offset..]) {
+            Ok((_, frame_bytes)) => offset += frame_bytes,
+            Err(problem) => {
+                let torn = TornTail {
+                    file: path.to_path_buf(),
+                    offset: offset as u64,
+                    bytes: (bytes.len() - offset) as u64,
+                    reason: problem.describe(),
+                };
+                report.torn_tail = Some(torn);
+                break;
+            }
+        }
+    }
+    if offset < bytes.len() {
+        file.set_len(offset as u64).map_err(StoreError::io("truncate", path))?;
+        file.sync_data().map_err(StoreError::io("fsync", path))?;
+    }
+    let end = first_position + (offset - RECORD_SEGMENT_HEADER_BYTES) as u64;
+    if next.is_some_and(|next| next != end) && report.torn_tail.is_none() {
+        let reason = format!("segment ends at position {end} but the next one starts at {}", next.unwrap_or(end));
+        report.torn_tail = Some(TornTail { file: path.to_path_buf(), offset: offset as u64, bytes: 0, reason });
+    }
+    Ok(Some((ReadSegment::new(first_position, header.tag, path.to_path_buf()), file, end)))
+}
+
+/// Deletes the segments after a cut, newest first (a crash part-way leaves a shorter log).
+fn remove_after(fs: &dyn FileSystem, later: &[(u64, PathBuf)], report: &mut OpenReport) -> Result<(), StoreError> {
+    for (_, path) in later.iter().rev() {
+        fs.remove_file(path).map_err(StoreError::io("remove", path))?;
+        report.removed_files.push(path.clone());
+    }
+    Ok(())
 }
