@@ -1,11 +1,11 @@
 //! The committed event feed as the API and in-process pipelines see it: every history record
 //! an applied entry yielded, decoded, at its position (`croupier_core::events`).
 
-use croupier_core::codec::decode_record;
-use croupier_core::HistoryRecord;
 use std::sync::Arc;
 
-use croupier_store::{ConsumerCursors, EventFeed, Subscription};
+use croupier_core::codec::{decode_event_body, EventBody};
+use croupier_core::{HistoryRecord, HistorySource};
+use croupier_store::{ConsumerCursors, Event, EventFeed, HistoryReader, Subscription};
 
 use crate::view::ReadError;
 use crate::{Consensus, Node};
@@ -31,20 +31,37 @@ pub struct EventPage {
     pub missed: bool,
 }
 
-pub(crate) fn read_after(feed: &EventFeed, after: u64, limit: usize) -> Result<EventPage, ReadError> {
+/// An event as stored → the record it announces (a transfer is read from history).
+fn resolve(event: Event, history: &HistoryReader) -> Result<CommittedEvent, ReadError> {
+    let undecodable =
+        |e: &dyn std::fmt::Display| ReadError::Storage(format!("event {} does not decode: {e}", event.position));
+    let record = match decode_event_body(&event.body).map_err(|e| undecodable(&e))? {
+        EventBody::Record(record) => record,
+        EventBody::TransferRef(seq) => match history.transfer_at(seq)? {
+            Some(stored) => HistoryRecord::Transfer(stored),
+            None => return Err(undecodable(&format!("transfer {seq} is not in history"))),
+        },
+    };
+    Ok(CommittedEvent {
+        position: event.position,
+        timestamp_ns: event.timestamp_ns,
+        record,
+    })
+}
+
+pub(crate) fn read_after(
+    feed: &EventFeed,
+    history: &HistoryReader,
+    after: u64,
+    limit: usize,
+) -> Result<EventPage, ReadError> {
     let limit = limit.clamp(1, EVENT_PAGE_LIMIT_MAX);
     let page = feed.read_after(after, limit, EVENT_PAGE_BYTES_MAX)?;
-    let mut events = Vec::with_capacity(page.events.len());
-    for event in page.events {
-        let record = decode_record(&event.body).map_err(|e| {
-            ReadError::Storage(format!("event {} does not decode: {e}", event.position))
-        })?;
-        events.push(CommittedEvent {
-            position: event.position,
-            timestamp_ns: event.timestamp_ns,
-            record,
-        });
-    }
+    let events = page
+        .events
+        .into_iter()
+        .map(|event| resolve(event, history))
+        .collect::<Result<Vec<_>, _>>()?;
     let next = events.last().map_or(after, |event| event.position);
     Ok(EventPage {
         events,
@@ -77,19 +94,11 @@ impl EventSubscription {
         loop {
             let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
             if !batch.events.is_empty() {
+                let history = &self.node.shared().history;
                 return batch
                     .events
                     .into_iter()
-                    .map(|event| {
-                        let record = decode_record(&event.body).map_err(|e| {
-                            ReadError::Storage(format!("event {} does not decode: {e}", event.position))
-                        })?;
-                        Ok(CommittedEvent {
-                            position: event.position,
-                            timestamp_ns: event.timestamp_ns,
-                            record,
-                        })
-                    })
+                    .map(|event| resolve(event, history))
                     .collect();
             }
             if self.node.is_stopped() {

@@ -564,7 +564,7 @@ impl Consensus for Node {
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ReadError> {
-        events::read_after(&self.inner.events, after, limit)
+        events::read_after(&self.inner.events, &self.inner.shared.history, after, limit)
     }
 
     async fn wait_for_event_after(&self, after: u64) {

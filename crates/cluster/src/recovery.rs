@@ -119,7 +119,6 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         wallet_end: m.wallet_end,
         events_last: m.events_last,
         events_end: m.events_end,
-        history_hash: m.history_hash,
     });
     let history = OpenedHistory::open(
         fs,

@@ -270,7 +270,6 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             wallet_end: self.ends.wallet_end,
             events_last: self.ends.events_last,
             events_end: self.ends.events_end,
-            history_hash: self.ends.history_hash,
             membership: encode_stored_membership(&self.membership),
             snapshot_id: format!("{last_term}-{last_index}-{}", unix_nanos()),
             hot_file: String::new(),

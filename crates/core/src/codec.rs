@@ -29,7 +29,8 @@
 //!   | u64 pending_amount | 2 zero bytes
 //! wallet record: u64 timestamp | key | u8 kind | body (see `wallet_entry`)
 //! account (account_created events): as in a checkpoint, without the history pointer
-//! tagged record (event bodies): u8 tag (1 account, 2 transfer, 3 wallet) | record
+//! tagged record: u8 tag (1 account, 2 transfer, 3 wallet) | record
+//! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
 //! Checkpoint of the hot state, version 2 (`encode_checkpoint`):
 //! ```text
@@ -69,6 +70,40 @@ const CHECKPOINT_HEADER_BYTES: usize = 1 + 8 * 4;
 const RECORD_TAG_ACCOUNT: u8 = 1;
 const RECORD_TAG_TRANSFER: u8 = 2;
 const RECORD_TAG_WALLET: u8 = 3;
+/// An event body that names a transfer of history by sequence number instead of repeating it.
+const RECORD_TAG_TRANSFER_REF: u8 = 4;
+
+/// The body of a committed event as stored: the record itself, or (for transfers, the bulk of
+/// all events) a reference to the transfer record history already holds, so the event log
+/// stays small and a transfer is written once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventBody {
+    Record(HistoryRecord),
+    TransferRef(u64),
+}
+
+/// Appends the stored body of the event for `record`.
+pub fn encode_event_body(record: &HistoryRecord, out: &mut Vec<u8>) {
+    match record {
+        HistoryRecord::Transfer(stored) => {
+            out.push(RECORD_TAG_TRANSFER_REF);
+            out.extend_from_slice(&stored.seq.to_le_bytes());
+        }
+        other => encode_record(other, out),
+    }
+}
+
+pub fn decode_event_body(bytes: &[u8]) -> Result<EventBody, DecodeError> {
+    match bytes.split_first() {
+        Some((&RECORD_TAG_TRANSFER_REF, seq)) => {
+            let mut r = Reader::new(seq);
+            let seq = r.u64()?;
+            r.finish()?;
+            Ok(EventBody::TransferRef(seq))
+        }
+        _ => decode_record(bytes).map(EventBody::Record),
+    }
+}
 
 /// Encoded size of one item of a create_accounts command.
 pub const ACCOUNT_ENCODED_BYTES: usize = 16 + 8 + 1 + 2;

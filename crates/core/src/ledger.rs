@@ -589,45 +589,59 @@ impl Ledger {
         slot
     }
 
-    /// Records a new transfer: its sequence number, its place in both accounts' histories, its
-    /// record. For a post or void, `pending_amount` is the resolved pending's amount.
+    /// Records a new transfer and its effect: its sequence number, its place in both accounts'
+    /// histories, its record, and the balances it moves (the debit account gains debits, the
+    /// credit account credits, and so does their ledger's sums). Each account is written once
+    /// (one copy-on-write check each). For a post or void, `pending_amount` is the resolved
+    /// pending's amount.
     fn insert_transfer(
         &mut self,
         transfer: Transfer,
-        debit_slot: u32,
-        credit_slot: u32,
+        [debit_slot, credit_slot]: [u32; 2],
         pending_amount: u64,
+        movement: Movement,
     ) -> u64 {
         assert!(debit_slot != credit_slot);
         assert!(transfer.timestamp <= self.clock);
         assert!(self.account_at(debit_slot).timestamp < transfer.timestamp);
         assert!(self.account_at(credit_slot).timestamp < transfer.timestamp);
+        self.record_account_state(debit_slot);
+        self.record_account_state(credit_slot);
+        let ledger_slot = self.accounts.get(debit_slot as usize).ledger_slot;
+        assert_eq!(ledger_slot, self.accounts.get(credit_slot as usize).ledger_slot);
+        if self.undo.active {
+            let sums = self.ledger_sums[ledger_slot as usize].clone();
+            self.undo.ops.push(Undo::LedgerSums {
+                slot: ledger_slot,
+                sums,
+            });
+        }
         let seq = self.transfer_count;
         self.transfer_count = seq.checked_add(1).expect("transfer sequence overflowed");
-        let prev_debit = std::mem::replace(
-            &mut self.accounts.get_mut(debit_slot as usize).newest_transfer,
-            seq,
-        );
-        let prev_credit = std::mem::replace(
-            &mut self.accounts.get_mut(credit_slot as usize).newest_transfer,
-            seq,
-        );
-        let index = u32::try_from(self.entry.records.len()).expect("records per entry fit u32");
-        let (id, pending_id) = (transfer.id, transfer.pending_id);
-        let stored = StoredTransfer {
+        let debit = self.accounts.get_mut(debit_slot as usize);
+        let prev_debit = std::mem::replace(&mut debit.newest_transfer, seq);
+        movement.apply_debit(&mut debit.account);
+        let credit = self.accounts.get_mut(credit_slot as usize);
+        let prev_credit = std::mem::replace(&mut credit.newest_transfer, seq);
+        movement.apply_credit(&mut credit.account);
+        movement.apply_sums(&mut self.ledger_sums[ledger_slot as usize]);
+        self.push_transfer_record(StoredTransfer {
             seq,
             transfer,
             prev_debit,
             prev_credit,
             pending_amount,
-        };
+        });
+        seq
+    }
+
+    fn push_transfer_record(&mut self, stored: StoredTransfer) {
+        let index = u32::try_from(self.entry.records.len()).expect("records per entry fit u32");
+        let (id, pending_id) = (stored.transfer.id, stored.transfer.pending_id);
         let resolves = stored.resolves_pending();
         self.entry.records.push(HistoryRecord::Transfer(stored));
         let previous = self.entry.transfers.insert(id, index);
-        assert!(
-            previous.is_none(),
-            "transfer id inserted twice in one entry"
-        );
+        assert!(previous.is_none(), "transfer id inserted twice in one entry");
         if resolves {
             let previous = self.entry.resolutions.insert(pending_id, index);
             assert!(previous.is_none(), "pending resolved twice in one entry");
@@ -635,7 +649,6 @@ impl Ledger {
         if self.undo.active {
             self.undo.ops.push(Undo::TransferCreated);
         }
-        seq
     }
 
     fn record_account_state(&mut self, slot: u32) {
@@ -649,39 +662,6 @@ impl Ledger {
                 flags,
             });
         }
-    }
-
-    /// Applies one transfer's effect: the debit account gains debits and the credit account
-    /// gains credits of the same amounts, and so does their ledger's running sums.
-    fn move_balances(&mut self, debit_slot: u32, credit_slot: u32, movement: Movement) {
-        self.record_account_state(debit_slot);
-        self.record_account_state(credit_slot);
-        let ledger_slot = self.accounts.get(debit_slot as usize).ledger_slot;
-        assert_eq!(
-            ledger_slot,
-            self.accounts.get(credit_slot as usize).ledger_slot
-        );
-        if self.undo.active {
-            let sums = self.ledger_sums[ledger_slot as usize].clone();
-            self.undo.ops.push(Undo::LedgerSums {
-                slot: ledger_slot,
-                sums,
-            });
-        }
-
-        let debit = &mut self.accounts.get_mut(debit_slot as usize).account;
-        debit.debits_pending = movement.apply_pending(debit.debits_pending);
-        debit.debits_posted = movement.apply_posted(debit.debits_posted);
-        assert_within_limits(debit);
-        let credit = &mut self.accounts.get_mut(credit_slot as usize).account;
-        credit.credits_pending = movement.apply_pending(credit.credits_pending);
-        credit.credits_posted = movement.apply_posted(credit.credits_posted);
-        assert_within_limits(credit);
-        let sums = &mut self.ledger_sums[ledger_slot as usize];
-        sums.debits_pending = movement.apply_pending(sums.debits_pending);
-        sums.debits_posted = movement.apply_posted(sums.debits_posted);
-        sums.credits_pending = movement.apply_pending(sums.credits_pending);
-        sums.credits_posted = movement.apply_posted(sums.credits_posted);
     }
 
     fn set_closed(&mut self, slot: u32, closed: bool) {
@@ -833,6 +813,25 @@ impl Movement {
             pending_release: pending_amount,
             posted_add: posted,
         }
+    }
+
+    fn apply_debit(self, debit: &mut Account) {
+        debit.debits_pending = self.apply_pending(debit.debits_pending);
+        debit.debits_posted = self.apply_posted(debit.debits_posted);
+        assert_within_limits(debit);
+    }
+
+    fn apply_credit(self, credit: &mut Account) {
+        credit.credits_pending = self.apply_pending(credit.credits_pending);
+        credit.credits_posted = self.apply_posted(credit.credits_posted);
+        assert_within_limits(credit);
+    }
+
+    fn apply_sums(self, sums: &mut LedgerSums) {
+        sums.debits_pending = self.apply_pending(sums.debits_pending);
+        sums.debits_posted = self.apply_posted(sums.debits_posted);
+        sums.credits_pending = self.apply_pending(sums.credits_pending);
+        sums.credits_posted = self.apply_posted(sums.credits_posted);
     }
 
     fn apply_pending(self, value: u128) -> u128 {

@@ -16,7 +16,6 @@
 //! ```
 //! Manifest payload (little-endian): u32 version | u64 last_index | u64 last_term
 //! | 32 chain_head | u64 transfers_end | u64 wallet_end | u64 events_last | u64 events_end
-//! | 32 history_hash
 //! | u64 hot_len | 32 hot_sha256 | u32 len + membership | u32 len + snapshot_id | u32 len +
 //! hot file name.
 
@@ -53,8 +52,6 @@ pub struct CheckpointManifest {
     pub events_last: u64,
     /// Where the event log's bytes ended.
     pub events_end: u64,
-    /// Running hash of every history record appended, entry by entry (see `history`).
-    pub history_hash: [u8; 32],
     /// Raft membership as of `last_index`, encoded by the cluster.
     pub membership: Vec<u8>,
     pub snapshot_id: String,
@@ -206,7 +203,6 @@ fn encode_manifest(m: &CheckpointManifest) -> Vec<u8> {
     for value in [m.transfers_end, m.wallet_end, m.events_last, m.events_end] {
         out.extend_from_slice(&value.to_le_bytes());
     }
-    out.extend_from_slice(&m.history_hash);
     out.extend_from_slice(&m.hot_len.to_le_bytes());
     out.extend_from_slice(&m.hot_sha256);
     for field in [&m.membership[..], m.snapshot_id.as_bytes(), m.hot_file.as_bytes()] {
@@ -225,7 +221,6 @@ fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String> {
     let (last_index, last_term) = (r.u64()?, r.u64()?);
     let chain_head = r.array()?;
     let (transfers_end, wallet_end, events_last, events_end) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
-    let history_hash = r.array()?;
     let hot_len = r.u64()?;
     let hot_sha256 = r.array()?;
     let membership = r.field()?.to_vec();
@@ -242,7 +237,6 @@ fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String> {
         wallet_end,
         events_last,
         events_end,
-        history_hash,
         membership,
         snapshot_id,
         hot_file,
@@ -297,7 +291,6 @@ mod tests {
             wallet_end: 99,
             events_last: 42,
             events_end: 4242,
-            history_hash: [9; 32],
             membership: vec![1, 2, 3],
             snapshot_id: "3-10".into(),
             hot_file: String::new(),

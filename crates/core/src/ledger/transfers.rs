@@ -130,12 +130,15 @@ impl Ledger {
             timeout_s: t.timeout_s,
             timestamp,
         };
-        let seq = self.insert_transfer(transfer, debit_slot, credit_slot, 0);
+        let movement = if pending {
+            Movement::pending(amount)
+        } else {
+            Movement::posted(amount)
+        };
+        let seq = self.insert_transfer(transfer, [debit_slot, credit_slot], 0, movement);
         if !pending {
-            self.move_balances(debit_slot, credit_slot, Movement::posted(amount));
             return R::Ok;
         }
-        self.move_balances(debit_slot, credit_slot, Movement::pending(amount));
         let stored = self.record_transfer_by_seq(seq).clone();
         self.insert_pending(stored);
         if closing_debit {
@@ -248,14 +251,9 @@ impl Ledger {
             timeout_s: 0,
             timestamp,
         };
-        self.insert_transfer(transfer, debit_slot, credit_slot, p.amount);
-        let pending_amount = u128::from(p.amount);
         let posted = if post { u128::from(amount) } else { 0 };
-        self.move_balances(
-            debit_slot,
-            credit_slot,
-            Movement::resolve(pending_amount, posted),
-        );
+        let movement = Movement::resolve(u128::from(p.amount), posted);
+        self.insert_transfer(transfer, [debit_slot, credit_slot], p.amount, movement);
         if void {
             self.reopen_closed_by(p.flags, debit_slot, credit_slot);
         }
@@ -304,12 +302,8 @@ impl Ledger {
             self.expiry_sequence += 1;
             let debit_slot = self.account_index[&void.debit_account_id];
             let credit_slot = self.account_index[&void.credit_account_id];
-            self.insert_transfer(void, debit_slot, credit_slot, p.amount);
-            self.move_balances(
-                debit_slot,
-                credit_slot,
-                Movement::resolve(u128::from(p.amount), 0),
-            );
+            let movement = Movement::resolve(u128::from(p.amount), 0);
+            self.insert_transfer(void, [debit_slot, credit_slot], p.amount, movement);
             self.reopen_closed_by(p.flags, debit_slot, credit_slot);
         }
     }

@@ -217,12 +217,8 @@ impl Ledger {
             timeout_s: 0,
             timestamp,
         };
-        self.insert_transfer(transfer, debit_slot, credit_slot, 0);
-        self.move_balances(
-            debit_slot,
-            credit_slot,
-            Movement::posted(u128::from(amount)),
-        );
+        let movement = Movement::posted(u128::from(amount));
+        self.insert_transfer(transfer, [debit_slot, credit_slot], 0, movement);
         id
     }
 }

@@ -149,7 +149,6 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
         wallet_end: m.wallet_end,
         events_last: m.events_last,
         events_end: m.events_end,
-        history_hash: m.history_hash,
     });
     let history = OpenedHistory::open_for_audit(
         fs,

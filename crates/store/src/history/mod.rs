@@ -26,10 +26,9 @@ mod reader;
 use std::path::Path;
 use std::sync::Arc;
 
-use croupier_core::codec::{encode_record, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES};
+use croupier_core::codec::{encode_event_body, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES};
 use croupier_core::events::event_position;
 use croupier_core::history::{indexed_keys, HistoryRecord, IndexedKey};
-use sha2::{Digest, Sha256};
 
 use crate::events::{EventFeed, EventLog, EventLogOptions};
 use crate::fs::FileSystem;
@@ -52,8 +51,6 @@ pub struct HistoryEnds {
     pub events_last: u64,
     /// Where the event log's bytes ended (its durable floor).
     pub events_end: u64,
-    /// Running hash of every record appended (see `HistoryWriter::persist`).
-    pub history_hash: [u8; 32],
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +100,6 @@ pub struct HistoryWriter {
     wallet: RecordLog,
     events: EventLog,
     indexes: Arc<Indexes>,
-    history_hash: [u8; 32],
     events_last: u64,
     scratch: Scratch,
 }
@@ -171,7 +167,6 @@ impl OpenedHistory {
             wallet,
             events,
             indexes,
-            history_hash: ends.history_hash,
             events_last: ends.events_last,
             scratch: Scratch::default(),
         };
@@ -205,7 +200,6 @@ impl OpenedHistory {
             events_last: events.last_position(),
             events,
             indexes,
-            history_hash: [0; 32],
             scratch: Scratch::default(),
         };
         Ok(OpenedHistory { writer, reader, events: feed })
@@ -235,33 +229,25 @@ impl HistoryWriter {
         if records.is_empty() {
             return Ok(());
         }
-        let mut entry_hash = Sha256::new();
-        entry_hash.update(self.history_hash);
-        entry_hash.update(log_index.to_le_bytes());
         for (ordinal, record) in records.iter().enumerate() {
-            self.append_record(record, &mut entry_hash)?;
+            self.append_record(record)?;
             self.scratch.event.clear();
-            encode_record(record, &mut self.scratch.event);
+            encode_event_body(record, &mut self.scratch.event);
             let position = event_position(log_index, ordinal as u64);
             self.events.append(position, record.timestamp(), &self.scratch.event)?;
             self.events_last = position;
         }
-        self.history_hash = entry_hash.finalize().into();
         self.transfers.flush()?;
         self.wallet.flush()?;
         self.events.flush()?;
         self.insert_index_keys()
     }
 
-    fn append_record(&mut self, record: &HistoryRecord, entry_hash: &mut Sha256) -> Result<(), StoreError> {
+    fn append_record(&mut self, record: &HistoryRecord) -> Result<(), StoreError> {
         let scratch = &mut self.scratch;
         scratch.payload.clear();
         let position = match record {
-            HistoryRecord::AccountCreated(_) => {
-                encode_record(record, &mut scratch.payload);
-                entry_hash.update(&scratch.payload);
-                return Ok(());
-            }
+            HistoryRecord::AccountCreated(_) => return Ok(()),
             HistoryRecord::Transfer(stored) => {
                 encode_transfer_record(stored, &mut scratch.payload);
                 let position = self.transfers.append(&scratch.payload)?;
@@ -273,7 +259,6 @@ impl HistoryWriter {
                 self.wallet.append(&scratch.payload)?
             }
         };
-        entry_hash.update(&scratch.payload);
         indexed_keys(record, |key| match key {
             IndexedKey::Transfer(id) => scratch.transfer_keys.push((id, position)),
             IndexedKey::Resolution(id) => scratch.resolution_keys.push((id, position)),
@@ -310,7 +295,6 @@ impl HistoryWriter {
             wallet_end: self.wallet.end(),
             events_last: self.events_last,
             events_end: self.events.byte_end(),
-            history_hash: self.history_hash,
         }
     }
 

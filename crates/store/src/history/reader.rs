@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use croupier_core::codec::{decode_transfer_record, decode_wallet_record};
-use croupier_core::history::{indexed_keys, HistoryRecord, HistorySource, IndexedKey, StoredTransfer, WalletRecord};
+use croupier_core::history::{
+    indexed_keys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer, WalletRecord,
+};
 use croupier_core::{AccountId, TransferId, WalletEntry};
 
 use super::keys::{indexed_key_hash, rolled_back_key, settled_key, wallet_key};
@@ -192,6 +194,19 @@ impl HistorySource for HistoryReader {
     fn resolution_of(&self, pending_id: TransferId) -> Result<Option<StoredTransfer>, StoreError> {
         let found = self.indexed_transfer(self.indexes.resolutions.get(pending_id)?)?;
         Ok(found.filter(|stored| stored.resolves_pending() && stored.transfer.pending_id == pending_id))
+    }
+
+    /// Batched: every transfer id of the entry goes to the index in one `get_many` (thousands
+    /// per entry, nearly all absent), then only the hits are read.
+    fn fetch_transfer_ids(&self, ids: &[TransferId], into: &mut Prefetched) -> Result<(), StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        self.indexes.transfers.get_many(ids, &mut found)?;
+        for (&id, seq) in ids.iter().zip(found) {
+            if let Some(stored) = self.indexed_transfer(seq)?.filter(|stored| stored.transfer.id == id) {
+                into.insert_transfer(stored);
+            }
+        }
+        Ok(())
     }
 
     fn wallet_entry(&self, key: &str) -> Result<Option<WalletEntry>, StoreError> {
