@@ -55,6 +55,9 @@ async fn create_accounts(
             Items::Accounts,
             &mut failures,
         );
+        if failures.keys().all(|code| code.starts_with("exists")) && !failures.is_empty() {
+            bail!("the benchmark accounts already exist on this server: pick another --id-high");
+        }
         if !failures.is_empty() {
             bail!("creating the benchmark accounts failed: {failures:?}");
         }
