@@ -1,6 +1,6 @@
 //! Request extractors that answer bad input with our JSON errors instead of axum's plain-text
-//! rejections: a JSON body (Content-Type checked, size-limited, parsed from bytes), a path
-//! segment and a query string.
+//! rejections: a JSON body (Content-Type checked, size-limited, parsed from bytes), a batch
+//! body that is JSON or binary records, a path segment and a query string.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -24,61 +24,102 @@ impl<C: Consensus, T: DeserializeOwned> FromRequest<AppState<C>> for ApiJson<T> 
 
     async fn from_request(request: Request, state: &AppState<C>) -> Result<Self, ApiError> {
         require_json_content_type(&request)?;
-        // Refuse a declared oversize at once instead of reading 4 MiB first; bodies without a
-        // length are cut by the DefaultBodyLimit layer as they stream in.
-        let body_size_max_bytes = state.body_size_max_bytes();
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok());
-        if declared
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > body_size_max_bytes as u64)
-        {
-            return Err(ApiError::body_too_large(body_size_max_bytes));
-        }
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::body_too_large(body_size_max_bytes)
-                } else {
-                    ApiError::invalid_request(format!(
-                        "could not read the body: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
-        serde_json::from_slice(&body)
-            .map(ApiJson)
-            .map_err(|error| match error.classify() {
-                Category::Syntax | Category::Eof => {
-                    ApiError::malformed_json(format!("malformed JSON: {error}"))
-                }
-                Category::Data | Category::Io => {
-                    ApiError::invalid_request(format!("invalid request body: {error}"))
-                }
-            })
+        let body = read_body(request, state).await?;
+        parse_json(&body).map(ApiJson)
     }
 }
 
-fn require_json_content_type(request: &Request) -> Result<(), ApiError> {
-    let content_type = request
+/// A batch request body: JSON (`application/json`) or binary records
+/// (`application/octet-stream`, decoded by `crate::binary`).
+pub enum BatchBody<T> {
+    Json(T),
+    Binary(Bytes),
+}
+
+impl<C: Consensus, T: DeserializeOwned> FromRequest<AppState<C>> for BatchBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState<C>) -> Result<Self, ApiError> {
+        let binary = match essence(&request) {
+            Some(essence) if essence.eq_ignore_ascii_case("application/json") => false,
+            Some(essence) if essence.eq_ignore_ascii_case(crate::binary::CONTENT_TYPE) => true,
+            _ => {
+                return Err(unsupported_media_type(
+                    "the body must be JSON (Content-Type: application/json) or binary records \
+                     (Content-Type: application/octet-stream)",
+                ))
+            }
+        };
+        let body = read_body(request, state).await?;
+        if binary {
+            Ok(BatchBody::Binary(body))
+        } else {
+            parse_json(&body).map(BatchBody::Json)
+        }
+    }
+}
+
+/// The whole body, refused with our JSON errors when it is too large or cannot be read.
+async fn read_body<C: Consensus>(request: Request, state: &AppState<C>) -> Result<Bytes, ApiError> {
+    // Refuse a declared oversize at once instead of reading 4 MiB first; bodies without a
+    // length are cut by the DefaultBodyLimit layer as they stream in.
+    let body_size_max_bytes = state.body_size_max_bytes();
+    let declared = request
         .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
-    let is_json = content_type.is_some_and(|value| {
-        let essence = value.split(';').next().unwrap_or("").trim();
-        essence.eq_ignore_ascii_case("application/json")
-    });
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok());
+    if declared
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > body_size_max_bytes as u64)
+    {
+        return Err(ApiError::body_too_large(body_size_max_bytes));
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::body_too_large(body_size_max_bytes)
+            } else {
+                ApiError::invalid_request(format!(
+                    "could not read the body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        Category::Syntax | Category::Eof => {
+            ApiError::malformed_json(format!("malformed JSON: {error}"))
+        }
+        Category::Data | Category::Io => {
+            ApiError::invalid_request(format!("invalid request body: {error}"))
+        }
+    })
+}
+
+/// The media type of the body without parameters (`application/json; charset=utf-8` →
+/// `application/json`).
+fn essence(request: &Request) -> Option<&str> {
+    let value = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim())
+}
+
+fn unsupported_media_type(message: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        message,
+    )
+}
+
+fn require_json_content_type(request: &Request) -> Result<(), ApiError> {
+    match essence(request) {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(unsupported_media_type(
             "the body must be JSON with Content-Type: application/json",
-        ))
+        )),
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! It is the only crate that knows HTTP. It must not know: on-disk formats or openraft.
 //!
-//! Modules (mini-redis style): `wire` parses and prints JSON, `extract` turns bad requests
-//! into our JSON errors, `routes` holds the handlers (they return values, never panic),
-//! `group_commit` coalesces concurrent writes, `telemetry` counts and times requests.
+//! Modules (mini-redis style): `wire` parses and prints JSON, `binary` decodes and encodes the
+//! 128-byte batch records, `extract` turns bad requests into our JSON errors, `routes` holds
+//! the handlers (they return values, never panic), `group_commit` coalesces concurrent writes,
+//! `telemetry` counts and times requests.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod binary;
 mod error;
 mod extract;
 pub mod group_commit;

@@ -1,14 +1,17 @@
 //! Accounts and transfers: batch creation (one request = one command) and point reads.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use croupier_cluster::Consensus;
-use croupier_core::{ids, Command, CommandResult, BATCH_ITEMS_MAX};
+use croupier_core::{
+    ids, Command, CommandResult, CreateAccountResult, CreateTransferResult, BATCH_ITEMS_MAX,
+};
 
 use super::AppState;
+use crate::binary::{self, DecodeError};
 use crate::error::{json_response, ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, BatchBody};
 use crate::wire::{
     parse_ledger, AccountIn, AccountOut, IdOut, ItemResult, TransferIn, TransferOut, TransfersQuery,
 };
@@ -48,7 +51,11 @@ fn validate_batch<In, Out>(
     validate: impl Fn(&In, usize) -> Result<Out, ApiError>,
 ) -> Result<Vec<Out>, ApiError> {
     check_item_count(items.len())?;
-    items.iter().enumerate().map(|(index, item)| validate(item, index)).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| validate(item, index))
+        .collect()
 }
 
 fn item_results<R: Copy>(
@@ -77,61 +84,161 @@ fn item_results<R: Copy>(
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// How a batch is answered: in the encoding of its body.
+enum Answer {
+    /// `[{"id", "result"}]`, so the ids are kept.
+    Json { ids: Vec<u128> },
+    /// One result byte per record, in request order.
+    Binary { count: usize },
+}
+
+impl Answer {
+    fn json<T>(items: &[T], id: impl Fn(&T) -> u128) -> Self {
+        Answer::Json {
+            ids: items.iter().map(id).collect(),
+        }
+    }
+
+    fn results<R: Copy>(
+        self,
+        results: &[R],
+        code: impl Fn(R) -> &'static str,
+        byte: impl Fn(R) -> u8,
+    ) -> Result<Response, ApiError> {
+        let count = match self {
+            Answer::Json { ids } => return item_results(&ids, results, code),
+            Answer::Binary { count } => count,
+        };
+        if count != results.len() {
+            tracing::error!(
+                items = count,
+                results = results.len(),
+                "result count mismatch"
+            );
+            return Err(ApiError::internal(
+                "the ledger answered a different number of results",
+            ));
+        }
+        let body: Vec<u8> = results.iter().map(|&result| byte(result)).collect();
+        let mut response = (StatusCode::OK, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(binary::CONTENT_TYPE),
+        );
+        Ok(response)
+    }
+}
+
+fn binary_error(error: DecodeError) -> ApiError {
+    match error {
+        DecodeError::Length { .. } => ApiError::invalid_request(error.to_string()),
+        DecodeError::TooManyRecords { count } => ApiError::too_many_items(count, BATCH_ITEMS_MAX),
+        DecodeError::Field { index, field, .. } => ApiError {
+            index: Some(index),
+            field: Some(field),
+            ..ApiError::invalid_request(error.to_string())
+        },
+    }
+}
+
 fn unexpected_result_shape() -> ApiError {
     tracing::error!("the ledger answered a command with a result of another kind");
     ApiError::internal("the ledger answered in an unexpected shape")
 }
 
-/// Create accounts. Items are applied in order, as one command.
+/// Create accounts. Items are applied in order, as one command. The body is a JSON array or
+/// binary 128-byte records (docs/api.md, "Binary batches"); the answer follows the body.
 #[utoipa::path(
     post, path = "/v1/accounts", tag = "ledger",
-    request_body = Vec<AccountIn>,
+    request_body(
+        description = "A JSON array, or 128-byte account records (TigerBeetle's layout)",
+        content(
+            (Vec<AccountIn> = "application/json"),
+            ([u8] = "application/octet-stream"),
+        )
+    ),
     responses(
-        (status = 200, description = "One result per item, in order", body = Vec<ItemResult>),
+        (status = 200, description = "One result per item, in order: JSON, or one result byte per record for a binary body", content(
+            (Vec<ItemResult> = "application/json"),
+            ([u8] = "application/octet-stream"),
+        )),
         (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
         (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 415, description = "Content-Type is neither application/json nor application/octet-stream", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
 pub async fn create_accounts<C: Consensus>(
     State(state): State<AppState<C>>,
-    ApiJson(items): ApiJson<Vec<AccountIn>>,
+    body: BatchBody<Vec<AccountIn>>,
 ) -> Result<Response, ApiError> {
-    let accounts = validate_batch(&items, AccountIn::validate)?;
+    let (accounts, answer) = match body {
+        BatchBody::Json(items) => {
+            let accounts = validate_batch(&items, AccountIn::validate)?;
+            let answer = Answer::json(&accounts, |account| account.id);
+            (accounts, answer)
+        }
+        BatchBody::Binary(bytes) => {
+            let accounts = binary::decode_accounts(&bytes).map_err(binary_error)?;
+            let count = accounts.len();
+            (accounts, Answer::Binary { count })
+        }
+    };
+    let (code, byte) = (CreateAccountResult::code, binary::account_result_byte);
     if accounts.is_empty() {
-        return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
+        return answer.results(&[], code, byte);
     }
-    let ids: Vec<u128> = accounts.iter().map(|account| account.id).collect();
     match state.commit(Command::CreateAccounts(accounts)).await? {
-        CommandResult::Accounts(results) => item_results(&ids, &results, |result| result.code()),
+        CommandResult::Accounts(results) => answer.results(&results, code, byte),
         _ => Err(unexpected_result_shape()),
     }
 }
 
 /// Create transfers. Items are applied in order, as one command, so linked chains stay whole.
+/// The body is a JSON array or binary 128-byte records (docs/api.md, "Binary batches"); the
+/// answer follows the body.
 #[utoipa::path(
     post, path = "/v1/transfers", tag = "ledger",
-    request_body = Vec<TransferIn>,
+    request_body(
+        description = "A JSON array, or 128-byte transfer records (TigerBeetle's layout)",
+        content(
+            (Vec<TransferIn> = "application/json"),
+            ([u8] = "application/octet-stream"),
+        )
+    ),
     responses(
-        (status = 200, description = "One result per item, in order", body = Vec<ItemResult>),
+        (status = 200, description = "One result per item, in order: JSON, or one result byte per record for a binary body", content(
+            (Vec<ItemResult> = "application/json"),
+            ([u8] = "application/octet-stream"),
+        )),
         (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
         (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 415, description = "Content-Type is neither application/json nor application/octet-stream", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
 pub async fn create_transfers<C: Consensus>(
     State(state): State<AppState<C>>,
-    ApiJson(items): ApiJson<Vec<TransferIn>>,
+    body: BatchBody<Vec<TransferIn>>,
 ) -> Result<Response, ApiError> {
-    let transfers = validate_batch(&items, TransferIn::validate)?;
+    let (transfers, answer) = match body {
+        BatchBody::Json(items) => {
+            let transfers = validate_batch(&items, TransferIn::validate)?;
+            let answer = Answer::json(&transfers, |transfer| transfer.id);
+            (transfers, answer)
+        }
+        BatchBody::Binary(bytes) => {
+            let transfers = binary::decode_transfers(&bytes).map_err(binary_error)?;
+            let count = transfers.len();
+            (transfers, Answer::Binary { count })
+        }
+    };
+    let (code, byte) = (CreateTransferResult::code, binary::transfer_result_byte);
     if transfers.is_empty() {
-        return Ok(json_response(StatusCode::OK, &[] as &[ItemResult]));
+        return answer.results(&[], code, byte);
     }
-    let ids: Vec<u128> = transfers.iter().map(|transfer| transfer.id).collect();
     match state.commit(Command::CreateTransfers(transfers)).await? {
-        CommandResult::Transfers(results) => item_results(&ids, &results, |result| result.code()),
+        CommandResult::Transfers(results) => answer.results(&results, code, byte),
         _ => Err(unexpected_result_shape()),
     }
 }
