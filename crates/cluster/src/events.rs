@@ -94,11 +94,11 @@ impl EventSubscription {
         loop {
             let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
             if !batch.events.is_empty() {
-                let history = &self.node.shared().history;
+                let history = self.node.shared().history();
                 return batch
                     .events
                     .into_iter()
-                    .map(|event| resolve(event, history))
+                    .map(|event| resolve(event, &history))
                     .collect();
             }
             if self.node.is_stopped() {

@@ -38,6 +38,7 @@ mod metric_names;
 mod network;
 mod raft_codec;
 mod recovery;
+mod snapshot_data;
 mod state_machine;
 mod ticker;
 mod types;
@@ -201,7 +202,6 @@ struct NodeInner {
     raft: Raft,
     metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
     shared: Arc<SharedState>,
-    events: croupier_store::EventFeed,
     consumers: Arc<ConsumerCursors>,
     writer: WriterHandle,
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
@@ -263,7 +263,6 @@ impl Node {
             log_storage,
             state_machine,
             shared,
-            events,
             consumers,
         } = opened;
         let raft_config = raft_config(&config)?;
@@ -303,7 +302,6 @@ impl Node {
                 metrics: raft.metrics(),
                 raft,
                 shared,
-                events,
                 consumers,
                 writer,
                 threads: Mutex::new(Some((writer_thread, consensus))),
@@ -407,7 +405,7 @@ impl Node {
     pub fn subscribe(&self, name: &str) -> Result<EventSubscription, ReadError> {
         EventSubscription::open(
             self.clone(),
-            &self.inner.events,
+            &self.inner.shared.events(),
             Arc::clone(&self.inner.consumers),
             name,
         )
@@ -560,11 +558,13 @@ impl Consensus for Node {
             Err(RaftError::Fatal(fatal)) => return Err(fatal_to_propose_error(fatal)),
         }
         let ledger = self.inner.shared.ledger.read().await;
-        Ok(read(&LedgerView::new(&ledger, &self.inner.shared.history)))
+        let history = self.inner.shared.history();
+        Ok(read(&LedgerView::new(&ledger, &history)))
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ReadError> {
-        events::read_after(&self.inner.events, &self.inner.shared.history, after, limit)
+        let shared = &self.inner.shared;
+        events::read_after(&shared.events(), &shared.history(), after, limit)
     }
 
     async fn wait_for_event_after(&self, after: u64) {

@@ -11,7 +11,7 @@ use croupier_core::codec::decode_checkpoint;
 use croupier_core::Ledger;
 use croupier_store::fs::FileSystem;
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
+    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventLogOptions, HistoryEnds,
     HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, VoteFile,
 };
 use tokio::sync::{watch, RwLock};
@@ -19,7 +19,7 @@ use tokio::sync::{watch, RwLock};
 use crate::log_storage::LogStorage;
 use crate::log_writer::WriterHandle;
 use crate::raft_codec::decode_stored_membership;
-use crate::state_machine::{Applied, LedgerStateMachine, Recovered, SharedState};
+use crate::state_machine::{Applied, LedgerStateMachine, Recovered, SharedState, StorageContext};
 use crate::types::{log_id, StoredMembership};
 use crate::{ClusterError, Node, NodeConfig};
 
@@ -88,7 +88,6 @@ pub(crate) struct Opened {
     pub(crate) log_storage: LogStorage,
     pub(crate) state_machine: LedgerStateMachine,
     pub(crate) shared: Arc<SharedState>,
-    pub(crate) events: EventFeed,
     pub(crate) consumers: Arc<ConsumerCursors>,
 }
 
@@ -138,11 +137,18 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     };
     let shared = Arc::new(SharedState {
         ledger: RwLock::new(ledger),
-        history: history.reader,
+        history: std::sync::RwLock::new(history.reader),
+        events: std::sync::RwLock::new(history.events),
         applied: watch::channel(applied).0,
     });
+    let storage = StorageContext {
+        fs: Arc::clone(&config.file_system),
+        root: dirs.root().to_path_buf(),
+        options: config.storage.history_options(),
+    };
     let state_machine = LedgerStateMachine::new(
         Arc::clone(&shared),
+        storage,
         history.writer,
         Arc::new(checkpoints),
         writer.clone(),
@@ -159,7 +165,6 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         log_storage,
         state_machine,
         shared,
-        events: history.events,
     })
 }
 

@@ -10,7 +10,6 @@
 //! copy-on-write in O(pages), history's ends are noted, and everything else (writing the hot
 //! file, the manifest) happens on another task while entries keep applying.
 
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,27 +17,46 @@ use croupier_core::codec::encode_checkpoint;
 use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
 use croupier_core::{CommandResult, FrozenLedger, Ledger};
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, HistoryEnds, HistoryReader, HistorySync, HistoryWriter,
-    StoreError,
+    CheckpointManifest, CheckpointStore, EventFeed, HistoryEnds, HistoryReader, HistorySync,
+    HistoryWriter, StoreError,
 };
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
 use tokio::sync::{watch, RwLock};
 
 use crate::log_writer::WriterHandle;
+use crate::snapshot_data::CheckpointData;
 use crate::metric_names;
 use crate::raft_codec::encode_stored_membership;
 use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 
 type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
 
-/// What readers share with the state machine.
+/// What readers share with the state machine. History and the event feed can be replaced
+/// whole (a checkpoint installed from another node), hence the locks; readers clone them.
 #[derive(Debug)]
 pub(crate) struct SharedState {
     pub(crate) ledger: RwLock<Ledger>,
-    pub(crate) history: HistoryReader,
+    pub(crate) history: std::sync::RwLock<HistoryReader>,
+    pub(crate) events: std::sync::RwLock<EventFeed>,
     /// The last applied entry's index and last event position, for waiters (event streams).
     pub(crate) applied: watch::Sender<Applied>,
+}
+
+impl SharedState {
+    pub(crate) fn history(&self) -> HistoryReader {
+        self.history
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn events(&self) -> EventFeed {
+        self.events
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,8 +65,18 @@ pub(crate) struct Applied {
     pub(crate) events_last: u64,
 }
 
+/// Where the state machine's files live, for checkpoints going out and coming in.
+pub(crate) struct StorageContext {
+    pub(crate) fs: Arc<dyn croupier_store::fs::FileSystem>,
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) options: croupier_store::HistoryOptions,
+}
+
 pub(crate) struct LedgerStateMachine {
     shared: Arc<SharedState>,
+    storage: StorageContext,
+    /// The state machine's own reader (the shared one changes only through this machine).
+    history: HistoryReader,
     writer: HistoryWriter,
     checkpoints: Arc<CheckpointStore>,
     log_writer: WriterHandle,
@@ -71,13 +99,16 @@ pub(crate) struct Recovered {
 impl LedgerStateMachine {
     pub(crate) fn new(
         shared: Arc<SharedState>,
+        storage: StorageContext,
         writer: HistoryWriter,
         checkpoints: Arc<CheckpointStore>,
         log_writer: WriterHandle,
         recovered: Recovered,
     ) -> Self {
         LedgerStateMachine {
+            history: shared.history(),
             shared,
+            storage,
             writer,
             checkpoints,
             log_writer,
@@ -102,8 +133,7 @@ impl LedgerStateMachine {
             .read()
             .await
             .history_keys(&proposal.commands, &mut self.keys);
-        self.shared
-            .history
+        self.history
             .fetch(&self.keys, &mut self.prefetched)
             .map_err(|e| apply_error(log_id, e))?;
         let mut ledger = self.shared.ledger.write().await;
@@ -186,38 +216,112 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<CheckpointData>, StorageError> {
+        let path = self.checkpoints.dir().join(INCOMING_ARCHIVE_NAME);
+        let data = CheckpointData::incoming(path.clone()).map_err(|e| {
+            StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(format!("{}: {e}", path.display()))))
+        })?;
+        Ok(Box::new(data))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &OpenraftSnapshotMeta,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<CheckpointData>,
     ) -> Result<(), StorageError> {
-        let reason = "installing a checkpoint from another node arrives with replication";
-        Err(StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(reason)).into())
+        let failed = |reason: String| -> StorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(reason)).into()
+        };
+        let CheckpointData::Incoming { mut file, path } = *snapshot else {
+            return Err(failed("an installed checkpoint must come in through a staging file".into()));
+        };
+        if self.writer.ends() != HistoryEnds::default() || self.last_applied.is_some() {
+            // Replacing history a node already holds (a lagging replica) needs the history
+            // swap of the replication work; a new node has none to replace.
+            return Err(failed("this node already holds history; only a new node can install a checkpoint".into()));
+        }
+        use std::io::Seek;
+        file.rewind().map_err(|e| failed(e.to_string()))?;
+        let manifest = croupier_store::archive::unpack(Arc::clone(&self.storage.fs), &self.storage.root, &mut file)
+            .map_err(|e| failed(e.to_string()))?;
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        self.adopt_checkpoint(&manifest).await.map_err(failed)?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.log_writer
+            .purge_through_snapshot(manifest.last_index, manifest.last_term, manifest.chain_head)
+            .await
+            .map_err(|e| failed(e.0))?;
+        self.publish_applied();
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Ok(Some(current)) = self.checkpoints.current() else {
+        let read_failed =
+            |e: StoreError| StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)));
+        let Some(current) = self.checkpoints.current().map_err(read_failed)? else {
             return Ok(None);
         };
+        let archive = croupier_store::archive::CheckpointArchive::plan(
+            Arc::clone(&self.storage.fs),
+            &self.storage.root,
+            &self.checkpoints,
+            &current,
+        )
+        .map_err(read_failed)?;
         self.current = Some(current.clone());
-        Ok(Some(snapshot_of(&current, self.membership_of(&current))))
+        let membership = self.membership_of(&current);
+        Ok(Some(snapshot_of(&current, membership, CheckpointData::Outgoing(archive))))
     }
 }
 
+/// The staging file of a checkpoint coming in, in the checkpoint directory.
+const INCOMING_ARCHIVE_NAME: &str = "incoming.archive";
+
 impl LedgerStateMachine {
+    /// Opens the history and hot state of a checkpoint just unpacked into this node's data
+    /// directory, and makes them the state machine's and every reader's.
+    async fn adopt_checkpoint(&mut self, manifest: &CheckpointManifest) -> Result<(), String> {
+        let bytes = self.checkpoints.load_hot(manifest).map_err(|e| e.to_string())?;
+        let ledger = croupier_core::codec::decode_checkpoint(&bytes).map_err(|e| e.to_string())?;
+        let ends = HistoryEnds {
+            transfers_end: manifest.transfers_end,
+            wallet_end: manifest.wallet_end,
+            events_last: manifest.events_last,
+            events_end: 0,
+        };
+        let root = &self.storage.root;
+        let opened = croupier_store::OpenedHistory::open(
+            Arc::clone(&self.storage.fs),
+            &root.join("history"),
+            &root.join("events"),
+            &self.storage.options,
+            Some(ends),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut guard = self.shared.ledger.write().await;
+        *guard = ledger;
+        self.writer = opened.writer;
+        self.history = opened.reader.clone();
+        *self.shared.history.write().unwrap_or_else(|p| p.into_inner()) = opened.reader;
+        *self.shared.events.write().unwrap_or_else(|p| p.into_inner()) = opened.events;
+        self.current = Some(manifest.clone());
+        Ok(())
+    }
+
     fn membership_of(&self, manifest: &CheckpointManifest) -> StoredMembership {
         crate::raft_codec::decode_stored_membership(&manifest.membership)
             .unwrap_or_else(|_| self.membership.clone())
     }
 }
 
-/// openraft's view of a checkpoint: its log id, membership and id; the data is the manifest
-/// (a node installing it fetches the files it names).
-fn snapshot_of(manifest: &CheckpointManifest, membership: StoredMembership) -> Snapshot<TypeConfig> {
+/// openraft's view of a checkpoint: its log id, membership and id, and its data as a stream.
+fn snapshot_of(
+    manifest: &CheckpointManifest,
+    membership: StoredMembership,
+    data: CheckpointData,
+) -> Snapshot<TypeConfig> {
     let meta = OpenraftSnapshotMeta {
         last_log_id: (manifest.last_index > 0 || manifest.last_term > 0)
             .then(|| crate::types::log_id(manifest.last_term, manifest.last_index)),
@@ -226,7 +330,7 @@ fn snapshot_of(manifest: &CheckpointManifest, membership: StoredMembership) -> S
     };
     Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(Vec::new())),
+        snapshot: Box::new(data),
     }
 }
 
@@ -294,7 +398,9 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
         .map_err(|e| failed(e.to_string()))?;
         metrics::histogram!(metric_names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(last_index, hot_bytes = manifest.hot_len, "checkpoint written");
-        Ok(snapshot_of(&manifest, self.membership.clone()))
+        // openraft keeps only the meta of a snapshot it built; a follower gets the data from
+        // `get_current_snapshot`.
+        Ok(snapshot_of(&manifest, self.membership.clone(), CheckpointData::Empty))
     }
 }
 

@@ -1,6 +1,5 @@
 //! The openraft type configuration. Every openraft type stays inside this crate.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use croupier_core::codec::{decode_proposal, DecodeError};
@@ -15,7 +14,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot_data::CheckpointData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

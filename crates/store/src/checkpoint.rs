@@ -163,6 +163,18 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// Makes a hot file received from another node (already durable at `manifest`'s name in
+    /// this directory) the checkpoint in force, after checking it against the manifest.
+    pub fn adopt(&self, hot_path: &Path, manifest: &CheckpointManifest) -> Result<(), StoreError> {
+        if hot_path != self.hot_path(manifest) {
+            return Err(StoreError::corrupt(hot_path, 0, None, "received hot file does not carry the manifest's name"));
+        }
+        self.load_hot(manifest)?;
+        let payload = encode_manifest(manifest);
+        atomic_file::save(self.fs.as_ref(), &self.dir.join(MANIFEST_NAME), MANIFEST_MAGIC, &payload)?;
+        self.delete_other_hot_files(&manifest.hot_file)
+    }
+
     /// The current checkpoint's manifest, or `None` before the first checkpoint.
     pub fn current(&self) -> Result<Option<CheckpointManifest>, StoreError> {
         let path = self.dir.join(MANIFEST_NAME);
@@ -193,7 +205,7 @@ impl CheckpointStore {
     }
 }
 
-fn encode_manifest(m: &CheckpointManifest) -> Vec<u8> {
+pub(crate) fn encode_manifest(m: &CheckpointManifest) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + m.membership.len());
     out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
     for value in [m.last_index, m.last_term] {
@@ -212,7 +224,7 @@ fn encode_manifest(m: &CheckpointManifest) -> Vec<u8> {
     out
 }
 
-fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String> {
+pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String> {
     let mut r = FieldReader { bytes, offset: 0 };
     let version = u32::from_le_bytes(r.array()?);
     if version != MANIFEST_VERSION {

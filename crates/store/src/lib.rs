@@ -33,6 +33,7 @@
 //! Every file operation goes through [`fs::FileSystem`]; [`sim_fs::SimFileSystem`] is an
 //! in-memory implementation that can lose unsynced data ("crash") and inject I/O errors.
 
+pub mod archive;
 mod atomic_file;
 pub mod audit;
 mod checkpoint;

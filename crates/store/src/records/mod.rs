@@ -25,6 +25,7 @@ use format::{encode_frame, encode_segment_header, segment_file_name, SegmentHead
 use reader::{ReadSegment, Shared};
 pub(crate) use reader::{View, Visit};
 
+pub(crate) use format::parse_segment_file_name;
 pub use format::{RECORD_FRAME_OVERHEAD_BYTES, RECORD_PAYLOAD_BYTES_MAX, RECORD_SEGMENT_HEADER_BYTES};
 pub use reader::RecordReader;
 
