@@ -250,18 +250,23 @@ impl HistoryWriter {
     }
 
     fn insert_index_keys(&mut self) -> Result<(), StoreError> {
+        // An index may cover more than the logs hold after `open` cut them back to a checkpoint
+        // (a memtable flushed after it): the replay then re-inserts keys the index already has,
+        // and its coverage stays where it was until the logs pass it (it never goes back).
+        let [transfers_at_open, resolutions_at_open, keys_at_open] = self.indexes.covered_at_open;
         let transfers_covered = self.transfers.end() / TRANSFER_FRAME_BYTES;
         let scratch = &mut self.scratch;
         if !scratch.transfer_keys.is_empty() {
-            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered)?;
+            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered.max(transfers_at_open))?;
             scratch.transfer_keys.clear();
         }
         if !scratch.resolution_keys.is_empty() {
-            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, transfers_covered)?;
+            let covered = transfers_covered.max(resolutions_at_open);
+            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
             scratch.resolution_keys.clear();
         }
         if !scratch.hashed_keys.is_empty() {
-            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end())?;
+            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_at_open))?;
             scratch.hashed_keys.clear();
         }
         Ok(())
