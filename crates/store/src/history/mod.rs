@@ -23,6 +23,7 @@
 mod keys;
 mod reader;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -93,6 +94,9 @@ struct Scratch {
     transfer_keys: Vec<(u128, u64)>,
     resolution_keys: Vec<(u128, u64)>,
     hashed_keys: Vec<(u128, u64)>,
+    /// Settled-round keys, added to `hashed_keys` by `keys::add_settled_keys`.
+    settled_keys: Vec<(u128, u64)>,
+    settled_seen: HashSet<u128>,
     hash_input: Vec<u8>,
 }
 
@@ -241,6 +245,10 @@ impl HistoryWriter {
         indexed_keys(record, |key| match key {
             IndexedKey::Transfer(id) => scratch.transfer_keys.push((id, position)),
             IndexedKey::Resolution(id) => scratch.resolution_keys.push((id, position)),
+            other @ IndexedKey::Settled(..) => {
+                let hashed = keys::indexed_key_hash(&other, &mut scratch.hash_input);
+                scratch.settled_keys.push((hashed, position));
+            }
             other => {
                 let hashed = keys::indexed_key_hash(&other, &mut scratch.hash_input);
                 scratch.hashed_keys.push((hashed, position));
@@ -264,6 +272,11 @@ impl HistoryWriter {
             let covered = transfers_covered.max(resolutions_at_open);
             self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
             scratch.resolution_keys.clear();
+        }
+        if !scratch.settled_keys.is_empty() {
+            let (settled, seen) = (&scratch.settled_keys, &mut scratch.settled_seen);
+            keys::add_settled_keys(&self.indexes.keys, settled, &mut scratch.hashed_keys, seen)?;
+            scratch.settled_keys.clear();
         }
         if !scratch.hashed_keys.is_empty() {
             self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_at_open))?;
