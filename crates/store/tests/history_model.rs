@@ -381,8 +381,12 @@ fn fail(reason: impl std::fmt::Display) -> TestCaseError {
 
 impl Run {
     fn new(root: &Path, options: NodeOptions) -> Run {
+        Run::with(DiskNode::sim(root, options))
+    }
+
+    fn with(node: DiskNode) -> Run {
         Run {
-            node: DiskNode::sim(root, options),
+            node,
             model: MemoryLedger::new(),
             events: Vec::new(),
             results: BTreeMap::new(),
@@ -427,7 +431,11 @@ impl Run {
             }
             Action::Crash { seed } => {
                 self.deferred = None;
-                self.node.crash(*seed);
+                if self.node.is_simulated() {
+                    self.node.crash(*seed);
+                } else {
+                    self.node.stop();
+                }
                 self.recover()?;
             }
         }
@@ -486,29 +494,66 @@ impl Run {
     }
 }
 
-fn run(actions: &[Action]) -> Result<(), TestCaseError> {
+/// Where a run keeps its data: the simulated file system (crashes lose unsynced data) or the
+/// OS's (a crash is a stop), with or without the real `LogStore` (the audit needs it).
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    Simulated,
+    SimulatedWithoutLogStore,
+    Os,
+}
+
+fn run(disk: Disk, actions: &[Action]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(fail)?;
-    let mut run = Run::new(dir.path(), NodeOptions::default());
+    let options = NodeOptions::default();
+    let mut run = Run::with(match disk {
+        Disk::Simulated => DiskNode::sim(dir.path(), options),
+        Disk::SimulatedWithoutLogStore => DiskNode::sim(dir.path(), NodeOptions { log: None, ..options }),
+        Disk::Os => DiskNode::os(dir.path(), options),
+    });
     for action in actions {
         run.act(action)?;
     }
     run.check()?;
-    run.audit()?;
+    if run.node.has_log_store() {
+        run.audit()?;
+    }
     // Whatever the run left unsynced, a crash now and a recovery reach the same state.
-    run.node.crash(0x5eed);
-    run.recover()
+    run.act(&Action::Crash { seed: 0x5eed })
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
+/// `PROPTEST_CASES` scales every test's case count (from its default here) for soaking.
+fn config(cases: u32) -> ProptestConfig {
+    let scale = std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse::<u32>().ok());
+    let cases = scale.map_or(cases, |scale| cases.saturating_mul(scale) / 256);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(256))]
 
     #[test]
     fn disk_state_equals_the_model_across_restarts_and_crashes(actions in actions()) {
-        run(&actions)?;
+        run(Disk::Simulated, &actions)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn disk_state_equals_the_model_with_the_log_kept_in_memory(actions in actions()) {
+        run(Disk::SimulatedWithoutLogStore, &actions)?;
+    }
+}
+
+proptest! {
+    // Few cases: every log append is fsynced for real.
+    #![proptest_config(config(6))]
+
+    #[test]
+    fn disk_state_equals_the_model_on_the_os_file_system(actions in actions()) {
+        run(Disk::Os, &actions)?;
     }
 }
 

@@ -285,6 +285,14 @@ impl DiskNode {
         self.running = None;
     }
 
+    pub fn is_simulated(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    pub fn has_log_store(&self) -> bool {
+        self.options.log.is_some()
+    }
+
     /// Power loss: the node stops and the file system keeps only what a disk could hold.
     pub fn crash(&mut self, seed: u64) {
         self.running = None;
