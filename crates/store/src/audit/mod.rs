@@ -177,8 +177,18 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
         transfers: 0,
         per_ledger: Vec::new(),
     };
-    let from_genesis = span.is_none_or(|s| s.starts_at_genesis);
+    // With every entry compacted away there is nothing to replay from genesis: the state is
+    // the checkpoint's (if any; without one, continuity already required an empty log).
+    let from_genesis = match span {
+        Some(span) => span.starts_at_genesis,
+        None => manifest.is_none(),
+    };
     let start = if from_genesis {
+        // The replay from genesis checks the checkpoint's state against the manifest's hash;
+        // the hot file itself (what the node loads on start) must match the manifest too.
+        if let Some(manifest) = &manifest {
+            checkpoints.load_hot(manifest)?;
+        }
         replay::Start::genesis(span.map_or(0, |s| s.first))
     } else {
         let manifest = manifest.as_ref().expect("continuity requires a checkpoint when the log was compacted");
@@ -212,12 +222,28 @@ fn load_checkpoint(
     if view.transfer_count() != ledger.transfer_count() {
         return Err(AuditError::in_file(
             &file,
-            format!("the checkpoint counts {} transfers, history holds {}", ledger.transfer_count(), view.transfer_count()),
+            format!(
+                "the checkpoint counts {} transfers, history holds {}",
+                ledger.transfer_count(),
+                view.transfer_count()
+            ),
         ));
     }
-    ledger
-        .check_against_history(replay::stream_transfers(&view))
-        .map_err(|broken| AuditError::in_file(&file, format!("the checkpoint disagrees with history: {broken}")))?;
+    // A history record that cannot be read is damage to history, not to the checkpoint: name
+    // its file and offset rather than the checkpoint's.
+    let mut unreadable = None;
+    let transfers = replay::stream_transfers(&view).map(|read| {
+        read.map_err(|error| {
+            let reason = error.to_string();
+            unreadable.get_or_insert(error);
+            reason
+        })
+    });
+    let checked = ledger.check_against_history(transfers);
+    if let Some(error) = unreadable {
+        return Err(error.into());
+    }
+    checked.map_err(|broken| AuditError::in_file(&file, format!("the checkpoint disagrees with history: {broken}")))?;
     summary.history_transfers_checked = ledger.transfer_count();
     Ok(ledger)
 }
@@ -277,10 +303,19 @@ fn check_continuity(
             span.first,
             span.first
         );
-        return Err(AuditError { index: Some(covered + 1), file: Some(checkpoint_dir.to_path_buf()), offset: None, reason });
+        return Err(AuditError {
+            index: Some(covered + 1),
+            file: Some(checkpoint_dir.to_path_buf()),
+            offset: None,
+            reason,
+        });
     }
     if covered + 1 == span.first && span.first_prev != m.chain_head {
-        return Err(AuditError::at_entry(log, span.first, "the first log entry does not chain to the checkpoint's chain head"));
+        return Err(AuditError::at_entry(
+            log,
+            span.first,
+            "the first log entry does not chain to the checkpoint's chain head",
+        ));
     }
     if covered >= span.first && covered <= span.last {
         let hash = log.chain_hash(covered)?;

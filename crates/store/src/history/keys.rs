@@ -4,9 +4,14 @@
 //! record it points to, so even a collision (about 2^-64 after 2^32 keys) could only make a key
 //! look absent, never answer for another.
 
+use std::collections::HashSet;
+
 use croupier_core::history::IndexedKey;
 use croupier_core::AccountId;
 use sha2::{Digest, Sha256};
+
+use crate::index::IdIndex;
+use crate::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyDomain {
@@ -62,6 +67,29 @@ pub(crate) fn indexed_key_hash(key: &IndexedKey<'_>, _scratch: &mut Vec<u8>) -> 
             unreachable!("transfer ids are indexed as they are")
         }
     }
+}
+
+/// Adds to `out` the settled-round keys of `settled` (in position order) that must point at a
+/// new place. Every other history key is written once, but each win of a round yields its
+/// settled key again, and `IdIndex` keeps a key's newest value: the key must keep pointing at
+/// the round's first win, or an entry between two wins, replayed when the later win is not
+/// visible (after recovery cut history back to a checkpoint, or in the audit's verified view),
+/// would find the round unsettled. So a key the index (or this batch) already has at an
+/// earlier position is skipped; `seen` is scratch space.
+pub(crate) fn add_settled_keys(
+    index: &IdIndex,
+    settled: &[(u128, u64)],
+    out: &mut Vec<(u128, u64)>,
+    seen: &mut HashSet<u128>,
+) -> Result<(), StoreError> {
+    seen.clear();
+    for &(key, position) in settled {
+        if !seen.insert(key) || index.get(key)?.is_some_and(|indexed| indexed < position) {
+            continue;
+        }
+        out.push((key, position));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 mod keys;
 mod reader;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -111,6 +112,9 @@ struct Scratch {
     transfer_keys: Vec<(u128, u64)>,
     resolution_keys: Vec<(u128, u64)>,
     hashed_keys: Vec<(u128, u64)>,
+    /// Settled-round keys, added to `hashed_keys` by `keys::add_settled_keys`.
+    settled_keys: Vec<(u128, u64)>,
+    settled_seen: HashSet<u128>,
     hash_input: Vec<u8>,
 }
 
@@ -154,8 +158,13 @@ impl OpenedHistory {
             RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
-        if ends.transfers_end % TRANSFER_FRAME_BYTES != 0 {
-            return Err(StoreError::corrupt(&dir.join("transfers"), ends.transfers_end, None, "checkpoint end is not on a transfer record boundary"));
+        if !ends.transfers_end.is_multiple_of(TRANSFER_FRAME_BYTES) {
+            return Err(StoreError::corrupt(
+                &dir.join("transfers"),
+                ends.transfers_end,
+                None,
+                "checkpoint end is not on a transfer record boundary",
+            ));
         }
         let (mut events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         events.truncate_after(ends.events_last)?;
@@ -262,6 +271,10 @@ impl HistoryWriter {
         indexed_keys(record, |key| match key {
             IndexedKey::Transfer(id) => scratch.transfer_keys.push((id, position)),
             IndexedKey::Resolution(id) => scratch.resolution_keys.push((id, position)),
+            other @ IndexedKey::Settled(..) => {
+                let hashed = keys::indexed_key_hash(&other, &mut scratch.hash_input);
+                scratch.settled_keys.push((hashed, position));
+            }
             other => {
                 let hashed = keys::indexed_key_hash(&other, &mut scratch.hash_input);
                 scratch.hashed_keys.push((hashed, position));
@@ -271,18 +284,28 @@ impl HistoryWriter {
     }
 
     fn insert_index_keys(&mut self) -> Result<(), StoreError> {
+        // An index may cover more than the logs hold after `open` cut them back to a checkpoint
+        // (a memtable flushed after it): the replay then re-inserts keys the index already has,
+        // and its coverage stays where it was until the logs pass it (it never goes back).
+        let [transfers_at_open, resolutions_at_open, keys_at_open] = self.indexes.covered_at_open;
         let transfers_covered = self.transfers.end() / TRANSFER_FRAME_BYTES;
         let scratch = &mut self.scratch;
         if !scratch.transfer_keys.is_empty() {
-            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered)?;
+            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered.max(transfers_at_open))?;
             scratch.transfer_keys.clear();
         }
         if !scratch.resolution_keys.is_empty() {
-            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, transfers_covered)?;
+            let covered = transfers_covered.max(resolutions_at_open);
+            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
             scratch.resolution_keys.clear();
         }
+        if !scratch.settled_keys.is_empty() {
+            let (settled, seen) = (&scratch.settled_keys, &mut scratch.settled_seen);
+            keys::add_settled_keys(&self.indexes.keys, settled, &mut scratch.hashed_keys, seen)?;
+            scratch.settled_keys.clear();
+        }
         if !scratch.hashed_keys.is_empty() {
-            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end())?;
+            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_at_open))?;
             scratch.hashed_keys.clear();
         }
         Ok(())

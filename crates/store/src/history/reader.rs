@@ -1,6 +1,7 @@
 //! Reading history: the `HistorySource` the state machine prefetches from and the API reads
 //! through. Cheap to clone; safe to use from any thread while the writer appends.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use croupier_core::codec::{decode_transfer_record, decode_wallet_record};
@@ -9,7 +10,7 @@ use croupier_core::history::{
 };
 use croupier_core::{AccountId, TransferId, WalletEntry};
 
-use super::keys::{indexed_key_hash, rolled_back_key, settled_key, wallet_key};
+use super::keys::{add_settled_keys, indexed_key_hash, rolled_back_key, settled_key, wallet_key};
 use super::{Indexes, TRANSFER_FRAME_BYTES};
 use crate::records::RecordReader;
 use crate::StoreError;
@@ -81,7 +82,9 @@ impl HistoryReader {
 
     /// Memory the indexes hold (memtables, fences, filters).
     pub fn index_memory_bytes(&self) -> u64 {
-        self.indexes.transfers.memory_bytes() + self.indexes.resolutions.memory_bytes() + self.indexes.keys.memory_bytes()
+        self.indexes.transfers.memory_bytes()
+            + self.indexes.resolutions.memory_bytes()
+            + self.indexes.keys.memory_bytes()
     }
 
     fn read_transfer(&self, seq: u64) -> Result<StoredTransfer, StoreError> {
@@ -159,15 +162,24 @@ impl HistoryReader {
     fn catch_up_key_index(&self, wallet_end: u64) -> Result<(), StoreError> {
         let mut position = self.indexes.covered_at_open[2].min(wallet_end);
         let mut scratch = Vec::new();
+        let (mut settled, mut seen) = (Vec::new(), HashSet::new());
         while position < wallet_end {
             let batch = self.wallet.scan(position, CATCH_UP_RECORDS_MAX, CATCH_UP_BYTES_MAX)?;
             let Some((last, last_bytes)) = batch.last() else { break };
             let next = last + (crate::records::RECORD_FRAME_OVERHEAD_BYTES + last_bytes.len()) as u64;
             let mut keys = Vec::with_capacity(batch.len() * 2);
+            settled.clear();
             for (at, bytes) in &batch {
                 let record = HistoryRecord::Wallet(self.decode_wallet_at(*at, bytes)?);
-                indexed_keys(&record, |key| keys.push((indexed_key_hash(&key, &mut scratch), *at)));
+                indexed_keys(&record, |key| {
+                    let hashed = indexed_key_hash(&key, &mut scratch);
+                    match key {
+                        IndexedKey::Settled(..) => settled.push((hashed, *at)),
+                        _ => keys.push((hashed, *at)),
+                    }
+                });
             }
+            add_settled_keys(&self.indexes.keys, &settled, &mut keys, &mut seen)?;
             position = next.min(wallet_end);
             self.indexes.keys.insert_batch(&keys, position)?;
         }
