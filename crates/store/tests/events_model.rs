@@ -79,7 +79,7 @@ struct Harness {
 
 fn options() -> EventLogOptions {
     EventLogOptions {
-        records: RecordLogOptions { segment_bytes_max: SEGMENT_BYTES, buffer_bytes_max: 200 },
+        records: RecordLogOptions { segment_bytes_max: SEGMENT_BYTES, buffer_bytes_max: 200, sync_on_seal: true },
         retention_bytes_max: Some(5 * SEGMENT_BYTES),
         retention_age_ns_max: Some(300 * NS_PER_POSITION),
     }

@@ -61,6 +61,9 @@ pub struct AuditSummary {
     /// A torn write at the end of the last segment: not part of the log (the node cuts it off
     /// when it starts).
     pub torn_tail: Option<TornTail>,
+    /// History after the last checkpoint that was cut (never fsynced, or damaged): the replay
+    /// rebuilt it from the log.
+    pub history_cuts: Vec<TornTail>,
     pub accounts: u64,
     pub transfers: u64,
     pub per_ledger: Vec<LedgerSums>,
@@ -173,6 +176,7 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
         history_records_verified: 0,
         history_transfers_checked: 0,
         torn_tail: recovery.torn_tail,
+        history_cuts: history.cuts.clone(),
         accounts: 0,
         transfers: 0,
         per_ledger: Vec::new(),

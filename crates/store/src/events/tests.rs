@@ -8,7 +8,7 @@ const SMALL_SEGMENT_BYTES: u64 = 1 << 10;
 
 fn options() -> EventLogOptions {
     EventLogOptions {
-        records: RecordLogOptions { segment_bytes_max: SMALL_SEGMENT_BYTES, buffer_bytes_max: 512 },
+        records: RecordLogOptions { segment_bytes_max: SMALL_SEGMENT_BYTES, buffer_bytes_max: 512, sync_on_seal: true },
         retention_bytes_max: None,
         retention_age_ns_max: None,
     }

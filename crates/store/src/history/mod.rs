@@ -138,6 +138,9 @@ pub struct OpenedHistory {
     pub writer: HistoryWriter,
     pub reader: HistoryReader,
     pub events: EventFeed,
+    /// Where opening cut a log above its durable floor (unsynced or damaged tails that replay
+    /// rebuilds).
+    pub cuts: Vec<crate::TornTail>,
 }
 
 impl OpenedHistory {
@@ -152,10 +155,11 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let (mut transfers, transfers_reader, _) =
+        let (mut transfers, transfers_reader, transfers_report) =
             RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
-        let (mut wallet, wallet_reader, _) =
+        let (mut wallet, wallet_reader, wallet_report) =
             RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
+        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
         if !ends.transfers_end.is_multiple_of(TRANSFER_FRAME_BYTES) {
@@ -179,7 +183,7 @@ impl OpenedHistory {
             events_last: ends.events_last,
             scratch: Scratch::default(),
         };
-        Ok(OpenedHistory { writer, reader, events: feed })
+        Ok(OpenedHistory { writer, reader, events: feed, cuts })
     }
 }
 
@@ -194,10 +198,11 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let (transfers, transfers_reader, _) =
+        let (transfers, transfers_reader, transfers_report) =
             RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
-        let (wallet, wallet_reader, _) =
+        let (wallet, wallet_reader, wallet_report) =
             RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
+        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
         let (events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
@@ -211,7 +216,7 @@ impl OpenedHistory {
             indexes,
             scratch: Scratch::default(),
         };
-        Ok(OpenedHistory { writer, reader, events: feed })
+        Ok(OpenedHistory { writer, reader, events: feed, cuts })
     }
 }
 

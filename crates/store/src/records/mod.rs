@@ -325,6 +325,12 @@ impl RecordLog {
         encode_segment_header(SegmentHeader { first_position: self.end, tag }, &mut self.buffer);
         self.active = Some(file);
         self.unsynced_dir = true;
+        if !self.options.sync_on_seal {
+            // Segments roll without fsyncing their data, but their names must never vanish:
+            // recovery cuts a log at its first bad record, and a missing segment would leave a
+            // hole instead. One directory fsync per segment is cheap.
+            self.sync_dir_if_needed()?;
+        }
         self.segments.push(Arc::new(ReadSegment::new(self.end, tag, path)));
         self.publish_segments();
         Ok(())

@@ -8,7 +8,7 @@ const DIR: &str = "/data/wallet";
 const SMALL_SEGMENT_BYTES: u64 = 200;
 
 fn options(segment_bytes_max: u64) -> RecordLogOptions {
-    RecordLogOptions { segment_bytes_max, buffer_bytes_max: 1 << 10 }
+    RecordLogOptions { segment_bytes_max, buffer_bytes_max: 1 << 10, sync_on_seal: true }
 }
 
 fn open(fs: &SimFileSystem) -> (RecordLog, RecordReader, OpenReport) {
@@ -90,7 +90,7 @@ fn readers_see_records_only_after_flush() {
 #[test]
 fn full_buffer_is_flushed_by_append() {
     let fs = SimFileSystem::new();
-    let options = RecordLogOptions { segment_bytes_max: 1 << 20, buffer_bytes_max: 100 };
+    let options = RecordLogOptions { segment_bytes_max: 1 << 20, buffer_bytes_max: 100, sync_on_seal: true };
     let (mut log, reader, _) = RecordLog::open(Arc::new(fs), DIR, options).unwrap();
     for _ in 0..10 {
         log.append(&[7u8; 30]).unwrap();
@@ -378,7 +378,7 @@ fn oversized_payload_is_refused_without_poisoning() {
 fn reader_thread_scans_while_the_writer_appends_and_rotates() {
     let dir = tempfile::tempdir().unwrap();
     let fs: Arc<dyn FileSystem> = Arc::new(crate::fs::OsFileSystem);
-    let options = RecordLogOptions { segment_bytes_max: 4 << 10, buffer_bytes_max: 1 << 10 };
+    let options = RecordLogOptions { segment_bytes_max: 4 << 10, buffer_bytes_max: 1 << 10, sync_on_seal: true };
     let (mut log, reader, _) = RecordLog::open(fs, dir.path(), options).unwrap();
     const RECORDS: u64 = 20_000;
     let scanner = std::thread::spawn(move || {

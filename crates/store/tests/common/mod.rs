@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use croupier_core::codec::{decode_checkpoint, decode_proposal, decode_record, encode_checkpoint, encode_proposal};
+use croupier_core::codec::{
+    decode_checkpoint, decode_event_body, decode_proposal, encode_checkpoint, encode_proposal, EventBody,
+};
 use croupier_core::command::Proposal;
 use croupier_core::events::event_position;
 use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
@@ -35,7 +37,8 @@ pub const MEMBERSHIP: &[u8] = b"one voter";
 /// History options small enough that segments roll, index memtables freeze and flush, and
 /// index runs merge within a few dozen entries.
 pub fn tiny_history_options() -> HistoryOptions {
-    let log = |segment_bytes_max| RecordLogOptions { segment_bytes_max, buffer_bytes_max: 512 };
+    // As in production: history and events roll segments without fsync (derived logs).
+    let log = |segment_bytes_max| RecordLogOptions { segment_bytes_max, buffer_bytes_max: 512, sync_on_seal: false };
     let index =
         IndexOptions { memtable_bytes_max: 300, frozen_memtables_max: 2, bloom_bits_per_key: 10, level_size_ratio: 2 };
     HistoryOptions {
@@ -248,7 +251,7 @@ impl DiskNode {
             transfers_end: pending.ends.transfers_end,
             wallet_end: pending.ends.wallet_end,
             events_last: pending.ends.events_last,
-            history_hash: pending.ends.history_hash,
+            events_end: pending.ends.events_end,
             membership: MEMBERSHIP.to_vec(),
             snapshot_id: format!("{last_term}-{last_index}-{}", self.checkpoints_taken),
             hot_file: String::new(),
@@ -330,7 +333,7 @@ impl DiskNode {
             transfers_end: m.transfers_end,
             wallet_end: m.wallet_end,
             events_last: m.events_last,
-            history_hash: m.history_hash,
+            events_end: m.events_end,
         });
         let history =
             OpenedHistory::open(fs, &self.root.join("history"), &self.root.join("events"), &self.options.history, ends)
@@ -506,7 +509,14 @@ impl DiskNode {
             return Err(format!("the feed holds {} events, the model {}", found.len(), events.len()));
         }
         for (event, (position, record)) in found.iter().zip(events) {
-            let decoded = decode_record(&event.body).map_err(|e| format!("event {}: {e}", event.position))?;
+            let body = decode_event_body(&event.body).map_err(|e| format!("event {}: {e}", event.position))?;
+            let decoded = match body {
+                EventBody::Record(record) => record,
+                EventBody::TransferRef(seq) => match self.running().history.reader.transfer_at(seq) {
+                    Ok(Some(stored)) => HistoryRecord::Transfer(stored),
+                    other => return Err(format!("event {} names transfer {seq}: {other:?}", event.position)),
+                },
+            };
             if event.position != *position || event.timestamp_ns != record.timestamp() || decoded != *record {
                 return Err(format!(
                     "event {} (timestamp {}) is {decoded:?}, the model has {record:?} at {position}",
