@@ -22,6 +22,8 @@ use crate::types::{log_id, Entry, LogId, ProposalData, TypeConfig};
 
 /// Requests waiting for the writer; a full queue makes the proposer wait (back-pressure).
 const WRITER_QUEUE_REQUESTS_MAX: usize = 1024;
+/// An fsync of the log slower than this is logged (it delays every write behind it).
+const SLOW_FSYNC_WARN_MS: u128 = 100;
 /// Most requests folded into one write + fdatasync.
 const WRITER_GROUP_REQUESTS_MAX: usize = 256;
 
@@ -281,8 +283,13 @@ impl Writer {
         if self.poisoned.is_none() {
             let started = Instant::now();
             match self.store.sync() {
-                Ok(()) => metrics::histogram!(metric_names::LOG_FSYNC_SECONDS)
-                    .record(started.elapsed().as_secs_f64()),
+                Ok(()) => {
+                    let elapsed = started.elapsed();
+                    metrics::histogram!(metric_names::LOG_FSYNC_SECONDS).record(elapsed.as_secs_f64());
+                    if elapsed.as_millis() >= SLOW_FSYNC_WARN_MS {
+                        tracing::warn!(ms = elapsed.as_millis() as u64, "slow log fsync");
+                    }
+                }
                 Err(error) => {
                     self.poisoned = Some(StorageFailure(format!("log sync failed: {error}")))
                 }

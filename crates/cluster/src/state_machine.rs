@@ -11,7 +11,7 @@
 //! file, the manifest) happens on another task while entries keep applying.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use croupier_core::codec::encode_checkpoint;
 use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
@@ -31,6 +31,9 @@ use crate::raft_codec::encode_stored_membership;
 use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 
 type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
+
+/// An entry whose prefetch + apply + persist takes longer than this is logged with its phases.
+const SLOW_APPLY_WARN_MS: u128 = 100;
 
 /// What readers share with the state machine. History and the event feed can be replaced
 /// whole (a checkpoint installed from another node), hence the locks; readers clone them.
@@ -127,6 +130,7 @@ impl LedgerStateMachine {
         proposal: &croupier_core::command::Proposal,
     ) -> Result<Vec<CommandResult>, StorageError> {
         let started = Instant::now();
+        let mut phases = [Duration::ZERO; 3];
         self.keys.clear();
         self.shared
             .ledger
@@ -136,6 +140,7 @@ impl LedgerStateMachine {
         self.history
             .fetch(&self.keys, &mut self.prefetched)
             .map_err(|e| apply_error(log_id, e))?;
+        phases[0] = started.elapsed();
         let mut ledger = self.shared.ledger.write().await;
         self.records.clear();
         let results = ledger.apply(
@@ -144,10 +149,17 @@ impl LedgerStateMachine {
             &mut self.prefetched,
             &mut self.records,
         );
+        phases[1] = started.elapsed();
         self.writer
             .persist(log_id.index, &self.records)
             .map_err(|e| apply_error(log_id, e))?;
         drop(ledger);
+        phases[2] = started.elapsed();
+        if phases[2].as_millis() >= SLOW_APPLY_WARN_MS {
+            tracing::warn!(index = log_id.index, prefetch_ms = phases[0].as_millis() as u64,
+                apply_ms = (phases[1] - phases[0]).as_millis() as u64,
+                persist_ms = (phases[2] - phases[1]).as_millis() as u64, "slow entry");
+        }
         metrics::histogram!(metric_names::COMMANDS_PER_ENTRY).record(proposal.commands.len() as f64);
         metrics::histogram!(metric_names::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(results)
