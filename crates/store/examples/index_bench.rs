@@ -75,8 +75,9 @@ fn main() {
     let mut stream = KeyStream(1);
     let (mut keys, mut entries, mut found) = (Vec::new(), Vec::new(), Vec::new());
     let (mut lookup_time, mut insert_time) = (Duration::ZERO, Duration::ZERO);
-    let mut batch_times = Vec::new();
+    let (mut batch_times, mut lookup_times, mut insert_times) = (Vec::new(), Vec::new(), Vec::new());
     let mut inserted = 0u64;
+    let cpu_started = thread_cpu();
     let started = Instant::now();
     let mut next_report = args.keys / 10;
     while inserted < args.keys {
@@ -96,6 +97,8 @@ fn main() {
         assert!(found.iter().all(Option::is_none), "fresh keys are not in the index");
         lookup_time += looked_up - batch_started;
         insert_time += done - looked_up;
+        lookup_times.push(looked_up - batch_started);
+        insert_times.push(done - looked_up);
         batch_times.push(done - batch_started);
         inserted += count as u64;
         if inserted >= next_report {
@@ -104,7 +107,18 @@ fn main() {
         }
     }
     let wall = started.elapsed();
+    let cpu = thread_cpu() - cpu_started;
     summarize(&index, inserted, wall, lookup_time, insert_time, &mut batch_times);
+    let median_per_key = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2].as_nanos() as f64 / BATCH_KEYS as f64
+    };
+    println!(
+        "  median batch: negative lookup {:.0} ns/key, insert {:.0} ns/key; calling thread CPU {:.0} ns/key (lookup + insert + key generation)",
+        median_per_key(&mut lookup_times),
+        median_per_key(&mut insert_times),
+        cpu.as_nanos() as f64 / inserted as f64
+    );
     probe_final(&index, args.random, inserted);
     index.flush().unwrap();
     index.shutdown().unwrap();
@@ -203,6 +217,17 @@ fn probe_final(index: &IdIndex, random: bool, inserted: u64) {
     assert!(existing.iter().all(|&key| index.get(key).unwrap().is_some()));
     let positive = started.elapsed().as_nanos() as f64 / existing.len() as f64;
     println!("  positive lookup (mostly from a run on disk) {positive:.0} ns/key one by one");
+}
+
+/// CPU time of the calling thread (user + system), in clock ticks of 10 ms: exact enough over
+/// seconds, and blind to time spent waiting for a core on a shared machine.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<u64> = after_name.split_whitespace().map(|field| field.parse().unwrap_or(0)).collect();
+    // Fields 14 and 15 of stat(5); after the name, counting from the state (field 3).
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn rss_kib(field: &str) -> u64 {

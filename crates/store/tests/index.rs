@@ -16,7 +16,13 @@ const DIR: &str = "/node/index";
 
 /// 8 hash-map buckets: 7 keys per memtable, so a few inserts already flush and merge.
 fn tiny_options() -> IndexOptions {
-    IndexOptions { memtable_bytes_max: 300, frozen_memtables_max: 2, bloom_bits_per_key: 10, level_size_ratio: 2 }
+    IndexOptions {
+        memtable_bytes_max: 300,
+        frozen_memtables_max: 2,
+        bloom_bits_per_key: 10,
+        level_size_ratio: 2,
+        level0_runs_max: 3,
+    }
 }
 
 fn open(fs: &SimFileSystem, options: IndexOptions) -> (IdIndex, u64) {

@@ -56,6 +56,9 @@ pub struct IndexOptions {
     /// Each level holds this many times the entries of the level above; level 1 holds this many
     /// memtables' worth.
     pub level_size_ratio: u32,
+    /// Flushes wait while this many level-0 runs (not yet merged) exist: every run costs each
+    /// negative lookup a bloom probe, so when merging falls behind, inserts slow down instead.
+    pub level0_runs_max: usize,
 }
 
 impl Default for IndexOptions {
@@ -65,6 +68,7 @@ impl Default for IndexOptions {
             frozen_memtables_max: 2,
             bloom_bits_per_key: 10,
             level_size_ratio: 8,
+            level0_runs_max: 4,
         }
     }
 }
@@ -158,8 +162,14 @@ struct LiveRun {
 struct Control {
     frozen_pending: usize,
     flushed_count: u64,
-    merge_requested: bool,
-    merger_busy: bool,
+    /// Bumped by every flush, every merge and `wait_for_merges`: a merge lane looks for work
+    /// again when it changes.
+    merge_generation: u64,
+    /// The generation each merge lane last looked at, and how many lanes are merging now.
+    lanes_seen: [u64; 2],
+    lanes_busy: usize,
+    /// Ids of the runs that are inputs of a running merge.
+    reserved: Vec<u64>,
     stop: bool,
 }
 
@@ -206,6 +216,7 @@ impl IdIndex {
         assert!(options.frozen_memtables_max > 0, "frozen_memtables_max must be positive");
         assert!((1..=64).contains(&options.bloom_bits_per_key), "bloom_bits_per_key must be 1..=64");
         assert!(options.level_size_ratio >= 2, "level_size_ratio must be at least 2");
+        assert!(options.level0_runs_max > 0, "level0_runs_max must be positive");
 
         fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
         // Make the manifest's current name durable before deleting what it no longer names: a
@@ -235,8 +246,10 @@ impl IdIndex {
         let writer = Writer { covered_through, frozen_covered_through: covered_through, frozen_count: 0 };
         let mut index = IdIndex { shared, writer: Mutex::new(writer), threads: Vec::new() };
         index.threads.push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
-        index.threads.push(background::spawn("id-index-merge", &index.shared, background::merger)?);
-        lock(&index.shared.control).merge_requested = true;
+        index.threads.push(background::spawn("id-index-merge-up", &index.shared, background::upper_merger)?);
+        index.threads.push(background::spawn("id-index-merge-deep", &index.shared, background::deep_merger)?);
+        lock(&index.shared.control).merge_generation += 1;
+        index.shared.changed.notify_all();
         Ok((index, covered_through))
     }
 
@@ -312,11 +325,15 @@ impl IdIndex {
             return Ok(());
         }
         let mut pending: Vec<u32> = (0..keys.len() as u32).filter(|&i| out[i as usize].is_none()).collect();
+        let (mut maybe, mut hashes) = (Vec::with_capacity(pending.len()), Vec::with_capacity(pending.len()));
         for live in &version.runs {
+            // Every bloom probe first, batched so the CPU overlaps their cache misses; then the
+            // few positives read a block each.
+            live.run.may_contain_many(keys, &pending, &mut maybe, &mut hashes);
             let mut kept = 0;
             for position in 0..pending.len() {
                 let i = pending[position] as usize;
-                let found = if live.run.may_contain(keys[i]) { live.run.search(keys[i])? } else { None };
+                let found = if maybe[position] { live.run.search(keys[i])? } else { None };
                 match found {
                     Some(value) => out[i] = Some(value),
                     None => {
@@ -354,13 +371,17 @@ impl IdIndex {
         self.shared.check()
     }
 
-    /// Waits until the background merger has nothing left to merge (tests, benchmarks).
+    /// Waits until both merge lanes have looked at the latest run list and found nothing to do
+    /// (tests, benchmarks).
     pub fn wait_for_merges(&self) -> Result<(), StoreError> {
         self.shared.check()?;
         let mut control = lock(&self.shared.control);
-        control.merge_requested = true;
+        control.merge_generation += 1;
         self.shared.changed.notify_all();
-        while (control.merge_requested || control.merger_busy) && self.shared.failure.get().is_none() {
+        let settled = |control: &Control| {
+            control.lanes_busy == 0 && control.lanes_seen.iter().all(|&seen| seen == control.merge_generation)
+        };
+        while !settled(&control) && self.shared.failure.get().is_none() {
             control = self.shared.changed.wait(control).unwrap_or_else(PoisonError::into_inner);
         }
         drop(control);

@@ -23,6 +23,8 @@ const RUN_FORMAT_VERSION: u32 = 1;
 const TRAILER_BYTES: usize = 84;
 /// Appends go out in chunks of this size (whole blocks), not one write per block.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// A run writer hashes this many keys before setting their bloom bits in one pass.
+const BLOOM_HASHES_BUFFERED: usize = 4096;
 /// A merge reads its inputs this many blocks at a time.
 const READ_CHUNK_BLOCKS: usize = 64;
 
@@ -233,6 +235,16 @@ impl Run {
         self.fences[0] <= key && key <= self.max_key && self.bloom.may_contain(key)
     }
 
+    /// `may_contain` for `keys[i]`, `i` in `pending`, into `hits` (`hashes` is scratch space).
+    pub(crate) fn may_contain_many(&self, keys: &[u128], pending: &[u32], hits: &mut Vec<bool>, hashes: &mut Vec<u64>) {
+        let (min_key, max_key) = (self.fences[0], self.max_key);
+        hits.clear();
+        hits.extend(pending.iter().map(|&i| (min_key..=max_key).contains(&keys[i as usize])));
+        hashes.clear();
+        hashes.extend(pending.iter().map(|&i| self.bloom.hash(keys[i as usize])));
+        self.bloom.retain_many(hashes, hits);
+    }
+
     pub(crate) fn get(&self, key: u128) -> Result<Option<u64>, StoreError> {
         if !self.may_contain(key) {
             return Ok(None);
@@ -412,6 +424,8 @@ pub(crate) struct RunWriter {
     block_entries: usize,
     fences: Vec<u128>,
     bloom: Bloom,
+    /// Hashes of pushed keys not yet in `bloom` (inserted in batches, see `insert_hashes`).
+    bloom_hashes: Vec<u64>,
     bloom_bits_per_key: u32,
     entries: u64,
     last_key: Option<u128>,
@@ -439,6 +453,7 @@ impl RunWriter {
             block_entries: 0,
             fences: Vec::new(),
             bloom: Bloom::with_capacity(keys_max, bloom_bits_per_key, Bloom::random_seed()),
+            bloom_hashes: Vec::with_capacity(BLOOM_HASHES_BUFFERED + BLOCK_ENTRIES_MAX),
             bloom_bits_per_key,
             entries: 0,
             last_key: None,
@@ -463,7 +478,7 @@ impl RunWriter {
         self.buf[offset + 16..offset + ENTRY_BYTES].copy_from_slice(&value.to_le_bytes());
         self.block_entries += 1;
         self.entries += 1;
-        self.bloom.insert(key);
+        self.bloom_hashes.push(self.bloom.hash(key));
         if self.block_entries == BLOCK_ENTRIES_MAX {
             self.seal_block();
             if self.buf.len() >= WRITE_CHUNK_BYTES {
@@ -474,6 +489,10 @@ impl RunWriter {
     }
 
     fn seal_block(&mut self) {
+        if self.bloom_hashes.len() >= BLOOM_HASHES_BUFFERED {
+            self.bloom.insert_hashes(&self.bloom_hashes);
+            self.bloom_hashes.clear();
+        }
         let block = &mut self.buf[self.block_start..self.block_start + BLOCK_BYTES];
         block[BLOCK_COUNT_OFFSET..BLOCK_CRC_OFFSET].copy_from_slice(&(self.block_entries as u32).to_le_bytes());
         let crc = crc32c::crc32c(&block[..BLOCK_CRC_OFFSET]);
@@ -496,6 +515,8 @@ impl RunWriter {
         if self.block_entries > 0 {
             self.seal_block();
         }
+        self.bloom.insert_hashes(&self.bloom_hashes);
+        self.bloom_hashes.clear();
         self.write_buf()?;
         for fence in &self.fences {
             self.buf.extend_from_slice(&fence.to_le_bytes());
