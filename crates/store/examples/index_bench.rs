@@ -217,6 +217,7 @@ fn probe_final(index: &IdIndex, random: bool, inserted: u64) {
     assert!(existing.iter().all(|&key| index.get(key).unwrap().is_some()));
     let positive = started.elapsed().as_nanos() as f64 / existing.len() as f64;
     println!("  positive lookup (mostly from a run on disk) {positive:.0} ns/key one by one");
+    println!("  blocks read over the whole run (bloom positives): {}", index.stats().blocks_read);
 }
 
 /// CPU time of the calling thread (user + system), in clock ticks of 10 ms: exact enough over

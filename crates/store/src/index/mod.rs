@@ -90,6 +90,9 @@ pub struct IndexStats {
     pub merges: u64,
     /// Run bytes written by flushes and merges (divide by 24 × keys for write amplification).
     pub bytes_written: u64,
+    /// Lookups that passed a run's bloom filter and read one of its blocks (hits and false
+    /// positives).
+    pub blocks_read: u64,
     /// Times `insert_batch` waited for a flush, and for how long in total.
     pub stalls: u64,
     pub stall_time: Duration,
@@ -178,6 +181,7 @@ struct Counters {
     flushes: AtomicU64,
     merges: AtomicU64,
     bytes_written: AtomicU64,
+    blocks_read: AtomicU64,
     stalls: AtomicU64,
     stall_ns: AtomicU64,
 }
@@ -296,8 +300,9 @@ impl IdIndex {
         if let Some(value) = version.frozen.iter().rev().find_map(|memtable| memtable.get(key)) {
             return Ok(Some(value));
         }
-        for live in &version.runs {
-            if let Some(value) = live.run.get(key)? {
+        for live in version.runs.iter().filter(|live| live.run.may_contain(key)) {
+            self.shared.counters.blocks_read.fetch_add(1, Ordering::Relaxed);
+            if let Some(value) = live.run.search(key)? {
                 return Ok(Some(value));
             }
         }
@@ -330,6 +335,8 @@ impl IdIndex {
             // Every bloom probe first, batched so the CPU overlaps their cache misses; then the
             // few positives read a block each.
             live.run.may_contain_many(keys, &pending, &mut maybe, &mut hashes);
+            let reads = maybe.iter().filter(|&&maybe| maybe).count() as u64;
+            self.shared.counters.blocks_read.fetch_add(reads, Ordering::Relaxed);
             let mut kept = 0;
             for position in 0..pending.len() {
                 let i = pending[position] as usize;
@@ -421,6 +428,7 @@ impl IdIndex {
             flushes: counters.flushes.load(Ordering::Relaxed),
             merges: counters.merges.load(Ordering::Relaxed),
             bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+            blocks_read: counters.blocks_read.load(Ordering::Relaxed),
             stalls: counters.stalls.load(Ordering::Relaxed),
             stall_time: Duration::from_nanos(counters.stall_ns.load(Ordering::Relaxed)),
             durable_covered_through: lock(&self.shared.manifest).covered_through,
