@@ -305,6 +305,27 @@ fn flipped_byte_in_a_block_is_corrupt_naming_file_and_block_offset() {
 }
 
 #[test]
+fn merge_over_a_damaged_block_fails_the_index_instead_of_dropping_entries() {
+    let fs = SimFileSystem::new();
+    let run = index_with_one_run(&fs);
+    damage(&fs, &run, 4096 + 7);
+    let (index, _) = open(&fs, IndexOptions::default());
+    index.insert_batch(&[(5_000, 5_000)], 2).unwrap();
+    // The flush's level-0 run is merged with the damaged one; the merge may fail before
+    // `flush` returns.
+    match index.flush().and_then(|()| index.wait_for_merges()) {
+        Err(StoreError::IndexFailed { reason }) => assert!(reason.contains("block checksum"), "{reason}"),
+        other => panic!("expected IndexFailed, got {other:?}"),
+    }
+    drop(index);
+    // Nothing was dropped: both runs are still there (the failed merge's output was removed),
+    // and the manifest still covers them.
+    assert_eq!(run_files(&fs, Path::new(DIR)).len(), 2);
+    let (_index, covered_through) = open(&fs, IndexOptions::default());
+    assert_eq!(covered_through, 2);
+}
+
+#[test]
 fn damaged_footer_or_trailer_is_corrupt_on_open() {
     let blocks = 1000usize.div_ceil(170);
     let footer = blocks * 4096;

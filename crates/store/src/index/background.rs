@@ -1,8 +1,9 @@
-//! The flush thread and the merge thread. Each writes a new run (fdatasync, then a directory
-//! fsync so its name is durable), then, under the manifest lock, saves the manifest and swaps
-//! the in-memory version. Readers keep whatever version they hold; only the thread doing the
-//! I/O ever waits for the disk. Flushes have their own thread so that a long merge into a deep
-//! level never holds up the flush that `insert_batch` may be waiting for.
+//! The background threads: one flushes frozen memtables, two merge runs (the upper and deep
+//! lanes of `policy`). Each writes a new run (fdatasync, then a directory fsync so its name is
+//! durable), then, under the manifest lock, saves the manifest and swaps the in-memory version.
+//! Readers keep whatever version they hold; only the thread doing the I/O waits for the disk.
+//! Flushes have their own thread so that a long merge never holds up the flush `insert_batch`
+//! may be waiting for.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -24,8 +24,6 @@ mod manifest;
 mod memtable;
 mod policy;
 mod run;
-#[cfg(test)]
-mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,8 +185,8 @@ struct Counters {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking holder marks the index failed (see `background::FailOnPanic`); the data
-    // under these locks stays consistent because every update is a single assignment.
+    // A panic on a background thread marks the index failed (`background::FailOnPanic`), after
+    // which nothing is written; what the locks guard stays readable for lookups and `stats`.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
