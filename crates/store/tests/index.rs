@@ -14,10 +14,10 @@ use proptest::prelude::*;
 
 const DIR: &str = "/node/index";
 
-/// 8 hash-map buckets: 7 keys per memtable, so a few inserts already flush and merge.
+/// 7 keys per memtable (two 32-byte slots each), so a few inserts already flush and merge.
 fn tiny_options() -> IndexOptions {
     IndexOptions {
-        memtable_bytes_max: 300,
+        memtable_bytes_max: 7 * 64,
         frozen_memtables_max: 2,
         bloom_bits_per_key: 10,
         level_size_ratio: 2,
@@ -383,7 +383,7 @@ fn leftover_run_and_tmp_files_are_deleted_on_open() {
 #[test]
 fn readers_on_other_threads_see_every_inserted_key_while_merges_run() {
     let dir = tempfile::tempdir().unwrap();
-    // 224 keys per memtable: 100 batches of 150 keys make ~70 runs' worth of merges.
+    // 132 keys per memtable: 100 batches of 150 keys make ~110 flushes and their merges.
     let options = IndexOptions { memtable_bytes_max: 8_500, level_size_ratio: 2, ..IndexOptions::default() };
     let (index, _) = IdIndex::open(Arc::new(OsFileSystem), dir.path(), options).unwrap();
     let index = Arc::new(index);
@@ -508,7 +508,7 @@ fn insert_batch_waits_for_blocked_flushes_instead_of_growing_memory() {
     assert!(finished.load(Ordering::Acquire));
     assert!((0..28u128).all(|key| index.get(key).unwrap() == Some(key as u64)));
     let stats = index.stats();
-    assert_eq!(stats.stalls, 1);
+    assert!(stats.stalls >= 1);
     assert!(stats.stall_time >= Duration::from_millis(50));
 }
 

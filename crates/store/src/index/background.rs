@@ -76,12 +76,25 @@ fn flush_memtable(shared: &Shared, memtable: Arc<Memtable>) -> Result<(), StoreE
         Some(write_memtable(shared, &memtable)?)
     };
     install_flush(shared, &memtable, run)?;
-    // Hand the allocation back to the inserter unless a reader still holds the memtable.
-    if let Ok(mut memtable) = Arc::try_unwrap(memtable) {
-        memtable.reset(0);
-        *lock(&shared.spare) = Some(memtable);
-    }
+    refill_spare(shared, memtable);
     Ok(())
+}
+
+/// Leaves a cleared memtable for the next freeze, so the apply thread neither allocates nor
+/// takes the page faults of a fresh one: the flushed memtable itself unless a reader still
+/// holds it.
+fn refill_spare(shared: &Shared, flushed: Arc<Memtable>) {
+    if lock(&shared.spare).is_some() {
+        return;
+    }
+    let spare = match Arc::try_unwrap(flushed) {
+        Ok(mut memtable) => {
+            memtable.reset(0);
+            memtable
+        }
+        Err(_) => Memtable::with_capacity(shared.memtable_capacity, 0),
+    };
+    *lock(&shared.spare) = Some(spare);
 }
 
 /// Waits while `level0_runs_max` level-0 runs wait for the upper merge lane: then merging is

@@ -43,8 +43,9 @@ const INSERT_CHUNK_ENTRIES: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexOptions {
-    /// The memtable's hash map is allocated once at the largest capacity that fits in this many
-    /// bytes and never grows; when full it is frozen and a fresh one takes over.
+    /// The memtable's hash table is allocated once at this size (two 32-byte slots per key:
+    /// 64 MiB hold 1M keys) and never grows; when full it is frozen and a fresh (recycled) one
+    /// takes over. Up to `frozen_memtables_max + 2` memtables exist at once (active, frozen, spare).
     pub memtable_bytes_max: usize,
     /// Frozen memtables waiting for their flush; one more freeze blocks `insert_batch` until a
     /// flush completes (backpressure: memory stays bounded).
@@ -312,17 +313,14 @@ impl IdIndex {
     pub fn get_many(&self, keys: &[u128], out: &mut Vec<Option<u64>>) -> Result<(), StoreError> {
         self.shared.check()?;
         out.clear();
+        out.resize(keys.len(), None);
         let version = {
             let tables = read(&self.shared.tables);
-            out.extend(keys.iter().map(|&key| tables.active.get(key)));
+            tables.active.get_missing(keys, out);
             Arc::clone(&tables.version)
         };
         for memtable in version.frozen.iter().rev() {
-            for (slot, &key) in out.iter_mut().zip(keys) {
-                if slot.is_none() {
-                    *slot = memtable.get(key);
-                }
-            }
+            memtable.get_missing(keys, out);
         }
         if version.runs.is_empty() {
             return Ok(());
