@@ -110,6 +110,11 @@ impl Bloom {
         }
     }
 
+    /// Loads the block `key` maps to (to start its cache miss early; see `IdIndex::get`).
+    pub(crate) fn touch(&self, key: u128) -> u32 {
+        self.blocks[block_index(hash(key, self.seed), self.blocks.len())].0[0]
+    }
+
     /// `false` means the key is certainly absent.
     pub(crate) fn may_contain(&self, key: u128) -> bool {
         let hash = hash(key, self.seed);

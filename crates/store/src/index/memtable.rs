@@ -140,6 +140,11 @@ impl Memtable {
         }
     }
 
+    /// Starts loading what `get(key)` will read first.
+    pub(crate) fn touch_key(&self, key: u128) -> u64 {
+        self.slots[self.home(key)].occupied
+    }
+
     pub(crate) fn get(&self, key: u128) -> Option<u64> {
         self.get_at(key, self.home(key))
     }

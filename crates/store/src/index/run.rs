@@ -276,6 +276,15 @@ impl Run {
         self.fences.first() <= key && key <= self.max_key && self.bloom.may_contain(key)
     }
 
+    /// Starts loading what `may_contain(key)` will read.
+    pub(crate) fn touch(&self, key: u128) -> u32 {
+        if self.fences.first() <= key && key <= self.max_key {
+            self.bloom.touch(key)
+        } else {
+            0
+        }
+    }
+
     /// `may_contain` for `keys[i]`, `i` in `pending`, into `hits` (`hashes` is scratch space).
     pub(crate) fn may_contain_many(&self, keys: &[u128], pending: &[u32], hits: &mut Vec<bool>, hashes: &mut Vec<u64>) {
         let (min_key, max_key) = (self.fences.first(), self.max_key);
