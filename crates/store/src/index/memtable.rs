@@ -142,10 +142,17 @@ impl Memtable {
 
     /// Starts loading what `get(key)` will read first.
     pub(crate) fn touch_key(&self, key: u128) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
         self.slots[self.home(key)].occupied
     }
 
     pub(crate) fn get(&self, key: u128) -> Option<u64> {
+        // An empty table (just after a freeze or a flush) costs no cache miss.
+        if self.is_empty() {
+            return None;
+        }
         self.get_at(key, self.home(key))
     }
 
