@@ -14,9 +14,15 @@ use proptest::prelude::*;
 
 const DIR: &str = "/node/index";
 
-/// 8 hash-map buckets: 7 keys per memtable, so a few inserts already flush and merge.
+/// 7 keys per memtable (two 32-byte slots each), so a few inserts already flush and merge.
 fn tiny_options() -> IndexOptions {
-    IndexOptions { memtable_bytes_max: 300, frozen_memtables_max: 2, bloom_bits_per_key: 10, level_size_ratio: 2 }
+    IndexOptions {
+        memtable_bytes_max: 7 * 64,
+        frozen_memtables_max: 2,
+        bloom_bits_per_key: 10,
+        level_size_ratio: 2,
+        level0_runs_max: 3,
+    }
 }
 
 fn open(fs: &SimFileSystem, options: IndexOptions) -> (IdIndex, u64) {
@@ -299,6 +305,27 @@ fn flipped_byte_in_a_block_is_corrupt_naming_file_and_block_offset() {
 }
 
 #[test]
+fn merge_over_a_damaged_block_fails_the_index_instead_of_dropping_entries() {
+    let fs = SimFileSystem::new();
+    let run = index_with_one_run(&fs);
+    damage(&fs, &run, 4096 + 7);
+    let (index, _) = open(&fs, IndexOptions::default());
+    index.insert_batch(&[(5_000, 5_000)], 2).unwrap();
+    // The flush's level-0 run is merged with the damaged one; the merge may fail before
+    // `flush` returns.
+    match index.flush().and_then(|()| index.wait_for_merges()) {
+        Err(StoreError::IndexFailed { reason }) => assert!(reason.contains("block checksum"), "{reason}"),
+        other => panic!("expected IndexFailed, got {other:?}"),
+    }
+    drop(index);
+    // Nothing was dropped: both runs are still there (the failed merge's output was removed),
+    // and the manifest still covers them.
+    assert_eq!(run_files(&fs, Path::new(DIR)).len(), 2);
+    let (_index, covered_through) = open(&fs, IndexOptions::default());
+    assert_eq!(covered_through, 2);
+}
+
+#[test]
 fn damaged_footer_or_trailer_is_corrupt_on_open() {
     let blocks = 1000usize.div_ceil(170);
     let footer = blocks * 4096;
@@ -356,7 +383,7 @@ fn leftover_run_and_tmp_files_are_deleted_on_open() {
 #[test]
 fn readers_on_other_threads_see_every_inserted_key_while_merges_run() {
     let dir = tempfile::tempdir().unwrap();
-    // 224 keys per memtable: 100 batches of 150 keys make ~70 runs' worth of merges.
+    // 132 keys per memtable: 100 batches of 150 keys make ~110 flushes and their merges.
     let options = IndexOptions { memtable_bytes_max: 8_500, level_size_ratio: 2, ..IndexOptions::default() };
     let (index, _) = IdIndex::open(Arc::new(OsFileSystem), dir.path(), options).unwrap();
     let index = Arc::new(index);
@@ -481,7 +508,7 @@ fn insert_batch_waits_for_blocked_flushes_instead_of_growing_memory() {
     assert!(finished.load(Ordering::Acquire));
     assert!((0..28u128).all(|key| index.get(key).unwrap() == Some(key as u64)));
     let stats = index.stats();
-    assert_eq!(stats.stalls, 1);
+    assert!(stats.stalls >= 1);
     assert!(stats.stall_time >= Duration::from_millis(50));
 }
 

@@ -1,8 +1,9 @@
-//! The flush thread and the merge thread. Each writes a new run (fdatasync, then a directory
-//! fsync so its name is durable), then, under the manifest lock, saves the manifest and swaps
-//! the in-memory version. Readers keep whatever version they hold; only the thread doing the
-//! I/O ever waits for the disk. Flushes have their own thread so that a long merge into a deep
-//! level never holds up the flush that `insert_batch` may be waiting for.
+//! The background threads: one flushes frozen memtables, two merge runs (the upper and deep
+//! lanes of `policy`). Each writes a new run (fdatasync, then a directory fsync so its name is
+//! durable), then, under the manifest lock, saves the manifest and swaps the in-memory version.
+//! Readers keep whatever version they hold; only the thread doing the I/O waits for the disk.
+//! Flushes have their own thread so that a long merge never holds up the flush `insert_batch`
+//! may be waiting for.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::thread::{Builder, JoinHandle};
 
 use super::manifest::{Manifest, RunRecord};
 use super::memtable::Memtable;
-use super::policy::{levels_are_ordered, pick_merge};
+use super::policy::{levels_are_ordered, pick_deep, pick_upper, RunInfo};
 use super::run::{Run, RunCursor, RunWriter};
 use super::{lock, write, LiveRun, Shared, Version};
 use crate::StoreError;
@@ -66,14 +67,51 @@ fn next_frozen(shared: &Shared) -> Option<Arc<Memtable>> {
 
 fn flush_memtable(shared: &Shared, memtable: Arc<Memtable>) -> Result<(), StoreError> {
     // An empty memtable still carries a newer covered_through for the manifest.
-    let run = if memtable.is_empty() { None } else { Some(write_memtable(shared, &memtable)?) };
+    let run = if memtable.is_empty() {
+        None
+    } else {
+        if !wait_for_level0_room(shared) {
+            return Ok(());
+        }
+        Some(write_memtable(shared, &memtable)?)
+    };
     install_flush(shared, &memtable, run)?;
-    // Hand the allocation back to the inserter unless a reader still holds the memtable.
-    if let Ok(mut memtable) = Arc::try_unwrap(memtable) {
-        memtable.reset(0);
-        *lock(&shared.spare) = Some(memtable);
-    }
+    refill_spare(shared, memtable);
     Ok(())
+}
+
+/// Leaves a cleared memtable for the next freeze, so the apply thread neither allocates nor
+/// takes the page faults of a fresh one: the flushed memtable itself unless a reader still
+/// holds it.
+fn refill_spare(shared: &Shared, flushed: Arc<Memtable>) {
+    if lock(&shared.spare).is_some() {
+        return;
+    }
+    let spare = match Arc::try_unwrap(flushed) {
+        Ok(mut memtable) => {
+            memtable.reset(0);
+            memtable
+        }
+        Err(_) => Memtable::with_capacity(shared.memtable_capacity, 0),
+    };
+    *lock(&shared.spare) = Some(spare);
+}
+
+/// Waits while `level0_runs_max` level-0 runs wait for the upper merge lane: then merging is
+/// behind, and the memtable is better kept (frozen, readable) than turned into one more run
+/// every lookup must probe. `false` on shutdown or failure.
+fn wait_for_level0_room(shared: &Shared) -> bool {
+    let mut control = lock(&shared.control);
+    loop {
+        if control.stop || shared.failure.get().is_some() {
+            return false;
+        }
+        let level0 = shared.version().runs.iter().take_while(|live| live.level == 0).count();
+        if level0 < shared.options.level0_runs_max {
+            return true;
+        }
+        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
 
 fn write_memtable(shared: &Shared, memtable: &Memtable) -> Result<Arc<Run>, StoreError> {
@@ -116,46 +154,100 @@ fn install_flush(shared: &Shared, memtable: &Arc<Memtable>, run: Option<Arc<Run>
     let mut control = lock(&shared.control);
     control.frozen_pending -= 1;
     control.flushed_count += 1;
-    control.merge_requested = true;
+    control.merge_generation += 1;
     drop(control);
     shared.changed.notify_all();
     Ok(())
 }
 
-pub(super) fn merger(shared: &Shared) {
-    while wait_for_merge_request(shared) {
-        loop {
-            let version = shared.version();
-            let levels: Vec<(u8, u64)> = version.runs.iter().map(|live| (live.level, live.run.entries())).collect();
-            let ratio = u64::from(shared.options.level_size_ratio);
-            let level1_entries_max = shared.memtable_capacity as u64 * ratio;
-            let Some(plan) = pick_merge(&levels, level1_entries_max, ratio) else { break };
-            match merge(shared, &version.runs[..plan.inputs], plan.output_level) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(error) => {
-                    shared.fail(&error);
-                    return;
-                }
+/// Which merges a merge thread runs (see `policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Lane {
+    Upper = 0,
+    Deep = 1,
+}
+
+pub(super) fn upper_merger(shared: &Shared) {
+    merger(shared, Lane::Upper);
+}
+
+pub(super) fn deep_merger(shared: &Shared) {
+    merger(shared, Lane::Deep);
+}
+
+fn merger(shared: &Shared, lane: Lane) {
+    while wait_for_merge_work(shared, lane) {
+        let outcome = merge_while_needed(shared, lane);
+        lock(&shared.control).lanes_busy -= 1;
+        shared.changed.notify_all();
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                shared.fail(&error);
+                return;
             }
         }
     }
 }
 
-/// Marks the merger idle, waits for a request; `false` on shutdown or failure.
-fn wait_for_merge_request(shared: &Shared) -> bool {
+/// Waits until something changed since this lane last looked (a flush, a merge, a request);
+/// `false` on shutdown or failure.
+fn wait_for_merge_work(shared: &Shared, lane: Lane) -> bool {
     let mut control = lock(&shared.control);
-    control.merger_busy = false;
-    shared.changed.notify_all();
-    while !control.merge_requested && !control.stop && shared.failure.get().is_none() {
+    while control.lanes_seen[lane as usize] == control.merge_generation
+        && !control.stop
+        && shared.failure.get().is_none()
+    {
         control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
     }
     if control.stop || shared.failure.get().is_some() {
         return false;
     }
-    control.merge_requested = false;
-    control.merger_busy = true;
+    control.lanes_seen[lane as usize] = control.merge_generation;
+    control.lanes_busy += 1;
     true
+}
+
+/// Runs this lane's merges until its policy finds nothing to do; `Ok(false)` on shutdown.
+fn merge_while_needed(shared: &Shared, lane: Lane) -> Result<bool, StoreError> {
+    while let Some((inputs, output_level)) = reserve_next_merge(shared, lane) {
+        let outcome = merge(shared, &inputs, output_level);
+        let mut control = lock(&shared.control);
+        control.reserved.retain(|id| !inputs.iter().any(|input| input.run.id == *id));
+        // The other lane may have been waiting for these runs.
+        control.merge_generation += 1;
+        drop(control);
+        shared.changed.notify_all();
+        drop(inputs);
+        if !outcome? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Picks this lane's next merge and reserves its inputs, so the other lane leaves them alone.
+fn reserve_next_merge(shared: &Shared, lane: Lane) -> Option<(Vec<LiveRun>, u8)> {
+    let mut control = lock(&shared.control);
+    let version = shared.version();
+    let runs: Vec<RunInfo> = version
+        .runs
+        .iter()
+        .map(|live| RunInfo {
+            level: live.level,
+            entries: live.run.entries(),
+            reserved: control.reserved.contains(&live.run.id),
+        })
+        .collect();
+    let ratio = u64::from(shared.options.level_size_ratio);
+    let plan = match lane {
+        Lane::Upper => pick_upper(&runs)?,
+        Lane::Deep => pick_deep(&runs, shared.memtable_capacity as u64 * ratio, ratio)?,
+    };
+    let inputs = version.runs[plan.inputs].to_vec();
+    control.reserved.extend(inputs.iter().map(|input| input.run.id));
+    Some((inputs, plan.output_level))
 }
 
 /// Merges `inputs` (newest first, a contiguous stretch of the run list) into one run at

@@ -58,28 +58,75 @@ impl Bloom {
         self.blocks.len() * BLOOM_BLOCK_BYTES
     }
 
+    /// This filter's hash of `key` (for `insert_hashes`).
+    pub(crate) fn hash(&self, key: u128) -> u64 {
+        hash(key, self.seed)
+    }
+
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: u128) {
-        let hash = hash(key, self.seed);
-        let index = block_index(hash, self.blocks.len());
-        let mask = block_mask(hash);
-        let block = &mut self.blocks[index].0;
-        for word in 0..WORDS {
-            block[word] |= mask[word];
+        self.insert_hashes(&[hash(key, self.seed)]);
+    }
+
+    /// Sets the bits of many keys, hashed beforehand: a tight loop of independent
+    /// read-modify-writes keeps many cache misses in flight, where hashing and inserting key by
+    /// key amid other work waited for one miss at a time.
+    pub(crate) fn insert_hashes(&mut self, hashes: &[u64]) {
+        let blocks = self.blocks.len();
+        // Touch every block first: a few instructions per key, so dozens of misses overlap;
+        // the bit-setting loop below (~50 instructions per key) then finds them in cache.
+        let mut touched = 0u32;
+        for &hash in hashes {
+            touched ^= self.blocks[block_index(hash, blocks)].0[0];
         }
+        std::hint::black_box(touched);
+        for &hash in hashes {
+            let mask = block_mask(hash);
+            let block = &mut self.blocks[block_index(hash, blocks)].0;
+            for word in 0..WORDS {
+                block[word] |= mask[word];
+            }
+        }
+    }
+
+    /// For each `hashes[i]` whose `hits[i]` is set, clears `hits[i]` unless the filter may hold
+    /// that key. First one plain load per key in a loop of a few instructions (so the CPU keeps
+    /// many cache misses in flight, where a full probe per iteration allowed a handful), then
+    /// the tests, on blocks by now in cache.
+    pub(crate) fn retain_many(&self, hashes: &[u64], hits: &mut [bool]) {
+        assert_eq!(hashes.len(), hits.len());
+        let blocks = self.blocks.len();
+        let mut touched = 0u32;
+        for (&hash, &hit) in hashes.iter().zip(hits.iter()) {
+            if hit {
+                touched ^= self.blocks[block_index(hash, blocks)].0[0];
+            }
+        }
+        std::hint::black_box(touched);
+        for (&hash, hit) in hashes.iter().zip(hits.iter_mut()) {
+            if *hit {
+                *hit = block_holds(&self.blocks[block_index(hash, blocks)], hash);
+            }
+        }
+    }
+
+    /// Loads the block `key` maps to (to start its cache miss early; see `IdIndex::get`).
+    pub(crate) fn touch(&self, key: u128) -> u32 {
+        self.blocks[block_index(hash(key, self.seed), self.blocks.len())].0[0]
     }
 
     /// `false` means the key is certainly absent.
     pub(crate) fn may_contain(&self, key: u128) -> bool {
         let hash = hash(key, self.seed);
-        let block = &self.blocks[block_index(hash, self.blocks.len())].0;
-        let mask = block_mask(hash);
-        // No early exit: eight independent ANDs vectorise, one branch at the end.
-        let mut missing = 0u32;
-        for word in 0..WORDS {
-            missing |= mask[word] & !block[word];
-        }
-        missing == 0
+        block_holds(&self.blocks[block_index(hash, self.blocks.len())], hash)
     }
+}
+
+fn block_holds(block: &BloomBlock, hash: u64) -> bool {
+    let mask = block_mask(hash);
+    // No early exit: eight independent ANDs vectorise, one branch at the end.
+    let missing = mask.iter().zip(&block.0).fold(0u32, |missing, (&bits, &word)| missing | (bits & !word));
+    missing == 0
 }
 
 /// 64-bit hash of a key under a seed: two folded 64×64→128 multiplies (foldhash's construction

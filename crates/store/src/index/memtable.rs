@@ -2,17 +2,15 @@
 //! created, so inserting never rehashes on the apply thread.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
 
-/// Bytes per hash-map bucket: the entry (a `(u128, u64)` pads to 32 bytes) and its control byte.
-const BUCKET_BYTES: usize = std::mem::size_of::<(u128, u64)>() + 1;
-/// hashbrown's control bytes carry one extra SIMD group past the last bucket.
-const GROUP_BYTES: usize = 16;
+/// Keys probed per pass in the batched operations: their slots (64 KiB of cache lines) stay
+/// cached between the touch pass and the probe pass.
+const PROBE_CHUNK_KEYS: usize = 2048;
 
 /// The hasher for client-chosen ids, seeded from OS entropy once per process and once per map,
 /// as the ledger's `IdHashState` is (foldhash's default seed is a public constant; with it,
@@ -37,12 +35,27 @@ impl BuildHasher for IdHashState {
     }
 }
 
-/// Recent inserts. Mutable only while active (under the index's write lock); once frozen it is
+/// A slot: 32 bytes, 32-aligned, so two share a cache line and none straddles one.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    key: u128,
+    value: u64,
+    occupied: u64,
+}
+
+/// Recent inserts, in an open-addressing hash table (linear probing, at most half full, so a
+/// miss ends after ~2.5 slots). Not std's `HashMap`: lookups and inserts come in batches of
+/// thousands, and a batch can first touch every key's home slot in a tight loop (dozens of
+/// cache misses in flight) and then probe, where one `HashMap` call per key let only a few
+/// misses overlap. Mutable only while active (under the index's write lock); once frozen it is
 /// shared read-only until a flush has written it to a run.
 #[derive(Debug)]
 pub(crate) struct Memtable {
-    map: HashMap<u128, u64, IdHashState>,
-    /// Entries the map holds without growing; fixed at creation.
+    slots: Vec<Slot>,
+    hasher: IdHashState,
+    len: usize,
+    /// Entries the table takes: half its slots.
     capacity_entries: usize,
     /// The caller's source position through which every key is in this memtable or older data.
     pub(crate) covered_through: u64,
@@ -51,80 +64,160 @@ pub(crate) struct Memtable {
 impl Memtable {
     pub(crate) fn with_capacity(capacity_entries: usize, covered_through: u64) -> Memtable {
         assert!(capacity_entries > 0, "a memtable must hold at least one entry");
-        let map = HashMap::with_capacity_and_hasher(capacity_entries, IdHashState::default());
-        assert!(map.capacity() >= capacity_entries);
-        Memtable { capacity_entries: map.capacity(), map, covered_through }
+        let slot_count = capacity_entries.checked_mul(2).expect("slot count fits");
+        assert!((slot_count as u64) < 1 << 32, "home slots are a 32-bit range reduction");
+        Memtable {
+            slots: vec![Slot::default(); slot_count],
+            hasher: IdHashState::default(),
+            len: 0,
+            capacity_entries,
+            covered_through,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
-    /// How many more keys fit without growing the map.
+    /// How many more keys fit.
     pub(crate) fn room(&self) -> usize {
-        self.capacity_entries - self.map.len()
+        self.capacity_entries - self.len
+    }
+
+    fn home(&self, key: u128) -> usize {
+        let hash = self.hasher.hash_one(key);
+        (((hash >> 32) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    fn next(&self, slot: usize) -> usize {
+        if slot + 1 == self.slots.len() {
+            0
+        } else {
+            slot + 1
+        }
+    }
+
+    /// Loads each home slot once, in a loop of a few instructions, so the misses overlap.
+    fn touch(&self, homes: &[usize]) {
+        let touched = homes.iter().fold(0u64, |touched, &home| touched ^ self.slots[home].occupied);
+        std::hint::black_box(touched);
     }
 
     /// Newest wins: a present key takes the new value (only re-inserts after a crash do this,
     /// with the same value).
     pub(crate) fn insert(&mut self, entries: &[(u128, u64)]) {
         assert!(entries.len() <= self.room(), "the caller freezes a full memtable first");
-        for &(key, value) in entries {
-            self.map.insert(key, value);
+        let mut homes = Vec::with_capacity(PROBE_CHUNK_KEYS.min(entries.len()));
+        for chunk in entries.chunks(PROBE_CHUNK_KEYS) {
+            homes.clear();
+            homes.extend(chunk.iter().map(|&(key, _)| self.home(key)));
+            self.touch(&homes);
+            for (&(key, value), &home) in chunk.iter().zip(&homes) {
+                self.insert_at(key, value, home);
+            }
         }
-        debug_assert_eq!(self.map.capacity(), self.capacity_entries, "a memtable never grows");
+        assert!(self.len <= self.capacity_entries);
+    }
+
+    fn insert_at(&mut self, key: u128, value: u64, home: usize) {
+        let mut at = home;
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.occupied == 0 {
+                *slot = Slot { key, value, occupied: 1 };
+                self.len += 1;
+                return;
+            }
+            if slot.key == key {
+                slot.value = value;
+                return;
+            }
+            at = self.next(at);
+        }
+    }
+
+    /// Starts loading what `get(key)` will read first.
+    pub(crate) fn touch_key(&self, key: u128) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        self.slots[self.home(key)].occupied
     }
 
     pub(crate) fn get(&self, key: u128) -> Option<u64> {
-        self.map.get(&key).copied()
+        // An empty table (just after a freeze or a flush) costs no cache miss.
+        if self.is_empty() {
+            return None;
+        }
+        self.get_at(key, self.home(key))
     }
 
-    /// The allocation, counted from the map's real capacity (not its length).
+    fn get_at(&self, key: u128, home: usize) -> Option<u64> {
+        // Terminates: the table is at most half full, so an empty slot follows every run.
+        let mut at = home;
+        loop {
+            let slot = &self.slots[at];
+            if slot.occupied == 0 {
+                return None;
+            }
+            if slot.key == key {
+                return Some(slot.value);
+            }
+            at = self.next(at);
+        }
+    }
+
+    /// `get` for each `keys[i]` whose `out[i]` is still `None`.
+    pub(crate) fn get_missing(&self, keys: &[u128], out: &mut [Option<u64>]) {
+        assert_eq!(keys.len(), out.len());
+        if self.is_empty() {
+            return;
+        }
+        let mut homes = Vec::with_capacity(PROBE_CHUNK_KEYS.min(keys.len()));
+        for (keys, out) in keys.chunks(PROBE_CHUNK_KEYS).zip(out.chunks_mut(PROBE_CHUNK_KEYS)) {
+            homes.clear();
+            homes.extend(
+                keys.iter().zip(out.iter()).filter(|(_, found)| found.is_none()).map(|(&key, _)| self.home(key)),
+            );
+            self.touch(&homes);
+            let mut next_home = homes.iter();
+            for (&key, found) in keys.iter().zip(out.iter_mut()).filter(|(_, found)| found.is_none()) {
+                *found = self.get_at(key, *next_home.next().expect("one home per missing key"));
+            }
+        }
+    }
+
+    /// The allocation, counted from the table's real size (not its length).
     pub(crate) fn bytes(&self) -> usize {
-        map_bytes(self.map.capacity())
+        self.slots.len() * std::mem::size_of::<Slot>()
     }
 
     /// The entries in key order, for writing a run.
     pub(crate) fn sorted_entries(&self) -> Vec<(u128, u64)> {
-        let mut entries: Vec<(u128, u64)> = self.map.iter().map(|(&key, &value)| (key, value)).collect();
+        let mut entries: Vec<(u128, u64)> =
+            self.slots.iter().filter(|slot| slot.occupied != 0).map(|slot| (slot.key, slot.value)).collect();
         entries.sort_unstable_by_key(|&(key, _)| key);
+        assert_eq!(entries.len(), self.len);
         entries
     }
 
-    /// Empties the map but keeps its allocation (recycling a flushed memtable spares the apply
+    /// Empties the table but keeps its allocation (recycling a flushed memtable spares the apply
     /// thread an allocation and its page faults).
     pub(crate) fn reset(&mut self, covered_through: u64) {
-        self.map.clear();
+        self.slots.fill(Slot::default());
+        self.len = 0;
         self.covered_through = covered_through;
     }
 }
 
-/// Bytes a map with this capacity allocates: hashbrown keeps a power-of-two number of buckets
-/// at most 7/8 full (below 8 buckets, all but one).
-pub(crate) fn map_bytes(capacity: usize) -> usize {
-    let buckets =
-        if capacity < 8 { (capacity + 1).next_power_of_two() } else { (capacity * 8 / 7).next_power_of_two() };
-    buckets * BUCKET_BYTES + GROUP_BYTES
-}
-
-/// The largest map capacity whose allocation fits in `bytes_max` (0 when none does).
+/// The largest capacity whose table fits in `bytes_max` (0 when none does): two 32-byte slots
+/// per entry.
 pub(crate) fn capacity_for_bytes(bytes_max: usize) -> usize {
-    let mut buckets = 4usize;
-    if buckets * BUCKET_BYTES + GROUP_BYTES > bytes_max {
-        return 0;
-    }
-    while let Some(next) = buckets.checked_mul(2).filter(|&next| next * BUCKET_BYTES + GROUP_BYTES <= bytes_max) {
-        buckets = next;
-    }
-    if buckets < 8 {
-        buckets - 1
-    } else {
-        buckets / 8 * 7
-    }
+    bytes_max / (2 * std::mem::size_of::<Slot>())
 }
 
 #[cfg(test)]
@@ -132,27 +225,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memtable_never_allocates_past_its_byte_limit() {
-        for bytes_max in [200, 1000, 4096, 1 << 20, 64 << 20, (64 << 20) + 12345] {
+    fn memtable_uses_its_byte_limit_and_holds_what_it_promises() {
+        for bytes_max in [64, 200, 1000, 4096, 1 << 20] {
             let capacity = capacity_for_bytes(bytes_max);
             let mut memtable = Memtable::with_capacity(capacity, 0);
-            assert_eq!(memtable.room(), capacity, "the map got exactly the capacity asked for");
-            assert!(memtable.bytes() <= bytes_max);
-            assert!(map_bytes(capacity + 1) > bytes_max, "the next capacity up would not fit");
-            if bytes_max <= 4096 {
-                let entries: Vec<(u128, u64)> = (0..capacity as u128).map(|key| (key << 64, key as u64)).collect();
-                memtable.insert(&entries);
-                assert_eq!(memtable.room(), 0);
-                assert!(memtable.bytes() <= bytes_max);
-            }
+            assert!(memtable.bytes() <= bytes_max && memtable.bytes() + 64 > bytes_max);
+            let entries: Vec<(u128, u64)> = (0..capacity as u128).map(|key| (key << 64, key as u64)).collect();
+            memtable.insert(&entries);
+            assert_eq!((memtable.room(), memtable.len()), (0, capacity));
+            assert!(entries.iter().all(|&(key, value)| memtable.get(key) == Some(value)));
+            assert_eq!(memtable.get(u128::MAX), None);
         }
+    }
+
+    #[test]
+    fn batched_lookups_match_single_lookups_and_skip_found_keys() {
+        let mut memtable = Memtable::with_capacity(5000, 0);
+        let entries: Vec<(u128, u64)> = (0..5000u128).map(|i| (i * 7919, i as u64)).collect();
+        memtable.insert(&entries);
+        let keys: Vec<u128> = (0..6000u128).map(|i| i * 7919 + (i % 3)).collect();
+        let mut out: Vec<Option<u64>> = keys.iter().map(|&key| (key == 0).then_some(99)).collect();
+        memtable.get_missing(&keys, &mut out);
+        for (&key, found) in keys.iter().zip(&out) {
+            let expected = if key == 0 { Some(99) } else { memtable.get(key) };
+            assert_eq!(*found, expected, "key {key}");
+        }
+        let present = (0..6000).filter(|i| i % 3 == 0 && *i < 5000).count();
+        assert_eq!(out.iter().filter(|found| found.is_some()).count(), present);
     }
 
     #[test]
     fn sorted_entries_come_out_in_key_order_with_newest_values() {
         let mut memtable = Memtable::with_capacity(7, 0);
-        memtable.insert(&[(5, 1), (1, 2), (u128::MAX, 3)]);
+        memtable.insert(&[(5, 1), (1, 2), (u128::MAX, 3), (0, 4)]);
         memtable.insert(&[(5, 9)]);
-        assert_eq!(memtable.sorted_entries(), vec![(1, 2), (5, 9), (u128::MAX, 3)]);
+        assert_eq!(memtable.len(), 4);
+        assert_eq!(memtable.sorted_entries(), vec![(0, 4), (1, 2), (5, 9), (u128::MAX, 3)]);
+        memtable.reset(3);
+        assert!(memtable.is_empty() && memtable.get(5).is_none() && memtable.room() == 7);
     }
 }

@@ -24,8 +24,6 @@ mod manifest;
 mod memtable;
 mod policy;
 mod run;
-#[cfg(test)]
-mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +43,9 @@ const INSERT_CHUNK_ENTRIES: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexOptions {
-    /// The memtable's hash map is allocated once at the largest capacity that fits in this many
-    /// bytes and never grows; when full it is frozen and a fresh one takes over.
+    /// The memtable's hash table is allocated once at this size (two 32-byte slots per key:
+    /// 64 MiB hold 1M keys) and never grows; when full it is frozen and a fresh (recycled) one
+    /// takes over. Up to `frozen_memtables_max + 2` memtables exist at once (active, frozen, spare).
     pub memtable_bytes_max: usize,
     /// Frozen memtables waiting for their flush; one more freeze blocks `insert_batch` until a
     /// flush completes (backpressure: memory stays bounded).
@@ -56,6 +55,9 @@ pub struct IndexOptions {
     /// Each level holds this many times the entries of the level above; level 1 holds this many
     /// memtables' worth.
     pub level_size_ratio: u32,
+    /// Flushes wait while this many level-0 runs (not yet merged) exist: every run costs each
+    /// negative lookup a bloom probe, so when merging falls behind, inserts slow down instead.
+    pub level0_runs_max: usize,
 }
 
 impl Default for IndexOptions {
@@ -65,6 +67,7 @@ impl Default for IndexOptions {
             frozen_memtables_max: 2,
             bloom_bits_per_key: 10,
             level_size_ratio: 8,
+            level0_runs_max: 4,
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct IndexStats {
     pub merges: u64,
     /// Run bytes written by flushes and merges (divide by 24 × keys for write amplification).
     pub bytes_written: u64,
+    /// Lookups that passed a run's bloom filter and read one of its blocks (hits and false
+    /// positives).
+    pub blocks_read: u64,
     /// Times `insert_batch` waited for a flush, and for how long in total.
     pub stalls: u64,
     pub stall_time: Duration,
@@ -158,8 +164,14 @@ struct LiveRun {
 struct Control {
     frozen_pending: usize,
     flushed_count: u64,
-    merge_requested: bool,
-    merger_busy: bool,
+    /// Bumped by every flush, every merge and `wait_for_merges`: a merge lane looks for work
+    /// again when it changes.
+    merge_generation: u64,
+    /// The generation each merge lane last looked at, and how many lanes are merging now.
+    lanes_seen: [u64; 2],
+    lanes_busy: usize,
+    /// Ids of the runs that are inputs of a running merge.
+    reserved: Vec<u64>,
     stop: bool,
 }
 
@@ -168,13 +180,14 @@ struct Counters {
     flushes: AtomicU64,
     merges: AtomicU64,
     bytes_written: AtomicU64,
+    blocks_read: AtomicU64,
     stalls: AtomicU64,
     stall_ns: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking holder marks the index failed (see `background::FailOnPanic`); the data
-    // under these locks stays consistent because every update is a single assignment.
+    // A panic on a background thread marks the index failed (`background::FailOnPanic`), after
+    // which nothing is written; what the locks guard stays readable for lookups and `stats`.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -206,6 +219,7 @@ impl IdIndex {
         assert!(options.frozen_memtables_max > 0, "frozen_memtables_max must be positive");
         assert!((1..=64).contains(&options.bloom_bits_per_key), "bloom_bits_per_key must be 1..=64");
         assert!(options.level_size_ratio >= 2, "level_size_ratio must be at least 2");
+        assert!(options.level0_runs_max > 0, "level0_runs_max must be positive");
 
         fs.create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
         // Make the manifest's current name durable before deleting what it no longer names: a
@@ -235,8 +249,10 @@ impl IdIndex {
         let writer = Writer { covered_through, frozen_covered_through: covered_through, frozen_count: 0 };
         let mut index = IdIndex { shared, writer: Mutex::new(writer), threads: Vec::new() };
         index.threads.push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
-        index.threads.push(background::spawn("id-index-merge", &index.shared, background::merger)?);
-        lock(&index.shared.control).merge_requested = true;
+        index.threads.push(background::spawn("id-index-merge-up", &index.shared, background::upper_merger)?);
+        index.threads.push(background::spawn("id-index-merge-deep", &index.shared, background::deep_merger)?);
+        lock(&index.shared.control).merge_generation += 1;
+        index.shared.changed.notify_all();
         Ok((index, covered_through))
     }
 
@@ -275,6 +291,11 @@ impl IdIndex {
         self.shared.check()?;
         let version = {
             let tables = read(&self.shared.tables);
+            // Start every table's cache miss before waiting for the first: they overlap.
+            let mut touched = tables.active.touch_key(key);
+            touched ^= tables.version.frozen.iter().fold(0, |touched, memtable| touched ^ memtable.touch_key(key));
+            let runs = tables.version.runs.iter().fold(0, |touched, live| touched ^ live.run.touch(key));
+            std::hint::black_box((touched, runs));
             if let Some(value) = tables.active.get(key) {
                 return Ok(Some(value));
             }
@@ -283,8 +304,9 @@ impl IdIndex {
         if let Some(value) = version.frozen.iter().rev().find_map(|memtable| memtable.get(key)) {
             return Ok(Some(value));
         }
-        for live in &version.runs {
-            if let Some(value) = live.run.get(key)? {
+        for live in version.runs.iter().filter(|live| live.run.may_contain(key)) {
+            self.shared.counters.blocks_read.fetch_add(1, Ordering::Relaxed);
+            if let Some(value) = live.run.search(key)? {
                 return Ok(Some(value));
             }
         }
@@ -296,27 +318,30 @@ impl IdIndex {
     pub fn get_many(&self, keys: &[u128], out: &mut Vec<Option<u64>>) -> Result<(), StoreError> {
         self.shared.check()?;
         out.clear();
+        out.resize(keys.len(), None);
         let version = {
             let tables = read(&self.shared.tables);
-            out.extend(keys.iter().map(|&key| tables.active.get(key)));
+            tables.active.get_missing(keys, out);
             Arc::clone(&tables.version)
         };
         for memtable in version.frozen.iter().rev() {
-            for (slot, &key) in out.iter_mut().zip(keys) {
-                if slot.is_none() {
-                    *slot = memtable.get(key);
-                }
-            }
+            memtable.get_missing(keys, out);
         }
         if version.runs.is_empty() {
             return Ok(());
         }
         let mut pending: Vec<u32> = (0..keys.len() as u32).filter(|&i| out[i as usize].is_none()).collect();
+        let (mut maybe, mut hashes) = (Vec::with_capacity(pending.len()), Vec::with_capacity(pending.len()));
         for live in &version.runs {
+            // Every bloom probe first, batched so the CPU overlaps their cache misses; then the
+            // few positives read a block each.
+            live.run.may_contain_many(keys, &pending, &mut maybe, &mut hashes);
+            let reads = maybe.iter().filter(|&&maybe| maybe).count() as u64;
+            self.shared.counters.blocks_read.fetch_add(reads, Ordering::Relaxed);
             let mut kept = 0;
             for position in 0..pending.len() {
                 let i = pending[position] as usize;
-                let found = if live.run.may_contain(keys[i]) { live.run.search(keys[i])? } else { None };
+                let found = if maybe[position] { live.run.search(keys[i])? } else { None };
                 match found {
                     Some(value) => out[i] = Some(value),
                     None => {
@@ -354,13 +379,17 @@ impl IdIndex {
         self.shared.check()
     }
 
-    /// Waits until the background merger has nothing left to merge (tests, benchmarks).
+    /// Waits until both merge lanes have looked at the latest run list and found nothing to do
+    /// (tests, benchmarks).
     pub fn wait_for_merges(&self) -> Result<(), StoreError> {
         self.shared.check()?;
         let mut control = lock(&self.shared.control);
-        control.merge_requested = true;
+        control.merge_generation += 1;
         self.shared.changed.notify_all();
-        while (control.merge_requested || control.merger_busy) && self.shared.failure.get().is_none() {
+        let settled = |control: &Control| {
+            control.lanes_busy == 0 && control.lanes_seen.iter().all(|&seen| seen == control.merge_generation)
+        };
+        while !settled(&control) && self.shared.failure.get().is_none() {
             control = self.shared.changed.wait(control).unwrap_or_else(PoisonError::into_inner);
         }
         drop(control);
@@ -400,6 +429,7 @@ impl IdIndex {
             flushes: counters.flushes.load(Ordering::Relaxed),
             merges: counters.merges.load(Ordering::Relaxed),
             bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+            blocks_read: counters.blocks_read.load(Ordering::Relaxed),
             stalls: counters.stalls.load(Ordering::Relaxed),
             stall_time: Duration::from_nanos(counters.stall_ns.load(Ordering::Relaxed)),
             durable_covered_through: lock(&self.shared.manifest).covered_through,

@@ -23,6 +23,10 @@ const RUN_FORMAT_VERSION: u32 = 1;
 const TRAILER_BYTES: usize = 84;
 /// Appends go out in chunks of this size (whole blocks), not one write per block.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// A run writer hashes this many keys before setting their bloom bits in one pass.
+const BLOOM_HASHES_BUFFERED: usize = 4096;
+/// Every this-many-th fence key is also kept in a small sparse array (see `Fences`).
+const SPARSE_FENCE_STRIDE: usize = 32;
 /// A merge reads its inputs this many blocks at a time.
 const READ_CHUNK_BLOCKS: usize = 64;
 
@@ -133,6 +137,46 @@ impl Trailer {
     }
 }
 
+/// The first key of every block, plus every `SPARSE_FENCE_STRIDE`-th of them in a small array:
+/// finding a block is a binary search of the small array (its upper levels stay cached) and a
+/// scan of one contiguous stretch of fences, instead of ~20 dependent reads spread over all the
+/// fences (each a DRAM miss at 100M keys).
+#[derive(Debug)]
+struct Fences {
+    keys: Vec<u128>,
+    sparse: Vec<u128>,
+}
+
+impl Fences {
+    fn new(keys: Vec<u128>) -> Fences {
+        assert!(!keys.is_empty(), "a run holds at least one block");
+        let sparse = keys.iter().step_by(SPARSE_FENCE_STRIDE).copied().collect();
+        Fences { keys, sparse }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn first(&self) -> u128 {
+        self.keys[0]
+    }
+
+    /// The block that can hold `key`: the last whose first key is at most `key`.
+    fn block_for(&self, key: u128) -> Option<usize> {
+        let segment = self.sparse.partition_point(|&fence| fence <= key).checked_sub(1)?;
+        let start = segment * SPARSE_FENCE_STRIDE;
+        let stretch = &self.keys[start..(start + SPARSE_FENCE_STRIDE).min(self.keys.len())];
+        let within = stretch.iter().position(|&fence| fence > key).unwrap_or(stretch.len());
+        debug_assert!(within >= 1, "the stretch starts at a fence <= key");
+        Some(start + within - 1)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        (self.keys.len() + self.sparse.len()) * FENCE_BYTES
+    }
+}
+
 /// An immutable run on disk with its fences and bloom filter in memory. Shared (`Arc`) by the
 /// index's current version and by readers; a run replaced by a merge is marked obsolete and its
 /// file is deleted when the last holder drops it.
@@ -145,8 +189,7 @@ pub(crate) struct Run {
     entries: u64,
     covered_through: u64,
     max_key: u128,
-    /// The first key of each block.
-    fences: Vec<u128>,
+    fences: Fences,
     bloom: Bloom,
     file_bytes: u64,
     obsolete: AtomicBool,
@@ -194,7 +237,7 @@ impl Run {
             entries: trailer.entries,
             covered_through: trailer.covered_through,
             max_key: trailer.max_key,
-            fences,
+            fences: Fences::new(fences),
             bloom,
             file_bytes: size,
             obsolete: AtomicBool::new(false),
@@ -219,7 +262,7 @@ impl Run {
 
     /// Fences and bloom filter.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.fences.len() * FENCE_BYTES + self.bloom.bytes()
+        self.fences.memory_bytes() + self.bloom.bytes()
     }
 
     /// The next holder to drop this run deletes its file (it was merged into another).
@@ -230,21 +273,31 @@ impl Run {
     /// `false` means the key is certainly not in this run: outside its key range or not in its
     /// bloom filter. Touches no disk.
     pub(crate) fn may_contain(&self, key: u128) -> bool {
-        self.fences[0] <= key && key <= self.max_key && self.bloom.may_contain(key)
+        self.fences.first() <= key && key <= self.max_key && self.bloom.may_contain(key)
     }
 
-    pub(crate) fn get(&self, key: u128) -> Result<Option<u64>, StoreError> {
-        if !self.may_contain(key) {
-            return Ok(None);
+    /// Starts loading what `may_contain(key)` will read.
+    pub(crate) fn touch(&self, key: u128) -> u32 {
+        if self.fences.first() <= key && key <= self.max_key {
+            self.bloom.touch(key)
+        } else {
+            0
         }
-        self.search(key)
+    }
+
+    /// `may_contain` for `keys[i]`, `i` in `pending`, into `hits` (`hashes` is scratch space).
+    pub(crate) fn may_contain_many(&self, keys: &[u128], pending: &[u32], hits: &mut Vec<bool>, hashes: &mut Vec<u64>) {
+        let (min_key, max_key) = (self.fences.first(), self.max_key);
+        hits.clear();
+        hits.extend(pending.iter().map(|&i| (min_key..=max_key).contains(&keys[i as usize])));
+        hashes.clear();
+        hashes.extend(pending.iter().map(|&i| self.bloom.hash(keys[i as usize])));
+        self.bloom.retain_many(hashes, hits);
     }
 
     /// Reads the one block that can hold `key` and binary-searches it.
     pub(crate) fn search(&self, key: u128) -> Result<Option<u64>, StoreError> {
-        let Some(block) = self.fences.partition_point(|&fence| fence <= key).checked_sub(1) else {
-            return Ok(None);
-        };
+        let Some(block) = self.fences.block_for(key) else { return Ok(None) };
         let mut bytes = [0u8; BLOCK_BYTES];
         let offset = (block * BLOCK_BYTES) as u64;
         self.file.read_exact_at(&mut bytes, offset).map_err(StoreError::io("read", &self.path))?;
@@ -283,7 +336,7 @@ impl Run {
                 format!("block holds {count} entries, expected {expected}"),
             ));
         }
-        if count == 0 || entry_at(bytes, 0).0 != self.fences[block as usize] {
+        if count == 0 || entry_at(bytes, 0).0 != self.fences.keys[block as usize] {
             return Err(StoreError::corrupt(&self.path, offset, None, "block does not start at its fence key"));
         }
         Ok(count)
@@ -412,6 +465,8 @@ pub(crate) struct RunWriter {
     block_entries: usize,
     fences: Vec<u128>,
     bloom: Bloom,
+    /// Hashes of pushed keys not yet in `bloom` (inserted in batches, see `insert_hashes`).
+    bloom_hashes: Vec<u64>,
     bloom_bits_per_key: u32,
     entries: u64,
     last_key: Option<u128>,
@@ -439,6 +494,7 @@ impl RunWriter {
             block_entries: 0,
             fences: Vec::new(),
             bloom: Bloom::with_capacity(keys_max, bloom_bits_per_key, Bloom::random_seed()),
+            bloom_hashes: Vec::with_capacity(BLOOM_HASHES_BUFFERED + BLOCK_ENTRIES_MAX),
             bloom_bits_per_key,
             entries: 0,
             last_key: None,
@@ -463,7 +519,7 @@ impl RunWriter {
         self.buf[offset + 16..offset + ENTRY_BYTES].copy_from_slice(&value.to_le_bytes());
         self.block_entries += 1;
         self.entries += 1;
-        self.bloom.insert(key);
+        self.bloom_hashes.push(self.bloom.hash(key));
         if self.block_entries == BLOCK_ENTRIES_MAX {
             self.seal_block();
             if self.buf.len() >= WRITE_CHUNK_BYTES {
@@ -474,6 +530,10 @@ impl RunWriter {
     }
 
     fn seal_block(&mut self) {
+        if self.bloom_hashes.len() >= BLOOM_HASHES_BUFFERED {
+            self.bloom.insert_hashes(&self.bloom_hashes);
+            self.bloom_hashes.clear();
+        }
         let block = &mut self.buf[self.block_start..self.block_start + BLOCK_BYTES];
         block[BLOCK_COUNT_OFFSET..BLOCK_CRC_OFFSET].copy_from_slice(&(self.block_entries as u32).to_le_bytes());
         let crc = crc32c::crc32c(&block[..BLOCK_CRC_OFFSET]);
@@ -496,6 +556,8 @@ impl RunWriter {
         if self.block_entries > 0 {
             self.seal_block();
         }
+        self.bloom.insert_hashes(&self.bloom_hashes);
+        self.bloom_hashes.clear();
         self.write_buf()?;
         for fence in &self.fences {
             self.buf.extend_from_slice(&fence.to_le_bytes());
@@ -537,7 +599,7 @@ impl RunWriter {
             entries: trailer.entries,
             covered_through: trailer.covered_through,
             max_key: trailer.max_key,
-            fences: self.fences,
+            fences: Fences::new(self.fences),
             bloom: self.bloom,
             file_bytes: self.bytes_written,
             obsolete: AtomicBool::new(false),
@@ -548,5 +610,23 @@ impl RunWriter {
     pub(crate) fn abandon(self) {
         drop(self.file);
         let _ = self.fs.remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_fences_find_the_same_block_as_a_full_binary_search() {
+        for blocks in [1usize, 2, 31, 32, 33, 64, 100, 1000] {
+            let keys: Vec<u128> = (0..blocks as u128).map(|block| 10 + block * 10).collect();
+            let fences = Fences::new(keys.clone());
+            for key in 0..(blocks as u128 * 10 + 30) {
+                let expected = keys.partition_point(|&fence| fence <= key).checked_sub(1);
+                assert_eq!(fences.block_for(key), expected, "{blocks} blocks, key {key}");
+            }
+            assert_eq!(fences.block_for(u128::MAX), Some(blocks - 1));
+        }
     }
 }
