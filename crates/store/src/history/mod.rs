@@ -40,6 +40,9 @@ use crate::StoreError;
 pub use keys::{hashed_key, KeyDomain};
 pub use reader::HistoryReader;
 
+/// A persist slower than this is logged with its phases.
+const SLOW_PERSIST_WARN_MS: u128 = 50;
+
 /// Bytes one transfer record occupies in the transfers log, frame included.
 pub const TRANSFER_FRAME_BYTES: u64 = (RECORD_FRAME_OVERHEAD_BYTES + TRANSFER_RECORD_BYTES) as u64;
 
@@ -243,6 +246,7 @@ impl HistoryWriter {
         if records.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         for (ordinal, record) in records.iter().enumerate() {
             self.append_record(record)?;
             self.scratch.event.clear();
@@ -251,10 +255,19 @@ impl HistoryWriter {
             self.events.append(position, record.timestamp(), &self.scratch.event)?;
             self.events_last = position;
         }
+        let appended = started.elapsed();
         self.transfers.flush()?;
         self.wallet.flush()?;
         self.events.flush()?;
-        self.insert_index_keys()
+        let flushed = started.elapsed();
+        self.insert_index_keys()?;
+        let indexed = started.elapsed();
+        if indexed.as_millis() >= SLOW_PERSIST_WARN_MS {
+            tracing::warn!(log_index, records = records.len(), append_ms = appended.as_millis() as u64,
+                write_ms = (flushed - appended).as_millis() as u64, index_ms = (indexed - flushed).as_millis() as u64,
+                "slow history persist");
+        }
+        Ok(())
     }
 
     fn append_record(&mut self, record: &HistoryRecord) -> Result<(), StoreError> {

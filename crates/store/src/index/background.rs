@@ -42,6 +42,13 @@ impl Drop for FailOnPanic<'_> {
 }
 
 pub(super) fn flusher(shared: &Shared) {
+    // The first freeze would otherwise allocate and initialise a whole memtable (hundreds of
+    // MiB with a large budget) on the apply thread: a stall of a good part of a second.
+    let mut spare = lock(&shared.spare);
+    if spare.is_none() {
+        *spare = Some(Memtable::with_capacity(shared.memtable_capacity, 0));
+    }
+    drop(spare);
     while let Some(memtable) = next_frozen(shared) {
         if let Err(error) = flush_memtable(shared, memtable) {
             shared.fail(&error);
