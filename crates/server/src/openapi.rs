@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{ledger, ops, wallet};
+use crate::routes::events::{EventOut, EventsOut};
+use crate::routes::{events, ledger, ops, wallet};
 use crate::wire::{
     AccountIn, AccountOut, BalanceOut, HealthOut, ItemResult, TransferIn, TransferOut,
     WalletMoveIn, WalletOk, WalletRollbackIn,
@@ -33,6 +34,8 @@ use crate::wire::{
         wallet::win,
         wallet::rollback,
         wallet::balance,
+        events::list,
+        events::stream,
     ),
     components(schemas(
         AccountIn,
@@ -45,6 +48,8 @@ use crate::wire::{
         WalletOk,
         BalanceOut,
         HealthOut,
+        EventsOut,
+        EventOut,
         ErrorBody
     ))
 )]
