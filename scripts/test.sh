@@ -22,6 +22,17 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 2
 fi
 
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    echo "==> installing rustfmt and clippy"
+    rustup component add rustfmt clippy
+fi
+
+echo "==> formatting (cargo fmt --check)"
+cargo fmt --all --check
+
+echo "==> lints (cargo clippy --all-targets -- -D warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 echo "==> unit, property and integration tests (every crate)"
 cargo test --workspace --quiet 2>&1
 
@@ -32,7 +43,22 @@ croupier=target/release/croupier
 echo "==> dieharder subset on the certified generator (full run: scripts/dieharder.sh --full)"
 CROUPIER="$croupier" bash scripts/dieharder.sh
 
-echo "==> benchmark smoke run (the full figures are in the README)"
+echo "==> benchmark smoke runs (the full figures are in the README)"
 "$croupier" bench ledger --accounts 1000 --transfers 200000 >/dev/null
+smoke_dir="$(mktemp -d)"
+trap 'kill "${smoke_pid:-}" 2>/dev/null || true; rm -rf "$smoke_dir"' EXIT
+"$croupier" serve --data-dir "$smoke_dir/data" --listen 127.0.0.1:0 >"$smoke_dir/serve.log" 2>&1 &
+smoke_pid=$!
+port=""
+for _ in $(seq 1 100); do
+    port="$(grep -o 'addr=127.0.0.1:[0-9]*' "$smoke_dir/serve.log" | head -1 | cut -d: -f2 || true)"
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "$port" ] || { echo "croupier serve did not start:"; cat "$smoke_dir/serve.log"; exit 1; }
+"$croupier" bench ledger --server "http://127.0.0.1:$port" --accounts 1000 --transfers 200000 >/dev/null
+kill -INT "$smoke_pid"
+wait "$smoke_pid"
+"$croupier" audit verify --data-dir "$smoke_dir/data" >/dev/null
 
 echo "==> all tests passed"

@@ -31,8 +31,9 @@ pub struct ServeArgs {
     /// Take a checkpoint after this many log bytes since the last one (e.g. 256MiB).
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     checkpoint_log_bytes: u64,
-    /// Keep committed events up to this size on disk (0: keep them all).
-    #[arg(long, default_value = "8GiB", value_parser = parse_bytes)]
+    /// Keep committed events up to this size on disk (0: keep them all). Opening the event log
+    /// reads the retained events once, so this also bounds that part of a restart.
+    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
     event_retention_size: u64,
     /// Keep committed events at most this many seconds (0: whatever their age).
     #[arg(long, default_value_t = 0)]
@@ -140,7 +141,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // openraft narrates every election and tick at info: operators need its warnings only.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

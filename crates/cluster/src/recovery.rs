@@ -26,8 +26,9 @@ use crate::{ClusterError, Node, NodeConfig};
 /// How the history, its indexes and the event feed use memory and disk.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
-    /// Memory for the transfer-id index's recent keys (the other indexes get a share of it).
-    pub index_memtable_bytes_max: usize,
+    /// Memory for all three id indexes' memtables together, every copy counted (active, frozen
+    /// and spare: `FROZEN_MEMTABLES_MAX + 2` per index). The transfer-id index gets most of it.
+    pub index_memtables_bytes_max: usize,
     pub history_segment_bytes_max: u64,
     pub events_segment_bytes_max: u64,
     /// Events kept at most (bytes on disk); older segments are deleted.
@@ -35,6 +36,12 @@ pub struct StorageOptions {
     /// Events kept at most (age); 0 keeps them whatever their age.
     pub event_retention_age_s_max: u64,
 }
+
+/// Frozen memtables an index may hold while they flush (then inserts wait).
+const FROZEN_MEMTABLES_MAX: usize = 2;
+/// Events kept on disk by default. Opening the event log reads the retained events once, so
+/// this also bounds that part of a restart (about a second per GiB here).
+pub const EVENT_RETENTION_BYTES_DEFAULT: u64 = 2 << 30;
 
 /// Default memory budget for what grows with history.
 pub const CACHE_SIZE_MAX_BYTES_DEFAULT: usize = 1 << 30;
@@ -46,21 +53,26 @@ impl Default for StorageOptions {
 }
 
 impl StorageOptions {
-    /// Splits `budget_bytes` between the indexes: memtables take half (the transfer index most
-    /// of it), the rest is left to filters and fences, which grow with history.
+    /// Splits `budget_bytes` for the indexes: their memtables take half; the other half is left
+    /// to bloom filters and fences, the only memory that grows with history (~1.4 bytes a key).
     pub fn with_budget(budget_bytes: usize) -> Self {
         StorageOptions {
-            index_memtable_bytes_max: (budget_bytes / 4).max(4 << 20),
+            index_memtables_bytes_max: (budget_bytes / 2).max(16 << 20),
             history_segment_bytes_max: 256 << 20,
             events_segment_bytes_max: 128 << 20,
-            event_retention_bytes_max: 8 << 30,
+            event_retention_bytes_max: EVENT_RETENTION_BYTES_DEFAULT,
             event_retention_age_s_max: 0,
         }
     }
 
     fn history_options(&self) -> HistoryOptions {
+        // Shares of the memtable memory: transfer ids 4, wallet keys 2, resolutions 1 (posts
+        // and voids are a small part of transfers).
+        const SHARES_TOTAL: usize = 7;
+        let copies = FROZEN_MEMTABLES_MAX + 2;
         let index = |share: usize| IndexOptions {
-            memtable_bytes_max: (self.index_memtable_bytes_max / share).max(1 << 20),
+            memtable_bytes_max: (self.index_memtables_bytes_max * share / SHARES_TOTAL / copies).max(1 << 20),
+            frozen_memtables_max: FROZEN_MEMTABLES_MAX,
             ..IndexOptions::default()
         };
         let log = croupier_store::history::derived_log_options;
@@ -74,8 +86,8 @@ impl StorageOptions {
                 retention_age_ns_max: (self.event_retention_age_s_max > 0)
                     .then(|| self.event_retention_age_s_max.saturating_mul(1_000_000_000)),
             },
-            transfer_index: index(1),
-            resolution_index: index(8),
+            transfer_index: index(4),
+            resolution_index: index(1),
             key_index: index(2),
         }
     }
