@@ -64,6 +64,10 @@ pub struct LedgerArgs {
     /// against one server never clash; 0 otherwise].
     #[arg(long)]
     id_high: Option<u64>,
+    /// With --server: print a line every this many seconds with the transfers done and the
+    /// rate over the interval (to see whether throughput holds up over a long run).
+    #[arg(long, requires = "server")]
+    report_interval_s: Option<u64>,
     /// Drive an HTTP server in this process with single-transfer requests.
     #[arg(long)]
     http: bool,

@@ -111,6 +111,23 @@ async fn client_loop(
     }
 }
 
+/// Prints `progress: <s> s, <n> transfers, <rate> tx/s over the last interval` lines.
+async fn report_progress(bar: ProgressBar, started: Instant, seconds: u64) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    interval.tick().await;
+    let mut last = 0;
+    loop {
+        interval.tick().await;
+        let done = bar.position();
+        let rate = (done - last) / seconds;
+        let elapsed_s = started.elapsed().as_secs();
+        bar.suspend(|| {
+            println!("progress: {elapsed_s} s, {done} transfers, {rate} tx/s over the last {seconds} s")
+        });
+        last = done;
+    }
+}
+
 pub async fn run(args: &LedgerArgs, transfers: u64, url: &str) -> anyhow::Result<Outcome> {
     let addr = client::parse_server_url(url)?;
     client::wait_until_ready(addr, SERVER_READY_TIMEOUT).await?;
@@ -144,6 +161,10 @@ pub async fn run(args: &LedgerArgs, transfers: u64, url: &str) -> anyhow::Result
         );
         clients.spawn(task);
     }
+    let reporter = args
+        .report_interval_s
+        .filter(|&seconds| seconds > 0)
+        .map(|seconds| tokio::spawn(report_progress(bar.clone(), started, seconds)));
     let mut batches = 0;
     let mut latencies = LatencyHistogram::new();
     let mut failures = BTreeMap::new();
@@ -154,6 +175,9 @@ pub async fn run(args: &LedgerArgs, transfers: u64, url: &str) -> anyhow::Result
         merge_failures(&mut failures, client.failures);
     }
     let elapsed = started.elapsed();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     bar.finish_and_clear();
     Ok(Outcome {
         mode: format!(
