@@ -33,7 +33,7 @@ pub struct ServeArgs {
     checkpoint_log_bytes: u64,
     /// Keep committed events up to this size on disk (0: keep them all). Opening the event log
     /// reads the retained events once, so this also bounds that part of a restart.
-    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     event_retention_size: u64,
     /// Keep committed events at most this many seconds (0: whatever their age).
     #[arg(long, default_value_t = 0)]

@@ -314,10 +314,15 @@ impl Node {
                 _lock: lock,
             }),
         };
+        let replay_started = std::time::Instant::now();
         if let Err(error) = node.become_leader_and_catch_up().await {
             let _ = node.shutdown().await;
             return Err(error);
         }
+        tracing::info!(
+            ms = replay_started.elapsed().as_millis() as u64,
+            "log replayed; the node leads"
+        );
         let runtime = node.consensus_runtime();
         let watcher = node.clone();
         node.inner

@@ -41,7 +41,7 @@ pub struct StorageOptions {
 const FROZEN_MEMTABLES_MAX: usize = 2;
 /// Events kept on disk by default. Opening the event log reads the retained events once, so
 /// this also bounds that part of a restart (about a second per GiB here).
-pub const EVENT_RETENTION_BYTES_DEFAULT: u64 = 2 << 30;
+pub const EVENT_RETENTION_BYTES_DEFAULT: u64 = 1 << 30;
 
 /// Default memory budget for what grows with history.
 pub const CACHE_SIZE_MAX_BYTES_DEFAULT: usize = 1 << 30;
@@ -117,7 +117,9 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         false => None,
     };
     let dirs = DataDir::new(&config.data_dir);
+    let started = std::time::Instant::now();
     let log_store = open_log(config, &dirs, &fs)?;
+    let log_opened = started.elapsed();
     let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
     let checkpoints = CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
     let current = checkpoints.current().map_err(storage_error)?;
@@ -125,6 +127,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         check_checkpoint_chains_to_log(manifest, &log_store)?;
     }
     let ledger = load_hot_state(&checkpoints, current.as_ref())?;
+    let checkpoint_loaded = started.elapsed();
     let ends = current.as_ref().map(|m| HistoryEnds {
         transfers_end: m.transfers_end,
         wallet_end: m.wallet_end,
@@ -140,6 +143,13 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     )
     .map_err(storage_error)?;
     check_history_matches_hot_state(&ledger, &history)?;
+    tracing::info!(
+        log_ms = log_opened.as_millis() as u64,
+        checkpoint_ms = (checkpoint_loaded - log_opened).as_millis() as u64,
+        history_ms = (started.elapsed() - checkpoint_loaded).as_millis() as u64,
+        checkpoint_index = current.as_ref().map_or(0, |m| m.last_index),
+        "storage opened; replaying the log after the checkpoint"
+    );
     let (writer, writer_thread) = WriterHandle::spawn(log_store)
         .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}")))?;
     let recovered = recovered_state(current.as_ref())?;

@@ -32,6 +32,12 @@ use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 
 type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
 
+/// At each checkpoint an index whose durable coverage lags by more than this many transfers
+/// (wallet bytes for the wallet-key index) is flushed, so a restart re-indexes at most about
+/// this much history plus one memtable.
+const INDEX_CATCH_UP_TRANSFERS_MAX: u64 = 2_000_000;
+const INDEX_CATCH_UP_WALLET_BYTES_MAX: u64 = 128 << 20;
+
 /// An entry whose prefetch + apply + persist takes longer than this is logged with its phases.
 const SLOW_APPLY_WARN_MS: u128 = 100;
 
@@ -217,6 +223,15 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         // does not wait for the disk.
         let sync = self.writer.sync_handle().map_err(|e| e.to_string());
         let frozen = self.shared.ledger.read().await.freeze();
+        // Housekeeping that must not wait for the next checkpoint, and must never block: flush
+        // indexes that lag (bounds a restart's re-indexing) and drop events past retention.
+        let housekeeping = self
+            .writer
+            .bound_index_catch_up(INDEX_CATCH_UP_TRANSFERS_MAX, INDEX_CATCH_UP_WALLET_BYTES_MAX)
+            .and_then(|()| self.writer.enforce_event_retention(frozen.clock()));
+        if let Err(error) = housekeeping {
+            tracing::error!(%error, "index flush or event retention failed at a checkpoint");
+        }
         CheckpointBuilder {
             frozen: Some(frozen),
             sync: Some(sync),

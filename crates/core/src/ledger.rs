@@ -60,6 +60,11 @@ pub struct FrozenLedger {
 }
 
 impl FrozenLedger {
+    /// The ledger clock at the freeze (ns).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     pub fn transfer_count(&self) -> u64 {
         self.transfer_count
     }

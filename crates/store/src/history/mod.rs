@@ -173,11 +173,20 @@ impl OpenedHistory {
                 "checkpoint end is not on a transfer record boundary",
             ));
         }
+        let started = std::time::Instant::now();
         let (mut events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         events.truncate_after(ends.events_last)?;
+        let events_opened = started.elapsed();
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
+        let indexes_opened = started.elapsed();
         let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
         reader.catch_up_indexes(ends.transfers_end, ends.wallet_end)?;
+        tracing::debug!(
+            events_ms = events_opened.as_millis() as u64,
+            indexes_ms = (indexes_opened - events_opened).as_millis() as u64,
+            catch_up_ms = (started.elapsed() - indexes_opened).as_millis() as u64,
+            "history opened"
+        );
         let writer = HistoryWriter {
             transfers,
             wallet,
@@ -308,24 +317,20 @@ impl HistoryWriter {
         let [transfers_at_open, resolutions_at_open, keys_at_open] = self.indexes.covered_at_open;
         let transfers_covered = self.transfers.end() / TRANSFER_FRAME_BYTES;
         let scratch = &mut self.scratch;
-        if !scratch.transfer_keys.is_empty() {
-            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered.max(transfers_at_open))?;
-            scratch.transfer_keys.clear();
-        }
-        if !scratch.resolution_keys.is_empty() {
-            let covered = transfers_covered.max(resolutions_at_open);
-            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
-            scratch.resolution_keys.clear();
-        }
+        // Every index hears of every entry, keys or not: its covered_through must keep up, or
+        // a restart would re-insert from far back for an index that rarely gets a key.
+        self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered.max(transfers_at_open))?;
+        scratch.transfer_keys.clear();
+        let covered = transfers_covered.max(resolutions_at_open);
+        self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
+        scratch.resolution_keys.clear();
         if !scratch.settled_keys.is_empty() {
             let (settled, seen) = (&scratch.settled_keys, &mut scratch.settled_seen);
             keys::add_settled_keys(&self.indexes.keys, settled, &mut scratch.hashed_keys, seen)?;
             scratch.settled_keys.clear();
         }
-        if !scratch.hashed_keys.is_empty() {
-            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_at_open))?;
-            scratch.hashed_keys.clear();
-        }
+        self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_at_open))?;
+        scratch.hashed_keys.clear();
         Ok(())
     }
 
@@ -344,6 +349,16 @@ impl HistoryWriter {
         self.transfers.sync()?;
         self.wallet.sync()?;
         self.events.sync()?;
+        Ok(())
+    }
+
+    /// Bounds what a restart must re-index: each index whose durable coverage lags by more
+    /// than `transfers_gap` transfers (or `wallet_gap` wallet bytes) freezes its memtable for
+    /// its flush thread. Called at checkpoints; never blocks.
+    pub fn bound_index_catch_up(&mut self, transfers_gap: u64, wallet_gap: u64) -> Result<(), StoreError> {
+        self.indexes.transfers.freeze_if_behind(transfers_gap)?;
+        self.indexes.resolutions.freeze_if_behind(transfers_gap)?;
+        self.indexes.keys.freeze_if_behind(wallet_gap)?;
         Ok(())
     }
 

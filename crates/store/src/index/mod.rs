@@ -358,6 +358,24 @@ impl IdIndex {
         Ok(())
     }
 
+    /// Freezes the active memtable (without waiting for its flush) when what is durable lags
+    /// `covered_through` by at least `gap`, so a restart never re-inserts more than about `gap`
+    /// plus a memtable's worth of keys (an index whose memtable rarely fills, e.g. one that
+    /// sees few keys, would otherwise keep its durable `covered_through` far behind). Never
+    /// blocks: when flushes are already backed up it does nothing. True when it froze.
+    pub fn freeze_if_behind(&self, gap: u64) -> Result<bool, StoreError> {
+        self.shared.check()?;
+        let mut writer = lock(&self.writer);
+        if writer.covered_through.saturating_sub(writer.frozen_covered_through) < gap {
+            return Ok(false);
+        }
+        if lock(&self.shared.control).frozen_pending >= self.shared.options.frozen_memtables_max {
+            return Ok(false);
+        }
+        self.freeze(&mut writer)?;
+        Ok(true)
+    }
+
     /// Freezes the active memtable and waits until it and every older one are flushed and the
     /// manifest records their `covered_through` (clean shutdown; tests). Does not wait for merges.
     pub fn flush(&self) -> Result<(), StoreError> {
