@@ -128,12 +128,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     }
     let ledger = load_hot_state(&checkpoints, current.as_ref())?;
     let checkpoint_loaded = started.elapsed();
-    let ends = current.as_ref().map(|m| HistoryEnds {
-        transfers_end: m.transfers_end,
-        wallet_end: m.wallet_end,
-        events_last: m.events_last,
-        events_end: m.events_end,
-    });
+    let ends = current.as_ref().map(CheckpointManifest::history_ends);
     let history = OpenedHistory::open(
         fs,
         &dirs.root().join("history"),

@@ -312,11 +312,10 @@ impl LedgerStateMachine {
     async fn adopt_checkpoint(&mut self, manifest: &CheckpointManifest) -> Result<(), String> {
         let bytes = self.checkpoints.load_hot(manifest).map_err(|e| e.to_string())?;
         let ledger = croupier_core::codec::decode_checkpoint(&bytes).map_err(|e| e.to_string())?;
+        // The event log is not part of an archive: the feed starts empty here.
         let ends = HistoryEnds {
-            transfers_end: manifest.transfers_end,
-            wallet_end: manifest.wallet_end,
-            events_last: manifest.events_last,
             events_end: 0,
+            ..manifest.history_ends()
         };
         let root = &self.storage.root;
         let opened = croupier_store::OpenedHistory::open(

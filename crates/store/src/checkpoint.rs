@@ -60,6 +60,18 @@ pub struct CheckpointManifest {
     pub hot_sha256: [u8; 32],
 }
 
+impl CheckpointManifest {
+    /// Where each history log ended at this checkpoint (what recovery cuts back to).
+    pub fn history_ends(&self) -> crate::history::HistoryEnds {
+        crate::history::HistoryEnds {
+            transfers_end: self.transfers_end,
+            wallet_end: self.wallet_end,
+            events_last: self.events_last,
+            events_end: self.events_end,
+        }
+    }
+}
+
 /// The checkpoint directory. `Send + Sync`; one writer at a time (the cluster serialises
 /// checkpoints).
 #[derive(Debug)]

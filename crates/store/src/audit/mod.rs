@@ -147,12 +147,7 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
     let (log, recovery) = LogStore::open_read_only(fs.clone(), layout.log_dir())?;
     let span = LogSpan::of(&log);
     check_continuity(&log, &span, manifest.as_ref(), checkpoints.dir())?;
-    let ends = manifest.as_ref().map(|m| crate::history::HistoryEnds {
-        transfers_end: m.transfers_end,
-        wallet_end: m.wallet_end,
-        events_last: m.events_last,
-        events_end: m.events_end,
-    });
+    let ends = manifest.as_ref().map(CheckpointManifest::history_ends);
     let history = OpenedHistory::open_for_audit(
         fs,
         &layout.root().join("history"),

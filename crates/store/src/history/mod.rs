@@ -158,11 +158,8 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let (mut transfers, transfers_reader, transfers_report) =
-            RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
-        let (mut wallet, wallet_reader, wallet_report) =
-            RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
-        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
+        let HistoryLogs { mut transfers, transfers_reader, mut wallet, wallet_reader, cuts } =
+            HistoryLogs::open(&fs, dir, options, &ends)?;
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
         if !ends.transfers_end.is_multiple_of(TRANSFER_FRAME_BYTES) {
@@ -210,11 +207,8 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let (transfers, transfers_reader, transfers_report) =
-            RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
-        let (wallet, wallet_reader, wallet_report) =
-            RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
-        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
+        let HistoryLogs { transfers, transfers_reader, wallet, wallet_reader, cuts } =
+            HistoryLogs::open(&fs, dir, options, &ends)?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
         let (events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
@@ -229,6 +223,31 @@ impl OpenedHistory {
             scratch: Scratch::default(),
         };
         Ok(OpenedHistory { writer, reader, events: feed, cuts })
+    }
+}
+
+/// The two history record logs, opened above a checkpoint's ends.
+struct HistoryLogs {
+    transfers: RecordLog,
+    transfers_reader: crate::records::RecordReader,
+    wallet: RecordLog,
+    wallet_reader: crate::records::RecordReader,
+    cuts: Vec<crate::TornTail>,
+}
+
+impl HistoryLogs {
+    fn open(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        options: &HistoryOptions,
+        ends: &HistoryEnds,
+    ) -> Result<HistoryLogs, StoreError> {
+        let (transfers, transfers_reader, transfers_report) =
+            RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
+        let (wallet, wallet_reader, wallet_report) =
+            RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
+        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
+        Ok(HistoryLogs { transfers, transfers_reader, wallet, wallet_reader, cuts })
     }
 }
 
