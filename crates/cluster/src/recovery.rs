@@ -11,7 +11,7 @@ use croupier_core::codec::decode_checkpoint;
 use croupier_core::Ledger;
 use croupier_store::fs::FileSystem;
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventLogOptions, HistoryEnds,
+    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventLogOptions,
     HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, VoteFile,
 };
 use tokio::sync::{watch, RwLock};
