@@ -207,8 +207,8 @@ struct NodeInner {
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
     stopped: AtomicBool,
     disk: Arc<health::DiskGuard>,
-    /// Held for the node's lifetime: one process per data directory.
-    _lock: Option<DataDirLock>,
+    /// Held until `shutdown` (or the last clone's drop): one process per data directory.
+    lock: Mutex<Option<DataDirLock>>,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -313,7 +313,7 @@ impl Node {
                     config.disk_reserve_bytes,
                     config.free_space_probe.clone(),
                 ),
-                _lock: lock,
+                lock: Mutex::new(lock),
             }),
         };
         if let Err(error) = node.become_leader_and_catch_up().await {
@@ -330,7 +330,8 @@ impl Node {
         Ok(node)
     }
 
-    /// Stops Raft and flushes storage. Calling it again does nothing.
+    /// Stops Raft, flushes storage and releases the data directory (a new node may open it
+    /// right away, even while clones of this one are alive). Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -355,6 +356,18 @@ impl Node {
             }
             None => Ok(()),
         };
+        // Nothing of this node may write to the directory once the lock goes: the indexes'
+        // background flushes and merges stop too (a clone of the node kept by the caller would
+        // otherwise keep them, and the lock, alive). Then a new node may open the directory,
+        // in this process or another.
+        self.inner.shared.history.stop_background();
+        drop(
+            self.inner
+                .lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         raft_outcome?;
         writer_outcome.map_err(|e| ClusterError::Storage(e.0))
     }

@@ -99,7 +99,8 @@ pub struct IndexStats {
 pub struct IdIndex {
     shared: Arc<Shared>,
     writer: Mutex<Writer>,
-    threads: Vec<JoinHandle<()>>,
+    /// Behind a mutex so that `stop_background` can join them through a shared reference.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The inserting side's bookkeeping (behind a mutex only so that `&self` methods can write).
@@ -233,9 +234,9 @@ impl IdIndex {
             options,
         });
         let writer = Writer { covered_through, frozen_covered_through: covered_through, frozen_count: 0 };
-        let mut index = IdIndex { shared, writer: Mutex::new(writer), threads: Vec::new() };
-        index.threads.push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
-        index.threads.push(background::spawn("id-index-merge", &index.shared, background::merger)?);
+        let index = IdIndex { shared, writer: Mutex::new(writer), threads: Mutex::new(Vec::new()) };
+        lock(&index.threads).push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
+        lock(&index.threads).push(background::spawn("id-index-merge", &index.shared, background::merger)?);
         lock(&index.shared.control).merge_requested = true;
         Ok((index, covered_through))
     }
@@ -370,9 +371,16 @@ impl IdIndex {
     /// Stops the background threads (an unfinished merge is abandoned; a flush in progress
     /// completes) and reports a background failure if there was one. Does not flush: call
     /// `flush` first for a clean shutdown. Dropping the index does the same, silently.
-    pub fn shutdown(mut self) -> Result<(), StoreError> {
+    pub fn shutdown(self) -> Result<(), StoreError> {
         self.stop_threads();
         self.shared.check()
+    }
+
+    /// Stops the background threads like `shutdown`, through a shared reference: after it the
+    /// index writes no file (lookups still work), so another owner may open its directory.
+    /// Inserting afterwards is a caller bug (nothing would ever be flushed).
+    pub fn stop_background(&self) {
+        self.stop_threads();
     }
 
     /// Memtables, fences and bloom filters, in bytes.
@@ -445,10 +453,11 @@ impl IdIndex {
         self.shared.check()
     }
 
-    fn stop_threads(&mut self) {
+    fn stop_threads(&self) {
         lock(&self.shared.control).stop = true;
         self.shared.changed.notify_all();
-        for thread in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for thread in threads {
             // A panic there already marked the index failed.
             let _ = thread.join();
         }
