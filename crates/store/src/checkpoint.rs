@@ -81,10 +81,7 @@ pub struct HotFileWriter {
 
 impl std::fmt::Debug for HotFileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HotFileWriter")
-            .field("name", &self.name)
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("HotFileWriter").field("name", &self.name).field("len", &self.len).finish()
     }
 }
 

@@ -55,8 +55,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use error::StoreError;
 pub use checkpoint::{CheckpointManifest, CheckpointStore, HotFileWriter};
+pub use error::StoreError;
 pub use events::{
     ConsumerCursors, Event, EventFeed, EventLog, EventLogOptions, EventOpenReport, EventPage, RetentionReport,
     Subscription,

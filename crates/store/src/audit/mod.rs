@@ -205,7 +205,11 @@ fn load_checkpoint(
     if view.transfer_count() != ledger.transfer_count() {
         return Err(AuditError::in_file(
             &file,
-            format!("the checkpoint counts {} transfers, history holds {}", ledger.transfer_count(), view.transfer_count()),
+            format!(
+                "the checkpoint counts {} transfers, history holds {}",
+                ledger.transfer_count(),
+                view.transfer_count()
+            ),
         ));
     }
     ledger
@@ -270,10 +274,19 @@ fn check_continuity(
             span.first,
             span.first
         );
-        return Err(AuditError { index: Some(covered + 1), file: Some(checkpoint_dir.to_path_buf()), offset: None, reason });
+        return Err(AuditError {
+            index: Some(covered + 1),
+            file: Some(checkpoint_dir.to_path_buf()),
+            offset: None,
+            reason,
+        });
     }
     if covered + 1 == span.first && span.first_prev != m.chain_head {
-        return Err(AuditError::at_entry(log, span.first, "the first log entry does not chain to the checkpoint's chain head"));
+        return Err(AuditError::at_entry(
+            log,
+            span.first,
+            "the first log entry does not chain to the checkpoint's chain head",
+        ));
     }
     if covered >= span.first && covered <= span.last {
         let hash = log.chain_hash(covered)?;

@@ -132,21 +132,32 @@ pub(crate) fn run(
             index = to;
         }
     }
-    replay.ledger.check_hot_invariants().map_err(|broken| AuditError::new(format!("the replayed ledger breaks an invariant: {broken}")))?;
-    Ok(Outcome { ledger: replay.ledger, entries_replayed, records_verified: replay.records_verified, matched_checkpoint })
+    replay
+        .ledger
+        .check_hot_invariants()
+        .map_err(|broken| AuditError::new(format!("the replayed ledger breaks an invariant: {broken}")))?;
+    Ok(Outcome {
+        ledger: replay.ledger,
+        entries_replayed,
+        records_verified: replay.records_verified,
+        matched_checkpoint,
+    })
 }
 
 impl Replay<'_> {
     fn apply(&mut self, index: u64, payload: &[u8]) -> Result<(), AuditError> {
-        let proposal = decode_proposal(payload)
-            .map_err(|e| AuditError::at_entry(self.log, index, format!("entry payload does not decode as a proposal: {e}")))?;
+        let proposal = decode_proposal(payload).map_err(|e| {
+            AuditError::at_entry(self.log, index, format!("entry payload does not decode as a proposal: {e}"))
+        })?;
         self.keys.clear();
         self.ledger.history_keys(&proposal.commands, &mut self.keys);
         let source = Source { disk: self.disk.limited(self.transfers_end, self.wallet_end), overlay: &self.overlay };
         source.fetch(&self.keys, &mut self.prefetched)?;
         self.records.clear();
         let (ledger, prefetched, records) = (&mut self.ledger, &mut self.prefetched, &mut self.records);
-        let applied = catch_unwind(AssertUnwindSafe(|| ledger.apply(proposal.timestamp_ns, &proposal.commands, prefetched, records)));
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            ledger.apply(proposal.timestamp_ns, &proposal.commands, prefetched, records)
+        }));
         if applied.is_err() {
             return Err(AuditError::at_entry(self.log, index, "the ledger panicked applying this entry"));
         }
@@ -182,7 +193,8 @@ impl Replay<'_> {
         match on_disk {
             Some(bytes) if bytes == self.scratch => self.records_verified += 1,
             Some(_) => {
-                let reason = format!("the {disk_end} history at position {position} is not what replaying this entry writes");
+                let reason =
+                    format!("the {disk_end} history at position {position} is not what replaying this entry writes");
                 return Err(AuditError::at_entry(self.log, index, reason));
             }
             None => self.overlay.insert(record, position),

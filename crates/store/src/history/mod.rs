@@ -134,7 +134,12 @@ impl OpenedHistory {
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
         if ends.transfers_end % TRANSFER_FRAME_BYTES != 0 {
-            return Err(StoreError::corrupt(&dir.join("transfers"), ends.transfers_end, None, "checkpoint end is not on a transfer record boundary"));
+            return Err(StoreError::corrupt(
+                &dir.join("transfers"),
+                ends.transfers_end,
+                None,
+                "checkpoint end is not on a transfer record boundary",
+            ));
         }
         let (mut events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
         events.truncate_after(ends.events_last)?;
@@ -163,7 +168,8 @@ impl OpenedHistory {
         events_dir: &Path,
         options: &HistoryOptions,
     ) -> Result<OpenedHistory, StoreError> {
-        let (transfers, transfers_reader, _) = RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
+        let (transfers, transfers_reader, _) =
+            RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
         let (wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
         let (events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;

@@ -87,7 +87,9 @@ impl HistoryReader {
 
     /// Memory the indexes hold (memtables, fences, filters).
     pub fn index_memory_bytes(&self) -> u64 {
-        self.indexes.transfers.memory_bytes() + self.indexes.resolutions.memory_bytes() + self.indexes.keys.memory_bytes()
+        self.indexes.transfers.memory_bytes()
+            + self.indexes.resolutions.memory_bytes()
+            + self.indexes.keys.memory_bytes()
     }
 
     fn read_transfer(&self, seq: u64) -> Result<StoredTransfer, StoreError> {
