@@ -67,6 +67,18 @@ impl FsOp {
     }
 }
 
+/// What happens at a planned operation (see [`SimFileSystem::fault_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultAction {
+    /// The operation fails (a failing `append` writes the first half of its bytes first: a torn
+    /// write); later operations work again.
+    FailOnce,
+    /// Power is lost just before the operation: it and every later one fail (see `freeze`).
+    FreezeBefore,
+    /// Power is lost just after the operation took effect: every later one fails.
+    FreezeAfter,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SimFileSystem {
     state: Arc<Mutex<SimState>>,
@@ -83,9 +95,9 @@ struct SimState {
     /// Operations of each kind so far (indexed by `FsOp::slot`).
     op_counts: [u64; FsOp::ALL.len()],
     /// Operations that will fail: (kind, value of its counter when it fails).
-    planned: Vec<(FsOp, u64)>,
+    planned: Vec<(FsOp, u64, FaultAction)>,
     /// Planned failures that happened.
-    injected: Vec<(FsOp, u64)>,
+    injected: Vec<(FsOp, u64, FaultAction)>,
     frozen: bool,
     /// Bumped by every crash; a handle opened in an earlier epoch fails.
     epoch: u64,
@@ -128,10 +140,15 @@ impl SimFileSystem {
     /// `append` writes the first half of its bytes first (a torn write); the others change
     /// nothing.
     pub fn fail_nth(&self, op: FsOp, n: u64) {
+        self.fault_at(op, n, FaultAction::FailOnce);
+    }
+
+    /// Plans `action` at the `n`-th (1 = the next) operation of kind `op` from now.
+    pub fn fault_at(&self, op: FsOp, n: u64, action: FaultAction) {
         assert!(n >= 1, "n counts from 1");
         let mut state = self.lock();
         let at = state.op_counts[op.slot()] + n;
-        state.planned.push((op, at));
+        state.planned.push((op, at, action));
     }
 
     /// Operations of kind `op` so far (the failed ones included).
@@ -139,8 +156,8 @@ impl SimFileSystem {
         self.lock().op_counts[op.slot()]
     }
 
-    /// The planned failures that happened so far: (kind, its count when it failed).
-    pub fn injected_failures(&self) -> Vec<(FsOp, u64)> {
+    /// The planned faults that happened so far: (kind, its count then, action).
+    pub fn injected_failures(&self) -> Vec<(FsOp, u64, FaultAction)> {
         self.lock().injected.clone()
     }
 
@@ -207,19 +224,30 @@ impl SimFileSystem {
 }
 
 impl SimState {
-    /// Counts an operation of kind `op`; fails it if the file system is frozen or if this one
-    /// was planned to fail (`Ok(true)` then means "fail after a partial effect": see callers).
+    /// Counts an operation of kind `op` and applies a fault planned for it: `Err` when it must
+    /// fail with no effect (frozen, or power lost just before it), `Ok(true)` when it must fail
+    /// after a partial effect (see callers), `Ok(false)` when it proceeds.
     fn begin(&mut self, op: FsOp) -> io::Result<bool> {
         self.check_frozen()?;
         self.op_counts[op.slot()] += 1;
         let count = self.op_counts[op.slot()];
-        match self.planned.iter().position(|&planned| planned == (op, count)) {
-            Some(at) => {
-                self.planned.swap_remove(at);
-                self.injected.push((op, count));
-                Ok(true)
+        let Some(at) = self.planned.iter().position(|&(kind, n, _)| (kind, n) == (op, count)) else {
+            return Ok(false);
+        };
+        let (_, _, action) = self.planned.swap_remove(at);
+        self.injected.push((op, count, action));
+        match action {
+            FaultAction::FailOnce => Ok(true),
+            FaultAction::FreezeBefore => {
+                self.frozen = true;
+                Err(injected_nth(op, count))
             }
-            None => Ok(false),
+            FaultAction::FreezeAfter => {
+                // The caller holds the lock until the operation is done: nothing runs between
+                // its effect and the freeze.
+                self.frozen = true;
+                Ok(false)
+            }
         }
     }
 
@@ -542,7 +570,8 @@ mod tests {
         file.append(b"ij").unwrap();
         file.sync_data().unwrap();
         assert_eq!(fs.read(&dir().join("f")).unwrap(), b"abcdefij");
-        assert_eq!(fs.injected_failures(), vec![(FsOp::Append, 3), (FsOp::SyncData, 1)]);
+        let once = FaultAction::FailOnce;
+        assert_eq!(fs.injected_failures(), vec![(FsOp::Append, 3, once), (FsOp::SyncData, 1, once)]);
         assert_eq!(fs.op_count(FsOp::Append), 4);
     }
 
@@ -581,5 +610,26 @@ mod tests {
         assert!(file.append(b"stale handle").is_err());
         let reopened = fs.open(&dir().join("f")).unwrap();
         assert_eq!(reopened.size().unwrap(), 6);
+    }
+
+    #[test]
+    fn power_is_lost_just_before_or_just_after_the_planned_operation() {
+        let fs = SimFileSystem::new();
+        fs.create_dir_all(dir()).unwrap();
+        let mut file = fs.create(&dir().join("f")).unwrap();
+        fs.fault_at(FsOp::SyncData, 2, FaultAction::FreezeAfter);
+        file.append(b"one").unwrap();
+        file.sync_data().unwrap();
+        file.append(b"two").unwrap();
+        file.sync_data().unwrap(); // took effect, then the power went
+        assert!(file.append(b"three").is_err());
+        assert_eq!(fs.read(&dir().join("f")).unwrap(), b"onetwo");
+
+        fs.clear_faults();
+        fs.fault_at(FsOp::Append, 1, FaultAction::FreezeBefore);
+        assert!(file.append(b"three").is_err());
+        assert!(file.sync_data().is_err());
+        fs.clear_faults();
+        assert_eq!(fs.read(&dir().join("f")).unwrap(), b"onetwo");
     }
 }
