@@ -31,7 +31,11 @@ pub struct EventPage {
     pub missed: bool,
 }
 
-pub(crate) fn read_after(feed: &EventFeed, after: u64, limit: usize) -> Result<EventPage, ReadError> {
+pub(crate) fn read_after(
+    feed: &EventFeed,
+    after: u64,
+    limit: usize,
+) -> Result<EventPage, ReadError> {
     let limit = limit.clamp(1, EVENT_PAGE_LIMIT_MAX);
     let page = feed.read_after(after, limit, EVENT_PAGE_BYTES_MAX)?;
     let mut events = Vec::with_capacity(page.events.len());
@@ -75,14 +79,19 @@ impl EventSubscription {
     /// The next events after the last one returned (waits until there is at least one).
     pub async fn next_batch(&mut self, limit: usize) -> Result<Vec<CommittedEvent>, ReadError> {
         loop {
-            let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
+            let batch = self
+                .inner
+                .next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
             if !batch.events.is_empty() {
                 return batch
                     .events
                     .into_iter()
                     .map(|event| {
                         let record = decode_record(&event.body).map_err(|e| {
-                            ReadError::Storage(format!("event {} does not decode: {e}", event.position))
+                            ReadError::Storage(format!(
+                                "event {} does not decode: {e}",
+                                event.position
+                            ))
                         })?;
                         Ok(CommittedEvent {
                             position: event.position,

@@ -161,7 +161,10 @@ impl NodeConfig {
 
     /// Runs the node over `file_system` (a simulated one in crash tests), without the data
     /// directory lock.
-    pub fn with_file_system(mut self, file_system: Arc<dyn croupier_store::fs::FileSystem>) -> Self {
+    pub fn with_file_system(
+        mut self,
+        file_system: Arc<dyn croupier_store::fs::FileSystem>,
+    ) -> Self {
         self.file_system = file_system;
         self.lock_data_dir = false;
         self
@@ -526,7 +529,9 @@ impl Consensus for Node {
             return Err(ProposeError::ShuttingDown);
         }
         if let Some((free, reserve)) = self.inner.disk.full() {
-            return Err(ProposeError::StorageUnavailable(disk_full_message(free, reserve)));
+            return Err(ProposeError::StorageUnavailable(disk_full_message(
+                free, reserve,
+            )));
         }
         let proposal = Proposal {
             timestamp_ns: unix_time_ns(),
@@ -582,7 +587,9 @@ impl Consensus for Node {
 
     async fn wait_for_event_after(&self, after: u64) {
         let mut applied = self.inner.shared.applied.subscribe();
-        let _ = applied.wait_for(|applied| applied.events_last > after).await;
+        let _ = applied
+            .wait_for(|applied| applied.events_last > after)
+            .await;
     }
 
     fn health(&self) -> NodeHealth {

@@ -4,8 +4,8 @@
 //! Truncate, purge and reads go through the same queue, so they are ordered after every append
 //! queued before them.
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;

@@ -11,8 +11,9 @@ use croupier_core::codec::decode_checkpoint;
 use croupier_core::Ledger;
 use croupier_store::fs::FileSystem;
 use croupier_store::{
-    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed, EventLogOptions, HistoryEnds,
-    HistoryOptions, IndexOptions, LogOptions, LogStore, OpenedHistory, RecordLogOptions, VoteFile,
+    CheckpointManifest, CheckpointStore, ConsumerCursors, DataDir, DataDirLock, EventFeed,
+    EventLogOptions, HistoryEnds, HistoryOptions, IndexOptions, LogOptions, LogStore,
+    OpenedHistory, RecordLogOptions, VoteFile,
 };
 use tokio::sync::{watch, RwLock};
 
@@ -105,13 +106,17 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
     let lock = match config.lock_data_dir {
-        true => Some(DataDirLock::acquire(&config.data_dir).map_err(|e| ClusterError::Locked(e.to_string()))?),
+        true => Some(
+            DataDirLock::acquire(&config.data_dir)
+                .map_err(|e| ClusterError::Locked(e.to_string()))?,
+        ),
         false => None,
     };
     let dirs = DataDir::new(&config.data_dir);
     let log_store = open_log(config, &dirs, &fs)?;
     let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
-    let checkpoints = CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
+    let checkpoints =
+        CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
     let current = checkpoints.current().map_err(storage_error)?;
     if let Some(manifest) = &current {
         check_checkpoint_chains_to_log(manifest, &log_store)?;
@@ -152,8 +157,11 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         recovered,
     );
     let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
-    let consumers = ConsumerCursors::open(Arc::clone(&config.file_system), dirs.root().join("consumers"))
-        .map_err(storage_error)?;
+    let consumers = ConsumerCursors::open(
+        Arc::clone(&config.file_system),
+        dirs.root().join("consumers"),
+    )
+    .map_err(storage_error)?;
     Ok(Opened {
         consumers: Arc::new(consumers),
         lock,
@@ -166,11 +174,16 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     })
 }
 
-fn open_log(config: &NodeConfig, dirs: &DataDir, fs: &Arc<dyn FileSystem>) -> Result<LogStore, ClusterError> {
+fn open_log(
+    config: &NodeConfig,
+    dirs: &DataDir,
+    fs: &Arc<dyn FileSystem>,
+) -> Result<LogStore, ClusterError> {
     let log_options = LogOptions {
         segment_size_max_bytes: config.log_segment_size_max_bytes,
     };
-    let (log_store, recovery) = LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
+    let (log_store, recovery) =
+        LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
             "cut a torn write off the end of the log");
@@ -179,13 +192,19 @@ fn open_log(config: &NodeConfig, dirs: &DataDir, fs: &Arc<dyn FileSystem>) -> Re
     Ok(log_store)
 }
 
-fn load_hot_state(checkpoints: &CheckpointStore, current: Option<&CheckpointManifest>) -> Result<Ledger, ClusterError> {
+fn load_hot_state(
+    checkpoints: &CheckpointStore,
+    current: Option<&CheckpointManifest>,
+) -> Result<Ledger, ClusterError> {
     let Some(manifest) = current else {
         return Ok(Ledger::new());
     };
     let bytes = checkpoints.load_hot(manifest).map_err(storage_error)?;
     decode_checkpoint(&bytes).map_err(|e| {
-        ClusterError::Storage(format!("{}: checkpoint does not decode: {e}", checkpoints.hot_path(manifest).display()))
+        ClusterError::Storage(format!(
+            "{}: checkpoint does not decode: {e}",
+            checkpoints.hot_path(manifest).display()
+        ))
     })
 }
 
@@ -208,7 +227,10 @@ fn recovered_state(current: Option<&CheckpointManifest>) -> Result<Recovered, Cl
 }
 
 /// The checkpoint's transfer count must be where the transfers log was cut.
-fn check_history_matches_hot_state(ledger: &Ledger, history: &OpenedHistory) -> Result<(), ClusterError> {
+fn check_history_matches_hot_state(
+    ledger: &Ledger,
+    history: &OpenedHistory,
+) -> Result<(), ClusterError> {
     let on_disk = history.reader.transfer_count();
     if on_disk != ledger.transfer_count() {
         return Err(ClusterError::Storage(format!(
@@ -221,12 +243,20 @@ fn check_history_matches_hot_state(ledger: &Ledger, history: &OpenedHistory) -> 
 
 /// The checkpoint must vouch for the same chain head as the log's entry it covers (when the log
 /// still holds that entry): otherwise one of them is not what this node wrote.
-fn check_checkpoint_chains_to_log(manifest: &CheckpointManifest, log: &LogStore) -> Result<(), ClusterError> {
+fn check_checkpoint_chains_to_log(
+    manifest: &CheckpointManifest,
+    log: &LogStore,
+) -> Result<(), ClusterError> {
     let index = manifest.last_index;
-    let log_holds_entry = log.last_purged().is_some_and(|(purged, _, _)| purged == index)
-        || (log.first_index().is_some_and(|first| first <= index) && log.last_index().is_some_and(|last| index <= last));
+    let log_holds_entry = log
+        .last_purged()
+        .is_some_and(|(purged, _, _)| purged == index)
+        || (log.first_index().is_some_and(|first| first <= index)
+            && log.last_index().is_some_and(|last| index <= last));
     if !log_holds_entry {
-        if log.last_index().is_some_and(|last| last < index) || log.last_index().is_none() && index > 0 {
+        if log.last_index().is_some_and(|last| last < index)
+            || log.last_index().is_none() && index > 0
+        {
             return Err(ClusterError::Storage(format!(
                 "checkpoint {} covers entry {index}, but the log ends before it",
                 manifest.snapshot_id
@@ -262,7 +292,8 @@ pub(crate) fn spawn_checkpoint_trigger(node: Node, config: &NodeConfig) {
     let runtime = node.consensus_runtime();
     runtime.spawn(async move {
         let mut last = written.load(Ordering::Relaxed);
-        let mut interval = tokio::time::interval(Duration::from_millis(CHECKPOINT_TRIGGER_INTERVAL_MS));
+        let mut interval =
+            tokio::time::interval(Duration::from_millis(CHECKPOINT_TRIGGER_INTERVAL_MS));
         loop {
             interval.tick().await;
             if node.is_stopped() {

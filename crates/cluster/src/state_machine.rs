@@ -117,7 +117,8 @@ impl LedgerStateMachine {
             .persist(log_id.index, &self.records)
             .map_err(|e| apply_error(log_id, e))?;
         drop(ledger);
-        metrics::histogram!(metric_names::COMMANDS_PER_ENTRY).record(proposal.commands.len() as f64);
+        metrics::histogram!(metric_names::COMMANDS_PER_ENTRY)
+            .record(proposal.commands.len() as f64);
         metrics::histogram!(metric_names::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(results)
     }
@@ -214,7 +215,10 @@ impl LedgerStateMachine {
 
 /// openraft's view of a checkpoint: its log id, membership and id; the data is the manifest
 /// (a node installing it fetches the files it names).
-fn snapshot_of(manifest: &CheckpointManifest, membership: StoredMembership) -> Snapshot<TypeConfig> {
+fn snapshot_of(
+    manifest: &CheckpointManifest,
+    membership: StoredMembership,
+) -> Snapshot<TypeConfig> {
     let meta = OpenraftSnapshotMeta {
         last_log_id: (manifest.last_index > 0 || manifest.last_term > 0)
             .then(|| crate::types::log_id(manifest.last_term, manifest.last_index)),
@@ -252,7 +256,11 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             .last_applied
             .map_or((0, 0), |id| (id.index, id.leader_id.term));
         let chain_head = match self.last_applied {
-            Some(id) => self.log_writer.chain_hash(id.index).await.map_err(|e| failed(e.0))?,
+            Some(id) => self
+                .log_writer
+                .chain_hash(id.index)
+                .await
+                .map_err(|e| failed(e.0))?,
             None => [0u8; 32],
         };
         let mut manifest = CheckpointManifest {
@@ -284,7 +292,11 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
         metrics::histogram!(metric_names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
-        tracing::info!(last_index, hot_bytes = manifest.hot_len, "checkpoint written");
+        tracing::info!(
+            last_index,
+            hot_bytes = manifest.hot_len,
+            "checkpoint written"
+        );
         Ok(snapshot_of(&manifest, self.membership.clone()))
     }
 }

@@ -9,12 +9,12 @@ use std::time::Duration;
 use croupier_cluster::{
     ClusterError, CommittedEvent, Consensus, Node, NodeConfig, ProposeError, ReadError,
 };
-use croupier_store::fs::OsFileSystem;
-use croupier_store::{CheckpointManifest, CheckpointStore};
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, CreateAccountResult, CreateTransferResult,
     LedgerCode, NewAccount, NewTransfer, TransferFlags,
 };
+use croupier_store::fs::OsFileSystem;
+use croupier_store::{CheckpointManifest, CheckpointStore};
 
 fn eur() -> LedgerCode {
     LedgerCode::parse("EUR").unwrap()
@@ -256,7 +256,13 @@ fn checkpoints(dir: &Path) -> CheckpointStore {
 fn first_log_index(dir: &Path) -> u64 {
     sorted_files(&dir.join("log"))
         .iter()
-        .filter_map(|path| path.file_name()?.to_str()?.strip_suffix(".seg")?.parse().ok())
+        .filter_map(|path| {
+            path.file_name()?
+                .to_str()?
+                .strip_suffix(".seg")?
+                .parse()
+                .ok()
+        })
         .min()
         .expect("a log segment")
 }
@@ -327,7 +333,10 @@ async fn corrupted_history_segment_is_refused_naming_file_and_offset() {
     // A sealed (not the last) segment of the transfers log: sealed frames are checked when
     // read, so the damage shows at start (index catch-up) or at the first read of it.
     let segments = sorted_files(&dir.path().join("history").join("transfers"));
-    assert!(segments.len() >= 2, "small segments were sealed: {segments:?}");
+    assert!(
+        segments.len() >= 2,
+        "small segments were sealed: {segments:?}"
+    );
     let sealed = &segments[0];
     let mut bytes = std::fs::read(sealed).unwrap();
     let middle = bytes.len() / 2;
@@ -345,7 +354,11 @@ async fn corrupted_history_segment_is_refused_naming_file_and_offset() {
         Ok(node) => node,
     };
     let reads = node
-        .read(|view| (1..=120u128).map(|id| view.transfer(id)).collect::<Vec<_>>())
+        .read(|view| {
+            (1..=120u128)
+                .map(|id| view.transfer(id))
+                .collect::<Vec<_>>()
+        })
         .await
         .unwrap();
     let mut refused = 0;
@@ -390,13 +403,20 @@ async fn events_page_in_order_without_gaps_and_survive_a_restart() {
     assert_eq!(events.len(), 4 + 20);
     assert!(events.windows(2).all(|w| w[0].position < w[1].position));
     assert_eq!(
-        events.iter().filter(|e| e.record.event_type() == "transfer_posted").count(),
+        events
+            .iter()
+            .filter(|e| e.record.event_type() == "transfer_posted")
+            .count(),
         20
     );
     node.shutdown().await.unwrap();
 
     let node = Node::start(config).await.unwrap();
-    assert_eq!(all_events(&node).await, events, "replay after the checkpoint adds no event twice");
+    assert_eq!(
+        all_events(&node).await,
+        events,
+        "replay after the checkpoint adds no event twice"
+    );
     write_history(&node, 2, 500).await;
     let after = all_events(&node).await;
     assert_eq!(after.len(), events.len() + 4);
@@ -442,7 +462,10 @@ async fn a_durable_consumer_resumes_after_its_acknowledged_position() {
     // A new event wakes a waiting consumer.
     let waiting = tokio::spawn(async move { consumer.next_batch(10).await.unwrap() });
     write_history(&node, 1, 200).await;
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!woken.is_empty());
     assert!(woken[0].position > expected.last().unwrap().position);
     node.shutdown().await.unwrap();
