@@ -559,6 +559,79 @@ async fn retry_everything(node: &Node, sent: &[Sent], present: &Present, ctx: &s
     }
 }
 
+/// Proposes every op again, one by one, recording the answers, until one is refused.
+async fn retry_recording(node: Node, sent: Vec<Sent>) -> Vec<Sent> {
+    let mut retried = Vec::new();
+    for s in sent {
+        let answer = node.propose(vec![s.op.command()]).await;
+        let acked = answer.ok().map(|mut results| results.remove(0));
+        let stop = acked.is_none();
+        retried.push(Sent { op: s.op, acked });
+        if stop {
+            break;
+        }
+    }
+    retried
+}
+
+/// A crash, then a fault while the node recovers from it (opening, cutting torn tails,
+/// replaying, and the writes right after), then a second crash: the third start must find
+/// everything either run acknowledged.
+/// Returns whether the recovery-time fault struck.
+async fn run_recovery_case(fault: (FsOp, u64, FaultAction), seed: u64) -> bool {
+    let ctx = format!("crash during recovery: {fault:?}, seed {seed}");
+    let fs = SimFileSystem::new();
+    let node = Node::start(config(&fs)).await.unwrap();
+    set_up(&node).await;
+    // Power goes in the middle of the clients' writes, so the recovery has torn tails to cut.
+    fs.fault_at(FsOp::Append, 60 + seed % 97, FaultAction::FreezeAfter);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(client(node.clone(), c, Arc::clone(&sent))))
+        .collect();
+    for handle in clients {
+        handle.await.unwrap();
+    }
+    fs.freeze();
+    let _ = node.shutdown().await;
+    drop(node);
+    fs.crash(seed);
+    fs.clear_faults();
+    let mut sent = std::mem::take(&mut *sent.lock().unwrap());
+
+    // The fault strikes the recovering node.
+    let (op, n, action) = fault;
+    let injected_before = fs.injected_failures().len();
+    fs.fault_at(op, n, action);
+    if let Ok(node) = Node::start(config(&fs)).await {
+        let mut retries = tokio::spawn(retry_recording(node.clone(), sent.clone()));
+        let finished = tokio::select! {
+            _ = node.failed() => None,
+            done = &mut retries => Some(done.unwrap()),
+        };
+        fs.freeze();
+        let _ = node.shutdown().await;
+        // Finished already, or ends now that the node is down.
+        let retries = match finished {
+            Some(retries) => retries,
+            None => retries.await.unwrap(),
+        };
+        sent.extend(retries);
+    }
+    let struck = fs.injected_failures().len() > injected_before;
+    fs.crash(seed.wrapping_mul(31) + 7);
+    fs.clear_faults();
+
+    let node = Node::start(config(&fs))
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: restart after the second crash failed: {e}"));
+    let present = check_recovered(&node, &sent, &ctx).await;
+    retry_everything(&node, &sent, &present, &ctx).await;
+    check_recovered(&node, &sent, &format!("{ctx}, after the retries")).await;
+    node.shutdown().await.unwrap();
+    struck
+}
+
 async fn run_with_timeout(case: Case) -> BTreeMap<FsOp, u64> {
     match tokio::time::timeout(CASE_TIMEOUT, run_case(case)).await {
         Ok(counts) => counts,
@@ -626,4 +699,45 @@ async fn acknowledged_writes_survive_a_crash_at_any_point_of_the_write_path() {
         cases.len() + 1,
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_recovering_from_a_crash_loses_nothing_acknowledged() {
+    let started = Instant::now();
+    let mut cases = 0u64;
+    let mut struck: BTreeMap<FsOp, u64> = BTreeMap::new();
+    for op in FsOp::ALL {
+        for n in [1, 2, 3, 5, 8, 13, 21] {
+            for action in [
+                FaultAction::FailOnce,
+                FaultAction::FreezeBefore,
+                FaultAction::FreezeAfter,
+            ] {
+                cases += 1;
+                let case = run_recovery_case((op, n, action), cases);
+                match tokio::time::timeout(CASE_TIMEOUT, case).await {
+                    Ok(hit) => *struck.entry(op).or_default() += u64::from(hit),
+                    Err(_) => {
+                        panic!("{op:?} #{n} {action:?} did not finish within {CASE_TIMEOUT:?}")
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{cases} crash-during-recovery cases (faults that struck, by kind: {struck:?}) in {:?}",
+        started.elapsed()
+    );
+    // Opening cuts torn tails (set_len), syncs what it found and rolls segments: every kind
+    // of operation happens while recovering.
+    for op in [
+        FsOp::SetLen,
+        FsOp::SyncData,
+        FsOp::SyncDir,
+        FsOp::Append,
+        FsOp::Create,
+    ] {
+        let count = struck.get(&op).copied().unwrap_or(0);
+        assert!(count > 0, "no {op:?} fault struck during recovery");
+    }
 }
