@@ -195,7 +195,12 @@ fn new_seed() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(bet: BetArgs, commitment: &str, count: u64, game: Option<&str>) -> anyhow::Result<ExitCode> {
+fn verify(
+    bet: BetArgs,
+    commitment: &str,
+    count: u64,
+    game: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     check_bet(&bet, count)?;
     let game = game.map(croupier_games::load).transpose()?;
     let published = fair::parse_hash(commitment).context("--commitment")?;

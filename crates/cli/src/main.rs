@@ -18,7 +18,11 @@ mod rng_cmd;
 mod serve_cmd;
 
 #[derive(Parser)]
-#[command(name = "croupier", version, about = "High-availability core for online wagering")]
+#[command(
+    name = "croupier",
+    version,
+    about = "High-availability core for online wagering"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

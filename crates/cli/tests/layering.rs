@@ -20,12 +20,38 @@ const LAYERS: &[&str] = &[
 
 /// Crates that mean async runtimes, HTTP, JSON, disk or network access.
 const IMPURE: &[&str] = &[
-    "tokio", "mio", "socket2", "axum", "hyper", "hyper-util", "reqwest", "ureq", "serde_json",
-    "openraft", "tempfile", "memmap2", "redb", "sled", "rocksdb", "rusqlite", "fs2", "fs4",
-    "async-trait", "futures", "metrics",
+    "tokio",
+    "mio",
+    "socket2",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "reqwest",
+    "ureq",
+    "serde_json",
+    "openraft",
+    "tempfile",
+    "memmap2",
+    "redb",
+    "sled",
+    "rocksdb",
+    "rusqlite",
+    "fs2",
+    "fs4",
+    "async-trait",
+    "futures",
+    "metrics",
 ];
 
-const HTTP: &[&str] = &["axum", "hyper", "hyper-util", "reqwest", "ureq", "tower-http", "h2"];
+const HTTP: &[&str] = &[
+    "axum",
+    "hyper",
+    "hyper-util",
+    "reqwest",
+    "ureq",
+    "tower-http",
+    "h2",
+];
 
 struct Graph {
     names: BTreeMap<String, String>,
@@ -35,17 +61,32 @@ struct Graph {
 fn graph() -> Graph {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--filter-platform", &host_triple()])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &host_triple(),
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let meta: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
     let names = meta["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_owned(), p["name"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut deps = BTreeMap::new();
     for node in meta["resolve"]["nodes"].as_array().unwrap() {
@@ -53,7 +94,13 @@ fn graph() -> Graph {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].as_str() != Some("dev")))
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].as_str() != Some("dev"))
+            })
             .map(|d| d["pkg"].as_str().unwrap().to_owned())
             .collect();
         deps.insert(node["id"].as_str().unwrap().to_owned(), normal);
@@ -63,7 +110,10 @@ fn graph() -> Graph {
 
 fn host_triple() -> String {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(rustc).arg("-vV").output().expect("rustc -vV runs");
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let host = text.lines().find_map(|line| line.strip_prefix("host: "));
     host.expect("rustc -vV names the host").trim().to_owned()
@@ -71,7 +121,11 @@ fn host_triple() -> String {
 
 impl Graph {
     fn id_of(&self, name: &str) -> String {
-        self.names.iter().find(|(_, n)| *n == name).map(|(id, _)| id.clone()).expect(name)
+        self.names
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| id.clone())
+            .expect(name)
     }
 
     /// Names of every crate `name` pulls in for building (not dev-dependencies).
@@ -89,7 +143,10 @@ impl Graph {
     }
 
     fn direct(&self, name: &str) -> Vec<String> {
-        self.deps[&self.id_of(name)].iter().map(|id| self.names[id].clone()).collect()
+        self.deps[&self.id_of(name)]
+            .iter()
+            .map(|id| self.names[id].clone())
+            .collect()
     }
 }
 
@@ -98,7 +155,10 @@ fn pure_crates_pull_in_no_runtime_http_json_disk_or_network_crate() {
     let graph = graph();
     for pure in ["croupier-core", "croupier-rng", "croupier-games"] {
         let closure = graph.closure(pure);
-        let found: Vec<_> = IMPURE.iter().filter(|bad| closure.contains(**bad)).collect();
+        let found: Vec<_> = IMPURE
+            .iter()
+            .filter(|bad| closure.contains(**bad))
+            .collect();
         assert!(found.is_empty(), "{pure} depends on {found:?}");
     }
 }
@@ -109,7 +169,10 @@ fn dependencies_point_down_the_layer_list() {
     for (level, name) in LAYERS.iter().enumerate() {
         for dep in graph.direct(name) {
             if let Some(dep_level) = LAYERS.iter().position(|l| *l == dep) {
-                assert!(dep_level < level, "{name} must not depend on {dep} (an upper layer)");
+                assert!(
+                    dep_level < level,
+                    "{name} must not depend on {dep} (an upper layer)"
+                );
             }
         }
     }
@@ -118,7 +181,10 @@ fn dependencies_point_down_the_layer_list() {
 #[test]
 fn only_the_server_and_the_binary_know_http() {
     let graph = graph();
-    assert!(graph.closure("croupier-server").contains("axum"), "the graph must be read for real");
+    assert!(
+        graph.closure("croupier-server").contains("axum"),
+        "the graph must be read for real"
+    );
     for name in &LAYERS[..LAYERS.len() - 2] {
         let closure = graph.closure(name);
         let found: Vec<_> = HTTP.iter().filter(|bad| closure.contains(**bad)).collect();

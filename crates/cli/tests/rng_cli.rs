@@ -346,7 +346,14 @@ fn fair_chain_seeds_verify_against_the_terminal_hash() {
 
 #[test]
 fn fair_verify_recomputes_game_outcomes_from_the_same_stream_as_fair_ints() {
-    let bet = ["--server-seed", SERVER, "--client-seed", CLIENT, "--nonce", "7"];
+    let bet = [
+        "--server-seed",
+        SERVER,
+        "--client-seed",
+        CLIENT,
+        "--nonce",
+        "7",
+    ];
     let first_int = |range: &str| {
         let mut args = vec!["fair", "ints", "--range", range];
         args.extend_from_slice(&bet);
@@ -355,22 +362,48 @@ fn fair_verify_recomputes_game_outcomes_from_the_same_stream_as_fair_ints() {
         stdout(&output).trim().parse::<u32>().unwrap()
     };
     let outcome = |game: &str| {
-        let mut args = vec!["fair", "verify", "--commitment", COMMITMENT, "--count", "1", "--game", game];
+        let mut args = vec![
+            "fair",
+            "verify",
+            "--commitment",
+            COMMITMENT,
+            "--count",
+            "1",
+            "--game",
+            game,
+        ];
         args.extend_from_slice(&bet);
         let output = croupier(&args);
         assert!(output.status.success(), "{}", stderr(&output));
         let text = stdout(&output);
-        let line = text.lines().find(|l| l.starts_with("outcome: ")).expect("an outcome line");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("outcome: "))
+            .expect("an outcome line");
         line.trim_start_matches("outcome: ").to_owned()
     };
     assert_eq!(outcome("roulette"), format!("pocket {}", first_int("37")));
     let roll = first_int("10001");
-    assert_eq!(outcome("dice"), format!("roll {}.{:02}", roll / 100, roll % 100));
+    assert_eq!(
+        outcome("dice"),
+        format!("roll {}.{:02}", roll / 100, roll % 100)
+    );
     assert!(outcome("crash").starts_with("crash point "));
 
-    let mut args = vec!["fair", "verify", "--commitment", COMMITMENT, "--game", "no-such-game"];
+    let mut args = vec![
+        "fair",
+        "verify",
+        "--commitment",
+        COMMITMENT,
+        "--game",
+        "no-such-game",
+    ];
     args.extend_from_slice(&bet);
     let unknown = croupier(&args);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(stderr(&unknown).contains("no-such-game"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no-such-game"),
+        "{}",
+        stderr(&unknown)
+    );
 }

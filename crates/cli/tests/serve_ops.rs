@@ -129,7 +129,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("server exited during startup ({status}): {}", self.stderr());
             }
-            assert!(Instant::now() < deadline, "server not healthy in time: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "server not healthy in time: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -140,7 +144,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server still running: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "server still running: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -216,14 +224,29 @@ fn a_second_process_on_a_live_data_dir_is_refused_naming_the_dir_and_the_holder(
     let status = second.wait_exit(STARTUP_TIMEOUT);
     assert!(!status.success(), "the second serve must fail: {status}");
     let message = second.stderr();
-    assert!(message.contains(&dir_text), "names the directory: {message}");
-    assert!(message.contains(&format!("pid {holder}")), "names pid {holder}: {message}");
+    assert!(
+        message.contains(&dir_text),
+        "names the directory: {message}"
+    );
+    assert!(
+        message.contains(&format!("pid {holder}")),
+        "names pid {holder}: {message}"
+    );
 
     let audit = croupier(&["audit", "verify"], &dir);
-    assert!(!audit.status.success(), "audit of a live directory must fail");
+    assert!(
+        !audit.status.success(),
+        "audit of a live directory must fail"
+    );
     let message = String::from_utf8_lossy(&audit.stderr);
-    assert!(message.contains(&dir_text), "names the directory: {message}");
-    assert!(message.contains(&format!("pid {holder}")), "names pid {holder}: {message}");
+    assert!(
+        message.contains(&dir_text),
+        "names the directory: {message}"
+    );
+    assert!(
+        message.contains(&format!("pid {holder}")),
+        "names pid {holder}: {message}"
+    );
 
     // The first one never noticed.
     assert_eq!(api.get("/healthz").status, 200);
@@ -244,9 +267,11 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_restart() {
     api.post_ok("/v1/transfers", &json!([transfer(10, 1, 2, 5)]));
 
     std::fs::write(&free_bytes, "0").unwrap();
-    eventually(Duration::from_secs(10), "/healthz reports the full disk", || {
-        api.get("/healthz").status == 503
-    });
+    eventually(
+        Duration::from_secs(10),
+        "/healthz reports the full disk",
+        || api.get("/healthz").status == 503,
+    );
     let health = api.get("/healthz");
     assert_json_error(&health, 503, "disk_full");
     let message = health.body["message"].as_str().unwrap();
@@ -256,13 +281,31 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_restart() {
     );
 
     let (status, refused) = api.post("/v1/transfers", &json!([transfer(11, 1, 2, 7)]));
-    assert_eq!((status, refused["error"].as_str()), (503, Some("storage_unavailable")), "{refused}");
-    let (status, refused) = api.post("/v1/accounts", &json!([{"id": "3", "ledger": "EUR", "kind": "system"}]));
-    assert_eq!((status, refused["error"].as_str()), (503, Some("storage_unavailable")), "{refused}");
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{refused}"
+    );
+    let (status, refused) = api.post(
+        "/v1/accounts",
+        &json!([{"id": "3", "ledger": "EUR", "kind": "system"}]),
+    );
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{refused}"
+    );
     let account = api.get("/v1/accounts/1");
-    assert_eq!((account.status, account.body["debits_posted"].clone()), (200, json!(5)));
+    assert_eq!(
+        (account.status, account.body["debits_posted"].clone()),
+        (200, json!(5))
+    );
     assert_eq!(api.get("/v1/transfers/10").status, 200);
-    assert_eq!(api.get("/v1/transfers/11").status, 404, "the refused write did not happen");
+    assert_eq!(
+        api.get("/v1/transfers/11").status,
+        404,
+        "the refused write did not happen"
+    );
     assert_eq!(api.get("/v1/accounts/1/transfers").status, 200);
     let events = api.get("/v1/events?after=0");
     assert_eq!(events.status, 200);
@@ -296,8 +339,14 @@ fn a_fatal_storage_failure_ends_the_process_with_a_one_line_reason() {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the node kept running: {}", server.stderr());
-        let batch: Vec<Value> = (next_id..next_id + 4_000).map(|id| transfer(id, 1, 2, 1)).collect();
+        assert!(
+            Instant::now() < deadline,
+            "the node kept running: {}",
+            server.stderr()
+        );
+        let batch: Vec<Value> = (next_id..next_id + 4_000)
+            .map(|id| transfer(id, 1, 2, 1))
+            .collect();
         let sent = next_id..next_id + 4_000;
         next_id += 4_000;
         let response = api
@@ -315,16 +364,29 @@ fn a_fatal_storage_failure_ends_the_process_with_a_one_line_reason() {
     assert!(!status.success(), "a failed node exits non-zero: {status}");
     let stderr = server.stderr();
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: the node failed: "), "one-line reason last: {stderr}");
-    assert!(last.contains("checkpoint"), "the reason names what failed: {last}");
-    eprintln!("exit {status}, {} transfers acknowledged; last line: {last}", acked.len());
+    assert!(
+        last.starts_with("error: the node failed: "),
+        "one-line reason last: {stderr}"
+    );
+    assert!(
+        last.contains("checkpoint"),
+        "the reason names what failed: {last}"
+    );
+    eprintln!(
+        "exit {status}, {} transfers acknowledged; last line: {last}",
+        acked.len()
+    );
 
     // Restarting on the broken directory is refused, naming it; once repaired, every
     // acknowledged transfer is there.
     let port = free_port();
     let mut refused = Server::spawn(&dir, port, &[]);
     assert!(!refused.wait_exit(STARTUP_TIMEOUT).success());
-    assert!(refused.stderr().contains("checkpoint"), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("checkpoint"),
+        "{}",
+        refused.stderr()
+    );
     std::fs::remove_file(&checkpoints).unwrap();
     let (_server, api) = started(&dir, &[]);
     let account = api.get("/v1/accounts/2");
@@ -334,7 +396,11 @@ fn a_fatal_storage_failure_ends_the_process_with_a_one_line_reason() {
         account.body
     );
     for id in acked.iter().step_by(997) {
-        assert_eq!(api.get(&format!("/v1/transfers/{id}")).status, 200, "acked {id} lost");
+        assert_eq!(
+            api.get(&format!("/v1/transfers/{id}")).status,
+            200,
+            "acked {id} lost"
+        );
     }
 }
 
@@ -351,9 +417,11 @@ fn an_idle_node_voids_an_expired_pending_transfer_by_itself() {
 
     // No other write: the node's own clock voids it.
     std::thread::sleep(Duration::from_secs(3));
-    eventually(Duration::from_secs(5), "the pending transfer expired", || {
-        api.get("/v1/accounts/1").body["debits_pending"] == 0
-    });
+    eventually(
+        Duration::from_secs(5),
+        "the pending transfer expired",
+        || api.get("/v1/accounts/1").body["debits_pending"] == 0,
+    );
     let account = api.get("/v1/accounts/1");
     assert_eq!(account.body["debits_posted"], 0);
     let events = api.get("/v1/events?after=0&limit=100");
@@ -376,7 +444,11 @@ fn all_events(api: &Api, limit: usize) -> Vec<Value> {
         let batch = page.body["events"].as_array().unwrap().clone();
         assert!(batch.len() <= limit);
         if batch.is_empty() {
-            assert_eq!(page.body["next"], after.as_str(), "an empty page resumes where it was");
+            assert_eq!(
+                page.body["next"],
+                after.as_str(),
+                "an empty page resumes where it was"
+            );
             return events;
         }
         after = page.body["next"].as_str().unwrap().to_owned();
@@ -400,14 +472,24 @@ struct SseEvent {
 /// Opens the SSE stream (with optional `Last-Event-ID`) and forwards its events from a
 /// thread; the receiver yields them in order.
 fn open_stream(api: &Api, query: &str, last_event_id: Option<&str>) -> mpsc::Receiver<SseEvent> {
-    let mut request = agent(Duration::from_secs(60)).get(format!("{}/v1/events/stream{query}", api.base));
+    let mut request =
+        agent(Duration::from_secs(60)).get(format!("{}/v1/events/stream{query}", api.base));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
     }
     let response = request.call().expect("open the stream");
     assert_eq!(response.status(), 200);
-    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
     let (events, received) = mpsc::channel();
     std::thread::spawn(move || {
         let reader = BufReader::new(response.into_body().into_reader());
@@ -417,7 +499,11 @@ fn open_stream(api: &Api, query: &str, last_event_id: Option<&str>) -> mpsc::Rec
             if line.is_empty() {
                 if let Some(id) = id.take() {
                     let data = serde_json::from_str(&data).expect("event data is JSON");
-                    let event = SseEvent { id, name: std::mem::take(&mut name), data };
+                    let event = SseEvent {
+                        id,
+                        name: std::mem::take(&mut name),
+                        data,
+                    };
                     if events.send(event).is_err() {
                         return;
                     }
@@ -451,25 +537,43 @@ fn the_event_feed_pages_and_streams_without_gaps_or_duplicates() {
     let (_server, api) = started(&dir, &[]);
     accounts(&api, &[1, 2]);
     for request in 0..5u64 {
-        let batch: Vec<Value> = (0..5).map(|i| transfer(100 + request * 5 + i, 1, 2, 1 + i)).collect();
+        let batch: Vec<Value> = (0..5)
+            .map(|i| transfer(100 + request * 5 + i, 1, 2, 1 + i))
+            .collect();
         api.post_ok("/v1/transfers", &Value::Array(batch));
     }
 
-    let whole = api.get("/v1/events?after=0&limit=10000").body["events"].as_array().unwrap().clone();
+    let whole = api.get("/v1/events?after=0&limit=10000").body["events"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(whole.len(), 2 + 25);
     for limit in [1, 4, 27, 100] {
         assert_eq!(all_events(&api, limit), whole, "pages of {limit}");
     }
     let positions: Vec<u64> = whole.iter().map(position).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {positions:?}"
+    );
     assert_eq!(whole[0]["type"], "account_created");
     assert_eq!(whole[2]["type"], "transfer_posted");
     assert_eq!(whole[2]["id"], "100");
     // `after` skips exactly what it names.
     let after_tenth = api.get(&format!("/v1/events?after={}&limit=5", positions[9]));
-    assert_eq!(after_tenth.body["events"][0]["position"], positions[10].to_string());
+    assert_eq!(
+        after_tenth.body["events"][0]["position"],
+        positions[10].to_string()
+    );
 
-    for bad in ["after=abc", "after=-1", "after=99999999999999999999999", "limit=0", "limit=10001", "limit=x"] {
+    for bad in [
+        "after=abc",
+        "after=-1",
+        "after=99999999999999999999999",
+        "limit=0",
+        "limit=10001",
+        "limit=x",
+    ] {
         assert_json_error(&api.get(&format!("/v1/events?{bad}")), 400, "invalid_query");
     }
 
@@ -482,8 +586,14 @@ fn the_event_feed_pages_and_streams_without_gaps_or_duplicates() {
         assert_eq!(&event.data, paged, "the stream's data is the paged event");
         assert_eq!(event.name, paged["type"].as_str().unwrap());
     }
-    assert!(stream.recv_timeout(Duration::from_millis(300)).is_err(), "nothing more yet");
-    api.post_ok("/v1/transfers", &json!([transfer(900, 2, 1, 3), transfer(901, 2, 1, 4)]));
+    assert!(
+        stream.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing more yet"
+    );
+    api.post_ok(
+        "/v1/transfers",
+        &json!([transfer(900, 2, 1, 3), transfer(901, 2, 1, 4)]),
+    );
     let live = next_events(&stream, 2);
     assert_eq!(live[0].data["id"], "900");
     assert_eq!(live[1].data["id"], "901");
@@ -510,7 +620,10 @@ fn account_history_pages_back_with_a_cursor_until_the_first_transfer() {
     // Account 1's transfers, interleaved with others it is not part of.
     let mine: Vec<u64> = (0..7).map(|i| 500 + i * 2).collect();
     for &id in &mine {
-        api.post_ok("/v1/transfers", &json!([transfer(id, 1, 2, 1), transfer(id + 1, 2, 3, 1)]));
+        api.post_ok(
+            "/v1/transfers",
+            &json!([transfer(id, 1, 2, 1), transfer(id + 1, 2, 3, 1)]),
+        );
     }
 
     let mut seen = Vec::new();
@@ -519,7 +632,11 @@ fn account_history_pages_back_with_a_cursor_until_the_first_transfer() {
     loop {
         let page = api.get(&path);
         assert_eq!(page.status, 200, "{}", page.body);
-        let ids: Vec<u64> = page.body.as_array().unwrap().iter()
+        let ids: Vec<u64> = page
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
             .map(|t| t["id"].as_str().unwrap().parse().unwrap())
             .collect();
         assert!(ids.len() <= 2);
@@ -535,7 +652,11 @@ fn account_history_pages_back_with_a_cursor_until_the_first_transfer() {
     assert_eq!(pages, 4);
 
     for bad in ["cursor=garbage", "cursor=c1zz", "cursor=", "limit=0"] {
-        assert_json_error(&api.get(&format!("/v1/accounts/1/transfers?{bad}")), 400, "invalid_query");
+        assert_json_error(
+            &api.get(&format!("/v1/accounts/1/transfers?{bad}")),
+            400,
+            "invalid_query",
+        );
     }
     // Without a cursor: the newest page, as before cursors existed.
     let all = api.get("/v1/accounts/1/transfers");

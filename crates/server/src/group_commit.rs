@@ -296,7 +296,9 @@ mod tests {
             F: FnOnce(&croupier_cluster::LedgerView<'_>) -> R + Send + 'static,
         {
             // The batcher never reads; a `LedgerView` exists only inside a real node.
-            Err(ProposeError::Fatal("reads are not part of this test".into()))
+            Err(ProposeError::Fatal(
+                "reads are not part of this test".into(),
+            ))
         }
 
         async fn events_after(

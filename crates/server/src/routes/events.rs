@@ -295,7 +295,9 @@ fn event_stream<C: Consensus>(
                     return first_of_page(events, state, page.next);
                 }
                 Err(error) => {
-                    let event = Event::default().event("error").data(error.message.to_string());
+                    let event = Event::default()
+                        .event("error")
+                        .data(error.message.to_string());
                     return Some((Ok(event), (state, after, Vec::new().into_iter(), true)));
                 }
             }
@@ -308,7 +310,10 @@ fn first_of_page<C>(
     events: Vec<Event>,
     state: AppState<C>,
     next: u64,
-) -> Option<(Result<Event, Infallible>, (AppState<C>, u64, std::vec::IntoIter<Event>, bool))> {
+) -> Option<(
+    Result<Event, Infallible>,
+    (AppState<C>, u64, std::vec::IntoIter<Event>, bool),
+)> {
     let mut ready = events.into_iter();
     let first = ready.next()?;
     Some((Ok(first), (state, next, ready, false)))
