@@ -54,7 +54,7 @@ pub struct HistoryEnds {
     pub history_hash: [u8; 32],
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HistoryOptions {
     pub transfers: RecordLogOptions,
     pub wallet: RecordLogOptions,
@@ -62,19 +62,6 @@ pub struct HistoryOptions {
     pub transfer_index: IndexOptions,
     pub resolution_index: IndexOptions,
     pub key_index: IndexOptions,
-}
-
-impl Default for HistoryOptions {
-    fn default() -> Self {
-        HistoryOptions {
-            transfers: RecordLogOptions::default(),
-            wallet: RecordLogOptions::default(),
-            events: EventLogOptions::default(),
-            transfer_index: IndexOptions::default(),
-            resolution_index: IndexOptions::default(),
-            key_index: IndexOptions::default(),
-        }
-    }
 }
 
 /// The three id indexes, shared by the writer and every reader, with what each covered when
@@ -129,11 +116,12 @@ impl OpenedHistory {
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
         let (mut transfers, transfers_reader, _) =
-            RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
-        let (mut wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
+            RecordLog::open(fs.clone(), dir.join("transfers"), options.transfers.clone())?;
+        let (mut wallet, wallet_reader, _) = RecordLog::open(fs.clone(), dir.join("wallet"), options.wallet.clone())?;
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
-        if ends.transfers_end % TRANSFER_FRAME_BYTES != 0 {
+        // Not `is_multiple_of`: the workspace supports Rust 1.85.
+        if ends.transfers_end.checked_rem(TRANSFER_FRAME_BYTES) != Some(0) {
             return Err(StoreError::corrupt(
                 &dir.join("transfers"),
                 ends.transfers_end,
@@ -169,8 +157,8 @@ impl OpenedHistory {
         options: &HistoryOptions,
     ) -> Result<OpenedHistory, StoreError> {
         let (transfers, transfers_reader, _) =
-            RecordLog::open(fs.clone(), &dir.join("transfers"), options.transfers.clone())?;
-        let (wallet, wallet_reader, _) = RecordLog::open(fs.clone(), &dir.join("wallet"), options.wallet.clone())?;
+            RecordLog::open(fs.clone(), dir.join("transfers"), options.transfers.clone())?;
+        let (wallet, wallet_reader, _) = RecordLog::open(fs.clone(), dir.join("wallet"), options.wallet.clone())?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
         let (events, feed, _) = EventLog::open(fs.clone(), events_dir, options.events.clone())?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
