@@ -295,9 +295,7 @@ fn event_stream<C: Consensus>(
                     return first_of_page(events, state, page.next);
                 }
                 Err(error) => {
-                    let event = Event::default()
-                        .event("error")
-                        .data(error.message.to_string());
+                    let event = Event::default().event("error").data(error.message);
                     return Some((Ok(event), (state, after, Vec::new().into_iter(), true)));
                 }
             }
@@ -305,15 +303,15 @@ fn event_stream<C: Consensus>(
     })
 }
 
+/// A stream's state between two events: where it resumes, the rest of the page read, done.
+type StreamState<C> = (AppState<C>, u64, std::vec::IntoIter<Event>, bool);
+
 /// The first event of a page, with the rest queued behind it.
 fn first_of_page<C>(
     events: Vec<Event>,
     state: AppState<C>,
     next: u64,
-) -> Option<(
-    Result<Event, Infallible>,
-    (AppState<C>, u64, std::vec::IntoIter<Event>, bool),
-)> {
+) -> Option<(Result<Event, Infallible>, StreamState<C>)> {
     let mut ready = events.into_iter();
     let first = ready.next()?;
     Some((Ok(first), (state, next, ready, false)))
