@@ -667,3 +667,100 @@ fn account_history_pages_back_with_a_cursor_until_the_first_transfer() {
     assert_eq!(first.body.as_array().unwrap().len(), 3);
     assert!(first.next_cursor.is_some());
 }
+
+#[test]
+fn audit_verify_passes_on_what_a_stopped_node_wrote_across_checkpoints() {
+    let (_root, dir) = data_dir();
+    let (mut server, api) = started(&dir, &["--checkpoint-log-bytes", "1MiB"]);
+    accounts(&api, &[1, 2]);
+    api.post_ok(
+        "/v1/accounts",
+        &json!([{"id": "50", "ledger": "EUR", "kind": "player"}]),
+    );
+    api.post_ok("/v1/transfers", &json!([transfer(10, 1, 50, 1_000)]));
+    let bet = json!({"transaction_id": "bet-1", "player_id": "50", "round_id": "r-1", "amount": 30, "ledger": "EUR"});
+    let (status, answer) = api.post("/v1/wallet/bet", &bet);
+    assert_eq!(status, 200, "{answer}");
+    // Enough log for at least two checkpoints (and a compacted log behind them).
+    for request in 0..8u64 {
+        let first = 1_000 + request * 4_000;
+        let batch: Vec<Value> = (first..first + 4_000)
+            .map(|id| transfer(id, 1, 2, 1))
+            .collect();
+        api.post_ok("/v1/transfers", &Value::Array(batch));
+        std::thread::sleep(Duration::from_millis(300)); // the checkpoint trigger looks 4× a second
+    }
+    let win = json!({"transaction_id": "win-1", "player_id": "50", "round_id": "r-1", "amount": 45, "ledger": "EUR"});
+    let (status, answer) = api.post("/v1/wallet/win", &win);
+    assert_eq!(status, 200, "{answer}");
+
+    let terminate = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(terminate.success());
+    assert!(
+        server.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        server.stderr()
+    );
+
+    let audit = croupier(&["audit", "verify"], &dir);
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(report.starts_with("audit passed"), "{report}");
+    assert!(
+        report.contains("checkpoint        entry"),
+        "a checkpoint was audited: {report}"
+    );
+}
+
+#[test]
+fn audit_verify_passes_after_sigkill_in_the_middle_of_writes() {
+    let (_root, dir) = data_dir();
+    let (mut server, api) = started(&dir, &["--checkpoint-log-bytes", "1MiB"]);
+    accounts(&api, &[1, 2]);
+    let port = api.base.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let writers: Vec<_> = (0..4u64)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let api = Api::new(port);
+                for request in 0.. {
+                    let first = (client + 1) * 10_000_000 + request * 500;
+                    let batch: Vec<Value> = (first..first + 500)
+                        .map(|id| transfer(id, 1, 2, 1))
+                        .collect();
+                    let sent = api
+                        .agent
+                        .post(format!("{}/v1/transfers", api.base))
+                        .header("content-type", "application/json")
+                        .send(Value::Array(batch).to_string());
+                    if sent.is_err() {
+                        return; // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1_500));
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reap");
+    for writer in writers {
+        writer.join().unwrap();
+    }
+
+    let audit = croupier(&["audit", "verify"], &dir);
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    // And the node starts on it afterwards.
+    let (_server, api) = started(&dir, &[]);
+    assert_eq!(api.get("/v1/accounts/2").status, 200);
+}
