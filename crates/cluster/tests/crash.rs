@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use croupier_cluster::{Consensus, Node, NodeConfig};
+use croupier_cluster::{Consensus, Node, NodeConfig, NodeHealth};
 use croupier_core::history::HistoryRecord;
 use croupier_core::ids::house_account_id;
 use croupier_core::{
@@ -740,4 +740,40 @@ async fn a_crash_while_recovering_from_a_crash_loses_nothing_acknowledged() {
         let count = struck.get(&op).copied().unwrap_or(0);
         assert!(count > 0, "no {op:?} fault struck during recovery");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_fails_the_node_for_good_and_health_says_why() {
+    let fs = SimFileSystem::new();
+    let node = Node::start(config(&fs)).await.unwrap();
+    set_up(&node).await;
+    assert_eq!(node.health(), NodeHealth::Serving);
+    fs.fail_nth(FsOp::SyncData, 1);
+    let refused = node
+        .propose(vec![Command::CreateTransfers(vec![new_transfer(
+            99, CLEARING, 100, 1,
+        )])])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let reason = tokio::time::timeout(Duration::from_secs(10), node.failed())
+        .await
+        .expect("node.failed() resolves");
+    assert!(reason.contains("injected failure of SyncData"), "{reason}");
+    match node.health() {
+        NodeHealth::Failed(why) => assert_eq!(why, reason),
+        other => panic!("health after a failed fsync: {other:?}"),
+    }
+    // The disk works again, but the node does not resume on its own: only a restart may
+    // (the kernel may have dropped the pages the failed fsync was to write).
+    let later = node
+        .propose(vec![Command::CreateTransfers(vec![new_transfer(
+            98, CLEARING, 100, 1,
+        )])])
+        .await;
+    assert!(later.is_err(), "{later:?}");
+    let _ = node.shutdown().await;
+    drop(node);
+    let node = Node::start(config(&fs)).await.unwrap();
+    assert_eq!(node.health(), NodeHealth::Serving);
+    node.shutdown().await.unwrap();
 }
