@@ -764,3 +764,25 @@ fn audit_verify_passes_after_sigkill_in_the_middle_of_writes() {
     let (_server, api) = started(&dir, &[]);
     assert_eq!(api.get("/v1/accounts/2").status, 200);
 }
+
+#[test]
+fn sigterm_with_an_open_event_stream_exits_promptly() {
+    let (_root, dir) = data_dir();
+    let (mut server, api) = started(&dir, &[]);
+    accounts(&api, &[1, 2]);
+    let stream = open_stream(&api, "?after=0", None);
+    assert_eq!(next_events(&stream, 2).len(), 2);
+    let stopping = Instant::now();
+    let terminate = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(terminate.success());
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}: {}", server.stderr());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "an idle event stream held the shutdown for {took:?}"
+    );
+}

@@ -285,11 +285,16 @@ fn event_stream<C: Consensus>(
             if let Some(event) = ready.next() {
                 return Some((Ok(event), (state, after, ready, done)));
             }
-            if done {
+            // A stopping server ends its streams (the client resumes from its last id).
+            if done || state.is_stopping() {
                 return None;
             }
             match state.events_after(after, STREAM_PAGE_EVENTS).await {
-                Ok(page) if page.events.is_empty() => state.wait_for_event_after(after).await,
+                Ok(page) if page.events.is_empty() => {
+                    if !state.wait_for_event_after(after).await {
+                        return None;
+                    }
+                }
                 Ok(page) => {
                     let events: Vec<Event> = page.events.iter().map(sse_event).collect();
                     return first_of_page(events, state, page.next);
