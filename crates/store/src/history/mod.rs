@@ -252,17 +252,23 @@ impl HistoryWriter {
 
     fn insert_index_keys(&mut self) -> Result<(), StoreError> {
         let transfers_covered = self.transfers.end() / TRANSFER_FRAME_BYTES;
+        // After a cut back to a checkpoint an index may already cover positions past the
+        // logs' ends (it flushed keys of records the crash or the cut removed); replay writes
+        // the same records there again, so what it covered stays covered: never claim less
+        // (`insert_batch` refuses a covered position that goes back).
+        let [transfers_floor, resolutions_floor, keys_floor] = self.indexes.covered_at_open;
         let scratch = &mut self.scratch;
         if !scratch.transfer_keys.is_empty() {
-            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered)?;
+            self.indexes.transfers.insert_batch(&scratch.transfer_keys, transfers_covered.max(transfers_floor))?;
             scratch.transfer_keys.clear();
         }
         if !scratch.resolution_keys.is_empty() {
-            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, transfers_covered)?;
+            let covered = transfers_covered.max(resolutions_floor);
+            self.indexes.resolutions.insert_batch(&scratch.resolution_keys, covered)?;
             scratch.resolution_keys.clear();
         }
         if !scratch.hashed_keys.is_empty() {
-            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end())?;
+            self.indexes.keys.insert_batch(&scratch.hashed_keys, self.wallet.end().max(keys_floor))?;
             scratch.hashed_keys.clear();
         }
         Ok(())
