@@ -107,16 +107,34 @@ impl LedgerStateMachine {
             .map_err(|e| apply_error(log_id, e))?;
         let mut ledger = self.shared.ledger.write().await;
         self.records.clear();
-        let results = ledger.apply(
-            proposal.timestamp_ns,
-            &proposal.commands,
-            &mut self.prefetched,
-            &mut self.records,
-        );
-        self.writer
-            .persist(log_id.index, &self.records)
-            .map_err(|e| apply_error(log_id, e))?;
+        let (prefetched, records, writer) =
+            (&mut self.prefetched, &mut self.records, &mut self.writer);
+        // A broken invariant panics (by design); here the panic would kill openraft's state
+        // machine task without a word and leave every proposal and the node hanging. Turn it
+        // into a storage error instead: openraft stops, `Node::failed` resolves, `serve`
+        // exits, and the restart replays from the checkpoint (nothing half-applied survives).
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let results = ledger.apply(
+                proposal.timestamp_ns,
+                &proposal.commands,
+                prefetched,
+                records,
+            );
+            writer.persist(log_id.index, records).map(|()| results)
+        }));
         drop(ledger);
+        let results = match applied {
+            Ok(persisted) => persisted.map_err(|e| apply_error(log_id, e))?,
+            Err(panic) => {
+                let reason = format!(
+                    "applying entry {} panicked: {}",
+                    log_id.index,
+                    panic_message(panic.as_ref())
+                );
+                tracing::error!(%reason, "state machine failed");
+                return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
+            }
+        };
         metrics::histogram!(metric_names::COMMANDS_PER_ENTRY)
             .record(proposal.commands.len() as f64);
         metrics::histogram!(metric_names::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
@@ -130,6 +148,14 @@ impl LedgerStateMachine {
         };
         self.shared.applied.send_replace(applied);
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 fn apply_error(log_id: LogId, error: StoreError) -> StorageError {

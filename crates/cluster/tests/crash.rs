@@ -19,6 +19,7 @@
 //!   what is present and moves no money twice (the same checks hold afterwards).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use croupier_core::{
     LedgerCode, NewAccount, NewTransfer, Transfer, TransferFlags, TransferId, WalletBet,
     WalletOutcome, WalletRollback, WalletWin,
 };
+use croupier_store::fs::{FileSystem, StorageFile};
 use croupier_store::sim_fs::{FaultAction, FsOp, SimFileSystem};
 
 const CLIENTS: u64 = 3;
@@ -254,9 +256,17 @@ struct Case {
     seed: u64,
 }
 
+/// Where a case is, for the message of a case that hangs.
+type Phase = Arc<Mutex<&'static str>>;
+
+fn enter(phase: &Phase, name: &'static str) {
+    *phase.lock().unwrap() = name;
+}
+
 /// Runs one case; returns the operations counted during the client phase.
-async fn run_case(case: Case) -> BTreeMap<FsOp, u64> {
+async fn run_case(case: Case, phase: Phase) -> BTreeMap<FsOp, u64> {
     let ctx = format!("{case:?}");
+    enter(&phase, "first start");
     let fs = SimFileSystem::new();
     let node = Node::start(config(&fs)).await.unwrap();
     set_up(&node).await;
@@ -277,17 +287,22 @@ async fn run_case(case: Case) -> BTreeMap<FsOp, u64> {
     };
     tokio::pin!(all_done);
     let mut failed = None;
+    enter(&phase, "clients writing");
     let clients_done = tokio::select! {
         reason = node.failed() => { failed = Some(reason); false }
         () = &mut all_done => true,
     };
     // Pull the plug: from here on the old node changes nothing on the "disk".
     fs.freeze();
+    enter(&phase, "shutting down the frozen node");
     let _ = node.shutdown().await; // errors are expected: the disk is gone
+    enter(&phase, "waiting for the clients after the shutdown");
     if !clients_done {
         all_done.await;
     }
+    enter(&phase, "dropping the old node");
     drop(node);
+    enter(&phase, "crashing the file system");
     let counts: BTreeMap<FsOp, u64> = FsOp::ALL
         .iter()
         .map(|&op| (op, fs.op_count(op) - counts_before[&op]))
@@ -297,12 +312,17 @@ async fn run_case(case: Case) -> BTreeMap<FsOp, u64> {
 
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     let acked = sent.iter().filter(|s| s.acked.is_some()).count();
+    enter(&phase, "restarting after the crash");
     let node = Node::start(config(&fs)).await.unwrap_or_else(|e| {
         panic!("{ctx}: restart failed after the crash: {e} (node failure: {failed:?})")
     });
+    enter(&phase, "checking");
     let present = check_recovered(&node, &sent, &ctx).await;
+    enter(&phase, "retrying");
     retry_everything(&node, &sent, &present, &ctx).await;
+    enter(&phase, "checking after the retries");
     check_recovered(&node, &sent, &format!("{ctx}, after the retries")).await;
+    enter(&phase, "final shutdown");
     node.shutdown().await.unwrap();
     if std::env::var_os("CRASH_TEST_VERBOSE").is_some() {
         eprintln!(
@@ -636,9 +656,13 @@ async fn run_recovery_case(fault: (FsOp, u64, FaultAction), seed: u64) -> bool {
 }
 
 async fn run_with_timeout(case: Case) -> BTreeMap<FsOp, u64> {
-    match tokio::time::timeout(CASE_TIMEOUT, run_case(case)).await {
+    let phase = Phase::default();
+    match tokio::time::timeout(CASE_TIMEOUT, run_case(case, Arc::clone(&phase))).await {
         Ok(counts) => counts,
-        Err(_) => panic!("{case:?} did not finish within {CASE_TIMEOUT:?}"),
+        Err(_) => panic!(
+            "{case:?} did not finish within {CASE_TIMEOUT:?}: stuck {}",
+            phase.lock().unwrap()
+        ),
     }
 }
 
@@ -828,4 +852,127 @@ async fn replay_behind_an_index_that_covers_more_than_the_checkpoint_restarts() 
     assert_eq!(present, 200);
     assert_eq!(node.health(), NodeHealth::Serving);
     node.shutdown().await.unwrap();
+}
+
+/// A file system that panics (a bug, not an I/O error) on the next append to a history file
+/// once armed.
+#[derive(Debug, Clone)]
+struct PanicsInHistory {
+    inner: SimFileSystem,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct PanickingFile {
+    inner: Box<dyn StorageFile>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PanicsInHistory {
+    fn wrap(&self, path: &Path, file: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
+        if path.starts_with("/sim/node/history/transfers") {
+            Box::new(PanickingFile {
+                inner: file,
+                armed: Arc::clone(&self.armed),
+            })
+        } else {
+            file
+        }
+    }
+}
+
+impl StorageFile for PanickingFile {
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected panic under the state machine");
+        }
+        self.inner.append(bytes)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl FileSystem for PanicsInHistory {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn dir_exists(&self, dir: &Path) -> std::io::Result<bool> {
+        self.inner.dir_exists(dir)
+    }
+    fn list_files(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_files(dir)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn StorageFile>> {
+        Ok(self.wrap(path, self.inner.open(path)?))
+    }
+    fn open_read_only(&self, path: &Path) -> std::io::Result<Box<dyn StorageFile>> {
+        self.inner.open_read_only(path)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn StorageFile>> {
+        Ok(self.wrap(path, self.inner.create(path)?))
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+/// Regression: a panic while applying an entry (a broken invariant is a bug and panics)
+/// killed openraft's state machine task silently: proposals and the node hung forever instead
+/// of the node failing (and `serve` exiting to be restarted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_applying_fails_the_node_instead_of_hanging_it() {
+    let fs = SimFileSystem::new();
+    let panics = PanicsInHistory {
+        inner: fs.clone(),
+        armed: Arc::default(),
+    };
+    let config = NodeConfig::new("/sim/node").with_file_system(Arc::new(panics.clone()));
+    let node = Node::start(config).await.unwrap();
+    set_up(&node).await;
+    panics
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let proposal = node.propose(vec![Command::CreateTransfers(vec![new_transfer(
+        99, CLEARING, 100, 1,
+    )])]);
+    let answer = tokio::time::timeout(Duration::from_secs(10), proposal)
+        .await
+        .expect("the proposal is answered, not left hanging");
+    assert!(answer.is_err(), "{answer:?}");
+    let reason = tokio::time::timeout(Duration::from_secs(10), node.failed())
+        .await
+        .expect("node.failed() resolves");
+    assert!(reason.contains("panic"), "{reason}");
+    assert!(matches!(node.health(), NodeHealth::Failed(_)));
+    let _ = node.shutdown().await;
+    drop(node);
+
+    // Nothing half-applied reached the disk: a restart serves the acknowledged state.
+    let node = Node::start(config_plain("/sim/node", &fs)).await.unwrap();
+    let transfer = node.read(|view| view.transfer(99).unwrap()).await.unwrap();
+    assert!(transfer.is_none() || transfer.is_some_and(|t| t.amount == 1));
+    node.read(|view| view.check_against_history().unwrap())
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+}
+
+fn config_plain(dir: &str, fs: &SimFileSystem) -> NodeConfig {
+    NodeConfig::new(dir).with_file_system(Arc::new(fs.clone()))
 }
