@@ -408,6 +408,25 @@ impl Node {
         }
     }
 
+    /// Resolves once the consensus engine has stopped (failed, shut down, or its task gone).
+    ///
+    /// A request racing the engine's stop can otherwise wait forever: openraft answers through
+    /// a oneshot sent along its request channel, and a request pushed while the engine drops
+    /// that channel's receiver stays queued (tokio drains the queue on drop, but a send that
+    /// passed the "closed" check just before it lands after the drain). The queue lives as
+    /// long as any `Raft` handle, i.e. as long as the waiting caller's own clone of the node.
+    async fn consensus_stopped(&self) -> Fatal<u64> {
+        let mut metrics = self.inner.metrics.clone();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.clone();
+            }
+            if metrics.changed().await.is_err() {
+                return Fatal::Stopped;
+            }
+        }
+    }
+
     /// Asks for a checkpoint now (the log behind it is compacted once it is durable).
     pub async fn trigger_checkpoint(&self) -> Result<(), ClusterError> {
         self.inner
@@ -537,12 +556,16 @@ impl Consensus for Node {
             timestamp_ns: unix_time_ns(),
             commands,
         };
-        match self
+        let write = self
             .inner
             .raft
-            .client_write(ProposalData::Decoded(Arc::new(proposal)))
-            .await
-        {
+            .client_write(ProposalData::Decoded(Arc::new(proposal)));
+        let written = tokio::select! {
+            biased; // an answer that is there wins over the engine's stop
+            written = write => written,
+            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
+        };
+        match written {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader {
@@ -564,7 +587,12 @@ impl Consensus for Node {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
         }
-        match self.inner.raft.ensure_linearizable().await {
+        let linearizable = tokio::select! {
+            biased;
+            checked = self.inner.raft.ensure_linearizable() => checked,
+            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
+        };
+        match linearizable {
             Ok(_) => {}
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                 return Err(ProposeError::NotLeader {
