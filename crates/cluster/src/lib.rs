@@ -397,7 +397,7 @@ impl Node {
         let mut metrics = self.inner.metrics.clone();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                return fatal.to_string();
+                return self.failure_reason(fatal);
             }
             if metrics.changed().await.is_err() {
                 if self.is_stopped() {
@@ -405,6 +405,15 @@ impl Node {
                 }
                 return "the consensus engine stopped unexpectedly".to_string();
             }
+        }
+    }
+
+    /// Why the node failed: the state machine's own failure when there was one (openraft may
+    /// report only its consequence), else openraft's.
+    fn failure_reason(&self, fatal: &Fatal<u64>) -> String {
+        match self.inner.shared.failure.get() {
+            Some(reason) => reason.clone(),
+            None => fatal.to_string(),
         }
     }
 
@@ -626,7 +635,7 @@ impl Consensus for Node {
         }
         let metrics = self.inner.metrics.borrow();
         if let Err(fatal) = &metrics.running_state {
-            return NodeHealth::Failed(fatal.to_string());
+            return NodeHealth::Failed(self.failure_reason(fatal));
         }
         if !(metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id)) {
             return NodeHealth::NotReady;

@@ -150,6 +150,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         ledger: RwLock::new(ledger),
         history: history.reader,
         applied: watch::channel(applied).0,
+        failure: std::sync::OnceLock::new(),
     });
     let state_machine = LedgerStateMachine::new(
         Arc::clone(&shared),

@@ -38,6 +38,10 @@ pub(crate) struct SharedState {
     pub(crate) history: HistoryReader,
     /// The last applied entry's index and last event position, for waiters (event streams).
     pub(crate) applied: watch::Sender<Applied>,
+    /// Why applying failed, if it did. openraft often reports a consequence instead ("channel
+    /// closed": the next entry sent to a state machine task that already quit on the failure),
+    /// so the node reports this one.
+    pub(crate) failure: std::sync::OnceLock<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,10 +188,19 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
                     results.push(Vec::new());
                 }
                 EntryPayload::Normal(data) => {
-                    let proposal = data.decoded().map_err(|e| {
-                        StorageError::from(StorageIOError::apply(entry.log_id, AnyError::error(e)))
-                    })?;
-                    results.push(self.apply_proposal(entry.log_id, &proposal).await?);
+                    let applied = match data.decoded() {
+                        Ok(proposal) => self.apply_proposal(entry.log_id, &proposal).await,
+                        Err(e) => {
+                            Err(StorageIOError::apply(entry.log_id, AnyError::error(e)).into())
+                        }
+                    };
+                    match applied {
+                        Ok(applied) => results.push(applied),
+                        Err(error) => {
+                            let _ = self.shared.failure.set(error.to_string());
+                            return Err(error);
+                        }
+                    }
                 }
             }
         }

@@ -1018,3 +1018,42 @@ async fn proposals_racing_the_engine_stop_all_get_an_answer() {
         let _ = node.shutdown().await;
     }
 }
+
+/// The node's failure reason names the storage failure that caused it, even when openraft
+/// reports a consequence first ("channel closed": it sent the next entry to a state machine
+/// that had already stopped on the failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_reason_names_the_failed_file_operation() {
+    for round in 0..20u64 {
+        let fs = SimFileSystem::new();
+        let node = Node::start(config(&fs)).await.unwrap();
+        set_up(&node).await;
+        let proposers: Vec<_> = (0..8u128)
+            .map(|p| {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    for n in 0u128.. {
+                        let transfer = new_transfer(1_000_000 * (p + 1) + n, CLEARING, 100, 1);
+                        let proposal = vec![Command::CreateTransfers(vec![transfer])];
+                        if node.propose(proposal).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        // History and event appends happen while applying (the log's before it).
+        fs.fault_at(FsOp::Append, 40 + round, FaultAction::FailOnce);
+        let reason = tokio::time::timeout(Duration::from_secs(10), node.failed())
+            .await
+            .expect("the node fails");
+        assert!(
+            reason.contains("injected failure of Append"),
+            "round {round}: {reason}"
+        );
+        for proposer in proposers {
+            proposer.await.unwrap();
+        }
+        let _ = node.shutdown().await;
+    }
+}
