@@ -64,7 +64,11 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         "MiB" | "M" => 20,
         "GiB" | "G" => 30,
         "TiB" | "T" => 40,
-        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB or TiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB or TiB)"
+            ))
+        }
     };
     value
         .checked_mul(1u64 << shift)

@@ -110,6 +110,10 @@ impl EventSubscription {
 
     /// Records durably that every event up to `position` was handled.
     pub fn ack(&mut self, position: u64) -> Result<(), ReadError> {
+        // After `Node::shutdown` the directory may belong to another node: write nothing there.
+        if self.node.is_stopped() {
+            return Err(ReadError::Invalid("the node is shut down".into()));
+        }
         Ok(self.inner.ack(position)?)
     }
 

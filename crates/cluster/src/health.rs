@@ -32,7 +32,10 @@ pub enum NodeHealth {
     /// Not (yet) the leader, or still replaying its log.
     NotReady,
     /// Writes refused: the data directory's file system is below its reserve. Reads are served.
-    DiskFull { free_bytes: u64, reserve_bytes: u64 },
+    DiskFull {
+        free_bytes: u64,
+        reserve_bytes: u64,
+    },
     /// Storage or consensus failed; the process should exit and be restarted.
     Failed(String),
     Stopped,
@@ -60,7 +63,9 @@ impl DiskGuard {
 
     fn sample(&self) {
         let free = match &self.probe {
-            FreeSpaceProbe::FileSystem => croupier_store::disk::available_bytes(&self.dir).unwrap_or(u64::MAX),
+            FreeSpaceProbe::FileSystem => {
+                croupier_store::disk::available_bytes(&self.dir).unwrap_or(u64::MAX)
+            }
             FreeSpaceProbe::File(path) => std::fs::read_to_string(path)
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
@@ -72,7 +77,10 @@ impl DiskGuard {
             tracing::error!(free_bytes = free, reserve_bytes = self.reserve_bytes, dir = %self.dir.display(),
                 "disk almost full: refusing writes until space returns (reads are served)");
         } else if was_full && !is_full {
-            tracing::info!(free_bytes = free, "disk space is back: accepting writes again");
+            tracing::info!(
+                free_bytes = free,
+                "disk space is back: accepting writes again"
+            );
         }
     }
 
@@ -82,7 +90,11 @@ impl DiskGuard {
         (free < self.reserve_bytes).then_some((free, self.reserve_bytes))
     }
 
-    pub(crate) fn spawn_sampler(self: &Arc<Self>, runtime: &tokio::runtime::Handle, stopped: impl Fn() -> bool + Send + 'static) {
+    pub(crate) fn spawn_sampler(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        stopped: impl Fn() -> bool + Send + 'static,
+    ) {
         let guard = Arc::clone(self);
         runtime.spawn(async move {
             let mut interval = tokio::time::interval(Duration::from_millis(FREE_SPACE_SAMPLE_MS));

@@ -162,7 +162,10 @@ impl NodeConfig {
 
     /// Runs the node over `file_system` (a simulated one in crash tests), without the data
     /// directory lock.
-    pub fn with_file_system(mut self, file_system: Arc<dyn croupier_store::fs::FileSystem>) -> Self {
+    pub fn with_file_system(
+        mut self,
+        file_system: Arc<dyn croupier_store::fs::FileSystem>,
+    ) -> Self {
         self.file_system = file_system;
         self.lock_data_dir = false;
         self
@@ -207,8 +210,8 @@ struct NodeInner {
     threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
     stopped: AtomicBool,
     disk: Arc<health::DiskGuard>,
-    /// Held for the node's lifetime: one process per data directory.
-    _lock: Option<DataDirLock>,
+    /// Held until `shutdown` (or the last clone's drop): one process per data directory.
+    lock: Mutex<Option<DataDirLock>>,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -311,7 +314,7 @@ impl Node {
                     config.disk_reserve_bytes,
                     config.free_space_probe.clone(),
                 ),
-                _lock: lock,
+                lock: Mutex::new(lock),
             }),
         };
         let replay_started = std::time::Instant::now();
@@ -333,7 +336,8 @@ impl Node {
         Ok(node)
     }
 
-    /// Stops Raft and flushes storage. Calling it again does nothing.
+    /// Stops Raft, flushes storage and releases the data directory (a new node may open it
+    /// right away, even while clones of this one are alive). Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -358,6 +362,18 @@ impl Node {
             }
             None => Ok(()),
         };
+        // Nothing of this node may write to the directory once the lock goes: the indexes'
+        // background flushes and merges stop too (a clone of the node kept by the caller would
+        // otherwise keep them, and the lock, alive). Then a new node may open the directory,
+        // in this process or another.
+        self.inner.shared.history().stop_background();
+        drop(
+            self.inner
+                .lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         raft_outcome?;
         writer_outcome.map_err(|e| ClusterError::Storage(e.0))
     }
@@ -384,13 +400,41 @@ impl Node {
         let mut metrics = self.inner.metrics.clone();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                return fatal.to_string();
+                return self.failure_reason(fatal);
             }
             if metrics.changed().await.is_err() {
                 if self.is_stopped() {
                     std::future::pending::<()>().await;
                 }
                 return "the consensus engine stopped unexpectedly".to_string();
+            }
+        }
+    }
+
+    /// Why the node failed: the state machine's own failure when there was one (openraft may
+    /// report only its consequence), else openraft's.
+    fn failure_reason(&self, fatal: &Fatal<u64>) -> String {
+        match self.inner.shared.failure.get() {
+            Some(reason) => reason.clone(),
+            None => fatal.to_string(),
+        }
+    }
+
+    /// Resolves once the consensus engine has stopped (failed, shut down, or its task gone).
+    ///
+    /// A request racing the engine's stop can otherwise wait forever: openraft answers through
+    /// a oneshot sent along its request channel, and a request pushed while the engine drops
+    /// that channel's receiver stays queued (tokio drains the queue on drop, but a send that
+    /// passed the "closed" check just before it lands after the drain). The queue lives as
+    /// long as any `Raft` handle, i.e. as long as the waiting caller's own clone of the node.
+    async fn consensus_stopped(&self) -> Fatal<u64> {
+        let mut metrics = self.inner.metrics.clone();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.clone();
+            }
+            if metrics.changed().await.is_err() {
+                return Fatal::Stopped;
             }
         }
     }
@@ -516,18 +560,24 @@ impl Consensus for Node {
             return Err(ProposeError::ShuttingDown);
         }
         if let Some((free, reserve)) = self.inner.disk.full() {
-            return Err(ProposeError::StorageUnavailable(disk_full_message(free, reserve)));
+            return Err(ProposeError::StorageUnavailable(disk_full_message(
+                free, reserve,
+            )));
         }
         let proposal = Proposal {
             timestamp_ns: unix_time_ns(),
             commands,
         };
-        match self
+        let write = self
             .inner
             .raft
-            .client_write(ProposalData::Decoded(Arc::new(proposal)))
-            .await
-        {
+            .client_write(ProposalData::Decoded(Arc::new(proposal)));
+        let written = tokio::select! {
+            biased; // an answer that is there wins over the engine's stop
+            written = write => written,
+            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
+        };
+        match written {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader {
@@ -549,7 +599,12 @@ impl Consensus for Node {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
         }
-        match self.inner.raft.ensure_linearizable().await {
+        let linearizable = tokio::select! {
+            biased;
+            checked = self.inner.raft.ensure_linearizable() => checked,
+            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
+        };
+        match linearizable {
             Ok(_) => {}
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                 return Err(ProposeError::NotLeader {
@@ -574,7 +629,9 @@ impl Consensus for Node {
 
     async fn wait_for_event_after(&self, after: u64) {
         let mut applied = self.inner.shared.applied.subscribe();
-        let _ = applied.wait_for(|applied| applied.events_last > after).await;
+        let _ = applied
+            .wait_for(|applied| applied.events_last > after)
+            .await;
     }
 
     fn health(&self) -> NodeHealth {
@@ -583,7 +640,7 @@ impl Consensus for Node {
         }
         let metrics = self.inner.metrics.borrow();
         if let Err(fatal) = &metrics.running_state {
-            return NodeHealth::Failed(fatal.to_string());
+            return NodeHealth::Failed(self.failure_reason(fatal));
         }
         if !(metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id)) {
             return NodeHealth::NotReady;

@@ -71,7 +71,9 @@ impl StorageOptions {
         const SHARES_TOTAL: usize = 7;
         let copies = FROZEN_MEMTABLES_MAX + 2;
         let index = |share: usize| IndexOptions {
-            memtable_bytes_max: (self.index_memtables_bytes_max * share / SHARES_TOTAL / copies).max(1 << 20),
+            // A small floor: only tests set budgets this low (to make indexes flush and merge
+            // within a few hundred transfers); `with_budget` keeps real nodes far above it.
+            memtable_bytes_max: (self.index_memtables_bytes_max * share / SHARES_TOTAL / copies).max(1 << 10),
             frozen_memtables_max: FROZEN_MEMTABLES_MAX,
             ..IndexOptions::default()
         };
@@ -113,7 +115,10 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
     let lock = match config.lock_data_dir {
-        true => Some(DataDirLock::acquire(&config.data_dir).map_err(|e| ClusterError::Locked(e.to_string()))?),
+        true => Some(
+            DataDirLock::acquire(&config.data_dir)
+                .map_err(|e| ClusterError::Locked(e.to_string()))?,
+        ),
         false => None,
     };
     let dirs = DataDir::new(&config.data_dir);
@@ -121,7 +126,8 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     let log_store = open_log(config, &dirs, &fs)?;
     let log_opened = started.elapsed();
     let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
-    let checkpoints = CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
+    let checkpoints =
+        CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
     let current = checkpoints.current().map_err(storage_error)?;
     if let Some(manifest) = &current {
         check_checkpoint_chains_to_log(manifest, &log_store)?;
@@ -157,6 +163,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         history: std::sync::RwLock::new(history.reader),
         events: std::sync::RwLock::new(history.events),
         applied: watch::channel(applied).0,
+        failure: std::sync::OnceLock::new(),
     });
     let storage = StorageContext {
         fs: Arc::clone(&config.file_system),
@@ -172,8 +179,11 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         recovered,
     );
     let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
-    let consumers = ConsumerCursors::open(Arc::clone(&config.file_system), dirs.root().join("consumers"))
-        .map_err(storage_error)?;
+    let consumers = ConsumerCursors::open(
+        Arc::clone(&config.file_system),
+        dirs.root().join("consumers"),
+    )
+    .map_err(storage_error)?;
     Ok(Opened {
         consumers: Arc::new(consumers),
         lock,
@@ -185,11 +195,16 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     })
 }
 
-fn open_log(config: &NodeConfig, dirs: &DataDir, fs: &Arc<dyn FileSystem>) -> Result<LogStore, ClusterError> {
+fn open_log(
+    config: &NodeConfig,
+    dirs: &DataDir,
+    fs: &Arc<dyn FileSystem>,
+) -> Result<LogStore, ClusterError> {
     let log_options = LogOptions {
         segment_size_max_bytes: config.log_segment_size_max_bytes,
     };
-    let (log_store, recovery) = LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
+    let (log_store, recovery) =
+        LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
             "cut a torn write off the end of the log");
@@ -198,13 +213,19 @@ fn open_log(config: &NodeConfig, dirs: &DataDir, fs: &Arc<dyn FileSystem>) -> Re
     Ok(log_store)
 }
 
-fn load_hot_state(checkpoints: &CheckpointStore, current: Option<&CheckpointManifest>) -> Result<Ledger, ClusterError> {
+fn load_hot_state(
+    checkpoints: &CheckpointStore,
+    current: Option<&CheckpointManifest>,
+) -> Result<Ledger, ClusterError> {
     let Some(manifest) = current else {
         return Ok(Ledger::new());
     };
     let bytes = checkpoints.load_hot(manifest).map_err(storage_error)?;
     decode_checkpoint(&bytes).map_err(|e| {
-        ClusterError::Storage(format!("{}: checkpoint does not decode: {e}", checkpoints.hot_path(manifest).display()))
+        ClusterError::Storage(format!(
+            "{}: checkpoint does not decode: {e}",
+            checkpoints.hot_path(manifest).display()
+        ))
     })
 }
 
@@ -227,7 +248,10 @@ fn recovered_state(current: Option<&CheckpointManifest>) -> Result<Recovered, Cl
 }
 
 /// The checkpoint's transfer count must be where the transfers log was cut.
-fn check_history_matches_hot_state(ledger: &Ledger, history: &OpenedHistory) -> Result<(), ClusterError> {
+fn check_history_matches_hot_state(
+    ledger: &Ledger,
+    history: &OpenedHistory,
+) -> Result<(), ClusterError> {
     let on_disk = history.reader.transfer_count();
     if on_disk != ledger.transfer_count() {
         return Err(ClusterError::Storage(format!(
@@ -240,12 +264,20 @@ fn check_history_matches_hot_state(ledger: &Ledger, history: &OpenedHistory) -> 
 
 /// The checkpoint must vouch for the same chain head as the log's entry it covers (when the log
 /// still holds that entry): otherwise one of them is not what this node wrote.
-fn check_checkpoint_chains_to_log(manifest: &CheckpointManifest, log: &LogStore) -> Result<(), ClusterError> {
+fn check_checkpoint_chains_to_log(
+    manifest: &CheckpointManifest,
+    log: &LogStore,
+) -> Result<(), ClusterError> {
     let index = manifest.last_index;
-    let log_holds_entry = log.last_purged().is_some_and(|(purged, _, _)| purged == index)
-        || (log.first_index().is_some_and(|first| first <= index) && log.last_index().is_some_and(|last| index <= last));
+    let log_holds_entry = log
+        .last_purged()
+        .is_some_and(|(purged, _, _)| purged == index)
+        || (log.first_index().is_some_and(|first| first <= index)
+            && log.last_index().is_some_and(|last| index <= last));
     if !log_holds_entry {
-        if log.last_index().is_some_and(|last| last < index) || log.last_index().is_none() && index > 0 {
+        if log.last_index().is_some_and(|last| last < index)
+            || log.last_index().is_none() && index > 0
+        {
             return Err(ClusterError::Storage(format!(
                 "checkpoint {} covers entry {index}, but the log ends before it",
                 manifest.snapshot_id
@@ -281,7 +313,8 @@ pub(crate) fn spawn_checkpoint_trigger(node: Node, config: &NodeConfig) {
     let runtime = node.consensus_runtime();
     runtime.spawn(async move {
         let mut last = written.load(Ordering::Relaxed);
-        let mut interval = tokio::time::interval(Duration::from_millis(CHECKPOINT_TRIGGER_INTERVAL_MS));
+        let mut interval =
+            tokio::time::interval(Duration::from_millis(CHECKPOINT_TRIGGER_INTERVAL_MS));
         loop {
             interval.tick().await;
             if node.is_stopped() {

@@ -50,6 +50,10 @@ pub(crate) struct SharedState {
     pub(crate) events: std::sync::RwLock<EventFeed>,
     /// The last applied entry's index and last event position, for waiters (event streams).
     pub(crate) applied: watch::Sender<Applied>,
+    /// Why applying failed, if it did. openraft often reports a consequence instead ("channel
+    /// closed": the next entry sent to a state machine task that already quit on the failure),
+    /// so the node reports this one.
+    pub(crate) failure: std::sync::OnceLock<String>,
 }
 
 impl SharedState {
@@ -149,24 +153,47 @@ impl LedgerStateMachine {
         phases[0] = started.elapsed();
         let mut ledger = self.shared.ledger.write().await;
         self.records.clear();
-        let results = ledger.apply(
-            proposal.timestamp_ns,
-            &proposal.commands,
-            &mut self.prefetched,
-            &mut self.records,
-        );
-        phases[1] = started.elapsed();
-        self.writer
-            .persist(log_id.index, &self.records)
-            .map_err(|e| apply_error(log_id, e))?;
+        let (prefetched, records, writer) =
+            (&mut self.prefetched, &mut self.records, &mut self.writer);
+        // A broken invariant panics (by design); here the panic would kill openraft's state
+        // machine task without a word and leave every proposal and the node hanging. Turn it
+        // into a storage error instead: openraft stops, `Node::failed` resolves, `serve`
+        // exits, and the restart replays from the checkpoint (nothing half-applied survives).
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let results = ledger.apply(
+                proposal.timestamp_ns,
+                &proposal.commands,
+                prefetched,
+                records,
+            );
+            phases[1] = started.elapsed();
+            writer.persist(log_id.index, records).map(|()| results)
+        }));
         drop(ledger);
         phases[2] = started.elapsed();
+        let results = match applied {
+            Ok(persisted) => persisted.map_err(|e| apply_error(log_id, e))?,
+            Err(panic) => {
+                let reason = format!(
+                    "applying entry {} panicked: {}",
+                    log_id.index,
+                    panic_message(panic.as_ref())
+                );
+                tracing::error!(%reason, "state machine failed");
+                return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
+            }
+        };
         if phases[2].as_millis() >= SLOW_APPLY_WARN_MS {
-            tracing::warn!(index = log_id.index, prefetch_ms = phases[0].as_millis() as u64,
+            tracing::warn!(
+                index = log_id.index,
+                prefetch_ms = phases[0].as_millis() as u64,
                 apply_ms = (phases[1] - phases[0]).as_millis() as u64,
-                persist_ms = (phases[2] - phases[1]).as_millis() as u64, "slow entry");
+                persist_ms = (phases[2] - phases[1]).as_millis() as u64,
+                "slow entry"
+            );
         }
-        metrics::histogram!(metric_names::COMMANDS_PER_ENTRY).record(proposal.commands.len() as f64);
+        metrics::histogram!(metric_names::COMMANDS_PER_ENTRY)
+            .record(proposal.commands.len() as f64);
         metrics::histogram!(metric_names::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(results)
     }
@@ -178,6 +205,14 @@ impl LedgerStateMachine {
         };
         self.shared.applied.send_replace(applied);
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 fn apply_error(log_id: LogId, error: StoreError) -> StorageError {
@@ -206,10 +241,19 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
                     results.push(Vec::new());
                 }
                 EntryPayload::Normal(data) => {
-                    let proposal = data.decoded().map_err(|e| {
-                        StorageError::from(StorageIOError::apply(entry.log_id, AnyError::error(e)))
-                    })?;
-                    results.push(self.apply_proposal(entry.log_id, &proposal).await?);
+                    let applied = match data.decoded() {
+                        Ok(proposal) => self.apply_proposal(entry.log_id, &proposal).await,
+                        Err(e) => {
+                            Err(StorageIOError::apply(entry.log_id, AnyError::error(e)).into())
+                        }
+                    };
+                    match applied {
+                        Ok(applied) => results.push(applied),
+                        Err(error) => {
+                            let _ = self.shared.failure.set(error.to_string());
+                            return Err(error);
+                        }
+                    }
                 }
             }
         }
@@ -389,7 +433,11 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             .last_applied
             .map_or((0, 0), |id| (id.index, id.leader_id.term));
         let chain_head = match self.last_applied {
-            Some(id) => self.log_writer.chain_hash(id.index).await.map_err(|e| failed(e.0))?,
+            Some(id) => self
+                .log_writer
+                .chain_hash(id.index)
+                .await
+                .map_err(|e| failed(e.0))?,
             None => [0u8; 32],
         };
         let mut manifest = CheckpointManifest {

@@ -1,7 +1,10 @@
 //! What a read sees: the applied hot state and the history behind it, between two entries.
 
 use croupier_core::reads::{account_transfers, wallet_outcome, TransferPage};
-use croupier_core::{Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId, WalletOutcome};
+use croupier_core::{
+    Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId,
+    WalletOutcome,
+};
 use croupier_store::HistoryReader;
 
 /// A read failed on storage (the node is unhealthy; the message names file and offset).
@@ -48,7 +51,10 @@ impl<'a> LedgerView<'a> {
     }
 
     pub fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, ReadError> {
-        Ok(self.history.transfer_by_id(id)?.map(|stored| stored.transfer))
+        Ok(self
+            .history
+            .transfer_by_id(id)?
+            .map(|stored| stored.transfer))
     }
 
     /// A page of the account's transfers, newest first, from disk. `cursor` is a previous
@@ -59,10 +65,43 @@ impl<'a> LedgerView<'a> {
         limit: usize,
         cursor: Option<u64>,
     ) -> Result<TransferPage, ReadError> {
-        Ok(account_transfers(self.ledger, self.history, id, limit, cursor)?)
+        Ok(account_transfers(
+            self.ledger,
+            self.history,
+            id,
+            limit,
+            cursor,
+        )?)
     }
 
     pub fn wallet_outcome(&self, transaction_id: &str) -> Result<Option<WalletOutcome>, ReadError> {
         Ok(wallet_outcome(self.history, transaction_id)?)
+    }
+
+    /// Replays every transfer in history (streaming, from disk) and checks that the hot state
+    /// is exactly what it implies: balances, open pendings, account chains, transfer count.
+    /// O(history) reads: for tests, drills and audits, not for the request path.
+    pub fn check_against_history(&self) -> Result<(), String> {
+        const BATCH_TRANSFERS: usize = 4_096;
+        let history = self.history;
+        let mut next_seq = 0u64;
+        let mut batch = Vec::new().into_iter();
+        let transfers = std::iter::from_fn(move || loop {
+            if let Some(stored) = batch.next() {
+                return Some(Ok(stored));
+            }
+            match history.transfers_from(next_seq, BATCH_TRANSFERS) {
+                Ok(read) if read.is_empty() => return None,
+                Ok(read) => {
+                    next_seq += read.len() as u64;
+                    batch = read.into_iter();
+                }
+                Err(error) => {
+                    next_seq = u64::MAX; // ends the stream after the error
+                    return Some(Err(error));
+                }
+            }
+        });
+        self.ledger.check_against_history(transfers)
     }
 }

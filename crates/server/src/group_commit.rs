@@ -263,7 +263,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use croupier_core::{Ledger, NewTransfer};
+    use croupier_core::NewTransfer;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -290,16 +290,34 @@ mod tests {
             Ok(commands.iter().map(|_| CommandResult::Tick).collect())
         }
 
-        async fn read<R, F>(&self, read: F) -> Result<R, ProposeError>
+        async fn read<R, F>(&self, _read: F) -> Result<R, ProposeError>
         where
             R: Send + 'static,
-            F: FnOnce(&Ledger) -> R + Send + 'static,
+            F: FnOnce(&croupier_cluster::LedgerView<'_>) -> R + Send + 'static,
         {
-            Ok(read(&Ledger::new()))
+            // The batcher never reads; a `LedgerView` exists only inside a real node.
+            Err(ProposeError::Fatal(
+                "reads are not part of this test".into(),
+            ))
         }
 
-        fn is_serving_writes(&self) -> bool {
-            true
+        async fn events_after(
+            &self,
+            after: u64,
+            _limit: usize,
+        ) -> Result<croupier_cluster::EventPage, croupier_cluster::ReadError> {
+            Ok(croupier_cluster::EventPage {
+                next: after,
+                ..Default::default()
+            })
+        }
+
+        async fn wait_for_event_after(&self, _after: u64) {
+            std::future::pending::<()>().await
+        }
+
+        fn health(&self) -> croupier_cluster::NodeHealth {
+            croupier_cluster::NodeHealth::Serving
         }
     }
 

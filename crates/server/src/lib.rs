@@ -140,11 +140,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
 pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeConfig) -> Serving {
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
-    let app = router(AppState::new(
-        consensus,
-        committer,
-        config.body_size_max_bytes,
-    ));
+    let state = AppState::new(consensus, committer, config.body_size_max_bytes);
+    let streams = state.clone();
+    let app = router(state);
     let (stop_accepting, stop_requested) = oneshot::channel::<()>();
     let listener = listener.tap_io(|stream| {
         // Answers are small single writes; don't let Nagle hold them back.
@@ -175,6 +173,7 @@ pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeCo
         batcher,
         upkeep,
         drain_timeout: Duration::from_millis(config.shutdown_drain_timeout_ms),
+        stop_streams: Box::new(move || streams.stop_streams()),
     }
 }
 
@@ -186,6 +185,9 @@ pub struct Serving {
     batcher: group_commit::Batcher,
     upkeep: JoinHandle<()>,
     drain_timeout: Duration,
+    /// Ends the open event streams: they never finish by themselves, and the graceful drain
+    /// would otherwise wait for them until `drain_timeout` (10 s by default) on every stop.
+    stop_streams: Box<dyn FnOnce() + Send + Sync>,
 }
 
 impl Serving {
@@ -200,8 +202,10 @@ impl Serving {
             batcher,
             upkeep,
             drain_timeout,
+            stop_streams,
             ..
         } = self;
+        stop_streams();
         let _ = stop_accepting.send(());
         if tokio::time::timeout(drain_timeout, &mut server)
             .await

@@ -83,7 +83,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
-            self.runtime.block_on(server.shutdown());
+            if let Err(error) = self.runtime.block_on(server.shutdown()) {
+                eprintln!("the test server did not stop cleanly: {error}");
+            }
         }
     }
 }

@@ -285,17 +285,22 @@ fn event_stream<C: Consensus>(
             if let Some(event) = ready.next() {
                 return Some((Ok(event), (state, after, ready, done)));
             }
-            if done {
+            // A stopping server ends its streams (the client resumes from its last id).
+            if done || state.is_stopping() {
                 return None;
             }
             match state.events_after(after, STREAM_PAGE_EVENTS).await {
-                Ok(page) if page.events.is_empty() => state.wait_for_event_after(after).await,
+                Ok(page) if page.events.is_empty() => {
+                    if !state.wait_for_event_after(after).await {
+                        return None;
+                    }
+                }
                 Ok(page) => {
                     let events: Vec<Event> = page.events.iter().map(sse_event).collect();
                     return first_of_page(events, state, page.next);
                 }
                 Err(error) => {
-                    let event = Event::default().event("error").data(error.message.to_string());
+                    let event = Event::default().event("error").data(error.message);
                     return Some((Ok(event), (state, after, Vec::new().into_iter(), true)));
                 }
             }
@@ -303,12 +308,15 @@ fn event_stream<C: Consensus>(
     })
 }
 
+/// A stream's state between two events: where it resumes, the rest of the page read, done.
+type StreamState<C> = (AppState<C>, u64, std::vec::IntoIter<Event>, bool);
+
 /// The first event of a page, with the rest queued behind it.
 fn first_of_page<C>(
     events: Vec<Event>,
     state: AppState<C>,
     next: u64,
-) -> Option<(Result<Event, Infallible>, (AppState<C>, u64, std::vec::IntoIter<Event>, bool))> {
+) -> Option<(Result<Event, Infallible>, StreamState<C>)> {
     let mut ready = events.into_iter();
     let first = ready.next()?;
     Some((Ok(first), (state, next, ready, false)))

@@ -309,7 +309,8 @@ pub async fn get_account_transfers<C: Consensus>(
     let mut response = json_response(StatusCode::OK, &transfers);
     if let Some(next) = page.next_before {
         let cursor = format_cursor(next);
-        let link = format!("</v1/accounts/{id}/transfers?limit={limit}&cursor={cursor}>; rel=\"next\"");
+        let link =
+            format!("</v1/accounts/{id}/transfers?limit={limit}&cursor={cursor}>; rel=\"next\"");
         let headers = response.headers_mut();
         for (name, value) in [(NEXT_CURSOR_HEADER, cursor), ("link", link)] {
             if let Ok(value) = axum::http::HeaderValue::from_str(&value) {

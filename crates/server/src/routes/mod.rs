@@ -71,6 +71,9 @@ struct Shared<C> {
     consensus: C,
     committer: Committer,
     body_size_max_bytes: usize,
+    /// Set once the server stops: open event streams end, so the graceful drain does not
+    /// wait the whole drain timeout for streams that never finish by themselves.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -88,8 +91,24 @@ impl<C: Consensus> AppState<C> {
                 consensus,
                 committer,
                 body_size_max_bytes,
+                stopping: tokio::sync::watch::channel(false).0,
             }),
         }
+    }
+
+    /// Ends every open event stream (now, or as soon as it has nothing ready to send).
+    pub(crate) fn stop_streams(&self) {
+        self.shared.stopping.send_replace(true);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.shared.stopping.borrow()
+    }
+
+    /// Resolves once `stop_streams` was called.
+    async fn stopping(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     pub fn body_size_max_bytes(&self) -> usize {
@@ -124,8 +143,12 @@ impl<C: Consensus> AppState<C> {
             .map_err(ApiError::from_read)
     }
 
-    async fn wait_for_event_after(&self, after: u64) {
-        self.shared.consensus.wait_for_event_after(after).await
+    /// Resolves once an event after `after` is committed; `false` if the server stops first.
+    async fn wait_for_event_after(&self, after: u64) -> bool {
+        tokio::select! {
+            () = self.shared.consensus.wait_for_event_after(after) => true,
+            () = self.stopping() => false,
+        }
     }
 
     /// Runs `read` against the applied ledger.

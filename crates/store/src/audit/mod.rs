@@ -194,7 +194,9 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
         let ledger = load_checkpoint(&checkpoints, manifest, &history.reader, &mut summary)?;
         replay::Start::checkpoint(ledger, manifest)
     };
-    let outcome = replay::run(&log, span, start, &history.reader, manifest.as_ref())?;
+    let hot_file = manifest.as_ref().map(|m| checkpoints.hot_path(m));
+    let checkpoint = manifest.as_ref().zip(hot_file.as_deref());
+    let outcome = replay::run(&log, span, start, &history.reader, checkpoint)?;
     summary.entries_replayed = outcome.entries_replayed;
     summary.history_records_verified = outcome.records_verified;
     summary.genesis_replay_matches_checkpoint = outcome.matched_checkpoint;

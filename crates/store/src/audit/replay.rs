@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 
 use croupier_core::codec::{decode_proposal, encode_checkpoint, encode_transfer_record, encode_wallet_record};
 use croupier_core::history::{
@@ -93,9 +94,9 @@ pub(crate) fn run(
     span: Option<LogSpan>,
     start: Start,
     disk: &HistoryReader,
-    manifest: Option<&CheckpointManifest>,
+    checkpoint: Option<(&CheckpointManifest, &Path)>,
 ) -> Result<Outcome, AuditError> {
-    let check_at = manifest.filter(|_| start.genesis);
+    let check_at = checkpoint.filter(|_| start.genesis);
     let mut replay = Replay {
         log,
         disk,
@@ -110,8 +111,8 @@ pub(crate) fn run(
         records_verified: 0,
     };
     let mut matched_checkpoint = false;
-    if let Some(m) = check_at.filter(|m| span.is_none_or(|s| m.last_index < s.first)) {
-        replay.check_checkpoint(m)?;
+    if let Some((m, file)) = check_at.filter(|(m, _)| span.is_none_or(|s| m.last_index < s.first)) {
+        replay.check_checkpoint(m, file)?;
         matched_checkpoint = true;
     }
     let mut entries_replayed = 0;
@@ -124,8 +125,8 @@ pub(crate) fn run(
                     replay.apply(record.index, &record.payload)?;
                     entries_replayed += 1;
                 }
-                if check_at.is_some_and(|m| m.last_index == record.index) {
-                    replay.check_checkpoint(check_at.expect("checked"))?;
+                if let Some((m, file)) = check_at.filter(|(m, _)| m.last_index == record.index) {
+                    replay.check_checkpoint(m, file)?;
                     matched_checkpoint = true;
                 }
             }
@@ -206,7 +207,8 @@ impl Replay<'_> {
         Ok(())
     }
 
-    fn check_checkpoint(&self, manifest: &CheckpointManifest) -> Result<(), AuditError> {
+    /// `hot_file` is named in the error: the operator must know which file the log disproves.
+    fn check_checkpoint(&self, manifest: &CheckpointManifest, hot_file: &Path) -> Result<(), AuditError> {
         let mut bytes = Vec::new();
         encode_checkpoint(&self.ledger.freeze(), &mut bytes).map_err(|e| AuditError::new(e.to_string()))?;
         let sha: [u8; 32] = Sha256::digest(&bytes).into();
@@ -214,7 +216,7 @@ impl Replay<'_> {
         if sha != manifest.hot_sha256 || !ends_match {
             return Err(AuditError {
                 index: Some(manifest.last_index),
-                file: None,
+                file: Some(hot_file.to_path_buf()),
                 offset: None,
                 reason: format!(
                     "the checkpoint is not the state the log produces: replaying from genesis through entry {} gives different bytes",

@@ -80,6 +80,14 @@ impl HistoryReader {
         self.transfers_end() / TRANSFER_FRAME_BYTES
     }
 
+    /// Stops the indexes' background flushes and merges: after it history writes no file, so
+    /// the data directory may be handed to another node (`cluster::Node::shutdown`).
+    pub fn stop_background(&self) {
+        self.indexes.transfers.stop_background();
+        self.indexes.resolutions.stop_background();
+        self.indexes.keys.stop_background();
+    }
+
     /// Memory the indexes hold (memtables, fences, filters).
     pub fn index_memory_bytes(&self) -> u64 {
         self.indexes.transfers.memory_bytes()

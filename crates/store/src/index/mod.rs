@@ -105,7 +105,8 @@ pub struct IndexStats {
 pub struct IdIndex {
     shared: Arc<Shared>,
     writer: Mutex<Writer>,
-    threads: Vec<JoinHandle<()>>,
+    /// Behind a mutex so that `stop_background` can join them through a shared reference.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The inserting side's bookkeeping (behind a mutex only so that `&self` methods can write).
@@ -247,10 +248,10 @@ impl IdIndex {
             options,
         });
         let writer = Writer { covered_through, frozen_covered_through: covered_through, frozen_count: 0 };
-        let mut index = IdIndex { shared, writer: Mutex::new(writer), threads: Vec::new() };
-        index.threads.push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
-        index.threads.push(background::spawn("id-index-merge-up", &index.shared, background::upper_merger)?);
-        index.threads.push(background::spawn("id-index-merge-deep", &index.shared, background::deep_merger)?);
+        let index = IdIndex { shared, writer: Mutex::new(writer), threads: Mutex::new(Vec::new()) };
+        lock(&index.threads).push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
+        lock(&index.threads).push(background::spawn("id-index-merge-up", &index.shared, background::upper_merger)?);
+        lock(&index.threads).push(background::spawn("id-index-merge-deep", &index.shared, background::deep_merger)?);
         lock(&index.shared.control).merge_generation += 1;
         index.shared.changed.notify_all();
         Ok((index, covered_through))
@@ -417,9 +418,15 @@ impl IdIndex {
     /// Stops the background threads (an unfinished merge is abandoned; a flush in progress
     /// completes) and reports a background failure if there was one. Does not flush: call
     /// `flush` first for a clean shutdown. Dropping the index does the same, silently.
-    pub fn shutdown(mut self) -> Result<(), StoreError> {
+    pub fn shutdown(self) -> Result<(), StoreError> {
         self.stop_threads();
         self.shared.check()
+    }
+
+    /// Stops the background threads through a shared reference (a node shutting down while
+    /// readers still hold the index); later flushes and merges do not happen.
+    pub fn stop_background(&self) {
+        self.stop_threads();
     }
 
     /// Memtables, fences and bloom filters, in bytes.
@@ -493,10 +500,11 @@ impl IdIndex {
         self.shared.check()
     }
 
-    fn stop_threads(&mut self) {
+    fn stop_threads(&self) {
         lock(&self.shared.control).stop = true;
         self.shared.changed.notify_all();
-        for thread in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for thread in threads {
             // A panic there already marked the index failed.
             let _ = thread.join();
         }
