@@ -146,7 +146,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 fn init_tracing() {
     // openraft narrates every election and tick at info: operators need its warnings only.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

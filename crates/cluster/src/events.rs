@@ -33,8 +33,9 @@ pub struct EventPage {
 
 /// An event as stored → the record it announces (a transfer is read from history).
 fn resolve(event: Event, history: &HistoryReader) -> Result<CommittedEvent, ReadError> {
-    let undecodable =
-        |e: &dyn std::fmt::Display| ReadError::Storage(format!("event {} does not decode: {e}", event.position));
+    let undecodable = |e: &dyn std::fmt::Display| {
+        ReadError::Storage(format!("event {} does not decode: {e}", event.position))
+    };
     let record = match decode_event_body(&event.body).map_err(|e| undecodable(&e))? {
         EventBody::Record(record) => record,
         EventBody::TransferRef(seq) => match history.transfer_at(seq)? {
@@ -92,7 +93,9 @@ impl EventSubscription {
     /// The next events after the last one returned (waits until there is at least one).
     pub async fn next_batch(&mut self, limit: usize) -> Result<Vec<CommittedEvent>, ReadError> {
         loop {
-            let batch = self.inner.next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
+            let batch = self
+                .inner
+                .next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
             if !batch.events.is_empty() {
                 let history = self.node.shared().history();
                 return batch

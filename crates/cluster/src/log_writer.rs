@@ -290,7 +290,8 @@ impl Writer {
             match self.store.sync() {
                 Ok(()) => {
                     let elapsed = started.elapsed();
-                    metrics::histogram!(metric_names::LOG_FSYNC_SECONDS).record(elapsed.as_secs_f64());
+                    metrics::histogram!(metric_names::LOG_FSYNC_SECONDS)
+                        .record(elapsed.as_secs_f64());
                     if elapsed.as_millis() >= SLOW_FSYNC_WARN_MS {
                         tracing::warn!(ms = elapsed.as_millis() as u64, "slow log fsync");
                     }

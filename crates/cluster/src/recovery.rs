@@ -73,7 +73,8 @@ impl StorageOptions {
         let index = |share: usize| IndexOptions {
             // A small floor: only tests set budgets this low (to make indexes flush and merge
             // within a few hundred transfers); `with_budget` keeps real nodes far above it.
-            memtable_bytes_max: (self.index_memtables_bytes_max * share / SHARES_TOTAL / copies).max(1 << 10),
+            memtable_bytes_max: (self.index_memtables_bytes_max * share / SHARES_TOTAL / copies)
+                .max(1 << 10),
             frozen_memtables_max: FROZEN_MEMTABLES_MAX,
             ..IndexOptions::default()
         };

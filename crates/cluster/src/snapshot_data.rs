@@ -35,7 +35,11 @@ impl CheckpointData {
 }
 
 impl AsyncRead for CheckpointData {
-    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let target = buf.initialize_unfilled();
         let read = match self.get_mut() {
             CheckpointData::Outgoing(archive) => archive.read(target),
@@ -47,7 +51,11 @@ impl AsyncRead for CheckpointData {
 }
 
 impl AsyncWrite for CheckpointData {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(match self.get_mut() {
             CheckpointData::Incoming { file, .. } => file.write(bytes),
             _ => Err(io::Error::other("an outgoing checkpoint is read-only")),

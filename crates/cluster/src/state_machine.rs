@@ -25,9 +25,9 @@ use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
 use tokio::sync::{watch, RwLock};
 
 use crate::log_writer::WriterHandle;
-use crate::snapshot_data::CheckpointData;
 use crate::metric_names;
 use crate::raft_codec::encode_stored_membership;
+use crate::snapshot_data::CheckpointData;
 use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 
 type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
@@ -271,7 +271,10 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         // indexes that lag (bounds a restart's re-indexing) and drop events past retention.
         let housekeeping = self
             .writer
-            .bound_index_catch_up(INDEX_CATCH_UP_TRANSFERS_MAX, INDEX_CATCH_UP_WALLET_BYTES_MAX)
+            .bound_index_catch_up(
+                INDEX_CATCH_UP_TRANSFERS_MAX,
+                INDEX_CATCH_UP_WALLET_BYTES_MAX,
+            )
             .and_then(|()| self.writer.enforce_event_retention(frozen.clock()));
         if let Err(error) = housekeeping {
             tracing::error!(%error, "index flush or event retention failed at a checkpoint");
@@ -290,7 +293,10 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<CheckpointData>, StorageError> {
         let path = self.checkpoints.dir().join(INCOMING_ARCHIVE_NAME);
         let data = CheckpointData::incoming(path.clone()).map_err(|e| {
-            StorageError::from(StorageIOError::write_snapshot(None, AnyError::error(format!("{}: {e}", path.display()))))
+            StorageError::from(StorageIOError::write_snapshot(
+                None,
+                AnyError::error(format!("{}: {e}", path.display())),
+            ))
         })?;
         Ok(Box::new(data))
     }
@@ -304,17 +310,25 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
             StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(reason)).into()
         };
         let CheckpointData::Incoming { mut file, path } = *snapshot else {
-            return Err(failed("an installed checkpoint must come in through a staging file".into()));
+            return Err(failed(
+                "an installed checkpoint must come in through a staging file".into(),
+            ));
         };
         if self.writer.ends() != HistoryEnds::default() || self.last_applied.is_some() {
             // Replacing history a node already holds (a lagging replica) needs the history
             // swap of the replication work; a new node has none to replace.
-            return Err(failed("this node already holds history; only a new node can install a checkpoint".into()));
+            return Err(failed(
+                "this node already holds history; only a new node can install a checkpoint".into(),
+            ));
         }
         use std::io::Seek;
         file.rewind().map_err(|e| failed(e.to_string()))?;
-        let manifest = croupier_store::archive::unpack(Arc::clone(&self.storage.fs), &self.storage.root, &mut file)
-            .map_err(|e| failed(e.to_string()))?;
+        let manifest = croupier_store::archive::unpack(
+            Arc::clone(&self.storage.fs),
+            &self.storage.root,
+            &mut file,
+        )
+        .map_err(|e| failed(e.to_string()))?;
         drop(file);
         let _ = std::fs::remove_file(&path);
         self.adopt_checkpoint(&manifest).await.map_err(failed)?;
@@ -329,8 +343,9 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let read_failed =
-            |e: StoreError| StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)));
+        let read_failed = |e: StoreError| {
+            StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
+        };
         let Some(current) = self.checkpoints.current().map_err(read_failed)? else {
             return Ok(None);
         };
@@ -343,7 +358,11 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         .map_err(read_failed)?;
         self.current = Some(current.clone());
         let membership = self.membership_of(&current);
-        Ok(Some(snapshot_of(&current, membership, CheckpointData::Outgoing(archive))))
+        Ok(Some(snapshot_of(
+            &current,
+            membership,
+            CheckpointData::Outgoing(archive),
+        )))
     }
 }
 
@@ -354,7 +373,10 @@ impl LedgerStateMachine {
     /// Opens the history and hot state of a checkpoint just unpacked into this node's data
     /// directory, and makes them the state machine's and every reader's.
     async fn adopt_checkpoint(&mut self, manifest: &CheckpointManifest) -> Result<(), String> {
-        let bytes = self.checkpoints.load_hot(manifest).map_err(|e| e.to_string())?;
+        let bytes = self
+            .checkpoints
+            .load_hot(manifest)
+            .map_err(|e| e.to_string())?;
         let ledger = croupier_core::codec::decode_checkpoint(&bytes).map_err(|e| e.to_string())?;
         // The event log is not part of an archive: the feed starts empty here.
         let ends = HistoryEnds {
@@ -374,8 +396,16 @@ impl LedgerStateMachine {
         *guard = ledger;
         self.writer = opened.writer;
         self.history = opened.reader.clone();
-        *self.shared.history.write().unwrap_or_else(|p| p.into_inner()) = opened.reader;
-        *self.shared.events.write().unwrap_or_else(|p| p.into_inner()) = opened.events;
+        *self
+            .shared
+            .history
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opened.reader;
+        *self
+            .shared
+            .events
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opened.events;
         self.current = Some(manifest.clone());
         Ok(())
     }
@@ -471,10 +501,18 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
         metrics::histogram!(metric_names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
-        tracing::info!(last_index, hot_bytes = manifest.hot_len, "checkpoint written");
+        tracing::info!(
+            last_index,
+            hot_bytes = manifest.hot_len,
+            "checkpoint written"
+        );
         // openraft keeps only the meta of a snapshot it built; a follower gets the data from
         // `get_current_snapshot`.
-        Ok(snapshot_of(&manifest, self.membership.clone(), CheckpointData::Empty))
+        Ok(snapshot_of(
+            &manifest,
+            self.membership.clone(),
+            CheckpointData::Empty,
+        ))
     }
 }
 

@@ -245,7 +245,11 @@ pub trait HistorySource {
 
     /// Looks up transfers by id into `into`. One lookup per id unless a source knows better
     /// (an entry of 8189 new transfers asks for 8189 ids, nearly all absent).
-    fn fetch_transfer_ids(&self, ids: &[TransferId], into: &mut Prefetched) -> Result<(), Self::Error> {
+    fn fetch_transfer_ids(
+        &self,
+        ids: &[TransferId],
+        into: &mut Prefetched,
+    ) -> Result<(), Self::Error> {
         for &id in ids {
             if !into.transfers.contains_key(&id) {
                 if let Some(stored) = self.transfer_by_id(id)? {

@@ -613,7 +613,10 @@ impl Ledger {
         self.record_account_state(debit_slot);
         self.record_account_state(credit_slot);
         let ledger_slot = self.accounts.get(debit_slot as usize).ledger_slot;
-        assert_eq!(ledger_slot, self.accounts.get(credit_slot as usize).ledger_slot);
+        assert_eq!(
+            ledger_slot,
+            self.accounts.get(credit_slot as usize).ledger_slot
+        );
         if self.undo.active {
             let sums = self.ledger_sums[ledger_slot as usize].clone();
             self.undo.ops.push(Undo::LedgerSums {
@@ -646,7 +649,10 @@ impl Ledger {
         let resolves = stored.resolves_pending();
         self.entry.records.push(HistoryRecord::Transfer(stored));
         let previous = self.entry.transfers.insert(id, index);
-        assert!(previous.is_none(), "transfer id inserted twice in one entry");
+        assert!(
+            previous.is_none(),
+            "transfer id inserted twice in one entry"
+        );
         if resolves {
             let previous = self.entry.resolutions.insert(pending_id, index);
             assert!(previous.is_none(), "pending resolved twice in one entry");

@@ -211,6 +211,8 @@ fn openapi_document_lists_every_route() {
         ("/v1/wallet/win", "post"),
         ("/v1/wallet/rollback", "post"),
         ("/v1/wallet/{player_id}/balance", "get"),
+        ("/v1/events", "get"),
+        ("/v1/events/stream", "get"),
     ];
     for (path, method) in expected {
         assert!(

@@ -102,12 +102,11 @@ impl CheckpointArchive {
 fn plan_log(fs: &dyn FileSystem, root: &Path, name: &str, end: u64, parts: &mut Vec<Part>) -> Result<(), StoreError> {
     let dir = root.join(name);
     let names = fs.list_files(&dir).map_err(StoreError::io("list", &dir))?;
-    let mut segments: Vec<(u64, String)> = names
-        .into_iter()
-        .filter_map(|file| Some((crate::records::parse_segment_file_name(&file)?, file)))
-        .collect();
+    let mut segments: Vec<(u64, String)> =
+        names.into_iter().filter_map(|file| Some((crate::records::parse_segment_file_name(&file)?, file))).collect();
     segments.sort();
-    for (first_position, file_name) in segments.into_iter().filter(|(first, _)| *first < end || end == 0 && *first == 0) {
+    for (first_position, file_name) in segments.into_iter().filter(|(first, _)| *first < end || end == 0 && *first == 0)
+    {
         let path = dir.join(&file_name);
         let file = fs.open_read_only(&path).map_err(StoreError::io("open", &path))?;
         let size = file.size().map_err(StoreError::io("stat", &path))?;
@@ -159,11 +158,7 @@ impl Seek for CheckpointArchive {
 /// Unpacks an archive into the data directory `root`, whose history must be empty (a new node,
 /// or one that wiped its history first). Writes and fsyncs every file, then makes the
 /// checkpoint current. Returns its manifest; the receiver then opens history above its ends.
-pub fn unpack(
-    fs: Arc<dyn FileSystem>,
-    root: &Path,
-    archive: &mut impl Read,
-) -> Result<CheckpointManifest, StoreError> {
+pub fn unpack(fs: Arc<dyn FileSystem>, root: &Path, archive: &mut impl Read) -> Result<CheckpointManifest, StoreError> {
     let bad = |reason: String| StoreError::corrupt(Path::new("<checkpoint archive>"), 0, None, reason);
     let (manifest, files) = read_header(archive).map_err(bad)?;
     let mut hot = None;

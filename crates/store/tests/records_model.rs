@@ -100,7 +100,8 @@ impl Harness {
 
     fn open(&mut self) -> u64 {
         self.log = None;
-        let options = RecordLogOptions { segment_bytes_max: SEGMENT_BYTES, buffer_bytes_max: BUFFER_BYTES, sync_on_seal: true };
+        let options =
+            RecordLogOptions { segment_bytes_max: SEGMENT_BYTES, buffer_bytes_max: BUFFER_BYTES, sync_on_seal: true };
         let (log, reader, report) =
             RecordLog::open(Arc::new(self.fs.clone()), DIR, options).unwrap_or_else(|e| panic!("open failed: {e}"));
         assert_eq!(report.start, self.model.start, "retention deletions are durable");

@@ -122,7 +122,9 @@ async fn report_progress(bar: ProgressBar, started: Instant, seconds: u64) {
         let rate = (done - last) / seconds;
         let elapsed_s = started.elapsed().as_secs();
         bar.suspend(|| {
-            println!("progress: {elapsed_s} s, {done} transfers, {rate} tx/s over the last {seconds} s")
+            println!(
+                "progress: {elapsed_s} s, {done} transfers, {rate} tx/s over the last {seconds} s"
+            )
         });
         last = done;
     }

@@ -171,7 +171,8 @@ impl OpenedHistory {
             ));
         }
         let started = std::time::Instant::now();
-        let (mut events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
+        let (mut events, feed, _) =
+            EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         events.truncate_after(ends.events_last)?;
         let events_opened = started.elapsed();
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
@@ -291,9 +292,14 @@ impl HistoryWriter {
         self.insert_index_keys()?;
         let indexed = started.elapsed();
         if indexed.as_millis() >= SLOW_PERSIST_WARN_MS {
-            tracing::warn!(log_index, records = records.len(), append_ms = appended.as_millis() as u64,
-                write_ms = (flushed - appended).as_millis() as u64, index_ms = (indexed - flushed).as_millis() as u64,
-                "slow history persist");
+            tracing::warn!(
+                log_index,
+                records = records.len(),
+                append_ms = appended.as_millis() as u64,
+                write_ms = (flushed - appended).as_millis() as u64,
+                index_ms = (indexed - flushed).as_millis() as u64,
+                "slow history persist"
+            );
         }
         Ok(())
     }

@@ -67,7 +67,11 @@ pub struct RecordSync {
 
 impl std::fmt::Debug for RecordSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordSync").field("dir", &self.dir).field("files", &self.files.len()).field("end", &self.end).finish()
+        f.debug_struct("RecordSync")
+            .field("dir", &self.dir)
+            .field("files", &self.files.len())
+            .field("end", &self.end)
+            .finish()
     }
 }
 

@@ -189,7 +189,12 @@ fn make_found_state_durable(
 
 /// Recovery of a log whose records past `floor` may be rebuilt: strict below the floor, and
 /// from the floor on the log ends at the first thing that is not a whole, valid record.
-fn recover_above(fs: &dyn FileSystem, dir: &Path, found: &[(u64, PathBuf)], floor: u64) -> Result<Recovered, StoreError> {
+fn recover_above(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    found: &[(u64, PathBuf)],
+    floor: u64,
+) -> Result<Recovered, StoreError> {
     let mut report = OpenReport::default();
     let mut segments = Vec::with_capacity(found.len());
     let mut scanned_from = found.len();
@@ -259,7 +264,8 @@ fn scan_tolerant(
         Ok(header) if header.first_position == first_position => header,
         _ => {
             let reason = "segment header is not whole (written after the last sync)".to_string();
-            report.torn_tail = Some(TornTail { file: path.to_path_buf(), offset: 0, bytes: bytes.len() as u64, reason });
+            report.torn_tail =
+                Some(TornTail { file: path.to_path_buf(), offset: 0, bytes: bytes.len() as u64, reason });
             return Ok(None);
         }
     };

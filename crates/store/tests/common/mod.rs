@@ -39,14 +39,13 @@ pub const MEMBERSHIP: &[u8] = b"one voter";
 pub fn tiny_history_options() -> HistoryOptions {
     // As in production: history and events roll segments without fsync (derived logs).
     let log = |segment_bytes_max| RecordLogOptions { segment_bytes_max, buffer_bytes_max: 512, sync_on_seal: false };
-    let index =
-        IndexOptions {
-            memtable_bytes_max: 300,
-            frozen_memtables_max: 2,
-            bloom_bits_per_key: 10,
-            level_size_ratio: 2,
-            ..IndexOptions::default()
-        };
+    let index = IndexOptions {
+        memtable_bytes_max: 300,
+        frozen_memtables_max: 2,
+        bloom_bits_per_key: 10,
+        level_size_ratio: 2,
+        ..IndexOptions::default()
+    };
     HistoryOptions {
         transfers: log(700),
         wallet: log(600),
