@@ -13,7 +13,7 @@ use serde_json::error::Category;
 use croupier_cluster::Consensus;
 
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::wire::parse_decimal_u128;
 
 /// A JSON request body of type `T`.

@@ -24,14 +24,17 @@ mod error;
 mod extract;
 pub mod group_commit;
 mod openapi;
+mod paths;
 mod routes;
+mod state;
 mod telemetry;
 pub mod wire;
 
 pub use error::ApiError;
 pub use group_commit::GroupCommitConfig;
 pub use openapi::ApiDoc;
-pub use routes::{router, AppState};
+pub use routes::router;
+pub use state::AppState;
 
 /// Largest request body; 8189 transfers with decimal-string ids fit with room to spare.
 pub const BODY_SIZE_MAX_BYTES_DEFAULT: usize = 4 << 20;

@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
@@ -23,7 +25,7 @@ use crate::wire::{
     paths(
         ops::healthz,
         ops::metrics,
-        ops::openapi,
+        serve,
         ledger::create_accounts,
         ledger::get_account,
         ledger::get_account_transfers,
@@ -64,4 +66,18 @@ pub fn document_json() -> &'static str {
             r#"{"error":"internal","message":"OpenAPI document unavailable"}"#.to_owned()
         })
     })
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub async fn serve() -> Response {
+    let mut response = (StatusCode::OK, document_json()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

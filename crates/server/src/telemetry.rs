@@ -83,9 +83,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |path| {
-            crate::routes::route_label(path.as_str())
-        });
+        .map_or("unmatched", |path| crate::paths::route_label(path.as_str()));
     let method = method_label(request.method());
     let started = Instant::now();
     let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {

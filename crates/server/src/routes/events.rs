@@ -17,8 +17,8 @@ use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use crate::error::{json_response, ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::wire::{AccountOut, IdOut, LedgerOut, TransferOut};
 
 /// Default and largest page.

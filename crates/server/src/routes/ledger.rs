@@ -8,10 +8,10 @@ use croupier_core::{
     ids, Command, CommandResult, CreateAccountResult, CreateTransferResult, BATCH_ITEMS_MAX,
 };
 
-use super::AppState;
 use crate::binary::{self, DecodeError};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, BatchBody};
+use crate::state::AppState;
 use crate::wire::{
     parse_ledger, AccountIn, AccountOut, IdOut, ItemResult, TransferIn, TransferOut, TransfersQuery,
 };

@@ -5,8 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use croupier_cluster::{Consensus, NodeHealth};
 
-use super::AppState;
 use crate::error::{json_response, ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::wire::HealthOut;
 
 /// 200 while this node accepts writes; otherwise 503 naming the real cause.
@@ -54,20 +54,6 @@ pub async fn metrics() -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// This document.
-#[utoipa::path(
-    get, path = "/v1/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
-)]
-pub async fn openapi() -> Response {
-    let mut response = (StatusCode::OK, crate::openapi::document_json()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
     );
     response
 }

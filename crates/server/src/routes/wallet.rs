@@ -6,9 +6,9 @@ use axum::response::Response;
 use croupier_cluster::Consensus;
 use croupier_core::{AccountKind, Command, CommandResult, LedgerCode, WalletOutcome};
 
-use super::AppState;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 use crate::wire::{BalanceOut, IdOut, LedgerOut, WalletMoveIn, WalletOk, WalletRollbackIn};
 
 /// Debit the player, credit the ledger's house account.

@@ -1,0 +1,44 @@
+//! The API's route templates, as constants shared by the router and the metrics labels.
+
+pub const ROUTE_HEALTHZ: &str = "/healthz";
+pub const ROUTE_METRICS: &str = "/metrics";
+pub const ROUTE_OPENAPI: &str = "/v1/openapi.json";
+pub const ROUTE_ACCOUNTS: &str = "/v1/accounts";
+pub const ROUTE_ACCOUNT: &str = "/v1/accounts/{id}";
+pub const ROUTE_ACCOUNT_TRANSFERS: &str = "/v1/accounts/{id}/transfers";
+pub const ROUTE_TRANSFERS: &str = "/v1/transfers";
+pub const ROUTE_TRANSFER: &str = "/v1/transfers/{id}";
+pub const ROUTE_LEDGER_HOUSE: &str = "/v1/ledgers/{ledger}/house";
+pub const ROUTE_WALLET_BET: &str = "/v1/wallet/bet";
+pub const ROUTE_WALLET_WIN: &str = "/v1/wallet/win";
+pub const ROUTE_WALLET_ROLLBACK: &str = "/v1/wallet/rollback";
+pub const ROUTE_WALLET_BALANCE: &str = "/v1/wallet/{player_id}/balance";
+pub const ROUTE_EVENTS: &str = "/v1/events";
+pub const ROUTE_EVENTS_STREAM: &str = "/v1/events/stream";
+
+const ROUTES: &[&str] = &[
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_OPENAPI,
+    ROUTE_ACCOUNTS,
+    ROUTE_ACCOUNT,
+    ROUTE_ACCOUNT_TRANSFERS,
+    ROUTE_TRANSFERS,
+    ROUTE_TRANSFER,
+    ROUTE_LEDGER_HOUSE,
+    ROUTE_WALLET_BET,
+    ROUTE_WALLET_WIN,
+    ROUTE_WALLET_ROLLBACK,
+    ROUTE_WALLET_BALANCE,
+    ROUTE_EVENTS,
+    ROUTE_EVENTS_STREAM,
+];
+
+/// The route template as a static label for metrics (no allocation per request).
+pub fn route_label(template: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .copied()
+        .find(|route| *route == template)
+        .unwrap_or("other")
+}

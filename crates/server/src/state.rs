@@ -1,0 +1,118 @@
+//! What every handler shares: consensus for reads and events, the group-commit queue for
+//! writes, and the stop signal of open streams.
+
+use std::sync::Arc;
+
+use croupier_cluster::{Consensus, EventPage, LedgerView};
+use croupier_core::{Command, CommandResult};
+
+use crate::error::ApiError;
+use crate::group_commit::{CommitError, Committer};
+
+/// What every handler shares: consensus for reads, the group-commit queue for writes.
+/// axum clones the state for every request, so it is one `Arc`.
+pub struct AppState<C> {
+    shared: Arc<Shared<C>>,
+}
+
+struct Shared<C> {
+    consensus: C,
+    committer: Committer,
+    body_size_max_bytes: usize,
+    /// Set once the server stops: open event streams end, so the graceful drain does not
+    /// wait the whole drain timeout for streams that never finish by themselves.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl<C> Clone for AppState<C> {
+    fn clone(&self) -> Self {
+        AppState {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<C: Consensus> AppState<C> {
+    pub fn new(consensus: C, committer: Committer, body_size_max_bytes: usize) -> Self {
+        AppState {
+            shared: Arc::new(Shared {
+                consensus,
+                committer,
+                body_size_max_bytes,
+                stopping: tokio::sync::watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Ends every open event stream (now, or as soon as it has nothing ready to send).
+    pub(crate) fn stop_streams(&self) {
+        self.shared.stopping.send_replace(true);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.shared.stopping.borrow()
+    }
+
+    /// Resolves once `stop_streams` was called.
+    async fn stopping(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    pub fn body_size_max_bytes(&self) -> usize {
+        self.shared.body_size_max_bytes
+    }
+
+    pub(crate) fn health(&self) -> croupier_cluster::NodeHealth {
+        self.shared.consensus.health()
+    }
+
+    /// Queues `command` for the next log entry and waits for its result.
+    pub(crate) async fn commit(&self, command: Command) -> Result<CommandResult, ApiError> {
+        self.shared
+            .committer
+            .commit(command)
+            .await
+            .map_err(|error| match error {
+                CommitError::Overloaded => ApiError::overloaded(),
+                CommitError::Stopped => {
+                    ApiError::from_propose(&croupier_cluster::ProposeError::ShuttingDown)
+                }
+                CommitError::Propose(error) => ApiError::from_propose(&error),
+            })
+    }
+
+    /// Committed events after `after`.
+    pub(crate) async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<EventPage, ApiError> {
+        self.shared
+            .consensus
+            .events_after(after, limit)
+            .await
+            .map_err(ApiError::from_read)
+    }
+
+    /// Resolves once an event after `after` is committed; `false` if the server stops first.
+    pub(crate) async fn wait_for_event_after(&self, after: u64) -> bool {
+        tokio::select! {
+            () = self.shared.consensus.wait_for_event_after(after) => true,
+            () = self.stopping() => false,
+        }
+    }
+
+    /// Runs `read` against the applied ledger.
+    pub(crate) async fn read<R, F>(&self, read: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
+    {
+        self.shared
+            .consensus
+            .read(read)
+            .await
+            .map_err(|error| ApiError::from_propose(&error))
+    }
+}
