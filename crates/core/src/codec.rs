@@ -229,9 +229,16 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
             .map_err(|_| r.invalid("account (repeated id)", offset))?;
     }
     let pending_count = r.count_u64(TRANSFER_RECORD_BYTES)?;
+    let mut previous_seq = None;
     for _ in 0..pending_count {
         let offset = r.offset;
         let stored = decode_transfer_record(r.slice(TRANSFER_RECORD_BYTES)?)?;
+        // Canonical: the encoder writes pendings by sequence number, so any other order is
+        // damage (and would re-encode to other bytes).
+        if previous_seq.is_some_and(|previous| stored.seq <= previous) {
+            return Err(r.invalid("pending transfer order", offset));
+        }
+        previous_seq = Some(stored.seq);
         ledger
             .restore_pending(stored)
             .map_err(|_| r.invalid("pending transfer", offset))?;

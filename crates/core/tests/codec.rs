@@ -320,6 +320,34 @@ fn checkpoint_whose_balances_do_not_balance_is_refused() {
     );
 }
 
+/// Regression (found by the corruption property test): a checkpoint whose pending transfers
+/// were out of sequence order decoded, and re-encoded to other bytes.
+#[test]
+fn checkpoint_with_pendings_out_of_order_is_refused() {
+    let mut h = Harness::with_players(&[20], 1_000);
+    assert_eq!(
+        h.transfer(pending(1, BANK, 20, 5, 0)),
+        croupier_core::CreateTransferResult::Ok
+    );
+    assert_eq!(
+        h.transfer(pending(2, BANK, 20, 6, 0)),
+        croupier_core::CreateTransferResult::Ok
+    );
+    let bytes = snapshot(&h);
+    let record = croupier_core::codec::TRANSFER_RECORD_BYTES;
+    let (head, pendings) = bytes.split_at(bytes.len() - 2 * record);
+    let mut swapped = head.to_vec();
+    swapped.extend_from_slice(&pendings[record..]);
+    swapped.extend_from_slice(&pendings[..record]);
+    assert!(matches!(
+        decode_checkpoint(&swapped),
+        Err(DecodeError::Invalid {
+            what: "pending transfer order",
+            ..
+        })
+    ));
+}
+
 #[test]
 fn checkpoint_whose_balances_disagree_with_history_is_caught_by_the_full_check() {
     let h = busy_ledger();
