@@ -382,6 +382,11 @@ impl Node {
         self.inner.node_id
     }
 
+    /// Index of the last log entry applied to the ledger.
+    pub fn applied_index(&self) -> u64 {
+        self.inner.shared.applied.borrow().index
+    }
+
     pub(crate) fn log_bytes_written(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.inner.writer.bytes_written()
     }

@@ -490,3 +490,72 @@ async fn shutdown_releases_the_data_dir_while_clones_are_alive() {
     second.shutdown().await.unwrap();
     drop(clone);
 }
+
+/// The checkpoint a node sends to a new replica (openraft's snapshot data) is a stream of its
+/// files: unpacked into an empty data directory whose log starts after it, it starts a node in
+/// exactly the state it covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_streamed_as_an_archive_starts_a_new_node_in_the_same_state() {
+    use croupier_store::archive::{unpack, CheckpointArchive};
+    use croupier_store::{LogOptions, LogStore};
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut config = small_config(a.path());
+    config.checkpoint_entries_since_last = 1_000;
+    let node = Node::start(config.clone()).await.unwrap();
+    write_history(&node, 12, 1_000).await;
+    let applied = node.applied_index();
+    node.trigger_checkpoint().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while current_checkpoint(a.path()).is_none_or(|m| m.last_index < applied) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of entry {applied}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = balances(&node, &[1, 2, 3, 4]).await;
+    let history = node
+        .read(|view| view.account_transfers(1, 100, None).unwrap().transfers)
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+
+    // Stream the archive through a file, as openraft moves it, then unpack it into B.
+    let manifest = current_checkpoint(a.path()).unwrap();
+    let fs = Arc::new(OsFileSystem);
+    let mut archive =
+        CheckpointArchive::plan(fs.clone(), a.path(), &checkpoints(a.path()), &manifest).unwrap();
+    let staging = b.path().join("incoming.archive");
+    let copied =
+        std::io::copy(&mut archive, &mut std::fs::File::create(&staging).unwrap()).unwrap();
+    assert_eq!(copied, archive.len());
+    let installed = unpack(fs, b.path(), &mut std::fs::File::open(&staging).unwrap()).unwrap();
+    assert_eq!(installed.last_index, manifest.last_index);
+    assert_eq!(installed.events_end, 0, "the event log does not travel");
+    std::fs::remove_file(&staging).unwrap();
+    let (mut log, _) = LogStore::open(b.path().join("log"), LogOptions::default()).unwrap();
+    log.purge_through_snapshot(manifest.last_index, manifest.last_term, manifest.chain_head)
+        .unwrap();
+    log.close().unwrap();
+
+    let node = Node::start(small_config(b.path())).await.unwrap();
+    assert_eq!(balances(&node, &[1, 2, 3, 4]).await, before);
+    let history_b = node
+        .read(|view| view.account_transfers(1, 100, None).unwrap().transfers)
+        .await
+        .unwrap();
+    assert_eq!(history_b, history);
+    // Ids stay unique on the new node: an old transfer again is `exists`.
+    let again = node
+        .propose(vec![Command::CreateTransfers(vec![transfer(
+            1_000, 1, 2, 10,
+        )])])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![CommandResult::Transfers(vec![CreateTransferResult::Exists])]
+    );
+    node.shutdown().await.unwrap();
+}

@@ -160,7 +160,11 @@ impl Seek for CheckpointArchive {
 /// checkpoint current. Returns its manifest; the receiver then opens history above its ends.
 pub fn unpack(fs: Arc<dyn FileSystem>, root: &Path, archive: &mut impl Read) -> Result<CheckpointManifest, StoreError> {
     let bad = |reason: String| StoreError::corrupt(Path::new("<checkpoint archive>"), 0, None, reason);
-    let (manifest, files) = read_header(archive).map_err(bad)?;
+    let (mut manifest, files) = read_header(archive).map_err(bad)?;
+    // The event log does not travel: this node's feed starts empty, after the checkpoint's
+    // last event position (its next events come from later log entries, so positions keep
+    // increasing).
+    manifest.events_end = 0;
     let mut hot = None;
     for (name, len) in files {
         let path = root.join(&name);
