@@ -42,16 +42,28 @@
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
+//!
+//! Command results, version 1 (`encode_results`: what the leader answers a follower that
+//! forwarded a batch; one result per command, index-aligned):
+//! ```text
+//! u8 version | u32 result count | results
+//! result = u8 tag, then
+//!   1 accounts:  u32 n, n × u8 code (position in `CreateAccountResult::ALL`)
+//!   2 transfers: u32 n, n × u8 code (position in `CreateTransferResult::ALL`)
+//!   3 wallet:    outcome, as in a wallet record
+//!   4 tick
+//! ```
 
 use std::io;
 
-use crate::command::{Command, Proposal};
+use crate::command::{Command, CommandResult, Proposal};
 use crate::history::{HistoryRecord, StoredTransfer, WalletRecord};
 use crate::ids::LedgerCode;
 use crate::ledger::FrozenLedger;
 use crate::ledger::Ledger;
 use crate::types::{
-    Account, AccountFlags, AccountKind, NewAccount, NewTransfer, Transfer, TransferFlags,
+    Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult, NewAccount,
+    NewTransfer, Transfer, TransferFlags,
 };
 use crate::wallet::{
     check_wallet_key, WalletBet, WalletEntry, WalletOutcome, WalletRollback, WalletWin,
@@ -59,6 +71,7 @@ use crate::wallet::{
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
 pub const CHECKPOINT_FORMAT_VERSION: u8 = 2;
+pub const RESULTS_FORMAT_VERSION: u8 = 1;
 /// Size of one transfer record in history (fixed, so a record's place follows from its
 /// sequence number).
 pub const TRANSFER_RECORD_BYTES: usize = 128;
@@ -119,6 +132,14 @@ const TAG_WALLET_WIN: u8 = 4;
 const TAG_WALLET_ROLLBACK: u8 = 5;
 const TAG_TICK: u8 = 6;
 
+const RESULT_TAG_ACCOUNTS: u8 = 1;
+const RESULT_TAG_TRANSFERS: u8 = 2;
+const RESULT_TAG_WALLET: u8 = 3;
+const RESULT_TAG_TICK: u8 = 4;
+/// Smallest encoding of a result (a tick) and of an item code, to bound counts.
+const RESULT_BYTES_MIN: usize = 1;
+const RESULT_CODE_BYTES: usize = 1;
+
 const ENTRY_BET: u8 = 1;
 const ENTRY_WIN: u8 = 2;
 const ENTRY_ROLLBACK: u8 = 3;
@@ -169,6 +190,35 @@ pub fn decode_proposal(bytes: &[u8]) -> Result<Proposal, DecodeError> {
         timestamp_ns,
         commands,
     })
+}
+
+/// Appends the encoding of the results of one batch (see the module docs).
+///
+/// Result codes and wallet outcomes use the same bytes as the rest of the format (the codes'
+/// stable positions, the wallet record's outcome), so a follower relaying the leader's answer
+/// gives its client exactly what the leader computed.
+pub fn encode_results(results: &[CommandResult], out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.u8(RESULTS_FORMAT_VERSION);
+    w.count_u32(results.len());
+    for result in results {
+        w.result(result);
+    }
+}
+
+pub fn decode_results(bytes: &[u8]) -> Result<Vec<CommandResult>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != RESULTS_FORMAT_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let count = r.count_u32(RESULT_BYTES_MIN)?;
+    let mut results = Vec::with_capacity(count);
+    for _ in 0..count {
+        results.push(r.result()?);
+    }
+    r.finish()?;
+    Ok(results)
 }
 
 /// Writes the deterministic checkpoint of a frozen ledger (see the module docs) to `out`.
@@ -532,6 +582,29 @@ impl Writer<'_> {
         }
     }
 
+    fn result(&mut self, result: &CommandResult) {
+        match result {
+            CommandResult::Accounts(codes) => {
+                self.u8(RESULT_TAG_ACCOUNTS);
+                self.codes(codes.iter().map(|code| code.to_u8()));
+            }
+            CommandResult::Transfers(codes) => {
+                self.u8(RESULT_TAG_TRANSFERS);
+                self.codes(codes.iter().map(|code| code.to_u8()));
+            }
+            CommandResult::Wallet(outcome) => {
+                self.u8(RESULT_TAG_WALLET);
+                self.outcome(outcome);
+            }
+            CommandResult::Tick => self.u8(RESULT_TAG_TICK),
+        }
+    }
+
+    fn codes(&mut self, codes: impl ExactSizeIterator<Item = u8>) {
+        self.count_u32(codes.len());
+        self.0.extend(codes);
+    }
+
     fn outcome(&mut self, outcome: &WalletOutcome) {
         match *outcome {
             WalletOutcome::Ok {
@@ -892,6 +965,37 @@ impl<'a> Reader<'a> {
             }),
             _ => Err(self.invalid("wallet entry kind", offset)),
         }
+    }
+
+    fn result(&mut self) -> Result<CommandResult, DecodeError> {
+        let offset = self.offset;
+        match self.u8()? {
+            RESULT_TAG_ACCOUNTS => {
+                let codes = self.codes(CreateAccountResult::from_u8, "account result code")?;
+                Ok(CommandResult::Accounts(codes))
+            }
+            RESULT_TAG_TRANSFERS => {
+                let codes = self.codes(CreateTransferResult::from_u8, "transfer result code")?;
+                Ok(CommandResult::Transfers(codes))
+            }
+            RESULT_TAG_WALLET => Ok(CommandResult::Wallet(self.outcome()?)),
+            RESULT_TAG_TICK => Ok(CommandResult::Tick),
+            _ => Err(self.invalid("result tag", offset)),
+        }
+    }
+
+    fn codes<T>(
+        &mut self,
+        from_u8: fn(u8) -> Option<T>,
+        what: &'static str,
+    ) -> Result<Vec<T>, DecodeError> {
+        let count = self.count_u32(RESULT_CODE_BYTES)?;
+        let mut codes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let offset = self.offset;
+            codes.push(from_u8(self.u8()?).ok_or(self.invalid(what, offset))?);
+        }
+        Ok(codes)
     }
 
     fn outcome(&mut self) -> Result<WalletOutcome, DecodeError> {

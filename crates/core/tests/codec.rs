@@ -4,13 +4,15 @@ mod common;
 
 use common::*;
 use croupier_core::codec::{
-    decode_checkpoint, decode_proposal, decode_record, encode_proposal, encode_record, DecodeError,
-    CHECKPOINT_FORMAT_VERSION, PROPOSAL_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
+    decode_checkpoint, decode_proposal, decode_record, decode_results, encode_proposal,
+    encode_record, encode_results, DecodeError, CHECKPOINT_FORMAT_VERSION, PROPOSAL_FORMAT_VERSION,
+    RESULTS_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
 };
 use croupier_core::command::Proposal;
 use croupier_core::MemoryLedger;
 use croupier_core::{
-    AccountFlags, AccountKind, Command, NewAccount, TransferFlags, BATCH_ITEMS_MAX,
+    AccountFlags, AccountKind, Command, CommandResult, CreateAccountResult, CreateTransferResult,
+    NewAccount, TransferFlags, WalletOutcome, BATCH_ITEMS_MAX,
 };
 use proptest::prelude::*;
 
@@ -360,6 +362,215 @@ fn checkpoint_whose_balances_disagree_with_history_is_caught_by_the_full_check()
     bytes[first_credits_posted + account] = bytes[first_credits_posted + account].wrapping_sub(1);
     if let Ok(restored) = restore(&h, &bytes) {
         assert!(restored.check_invariants().is_err());
+    }
+}
+
+/// Every wallet outcome, with and without a transfer id.
+fn every_wallet_outcome() -> Vec<WalletOutcome> {
+    vec![
+        WalletOutcome::Ok {
+            balance: u128::MAX,
+            transfer_id: Some(u128::MAX - 1),
+        },
+        WalletOutcome::Ok {
+            balance: 0,
+            transfer_id: None,
+        },
+        WalletOutcome::InsufficientFunds { balance: 17 },
+        WalletOutcome::TransactionConflict,
+        WalletOutcome::PlayerNotFound,
+        WalletOutcome::NotAPlayerAccount,
+        WalletOutcome::LedgerMismatch,
+        WalletOutcome::PlayerAccountClosed,
+        WalletOutcome::BetAlreadyRolledBack,
+        WalletOutcome::BetAlreadySettled,
+        WalletOutcome::RollbackTargetInvalid,
+        WalletOutcome::AmountMustNotBeZero,
+    ]
+}
+
+/// Every variant, every result code and every wallet outcome in one batch.
+fn every_result() -> Vec<CommandResult> {
+    let mut results = vec![
+        CommandResult::Accounts(CreateAccountResult::ALL.to_vec()),
+        CommandResult::Transfers(CreateTransferResult::ALL.to_vec()),
+        CommandResult::Accounts(Vec::new()),
+        CommandResult::Transfers(Vec::new()),
+        CommandResult::Tick,
+    ];
+    results.extend(
+        every_wallet_outcome()
+            .into_iter()
+            .map(CommandResult::Wallet),
+    );
+    results
+}
+
+fn encoded_results(results: &[CommandResult]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_results(results, &mut bytes);
+    bytes
+}
+
+fn command_result() -> impl Strategy<Value = CommandResult> {
+    let account = prop::sample::select(CreateAccountResult::ALL);
+    let transfer = prop::sample::select(CreateTransferResult::ALL);
+    prop_oneof![
+        prop::collection::vec(account, 0..20).prop_map(CommandResult::Accounts),
+        prop::collection::vec(transfer, 0..20).prop_map(CommandResult::Transfers),
+        prop::sample::select(every_wallet_outcome()).prop_map(CommandResult::Wallet),
+        (any::<u128>(), any::<Option<u128>>()).prop_map(|(balance, transfer_id)| {
+            CommandResult::Wallet(WalletOutcome::Ok {
+                balance,
+                transfer_id,
+            })
+        }),
+        any::<u128>().prop_map(
+            |balance| CommandResult::Wallet(WalletOutcome::InsufficientFunds { balance })
+        ),
+        Just(CommandResult::Tick),
+    ]
+}
+
+#[test]
+fn every_result_variant_code_and_outcome_round_trips() {
+    let results = every_result();
+    assert_eq!(decode_results(&encoded_results(&results)).unwrap(), results);
+    assert_eq!(decode_results(&encoded_results(&[])).unwrap(), Vec::new());
+}
+
+#[test]
+fn result_layout_is_pinned() {
+    let results = vec![
+        CommandResult::Transfers(vec![CreateTransferResult::Ok, CreateTransferResult::Exists]),
+        CommandResult::Wallet(WalletOutcome::PlayerNotFound),
+        CommandResult::Tick,
+    ];
+    let expected = vec![
+        RESULTS_FORMAT_VERSION,
+        3,
+        0,
+        0,
+        0,
+        2, // transfers
+        2,
+        0,
+        0,
+        0,
+        0, // ok
+        1, // exists
+        3, // wallet
+        3, // player_not_found, as in a wallet record
+        4, // tick
+    ];
+    assert_eq!(encoded_results(&results), expected);
+}
+
+#[test]
+fn every_strict_prefix_of_results_is_refused() {
+    let bytes = encoded_results(&every_result());
+    for len in 0..bytes.len() {
+        assert!(
+            decode_results(&bytes[..len]).is_err(),
+            "prefix of {len} bytes decoded"
+        );
+    }
+}
+
+#[test]
+fn results_with_trailing_bytes_are_refused() {
+    let mut bytes = encoded_results(&every_result());
+    bytes.push(4);
+    assert!(matches!(
+        decode_results(&bytes),
+        Err(DecodeError::Invalid {
+            what: "trailing bytes",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unknown_results_version_tag_or_code_is_refused() {
+    let base = encoded_results(&[CommandResult::Accounts(vec![CreateAccountResult::Ok])]);
+    let mut version = base.clone();
+    version[0] = 9;
+    assert_eq!(decode_results(&version), Err(DecodeError::Version(9)));
+    let cases: [(usize, u8, &str); 3] = [
+        (5, 0, "result tag"),
+        (5, 5, "result tag"),
+        (
+            10,
+            CreateAccountResult::ALL.len() as u8,
+            "account result code",
+        ),
+    ];
+    for (at, byte, what) in cases {
+        let mut bytes = base.clone();
+        bytes[at] = byte;
+        match decode_results(&bytes) {
+            Err(DecodeError::Invalid {
+                what: found,
+                offset,
+            }) => {
+                assert_eq!((found, offset), (what, at));
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let mut transfers =
+        encoded_results(&[CommandResult::Transfers(vec![CreateTransferResult::Ok])]);
+    transfers[10] = CreateTransferResult::ALL.len() as u8;
+    assert!(decode_results(&transfers).is_err());
+    let mut wallet = encoded_results(&[CommandResult::Wallet(WalletOutcome::PlayerNotFound)]);
+    wallet[6] = 2 + 9;
+    assert!(decode_results(&wallet).is_err());
+}
+
+#[test]
+fn an_absurd_result_count_is_refused_without_allocating() {
+    let mut bytes = vec![RESULTS_FORMAT_VERSION];
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_results(&bytes),
+        Err(DecodeError::Truncated { .. })
+    ));
+    // The same for the codes of one result: u32::MAX one-byte codes would be 4 GiB.
+    let mut items = vec![RESULTS_FORMAT_VERSION];
+    items.extend_from_slice(&1u32.to_le_bytes());
+    items.push(2);
+    items.extend_from_slice(&u32::MAX.to_le_bytes());
+    items.push(0);
+    assert!(matches!(
+        decode_results(&items),
+        Err(DecodeError::Truncated { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_batch_of_results_round_trips_to_the_same_bytes(
+        results in prop::collection::vec(command_result(), 0..12),
+    ) {
+        let bytes = encoded_results(&results);
+        let decoded = decode_results(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&decoded, &results);
+        prop_assert_eq!(encoded_results(&decoded), bytes);
+    }
+
+    #[test]
+    fn decoding_random_results_never_panics_and_is_canonical(
+        tail in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let mut bytes = vec![RESULTS_FORMAT_VERSION];
+        bytes.extend_from_slice(&tail);
+        for input in [&tail[..], &bytes[..]] {
+            if let Ok(results) = decode_results(input) {
+                prop_assert_eq!(encoded_results(&results), input.to_vec());
+            }
+        }
     }
 }
 
