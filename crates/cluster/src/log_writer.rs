@@ -10,15 +10,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use croupier_core::codec::encode_proposal;
-use croupier_store::{ChainHash, LogRecord, LogStore, RecordKind, StoreError};
+use croupier_store::{ChainHash, LogRecord, LogStore, StoreError};
 use openraft::storage::LogFlushed;
-use openraft::EntryPayload;
 use tokio::sync::oneshot;
 
 use crate::metric_names;
-use crate::raft_codec::{decode_membership, encode_membership};
-use crate::types::{log_id, Entry, LogId, ProposalData, TypeConfig};
+use crate::raft_codec::{read_payload, write_payload};
+use crate::types::{log_id, Entry, LogId, TypeConfig};
 
 /// Requests waiting for the writer; a full queue makes the proposer wait (back-pressure).
 const WRITER_QUEUE_REQUESTS_MAX: usize = 1024;
@@ -417,18 +415,8 @@ impl Writer {
 }
 
 fn record_of(entry: &Entry) -> LogRecord {
-    let (kind, payload) = match &entry.payload {
-        EntryPayload::Blank => (RecordKind::Blank, Vec::new()),
-        EntryPayload::Normal(ProposalData::Decoded(proposal)) => {
-            let mut payload = Vec::new();
-            encode_proposal(proposal, &mut payload);
-            (RecordKind::Normal, payload)
-        }
-        EntryPayload::Normal(ProposalData::Encoded(bytes)) => (RecordKind::Normal, bytes.to_vec()),
-        EntryPayload::Membership(membership) => {
-            (RecordKind::Membership, encode_membership(membership))
-        }
-    };
+    let mut payload = Vec::new();
+    let kind = write_payload(&entry.payload, &mut payload);
     LogRecord {
         index: entry.log_id.index,
         term: entry.log_id.leader_id.term,
@@ -438,16 +426,8 @@ fn record_of(entry: &Entry) -> LogRecord {
 }
 
 fn entry_of(record: LogRecord) -> Result<Entry, StorageFailure> {
-    let payload = match record.kind {
-        RecordKind::Blank => EntryPayload::Blank,
-        RecordKind::Normal => {
-            EntryPayload::Normal(ProposalData::Encoded(Arc::from(record.payload)))
-        }
-        RecordKind::Membership => EntryPayload::Membership(
-            decode_membership(&record.payload)
-                .map_err(|e| StorageFailure(format!("log entry {}: {e}", record.index)))?,
-        ),
-    };
+    let payload = read_payload(record.kind, &record.payload)
+        .map_err(|e| StorageFailure(format!("log entry {}: {e}", record.index)))?;
     Ok(Entry {
         log_id: log_id(record.term, record.index),
         payload,
@@ -460,8 +440,10 @@ mod tests {
 
     use croupier_core::command::Proposal;
     use croupier_store::LogOptions;
+    use openraft::EntryPayload;
 
     use super::*;
+    use crate::types::ProposalData;
 
     fn normal(index: u64, timestamp_ns: u64) -> Entry {
         let proposal = Proposal {
