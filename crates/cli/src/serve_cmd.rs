@@ -14,9 +14,33 @@ pub struct ServeArgs {
     /// Where the log, snapshots and vote are kept (created if missing).
     #[arg(long, default_value = "./croupier-data")]
     data_dir: PathBuf,
-    /// Address for the HTTP API (host:port).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// Address for the HTTP API (host:port). Default 127.0.0.1:8080, or this node's `api`
+    /// in the cluster config.
+    #[arg(long)]
+    listen: Option<String>,
+    /// This node's id in its cluster (a positive integer, unique among the members).
+    #[arg(long, default_value_t = 1)]
+    node_id: u64,
+    /// Address for node-to-node traffic (host:port). Makes the node a cluster member; default:
+    /// this node's `peer` in the cluster config.
+    #[arg(long)]
+    peer_listen: Option<String>,
+    /// A TOML file naming the cluster's initial members (`[[node]] id, api, peer`); on first
+    /// start the lowest id forms the cluster.
+    #[arg(long, conflicts_with = "join")]
+    cluster_config: Option<PathBuf>,
+    /// Join a running cluster through this member's peer address (it forwards to the leader).
+    #[arg(long)]
+    join: Option<String>,
+    /// Raft heartbeat interval; elections start after 4-8 heartbeats without a leader.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// A leader whose clock is farther than this from a quorum's refuses to propose.
+    #[arg(long, default_value_t = 500)]
+    clock_skew_max_ms: u64,
+    /// Fault injection for drills and tests: this node's clock reads this many ms off.
+    #[arg(long, hide = true, default_value_t = 0, allow_hyphen_values = true)]
+    fault_clock_offset_ms: i64,
     /// Commands waiting for the next log entry before requests answer 503 overloaded.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().queue_depth_max)]
     queue_depth_max: usize,
@@ -77,7 +101,13 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    let listen = resolve(&args.listen)?;
+    let cluster = cluster_options(&args)?;
+    let listen_text = match (&args.listen, &cluster) {
+        (Some(listen), _) => listen.clone(),
+        (None, Some(cluster)) => cluster.api_addr.clone(),
+        (None, None) => "127.0.0.1:8080".to_string(),
+    };
+    let listen = resolve(&listen_text)?;
     anyhow::ensure!(
         args.queue_depth_max > 0,
         "--queue-depth-max must be at least 1"
@@ -103,6 +133,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.node.storage.event_retention_bytes_max = args.event_retention_size;
     config.node.storage.event_retention_age_s_max = args.event_retention_s;
     config.node.disk_reserve_bytes = args.disk_reserve;
+    config.node.node_id = args.node_id;
+    config.node.cluster = cluster;
     if let Some(path) = args.fault_free_bytes_file.clone() {
         config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
     }
@@ -144,6 +176,84 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// One member in a cluster config file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberEntry {
+    id: u64,
+    api: String,
+    peer: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    node: Vec<MemberEntry>,
+}
+
+fn read_cluster_file(path: &std::path::Path) -> anyhow::Result<Vec<croupier_cluster::Member>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the cluster config {}", path.display()))?;
+    let file: ClusterFile = toml::from_str(&text)
+        .with_context(|| format!("the cluster config {} is not valid", path.display()))?;
+    let mut ids = std::collections::BTreeSet::new();
+    for member in &file.node {
+        anyhow::ensure!(member.id > 0, "{}: node ids must be positive", path.display());
+        anyhow::ensure!(ids.insert(member.id), "{}: node id {} appears twice", path.display(), member.id);
+    }
+    Ok(file
+        .node
+        .into_iter()
+        .map(|m| croupier_cluster::Member {
+            node_id: m.id,
+            peer_addr: m.peer,
+            api_addr: m.api,
+        })
+        .collect())
+}
+
+/// The node's cluster membership from the flags, or None for a node on its own.
+fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::ClusterOptions>> {
+    anyhow::ensure!(args.node_id > 0, "--node-id must be a positive integer");
+    let members = match &args.cluster_config {
+        Some(path) => read_cluster_file(path)?,
+        None => Vec::new(),
+    };
+    let this = members.iter().find(|m| m.node_id == args.node_id);
+    if args.cluster_config.is_some() && this.is_none() {
+        anyhow::bail!("--node-id {} is not among the members of the cluster config", args.node_id);
+    }
+    let peer_listen = args.peer_listen.clone().or_else(|| this.map(|m| m.peer_addr.clone()));
+    let Some(peer_listen) = peer_listen else {
+        anyhow::ensure!(args.join.is_none(), "--join needs --peer-listen (where the cluster reaches this node)");
+        return Ok(None);
+    };
+    resolve(&peer_listen).context("--peer-listen")?;
+    let api_addr = args
+        .listen
+        .clone()
+        .or_else(|| this.map(|m| m.api_addr.clone()))
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    anyhow::ensure!(args.heartbeat_ms >= 10, "--heartbeat-ms must be at least 10");
+    let mut options = croupier_cluster::ClusterOptions::new(peer_listen, api_addr);
+    options.members = members;
+    options.join = args.join.clone();
+    options.heartbeat_interval_ms = args.heartbeat_ms;
+    options.election_timeout_min_ms = args.heartbeat_ms * 4;
+    options.election_timeout_max_ms = args.heartbeat_ms * 8;
+    options.clock_skew_max_ms = args.clock_skew_max_ms;
+    options.clock_offset_ms = args.fault_clock_offset_ms;
+    if options.members.is_empty() && options.join.is_none() {
+        // --peer-listen alone: a one-member cluster that others can join later.
+        options.members.push(croupier_cluster::Member {
+            node_id: args.node_id,
+            peer_addr: options.peer_listen.clone(),
+            api_addr: options.api_addr.clone(),
+        });
+    }
+    Ok(Some(options))
+}
+
 fn init_tracing() {
     // openraft narrates every election and tick at info: operators need its warnings only.
     let filter =
@@ -158,9 +268,9 @@ fn init_tracing() {
 fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
     listen
         .to_socket_addrs()
-        .with_context(|| format!("--listen {listen:?} is not a host:port address"))?
+        .with_context(|| format!("{listen:?} is not a host:port address"))?
         .next()
-        .with_context(|| format!("--listen {listen:?} resolves to no address"))
+        .with_context(|| format!("{listen:?} resolves to no address"))
 }
 
 async fn wait_for_stop_signal() -> anyhow::Result<()> {

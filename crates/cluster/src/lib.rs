@@ -29,6 +29,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeErr
 use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
+mod cluster_mode;
 mod entry_cache;
 pub mod events;
 mod health;
@@ -36,11 +37,13 @@ mod log_storage;
 mod log_writer;
 mod metric_names;
 mod network;
+mod peer_service;
 mod raft_codec;
 mod recovery;
 mod snapshot_data;
 mod state_machine;
 mod ticker;
+mod transport;
 mod types;
 mod view;
 
@@ -48,7 +51,12 @@ use log_writer::WriterHandle;
 use state_machine::SharedState;
 use types::{ProposalData, Raft};
 
+pub use cluster_mode::{
+    AdminError, AdminRequest, ClusterOptions, ClusterStatus, Member, NodeStatus, Role,
+    LEDGER_GROUP_ID,
+};
 pub use events::{CommittedEvent, EventPage, EventSubscription};
+pub use transport::{CallError, RemoteError};
 pub use health::{FreeSpaceProbe, NodeHealth};
 pub use recovery::StorageOptions;
 pub use view::{LedgerView, ReadError};
@@ -68,6 +76,29 @@ pub trait Consensus: Clone + Send + Sync + 'static {
     where
         R: Send + 'static,
         F: FnOnce(&LedgerView<'_>) -> R + Send + 'static;
+
+    /// Runs `read` against this node's applied ledger without asking the leader: possibly
+    /// stale on a follower (an explicit opt-in), never ahead of what was committed.
+    fn read_stale<R, F>(&self, read: F) -> impl Future<Output = Result<R, ProposeError>> + Send
+    where
+        R: Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
+    {
+        self.read(read)
+    }
+
+    /// The cluster's members as this node sees them (a one-node status when not clustered).
+    fn cluster_status(&self) -> impl Future<Output = Option<ClusterStatus>> + Send {
+        async { None }
+    }
+
+    /// A membership or leadership change, run by the leader.
+    fn cluster_admin(
+        &self,
+        _request: AdminRequest,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send {
+        async { Err(AdminError::NotClustered) }
+    }
 
     /// Committed events after `after` (0: from the oldest retained), at most `limit`.
     fn events_after(
@@ -101,6 +132,19 @@ pub enum ProposeError {
     Storage(String),
     #[error("consensus failure: {0}")]
     Fatal(String),
+    /// No leader is known (an election is under way, or no quorum is reachable).
+    #[error("no leader is known right now")]
+    NoLeader,
+    /// The leader could not take it now; nothing was applied.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The proposal was handed to the leader but no answer came back: it may or may not be
+    /// applied. Retrying with the same ids is safe (every write is idempotent by id).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// This leader's clock is too far from its peers' to stamp entries.
+    #[error("clock unsynchronized: {0}")]
+    ClockUnsynchronized(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +158,9 @@ pub enum ClusterError {
     Raft(String),
     #[error("node did not become leader within {0} ms")]
     NoLeader(u64),
+    /// The node's configuration cannot work (an address that cannot be bound, ...).
+    #[error("{0}")]
+    Config(String),
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +184,8 @@ pub struct NodeConfig {
     /// Every file the node touches goes through this (tests put a simulated file system here
     /// to crash the node at any write or fsync).
     pub file_system: Arc<dyn croupier_store::fs::FileSystem>,
+    /// Member of a replicated cluster (None: a one-node cluster without peers).
+    pub cluster: Option<ClusterOptions>,
     /// Take the data directory's lock (one process per directory). Off only for simulated
     /// file systems, which no other process can reach.
     pub lock_data_dir: bool,
@@ -156,6 +205,7 @@ impl NodeConfig {
             disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
             free_space_probe: FreeSpaceProbe::FileSystem,
             file_system: Arc::new(croupier_store::fs::OsFileSystem),
+            cluster: None,
             lock_data_dir: true,
         }
     }
@@ -212,6 +262,7 @@ struct NodeInner {
     disk: Arc<health::DiskGuard>,
     /// Held until `shutdown` (or the last clone's drop): one process per data directory.
     lock: Mutex<Option<DataDirLock>>,
+    cluster: Option<cluster_mode::ClusterParts>,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -254,11 +305,50 @@ impl ConsensusRuntime {
 }
 
 impl Node {
-    /// Opens (and recovers) the data dir, starts Raft, initializes a one-voter cluster on a
-    /// fresh dir, and waits until this node leads. Refuses to start on corrupted storage.
+    /// Opens (and recovers) the data dir and starts Raft. Alone (no `cluster` options) it
+    /// initializes a one-voter cluster on a fresh dir and waits until it leads; as a member of
+    /// a cluster it starts its peer listener, forms the cluster (the lowest member id, on a
+    /// fresh dir) or asks to join, and returns once it knows a leader or after a short wait.
+    /// Refuses to start on corrupted storage.
     pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
-        let node_id = config.node_id;
         let opened = recovery::open_storage(&config)?;
+        let consensus = match ConsensusRuntime::spawn() {
+            Ok(consensus) => consensus,
+            Err(error) => {
+                let _ = stop_writer(&opened.writer, opened.writer_thread).await;
+                return Err(ClusterError::Raft(format!(
+                    "cannot start the consensus runtime: {error}"
+                )));
+            }
+        };
+        let node = match Node::create(&config, opened, consensus).await {
+            Ok(node) => node,
+            Err(error) => return Err(error),
+        };
+        let started = match &config.cluster {
+            None => node.become_leader_and_catch_up().await,
+            Some(options) => node.take_part_in_cluster(options).await,
+        };
+        if let Err(error) = started {
+            let _ = node.shutdown().await;
+            return Err(error);
+        }
+        let runtime = node.consensus_runtime();
+        let watcher = node.clone();
+        node.inner
+            .disk
+            .spawn_sampler(&runtime, move || watcher.is_stopped());
+        ticker::spawn(node.clone(), &runtime);
+        recovery::spawn_checkpoint_trigger(node.clone(), &config);
+        Ok(node)
+    }
+
+    /// Starts the peer listener (in a cluster) and Raft over the opened storage.
+    async fn create(
+        config: &NodeConfig,
+        opened: recovery::Opened,
+        consensus: ConsensusRuntime,
+    ) -> Result<Node, ClusterError> {
         let recovery::Opened {
             lock,
             writer,
@@ -268,38 +358,43 @@ impl Node {
             shared,
             consumers,
         } = opened;
-        let raft_config = raft_config(&config)?;
-        let consensus = match ConsensusRuntime::spawn() {
-            Ok(consensus) => consensus,
-            Err(error) => {
-                let _ = stop_writer(&writer, writer_thread).await;
-                return Err(ClusterError::Raft(format!(
-                    "cannot start the consensus runtime: {error}"
-                )));
+        let node_id = config.node_id;
+        let created = async {
+            let raft_config = raft_config(config)?;
+            let cluster = match &config.cluster {
+                Some(options) => Some(start_peer_listener(options, &consensus.runtime).await?),
+                None => None,
+            };
+            let network = cluster.as_ref().map(|c| transport::PeerNetwork {
+                peers: c.peers.clone(),
+                group_id: LEDGER_GROUP_ID,
+            });
+            let raft = consensus
+                .runtime
+                .spawn(create_raft(node_id, raft_config, network, log_storage, state_machine))
+                .await
+                .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
+                .and_then(|created| created.map_err(fatal_to_cluster_error));
+            match raft {
+                Ok(raft) => Ok((raft, cluster)),
+                Err(error) => {
+                    if let Some(cluster) = &cluster {
+                        let _ = cluster.stop.send(true);
+                    }
+                    Err(error)
+                }
             }
-        };
-        // Raft::new spawns openraft's tasks on the runtime it runs in: the consensus runtime.
-        let raft = consensus
-            .runtime
-            .spawn(Raft::new(
-                node_id,
-                raft_config,
-                network::NoPeers,
-                log_storage,
-                state_machine,
-            ))
-            .await
-            .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
-            .and_then(|created| created.map_err(fatal_to_cluster_error));
-        let raft = match raft {
-            Ok(raft) => raft,
+        }
+        .await;
+        let (raft, cluster) = match created {
+            Ok(created) => created,
             Err(error) => {
                 let _ = stop_writer(&writer, writer_thread).await;
                 consensus.stop().await;
                 return Err(error);
             }
         };
-        let node = Node {
+        Ok(Node {
             inner: Arc::new(NodeInner {
                 node_id,
                 metrics: raft.metrics(),
@@ -315,25 +410,41 @@ impl Node {
                     config.free_space_probe.clone(),
                 ),
                 lock: Mutex::new(lock),
+                cluster,
             }),
-        };
-        let replay_started = std::time::Instant::now();
-        if let Err(error) = node.become_leader_and_catch_up().await {
-            let _ = node.shutdown().await;
-            return Err(error);
+        })
+    }
+
+    /// Registers with the peer listener, then forms or joins the cluster.
+    async fn take_part_in_cluster(&self, options: &ClusterOptions) -> Result<(), ClusterError> {
+        let cluster = self.cluster().expect("a clustered node has cluster parts");
+        peer_service::register(self, &cluster.registry, LEDGER_GROUP_ID);
+        let node_id = self.node_id();
+        let initialized = self
+            .inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(fatal_to_cluster_error)?;
+        let founder = options.members.iter().map(|m| m.node_id).min();
+        if !initialized && options.join.is_none() && founder == Some(node_id) {
+            let members = cluster_mode::members_map(&options.members);
+            match self.inner.raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(error) => return Err(ClusterError::Raft(error.to_string())),
+            }
+            tracing::info!(members = options.members.len(), "formed the cluster");
         }
-        tracing::info!(
-            ms = replay_started.elapsed().as_millis() as u64,
-            "log replayed; the node leads"
-        );
-        let runtime = node.consensus_runtime();
-        let watcher = node.clone();
-        node.inner
-            .disk
-            .spawn_sampler(&runtime, move || watcher.is_stopped());
-        ticker::spawn(node.clone(), &runtime);
-        recovery::spawn_checkpoint_trigger(node.clone(), &config);
-        Ok(node)
+        if let (false, Some(via)) = (initialized, options.join.clone()) {
+            self.consensus_runtime().spawn(cluster_mode::join(self.clone(), via));
+        }
+        let mut metrics = self.metrics_watch();
+        let wait = Duration::from_millis(options.election_timeout_max_ms * 5);
+        match tokio::time::timeout(wait, metrics.wait_for(|m| m.current_leader.is_some())).await {
+            Ok(Ok(m)) => tracing::info!(leader = ?m.current_leader, term = m.current_term, "cluster member up"),
+            _ => tracing::warn!("no leader known yet; serving once one is elected"),
+        }
+        Ok(())
     }
 
     /// Stops Raft, flushes storage and releases the data directory (a new node may open it
@@ -341,6 +452,10 @@ impl Node {
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
+        }
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.registry.unregister(LEDGER_GROUP_ID);
+            let _ = cluster.stop.send(true);
         }
         let raft_outcome = self
             .inner
@@ -380,6 +495,28 @@ impl Node {
 
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub(crate) fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
+        self.inner.metrics.borrow().clone()
+    }
+
+    pub(crate) fn metrics_watch(&self) -> watch::Receiver<RaftMetrics<u64, BasicNode>> {
+        self.inner.metrics.clone()
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&cluster_mode::ClusterParts> {
+        self.inner.cluster.as_ref()
+    }
+
+    /// True while this node leads its group.
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.inner.metrics.borrow();
+        metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id)
     }
 
     /// Index of the last log entry applied to the ledger.
@@ -512,12 +649,69 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.checkpoint_entries_since_last),
         max_in_snapshot_log_to_keep: config.log_entries_kept_after_checkpoint,
         purge_batch_size: 1,
+        // An entry can carry a ~1 MiB batch: a few dozen per append keeps frames small.
+        max_payload_entries: 32,
         ..Default::default()
+    };
+    let raft_config = match &config.cluster {
+        Some(options) => Config {
+            heartbeat_interval: options.heartbeat_interval_ms,
+            election_timeout_min: options.election_timeout_min_ms,
+            election_timeout_max: options.election_timeout_max_ms,
+            ..raft_config
+        },
+        None => raft_config,
     };
     raft_config
         .validate()
         .map(Arc::new)
         .map_err(|e| ClusterError::Raft(format!("invalid Raft configuration: {e}")))
+}
+
+/// openraft's `Raft::new` with the transport the node has: peers in a cluster, none alone.
+async fn create_raft(
+    node_id: u64,
+    raft_config: Arc<Config>,
+    network: Option<transport::PeerNetwork>,
+    log_storage: log_storage::LogStorage,
+    state_machine: state_machine::LedgerStateMachine,
+) -> Result<Raft, Fatal<u64>> {
+    match network {
+        Some(network) => Raft::new(node_id, raft_config, network, log_storage, state_machine).await,
+        None => {
+            Raft::new(node_id, raft_config, network::NoPeers, log_storage, state_machine).await
+        }
+    }
+}
+
+/// Binds the node-to-node listener on the consensus runtime.
+async fn start_peer_listener(
+    options: &ClusterOptions,
+    runtime: &tokio::runtime::Handle,
+) -> Result<cluster_mode::ClusterParts, ClusterError> {
+    let registry = transport::Registry::default();
+    let (stop, stopped) = watch::channel(false);
+    let addr = options.peer_listen.clone();
+    let listening = runtime
+        .spawn({
+            let registry = registry.clone();
+            async move { transport::listen(&addr, registry, stopped).await }
+        })
+        .await
+        .map_err(|e| ClusterError::Raft(format!("peer listener task failed: {e}")))?;
+    let local = listening.map_err(|e| {
+        ClusterError::Config(format!("cannot listen for peers on {}: {e}", options.peer_listen))
+    })?;
+    tracing::info!(peer_addr = %local, "listening for peers");
+    Ok(cluster_mode::ClusterParts {
+        options: options.clone(),
+        peers: transport::Peers::default(),
+        registry,
+        peer_addr: options.peer_listen.clone(),
+        stop,
+        writes_held_until_ms: std::sync::atomic::AtomicU64::new(0),
+        elections_held_until_ms: std::sync::atomic::AtomicU64::new(0),
+    })
 }
 
 async fn stop_writer(
@@ -559,8 +753,12 @@ fn unix_time_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-impl Consensus for Node {
-    async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
+impl Node {
+    /// Proposes on this node, which must lead: stamped with this node's clock.
+    pub(crate) async fn propose_as_leader(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<CommandResult>, ProposeError> {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
         }
@@ -568,6 +766,12 @@ impl Consensus for Node {
             return Err(ProposeError::StorageUnavailable(disk_full_message(
                 free, reserve,
             )));
+        }
+        if let Some(cluster) = &self.inner.cluster {
+            if cluster.writes_held_until_ms.load(Ordering::SeqCst) > cluster_mode::unix_ms() {
+                // Leadership is moving away: the caller follows it to the new leader.
+                return Err(ProposeError::NotLeader { leader: None });
+            }
         }
         let proposal = Proposal {
             timestamp_ns: unix_time_ns(),
@@ -596,6 +800,41 @@ impl Consensus for Node {
         }
     }
 
+    /// On the leader: confirms leadership with a quorum and returns the index a linearizable
+    /// read must see (whoever reads waits until it applied that far).
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, ProposeError> {
+        let linearizable = tokio::select! {
+            biased;
+            checked = self.inner.raft.get_read_log_id() => checked.map(|(read, _)| read),
+            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
+        };
+        match linearizable {
+            Ok(read_log_id) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                tracing::warn!(error = %e, "read refused: leadership not confirmed by a quorum");
+                Err(ProposeError::NotLeader { leader: None })
+            }
+            Err(RaftError::Fatal(fatal)) => Err(fatal_to_propose_error(fatal)),
+        }
+    }
+}
+
+impl Consensus for Node {
+    async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ProposeError::ShuttingDown);
+        }
+        match self.inner.cluster {
+            Some(_) => self.propose_anywhere(commands).await,
+            None => self.propose_as_leader(commands).await,
+        }
+    }
+
     async fn read<R, F>(&self, read: F) -> Result<R, ProposeError>
     where
         R: Send + 'static,
@@ -604,27 +843,41 @@ impl Consensus for Node {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
         }
-        let linearizable = tokio::select! {
-            biased;
-            checked = self.inner.raft.ensure_linearizable() => checked,
-            fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
-        };
-        match linearizable {
-            Ok(_) => {}
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-                return Err(ProposeError::NotLeader {
-                    leader: forward.leader_id,
-                })
-            }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
-                tracing::warn!(error = %e, "read refused: leadership not confirmed by a quorum");
-                return Err(ProposeError::NotLeader { leader: None });
-            }
-            Err(RaftError::Fatal(fatal)) => return Err(fatal_to_propose_error(fatal)),
+        if self.inner.cluster.is_some() && !self.is_leader() {
+            let index = self.read_index_anywhere().await?;
+            self.wait_applied(index).await?;
+            return self.read_stale(read).await;
+        }
+        let index = self.leader_read_index().await?;
+        self.wait_applied(index).await?;
+        self.read_stale(read).await
+    }
+
+    async fn read_stale<R, F>(&self, read: F) -> Result<R, ProposeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
+    {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ProposeError::ShuttingDown);
         }
         let ledger = self.inner.shared.ledger.read().await;
         let history = self.inner.shared.history();
         Ok(read(&LedgerView::new(&ledger, &history)))
+    }
+
+    async fn cluster_status(&self) -> Option<ClusterStatus> {
+        match self.inner.cluster {
+            Some(_) => Some(Node::cluster_status(self).await),
+            None => None,
+        }
+    }
+
+    async fn cluster_admin(&self, request: AdminRequest) -> Result<(), AdminError> {
+        match self.inner.cluster {
+            Some(_) => self.admin(request).await,
+            None => Err(AdminError::NotClustered),
+        }
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ReadError> {
@@ -647,7 +900,10 @@ impl Consensus for Node {
         if let Err(fatal) = &metrics.running_state {
             return NodeHealth::Failed(self.failure_reason(fatal));
         }
-        if !(metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id)) {
+        let leads = metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id);
+        // A member serves (forwarding writes) while it knows a leader; alone, only as leader.
+        let ready = leads || (self.inner.cluster.is_some() && metrics.current_leader.is_some());
+        if !ready {
             return NodeHealth::NotReady;
         }
         match self.inner.disk.full() {

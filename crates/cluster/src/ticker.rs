@@ -20,7 +20,8 @@ pub(crate) fn spawn(node: Node, runtime: &tokio::runtime::Handle) {
             if node.is_stopped() {
                 return;
             }
-            if !node.is_serving_writes() {
+            // Only the leader ticks: a follower's tick would be one more forwarded entry.
+            if !node.is_serving_writes() || !node.is_leader() {
                 continue;
             }
             let due = node.shared().ledger.read().await.next_expiry_ns();

@@ -160,6 +160,26 @@ impl ApiError {
                     "the node cannot write to its storage",
                 )
             }
+            ProposeError::NoLeader => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                "no leader is known right now (an election is under way); retry shortly",
+            ),
+            ProposeError::Unavailable(reason) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                reason.clone(),
+            ),
+            ProposeError::OutcomeUnknown(reason) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                format!("the leader did not answer ({reason}): the write may or may not be applied; retry with the same ids"),
+            ),
+            ProposeError::ClockUnsynchronized(reason) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "clock_unsynchronized",
+                reason.clone(),
+            ),
             ProposeError::Fatal(detail) => {
                 tracing::error!(%detail, "consensus failure while serving a request");
                 Self::new(

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
+use crate::routes::cluster::{AddNodeIn, ClusterStatusOut, NodeStatusOut, TransferLeaderIn};
 use crate::routes::events::{EventOut, EventsOut};
-use crate::routes::{events, ledger, ops, wallet};
+use crate::routes::{cluster, events, ledger, ops, wallet};
 use crate::wire::{
     AccountIn, AccountOut, BalanceOut, HealthOut, ItemResult, TransferIn, TransferOut,
     WalletMoveIn, WalletOk, WalletRollbackIn,
@@ -38,6 +39,10 @@ use crate::wire::{
         wallet::balance,
         events::list,
         events::stream,
+        cluster::status,
+        cluster::add_node,
+        cluster::remove_node,
+        cluster::transfer_leader,
     ),
     components(schemas(
         AccountIn,
@@ -52,6 +57,10 @@ use crate::wire::{
         HealthOut,
         EventsOut,
         EventOut,
+        ClusterStatusOut,
+        NodeStatusOut,
+        AddNodeIn,
+        TransferLeaderIn,
         ErrorBody
     ))
 )]

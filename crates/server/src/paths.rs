@@ -15,6 +15,10 @@ pub const ROUTE_WALLET_ROLLBACK: &str = "/v1/wallet/rollback";
 pub const ROUTE_WALLET_BALANCE: &str = "/v1/wallet/{player_id}/balance";
 pub const ROUTE_EVENTS: &str = "/v1/events";
 pub const ROUTE_EVENTS_STREAM: &str = "/v1/events/stream";
+pub const ROUTE_CLUSTER_STATUS: &str = "/v1/cluster/status";
+pub const ROUTE_CLUSTER_NODES: &str = "/v1/cluster/nodes";
+pub const ROUTE_CLUSTER_NODE: &str = "/v1/cluster/nodes/{node_id}";
+pub const ROUTE_CLUSTER_LEADER: &str = "/v1/cluster/leader";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -32,6 +36,10 @@ const ROUTES: &[&str] = &[
     ROUTE_WALLET_BALANCE,
     ROUTE_EVENTS,
     ROUTE_EVENTS_STREAM,
+    ROUTE_CLUSTER_STATUS,
+    ROUTE_CLUSTER_NODES,
+    ROUTE_CLUSTER_NODE,
+    ROUTE_CLUSTER_LEADER,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

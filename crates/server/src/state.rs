@@ -103,16 +103,29 @@ impl<C: Consensus> AppState<C> {
         }
     }
 
-    /// Runs `read` against the applied ledger.
+    /// Runs `read` against the applied ledger: linearizable (a follower asks the leader for a
+    /// read index first), or this node's own state when the request opted in to stale reads.
     pub(crate) async fn read<R, F>(&self, read: F) -> Result<R, ApiError>
     where
         R: Send + 'static,
         F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
     {
-        self.shared
-            .consensus
-            .read(read)
-            .await
-            .map_err(|error| ApiError::from_propose(&error))
+        let stale = READ_STALE.try_with(|stale| *stale).unwrap_or(false);
+        let consensus = &self.shared.consensus;
+        let outcome = if stale {
+            consensus.read_stale(read).await
+        } else {
+            consensus.read(read).await
+        };
+        outcome.map_err(|error| ApiError::from_propose(&error))
     }
+
+    pub(crate) fn consensus(&self) -> &C {
+        &self.shared.consensus
+    }
+}
+
+tokio::task_local! {
+    /// Set for a request that sent `X-Read-Consistency: stale` (see `routes::read_consistency`).
+    pub(crate) static READ_STALE: bool;
 }

@@ -3,12 +3,13 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use croupier_cluster::Consensus;
 
 use crate::telemetry;
 
+pub mod cluster;
 pub mod events;
 pub mod ledger;
 pub mod ops;
@@ -40,9 +41,38 @@ pub fn router<C: Consensus>(state: AppState<C>) -> Router {
         .route(ROUTE_WALLET_BALANCE, get(wallet::balance::<C>))
         .route(ROUTE_EVENTS, get(events::list::<C>))
         .route(ROUTE_EVENTS_STREAM, get(events::stream::<C>))
+        .route(ROUTE_CLUSTER_STATUS, get(cluster::status::<C>))
+        .route(ROUTE_CLUSTER_NODES, post(cluster::add_node::<C>))
+        .route(ROUTE_CLUSTER_NODE, delete(cluster::remove_node::<C>))
+        .route(ROUTE_CLUSTER_LEADER, post(cluster::transfer_leader::<C>))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))
+        .layer(middleware::from_fn(read_consistency))
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)
+}
+
+/// Header by which a read opts in to this node's own, possibly stale, state.
+pub const READ_CONSISTENCY_HEADER: &str = "x-read-consistency";
+
+/// Reads are linearizable unless the request says `X-Read-Consistency: stale`; anything else
+/// in that header is refused so a typo does not silently give the default.
+async fn read_consistency(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stale = match request.headers().get(READ_CONSISTENCY_HEADER) {
+        None => false,
+        Some(value) if value.as_bytes().eq_ignore_ascii_case(b"stale") => true,
+        Some(value) if value.as_bytes().eq_ignore_ascii_case(b"linearizable") => false,
+        Some(_) => {
+            return crate::error::ApiError::invalid_request(
+                "X-Read-Consistency must be \"linearizable\" (the default) or \"stale\"",
+            )
+            .into_response()
+        }
+    };
+    crate::state::READ_STALE.scope(stale, next.run(request)).await
 }

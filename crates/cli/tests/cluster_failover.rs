@@ -1,0 +1,304 @@
+//! A three-node cluster of real `croupier serve` processes on 127.0.0.1: clients write to every
+//! node while the leader is killed with SIGKILL; a new leader takes over, no acknowledged
+//! transfer is lost, none is applied twice, the old leader catches up when restarted, and all
+//! three replicas end with the same transfers and balances.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const NODES: usize = 3;
+const CLEARING: u128 = 1;
+const TARGETS: u128 = 6;
+const CLIENTS: u128 = 6;
+const ACKS_BEFORE_KILL_MIN: u64 = 300;
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(port: u16) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Api {
+            base: format!("http://127.0.0.1:{port}"),
+            agent,
+        }
+    }
+
+    fn get(&self, path: &str, stale: bool) -> Result<(u16, Value, Option<String>), ureq::Error> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if stale {
+            request = request.header("x-read-consistency", "stale");
+        }
+        let mut response = request.call()?;
+        let status = response.status().as_u16();
+        let cursor = response
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = response.body_mut().read_to_string()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null), cursor))
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ureq::Error> {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct Node {
+    dir: PathBuf,
+    config: PathBuf,
+    id: u64,
+    api_port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
+            .args(["serve", "--node-id", &self.id.to_string(), "--data-dir"])
+            .arg(&self.dir)
+            .arg("--cluster-config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn croupier serve");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+
+    fn api(&self) -> Api {
+        Api::new(self.api_port)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn cluster(root: &Path) -> Vec<Node> {
+    let ports: Vec<(u16, u16)> = (0..NODES).map(|_| (free_port(), free_port())).collect();
+    let config = root.join("cluster.toml");
+    let mut text = String::new();
+    for (i, (api, peer)) in ports.iter().enumerate() {
+        text += &format!(
+            "[[node]]\nid = {}\napi = \"127.0.0.1:{api}\"\npeer = \"127.0.0.1:{peer}\"\n\n",
+            i + 1
+        );
+    }
+    std::fs::write(&config, text).unwrap();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (api, _))| Node {
+            dir: root.join(format!("node-{i}")),
+            config: config.clone(),
+            id: i as u64 + 1,
+            api_port: *api,
+            child: None,
+        })
+        .collect()
+}
+
+/// The leader's id as the node at `api` sees it, once one is known.
+fn leader(api: &Api) -> Option<u64> {
+    match api.get("/v1/cluster/status", false) {
+        Ok((200, status, _)) => status["leader_id"].as_u64(),
+        _ => None,
+    }
+}
+
+fn wait_for_leader(nodes: &[Node], not: Option<u64>) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for node in nodes.iter().filter(|n| n.child.is_some()) {
+            if let Some(id) = leader(&node.api()) {
+                if Some(id) != not {
+                    return id;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn transfer(id: u128) -> Value {
+    json!({"id": id.to_string(), "debit_account_id": CLEARING.to_string(),
+           "credit_account_id": (100 + id % TARGETS).to_string(), "amount": (id % 7) as u64 + 1,
+           "ledger": "EUR"})
+}
+
+fn create_accounts(api: &Api) {
+    let mut accounts = vec![json!({"id": CLEARING.to_string(), "ledger": "EUR", "kind": "clearing"})];
+    for t in 0..TARGETS {
+        accounts.push(json!({"id": (100 + t).to_string(), "ledger": "EUR", "kind": "player"}));
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok((200, _)) = api.post("/v1/accounts", &Value::Array(accounts.clone())) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "accounts not created");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every transfer id on the target accounts, read from one node (paged).
+fn transfers_on(api: &Api) -> Vec<u128> {
+    let mut ids = Vec::new();
+    for t in 0..TARGETS {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/accounts/{}/transfers?limit=8189", 100 + t);
+            if let Some(c) = &cursor {
+                path += &format!("&cursor={c}");
+            }
+            let (status, page, next) = api.get(&path, true).expect("read transfers");
+            assert_eq!(status, 200, "{page}");
+            for transfer in page.as_array().unwrap() {
+                ids.push(transfer["id"].as_str().unwrap().parse::<u128>().unwrap());
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+#[derive(Default)]
+struct Outcomes {
+    acked: BTreeSet<u128>,
+    sent: BTreeSet<u128>,
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path());
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    let first_leader = wait_for_leader(&nodes, None);
+    create_accounts(&nodes[0].api());
+    let outcomes = Mutex::new(Outcomes::default());
+    let acks = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let killed_at = Mutex::new(None::<Instant>);
+    let first_ack_after_kill = Mutex::new(None::<Duration>);
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let (outcomes, acks, stop, ports) = (&outcomes, &acks, &stop, &ports);
+            let (killed_at, first_ack_after_kill) = (&killed_at, &first_ack_after_kill);
+            scope.spawn(move || {
+                let mut n = 0u128;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = (client + 1) * 1_000_000 + n;
+                    n += 1;
+                    let api = Api::new(ports[(n as usize + client as usize) % NODES]);
+                    outcomes.lock().unwrap().sent.insert(id);
+                    let sent_at = Instant::now();
+                    if let Ok((200, answer)) = api.post("/v1/transfers", &json!([transfer(id)])) {
+                        assert_eq!(answer[0]["result"], "ok", "fresh id {id}: {answer}");
+                        outcomes.lock().unwrap().acked.insert(id);
+                        acks.fetch_add(1, Ordering::SeqCst);
+                        if let Some(at) = *killed_at.lock().unwrap() {
+                            if sent_at > at {
+                                first_ack_after_kill.lock().unwrap().get_or_insert(at.elapsed());
+                            }
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            });
+        }
+        let deadline = Instant::now() + WAIT;
+        while acks.load(Ordering::SeqCst) < ACKS_BEFORE_KILL_MIN {
+            assert!(Instant::now() < deadline, "no write progress before the kill");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let leader_index = (first_leader - 1) as usize;
+        *killed_at.lock().unwrap() = Some(Instant::now());
+        nodes[leader_index].kill();
+        let new_leader = wait_for_leader(&nodes, Some(first_leader));
+        assert_ne!(new_leader, first_leader);
+        let acked_at_kill = acks.load(Ordering::SeqCst);
+        let deadline = Instant::now() + WAIT;
+        while acks.load(Ordering::SeqCst) < acked_at_kill + ACKS_BEFORE_KILL_MIN {
+            assert!(Instant::now() < deadline, "no write progress after the fail-over");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        nodes[leader_index].start();
+        std::thread::sleep(Duration::from_millis(1_000));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let failover = first_ack_after_kill.lock().unwrap().expect("a write after the kill");
+    eprintln!("first acknowledged write {failover:?} after the leader's SIGKILL");
+    let outcomes = outcomes.into_inner().unwrap();
+    // Every replica, once caught up, holds each acknowledged transfer exactly once and nothing
+    // that was never sent, and all replicas hold the same transfers.
+    let deadline = Instant::now() + WAIT;
+    let replicas: BTreeMap<u64, Vec<u128>> = loop {
+        let replicas: BTreeMap<u64, Vec<u128>> =
+            nodes.iter().map(|n| (n.id, transfers_on(&n.api()))).collect();
+        let first = replicas.values().next().unwrap();
+        if replicas.values().all(|ids| ids == first) || Instant::now() > deadline {
+            break replicas;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (id, ids) in &replicas {
+        let unique: BTreeSet<u128> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "node {id}: a transfer applied twice");
+        let lost: Vec<&u128> = outcomes.acked.difference(&unique).take(5).collect();
+        assert!(lost.is_empty(), "node {id}: acknowledged transfers missing: {lost:?}");
+        assert!(unique.is_subset(&outcomes.sent), "node {id}: a transfer nobody sent");
+    }
+    let first = replicas.values().next().unwrap();
+    assert!(replicas.values().all(|ids| ids == first), "replicas differ");
+}

@@ -1,0 +1,232 @@
+//! The calling side: one TCP connection per peer address, shared by every group and every
+//! caller, with requests pipelined on it and answers matched by request id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+
+/// Frames queued for a connection's writer before callers wait (each caller waits for its
+/// answer anyway, so this is the number of requests in flight per peer).
+const OUTGOING_FRAMES_MAX: usize = 256;
+/// How long to wait for a TCP connection to a peer.
+const CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+/// Why a call to a peer did not get an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The request never reached the peer (connection refused, connect timeout).
+    #[error("peer {addr} is unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The request may have reached the peer but no answer came (timeout, connection lost).
+    #[error("no answer from peer {addr}: {reason}")]
+    NoAnswer { addr: String, reason: String },
+    /// The peer answered with an error.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+type Answer = Result<Vec<u8>, CallError>;
+
+/// Connections to peers, by address. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Peers {
+    connections: Arc<Mutex<HashMap<String, Arc<Connection>>>>,
+}
+
+impl Peers {
+    /// Sends one request and waits for its answer, at most `timeout`.
+    pub(crate) async fn call(
+        &self,
+        addr: &str,
+        group_id: u64,
+        kind: Kind,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Answer {
+        let connection = self.connection(addr).await?;
+        let call = connection.call(group_id, kind, payload);
+        match tokio::time::timeout(timeout, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(CallError::NoAnswer {
+                addr: addr.to_string(),
+                reason: format!("timed out after {} ms", timeout.as_millis()),
+            }),
+        }
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Arc<Connection>, CallError> {
+        if let Some(connection) = self.lock().get(addr) {
+            if !connection.is_closed() {
+                return Ok(Arc::clone(connection));
+            }
+        }
+        let connection = Arc::new(Connection::open(addr).await?);
+        self.lock().insert(addr.to_string(), Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Connection>>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Opens a TCP connection to a peer (with Nagle off: every frame is a message someone waits on).
+pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+    let unreachable = |reason: String| CallError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let connect = TcpStream::connect(addr);
+    let stream = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
+        .await
+        .map_err(|_| unreachable(format!("connect timed out after {CONNECT_TIMEOUT_MS} ms")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+struct Connection {
+    addr: String,
+    outgoing: mpsc::Sender<Frame>,
+    pending: Arc<Mutex<Pending>>,
+    next_request_id: AtomicU64,
+}
+
+/// Callers waiting for answers; once the connection is lost, `closed` says why.
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+    closed: Option<String>,
+}
+
+impl Connection {
+    async fn open(addr: &str) -> Result<Connection, CallError> {
+        let stream = connect(addr).await?;
+        let (read_half, write_half) = stream.into_split();
+        let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES_MAX);
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        tokio::spawn(write_frames(write_half, frames, Arc::clone(&pending), addr.to_string()));
+        tokio::spawn(read_answers(read_half, Arc::clone(&pending), addr.to_string()));
+        Ok(Connection {
+            addr: addr.to_string(),
+            outgoing,
+            pending,
+            next_request_id: AtomicU64::new(1),
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        lock(&self.pending).closed.is_some() || self.outgoing.is_closed()
+    }
+
+    async fn call(&self, group_id: u64, kind: Kind, payload: Vec<u8>) -> Answer {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        {
+            let mut pending = lock(&self.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(self.no_answer(reason.clone()));
+            }
+            pending.waiting.insert(request_id, answer);
+        }
+        let frame = Frame {
+            kind: kind as u8,
+            request_id,
+            group_id,
+            payload,
+        };
+        // A caller that gives up (timeout) leaves its entry behind; the answer, or the
+        // connection's end, removes it.
+        if self.outgoing.send(frame).await.is_err() {
+            lock(&self.pending).waiting.remove(&request_id);
+            return Err(self.no_answer("connection closed".to_string()));
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(self.no_answer("connection closed".to_string())))
+    }
+
+    fn no_answer(&self, reason: String) -> CallError {
+        CallError::NoAnswer {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fails every waiting caller and refuses new ones.
+fn close(pending: &Mutex<Pending>, addr: &str, reason: String) {
+    let waiting = {
+        let mut pending = lock(pending);
+        pending.closed.get_or_insert(reason.clone());
+        std::mem::take(&mut pending.waiting)
+    };
+    for (_, answer) in waiting {
+        let _ = answer.send(Err(CallError::NoAnswer {
+            addr: addr.to_string(),
+            reason: reason.clone(),
+        }));
+    }
+}
+
+async fn write_frames(
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut frames: mpsc::Receiver<Frame>,
+    pending: Arc<Mutex<Pending>>,
+    addr: String,
+) {
+    let mut writer = BufWriter::with_capacity(256 << 10, write_half);
+    let mut bytes = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        bytes.clear();
+        frame.encode(&mut bytes);
+        let mut written = writer.write_all(&bytes).await;
+        // Flush only when nothing else is queued: frames queued together share a write.
+        if written.is_ok() && frames.is_empty() {
+            written = writer.flush().await;
+        }
+        if let Err(error) = written {
+            close(&pending, &addr, format!("write failed: {error}"));
+            return;
+        }
+        if lock(&pending).closed.is_some() {
+            return;
+        }
+    }
+}
+
+async fn read_answers(
+    mut read_half: tokio::net::tcp::OwnedReadHalf,
+    pending: Arc<Mutex<Pending>>,
+    addr: String,
+) {
+    let reason = loop {
+        let frame = match read_frame(&mut read_half).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break "the peer closed the connection".to_string(),
+            Err(error) => break format!("read failed: {error}"),
+        };
+        let answer = if frame.kind == ERROR {
+            Err(CallError::Remote(RemoteError::decode(&frame.payload)))
+        } else if frame.kind & RESPONSE != 0 {
+            Ok(frame.payload)
+        } else {
+            break format!("the peer sent a request kind {} on a client connection", frame.kind);
+        };
+        if let Some(waiting) = lock(&pending).waiting.remove(&frame.request_id) {
+            let _ = waiting.send(answer);
+        }
+    };
+    close(&pending, &addr, reason);
+}

@@ -1,0 +1,223 @@
+//! The node-to-node frame: one request or response on a TCP connection.
+//!
+//! ```text
+//! u32 body_len | u8 kind | u64 request_id | u64 group_id | payload (body_len - 17 bytes)
+//! ```
+//! Little-endian. `group_id` names the Raft group the message is for, so one listener and one
+//! connection per peer serve every group a process hosts. A response carries the request's id
+//! and kind with `RESPONSE` set, or `ERROR` with an encoded `RemoteError`. Requests on one
+//! connection are pipelined: responses come back in any order and are matched by id.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Fixed part of a frame after the length field.
+pub(crate) const HEADER_BYTES: usize = 1 + 8 + 8;
+/// The largest frame accepted: a batch of log entries (each at most a few MiB) fits well below.
+pub(crate) const FRAME_BYTES_MAX: usize = 256 << 20;
+
+/// Set on the kind of a response frame.
+pub(crate) const RESPONSE: u8 = 0x80;
+/// The kind of an error response (payload: `RemoteError`).
+pub(crate) const ERROR: u8 = 0xFF;
+
+/// What a frame carries. Requests; a response is `kind | RESPONSE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    AppendEntries = 1,
+    Vote = 2,
+    /// Opens a checkpoint stream on a connection of its own: vote and snapshot meta.
+    SnapshotBegin = 3,
+    /// A piece of the checkpoint archive.
+    SnapshotChunk = 4,
+    /// The archive is complete: install it (answers a `SnapshotResponse`).
+    SnapshotEnd = 5,
+    /// A follower hands a batch of commands to the leader.
+    Propose = 6,
+    /// A follower asks the leader for an index to read at (linearizable follower reads).
+    ReadIndex = 7,
+    /// This node's role, term and log positions.
+    Status = 8,
+    /// The peer's wall clock (cluster clock check).
+    Clock = 9,
+    /// Membership and leadership changes, forwarded to the leader.
+    Admin = 10,
+    /// Stop campaigning for a while (a leadership transfer to another node is under way).
+    HoldElections = 11,
+    /// Campaign now (the target of a leadership transfer).
+    Campaign = 12,
+}
+
+impl Kind {
+    pub(crate) fn from_u8(byte: u8) -> Option<Kind> {
+        use Kind::*;
+        Some(match byte {
+            1 => AppendEntries,
+            2 => Vote,
+            3 => SnapshotBegin,
+            4 => SnapshotChunk,
+            5 => SnapshotEnd,
+            6 => Propose,
+            7 => ReadIndex,
+            8 => Status,
+            9 => Clock,
+            10 => Admin,
+            11 => HoldElections,
+            12 => Campaign,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub kind: u8,
+    pub request_id: u64,
+    pub group_id: u64,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let body_len = HEADER_BYTES + self.payload.len();
+        debug_assert!(body_len <= FRAME_BYTES_MAX);
+        out.reserve(4 + body_len);
+        out.extend_from_slice(&(body_len as u32).to_le_bytes());
+        out.push(self.kind);
+        out.extend_from_slice(&self.request_id.to_le_bytes());
+        out.extend_from_slice(&self.group_id.to_le_bytes());
+        out.extend_from_slice(&self.payload);
+    }
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream between frames.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Frame>> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let body_len = u32::from_le_bytes(len) as usize;
+    if !(HEADER_BYTES..=FRAME_BYTES_MAX).contains(&body_len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer frame of {body_len} bytes (allowed {HEADER_BYTES}..={FRAME_BYTES_MAX})"),
+        ));
+    }
+    let mut header = [0u8; HEADER_BYTES];
+    reader.read_exact(&mut header).await?;
+    let mut payload = vec![0u8; body_len - HEADER_BYTES];
+    reader.read_exact(&mut payload).await?;
+    Ok(Some(Frame {
+        kind: header[0],
+        request_id: u64::from_le_bytes(header[1..9].try_into().expect("8 bytes")),
+        group_id: u64::from_le_bytes(header[9..17].try_into().expect("8 bytes")),
+        payload,
+    }))
+}
+
+/// Why a peer refused or could not serve a request. Travels in an `ERROR` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// The peer is not the leader; it names the one it knows, if any.
+    #[error("node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// The peer hosts no such group (yet).
+    #[error("group {0} is not hosted by this node")]
+    UnknownGroup(u64),
+    /// The peer cannot serve it now (shutting down, storage unavailable, clock unsynchronized).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The request was refused as invalid (a malformed payload or a refused change).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl RemoteError {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            RemoteError::NotLeader { leader } => {
+                out.push(1);
+                out.extend_from_slice(&leader.map_or(0, |id| id.wrapping_add(1)).to_le_bytes());
+            }
+            RemoteError::UnknownGroup(group) => {
+                out.push(2);
+                out.extend_from_slice(&group.to_le_bytes());
+            }
+            RemoteError::Unavailable(message) => {
+                out.push(3);
+                out.extend_from_slice(message.as_bytes());
+            }
+            RemoteError::Refused(message) => {
+                out.push(4);
+                out.extend_from_slice(message.as_bytes());
+            }
+        }
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> RemoteError {
+        let number = |rest: &[u8]| rest.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let text = |rest: &[u8]| String::from_utf8_lossy(rest).into_owned();
+        match bytes.split_first() {
+            Some((1, rest)) => RemoteError::NotLeader {
+                leader: number(rest).and_then(|n| n.checked_sub(1)),
+            },
+            Some((2, rest)) => RemoteError::UnknownGroup(number(rest).unwrap_or(0)),
+            Some((3, rest)) => RemoteError::Unavailable(text(rest)),
+            Some((4, rest)) => RemoteError::Refused(text(rest)),
+            _ => RemoteError::Refused("malformed error frame".to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_a_clean_end_reads_as_none() {
+        let frame = Frame {
+            kind: Kind::Vote as u8,
+            request_id: 7,
+            group_id: 3,
+            payload: vec![1, 2, 3],
+        };
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        let mut reader = &bytes[..];
+        let read = read_frame(&mut reader).await.unwrap().unwrap();
+        assert_eq!((read.kind, read.request_id, read.group_id), (2, 7, 3));
+        assert_eq!(read.payload, vec![1, 2, 3]);
+        assert!(read_frame(&mut reader).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_oversized_or_undersized_length_is_refused_before_allocating() {
+        for len in [0u32, 5, (FRAME_BYTES_MAX + 1) as u32, u32::MAX] {
+            let bytes = len.to_le_bytes();
+            let mut reader = &bytes[..];
+            let error = read_frame(&mut reader).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn remote_errors_round_trip() {
+        for error in [
+            RemoteError::NotLeader { leader: Some(0) },
+            RemoteError::NotLeader { leader: Some(3) },
+            RemoteError::NotLeader { leader: None },
+            RemoteError::UnknownGroup(9),
+            RemoteError::Unavailable("disk full".into()),
+            RemoteError::Refused("bad".into()),
+        ] {
+            assert_eq!(RemoteError::decode(&error.encode()), error);
+        }
+        assert!(matches!(RemoteError::decode(&[]), RemoteError::Refused(_)));
+    }
+}

@@ -1,0 +1,215 @@
+//! openraft's `RaftNetwork` over the peer connections: each Raft RPC is one frame carrying the
+//! group id; a checkpoint streams on a connection of its own, in chunks.
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, ReplicationClosed,
+    StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, Snapshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+
+use super::client::{connect, CallError, Peers};
+use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+use crate::raft_codec as codec;
+use crate::types::{TypeConfig, Vote};
+
+type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+
+/// Bytes of checkpoint per chunk frame.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// How long the receiver may take to install a complete checkpoint before answering.
+const SNAPSHOT_INSTALL_TIMEOUT_MS: u64 = 600_000;
+
+/// Makes a client per target node of one group.
+#[derive(Clone)]
+pub(crate) struct PeerNetwork {
+    pub(crate) peers: Peers,
+    pub(crate) group_id: u64,
+}
+
+pub(crate) struct PeerClient {
+    peers: Peers,
+    group_id: u64,
+    target: u64,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        PeerClient {
+            peers: self.peers.clone(),
+            group_id: self.group_id,
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("node {target}: {error}")]
+struct PeerFailure {
+    target: u64,
+    error: String,
+}
+
+impl PeerClient {
+    async fn call(&self, kind: Kind, payload: Vec<u8>, ttl: Duration) -> Result<Vec<u8>, CallError> {
+        self.peers
+            .call(&self.addr, self.group_id, kind, payload, ttl)
+            .await
+    }
+
+    fn failure(&self, error: impl std::fmt::Display) -> PeerFailure {
+        PeerFailure {
+            target: self.target,
+            error: error.to_string(),
+        }
+    }
+
+    /// Unreachable makes openraft back off before retrying; a lost answer is a network error.
+    fn rpc_error<E: std::error::Error>(&self, error: CallError) -> RPCError<u64, BasicNode, E> {
+        match &error {
+            CallError::Unreachable { .. }
+            | CallError::Remote(RemoteError::UnknownGroup(_))
+            | CallError::Remote(RemoteError::Unavailable(_)) => {
+                RPCError::Unreachable(Unreachable::new(&self.failure(error)))
+            }
+            _ => RPCError::Network(NetworkError::new(&self.failure(error))),
+        }
+    }
+
+    fn undecodable<E: std::error::Error>(&self, error: impl std::fmt::Display) -> RPCError<u64, BasicNode, E> {
+        RPCError::Network(NetworkError::new(&self.failure(format!(
+            "undecodable answer: {error}"
+        ))))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        let mut payload = Vec::new();
+        codec::encode_append_request(&rpc, &mut payload);
+        let answer = self
+            .call(Kind::AppendEntries, payload, option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        codec::decode_append_response(&answer).map_err(|e| self.undecodable(e))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        // Checkpoints go whole through `full_snapshot`; openraft's chunked path is not used.
+        Err(RPCError::Unreachable(Unreachable::new(
+            &self.failure("chunked snapshot RPC is not used"),
+        )))
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> RpcResult<VoteResponse<u64>> {
+        let mut payload = Vec::new();
+        codec::encode_vote_request(&rpc, &mut payload);
+        let answer = self
+            .call(Kind::Vote, payload, option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        codec::decode_vote_response(&answer).map_err(|e| self.undecodable(e))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        let send = self.stream_snapshot(vote, snapshot);
+        tokio::select! {
+            sent = send => sent,
+            closed = cancel => Err(StreamingError::Closed(closed)),
+        }
+    }
+}
+
+impl PeerClient {
+    /// Sends a checkpoint: SnapshotBegin (vote, meta), the archive in chunks, SnapshotEnd, and
+    /// waits for the receiver to install it.
+    async fn stream_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot<TypeConfig>,
+    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        let unreachable =
+            |e: String| StreamingError::Unreachable(Unreachable::new(&self.failure(e)));
+        let network = |e: String| StreamingError::Network(NetworkError::new(&self.failure(e)));
+        let stream = connect(&self.addr).await.map_err(|e| unreachable(e.to_string()))?;
+        let (mut read_half, write_half) = stream.into_split();
+        let mut writer = BufWriter::with_capacity(SNAPSHOT_CHUNK_BYTES + 64, write_half);
+        let mut begin = Vec::new();
+        let vote_bytes = codec::encode_vote(&vote);
+        begin.extend_from_slice(&(vote_bytes.len() as u32).to_le_bytes());
+        begin.extend_from_slice(&vote_bytes);
+        codec::encode_snapshot_meta(&snapshot.meta, &mut begin);
+        let frame = |kind: Kind, payload: Vec<u8>| Frame {
+            kind: kind as u8,
+            request_id: 1,
+            group_id: self.group_id,
+            payload,
+        };
+        let mut bytes = Vec::new();
+        frame(Kind::SnapshotBegin, begin).encode(&mut bytes);
+        writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+        let mut data = snapshot.snapshot;
+        let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        let mut sent = 0u64;
+        loop {
+            let n = data.read(&mut chunk).await.map_err(|e| {
+                StreamingError::StorageError(openraft::StorageError::from(
+                    openraft::StorageIOError::read_snapshot(None, openraft::AnyError::error(e)),
+                ))
+            })?;
+            if n == 0 {
+                break;
+            }
+            sent += n as u64;
+            bytes.clear();
+            frame(Kind::SnapshotChunk, chunk[..n].to_vec()).encode(&mut bytes);
+            writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+        }
+        bytes.clear();
+        frame(Kind::SnapshotEnd, Vec::new()).encode(&mut bytes);
+        writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+        writer.flush().await.map_err(|e| network(e.to_string()))?;
+        tracing::info!(target_node = self.target, bytes = sent, "checkpoint sent; waiting for the install");
+        let answer = tokio::time::timeout(
+            Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS),
+            read_frame(&mut read_half),
+        )
+        .await
+        .map_err(|_| network("no answer to the checkpoint".into()))?
+        .map_err(|e| network(e.to_string()))?
+        .ok_or_else(|| network("the receiver closed the connection".into()))?;
+        match answer.kind {
+            ERROR => Err(network(RemoteError::decode(&answer.payload).to_string())),
+            kind if kind == Kind::SnapshotBegin as u8 | RESPONSE => {
+                codec::decode_snapshot_response(&answer.payload).map_err(|e| network(e.to_string()))
+            }
+            other => Err(network(format!("unexpected answer kind {other}"))),
+        }
+    }
+}

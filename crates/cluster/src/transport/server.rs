@@ -1,0 +1,195 @@
+//! The answering side: one listener per process; each request is dispatched by group id to the
+//! group that process hosts, and answered on the connection it came in on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type Reply = Result<Vec<u8>, RemoteError>;
+
+/// Answers queued on one connection before its request handlers wait.
+const ANSWERS_QUEUED_MAX: usize = 256;
+/// Checkpoint chunks buffered between the socket and the staging file.
+const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 4;
+
+/// A Raft group as the listener sees it.
+pub(crate) trait GroupService: Send + Sync + 'static {
+    /// Answers one request (every kind but the snapshot stream's).
+    fn handle(&self, kind: Kind, payload: Vec<u8>) -> BoxFuture<Reply>;
+    /// Receives a checkpoint: `begin` is the SnapshotBegin payload, `chunks` the archive's
+    /// bytes in order, then one empty chunk once SnapshotEnd arrived (a stream that breaks off
+    /// closes the channel without it).
+    fn receive_snapshot(&self, begin: Vec<u8>, chunks: mpsc::Receiver<Vec<u8>>) -> BoxFuture<Reply>;
+}
+
+/// The groups this process hosts, by id.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    groups: Arc<RwLock<HashMap<u64, Arc<dyn GroupService>>>>,
+}
+
+impl Registry {
+    pub(crate) fn register(&self, group_id: u64, service: Arc<dyn GroupService>) {
+        self.groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group_id, service);
+    }
+
+    pub(crate) fn unregister(&self, group_id: u64) {
+        self.groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group_id);
+    }
+
+    fn get(&self, group_id: u64) -> Result<Arc<dyn GroupService>, RemoteError> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group_id)
+            .cloned()
+            .ok_or(RemoteError::UnknownGroup(group_id))
+    }
+}
+
+/// Binds the node-to-node listener and serves it until the runtime stops or `stop` fires.
+pub(crate) async fn listen(
+    addr: &str,
+    registry: Registry,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    tokio::spawn(accept_loop(listener, registry, stop));
+    Ok(local_addr)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    registry: Registry,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let registry = registry.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Err(reason) = serve_connection(stream, registry, stop).await {
+                        tracing::debug!(%peer, %reason, "peer connection ended");
+                    }
+                });
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "cannot accept a peer connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    registry: Registry,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (mut read_half, write_half) = stream.into_split();
+    let (answers, queued) = mpsc::channel::<Frame>(ANSWERS_QUEUED_MAX);
+    tokio::spawn(write_answers(write_half, queued));
+    let mut snapshot: Option<mpsc::Sender<Vec<u8>>> = None;
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut read_half) => frame.map_err(|e| e.to_string())?,
+            _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+        };
+        let Some(frame) = frame else { return Ok(()) };
+        let Some(kind) = Kind::from_u8(frame.kind) else {
+            return Err(format!("unknown request kind {}", frame.kind));
+        };
+        match kind {
+            Kind::SnapshotChunk => {
+                let Some(chunks) = &snapshot else {
+                    return Err("a checkpoint chunk outside a checkpoint stream".into());
+                };
+                if chunks.send(frame.payload).await.is_err() {
+                    // The receiving side gave up and answered already; drop the rest.
+                    snapshot = None;
+                }
+            }
+            Kind::SnapshotEnd => {
+                // An empty chunk marks the end: a stream that breaks off closes the channel
+                // without it, and the receiver discards what it got.
+                if let Some(chunks) = snapshot.take() {
+                    let _ = chunks.send(Vec::new()).await;
+                }
+            }
+            Kind::SnapshotBegin => {
+                let (chunks, receiver) = mpsc::channel(SNAPSHOT_CHUNKS_QUEUED_MAX);
+                snapshot = Some(chunks);
+                spawn_answer(&registry, frame, answers.clone(), move |service, payload| {
+                    service.receive_snapshot(payload, receiver)
+                });
+            }
+            _ => spawn_answer(&registry, frame, answers.clone(), move |service, payload| {
+                service.handle(kind, payload)
+            }),
+        }
+    }
+}
+
+fn spawn_answer<F>(registry: &Registry, frame: Frame, answers: mpsc::Sender<Frame>, call: F)
+where
+    F: FnOnce(Arc<dyn GroupService>, Vec<u8>) -> BoxFuture<Reply> + Send + 'static,
+{
+    let service = registry.get(frame.group_id);
+    tokio::spawn(async move {
+        let reply = match service {
+            Ok(service) => call(service, frame.payload).await,
+            Err(error) => Err(error),
+        };
+        let (kind, payload) = match reply {
+            Ok(payload) => (frame.kind | RESPONSE, payload),
+            Err(error) => (ERROR, error.encode()),
+        };
+        let _ = answers
+            .send(Frame {
+                kind,
+                request_id: frame.request_id,
+                group_id: frame.group_id,
+                payload,
+            })
+            .await;
+    });
+}
+
+async fn write_answers(write_half: tokio::net::tcp::OwnedWriteHalf, mut queued: mpsc::Receiver<Frame>) {
+    let mut writer = BufWriter::with_capacity(256 << 10, write_half);
+    let mut bytes = Vec::new();
+    while let Some(frame) = queued.recv().await {
+        bytes.clear();
+        frame.encode(&mut bytes);
+        let mut written = writer.write_all(&bytes).await;
+        if written.is_ok() && queued.is_empty() {
+            written = writer.flush().await;
+        }
+        if written.is_err() {
+            return;
+        }
+    }
+}
