@@ -198,8 +198,17 @@ fn read_cluster_file(path: &std::path::Path) -> anyhow::Result<Vec<croupier_clus
         .with_context(|| format!("the cluster config {} is not valid", path.display()))?;
     let mut ids = std::collections::BTreeSet::new();
     for member in &file.node {
-        anyhow::ensure!(member.id > 0, "{}: node ids must be positive", path.display());
-        anyhow::ensure!(ids.insert(member.id), "{}: node id {} appears twice", path.display(), member.id);
+        anyhow::ensure!(
+            member.id > 0,
+            "{}: node ids must be positive",
+            path.display()
+        );
+        anyhow::ensure!(
+            ids.insert(member.id),
+            "{}: node id {} appears twice",
+            path.display(),
+            member.id
+        );
     }
     Ok(file
         .node
@@ -221,11 +230,20 @@ fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::
     };
     let this = members.iter().find(|m| m.node_id == args.node_id);
     if args.cluster_config.is_some() && this.is_none() {
-        anyhow::bail!("--node-id {} is not among the members of the cluster config", args.node_id);
+        anyhow::bail!(
+            "--node-id {} is not among the members of the cluster config",
+            args.node_id
+        );
     }
-    let peer_listen = args.peer_listen.clone().or_else(|| this.map(|m| m.peer_addr.clone()));
+    let peer_listen = args
+        .peer_listen
+        .clone()
+        .or_else(|| this.map(|m| m.peer_addr.clone()));
     let Some(peer_listen) = peer_listen else {
-        anyhow::ensure!(args.join.is_none(), "--join needs --peer-listen (where the cluster reaches this node)");
+        anyhow::ensure!(
+            args.join.is_none(),
+            "--join needs --peer-listen (where the cluster reaches this node)"
+        );
         return Ok(None);
     };
     resolve(&peer_listen).context("--peer-listen")?;
@@ -234,7 +252,10 @@ fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::
         .clone()
         .or_else(|| this.map(|m| m.api_addr.clone()))
         .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    anyhow::ensure!(args.heartbeat_ms >= 10, "--heartbeat-ms must be at least 10");
+    anyhow::ensure!(
+        args.heartbeat_ms >= 10,
+        "--heartbeat-ms must be at least 10"
+    );
     let mut options = croupier_cluster::ClusterOptions::new(peer_listen, api_addr);
     options.members = members;
     options.join = args.join.clone();

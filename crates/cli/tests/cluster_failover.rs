@@ -50,7 +50,11 @@ impl Api {
             .get("x-next-cursor")
             .map(|v| v.to_str().unwrap().to_string());
         let text = response.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null), cursor))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            cursor,
+        ))
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ureq::Error> {
@@ -76,6 +80,7 @@ struct Node {
     id: u64,
     api_port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl Node {
@@ -90,6 +95,7 @@ impl Node {
             .arg(&self.dir)
             .arg("--cluster-config")
             .arg(&self.config)
+            .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -136,6 +142,7 @@ fn cluster(root: &Path) -> Vec<Node> {
             id: i as u64 + 1,
             api_port: *api,
             child: None,
+            extra: Vec::new(),
         })
         .collect()
 }
@@ -170,7 +177,8 @@ fn transfer(id: u128) -> Value {
 }
 
 fn create_accounts(api: &Api) {
-    let mut accounts = vec![json!({"id": CLEARING.to_string(), "ledger": "EUR", "kind": "clearing"})];
+    let mut accounts =
+        vec![json!({"id": CLEARING.to_string(), "ledger": "EUR", "kind": "clearing"})];
     for t in 0..TARGETS {
         accounts.push(json!({"id": (100 + t).to_string(), "ledger": "EUR", "kind": "player"}));
     }
@@ -248,7 +256,10 @@ fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled()
                         acks.fetch_add(1, Ordering::SeqCst);
                         if let Some(at) = *killed_at.lock().unwrap() {
                             if sent_at > at {
-                                first_ack_after_kill.lock().unwrap().get_or_insert(at.elapsed());
+                                first_ack_after_kill
+                                    .lock()
+                                    .unwrap()
+                                    .get_or_insert(at.elapsed());
                             }
                         }
                     } else {
@@ -259,7 +270,10 @@ fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled()
         }
         let deadline = Instant::now() + WAIT;
         while acks.load(Ordering::SeqCst) < ACKS_BEFORE_KILL_MIN {
-            assert!(Instant::now() < deadline, "no write progress before the kill");
+            assert!(
+                Instant::now() < deadline,
+                "no write progress before the kill"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         let leader_index = (first_leader - 1) as usize;
@@ -270,22 +284,30 @@ fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled()
         let acked_at_kill = acks.load(Ordering::SeqCst);
         let deadline = Instant::now() + WAIT;
         while acks.load(Ordering::SeqCst) < acked_at_kill + ACKS_BEFORE_KILL_MIN {
-            assert!(Instant::now() < deadline, "no write progress after the fail-over");
+            assert!(
+                Instant::now() < deadline,
+                "no write progress after the fail-over"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         nodes[leader_index].start();
         std::thread::sleep(Duration::from_millis(1_000));
         stop.store(true, Ordering::SeqCst);
     });
-    let failover = first_ack_after_kill.lock().unwrap().expect("a write after the kill");
+    let failover = first_ack_after_kill
+        .lock()
+        .unwrap()
+        .expect("a write after the kill");
     eprintln!("first acknowledged write {failover:?} after the leader's SIGKILL");
     let outcomes = outcomes.into_inner().unwrap();
     // Every replica, once caught up, holds each acknowledged transfer exactly once and nothing
     // that was never sent, and all replicas hold the same transfers.
     let deadline = Instant::now() + WAIT;
     let replicas: BTreeMap<u64, Vec<u128>> = loop {
-        let replicas: BTreeMap<u64, Vec<u128>> =
-            nodes.iter().map(|n| (n.id, transfers_on(&n.api()))).collect();
+        let replicas: BTreeMap<u64, Vec<u128>> = nodes
+            .iter()
+            .map(|n| (n.id, transfers_on(&n.api())))
+            .collect();
         let first = replicas.values().next().unwrap();
         if replicas.values().all(|ids| ids == first) || Instant::now() > deadline {
             break replicas;
@@ -294,11 +316,64 @@ fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled()
     };
     for (id, ids) in &replicas {
         let unique: BTreeSet<u128> = ids.iter().copied().collect();
-        assert_eq!(unique.len(), ids.len(), "node {id}: a transfer applied twice");
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "node {id}: a transfer applied twice"
+        );
         let lost: Vec<&u128> = outcomes.acked.difference(&unique).take(5).collect();
-        assert!(lost.is_empty(), "node {id}: acknowledged transfers missing: {lost:?}");
-        assert!(unique.is_subset(&outcomes.sent), "node {id}: a transfer nobody sent");
+        assert!(
+            lost.is_empty(),
+            "node {id}: acknowledged transfers missing: {lost:?}"
+        );
+        assert!(
+            unique.is_subset(&outcomes.sent),
+            "node {id}: a transfer nobody sent"
+        );
     }
     let first = replicas.values().next().unwrap();
     assert!(replicas.values().all(|ids| ids == first), "replicas differ");
+}
+
+fn account_timestamp_ns(api: &Api, id: u128) -> u64 {
+    let (status, account, _) = api.get(&format!("/v1/accounts/{id}"), false).expect("read");
+    assert_eq!(status, 200, "{account}");
+    account["timestamp"].as_u64().expect("timestamp")
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn a_leader_whose_clock_is_off_hands_over_and_ledger_time_does_not_jump() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path());
+    // Node 1 forms the cluster and usually leads first; its clock runs a minute ahead.
+    nodes[0].extra = vec!["--fault-clock-offset-ms".into(), "60000".into()];
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_leader(&nodes, None);
+    let api = nodes[1].api();
+    create_accounts(&api);
+    let deadline = Instant::now() + WAIT;
+    while leader(&api) == Some(1) {
+        assert!(Instant::now() < deadline, "the skewed leader kept leading");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stamped = account_timestamp_ns(&api, CLEARING);
+    let now = unix_ns();
+    assert!(
+        stamped < now + 5_000_000_000,
+        "ledger time moved to the skewed clock: stamped {stamped}, now {now}"
+    );
+    let log = std::fs::read_to_string(nodes[0].dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("clock is off"),
+        "the refusal is not logged:\n{log}"
+    );
 }

@@ -10,6 +10,7 @@ use croupier_core::command::Proposal;
 use croupier_core::{Command, CommandResult};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
+use crate::clock::{ClockGuard, ClockVerdict};
 use crate::transport::{CallError, Kind, Peers, Registry, RemoteError};
 use crate::{Node, ProposeError};
 
@@ -73,6 +74,149 @@ pub(crate) struct ClusterParts {
     pub(crate) writes_held_until_ms: AtomicU64,
     /// Until this many ms since the Unix epoch, this node does not campaign.
     pub(crate) elections_held_until_ms: AtomicU64,
+    /// The leader's view of its peers' clocks.
+    pub(crate) clock: std::sync::Mutex<ClockGuard>,
+    /// When a clock refusal was last logged (ms since the Unix epoch): one line a second.
+    pub(crate) clock_warned_ms: AtomicU64,
+}
+
+/// How often a leader samples its voters' clocks.
+const CLOCK_SAMPLE_INTERVAL_MS: u64 = 500;
+/// A clock sample older than this no longer counts.
+pub(crate) const CLOCK_SAMPLE_AGE_MAX_MS: u64 = 5_000;
+
+/// While this node leads, samples every voter's wall clock (one round trip each) so proposals
+/// can be checked against a quorum's time.
+pub(crate) fn spawn_clock_sampler(node: Node) {
+    node.consensus_runtime().spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(CLOCK_SAMPLE_INTERVAL_MS));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if node.is_stopped() {
+                return;
+            }
+            if node.is_leader() {
+                sample_clocks(&node).await;
+                if check_leader_clock(&node).is_err() {
+                    step_down_for_clock(&node).await;
+                }
+            }
+        }
+    });
+}
+
+async fn sample_clocks(node: &Node) {
+    let Some(cluster) = node.cluster() else {
+        return;
+    };
+    let metrics = node.metrics();
+    let membership = metrics.membership_config.membership();
+    let peers: Vec<(u64, String)> = membership
+        .voter_ids()
+        .filter(|id| *id != node.node_id())
+        .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+        .collect();
+    let asks = peers.iter().map(|(peer, addr)| async move {
+        let t0 = wall_clock_ns(node);
+        let timeout = Duration::from_millis(PEER_QUERY_TIMEOUT_MS);
+        let answer = cluster
+            .peers
+            .call(addr, LEDGER_GROUP_ID, Kind::Clock, Vec::new(), timeout)
+            .await;
+        let t1 = wall_clock_ns(node);
+        let remote = answer
+            .ok()?
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))?;
+        Some((*peer, t0, remote, t1))
+    });
+    let samples = futures_util::future::join_all(asks).await;
+    let mut clock = cluster.clock.lock().unwrap_or_else(|p| p.into_inner());
+    for (peer, t0, remote, t1) in samples.into_iter().flatten() {
+        clock.record(peer, t0, remote, t1, std::time::Instant::now());
+    }
+}
+
+/// A leader whose clock is off hands leadership to a voter with the whole log and does not
+/// campaign while its clock stays off: the cluster keeps taking writes, stamped by a good clock.
+async fn step_down_for_clock(node: &Node) {
+    let metrics = node.metrics();
+    let target = metrics.replication.as_ref().and_then(|replication| {
+        replication
+            .iter()
+            .filter(|(id, _)| **id != node.node_id())
+            .filter(|(id, _)| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == **id)
+            })
+            .max_by_key(|(_, matched)| matched.map(|m| m.index))
+            .map(|(id, _)| *id)
+    });
+    let Some(target) = target else { return };
+    tracing::warn!(
+        target,
+        "handing leadership over: this node's clock is off its peers'"
+    );
+    let hold = Duration::from_millis(CLOCK_SAMPLE_AGE_MAX_MS * 2);
+    if let Err(error) = transfer_leadership(node, target).await {
+        tracing::warn!(%error, "leadership hand-over failed; proposals stay refused");
+    }
+    hold_elections(node, hold);
+}
+
+fn clock_verdict(node: &Node, cluster: &ClusterParts) -> ClockVerdict {
+    let voters: Vec<u64> = node
+        .metrics()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    cluster
+        .clock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .verdict(node.node_id(), &voters, std::time::Instant::now())
+}
+
+/// Before a leader stamps an entry: its clock must not be off a quorum's by more than the
+/// bound. Right after an election there are no fresh samples yet: take them now (one round
+/// trip); if peers still do not answer, the proposal goes on (it cannot commit without them).
+pub(crate) async fn ensure_leader_clock(node: &Node) -> Result<(), ProposeError> {
+    let Some(cluster) = node.cluster() else {
+        return Ok(());
+    };
+    if matches!(clock_verdict(node, cluster), ClockVerdict::Unknown) {
+        sample_clocks(node).await;
+    }
+    check_leader_clock(node)
+}
+
+/// Refuses a proposal when this leader's clock is off a quorum's by more than the bound.
+pub(crate) fn check_leader_clock(node: &Node) -> Result<(), ProposeError> {
+    let Some(cluster) = node.cluster() else {
+        return Ok(());
+    };
+    let ClockVerdict::Skewed { offset_ns } = clock_verdict(node, cluster) else {
+        return Ok(());
+    };
+    metrics::counter!(crate::metric_names::CLOCK_REFUSALS).increment(1);
+    let offset_ms = offset_ns / 1_000_000;
+    let now_ms = unix_ms();
+    if cluster.clock_warned_ms.swap(now_ms, Ordering::SeqCst) + 1_000 <= now_ms {
+        tracing::warn!(
+            offset_ms,
+            bound_ms = cluster.options.clock_skew_max_ms,
+            "this leader's clock is off its peers': proposals refused instead of moving ledger time"
+        );
+    }
+    Err(ProposeError::ClockUnsynchronized(format!(
+        "the leader's clock is {offset_ms} ms off a quorum of its peers (bound {} ms): it refuses to stamp entries until its clock is fixed or another node leads",
+        cluster.options.clock_skew_max_ms
+    )))
 }
 
 /// Time a forwarded call may take (a proposal waits for its entry's fsync and apply).
@@ -188,7 +332,11 @@ impl LocalStatus {
     }
 
     fn decode(bytes: &[u8]) -> Option<LocalStatus> {
-        let number = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8")));
+        let number = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+        };
         Some(LocalStatus {
             node_id: number(0)?,
             role: Role::from_code(*bytes.get(8)?),
@@ -229,7 +377,10 @@ impl AdminRequest {
             .ok_or("admin request truncated")?;
         let text = || String::from_utf8(bytes[9..].to_vec()).map_err(|_| "address is not UTF-8");
         match bytes[0] {
-            1 => Ok(AdminRequest::AddNode { node_id, peer_addr: text()? }),
+            1 => Ok(AdminRequest::AddNode {
+                node_id,
+                peer_addr: text()?,
+            }),
             2 => Ok(AdminRequest::RemoveNode { node_id }),
             3 => Ok(AdminRequest::TransferLeader { node_id }),
             other => Err(format!("unknown admin request {other}")),
@@ -281,9 +432,13 @@ pub(crate) fn wall_clock_ns(node: &Node) -> u64 {
 
 /// Stops this node from campaigning for `duration` (another node is taking over).
 pub(crate) fn hold_elections(node: &Node, duration: Duration) {
-    let Some(cluster) = node.cluster() else { return };
+    let Some(cluster) = node.cluster() else {
+        return;
+    };
     let until = unix_ms() + duration.as_millis() as u64;
-    cluster.elections_held_until_ms.fetch_max(until, Ordering::SeqCst);
+    cluster
+        .elections_held_until_ms
+        .fetch_max(until, Ordering::SeqCst);
     node.raft().runtime_config().elect(false);
     let node = node.clone();
     tokio::spawn(async move {
@@ -311,7 +466,9 @@ impl Node {
 
     /// Waits up to one election for some leader to be known.
     async fn wait_for_leader(&self) -> Option<u64> {
-        let max_ms = self.cluster().map_or(1_000, |c| c.options.election_timeout_max_ms * 2);
+        let max_ms = self
+            .cluster()
+            .map_or(1_000, |c| c.options.election_timeout_max_ms * 2);
         let mut metrics = self.metrics_watch();
         let waited = tokio::time::timeout(
             Duration::from_millis(max_ms),
@@ -349,8 +506,13 @@ impl Node {
         Err(ProposeError::NoLeader)
     }
 
-    async fn forward_proposal(&self, commands: &[Command]) -> Result<Vec<CommandResult>, ProposeError> {
-        let (leader, addr) = self.leader_peer().ok_or(ProposeError::NotLeader { leader: None })?;
+    async fn forward_proposal(
+        &self,
+        commands: &[Command],
+    ) -> Result<Vec<CommandResult>, ProposeError> {
+        let (leader, addr) = self
+            .leader_peer()
+            .ok_or(ProposeError::NotLeader { leader: None })?;
         let cluster = self.cluster().expect("forwarding needs a cluster");
         let proposal = Proposal {
             timestamp_ns: 0, // the leader stamps its own time
@@ -360,19 +522,30 @@ impl Node {
         encode_proposal(&proposal, &mut payload);
         let answer = cluster
             .peers
-            .call(&addr, LEDGER_GROUP_ID, Kind::Propose, payload, Duration::from_millis(FORWARD_TIMEOUT_MS))
+            .call(
+                &addr,
+                LEDGER_GROUP_ID,
+                Kind::Propose,
+                payload,
+                Duration::from_millis(FORWARD_TIMEOUT_MS),
+            )
             .await;
         match answer {
-            Ok(bytes) => decode_results(&bytes)
-                .map_err(|e| ProposeError::OutcomeUnknown(format!("leader {leader} answered garbage: {e}"))),
-            Err(CallError::Remote(RemoteError::NotLeader { leader })) => Err(ProposeError::NotLeader { leader }),
+            Ok(bytes) => decode_results(&bytes).map_err(|e| {
+                ProposeError::OutcomeUnknown(format!("leader {leader} answered garbage: {e}"))
+            }),
+            Err(CallError::Remote(RemoteError::NotLeader { leader })) => {
+                Err(ProposeError::NotLeader { leader })
+            }
             Err(CallError::Unreachable { reason, .. }) => {
                 // Never sent: safe to report as not applied.
                 tracing::debug!(leader, %reason, "leader unreachable for a forwarded proposal");
                 Err(ProposeError::NotLeader { leader: None })
             }
             Err(CallError::Remote(remote)) => Err(ProposeError::Unavailable(remote.to_string())),
-            Err(lost @ CallError::NoAnswer { .. }) => Err(ProposeError::OutcomeUnknown(lost.to_string())),
+            Err(lost @ CallError::NoAnswer { .. }) => {
+                Err(ProposeError::OutcomeUnknown(lost.to_string()))
+            }
         }
     }
 
@@ -388,10 +561,18 @@ impl Node {
         let cluster = self.cluster().expect("a follower read needs a cluster");
         let answer = cluster
             .peers
-            .call(&addr, LEDGER_GROUP_ID, Kind::ReadIndex, Vec::new(), Duration::from_millis(FORWARD_TIMEOUT_MS))
+            .call(
+                &addr,
+                LEDGER_GROUP_ID,
+                Kind::ReadIndex,
+                Vec::new(),
+                Duration::from_millis(FORWARD_TIMEOUT_MS),
+            )
             .await
             .map_err(|e| match e {
-                CallError::Remote(RemoteError::NotLeader { leader }) => ProposeError::NotLeader { leader },
+                CallError::Remote(RemoteError::NotLeader { leader }) => {
+                    ProposeError::NotLeader { leader }
+                }
                 other => ProposeError::Unavailable(other.to_string()),
             })?;
         let index = answer
@@ -422,8 +603,11 @@ impl Node {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let nodes: Vec<(u64, BasicNode)> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-        let asks = nodes.iter().map(|(id, node)| self.ask_status(*id, node.addr.clone()));
+        let nodes: Vec<(u64, BasicNode)> =
+            membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let asks = nodes
+            .iter()
+            .map(|(id, node)| self.ask_status(*id, node.addr.clone()));
         let answers = futures_util::future::join_all(asks).await;
         let leader_last = answers
             .iter()
@@ -434,7 +618,9 @@ impl Node {
         let nodes = nodes
             .into_iter()
             .zip(answers)
-            .map(|((id, node), answer)| node_status(id, &node, answer, voters.contains(&id), leader_last))
+            .map(|((id, node), answer)| {
+                node_status(id, &node, answer, voters.contains(&id), leader_last)
+            })
             .collect();
         ClusterStatus {
             node_id: self.node_id(),
@@ -451,7 +637,13 @@ impl Node {
         let cluster = self.cluster()?;
         let answer = cluster
             .peers
-            .call(&addr, LEDGER_GROUP_ID, Kind::Status, Vec::new(), Duration::from_millis(PEER_QUERY_TIMEOUT_MS))
+            .call(
+                &addr,
+                LEDGER_GROUP_ID,
+                Kind::Status,
+                Vec::new(),
+                Duration::from_millis(PEER_QUERY_TIMEOUT_MS),
+            )
             .await
             .ok()?;
         LocalStatus::decode(&answer)
@@ -474,7 +666,11 @@ fn node_status(
     match answer {
         Some(status) => NodeStatus {
             node_id,
-            role: if voter || status.role != Role::Follower { status.role } else { Role::Learner },
+            role: if voter || status.role != Role::Follower {
+                status.role
+            } else {
+                Role::Learner
+            },
             voter,
             term: Some(status.term),
             last_log_index: Some(status.last_log_index),
@@ -499,14 +695,28 @@ fn node_status(
 
 /// Runs an admin request on the leader: here if this node leads, else forwarded once.
 pub(crate) async fn admin(node: &Node, request: AdminRequest) -> Result<(), RemoteError> {
-    let cluster = node.cluster().ok_or(RemoteError::Refused("this node is not part of a cluster".into()))?;
+    let cluster = node.cluster().ok_or(RemoteError::Refused(
+        "this node is not part of a cluster".into(),
+    ))?;
     let metrics = node.metrics();
     if metrics.current_leader == Some(node.node_id()) {
         return admin_as_leader(node, request).await;
     }
-    let (_, addr) = node.leader_peer().ok_or(RemoteError::NotLeader { leader: None })?;
+    let (_, addr) = node
+        .leader_peer()
+        .ok_or(RemoteError::NotLeader { leader: None })?;
     let timeout = Duration::from_millis(600_000); // adding a node waits for it to catch up
-    match cluster.peers.call(&addr, LEDGER_GROUP_ID, Kind::Admin, request.encode(), timeout).await {
+    match cluster
+        .peers
+        .call(
+            &addr,
+            LEDGER_GROUP_ID,
+            Kind::Admin,
+            request.encode(),
+            timeout,
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(CallError::Remote(remote)) => Err(remote),
         Err(other) => Err(RemoteError::Unavailable(other.to_string())),
@@ -537,13 +747,17 @@ async fn admin_as_leader(node: &Node, request: AdminRequest) -> Result<(), Remot
             if membership.get_node(&node_id).is_none() {
                 return Err(refused(format!("node {node_id} is not a member")));
             }
-            let voters: BTreeSet<u64> = membership.voter_ids().filter(|id| *id != node_id).collect();
+            let voters: BTreeSet<u64> =
+                membership.voter_ids().filter(|id| *id != node_id).collect();
             if voters.is_empty() {
                 return Err(refused("cannot remove the last voter".into()));
             }
-            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), false)
-                .await
-                .map_err(|e| refused(e.to_string()))?;
+            raft.change_membership(
+                ChangeMembers::RemoveVoters(BTreeSet::from([node_id])),
+                false,
+            )
+            .await
+            .map_err(|e| refused(e.to_string()))?;
             raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
                 .await
                 .map_err(|e| refused(e.to_string()))?;
@@ -564,25 +778,50 @@ async fn transfer_leadership(node: &Node, target: u64) -> Result<(), RemoteError
     }
     let membership = node.metrics().membership_config.membership().clone();
     if !membership.voter_ids().any(|id| id == target) {
-        return Err(RemoteError::Refused(format!("node {target} is not a voter")));
+        return Err(RemoteError::Refused(format!(
+            "node {target} is not a voter"
+        )));
     }
     wait_caught_up(node, target).await?;
     let lease_ms = cluster.options.election_timeout_max_ms;
     let hold_ms = lease_ms * 4;
-    cluster.writes_held_until_ms.store(unix_ms() + hold_ms, Ordering::SeqCst);
+    cluster
+        .writes_held_until_ms
+        .store(unix_ms() + hold_ms, Ordering::SeqCst);
     let raft = node.raft();
     raft.runtime_config().heartbeat(false);
     hold_elections(node, Duration::from_millis(hold_ms));
-    let addrs: BTreeMap<u64, String> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
-    for voter in membership.voter_ids().filter(|id| *id != target && *id != node.node_id()) {
+    let addrs: BTreeMap<u64, String> = membership
+        .nodes()
+        .map(|(id, n)| (*id, n.addr.clone()))
+        .collect();
+    for voter in membership
+        .voter_ids()
+        .filter(|id| *id != target && *id != node.node_id())
+    {
         let payload = hold_ms.to_le_bytes().to_vec();
         let timeout = Duration::from_millis(PEER_QUERY_TIMEOUT_MS);
-        let _ = cluster.peers.call(&addrs[&voter], LEDGER_GROUP_ID, Kind::HoldElections, payload, timeout).await;
+        let _ = cluster
+            .peers
+            .call(
+                &addrs[&voter],
+                LEDGER_GROUP_ID,
+                Kind::HoldElections,
+                payload,
+                timeout,
+            )
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(lease_ms + 50)).await;
     let campaign = cluster
         .peers
-        .call(&addrs[&target], LEDGER_GROUP_ID, Kind::Campaign, Vec::new(), Duration::from_millis(PEER_QUERY_TIMEOUT_MS))
+        .call(
+            &addrs[&target],
+            LEDGER_GROUP_ID,
+            Kind::Campaign,
+            Vec::new(),
+            Duration::from_millis(PEER_QUERY_TIMEOUT_MS),
+        )
         .await;
     let mut metrics = node.metrics_watch();
     let moved = tokio::time::timeout(
@@ -598,8 +837,12 @@ async fn transfer_leadership(node: &Node, target: u64) -> Result<(), RemoteError
             tracing::info!(target, "leadership transferred");
             Ok(())
         }
-        (Err(error), _) => Err(RemoteError::Unavailable(format!("node {target} did not campaign: {error}"))),
-        _ => Err(RemoteError::Unavailable(format!("node {target} did not take over in time"))),
+        (Err(error), _) => Err(RemoteError::Unavailable(format!(
+            "node {target} did not campaign: {error}"
+        ))),
+        _ => Err(RemoteError::Unavailable(format!(
+            "node {target} did not take over in time"
+        ))),
     }
 }
 
@@ -628,7 +871,9 @@ async fn wait_caught_up(node: &Node, target: u64) -> Result<(), RemoteError> {
 
 /// Asks a member (by peer address) to admit this node; retried until it answers.
 pub(crate) async fn join(node: Node, via: String) {
-    let Some(cluster) = node.cluster() else { return };
+    let Some(cluster) = node.cluster() else {
+        return;
+    };
     let request = AdminRequest::AddNode {
         node_id: node.node_id(),
         peer_addr: cluster.peer_addr.clone(),
@@ -638,7 +883,17 @@ pub(crate) async fn join(node: Node, via: String) {
             return;
         }
         let timeout = Duration::from_millis(600_000);
-        match cluster.peers.call(&via, LEDGER_GROUP_ID, Kind::Admin, request.encode(), timeout).await {
+        match cluster
+            .peers
+            .call(
+                &via,
+                LEDGER_GROUP_ID,
+                Kind::Admin,
+                request.encode(),
+                timeout,
+            )
+            .await
+        {
             Ok(_) => {
                 tracing::info!(via = %via, "joined the cluster as a voter");
                 return;

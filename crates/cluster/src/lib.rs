@@ -29,6 +29,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeErr
 use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
+mod clock;
 mod cluster_mode;
 mod entry_cache;
 pub mod events;
@@ -56,9 +57,9 @@ pub use cluster_mode::{
     LEDGER_GROUP_ID,
 };
 pub use events::{CommittedEvent, EventPage, EventSubscription};
-pub use transport::{CallError, RemoteError};
 pub use health::{FreeSpaceProbe, NodeHealth};
 pub use recovery::StorageOptions;
+pub use transport::{CallError, RemoteError};
 pub use view::{LedgerView, ReadError};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
@@ -339,6 +340,9 @@ impl Node {
             .disk
             .spawn_sampler(&runtime, move || watcher.is_stopped());
         ticker::spawn(node.clone(), &runtime);
+        if node.cluster().is_some() {
+            cluster_mode::spawn_clock_sampler(node.clone());
+        }
         recovery::spawn_checkpoint_trigger(node.clone(), &config);
         Ok(node)
     }
@@ -371,7 +375,13 @@ impl Node {
             });
             let raft = consensus
                 .runtime
-                .spawn(create_raft(node_id, raft_config, network, log_storage, state_machine))
+                .spawn(create_raft(
+                    node_id,
+                    raft_config,
+                    network,
+                    log_storage,
+                    state_machine,
+                ))
                 .await
                 .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
                 .and_then(|created| created.map_err(fatal_to_cluster_error));
@@ -436,12 +446,15 @@ impl Node {
             tracing::info!(members = options.members.len(), "formed the cluster");
         }
         if let (false, Some(via)) = (initialized, options.join.clone()) {
-            self.consensus_runtime().spawn(cluster_mode::join(self.clone(), via));
+            self.consensus_runtime()
+                .spawn(cluster_mode::join(self.clone(), via));
         }
         let mut metrics = self.metrics_watch();
         let wait = Duration::from_millis(options.election_timeout_max_ms * 5);
         match tokio::time::timeout(wait, metrics.wait_for(|m| m.current_leader.is_some())).await {
-            Ok(Ok(m)) => tracing::info!(leader = ?m.current_leader, term = m.current_term, "cluster member up"),
+            Ok(Ok(m)) => {
+                tracing::info!(leader = ?m.current_leader, term = m.current_term, "cluster member up")
+            }
             _ => tracing::warn!("no leader known yet; serving once one is elected"),
         }
         Ok(())
@@ -679,7 +692,14 @@ async fn create_raft(
     match network {
         Some(network) => Raft::new(node_id, raft_config, network, log_storage, state_machine).await,
         None => {
-            Raft::new(node_id, raft_config, network::NoPeers, log_storage, state_machine).await
+            Raft::new(
+                node_id,
+                raft_config,
+                network::NoPeers,
+                log_storage,
+                state_machine,
+            )
+            .await
         }
     }
 }
@@ -700,7 +720,10 @@ async fn start_peer_listener(
         .await
         .map_err(|e| ClusterError::Raft(format!("peer listener task failed: {e}")))?;
     let local = listening.map_err(|e| {
-        ClusterError::Config(format!("cannot listen for peers on {}: {e}", options.peer_listen))
+        ClusterError::Config(format!(
+            "cannot listen for peers on {}: {e}",
+            options.peer_listen
+        ))
     })?;
     tracing::info!(peer_addr = %local, "listening for peers");
     Ok(cluster_mode::ClusterParts {
@@ -711,6 +734,11 @@ async fn start_peer_listener(
         stop,
         writes_held_until_ms: std::sync::atomic::AtomicU64::new(0),
         elections_held_until_ms: std::sync::atomic::AtomicU64::new(0),
+        clock: Mutex::new(clock::ClockGuard::new(
+            options.clock_skew_max_ms * 1_000_000,
+            Duration::from_millis(cluster_mode::CLOCK_SAMPLE_AGE_MAX_MS),
+        )),
+        clock_warned_ms: std::sync::atomic::AtomicU64::new(0),
     })
 }
 
@@ -772,9 +800,10 @@ impl Node {
                 // Leadership is moving away: the caller follows it to the new leader.
                 return Err(ProposeError::NotLeader { leader: None });
             }
+            cluster_mode::ensure_leader_clock(self).await?;
         }
         let proposal = Proposal {
-            timestamp_ns: unix_time_ns(),
+            timestamp_ns: cluster_mode::wall_clock_ns(self),
             commands,
         };
         let write = self

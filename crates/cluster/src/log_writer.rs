@@ -66,7 +66,6 @@ enum WriterRequest {
         done: Reply<()>,
     },
     // Only `WriterHandle::purge_through_snapshot` builds it (see there).
-    #[allow(dead_code)]
     PurgeThroughSnapshot {
         index: u64,
         term: u64,
@@ -144,9 +143,6 @@ impl WriterHandle {
 
     /// Moves the purge point to an installed snapshot's last entry, wherever the log ends; a
     /// local suffix that conflicts with the snapshot was never committed and is dropped.
-    // Kept (and tested) for a follower installing a leader's checkpoint: one voter never does
-    // yet (`install_snapshot` refuses until replication arrives).
-    #[allow(dead_code)]
     pub(crate) async fn purge_through_snapshot(
         &self,
         index: u64,

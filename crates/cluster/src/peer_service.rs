@@ -41,7 +41,9 @@ impl GroupService for NodeService {
                 Kind::Clock => Ok(cluster_mode::wall_clock_ns(&node).to_le_bytes().to_vec()),
                 Kind::Admin => {
                     let request = AdminRequest::decode(&payload).map_err(refused)?;
-                    cluster_mode::admin(&node, request).await.map(|()| Vec::new())
+                    cluster_mode::admin(&node, request)
+                        .await
+                        .map(|()| Vec::new())
                 }
                 Kind::HoldElections => hold_elections(&node, &payload),
                 Kind::Campaign => {
@@ -55,7 +57,11 @@ impl GroupService for NodeService {
         })
     }
 
-    fn receive_snapshot(&self, begin: Vec<u8>, chunks: mpsc::Receiver<Vec<u8>>) -> BoxFuture<Reply> {
+    fn receive_snapshot(
+        &self,
+        begin: Vec<u8>,
+        chunks: mpsc::Receiver<Vec<u8>>,
+    ) -> BoxFuture<Reply> {
         let node = self.node.clone();
         Box::pin(async move { receive_snapshot(&node, &begin, chunks).await })
     }
@@ -63,7 +69,11 @@ impl GroupService for NodeService {
 
 async fn append_entries(node: &Node, payload: &[u8]) -> Reply {
     let request = codec::decode_append_request(payload).map_err(refused)?;
-    let response = node.raft().append_entries(request).await.map_err(raft_error)?;
+    let response = node
+        .raft()
+        .append_entries(request)
+        .await
+        .map_err(raft_error)?;
     let mut out = Vec::new();
     codec::encode_append_response(&response, &mut out);
     Ok(out)
@@ -98,10 +108,13 @@ async fn propose(node: &Node, payload: &[u8]) -> Reply {
 }
 
 async fn read_index(node: &Node) -> Reply {
-    let index = node.leader_read_index().await.map_err(|error| match error {
-        ProposeError::NotLeader { leader } => RemoteError::NotLeader { leader },
-        other => unavailable(other),
-    })?;
+    let index = node
+        .leader_read_index()
+        .await
+        .map_err(|error| match error {
+            ProposeError::NotLeader { leader } => RemoteError::NotLeader { leader },
+            other => unavailable(other),
+        })?;
     Ok(index.to_le_bytes().to_vec())
 }
 
@@ -117,7 +130,11 @@ fn hold_elections(node: &Node, payload: &[u8]) -> Reply {
 /// Writes the streamed archive into a staging file and installs it as this node's state.
 async fn receive_snapshot(node: &Node, begin: &[u8], mut chunks: mpsc::Receiver<Vec<u8>>) -> Reply {
     let (vote, meta) = decode_snapshot_begin(begin).map_err(refused)?;
-    let mut data = node.raft().begin_receiving_snapshot().await.map_err(unavailable)?;
+    let mut data = node
+        .raft()
+        .begin_receiving_snapshot()
+        .await
+        .map_err(unavailable)?;
     let mut received = 0u64;
     loop {
         let Some(chunk) = chunks.recv().await else {
@@ -131,7 +148,10 @@ async fn receive_snapshot(node: &Node, begin: &[u8], mut chunks: mpsc::Receiver<
     }
     data.flush().await.map_err(unavailable)?;
     tracing::info!(bytes = received, last = ?meta.last_log_id, "checkpoint received; installing");
-    let snapshot = Snapshot { meta, snapshot: data };
+    let snapshot = Snapshot {
+        meta,
+        snapshot: data,
+    };
     let response = node
         .raft()
         .install_full_snapshot(vote, snapshot)
@@ -149,7 +169,9 @@ fn decode_snapshot_begin(begin: &[u8]) -> Result<(crate::types::Vote, SnapshotMe
         .get(..4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
         .ok_or("checkpoint header truncated")?;
-    let vote_bytes = begin.get(4..4 + vote_len).ok_or("checkpoint vote truncated")?;
+    let vote_bytes = begin
+        .get(4..4 + vote_len)
+        .ok_or("checkpoint vote truncated")?;
     let vote = codec::decode_vote(vote_bytes).map_err(|e| e.to_string())?;
     let meta = codec::decode_snapshot_meta(&begin[4 + vote_len..]).map_err(|e| e.to_string())?;
     Ok((vote, meta))

@@ -278,7 +278,6 @@ fn read_entries(reader: &mut Reader<'_>) -> Result<Vec<Entry>, RaftCodecError> {
     Ok(entries)
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_append_request(req: &AppendEntriesRequest<TypeConfig>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     write_vote(&req.vote, out);
@@ -295,7 +294,6 @@ pub(crate) fn encode_append_request(req: &AppendEntriesRequest<TypeConfig>, out:
     }
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_append_request(
     bytes: &[u8],
 ) -> Result<AppendEntriesRequest<TypeConfig>, RaftCodecError> {
@@ -309,7 +307,6 @@ pub(crate) fn decode_append_request(
     })
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_append_response(resp: &AppendEntriesResponse<u64>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     match resp {
@@ -326,7 +323,6 @@ pub(crate) fn encode_append_response(resp: &AppendEntriesResponse<u64>, out: &mu
     }
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_append_response(
     bytes: &[u8],
 ) -> Result<AppendEntriesResponse<u64>, RaftCodecError> {
@@ -343,14 +339,12 @@ pub(crate) fn decode_append_response(
     })
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_vote_request(req: &VoteRequest<u64>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     write_vote(&req.vote, out);
     encode_log_id(&req.last_log_id, out);
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_vote_request(bytes: &[u8]) -> Result<VoteRequest<u64>, RaftCodecError> {
     decode_versioned(bytes, "vote request", |reader| {
         Ok(VoteRequest {
@@ -360,7 +354,6 @@ pub(crate) fn decode_vote_request(bytes: &[u8]) -> Result<VoteRequest<u64>, Raft
     })
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_vote_response(resp: &VoteResponse<u64>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     write_vote(&resp.vote, out);
@@ -368,7 +361,6 @@ pub(crate) fn encode_vote_response(resp: &VoteResponse<u64>, out: &mut Vec<u8>) 
     encode_log_id(&resp.last_log_id, out);
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_vote_response(bytes: &[u8]) -> Result<VoteResponse<u64>, RaftCodecError> {
     decode_versioned(bytes, "vote response", |reader| {
         Ok(VoteResponse {
@@ -379,7 +371,6 @@ pub(crate) fn decode_vote_response(bytes: &[u8]) -> Result<VoteResponse<u64>, Ra
     })
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_snapshot_meta(meta: &SnapshotMeta<u64, BasicNode>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     encode_log_id(&meta.last_log_id, out);
@@ -387,7 +378,6 @@ pub(crate) fn encode_snapshot_meta(meta: &SnapshotMeta<u64, BasicNode>, out: &mu
     write_text(&meta.snapshot_id, out);
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_snapshot_meta(
     bytes: &[u8],
 ) -> Result<SnapshotMeta<u64, BasicNode>, RaftCodecError> {
@@ -400,13 +390,11 @@ pub(crate) fn decode_snapshot_meta(
     })
 }
 
-#[allow(dead_code)]
 pub(crate) fn encode_snapshot_response(resp: &SnapshotResponse<u64>, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     write_vote(&resp.vote, out);
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_snapshot_response(
     bytes: &[u8],
 ) -> Result<SnapshotResponse<u64>, RaftCodecError> {

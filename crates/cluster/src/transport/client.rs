@@ -68,7 +68,8 @@ impl Peers {
             }
         }
         let connection = Arc::new(Connection::open(addr).await?);
-        self.lock().insert(addr.to_string(), Arc::clone(&connection));
+        self.lock()
+            .insert(addr.to_string(), Arc::clone(&connection));
         Ok(connection)
     }
 
@@ -112,8 +113,17 @@ impl Connection {
         let (read_half, write_half) = stream.into_split();
         let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES_MAX);
         let pending = Arc::new(Mutex::new(Pending::default()));
-        tokio::spawn(write_frames(write_half, frames, Arc::clone(&pending), addr.to_string()));
-        tokio::spawn(read_answers(read_half, Arc::clone(&pending), addr.to_string()));
+        tokio::spawn(write_frames(
+            write_half,
+            frames,
+            Arc::clone(&pending),
+            addr.to_string(),
+        ));
+        tokio::spawn(read_answers(
+            read_half,
+            Arc::clone(&pending),
+            addr.to_string(),
+        ));
         Ok(Connection {
             addr: addr.to_string(),
             outgoing,
@@ -222,7 +232,10 @@ async fn read_answers(
         } else if frame.kind & RESPONSE != 0 {
             Ok(frame.payload)
         } else {
-            break format!("the peer sent a request kind {} on a client connection", frame.kind);
+            break format!(
+                "the peer sent a request kind {} on a client connection",
+                frame.kind
+            );
         };
         if let Some(waiting) = lock(&pending).waiting.remove(&frame.request_id) {
             let _ = waiting.send(answer);

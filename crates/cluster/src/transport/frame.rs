@@ -161,7 +161,10 @@ impl RemoteError {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> RemoteError {
-        let number = |rest: &[u8]| rest.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let number = |rest: &[u8]| {
+            rest.get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
         let text = |rest: &[u8]| String::from_utf8_lossy(rest).into_owned();
         match bytes.split_first() {
             Some((1, rest)) => RemoteError::NotLeader {

@@ -13,8 +13,8 @@ mod network;
 mod server;
 
 pub use client::CallError;
-pub use frame::RemoteError;
 pub(crate) use client::Peers;
 pub(crate) use frame::Kind;
+pub use frame::RemoteError;
 pub(crate) use network::PeerNetwork;
 pub(crate) use server::{listen, BoxFuture, GroupService, Registry, Reply};

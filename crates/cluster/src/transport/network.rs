@@ -63,7 +63,12 @@ struct PeerFailure {
 }
 
 impl PeerClient {
-    async fn call(&self, kind: Kind, payload: Vec<u8>, ttl: Duration) -> Result<Vec<u8>, CallError> {
+    async fn call(
+        &self,
+        kind: Kind,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         self.peers
             .call(&self.addr, self.group_id, kind, payload, ttl)
             .await
@@ -88,10 +93,13 @@ impl PeerClient {
         }
     }
 
-    fn undecodable<E: std::error::Error>(&self, error: impl std::fmt::Display) -> RPCError<u64, BasicNode, E> {
-        RPCError::Network(NetworkError::new(&self.failure(format!(
-            "undecodable answer: {error}"
-        ))))
+    fn undecodable<E: std::error::Error>(
+        &self,
+        error: impl std::fmt::Display,
+    ) -> RPCError<u64, BasicNode, E> {
+        RPCError::Network(NetworkError::new(
+            &self.failure(format!("undecodable answer: {error}")),
+        ))
     }
 }
 
@@ -121,7 +129,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         )))
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> RpcResult<VoteResponse<u64>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>> {
         let mut payload = Vec::new();
         codec::encode_vote_request(&rpc, &mut payload);
         let answer = self
@@ -157,7 +169,9 @@ impl PeerClient {
         let unreachable =
             |e: String| StreamingError::Unreachable(Unreachable::new(&self.failure(e)));
         let network = |e: String| StreamingError::Network(NetworkError::new(&self.failure(e)));
-        let stream = connect(&self.addr).await.map_err(|e| unreachable(e.to_string()))?;
+        let stream = connect(&self.addr)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let (mut read_half, write_half) = stream.into_split();
         let mut writer = BufWriter::with_capacity(SNAPSHOT_CHUNK_BYTES + 64, write_half);
         let mut begin = Vec::new();
@@ -173,7 +187,10 @@ impl PeerClient {
         };
         let mut bytes = Vec::new();
         frame(Kind::SnapshotBegin, begin).encode(&mut bytes);
-        writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+        writer
+            .write_all(&bytes)
+            .await
+            .map_err(|e| network(e.to_string()))?;
         let mut data = snapshot.snapshot;
         let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES];
         let mut sent = 0u64;
@@ -189,13 +206,23 @@ impl PeerClient {
             sent += n as u64;
             bytes.clear();
             frame(Kind::SnapshotChunk, chunk[..n].to_vec()).encode(&mut bytes);
-            writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+            writer
+                .write_all(&bytes)
+                .await
+                .map_err(|e| network(e.to_string()))?;
         }
         bytes.clear();
         frame(Kind::SnapshotEnd, Vec::new()).encode(&mut bytes);
-        writer.write_all(&bytes).await.map_err(|e| network(e.to_string()))?;
+        writer
+            .write_all(&bytes)
+            .await
+            .map_err(|e| network(e.to_string()))?;
         writer.flush().await.map_err(|e| network(e.to_string()))?;
-        tracing::info!(target_node = self.target, bytes = sent, "checkpoint sent; waiting for the install");
+        tracing::info!(
+            target_node = self.target,
+            bytes = sent,
+            "checkpoint sent; waiting for the install"
+        );
         let answer = tokio::time::timeout(
             Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS),
             read_frame(&mut read_half),

@@ -28,7 +28,8 @@ pub(crate) trait GroupService: Send + Sync + 'static {
     /// Receives a checkpoint: `begin` is the SnapshotBegin payload, `chunks` the archive's
     /// bytes in order, then one empty chunk once SnapshotEnd arrived (a stream that breaks off
     /// closes the channel without it).
-    fn receive_snapshot(&self, begin: Vec<u8>, chunks: mpsc::Receiver<Vec<u8>>) -> BoxFuture<Reply>;
+    fn receive_snapshot(&self, begin: Vec<u8>, chunks: mpsc::Receiver<Vec<u8>>)
+        -> BoxFuture<Reply>;
 }
 
 /// The groups this process hosts, by id.
@@ -142,13 +143,19 @@ async fn serve_connection(
             Kind::SnapshotBegin => {
                 let (chunks, receiver) = mpsc::channel(SNAPSHOT_CHUNKS_QUEUED_MAX);
                 snapshot = Some(chunks);
-                spawn_answer(&registry, frame, answers.clone(), move |service, payload| {
-                    service.receive_snapshot(payload, receiver)
-                });
+                spawn_answer(
+                    &registry,
+                    frame,
+                    answers.clone(),
+                    move |service, payload| service.receive_snapshot(payload, receiver),
+                );
             }
-            _ => spawn_answer(&registry, frame, answers.clone(), move |service, payload| {
-                service.handle(kind, payload)
-            }),
+            _ => spawn_answer(
+                &registry,
+                frame,
+                answers.clone(),
+                move |service, payload| service.handle(kind, payload),
+            ),
         }
     }
 }
@@ -178,7 +185,10 @@ where
     });
 }
 
-async fn write_answers(write_half: tokio::net::tcp::OwnedWriteHalf, mut queued: mpsc::Receiver<Frame>) {
+async fn write_answers(
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut queued: mpsc::Receiver<Frame>,
+) {
     let mut writer = BufWriter::with_capacity(256 << 10, write_half);
     let mut bytes = Vec::new();
     while let Some(frame) = queued.recv().await {

@@ -89,7 +89,10 @@ pub struct TransferLeaderIn {
 )]
 pub async fn status<C: Consensus>(State(state): State<AppState<C>>) -> Result<Response, ApiError> {
     match state.consensus().cluster_status().await {
-        Some(status) => Ok(json_response(StatusCode::OK, &ClusterStatusOut::from(status))),
+        Some(status) => Ok(json_response(
+            StatusCode::OK,
+            &ClusterStatusOut::from(status),
+        )),
         None => Err(not_clustered()),
     }
 }
@@ -110,7 +113,9 @@ pub async fn add_node<C: Consensus>(
         return Err(ApiError::invalid_request("node_id must not be 0"));
     }
     if body.peer_addr.is_empty() || body.peer_addr.len() > 256 {
-        return Err(ApiError::invalid_request("peer_addr must be a host:port of at most 256 bytes"));
+        return Err(ApiError::invalid_request(
+            "peer_addr must be a host:port of at most 256 bytes",
+        ));
     }
     let request = AdminRequest::AddNode {
         node_id: body.node_id,
@@ -142,30 +147,52 @@ pub async fn transfer_leader<C: Consensus>(
     State(state): State<AppState<C>>,
     ApiJson(body): ApiJson<TransferLeaderIn>,
 ) -> Result<Response, ApiError> {
-    admin(&state, AdminRequest::TransferLeader { node_id: body.node_id }).await
+    admin(
+        &state,
+        AdminRequest::TransferLeader {
+            node_id: body.node_id,
+        },
+    )
+    .await
 }
 
 fn parse_node_id(text: &str) -> Result<u64, ApiError> {
     match text.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::invalid_request("node_id must be a positive integer")),
+        _ => Err(ApiError::invalid_request(
+            "node_id must be a positive integer",
+        )),
     }
 }
 
-async fn admin<C: Consensus>(state: &AppState<C>, request: AdminRequest) -> Result<Response, ApiError> {
+async fn admin<C: Consensus>(
+    state: &AppState<C>,
+    request: AdminRequest,
+) -> Result<Response, ApiError> {
     let consensus = state.consensus();
     match consensus.cluster_admin(request).await {
         Ok(()) => {}
         Err(AdminError::NotClustered) => return Err(not_clustered()),
         Err(AdminError::Refused(message)) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "cluster_change_refused", message))
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "cluster_change_refused",
+                message,
+            ))
         }
         Err(error @ (AdminError::NoLeader | AdminError::Unavailable(_))) => {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", error.to_string()))
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                error.to_string(),
+            ))
         }
     }
     match consensus.cluster_status().await {
-        Some(status) => Ok(json_response(StatusCode::OK, &ClusterStatusOut::from(status))),
+        Some(status) => Ok(json_response(
+            StatusCode::OK,
+            &ClusterStatusOut::from(status),
+        )),
         None => Err(not_clustered()),
     }
 }

@@ -74,5 +74,7 @@ async fn read_consistency(
             .into_response()
         }
     };
-    crate::state::READ_STALE.scope(stale, next.run(request)).await
+    crate::state::READ_STALE
+        .scope(stale, next.run(request))
+        .await
 }
