@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 mod client;
 mod embedded;
+mod failover;
 mod remote;
 mod single;
 mod workload;
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     /// TigerBeetle's benchmark workload against `croupier serve` (--server), an embedded
     /// durable node (in-process, the default) or an in-process HTTP server (--http).
     Ledger(LedgerArgs),
+    /// Leader fail-over time of a local replicated cluster under write load (SIGKILL of the
+    /// leader, time to the first acknowledged write after it).
+    Failover(failover::FailoverArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +106,7 @@ const HISTOGRAM_MS_MAX: usize = 10_000;
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ledger(args) => run_ledger(args),
+        BenchCommand::Failover(args) => failover::run(args),
     }
 }
 
