@@ -11,7 +11,11 @@
 #
 # Usage: scripts/bench-vs-tigerbeetle.sh [--transfers N] [--accounts N] [--repeats N]
 #            [--clients N] [--distributions "uniform zipf hot"] [--encoding binary|json]
-# Environment (flags win): TRANSFERS (10000000), ACCOUNTS (10000), REPEATS (2), CLIENTS (1),
+#            [--replicas N]
+# --replicas 3 compares replicated clusters on this machine: three `tigerbeetle start` replicas
+# (formatted with --replica-count=3) driven by `tigerbeetle benchmark --addresses=...`, against
+# three `croupier serve` members of one cluster driven through the leader's HTTP address.
+# Environment (flags win): TRANSFERS (10000000), ACCOUNTS (10000), REPEATS (2), CLIENTS (1), REPLICAS (1),
 #   DISTRIBUTIONS, ENCODING (binary), TIGERBEETLE (path), CROUPIER (path; default: build
 #   target/release/croupier), BENCH_DIR (parent of the work dir; default $TMPDIR or /tmp),
 #   KEEP_LOGS=1 (keep the work dir's logs).
@@ -26,6 +30,7 @@ repeats="${REPEATS:-2}"
 clients="${CLIENTS:-1}"
 distributions="${DISTRIBUTIONS:-uniform zipf hot}"
 encoding="${ENCODING:-binary}"
+replicas="${REPLICAS:-1}"
 batch=8189
 server_ready_timeout_s=60
 
@@ -38,6 +43,7 @@ while [ $# -gt 0 ]; do
         --clients) clients="$2"; shift 2 ;;
         --distributions) distributions="$2"; shift 2 ;;
         --encoding) encoding="$2"; shift 2 ;;
+        --replicas) replicas="$2"; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -72,10 +78,12 @@ fi
 work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bench-vs-tigerbeetle.XXXXXX")"
 server_pid=""
 tigerbeetle_pid=""
+replica_pids=""
 cleanup() {
     # Only the processes this script started, by their ids.
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
     if [ -n "$tigerbeetle_pid" ]; then kill "$tigerbeetle_pid" 2>/dev/null || true; wait "$tigerbeetle_pid" 2>/dev/null || true; fi
+    stop_replicas
     if [ "${KEEP_LOGS:-0}" = 1 ]; then
         find "$work" -mindepth 1 -not -name '*.log' -delete 2>/dev/null || true
         echo "logs kept in $work" >&2
@@ -121,6 +129,74 @@ record() { # tool distribution run log
         "$2" "$3" "$1" "$load" "$p50" "$p99" "$p100"
 }
 
+stop_replicas() {
+    local pid
+    for pid in $replica_pids; do kill "$pid" 2>/dev/null || true; done
+    for pid in $replica_pids; do wait "$pid" 2>/dev/null || true; done
+    replica_pids=""
+}
+
+run_tigerbeetle_cluster() { # distribution run: $replicas replicas, the benchmark as their client
+    local dir="$work/tb-$1-$2" log="$work/tigerbeetle-$1-$2.log" addresses="" i port
+    mkdir -p "$dir"
+    for i in $(seq 0 $((replicas - 1))); do
+        port="$(free_port)"
+        addresses="${addresses:+$addresses,}127.0.0.1:$port"
+        "$tigerbeetle" format --cluster=0 --replica="$i" --replica-count="$replicas" "$dir/0_$i.tigerbeetle" \
+            >> "$work/tigerbeetle-replicas-$1-$2.log" 2>&1
+    done
+    for i in $(seq 0 $((replicas - 1))); do
+        "$tigerbeetle" start --addresses="$addresses" "$dir/0_$i.tigerbeetle" \
+            >> "$work/tigerbeetle-replicas-$1-$2.log" 2>&1 &
+        replica_pids="$replica_pids $!"
+    done
+    # shellcheck disable=SC2046  # the flags are meant to split
+    (cd "$dir" && exec "$tigerbeetle" benchmark --addresses="$addresses" --transfer-count="$transfers" \
+        --account-count="$accounts" --transfer-batch-count="$batch" --clients="$clients" --query-count=0 \
+        $(tigerbeetle_flags "$1")) > "$log" 2>&1 &
+    tigerbeetle_pid=$!
+    wait "$tigerbeetle_pid" || { echo "tigerbeetle benchmark failed; see below" >&2; tail -20 "$log" >&2; exit 1; }
+    tigerbeetle_pid=""
+    stop_replicas
+    rm -rf "$dir"
+    record tigerbeetle "$1" "$2" "$log"
+}
+
+run_croupier_cluster() { # distribution run: $replicas members, the benchmark through the leader
+    local dir="$work/croupier-$1-$2" log="$work/croupier-$1-$2.log" i api leader=""
+    mkdir -p "$dir"
+    : > "$dir/cluster.toml"
+    for i in $(seq 1 "$replicas"); do
+        printf '[[node]]\nid = %s\napi = "127.0.0.1:%s"\npeer = "127.0.0.1:%s"\n\n' \
+            "$i" "$(free_port)" "$(free_port)" >> "$dir/cluster.toml"
+    done
+    for i in $(seq 1 "$replicas"); do
+        "$croupier" serve --node-id "$i" --cluster-config "$dir/cluster.toml" --data-dir "$dir/node-$i" \
+            2> "$work/croupier-serve-$1-$2-node-$i.log" &
+        replica_pids="$replica_pids $!"
+    done
+    api="$(sed -n 's/^api = "\(.*\)"/\1/p' "$dir/cluster.toml" | head -1)"
+    for _ in $(seq 1 600); do
+        leader="$(curl -s "http://$api/v1/cluster/status" 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(next((n["api_addr"] for n in s["nodes"] if n["node_id"] == s["leader_id"]), ""))' 2>/dev/null || true)"
+        [ -n "$leader" ] && break
+        sleep 0.1
+    done
+    [ -n "$leader" ] || { echo "the croupier cluster elected no leader" >&2; exit 1; }
+    if ! "$croupier" bench ledger --server "http://$leader" --transfers "$transfers" \
+        --accounts "$accounts" --batch "$batch" --clients "$clients" --distribution "$1" \
+        --encoding "$encoding" > "$log" 2>&1; then
+        echo "croupier bench ledger failed (a transfer not ok, or an error); its output:" >&2
+        tail -20 "$log" >&2
+        exit 1
+    fi
+    stop_replicas
+    rm -rf "$dir"
+    record croupier "$1" "$2" "$log"
+}
+
 run_tigerbeetle() { # distribution run
     local dir="$work/tb-$1-$2" log="$work/tigerbeetle-$1-$2.log"
     mkdir -p "$dir"
@@ -159,7 +235,7 @@ echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /pro
 echo "tigerbeetle: $tigerbeetle ($("$tigerbeetle" version 2>/dev/null | head -1 || echo unknown version))"
 echo "croupier: $croupier"
 echo "work dir (both tools' data): $work ($(df -P "$work" | awk 'NR==2 {print $1}'))"
-echo "workload: $transfers transfers, $accounts accounts, batches of $batch, $clients client(s), repeats $repeats, croupier encoding $encoding"
+echo "workload: $transfers transfers, $accounts accounts, batches of $batch, $clients client(s), repeats $repeats, croupier encoding $encoding, replicas $replicas"
 echo "commands:"
 echo "  A: tigerbeetle benchmark --transfer-count=$transfers --account-count=$accounts --transfer-batch-count=$batch --clients=$clients --query-count=0 [distribution flags]"
 echo "  B: croupier serve --data-dir DIR --listen 127.0.0.1:PORT &"
@@ -170,8 +246,13 @@ echo
 for distribution in $distributions; do
     tigerbeetle_flags "$distribution" > /dev/null
     for run in $(seq 1 "$repeats"); do
-        run_tigerbeetle "$distribution" "$run"
-        run_croupier "$distribution" "$run"
+        if [ "$replicas" -gt 1 ]; then
+            run_tigerbeetle_cluster "$distribution" "$run"
+            run_croupier_cluster "$distribution" "$run"
+        else
+            run_tigerbeetle "$distribution" "$run"
+            run_croupier "$distribution" "$run"
+        fi
     done
 done
 
