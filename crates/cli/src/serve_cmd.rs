@@ -55,6 +55,13 @@ pub struct ServeArgs {
     /// Take a checkpoint after this many log bytes since the last one (e.g. 256MiB).
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     checkpoint_log_bytes: u64,
+    /// ...or after this many log entries since the last one, whichever comes first.
+    #[arg(long, default_value_t = 20_000)]
+    checkpoint_entries: u64,
+    /// Log entries kept behind the latest checkpoint, so a follower that lags by less catches
+    /// up from the log instead of receiving a whole checkpoint.
+    #[arg(long, default_value_t = 1_000)]
+    log_entries_kept: u64,
     /// Keep committed events up to this size on disk (0: keep them all). Opening the event log
     /// reads the retained events once, so this also bounds that part of a restart.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
@@ -130,6 +137,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let node = config.node.clone().with_cache_size_max(args.cache_size_max);
     config.node = node;
     config.node.checkpoint_log_bytes_since_last = args.checkpoint_log_bytes;
+    anyhow::ensure!(
+        args.checkpoint_entries >= 1,
+        "--checkpoint-entries must be at least 1"
+    );
+    config.node.checkpoint_entries_since_last = args.checkpoint_entries;
+    config.node.log_entries_kept_after_checkpoint = args.log_entries_kept;
     config.node.storage.event_retention_bytes_max = args.event_retention_size;
     config.node.storage.event_retention_age_s_max = args.event_retention_s;
     config.node.disk_reserve_bytes = args.disk_reserve;

@@ -34,6 +34,7 @@ mod cluster_mode;
 mod entry_cache;
 pub mod events;
 mod health;
+mod install;
 mod log_storage;
 mod log_writer;
 mod metric_names;

@@ -314,11 +314,18 @@ impl Writer {
                 let _ = done.send(outcome);
             }
             WriterRequest::PurgeThrough { index, done } => {
-                let outcome = self.check().and_then(|()| {
-                    self.store
-                        .purge_through(index)
-                        .map_err(|e| StorageFailure(format!("log purge failed: {e}")))
-                });
+                let outcome = self
+                    .check()
+                    .and_then(|()| match self.store.purge_through(index) {
+                        // A follower that installs a leader's checkpoint is asked to purge through
+                        // its last entry, which its own log never held; the state machine's install
+                        // moves the purge point there itself (`purge_through_snapshot`, with the
+                        // chain head), in whichever order the two requests arrive.
+                        Err(StoreError::PurgeBeyondLog { .. }) => Ok(()),
+                        other => {
+                            other.map_err(|e| StorageFailure(format!("log purge failed: {e}")))
+                        }
+                    });
                 let _ = done.send(outcome);
             }
             WriterRequest::PurgeThroughSnapshot {

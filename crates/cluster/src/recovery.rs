@@ -124,11 +124,17 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     };
     let dirs = DataDir::new(&config.data_dir);
     let started = std::time::Instant::now();
-    let log_store = open_log(config, &dirs, &fs)?;
+    let install_interrupted =
+        crate::install::resume_parts(&fs, dirs.root()).map_err(ClusterError::Storage)?;
+    let mut log_store = open_log(config, &dirs, &fs)?;
     let log_opened = started.elapsed();
     let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
     let checkpoints =
         CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
+    if install_interrupted {
+        crate::install::resume_log(&fs, dirs.root(), &mut log_store, &checkpoints)
+            .map_err(ClusterError::Storage)?;
+    }
     let current = checkpoints.current().map_err(storage_error)?;
     if let Some(manifest) = &current {
         check_checkpoint_chains_to_log(manifest, &log_store)?;
@@ -165,6 +171,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         events: std::sync::RwLock::new(history.events),
         applied: watch::channel(applied).0,
         failure: std::sync::OnceLock::new(),
+        installs: std::sync::Mutex::new(0),
     });
     let storage = StorageContext {
         fs: Arc::clone(&config.file_system),

@@ -54,6 +54,10 @@ pub(crate) struct SharedState {
     /// closed": the next entry sent to a state machine task that already quit on the failure),
     /// so the node reports this one.
     pub(crate) failure: std::sync::OnceLock<String>,
+    /// How many checkpoints were installed from a leader. A checkpoint built from state that
+    /// an install replaced meanwhile must not be committed over it: its builder checks this
+    /// under the lock, and the install moves the files under it.
+    pub(crate) installs: std::sync::Mutex<u64>,
 }
 
 impl SharedState {
@@ -280,6 +284,8 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
             tracing::error!(%error, "index flush or event retention failed at a checkpoint");
         }
         CheckpointBuilder {
+            install_generation: *lock_installs(&self.shared),
+            shared: Arc::clone(&self.shared),
             frozen: Some(frozen),
             sync: Some(sync),
             ends: self.writer.ends(),
@@ -291,7 +297,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<CheckpointData>, StorageError> {
-        let path = self.checkpoints.dir().join(INCOMING_ARCHIVE_NAME);
+        let path = self.storage.root.join(INCOMING_ARCHIVE_NAME);
         let data = CheckpointData::incoming(path.clone()).map_err(|e| {
             StorageError::from(StorageIOError::write_snapshot(
                 None,
@@ -314,31 +320,34 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
                 "an installed checkpoint must come in through a staging file".into(),
             ));
         };
-        if self.writer.ends() != HistoryEnds::default() || self.last_applied.is_some() {
-            // Replacing history a node already holds (a lagging replica) needs the history
-            // swap of the replication work; a new node has none to replace.
-            return Err(failed(
-                "this node already holds history; only a new node can install a checkpoint".into(),
-            ));
-        }
         use std::io::Seek;
         file.rewind().map_err(|e| failed(e.to_string()))?;
-        let manifest = croupier_store::archive::unpack(
-            Arc::clone(&self.storage.fs),
-            &self.storage.root,
-            &mut file,
-        )
-        .map_err(|e| failed(e.to_string()))?;
+        let (fs, root) = (Arc::clone(&self.storage.fs), self.storage.root.clone());
+        let (fs, root) = (&fs, root.as_path());
+        let manifest = crate::install::unpack_and_mark(fs, root, &mut file).map_err(failed)?;
         drop(file);
         let _ = std::fs::remove_file(&path);
-        self.adopt_checkpoint(&manifest).await.map_err(failed)?;
-        self.last_applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
+        {
+            // No index merge may write into the history being moved away, and no checkpoint
+            // built from the replaced state may be committed over the installed one.
+            let mut installs = lock_installs(&self.shared);
+            *installs += 1;
+            self.history.stop_background();
+            crate::install::swap_in(fs, root).map_err(failed)?;
+        }
         self.log_writer
             .purge_through_snapshot(manifest.last_index, manifest.last_term, manifest.chain_head)
             .await
             .map_err(|e| failed(e.0))?;
+        self.adopt_checkpoint(&manifest).await.map_err(failed)?;
+        crate::install::finish(fs, root).map_err(failed)?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
         self.publish_applied();
+        tracing::info!(
+            last_index = manifest.last_index,
+            "installed the leader's checkpoint"
+        );
         Ok(())
     }
 
@@ -435,6 +444,8 @@ fn snapshot_of(
 }
 
 pub(crate) struct CheckpointBuilder {
+    install_generation: u64,
+    shared: Arc<SharedState>,
     frozen: Option<FrozenLedger>,
     sync: Option<Result<HistorySync, String>>,
     ends: HistoryEnds,
@@ -485,9 +496,14 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             hot_sha256: [0; 32],
         };
         let checkpoints = Arc::clone(&self.checkpoints);
+        let (shared, generation) = (Arc::clone(&self.shared), self.install_generation);
         let manifest = tokio::task::spawn_blocking(move || {
             // History first: the manifest may name only durable history.
             sync.run()?;
+            let installs = lock_installs(&shared);
+            if *installs != generation {
+                return Ok(None);
+            }
             let mut hot = checkpoints.begin(last_index)?;
             encode_checkpoint(&frozen, &mut hot).map_err(|e| StoreError::Io {
                 op: "write checkpoint",
@@ -495,11 +511,30 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
                 source: e,
             })?;
             checkpoints.commit(hot, &mut manifest)?;
-            Ok::<_, StoreError>(manifest)
+            drop(installs);
+            Ok::<_, StoreError>(Some(manifest))
         })
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
+        let Some(manifest) = manifest else {
+            // A leader's checkpoint replaced this state while it was being written: that one
+            // is in force, and it is the snapshot to report.
+            tracing::info!(
+                last_index,
+                "checkpoint dropped: an installed one replaced its state"
+            );
+            let current = self
+                .checkpoints
+                .current()
+                .map_err(|e| failed(e.to_string()))?;
+            let current = current.ok_or_else(|| failed("no checkpoint after an install".into()))?;
+            return Ok(snapshot_of(
+                &current,
+                self.membership.clone(),
+                CheckpointData::Empty,
+            ));
+        };
         metrics::histogram!(metric_names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(
             last_index,
@@ -514,6 +549,10 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             CheckpointData::Empty,
         ))
     }
+}
+
+fn lock_installs(shared: &SharedState) -> std::sync::MutexGuard<'_, u64> {
+    shared.installs.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unix_nanos() -> u128 {
