@@ -20,7 +20,8 @@ use anyhow::bail;
 use croupier_core::BATCH_ITEMS_MAX;
 use indicatif::{ProgressBar, ProgressStyle};
 
-mod client;
+/// Also the HTTP client of `bench bank`, `check bank` and `cluster`.
+pub(crate) mod client;
 mod embedded;
 mod remote;
 mod single;
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     /// TigerBeetle's benchmark workload against `croupier serve` (--server), an embedded
     /// durable node (in-process, the default) or an in-process HTTP server (--http).
     Ledger(LedgerArgs),
+    /// Jepsen's bank workload against one or more nodes: transfers between player accounts
+    /// and reads of every balance, recorded as a history for `croupier check bank`.
+    Bank(crate::bank_cmd::BenchBankArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +106,7 @@ const HISTOGRAM_MS_MAX: usize = 10_000;
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ledger(args) => run_ledger(args),
+        BenchCommand::Bank(args) => crate::bank_cmd::run_bench(args),
     }
 }
 
