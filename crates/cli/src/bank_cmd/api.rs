@@ -69,7 +69,9 @@ impl BankLayout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    /// Certainly not applied: a rejection, a 4xx, or the request never sent.
+    /// The ledger refused it (e.g. `exceeds_credits`): certainly not applied.
+    Rejected(String),
+    /// Certainly not applied: a 4xx, or the request never sent.
     Fail(String),
     /// Maybe applied: a timeout, a lost connection, a 5xx (503 included).
     Info(String),
@@ -143,7 +145,7 @@ impl Session {
         ) {
             // `exists`: an earlier attempt of this very transfer (a forwarded retry) applied it.
             (200, ["ok" | "exists"]) => Outcome::Ok,
-            (200, [code]) => Outcome::Fail((*code).to_owned()),
+            (200, [code]) => Outcome::Rejected((*code).to_owned()),
             (200, _) => Outcome::Info("unexpected answer to a transfer".into()),
             (status, _) if status >= 500 => Outcome::Info(http_error(&answer)),
             _ => Outcome::Fail(http_error(&answer)),

@@ -141,7 +141,7 @@ async fn transfer(
     shared: &Shared,
     rng: &mut ChaCha8Rng,
     tally: &mut Tally,
-) -> anyhow::Result<OpType> {
+) -> anyhow::Result<Outcome> {
     let layout = &shared.layout;
     let players = layout.players.len();
     let from = Uniform::new(0, players)?.sample(rng);
@@ -162,14 +162,15 @@ async fn transfer(
     };
     let history = &shared.history;
     history.record(process, OpType::Invoke, OpValue::Transfer(op.clone()), None)?;
-    let (kind, error) = match session.transfer(&op, layout.ledger).await {
+    let outcome = session.transfer(&op, layout.ledger).await;
+    let (kind, error) = match &outcome {
         Outcome::Ok => (OpType::Ok, None),
-        Outcome::Fail(error) => (OpType::Fail, Some(error)),
-        Outcome::Info(error) => (OpType::Info, Some(error)),
+        Outcome::Rejected(error) | Outcome::Fail(error) => (OpType::Fail, Some(error.clone())),
+        Outcome::Info(error) => (OpType::Info, Some(error.clone())),
     };
     tally.add("transfer", kind, error.as_deref());
     history.record(process, kind, OpValue::Transfer(op), error)?;
-    Ok(kind)
+    Ok(outcome)
 }
 
 /// Client `index`: operations until the run ends. Process numbers start at `index` and step
@@ -184,17 +185,37 @@ pub async fn client(
     let percent = Uniform::new(0, 100u32)?;
     let mut process = index as u64;
     let mut tally = Tally::default();
+    let mut pause = TROUBLE_PAUSE_MIN;
     while !shared.over() {
-        if percent.sample(&mut rng) < shared.read_percent {
-            read(process, &mut session, &shared, &mut tally).await?;
-        } else if transfer(process, &mut session, &shared, &mut rng, &mut tally).await?
-            == OpType::Info
-        {
-            process += shared.clients as u64;
+        let trouble = if percent.sample(&mut rng) < shared.read_percent {
+            !read(process, &mut session, &shared, &mut tally).await?
+        } else {
+            match transfer(process, &mut session, &shared, &mut rng, &mut tally).await? {
+                Outcome::Ok | Outcome::Rejected(_) => false,
+                Outcome::Fail(_) => true,
+                Outcome::Info(_) => {
+                    process += shared.clients as u64;
+                    true
+                }
+            }
+        };
+        if !trouble {
+            pause = TROUBLE_PAUSE_MIN;
+            continue;
         }
+        // A node that is down refuses at once: without a pause its clients would fill the
+        // history with failures as fast as the loop turns.
+        let left = shared.deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(TROUBLE_PAUSE_MAX);
     }
     Ok(tally)
 }
+
+/// After an operation that found the server down or unable to serve, a client pauses this
+/// long, doubling while the trouble lasts, so it notices recovery within a second.
+const TROUBLE_PAUSE_MIN: Duration = Duration::from_millis(10);
+const TROUBLE_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// The summary printed after a run.
 pub fn summary(tally: &Tally, elapsed: Duration) -> String {
