@@ -190,7 +190,8 @@ impl Session {
             .zip(&answers)
             .map(|(player, answer)| {
                 if answer.status != 200 {
-                    bail!("looking up account {player}: {}", http_error(answer));
+                    // No account id in the message: the run's summary groups reads by it.
+                    bail!("an account lookup answered {}", http_error(answer));
                 }
                 let account: Value = serde_json::from_slice(&answer.body)
                     .with_context(|| format!("account {player}: the answer is not JSON"))?;

@@ -432,3 +432,91 @@ async fn wait_until_answering(api: &str, mut child: Child, timeout: Duration) ->
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restart(dir: &std::path::Path, index: usize) -> String {
+        let args = RestartArgs {
+            index,
+            data_dir: dir.to_owned(),
+            timeout_s: 1,
+        };
+        format!("{:#}", run_restart(args).map(|_| ()).unwrap_err())
+    }
+
+    #[test]
+    fn first_run_writes_the_layout_and_reruns_keep_it_unless_flags_disagree() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = LocalDir::open(temp.path()).unwrap();
+        let written = prepare_config(&dir, Some(2), Some(9000)).unwrap();
+        assert_eq!(written, ClusterConfig::local(2, 9000).unwrap());
+        assert_eq!(prepare_config(&dir, None, None).unwrap(), written);
+        assert_eq!(prepare_config(&dir, Some(2), Some(9000)).unwrap(), written);
+        let error = format!("{:#}", prepare_config(&dir, Some(3), None).unwrap_err());
+        assert!(error.contains("does not match the flags"), "{error}");
+        let fresh = LocalDir::open(&temp.path().join("fresh")).unwrap();
+        let defaults = prepare_config(&fresh, None, None).unwrap();
+        assert_eq!(defaults, ClusterConfig::local(3, 8000).unwrap());
+    }
+
+    #[test]
+    fn a_live_node_of_an_earlier_run_blocks_a_rerun_and_stale_pid_files_go() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = LocalDir::open(temp.path()).unwrap();
+        dir.write_pid(0, u32::MAX - 1).unwrap();
+        clear_pid_files(&dir).unwrap();
+        assert_eq!(dir.recorded().unwrap(), vec![]);
+
+        // A stand-in node: its command line names `serve` and node-1's data directory.
+        let mut node = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "trap 'kill $!; exit 0' TERM; sleep 10 & wait",
+                "serve",
+            ])
+            .arg(dir.node_data(1))
+            .spawn()
+            .unwrap();
+        dir.write_pid(1, node.id()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let error = format!("{:#}", clear_pid_files(&dir).unwrap_err());
+        process::signal(node.id(), "TERM");
+        let _ = node.wait();
+        assert!(
+            error.contains(&format!("node 2 (pid {})", node.id())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn restart_node_needs_a_cluster_directory_and_a_node_in_it() {
+        let temp = tempfile::tempdir().unwrap();
+        let missing = restart(&temp.path().join("nothing"), 0);
+        assert!(missing.contains("does not exist"), "{missing}");
+        let no_config = restart(temp.path(), 0);
+        assert!(
+            no_config.contains("cluster.toml does not exist"),
+            "{no_config}"
+        );
+        let dir = LocalDir::open(temp.path()).unwrap();
+        ClusterConfig::local(3, 8000)
+            .unwrap()
+            .write(&dir.config())
+            .unwrap();
+        let outside = restart(temp.path(), 3);
+        assert!(outside.contains("has nodes 0 to 2"), "{outside}");
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused_before_any_node_starts() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let error = check_port_free(&addr).unwrap_err().to_string();
+        assert!(error.contains("in use"), "{error}");
+        drop(listener);
+        check_port_free(&addr).unwrap();
+        check_port_free("not-an-address").unwrap();
+    }
+}
