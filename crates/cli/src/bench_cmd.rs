@@ -29,12 +29,12 @@ mod workload;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// TigerBeetle's benchmark workload against `croupier serve` (--server), an embedded
-    /// durable node (in-process, the default) or an in-process HTTP server (--http).
-    Ledger(LedgerArgs),
     /// Jepsen's bank workload against one or more nodes: transfers between player accounts
     /// and reads of every balance, recorded as a history for `croupier check bank`.
     Bank(crate::bank_cmd::BenchBankArgs),
+    /// TigerBeetle's benchmark workload against `croupier serve` (--server), an embedded
+    /// durable node (in-process, the default) or an in-process HTTP server (--http).
+    Ledger(LedgerArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,8 +105,8 @@ const HISTOGRAM_MS_MAX: usize = 10_000;
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BenchCommand::Ledger(args) => run_ledger(args),
         BenchCommand::Bank(args) => crate::bank_cmd::run_bench(args),
+        BenchCommand::Ledger(args) => run_ledger(args),
     }
 }
 
