@@ -20,7 +20,8 @@ use anyhow::bail;
 use croupier_core::BATCH_ITEMS_MAX;
 use indicatif::{ProgressBar, ProgressStyle};
 
-mod client;
+/// Also the HTTP client of `bench bank`, `check bank` and `cluster`.
+pub(crate) mod client;
 mod embedded;
 mod failover;
 mod remote;
@@ -29,6 +30,9 @@ mod workload;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
+    /// Jepsen's bank workload against one or more nodes: transfers between player accounts
+    /// and reads of every balance, recorded as a history for `croupier check bank`.
+    Bank(crate::bank_cmd::BenchBankArgs),
     /// TigerBeetle's benchmark workload against `croupier serve` (--server), an embedded
     /// durable node (in-process, the default) or an in-process HTTP server (--http).
     Ledger(LedgerArgs),
@@ -105,6 +109,7 @@ const HISTOGRAM_MS_MAX: usize = 10_000;
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Bank(args) => crate::bank_cmd::run_bench(args),
         BenchCommand::Ledger(args) => run_ledger(args),
         BenchCommand::Failover(args) => failover::run(args),
     }

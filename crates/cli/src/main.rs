@@ -1,5 +1,6 @@
 //! The `croupier` binary: parses the command line and hands each subcommand to its module.
-//! Exit codes: 0 success, 1 a check failed (audit, rng test, games verify), 2 bad usage/input.
+//! Exit codes: 0 success, 1 a check failed (audit, rng test, games verify, check bank) or a
+//! server refused (cluster), 2 bad usage/input.
 
 use std::process::ExitCode;
 
@@ -11,7 +12,9 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod audit_cmd;
+mod bank_cmd;
 mod bench_cmd;
+mod cluster_cmd;
 mod fair_cmd;
 mod games_cmd;
 mod rng_cmd;
@@ -32,9 +35,15 @@ struct Cli {
 enum Command {
     /// Run a node: durable ledger, HTTP API, metrics.
     Serve(serve_cmd::ServeArgs),
+    /// Cluster membership and leadership, and local clusters for development and drills.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Verify what a workload recorded.
+    #[command(subcommand)]
+    Check(bank_cmd::CheckCommand),
     /// Offline audit of a stopped node's data directory.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -53,7 +62,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Cluster(cmd) => cluster_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Check(cmd) => bank_cmd::run_check_command(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Rng(cmd) => rng_cmd::run(cmd),
         Command::Fair(cmd) => fair_cmd::run(cmd),
