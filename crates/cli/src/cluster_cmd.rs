@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::bench_cmd::client::{self, HttpConnection};
 
-mod config;
+pub(crate) mod config;
 mod local;
 mod process;
 mod status;

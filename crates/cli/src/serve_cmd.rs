@@ -189,42 +189,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One member in a cluster config file.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberEntry {
-    id: u64,
-    api: String,
-    peer: String,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClusterFile {
-    node: Vec<MemberEntry>,
-}
-
 fn read_cluster_file(path: &std::path::Path) -> anyhow::Result<Vec<croupier_cluster::Member>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the cluster config {}", path.display()))?;
-    let file: ClusterFile = toml::from_str(&text)
-        .with_context(|| format!("the cluster config {} is not valid", path.display()))?;
-    let mut ids = std::collections::BTreeSet::new();
-    for member in &file.node {
-        anyhow::ensure!(
-            member.id > 0,
-            "{}: node ids must be positive",
-            path.display()
-        );
-        anyhow::ensure!(
-            ids.insert(member.id),
-            "{}: node id {} appears twice",
-            path.display(),
-            member.id
-        );
-    }
-    Ok(file
-        .node
+    let config = crate::cluster_cmd::config::ClusterConfig::read(path)?;
+    Ok(config
+        .nodes
         .into_iter()
         .map(|m| croupier_cluster::Member {
             node_id: m.id,

@@ -300,39 +300,7 @@ fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled()
         .expect("a write after the kill");
     eprintln!("first acknowledged write {failover:?} after the leader's SIGKILL");
     let outcomes = outcomes.into_inner().unwrap();
-    // Every replica, once caught up, holds each acknowledged transfer exactly once and nothing
-    // that was never sent, and all replicas hold the same transfers.
-    let deadline = Instant::now() + WAIT;
-    let replicas: BTreeMap<u64, Vec<u128>> = loop {
-        let replicas: BTreeMap<u64, Vec<u128>> = nodes
-            .iter()
-            .map(|n| (n.id, transfers_on(&n.api())))
-            .collect();
-        let first = replicas.values().next().unwrap();
-        if replicas.values().all(|ids| ids == first) || Instant::now() > deadline {
-            break replicas;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    for (id, ids) in &replicas {
-        let unique: BTreeSet<u128> = ids.iter().copied().collect();
-        assert_eq!(
-            unique.len(),
-            ids.len(),
-            "node {id}: a transfer applied twice"
-        );
-        let lost: Vec<&u128> = outcomes.acked.difference(&unique).take(5).collect();
-        assert!(
-            lost.is_empty(),
-            "node {id}: acknowledged transfers missing: {lost:?}"
-        );
-        assert!(
-            unique.is_subset(&outcomes.sent),
-            "node {id}: a transfer nobody sent"
-        );
-    }
-    let first = replicas.values().next().unwrap();
-    assert!(replicas.values().all(|ids| ids == first), "replicas differ");
+    assert_replicas_agree(&nodes, &outcomes);
 }
 
 fn account_timestamp_ns(api: &Api, id: u128) -> u64 {
@@ -376,4 +344,216 @@ fn a_leader_whose_clock_is_off_hands_over_and_ledger_time_does_not_jump() {
         log.contains("clock is off"),
         "the refusal is not logged:\n{log}"
     );
+}
+
+/// Every replica, once caught up, holds each acknowledged transfer exactly once and nothing
+/// that was never sent, and all replicas hold the same transfers.
+fn assert_replicas_agree(nodes: &[Node], outcomes: &Outcomes) {
+    let deadline = Instant::now() + WAIT;
+    let replicas: BTreeMap<u64, Vec<u128>> = loop {
+        let replicas: BTreeMap<u64, Vec<u128>> = nodes
+            .iter()
+            .map(|n| (n.id, transfers_on(&n.api())))
+            .collect();
+        let first = replicas.values().next().unwrap();
+        if replicas.values().all(|ids| ids == first) || Instant::now() > deadline {
+            break replicas;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (id, ids) in &replicas {
+        let unique: BTreeSet<u128> = ids.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "node {id}: a transfer applied twice"
+        );
+        let lost: Vec<&u128> = outcomes.acked.difference(&unique).take(5).collect();
+        assert!(
+            lost.is_empty(),
+            "node {id}: acknowledged transfers missing: {lost:?}"
+        );
+        assert!(
+            unique.is_subset(&outcomes.sent),
+            "node {id}: a transfer nobody sent"
+        );
+    }
+    let first = replicas.values().next().unwrap();
+    assert!(replicas.values().all(|ids| ids == first), "replicas differ");
+}
+
+/// Clients writing single transfers to every node in turn until `finish`.
+struct Load {
+    outcomes: std::sync::Arc<Mutex<Outcomes>>,
+    acks: std::sync::Arc<AtomicU64>,
+    stop: std::sync::Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(ports: Vec<u16>, id_base: u128) -> Load {
+        let load = Load {
+            outcomes: Default::default(),
+            acks: Default::default(),
+            stop: Default::default(),
+            threads: Vec::new(),
+        };
+        let threads = (0..CLIENTS)
+            .map(|client| {
+                let (outcomes, acks, stop) =
+                    (load.outcomes.clone(), load.acks.clone(), load.stop.clone());
+                let ports = ports.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0u128;
+                    while !stop.load(Ordering::SeqCst) {
+                        let id = id_base + (client + 1) * 1_000_000 + n;
+                        n += 1;
+                        let api = Api::new(ports[(n as usize + client as usize) % ports.len()]);
+                        outcomes.lock().unwrap().sent.insert(id);
+                        match api.post("/v1/transfers", &json!([transfer(id)])) {
+                            Ok((200, answer)) => {
+                                assert_eq!(answer[0]["result"], "ok", "fresh id {id}: {answer}");
+                                outcomes.lock().unwrap().acked.insert(id);
+                                acks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            _ => std::thread::sleep(Duration::from_millis(20)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { threads, ..load }
+    }
+
+    /// Waits until `more` further writes were acknowledged.
+    fn wait_acks(&self, more: u64, what: &str) {
+        let target = self.acks.load(Ordering::SeqCst) + more;
+        let deadline = Instant::now() + WAIT;
+        while self.acks.load(Ordering::SeqCst) < target {
+            assert!(Instant::now() < deadline, "no write progress: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn finish(self) -> Outcomes {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads {
+            thread.join().expect("a client panicked");
+        }
+        std::mem::take(&mut *self.outcomes.lock().unwrap())
+    }
+}
+
+fn started_cluster(root: &Path, extra: &[&str]) -> Vec<Node> {
+    let mut nodes = cluster(root);
+    for node in nodes.iter_mut() {
+        node.extra = extra.iter().map(|s| s.to_string()).collect();
+        node.start();
+    }
+    let leader = wait_for_leader(&nodes, None);
+    create_accounts(&nodes[(leader - 1) as usize].api());
+    nodes
+}
+
+fn terminate(node: &mut Node) {
+    if let Some(mut child) = node.child.take() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().expect("reap");
+        assert!(
+            status.success(),
+            "node {} did not stop cleanly: {status}",
+            node.id
+        );
+    }
+}
+
+/// Waits until the status on `node` shows every member with lag 0.
+fn wait_caught_up(nodes: &[Node]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let caught_up = nodes
+            .iter()
+            .any(|n| match n.api().get("/v1/cluster/status", false) {
+                Ok((200, status, _)) => status["nodes"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().all(|m| m["lag"].as_u64() == Some(0))),
+                _ => false,
+            });
+        if caught_up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members did not catch up within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_follower_behind_the_compacted_log_installs_the_leaders_checkpoint_over_its_history() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = started_cluster(
+        root.path(),
+        &["--checkpoint-entries", "20", "--log-entries-kept", "5"],
+    );
+    let leader = wait_for_leader(&nodes, None);
+    let follower = nodes.iter().position(|n| n.id != leader).unwrap();
+    let all_ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let load = Load::start(all_ports, 0);
+    load.wait_acks(100, "before the follower stops");
+    nodes[follower].kill();
+    load.wait_acks(300, "while a follower is down");
+    nodes[follower].start();
+    load.wait_acks(100, "after the follower is back");
+    let outcomes = load.finish();
+    assert_replicas_agree(&nodes, &outcomes);
+    let log = std::fs::read_to_string(nodes[follower].dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("installed the leader's checkpoint"),
+        "no checkpoint install:\n{log}"
+    );
+}
+
+#[test]
+fn every_node_killed_at_once_restarts_with_every_acknowledged_write() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = started_cluster(root.path(), &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let load = Load::start(ports.clone(), 0);
+    load.wait_acks(300, "before the crash");
+    for node in nodes.iter_mut() {
+        node.kill();
+    }
+    let before = load.finish();
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_leader(&nodes, None);
+    let load = Load::start(ports, 100_000_000);
+    load.wait_acks(100, "after the restart");
+    let mut outcomes = load.finish();
+    outcomes.acked.extend(before.acked);
+    outcomes.sent.extend(before.sent);
+    assert_replicas_agree(&nodes, &outcomes);
+}
+
+#[test]
+fn a_rolling_restart_of_every_node_under_writes_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = started_cluster(root.path(), &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let load = Load::start(ports, 0);
+    for index in 0..NODES {
+        load.wait_acks(100, "before a restart");
+        terminate(&mut nodes[index]);
+        load.wait_acks(50, "while a node restarts");
+        nodes[index].start();
+        wait_caught_up(&nodes);
+    }
+    load.wait_acks(100, "after the rolling restart");
+    let outcomes = load.finish();
+    assert_replicas_agree(&nodes, &outcomes);
 }

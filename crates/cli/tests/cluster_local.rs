@@ -160,7 +160,7 @@ fn kill_and_restart(dir: &Path, output: &Path) {
 }
 
 #[test]
-#[ignore = "needs clustered serve"]
+
 fn local_cluster_runs_survives_a_restart_and_stops_cleanly() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("cluster");

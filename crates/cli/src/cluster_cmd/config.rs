@@ -19,6 +19,7 @@ pub const DEFAULT_NODES: usize = 3;
 pub const DEFAULT_BASE_PORT: u16 = 8000;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub id: u64,
     /// HTTP API address (host:port).
@@ -28,6 +29,7 @@ pub struct NodeEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeEntry>,
