@@ -182,15 +182,22 @@ fn clock_verdict(node: &Node, cluster: &ClusterParts) -> ClockVerdict {
         .verdict(node.node_id(), &voters, std::time::Instant::now())
 }
 
-/// Before a leader stamps an entry: its clock must not be off a quorum's by more than the
-/// bound. Right after an election there are no fresh samples yet: take them now (one round
-/// trip); if peers still do not answer, the proposal goes on (it cannot commit without them).
+/// Before a leader stamps an entry: its clock must agree with a quorum's within the bound.
+/// Right after an election there are no fresh samples yet: take them now (one round trip). A
+/// leader that still cannot confirm its clock refuses too: a quorum that answers Raft but not
+/// a clock query is rare, and stamping unchecked is what this guards against.
 pub(crate) async fn ensure_leader_clock(node: &Node) -> Result<(), ProposeError> {
     let Some(cluster) = node.cluster() else {
         return Ok(());
     };
     if matches!(clock_verdict(node, cluster), ClockVerdict::Unknown) {
         sample_clocks(node).await;
+        if matches!(clock_verdict(node, cluster), ClockVerdict::Unknown) {
+            return Err(ProposeError::ClockUnsynchronized(
+                "the leader cannot confirm its clock with a quorum of its peers yet; retry shortly"
+                    .into(),
+            ));
+        }
     }
     check_leader_clock(node)
 }
