@@ -663,8 +663,9 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.checkpoint_entries_since_last),
         max_in_snapshot_log_to_keep: config.log_entries_kept_after_checkpoint,
         purge_batch_size: 1,
-        // An entry can carry a ~1 MiB batch: a few dozen per append keeps frames small.
-        max_payload_entries: 32,
+        // An entry can carry a ~1 MiB batch, and openraft 0.9 gives an append one heartbeat
+        // interval to be written and fsynced by the follower: two entries keep it well inside.
+        max_payload_entries: 2,
         ..Default::default()
     };
     let raft_config = match &config.cluster {

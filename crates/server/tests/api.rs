@@ -213,6 +213,10 @@ fn openapi_document_lists_every_route() {
         ("/v1/wallet/{player_id}/balance", "get"),
         ("/v1/events", "get"),
         ("/v1/events/stream", "get"),
+        ("/v1/cluster/status", "get"),
+        ("/v1/cluster/nodes", "post"),
+        ("/v1/cluster/nodes/{node_id}", "delete"),
+        ("/v1/cluster/leader", "post"),
     ];
     for (path, method) in expected {
         assert!(
@@ -924,4 +928,52 @@ fn data_survives_a_restart() {
         (200, json!(200)),
         "original answer after restart"
     );
+}
+
+#[test]
+fn a_node_without_peers_answers_cluster_routes_with_not_clustered() {
+    let server = TestServer::start();
+    let (status, body) = server.get("/v1/cluster/status");
+    assert_error(status, &body, 404, "not_clustered");
+    let (status, body) = server.post("/v1/cluster/leader", &serde_json::json!({"node_id": 2}));
+    assert_error(status, &body, 404, "not_clustered");
+    let (status, body) = server.post(
+        "/v1/cluster/nodes",
+        &serde_json::json!({"node_id": 0, "peer_addr": "127.0.0.1:1"}),
+    );
+    assert_error(status, &body, 400, "invalid_request");
+    let (status, body) = server.post_raw(
+        "/v1/cluster/nodes",
+        "{\"node_id\":",
+        Some("application/json"),
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn reads_take_a_stale_or_linearizable_consistency_header_and_refuse_others() {
+    let server = TestServer::start();
+    server.post(
+        "/v1/accounts",
+        &serde_json::json!([{"id": 7, "ledger": "EUR", "kind": "clearing"}]),
+    );
+    for (value, expected) in [
+        ("stale", 200),
+        ("linearizable", 200),
+        ("STALE", 200),
+        ("fresh", 400),
+    ] {
+        let mut response = server
+            .agent
+            .get(format!("{}/v1/accounts/7", server.base))
+            .header("x-read-consistency", value)
+            .call()
+            .expect("GET");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        assert_eq!(status, expected, "{value}: {text}");
+        if expected == 400 {
+            assert_error(status, &parse_json(&text), 400, "invalid_request");
+        }
+    }
 }
