@@ -93,8 +93,12 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
             .args(["serve", "--node-id", &self.id.to_string(), "--data-dir"])
             .arg(&self.dir)
-            .arg("--cluster-config")
-            .arg(&self.config)
+            .args(
+                Some(&self.config)
+                    .filter(|c| !c.as_os_str().is_empty())
+                    .map(|c| vec!["--cluster-config".into(), c.clone().into_os_string()])
+                    .unwrap_or_default(),
+            )
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
@@ -561,6 +565,116 @@ fn a_rolling_restart_of_every_node_under_writes_loses_nothing() {
         wait_caught_up(&nodes);
     }
     load.wait_acks(100, "after the rolling restart");
+    let outcomes = load.finish();
+    assert_replicas_agree(&nodes, &outcomes);
+}
+
+fn signal(node: &Node, name: &str) {
+    let pid = node.child.as_ref().expect("running").id().to_string();
+    let status = Command::new("kill")
+        .args([name, &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {name} {pid}");
+}
+
+#[test]
+fn a_paused_leader_is_replaced_and_steps_down_when_it_resumes() {
+    // SIGSTOP is a leader cut off from everyone (a long GC pause, a partitioned host): the others
+    // elect a new leader; when the old one resumes with its stale term it must not apply or
+    // acknowledge anything on its own.
+    let root = tempfile::tempdir().unwrap();
+    let nodes = started_cluster(root.path(), &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let load = Load::start(ports, 0);
+    load.wait_acks(200, "before the pause");
+    let paused = wait_for_leader(&nodes, None);
+    let paused_index = (paused - 1) as usize;
+    signal(&nodes[paused_index], "-STOP");
+    // Clients of the paused node time out; they move to the others, as real clients would.
+    let mut outcomes = load.finish();
+    let others: Vec<u16> = nodes
+        .iter()
+        .filter(|n| n.id != paused)
+        .map(|n| n.api_port)
+        .collect();
+    let load = Load::start(others, 100_000_000);
+    load.wait_acks(200, "while the old leader is paused");
+    let witness = nodes.iter().find(|n| n.id != paused).unwrap().api();
+    let new_leader = leader(&witness);
+    assert!(
+        new_leader.is_some_and(|id| id != paused),
+        "leader while paused: {new_leader:?}"
+    );
+    signal(&nodes[paused_index], "-CONT");
+    load.wait_acks(200, "after the old leader resumed");
+    let after = load.finish();
+    outcomes.acked.extend(after.acked);
+    outcomes.sent.extend(after.sent);
+    assert_replicas_agree(&nodes, &outcomes);
+    let (status, view, _) = nodes[paused_index]
+        .api()
+        .get("/v1/cluster/status", false)
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_ne!(view["leader_id"].as_u64(), None, "{view}");
+}
+
+#[test]
+fn a_wiped_node_rejoins_through_join_and_catches_up_from_a_streamed_checkpoint() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = started_cluster(
+        root.path(),
+        &["--checkpoint-entries", "20", "--log-entries-kept", "5"],
+    );
+    let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
+    let load = Load::start(ports, 0);
+    load.wait_acks(300, "before the wipe");
+    let leader = wait_for_leader(&nodes, None);
+    let wiped = nodes.iter().position(|n| n.id != leader).unwrap();
+    nodes[wiped].kill();
+    std::fs::remove_dir_all(&nodes[wiped].dir).unwrap();
+    let wiped_id = nodes[wiped].id;
+    let any = nodes.iter().find(|n| n.id != wiped_id).unwrap().api();
+    // Out of the membership, then back in through --join, as an operator would.
+    let removed = any
+        .agent
+        .delete(format!("{}/v1/cluster/nodes/{wiped_id}", any.base))
+        .call()
+        .unwrap();
+    assert_eq!(removed.status().as_u16(), 200);
+    load.wait_acks(100, "after the removal");
+    let config = std::fs::read_to_string(&nodes[wiped].config).unwrap();
+    let peer_of = |id: u64| -> String {
+        let entry = config
+            .split("[[node]]")
+            .find(|e| e.contains(&format!("id = {id}\n")))
+            .unwrap();
+        entry
+            .split("peer = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let via = peer_of(leader);
+    nodes[wiped].extra = vec![
+        "--peer-listen".into(),
+        peer_of(wiped_id),
+        "--listen".into(),
+        format!("127.0.0.1:{}", nodes[wiped].api_port),
+        "--join".into(),
+        via,
+        "--checkpoint-entries".into(),
+        "20".into(),
+        "--log-entries-kept".into(),
+        "5".into(),
+    ];
+    nodes[wiped].config = PathBuf::new();
+    nodes[wiped].start();
+    load.wait_acks(200, "after the rejoin");
     let outcomes = load.finish();
     assert_replicas_agree(&nodes, &outcomes);
 }
