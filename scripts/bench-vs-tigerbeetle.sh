@@ -237,9 +237,16 @@ echo "croupier: $croupier"
 echo "work dir (both tools' data): $work ($(df -P "$work" | awk 'NR==2 {print $1}'))"
 echo "workload: $transfers transfers, $accounts accounts, batches of $batch, $clients client(s), repeats $repeats, croupier encoding $encoding, replicas $replicas"
 echo "commands:"
-echo "  A: tigerbeetle benchmark --transfer-count=$transfers --account-count=$accounts --transfer-batch-count=$batch --clients=$clients --query-count=0 [distribution flags]"
-echo "  B: croupier serve --data-dir DIR --listen 127.0.0.1:PORT &"
-echo "     croupier bench ledger --server http://127.0.0.1:PORT --transfers $transfers --accounts $accounts --batch $batch --clients $clients --distribution D --encoding $encoding"
+if [ "$replicas" -gt 1 ]; then
+    echo "  A: tigerbeetle format --cluster=0 --replica=I --replica-count=$replicas FILE_I; tigerbeetle start --addresses=A0,A1,.. FILE_I & (x$replicas)"
+    echo "     tigerbeetle benchmark --addresses=A0,A1,.. --transfer-count=$transfers --account-count=$accounts --transfer-batch-count=$batch --clients=$clients --query-count=0 [distribution flags]"
+    echo "  B: croupier serve --node-id I --cluster-config cluster.toml --data-dir DIR_I & (x$replicas)"
+    echo "     croupier bench ledger --server http://LEADER --transfers $transfers --accounts $accounts --batch $batch --clients $clients --distribution D --encoding $encoding"
+else
+    echo "  A: tigerbeetle benchmark --transfer-count=$transfers --account-count=$accounts --transfer-batch-count=$batch --clients=$clients --query-count=0 [distribution flags]"
+    echo "  B: croupier serve --data-dir DIR --listen 127.0.0.1:PORT &"
+    echo "     croupier bench ledger --server http://127.0.0.1:PORT --transfers $transfers --accounts $accounts --batch $batch --clients $clients --distribution D --encoding $encoding"
+fi
 echo "  distribution flags: uniform: none; zipf: $(tigerbeetle_flags zipf); hot: $(tigerbeetle_flags hot)"
 echo
 
