@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(dieharder)
+apt_packages=(dieharder procps)  # procps: kill(1), which the cluster tools and tests use
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -60,5 +60,7 @@ done
 kill -INT "$smoke_pid"
 wait "$smoke_pid"
 "$croupier" audit verify --data-dir "$smoke_dir/data" >/dev/null
+# A replicated cluster of three child processes, its leader SIGKILLed three times under writes.
+"$croupier" bench failover --kills 3 --work-dir "$smoke_dir/failover"
 
 echo "==> all tests passed"

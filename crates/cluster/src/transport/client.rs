@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 
 /// Frames queued for a connection's writer before callers wait (each caller waits for its
 /// answer anyway, so this is the number of requests in flight per peer).
@@ -196,23 +195,8 @@ async fn write_frames(
     pending: Arc<Mutex<Pending>>,
     addr: String,
 ) {
-    let mut writer = BufWriter::with_capacity(256 << 10, write_half);
-    let mut bytes = Vec::new();
-    while let Some(frame) = frames.recv().await {
-        bytes.clear();
-        frame.encode(&mut bytes);
-        let mut written = writer.write_all(&bytes).await;
-        // Flush only when nothing else is queued: frames queued together share a write.
-        if written.is_ok() && frames.is_empty() {
-            written = writer.flush().await;
-        }
-        if let Err(error) = written {
-            close(&pending, &addr, format!("write failed: {error}"));
-            return;
-        }
-        if lock(&pending).closed.is_some() {
-            return;
-        }
+    if let Err(error) = pump_frames(write_half, &mut frames).await {
+        close(&pending, &addr, format!("write failed: {error}"));
     }
 }
 

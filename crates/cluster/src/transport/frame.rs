@@ -10,7 +10,8 @@
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
 
 /// Fixed part of a frame after the length field.
 pub(crate) const HEADER_BYTES: usize = 1 + 8 + 8;
@@ -117,6 +118,25 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
         group_id: u64::from_le_bytes(header[9..17].try_into().expect("8 bytes")),
         payload,
     }))
+}
+
+/// Writes queued frames to `writer` until the queue closes, flushing only when nothing else is
+/// queued: frames queued together share one write.
+pub(crate) async fn pump_frames<W: AsyncWrite + Unpin>(
+    writer: W,
+    frames: &mut mpsc::Receiver<Frame>,
+) -> io::Result<()> {
+    let mut writer = BufWriter::with_capacity(256 << 10, writer);
+    let mut bytes = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        bytes.clear();
+        frame.encode(&mut bytes);
+        writer.write_all(&bytes).await?;
+        if frames.is_empty() {
+            writer.flush().await?;
+        }
+    }
+    Ok(())
 }
 
 /// Why a peer refused or could not serve a request. Travels in an `ERROR` frame.

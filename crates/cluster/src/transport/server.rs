@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type Reply = Result<Vec<u8>, RemoteError>;
@@ -189,17 +188,6 @@ async fn write_answers(
     write_half: tokio::net::tcp::OwnedWriteHalf,
     mut queued: mpsc::Receiver<Frame>,
 ) {
-    let mut writer = BufWriter::with_capacity(256 << 10, write_half);
-    let mut bytes = Vec::new();
-    while let Some(frame) = queued.recv().await {
-        bytes.clear();
-        frame.encode(&mut bytes);
-        let mut written = writer.write_all(&bytes).await;
-        if written.is_ok() && queued.is_empty() {
-            written = writer.flush().await;
-        }
-        if written.is_err() {
-            return;
-        }
-    }
+    // A peer that stopped reading: its handlers' answers are dropped with the connection.
+    let _ = pump_frames(write_half, &mut queued).await;
 }
