@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Fault injection for drills and tests: this node's clock reads this many ms off.
     #[arg(long, hide = true, default_value_t = 0, allow_hyphen_values = true)]
     fault_clock_offset_ms: i64,
+    /// Fault injection for partition tests: a file of `MEMBER_PEER_ADDR DIAL_ADDR` lines; this
+    /// node dials the second address whenever it connects to the first.
+    #[arg(long, hide = true)]
+    fault_peer_routes: Option<PathBuf>,
     /// Commands waiting for the next log entry before requests answer 503 overloaded.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().queue_depth_max)]
     queue_depth_max: usize,
@@ -189,6 +193,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn read_peer_routes(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the peer routes {}", path.display()))?;
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [from, to] => Ok((from.to_string(), to.to_string())),
+                _ => anyhow::bail!("{}: {line:?} is not `FROM TO`", path.display()),
+            },
+        )
+        .collect()
+}
+
 fn read_cluster_file(path: &std::path::Path) -> anyhow::Result<Vec<croupier_cluster::Member>> {
     let config = crate::cluster_cmd::config::ClusterConfig::read(path)?;
     Ok(config
@@ -245,6 +263,9 @@ fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::
     options.election_timeout_max_ms = args.heartbeat_ms * 8;
     options.clock_skew_max_ms = args.clock_skew_max_ms;
     options.clock_offset_ms = args.fault_clock_offset_ms;
+    if let Some(path) = &args.fault_peer_routes {
+        options.fault_peer_routes = read_peer_routes(path)?;
+    }
     if options.members.is_empty() && options.join.is_none() {
         // --peer-listen alone: a one-member cluster that others can join later.
         options.members.push(croupier_cluster::Member {

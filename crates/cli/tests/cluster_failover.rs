@@ -678,3 +678,136 @@ fn a_wiped_node_rejoins_through_join_and_catches_up_from_a_streamed_checkpoint()
     let outcomes = load.finish();
     assert_replicas_agree(&nodes, &outcomes);
 }
+
+/// One directed node-to-node link through a TCP proxy the test can cut: cutting closes its
+/// connections and refuses new ones until healed.
+struct Link {
+    port: u16,
+    cut: std::sync::Arc<AtomicBool>,
+    open: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Link {
+    fn start(target_port: u16) -> Link {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let link = Link {
+            port: listener.local_addr().unwrap().port(),
+            cut: Default::default(),
+            open: Default::default(),
+        };
+        let (cut, open) = (link.cut.clone(), link.open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().flatten() {
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the dialer sees the connection close
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let mut open = open.lock().unwrap();
+                open.push(inbound.try_clone().unwrap());
+                open.push(outbound.try_clone().unwrap());
+                pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+                pipe(outbound, inbound);
+            }
+        });
+        link
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+fn peer_port(config: &Path, id: u64) -> u16 {
+    let text = std::fs::read_to_string(config).unwrap();
+    let entry = text
+        .split("[[node]]")
+        .find(|e| e.contains(&format!("id = {id}\n")))
+        .unwrap();
+    let peer = entry
+        .split("peer = \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    peer.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_leader_partitioned_from_the_majority_acknowledges_nothing_the_majority_lacks() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path());
+    let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
+    // links[(from, to)]: every directed link through its own proxy.
+    let mut links: BTreeMap<(u64, u64), Link> = BTreeMap::new();
+    for &from in &ids {
+        for &to in ids.iter().filter(|&&to| to != from) {
+            links.insert((from, to), Link::start(peer_port(&nodes[0].config, to)));
+        }
+    }
+    for node in nodes.iter_mut() {
+        let routes: String = ids
+            .iter()
+            .filter(|&&to| to != node.id)
+            .map(|&to| {
+                let proxy = links[&(node.id, to)].port;
+                format!(
+                    "127.0.0.1:{} 127.0.0.1:{proxy}\n",
+                    peer_port(&node.config, to)
+                )
+            })
+            .collect();
+        let path = root.path().join(format!("routes-{}", node.id));
+        std::fs::write(&path, routes).unwrap();
+        node.extra = vec!["--fault-peer-routes".into(), path.display().to_string()];
+        node.start();
+    }
+    let old = wait_for_leader(&nodes, None);
+    create_accounts(&nodes[(old - 1) as usize].api());
+    let load = Load::start(nodes.iter().map(|n| n.api_port).collect(), 0);
+    load.wait_acks(200, "before the partition");
+    for (&(from, to), link) in &links {
+        if from == old || to == old {
+            link.cut();
+        }
+    }
+    // Writes sent to the cut-off leader can only time out; clients move to the majority.
+    let mut outcomes = load.finish();
+    let majority: Vec<u16> = nodes
+        .iter()
+        .filter(|n| n.id != old)
+        .map(|n| n.api_port)
+        .collect();
+    let load = Load::start(majority, 100_000_000);
+    load.wait_acks(200, "on the majority side of the partition");
+    let witness = nodes.iter().find(|n| n.id != old).unwrap().api();
+    assert!(
+        leader(&witness).is_some_and(|id| id != old),
+        "the majority elected no leader"
+    );
+    for link in links.values() {
+        link.heal();
+    }
+    load.wait_acks(200, "after the partition healed");
+    let after = load.finish();
+    outcomes.acked.extend(after.acked);
+    outcomes.sent.extend(after.sent);
+    assert_replicas_agree(&nodes, &outcomes);
+}

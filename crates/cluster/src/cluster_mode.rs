@@ -45,6 +45,9 @@ pub struct ClusterOptions {
     pub clock_skew_max_ms: u64,
     /// Fault injection: this node's wall clock reads this many ms off.
     pub clock_offset_ms: i64,
+    /// Fault injection: (member peer address, address to dial instead) for this node's
+    /// outgoing connections, so a test can route every directed link through a proxy.
+    pub fault_peer_routes: Vec<(String, String)>,
 }
 
 impl ClusterOptions {
@@ -59,6 +62,7 @@ impl ClusterOptions {
             election_timeout_max_ms: 400,
             clock_skew_max_ms: 500,
             clock_offset_ms: 0,
+            fault_peer_routes: Vec::new(),
         }
     }
 }

@@ -730,7 +730,7 @@ async fn start_peer_listener(
     tracing::info!(peer_addr = %local, "listening for peers");
     Ok(cluster_mode::ClusterParts {
         options: options.clone(),
-        peers: transport::Peers::default(),
+        peers: transport::Peers::with_routes(options.fault_peer_routes.iter().cloned().collect()),
         registry,
         peer_addr: options.peer_listen.clone(),
         stop,
