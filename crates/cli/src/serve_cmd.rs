@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// Raft heartbeat interval; elections start after 4-8 heartbeats without a leader.
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// In a cluster: if this node's storage is corrupt, move it to DIR/quarantine-<ms>/ and
+    /// catch up from the other replicas (granting no votes until caught up) instead of
+    /// refusing to start.
+    #[arg(long)]
+    repair_from_peers: bool,
     /// A leader whose clock is farther than this from a quorum's refuses to propose.
     #[arg(long, default_value_t = 500)]
     clock_skew_max_ms: u64,
@@ -263,6 +268,7 @@ fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::
     options.election_timeout_max_ms = args.heartbeat_ms * 8;
     options.clock_skew_max_ms = args.clock_skew_max_ms;
     options.clock_offset_ms = args.fault_clock_offset_ms;
+    options.repair_from_peers = args.repair_from_peers;
     if let Some(path) = &args.fault_peer_routes {
         options.fault_peer_routes = read_peer_routes(path)?;
     }

@@ -811,3 +811,61 @@ fn a_leader_partitioned_from_the_majority_acknowledges_nothing_the_majority_lack
     outcomes.sent.extend(after.sent);
     assert_replicas_agree(&nodes, &outcomes);
 }
+
+/// Flips one byte in the middle of the node's oldest log segment.
+fn corrupt_log(node: &Node) {
+    let log_dir = node.dir.join("log");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.metadata().unwrap().len() > 4096)
+        .collect();
+    segments.sort();
+    let segment = segments.first().expect("a log segment with records");
+    let mut bytes = std::fs::read(segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(segment, bytes).unwrap();
+}
+
+#[test]
+fn a_replica_with_a_corrupt_log_repairs_from_the_others_when_asked_and_refuses_otherwise() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = started_cluster(root.path(), &[]);
+    let load = Load::start(nodes.iter().map(|n| n.api_port).collect(), 0);
+    load.wait_acks(300, "before the damage");
+    let leader = wait_for_leader(&nodes, None);
+    let damaged = nodes.iter().position(|n| n.id != leader).unwrap();
+    terminate(&mut nodes[damaged]);
+    corrupt_log(&nodes[damaged]);
+    // Without the repair flag the node refuses to start on damaged bytes.
+    let refused = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args([
+            "serve",
+            "--node-id",
+            &nodes[damaged].id.to_string(),
+            "--data-dir",
+        ])
+        .arg(&nodes[damaged].dir)
+        .arg("--cluster-config")
+        .arg(&nodes[damaged].config)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    nodes[damaged].extra = vec!["--repair-from-peers".into()];
+    nodes[damaged].start();
+    load.wait_acks(300, "while the damaged node repairs");
+    let outcomes = load.finish();
+    assert_replicas_agree(&nodes, &outcomes);
+    let log = std::fs::read_to_string(nodes[damaged].dir.with_extension("log")).unwrap();
+    assert!(log.contains("repair complete"), "no repair:\n{log}");
+    let quarantined = std::fs::read_dir(&nodes[damaged].dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("quarantine-")
+    });
+    assert!(quarantined, "the damaged files were not kept");
+}

@@ -48,6 +48,9 @@ pub struct ClusterOptions {
     /// Fault injection: (member peer address, address to dial instead) for this node's
     /// outgoing connections, so a test can route every directed link through a proxy.
     pub fault_peer_routes: Vec<(String, String)>,
+    /// On corrupt storage, move it to quarantine and catch up from the other replicas (not
+    /// voting until caught up) instead of refusing to start.
+    pub repair_from_peers: bool,
 }
 
 impl ClusterOptions {
@@ -63,6 +66,7 @@ impl ClusterOptions {
             clock_skew_max_ms: 500,
             clock_offset_ms: 0,
             fault_peer_routes: Vec::new(),
+            repair_from_peers: false,
         }
     }
 }
@@ -658,6 +662,13 @@ impl Node {
             .await
             .ok()?;
         LocalStatus::decode(&answer)
+    }
+
+    /// The leader's last log index, asked of the leader itself (None: no leader reachable).
+    pub(crate) async fn leader_last_log_index(&self) -> Option<u64> {
+        let (leader, addr) = self.leader_peer()?;
+        let status = self.ask_status(leader, addr).await?;
+        (status.role == Role::Leader).then_some(status.last_log_index)
     }
 
     /// Adds, removes a member or moves leadership; forwarded to the leader when needed.

@@ -42,6 +42,7 @@ mod network;
 mod peer_service;
 mod raft_codec;
 mod recovery;
+mod repair;
 mod snapshot_data;
 mod state_machine;
 mod ticker;
@@ -163,6 +164,10 @@ pub enum ClusterError {
     /// The node's configuration cannot work (an address that cannot be bound, ...).
     #[error("{0}")]
     Config(String),
+    /// Bytes in the data directory that cannot be right (a damaged log record, checkpoint or
+    /// history); the node refuses them. A cluster member may repair from its peers.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +270,8 @@ struct NodeInner {
     /// Held until `shutdown` (or the last clone's drop): one process per data directory.
     lock: Mutex<Option<DataDirLock>>,
     cluster: Option<cluster_mode::ClusterParts>,
+    /// Repairing corrupt storage from the peers: no votes until caught up (`repair`).
+    repairing: AtomicBool,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -313,7 +320,7 @@ impl Node {
     /// fresh dir) or asks to join, and returns once it knows a leader or after a short wait.
     /// Refuses to start on corrupted storage.
     pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
-        let opened = recovery::open_storage(&config)?;
+        let (opened, repairing) = open_or_quarantine(&config)?;
         let consensus = match ConsensusRuntime::spawn() {
             Ok(consensus) => consensus,
             Err(error) => {
@@ -327,6 +334,10 @@ impl Node {
             Ok(node) => node,
             Err(error) => return Err(error),
         };
+        node.inner.repairing.store(repairing, Ordering::SeqCst);
+        if repairing {
+            repair::spawn_watch(node.clone());
+        }
         let started = match &config.cluster {
             None => node.become_leader_and_catch_up().await,
             Some(options) => node.take_part_in_cluster(options).await,
@@ -422,6 +433,7 @@ impl Node {
                 ),
                 lock: Mutex::new(lock),
                 cluster,
+                repairing: AtomicBool::new(false),
             }),
         })
     }
@@ -525,6 +537,15 @@ impl Node {
 
     pub(crate) fn cluster(&self) -> Option<&cluster_mode::ClusterParts> {
         self.inner.cluster.as_ref()
+    }
+
+    pub(crate) fn inner_repairing(&self) -> &AtomicBool {
+        &self.inner.repairing
+    }
+
+    /// True while this node repairs corrupt storage from its peers (it grants no votes).
+    pub fn is_repairing(&self) -> bool {
+        self.inner.repairing.load(Ordering::SeqCst)
     }
 
     /// True while this node leads its group.
@@ -681,6 +702,21 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         .validate()
         .map(Arc::new)
         .map_err(|e| ClusterError::Raft(format!("invalid Raft configuration: {e}")))
+}
+
+/// Opens the data directory; a cluster member started with `repair_from_peers` whose storage
+/// is corrupt moves it to quarantine and starts empty, to catch up from its peers.
+fn open_or_quarantine(config: &NodeConfig) -> Result<(recovery::Opened, bool), ClusterError> {
+    let repairs = config.cluster.as_ref().is_some_and(|c| c.repair_from_peers);
+    match recovery::open_storage(config) {
+        Err(ClusterError::Corrupt(reason)) if repairs => {
+            tracing::error!(%reason, "storage is corrupt: moving it to quarantine and repairing from the other replicas");
+            let moved = repair::quarantine(&config.data_dir).map_err(ClusterError::Storage)?;
+            tracing::warn!(quarantine = %moved.display(), "damaged files kept for inspection");
+            Ok((recovery::open_storage(config)?, true))
+        }
+        other => other.map(|opened| (opened, false)),
+    }
 }
 
 /// openraft's `Raft::new` with the transport the node has: peers in a cluster, none alone.

@@ -80,6 +80,13 @@ async fn append_entries(node: &Node, payload: &[u8]) -> Reply {
 }
 
 async fn vote(node: &Node, payload: &[u8]) -> Reply {
+    if node.is_repairing() {
+        // It may have acknowledged entries it lost: its vote could elect a candidate that
+        // lacks them. To the candidate this looks like an unreachable voter.
+        return Err(unavailable(
+            "repairing corrupt storage: not voting until caught up",
+        ));
+    }
     let request = codec::decode_vote_request(payload).map_err(refused)?;
     let response = node.raft().vote(request).await.map_err(raft_error)?;
     let mut out = Vec::new();

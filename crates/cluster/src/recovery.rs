@@ -106,6 +106,15 @@ pub(crate) struct Opened {
     pub(crate) consumers: Arc<ConsumerCursors>,
 }
 
+/// A store error as the node reports it: bytes on disk that cannot be right are `Corrupt`
+/// (a clustered node may repair them from its peers), anything else is `Storage`.
+fn store_error(error: croupier_store::StoreError) -> ClusterError {
+    match error {
+        croupier_store::StoreError::Corrupt { .. } => ClusterError::Corrupt(error.to_string()),
+        other => ClusterError::Storage(other.to_string()),
+    }
+}
+
 fn storage_error(error: impl std::fmt::Display) -> ClusterError {
     ClusterError::Storage(error.to_string())
 }
@@ -130,12 +139,12 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
     let log_opened = started.elapsed();
     let vote_file = VoteFile::open_with(fs.clone(), dirs.vote_path()).map_err(storage_error)?;
     let checkpoints =
-        CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(storage_error)?;
+        CheckpointStore::open(fs.clone(), dirs.root().join("checkpoint")).map_err(store_error)?;
     if install_interrupted {
         crate::install::resume_log(&fs, dirs.root(), &mut log_store, &checkpoints)
             .map_err(ClusterError::Storage)?;
     }
-    let current = checkpoints.current().map_err(storage_error)?;
+    let current = checkpoints.current().map_err(store_error)?;
     if let Some(manifest) = &current {
         check_checkpoint_chains_to_log(manifest, &log_store)?;
     }
@@ -149,7 +158,7 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         &config.storage.history_options(),
         ends,
     )
-    .map_err(storage_error)?;
+    .map_err(store_error)?;
     check_history_matches_hot_state(&ledger, &history)?;
     tracing::info!(
         log_ms = log_opened.as_millis() as u64,
@@ -212,7 +221,7 @@ fn open_log(
         segment_size_max_bytes: config.log_segment_size_max_bytes,
     };
     let (log_store, recovery) =
-        LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(storage_error)?;
+        LogStore::open_with(fs.clone(), dirs.log_dir(), log_options).map_err(store_error)?;
     if let Some(torn) = &recovery.torn_tail {
         tracing::warn!(file = %torn.file.display(), offset = torn.offset, bytes = torn.bytes, reason = %torn.reason,
             "cut a torn write off the end of the log");
@@ -228,9 +237,9 @@ fn load_hot_state(
     let Some(manifest) = current else {
         return Ok(Ledger::new());
     };
-    let bytes = checkpoints.load_hot(manifest).map_err(storage_error)?;
+    let bytes = checkpoints.load_hot(manifest).map_err(store_error)?;
     decode_checkpoint(&bytes).map_err(|e| {
-        ClusterError::Storage(format!(
+        ClusterError::Corrupt(format!(
             "{}: checkpoint does not decode: {e}",
             checkpoints.hot_path(manifest).display()
         ))
@@ -262,7 +271,7 @@ fn check_history_matches_hot_state(
 ) -> Result<(), ClusterError> {
     let on_disk = history.reader.transfer_count();
     if on_disk != ledger.transfer_count() {
-        return Err(ClusterError::Storage(format!(
+        return Err(ClusterError::Corrupt(format!(
             "the checkpoint counts {} transfers but history holds {on_disk}",
             ledger.transfer_count()
         )));
@@ -286,18 +295,18 @@ fn check_checkpoint_chains_to_log(
         if log.last_index().is_some_and(|last| last < index)
             || log.last_index().is_none() && index > 0
         {
-            return Err(ClusterError::Storage(format!(
+            return Err(ClusterError::Corrupt(format!(
                 "checkpoint {} covers entry {index}, but the log ends before it",
                 manifest.snapshot_id
             )));
         }
         return Ok(());
     }
-    let log_head = log.chain_hash(index).map_err(storage_error)?;
+    let log_head = log.chain_hash(index).map_err(store_error)?;
     if log_head == manifest.chain_head {
         return Ok(());
     }
-    Err(ClusterError::Storage(format!(
+    Err(ClusterError::Corrupt(format!(
         "checkpoint {} covers entry {index} with chain head {}, but the log's entry {index} hashes to {}",
         manifest.snapshot_id,
         hex(&manifest.chain_head),
