@@ -172,10 +172,10 @@ async fn corrupted_sealed_segment_refuses_start_and_names_the_file() {
         .expect("start must fail");
     let file_name = sealed.file_name().unwrap().to_string_lossy().to_string();
     match error {
-        ClusterError::Storage(message) => {
+        ClusterError::Corrupt(message) => {
             assert!(message.contains(&file_name), "{message} names {file_name}")
         }
-        other => panic!("expected a storage error, got {other}"),
+        other => panic!("expected a corruption error, got {other}"),
     }
 }
 
@@ -286,10 +286,10 @@ async fn corrupted_checkpoint_refuses_start_and_names_the_file() {
     let error = Node::start(config).await.err().expect("start must fail");
     let file_name = hot.file_name().unwrap().to_string_lossy().to_string();
     match error {
-        ClusterError::Storage(message) => {
+        ClusterError::Corrupt(message) => {
             assert!(message.contains(&file_name), "{message} names {file_name}")
         }
-        other => panic!("expected a storage error, got {other}"),
+        other => panic!("expected a corruption error, got {other}"),
     }
 }
 
@@ -314,8 +314,8 @@ async fn checkpoint_vouching_for_another_chain_refuses_start() {
 
     let error = Node::start(config).await.err().expect("start must fail");
     match error {
-        ClusterError::Storage(message) => assert!(message.contains("chain head"), "{message}"),
-        other => panic!("expected a storage error, got {other}"),
+        ClusterError::Corrupt(message) => assert!(message.contains("chain head"), "{message}"),
+        other => panic!("expected a corruption error, got {other}"),
     }
 }
 
@@ -349,8 +349,8 @@ async fn corrupted_history_segment_is_refused_naming_file_and_offset() {
     };
 
     let node = match Node::start(config).await {
-        Err(ClusterError::Storage(message)) => return names_file_and_offset(&message),
-        Err(other) => panic!("expected a storage error, got {other}"),
+        Err(ClusterError::Corrupt(message)) => return names_file_and_offset(&message),
+        Err(other) => panic!("expected a corruption error, got {other}"),
         Ok(node) => node,
     };
     let reads = node
