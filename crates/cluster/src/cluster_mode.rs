@@ -11,7 +11,7 @@ use croupier_core::{Command, CommandResult};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
 use crate::clock::{ClockGuard, ClockVerdict};
-use crate::transport::{CallError, Kind, Peers, Registry, RemoteError};
+use crate::transport::{u64_at, CallError, Kind, Peers, Registry, RemoteError};
 use crate::{Node, ProposeError};
 
 /// The Raft group of the ledger. Every frame and every group-scoped record names its group.
@@ -133,10 +133,7 @@ async fn sample_clocks(node: &Node) {
             .call(addr, LEDGER_GROUP_ID, Kind::Clock, Vec::new(), timeout)
             .await;
         let t1 = wall_clock_ns(node);
-        let remote = answer
-            .ok()?
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))?;
+        let remote = u64_at(&answer.ok()?, 0)?;
         Some((*peer, t0, remote, t1))
     });
     let samples = futures_util::future::join_all(asks).await;
@@ -347,11 +344,7 @@ impl LocalStatus {
     }
 
     fn decode(bytes: &[u8]) -> Option<LocalStatus> {
-        let number = |at: usize| {
-            bytes
-                .get(at..at + 8)
-                .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
-        };
+        let number = |at: usize| u64_at(bytes, at);
         Some(LocalStatus {
             node_id: number(0)?,
             role: Role::from_code(*bytes.get(8)?),
@@ -386,10 +379,7 @@ impl AdminRequest {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<AdminRequest, String> {
-        let node_id = bytes
-            .get(1..9)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
-            .ok_or("admin request truncated")?;
+        let node_id = u64_at(bytes, 1).ok_or("admin request truncated")?;
         let text = || String::from_utf8(bytes[9..].to_vec()).map_err(|_| "address is not UTF-8");
         match bytes[0] {
             1 => Ok(AdminRequest::AddNode {
@@ -528,7 +518,9 @@ impl Node {
         let (leader, addr) = self
             .leader_peer()
             .ok_or(ProposeError::NotLeader { leader: None })?;
-        let cluster = self.cluster().expect("forwarding needs a cluster");
+        let cluster = self
+            .cluster()
+            .ok_or(ProposeError::NotLeader { leader: None })?;
         let proposal = Proposal {
             timestamp_ns: 0, // the leader stamps its own time
             commands: commands.to_vec(),
@@ -573,7 +565,7 @@ impl Node {
             return self.leader_read_index().await;
         }
         let (_, addr) = self.leader_peer().ok_or(ProposeError::NoLeader)?;
-        let cluster = self.cluster().expect("a follower read needs a cluster");
+        let cluster = self.cluster().ok_or(ProposeError::NoLeader)?;
         let answer = cluster
             .peers
             .call(
@@ -590,9 +582,7 @@ impl Node {
                 }
                 other => ProposeError::Unavailable(other.to_string()),
             })?;
-        let index = answer
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+        let index = u64_at(&answer, 0)
             .ok_or_else(|| ProposeError::Unavailable("malformed read index".into()))?;
         Ok(index)
     }
@@ -794,7 +784,9 @@ async fn admin_as_leader(node: &Node, request: AdminRequest) -> Result<(), Remot
 /// other voter to hold elections, waits out the followers' leader lease, and asks the target to
 /// campaign. The target has the whole log (checked first), so it wins.
 async fn transfer_leadership(node: &Node, target: u64) -> Result<(), RemoteError> {
-    let cluster = node.cluster().expect("admin runs on clustered nodes");
+    let cluster = node.cluster().ok_or(RemoteError::Refused(
+        "this node is not part of a cluster".into(),
+    ))?;
     if target == node.node_id() {
         return Ok(());
     }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::cluster_mode::{self, AdminRequest, LocalStatus};
 use crate::raft_codec as codec;
-use crate::transport::{BoxFuture, GroupService, Kind, RemoteError, Reply};
+use crate::transport::{u64_at, BoxFuture, GroupService, Kind, RemoteError, Reply};
 use crate::{Node, ProposeError};
 
 /// The group service of one node (registered with the process's peer listener).
@@ -126,10 +126,7 @@ async fn read_index(node: &Node) -> Reply {
 }
 
 fn hold_elections(node: &Node, payload: &[u8]) -> Reply {
-    let ms = payload
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .ok_or_else(|| refused("HoldElections needs a duration"))?;
+    let ms = u64_at(payload, 0).ok_or_else(|| refused("HoldElections needs a duration"))?;
     cluster_mode::hold_elections(node, Duration::from_millis(ms.min(10_000)));
     Ok(Vec::new())
 }
@@ -174,7 +171,8 @@ type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
 fn decode_snapshot_begin(begin: &[u8]) -> Result<(crate::types::Vote, SnapshotMeta), String> {
     let vote_len = begin
         .get(..4)
-        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u32::from_le_bytes(b) as usize)
         .ok_or("checkpoint header truncated")?;
     let vote_bytes = begin
         .get(4..4 + vote_len)

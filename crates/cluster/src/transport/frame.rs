@@ -120,6 +120,12 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
     }))
 }
 
+/// The little-endian u64 at `at`, if `bytes` holds one there (payloads of peer messages).
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    bytes.get(at..end)?.try_into().ok().map(u64::from_le_bytes)
+}
+
 /// Writes queued frames to `writer` until the queue closes, flushing only when nothing else is
 /// queued: frames queued together share one write.
 pub(crate) async fn pump_frames<W: AsyncWrite + Unpin>(
@@ -181,10 +187,7 @@ impl RemoteError {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> RemoteError {
-        let number = |rest: &[u8]| {
-            rest.get(..8)
-                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        };
+        let number = |rest: &[u8]| u64_at(rest, 0);
         let text = |rest: &[u8]| String::from_utf8_lossy(rest).into_owned();
         match bytes.split_first() {
             Some((1, rest)) => RemoteError::NotLeader {
@@ -227,6 +230,15 @@ mod tests {
             let error = read_frame(&mut reader).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         }
+    }
+
+    #[test]
+    fn numbers_are_read_only_where_a_whole_one_is_present() {
+        let bytes = [7u8, 1, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(u64_at(&bytes, 1), Some(1));
+        assert_eq!(u64_at(&bytes, 2), None);
+        assert_eq!(u64_at(&bytes, usize::MAX), None);
+        assert_eq!(u64_at(&[], 0), None);
     }
 
     #[test]

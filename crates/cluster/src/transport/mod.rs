@@ -14,8 +14,8 @@ mod server;
 
 pub use client::CallError;
 pub(crate) use client::Peers;
-pub(crate) use frame::Kind;
 pub use frame::RemoteError;
+pub(crate) use frame::{u64_at, Kind};
 pub(crate) use network::PeerNetwork;
 pub(crate) use server::{listen, BoxFuture, GroupService, Registry, Reply};
 
