@@ -486,7 +486,8 @@ impl Node {
         }
     }
 
-    /// Proposes on the leader, whichever node that is: here, or forwarded to it.
+    /// Proposes on the leader, whichever node that is: here, or forwarded to it (following
+    /// leader changes while the forwarded batch was certainly not applied).
     pub(crate) async fn propose_anywhere(
         &self,
         commands: Vec<Command>,
@@ -495,11 +496,13 @@ impl Node {
             let Some(leader) = self.wait_for_leader().await else {
                 return Err(ProposeError::NoLeader);
             };
-            let outcome = if leader == self.node_id() {
-                self.propose_as_leader(commands.clone()).await
-            } else {
-                self.forward_proposal(&commands).await
-            };
+            if leader == self.node_id() {
+                // The batch moves into the log entry (no copy of up to ~1 MiB per write); a
+                // leadership change at this very moment answers 503 not_leader, which clients
+                // retry like any other 503.
+                return self.propose_as_leader(commands).await;
+            }
+            let outcome = self.forward_proposal(&commands).await;
             match outcome {
                 // Definitely not applied: follow the leader change.
                 Err(ProposeError::NotLeader { .. }) => {
