@@ -812,6 +812,18 @@ fn a_leader_partitioned_from_the_majority_acknowledges_nothing_the_majority_lack
     assert_replicas_agree(&nodes, &outcomes);
 }
 
+/// The node's log once it holds `needle` (or whatever it holds after `timeout`).
+fn wait_for_log_line(node: &Node, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = std::fs::read_to_string(node.dir.with_extension("log")).unwrap_or_default();
+        if log.contains(needle) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Flips one byte in the middle of the node's oldest log segment.
 fn corrupt_log(node: &Node) {
     let log_dir = node.dir.join("log");
@@ -859,7 +871,9 @@ fn a_replica_with_a_corrupt_log_repairs_from_the_others_when_asked_and_refuses_o
     load.wait_acks(300, "while the damaged node repairs");
     let outcomes = load.finish();
     assert_replicas_agree(&nodes, &outcomes);
-    let log = std::fs::read_to_string(nodes[damaged].dir.with_extension("log")).unwrap();
+    // Catching up means receiving the leader's checkpoint or its whole log: it may take longer
+    // than the writes above on a loaded machine.
+    let log = wait_for_log_line(&nodes[damaged], "repair complete", Duration::from_secs(30));
     assert!(log.contains("repair complete"), "no repair:\n{log}");
     let quarantined = std::fs::read_dir(&nodes[damaged].dir).unwrap().any(|e| {
         e.unwrap()

@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use croupier_core::command::Proposal;
 use croupier_core::{Command, CommandResult};
 use croupier_store::{ConsumerCursors, DataDirLock};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
-use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
+use openraft::error::{ClientWriteError, Fatal, InitializeError, LinearizableReadError, RaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 use tokio::sync::watch;
 
 mod clock;
@@ -52,7 +52,9 @@ mod view;
 
 use log_writer::WriterHandle;
 use state_machine::SharedState;
-use types::{ProposalData, Raft};
+use types::{ProposalData, Raft, TypeConfig};
+
+type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 
 pub use cluster_mode::{
     AdminError, AdminRequest, ClusterOptions, ClusterStatus, Member, NodeStatus, Role,
@@ -246,6 +248,8 @@ pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 256 << 20;
 /// Worker threads of the consensus runtime: the Raft core and the state machine worker run in
 /// parallel, so the fsync of one entry overlaps the apply of the previous one.
 const CONSENSUS_WORKER_THREADS: usize = 2;
+/// Proposals queued for the Raft core before callers wait.
+const API_CHANNEL_PROPOSALS_MAX: u64 = 1024;
 /// How long a starting node waits to lead its one-voter cluster.
 const LEADER_WAIT_MS: u64 = 10_000;
 /// How long a starting node may spend re-applying its log after the latest snapshot.
@@ -260,7 +264,7 @@ pub struct Node {
 struct NodeInner {
     node_id: u64,
     raft: Raft,
-    metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
+    metrics: watch::Receiver<RaftMetrics>,
     shared: Arc<SharedState>,
     consumers: Arc<ConsumerCursors>,
     writer: WriterHandle,
@@ -272,6 +276,10 @@ struct NodeInner {
     cluster: Option<cluster_mode::ClusterParts>,
     /// Repairing corrupt storage from the peers: no votes until caught up (`repair`).
     repairing: AtomicBool,
+    data_dir: PathBuf,
+    /// Held while a checkpoint streams in and installs: the leader may open a second stream
+    /// (it gave up waiting for the first), and both would write the one staging file.
+    checkpoint_reception: tokio::sync::Mutex<()>,
 }
 
 /// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
@@ -352,6 +360,7 @@ impl Node {
             .disk
             .spawn_sampler(&runtime, move || watcher.is_stopped());
         ticker::spawn(node.clone(), &runtime);
+        spawn_stop_recorder(node.clone(), &runtime);
         if node.cluster().is_some() {
             cluster_mode::spawn_clock_sampler(node.clone());
         }
@@ -419,7 +428,7 @@ impl Node {
         Ok(Node {
             inner: Arc::new(NodeInner {
                 node_id,
-                metrics: raft.metrics(),
+                metrics: bridge_metrics(&raft, &consensus.runtime),
                 raft,
                 shared,
                 consumers,
@@ -434,6 +443,8 @@ impl Node {
                 lock: Mutex::new(lock),
                 cluster,
                 repairing: AtomicBool::new(false),
+                data_dir: config.data_dir.clone(),
+                checkpoint_reception: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -527,11 +538,11 @@ impl Node {
         &self.inner.raft
     }
 
-    pub(crate) fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
+    pub(crate) fn metrics(&self) -> RaftMetrics {
         self.inner.metrics.borrow().clone()
     }
 
-    pub(crate) fn metrics_watch(&self) -> watch::Receiver<RaftMetrics<u64, BasicNode>> {
+    pub(crate) fn metrics_watch(&self) -> watch::Receiver<RaftMetrics> {
         self.inner.metrics.clone()
     }
 
@@ -590,7 +601,7 @@ impl Node {
 
     /// Why the node failed: the state machine's own failure when there was one (openraft may
     /// report only its consequence), else openraft's.
-    fn failure_reason(&self, fatal: &Fatal<u64>) -> String {
+    fn failure_reason(&self, fatal: &Fatal<TypeConfig>) -> String {
         match self.inner.shared.failure.get() {
             Some(reason) => reason.clone(),
             None => fatal.to_string(),
@@ -604,7 +615,7 @@ impl Node {
     /// that channel's receiver stays queued (tokio drains the queue on drop, but a send that
     /// passed the "closed" check just before it lands after the drain). The queue lives as
     /// long as any `Raft` handle, i.e. as long as the waiting caller's own clone of the node.
-    async fn consensus_stopped(&self) -> Fatal<u64> {
+    async fn consensus_stopped(&self) -> Fatal<TypeConfig> {
         let mut metrics = self.inner.metrics.clone();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
@@ -635,6 +646,21 @@ impl Node {
             Arc::clone(&self.inner.consumers),
             name,
         )
+    }
+
+    /// One checkpoint comes in at a time: hold the guard from the first chunk to the install.
+    pub(crate) async fn one_checkpoint_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.checkpoint_reception.lock().await
+    }
+
+    /// A fresh staging file for a checkpoint streamed in from the leader (under
+    /// `one_checkpoint_at_a_time`).
+    pub(crate) fn receiving_checkpoint(&self) -> std::io::Result<snapshot_data::CheckpointData> {
+        let path = self
+            .inner
+            .data_dir
+            .join(state_machine::INCOMING_ARCHIVE_NAME);
+        snapshot_data::CheckpointData::incoming(path)
     }
 
     pub(crate) fn shared(&self) -> &Arc<SharedState> {
@@ -684,9 +710,22 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.checkpoint_entries_since_last),
         max_in_snapshot_log_to_keep: config.log_entries_kept_after_checkpoint,
         purge_batch_size: 1,
-        // An entry can carry a ~1 MiB batch, and openraft 0.9 gives an append one heartbeat
+        // An entry can carry a ~1 MiB batch, and openraft gives an append one heartbeat
         // interval to be written and fsynced by the follower: two entries keep it well inside.
         max_payload_entries: 2,
+        // A replica that lost its log (repaired from its peers after corruption) makes the
+        // leader resend from the start instead of stopping it. Such a replica grants no votes
+        // until it has caught up (`repair.rs`).
+        allow_log_reversion: Some(true),
+        // A node cut off from the others asks before it bumps its term, so rejoining does not
+        // depose a healthy leader.
+        enable_pre_vote: Some(true),
+        // The leader sends entries to the followers as soon as they are queued for its own
+        // disk, so its fsync and theirs overlap instead of running one after the other.
+        broadcast_submitted_on_append: Some(true),
+        // Proposals waiting for the Raft core. Each is one entry of up to a few MiB; the HTTP
+        // layer bounds what is in flight long before this (openraft's default is 65,536).
+        api_channel_size: Some(API_CHANNEL_PROPOSALS_MAX),
         ..Default::default()
     };
     let raft_config = match &config.cluster {
@@ -726,7 +765,7 @@ async fn create_raft(
     network: Option<transport::PeerNetwork>,
     log_storage: log_storage::LogStorage,
     state_machine: state_machine::LedgerStateMachine,
-) -> Result<Raft, Fatal<u64>> {
+) -> Result<Raft, Fatal<TypeConfig>> {
     match network {
         Some(network) => Raft::new(node_id, raft_config, network, log_storage, state_machine).await,
         None => {
@@ -740,6 +779,21 @@ async fn create_raft(
             .await
         }
     }
+}
+
+/// openraft's metrics as a tokio watch (its own receiver type offers no `wait_for`). The copy
+/// follows every change and closes when openraft drops its sender (the engine stopped), as the
+/// original would.
+fn bridge_metrics(raft: &Raft, runtime: &tokio::runtime::Handle) -> watch::Receiver<RaftMetrics> {
+    use openraft::async_runtime::WatchReceiver;
+    let mut source = raft.metrics();
+    let (copy, receiver) = watch::channel(source.borrow_and_update().clone());
+    runtime.spawn(async move {
+        while source.changed().await.is_ok() {
+            copy.send_replace(source.borrow_and_update().clone());
+        }
+    });
+    receiver
 }
 
 /// Binds the node-to-node listener on the consensus runtime.
@@ -789,19 +843,41 @@ async fn stop_writer(
     outcome
 }
 
-fn fatal_to_cluster_error(error: Fatal<u64>) -> ClusterError {
+fn fatal_to_cluster_error(error: Fatal<TypeConfig>) -> ClusterError {
     match error {
         Fatal::StorageError(e) => ClusterError::Storage(e.to_string()),
         other => ClusterError::Raft(other.to_string()),
     }
 }
 
-fn fatal_to_propose_error(error: Fatal<u64>) -> ProposeError {
+fn fatal_to_propose_error(error: Fatal<TypeConfig>) -> ProposeError {
     match error {
         Fatal::Stopped => ProposeError::ShuttingDown,
         Fatal::StorageError(e) => ProposeError::Storage(e.to_string()),
         Fatal::Panicked => ProposeError::Fatal("consensus task panicked".to_string()),
     }
+}
+
+/// Runs an openraft API call on a task of its own, so dropping the caller does not drop the
+/// call. openraft 0.10's calls are not cancel-safe once the engine has stopped: a call dropped
+/// while it waits for the engine's task to end leaves openraft's record of that task half
+/// updated, and every later call panics. Callers here do drop futures (a select on the
+/// engine's stop, an HTTP client that goes away).
+async fn run_to_completion<T: Send + 'static>(
+    call: impl Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    tokio::spawn(call)
+        .await
+        .map_err(|e| format!("consensus call failed: {e}"))
+}
+
+/// Once the engine stops on its own (a storage failure), lets openraft finish recording it on a
+/// task nobody cancels; calls made after that get the failure instead of a panic.
+fn spawn_stop_recorder(node: Node, runtime: &tokio::runtime::Handle) {
+    runtime.spawn(async move {
+        let _ = node.consensus_stopped().await;
+        let _ = node.inner.raft.shutdown().await;
+    });
 }
 
 fn disk_full_message(free: u64, reserve: u64) -> String {
@@ -844,13 +920,14 @@ impl Node {
             timestamp_ns: cluster_mode::wall_clock_ns(self),
             commands,
         };
-        let write = self
-            .inner
-            .raft
-            .client_write(ProposalData::Decoded(Arc::new(proposal)));
+        let raft = self.inner.raft.clone();
+        let write = run_to_completion(async move {
+            raft.client_write(ProposalData::Decoded(Arc::new(proposal)))
+                .await
+        });
         let written = tokio::select! {
             biased; // an answer that is there wins over the engine's stop
-            written = write => written,
+            written = write => written.map_err(ProposeError::Fatal)?,
             fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
         };
         match written {
@@ -863,6 +940,9 @@ impl Node {
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                 Err(ProposeError::Fatal(e.to_string()))
             }
+            // Neither happens to a plain write (no preconditions, no discarding API in use);
+            // if one did, nothing was applied.
+            Err(RaftError::APIError(other)) => Err(ProposeError::Unavailable(other.to_string())),
             Err(RaftError::Fatal(fatal)) => Err(fatal_to_propose_error(fatal)),
         }
     }
@@ -870,19 +950,25 @@ impl Node {
     /// On the leader: confirms leadership with a quorum and returns the index a linearizable
     /// read must see (whoever reads waits until it applied that far).
     pub(crate) async fn leader_read_index(&self) -> Result<u64, ProposeError> {
+        let raft = self.inner.raft.clone();
+        let check = run_to_completion(async move {
+            raft.get_read_log_id(openraft::ReadPolicy::ReadIndex)
+                .await
+                .map(|(read, _)| read.index())
+        });
         let linearizable = tokio::select! {
             biased;
-            checked = self.inner.raft.get_read_log_id() => checked.map(|(read, _)| read),
+            checked = check => checked.map_err(ProposeError::Fatal)?,
             fatal = self.consensus_stopped() => return Err(fatal_to_propose_error(fatal)),
         };
         match linearizable {
-            Ok(read_log_id) => Ok(read_log_id.map_or(0, |id| id.index)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+            Ok(read_index) => Ok(read_index),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader {
                     leader: forward.leader_id,
                 })
             }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e))) => {
                 tracing::warn!(error = %e, "read refused: leadership not confirmed by a quorum");
                 Err(ProposeError::NotLeader { leader: None })
             }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use croupier_store::{ChainHash, LogRecord, LogStore, StoreError};
-use openraft::storage::LogFlushed;
+use openraft::storage::IOFlushed;
 use tokio::sync::oneshot;
 
 use crate::metric_names;
@@ -41,8 +41,8 @@ type Reply<T> = oneshot::Sender<Result<T, StorageFailure>>;
 /// Called once the appended entries are durable (or the write failed).
 pub(crate) type Flushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
-pub(crate) fn openraft_flushed(callback: LogFlushed<TypeConfig>) -> Flushed {
-    Box::new(move |outcome| callback.log_io_completed(outcome))
+pub(crate) fn openraft_flushed(callback: IOFlushed<TypeConfig>) -> Flushed {
+    Box::new(move |outcome| callback.io_completed(outcome))
 }
 
 /// First and last log ids still on disk, as openraft's `LogState` needs them.

@@ -3,24 +3,22 @@
 
 use std::future::Future;
 
-use openraft::error::{
-    Fatal, InstallSnapshotError, RPCError, RaftError, ReplicationClosed, StreamingError,
-    Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend, Snapshot};
+use openraft::{BasicNode, OptionalSend};
 
+use crate::snapshot_data::CheckpointData;
 use crate::types::{TypeConfig, Vote};
 
 #[derive(Debug, thiserror::Error)]
 #[error("node {0} is unreachable: this build has no Raft transport (single node)")]
 struct NoTransport(u64);
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
+type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, CheckpointData>;
 
 #[derive(Clone, Default)]
 pub(crate) struct NoPeers;
@@ -30,7 +28,7 @@ pub(crate) struct NoPeerClient {
 }
 
 impl NoPeerClient {
-    fn unreachable(&self) -> Unreachable {
+    fn unreachable(&self) -> Unreachable<TypeConfig> {
         Unreachable::new(&NoTransport(self.target))
     }
 }
@@ -43,38 +41,32 @@ impl RaftNetworkFactory<TypeConfig> for NoPeers {
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoPeerClient {
+impl RaftNetworkV2<TypeConfig> for NoPeerClient {
+    type SnapshotData = CheckpointData;
+
     async fn append_entries(
         &mut self,
         _rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<u64>> {
-        Err(RPCError::Unreachable(self.unreachable()))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+    ) -> RpcResult<AppendEntriesResponse<TypeConfig>> {
         Err(RPCError::Unreachable(self.unreachable()))
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
+        _rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> RpcResult<VoteResponse<u64>> {
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
         Err(RPCError::Unreachable(self.unreachable()))
     }
 
     async fn full_snapshot(
         &mut self,
         _vote: Vote,
-        _snapshot: Snapshot<TypeConfig>,
+        _snapshot: Snapshot,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
-    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         Err(StreamingError::Unreachable(self.unreachable()))
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use croupier_core::codec::{decode_proposal, encode_results};
 use openraft::error::RaftError;
-use openraft::Snapshot;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -34,7 +33,8 @@ impl GroupService for NodeService {
         Box::pin(async move {
             match kind {
                 Kind::AppendEntries => append_entries(&node, &payload).await,
-                Kind::Vote => vote(&node, &payload).await,
+                Kind::Vote => vote(&node, &payload, Ballot::Real).await,
+                Kind::PreVote => vote(&node, &payload, Ballot::Pre).await,
                 Kind::Propose => propose(&node, &payload).await,
                 Kind::ReadIndex => read_index(&node).await,
                 Kind::Status => Ok(LocalStatus::of(&node).encode()),
@@ -47,7 +47,11 @@ impl GroupService for NodeService {
                 }
                 Kind::HoldElections => hold_elections(&node, &payload),
                 Kind::Campaign => {
-                    node.raft().trigger().elect().await.map_err(unavailable)?;
+                    node.raft()
+                        .trigger()
+                        .elect(false)
+                        .await
+                        .map_err(unavailable)?;
                     Ok(Vec::new())
                 }
                 Kind::SnapshotBegin | Kind::SnapshotChunk | Kind::SnapshotEnd => {
@@ -79,7 +83,14 @@ async fn append_entries(node: &Node, payload: &[u8]) -> Reply {
     Ok(out)
 }
 
-async fn vote(node: &Node, payload: &[u8]) -> Reply {
+/// A real vote, or a pre-vote (the same question, asked without changing anything).
+#[derive(Clone, Copy)]
+enum Ballot {
+    Real,
+    Pre,
+}
+
+async fn vote(node: &Node, payload: &[u8], ballot: Ballot) -> Reply {
     if node.is_repairing() {
         // It may have acknowledged entries it lost: its vote could elect a candidate that
         // lacks them. To the candidate this looks like an unreachable voter.
@@ -88,13 +99,17 @@ async fn vote(node: &Node, payload: &[u8]) -> Reply {
         ));
     }
     let request = codec::decode_vote_request(payload).map_err(refused)?;
-    let response = node.raft().vote(request).await.map_err(raft_error)?;
+    let response = match ballot {
+        Ballot::Real => node.raft().vote(request).await,
+        Ballot::Pre => node.raft().pre_vote(request).await,
+    }
+    .map_err(raft_error)?;
     let mut out = Vec::new();
     codec::encode_vote_response(&response, &mut out);
     Ok(out)
 }
 
-fn raft_error<E: std::fmt::Display>(error: RaftError<u64, E>) -> RemoteError {
+fn raft_error<E: std::error::Error>(error: RaftError<crate::types::TypeConfig, E>) -> RemoteError {
     unavailable(error)
 }
 
@@ -134,11 +149,10 @@ fn hold_elections(node: &Node, payload: &[u8]) -> Reply {
 /// Writes the streamed archive into a staging file and installs it as this node's state.
 async fn receive_snapshot(node: &Node, begin: &[u8], mut chunks: mpsc::Receiver<Vec<u8>>) -> Reply {
     let (vote, meta) = decode_snapshot_begin(begin).map_err(refused)?;
-    let mut data = node
-        .raft()
-        .begin_receiving_snapshot()
-        .await
-        .map_err(unavailable)?;
+    // A second stream waits here until the first is installed or has failed (regression: two
+    // streams writing one staging file installed a mix of two checkpoints).
+    let _one_at_a_time = node.one_checkpoint_at_a_time().await;
+    let mut data = node.receiving_checkpoint().map_err(unavailable)?;
     let mut received = 0u64;
     loop {
         let Some(chunk) = chunks.recv().await else {
@@ -152,7 +166,7 @@ async fn receive_snapshot(node: &Node, begin: &[u8], mut chunks: mpsc::Receiver<
     }
     data.flush().await.map_err(unavailable)?;
     tracing::info!(bytes = received, last = ?meta.last_log_id, "checkpoint received; installing");
-    let snapshot = Snapshot {
+    let snapshot = openraft::storage::Snapshot {
         meta,
         snapshot: data,
     };
@@ -166,7 +180,7 @@ async fn receive_snapshot(node: &Node, begin: &[u8], mut chunks: mpsc::Receiver<
     Ok(out)
 }
 
-type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
+use crate::types::SnapshotMeta;
 
 fn decode_snapshot_begin(begin: &[u8]) -> Result<(crate::types::Vote, SnapshotMeta), String> {
     let vote_len = begin

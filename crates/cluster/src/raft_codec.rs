@@ -12,9 +12,9 @@
 //!                    (the payload exactly as the log stores it: see `write_payload`)
 //! append request   = version, vote, log id prev, log id leader_commit, u32 n, n × entry
 //! append response  = version, u8 0 success | 1 log id (partial) | 2 conflict | 3 vote (higher)
-//! vote request     = version, vote, log id last
+//! vote request     = version, vote, log id last, u8 leadership transfer
 //! vote response    = version, vote, u8 granted, log id last
-//! snapshot meta    = version, log id last, log id membership, membership, u32 n, n B UTF-8 id
+//! snapshot meta    = version, log id last, log id membership, membership
 //! snapshot answer  = version, vote
 //! ```
 
@@ -26,17 +26,22 @@ use croupier_store::RecordKind;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, EntryPayload, SnapshotMeta};
+use openraft::{BasicNode, EntryPayload};
 
 use crate::types::{
-    log_id, Entry, LogId, Membership, ProposalData, StoredMembership, TypeConfig, Vote,
+    log_id, Entry, LogId, Membership, Payload, ProposalData, SnapshotMeta, StoredMembership,
+    TypeConfig, Vote,
 };
 
+/// The version of the values this node persists (vote, memberships): unchanged since 0.9.
 const FORMAT_VERSION: u8 = 1;
+/// The version of the node-to-node messages. 2 since openraft 0.10: a vote request says whether
+/// it is part of a leadership transfer, and snapshot meta no longer carries an id. Nodes of
+/// different message versions refuse each other's messages (no mixed-version clusters).
+const RPC_FORMAT_VERSION: u8 = 2;
 /// A bound on decoded collection sizes so a corrupted length cannot allocate gigabytes.
 const MEMBERSHIP_ITEMS_MAX: u32 = 4096;
 const NODE_ADDR_LEN_MAX: u32 = 4096;
-const SNAPSHOT_ID_LEN_MAX: u32 = 4096;
 /// Most entries one AppendEntries message may carry: far above what openraft batches
 /// (`max_payload_entries`), far below what would make a corrupt count expensive.
 const APPEND_ENTRIES_MAX: u32 = 1 << 20;
@@ -88,7 +93,7 @@ pub(crate) fn decode_stored_membership(bytes: &[u8]) -> Result<StoredMembership,
 /// Appends the bytes of an entry's payload as the log stores them and returns their kind.
 /// The log writer and the transport both use it, so an entry crosses the network with the
 /// very bytes it has on disk (and a follower stores what the leader stored).
-pub(crate) fn write_payload(payload: &EntryPayload<TypeConfig>, out: &mut Vec<u8>) -> RecordKind {
+pub(crate) fn write_payload(payload: &Payload, out: &mut Vec<u8>) -> RecordKind {
     match payload {
         EntryPayload::Blank => RecordKind::Blank,
         EntryPayload::Normal(ProposalData::Decoded(proposal)) => {
@@ -108,10 +113,7 @@ pub(crate) fn write_payload(payload: &EntryPayload<TypeConfig>, out: &mut Vec<u8
 
 /// The payload `write_payload` wrote. A proposal stays encoded: the state machine decodes it
 /// when it applies the entry, and openraft scanning the log for memberships never pays for it.
-pub(crate) fn read_payload(
-    kind: RecordKind,
-    bytes: &[u8],
-) -> Result<EntryPayload<TypeConfig>, RaftCodecError> {
+pub(crate) fn read_payload(kind: RecordKind, bytes: &[u8]) -> Result<Payload, RaftCodecError> {
     match kind {
         RecordKind::Blank if bytes.is_empty() => Ok(EntryPayload::Blank),
         RecordKind::Blank => Err(RaftCodecError {
@@ -147,29 +149,25 @@ fn read_log_id(reader: &mut Reader<'_>) -> Result<Option<LogId>, RaftCodecError>
 
 fn write_vote(vote: &Vote, out: &mut Vec<u8>) {
     out.extend_from_slice(&vote.leader_id.term.to_le_bytes());
-    match vote.leader_id.voted_for {
-        Some(node) => {
-            out.push(1);
-            out.extend_from_slice(&node.to_le_bytes());
-        }
-        None => out.push(0),
-    }
+    // Always 1 since openraft 0.10 (a vote always names its candidate); the flag keeps the
+    // layout of vote files written under 0.9.
+    out.push(1);
+    out.extend_from_slice(&vote.leader_id.voted_for.to_le_bytes());
     out.push(vote.committed as u8);
 }
 
 fn read_vote(reader: &mut Reader<'_>) -> Result<Vote, RaftCodecError> {
     let term = reader.u64()?;
-    let voted_for = if reader.flag()? {
-        Some(reader.u64()?)
-    } else {
-        None
-    };
+    if !reader.flag()? {
+        return Err(reader.error("vote names no candidate"));
+    }
+    let voted_for = reader.u64()?;
     let committed = reader.flag()?;
-    let mut vote = Vote::default();
-    vote.leader_id.term = term;
-    vote.leader_id.voted_for = voted_for;
-    vote.committed = committed;
-    Ok(vote)
+    Ok(if committed {
+        Vote::new_committed(term, voted_for)
+    } else {
+        Vote::new(term, voted_for)
+    })
 }
 
 fn write_stored_membership(stored: &StoredMembership, out: &mut Vec<u8>) {
@@ -218,7 +216,7 @@ fn read_membership(reader: &mut Reader<'_>) -> Result<Membership, RaftCodecError
         let addr = reader.text(NODE_ADDR_LEN_MAX, "node address is not UTF-8")?;
         nodes.insert(id, BasicNode { addr });
     }
-    Ok(Membership::new(configs, nodes))
+    Membership::new(configs, nodes).map_err(|e| reader.error(&format!("invalid membership: {e}")))
 }
 
 fn write_text(text: &str, out: &mut Vec<u8>) {
@@ -233,14 +231,26 @@ fn decode_versioned<T>(
     read: impl FnOnce(&mut Reader<'_>) -> Result<T, RaftCodecError>,
 ) -> Result<T, RaftCodecError> {
     let mut reader = Reader::new(bytes, what);
-    reader.version()?;
+    reader.version(FORMAT_VERSION)?;
     let value = read(&mut reader)?;
     reader.finish()?;
     Ok(value)
 }
 
-// The RPC messages. Only the TCP transport (not written yet) sends them: until then they are
-// used by the tests alone.
+// The RPC messages the TCP transport sends.
+
+/// Reads a whole RPC message: its version byte, the value, and nothing after it.
+fn decode_rpc<T>(
+    bytes: &[u8],
+    what: &'static str,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, RaftCodecError>,
+) -> Result<T, RaftCodecError> {
+    let mut reader = Reader::new(bytes, what);
+    reader.version(RPC_FORMAT_VERSION)?;
+    let value = read(&mut reader)?;
+    reader.finish()?;
+    Ok(value)
+}
 
 /// Appends one entry; its payload is written in place (no copy of a batch of ~1 MB).
 pub(crate) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
@@ -279,7 +289,7 @@ fn read_entries(reader: &mut Reader<'_>) -> Result<Vec<Entry>, RaftCodecError> {
 }
 
 pub(crate) fn encode_append_request(req: &AppendEntriesRequest<TypeConfig>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+    out.push(RPC_FORMAT_VERSION);
     write_vote(&req.vote, out);
     encode_log_id(&req.prev_log_id, out);
     encode_log_id(&req.leader_commit, out);
@@ -297,7 +307,7 @@ pub(crate) fn encode_append_request(req: &AppendEntriesRequest<TypeConfig>, out:
 pub(crate) fn decode_append_request(
     bytes: &[u8],
 ) -> Result<AppendEntriesRequest<TypeConfig>, RaftCodecError> {
-    decode_versioned(bytes, "append entries request", |reader| {
+    decode_rpc(bytes, "append entries request", |reader| {
         Ok(AppendEntriesRequest {
             vote: read_vote(reader)?,
             prev_log_id: read_log_id(reader)?,
@@ -307,8 +317,8 @@ pub(crate) fn decode_append_request(
     })
 }
 
-pub(crate) fn encode_append_response(resp: &AppendEntriesResponse<u64>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+pub(crate) fn encode_append_response(resp: &AppendEntriesResponse<TypeConfig>, out: &mut Vec<u8>) {
+    out.push(RPC_FORMAT_VERSION);
     match resp {
         AppendEntriesResponse::Success => out.push(APPEND_SUCCESS),
         AppendEntriesResponse::PartialSuccess(matching) => {
@@ -325,8 +335,8 @@ pub(crate) fn encode_append_response(resp: &AppendEntriesResponse<u64>, out: &mu
 
 pub(crate) fn decode_append_response(
     bytes: &[u8],
-) -> Result<AppendEntriesResponse<u64>, RaftCodecError> {
-    decode_versioned(bytes, "append entries response", |reader| {
+) -> Result<AppendEntriesResponse<TypeConfig>, RaftCodecError> {
+    decode_rpc(bytes, "append entries response", |reader| {
         match reader.u8()? {
             APPEND_SUCCESS => Ok(AppendEntriesResponse::Success),
             APPEND_PARTIAL_SUCCESS => {
@@ -339,30 +349,34 @@ pub(crate) fn decode_append_response(
     })
 }
 
-pub(crate) fn encode_vote_request(req: &VoteRequest<u64>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+pub(crate) fn encode_vote_request(req: &VoteRequest<TypeConfig>, out: &mut Vec<u8>) {
+    out.push(RPC_FORMAT_VERSION);
     write_vote(&req.vote, out);
     encode_log_id(&req.last_log_id, out);
+    out.push(req.leadership_transfer as u8);
 }
 
-pub(crate) fn decode_vote_request(bytes: &[u8]) -> Result<VoteRequest<u64>, RaftCodecError> {
-    decode_versioned(bytes, "vote request", |reader| {
+pub(crate) fn decode_vote_request(bytes: &[u8]) -> Result<VoteRequest<TypeConfig>, RaftCodecError> {
+    decode_rpc(bytes, "vote request", |reader| {
         Ok(VoteRequest {
             vote: read_vote(reader)?,
             last_log_id: read_log_id(reader)?,
+            leadership_transfer: reader.flag()?,
         })
     })
 }
 
-pub(crate) fn encode_vote_response(resp: &VoteResponse<u64>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+pub(crate) fn encode_vote_response(resp: &VoteResponse<TypeConfig>, out: &mut Vec<u8>) {
+    out.push(RPC_FORMAT_VERSION);
     write_vote(&resp.vote, out);
     out.push(resp.vote_granted as u8);
     encode_log_id(&resp.last_log_id, out);
 }
 
-pub(crate) fn decode_vote_response(bytes: &[u8]) -> Result<VoteResponse<u64>, RaftCodecError> {
-    decode_versioned(bytes, "vote response", |reader| {
+pub(crate) fn decode_vote_response(
+    bytes: &[u8],
+) -> Result<VoteResponse<TypeConfig>, RaftCodecError> {
+    decode_rpc(bytes, "vote response", |reader| {
         Ok(VoteResponse {
             vote: read_vote(reader)?,
             vote_granted: reader.flag()?,
@@ -371,34 +385,30 @@ pub(crate) fn decode_vote_response(bytes: &[u8]) -> Result<VoteResponse<u64>, Ra
     })
 }
 
-pub(crate) fn encode_snapshot_meta(meta: &SnapshotMeta<u64, BasicNode>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+pub(crate) fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut Vec<u8>) {
+    out.push(RPC_FORMAT_VERSION);
     encode_log_id(&meta.last_log_id, out);
     write_stored_membership(&meta.last_membership, out);
-    write_text(&meta.snapshot_id, out);
 }
 
-pub(crate) fn decode_snapshot_meta(
-    bytes: &[u8],
-) -> Result<SnapshotMeta<u64, BasicNode>, RaftCodecError> {
-    decode_versioned(bytes, "snapshot meta", |reader| {
+pub(crate) fn decode_snapshot_meta(bytes: &[u8]) -> Result<SnapshotMeta, RaftCodecError> {
+    decode_rpc(bytes, "snapshot meta", |reader| {
         Ok(SnapshotMeta {
             last_log_id: read_log_id(reader)?,
             last_membership: read_stored_membership(reader)?,
-            snapshot_id: reader.text(SNAPSHOT_ID_LEN_MAX, "snapshot id is not UTF-8")?,
         })
     })
 }
 
-pub(crate) fn encode_snapshot_response(resp: &SnapshotResponse<u64>, out: &mut Vec<u8>) {
-    out.push(FORMAT_VERSION);
+pub(crate) fn encode_snapshot_response(resp: &SnapshotResponse<TypeConfig>, out: &mut Vec<u8>) {
+    out.push(RPC_FORMAT_VERSION);
     write_vote(&resp.vote, out);
 }
 
 pub(crate) fn decode_snapshot_response(
     bytes: &[u8],
-) -> Result<SnapshotResponse<u64>, RaftCodecError> {
-    decode_versioned(bytes, "snapshot response", |reader| {
+) -> Result<SnapshotResponse<TypeConfig>, RaftCodecError> {
+    decode_rpc(bytes, "snapshot response", |reader| {
         Ok(SnapshotResponse {
             vote: read_vote(reader)?,
         })
@@ -488,10 +498,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn version(&mut self) -> Result<(), RaftCodecError> {
-        match self.u8()? {
-            FORMAT_VERSION => Ok(()),
-            _ => Err(self.error("unsupported format version")),
+    fn version(&mut self, expected: u8) -> Result<(), RaftCodecError> {
+        if self.u8()? == expected {
+            Ok(())
+        } else {
+            Err(self.error("unsupported format version"))
         }
     }
 
@@ -518,18 +529,24 @@ mod tests {
             (2, BasicNode::new("10.0.0.2:7000")),
             (3, BasicNode::new("10.0.0.3:7000")),
         ]);
-        Membership::new(vec![voters], nodes)
+        Membership::new(vec![voters], nodes).unwrap()
     }
 
     #[test]
-    fn vote_round_trips_with_and_without_candidate() {
-        let mut vote = Vote::default();
-        vote.leader_id.term = 7;
-        vote.leader_id.voted_for = Some(3);
-        vote.committed = true;
-        assert_eq!(decode_vote(&encode_vote(&vote)).unwrap(), vote);
-        let empty = Vote::default();
-        assert_eq!(decode_vote(&encode_vote(&empty)).unwrap(), empty);
+    fn vote_round_trips_committed_or_not() {
+        for committed in [false, true] {
+            let vote = vote(7, 3, committed);
+            assert_eq!(decode_vote(&encode_vote(&vote)).unwrap(), vote);
+        }
+    }
+
+    /// openraft 0.9 could persist a vote naming no candidate; 0.10 has no such vote.
+    #[test]
+    fn a_vote_naming_no_candidate_is_refused() {
+        let mut bytes = vec![FORMAT_VERSION];
+        bytes.extend_from_slice(&7u64.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        assert!(decode_vote(&bytes).is_err());
     }
 
     #[test]
@@ -560,12 +577,12 @@ mod tests {
         assert!(decode_vote(&[9, 0]).is_err());
     }
 
-    fn vote(term: u64, voted_for: Option<u64>, committed: bool) -> Vote {
-        let mut vote = Vote::default();
-        vote.leader_id.term = term;
-        vote.leader_id.voted_for = voted_for;
-        vote.committed = committed;
-        vote
+    fn vote(term: u64, voted_for: u64, committed: bool) -> Vote {
+        if committed {
+            Vote::new_committed(term, voted_for)
+        } else {
+            Vote::new(term, voted_for)
+        }
     }
 
     fn proposal() -> Arc<Proposal> {
@@ -605,7 +622,7 @@ mod tests {
 
     fn append_request(entries: Vec<Entry>) -> AppendEntriesRequest<TypeConfig> {
         AppendEntriesRequest {
-            vote: vote(4, Some(1), true),
+            vote: vote(4, 1, true),
             prev_log_id: Some(log_id(3, 9)),
             entries,
             leader_commit: Some(log_id(3, 8)),
@@ -672,7 +689,7 @@ mod tests {
     #[test]
     fn heartbeat_without_log_ids_round_trips() {
         let heartbeat = AppendEntriesRequest::<TypeConfig> {
-            vote: vote(1, Some(1), false),
+            vote: vote(1, 1, false),
             prev_log_id: None,
             entries: Vec::new(),
             leader_commit: None,
@@ -692,29 +709,31 @@ mod tests {
             AppendEntriesResponse::PartialSuccess(None),
             AppendEntriesResponse::PartialSuccess(Some(log_id(2, 40))),
             AppendEntriesResponse::Conflict,
-            AppendEntriesResponse::HigherVote(vote(9, Some(3), true)),
-            AppendEntriesResponse::HigherVote(vote(9, None, false)),
+            AppendEntriesResponse::HigherVote(vote(9, 3, true)),
+            AppendEntriesResponse::HigherVote(vote(9, 1, false)),
         ];
         for response in responses {
             let bytes = encoded(&response, encode_append_response);
             assert_eq!(decode_append_response(&bytes).unwrap(), response);
             assert_exact(&bytes, decode_append_response);
         }
-        assert!(decode_append_response(&[FORMAT_VERSION, 4]).is_err());
+        assert!(decode_append_response(&[RPC_FORMAT_VERSION, 4]).is_err());
+        assert!(decode_append_response(&[FORMAT_VERSION, APPEND_SUCCESS]).is_err());
     }
 
     #[test]
     fn vote_messages_round_trip_with_and_without_last_log_id() {
-        for last_log_id in [None, Some(log_id(5, 77))] {
+        for (last_log_id, leadership_transfer) in [(None, false), (Some(log_id(5, 77)), true)] {
             let request = VoteRequest {
-                vote: vote(6, Some(2), false),
+                vote: vote(6, 2, false),
                 last_log_id,
+                leadership_transfer,
             };
             let bytes = encoded(&request, encode_vote_request);
             assert_eq!(decode_vote_request(&bytes).unwrap(), request);
             assert_exact(&bytes, decode_vote_request);
             for granted in [false, true] {
-                let response = VoteResponse::new(vote(6, Some(2), granted), last_log_id, granted);
+                let response = VoteResponse::new(vote(6, 2, granted), last_log_id, granted);
                 let bytes = encoded(&response, encode_vote_response);
                 assert_eq!(decode_vote_response(&bytes).unwrap(), response);
                 assert_exact(&bytes, decode_vote_response);
@@ -732,7 +751,6 @@ mod tests {
                     Some(log_id(4, 13)),
                     two_voters_one_learner(),
                 ),
-                snapshot_id: "4-19-1700000000000000000".to_string(),
             },
         ];
         for meta in metas {
@@ -740,7 +758,7 @@ mod tests {
             assert_eq!(decode_snapshot_meta(&bytes).unwrap(), meta);
             assert_exact(&bytes, decode_snapshot_meta);
         }
-        let response = SnapshotResponse::new(vote(4, Some(1), true));
+        let response = SnapshotResponse::new(vote(4, 1, true));
         let bytes = encoded(&response, encode_snapshot_response);
         assert_eq!(decode_snapshot_response(&bytes).unwrap(), response);
         assert_exact(&bytes, decode_snapshot_response);
@@ -794,7 +812,7 @@ mod tests {
         expected.push(1);
         expected.extend_from_slice(&3u64.to_le_bytes());
         expected.push(1);
-        assert_eq!(encode_vote(&vote(7, Some(3), true)), expected);
+        assert_eq!(encode_vote(&vote(7, 3, true)), expected);
         let stored = StoredMembership::new(Some(log_id(4, 19)), two_voters_one_learner());
         let mut expected = vec![FORMAT_VERSION, 1];
         expected.extend_from_slice(&4u64.to_le_bytes());

@@ -10,6 +10,7 @@
 //! copy-on-write in O(pages), history's ends are noted, and everything else (writing the hot
 //! file, the manifest) happens on another task while entries keep applying.
 
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,17 +21,18 @@ use croupier_store::{
     CheckpointManifest, CheckpointStore, EventFeed, HistoryEnds, HistoryReader, HistorySync,
     HistoryWriter, StoreError,
 };
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
+use futures_util::TryStreamExt;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{watch, RwLock};
 
 use crate::log_writer::WriterHandle;
 use crate::metric_names;
 use crate::raft_codec::encode_stored_membership;
 use crate::snapshot_data::CheckpointData;
-use crate::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
+use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
-type OpenraftSnapshotMeta = SnapshotMeta<u64, openraft::BasicNode>;
+type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, CheckpointData>;
 
 /// At each checkpoint an index whose durable coverage lags by more than this many transfers
 /// (wallet bytes for the wallet-key index) is flushed, so a restart re-indexes at most about
@@ -142,7 +144,7 @@ impl LedgerStateMachine {
         &mut self,
         log_id: LogId,
         proposal: &croupier_core::command::Proposal,
-    ) -> Result<Vec<CommandResult>, StorageError> {
+    ) -> Result<Vec<CommandResult>, io::Error> {
         let started = Instant::now();
         let mut phases = [Duration::ZERO; 3];
         self.keys.clear();
@@ -184,7 +186,7 @@ impl LedgerStateMachine {
                     panic_message(panic.as_ref())
                 );
                 tracing::error!(%reason, "state machine failed");
-                return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
+                return Err(io::Error::other(reason));
             }
         };
         if phases[2].as_millis() >= SLOW_APPLY_WARN_MS {
@@ -219,50 +221,50 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-fn apply_error(log_id: LogId, error: StoreError) -> StorageError {
-    StorageIOError::apply(log_id, AnyError::error(error)).into()
+fn apply_error(log_id: LogId, error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("applying entry {}: {error}", log_id.index))
 }
 
 impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
+    type SnapshotData = CheckpointData;
     type SnapshotBuilder = CheckpointBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: futures_util::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
     {
-        let mut results = Vec::new();
-        for entry in entries {
+        while let Some((entry, responder)) = entries.try_next().await? {
             self.last_applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => results.push(Vec::new()),
+            let results = match entry.payload {
+                EntryPayload::Blank => Vec::new(),
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    results.push(Vec::new());
+                    Vec::new()
                 }
                 EntryPayload::Normal(data) => {
                     let applied = match data.decoded() {
                         Ok(proposal) => self.apply_proposal(entry.log_id, &proposal).await,
-                        Err(e) => {
-                            Err(StorageIOError::apply(entry.log_id, AnyError::error(e)).into())
-                        }
+                        Err(e) => Err(apply_error(entry.log_id, e)),
                     };
-                    match applied {
-                        Ok(applied) => results.push(applied),
-                        Err(error) => {
-                            let _ = self.shared.failure.set(error.to_string());
-                            return Err(error);
-                        }
-                    }
+                    applied.inspect_err(|error| {
+                        let _ = self.shared.failure.set(error.to_string());
+                    })?
                 }
+            };
+            // Waiters (reads after a write, event streams) learn of the entry before its
+            // proposer does: an acknowledged write is always visible to the next read.
+            self.publish_applied();
+            if let Some(responder) = responder {
+                responder.send(results);
             }
         }
-        self.publish_applied();
-        Ok(results)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -296,26 +298,18 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<CheckpointData>, StorageError> {
-        let path = self.storage.root.join(INCOMING_ARCHIVE_NAME);
-        let data = CheckpointData::incoming(path.clone()).map_err(|e| {
-            StorageError::from(StorageIOError::write_snapshot(
-                None,
-                AnyError::error(format!("{}: {e}", path.display())),
-            ))
-        })?;
-        Ok(Box::new(data))
-    }
-
     async fn install_snapshot(
         &mut self,
-        meta: &OpenraftSnapshotMeta,
-        snapshot: Box<CheckpointData>,
-    ) -> Result<(), StorageError> {
-        let failed = |reason: String| -> StorageError {
-            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(reason)).into()
+        meta: &SnapshotMeta,
+        snapshot: CheckpointData,
+    ) -> Result<(), io::Error> {
+        let failed = |reason: String| -> io::Error {
+            io::Error::other(format!(
+                "installing the checkpoint at {:?}: {reason}",
+                meta.last_log_id
+            ))
         };
-        let CheckpointData::Incoming { mut file, path } = *snapshot else {
+        let CheckpointData::Incoming { mut file, path } = snapshot else {
             return Err(failed(
                 "an installed checkpoint must come in through a staging file".into(),
             ));
@@ -351,10 +345,8 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let read_failed = |e: StoreError| {
-            StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
-        };
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let read_failed = |e: StoreError| io::Error::other(format!("reading the checkpoint: {e}"));
         let Some(current) = self.checkpoints.current().map_err(read_failed)? else {
             return Ok(None);
         };
@@ -376,7 +368,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 }
 
 /// The staging file of a checkpoint coming in, in the checkpoint directory.
-const INCOMING_ARCHIVE_NAME: &str = "incoming.archive";
+pub(crate) const INCOMING_ARCHIVE_NAME: &str = "incoming.archive";
 
 impl LedgerStateMachine {
     /// Opens the history and hot state of a checkpoint just unpacked into this node's data
@@ -425,21 +417,20 @@ impl LedgerStateMachine {
     }
 }
 
-/// openraft's view of a checkpoint: its log id, membership and id, and its data as a stream.
+/// openraft's view of a checkpoint: its log id and membership, and its data as a stream.
 fn snapshot_of(
     manifest: &CheckpointManifest,
     membership: StoredMembership,
     data: CheckpointData,
-) -> Snapshot<TypeConfig> {
-    let meta = OpenraftSnapshotMeta {
+) -> Snapshot {
+    let meta = SnapshotMeta {
         last_log_id: (manifest.last_index > 0 || manifest.last_term > 0)
             .then(|| crate::types::log_id(manifest.last_term, manifest.last_index)),
         last_membership: membership,
-        snapshot_id: manifest.snapshot_id.clone(),
     };
     Snapshot {
         meta,
-        snapshot: Box::new(data),
+        snapshot: data,
     }
 }
 
@@ -456,11 +447,11 @@ pub(crate) struct CheckpointBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = CheckpointData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let started = Instant::now();
-        let failed = |reason: String| -> StorageError {
-            StorageIOError::write_snapshot(None, AnyError::error(reason)).into()
-        };
+        let failed = |reason: String| io::Error::other(format!("writing a checkpoint: {reason}"));
         let sync = self
             .sync
             .take()

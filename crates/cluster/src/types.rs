@@ -13,18 +13,21 @@ openraft::declare_raft_types!(
         R = Vec<CommandResult>,
         NodeId = u64,
         Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = crate::snapshot_data::CheckpointData,
-        AsyncRuntime = openraft::TokioRuntime,
+        // Standard Raft: one leader per term, so a committed log id is (term, index) exactly
+        // as the store records it.
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
-pub(crate) type Entry = openraft::Entry<TypeConfig>;
-pub(crate) type LogId = openraft::LogId<u64>;
-pub(crate) type Vote = openraft::Vote<u64>;
+/// What openraft's committed leader id is under `leader_id_std`: the term alone.
+pub(crate) type CommittedLeaderId = openraft::type_config::alias::CommittedLeaderIdOf<TypeConfig>;
+pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub(crate) type Payload = openraft::type_config::alias::EntryPayloadOf<TypeConfig>;
+pub(crate) type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub(crate) type Membership = openraft::Membership<u64, openraft::BasicNode>;
-pub(crate) type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
-pub(crate) type StorageError = openraft::StorageError<u64>;
-pub(crate) type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig, crate::state_machine::LedgerStateMachine>;
 
 /// The payload of a normal entry. Cheap to clone because openraft clones entries (cache, apply)
 /// and one entry can carry a ~1 MB batch. An entry read back from disk stays encoded until the
@@ -55,7 +58,13 @@ impl std::fmt::Debug for ProposalData {
     }
 }
 
+impl std::fmt::Display for ProposalData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 pub(crate) fn log_id(term: u64, index: u64) -> LogId {
     // With `single-term-leader` a committed leader id is the term alone.
-    openraft::LogId::new(openraft::CommittedLeaderId::new(term, 0), index)
+    openraft::LogId::new(CommittedLeaderId::new(term), index)
 }

@@ -49,6 +49,8 @@ pub(crate) enum Kind {
     HoldElections = 11,
     /// Campaign now (the target of a leadership transfer).
     Campaign = 12,
+    /// Would you vote for me? Asked before a real election, changes nothing on the voter.
+    PreVote = 13,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             10 => Admin,
             11 => HoldElections,
             12 => Campaign,
+            13 => PreVote,
             _ => return None,
         })
     }

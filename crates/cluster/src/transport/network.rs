@@ -1,27 +1,25 @@
-//! openraft's `RaftNetwork` over the peer connections: each Raft RPC is one frame carrying the
+//! openraft's `RaftNetworkV2` over the peer connections: each Raft RPC is one frame carrying the
 //! group id; a checkpoint streams on a connection of its own, in chunks.
 
 use std::future::Future;
 use std::time::Duration;
 
-use openraft::error::{
-    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, ReplicationClosed,
-    StreamingError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend, Snapshot};
+use openraft::{BasicNode, OptionalSend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 
 use super::client::{connect, CallError, Peers};
 use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 use crate::raft_codec as codec;
+use crate::snapshot_data::CheckpointData;
 use crate::types::{TypeConfig, Vote};
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
+type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, CheckpointData>;
 
 /// Bytes of checkpoint per chunk frame.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -82,7 +80,7 @@ impl PeerClient {
     }
 
     /// Unreachable makes openraft back off before retrying; a lost answer is a network error.
-    fn rpc_error<E: std::error::Error>(&self, error: CallError) -> RPCError<u64, BasicNode, E> {
+    fn rpc_error(&self, error: CallError) -> RPCError<TypeConfig> {
         match &error {
             CallError::Unreachable { .. }
             | CallError::Remote(RemoteError::UnknownGroup(_))
@@ -93,22 +91,21 @@ impl PeerClient {
         }
     }
 
-    fn undecodable<E: std::error::Error>(
-        &self,
-        error: impl std::fmt::Display,
-    ) -> RPCError<u64, BasicNode, E> {
+    fn undecodable(&self, error: impl std::fmt::Display) -> RPCError<TypeConfig> {
         RPCError::Network(NetworkError::new(
             &self.failure(format!("undecodable answer: {error}")),
         ))
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = CheckpointData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<u64>> {
+    ) -> RpcResult<AppendEntriesResponse<TypeConfig>> {
         let mut payload = Vec::new();
         codec::encode_append_request(&rpc, &mut payload);
         let answer = self
@@ -118,38 +115,29 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         codec::decode_append_response(&answer).map_err(|e| self.undecodable(e))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
-        // Checkpoints go whole through `full_snapshot`; openraft's chunked path is not used.
-        Err(RPCError::Unreachable(Unreachable::new(
-            &self.failure("chunked snapshot RPC is not used"),
-        )))
-    }
-
     async fn vote(
         &mut self,
-        rpc: VoteRequest<u64>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> RpcResult<VoteResponse<u64>> {
-        let mut payload = Vec::new();
-        codec::encode_vote_request(&rpc, &mut payload);
-        let answer = self
-            .call(Kind::Vote, payload, option.hard_ttl())
-            .await
-            .map_err(|e| self.rpc_error(e))?;
-        codec::decode_vote_response(&answer).map_err(|e| self.undecodable(e))
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
+        self.ask_vote(Kind::Vote, &rpc, option).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
+        self.ask_vote(Kind::PreVote, &rpc, option).await
     }
 
     async fn full_snapshot(
         &mut self,
         vote: Vote,
-        snapshot: Snapshot<TypeConfig>,
+        snapshot: Snapshot,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
-    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let send = self.stream_snapshot(vote, snapshot);
         tokio::select! {
             sent = send => sent,
@@ -159,13 +147,29 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 }
 
 impl PeerClient {
+    /// A vote or pre-vote request (same message, different question).
+    async fn ask_vote(
+        &self,
+        kind: Kind,
+        rpc: &VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
+        let mut payload = Vec::new();
+        codec::encode_vote_request(rpc, &mut payload);
+        let answer = self
+            .call(kind, payload, option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        codec::decode_vote_response(&answer).map_err(|e| self.undecodable(e))
+    }
+
     /// Sends a checkpoint: SnapshotBegin (vote, meta), the archive in chunks, SnapshotEnd, and
     /// waits for the receiver to install it.
     async fn stream_snapshot(
         &self,
         vote: Vote,
-        snapshot: Snapshot<TypeConfig>,
-    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let unreachable =
             |e: String| StreamingError::Unreachable(Unreachable::new(&self.failure(e)));
         let network = |e: String| StreamingError::Network(NetworkError::new(&self.failure(e)));
@@ -195,11 +199,10 @@ impl PeerClient {
         let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES];
         let mut sent = 0u64;
         loop {
-            let n = data.read(&mut chunk).await.map_err(|e| {
-                StreamingError::StorageError(openraft::StorageError::from(
-                    openraft::StorageIOError::read_snapshot(None, openraft::AnyError::error(e)),
-                ))
-            })?;
+            let n = data
+                .read(&mut chunk)
+                .await
+                .map_err(|e| network(format!("reading the local checkpoint: {e}")))?;
             if n == 0 {
                 break;
             }
