@@ -231,7 +231,11 @@ impl ApiError {
             ),
             WalletOutcome::RollbackTargetInvalid => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "rolled_back_transaction_id names a win or another player's bet",
+                "rolled_back_transaction_id names a win, this rollback or another player's bet",
+            ),
+            WalletOutcome::RoundMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "round_id is not the round of the bet being rolled back; nothing moved",
             ),
             WalletOutcome::AmountMustNotBeZero => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "amount must not be 0")

@@ -788,6 +788,23 @@ fn rollback_reverses_a_bet_once_and_refuses_settled_rounds() {
 }
 
 #[test]
+fn rollback_naming_another_round_is_refused_and_leaves_the_bet_rollbackable() {
+    let server = TestServer::start();
+    setup_players(&server, 1_000);
+    assert_eq!(server.post("/v1/wallet/bet", &bet("b1", "r1", 400)).0, 200);
+    let (status, body) = server.post("/v1/wallet/rollback", &rollback("rb1", "r2", "b1"));
+    assert_error(status, &body, 422, "round_mismatch");
+    let balance = || server.get(&format!("/v1/wallet/{PLAYER}/balance")).1["balance"].clone();
+    assert_eq!(balance(), 600, "a refused rollback moves nothing");
+    let (status, body) = server.post("/v1/wallet/rollback", &rollback("rb2", "r1", "b1"));
+    assert_eq!(
+        (status, body["balance"].clone()),
+        (200, json!(1_000)),
+        "{body}"
+    );
+}
+
+#[test]
 fn rollback_of_an_unknown_bet_leaves_a_tombstone_that_refuses_the_late_bet() {
     let server = TestServer::start();
     setup_players(&server, 1_000);
