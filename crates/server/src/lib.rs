@@ -6,7 +6,7 @@
 //! Modules (mini-redis style): `wire` parses and prints JSON, `binary` decodes and encodes the
 //! 128-byte batch records, `extract` turns bad requests into our JSON errors, `routes` holds
 //! the handlers (they return values, never panic), `group_commit` coalesces concurrent writes,
-//! `telemetry` counts and times requests.
+//! `telemetry` counts and times requests, `quote` bounds the input an error message echoes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ mod extract;
 pub mod group_commit;
 mod openapi;
 mod paths;
+mod quote;
 mod routes;
 mod state;
 mod telemetry;

@@ -652,6 +652,52 @@ fn an_oversized_body_answers_413() {
     assert_eq!(server.get("/healthz").0, 200);
 }
 
+/// Longest message an error may carry when it quotes a huge input: the quote is cut to 64
+/// characters, the rest is our own words.
+const ECHO_MESSAGE_BYTES_MAX: usize = 600;
+
+fn assert_short_echo(status: u16, body: &Value, code: &str, prefix: &str) {
+    assert_eq!(body["error"], code, "{status}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.len() <= ECHO_MESSAGE_BYTES_MAX,
+        "{} bytes: {}…",
+        message.len(),
+        &message[..200]
+    );
+    assert!(message.contains(prefix), "{message}");
+    assert!(message.contains('…'), "{message}");
+}
+
+#[test]
+fn error_messages_quote_only_a_short_prefix_of_a_huge_bad_input() {
+    let server = TestServer::start();
+    let huge = format!("{}x", "9".repeat(3 << 20));
+    let item = json!({"id": huge, "ledger": "EUR", "kind": "player"});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_eq!(status, 400);
+    assert_short_echo(status, &body, "invalid_request", "invalid id \"9999");
+
+    let field = "f".repeat(1 << 20);
+    let item = json!({"id": 1, "ledger": "EUR", "kind": "player", field: 1});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_short_echo(status, &body, "invalid_request", "unknown field `ffff");
+
+    let kind = "k".repeat(1 << 20);
+    let item = json!({"id": 1, "ledger": "EUR", "kind": kind});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_short_echo(
+        status,
+        &body,
+        "invalid_request",
+        "unknown account kind \"kkkk",
+    );
+
+    let (status, body) = server.get(&format!("/v1/ledgers/{}/house", "L".repeat(16 << 10)));
+    assert_eq!(status, 400);
+    assert_short_echo(status, &body, "invalid_path", "invalid ledger \"LLLL");
+}
+
 #[test]
 fn a_raw_garbage_request_does_not_kill_the_server() {
     let server = TestServer::start();
