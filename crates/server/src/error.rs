@@ -107,10 +107,23 @@ impl ApiError {
     }
 
     pub fn overloaded() -> Self {
+        Self::overloaded_because("the commit queue is full; retry shortly")
+    }
+
+    /// 503 `overloaded`: a bounded resource (connections, requests, the commit queue) is full.
+    pub fn overloaded_because(message: &'static str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+
+    /// 503 `deadline_exceeded`: the request ran past the edge's per-request deadline.
+    pub fn deadline_exceeded(deadline: std::time::Duration) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the commit queue is full; retry shortly",
+            "deadline_exceeded",
+            format!(
+                "the request took longer than {} ms; a write may or may not be applied: retry with the same ids",
+                deadline.as_millis()
+            ),
         )
     }
 

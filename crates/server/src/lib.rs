@@ -13,13 +13,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod binary;
+mod edge;
 mod error;
 mod extract;
 pub mod group_commit;
@@ -31,6 +31,7 @@ mod state;
 mod telemetry;
 pub mod wire;
 
+pub use edge::EdgeLimits;
 pub use error::ApiError;
 pub use group_commit::GroupCommitConfig;
 pub use openapi::ApiDoc;
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub body_size_max_bytes: usize,
     /// On shutdown, how long in-flight requests may take before their connections are cut.
     pub shutdown_drain_timeout_ms: u64,
+    /// Timeouts and caps of the HTTP listener.
+    pub edge: EdgeLimits,
 }
 
 impl ServeConfig {
@@ -58,6 +61,7 @@ impl ServeConfig {
             group_commit: GroupCommitConfig::default(),
             body_size_max_bytes: BODY_SIZE_MAX_BYTES_DEFAULT,
             shutdown_drain_timeout_ms: 10_000,
+            edge: EdgeLimits::default(),
         }
     }
 
@@ -79,6 +83,21 @@ impl ServeConfig {
         if self.body_size_max_bytes == 0 {
             return Err(ServerError::Config(
                 "body_size_max_bytes must be at least 1",
+            ));
+        }
+        self.validate_edge()
+    }
+
+    fn validate_edge(&self) -> Result<(), ServerError> {
+        let edge = &self.edge;
+        if edge.header_read_timeout_ms == 0 || edge.request_deadline_ms == 0 {
+            return Err(ServerError::Config(
+                "header_read_timeout_ms and request_deadline_ms must be at least 1",
+            ));
+        }
+        if edge.connections_max == 0 || edge.requests_in_flight_max == 0 {
+            return Err(ServerError::Config(
+                "connections_max and requests_in_flight_max must be at least 1",
             ));
         }
         Ok(())
@@ -146,23 +165,11 @@ pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeCo
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let state = AppState::new(consensus, committer, config.body_size_max_bytes);
     let streams = state.clone();
-    let app = router(state);
+    let app = router(state, &config.edge);
     let (stop_accepting, stop_requested) = oneshot::channel::<()>();
-    let listener = listener.tap_io(|stream| {
-        // Answers are small single writes; don't let Nagle hold them back.
-        let _ = stream.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stop_requested.await;
-        };
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "HTTP server failed");
-        }
-    });
+    let mut edge = config.edge.clone();
+    edge.connections_max = edge::fit_connections_to_fd_limit(edge.connections_max);
+    let server = tokio::spawn(edge::accept_loop(listener, app, edge, stop_requested));
     let upkeep = tokio::spawn(async {
         let mut interval = tokio::time::interval(telemetry::METRICS_UPKEEP_INTERVAL);
         loop {

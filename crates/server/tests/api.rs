@@ -238,6 +238,31 @@ fn openapi_document_lists_every_route() {
 }
 
 #[test]
+fn openapi_document_lists_the_edge_refusals_on_every_route_and_round_mismatch() {
+    let server = TestServer::start();
+    let (_, document) = server.get("/v1/openapi.json");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let refused = &operation["responses"]["503"];
+            let description = refused["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains("overloaded") && description.contains("deadline_exceeded"),
+                "{method} {path}: {refused}"
+            );
+        }
+    }
+    let rollback = &paths["/v1/wallet/rollback"]["post"]["responses"]["422"]["description"];
+    assert!(
+        rollback
+            .as_str()
+            .unwrap_or_default()
+            .contains("round_mismatch"),
+        "{rollback}"
+    );
+}
+
+#[test]
 fn metrics_expose_request_counts_latency_histograms_and_group_commit() {
     let server = TestServer::start();
     setup_players(&server, 100);
