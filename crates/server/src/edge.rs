@@ -4,7 +4,8 @@
 //! `header_read_timeout_ms` (slowloris, idle sockets); tower layers bound the time and the
 //! number of requests being handled; a semaphore bounds open connections, and a connection past
 //! it gets a JSON 503 and is closed instead of holding a file descriptor until the process runs
-//! out of them (about 20,000 idle sockets used to lock every client out).
+//! out of them (about 20,000 idle sockets used to lock every client out). Errors hyper answers
+//! by itself get our JSON body (`crate::protocol_errors`).
 
 use std::convert::Infallible;
 use std::io;
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 use tower::ServiceBuilder;
 
 use crate::error::ApiError;
+use crate::protocol_errors::JsonProtocolErrors;
 
 /// Limits of the HTTP listener; see docs/api.md "Limits".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +172,8 @@ pub(crate) async fn accept_loop(
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(JsonProtocolErrors::new(stream));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tasks.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");

@@ -25,6 +25,7 @@ mod extract;
 pub mod group_commit;
 mod openapi;
 mod paths;
+mod protocol_errors;
 mod quote;
 mod routes;
 mod state;
