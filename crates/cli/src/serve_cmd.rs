@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Commands waiting for the next log entry before requests answer 503 overloaded.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().queue_depth_max)]
     queue_depth_max: usize,
+    /// ...or once the waiting commands hold this many bytes (e.g. 64MiB; at least one full
+    /// request, about 0.8MB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+    queue_bytes_max: u64,
     /// Log entries proposed and not yet durable at once.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().proposals_in_flight_max)]
     proposals_in_flight_max: usize,
@@ -142,6 +146,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let mut config = ServeConfig::new(&args.data_dir, listen);
     config.group_commit.queue_depth_max = args.queue_depth_max;
+    config.group_commit.queue_bytes_max = usize::try_from(args.queue_bytes_max)?;
     config.group_commit.proposals_in_flight_max = args.proposals_in_flight_max;
     let node = config.node.clone().with_cache_size_max(args.cache_size_max);
     config.node = node;

@@ -71,6 +71,11 @@ impl ServeConfig {
         if group_commit.queue_depth_max == 0 {
             return Err(ServerError::Config("queue_depth_max must be at least 1"));
         }
+        if group_commit.queue_bytes_max < group_commit::largest_command_bytes() {
+            return Err(ServerError::Config(
+                "queue_bytes_max must hold one full request (8189 transfers, about 0.8 MB)",
+            ));
+        }
         if group_commit.entry_items_max < croupier_core::BATCH_ITEMS_MAX {
             return Err(ServerError::Config(
                 "entry_items_max must hold one full request (8189 items)",
