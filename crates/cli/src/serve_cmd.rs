@@ -161,6 +161,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.node.storage.event_retention_age_s_max = args.event_retention_s;
     config.node.disk_reserve_bytes = args.disk_reserve;
     config.node.node_id = args.node_id;
+    let clustered = cluster.is_some();
     config.node.cluster = cluster;
     if let Some(path) = args.fault_free_bytes_file.clone() {
         config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
@@ -171,10 +172,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let server = croupier_server::start(config).await.with_context(|| {
-            format!("cannot serve from data dir {}", args.data_dir.display())
-        })?;
-        tracing::info!(addr = %server.local_addr(), data_dir = %args.data_dir.display(), "croupier is up");
+        let server = croupier_server::start(config)
+            .await
+            .with_context(|| format!("cannot serve from data dir {}", args.data_dir.display()))?;
+        // The one start-up line an operator reads; scripts find the port by `addr=`.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            addr = %server.local_addr(),
+            data_dir = %args.data_dir.display(),
+            node_id = server.node().node_id(),
+            role = if clustered { "cluster member" } else { "single node" },
+            "croupier is up"
+        );
         let failure = tokio::select! {
             stop = wait_for_stop_signal() => { stop?; None }
             reason = server.failed() => Some(reason),

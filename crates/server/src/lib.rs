@@ -160,7 +160,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         })?;
     let node = Node::start(config.node.clone()).await?;
     let serving = serve(node.clone(), listener, &config);
-    tracing::info!(addr = %serving.local_addr, "serving the HTTP API");
+    // The binary announces the address in its start-up line; this one is for embedders.
+    tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
 }
 
