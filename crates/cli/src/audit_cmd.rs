@@ -24,7 +24,10 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { data_dir } => match audit::verify(&data_dir) {
             Ok(summary) => {
-                print!("{}", render_summary(&data_dir, &summary));
+                std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    render_summary(&data_dir, &summary).as_bytes(),
+                )?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => {

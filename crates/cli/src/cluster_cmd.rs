@@ -102,7 +102,7 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
         .build()?;
     match runtime.block_on(request.send(server)) {
         Ok(output) => {
-            print!("{output}");
+            std::io::Write::write_all(&mut std::io::stdout(), output.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Commands waiting for the next log entry before requests answer 503 overloaded.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().queue_depth_max)]
     queue_depth_max: usize,
+    /// ...or once the waiting commands hold this many bytes (e.g. 64MiB; at least one full
+    /// request, about 0.8MB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+    queue_bytes_max: u64,
     /// Log entries proposed and not yet durable at once.
     #[arg(long, default_value_t = croupier_server::GroupCommitConfig::default().proposals_in_flight_max)]
     proposals_in_flight_max: usize,
@@ -142,6 +146,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let mut config = ServeConfig::new(&args.data_dir, listen);
     config.group_commit.queue_depth_max = args.queue_depth_max;
+    config.group_commit.queue_bytes_max = usize::try_from(args.queue_bytes_max)?;
     config.group_commit.proposals_in_flight_max = args.proposals_in_flight_max;
     let node = config.node.clone().with_cache_size_max(args.cache_size_max);
     config.node = node;
@@ -156,6 +161,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.node.storage.event_retention_age_s_max = args.event_retention_s;
     config.node.disk_reserve_bytes = args.disk_reserve;
     config.node.node_id = args.node_id;
+    let clustered = cluster.is_some();
     config.node.cluster = cluster;
     if let Some(path) = args.fault_free_bytes_file.clone() {
         config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
@@ -166,10 +172,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let server = croupier_server::start(config).await.with_context(|| {
-            format!("cannot serve from data dir {}", args.data_dir.display())
-        })?;
-        tracing::info!(addr = %server.local_addr(), data_dir = %args.data_dir.display(), "croupier is up");
+        let server = croupier_server::start(config)
+            .await
+            .with_context(|| format!("cannot serve from data dir {}", args.data_dir.display()))?;
+        // The one start-up line an operator reads; scripts find the port by `addr=`.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            addr = %server.local_addr(),
+            data_dir = %args.data_dir.display(),
+            node_id = server.node().node_id(),
+            role = if clustered { "cluster member" } else { "single node" },
+            "croupier is up"
+        );
         let failure = tokio::select! {
             stop = wait_for_stop_signal() => { stop?; None }
             reason = server.failed() => Some(reason),

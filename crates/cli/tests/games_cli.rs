@@ -152,3 +152,27 @@ fn zero_rounds_is_refused() {
     let output = croupier(&["games", "simulate", "roulette", "--rounds", "0"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Every command that prints goes through the same exit path; `games list` and `games par`
+/// stand for them. The pipe's read end is closed before the process starts, so its first write
+/// fails with EPIPE every time (a reader like `head -1` closes it after the first line).
+#[test]
+fn printing_into_a_closed_pipe_exits_quietly_with_success() {
+    for args in [&["games", "list"][..], &["games", "par", "roulette"][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run croupier");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

@@ -786,3 +786,38 @@ fn sigterm_with_an_open_event_stream_exits_promptly() {
         "an idle event stream held the shutdown for {took:?}"
     );
 }
+
+#[test]
+fn serve_starts_with_one_line_naming_version_address_data_dir_node_and_role() {
+    let (_dir, data_dir) = data_dir();
+    let port = free_port();
+    let log = data_dir.with_extension("startup.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["serve", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("RUST_LOG") // the default filter is what an operator sees
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn croupier serve");
+    let mut server = Server { child, log };
+    server.wait_healthy(&Api::new(port));
+    let stderr = server.stderr();
+    let up: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("croupier is up"))
+        .collect();
+    assert_eq!(up.len(), 1, "{stderr}");
+    for part in [
+        format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+        format!("addr=127.0.0.1:{port}"),
+        format!("data_dir={}", data_dir.display()),
+        "node_id=1".to_owned(),
+        "role=\"single node\"".to_owned(),
+    ] {
+        assert!(up[0].contains(&part), "{part} missing: {}", up[0]);
+    }
+    assert!(!stderr.contains("openraft"), "openraft chatter: {stderr}");
+    assert!(stderr.lines().count() <= 3, "{stderr}");
+}

@@ -633,7 +633,7 @@ impl Writer<'_> {
 const OUTCOME_OK: u8 = 0;
 const OUTCOME_INSUFFICIENT_FUNDS: u8 = 1;
 /// Outcomes without fields, by stable tag (2..). Append only.
-const PLAIN_OUTCOMES: [WalletOutcome; 9] = [
+const PLAIN_OUTCOMES: [WalletOutcome; 10] = [
     WalletOutcome::TransactionConflict,
     WalletOutcome::PlayerNotFound,
     WalletOutcome::NotAPlayerAccount,
@@ -643,6 +643,7 @@ const PLAIN_OUTCOMES: [WalletOutcome; 9] = [
     WalletOutcome::BetAlreadySettled,
     WalletOutcome::RollbackTargetInvalid,
     WalletOutcome::AmountMustNotBeZero,
+    WalletOutcome::RoundMismatch,
 ];
 
 fn plain_outcome_tag(outcome: WalletOutcome) -> u8 {

@@ -102,12 +102,15 @@ pub enum WalletOutcome {
     BetAlreadyRolledBack,
     /// A rollback of a bet whose round was already settled by a win.
     BetAlreadySettled,
-    /// The rolled-back transaction id names a win, or a bet of another player or of another
-    /// round than the rollback names.
+    /// The rolled-back transaction id names a win, the rollback itself, or a bet of another
+    /// player.
     RollbackTargetInvalid,
     /// A bet of amount zero. (A win of zero is accepted: providers send it to close a lost
     /// round; it settles the round and moves no money.)
     AmountMustNotBeZero,
+    /// The rollback names the player's bet but another round than the bet's: a provider bug
+    /// (or a forged call) that must not refund anything.
+    RoundMismatch,
 }
 
 impl WalletOutcome {
@@ -140,6 +143,7 @@ impl WalletOutcome {
             WalletOutcome::BetAlreadySettled => "bet_already_settled",
             WalletOutcome::RollbackTargetInvalid => "rollback_target_invalid",
             WalletOutcome::AmountMustNotBeZero => "amount_must_not_be_zero",
+            WalletOutcome::RoundMismatch => "round_mismatch",
         }
     }
 }

@@ -386,6 +386,7 @@ fn every_wallet_outcome() -> Vec<WalletOutcome> {
         WalletOutcome::BetAlreadySettled,
         WalletOutcome::RollbackTargetInvalid,
         WalletOutcome::AmountMustNotBeZero,
+        WalletOutcome::RoundMismatch,
     ]
 }
 
@@ -523,7 +524,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     transfers[10] = CreateTransferResult::ALL.len() as u8;
     assert!(decode_results(&transfers).is_err());
     let mut wallet = encoded_results(&[CommandResult::Wallet(WalletOutcome::PlayerNotFound)]);
-    wallet[6] = 2 + 9;
+    wallet[6] = 2 + 10; // one past the last plain outcome
     assert!(decode_results(&wallet).is_err());
 }
 

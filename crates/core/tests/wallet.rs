@@ -205,14 +205,36 @@ fn rollback_of_a_win_another_players_bet_or_itself_is_invalid() {
 }
 
 /// Regression: a rollback naming another round than its bet's used to refund the bet (and
-/// judged settlement by the bet's round). Now it is refused and moves nothing.
+/// judged settlement by the rollback's round, so a settled bet could be refunded). Now it is
+/// refused with its own code, the refusal is remembered, and nothing moves.
 #[test]
-fn rollback_naming_another_round_than_its_bet_is_refused() {
+fn rollback_naming_another_round_than_its_bet_is_refused_as_round_mismatch() {
     let mut h = harness();
     assert_eq!(h.bet("b1", P, "r1", 30), ok(70, Some(0)));
-    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RollbackTargetInvalid);
+    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RoundMismatch);
+    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RoundMismatch, "retry");
     assert_eq!(h.balance(P), 70);
     assert_eq!(h.rollback("rb2", P, "r1", "b1"), ok(100, Some(1)));
+}
+
+#[test]
+fn rollback_in_an_unsettled_round_cannot_refund_a_bet_of_a_settled_round() {
+    let mut h = harness();
+    assert_eq!(h.bet("b1", P, "r1", 30), ok(70, Some(0)));
+    assert_eq!(h.win("w1", P, "r1", 0), ok(70, None));
+    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RoundMismatch);
+    assert_eq!(h.balance(P), 70);
+}
+
+#[test]
+fn a_refused_bet_named_with_another_round_is_still_a_round_mismatch() {
+    let mut h = harness();
+    assert_eq!(
+        h.bet("b1", P, "r1", 500),
+        O::InsufficientFunds { balance: 100 }
+    );
+    assert_eq!(h.rollback("rb1", P, "r2", "b1"), O::RoundMismatch);
+    assert_eq!(h.balance(P), 100);
 }
 
 #[test]

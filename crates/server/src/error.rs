@@ -107,10 +107,23 @@ impl ApiError {
     }
 
     pub fn overloaded() -> Self {
+        Self::overloaded_because("the commit queue is full; retry shortly")
+    }
+
+    /// 503 `overloaded`: a bounded resource (connections, requests, the commit queue) is full.
+    pub fn overloaded_because(message: &'static str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+
+    /// 503 `deadline_exceeded`: the request ran past the edge's per-request deadline.
+    pub fn deadline_exceeded(deadline: std::time::Duration) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the commit queue is full; retry shortly",
+            "deadline_exceeded",
+            format!(
+                "the request took longer than {} ms; a write may or may not be applied: retry with the same ids",
+                deadline.as_millis()
+            ),
         )
     }
 
@@ -231,7 +244,11 @@ impl ApiError {
             ),
             WalletOutcome::RollbackTargetInvalid => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "rolled_back_transaction_id names a win or another player's bet",
+                "rolled_back_transaction_id names a win, this rollback or another player's bet",
+            ),
+            WalletOutcome::RoundMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "round_id is not the round of the bet being rolled back; nothing moved",
             ),
             WalletOutcome::AmountMustNotBeZero => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "amount must not be 0")

@@ -13,6 +13,7 @@ use serde_json::error::Category;
 use croupier_cluster::Consensus;
 
 use crate::error::ApiError;
+use crate::quote::clip_parser_message;
 use crate::state::AppState;
 use crate::wire::parse_decimal_u128;
 
@@ -89,12 +90,16 @@ async fn read_body<C: Consensus>(request: Request, state: &AppState<C>) -> Resul
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
-        Category::Syntax | Category::Eof => {
-            ApiError::malformed_json(format!("malformed JSON: {error}"))
-        }
-        Category::Data | Category::Io => {
-            ApiError::invalid_request(format!("invalid request body: {error}"))
+    serde_json::from_slice(body).map_err(|error| {
+        // serde_json quotes the offending token or field name whole.
+        let detail = clip_parser_message(&error.to_string());
+        match error.classify() {
+            Category::Syntax | Category::Eof => {
+                ApiError::malformed_json(format!("malformed JSON: {detail}"))
+            }
+            Category::Data | Category::Io => {
+                ApiError::invalid_request(format!("invalid request body: {detail}"))
+            }
         }
     })
 }
@@ -133,7 +138,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(segment)| ApiPath(segment))
-            .map_err(|rejection| ApiError::invalid_path(rejection.body_text()))
+            .map_err(|rejection| {
+                ApiError::invalid_path(clip_parser_message(&rejection.body_text()))
+            })
     }
 }
 
@@ -160,6 +167,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(query)| ApiQuery(query))
-            .map_err(|rejection| ApiError::invalid_query(rejection.body_text()))
+            .map_err(|rejection| {
+                ApiError::invalid_query(clip_parser_message(&rejection.body_text()))
+            })
     }
 }

@@ -22,6 +22,8 @@
 //!   wake-ups) takes CPU from HTTP. The disk writer already folds queued appends into one
 //!   fdatasync, so the default is one.
 
+use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +36,9 @@ use tokio::task::JoinHandle;
 pub struct GroupCommitConfig {
     /// Commands waiting for an entry; a request finding the queue full answers 503 overloaded.
     pub queue_depth_max: usize,
+    /// Bytes of the commands waiting for an entry (their size in memory); past it a request
+    /// answers 503 overloaded too. A count alone let 16,384 full-size batches queue ~13 GB.
+    pub queue_bytes_max: usize,
     /// Items in one entry (an account or transfer counts 1, a wallet call 1).
     pub entry_items_max: usize,
     /// Entries proposed and not yet answered (see the module docs for why the default is 1).
@@ -46,6 +51,7 @@ impl Default for GroupCommitConfig {
     fn default() -> Self {
         GroupCommitConfig {
             queue_depth_max: 16_384,
+            queue_bytes_max: 64 << 20,
             entry_items_max: 2 * croupier_core::BATCH_ITEMS_MAX,
             proposals_in_flight_max: 1,
             gather_yields_max: 2,
@@ -65,6 +71,7 @@ pub enum CommitError {
 struct Submission {
     command: Command,
     items: usize,
+    bytes: usize,
     reply: oneshot::Sender<Result<CommandResult, ProposeError>>,
 }
 
@@ -72,23 +79,53 @@ struct Submission {
 #[derive(Clone)]
 pub struct Committer {
     queue: mpsc::Sender<Submission>,
+    queued_bytes: QueuedBytes,
+}
+
+/// Bytes of the commands in the queue: reserved by a handler before it queues, released by
+/// the batcher as it takes them off.
+#[derive(Clone)]
+struct QueuedBytes {
+    now: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl QueuedBytes {
+    fn try_reserve(&self, bytes: usize) -> bool {
+        self.now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                now.checked_add(bytes).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.now.fetch_sub(bytes, Ordering::AcqRel);
+    }
 }
 
 impl Committer {
     /// Queues `command` for the next entry and waits until that entry is durable and applied.
     pub async fn commit(&self, command: Command) -> Result<CommandResult, CommitError> {
         let items = command_items(&command);
+        let bytes = command_bytes(&command);
+        if !self.queued_bytes.try_reserve(bytes) {
+            return Err(CommitError::Overloaded);
+        }
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send(Submission {
-                command,
-                items,
-                reply,
-            })
-            .map_err(|error| match error {
+        let queued = self.queue.try_send(Submission {
+            command,
+            items,
+            bytes,
+            reply,
+        });
+        if let Err(error) = queued {
+            self.queued_bytes.release(bytes);
+            return Err(match error {
                 mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => CommitError::Stopped,
-            })?;
+            });
+        }
         match answer.await {
             Ok(result) => result.map_err(CommitError::Propose),
             Err(_) => Err(CommitError::Stopped),
@@ -117,8 +154,76 @@ pub fn spawn<C: Consensus>(consensus: C, config: GroupCommitConfig) -> (Committe
     assert!(config.proposals_in_flight_max > 0);
     let (queue, receiver) = mpsc::channel(config.queue_depth_max);
     let (stop, stopped) = watch::channel(false);
+    let queued_bytes = QueuedBytes {
+        now: Arc::new(AtomicUsize::new(0)),
+        max: config.queue_bytes_max,
+    };
+    let receiver = Queue {
+        receiver,
+        queued_bytes: queued_bytes.clone(),
+    };
     let task = tokio::spawn(run(consensus, config, receiver, stopped));
-    (Committer { queue }, Batcher { stop, task })
+    let committer = Committer {
+        queue,
+        queued_bytes,
+    };
+    (committer, Batcher { stop, task })
+}
+
+/// The batcher's side of the queue: every command taken off releases its bytes.
+struct Queue {
+    receiver: mpsc::Receiver<Submission>,
+    queued_bytes: QueuedBytes,
+}
+
+impl Queue {
+    fn taken(&self, submission: Submission) -> Submission {
+        self.queued_bytes.release(submission.bytes);
+        submission
+    }
+
+    async fn recv(&mut self) -> Option<Submission> {
+        let submission = self.receiver.recv().await?;
+        Some(self.taken(submission))
+    }
+
+    fn try_recv(&mut self) -> Option<Submission> {
+        let submission = self.receiver.try_recv().ok()?;
+        Some(self.taken(submission))
+    }
+
+    fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    fn close(&mut self) {
+        self.receiver.close();
+    }
+}
+
+/// `command_bytes` of the largest command a request can make: 8,189 accounts or transfers.
+pub fn largest_command_bytes() -> usize {
+    let item = size_of::<croupier_core::NewTransfer>().max(size_of::<croupier_core::NewAccount>());
+    size_of::<Command>() + croupier_core::BATCH_ITEMS_MAX * item
+}
+
+/// The bytes a queued command holds in memory (what `queue_bytes_max` counts). The largest
+/// request, 8,189 transfers, is about 0.8 MB.
+pub fn command_bytes(command: &Command) -> usize {
+    let keys = |keys: &[&String]| keys.iter().map(|key| key.len()).sum::<usize>();
+    size_of::<Command>()
+        + match command {
+            Command::CreateAccounts(accounts) => size_of_val(accounts.as_slice()),
+            Command::CreateTransfers(transfers) => size_of_val(transfers.as_slice()),
+            Command::WalletBet(bet) => keys(&[&bet.transaction_id, &bet.round_id]),
+            Command::WalletWin(win) => keys(&[&win.transaction_id, &win.round_id]),
+            Command::WalletRollback(rollback) => keys(&[
+                &rollback.transaction_id,
+                &rollback.round_id,
+                &rollback.rolled_back_transaction_id,
+            ]),
+            Command::Tick => 0,
+        }
 }
 
 fn command_items(command: &Command) -> usize {
@@ -132,7 +237,7 @@ fn command_items(command: &Command) -> usize {
 async fn run<C: Consensus>(
     consensus: C,
     config: GroupCommitConfig,
-    mut queue: mpsc::Receiver<Submission>,
+    mut queue: Queue,
     mut stopped: watch::Receiver<bool>,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.proposals_in_flight_max));
@@ -161,7 +266,7 @@ async fn run<C: Consensus>(
         let mut batch = Batch::with_capacity(queue.len() + 1);
         batch.push(first);
         while batch.items < config.entry_items_max {
-            let Ok(submission) = queue.try_recv() else {
+            let Some(submission) = queue.try_recv() else {
                 break;
             };
             if batch.items + submission.items > config.entry_items_max {
@@ -184,7 +289,7 @@ async fn run<C: Consensus>(
 
 /// The next queued command; after a stop request, the queue is closed and drained first.
 async fn next_submission(
-    queue: &mut mpsc::Receiver<Submission>,
+    queue: &mut Queue,
     stopped: &mut watch::Receiver<bool>,
 ) -> Option<Submission> {
     if !*stopped.borrow() {
@@ -412,6 +517,7 @@ mod tests {
             let queued = committer.queue.try_send(Submission {
                 command: Command::Tick,
                 items: 1,
+                bytes: 0,
                 reply: oneshot::channel().0,
             });
             saw_overload |= queued.is_err();
@@ -427,5 +533,48 @@ mod tests {
             committer.commit(Command::Tick).await,
             Err(CommitError::Stopped)
         );
+    }
+
+    #[tokio::test]
+    async fn a_queue_full_of_bytes_answers_overloaded_and_frees_them_as_the_batcher_takes_them() {
+        let consensus = CountingConsensus::default();
+        let big = transfers(100);
+        let config = GroupCommitConfig {
+            // Room for one big command, far from the command count limit.
+            queue_bytes_max: command_bytes(&big) + command_bytes(&big) / 2,
+            proposals_in_flight_max: 1,
+            ..Default::default()
+        };
+        let (committer, batcher) = spawn(consensus, config);
+        // Current-thread runtime: the batcher cannot run before this task awaits something
+        // pending, so the first command stays queued while the second tries.
+        let first = committer.commit(big.clone());
+        tokio::pin!(first);
+        tokio::select! {
+            biased;
+            _ = &mut first => panic!("answered before the batcher ran"),
+            _ = std::future::ready(()) => {}
+        }
+        assert_eq!(
+            committer.commit(big.clone()).await,
+            Err(CommitError::Overloaded)
+        );
+        assert_eq!(
+            committer.commit(Command::Tick).await,
+            Ok(CommandResult::Tick)
+        );
+        assert!(first.await.is_ok());
+        assert!(committer.commit(big).await.is_ok(), "bytes were released");
+        assert_eq!(committer.queued_bytes.now.load(Ordering::SeqCst), 0);
+        batcher.stop().await;
+    }
+
+    #[test]
+    fn command_bytes_grow_with_the_batch_and_the_largest_request_is_under_a_megabyte() {
+        assert!(command_bytes(&transfers(2)) > command_bytes(&transfers(1)));
+        let largest = command_bytes(&transfers(croupier_core::BATCH_ITEMS_MAX));
+        assert!(largest < 1 << 20, "{largest}");
+        assert_eq!(largest, largest_command_bytes());
+        assert!(largest <= GroupCommitConfig::default().queue_bytes_max);
     }
 }

@@ -6,30 +6,33 @@
 //! Modules (mini-redis style): `wire` parses and prints JSON, `binary` decodes and encodes the
 //! 128-byte batch records, `extract` turns bad requests into our JSON errors, `routes` holds
 //! the handlers (they return values, never panic), `group_commit` coalesces concurrent writes,
-//! `telemetry` counts and times requests.
+//! `telemetry` counts and times requests, `quote` bounds the input an error message echoes.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod binary;
+mod edge;
 mod error;
 mod extract;
 pub mod group_commit;
 mod openapi;
 mod paths;
+mod protocol_errors;
+mod quote;
 mod routes;
 mod state;
 mod telemetry;
 pub mod wire;
 
+pub use edge::EdgeLimits;
 pub use error::ApiError;
 pub use group_commit::GroupCommitConfig;
 pub use openapi::ApiDoc;
@@ -47,6 +50,8 @@ pub struct ServeConfig {
     pub body_size_max_bytes: usize,
     /// On shutdown, how long in-flight requests may take before their connections are cut.
     pub shutdown_drain_timeout_ms: u64,
+    /// Timeouts and caps of the HTTP listener.
+    pub edge: EdgeLimits,
 }
 
 impl ServeConfig {
@@ -57,6 +62,7 @@ impl ServeConfig {
             group_commit: GroupCommitConfig::default(),
             body_size_max_bytes: BODY_SIZE_MAX_BYTES_DEFAULT,
             shutdown_drain_timeout_ms: 10_000,
+            edge: EdgeLimits::default(),
         }
     }
 
@@ -64,6 +70,11 @@ impl ServeConfig {
         let group_commit = &self.group_commit;
         if group_commit.queue_depth_max == 0 {
             return Err(ServerError::Config("queue_depth_max must be at least 1"));
+        }
+        if group_commit.queue_bytes_max < group_commit::largest_command_bytes() {
+            return Err(ServerError::Config(
+                "queue_bytes_max must hold one full request (8189 transfers, about 0.8 MB)",
+            ));
         }
         if group_commit.entry_items_max < croupier_core::BATCH_ITEMS_MAX {
             return Err(ServerError::Config(
@@ -78,6 +89,21 @@ impl ServeConfig {
         if self.body_size_max_bytes == 0 {
             return Err(ServerError::Config(
                 "body_size_max_bytes must be at least 1",
+            ));
+        }
+        self.validate_edge()
+    }
+
+    fn validate_edge(&self) -> Result<(), ServerError> {
+        let edge = &self.edge;
+        if edge.header_read_timeout_ms == 0 || edge.request_deadline_ms == 0 {
+            return Err(ServerError::Config(
+                "header_read_timeout_ms and request_deadline_ms must be at least 1",
+            ));
+        }
+        if edge.connections_max == 0 || edge.requests_in_flight_max == 0 {
+            return Err(ServerError::Config(
+                "connections_max and requests_in_flight_max must be at least 1",
             ));
         }
         Ok(())
@@ -134,7 +160,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         })?;
     let node = Node::start(config.node.clone()).await?;
     let serving = serve(node.clone(), listener, &config);
-    tracing::info!(addr = %serving.local_addr, "serving the HTTP API");
+    // The binary announces the address in its start-up line; this one is for embedders.
+    tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
 }
 
@@ -145,23 +172,11 @@ pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeCo
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let state = AppState::new(consensus, committer, config.body_size_max_bytes);
     let streams = state.clone();
-    let app = router(state);
+    let app = router(state, &config.edge);
     let (stop_accepting, stop_requested) = oneshot::channel::<()>();
-    let listener = listener.tap_io(|stream| {
-        // Answers are small single writes; don't let Nagle hold them back.
-        let _ = stream.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stop_requested.await;
-        };
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "HTTP server failed");
-        }
-    });
+    let mut edge = config.edge.clone();
+    edge.connections_max = edge::fit_connections_to_fd_limit(edge.connections_max);
+    let server = tokio::spawn(edge::accept_loop(listener, app, edge, stop_requested));
     let upkeep = tokio::spawn(async {
         let mut interval = tokio::time::interval(telemetry::METRICS_UPKEEP_INTERVAL);
         loop {

@@ -62,9 +62,51 @@ use crate::wire::{
         AddNodeIn,
         TransferLeaderIn,
         ErrorBody
-    ))
+    )),
+    modifiers(&EdgeResponses)
 )]
 pub struct ApiDoc;
+
+/// What the edge (crate::edge) may answer on any route, whatever its handler does.
+const EDGE_REFUSALS: &str = "overloaded (too many requests or connections) or \
+                             deadline_exceeded (the request deadline passed)";
+
+/// Adds the edge's 503 answers to every operation (or to its own 503 description).
+struct EdgeResponses;
+
+impl utoipa::Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut("503") {
+                    Some(RefOr::T(response)) => {
+                        response.description =
+                            format!("{}; or {EDGE_REFUSALS}", response.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let body = ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build();
+                        let response = ResponseBuilder::new()
+                            .description(format!("Refused by the edge: {EDGE_REFUSALS}"))
+                            .content("application/json", body)
+                            .build();
+                        responses.insert("503".to_owned(), RefOr::T(response));
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The document as JSON text, built once per process.
 pub fn document_json() -> &'static str {

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::quote::input_prefix;
 
 /// Longest provider transaction id or round id, in bytes (core's limit).
 pub use croupier_core::wallet::WALLET_KEY_LEN_MAX;
@@ -50,7 +51,11 @@ fn parse_id_token(token: &str) -> Result<u128, String> {
         other => other,
     };
     parse_decimal_u128(digits).ok_or_else(|| {
-        format!("invalid id {token}: expected an integer from 0 to 2^128-1, as a number or a string of digits")
+        let quoted = match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(text) => format!("{:?}", input_prefix(text)),
+            None => format!("`{}`", input_prefix(token)),
+        };
+        format!("invalid id {quoted}: expected an integer from 0 to 2^128-1, as a number or a string of digits")
     })
 }
 
@@ -91,7 +96,8 @@ impl<'de> Deserialize<'de> for LedgerIn {
 }
 
 pub fn parse_ledger(text: &str) -> Result<LedgerCode, String> {
-    LedgerCode::parse(text).map_err(|error| format!("invalid ledger {text:?}: {error}"))
+    LedgerCode::parse(text)
+        .map_err(|error| format!("invalid ledger {:?}: {error}", input_prefix(text)))
 }
 
 /// An account kind by name.
@@ -109,7 +115,8 @@ impl<'de> Deserialize<'de> for KindIn {
             fn visit_str<E: de::Error>(self, text: &str) -> Result<KindIn, E> {
                 AccountKind::from_name(text).map(KindIn).ok_or_else(|| {
                     E::custom(format_args!(
-                        "unknown account kind {text:?}: expected one of player, house, clearing, bonus, jackpot, system"
+                        "unknown account kind {:?}: expected one of player, house, clearing, bonus, jackpot, system",
+                        input_prefix(text)
                     ))
                 })
             }
@@ -156,7 +163,8 @@ impl<'de, F: NamedFlags> Deserialize<'de> for FlagsIn<F> {
                     fn visit_str<E: de::Error>(self, text: &str) -> Result<FlagName<F>, E> {
                         F::from_name(text).map(FlagName).ok_or_else(|| {
                             E::custom(format_args!(
-                                "unknown flag {text:?}: expected one of {}",
+                                "unknown flag {:?}: expected one of {}",
+                                input_prefix(text),
                                 F::all_names().join(", ")
                             ))
                         })

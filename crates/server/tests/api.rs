@@ -238,6 +238,31 @@ fn openapi_document_lists_every_route() {
 }
 
 #[test]
+fn openapi_document_lists_the_edge_refusals_on_every_route_and_round_mismatch() {
+    let server = TestServer::start();
+    let (_, document) = server.get("/v1/openapi.json");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let refused = &operation["responses"]["503"];
+            let description = refused["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains("overloaded") && description.contains("deadline_exceeded"),
+                "{method} {path}: {refused}"
+            );
+        }
+    }
+    let rollback = &paths["/v1/wallet/rollback"]["post"]["responses"]["422"]["description"];
+    assert!(
+        rollback
+            .as_str()
+            .unwrap_or_default()
+            .contains("round_mismatch"),
+        "{rollback}"
+    );
+}
+
+#[test]
 fn metrics_expose_request_counts_latency_histograms_and_group_commit() {
     let server = TestServer::start();
     setup_players(&server, 100);
@@ -652,6 +677,52 @@ fn an_oversized_body_answers_413() {
     assert_eq!(server.get("/healthz").0, 200);
 }
 
+/// Longest message an error may carry when it quotes a huge input: the quote is cut to 64
+/// characters, the rest is our own words.
+const ECHO_MESSAGE_BYTES_MAX: usize = 600;
+
+fn assert_short_echo(status: u16, body: &Value, code: &str, prefix: &str) {
+    assert_eq!(body["error"], code, "{status}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.len() <= ECHO_MESSAGE_BYTES_MAX,
+        "{} bytes: {}…",
+        message.len(),
+        &message[..200]
+    );
+    assert!(message.contains(prefix), "{message}");
+    assert!(message.contains('…'), "{message}");
+}
+
+#[test]
+fn error_messages_quote_only_a_short_prefix_of_a_huge_bad_input() {
+    let server = TestServer::start();
+    let huge = format!("{}x", "9".repeat(3 << 20));
+    let item = json!({"id": huge, "ledger": "EUR", "kind": "player"});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_eq!(status, 400);
+    assert_short_echo(status, &body, "invalid_request", "invalid id \"9999");
+
+    let field = "f".repeat(1 << 20);
+    let item = json!({"id": 1, "ledger": "EUR", "kind": "player", field: 1});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_short_echo(status, &body, "invalid_request", "unknown field `ffff");
+
+    let kind = "k".repeat(1 << 20);
+    let item = json!({"id": 1, "ledger": "EUR", "kind": kind});
+    let (status, body) = server.post("/v1/accounts", &json!([item]));
+    assert_short_echo(
+        status,
+        &body,
+        "invalid_request",
+        "unknown account kind \"kkkk",
+    );
+
+    let (status, body) = server.get(&format!("/v1/ledgers/{}/house", "L".repeat(16 << 10)));
+    assert_eq!(status, 400);
+    assert_short_echo(status, &body, "invalid_path", "invalid ledger \"LLLL");
+}
+
 #[test]
 fn a_raw_garbage_request_does_not_kill_the_server() {
     let server = TestServer::start();
@@ -785,6 +856,23 @@ fn rollback_reverses_a_bet_once_and_refuses_settled_rounds() {
     assert_eq!(server.post("/v1/wallet/win", &bet("w2", "r2", 0)).0, 200);
     let (status, body) = server.post("/v1/wallet/rollback", &rollback("rb2", "r2", "b2"));
     assert_error(status, &body, 409, "bet_already_settled");
+}
+
+#[test]
+fn rollback_naming_another_round_is_refused_and_leaves_the_bet_rollbackable() {
+    let server = TestServer::start();
+    setup_players(&server, 1_000);
+    assert_eq!(server.post("/v1/wallet/bet", &bet("b1", "r1", 400)).0, 200);
+    let (status, body) = server.post("/v1/wallet/rollback", &rollback("rb1", "r2", "b1"));
+    assert_error(status, &body, 422, "round_mismatch");
+    let balance = || server.get(&format!("/v1/wallet/{PLAYER}/balance")).1["balance"].clone();
+    assert_eq!(balance(), 600, "a refused rollback moves nothing");
+    let (status, body) = server.post("/v1/wallet/rollback", &rollback("rb2", "r1", "b1"));
+    assert_eq!(
+        (status, body["balance"].clone()),
+        (200, json!(1_000)),
+        "{body}"
+    );
 }
 
 #[test]

@@ -134,10 +134,15 @@ impl Ledger {
             WalletEntry::Tombstone { player_id, .. } if *player_id == rollback.player_id => {
                 return unchanged
             }
-            WalletEntry::Bet { request, outcome }
+            WalletEntry::Bet { request, .. }
                 if request.player_id == rollback.player_id
-                    && request.round_id == rollback.round_id =>
+                    && request.round_id != rollback.round_id =>
             {
+                // Settlement is judged by the rollback's round, so a wrong round could refund
+                // a bet whose own round a win already settled: refuse, whatever the bet's state.
+                return O::RoundMismatch;
+            }
+            WalletEntry::Bet { request, outcome } if request.player_id == rollback.player_id => {
                 if !outcome.moved_money() || self.is_rolled_back(target) {
                     // The bet was refused and moved nothing, or it is already reversed.
                     return unchanged;

@@ -7,6 +7,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use croupier_cluster::Consensus;
 
+use crate::edge::EdgeLimits;
 use crate::telemetry;
 
 pub mod cluster;
@@ -18,11 +19,13 @@ pub mod wallet;
 pub use crate::paths::*;
 pub use crate::state::AppState;
 
-/// The whole API. Unknown routes answer 404 JSON, wrong methods 405 JSON.
-pub fn router<C: Consensus>(state: AppState<C>) -> Router {
+/// The whole API. Unknown routes answer 404 JSON, wrong methods 405 JSON. Every route runs
+/// under the edge's request deadline and concurrency cap (inside telemetry, so refusals are
+/// counted like any answer).
+pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
     telemetry::prometheus();
     let body_size_max_bytes = state.body_size_max_bytes();
-    Router::new()
+    let routes = Router::new()
         .route(ROUTE_HEALTHZ, get(ops::healthz::<C>))
         .route(ROUTE_METRICS, get(ops::metrics))
         .route(ROUTE_OPENAPI, get(crate::openapi::serve))
@@ -48,7 +51,8 @@ pub fn router<C: Consensus>(state: AppState<C>) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))
-        .layer(middleware::from_fn(read_consistency))
+        .layer(middleware::from_fn(read_consistency));
+    crate::edge::request_limits(routes, limits)
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)
 }

@@ -67,7 +67,7 @@ pub async fn win<C: Consensus>(
         (status = 400, description = "Malformed or invalid input", body = ErrorBody),
         (status = 404, description = "player_not_found", body = ErrorBody),
         (status = 409, description = "transaction_conflict or bet_already_settled", body = ErrorBody),
-        (status = 422, description = "rollback_target_invalid or not_a_player_account", body = ErrorBody),
+        (status = 422, description = "rollback_target_invalid, round_mismatch (the bet belongs to another round) or not_a_player_account", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
