@@ -298,9 +298,11 @@ fn cluster_options(args: &ServeArgs) -> anyhow::Result<Option<croupier_cluster::
 }
 
 fn init_tracing() {
-    // openraft narrates every election and tick at info: operators need its warnings only.
+    // openraft narrates every election and tick at info, and 0.10 warns about routine events
+    // (a message from a vote it just replaced, a peer that is down, once per retry): operators
+    // get its errors, and our own lines for what matters. `RUST_LOG=info` shows it all.
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -69,9 +69,24 @@ impl Api {
     }
 }
 
+/// A port for a node, from a block below Linux's ephemeral range (32768-60999). A node keeps
+/// its ports across restarts, and a port the kernel hands out by itself (another test binding
+/// :0, any outgoing connection's source port) would be taken from that range while the node
+/// is down: its restart then failed, or worse, the test talked to another test's node
+/// (regression: "acknowledged transfers missing" and "no leader" under parallel test runs).
+/// Each test process takes its own block; the counter keeps this process's ports distinct.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    const BLOCK_PORTS: u16 = 180;
+    const BLOCKS: u32 = 64;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % BLOCKS) as u16 * BLOCK_PORTS;
+    for _ in 0..BLOCK_PORTS {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % BLOCK_PORTS;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {base}..{}", base + BLOCK_PORTS);
 }
 
 struct Node {
@@ -152,6 +167,20 @@ fn cluster(root: &Path) -> Vec<Node> {
 }
 
 /// The leader's id as the node at `api` sees it, once one is known.
+/// A fresh directory for one test's nodes; kept after the test (node logs included) when
+/// `CROUPIER_TEST_KEEP` is set, to investigate a failure.
+fn test_root() -> tempfile::TempDir {
+    let mut root = tempfile::Builder::new()
+        .prefix("cluster-failover-")
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("CROUPIER_TEST_KEEP").is_some() {
+        root.disable_cleanup(true);
+        eprintln!("keeping {}", root.path().display());
+    }
+    root
+}
+
 fn leader(api: &Api) -> Option<u64> {
     match api.get("/v1/cluster/status", false) {
         Ok((200, status, _)) => status["leader_id"].as_u64(),
@@ -233,7 +262,7 @@ struct Outcomes {
 
 #[test]
 fn a_killed_leader_is_replaced_and_no_acknowledged_transfer_is_lost_or_doubled() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = cluster(root.path());
     for node in nodes.iter_mut() {
         node.start();
@@ -326,7 +355,7 @@ fn unix_ns() -> u64 {
 
 #[test]
 fn a_leader_whose_clock_is_off_hands_over_and_ledger_time_does_not_jump() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = cluster(root.path());
     // Node 1 forms the cluster and usually leads first; its clock runs a minute ahead.
     nodes[0].extra = vec!["--fault-clock-offset-ms".into(), "60000".into()];
@@ -505,7 +534,7 @@ fn wait_caught_up(nodes: &[Node]) {
 
 #[test]
 fn a_follower_behind_the_compacted_log_installs_the_leaders_checkpoint_over_its_history() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = started_cluster(
         root.path(),
         &["--checkpoint-entries", "20", "--log-entries-kept", "5"],
@@ -530,7 +559,7 @@ fn a_follower_behind_the_compacted_log_installs_the_leaders_checkpoint_over_its_
 
 #[test]
 fn every_node_killed_at_once_restarts_with_every_acknowledged_write() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = started_cluster(root.path(), &[]);
     let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
     let load = Load::start(ports.clone(), 0);
@@ -553,7 +582,7 @@ fn every_node_killed_at_once_restarts_with_every_acknowledged_write() {
 
 #[test]
 fn a_rolling_restart_of_every_node_under_writes_loses_nothing() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = started_cluster(root.path(), &[]);
     let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
     let load = Load::start(ports, 0);
@@ -583,7 +612,7 @@ fn a_paused_leader_is_replaced_and_steps_down_when_it_resumes() {
     // SIGSTOP is a leader cut off from everyone (a long GC pause, a partitioned host): the others
     // elect a new leader; when the old one resumes with its stale term it must not apply or
     // acknowledge anything on its own.
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let nodes = started_cluster(root.path(), &[]);
     let ports: Vec<u16> = nodes.iter().map(|n| n.api_port).collect();
     let load = Load::start(ports, 0);
@@ -622,7 +651,7 @@ fn a_paused_leader_is_replaced_and_steps_down_when_it_resumes() {
 
 #[test]
 fn a_wiped_node_rejoins_through_join_and_catches_up_from_a_streamed_checkpoint() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = started_cluster(
         root.path(),
         &["--checkpoint-entries", "20", "--log-entries-kept", "5"],
@@ -752,7 +781,7 @@ fn peer_port(config: &Path, id: u64) -> u16 {
 
 #[test]
 fn a_leader_partitioned_from_the_majority_acknowledges_nothing_the_majority_lacks() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = cluster(root.path());
     let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
     // links[(from, to)]: every directed link through its own proxy.
@@ -842,7 +871,7 @@ fn corrupt_log(node: &Node) {
 
 #[test]
 fn a_replica_with_a_corrupt_log_repairs_from_the_others_when_asked_and_refuses_otherwise() {
-    let root = tempfile::tempdir().unwrap();
+    let root = test_root();
     let mut nodes = started_cluster(root.path(), &[]);
     let load = Load::start(nodes.iter().map(|n| n.api_port).collect(), 0);
     load.wait_acks(300, "before the damage");

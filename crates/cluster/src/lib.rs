@@ -52,7 +52,10 @@ mod view;
 
 use log_writer::WriterHandle;
 use state_machine::SharedState;
-use types::{ProposalData, Raft, TypeConfig};
+use types::{ProposalData, TypeConfig};
+
+/// openraft's handle on this crate's group: the type config and the ledger state machine.
+pub(crate) type Raft = openraft::Raft<TypeConfig, state_machine::LedgerStateMachine>;
 
 type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 
@@ -720,9 +723,13 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         // A node cut off from the others asks before it bumps its term, so rejoining does not
         // depose a healthy leader.
         enable_pre_vote: Some(true),
-        // The leader sends entries to the followers as soon as they are queued for its own
-        // disk, so its fsync and theirs overlap instead of running one after the other.
-        broadcast_submitted_on_append: Some(true),
+        // Standard Raft: a restarted leader holds an election (a new term) before it leads
+        // again. openraft 0.10 sends entries to the followers while the leader's own fsync
+        // runs, so followers may hold entries the leader lost in a crash; a leader restored
+        // into its old term would write other entries under the same (term, index), and a
+        // follower that already has that log id keeps its old entry (regression: an
+        // acknowledged write missing on one replica after every node was killed at once).
+        enable_leader_restore: Some(false),
         // Proposals waiting for the Raft core. Each is one entry of up to a few MiB; the HTTP
         // layer bounds what is in flight long before this (openraft's default is 65,536).
         api_channel_size: Some(API_CHANNEL_PROPOSALS_MAX),

@@ -27,7 +27,6 @@ pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub(crate) type Membership = openraft::Membership<u64, openraft::BasicNode>;
 pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub(crate) type Raft = openraft::Raft<TypeConfig, crate::state_machine::LedgerStateMachine>;
 
 /// The payload of a normal entry. Cheap to clone because openraft clones entries (cache, apply)
 /// and one entry can carry a ~1 MB batch. An entry read back from disk stays encoded until the
