@@ -224,32 +224,38 @@ fn write_text(text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Reads a whole versioned value: the version byte, the value, and nothing after it.
-fn decode_versioned<T>(
+/// Reads a whole value of format `version`: the version byte, the value, and nothing after it.
+fn decode_whole<T>(
     bytes: &[u8],
     what: &'static str,
+    version: u8,
     read: impl FnOnce(&mut Reader<'_>) -> Result<T, RaftCodecError>,
 ) -> Result<T, RaftCodecError> {
     let mut reader = Reader::new(bytes, what);
-    reader.version(FORMAT_VERSION)?;
+    reader.version(version)?;
     let value = read(&mut reader)?;
     reader.finish()?;
     Ok(value)
 }
 
+/// A value this node persists.
+fn decode_versioned<T>(
+    bytes: &[u8],
+    what: &'static str,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, RaftCodecError>,
+) -> Result<T, RaftCodecError> {
+    decode_whole(bytes, what, FORMAT_VERSION, read)
+}
+
 // The RPC messages the TCP transport sends.
 
-/// Reads a whole RPC message: its version byte, the value, and nothing after it.
+/// A message from another node.
 fn decode_rpc<T>(
     bytes: &[u8],
     what: &'static str,
     read: impl FnOnce(&mut Reader<'_>) -> Result<T, RaftCodecError>,
 ) -> Result<T, RaftCodecError> {
-    let mut reader = Reader::new(bytes, what);
-    reader.version(RPC_FORMAT_VERSION)?;
-    let value = read(&mut reader)?;
-    reader.finish()?;
-    Ok(value)
+    decode_whole(bytes, what, RPC_FORMAT_VERSION, read)
 }
 
 /// Appends one entry; its payload is written in place (no copy of a batch of ~1 MB).
