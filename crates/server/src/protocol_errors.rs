@@ -57,15 +57,17 @@ impl<T> JsonProtocolErrors<T> {
 
 /// Our answer in place of `head` when `head` is one of hyper's automatic error answers.
 fn replacement_for(head: &[u8]) -> Option<Vec<u8>> {
+    // Every write of every answer passes here: the constant-time checks come first, and only
+    // an error head with nothing after it is scanned.
+    let (_, code, message) = AUTOMATIC_ANSWERS
+        .iter()
+        .find(|(status_line, _, _)| head.starts_with(status_line))?;
     if !head.ends_with(b"\r\n\r\n") {
         return None;
     }
     let at = head
         .windows(EMPTY_BODY_HEADER.len())
         .position(|window| window.eq_ignore_ascii_case(EMPTY_BODY_HEADER))?;
-    let (_, code, message) = AUTOMATIC_ANSWERS
-        .iter()
-        .find(|(status_line, _, _)| head.starts_with(status_line))?;
     let body = serde_json::to_vec(&ErrorBody {
         error: code,
         message: (*message).into(),
