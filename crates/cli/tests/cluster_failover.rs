@@ -853,20 +853,38 @@ fn wait_for_log_line(node: &Node, needle: &str, timeout: Duration) -> String {
     }
 }
 
-/// Flips one byte in the middle of the node's oldest log segment.
-fn corrupt_log(node: &Node) {
-    let log_dir = node.dir.join("log");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.metadata().unwrap().len() > 4096)
+/// The node's oldest log segment holding more than a few records.
+fn segment_with_records(node: &Node) -> Option<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(node.dir.join("log"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.metadata().is_ok_and(|m| m.len() > 4096))
         .collect();
     segments.sort();
-    let segment = segments.first().expect("a log segment with records");
-    let mut bytes = std::fs::read(segment).unwrap();
+    segments.into_iter().next()
+}
+
+/// Waits until the node's log holds records: a follower may trail the quorum that acknowledged
+/// the writes (CI once found only the first few entries on it).
+fn wait_for_records(node: &Node) {
+    let deadline = Instant::now() + WAIT;
+    while segment_with_records(node).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "node {} received no records",
+            node.id
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Flips one byte in the middle of the node's oldest log segment.
+fn corrupt_log(node: &Node) {
+    let segment = segment_with_records(node).expect("a log segment with records");
+    let mut bytes = std::fs::read(&segment).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    std::fs::write(segment, bytes).unwrap();
+    std::fs::write(&segment, bytes).unwrap();
 }
 
 #[test]
@@ -877,6 +895,7 @@ fn a_replica_with_a_corrupt_log_repairs_from_the_others_when_asked_and_refuses_o
     load.wait_acks(300, "before the damage");
     let leader = wait_for_leader(&nodes, None);
     let damaged = nodes.iter().position(|n| n.id != leader).unwrap();
+    wait_for_records(&nodes[damaged]);
     terminate(&mut nodes[damaged]);
     corrupt_log(&nodes[damaged]);
     // Without the repair flag the node refuses to start on damaged bytes.

@@ -18,6 +18,10 @@
 //! the same call (`fs4` through `rustix` itself; `fs2` is unmaintained since 2018).
 //! `std::fs::File::try_lock` does the same but needs Rust 1.89; the workspace supports 1.85.
 //!
+//! A child forked by another thread shares the open file description until it execs (Rust
+//! opens files close-on-exec), so a lock dropped in that window is released only at the exec.
+//! A node never spawns children while holding its lock; the lock tests serialize around it.
+//!
 //! On NFS, Linux emulates `flock` with byte-range locks; a data directory on NFS is not
 //! supported anyway (fsync semantics).
 

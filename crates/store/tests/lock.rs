@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use croupier_store::{DataDir, DataDirLock, StoreError};
 
@@ -12,6 +13,17 @@ use croupier_store::{DataDir, DataDirLock, StoreError};
 const CHILD_DIR_ENV: &str = "CROUPIER_TEST_LOCK_CHILD_DIR";
 /// What the child prints once it holds the lock.
 const CHILD_READY_LINE: &str = "croupier-test-lock-held";
+
+/// Held while spawning a child and while a test drops a lock and takes it again. A child forked
+/// by a parallel test shares every open file description of this process until it execs, so a
+/// lock dropped in that window stays held by the child (CI once saw `dropping_the_lock_releases_it`
+/// refused "by own pid"). The product never spawns from a process that holds a data-directory
+/// lock; only this test binary does both at once.
+static SPAWN_OR_RELOCK: Mutex<()> = Mutex::new(());
+
+fn spawn_or_relock_guard() -> MutexGuard<'static, ()> {
+    SPAWN_OR_RELOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn expect_locked(dir: &Path) -> Option<u32> {
     match DataDirLock::acquire(dir) {
@@ -45,6 +57,7 @@ struct LockHolder {
 
 /// Starts a child holding the lock on `dir` and waits until it holds it.
 fn spawn_lock_holder(dir: &Path) -> LockHolder {
+    let spawning = spawn_or_relock_guard();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_holding_the_lock", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
@@ -53,6 +66,7 @@ fn spawn_lock_holder(dir: &Path) -> LockHolder {
         .stderr(Stdio::null())
         .spawn()
         .expect("re-execute the test binary");
+    drop(spawning);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     // libtest prints its own lines first; the bound keeps a broken child from hanging the test.
     let mut ready = false;
@@ -87,6 +101,7 @@ fn second_acquire_in_the_same_process_fails_naming_this_process() {
 
 #[test]
 fn dropping_the_lock_releases_it() {
+    let _no_fork_in_between = spawn_or_relock_guard();
     let dir = tempfile::tempdir().unwrap();
     let lock = DataDirLock::acquire(dir.path()).unwrap();
     drop(lock);
