@@ -17,6 +17,7 @@ mod bench_cmd;
 mod cluster_cmd;
 mod fair_cmd;
 mod games_cmd;
+mod keys_cmd;
 mod rng_cmd;
 mod serve_cmd;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Game definitions, exact RTP, simulation and integrity.
     #[command(subcommand)]
     Games(games_cmd::GamesCommand),
+    /// Operator and provider keys (create, list, revoke).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Rng(cmd) => rng_cmd::run(cmd),
         Command::Fair(cmd) => fair_cmd::run(cmd),
         Command::Games(cmd) => games_cmd::run(cmd),
+        Command::Keys(cmd) => keys_cmd::run(cmd),
     };
     match outcome {
         Ok(code) => code,

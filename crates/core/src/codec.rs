@@ -19,6 +19,11 @@
 //!   3 wallet_bet, 4 wallet_win: key transaction_id, u128 player, key round, u64 amount, u64 ledger
 //!   5 wallet_rollback: key transaction_id, u128 player, key round, key rolled_back_transaction_id
 //!   6 tick
+//!   7 create_player: text username, text password_hash (PHC), u8 n, n × u64 ledger
+//!   8 open_session: [32] token SHA-256, u128 player, u32 ttl_s
+//!   9 close_session: [32] token SHA-256      10 revoke_sessions: u128 player
+//!  11 by_operator: text key_id, command (any but 11): the operator audit trail
+//! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```
 //! History records (what `Ledger::apply` yields; see `crate::history`):
@@ -32,13 +37,17 @@
 //! tagged record: u8 tag (1 account, 2 transfer, 3 wallet) | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 2 (`encode_checkpoint`):
+//! Checkpoint of the hot state, version 3 (`encode_checkpoint`; version 2 is read as well: it
+//! ends after the pendings and has no players):
 //! ```text
 //! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
 //! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
 //!     u16 flags_at_creation, u128 debits_pending, debits_posted, credits_pending,
 //!     credits_posted, u64 timestamp, u64 newest_transfer
 //! u64 n pending transfers (by sequence number): transfer record
+//! u64 n players (registration order): u128 id, u64 created_at, text username,
+//!     text password_hash, u8 n, n × (u64 ledger, u128 wallet account)
+//! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
@@ -52,7 +61,11 @@
 //!   2 transfers: u32 n, n × u8 code (position in `CreateTransferResult::ALL`)
 //!   3 wallet:    outcome, as in a wallet record
 //!   4 tick
+//!   5 player: u8 outcome (1 created + u128 player, 2 username taken, 3 session opened +
+//!     u64 expires_at, 4 sessions closed + u32 count, 5 player not found, 6 session not found)
 //! ```
+
+mod players;
 
 use std::io;
 
@@ -70,7 +83,9 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 2;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 3;
+/// The previous checkpoint version, still read (no players).
+const CHECKPOINT_FORMAT_VERSION_V2: u8 = 2;
 pub const RESULTS_FORMAT_VERSION: u8 = 1;
 /// Size of one transfer record in history (fixed, so a record's place follows from its
 /// sequence number).
@@ -136,6 +151,7 @@ const RESULT_TAG_ACCOUNTS: u8 = 1;
 const RESULT_TAG_TRANSFERS: u8 = 2;
 const RESULT_TAG_WALLET: u8 = 3;
 const RESULT_TAG_TICK: u8 = 4;
+const RESULT_TAG_PLAYER: u8 = 5;
 /// Smallest encoding of a result (a tick) and of an item code, to bound counts.
 const RESULT_BYTES_MIN: usize = 1;
 const RESULT_CODE_BYTES: usize = 1;
@@ -248,6 +264,18 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         encode_transfer_record(stored, &mut buffer);
         flush_when_full(&mut buffer, out)?;
     }
+    Writer(&mut buffer).u64(frozen.players.len() as u64);
+    for player in frozen.players.iter() {
+        Writer(&mut buffer).checkpoint_player(player);
+        flush_when_full(&mut buffer, out)?;
+    }
+    let mut sessions: Vec<_> = frozen.sessions.iter().flatten().collect();
+    sessions.sort_unstable_by_key(|session| session.token_hash);
+    Writer(&mut buffer).u64(sessions.len() as u64);
+    for session in sessions {
+        Writer(&mut buffer).checkpoint_session(session);
+        flush_when_full(&mut buffer, out)?;
+    }
     out.write_all(&buffer)
 }
 
@@ -264,7 +292,7 @@ fn flush_when_full(buffer: &mut Vec<u8>, out: &mut impl io::Write) -> io::Result
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
-    if version != CHECKPOINT_FORMAT_VERSION {
+    if version != CHECKPOINT_FORMAT_VERSION && version != CHECKPOINT_FORMAT_VERSION_V2 {
         return Err(DecodeError::Version(version));
     }
     let clock = r.u64()?;
@@ -293,6 +321,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
             .restore_pending(stored)
             .map_err(|_| r.invalid("pending transfer", offset))?;
     }
+    if version == CHECKPOINT_FORMAT_VERSION {
+        decode_checkpoint_directory(&mut r, &mut ledger)?;
+    }
     r.finish()?;
     ledger
         .check_hot_invariants()
@@ -300,7 +331,38 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     Ok(ledger)
 }
 
-/// Smallest checkpoint: the header and two empty counts.
+/// Players in registration order, then sessions in token order (canonical: any other order is
+/// damage).
+fn decode_checkpoint_directory(r: &mut Reader, ledger: &mut Ledger) -> Result<(), DecodeError> {
+    const PLAYER_BYTES_MIN: usize = 16 + 8 + 2 + 2 + 1;
+    const SESSION_BYTES: usize = 32 + 16 + 8;
+    let player_count = r.count_u64(PLAYER_BYTES_MIN)?;
+    for _ in 0..player_count {
+        let offset = r.offset;
+        let player = r.checkpoint_player()?;
+        ledger
+            .directory
+            .restore_player(player)
+            .map_err(|what| r.invalid(what, offset))?;
+    }
+    let session_count = r.count_u64(SESSION_BYTES)?;
+    let mut previous = None;
+    for _ in 0..session_count {
+        let offset = r.offset;
+        let session = r.checkpoint_session()?;
+        if previous.is_some_and(|previous| session.token_hash <= previous) {
+            return Err(r.invalid("session order", offset));
+        }
+        previous = Some(session.token_hash);
+        ledger
+            .directory
+            .restore_session(session)
+            .map_err(|what| r.invalid(what, offset))?;
+    }
+    Ok(())
+}
+
+/// Smallest checkpoint: the header and two empty counts (version 2; version 3 adds two more).
 pub const CHECKPOINT_BYTES_MIN: usize = CHECKPOINT_HEADER_BYTES + 16;
 
 /// Appends the fixed-size record of a stored transfer.
@@ -498,6 +560,10 @@ impl Writer<'_> {
                 self.key(&rollback.rolled_back_transaction_id);
             }
             Command::Tick => self.u8(TAG_TICK),
+            other => {
+                let encoded = self.player_command(other);
+                assert!(encoded, "every command has an encoding");
+            }
         }
     }
 
@@ -597,6 +663,10 @@ impl Writer<'_> {
                 self.outcome(outcome);
             }
             CommandResult::Tick => self.u8(RESULT_TAG_TICK),
+            CommandResult::Player(outcome) => {
+                self.u8(RESULT_TAG_PLAYER);
+                self.player_outcome(outcome);
+            }
         }
     }
 
@@ -839,7 +909,7 @@ impl<'a> Reader<'a> {
                 }))
             }
             TAG_TICK => Ok(Command::Tick),
-            _ => Err(self.invalid("command tag", offset)),
+            tag => self.player_command(tag, offset),
         }
     }
 
@@ -981,6 +1051,7 @@ impl<'a> Reader<'a> {
             }
             RESULT_TAG_WALLET => Ok(CommandResult::Wallet(self.outcome()?)),
             RESULT_TAG_TICK => Ok(CommandResult::Tick),
+            RESULT_TAG_PLAYER => Ok(CommandResult::Player(self.player_outcome()?)),
             _ => Err(self.invalid("result tag", offset)),
         }
     }

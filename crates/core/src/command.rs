@@ -1,5 +1,6 @@
 //! Commands (what a log entry asks for) and their results.
 
+use crate::players::{NewPlayer, NewSession, PlayerId, PlayerOutcome, TokenHash};
 use crate::types::{CreateAccountResult, CreateTransferResult, NewAccount, NewTransfer};
 use crate::wallet::{WalletBet, WalletOutcome, WalletRollback, WalletWin};
 
@@ -14,6 +15,38 @@ pub enum Command {
     WalletRollback(WalletRollback),
     /// Changes nothing but lets ledger time pass, so expired pending transfers are voided.
     Tick,
+    /// Registers a player and opens a wallet per currency (`crate::players`).
+    CreatePlayer(NewPlayer),
+    /// A login the node checked: a session for the token whose hash this is.
+    OpenSession(NewSession),
+    /// A logout.
+    CloseSession(TokenHash),
+    /// Closes every session of a player (an operator's revocation).
+    RevokeSessions(PlayerId),
+    /// A command an operator's key asked for: the log entry, hash-chained, is the audit trail
+    /// of who did what and when. Never nested.
+    ByOperator {
+        key_id: String,
+        command: Box<Command>,
+    },
+}
+
+/// Operator key ids (`ByOperator`): 1 to 32 characters of `a-z`, `0-9`, `_`, `-`.
+pub const OPERATOR_KEY_ID_LEN_MAX: usize = 32;
+
+pub fn check_operator_key_id(key_id: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    (1..=OPERATOR_KEY_ID_LEN_MAX).contains(&key_id.len()) && key_id.bytes().all(allowed)
+}
+
+impl Command {
+    /// The command an operator wrapper carries, or the command itself.
+    pub fn unwrapped(&self) -> &Command {
+        match self {
+            Command::ByOperator { command, .. } => command,
+            other => other,
+        }
+    }
 }
 
 /// One result per command, in the command's shape (index-aligned item results).
@@ -23,6 +56,7 @@ pub enum CommandResult {
     Transfers(Vec<CreateTransferResult>),
     Wallet(WalletOutcome),
     Tick,
+    Player(PlayerOutcome),
 }
 
 /// The content of one log entry: the leader's timestamp and a batch of commands.

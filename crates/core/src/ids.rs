@@ -13,6 +13,8 @@ pub const RESERVED_ID_PREFIX: u128 = 0xFFFF_FFFF << 96;
 const RESERVED_TAG_HOUSE_ACCOUNT: u128 = 1;
 const RESERVED_TAG_WALLET_TRANSFER: u128 = 2;
 const RESERVED_TAG_EXPIRY_TRANSFER: u128 = 3;
+const RESERVED_TAG_PLAYER: u128 = 4;
+const RESERVED_TAG_PLAYER_WALLET: u128 = 5;
 const RESERVED_TAG_MASK: u128 = 0xFFFF_FFFF << 64;
 
 pub fn is_reserved_id(id: u128) -> bool {
@@ -39,6 +41,44 @@ pub fn expiry_transfer_id(sequence: u64) -> TransferId {
 /// True for the ids `expiry_transfer_id` produces (auto-voids of expired pending transfers).
 pub fn is_expiry_transfer_id(id: TransferId) -> bool {
     is_reserved_id(id) && (id & RESERVED_TAG_MASK) == (RESERVED_TAG_EXPIRY_TRANSFER << 64)
+}
+
+/// The id of the `sequence`-th registered player (`crate::players`).
+pub fn player_id(sequence: u64) -> u128 {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_PLAYER << 64) | sequence as u128
+}
+
+/// The registration sequence of a player id, `None` for any other id.
+pub fn player_sequence(id: u128) -> Option<u64> {
+    let tagged = is_reserved_id(id) && (id & RESERVED_TAG_MASK) == (RESERVED_TAG_PLAYER << 64);
+    tagged.then_some(id as u64)
+}
+
+/// The wallet (player account) number `index` of the `sequence`-th player: derived, so the
+/// state machine needs no counter and a wallet's id names its player.
+pub fn player_wallet_account_id(sequence: u64, index: usize) -> AccountId {
+    assert!(
+        index < 256 && sequence < 1 << 56,
+        "player wallet id out of range"
+    );
+    RESERVED_ID_PREFIX
+        | (RESERVED_TAG_PLAYER_WALLET << 64)
+        | u128::from(sequence << 8 | index as u64)
+}
+
+/// The registered player a wallet account belongs to (`None` for any other account).
+pub fn player_of_wallet(account: AccountId) -> Option<u128> {
+    is_player_wallet_account_id(account).then(|| player_id((account as u64) >> 8))
+}
+
+/// True for house accounts (`house_account_id`).
+pub fn is_house_account_id(id: AccountId) -> bool {
+    is_reserved_id(id) && (id & RESERVED_TAG_MASK) == (RESERVED_TAG_HOUSE_ACCOUNT << 64)
+}
+
+/// True for the ids `player_wallet_account_id` produces.
+pub fn is_player_wallet_account_id(id: AccountId) -> bool {
+    is_reserved_id(id) && (id & RESERVED_TAG_MASK) == (RESERVED_TAG_PLAYER_WALLET << 64)
 }
 
 /// A ledger is a currency or unit of account ("EUR", "USD", "BTC", "POINTS"): 1 to 8
@@ -112,6 +152,17 @@ impl fmt::Debug for LedgerCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_player_wallet_names_its_player() {
+        let wallet = player_wallet_account_id(41, 3);
+        assert_eq!(player_of_wallet(wallet), Some(player_id(41)));
+        assert_eq!(player_of_wallet(41), None);
+        assert!(!is_house_account_id(wallet));
+        assert!(is_house_account_id(house_account_id(
+            LedgerCode::parse("EUR").unwrap()
+        )));
+    }
 
     #[test]
     fn ledger_code_round_trips_through_u64() {

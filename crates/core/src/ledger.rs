@@ -24,6 +24,7 @@
 
 mod accounts;
 mod chain;
+mod directory;
 pub(crate) mod hashing;
 mod invariants;
 pub(crate) mod paged;
@@ -43,6 +44,7 @@ use crate::ids::{is_reserved_id, AccountId, LedgerCode, TransferId};
 use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
+use directory::Directory;
 use hashing::IdMap;
 use paged::PagedVec;
 pub(crate) use pending::{PendingSet, PendingTransfer};
@@ -57,6 +59,8 @@ pub struct FrozenLedger {
     pub(crate) expiry_sequence: u64,
     pub(crate) accounts: PagedVec<AccountEntry>,
     pub(crate) pendings: PagedVec<Option<PendingTransfer>>,
+    pub(crate) players: PagedVec<crate::players::Player>,
+    pub(crate) sessions: PagedVec<Option<crate::players::Session>>,
 }
 
 impl FrozenLedger {
@@ -204,6 +208,7 @@ pub struct Ledger {
     pub(crate) transfer_count: u64,
     pub(crate) wallet_sequence: u64,
     pub(crate) expiry_sequence: u64,
+    pub(crate) directory: Directory,
     entry: EntryState,
     undo: UndoLog,
 }
@@ -235,6 +240,8 @@ impl Ledger {
             expiry_sequence: self.expiry_sequence,
             accounts: self.accounts.clone(),
             pendings: self.pending.share_slots(),
+            players: self.directory.players.clone(),
+            sessions: self.directory.sessions.slots.clone(),
         }
     }
 
@@ -318,7 +325,15 @@ impl Ledger {
                     keys.settled
                         .push((rollback.player_id, rollback.round_id.clone()));
                 }
-                Command::CreateAccounts(_) | Command::Tick => {}
+                Command::ByOperator { command, .. } => {
+                    self.history_keys(std::slice::from_ref(command), keys)
+                }
+                Command::CreateAccounts(_)
+                | Command::Tick
+                | Command::CreatePlayer(_)
+                | Command::OpenSession(_)
+                | Command::CloseSession(_)
+                | Command::RevokeSessions(_) => {}
             }
         }
     }
@@ -368,6 +383,7 @@ impl Ledger {
             timestamp_ns.max(self.clock.checked_add(1).expect("ledger clock overflowed"));
         self.clock = entry_timestamp - 1;
         self.expire_pending_transfers(entry_timestamp);
+        self.expire_sessions(entry_timestamp);
         let results = commands
             .iter()
             .map(|command| self.apply_command(command))
@@ -408,6 +424,13 @@ impl Ledger {
                 CommandResult::Wallet(self.wallet_rollback(rollback))
             }
             Command::Tick => CommandResult::Tick,
+            Command::CreatePlayer(player) => CommandResult::Player(self.create_player(player)),
+            Command::OpenSession(session) => CommandResult::Player(self.open_session(session)),
+            Command::CloseSession(token) => CommandResult::Player(self.close_session(token)),
+            Command::RevokeSessions(player) => CommandResult::Player(self.revoke_sessions(*player)),
+            // The operator's identity is for the audit trail (the log); the effect is the
+            // command's own.
+            Command::ByOperator { command, .. } => self.apply_command(command),
         }
     }
 

@@ -275,7 +275,15 @@ impl MemoryLedger {
         let key = &record.key;
         crate::wallet::check_wallet_key(key).map_err(|e| format!("wallet key {e}"))?;
         let player = record.entry.player_id();
-        if self.ledger.player_balance(player).is_none() {
+        // A registered player's calls reach its wallets; any other id is the account itself.
+        let accounts: Vec<AccountId> = match self.ledger.player(player) {
+            Some(registered) => registered.wallets.iter().map(|&(_, id)| id).collect(),
+            None => vec![player],
+        };
+        if accounts
+            .iter()
+            .any(|&account| self.ledger.player_balance(account).is_none())
+        {
             return Err(format!("wallet entry {key:?} names a non-player"));
         }
         if let WalletEntry::Tombstone {
@@ -303,7 +311,9 @@ impl MemoryLedger {
             let Some(t) = self.transfer(id) else {
                 return Err(format!("wallet entry {key:?} names a missing transfer"));
             };
-            let touches_player = t.debit_account_id == player || t.credit_account_id == player;
+            let touches_player = accounts
+                .iter()
+                .any(|&account| t.debit_account_id == account || t.credit_account_id == account);
             if !touches_player || !crate::ids::is_reserved_id(t.id) {
                 return Err(format!("wallet entry {key:?} disagrees with transfer {id}"));
             }

@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use common::{SECOND_NS, T0};
 use croupier_core::codec::{decode_proposal, encode_proposal};
 use croupier_core::command::Proposal;
+use croupier_core::ids::{player_id, player_wallet_account_id};
+use croupier_core::players::{NewPlayer, NewSession, TokenHash};
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, LedgerCode, MemoryLedger, NewAccount,
     NewTransfer, TransferFlags, WalletBet, WalletOutcome, WalletRollback, WalletWin,
@@ -22,6 +24,9 @@ const TRANSFER_IDS_MAX: u128 = 16;
 /// Accounts 1..=PLAYERS are EUR players and PLAYERS+1..=2*PLAYERS EUR system accounts, created
 /// and funded by the first entry of every log; the rest come and go at random.
 const PLAYERS: u128 = 4;
+/// Registered players made by the first entry (`user0` EUR, `user1` EUR and USD), their EUR
+/// wallets funded like the accounts; a few more may register at random.
+const REGISTERED: u64 = 2;
 
 fn ledger_code() -> impl Strategy<Value = LedgerCode> {
     prop_oneof![9 => Just("EUR"), 1 => Just("USD")]
@@ -141,7 +146,11 @@ fn key(prefix: &'static str, count: u32) -> impl Strategy<Value = String> {
 }
 
 fn wallet_command() -> impl Strategy<Value = Command> {
-    let player = prop_oneof![9 => 1..=PLAYERS, 1 => 1..=ACCOUNT_IDS_MAX];
+    let player = prop_oneof![
+        9 => 1..=PLAYERS,
+        1 => 1..=ACCOUNT_IDS_MAX,
+        4 => (0..REGISTERED + 1).prop_map(player_id),
+    ];
     prop_oneof![
         (
             key("t", 10),
@@ -188,12 +197,48 @@ fn wallet_command() -> impl Strategy<Value = Command> {
     ]
 }
 
-fn command() -> impl Strategy<Value = Command> {
+fn new_player() -> impl Strategy<Value = NewPlayer> {
+    let currencies = prop_oneof![
+        Just(vec![eur()]),
+        Just(vec![LedgerCode::parse("USD").unwrap(), eur()]),
+    ];
+    (0..4u8, currencies).prop_map(|(n, currencies)| NewPlayer {
+        username: format!("user{n}"),
+        password_hash: format!("$argon2id$v=19$hash{n}"),
+        currencies,
+    })
+}
+
+fn player_command() -> impl Strategy<Value = Command> {
+    let token = (0..6u8).prop_map(|n| TokenHash([n; 32]));
+    let player = (0..REGISTERED + 2).prop_map(player_id);
+    prop_oneof![
+        1 => new_player().prop_map(Command::CreatePlayer),
+        3 => (token.clone(), player.clone(), 1u32..40).prop_map(|(token_hash, player_id, ttl_s)| {
+            Command::OpenSession(NewSession { token_hash, player_id, ttl_s })
+        }),
+        1 => token.prop_map(Command::CloseSession),
+        1 => player.prop_map(Command::RevokeSessions),
+    ]
+}
+
+fn plain_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => prop::collection::vec(new_account(), 1..5).prop_map(Command::CreateAccounts),
         5 => prop::collection::vec(new_transfer(), 1..9).prop_map(Command::CreateTransfers),
         3 => wallet_command(),
         1 => Just(Command::Tick),
+        2 => player_command(),
+    ]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        8 => plain_command(),
+        1 => plain_command().prop_map(|command| Command::ByOperator {
+            key_id: "ops-1".into(),
+            command: Box::new(command),
+        }),
     ]
 }
 
@@ -296,7 +341,7 @@ fn genesis() -> Proposal {
         .map(player)
         .chain((PLAYERS + 1..=2 * PLAYERS).map(system))
         .collect();
-    let deposits = (1..=PLAYERS)
+    let deposits: Vec<NewTransfer> = (1..=PLAYERS)
         .map(|id| NewTransfer {
             id: 1_000 + id,
             debit_account_id: PLAYERS + 1,
@@ -308,12 +353,31 @@ fn genesis() -> Proposal {
             timeout_s: 0,
         })
         .collect();
+    let registered = [vec![eur()], vec![eur(), LedgerCode::parse("USD").unwrap()]];
+    let mut commands = vec![Command::CreateAccounts(accounts)];
+    for (n, currencies) in registered.into_iter().enumerate() {
+        commands.push(Command::CreatePlayer(NewPlayer {
+            username: format!("user{n}"),
+            password_hash: format!("$argon2id$v=19$hash{n}"),
+            currencies,
+        }));
+    }
+    let wallet_deposits = (0..REGISTERED).map(|n| NewTransfer {
+        id: 2_000 + u128::from(n),
+        debit_account_id: PLAYERS + 1,
+        credit_account_id: player_wallet_account_id(n, 0),
+        amount: 300,
+        ledger: eur(),
+        flags: TransferFlags::empty(),
+        pending_id: 0,
+        timeout_s: 0,
+    });
+    commands.push(Command::CreateTransfers(
+        deposits.into_iter().chain(wallet_deposits).collect(),
+    ));
     Proposal {
         timestamp_ns: T0,
-        commands: vec![
-            Command::CreateAccounts(accounts),
-            Command::CreateTransfers(deposits),
-        ],
+        commands,
     }
 }
 
@@ -444,6 +508,16 @@ fn check_result_shape(command: &Command, result: &CommandResult) -> Result<(), T
             CommandResult::Wallet(_),
         ) => true,
         (Command::Tick, CommandResult::Tick) => true,
+        (
+            Command::CreatePlayer(_)
+            | Command::OpenSession(_)
+            | Command::CloseSession(_)
+            | Command::RevokeSessions(_),
+            CommandResult::Player(_),
+        ) => true,
+        (Command::ByOperator { command, .. }, result) => {
+            return check_result_shape(command, result);
+        }
         _ => false,
     };
     prop_assert!(ok, "result {result:?} does not match command {command:?}");
@@ -481,6 +555,15 @@ fn random_logs_exercise_the_interesting_paths() {
                         });
                     }
                     CommandResult::Tick => {}
+                    CommandResult::Player(outcome) => {
+                        codes.insert(
+                            format!("player:{outcome:?}")
+                                .split([' ', '{'])
+                                .next()
+                                .unwrap()
+                                .to_string(),
+                        );
+                    }
                 }
             }
         }
@@ -505,6 +588,12 @@ fn random_logs_exercise_the_interesting_paths() {
         "bet_already_rolled_back",
         "bet_already_settled",
         "transaction_conflict",
+        "player:PlayerCreated",
+        "player:UsernameTaken",
+        "player:SessionOpened",
+        "player:SessionsClosed",
+        "player:SessionNotFound",
+        "player:PlayerNotFound",
     ] {
         assert!(
             codes.contains(expected),

@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 
 use crate::error::ApiError;
 use crate::protocol_errors::JsonProtocolErrors;
@@ -158,8 +158,8 @@ pub(crate) async fn accept_loop(
         };
         // Finished connections leave their (empty) results in the set until joined.
         while tasks.try_join_next().is_some() {}
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 pause_after_accept_error(error).await;
                 continue;
@@ -171,7 +171,14 @@ pub(crate) async fn accept_loop(
             refuse(stream, &refusals, &mut tasks);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Rate limits and logs need the client's address.
+        let client = crate::auth::ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(client);
+                request
+            },
+        ));
         let io = TokioIo::new(JsonProtocolErrors::new(stream));
         let connection = graceful.watch(http.serve_connection(io, service));
         tasks.spawn(async move {

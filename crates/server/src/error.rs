@@ -18,6 +18,10 @@ pub struct ApiError {
     pub balance: Option<u128>,
     pub index: Option<usize>,
     pub field: Option<&'static str>,
+    /// 429: seconds until the client may retry (the `Retry-After` header).
+    pub retry_after_s: Option<std::num::NonZeroU32>,
+    /// 401: answer `WWW-Authenticate: Bearer`.
+    pub www_authenticate: bool,
 }
 
 /// The body of every error answer.
@@ -54,6 +58,8 @@ impl ApiError {
             balance: None,
             index: None,
             field: None,
+            retry_after_s: None,
+            www_authenticate: false,
         }
     }
 
@@ -274,7 +280,18 @@ impl IntoResponse for ApiError {
             index: self.index,
             field: self.field,
         };
-        json_response(self.status, &body)
+        let mut response = json_response(self.status, &body);
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.get()));
+        }
+        if self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"croupier\""),
+            );
+        }
+        response
     }
 }
 

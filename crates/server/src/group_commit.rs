@@ -222,7 +222,15 @@ pub fn command_bytes(command: &Command) -> usize {
                 &rollback.round_id,
                 &rollback.rolled_back_transaction_id,
             ]),
-            Command::Tick => 0,
+            Command::CreatePlayer(player) => {
+                keys(&[&player.username, &player.password_hash])
+                    + size_of_val(player.currencies.as_slice())
+            }
+            Command::Tick
+            | Command::OpenSession(_)
+            | Command::CloseSession(_)
+            | Command::RevokeSessions(_) => 0,
+            Command::ByOperator { key_id, command } => key_id.len() + command_bytes(command),
         }
 }
 
@@ -230,6 +238,7 @@ fn command_items(command: &Command) -> usize {
     match command {
         Command::CreateAccounts(accounts) => accounts.len().max(1),
         Command::CreateTransfers(transfers) => transfers.len().max(1),
+        Command::ByOperator { command, .. } => command_items(command),
         _ => 1,
     }
 }

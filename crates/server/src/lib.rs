@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod auth;
 pub mod binary;
 mod edge;
 mod error;
@@ -39,6 +40,9 @@ pub use openapi::ApiDoc;
 pub use routes::router;
 pub use state::AppState;
 
+/// The keys file's name in the data directory (its default place).
+pub const KEYS_FILE_NAME: &str = "keys.toml";
+
 /// Largest request body; 8189 transfers with decimal-string ids fit with room to spare.
 pub const BODY_SIZE_MAX_BYTES_DEFAULT: usize = 4 << 20;
 
@@ -52,11 +56,19 @@ pub struct ServeConfig {
     pub shutdown_drain_timeout_ms: u64,
     /// Timeouts and caps of the HTTP listener.
     pub edge: EdgeLimits,
+    /// Keys, sessions and rate limits.
+    pub auth: auth::AuthConfig,
 }
 
 impl ServeConfig {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let data_dir = data_dir.into();
+        let auth = auth::AuthConfig {
+            keys_file: Some(data_dir.join(KEYS_FILE_NAME)),
+            ..auth::AuthConfig::default()
+        };
         ServeConfig {
+            auth,
             node: NodeConfig::new(data_dir),
             listen,
             group_commit: GroupCommitConfig::default(),
@@ -118,6 +130,13 @@ pub enum ServerError {
     Node(#[from] ClusterError),
     #[error("invalid configuration: {0}")]
     Config(&'static str),
+    #[error(transparent)]
+    Keys(#[from] auth::keys::KeyFileError),
+    #[error(
+        "refusing to listen on {addr} without an operator key: create one with \
+         `croupier keys create --role admin` (or listen on a loopback address)"
+    )]
+    Unprotected { addr: SocketAddr },
 }
 
 /// A node serving the API. Stop it with `shutdown`.
@@ -146,12 +165,18 @@ impl RunningServer {
     pub fn node(&self) -> &Node {
         &self.node
     }
+
+    /// No operator key is configured: unauthenticated calls are accepted (loopback only).
+    pub fn protected_mode(&self) -> bool {
+        self.serving.protected_mode()
+    }
 }
 
 /// Binds `config.listen`, starts (and recovers) the node in `config.node.data_dir`, then
 /// serves the API on it.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
+    let auth = prepare_auth(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -159,29 +184,59 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
     let node = Node::start(config.node.clone()).await?;
-    let serving = serve(node.clone(), listener, &config);
+    let serving = serve(node.clone(), listener, &config, auth);
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
 }
 
+/// Loads the keys and applies protected mode: with no operator key, only a loopback listener
+/// may start (it then accepts unauthenticated operator and provider calls).
+pub fn prepare_auth(config: &ServeConfig) -> Result<auth::Auth, ServerError> {
+    let ring = match &config.auth.keys_file {
+        Some(path) => auth::KeyRingHandle::load(path)?,
+        None => auth::KeyRingHandle::fixed(auth::KeyRing::default()),
+    };
+    let loopback = config.listen.ip().is_loopback();
+    if !loopback && !ring.current().has_operator_keys() {
+        return Err(ServerError::Unprotected {
+            addr: config.listen,
+        });
+    }
+    Ok(auth::Auth {
+        ring,
+        loopback,
+        session_ttl_s: config.auth.session_ttl_s,
+        limits: auth::limits::RateLimits::new(&config.auth.limits),
+    })
+}
+
 /// The API over any `Consensus`, on an already bound listener. The caller owns the consensus
 /// lifecycle; `Serving::stop` only stops HTTP and the group-commit batcher.
-pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeConfig) -> Serving {
+pub fn serve<C: Consensus>(
+    consensus: C,
+    listener: TcpListener,
+    config: &ServeConfig,
+    auth: auth::Auth,
+) -> Serving {
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
-    let state = AppState::new(consensus, committer, config.body_size_max_bytes);
+    let keys_watch = tokio::spawn(auth.ring.clone().watch());
+    let state = AppState::new(consensus, committer, config.body_size_max_bytes, auth);
+    let limits = state.clone();
     let streams = state.clone();
+    let mode = state.clone();
     let app = router(state, &config.edge);
     let (stop_accepting, stop_requested) = oneshot::channel::<()>();
     let mut edge = config.edge.clone();
     edge.connections_max = edge::fit_connections_to_fd_limit(edge.connections_max);
     let server = tokio::spawn(edge::accept_loop(listener, app, edge, stop_requested));
-    let upkeep = tokio::spawn(async {
+    let upkeep = tokio::spawn(async move {
         let mut interval = tokio::time::interval(telemetry::METRICS_UPKEEP_INTERVAL);
         loop {
             interval.tick().await;
             telemetry::prometheus().run_upkeep();
+            limits.auth().limits.upkeep();
         }
     });
     Serving {
@@ -190,8 +245,10 @@ pub fn serve<C: Consensus>(consensus: C, listener: TcpListener, config: &ServeCo
         server,
         batcher,
         upkeep,
+        keys_watch,
         drain_timeout: Duration::from_millis(config.shutdown_drain_timeout_ms),
         stop_streams: Box::new(move || streams.stop_streams()),
+        protected_mode: Box::new(move || mode.auth().protected_mode()),
     }
 }
 
@@ -202,15 +259,21 @@ pub struct Serving {
     server: JoinHandle<()>,
     batcher: group_commit::Batcher,
     upkeep: JoinHandle<()>,
+    keys_watch: JoinHandle<()>,
     drain_timeout: Duration,
     /// Ends the open event streams: they never finish by themselves, and the graceful drain
     /// would otherwise wait for them until `drain_timeout` (10 s by default) on every stop.
     stop_streams: Box<dyn FnOnce() + Send + Sync>,
+    protected_mode: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Serving {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    pub fn protected_mode(&self) -> bool {
+        (self.protected_mode)()
     }
 
     pub async fn stop(self) {
@@ -219,10 +282,12 @@ impl Serving {
             mut server,
             batcher,
             upkeep,
+            keys_watch,
             drain_timeout,
             stop_streams,
             ..
         } = self;
+        keys_watch.abort();
         stop_streams();
         let _ = stop_accepting.send(());
         if tokio::time::timeout(drain_timeout, &mut server)

@@ -9,7 +9,10 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::routes::cluster::{AddNodeIn, ClusterStatusOut, NodeStatusOut, TransferLeaderIn};
 use crate::routes::events::{EventOut, EventsOut};
-use crate::routes::{cluster, events, ledger, ops, wallet};
+use crate::routes::players::{
+    LoginIn, LoginOut, NewPlayerIn, PlayerCreatedOut, PlayerOut, SessionsClosedOut,
+};
+use crate::routes::{cluster, events, ledger, ops, players, wallet};
 use crate::wire::{
     AccountIn, AccountOut, BalanceOut, HealthOut, ItemResult, TransferIn, TransferOut,
     WalletMoveIn, WalletOk, WalletRollbackIn,
@@ -43,6 +46,12 @@ use crate::wire::{
         cluster::add_node,
         cluster::remove_node,
         cluster::transfer_leader,
+        players::create,
+        players::login,
+        players::logout,
+        players::me,
+        players::get,
+        players::revoke_sessions,
     ),
     components(schemas(
         AccountIn,
@@ -61,9 +70,15 @@ use crate::wire::{
         NodeStatusOut,
         AddNodeIn,
         TransferLeaderIn,
+        NewPlayerIn,
+        LoginIn,
+        LoginOut,
+        PlayerCreatedOut,
+        PlayerOut,
+        SessionsClosedOut,
         ErrorBody
     )),
-    modifiers(&EdgeResponses)
+    modifiers(&EdgeResponses, &Security)
 )]
 pub struct ApiDoc;
 
@@ -106,6 +121,102 @@ impl utoipa::Modify for EdgeResponses {
             }
         }
     }
+}
+
+/// Security schemes, each operation's requirement (by route family, unless its annotation
+/// names one), and the 401/403/429 answers of authenticated routes.
+struct Security;
+
+/// Routes anyone may call.
+const PUBLIC_PATHS: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/v1/openapi.json",
+    "/v1/players/login",
+];
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "operator_key",
+            bearer("An operator key `crk.<id>.<secret>` (`croupier keys create --role R`)"),
+        );
+        components.add_security_scheme(
+            "player_session",
+            bearer("A player's session token `crs.…` from POST /v1/players/login"),
+        );
+        components.add_security_scheme(
+            "provider_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Croupier-Key",
+                "A provider key id; X-Croupier-Signature carries the hex HMAC-SHA256 of the body (of the path and query when there is no body)",
+            ))),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if PUBLIC_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            let scheme = if path.starts_with("/v1/wallet/") {
+                "provider_signature"
+            } else {
+                "operator_key"
+            };
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation.security.get_or_insert_with(|| {
+                    vec![SecurityRequirement::new(scheme, Vec::<String>::new())]
+                });
+                add_error(
+                    operation,
+                    "401",
+                    "unauthorized: missing, unknown, revoked or expired credentials",
+                );
+                add_error(
+                    operation,
+                    "403",
+                    "forbidden: a caller of another kind or role",
+                );
+                add_error(
+                    operation,
+                    "429",
+                    "rate_limited: retry after the Retry-After header's seconds",
+                );
+            }
+        }
+    }
+}
+
+fn add_error(operation: &mut utoipa::openapi::path::Operation, status: &str, description: &str) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let responses = &mut operation.responses.responses;
+    if responses.contains_key(status) {
+        return;
+    }
+    let body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", body)
+        .build();
+    responses.insert(status.to_owned(), RefOr::T(response));
 }
 
 /// The document as JSON text, built once per process.

@@ -19,6 +19,12 @@ pub const ROUTE_CLUSTER_STATUS: &str = "/v1/cluster/status";
 pub const ROUTE_CLUSTER_NODES: &str = "/v1/cluster/nodes";
 pub const ROUTE_CLUSTER_NODE: &str = "/v1/cluster/nodes/{node_id}";
 pub const ROUTE_CLUSTER_LEADER: &str = "/v1/cluster/leader";
+pub const ROUTE_PLAYERS: &str = "/v1/players";
+pub const ROUTE_PLAYERS_LOGIN: &str = "/v1/players/login";
+pub const ROUTE_PLAYERS_LOGOUT: &str = "/v1/players/logout";
+pub const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
+pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
+pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -40,6 +46,12 @@ const ROUTES: &[&str] = &[
     ROUTE_CLUSTER_NODES,
     ROUTE_CLUSTER_NODE,
     ROUTE_CLUSTER_LEADER,
+    ROUTE_PLAYERS,
+    ROUTE_PLAYERS_LOGIN,
+    ROUTE_PLAYERS_LOGOUT,
+    ROUTE_PLAYERS_ME,
+    ROUTE_PLAYER,
+    ROUTE_PLAYER_SESSIONS,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

@@ -17,6 +17,7 @@ pub struct AppState<C> {
 
 struct Shared<C> {
     consensus: C,
+    auth: crate::auth::Auth,
     committer: Committer,
     body_size_max_bytes: usize,
     /// Set once the server stops: open event streams end, so the graceful drain does not
@@ -33,10 +34,16 @@ impl<C> Clone for AppState<C> {
 }
 
 impl<C: Consensus> AppState<C> {
-    pub fn new(consensus: C, committer: Committer, body_size_max_bytes: usize) -> Self {
+    pub fn new(
+        consensus: C,
+        committer: Committer,
+        body_size_max_bytes: usize,
+        auth: crate::auth::Auth,
+    ) -> Self {
         AppState {
             shared: Arc::new(Shared {
                 consensus,
+                auth,
                 committer,
                 body_size_max_bytes,
                 stopping: tokio::sync::watch::channel(false).0,
@@ -57,6 +64,25 @@ impl<C: Consensus> AppState<C> {
     async fn stopping(&self) {
         let mut stopping = self.shared.stopping.subscribe();
         let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    pub(crate) fn auth(&self) -> &crate::auth::Auth {
+        &self.shared.auth
+    }
+
+    /// Runs `read` against this node's applied state, without asking the leader (for
+    /// authentication: a session is checked on every request, a round trip each would double
+    /// the cost of a follower's reads; a logout reaches followers within replication lag).
+    pub(crate) async fn read_stale<R, F>(&self, read: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
+    {
+        self.shared
+            .consensus
+            .read_stale(read)
+            .await
+            .map_err(|error| ApiError::from_propose(&error))
     }
 
     pub fn body_size_max_bytes(&self) -> usize {

@@ -357,6 +357,14 @@ pub struct TransfersQuery {
     pub cursor: Option<String>,
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BalanceQuery {
+    /// A registered player's currency (default: the first it registered with).
+    pub ledger: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation: request → core types, naming the item and field of the first problem.
 

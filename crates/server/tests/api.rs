@@ -217,6 +217,12 @@ fn openapi_document_lists_every_route() {
         ("/v1/cluster/nodes", "post"),
         ("/v1/cluster/nodes/{node_id}", "delete"),
         ("/v1/cluster/leader", "post"),
+        ("/v1/players", "post"),
+        ("/v1/players/login", "post"),
+        ("/v1/players/logout", "post"),
+        ("/v1/players/me", "get"),
+        ("/v1/players/{player_id}", "get"),
+        ("/v1/players/{player_id}/sessions", "delete"),
     ];
     for (path, method) in expected {
         assert!(

@@ -74,7 +74,7 @@ pub(crate) fn normalized_flags(request: &NewAccount) -> AccountFlags {
     flags
 }
 
-fn new_account(
+pub(super) fn new_account(
     id: u128,
     ledger: LedgerCode,
     kind: AccountKind,

@@ -49,7 +49,23 @@ impl Ledger {
         self.check_totals()?;
         self.check_accounts()?;
         self.check_ledger_sums()?;
-        self.check_pendings()
+        self.check_pendings()?;
+        self.check_directory()
+    }
+
+    fn check_directory(&self) -> Result<(), String> {
+        self.directory.check()?;
+        for player in self.directory.players.iter() {
+            for &(ledger, wallet) in &player.wallets {
+                let account = self
+                    .account(wallet)
+                    .ok_or_else(|| format!("player {} has no wallet {wallet}", player.id))?;
+                if account.kind != AccountKind::Player || account.ledger != ledger {
+                    return Err(format!("player {} wallet {wallet} is not its", player.id));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_accounts(&self) -> Result<(), String> {
@@ -381,7 +397,9 @@ fn check_resolution_time(p: &Transfer, t: &Transfer) -> Result<(), String> {
 }
 
 fn check_house_id(account: &Account) -> Result<(), String> {
-    if is_reserved_id(account.id) != (account.kind == AccountKind::House)
+    let registered_wallet =
+        crate::ids::is_player_wallet_account_id(account.id) && account.kind == AccountKind::Player;
+    if (is_reserved_id(account.id) && !registered_wallet) != (account.kind == AccountKind::House)
         || (account.kind == AccountKind::House && account.id != house_account_id(account.ledger))
     {
         return Err(format!(

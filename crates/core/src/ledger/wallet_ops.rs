@@ -155,6 +155,10 @@ impl Ledger {
             return O::BetAlreadySettled;
         }
         self.entry.rolled_back.insert(target.clone());
+        // A registered player's refund goes to the wallet the bet came from.
+        let player_slot = self
+            .player_slot(rollback.player_id, Some(ledger))
+            .expect("the bet's wallet exists");
         let house_slot = self.ensure_house_account(ledger);
         let transfer_id = self.wallet_transfer(house_slot, player_slot, amount);
         O::Ok {
@@ -185,7 +189,18 @@ impl Ledger {
         player_id: AccountId,
         ledger: Option<LedgerCode>,
     ) -> Result<u32, WalletOutcome> {
-        let slot = self.slot_of_account(player_id).ok_or(O::PlayerNotFound)?;
+        let account_id = match crate::ids::player_sequence(player_id) {
+            None => player_id,
+            // A registered player: the wallet in the call's currency (the first without one).
+            Some(_) => {
+                let player = self.directory.player(player_id).ok_or(O::PlayerNotFound)?;
+                match ledger {
+                    Some(ledger) => player.wallet(ledger).ok_or(O::LedgerMismatch)?,
+                    None => player.first_wallet().1,
+                }
+            }
+        };
+        let slot = self.slot_of_account(account_id).ok_or(O::PlayerNotFound)?;
         let account = self.account_at(slot);
         if account.kind != AccountKind::Player {
             return Err(O::NotAPlayerAccount);

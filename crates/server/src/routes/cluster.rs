@@ -8,6 +8,7 @@ use croupier_cluster::{AdminError, AdminRequest, ClusterStatus, Consensus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Allowed;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -87,7 +88,10 @@ pub struct TransferLeaderIn {
         (status = 404, description = "not_clustered: a one-node server without peers", body = ErrorBody),
     )
 )]
-pub async fn status<C: Consensus>(State(state): State<AppState<C>>) -> Result<Response, ApiError> {
+pub async fn status<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
+) -> Result<Response, ApiError> {
     match state.consensus().cluster_status().await {
         Some(status) => Ok(json_response(
             StatusCode::OK,
@@ -107,6 +111,7 @@ pub async fn status<C: Consensus>(State(state): State<AppState<C>>) -> Result<Re
 )]
 pub async fn add_node<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
     ApiJson(body): ApiJson<AddNodeIn>,
 ) -> Result<Response, ApiError> {
     if body.node_id == 0 {
@@ -132,6 +137,7 @@ pub async fn add_node<C: Consensus>(
 )]
 pub async fn remove_node<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
     Path(node_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let node_id = parse_node_id(&node_id)?;
@@ -145,6 +151,7 @@ pub async fn remove_node<C: Consensus>(
 )]
 pub async fn transfer_leader<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
     ApiJson(body): ApiJson<TransferLeaderIn>,
 ) -> Result<Response, ApiError> {
     admin(

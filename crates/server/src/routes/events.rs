@@ -17,6 +17,7 @@ use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Allowed;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::wire::{AccountOut, IdOut, LedgerOut, TransferOut};
@@ -229,6 +230,7 @@ fn page_out(page: &EventPage) -> EventsOut {
 )]
 pub async fn list<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
     crate::extract::ApiQuery(query): crate::extract::ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let after = match &query.after {
@@ -257,6 +259,7 @@ pub async fn list<C: Consensus>(
 )]
 pub async fn stream<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
     headers: HeaderMap,
     crate::extract::ApiQuery(query): crate::extract::ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {

@@ -8,6 +8,7 @@ use croupier_core::{
     ids, Command, CommandResult, CreateAccountResult, CreateTransferResult, BATCH_ITEMS_MAX,
 };
 
+use crate::auth::Allowed;
 use crate::binary::{self, DecodeError};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, BatchBody};
@@ -170,6 +171,7 @@ fn unexpected_result_shape() -> ApiError {
 )]
 pub async fn create_accounts<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::MoneyWrite>,
     body: BatchBody<Vec<AccountIn>>,
 ) -> Result<Response, ApiError> {
     let (accounts, answer) = match body {
@@ -188,7 +190,10 @@ pub async fn create_accounts<C: Consensus>(
     if accounts.is_empty() {
         return answer.results(&[], code, byte);
     }
-    match state.commit(Command::CreateAccounts(accounts)).await? {
+    match state
+        .commit(caller.attribute(Command::CreateAccounts(accounts)))
+        .await?
+    {
         CommandResult::Accounts(results) => answer.results(&results, code, byte),
         _ => Err(unexpected_result_shape()),
     }
@@ -219,6 +224,7 @@ pub async fn create_accounts<C: Consensus>(
 )]
 pub async fn create_transfers<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::MoneyWrite>,
     body: BatchBody<Vec<TransferIn>>,
 ) -> Result<Response, ApiError> {
     let (transfers, answer) = match body {
@@ -237,7 +243,11 @@ pub async fn create_transfers<C: Consensus>(
     if transfers.is_empty() {
         return answer.results(&[], code, byte);
     }
-    match state.commit(Command::CreateTransfers(transfers)).await? {
+    require_finance_for_house_debits(&caller, &transfers)?;
+    match state
+        .commit(caller.attribute(Command::CreateTransfers(transfers)))
+        .await?
+    {
         CommandResult::Transfers(results) => answer.results(&results, code, byte),
         _ => Err(unexpected_result_shape()),
     }
@@ -255,9 +265,11 @@ pub async fn create_transfers<C: Consensus>(
 )]
 pub async fn get_account<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::OperatorOrOwnerRead>,
     path: ApiPath,
 ) -> Result<Response, ApiError> {
     let id = path.id("account id")?;
+    require_own_account(&caller, id)?;
     let account = state
         .read(move |ledger| ledger.account(id).map(AccountOut::from))
         .await?;
@@ -265,6 +277,41 @@ pub async fn get_account<C: Consensus>(
         Some(account) => Ok(json_response(StatusCode::OK, &account)),
         None => Err(account_not_found(id)),
     }
+}
+
+/// A player sees only its own wallets; anything else answers as absent.
+fn require_own_account(caller: &crate::auth::Caller, id: u128) -> Result<(), ApiError> {
+    match caller.player() {
+        Some(player) if ids::player_of_wallet(id) != Some(player) => Err(account_not_found(id)),
+        _ => Ok(()),
+    }
+}
+
+fn owns_either_side(caller: &crate::auth::Caller, transfer: &croupier_core::Transfer) -> bool {
+    let own =
+        |account| caller.player().is_some() && ids::player_of_wallet(account) == caller.player();
+    own(transfer.debit_account_id) || own(transfer.credit_account_id)
+}
+
+/// Only `finance` moves money out of a house account with a plain transfer (the wallet and the
+/// tables do it through their own commands).
+fn require_finance_for_house_debits(
+    caller: &crate::auth::Caller,
+    transfers: &[croupier_core::NewTransfer],
+) -> Result<(), ApiError> {
+    let restricted = matches!(caller, crate::auth::Caller::Operator { role, .. } if *role != crate::auth::Role::Finance);
+    if restricted
+        && transfers
+            .iter()
+            .any(|t| ids::is_house_account_id(t.debit_account_id))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "house_debit_requires_finance",
+            "debiting a house account needs an operator key with the finance role",
+        ));
+    }
+    Ok(())
 }
 
 fn account_not_found(id: u128) -> ApiError {
@@ -284,10 +331,12 @@ fn account_not_found(id: u128) -> ApiError {
 )]
 pub async fn get_account_transfers<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::OperatorOrOwnerRead>,
     path: ApiPath,
     ApiQuery(query): ApiQuery<TransfersQuery>,
 ) -> Result<Response, ApiError> {
     let id = path.id("account id")?;
+    require_own_account(&caller, id)?;
     let limit = query.limit.unwrap_or(TRANSFERS_LIMIT_DEFAULT);
     if !(1..=BATCH_ITEMS_MAX as u64).contains(&limit) {
         return Err(ApiError::invalid_query(format!(
@@ -333,6 +382,7 @@ pub async fn get_account_transfers<C: Consensus>(
 )]
 pub async fn get_transfer<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::OperatorOrOwnerRead>,
     path: ApiPath,
 ) -> Result<Response, ApiError> {
     let id = path.id("transfer id")?;
@@ -341,6 +391,7 @@ pub async fn get_transfer<C: Consensus>(
         .await?
         .map_err(ApiError::from_read)?
         .as_ref()
+        .filter(|t| caller.player().is_none() || owns_either_side(&caller, t))
         .map(TransferOut::from);
     match transfer {
         Some(transfer) => Ok(json_response(StatusCode::OK, &transfer)),
@@ -364,6 +415,7 @@ pub async fn get_transfer<C: Consensus>(
 )]
 pub async fn get_house_account<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
     path: ApiPath,
 ) -> Result<Response, ApiError> {
     let ledger_code = parse_ledger(&path.0).map_err(ApiError::invalid_path)?;

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod events;
 pub mod ledger;
 pub mod ops;
+pub mod players;
 pub mod wallet;
 
 pub use crate::paths::*;
@@ -48,10 +49,20 @@ pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
         .route(ROUTE_CLUSTER_NODES, post(cluster::add_node::<C>))
         .route(ROUTE_CLUSTER_NODE, delete(cluster::remove_node::<C>))
         .route(ROUTE_CLUSTER_LEADER, post(cluster::transfer_leader::<C>))
+        .route(ROUTE_PLAYERS, post(players::create::<C>))
+        .route(ROUTE_PLAYERS_LOGIN, post(players::login::<C>))
+        .route(ROUTE_PLAYERS_LOGOUT, post(players::logout::<C>))
+        .route(ROUTE_PLAYERS_ME, get(players::me::<C>))
+        .route(ROUTE_PLAYER, get(players::get::<C>))
+        .route(ROUTE_PLAYER_SESSIONS, delete(players::revoke_sessions::<C>))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))
-        .layer(middleware::from_fn(read_consistency));
+        .layer(middleware::from_fn(read_consistency))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate::<C>,
+        ));
     crate::edge::request_limits(routes, limits)
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)

@@ -6,10 +6,15 @@ use axum::response::Response;
 use croupier_cluster::Consensus;
 use croupier_core::{AccountKind, Command, CommandResult, LedgerCode, WalletOutcome};
 
+use crate::auth::Allowed;
 use crate::error::{json_response, ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::wire::{BalanceOut, IdOut, LedgerOut, WalletMoveIn, WalletOk, WalletRollbackIn};
+use crate::wire::{
+    parse_ledger, BalanceOut, BalanceQuery, IdOut, LedgerOut, WalletMoveIn, WalletOk,
+    WalletRollbackIn,
+};
+use croupier_core::ids;
 
 /// Debit the player, credit the ledger's house account.
 #[utoipa::path(
@@ -28,6 +33,7 @@ use crate::wire::{BalanceOut, IdOut, LedgerOut, WalletMoveIn, WalletOk, WalletRo
 )]
 pub async fn bet<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ProviderCall>,
     ApiJson(request): ApiJson<WalletMoveIn>,
 ) -> Result<Response, ApiError> {
     let bet = request.into_bet()?;
@@ -50,6 +56,7 @@ pub async fn bet<C: Consensus>(
 )]
 pub async fn win<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ProviderCall>,
     ApiJson(request): ApiJson<WalletMoveIn>,
 ) -> Result<Response, ApiError> {
     let win = request.into_win()?;
@@ -73,6 +80,7 @@ pub async fn win<C: Consensus>(
 )]
 pub async fn rollback<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::ProviderCall>,
     ApiJson(request): ApiJson<WalletRollbackIn>,
 ) -> Result<Response, ApiError> {
     let rollback = request.into_rollback()?;
@@ -80,31 +88,59 @@ pub async fn rollback<C: Consensus>(
     answer.to(state.commit(Command::WalletRollback(rollback)).await?)
 }
 
-/// The player's available balance.
+/// The player's available balance: `player_id` is a registered player (its first currency, or
+/// `?ledger=`) or a player account id.
 #[utoipa::path(
     get, path = "/v1/wallet/{player_id}/balance", tag = "wallet",
-    params(("player_id" = String, Path, description = "The player's account id (decimal)")),
+    params(("player_id" = String, Path, description = "Registered player id or player account id (decimal)"), BalanceQuery),
+    security(("provider_signature" = []), ("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = BalanceOut),
-        (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 404, description = "player_not_found", body = ErrorBody),
-        (status = 422, description = "not_a_player_account", body = ErrorBody),
+        (status = 400, description = "Invalid id or ledger", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "player_not_found (also for another player's id)", body = ErrorBody),
+        (status = 422, description = "not_a_player_account, ledger_mismatch", body = ErrorBody),
     )
 )]
 pub async fn balance<C: Consensus>(
     State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<crate::auth::BalanceRead>,
     path: ApiPath,
+    ApiQuery(query): ApiQuery<BalanceQuery>,
 ) -> Result<Response, ApiError> {
     let player_id = path.id("player_id")?;
+    let ledger = query
+        .ledger
+        .as_deref()
+        .map(parse_ledger)
+        .transpose()
+        .map_err(ApiError::invalid_query)?;
+    if caller.player().is_some_and(|own| own != player_id) {
+        return Err(ApiError::from_wallet(WalletOutcome::PlayerNotFound));
+    }
     let found = state
-        .read(move |ledger| match ledger.account(player_id) {
-            None => Err(WalletOutcome::PlayerNotFound),
-            Some(account) if account.kind != AccountKind::Player => {
-                Err(WalletOutcome::NotAPlayerAccount)
+        .read(move |view| {
+            let registered = ids::player_sequence(player_id).is_some();
+            let account_id = match view.ledger().wallet_account_of(player_id, ledger) {
+                Some(account) => account,
+                None if registered && view.ledger().player(player_id).is_some() => {
+                    return Err(WalletOutcome::LedgerMismatch)
+                }
+                None => return Err(WalletOutcome::PlayerNotFound),
+            };
+            match view.account(account_id) {
+                None => Err(WalletOutcome::PlayerNotFound),
+                Some(account) if account.kind != AccountKind::Player => {
+                    Err(WalletOutcome::NotAPlayerAccount)
+                }
+                Some(account) if ledger.is_some_and(|l| l != account.ledger) => {
+                    Err(WalletOutcome::LedgerMismatch)
+                }
+                Some(_) => view
+                    .player_balance(account_id)
+                    .ok_or(WalletOutcome::PlayerNotFound),
             }
-            Some(_) => ledger
-                .player_balance(player_id)
-                .ok_or(WalletOutcome::PlayerNotFound),
         })
         .await?;
     let (ledger, balance) = found.map_err(ApiError::from_wallet)?;

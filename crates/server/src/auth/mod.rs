@@ -1,0 +1,413 @@
+//! Who is calling, and what they may do.
+//!
+//! Every request is first given a [`Caller`] by [`authenticate`] (a middleware):
+//! - `Authorization: Bearer crk.<id>.<secret>`: an operator key with a role (`keys`);
+//! - `Authorization: Bearer crs.<token>`: a player's session (`passwords`, ledger state);
+//! - `X-Croupier-Key: <id>` with `X-Croupier-Signature: <hex HMAC-SHA256>`: a game provider;
+//!   the signed bytes are the request body, or the path and query for a request without one;
+//! - nothing: `Local` in protected mode (no operator key configured and a loopback listen
+//!   address, as Redis does), else `Public` (health, metrics, the API document and login only).
+//!
+//! Then each handler states the callers it accepts (an [`Access`]); a player caller is further
+//! limited by the handler to its own objects, and anything else answers 404 so ids cannot be
+//! probed. Operator writes are wrapped in `Command::ByOperator`, so the hash-chained log is the
+//! audit trail of who did what and when.
+
+pub mod keys;
+pub mod limits;
+pub mod passwords;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use croupier_cluster::Consensus;
+use croupier_core::players::{PlayerId, TokenHash};
+use croupier_core::Command;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+pub use keys::{KeyRing, KeyRingHandle, Role};
+
+pub const PROVIDER_KEY_HEADER: &str = "x-croupier-key";
+pub const PROVIDER_SIGNATURE_HEADER: &str = "x-croupier-signature";
+/// The key id the audit trail names for unauthenticated operator calls in protected mode.
+pub const LOOPBACK_KEY_ID: &str = "loopback";
+
+/// How the node authenticates; fixed at start (the key ring reloads by itself).
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// The keys file (`croupier keys`); `None` means no keys at all (protected mode only).
+    pub keys_file: Option<std::path::PathBuf>,
+    /// Lifetime of a player session from login.
+    pub session_ttl_s: u32,
+    pub limits: limits::RateLimitConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            keys_file: None,
+            session_ttl_s: 24 * 3600,
+            limits: limits::RateLimitConfig::default(),
+        }
+    }
+}
+
+/// What the handlers share about authentication.
+pub struct Auth {
+    pub ring: KeyRingHandle,
+    /// The listen address is loopback: protected mode may apply.
+    pub loopback: bool,
+    pub session_ttl_s: u32,
+    pub limits: limits::RateLimits,
+}
+
+impl Auth {
+    /// With no operator key, unauthenticated calls are accepted on a loopback listener only.
+    pub fn protected_mode(&self) -> bool {
+        self.loopback && !self.ring.current().has_operator_keys()
+    }
+}
+
+/// Who made a request (a request extension set by `authenticate`).
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Public,
+    Local,
+    Operator {
+        key_id: Arc<str>,
+        role: Role,
+    },
+    Provider {
+        key_id: Arc<str>,
+    },
+    Player {
+        player_id: PlayerId,
+        token_hash: TokenHash,
+    },
+}
+
+/// The callers a route accepts. A player is accepted only where its own data is at stake; the
+/// handler then limits it to that.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    pub operator: &'static [Role],
+    pub provider: bool,
+    pub player: bool,
+}
+
+impl Access {
+    pub const fn operators(roles: &'static [Role]) -> Access {
+        Access {
+            operator: roles,
+            provider: false,
+            player: false,
+        }
+    }
+}
+
+/// Every operator role: reads.
+pub const ANY_ROLE: &[Role] = &[Role::Admin, Role::Finance, Role::Support, Role::ReadOnly];
+
+impl Caller {
+    /// `Ok` if this caller may use a route with `access`: 401 without credentials, 403 for a
+    /// caller of the wrong kind or role.
+    pub fn require(&self, access: Access) -> Result<(), ApiError> {
+        let allowed = match self {
+            Caller::Local => true,
+            Caller::Operator { role, .. } => access.operator.contains(role),
+            Caller::Provider { .. } => access.provider,
+            Caller::Player { .. } => access.player,
+            Caller::Public => return Err(unauthorized("credentials required")),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let roles: Vec<&str> = access.operator.iter().map(|r| r.name()).collect();
+        let mut accepted = Vec::new();
+        if !roles.is_empty() {
+            accepted.push(format!("operator keys with role {}", roles.join(", ")));
+        }
+        if access.provider {
+            accepted.push("signed provider calls".to_string());
+        }
+        if access.player {
+            accepted.push("player sessions".to_string());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this route accepts {}", accepted.join(" or ")),
+        ))
+    }
+
+    /// The player a session belongs to, for routes that limit players to their own data.
+    pub fn player(&self) -> Option<PlayerId> {
+        match self {
+            Caller::Player { player_id, .. } => Some(*player_id),
+            _ => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Caller::Operator { role, .. } => Some(*role),
+            Caller::Local => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// An operator's write carries the operator's key id into the log (the audit trail).
+    pub fn attribute(&self, command: Command) -> Command {
+        let key_id = match self {
+            Caller::Operator { key_id, .. } => key_id.to_string(),
+            Caller::Local => LOOPBACK_KEY_ID.to_string(),
+            _ => return command,
+        };
+        Command::ByOperator {
+            key_id,
+            command: Box::new(command),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or(Caller::Public))
+    }
+}
+
+/// The client's address (set by the accept loop).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub IpAddr);
+
+pub fn unauthorized(message: &'static str) -> ApiError {
+    let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    error.www_authenticate = true;
+    error
+}
+
+/// The middleware: sets the request's `Caller`, then applies the rate limits.
+pub async fn authenticate<C: Consensus>(
+    State(state): State<AppState<C>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (caller, request) = match identify(&state, request).await {
+        Ok(identified) => identified,
+        Err(error) => return error.into_response(),
+    };
+    let address = request.extensions().get::<ClientAddr>().map(|a| a.0);
+    if let Err(error) = state.auth().limits.check(&caller, address) {
+        return error.into_response();
+    }
+    let mut request = request;
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+async fn identify<C: Consensus>(
+    state: &AppState<C>,
+    request: Request,
+) -> Result<(Caller, Request), ApiError> {
+    let auth = state.auth();
+    if let Some(bearer) = bearer(request.headers())? {
+        let caller = if bearer.starts_with(passwords::SESSION_TOKEN_PREFIX) {
+            player_session(state, &bearer).await?
+        } else {
+            let ring = auth.ring.current();
+            let (key_id, role) = ring
+                .operator(&bearer)
+                .ok_or_else(|| unauthorized("unknown or revoked key"))?;
+            Caller::Operator {
+                key_id: Arc::from(key_id),
+                role,
+            }
+        };
+        return Ok((caller, request));
+    }
+    if request.headers().contains_key(PROVIDER_KEY_HEADER) {
+        return provider(state, request).await;
+    }
+    let caller = if auth.protected_mode() {
+        Caller::Local
+    } else {
+        Caller::Public
+    };
+    Ok((caller, request))
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| unauthorized("Authorization must be `Bearer <key or session token>`"))?;
+    Ok(Some(text.trim().to_string()))
+}
+
+async fn player_session<C: Consensus>(
+    state: &AppState<C>,
+    token: &str,
+) -> Result<Caller, ApiError> {
+    let token_hash = passwords::token_hash(token);
+    let session = state
+        .read_stale(move |view| view.ledger().session(&token_hash).copied())
+        .await?;
+    let now_ns = wall_clock_ns();
+    match session {
+        Some(session) if session.expires_at_ns > now_ns => Ok(Caller::Player {
+            player_id: session.player_id,
+            token_hash,
+        }),
+        _ => Err(unauthorized(
+            "the session is unknown, expired or logged out",
+        )),
+    }
+}
+
+async fn provider<C: Consensus>(
+    state: &AppState<C>,
+    request: Request,
+) -> Result<(Caller, Request), ApiError> {
+    let headers = request.headers();
+    let key_id = header_text(headers, PROVIDER_KEY_HEADER)?;
+    let signature = header_text(headers, PROVIDER_SIGNATURE_HEADER)?;
+    let signature = signature.strip_prefix("sha256=").unwrap_or(&signature);
+    let ring = state.auth().ring.current();
+    let secret = ring
+        .provider_secret(&key_id)
+        .ok_or_else(|| unauthorized("unknown or revoked provider key"))?;
+    let mut signature_bytes = [0u8; 32];
+    hex::decode_to_slice(signature, &mut signature_bytes)
+        .map_err(|_| unauthorized("X-Croupier-Signature must be 64 hex digits"))?;
+    let (parts, body) = request.into_parts();
+    let limit = state.body_size_max_bytes();
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::body_too_large(limit))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    if body.is_empty() {
+        let signed = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        mac.update(signed.as_bytes());
+    } else {
+        mac.update(&body);
+    }
+    mac.verify_slice(&signature_bytes)
+        .map_err(|_| unauthorized("the signature does not match the request"))?;
+    let caller = Caller::Provider {
+        key_id: Arc::from(key_id.as_str()),
+    };
+    Ok((caller, Request::from_parts(parts, Body::from(body))))
+}
+
+fn header_text(headers: &HeaderMap, name: &'static str) -> Result<String, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| {
+            unauthorized("signed provider calls need X-Croupier-Key and X-Croupier-Signature")
+        })
+}
+
+pub(crate) fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A route's access rule as a type, so the check runs as an extractor: before the body is read
+/// (a caller without credentials gets 401 whatever it sent).
+pub trait Policy {
+    const ACCESS: Access;
+}
+
+/// The caller, once it passed the route's `P`.
+pub struct Allowed<P>(pub Caller, pub std::marker::PhantomData<P>);
+
+impl<S: Send + Sync, P: Policy> FromRequestParts<S> for Allowed<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(P::ACCESS)?;
+        Ok(Allowed(caller, std::marker::PhantomData))
+    }
+}
+
+macro_rules! policy {
+    ($(#[$doc:meta])* $name:ident, $roles:expr, provider: $provider:expr, player: $player:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Policy for $name {
+            const ACCESS: Access = Access {
+                operator: $roles,
+                provider: $provider,
+                player: $player,
+            };
+        }
+    };
+}
+
+policy!(
+    /// Reads of operator data: accounts, transfers, events, cluster status.
+    OperatorRead, ANY_ROLE, provider: false, player: false
+);
+policy!(
+    /// Reads a player may make of its own objects (others answer 404).
+    OperatorOrOwnerRead, ANY_ROLE, provider: false, player: true
+);
+policy!(
+    /// Money: creating accounts and transfers.
+    MoneyWrite, &[Role::Admin, Role::Finance], provider: false, player: false
+);
+policy!(
+    /// Registering players, revoking sessions.
+    PlayerAdmin, &[Role::Admin, Role::Support], provider: false, player: false
+);
+policy!(
+    /// A player's own sessions, or support acting for it.
+    PlayerAdminOrSelf, &[Role::Admin, Role::Support], provider: false, player: true
+);
+policy!(
+    /// Seamless-wallet calls of game providers.
+    ProviderCall, &[], provider: true, player: false
+);
+policy!(
+    /// A wallet balance: the provider, an operator or the player itself.
+    BalanceRead, ANY_ROLE, provider: true, player: true
+);
+policy!(
+    /// A player's session only (`/v1/players/me`, logout).
+    PlayerOnly, &[], provider: false, player: true
+);
+policy!(
+    /// Membership and leadership changes.
+    ClusterAdmin, &[Role::Admin], provider: false, player: false
+);

@@ -1,0 +1,406 @@
+//! Players: registration (operators), login and logout (players), and a player's own view.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use croupier_cluster::Consensus;
+use croupier_core::players::{
+    check_username, NewPlayer, NewSession, PlayerId, PlayerOutcome, CURRENCIES_PER_PLAYER_MAX,
+};
+use croupier_core::{Command, CommandResult, LedgerCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::passwords::{self, Password, PASSWORD_LEN_MAX, PASSWORD_LEN_MIN};
+use crate::auth::{
+    unauthorized, Allowed, Caller, ClientAddr, OperatorOrOwnerRead, PlayerAdmin, PlayerAdminOrSelf,
+    PlayerOnly,
+};
+use crate::error::{json_response, ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::quote::input_prefix;
+use crate::state::AppState;
+use crate::wire::{parse_ledger, IdOut};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlayerIn {
+    /// 3 to 64 characters of a-z, 0-9, _, ., -, @ (upper case is folded to lower case).
+    #[schema(example = "alice")]
+    username: String,
+    /// 8 to 128 characters; stored only as an argon2id hash.
+    #[schema(example = "correct horse battery")]
+    password: String,
+    /// One wallet per currency (ledger code), 1 to 16 of them.
+    #[schema(example = json!(["EUR"]))]
+    currencies: Vec<String>,
+}
+
+impl std::fmt::Debug for NewPlayerIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPlayerIn")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("currencies", &self.currencies)
+            .finish()
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    #[schema(example = "alice")]
+    username: String,
+    #[schema(example = "correct horse battery")]
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlayerCreatedOut {
+    #[schema(value_type = String, example = "340282366841710300967557013911933812736")]
+    player_id: IdOut,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginOut {
+    /// Bearer token for `Authorization: Bearer <token>`; shown once.
+    token: String,
+    #[schema(value_type = String)]
+    player_id: IdOut,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-12-03T10:00:00Z")]
+    expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlayerOut {
+    #[schema(value_type = String)]
+    player_id: IdOut,
+    username: String,
+    /// Available balance per currency.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    balances: BTreeMap<String, u128>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionsClosedOut {
+    sessions_closed: u32,
+}
+
+fn username_in(text: &str) -> Result<String, ApiError> {
+    let username = text.to_ascii_lowercase();
+    check_username(&username).map_err(|error| {
+        ApiError::invalid_field(
+            None,
+            "username",
+            &format!("{error} (got {:?})", input_prefix(text)),
+        )
+    })?;
+    Ok(username)
+}
+
+fn password_in(text: String) -> Result<Password, ApiError> {
+    let length = text.chars().count();
+    if !(PASSWORD_LEN_MIN..=PASSWORD_LEN_MAX).contains(&length) {
+        return Err(ApiError::invalid_field(
+            None,
+            "password",
+            "must have 8 to 128 characters",
+        ));
+    }
+    Ok(Password(text))
+}
+
+fn currencies_in(texts: &[String]) -> Result<Vec<LedgerCode>, ApiError> {
+    let mut codes: Vec<LedgerCode> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let code =
+            parse_ledger(text).map_err(|e| ApiError::invalid_field(None, "currencies", &e))?;
+        if codes.contains(&code) {
+            return Err(ApiError::invalid_field(
+                None,
+                "currencies",
+                "lists a currency twice",
+            ));
+        }
+        codes.push(code);
+    }
+    if codes.is_empty() || codes.len() > CURRENCIES_PER_PLAYER_MAX {
+        return Err(ApiError::invalid_field(
+            None,
+            "currencies",
+            "must list 1 to 16 currencies",
+        ));
+    }
+    Ok(codes)
+}
+
+/// Argon2 takes tens of milliseconds on purpose: off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal("password hashing failed"))
+}
+
+/// Register a player with a wallet per currency (operators: admin, support).
+#[utoipa::path(
+    post, path = "/v1/players", tag = "players",
+    request_body = NewPlayerIn,
+    security(("operator_key" = [])),
+    responses(
+        (status = 201, body = PlayerCreatedOut),
+        (status = 400, description = "Malformed or invalid input", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: wrong role", body = ErrorBody),
+        (status = 409, description = "username_taken", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn create<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<PlayerAdmin>,
+    ApiJson(request): ApiJson<NewPlayerIn>,
+) -> Result<Response, ApiError> {
+    let username = username_in(&request.username)?;
+    let password = password_in(request.password)?;
+    let currencies = currencies_in(&request.currencies)?;
+    let password_hash = blocking(move || passwords::hash_password(&password)).await?;
+    let player = NewPlayer {
+        username,
+        password_hash,
+        currencies,
+    };
+    match state
+        .commit(caller.attribute(Command::CreatePlayer(player)))
+        .await?
+    {
+        CommandResult::Player(PlayerOutcome::PlayerCreated { player_id }) => {
+            let body = PlayerCreatedOut {
+                player_id: IdOut(player_id),
+            };
+            Ok(json_response(StatusCode::CREATED, &body))
+        }
+        CommandResult::Player(PlayerOutcome::UsernameTaken) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "a player with this username exists",
+        )),
+        _ => Err(ApiError::internal(
+            "the ledger answered in an unexpected shape",
+        )),
+    }
+}
+
+/// Log in: a session token for `Authorization: Bearer`. Attempts are rate limited per
+/// username and per client address.
+#[utoipa::path(
+    post, path = "/v1/players/login", tag = "players",
+    request_body = LoginIn,
+    responses(
+        (status = 200, body = LoginOut),
+        (status = 400, description = "Malformed input", body = ErrorBody),
+        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After says when to retry)", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn login<C: Consensus>(
+    State(state): State<AppState<C>>,
+    address: Option<axum::Extension<ClientAddr>>,
+    ApiJson(request): ApiJson<LoginIn>,
+) -> Result<Response, ApiError> {
+    let username = request.username.to_ascii_lowercase();
+    let address = address.map(|axum::Extension(ClientAddr(ip))| ip);
+    state.auth().limits.check_login(&username, address)?;
+    let lookup = username.clone();
+    let found = state
+        .read(move |view| {
+            let player = view.ledger().player_by_username(&lookup)?;
+            Some((player.id, player.password_hash.clone()))
+        })
+        .await?;
+    let password = Password(request.password);
+    let stored = found.as_ref().map(|(_, hash)| hash.clone());
+    let matches =
+        blocking(move || passwords::verify_password(&password, stored.as_deref())).await?;
+    let Some((player_id, _)) = found.filter(|_| matches) else {
+        let mut error = unauthorized("unknown username or wrong password");
+        error.code = "invalid_credentials";
+        return Err(error);
+    };
+    let (token, token_hash) = passwords::new_session_token();
+    let session = NewSession {
+        token_hash,
+        player_id,
+        ttl_s: state.auth().session_ttl_s,
+    };
+    match state.commit(Command::OpenSession(session)).await? {
+        CommandResult::Player(PlayerOutcome::SessionOpened { expires_at_ns }) => {
+            let expires = UNIX_EPOCH + Duration::from_nanos(expires_at_ns);
+            let body = LoginOut {
+                token,
+                player_id: IdOut(player_id),
+                expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
+            };
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        _ => Err(ApiError::internal(
+            "the ledger answered in an unexpected shape",
+        )),
+    }
+}
+
+/// End the caller's session.
+#[utoipa::path(
+    post, path = "/v1/players/logout", tag = "players",
+    security(("player_session" = [])),
+    responses(
+        (status = 200, body = SessionsClosedOut),
+        (status = 401, description = "unauthorized: no valid session", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn logout<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<PlayerOnly>,
+) -> Result<Response, ApiError> {
+    let Caller::Player { token_hash, .. } = caller else {
+        return Err(unauthorized("a player session is required"));
+    };
+    let count = match state.commit(Command::CloseSession(token_hash)).await? {
+        CommandResult::Player(PlayerOutcome::SessionsClosed { count }) => count,
+        // Logged out twice at once: the other request closed it.
+        CommandResult::Player(PlayerOutcome::SessionNotFound) => 0,
+        _ => {
+            return Err(ApiError::internal(
+                "the ledger answered in an unexpected shape",
+            ))
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &SessionsClosedOut {
+            sessions_closed: count,
+        },
+    ))
+}
+
+/// The caller's own player, with a balance per currency.
+#[utoipa::path(
+    get, path = "/v1/players/me", tag = "players",
+    security(("player_session" = [])),
+    responses(
+        (status = 200, body = PlayerOut),
+        (status = 401, description = "unauthorized: no valid session", body = ErrorBody),
+    )
+)]
+pub async fn me<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<PlayerOnly>,
+) -> Result<Response, ApiError> {
+    let player_id = caller
+        .player()
+        .ok_or_else(|| unauthorized("a player session is required"))?;
+    player_view(&state, player_id).await
+}
+
+/// A player with a balance per currency (operators; a player sees only itself).
+#[utoipa::path(
+    get, path = "/v1/players/{player_id}", tag = "players",
+    params(("player_id" = String, Path, description = "Player id (decimal)")),
+    security(("operator_key" = []), ("player_session" = [])),
+    responses(
+        (status = 200, body = PlayerOut),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "player_not_found", body = ErrorBody),
+    )
+)]
+pub async fn get<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<OperatorOrOwnerRead>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let player_id = path.id("player id")?;
+    if caller.player().is_some_and(|own| own != player_id) {
+        return Err(player_not_found());
+    }
+    player_view(&state, player_id).await
+}
+
+/// Close every session of a player (support or admin; a player may close its own).
+#[utoipa::path(
+    delete, path = "/v1/players/{player_id}/sessions", tag = "players",
+    params(("player_id" = String, Path, description = "Player id (decimal)")),
+    security(("operator_key" = []), ("player_session" = [])),
+    responses(
+        (status = 200, body = SessionsClosedOut),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: wrong role", body = ErrorBody),
+        (status = 404, description = "player_not_found", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn revoke_sessions<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<PlayerAdminOrSelf>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let player_id = path.id("player id")?;
+    if caller.player().is_some_and(|own| own != player_id) {
+        return Err(player_not_found());
+    }
+    let command = caller.attribute(Command::RevokeSessions(player_id));
+    match state.commit(command).await? {
+        CommandResult::Player(PlayerOutcome::SessionsClosed { count }) => Ok(json_response(
+            StatusCode::OK,
+            &SessionsClosedOut {
+                sessions_closed: count,
+            },
+        )),
+        CommandResult::Player(PlayerOutcome::PlayerNotFound) => Err(player_not_found()),
+        _ => Err(ApiError::internal(
+            "the ledger answered in an unexpected shape",
+        )),
+    }
+}
+
+fn player_not_found() -> ApiError {
+    ApiError::not_found("player_not_found", "no such player")
+}
+
+async fn player_view<C: Consensus>(
+    state: &AppState<C>,
+    player_id: PlayerId,
+) -> Result<Response, ApiError> {
+    let found = state
+        .read(move |view| {
+            let player = view.ledger().player(player_id)?;
+            let balances = player
+                .wallets
+                .iter()
+                .filter_map(|&(code, account)| {
+                    let (_, balance) = view.player_balance(account)?;
+                    Some((code.as_string(), balance))
+                })
+                .collect();
+            Some(PlayerOut {
+                player_id: IdOut(player.id),
+                username: player.username.clone(),
+                balances,
+            })
+        })
+        .await?;
+    match found {
+        Some(body) => Ok(json_response(StatusCode::OK, &body)),
+        None => Err(player_not_found()),
+    }
+}

@@ -1,0 +1,692 @@
+//! Access control, checked from outside: a real node with a keys file, a real socket and a
+//! plain HTTP client. Per role and per endpoint: allowed, refused without credentials (401),
+//! refused for the wrong role (403), another player's objects (404); sessions that expire and
+//! are revoked; signed provider calls, tampered and replayed.
+
+use std::time::Duration;
+
+use croupier_server::auth::keys::{KeysFile, Role};
+use croupier_server::{start, RunningServer, ServeConfig};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tempfile::TempDir;
+
+struct Keys {
+    admin: String,
+    finance: String,
+    support: String,
+    read_only: String,
+    provider_id: String,
+    provider_secret: String,
+}
+
+struct Node {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    dir: TempDir,
+    base: String,
+    agent: ureq::Agent,
+    keys: Keys,
+}
+
+fn make_keys(dir: &std::path::Path) -> Keys {
+    let path = dir.join("keys.toml");
+    let mut file = KeysFile::default();
+    let admin = file.add_operator(Role::Admin, "ada");
+    let finance = file.add_operator(Role::Finance, "fin");
+    let support = file.add_operator(Role::Support, "sam");
+    let read_only = file.add_operator(Role::ReadOnly, "rob");
+    let (provider_id, provider_secret) = file.add_provider("studio");
+    file.save(&path).unwrap();
+    Keys {
+        admin,
+        finance,
+        support,
+        read_only,
+        provider_id,
+        provider_secret,
+    }
+}
+
+impl Node {
+    fn start(tune: impl FnOnce(&mut ServeConfig)) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = make_keys(dir.path());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = ServeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        tune(&mut config);
+        let server = runtime.block_on(start(config)).expect("server starts");
+        let base = format!("http://{}", server.local_addr());
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Node {
+            runtime,
+            server: Some(server),
+            dir,
+            base,
+            agent,
+            keys,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = bearer.map(|token| format!("Bearer {token}"));
+        let mut response = match (method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(url);
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+            ("DELETE", _) => {
+                let mut request = self.agent.delete(url);
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+            (_, body) => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .header("content-type", "application/json");
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.send(body.map(|b| b.to_string()).unwrap_or_default())
+            }
+        }
+        .expect("HTTP");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, value)
+    }
+
+    /// A provider call signed with `secret` over `signed` (the body by default).
+    fn signed(&self, path: &str, body: &str, key_id: &str, signature: &str) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("x-croupier-key", key_id)
+            .header("x-croupier-signature", signature)
+            .send(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    fn signed_get(&self, path: &str) -> (u16, Value) {
+        let signature = sign(&self.keys.provider_secret, path.as_bytes());
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("x-croupier-key", &self.keys.provider_id)
+            .header("x-croupier-signature", &signature)
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    fn create_player(&self, username: &str) -> String {
+        let body = json!({"username": username, "password": "correct horse", "currencies": ["EUR", "USD"]});
+        let (status, answer) =
+            self.call("POST", "/v1/players", Some(&self.keys.support), Some(&body));
+        assert_eq!(status, 201, "{answer}");
+        answer["player_id"].as_str().unwrap().to_string()
+    }
+
+    fn login(&self, username: &str) -> (u16, Value) {
+        let body = json!({"username": username, "password": "correct horse"});
+        self.call("POST", "/v1/players/login", None, Some(&body))
+    }
+
+    fn token(&self, username: &str) -> String {
+        let (status, answer) = self.login(username);
+        assert_eq!(status, 200, "{answer}");
+        answer["token"].as_str().unwrap().to_string()
+    }
+
+    /// Funds a registered player's first wallet from a funding account (finance).
+    fn fund(&self, player_id: &str, amount: u64) {
+        let (_, me) = self.call(
+            "GET",
+            &format!("/v1/players/{player_id}"),
+            Some(&self.keys.admin),
+            None,
+        );
+        assert!(me["balances"].is_object(), "{me}");
+        let wallet = wallet_of(player_id, 0);
+        let accounts = json!([{"id": "9001", "ledger": "EUR", "kind": "system"}]);
+        let (status, _) = self.call(
+            "POST",
+            "/v1/accounts",
+            Some(&self.keys.finance),
+            Some(&accounts),
+        );
+        assert_eq!(status, 200);
+        let transfer = json!([{"id": format!("{}", 7000 + amount), "debit_account_id": "9001", "credit_account_id": wallet.to_string(), "amount": amount, "ledger": "EUR"}]);
+        let (status, answer) = self.call(
+            "POST",
+            "/v1/transfers",
+            Some(&self.keys.finance),
+            Some(&transfer),
+        );
+        assert_eq!(
+            (status, answer[0]["result"].as_str()),
+            (200, Some("ok")),
+            "{answer}"
+        );
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+/// A registered player's wallet account id (the derivation of `core::ids`).
+fn wallet_of(player_id: &str, index: u64) -> u128 {
+    let player: u128 = player_id.parse().unwrap();
+    croupier_core::ids::player_wallet_account_id(player as u64, index as usize)
+}
+
+fn sign(secret_hex: &str, bytes: &[u8]) -> String {
+    let secret = hex::decode(secret_hex).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
+    mac.update(bytes);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn assert_error(answer: (u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+}
+
+#[test]
+fn operator_routes_answer_401_without_a_key_and_403_for_the_wrong_role() {
+    let node = Node::start(|_| {});
+    let accounts = json!([{"id": "1", "ledger": "EUR", "kind": "player"}]);
+    assert_error(
+        node.call("POST", "/v1/accounts", None, Some(&accounts)),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/accounts",
+            Some("crk.op-nope.00"),
+            Some(&accounts),
+        ),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/accounts",
+            Some(&node.keys.read_only),
+            Some(&accounts),
+        ),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/accounts",
+            Some(&node.keys.support),
+            Some(&accounts),
+        ),
+        403,
+        "forbidden",
+    );
+    let (status, _) = node.call(
+        "POST",
+        "/v1/accounts",
+        Some(&node.keys.finance),
+        Some(&accounts),
+    );
+    assert_eq!(status, 200);
+    let (status, account) = node.call("GET", "/v1/accounts/1", Some(&node.keys.read_only), None);
+    assert_eq!(status, 200, "{account}");
+    assert_error(
+        node.call("GET", "/v1/accounts/1", None, None),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        node.call("GET", "/v1/events", None, None),
+        401,
+        "unauthorized",
+    );
+    assert_eq!(
+        node.call("GET", "/v1/events", Some(&node.keys.read_only), None)
+            .0,
+        200
+    );
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/cluster/leader",
+            Some(&node.keys.finance),
+            Some(&json!({"node_id": 1})),
+        ),
+        403,
+        "forbidden",
+    );
+    // Public routes stay public.
+    assert_eq!(node.call("GET", "/healthz", None, None).0, 200);
+    assert_eq!(node.call("GET", "/v1/openapi.json", None, None).0, 200);
+}
+
+#[test]
+fn only_finance_may_debit_a_house_account_with_a_plain_transfer() {
+    let node = Node::start(|_| {});
+    let house =
+        croupier_core::ids::house_account_id(croupier_core::LedgerCode::parse("EUR").unwrap());
+    let accounts = json!([{"id": "5", "ledger": "EUR", "kind": "system"}]);
+    assert_eq!(
+        node.call(
+            "POST",
+            "/v1/accounts",
+            Some(&node.keys.admin),
+            Some(&accounts)
+        )
+        .0,
+        200
+    );
+    let transfer = json!([{"id": "77", "debit_account_id": house.to_string(), "credit_account_id": "5", "amount": 1, "ledger": "EUR"}]);
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/transfers",
+            Some(&node.keys.admin),
+            Some(&transfer),
+        ),
+        403,
+        "house_debit_requires_finance",
+    );
+    let (status, answer) = node.call(
+        "POST",
+        "/v1/transfers",
+        Some(&node.keys.finance),
+        Some(&transfer),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_player_sees_its_own_wallets_and_gets_404_for_anyone_elses() {
+    let node = Node::start(|_| {});
+    let alice = node.create_player("Alice");
+    let bob = node.create_player("bob");
+    node.fund(&alice, 500);
+    let token = node.token("alice");
+    let (status, me) = node.call("GET", "/v1/players/me", Some(&token), None);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me,
+        json!({"player_id": alice, "username": "alice", "balances": {"EUR": 500, "USD": 0}})
+    );
+    let (status, balance) = node.call(
+        "GET",
+        &format!("/v1/wallet/{alice}/balance"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        (status, &balance["balance"]),
+        (200, &json!(500)),
+        "{balance}"
+    );
+    assert_eq!(balance["ledger"], "EUR");
+    let (_, usd) = node.call(
+        "GET",
+        &format!("/v1/wallet/{alice}/balance?ledger=USD"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(usd["balance"], 0);
+    assert_error(
+        node.call(
+            "GET",
+            &format!("/v1/wallet/{bob}/balance"),
+            Some(&token),
+            None,
+        ),
+        404,
+        "player_not_found",
+    );
+    assert_error(
+        node.call("GET", &format!("/v1/players/{bob}"), Some(&token), None),
+        404,
+        "player_not_found",
+    );
+    let bobs_wallet = wallet_of(&bob, 0);
+    assert_error(
+        node.call(
+            "GET",
+            &format!("/v1/accounts/{bobs_wallet}"),
+            Some(&token),
+            None,
+        ),
+        404,
+        "account_not_found",
+    );
+    let own_wallet = wallet_of(&alice, 0);
+    assert_eq!(
+        node.call(
+            "GET",
+            &format!("/v1/accounts/{own_wallet}"),
+            Some(&token),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        node.call(
+            "GET",
+            &format!("/v1/accounts/{own_wallet}/transfers"),
+            Some(&token),
+            None
+        )
+        .0,
+        200
+    );
+    // A player may not move money or read operator data, whatever it names.
+    let bet = json!({"transaction_id": "t1", "player_id": alice, "round_id": "r1", "amount": 5, "ledger": "EUR"});
+    assert_error(
+        node.call("POST", "/v1/wallet/bet", Some(&token), Some(&bet)),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        node.call("POST", "/v1/transfers", Some(&token), Some(&json!([]))),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        node.call("GET", "/v1/events", Some(&token), None),
+        403,
+        "forbidden",
+    );
+    // Operators and providers see any player.
+    assert_eq!(
+        node.call(
+            "GET",
+            &format!("/v1/wallet/{bob}/balance"),
+            Some(&node.keys.read_only),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(node.signed_get(&format!("/v1/wallet/{bob}/balance")).0, 200);
+}
+
+#[test]
+fn login_refuses_a_wrong_password_and_usernames_are_unique() {
+    let node = Node::start(|_| {});
+    node.create_player("carol");
+    let wrong = json!({"username": "carol", "password": "not the one"});
+    assert_error(
+        node.call("POST", "/v1/players/login", None, Some(&wrong)),
+        401,
+        "invalid_credentials",
+    );
+    let unknown = json!({"username": "nobody", "password": "correct horse"});
+    assert_error(
+        node.call("POST", "/v1/players/login", None, Some(&unknown)),
+        401,
+        "invalid_credentials",
+    );
+    let again = json!({"username": "CAROL", "password": "correct horse", "currencies": ["EUR"]});
+    assert_error(
+        node.call("POST", "/v1/players", Some(&node.keys.admin), Some(&again)),
+        409,
+        "username_taken",
+    );
+    let short = json!({"username": "dave", "password": "short", "currencies": ["EUR"]});
+    assert_error(
+        node.call("POST", "/v1/players", Some(&node.keys.admin), Some(&short)),
+        400,
+        "invalid_request",
+    );
+    let (status, login) = node.login("carol");
+    assert_eq!(status, 200, "{login}");
+    assert!(
+        login["expires_at"].as_str().unwrap().ends_with('Z'),
+        "{login}"
+    );
+}
+
+#[test]
+fn logout_and_revocation_end_sessions_and_sessions_expire() {
+    let node = Node::start(|config| config.auth.session_ttl_s = 2);
+    let erin = node.create_player("erin");
+    let first = node.token("erin");
+    let second = node.token("erin");
+    assert_eq!(
+        node.call("POST", "/v1/players/logout", Some(&first), None)
+            .0,
+        200
+    );
+    assert_error(
+        node.call("GET", "/v1/players/me", Some(&first), None),
+        401,
+        "unauthorized",
+    );
+    assert_eq!(
+        node.call("GET", "/v1/players/me", Some(&second), None).0,
+        200
+    );
+    let (status, revoked) = node.call(
+        "DELETE",
+        &format!("/v1/players/{erin}/sessions"),
+        Some(&node.keys.support),
+        None,
+    );
+    assert_eq!(
+        (status, &revoked["sessions_closed"]),
+        (200, &json!(1)),
+        "{revoked}"
+    );
+    assert_error(
+        node.call("GET", "/v1/players/me", Some(&second), None),
+        401,
+        "unauthorized",
+    );
+    let third = node.token("erin");
+    assert_eq!(
+        node.call("GET", "/v1/players/me", Some(&third), None).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(2_200));
+    assert_error(
+        node.call("GET", "/v1/players/me", Some(&third), None),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn provider_calls_must_be_signed_and_a_replay_changes_nothing() {
+    let node = Node::start(|_| {});
+    let frank = node.create_player("frank");
+    node.fund(&frank, 100);
+    let body = json!({"transaction_id": "bet-1", "player_id": frank, "round_id": "r1", "amount": 30, "ledger": "EUR"}).to_string();
+    let id = node.keys.provider_id.clone();
+    let good = sign(&node.keys.provider_secret, body.as_bytes());
+    // Unsigned, tampered body, wrong key, unknown provider: refused, nothing moves.
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/wallet/bet",
+            None,
+            Some(&serde_json::from_str(&body).unwrap()),
+        ),
+        401,
+        "unauthorized",
+    );
+    let tampered = body.replace("30", "90");
+    assert_error(
+        node.signed("/v1/wallet/bet", &tampered, &id, &good),
+        401,
+        "unauthorized",
+    );
+    let forged = sign(&"11".repeat(32), body.as_bytes());
+    assert_error(
+        node.signed("/v1/wallet/bet", &body, &id, &forged),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        node.signed("/v1/wallet/bet", &body, "pv-unknown", &good),
+        401,
+        "unauthorized",
+    );
+    let (_, before) = node.signed_get(&format!("/v1/wallet/{frank}/balance"));
+    assert_eq!(before["balance"], 100);
+    // Signed: accepted once; the same signed request replayed answers the same and moves nothing.
+    let (status, first) = node.signed("/v1/wallet/bet", &body, &id, &good);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["balance"], 70);
+    let (status, replay) = node.signed("/v1/wallet/bet", &body, &id, &good);
+    assert_eq!((status, &replay), (200, &first));
+    let (_, after) = node.signed_get(&format!("/v1/wallet/{frank}/balance"));
+    assert_eq!(after["balance"], 70);
+    // Operators may not place bets for providers.
+    let value: Value = serde_json::from_str(&body).unwrap();
+    assert_error(
+        node.call(
+            "POST",
+            "/v1/wallet/bet",
+            Some(&node.keys.admin),
+            Some(&value),
+        ),
+        403,
+        "forbidden",
+    );
+}
+
+#[test]
+fn a_revoked_key_is_refused_without_a_restart() {
+    let node = Node::start(|_| {});
+    assert_eq!(
+        node.call("GET", "/v1/events", Some(&node.keys.read_only), None)
+            .0,
+        200
+    );
+    let path = node.dir.path().join("keys.toml");
+    let mut file = KeysFile::load(&path).unwrap();
+    let id = node.keys.read_only.split('.').nth(1).unwrap().to_string();
+    file.revoke(&id).unwrap();
+    // Modification times can be coarse: make sure the reload sees a change.
+    std::thread::sleep(Duration::from_millis(20));
+    file.save(&path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = node
+            .call("GET", "/v1/events", Some(&node.keys.read_only), None)
+            .0;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        node.call("GET", "/v1/events", Some(&node.keys.admin), None)
+            .0,
+        200
+    );
+}
+
+#[test]
+fn login_attempts_past_the_limit_answer_429_with_retry_after() {
+    let node = Node::start(|config| config.auth.limits.login_per_username_per_min = 3);
+    node.create_player("gina");
+    let wrong = json!({"username": "gina", "password": "wrong password"});
+    for _ in 0..3 {
+        assert_error(
+            node.call("POST", "/v1/players/login", None, Some(&wrong)),
+            401,
+            "invalid_credentials",
+        );
+    }
+    let mut response = node
+        .agent
+        .post(format!("{}/v1/players/login", node.base))
+        .header("content-type", "application/json")
+        .send(json!({"username": "gina", "password": "correct horse"}).to_string())
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"], "rate_limited");
+}
+
+#[test]
+fn a_node_without_an_operator_key_refuses_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ServeConfig::new(dir.path(), "0.0.0.0:0".parse().unwrap());
+    let refused = runtime.block_on(start(config));
+    let Err(error) = refused else {
+        panic!("started without a key on 0.0.0.0")
+    };
+    assert!(
+        error.to_string().contains("without an operator key"),
+        "{error}"
+    );
+    // With a key, the same address is fine.
+    make_keys(dir.path());
+    let config = ServeConfig::new(dir.path(), "0.0.0.0:0".parse().unwrap());
+    let server = runtime.block_on(start(config)).expect("starts with a key");
+    assert!(!server.protected_mode());
+    runtime.block_on(server.shutdown()).unwrap();
+}
