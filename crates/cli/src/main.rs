@@ -15,6 +15,8 @@ mod audit_cmd;
 mod bank_cmd;
 mod bench_cmd;
 mod cluster_cmd;
+mod config;
+mod config_cmd;
 mod fair_cmd;
 mod games_cmd;
 mod keys_cmd;
@@ -35,7 +37,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node: durable ledger, HTTP API, metrics.
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// serve's settings: the default file, and a check of a file with the environment.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Cluster membership and leadership, and local clusters for development and drills.
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -65,7 +70,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve(args) => serve_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
+        Command::Config(cmd) => config_cmd::run(cmd),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd),
         Command::Check(cmd) => bank_cmd::run_check_command(cmd),

@@ -1,0 +1,247 @@
+//! `croupier serve`'s settings: one struct with a section per concern, read from (lowest
+//! precedence first) built-in defaults, a TOML file, `CROUPIER_*` environment variables and
+//! command-line flags (`load`). `croupier config print-default` prints `default.toml`, the
+//! commented defaults; `croupier config check` prints the merged result.
+//!
+//! To add a section: a struct with `Default` and `#[serde(default, deny_unknown_fields)]`, a
+//! field of `ServeSettings`, its keys in `default.toml`, checks in `validate`, and (when it
+//! deserves flags) a `flags.rs` struct whose fields are named like the keys. The environment
+//! picks the section up by itself (`load::setting_names`).
+
+mod flags;
+mod load;
+pub mod size;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use flags::SettingsFlags;
+pub use load::load;
+
+/// The commented default settings file; a test checks it reads back as `ServeSettings::default()`.
+pub const DEFAULT_TOML: &str = include_str!("config/default.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Where the log, checkpoints and vote are kept (created if missing).
+    pub data_dir: PathBuf,
+    /// This node's id in its cluster (positive, unique among the members).
+    pub node_id: u64,
+    /// HTTP API address; unset: this node's `api` in the cluster config, else 127.0.0.1:8080.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    pub cluster: ClusterSettings,
+    pub storage: StorageSettings,
+    pub group_commit: GroupCommitSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Node-to-node address; set (here or by the cluster config), it makes the node a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_listen: Option<String>,
+    /// The initial members (`[[node]] id, api, peer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_config: Option<PathBuf>,
+    /// A running member's peer address to join the cluster through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
+    pub heartbeat_ms: u64,
+    pub clock_skew_max_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    #[serde(with = "size")]
+    pub cache_size_max: u64,
+    #[serde(with = "size")]
+    pub checkpoint_log_bytes: u64,
+    pub checkpoint_entries: u64,
+    pub log_entries_kept: u64,
+    #[serde(with = "size")]
+    pub event_retention_size: u64,
+    pub event_retention_s: u64,
+    #[serde(with = "size")]
+    pub disk_reserve: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupCommitSettings {
+    pub queue_depth_max: usize,
+    #[serde(with = "size")]
+    pub queue_bytes_max: u64,
+    pub proposals_in_flight_max: usize,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            data_dir: PathBuf::from("./croupier-data"),
+            node_id: 1,
+            listen: None,
+            cluster: ClusterSettings::default(),
+            storage: StorageSettings::default(),
+            group_commit: GroupCommitSettings::default(),
+        }
+    }
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            peer_listen: None,
+            cluster_config: None,
+            join: None,
+            heartbeat_ms: 50,
+            clock_skew_max_ms: 500,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            cache_size_max: 1 << 30,
+            checkpoint_log_bytes: 256 << 20,
+            checkpoint_entries: 20_000,
+            log_entries_kept: 1_000,
+            event_retention_size: 1 << 30,
+            event_retention_s: 0,
+            disk_reserve: 256 << 20,
+        }
+    }
+}
+
+impl Default for GroupCommitSettings {
+    fn default() -> Self {
+        // The server's own defaults, so the two cannot drift apart.
+        let server = croupier_server::GroupCommitConfig::default();
+        GroupCommitSettings {
+            queue_depth_max: server.queue_depth_max,
+            queue_bytes_max: server.queue_bytes_max as u64,
+            proposals_in_flight_max: server.proposals_in_flight_max,
+        }
+    }
+}
+
+/// A setting whose value `validate` refuses: its dotted key (`storage.cache_size_max`) and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn at_least(
+    key: &'static str,
+    value: u64,
+    min: u64,
+    show: fn(u64) -> String,
+) -> Result<(), Invalid> {
+    if value >= min {
+        return Ok(());
+    }
+    Err(Invalid {
+        key,
+        message: format!("must be at least {}, got {}", show(min), show(value)),
+    })
+}
+
+fn number(value: u64) -> String {
+    value.to_string()
+}
+
+impl ServeSettings {
+    /// The checks that need no disk or network, so `config check` reports what `serve` would
+    /// refuse. Reading the cluster config and resolving addresses stay in `serve`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        at_least("node_id", self.node_id, 1, number)?;
+        at_least(
+            "cluster.heartbeat_ms",
+            self.cluster.heartbeat_ms,
+            10,
+            number,
+        )?;
+        let storage = &self.storage;
+        at_least(
+            "storage.cache_size_max",
+            storage.cache_size_max,
+            16 << 20,
+            size::format,
+        )?;
+        let log_bytes = storage.checkpoint_log_bytes;
+        at_least(
+            "storage.checkpoint_log_bytes",
+            log_bytes,
+            1 << 20,
+            size::format,
+        )?;
+        at_least(
+            "storage.checkpoint_entries",
+            storage.checkpoint_entries,
+            1,
+            number,
+        )?;
+        let group_commit = &self.group_commit;
+        let depth = group_commit.queue_depth_max as u64;
+        at_least("group_commit.queue_depth_max", depth, 1, number)?;
+        let in_flight = group_commit.proposals_in_flight_max as u64;
+        at_least("group_commit.proposals_in_flight_max", in_flight, 1, number)?;
+        let cluster = &self.cluster;
+        if cluster.join.is_some() && cluster.cluster_config.is_some() {
+            return Err(Invalid {
+                key: "cluster.join",
+                message: "a node joins a running cluster or forms one from cluster_config, \
+                          not both"
+                    .into(),
+            });
+        }
+        if cluster.join.is_some() && cluster.peer_listen.is_none() {
+            return Err(Invalid {
+                key: "cluster.join",
+                message: "needs cluster.peer_listen (--peer-listen: where the cluster reaches \
+                          this node)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_reads_back_as_the_defaults_key_for_key() {
+        let parsed: ServeSettings = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, ServeSettings::default());
+        // Equal structs could hide a key missing from the file (serde fills it in): compare
+        // the tables too, so every key with a default is written out in the file.
+        let file: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let defaults: toml::Table =
+            toml::from_str(&toml::to_string(&ServeSettings::default()).unwrap()).unwrap();
+        assert_eq!(file, defaults);
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_limits_name_their_key() {
+        assert_eq!(ServeSettings::default().validate(), Ok(()));
+        let mut settings = ServeSettings::default();
+        settings.storage.cache_size_max = 1 << 20;
+        assert_eq!(
+            settings.validate().unwrap_err().key,
+            "storage.cache_size_max"
+        );
+        let mut settings = ServeSettings::default();
+        settings.cluster.join = Some("127.0.0.1:9000".into());
+        let error = settings.validate().unwrap_err();
+        assert!(error.message.contains("peer_listen"), "{error:?}");
+        settings.cluster.peer_listen = Some("127.0.0.1:9001".into());
+        assert_eq!(settings.validate(), Ok(()));
+    }
+}
