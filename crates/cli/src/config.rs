@@ -35,6 +35,51 @@ pub struct ServeSettings {
     pub cluster: ClusterSettings,
     pub storage: StorageSettings,
     pub group_commit: GroupCommitSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Operator and provider keys (`croupier keys`); unset: DATA_DIR/keys.toml.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_file: Option<PathBuf>,
+    /// Lifetime of a player session from its login.
+    pub session_ttl_s: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub per_key_per_s: u32,
+    pub per_player_per_s: u32,
+    pub per_address_per_s: u32,
+    pub login_per_username_per_min: u32,
+    pub login_per_address_per_min: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            keys_file: None,
+            session_ttl_s: croupier_server::auth::AuthConfig::default().session_ttl_s,
+        }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        // The server's own defaults, so the two cannot drift apart.
+        let server = croupier_server::auth::limits::RateLimitConfig::default();
+        RateLimitSettings {
+            per_key_per_s: server.per_key_per_s,
+            per_player_per_s: server.per_player_per_s,
+            per_address_per_s: server.per_address_per_s,
+            login_per_username_per_min: server.login_per_username_per_min,
+            login_per_address_per_min: server.login_per_address_per_min,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +132,8 @@ impl Default for ServeSettings {
             cluster: ClusterSettings::default(),
             storage: StorageSettings::default(),
             group_commit: GroupCommitSettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -191,6 +238,15 @@ impl ServeSettings {
         at_least("group_commit.queue_depth_max", depth, 1, number)?;
         let in_flight = group_commit.proposals_in_flight_max as u64;
         at_least("group_commit.proposals_in_flight_max", in_flight, 1, number)?;
+        let ttl = u64::from(self.auth.session_ttl_s);
+        at_least("auth.session_ttl_s", ttl, 1, number)?;
+        let ttl_max = croupier_core::players::SESSION_TTL_S_MAX;
+        if ttl > u64::from(ttl_max) {
+            return Err(Invalid {
+                key: "auth.session_ttl_s",
+                message: format!("must be at most {ttl_max} (30 days), got {ttl}"),
+            });
+        }
         let cluster = &self.cluster;
         if cluster.join.is_some() && cluster.cluster_config.is_some() {
             return Err(Invalid {

@@ -61,8 +61,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             data_dir = %data_dir.display(),
             node_id = server.node().node_id(),
             role = if clustered { "cluster member" } else { "single node" },
+            protected_mode = if server.protected_mode() { "on" } else { "off" },
             "croupier is up"
         );
+        if server.protected_mode() {
+            tracing::warn!(
+                "protected mode: no operator key, so operator and provider calls are accepted \
+                 without credentials on this loopback address; create one with \
+                 `croupier keys create --role admin`"
+            );
+        }
         let failure = tokio::select! {
             stop = wait_for_stop_signal() => { stop?; None }
             reason = server.failed() => Some(reason),
@@ -115,6 +123,19 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
     config.node.disk_reserve_bytes = storage.disk_reserve;
     config.node.node_id = settings.node_id;
     config.node.cluster = cluster;
+    if let Some(keys_file) = &settings.auth.keys_file {
+        config.auth.keys_file = Some(keys_file.clone());
+    }
+    config.auth.session_ttl_s = settings.auth.session_ttl_s;
+    let rate = &settings.rate_limit;
+    config.auth.limits = croupier_server::auth::limits::RateLimitConfig {
+        per_key_per_s: rate.per_key_per_s,
+        per_player_per_s: rate.per_player_per_s,
+        per_address_per_s: rate.per_address_per_s,
+        login_per_username_per_min: rate.login_per_username_per_min,
+        login_per_address_per_min: rate.login_per_address_per_min,
+        ..config.auth.limits
+    };
     if let Some(path) = args.fault_free_bytes_file.clone() {
         config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
     }

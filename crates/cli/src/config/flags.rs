@@ -32,6 +32,16 @@ pub struct SettingsFlags {
     storage: StorageFlags,
     #[command(flatten)]
     group_commit: GroupCommitFlags,
+    #[command(flatten)]
+    auth: AuthFlags,
+}
+
+#[derive(clap::Args, Serialize, Default)]
+#[command(next_help_heading = "Access control")]
+struct AuthFlags {
+    /// Operator and provider keys (`croupier keys`); default: DATA_DIR/keys.toml.
+    #[arg(long)]
+    keys_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Serialize, Default)]

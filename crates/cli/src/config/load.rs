@@ -240,7 +240,9 @@ mod tests {
                 "listen",
                 "cluster",
                 "storage",
-                "group_commit"
+                "group_commit",
+                "auth",
+                "rate_limit"
             ]
         );
         for name in [
@@ -278,6 +280,7 @@ mod tests {
         assert_eq!(storage.len(), 1);
         assert_eq!(storage["cache_size_max"].to_u128(), Some(64 << 20));
         assert!(dict["cluster"].as_dict().unwrap().is_empty());
-        assert_eq!(dict.len(), 4);
+        // node_id and one dict per flag section (cluster, storage, group_commit, auth).
+        assert_eq!(dict.len(), 5);
     }
 }
