@@ -821,3 +821,56 @@ fn serve_starts_with_one_line_naming_version_address_data_dir_node_and_role() {
     assert!(!stderr.contains("openraft"), "openraft chatter: {stderr}");
     assert!(stderr.lines().count() <= 3, "{stderr}");
 }
+
+fn get_with_key(api: &Api, path: &str, key: &str) -> u16 {
+    api.agent
+        .get(format!("{}{path}", api.base))
+        .header("authorization", format!("Bearer {key}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn without_an_operator_key_serve_refuses_a_public_address_and_says_protected_mode_on_loopback() {
+    let (_dir, data_dir) = data_dir();
+    let refused = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["serve", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--listen", "0.0.0.0:0"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("without an operator key"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (server, api) = started(&data_dir, &[]);
+    assert_eq!(api.get("/v1/events").status, 200);
+    assert!(server.stderr().contains("protected mode"), "{}", server.stderr());
+}
+
+#[test]
+fn keys_made_with_the_cli_are_required_at_once_and_a_revoked_one_stops_working() {
+    let (_dir, data_dir) = data_dir();
+    let created = croupier(&["keys", "create", "--role", "read_only", "--name", "ops"], &data_dir);
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("crk."), "{key}");
+    let (_server, api) = started(&data_dir, &[]);
+    assert_json_error(&api.get("/v1/events"), 401, "unauthorized");
+    assert_eq!(get_with_key(&api, "/v1/events", &key), 200);
+    let listed = croupier(&["keys", "list"], &data_dir);
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    let id = key.split('.').nth(1).unwrap();
+    assert!(listing.contains(id) && listing.contains("read_only"), "{listing}");
+    assert!(!listing.contains(key.rsplit('.').next().unwrap()), "the secret is listed");
+    let revoked = croupier(&["keys", "revoke", id], &data_dir);
+    assert!(revoked.status.success(), "{revoked:?}");
+    eventually(Duration::from_secs(10), "the revoked key refused", || {
+        get_with_key(&api, "/v1/events", &key) == 401
+    });
+    let unknown_role = croupier(&["keys", "create", "--role", "root"], &data_dir);
+    assert_eq!(unknown_role.status.code(), Some(2));
+}
