@@ -79,6 +79,11 @@ pub struct LedgerArgs {
     /// Drive an HTTP server in this process with single-transfer requests.
     #[arg(long)]
     http: bool,
+    /// With --http: the server has an operator key (so protected mode is off) and per-key and
+    /// per-address rate limits far above the load (so they run on every request), and every
+    /// request carries the key: the cost of authentication and rate limiting.
+    #[arg(long, requires = "http")]
+    auth: bool,
     /// Concurrent keep-alive HTTP/1.1 connections (with --http).
     #[arg(long, default_value_t = 256)]
     connections: usize,

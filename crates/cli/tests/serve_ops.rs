@@ -848,15 +848,25 @@ fn without_an_operator_key_serve_refuses_a_public_address_and_says_protected_mod
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     let (server, api) = started(&data_dir, &[]);
     assert_eq!(api.get("/v1/events").status, 200);
-    assert!(server.stderr().contains("protected mode"), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("protected mode"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
 fn keys_made_with_the_cli_are_required_at_once_and_a_revoked_one_stops_working() {
     let (_dir, data_dir) = data_dir();
-    let created = croupier(&["keys", "create", "--role", "read_only", "--name", "ops"], &data_dir);
+    let created = croupier(
+        &["keys", "create", "--role", "read_only", "--name", "ops"],
+        &data_dir,
+    );
     assert!(created.status.success(), "{created:?}");
-    let key = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let key = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(key.starts_with("crk."), "{key}");
     let (_server, api) = started(&data_dir, &[]);
     assert_json_error(&api.get("/v1/events"), 401, "unauthorized");
@@ -864,8 +874,14 @@ fn keys_made_with_the_cli_are_required_at_once_and_a_revoked_one_stops_working()
     let listed = croupier(&["keys", "list"], &data_dir);
     let listing = String::from_utf8(listed.stdout).unwrap();
     let id = key.split('.').nth(1).unwrap();
-    assert!(listing.contains(id) && listing.contains("read_only"), "{listing}");
-    assert!(!listing.contains(key.rsplit('.').next().unwrap()), "the secret is listed");
+    assert!(
+        listing.contains(id) && listing.contains("read_only"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(key.rsplit('.').next().unwrap()),
+        "the secret is listed"
+    );
     let revoked = croupier(&["keys", "revoke", id], &data_dir);
     assert!(revoked.status.success(), "{revoked:?}");
     eventually(Duration::from_secs(10), "the revoked key refused", || {

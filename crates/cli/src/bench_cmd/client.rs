@@ -104,6 +104,21 @@ impl HttpConnection {
         Self::request_with_body("POST", path, content_type, body)
     }
 
+    /// A request of `post_request` with an `Authorization: Bearer` header.
+    pub fn post_request_as(key: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+        let plain = Self::post_request(path, content_type, body);
+        let line_end = plain
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a request line")
+            + 2;
+        let mut request = Vec::with_capacity(plain.len() + key.len() + 32);
+        request.extend_from_slice(&plain[..line_end]);
+        request.extend_from_slice(format!("authorization: Bearer {key}\r\n").as_bytes());
+        request.extend_from_slice(&plain[line_end..]);
+        request
+    }
+
     fn request_with_body(method: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: croupier\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",

@@ -56,7 +56,7 @@ async fn print_server_metrics(addr: SocketAddr) {
 }
 
 /// One POST per transfer, built before the clock starts.
-fn single_transfer_requests(workload: &mut Workload) -> Vec<Vec<u8>> {
+fn single_transfer_requests(workload: &mut Workload, key: Option<&str>) -> Vec<Vec<u8>> {
     let mut requests = Vec::new();
     loop {
         let batch = workload.next_batch(BATCH_ITEMS_MAX);
@@ -65,18 +65,31 @@ fn single_transfer_requests(workload: &mut Workload) -> Vec<Vec<u8>> {
         }
         requests.extend(batch.iter().map(|transfer| {
             let body = client::transfers_json(std::slice::from_ref(transfer));
-            HttpConnection::post_request("/v1/transfers", "application/json", &body)
+            match key {
+                Some(key) => {
+                    HttpConnection::post_request_as(key, "/v1/transfers", "application/json", &body)
+                }
+                None => HttpConnection::post_request("/v1/transfers", "application/json", &body),
+            }
         }));
     }
 }
 
-async fn create_accounts(addr: SocketAddr, workload: &Workload) -> anyhow::Result<()> {
+async fn create_accounts(
+    addr: SocketAddr,
+    workload: &Workload,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
     let mut setup = HttpConnection::open(addr).await?;
     for chunk in workload.accounts().chunks(BATCH_ITEMS_MAX) {
         let body = client::accounts_json(chunk);
-        let (status, answer) = setup
-            .post("/v1/accounts", "application/json", &body)
-            .await?;
+        let request = match key {
+            Some(key) => {
+                HttpConnection::post_request_as(key, "/v1/accounts", "application/json", &body)
+            }
+            None => HttpConnection::post_request("/v1/accounts", "application/json", &body),
+        };
+        let (status, answer) = setup.send(&request).await?;
         let mut failures = BTreeMap::new();
         client::count_failures(
             status,
@@ -137,6 +150,18 @@ async fn drive(
     Ok((latencies, failures))
 }
 
+/// A finance key in the node's keys file, and rate limits high enough never to refuse.
+fn with_operator_key(config: &mut croupier_server::ServeConfig) -> anyhow::Result<String> {
+    use croupier_server::auth::keys::{KeysFile, Role};
+    let path = config.auth.keys_file.clone().context("a keys file")?;
+    let mut keys = KeysFile::default();
+    let key = keys.add_operator(Role::Finance, "bench");
+    keys.save(&path)?;
+    config.auth.limits.per_key_per_s = 100_000_000;
+    config.auth.limits.per_address_per_s = 100_000_000;
+    Ok(key)
+}
+
 pub async fn run(args: &LedgerArgs, transfers: u64) -> anyhow::Result<Outcome> {
     eprintln!(
         "generating {transfers} single-transfer requests ({:?})",
@@ -149,13 +174,17 @@ pub async fn run(args: &LedgerArgs, transfers: u64) -> anyhow::Result<Outcome> {
         seed: args.seed,
         id_high: args.id_high.unwrap_or(0),
     })?;
-    let requests = Arc::new(single_transfer_requests(&mut workload));
     let dir = tempfile::tempdir().context("creating a temporary data directory")?;
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let server =
-        croupier_server::start(croupier_server::ServeConfig::new(dir.path(), listen)).await?;
+    let mut config = croupier_server::ServeConfig::new(dir.path(), listen);
+    let key = args
+        .auth
+        .then(|| with_operator_key(&mut config))
+        .transpose()?;
+    let requests = Arc::new(single_transfer_requests(&mut workload, key.as_deref()));
+    let server = croupier_server::start(config).await?;
     let addr = server.local_addr();
-    create_accounts(addr, &workload).await?;
+    create_accounts(addr, &workload, key.as_deref()).await?;
 
     let mut connections = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -173,8 +202,13 @@ pub async fn run(args: &LedgerArgs, transfers: u64) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         mode: format!(
             "in-process HTTP: server and client in this process over 127.0.0.1, {} connections, \
-             single-transfer JSON requests built before the clock starts",
-            args.connections
+             single-transfer JSON requests built before the clock starts{}",
+            args.connections,
+            if args.auth {
+                ", operator key and rate limits on every request"
+            } else {
+                ", protected mode (no key)"
+            }
         ),
         batches: transfers,
         batch_size: 1,
