@@ -153,16 +153,16 @@ fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
     assert!(closed_within(&mut stream, Duration::from_secs(5)));
 }
 
-/// How many idle connections the test opens: 2,500, or fewer if the process's file-descriptor
+/// How many idle connections the test opens: 3,000, or fewer if the process's file-descriptor
 /// limit (shared by both ends of every connection, which live in this process) is lower.
 fn idle_connections_count() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let soft = limit.current.unwrap_or(u64::MAX);
     let fitting = (soft.saturating_sub(1_024) / 2) as usize;
-    if fitting < 2_500 {
-        eprintln!("fd limit {soft}: opening {fitting} idle connections instead of 2,500");
+    if fitting < 3_000 {
+        eprintln!("fd limit {soft}: opening {fitting} idle connections instead of 3,000");
     }
-    fitting.min(2_500)
+    fitting.min(3_000)
 }
 
 #[test]
@@ -178,16 +178,20 @@ fn thousands_of_idle_connections_do_not_lock_out_a_normal_client() {
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
-    for _ in 0..5 {
+    let mut latencies = Vec::new();
+    for _ in 0..9 {
         let started = Instant::now();
         let answer = server.request(HEALTHZ);
-        let elapsed = started.elapsed();
+        latencies.push(started.elapsed());
         assert_eq!(answer.0, 200, "{}", answer.1);
-        assert!(
-            elapsed < Duration::from_millis(500),
-            "{elapsed:?} with {count} idle connections"
-        );
     }
+    // The typical answer within 100 ms; one scheduling hiccup of a loaded CI machine is not
+    // what this protects against (a locked-out client never gets an answer at all).
+    latencies.sort();
+    assert!(
+        latencies[4] < Duration::from_millis(100) && latencies[8] < Duration::from_millis(1_000),
+        "{latencies:?} with {count} idle connections"
+    );
     drop(idle);
 }
 
