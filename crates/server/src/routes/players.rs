@@ -60,7 +60,7 @@ pub struct LoginIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct PlayerCreatedOut {
-    #[schema(value_type = String, example = "340282366841710300967557013911933812736")]
+    #[schema(value_type = String, example = "340282366841710301022897246133062467584")]
     player_id: IdOut,
 }
 
