@@ -58,11 +58,24 @@ impl Api {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ureq::Error> {
-        let mut response = self
+        self.post_as(path, body, None)
+    }
+
+    /// A POST with a player's session token (or none).
+    fn post_as(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Result<(u16, Value), ureq::Error> {
+        let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .send(body.to_string())?;
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body.to_string())?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string()?;
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
@@ -930,4 +943,67 @@ fn a_replica_with_a_corrupt_log_repairs_from_the_others_when_asked_and_refuses_o
             .starts_with("quarantine-")
     });
     assert!(quarantined, "the damaged files were not kept");
+}
+
+/// A POST retried while the node answers 503 (a follower that has not heard from the new
+/// leader yet says `no_leader`, retry shortly).
+fn post_settled(api: &Api, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = api.post_as(path, body, token);
+        let retry = !matches!(answer, Ok((status, _)) if status != 503);
+        if !retry || Instant::now() > deadline {
+            return answer.unwrap_or_else(|error| panic!("POST {path}: {error}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get_as(api: &Api, path: &str, token: &str) -> u16 {
+    api.agent
+        .get(format!("{}{path}", api.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .map(|response| response.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_player_registered_on_one_node_logs_in_on_another_and_a_logout_holds_on_every_node() {
+    let root = test_root();
+    let nodes = started_cluster(root.path(), &[]);
+    let apis: Vec<Api> = nodes.iter().map(|n| n.api()).collect();
+    let player = json!({"username": "zoe", "password": "correct horse", "currencies": ["EUR"]});
+    let (status, created) = post_settled(&apis[0], "/v1/players", &player, None);
+    assert_eq!(status, 201, "{created}");
+    // Login on another node (a linearizable read finds the player wherever it was created).
+    let login = json!({"username": "zoe", "password": "correct horse"});
+    let (status, session) = post_settled(&apis[1], "/v1/players/login", &login, None);
+    assert_eq!(status, 200, "{session}");
+    let token = session["token"].as_str().unwrap().to_string();
+    // The token works at once on every node, including one that may not have applied it yet.
+    let deadline = Instant::now() + WAIT;
+    for api in &apis {
+        let mut status = get_as(api, "/v1/players/me", &token);
+        while status == 503 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            status = get_as(api, "/v1/players/me", &token);
+        }
+        assert_eq!(
+            status, 200,
+            "never 401: a node that lags asks the leader first"
+        );
+    }
+    let (status, _) = post_settled(&apis[2], "/v1/players/logout", &json!({}), Some(&token));
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + WAIT;
+    for api in &apis {
+        while get_as(api, "/v1/players/me", &token) != 401 {
+            assert!(
+                Instant::now() < deadline,
+                "a logged-out session still works"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -271,9 +271,16 @@ async fn player_session<C: Consensus>(
     token: &str,
 ) -> Result<Caller, ApiError> {
     let token_hash = passwords::token_hash(token);
-    let session = state
+    let mut session = state
         .read_stale(move |view| view.ledger().session(&token_hash).copied())
         .await?;
+    if session.is_none() {
+        // A login just answered through another node may not be applied here yet: before
+        // refusing, catch up with the leader (a read index). Only unknown tokens pay for it.
+        session = state
+            .read(move |view| view.ledger().session(&token_hash).copied())
+            .await?;
+    }
     let now_ns = wall_clock_ns();
     match session {
         Some(session) if session.expires_at_ns > now_ns => Ok(Caller::Player {
