@@ -52,6 +52,9 @@ pub struct ServerArgs {
     /// waits until the new node caught up].
     #[arg(long)]
     timeout_s: Option<u64>,
+    /// An operator key (`croupier keys create`); not needed in protected mode.
+    #[arg(long, env = "CROUPIER_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -193,7 +196,12 @@ impl AdminRequest {
         let answer = client::within(self.timeout, async {
             let mut connection = HttpConnection::open(addr).await?;
             connection
-                .request_json(self.method, &self.path, body.as_deref())
+                .request_json_as(
+                    self.method,
+                    &self.path,
+                    body.as_deref(),
+                    server.key.as_deref(),
+                )
                 .await
         })
         .await

@@ -871,6 +871,26 @@ fn keys_made_with_the_cli_are_required_at_once_and_a_revoked_one_stops_working()
     let (_server, api) = started(&data_dir, &[]);
     assert_json_error(&api.get("/v1/events"), 401, "unauthorized");
     assert_eq!(get_with_key(&api, "/v1/events", &key), 200);
+    // The cluster commands take the key too (or CROUPIER_KEY).
+    let server = api.base.trim_start_matches("http://").to_string();
+    let status = |key: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_croupier"));
+        command.args(["cluster", "status", "--server", &server]);
+        command.env_remove("CROUPIER_KEY");
+        if let Some(key) = key {
+            command.env("CROUPIER_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    let refused = status(None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401 unauthorized"));
+    // Past authentication, a single node answers that it has no cluster.
+    let answered = status(Some(&key));
+    assert!(
+        String::from_utf8_lossy(&answered.stderr).contains("404 not_clustered"),
+        "{answered:?}"
+    );
     let listed = croupier(&["keys", "list"], &data_dir);
     let listing = String::from_utf8(listed.stdout).unwrap();
     let id = key.split('.').nth(1).unwrap();

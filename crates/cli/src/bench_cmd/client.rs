@@ -106,17 +106,7 @@ impl HttpConnection {
 
     /// A request of `post_request` with an `Authorization: Bearer` header.
     pub fn post_request_as(key: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-        let plain = Self::post_request(path, content_type, body);
-        let line_end = plain
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("a request line")
-            + 2;
-        let mut request = Vec::with_capacity(plain.len() + key.len() + 32);
-        request.extend_from_slice(&plain[..line_end]);
-        request.extend_from_slice(format!("authorization: Bearer {key}\r\n").as_bytes());
-        request.extend_from_slice(&plain[line_end..]);
-        request
+        with_authorization(Self::post_request(path, content_type, body), Some(key))
     }
 
     fn request_with_body(method: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
@@ -223,12 +213,40 @@ impl HttpConnection {
         path: &str,
         body: Option<&[u8]>,
     ) -> anyhow::Result<Answer> {
+        self.request_json_as(method, path, body, None).await
+    }
+
+    /// `request_json` with an operator key (`Authorization: Bearer`), if one is given.
+    pub async fn request_json_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let request = match body {
             Some(body) => Self::request_with_body(method, path, "application/json", body),
             None => format!("{method} {path} HTTP/1.1\r\nhost: croupier\r\n\r\n").into_bytes(),
         };
-        self.exchange(&request).await
+        self.exchange(&with_authorization(request, key)).await
     }
+}
+
+/// Adds `Authorization: Bearer KEY` after the request line.
+fn with_authorization(request: Vec<u8>, key: Option<&str>) -> Vec<u8> {
+    let Some(key) = key else {
+        return request;
+    };
+    let line_end = request
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a request line")
+        + 2;
+    let mut with = Vec::with_capacity(request.len() + key.len() + 32);
+    with.extend_from_slice(&request[..line_end]);
+    with.extend_from_slice(format!("authorization: Bearer {key}\r\n").as_bytes());
+    with.extend_from_slice(&request[line_end..]);
+    with
 }
 
 /// An answer: its status, the `X-Next-Cursor` header of a paged list, and its body.

@@ -121,6 +121,9 @@ impl LocalDir {
             .arg((index + 1).to_string())
             .arg("--data-dir")
             .arg(self.node_data(index))
+            // One keys file for the whole cluster: `croupier keys create --data-dir DIR`.
+            .arg("--keys-file")
+            .arg(self.root.join(croupier_server::KEYS_FILE_NAME))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
