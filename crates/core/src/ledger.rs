@@ -241,7 +241,7 @@ impl Ledger {
             accounts: self.accounts.clone(),
             pendings: self.pending.share_slots(),
             players: self.directory.players.clone(),
-            sessions: self.directory.sessions.slots.clone(),
+            sessions: self.directory.sessions.slots.share(),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::hashing::IdMap;
-use super::paged::PagedVec;
+use super::paged::{FreeSlots, PagedVec};
 use super::{Ledger, NANOS_PER_SECOND};
 use crate::ids::{player_id, player_sequence, player_wallet_account_id, AccountId, LedgerCode};
 use crate::players::{
@@ -24,10 +24,8 @@ pub(crate) struct Directory {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SessionSet {
-    pub(crate) slots: PagedVec<Option<Session>>,
+    pub(crate) slots: FreeSlots<Session>,
     index: IdMap<TokenHash, u32>,
-    /// Free slots, lowest reused first.
-    free: BTreeSet<u32>,
     /// By (expiry, token): the expiry sweep.
     expiries: BTreeSet<(u64, TokenHash)>,
     /// By (player, expiry, token): a player's sessions, earliest expiry first.
@@ -41,7 +39,7 @@ impl SessionSet {
 
     pub(crate) fn get(&self, token: &TokenHash) -> Option<&Session> {
         let slot = *self.index.get(token)?;
-        self.slots.get(slot as usize).as_ref()
+        Some(self.slots.get(slot))
     }
 
     pub(crate) fn insert(&mut self, session: Session) {
@@ -50,19 +48,7 @@ impl SessionSet {
         assert!(self
             .by_player
             .insert((session.player_id, session.expires_at_ns, token)));
-        let slot = match self.free.pop_first() {
-            Some(slot) => {
-                let place = self.slots.get_mut(slot as usize);
-                assert!(place.is_none());
-                *place = Some(session);
-                slot
-            }
-            None => {
-                let slot = u32::try_from(self.slots.len()).expect("session slots fit u32");
-                self.slots.push(Some(session));
-                slot
-            }
-        };
+        let slot = self.slots.insert(session);
         assert!(
             self.index.insert(token, slot).is_none(),
             "session inserted twice"
@@ -71,16 +57,11 @@ impl SessionSet {
 
     pub(crate) fn remove(&mut self, token: &TokenHash) -> Option<Session> {
         let slot = self.index.remove(token)?;
-        let session = self
-            .slots
-            .get_mut(slot as usize)
-            .take()
-            .expect("indexed slot");
+        let session = self.slots.take(slot);
         assert!(self.expiries.remove(&(session.expires_at_ns, *token)));
         assert!(self
             .by_player
             .remove(&(session.player_id, session.expires_at_ns, *token)));
-        assert!(self.free.insert(slot));
         Some(session)
     }
 

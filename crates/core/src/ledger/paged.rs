@@ -74,6 +74,70 @@ impl<T: Clone> PagedVec<T> {
     }
 }
 
+/// Paged slots that come and go (pending transfers, sessions): a removed slot is reused,
+/// lowest first, so the pages stay as dense as what is live. The free list is not shared with
+/// a checkpoint: loading one rebuilds it.
+#[derive(Clone, Debug)]
+pub(crate) struct FreeSlots<T> {
+    slots: PagedVec<Option<T>>,
+    free: std::collections::BTreeSet<u32>,
+}
+
+impl<T> Default for FreeSlots<T> {
+    fn default() -> Self {
+        FreeSlots {
+            slots: PagedVec::default(),
+            free: std::collections::BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Clone> FreeSlots<T> {
+    /// Stores `value` in the lowest free slot (or a new one) and answers the slot.
+    pub(crate) fn insert(&mut self, value: T) -> u32 {
+        match self.free.pop_first() {
+            Some(slot) => {
+                let place = self.slots.get_mut(slot as usize);
+                assert!(place.is_none(), "free slot {slot} is occupied");
+                *place = Some(value);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).expect("slots fit u32");
+                self.slots.push(Some(value));
+                slot
+            }
+        }
+    }
+
+    pub(crate) fn take(&mut self, slot: u32) -> T {
+        let value = self
+            .slots
+            .get_mut(slot as usize)
+            .take()
+            .expect("taking an empty slot");
+        assert!(self.free.insert(slot));
+        value
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> &T {
+        self.slots
+            .get(slot as usize)
+            .as_ref()
+            .expect("reading an empty slot")
+    }
+
+    /// Every occupied slot's value, in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.slots.iter().flatten()
+    }
+
+    /// A copy sharing the pages (for checkpoints): O(pages).
+    pub(crate) fn share(&self) -> PagedVec<Option<T>> {
+        self.slots.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +156,17 @@ mod tests {
         assert_eq!(*values.get(5), 1_000);
         assert_eq!(values.len(), 201);
         assert_eq!(frozen.iter().copied().sum::<u32>(), (0..200).sum());
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_lowest_first() {
+        let mut slots = FreeSlots::default();
+        let (a, b, c) = (slots.insert('a'), slots.insert('b'), slots.insert('c'));
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(slots.take(2), 'c');
+        assert_eq!(slots.take(0), 'a');
+        assert_eq!(slots.insert('d'), 0);
+        assert_eq!(slots.iter().copied().collect::<String>(), "db");
     }
 
     #[test]

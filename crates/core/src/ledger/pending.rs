@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::hashing::IdMap;
-use super::paged::PagedVec;
+use super::paged::{FreeSlots, PagedVec};
 use super::transfers::pending_deadline;
 use crate::history::StoredTransfer;
 use crate::ids::TransferId;
@@ -30,10 +30,8 @@ impl PendingTransfer {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PendingSet {
-    slots: PagedVec<Option<PendingTransfer>>,
+    slots: FreeSlots<PendingTransfer>,
     index: IdMap<TransferId, u32>,
-    /// Free slots, lowest reused first.
-    free: BTreeSet<u32>,
     /// Pendings with a timeout, by (deadline ns, id).
     expiries: BTreeSet<(u64, TransferId)>,
 }
@@ -49,12 +47,7 @@ impl PendingSet {
 
     pub(crate) fn get(&self, id: TransferId) -> Option<&PendingTransfer> {
         let slot = *self.index.get(&id)?;
-        Some(
-            self.slots
-                .get(slot as usize)
-                .as_ref()
-                .expect("indexed slot is occupied"),
-        )
+        Some(self.slots.get(slot))
     }
 
     pub(crate) fn insert(&mut self, pending: PendingTransfer) {
@@ -62,19 +55,7 @@ impl PendingSet {
         if let Some(deadline) = pending.deadline() {
             assert!(self.expiries.insert((deadline, id)));
         }
-        let slot = match self.free.pop_first() {
-            Some(slot) => {
-                let place = self.slots.get_mut(slot as usize);
-                assert!(place.is_none());
-                *place = Some(pending);
-                slot
-            }
-            None => {
-                let slot = u32::try_from(self.slots.len()).expect("pending slots fit u32");
-                self.slots.push(Some(pending));
-                slot
-            }
-        };
+        let slot = self.slots.insert(pending);
         assert!(
             self.index.insert(id, slot).is_none(),
             "pending inserted twice"
@@ -86,15 +67,10 @@ impl PendingSet {
             .index
             .remove(&id)
             .expect("removing a pending that is not there");
-        let pending = self
-            .slots
-            .get_mut(slot as usize)
-            .take()
-            .expect("indexed slot is occupied");
+        let pending = self.slots.take(slot);
         if let Some(deadline) = pending.deadline() {
             assert!(self.expiries.remove(&(deadline, id)));
         }
-        assert!(self.free.insert(slot));
         pending
     }
 
@@ -112,11 +88,11 @@ impl PendingSet {
 
     /// Every pending, in no particular order (callers that need an order sort).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &PendingTransfer> + '_ {
-        self.slots.iter().flatten()
+        self.slots.iter()
     }
 
     /// A copy that shares the slots' pages (for checkpoints): O(pages).
     pub(crate) fn share_slots(&self) -> PagedVec<Option<PendingTransfer>> {
-        self.slots.clone()
+        self.slots.share()
     }
 }
