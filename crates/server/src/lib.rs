@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod auth;
+mod authenticate;
 pub mod binary;
 mod edge;
 mod error;

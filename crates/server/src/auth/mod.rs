@@ -1,6 +1,6 @@
 //! Who is calling, and what they may do.
 //!
-//! Every request is first given a [`Caller`] by [`authenticate`] (a middleware):
+//! Every request is first given a [`Caller`] by `crate::authenticate` (a middleware):
 //! - `Authorization: Bearer crk.<id>.<secret>`: an operator key with a role (`keys`);
 //! - `Authorization: Bearer crs.<token>`: a player's session (`passwords`, ledger state);
 //! - `X-Croupier-Key: <id>` with `X-Croupier-Signature: <hex HMAC-SHA256>`: a game provider;
@@ -20,20 +20,13 @@ pub mod passwords;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use croupier_cluster::Consensus;
+use axum::http::StatusCode;
 use croupier_core::players::{PlayerId, TokenHash};
 use croupier_core::Command;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 pub use keys::{KeyRing, KeyRingHandle, Role};
 
 pub const PROVIDER_KEY_HEADER: &str = "x-croupier-key";
@@ -199,147 +192,6 @@ pub fn unauthorized(message: &'static str) -> ApiError {
     let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
     error.www_authenticate = true;
     error
-}
-
-/// The middleware: sets the request's `Caller`, then applies the rate limits.
-pub async fn authenticate<C: Consensus>(
-    State(state): State<AppState<C>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (caller, request) = match identify(&state, request).await {
-        Ok(identified) => identified,
-        Err(error) => return error.into_response(),
-    };
-    let address = request.extensions().get::<ClientAddr>().map(|a| a.0);
-    if let Err(error) = state.auth().limits.check(&caller, address) {
-        return error.into_response();
-    }
-    let mut request = request;
-    request.extensions_mut().insert(caller);
-    next.run(request).await
-}
-
-async fn identify<C: Consensus>(
-    state: &AppState<C>,
-    request: Request,
-) -> Result<(Caller, Request), ApiError> {
-    let auth = state.auth();
-    if let Some(bearer) = bearer(request.headers())? {
-        let caller = if bearer.starts_with(passwords::SESSION_TOKEN_PREFIX) {
-            player_session(state, &bearer).await?
-        } else {
-            let ring = auth.ring.current();
-            let (key_id, role) = ring
-                .operator(&bearer)
-                .ok_or_else(|| unauthorized("unknown or revoked key"))?;
-            Caller::Operator {
-                key_id: Arc::from(key_id),
-                role,
-            }
-        };
-        return Ok((caller, request));
-    }
-    if request.headers().contains_key(PROVIDER_KEY_HEADER) {
-        return provider(state, request).await;
-    }
-    let caller = if auth.protected_mode() {
-        Caller::Local
-    } else {
-        Caller::Public
-    };
-    Ok((caller, request))
-}
-
-fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| unauthorized("Authorization must be `Bearer <key or session token>`"))?;
-    Ok(Some(text.trim().to_string()))
-}
-
-async fn player_session<C: Consensus>(
-    state: &AppState<C>,
-    token: &str,
-) -> Result<Caller, ApiError> {
-    let token_hash = passwords::token_hash(token);
-    let mut session = state
-        .read_stale(move |view| view.ledger().session(&token_hash).copied())
-        .await?;
-    if session.is_none() {
-        // A login just answered through another node may not be applied here yet: before
-        // refusing, catch up with the leader (a read index). Only unknown tokens pay for it.
-        session = state
-            .read(move |view| view.ledger().session(&token_hash).copied())
-            .await?;
-    }
-    let now_ns = wall_clock_ns();
-    match session {
-        Some(session) if session.expires_at_ns > now_ns => Ok(Caller::Player {
-            player_id: session.player_id,
-            token_hash,
-        }),
-        _ => Err(unauthorized(
-            "the session is unknown, expired or logged out",
-        )),
-    }
-}
-
-async fn provider<C: Consensus>(
-    state: &AppState<C>,
-    request: Request,
-) -> Result<(Caller, Request), ApiError> {
-    let headers = request.headers();
-    let key_id = header_text(headers, PROVIDER_KEY_HEADER)?;
-    let signature = header_text(headers, PROVIDER_SIGNATURE_HEADER)?;
-    let signature = signature.strip_prefix("sha256=").unwrap_or(&signature);
-    let ring = state.auth().ring.current();
-    let secret = ring
-        .provider_secret(&key_id)
-        .ok_or_else(|| unauthorized("unknown or revoked provider key"))?;
-    let mut signature_bytes = [0u8; 32];
-    hex::decode_to_slice(signature, &mut signature_bytes)
-        .map_err(|_| unauthorized("X-Croupier-Signature must be 64 hex digits"))?;
-    let (parts, body) = request.into_parts();
-    let limit = state.body_size_max_bytes();
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::body_too_large(limit))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    if body.is_empty() {
-        let signed = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        mac.update(signed.as_bytes());
-    } else {
-        mac.update(&body);
-    }
-    mac.verify_slice(&signature_bytes)
-        .map_err(|_| unauthorized("the signature does not match the request"))?;
-    let caller = Caller::Provider {
-        key_id: Arc::from(key_id.as_str()),
-    };
-    Ok((caller, Request::from_parts(parts, Body::from(body))))
-}
-
-fn header_text(headers: &HeaderMap, name: &'static str) -> Result<String, ApiError> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| {
-            unauthorized("signed provider calls need X-Croupier-Key and X-Croupier-Signature")
-        })
 }
 
 pub(crate) fn wall_clock_ns() -> u64 {

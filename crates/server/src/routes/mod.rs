@@ -61,7 +61,7 @@ pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
         .layer(middleware::from_fn(read_consistency))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::authenticate::<C>,
+            crate::authenticate::authenticate::<C>,
         ));
     crate::edge::request_limits(routes, limits)
         .layer(middleware::from_fn(telemetry::observe))
