@@ -37,6 +37,32 @@ pub struct ServeSettings {
     pub group_commit: GroupCommitSettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
+    pub edge: EdgeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeSettings {
+    pub header_read_timeout_ms: u64,
+    pub request_deadline_ms: u64,
+    pub connections_max: usize,
+    pub requests_in_flight_max: usize,
+    #[serde(with = "size")]
+    pub body_size_max: u64,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        // The server's own defaults, so the two cannot drift apart.
+        let edge = croupier_server::EdgeLimits::default();
+        EdgeSettings {
+            header_read_timeout_ms: edge.header_read_timeout_ms,
+            request_deadline_ms: edge.request_deadline_ms,
+            connections_max: edge.connections_max,
+            requests_in_flight_max: edge.requests_in_flight_max,
+            body_size_max: croupier_server::BODY_SIZE_MAX_BYTES_DEFAULT as u64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +160,7 @@ impl Default for ServeSettings {
             group_commit: GroupCommitSettings::default(),
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            edge: EdgeSettings::default(),
         }
     }
 }
@@ -238,6 +265,28 @@ impl ServeSettings {
         at_least("group_commit.queue_depth_max", depth, 1, number)?;
         let in_flight = group_commit.proposals_in_flight_max as u64;
         at_least("group_commit.proposals_in_flight_max", in_flight, 1, number)?;
+        let edge = &self.edge;
+        at_least(
+            "edge.header_read_timeout_ms",
+            edge.header_read_timeout_ms,
+            1,
+            number,
+        )?;
+        at_least(
+            "edge.request_deadline_ms",
+            edge.request_deadline_ms,
+            1,
+            number,
+        )?;
+        at_least(
+            "edge.connections_max",
+            edge.connections_max as u64,
+            1,
+            number,
+        )?;
+        let in_flight = edge.requests_in_flight_max as u64;
+        at_least("edge.requests_in_flight_max", in_flight, 1, number)?;
+        at_least("edge.body_size_max", edge.body_size_max, 1024, size::format)?;
         let ttl = u64::from(self.auth.session_ttl_s);
         at_least("auth.session_ttl_s", ttl, 1, number)?;
         let ttl_max = croupier_core::players::SESSION_TTL_S_MAX;

@@ -127,6 +127,14 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
         config.auth.keys_file = Some(keys_file.clone());
     }
     config.auth.session_ttl_s = settings.auth.session_ttl_s;
+    let edge = &settings.edge;
+    config.edge = croupier_server::EdgeLimits {
+        header_read_timeout_ms: edge.header_read_timeout_ms,
+        request_deadline_ms: edge.request_deadline_ms,
+        connections_max: edge.connections_max,
+        requests_in_flight_max: edge.requests_in_flight_max,
+    };
+    config.body_size_max_bytes = usize::try_from(edge.body_size_max)?;
     let rate = &settings.rate_limit;
     config.auth.limits = croupier_server::auth::limits::RateLimitConfig {
         per_key_per_s: rate.per_key_per_s,

@@ -242,7 +242,8 @@ mod tests {
                 "storage",
                 "group_commit",
                 "auth",
-                "rate_limit"
+                "rate_limit",
+                "edge"
             ]
         );
         for name in [
