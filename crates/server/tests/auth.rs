@@ -690,3 +690,183 @@ fn a_node_without_an_operator_key_refuses_a_non_loopback_address() {
     assert!(!server.protected_mode());
     runtime.block_on(server.shutdown()).unwrap();
 }
+
+/// Who calls, in the matrix below.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Nobody,
+    Admin,
+    Finance,
+    Support,
+    ReadOnly,
+    Provider,
+    Player,
+}
+
+const EVERYONE: [Who; 7] = [
+    Who::Nobody,
+    Who::Admin,
+    Who::Finance,
+    Who::Support,
+    Who::ReadOnly,
+    Who::Provider,
+    Who::Player,
+];
+const OPERATORS: &[Who] = &[Who::Admin, Who::Finance, Who::Support, Who::ReadOnly];
+
+impl Node {
+    /// One request as `who`: a bearer key or token, a signature, or nothing.
+    fn call_as(
+        &self,
+        who: Who,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> u16 {
+        let text = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        let bearer = match who {
+            Who::Admin => Some(self.keys.admin.as_str()),
+            Who::Finance => Some(self.keys.finance.as_str()),
+            Who::Support => Some(self.keys.support.as_str()),
+            Who::ReadOnly => Some(self.keys.read_only.as_str()),
+            Who::Player => Some(token),
+            Who::Nobody | Who::Provider => None,
+        };
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", format!("Bearer {bearer}"));
+        }
+        if who == Who::Provider {
+            let signed = if text.is_empty() {
+                path.as_bytes()
+            } else {
+                text.as_bytes()
+            };
+            request = request
+                .header("x-croupier-key", &self.keys.provider_id)
+                .header(
+                    "x-croupier-signature",
+                    sign(&self.keys.provider_secret, signed),
+                );
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(text).unwrap();
+        self.agent.run(request).expect("HTTP").status().as_u16()
+    }
+}
+
+#[test]
+fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
+    let node = Node::start(|config| config.auth.limits.per_player_per_s = 0);
+    let alice = node.create_player("alice");
+    let bob = node.create_player("bob");
+    let token = node.token("alice");
+    let wallet = wallet_of(&alice, 0).to_string();
+    let bet = json!({"transaction_id": "m1", "player_id": alice, "round_id": "r", "amount": 1, "ledger": "EUR"});
+    let rollback = json!({"transaction_id": "m2", "player_id": alice, "round_id": "r", "rolled_back_transaction_id": "m1"});
+    let accounts = json!([{"id": "1", "ledger": "EUR", "kind": "system"}]);
+    let transfers = json!([{"id": "5", "debit_account_id": "1", "credit_account_id": wallet, "amount": 1, "ledger": "EUR"}]);
+    let new_player =
+        json!({"username": "carl", "password": "correct horse", "currencies": ["EUR"]});
+    let login = json!({"username": "alice", "password": "correct horse"});
+    let leader = json!({"node_id": 1});
+    let new_node = json!({"node_id": 4, "peer_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2"});
+    let player_path = format!("/v1/players/{alice}");
+    let sessions_path = format!("/v1/players/{bob}/sessions");
+    let balance_path = format!("/v1/wallet/{alice}/balance");
+    let account_path = format!("/v1/accounts/{wallet}");
+    let account_transfers = format!("/v1/accounts/{wallet}/transfers");
+    let operators_and_player: Vec<Who> = OPERATORS.iter().copied().chain([Who::Player]).collect();
+    let balance_readers: Vec<Who> = operators_and_player
+        .iter()
+        .copied()
+        .chain([Who::Provider])
+        .collect();
+    let routes: Vec<(&str, &str, Option<&Value>, Vec<Who>)> = vec![
+        ("GET", "/healthz", None, EVERYONE.to_vec()),
+        ("GET", "/metrics", None, EVERYONE.to_vec()),
+        ("GET", "/v1/openapi.json", None, EVERYONE.to_vec()),
+        ("POST", "/v1/players/login", Some(&login), EVERYONE.to_vec()),
+        (
+            "POST",
+            "/v1/accounts",
+            Some(&accounts),
+            vec![Who::Admin, Who::Finance],
+        ),
+        (
+            "POST",
+            "/v1/transfers",
+            Some(&transfers),
+            vec![Who::Admin, Who::Finance],
+        ),
+        ("GET", &account_path, None, operators_and_player.clone()),
+        (
+            "GET",
+            &account_transfers,
+            None,
+            operators_and_player.clone(),
+        ),
+        ("GET", "/v1/transfers/5", None, operators_and_player.clone()),
+        ("GET", "/v1/ledgers/EUR/house", None, OPERATORS.to_vec()),
+        ("POST", "/v1/wallet/bet", Some(&bet), vec![Who::Provider]),
+        ("POST", "/v1/wallet/win", Some(&bet), vec![Who::Provider]),
+        (
+            "POST",
+            "/v1/wallet/rollback",
+            Some(&rollback),
+            vec![Who::Provider],
+        ),
+        ("GET", &balance_path, None, balance_readers),
+        ("GET", "/v1/events", None, OPERATORS.to_vec()),
+        ("GET", "/v1/cluster/status", None, OPERATORS.to_vec()),
+        (
+            "POST",
+            "/v1/cluster/leader",
+            Some(&leader),
+            vec![Who::Admin],
+        ),
+        (
+            "POST",
+            "/v1/cluster/nodes",
+            Some(&new_node),
+            vec![Who::Admin],
+        ),
+        ("DELETE", "/v1/cluster/nodes/4", None, vec![Who::Admin]),
+        (
+            "POST",
+            "/v1/players",
+            Some(&new_player),
+            vec![Who::Admin, Who::Support],
+        ),
+        ("GET", &player_path, None, operators_and_player.clone()),
+        (
+            "DELETE",
+            &sessions_path,
+            None,
+            vec![Who::Admin, Who::Support, Who::Player],
+        ),
+        ("GET", "/v1/players/me", None, vec![Who::Player]),
+    ];
+    for (method, path, body, allowed) in &routes {
+        for who in EVERYONE {
+            let status = node.call_as(who, &token, method, path, *body);
+            let expected_refusal = match who {
+                _ if allowed.contains(&who) => None,
+                Who::Nobody => Some(401),
+                _ => Some(403),
+            };
+            match expected_refusal {
+                Some(refusal) => assert_eq!(status, refusal, "{who:?} {method} {path}"),
+                None => assert!(
+                    status != 401 && status != 403 && status < 500,
+                    "{who:?} {method} {path}: {status}"
+                ),
+            }
+        }
+    }
+}
