@@ -78,7 +78,7 @@ fn create(role: &str, name: &str, path: &std::path::Path) -> anyhow::Result<Exit
         keys.save(path)?;
         println!("{id} {secret}");
         eprintln!(
-            "provider key {id} created in {}: sign each body with HMAC-SHA256 under the secret",
+            "provider key {id} created in {}: sign each request (its path and query, a newline, its body) with HMAC-SHA256 under the secret",
             path.display()
         );
         return Ok(ExitCode::SUCCESS);

@@ -134,16 +134,16 @@ async fn provider<C: Consensus>(
         .await
         .map_err(|_| ApiError::body_too_large(limit))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    if body.is_empty() {
-        let signed = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        mac.update(signed.as_bytes());
-    } else {
-        mac.update(&body);
-    }
+    // The path is signed with the body: a bet's and a win's bodies have the same shape, so a
+    // signature over the body alone would let a captured bet be replayed as a win.
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    mac.update(target.as_bytes());
+    mac.update(b"\n");
+    mac.update(&body);
     mac.verify_slice(&signature_bytes)
         .map_err(|_| unauthorized("the signature does not match the request"))?;
     let caller = Caller::Provider {

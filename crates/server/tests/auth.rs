@@ -139,7 +139,7 @@ impl Node {
     }
 
     fn signed_get(&self, path: &str) -> (u16, Value) {
-        let signature = sign(&self.keys.provider_secret, path.as_bytes());
+        let signature = sign(&self.keys.provider_secret, path, b"");
         let mut response = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -218,10 +218,13 @@ fn wallet_of(player_id: &str, index: u64) -> u128 {
     croupier_core::ids::player_wallet_account_id(player as u64, index as usize)
 }
 
-fn sign(secret_hex: &str, bytes: &[u8]) -> String {
+/// The provider signature: HMAC-SHA256 of the path and query, a newline, and the body.
+fn sign(secret_hex: &str, path: &str, body: &[u8]) -> String {
     let secret = hex::decode(secret_hex).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
-    mac.update(bytes);
+    mac.update(path.as_bytes());
+    mac.update(b"\n");
+    mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -546,7 +549,11 @@ fn provider_calls_must_be_signed_and_a_replay_changes_nothing() {
     node.fund(&frank, 100);
     let body = json!({"transaction_id": "bet-1", "player_id": frank, "round_id": "r1", "amount": 30, "ledger": "EUR"}).to_string();
     let id = node.keys.provider_id.clone();
-    let good = sign(&node.keys.provider_secret, body.as_bytes());
+    let good = sign(
+        &node.keys.provider_secret,
+        "/v1/wallet/bet",
+        body.as_bytes(),
+    );
     // Unsigned, tampered body, wrong key, unknown provider: refused, nothing moves.
     assert_error(
         node.call(
@@ -564,7 +571,13 @@ fn provider_calls_must_be_signed_and_a_replay_changes_nothing() {
         401,
         "unauthorized",
     );
-    let forged = sign(&"11".repeat(32), body.as_bytes());
+    let forged = sign(&"11".repeat(32), "/v1/wallet/bet", body.as_bytes());
+    // A bet's body and signature sent to the win route: the path is signed too.
+    assert_error(
+        node.signed("/v1/wallet/win", &body, &id, &good),
+        401,
+        "unauthorized",
+    );
     assert_error(
         node.signed("/v1/wallet/bet", &body, &id, &forged),
         401,
@@ -740,16 +753,11 @@ impl Node {
             request = request.header("authorization", format!("Bearer {bearer}"));
         }
         if who == Who::Provider {
-            let signed = if text.is_empty() {
-                path.as_bytes()
-            } else {
-                text.as_bytes()
-            };
             request = request
                 .header("x-croupier-key", &self.keys.provider_id)
                 .header(
                     "x-croupier-signature",
-                    sign(&self.keys.provider_secret, signed),
+                    sign(&self.keys.provider_secret, path, text.as_bytes()),
                 );
         }
         if body.is_some() {

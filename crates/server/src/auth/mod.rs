@@ -4,7 +4,7 @@
 //! - `Authorization: Bearer crk.<id>.<secret>`: an operator key with a role (`keys`);
 //! - `Authorization: Bearer crs.<token>`: a player's session (`passwords`, ledger state);
 //! - `X-Croupier-Key: <id>` with `X-Croupier-Signature: <hex HMAC-SHA256>`: a game provider;
-//!   the signed bytes are the request body, or the path and query for a request without one;
+//!   the signed bytes are the path and query, a newline, then the body (empty for a GET);
 //! - nothing: `Local` in protected mode (no operator key configured and a loopback listen
 //!   address, as Redis does), else `Public` (health, metrics, the API document and login only).
 //!
