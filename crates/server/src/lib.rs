@@ -29,6 +29,7 @@ mod paths;
 mod protocol_errors;
 mod quote;
 mod routes;
+mod schema;
 mod state;
 mod telemetry;
 pub mod wire;
