@@ -259,7 +259,8 @@ fn case_insensitive(words: &[&str]) -> String {
 )]
 pub async fn serve() -> Response {
     let Some(document) = DOCUMENT.get() else {
-        return crate::error::ApiError::internal("the OpenAPI document was not built").into_response();
+        return crate::error::ApiError::internal("the OpenAPI document was not built")
+            .into_response();
     };
     let mut response = (StatusCode::OK, document.as_str()).into_response();
     response.headers_mut().insert(

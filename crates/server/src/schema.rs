@@ -3,7 +3,9 @@
 //! `crate::wire` (or `crate::extract`) accepts, no more and no less, so a client generated from
 //! the document, or a fuzzer, meets no surprise.
 
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::RefOr;
 
 /// Ledger codes as text: 1 to 8 of A-Z, 0-9 and _.
@@ -117,9 +119,11 @@ pub fn ledger_string() -> ObjectBuilder {
 
 /// A ledger code on input: its text, or a JSON integer standing for its decimal digits.
 pub fn ledger_in() -> OneOfBuilder {
-    OneOfBuilder::new()
-        .item(ledger_string())
-        .item(integer("uint32", 0, Bound::U64(LEDGER_INTEGER_MAX)))
+    OneOfBuilder::new().item(ledger_string()).item(integer(
+        "uint32",
+        0,
+        Bound::U64(LEDGER_INTEGER_MAX),
+    ))
 }
 
 /// `schema` or JSON null.
@@ -243,11 +247,24 @@ mod tests {
         let max = u128::MAX.to_string();
         let beyond = "340282366920938463463374607431768211456";
         let pattern = decimal_pattern(u128::MAX, false);
-        for good in ["1", "007", "42", &max, &format!("000{max}"), "99999999999999999999999999999999999999"] {
+        for good in [
+            "1",
+            "007",
+            "42",
+            &max,
+            &format!("000{max}"),
+            "99999999999999999999999999999999999999",
+        ] {
             assert!(matches(&pattern, good), "{good} should match {pattern}");
             assert!(crate::wire::parse_decimal_u128(good.as_bytes()).is_some_and(|v| v > 0));
         }
-        for bad in ["0", "000", beyond, "999999999999999999999999999999999999999", "340282366920938463463374607431768211460"] {
+        for bad in [
+            "0",
+            "000",
+            beyond,
+            "999999999999999999999999999999999999999",
+            "340282366920938463463374607431768211460",
+        ] {
             assert!(!matches(&pattern, bad), "{bad} should not match {pattern}");
         }
         let with_zero = decimal_pattern(u128::MAX, true);

@@ -83,7 +83,9 @@ pub fn parse_integer_token(token: &str, max: u128) -> Option<u128> {
     let digits = || whole.bytes().chain(fraction.bytes());
     if digits().all(|b| b == b'0') {
         // Zero however spelled (0, 0.0, -0, 0e99); a malformed exponent is still refused.
-        return exponent.is_none_or(|e| parse_exponent(e).is_some()).then_some(0);
+        return exponent
+            .is_none_or(|e| parse_exponent(e).is_some())
+            .then_some(0);
     }
     if negative {
         return None;
@@ -98,7 +100,9 @@ pub fn parse_integer_token(token: &str, max: u128) -> Option<u128> {
     let (kept, dropped) = if shift >= 0 {
         (significant.as_slice(), &[][..])
     } else {
-        let cut = significant.len().saturating_sub(shift.unsigned_abs() as usize);
+        let cut = significant
+            .len()
+            .saturating_sub(shift.unsigned_abs() as usize);
         significant.split_at(cut)
     };
     if dropped.iter().any(|&b| b != b'0') {
@@ -121,9 +125,17 @@ fn parse_exponent(text: &str) -> Option<i64> {
     let magnitude = digits
         .trim_start_matches('0')
         .parse::<i64>()
-        .unwrap_or(if digits.trim_start_matches('0').is_empty() { 0 } else { i64::MAX })
+        .unwrap_or(if digits.trim_start_matches('0').is_empty() {
+            0
+        } else {
+            i64::MAX
+        })
         .min(1_000_000);
-    Some(if text.starts_with('-') { -magnitude } else { magnitude })
+    Some(if text.starts_with('-') {
+        -magnitude
+    } else {
+        magnitude
+    })
 }
 
 /// Decimal digits only (no sign, no exponent), at most u128::MAX.
@@ -891,12 +903,18 @@ mod tests {
     #[test]
     fn small_integers_and_ledgers_take_any_spelling_of_an_integer() {
         assert_eq!(parse::<U64In>("25.0").unwrap(), U64In(25));
-        assert_eq!(parse::<U64In>("18446744073709551615").unwrap(), U64In(u64::MAX));
+        assert_eq!(
+            parse::<U64In>("18446744073709551615").unwrap(),
+            U64In(u64::MAX)
+        );
         assert!(parse::<U64In>("18446744073709551616").is_err());
         assert!(parse::<U32In>("4294967296").is_err());
         assert!(parse::<U32In>("\"5\"").is_err());
         assert_eq!(parse::<LedgerIn>("978.0").unwrap().0.as_string(), "978");
-        assert_eq!(parse::<LedgerIn>("\"\\u0045UR\"").unwrap().0.as_string(), "EUR");
+        assert_eq!(
+            parse::<LedgerIn>("\"\\u0045UR\"").unwrap().0.as_string(),
+            "EUR"
+        );
         assert!(parse::<LedgerIn>("123456789").is_err(), "9 digits");
         assert_eq!(parse::<WalletKey>("17.0").unwrap().0, "17");
         assert_eq!(parse::<IdIn>("7e0").unwrap(), IdIn(7));
@@ -976,7 +994,10 @@ mod tests {
         let long = "x".repeat(WALLET_KEY_LEN_MAX + 1);
         assert!(parse::<WalletKey>(&format!("\"{long}\"")).is_err());
         let longest = "~".repeat(WALLET_KEY_LEN_MAX);
-        assert_eq!(parse::<WalletKey>(&format!("\"{longest}\"")).unwrap().0, longest);
+        assert_eq!(
+            parse::<WalletKey>(&format!("\"{longest}\"")).unwrap().0,
+            longest
+        );
         for bad in ["\"tx-é\"", "\"tab\\there\"", "\"nul\\u0000\""] {
             assert!(parse::<WalletKey>(bad).is_err(), "{bad}");
         }

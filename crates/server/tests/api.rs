@@ -289,22 +289,36 @@ fn openapi_document_states_ids_ledger_codes_and_integer_ranges_exactly() {
         text.contains("\"maximum\":340282366920938463463374607431768211455"),
         "no exact u128 maximum"
     );
-    assert!(!text.contains("e+38") && !text.contains("e38"), "a float bound");
+    assert!(
+        !text.contains("e+38") && !text.contains("e38"),
+        "a float bound"
+    );
     let document = parse_json(&text);
     let schemas = &document["components"]["schemas"];
     let id = &schemas["IdIn"]["oneOf"];
-    assert_eq!((&id[0]["type"], &id[0]["minimum"]), (&json!("integer"), &json!(1)));
+    assert_eq!(
+        (&id[0]["type"], &id[0]["minimum"]),
+        (&json!("integer"), &json!(1))
+    );
     assert_eq!(id[1]["type"], "string");
     let id_pattern = schemas["Id"]["pattern"].as_str().expect("id pattern");
-    assert!(id_pattern.starts_with("^0*(?:[1-9][0-9]{0,37}|"), "{id_pattern}");
-    assert!(id_pattern.ends_with("|340282366920938463463374607431768211455)$"), "{id_pattern}");
+    assert!(
+        id_pattern.starts_with("^0*(?:[1-9][0-9]{0,37}|"),
+        "{id_pattern}"
+    );
+    assert!(
+        id_pattern.ends_with("|340282366920938463463374607431768211455)$"),
+        "{id_pattern}"
+    );
     assert_eq!(schemas["LedgerCode"]["pattern"], "^[A-Z0-9_]{1,8}$");
     assert_eq!(schemas["UInt64"]["maximum"], json!(u64::MAX));
     let timeout = &schemas["TransferIn"]["properties"]["timeout_s"]["oneOf"];
-    assert_eq!((&timeout[0]["type"], &timeout[1]["maximum"]), (&json!("null"), &json!(u32::MAX)));
     assert_eq!(
-        schemas["WalletMoveIn"]["properties"]["amount"]["minimum"],
-        1,
+        (&timeout[0]["type"], &timeout[1]["maximum"]),
+        (&json!("null"), &json!(u32::MAX))
+    );
+    assert_eq!(
+        schemas["WalletMoveIn"]["properties"]["amount"]["minimum"], 1,
         "a zero bet or win answers 422"
     );
     // Path parameters carry the same patterns.
@@ -335,12 +349,18 @@ fn openapi_document_states_ids_ledger_codes_and_integer_ranges_exactly() {
         let responses = operation["responses"].as_object().expect("responses");
         // What the middlewares in front of every handler may answer.
         for status in ["400", "401", "429", "503"] {
-            assert!(responses.contains_key(status), "{method} {path}: no {status}");
+            assert!(
+                responses.contains_key(status),
+                "{method} {path}: no {status}"
+            );
         }
         // A JSON body can be refused for its type, size or shape.
         if operation["requestBody"]["content"]["application/json"].is_object() {
             for status in ["400", "413", "415"] {
-                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
             }
         }
         // A path parameter can be malformed or name nothing.
@@ -370,7 +390,13 @@ fn path_ids_accept_exactly_what_the_document_patterns_say() {
         let (status, body) = server.get(&format!("/v1/accounts/{accepted}"));
         assert_error(status, &body, 404, "account_not_found");
     }
-    for refused in ["0", "000", "+7", "7 ", "340282366920938463463374607431768211456"] {
+    for refused in [
+        "0",
+        "000",
+        "+7",
+        "7 ",
+        "340282366920938463463374607431768211456",
+    ] {
         let (status, body) = server.get(&format!("/v1/accounts/{}", refused.replace(' ', "%20")));
         assert_error(status, &body, 400, "invalid_path");
     }
@@ -764,7 +790,11 @@ fn integers_are_values_so_a_zero_fraction_or_an_exponent_spells_the_same_number(
             {"id": 0.9e1, "ledger": "EUR", "kind": "clearing"}]"#,
         Some("application/json"),
     );
-    assert_eq!((status, results(&body)), (200, vec!["ok", "ok", "ok"]), "{body}");
+    assert_eq!(
+        (status, results(&body)),
+        (200, vec!["ok", "ok", "ok"]),
+        "{body}"
+    );
     assert_eq!(server.account(7)["ledger"], "978");
     assert_eq!(server.account(9)["id"], "9");
     let (status, body) = server.post_raw(
@@ -1252,7 +1282,12 @@ fn a_node_without_peers_answers_cluster_routes_with_not_clustered() {
         .delete(format!("{}/v1/cluster/nodes/0002", server.base))
         .call()
         .expect("DELETE");
-    assert_eq!(response.status().as_u16(), 404, "{:?}", response.body_mut().read_to_string());
+    assert_eq!(
+        response.status().as_u16(),
+        404,
+        "{:?}",
+        response.body_mut().read_to_string()
+    );
 }
 
 #[test]

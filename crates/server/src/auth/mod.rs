@@ -5,6 +5,7 @@
 //! - `Authorization: Bearer crs.<token>`: a player's session (`passwords`, ledger state);
 //! - `X-Croupier-Key: <id>` with `X-Croupier-Signature: <hex HMAC-SHA256>`: a game provider;
 //!   the signed bytes are the request body, or the path and query for a request without one;
+//! - both an `Authorization` and an `X-Croupier-Key` header: refused (401), whichever is valid;
 //! - nothing: `Local` in protected mode (no operator key configured and a loopback listen
 //!   address, as Redis does), else `Public` (health, metrics, the API document and login only).
 //!
@@ -225,6 +226,17 @@ async fn identify<C: Consensus>(
     request: Request,
 ) -> Result<(Caller, Request), ApiError> {
     let auth = state.auth();
+    // Credentials of two kinds are refused rather than one of them silently ignored: a request
+    // with a valid operator key and a bad provider key was served as the operator's.
+    if request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        && request.headers().contains_key(PROVIDER_KEY_HEADER)
+    {
+        return Err(unauthorized(
+            "send one kind of credentials: Authorization or X-Croupier-Key, not both",
+        ));
+    }
     if let Some(bearer) = bearer(request.headers())? {
         let caller = if bearer.starts_with(passwords::SESSION_TOKEN_PREFIX) {
             player_session(state, &bearer).await?

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use crate::auth::Allowed;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::wire::U64In;
 use crate::state::AppState;
+use crate::wire::U64In;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClusterStatusOut {
