@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(dieharder procps)  # procps: kill(1), which the cluster tools and tests use
+# schemathesis (PyPI) runs in a virtual environment; Debian's python3 needs python3-venv for it.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_packages+=(python3 python3-venv)
+fi
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -20,6 +24,18 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup, stable >= 1.85) first" >&2
     exit 2
+fi
+
+# The OpenAPI fuzzer, pinned with everything it pulls in; installed again only when the pins change.
+schemathesis_venv=.venv-schemathesis
+schemathesis_requirements=scripts/schemathesis-requirements.txt
+if ! cmp -s "$schemathesis_requirements" "$schemathesis_venv/requirements.txt"; then
+    echo "==> installing schemathesis into $schemathesis_venv"
+    rm -rf "$schemathesis_venv"
+    python3 -m venv "$schemathesis_venv"
+    "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check \
+        -r "$schemathesis_requirements"
+    cp "$schemathesis_requirements" "$schemathesis_venv/requirements.txt"
 fi
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -39,6 +55,9 @@ cargo test --workspace --quiet 2>&1
 echo "==> release binary"
 cargo build --release --quiet -p croupier
 croupier=target/release/croupier
+
+echo "==> OpenAPI contract: schemathesis against a running node (every check, seeded)"
+SCHEMATHESIS="$schemathesis_venv/bin/schemathesis" bash scripts/schemathesis.sh "$croupier"
 
 echo "==> dieharder subset on the certified generator (full run: scripts/dieharder.sh --full)"
 CROUPIER="$croupier" bash scripts/dieharder.sh

@@ -45,6 +45,17 @@ async fn identify<C: Consensus>(
     request: Request,
 ) -> Result<(Caller, Request), ApiError> {
     let auth = state.auth();
+    // Credentials of two kinds are refused rather than one of them silently ignored: a request
+    // with a valid operator key and a bad provider key was served as the operator's.
+    if request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        && request.headers().contains_key(PROVIDER_KEY_HEADER)
+    {
+        return Err(unauthorized(
+            "send one kind of credentials: Authorization or X-Croupier-Key, not both",
+        ));
+    }
     if let Some(bearer) = bearer(request.headers())? {
         let caller = if bearer.starts_with(passwords::SESSION_TOKEN_PREFIX) {
             player_session(state, &bearer).await?

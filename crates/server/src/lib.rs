@@ -6,7 +6,8 @@
 //! Modules (mini-redis style): `wire` parses and prints JSON, `binary` decodes and encodes the
 //! 128-byte batch records, `extract` turns bad requests into our JSON errors, `routes` holds
 //! the handlers (they return values, never panic), `group_commit` coalesces concurrent writes,
-//! `telemetry` counts and times requests, `quote` bounds the input an error message echoes.
+//! `telemetry` counts and times requests, `quote` bounds the input an error message echoes,
+//! `schema` writes the exact JSON Schemas the OpenAPI document gives the wire types.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ mod paths;
 mod protocol_errors;
 mod quote;
 mod routes;
+mod schema;
 mod state;
 mod telemetry;
 pub mod wire;

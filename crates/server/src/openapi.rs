@@ -7,17 +7,10 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::cluster::{AddNodeIn, ClusterStatusOut, NodeStatusOut, TransferLeaderIn};
-use crate::routes::events::{EventOut, EventsOut};
-use crate::routes::players::{
-    LoginIn, LoginOut, NewPlayerIn, PlayerCreatedOut, PlayerOut, SessionsClosedOut,
-};
-use crate::routes::{cluster, events, ledger, ops, players, wallet};
-use crate::wire::{
-    AccountIn, AccountOut, BalanceOut, HealthOut, ItemResult, TransferIn, TransferOut,
-    WalletMoveIn, WalletOk, WalletRollbackIn,
-};
 
+/// The document's base: its info and the shared error schema. The paths (and the schemas they
+/// use) come from the route table itself (`crate::routes::documented_routes`), and
+/// [`publish`] finishes the document with the answers and security every route shares.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -26,59 +19,7 @@ use crate::wire::{
                        output and integers or decimal strings on input; amounts are integers \
                        in minor units. Errors are {\"error\": code, \"message\": text}."
     ),
-    paths(
-        ops::healthz,
-        ops::metrics,
-        serve,
-        ledger::create_accounts,
-        ledger::get_account,
-        ledger::get_account_transfers,
-        ledger::create_transfers,
-        ledger::get_transfer,
-        ledger::get_house_account,
-        wallet::bet,
-        wallet::win,
-        wallet::rollback,
-        wallet::balance,
-        events::list,
-        events::stream,
-        cluster::status,
-        cluster::add_node,
-        cluster::remove_node,
-        cluster::transfer_leader,
-        players::create,
-        players::login,
-        players::logout,
-        players::me,
-        players::get,
-        players::revoke_sessions,
-    ),
-    components(schemas(
-        AccountIn,
-        AccountOut,
-        TransferIn,
-        TransferOut,
-        ItemResult,
-        WalletMoveIn,
-        WalletRollbackIn,
-        WalletOk,
-        BalanceOut,
-        HealthOut,
-        EventsOut,
-        EventOut,
-        ClusterStatusOut,
-        NodeStatusOut,
-        AddNodeIn,
-        TransferLeaderIn,
-        NewPlayerIn,
-        LoginIn,
-        LoginOut,
-        PlayerCreatedOut,
-        PlayerOut,
-        SessionsClosedOut,
-        ErrorBody
-    )),
-    modifiers(&EdgeResponses, &Security)
+    components(schemas(ErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -219,24 +160,109 @@ fn add_error(operation: &mut utoipa::openapi::path::Operation, status: &str, des
     responses.insert(status.to_owned(), RefOr::T(response));
 }
 
-/// The document as JSON text, built once per process.
-pub fn document_json() -> &'static str {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
+/// The document as JSON text, built once per process by the first router (every router has the
+/// same routes, whatever its consensus type).
+static DOCUMENT: OnceLock<String> = OnceLock::new();
+
+/// Finishes the router's document (the answers and security every route shares) and keeps it
+/// as the one `GET /v1/openapi.json` serves.
+pub(crate) fn publish(document: utoipa::openapi::OpenApi) {
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi().to_json().unwrap_or_else(|error| {
+        let mut document = document;
+        finish(&mut document);
+        let json = document.to_json().unwrap_or_else(|error| {
             tracing::error!(%error, "OpenAPI document serialization failed");
             r#"{"error":"internal","message":"OpenAPI document unavailable"}"#.to_owned()
-        })
-    })
+        });
+        crate::schema::exact_u128_bounds(&json)
+    });
+}
+
+/// What every operation shares, added once the route table has put the paths in.
+fn finish(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    EdgeResponses.modify(document);
+    Security.modify(document);
+    Common.modify(document);
+}
+
+/// What the middlewares in front of every handler may answer (`crate::routes::router`), and
+/// the read-consistency header every read takes.
+struct Common;
+
+impl utoipa::Modify for Common {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(operation) = item.get.as_mut() {
+                let header = ParameterBuilder::new()
+                    .name("X-Read-Consistency")
+                    .parameter_in(ParameterIn::Header)
+                    .description(Some(
+                        "`stale` reads this node's own state without asking the leader; \
+                         `linearizable` (the default) does. Either in any case.",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(case_insensitive(&["linearizable", "stale"]))),
+                    ))
+                    .build();
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(header);
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_error(
+                    operation,
+                    "400",
+                    "invalid_request: X-Read-Consistency is neither linearizable nor stale",
+                );
+                add_error(
+                    operation,
+                    "401",
+                    "unauthorized: a malformed Authorization header, or unknown credentials",
+                );
+                add_error(
+                    operation,
+                    "429",
+                    "rate_limited: retry after the Retry-After header's seconds",
+                );
+            }
+        }
+    }
+}
+
+/// A pattern matching any of `words` in any letter case.
+fn case_insensitive(words: &[&str]) -> String {
+    let word = |word: &str| -> String {
+        word.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()))
+            .collect()
+    };
+    let words: Vec<String> = words.iter().map(|w| word(w)).collect();
+    format!("^(?:{})$", words.join("|"))
 }
 
 /// This document.
 #[utoipa::path(
-    get, path = "/v1/openapi.json", tag = "operations",
+    get, path = crate::paths::ROUTE_OPENAPI, tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
 )]
 pub async fn serve() -> Response {
-    let mut response = (StatusCode::OK, document_json()).into_response();
+    let Some(document) = DOCUMENT.get() else {
+        return crate::error::ApiError::internal("the OpenAPI document was not built")
+            .into_response();
+    };
+    let mut response = (StatusCode::OK, document.as_str()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

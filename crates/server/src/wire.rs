@@ -46,16 +46,95 @@ impl<'de> Deserialize<'de> for IdIn {
 
 /// Parses a raw JSON token (a number or a string of digits) as a u128.
 fn parse_id_token(token: &str) -> Result<u128, String> {
-    let digits = match token.as_bytes() {
-        [b'"', inner @ .., b'"'] => inner,
-        other => other,
+    let parsed = match token.as_bytes() {
+        [b'"', inner @ .., b'"'] => parse_decimal_u128(inner),
+        _ => parse_integer_token(token, u128::MAX),
     };
-    parse_decimal_u128(digits).ok_or_else(|| {
+    parsed.ok_or_else(|| {
         let quoted = match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             Some(text) => format!("{:?}", input_prefix(text)),
             None => format!("`{}`", input_prefix(token)),
         };
         format!("invalid id {quoted}: expected an integer from 0 to 2^128-1, as a number or a string of digits")
+    })
+}
+
+/// A JSON number token as an exact integer from 0 to `max`. JSON Schema's `integer` is a value,
+/// not a spelling: `250`, `250.0` and `2.5e2` are the same integer (and `-0` is 0), so all are
+/// accepted; a fraction, a negative value or one above `max` is not. Exact at any size (no
+/// float is involved), so no spelling can turn into a neighbouring value.
+pub fn parse_integer_token(token: &str, max: u128) -> Option<u128> {
+    let (negative, unsigned) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (mantissa, ""),
+    };
+    let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || (mantissa.contains('.') && !all_digits(fraction)) {
+        return None;
+    }
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if digits().all(|b| b == b'0') {
+        // Zero however spelled (0, 0.0, -0, 0e99); a malformed exponent is still refused.
+        return exponent
+            .is_none_or(|e| parse_exponent(e).is_some())
+            .then_some(0);
+    }
+    if negative {
+        return None;
+    }
+    let exponent = match exponent {
+        Some(text) => parse_exponent(text)?,
+        None => 0,
+    };
+    // value = digits × 10^(exponent - fraction length)
+    let shift = exponent - fraction.len() as i64;
+    let significant: Vec<u8> = digits().skip_while(|&b| b == b'0').collect();
+    let (kept, dropped) = if shift >= 0 {
+        (significant.as_slice(), &[][..])
+    } else {
+        let cut = significant
+            .len()
+            .saturating_sub(shift.unsigned_abs() as usize);
+        significant.split_at(cut)
+    };
+    if dropped.iter().any(|&b| b != b'0') {
+        return None; // a fraction
+    }
+    let mut value = parse_decimal_u128(kept)?;
+    for _ in 0..shift.max(0) {
+        value = value.checked_mul(10)?;
+    }
+    (value <= max).then_some(value)
+}
+
+/// An exponent's digits with their sign, bounded (any exponent past ±10^6 has no integer u128
+/// value except for zero, handled before).
+fn parse_exponent(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits
+        .trim_start_matches('0')
+        .parse::<i64>()
+        .unwrap_or(if digits.trim_start_matches('0').is_empty() {
+            0
+        } else {
+            i64::MAX
+        })
+        .min(1_000_000);
+    Some(if text.starts_with('-') {
+        -magnitude
+    } else {
+        magnitude
     })
 }
 
@@ -76,24 +155,85 @@ pub struct LedgerIn(pub LedgerCode);
 
 impl<'de> Deserialize<'de> for LedgerIn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LedgerVisitor;
-        impl Visitor<'_> for LedgerVisitor {
-            type Value = LedgerIn;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a ledger code of 1 to 8 characters A-Z, 0-9 or _ (or a non-negative integer)",
-                )
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<LedgerIn, E> {
-                parse_ledger(text).map(LedgerIn).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<LedgerIn, E> {
-                self.visit_str(&number.to_string())
-            }
-        }
-        deserializer.deserialize_any(LedgerVisitor)
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        let code = match json_text(raw).map_err(de::Error::custom)? {
+            Some(text) => parse_ledger(&text),
+            None => match parse_integer_token(raw.get(), LEDGER_INTEGER_MAX.into()) {
+                Some(number) => parse_ledger(&number.to_string()),
+                None => Err(format!(
+                    "invalid ledger `{}`: expected a ledger code of 1 to 8 characters A-Z, 0-9 or _ (or an integer of at most 8 digits)",
+                    input_prefix(raw.get())
+                )),
+            },
+        };
+        code.map(LedgerIn).map_err(de::Error::custom)
     }
 }
+
+/// A ledger code given as a JSON integer stands for its digits, so it has at most 8 of them.
+const LEDGER_INTEGER_MAX: u32 = 99_999_999;
+
+/// The text of a raw JSON string token (`None` for any other token).
+fn json_text(raw: &RawValue) -> Result<Option<std::borrow::Cow<'_, str>>, String> {
+    let token = raw.get();
+    if !token.starts_with('"') {
+        return Ok(None);
+    }
+    if let Ok(text) = serde_json::from_str::<&str>(token) {
+        return Ok(Some(text.into()));
+    }
+    // Escapes: the text differs from the token.
+    serde_json::from_str::<String>(token)
+        .map(|text| Some(text.into()))
+        .map_err(|error| error.to_string())
+}
+
+/// Unsigned JSON integers of a given width, spelled any way JSON Schema's `integer` admits
+/// (see [`parse_integer_token`]).
+macro_rules! uint_in {
+    ($(#[$doc:meta])* $name:ident, $int:ty, $schema:expr, $schema_name:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name(pub $int);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+                parse_integer_token(raw.get(), <$int>::MAX.into())
+                    .and_then(|value| <$int>::try_from(value).ok())
+                    .map($name)
+                    .ok_or_else(|| {
+                        de::Error::custom(format_args!(
+                            "invalid integer `{}`: expected an integer from 0 to {}",
+                            input_prefix(raw.get()),
+                            <$int>::MAX
+                        ))
+                    })
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema.into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($schema_name)
+            }
+        }
+    };
+}
+
+uint_in!(
+    /// A u64 on input, e.g. an amount.
+    U64In, u64, crate::schema::uint64(0), "UInt64"
+);
+uint_in!(
+    /// A u32 on input, e.g. `timeout_s`.
+    U32In, u32, crate::schema::uint32(), "UInt32"
+);
 
 pub fn parse_ledger(text: &str) -> Result<LedgerCode, String> {
     LedgerCode::parse(text)
@@ -199,27 +339,40 @@ pub struct WalletKey(pub String);
 
 impl<'de> Deserialize<'de> for WalletKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = WalletKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a non-empty string of at most {WALLET_KEY_LEN_MAX} bytes, or a non-negative integer")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<WalletKey, E> {
-                if text.is_empty() || text.len() > WALLET_KEY_LEN_MAX {
-                    return Err(E::custom(format_args!(
-                        "must be a non-empty string of at most {WALLET_KEY_LEN_MAX} bytes (got {} bytes)",
-                        text.len()
-                    )));
-                }
-                Ok(WalletKey(text.to_owned()))
-            }
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<WalletKey, E> {
-                Ok(WalletKey(number.to_string()))
-            }
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        match json_text(raw).map_err(de::Error::custom)? {
+            Some(text) => check_wallet_key_text(&text)
+                .map(|()| WalletKey(text.into_owned()))
+                .map_err(de::Error::custom),
+            None => parse_integer_token(raw.get(), u64::MAX.into())
+                .map(|number| WalletKey(number.to_string()))
+                .ok_or_else(|| {
+                    de::Error::custom(format_args!(
+                        "invalid key `{}`: expected a string of 1 to {WALLET_KEY_LEN_MAX} printable ASCII characters, or an integer from 0 to 2^64-1",
+                        input_prefix(raw.get())
+                    ))
+                }),
         }
-        deserializer.deserialize_any(KeyVisitor)
     }
+}
+
+/// Wallet keys are printable ASCII (space to `~`): one character is one byte, so the limit
+/// reads the same in characters (as JSON Schema's `maxLength` counts) and in bytes (as the
+/// ledger stores it).
+fn check_wallet_key_text(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > WALLET_KEY_LEN_MAX {
+        return Err(format!(
+            "must be a non-empty string of at most {WALLET_KEY_LEN_MAX} characters (got {} bytes)",
+            text.len()
+        ));
+    }
+    if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(format!(
+            "must be printable ASCII, space to ~ (got {:?})",
+            input_prefix(text)
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +415,68 @@ impl Serialize for LedgerOut {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Their schemas (crate::schema): named components the request and response schemas refer to.
+
+macro_rules! schema_of {
+    ($type:ty, $name:literal, $schema:expr) => {
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema.into()
+            }
+        }
+
+        impl ToSchema for $type {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+schema_of!(
+    IdIn,
+    "IdIn",
+    crate::schema::id_in(false).description(Some(
+        "A non-zero u128 id: a JSON integer, or a string of decimal digits"
+    ))
+);
+schema_of!(
+    IdOut,
+    "Id",
+    crate::schema::id_string(false)
+        .description(Some("A non-zero u128 id as a string of decimal digits"))
+        .examples(["1001"])
+);
+schema_of!(
+    LedgerIn,
+    "LedgerCodeIn",
+    crate::schema::ledger_in().description(Some(
+        "A ledger code (currency or unit of account): 1 to 8 characters A-Z, 0-9 or _, or a JSON integer standing for its digits"
+    ))
+);
+schema_of!(
+    LedgerOut,
+    "LedgerCode",
+    crate::schema::ledger_string()
+        .description(Some("A ledger code: 1 to 8 characters A-Z, 0-9 or _"))
+        .examples(["EUR"])
+);
+schema_of!(
+    WalletKey,
+    "WalletKey",
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some(format!("^[ -~]{{1,{WALLET_KEY_LEN_MAX}}}$")))
+        )
+        .item(crate::schema::uint64(0))
+        .description(Some(
+            "A provider's transaction or round id: 1 to 128 printable ASCII characters, or a JSON integer standing for its digits"
+        ))
+);
+
+// ---------------------------------------------------------------------------------------------
 // Requests
 
 /// One account to create.
@@ -269,17 +484,17 @@ impl Serialize for LedgerOut {
 #[serde(deny_unknown_fields)]
 pub struct AccountIn {
     /// Non-zero u128, as a JSON integer or a decimal string.
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub id: IdIn,
     /// Currency or unit of account: 1-8 characters A-Z, 0-9, _ (an integer means its digits).
-    #[schema(value_type = String, example = "EUR")]
+    #[schema(example = "EUR")]
     pub ledger: LedgerIn,
     /// player, house, clearing, bonus, jackpot or system.
-    #[schema(value_type = String, example = "player")]
+    #[schema(schema_with = account_kind_schema, example = "player")]
     pub kind: KindIn,
-    /// debits_must_not_exceed_credits, credits_must_not_exceed_debits, closed.
+    /// linked, debits_must_not_exceed_credits, credits_must_not_exceed_debits, closed.
     #[serde(default)]
-    #[schema(value_type = Vec<String>, example = json!(["debits_must_not_exceed_credits"]))]
+    #[schema(schema_with = flags_schema::<AccountFlags>, required = false, example = json!(["debits_must_not_exceed_credits"]))]
     pub flags: FlagsIn<AccountFlags>,
 }
 
@@ -288,46 +503,49 @@ pub struct AccountIn {
 #[serde(deny_unknown_fields)]
 pub struct TransferIn {
     /// Non-zero u128, as a JSON integer or a decimal string.
-    #[schema(value_type = String, example = "5001")]
+    #[schema(example = "5001")]
     pub id: IdIn,
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub debit_account_id: IdIn,
-    #[schema(value_type = String, example = "1002")]
+    #[schema(example = "1002")]
     pub credit_account_id: IdIn,
     /// Minor units (e.g. cents), a JSON integer.
     #[schema(example = 250)]
-    pub amount: u64,
-    #[schema(value_type = String, example = "EUR")]
+    pub amount: U64In,
+    #[schema(example = "EUR")]
     pub ledger: LedgerIn,
     /// linked, pending, post_pending_transfer, void_pending_transfer, closing_debit,
     /// closing_credit.
     #[serde(default)]
-    #[schema(value_type = Vec<String>, example = json!([]))]
+    #[schema(schema_with = flags_schema::<TransferFlags>, required = false, example = json!([]))]
     pub flags: FlagsIn<TransferFlags>,
     /// The pending transfer to post or void; 0, null or absent means none.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = pending_id_schema, required = false)]
     pub pending_id: Option<IdIn>,
-    /// Seconds until a pending transfer expires; 0 or absent means never.
+    /// Seconds until a pending transfer expires; 0, null or absent means never.
     #[serde(default)]
-    pub timeout_s: Option<u32>,
+    #[schema(schema_with = timeout_schema, required = false)]
+    pub timeout_s: Option<U32In>,
 }
 
 /// A bet (player → house) or a win (house → player).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalletMoveIn {
-    /// The provider's transaction id (1-128 bytes; an integer means its digits).
-    #[schema(value_type = String, example = "tx-1")]
+    /// The provider's transaction id (1-128 printable ASCII characters; an integer means its
+    /// digits).
+    #[schema(example = "tx-1")]
     pub transaction_id: WalletKey,
-    /// The player's account id.
-    #[schema(value_type = String, example = "1001")]
+    /// The registered player's id or the player's account id.
+    #[schema(example = "1001")]
     pub player_id: IdIn,
-    #[schema(value_type = String, example = "round-1")]
+    #[schema(example = "round-1")]
     pub round_id: WalletKey,
-    #[schema(example = 100)]
-    pub amount: u64,
-    #[schema(value_type = String, example = "EUR")]
+    /// Minor units, at least 1 (0 answers 422 amount_must_not_be_zero).
+    #[schema(schema_with = wallet_amount_schema, example = 100)]
+    pub amount: U64In,
+    #[schema(example = "EUR")]
     pub ledger: LedgerIn,
 }
 
@@ -335,14 +553,14 @@ pub struct WalletMoveIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalletRollbackIn {
-    #[schema(value_type = String, example = "tx-2")]
+    #[schema(example = "tx-2")]
     pub transaction_id: WalletKey,
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub player_id: IdIn,
-    #[schema(value_type = String, example = "round-1")]
+    #[schema(example = "round-1")]
     pub round_id: WalletKey,
     /// The bet's transaction id.
-    #[schema(value_type = String, example = "tx-1")]
+    #[schema(example = "tx-1")]
     pub rolled_back_transaction_id: WalletKey,
 }
 
@@ -352,8 +570,10 @@ pub struct WalletRollbackIn {
 #[into_params(parameter_in = Query)]
 pub struct TransfersQuery {
     /// 1 to 8189, default 50.
+    #[param(minimum = 1, maximum = 8189)]
     pub limit: Option<u64>,
     /// Opaque cursor of the next page, from a previous page's `X-Next-Cursor` header.
+    #[param(pattern = "^c1[0-9a-fA-F]{16}$")]
     pub cursor: Option<String>,
 }
 
@@ -362,7 +582,42 @@ pub struct TransfersQuery {
 #[into_params(parameter_in = Query)]
 pub struct BalanceQuery {
     /// A registered player's currency (default: the first it registered with).
+    #[param(pattern = "^[A-Z0-9_]{1,8}$")]
     pub ledger: Option<String>,
+}
+
+/// Schemas of fields whose type says less than the parser checks.
+fn account_kind_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(AccountKind::ALL.iter().map(|kind| kind.name())))
+        .build()
+}
+
+fn flags_schema<F: NamedFlags>() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .enum_values(Some(F::all_names())),
+        )
+        .build()
+}
+
+fn pending_id_schema() -> utoipa::openapi::schema::Schema {
+    crate::schema::nullable(crate::schema::id_in(true))
+}
+
+fn timeout_schema() -> utoipa::openapi::schema::Schema {
+    crate::schema::nullable(crate::schema::uint32().build())
+}
+
+fn wallet_amount_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint64(1).build()
+}
+
+fn balance_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint128().build()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,11 +651,11 @@ impl TransferIn {
                 Some(index),
                 "credit_account_id",
             )?,
-            amount: self.amount,
+            amount: self.amount.0,
             ledger: self.ledger.0,
             flags: self.flags.0,
             pending_id: self.pending_id.map_or(0, |id| id.0),
-            timeout_s: self.timeout_s.unwrap_or(0),
+            timeout_s: self.timeout_s.map_or(0, |timeout| timeout.0),
         })
     }
 }
@@ -417,7 +672,7 @@ impl WalletMoveIn {
             player_id: non_zero_id(self.player_id, None, "player_id")?,
             transaction_id: self.transaction_id.0,
             round_id: self.round_id.0,
-            amount: self.amount,
+            amount: self.amount.0,
             ledger: self.ledger.0,
         };
         keys_checked(bet.check_keys())?;
@@ -429,7 +684,7 @@ impl WalletMoveIn {
             player_id: non_zero_id(self.player_id, None, "player_id")?,
             transaction_id: self.transaction_id.0,
             round_id: self.round_id.0,
-            amount: self.amount,
+            amount: self.amount.0,
             ledger: self.ledger.0,
         };
         keys_checked(win.check_keys())?;
@@ -456,7 +711,7 @@ impl WalletRollbackIn {
 /// The result of one item of a create request, in request order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemResult {
-    #[schema(value_type = String, example = "5001")]
+    #[schema(example = "5001")]
     pub id: IdOut,
     /// "ok", "exists" or a rejection code such as "exceeds_credits".
     #[schema(value_type = String, example = "ok")]
@@ -465,21 +720,21 @@ pub struct ItemResult {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountOut {
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub id: IdOut,
-    #[schema(value_type = String, example = "EUR")]
+    #[schema(example = "EUR")]
     pub ledger: LedgerOut,
-    #[schema(value_type = String, example = "player")]
+    #[schema(schema_with = account_kind_schema, example = "player")]
     pub kind: &'static str,
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = flags_schema::<AccountFlags>)]
     pub flags: Vec<&'static str>,
-    #[schema(value_type = u64)]
+    #[schema(schema_with = balance_schema)]
     pub debits_pending: u128,
-    #[schema(value_type = u64)]
+    #[schema(schema_with = balance_schema)]
     pub debits_posted: u128,
-    #[schema(value_type = u64)]
+    #[schema(schema_with = balance_schema)]
     pub credits_pending: u128,
-    #[schema(value_type = u64)]
+    #[schema(schema_with = balance_schema)]
     pub credits_posted: u128,
     /// Ledger time of creation, nanoseconds since the Unix epoch.
     pub timestamp: u64,
@@ -503,19 +758,18 @@ impl From<&Account> for AccountOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransferOut {
-    #[schema(value_type = String, example = "5001")]
+    #[schema(example = "5001")]
     pub id: IdOut,
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub debit_account_id: IdOut,
-    #[schema(value_type = String, example = "1002")]
+    #[schema(example = "1002")]
     pub credit_account_id: IdOut,
     pub amount: u64,
-    #[schema(value_type = String, example = "EUR")]
+    #[schema(example = "EUR")]
     pub ledger: LedgerOut,
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = flags_schema::<TransferFlags>)]
     pub flags: Vec<&'static str>,
     /// The pending transfer this one posts or voids; null when none.
-    #[schema(value_type = Option<String>)]
     pub pending_id: Option<IdOut>,
     /// Seconds until a pending transfer expires; 0 = never.
     pub timeout_s: u32,
@@ -542,29 +796,28 @@ impl From<&Transfer> for TransferOut {
 /// The answer to an accepted wallet call (also replayed for a duplicate transaction id).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WalletOk {
-    #[schema(value_type = String, example = "tx-1")]
+    #[schema(example = "tx-1")]
     pub transaction_id: String,
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub player_id: IdOut,
     /// The player's available balance right after this call, minor units.
-    #[schema(value_type = u64, example = 900)]
+    #[schema(schema_with = balance_schema, example = 900)]
     pub balance: u128,
     /// Present for bets and wins (the request's ledger).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "EUR")]
+    #[schema(example = "EUR")]
     pub ledger: Option<LedgerOut>,
     /// The ledger transfer made, or null when no money moved.
-    #[schema(value_type = Option<String>)]
     pub transfer_id: Option<IdOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BalanceOut {
-    #[schema(value_type = String, example = "1001")]
+    #[schema(example = "1001")]
     pub player_id: IdOut,
-    #[schema(value_type = String, example = "EUR")]
+    #[schema(example = "EUR")]
     pub ledger: LedgerOut,
-    #[schema(value_type = u64, example = 900)]
+    #[schema(schema_with = balance_schema, example = 900)]
     pub balance: u128,
 }
 
@@ -598,11 +851,73 @@ mod tests {
     fn ids_refuse_signs_fractions_overflow_and_junk() {
         let beyond = "340282366920938463463374607431768211456"; // u128::MAX + 1
         for bad in [
-            "-1", "1.5", "1e3", "\"\"", "\"+1\"", "\"0x10\"", "true", "null", beyond,
+            "-1", "1.5", "1e-3", "\"1e3\"", "\"1.0\"", "\"\"", "\"+1\"", "\"0x10\"", "true",
+            "null", beyond,
         ] {
             assert!(parse::<IdIn>(bad).is_err(), "{bad} should be refused");
         }
         assert!(parse::<IdIn>(&format!("\"{beyond}\"")).is_err());
+        // A number is a value: an exponent or a zero fraction spells an integer too.
+        assert_eq!(parse::<IdIn>("1e3").unwrap(), IdIn(1000));
+    }
+
+    #[test]
+    fn integer_tokens_are_exact_values_however_spelled() {
+        let max = u128::MAX;
+        for (token, value) in [
+            ("0", 0),
+            ("-0", 0),
+            ("0.000", 0),
+            ("0e-99999999999999999999", 0),
+            ("250", 250),
+            ("250.0", 250),
+            ("2.5e2", 250),
+            ("2.50E+2", 250),
+            ("25000e-2", 250),
+            ("1e38", 10u128.pow(38)),
+            ("340282366920938463463374607431768211455", max),
+            ("3.40282366920938463463374607431768211455e38", max),
+        ] {
+            assert_eq!(parse_integer_token(token, max), Some(value), "{token}");
+        }
+        for token in [
+            "2.5",
+            "1e-1",
+            "-1",
+            "-0.5",
+            "340282366920938463463374607431768211456",
+            "1e39",
+            "1e999999999999",
+            "\"1\"",
+            "true",
+            "null",
+            "1e",
+            "1.e5",
+        ] {
+            assert_eq!(parse_integer_token(token, max), None, "{token}");
+        }
+        assert_eq!(parse_integer_token("256", 255), None);
+        assert_eq!(parse_integer_token("2.55e2", 255), Some(255));
+    }
+
+    #[test]
+    fn small_integers_and_ledgers_take_any_spelling_of_an_integer() {
+        assert_eq!(parse::<U64In>("25.0").unwrap(), U64In(25));
+        assert_eq!(
+            parse::<U64In>("18446744073709551615").unwrap(),
+            U64In(u64::MAX)
+        );
+        assert!(parse::<U64In>("18446744073709551616").is_err());
+        assert!(parse::<U32In>("4294967296").is_err());
+        assert!(parse::<U32In>("\"5\"").is_err());
+        assert_eq!(parse::<LedgerIn>("978.0").unwrap().0.as_string(), "978");
+        assert_eq!(
+            parse::<LedgerIn>("\"\\u0045UR\"").unwrap().0.as_string(),
+            "EUR"
+        );
+        assert!(parse::<LedgerIn>("123456789").is_err(), "9 digits");
+        assert_eq!(parse::<WalletKey>("17.0").unwrap().0, "17");
+        assert_eq!(parse::<IdIn>("7e0").unwrap(), IdIn(7));
     }
 
     #[test]
@@ -678,5 +993,13 @@ mod tests {
         assert!(parse::<WalletKey>("-3").is_err());
         let long = "x".repeat(WALLET_KEY_LEN_MAX + 1);
         assert!(parse::<WalletKey>(&format!("\"{long}\"")).is_err());
+        let longest = "~".repeat(WALLET_KEY_LEN_MAX);
+        assert_eq!(
+            parse::<WalletKey>(&format!("\"{longest}\"")).unwrap().0,
+            longest
+        );
+        for bad in ["\"tx-é\"", "\"tab\\there\"", "\"nul\\u0000\""] {
+            assert!(parse::<WalletKey>(bad).is_err(), "{bad}");
+        }
     }
 }

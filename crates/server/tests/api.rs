@@ -268,6 +268,140 @@ fn openapi_document_lists_the_edge_refusals_on_every_route_and_round_mismatch() 
     );
 }
 
+/// A path item's operations, with their method.
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            found.push((path.clone(), method.clone(), operation.clone()));
+        }
+    }
+    found
+}
+
+#[test]
+fn openapi_document_states_ids_ledger_codes_and_integer_ranges_exactly() {
+    let server = TestServer::start();
+    let (status, text) = server.get_text("/v1/openapi.json");
+    assert_eq!(status, 200);
+    // u128 bounds are written as exact integers, never as floats.
+    assert!(
+        text.contains("\"maximum\":340282366920938463463374607431768211455"),
+        "no exact u128 maximum"
+    );
+    assert!(
+        !text.contains("e+38") && !text.contains("e38"),
+        "a float bound"
+    );
+    let document = parse_json(&text);
+    let schemas = &document["components"]["schemas"];
+    let id = &schemas["IdIn"]["oneOf"];
+    assert_eq!(
+        (&id[0]["type"], &id[0]["minimum"]),
+        (&json!("integer"), &json!(1))
+    );
+    assert_eq!(id[1]["type"], "string");
+    let id_pattern = schemas["Id"]["pattern"].as_str().expect("id pattern");
+    assert!(
+        id_pattern.starts_with("^0*(?:[1-9][0-9]{0,37}|"),
+        "{id_pattern}"
+    );
+    assert!(
+        id_pattern.ends_with("|340282366920938463463374607431768211455)$"),
+        "{id_pattern}"
+    );
+    assert_eq!(schemas["LedgerCode"]["pattern"], "^[A-Z0-9_]{1,8}$");
+    assert_eq!(schemas["UInt64"]["maximum"], json!(u64::MAX));
+    let timeout = &schemas["TransferIn"]["properties"]["timeout_s"]["oneOf"];
+    assert_eq!(
+        (&timeout[0]["type"], &timeout[1]["maximum"]),
+        (&json!("null"), &json!(u32::MAX))
+    );
+    assert_eq!(
+        schemas["WalletMoveIn"]["properties"]["amount"]["minimum"], 1,
+        "a zero bet or win answers 422"
+    );
+    // Path parameters carry the same patterns.
+    for (path, name, schema) in [
+        ("/v1/accounts/{id}", "id", "Id"),
+        ("/v1/transfers/{id}", "id", "Id"),
+        ("/v1/players/{player_id}", "player_id", "Id"),
+        ("/v1/wallet/{player_id}/balance", "player_id", "Id"),
+        ("/v1/ledgers/{ledger}/house", "ledger", "LedgerCode"),
+        ("/v1/cluster/nodes/{node_id}", "node_id", "NodeId"),
+    ] {
+        let parameters = document["paths"][path]
+            .as_object()
+            .and_then(|item| item.values().next())
+            .map(|operation| operation["parameters"].clone())
+            .expect("parameters");
+        let parameter = parameters
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("{path}: no {name}"));
+        assert_eq!(
+            parameter["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path}"
+        );
+    }
+    for (path, method, operation) in operations(&document) {
+        let responses = operation["responses"].as_object().expect("responses");
+        // What the middlewares in front of every handler may answer.
+        for status in ["400", "401", "429", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path}: no {status}"
+            );
+        }
+        // A JSON body can be refused for its type, size or shape.
+        if operation["requestBody"]["content"]["application/json"].is_object() {
+            for status in ["400", "413", "415"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+        }
+        // A path parameter can be malformed or name nothing.
+        let has_path_parameter = operation["parameters"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|p| p["in"] == "path"));
+        if has_path_parameter {
+            assert!(responses.contains_key("404"), "{method} {path}: no 404");
+        }
+        for (status, response) in responses {
+            if status != "200" && status != "201" {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn path_ids_accept_exactly_what_the_document_patterns_say() {
+    let server = TestServer::start();
+    let max = u128::MAX.to_string();
+    for accepted in ["7", "0007", max.as_str()] {
+        let (status, body) = server.get(&format!("/v1/accounts/{accepted}"));
+        assert_error(status, &body, 404, "account_not_found");
+    }
+    for refused in [
+        "0",
+        "000",
+        "+7",
+        "7 ",
+        "340282366920938463463374607431768211456",
+    ] {
+        let (status, body) = server.get(&format!("/v1/accounts/{}", refused.replace(' ', "%20")));
+        assert_error(status, &body, 400, "invalid_path");
+    }
+}
+
 #[test]
 fn metrics_expose_request_counts_latency_histograms_and_group_commit() {
     let server = TestServer::start();
@@ -645,6 +779,88 @@ fn malformed_or_mistyped_bodies_answer_400() {
 }
 
 #[test]
+fn integers_are_values_so_a_zero_fraction_or_an_exponent_spells_the_same_number() {
+    // JSON Schema's `integer` (what the document says) admits 7, 7.0 and 7e0 alike, and a
+    // Python or JavaScript client may print any of them; fractions stay refused.
+    let server = TestServer::start();
+    let (status, body) = server.post_raw(
+        "/v1/accounts",
+        r#"[{"id": 7.0, "ledger": 978.0, "kind": "clearing"},
+            {"id": 8e0, "ledger": "EUR", "kind": "clearing"},
+            {"id": 0.9e1, "ledger": "EUR", "kind": "clearing"}]"#,
+        Some("application/json"),
+    );
+    assert_eq!(
+        (status, results(&body)),
+        (200, vec!["ok", "ok", "ok"]),
+        "{body}"
+    );
+    assert_eq!(server.account(7)["ledger"], "978");
+    assert_eq!(server.account(9)["id"], "9");
+    let (status, body) = server.post_raw(
+        "/v1/transfers",
+        r#"[{"id": 1e2, "debit_account_id": "8", "credit_account_id": 9, "amount": 25.0,
+             "ledger": "EUR", "timeout_s": 0.0}]"#,
+        Some("application/json"),
+    );
+    assert_eq!((status, results(&body)), (200, vec!["ok"]), "{body}");
+    let (_, transfer) = server.get("/v1/transfers/100");
+    assert_eq!(transfer["amount"], 25, "{transfer}");
+    for bad in [
+        r#""amount": 2.5"#,
+        r#""amount": 1e-1"#,
+        r#""amount": -0.5"#,
+        r#""amount": 18446744073709551616"#,
+        r#""amount": 1.8446744073709551616e19"#,
+        r#""amount": 1, "timeout_s": 4294967296"#,
+        r#""amount": 1, "timeout_s": 1.5"#,
+    ] {
+        let body = format!(
+            r#"[{{"id": 101, "debit_account_id": 8, "credit_account_id": 9, "ledger": "EUR", {bad}}}]"#
+        );
+        let (status, answer) = server.post_raw("/v1/transfers", &body, Some("application/json"));
+        assert_error(status, &answer, 400, "invalid_request");
+    }
+    let (status, body) = server.post_raw(
+        "/v1/accounts",
+        r#"[{"id": 1.5, "ledger": "EUR", "kind": "clearing"}]"#,
+        Some("application/json"),
+    );
+    assert_error(status, &body, 400, "invalid_request");
+}
+
+#[test]
+fn history_cursors_are_hex_digits_only() {
+    let server = TestServer::start();
+    setup_players(&server, 100);
+    // u64::from_str_radix alone took a leading sign.
+    let (status, body) = server.get("/v1/accounts/2/transfers?cursor=c1%2B000000000000000");
+    assert_error(status, &body, 400, "invalid_query");
+    let (status, _) = server.get("/v1/accounts/2/transfers?cursor=c1000000000000000A");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn event_positions_take_leading_zeros_and_a_bad_after_is_refused_beside_last_event_id() {
+    let server = TestServer::start();
+    let (status, body) = server.get("/v1/events?after=0000000000000000000000000");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.get("/v1/events?after=18446744073709551616");
+    assert_error(status, &body, 400, "invalid_query");
+    // Last-Event-ID wins over `after`, but a malformed `after` is still an error (it used to be
+    // ignored, answering 200 to a request the document says is invalid).
+    let mut response = server
+        .agent
+        .get(format!("{}/v1/events/stream?after=", server.base))
+        .header("last-event-id", "0")
+        .call()
+        .expect("GET");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    assert_error(status, &parse_json(&text), 400, "invalid_query");
+}
+
+#[test]
 fn a_body_without_json_content_type_answers_415() {
     let server = TestServer::start();
     let body = r#"[{"id": 1, "ledger": "EUR", "kind": "player"}]"#;
@@ -956,6 +1172,10 @@ fn wallet_requests_validate_ids_and_keys() {
         ("round_id", json!("x".repeat(129))),
         ("amount", json!(-1)),
         ("extra", json!(1)),
+        // Printable ASCII only: one character is one byte, so the 128-character limit the
+        // document states is the 128-byte limit the ledger keeps.
+        ("transaction_id", json!("tx-é")),
+        ("round_id", json!("r\n1")),
     ] {
         let mut request = bet("b1", "r1", 10);
         request[field] = value;
@@ -1042,6 +1262,32 @@ fn a_node_without_peers_answers_cluster_routes_with_not_clustered() {
         Some("application/json"),
     );
     assert_eq!(status, 400, "{body}");
+    // A node id of 0 is refused before the cluster is asked, as when adding one.
+    let (status, body) = server.post("/v1/cluster/leader", &serde_json::json!({"node_id": 0}));
+    assert_error(status, &body, 400, "invalid_request");
+    // A bad node id in the path answers a JSON invalid_path (a segment that is not UTF-8 used
+    // to get axum's plain-text rejection).
+    for bad in ["0", "abc", "%2B5", "%FF", "18446744073709551616"] {
+        let mut response = server
+            .agent
+            .delete(format!("{}/v1/cluster/nodes/{bad}", server.base))
+            .call()
+            .expect("DELETE");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        assert_error(status, &parse_json(&text), 400, "invalid_path");
+    }
+    let mut response = server
+        .agent
+        .delete(format!("{}/v1/cluster/nodes/0002", server.base))
+        .call()
+        .expect("DELETE");
+    assert_eq!(
+        response.status().as_u16(),
+        404,
+        "{:?}",
+        response.body_mut().read_to_string()
+    );
 }
 
 #[test]

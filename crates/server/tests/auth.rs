@@ -598,6 +598,33 @@ fn provider_calls_must_be_signed_and_a_replay_changes_nothing() {
     assert_eq!((status, &replay), (200, &first));
     let (_, after) = node.signed_get(&format!("/v1/wallet/{frank}/balance"));
     assert_eq!(after["balance"], 70);
+    // Two kinds of credentials at once are refused, whichever of them is valid: the balance
+    // route takes an operator key or a provider signature, and used to serve a request with
+    // a valid operator key beside a bogus provider key as the operator's.
+    let path = format!("/v1/wallet/{frank}/balance");
+    for (key_id, admin) in [
+        ("pv-unknown", &node.keys.admin),
+        (id.as_str(), &node.keys.admin),
+    ] {
+        let mut response = node
+            .agent
+            .get(format!("{}{path}", node.base))
+            .header("authorization", format!("Bearer {admin}"))
+            .header("x-croupier-key", key_id)
+            .header(
+                "x-croupier-signature",
+                sign(&node.keys.provider_secret, &path, b""),
+            )
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert_error(
+            (status, serde_json::from_str(&text).unwrap()),
+            401,
+            "unauthorized",
+        );
+    }
     // Operators may not place bets for providers.
     let value: Value = serde_json::from_str(&body).unwrap();
     assert_error(

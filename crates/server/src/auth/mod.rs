@@ -5,6 +5,7 @@
 //! - `Authorization: Bearer crs.<token>`: a player's session (`passwords`, ledger state);
 //! - `X-Croupier-Key: <id>` with `X-Croupier-Signature: <hex HMAC-SHA256>`: a game provider;
 //!   the signed bytes are the path and query, a newline, then the body (empty for a GET);
+//! - both an `Authorization` and an `X-Croupier-Key` header: refused (401), whichever is valid;
 //! - nothing: `Local` in protected mode (no operator key configured and a loopback listen
 //!   address, as Redis does), else `Public` (health, metrics, the API document and login only).
 //!

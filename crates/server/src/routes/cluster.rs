@@ -1,7 +1,7 @@
 //! Cluster operations: status, membership changes and leadership transfer. Any node answers;
 //! changes run on the leader (the node forwards them).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use croupier_cluster::{AdminError, AdminRequest, ClusterStatus, Consensus};
@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Allowed;
 use crate::error::{json_response, ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
+use crate::wire::U64In;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClusterStatusOut {
@@ -65,8 +66,10 @@ impl From<ClusterStatus> for ClusterStatusOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNodeIn {
-    pub node_id: u64,
-    /// The new node's node-to-node address (its `--peer-listen`).
+    #[schema(value_type = crate::schema::NodeId)]
+    pub node_id: U64In,
+    /// The new node's node-to-node address (its `--peer-listen`), 1 to 256 characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub peer_addr: String,
     /// Its HTTP address (informational: each node reports its own in the status).
     #[serde(default)]
@@ -77,12 +80,13 @@ pub struct AddNodeIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferLeaderIn {
-    pub node_id: u64,
+    #[schema(value_type = crate::schema::NodeId)]
+    pub node_id: U64In,
 }
 
 /// Each member's role, term, last log index, applied index and lag.
 #[utoipa::path(
-    get, path = "/v1/cluster/status", tag = "cluster",
+    get, path = crate::paths::ROUTE_CLUSTER_STATUS, tag = "cluster",
     responses(
         (status = 200, body = ClusterStatusOut),
         (status = 404, description = "not_clustered: a one-node server without peers", body = ErrorBody),
@@ -103,10 +107,15 @@ pub async fn status<C: Consensus>(
 
 /// Adds a node: a learner until it has caught up, then a voter (joint consensus).
 #[utoipa::path(
-    post, path = "/v1/cluster/nodes", tag = "cluster", request_body = AddNodeIn,
+    post, path = crate::paths::ROUTE_CLUSTER_NODES, tag = "cluster", request_body = AddNodeIn,
     responses(
         (status = 200, body = ClusterStatusOut),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 400, description = "Malformed or invalid input", body = ErrorBody),
+        (status = 404, description = "not_clustered: a one-node server without peers", body = ErrorBody),
+        (status = 409, description = "cluster_change_refused", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "cluster_unavailable: no leader, or it cannot be reached", body = ErrorBody),
     )
 )]
 pub async fn add_node<C: Consensus>(
@@ -114,16 +123,17 @@ pub async fn add_node<C: Consensus>(
     Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
     ApiJson(body): ApiJson<AddNodeIn>,
 ) -> Result<Response, ApiError> {
-    if body.node_id == 0 {
+    if body.node_id.0 == 0 {
         return Err(ApiError::invalid_request("node_id must not be 0"));
     }
-    if body.peer_addr.is_empty() || body.peer_addr.len() > 256 {
+    // Characters, as the document's maxLength counts them.
+    if body.peer_addr.is_empty() || body.peer_addr.chars().count() > 256 {
         return Err(ApiError::invalid_request(
-            "peer_addr must be a host:port of at most 256 bytes",
+            "peer_addr must be a host:port of 1 to 256 characters",
         ));
     }
     let request = AdminRequest::AddNode {
-        node_id: body.node_id,
+        node_id: body.node_id.0,
         peer_addr: body.peer_addr,
     };
     admin(&state, request).await
@@ -131,43 +141,61 @@ pub async fn add_node<C: Consensus>(
 
 /// Removes a node from the membership.
 #[utoipa::path(
-    delete, path = "/v1/cluster/nodes/{node_id}", tag = "cluster",
-    params(("node_id" = u64, Path)),
-    responses((status = 200, body = ClusterStatusOut), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody))
+    delete, path = crate::paths::ROUTE_CLUSTER_NODE, tag = "cluster",
+    params(("node_id" = crate::schema::NodeId, Path)),
+    responses(
+        (status = 200, body = ClusterStatusOut),
+        (status = 400, description = "invalid_path: not a decimal node id from 1 to 2^64-1", body = ErrorBody),
+        (status = 404, description = "not_clustered: a one-node server without peers", body = ErrorBody),
+        (status = 409, description = "cluster_change_refused", body = ErrorBody),
+        (status = 503, description = "cluster_unavailable: no leader, or it cannot be reached", body = ErrorBody),
+    )
 )]
 pub async fn remove_node<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
-    Path(node_id): Path<String>,
+    path: ApiPath,
 ) -> Result<Response, ApiError> {
-    let node_id = parse_node_id(&node_id)?;
+    let node_id = parse_node_id(&path.0)?;
     admin(&state, AdminRequest::RemoveNode { node_id }).await
 }
 
 /// Moves leadership to another voter.
 #[utoipa::path(
-    post, path = "/v1/cluster/leader", tag = "cluster", request_body = TransferLeaderIn,
-    responses((status = 200, body = ClusterStatusOut), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody))
+    post, path = crate::paths::ROUTE_CLUSTER_LEADER, tag = "cluster", request_body = TransferLeaderIn,
+    responses(
+        (status = 200, body = ClusterStatusOut),
+        (status = 400, description = "Malformed or invalid input", body = ErrorBody),
+        (status = 404, description = "not_clustered: a one-node server without peers", body = ErrorBody),
+        (status = 409, description = "cluster_change_refused", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "cluster_unavailable: no leader, or it cannot be reached", body = ErrorBody),
+    )
 )]
 pub async fn transfer_leader<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(_caller, ..): Allowed<crate::auth::ClusterAdmin>,
     ApiJson(body): ApiJson<TransferLeaderIn>,
 ) -> Result<Response, ApiError> {
+    if body.node_id.0 == 0 {
+        return Err(ApiError::invalid_request("node_id must not be 0"));
+    }
     admin(
         &state,
         AdminRequest::TransferLeader {
-            node_id: body.node_id,
+            node_id: body.node_id.0,
         },
     )
     .await
 }
 
+/// Decimal digits (leading zeros allowed, as for ids), 1 to u64::MAX.
 fn parse_node_id(text: &str) -> Result<u64, ApiError> {
-    match text.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::invalid_request(
-            "node_id must be a positive integer",
+    match crate::wire::parse_decimal_u128(text.as_bytes()).map(u64::try_from) {
+        Some(Ok(id)) if id > 0 => Ok(id),
+        _ => Err(ApiError::invalid_path(
+            "node_id must be a decimal integer from 1 to 2^64-1",
         )),
     }
 }

@@ -34,16 +34,26 @@ const STREAM_KEEP_ALIVE_S: u64 = 15;
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Position to start after (decimal string); 0 or absent: from the oldest retained event.
+    #[param(value_type = Option<crate::schema::EventPosition>)]
     pub after: Option<String>,
     /// 1 to 10000, default 100.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Position to start after (decimal string); 0 or absent: from the oldest retained event.
+    #[param(value_type = Option<crate::schema::EventPosition>)]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventsOut {
     pub events: Vec<EventOut>,
     /// Position to pass as `after` for the next page (the last event's; `after` if none).
-    #[schema(value_type = String, example = "4294967296")]
+    #[schema(value_type = crate::schema::EventPosition, example = "4294967296")]
     pub next: String,
     /// True when `after` was older than the oldest retained event: some events were skipped.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -53,7 +63,7 @@ pub struct EventsOut {
 /// One committed event: position, ledger time, type and the object it concerns.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
-    #[schema(value_type = String, example = "4294967296")]
+    #[schema(value_type = crate::schema::EventPosition, example = "4294967296")]
     pub position: String,
     /// Ledger time, nanoseconds since the Unix epoch.
     pub timestamp: u64,
@@ -200,14 +210,15 @@ fn wallet_out(record: &WalletRecord) -> WalletEventOut {
     out
 }
 
+/// Decimal digits (leading zeros allowed, as for ids), at most u64::MAX.
 fn parse_position(text: &str, what: &str) -> Result<u64, ApiError> {
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid_query(format!(
+    let bad = || {
+        ApiError::invalid_query(format!(
             "{what} must be a decimal event position (0 to 18446744073709551615)"
-        )));
-    }
-    text.parse()
-        .map_err(|_| ApiError::invalid_query(format!("{what} is beyond the largest position")))
+        ))
+    };
+    let position = crate::wire::parse_decimal_u128(text.as_bytes()).ok_or_else(bad)?;
+    u64::try_from(position).map_err(|_| bad())
 }
 
 fn page_out(page: &EventPage) -> EventsOut {
@@ -220,7 +231,7 @@ fn page_out(page: &EventPage) -> EventsOut {
 
 /// Committed events after a position, oldest first.
 #[utoipa::path(
-    get, path = "/v1/events", tag = "events",
+    get, path = crate::paths::ROUTE_EVENTS, tag = "events",
     params(EventsQuery),
     responses(
         (status = 200, body = EventsOut),
@@ -250,27 +261,35 @@ pub async fn list<C: Consensus>(
 /// The same events as a Server-Sent Events stream that never ends: each SSE message has the
 /// event's position as its id and the event (as in `GET /v1/events`) as its data.
 #[utoipa::path(
-    get, path = "/v1/events/stream", tag = "events",
-    params(("after" = Option<String>, Query, description = "Position to start after; the Last-Event-ID header wins")),
+    get, path = crate::paths::ROUTE_EVENTS_STREAM, tag = "events",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<crate::schema::EventPosition>, Header, nullable = false, description = "The last event a reconnecting client saw; wins over `after`"),
+    ),
     responses(
         (status = 200, description = "text/event-stream of events", content_type = "text/event-stream"),
-        (status = 400, description = "invalid_query", body = ErrorBody),
+        (status = 400, description = "invalid_query: bad after or Last-Event-ID", body = ErrorBody),
     )
 )]
 pub async fn stream<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
     headers: HeaderMap,
-    crate::extract::ApiQuery(query): crate::extract::ApiQuery<EventsQuery>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let last_event_id = headers
         .get("last-event-id")
         .map(|value| value.to_str().unwrap_or("?").to_owned());
-    let after = match (last_event_id, &query.after) {
-        (Some(id), _) => parse_position(&id, "Last-Event-ID")?,
-        (None, Some(text)) => parse_position(text, "after")?,
-        (None, None) => 0,
-    };
+    // Both are checked, whichever wins: a bad `after` is refused even beside a Last-Event-ID.
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| parse_position(text, "after"))
+        .transpose()?;
+    let last_event_id = last_event_id
+        .map(|id| parse_position(&id, "Last-Event-ID"))
+        .transpose()?;
+    let after = last_event_id.or(after).unwrap_or(0);
     let events = event_stream(state, after);
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(STREAM_KEEP_ALIVE_S));
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())

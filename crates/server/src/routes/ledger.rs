@@ -14,7 +14,8 @@ use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, BatchBody};
 use crate::state::AppState;
 use crate::wire::{
-    parse_ledger, AccountIn, AccountOut, IdOut, ItemResult, TransferIn, TransferOut, TransfersQuery,
+    parse_ledger, AccountIn, AccountOut, IdOut, ItemResult, LedgerOut, TransferIn, TransferOut,
+    TransfersQuery,
 };
 
 /// Default `limit` of an account's transfer history.
@@ -32,7 +33,8 @@ fn format_cursor(seq: u64) -> String {
 fn parse_cursor(text: &str) -> Result<u64, ApiError> {
     let bad = || ApiError::invalid_query("cursor is not one this server issued");
     let digits = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
-    if digits.len() != 16 {
+    // Hex digits only: from_str_radix alone would take a sign.
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     u64::from_str_radix(digits, 16).map_err(|_| bad())
@@ -150,20 +152,21 @@ fn unexpected_result_shape() -> ApiError {
 /// Create accounts. Items are applied in order, as one command. The body is a JSON array or
 /// binary 128-byte records (docs/api.md, "Binary batches"); the answer follows the body.
 #[utoipa::path(
-    post, path = "/v1/accounts", tag = "ledger",
+    post, path = crate::paths::ROUTE_ACCOUNTS, tag = "ledger",
     request_body(
         description = "A JSON array, or 128-byte account records (TigerBeetle's layout)",
         content(
             (Vec<AccountIn> = "application/json"),
-            ([u8] = "application/octet-stream"),
+            (crate::schema::BinaryRecords = "application/octet-stream"),
         )
     ),
     responses(
         (status = 200, description = "One result per item, in order: JSON, or one result byte per record for a binary body", content(
             (Vec<ItemResult> = "application/json"),
-            ([u8] = "application/octet-stream"),
+            (crate::schema::BinaryRecords = "application/octet-stream"),
         )),
         (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
+        (status = 403, description = "forbidden: a role that may not move money (for transfers, house_debit_requires_finance: only finance debits a house account)", body = ErrorBody),
         (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/json nor application/octet-stream", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
@@ -203,20 +206,21 @@ pub async fn create_accounts<C: Consensus>(
 /// The body is a JSON array or binary 128-byte records (docs/api.md, "Binary batches"); the
 /// answer follows the body.
 #[utoipa::path(
-    post, path = "/v1/transfers", tag = "ledger",
+    post, path = crate::paths::ROUTE_TRANSFERS, tag = "ledger",
     request_body(
         description = "A JSON array, or 128-byte transfer records (TigerBeetle's layout)",
         content(
             (Vec<TransferIn> = "application/json"),
-            ([u8] = "application/octet-stream"),
+            (crate::schema::BinaryRecords = "application/octet-stream"),
         )
     ),
     responses(
         (status = 200, description = "One result per item, in order: JSON, or one result byte per record for a binary body", content(
             (Vec<ItemResult> = "application/json"),
-            ([u8] = "application/octet-stream"),
+            (crate::schema::BinaryRecords = "application/octet-stream"),
         )),
         (status = 400, description = "Malformed or invalid input; nothing was applied", body = ErrorBody),
+        (status = 403, description = "forbidden: a role that may not move money (for transfers, house_debit_requires_finance: only finance debits a house account)", body = ErrorBody),
         (status = 413, description = "More than 8189 items, or body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/json nor application/octet-stream", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
@@ -255,11 +259,11 @@ pub async fn create_transfers<C: Consensus>(
 
 /// One account with its balances.
 #[utoipa::path(
-    get, path = "/v1/accounts/{id}", tag = "ledger",
-    params(("id" = String, Path, description = "Account id (decimal)")),
+    get, path = crate::paths::ROUTE_ACCOUNT, tag = "ledger",
+    params(("id" = IdOut, Path, description = "Account id (decimal)")),
     responses(
         (status = 200, body = AccountOut),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "invalid_path: not a decimal id from 1 to 2^128-1", body = ErrorBody),
         (status = 404, description = "account_not_found", body = ErrorBody),
     )
 )]
@@ -321,12 +325,16 @@ fn account_not_found(id: u128) -> ApiError {
 /// The account's transfers, newest first, from disk. When older transfers remain, the
 /// `X-Next-Cursor` header (and a `Link: rel="next"` header) carries the cursor of the next page.
 #[utoipa::path(
-    get, path = "/v1/accounts/{id}/transfers", tag = "ledger",
-    params(("id" = String, Path, description = "Account id (decimal)"), TransfersQuery),
+    get, path = crate::paths::ROUTE_ACCOUNT_TRANSFERS, tag = "ledger",
+    params(("id" = IdOut, Path, description = "Account id (decimal)"), TransfersQuery),
     responses(
-        (status = 200, body = Vec<TransferOut>, headers(("x-next-cursor" = String, description = "Cursor of the next (older) page, when there is one"))),
-        (status = 400, description = "Invalid id or limit", body = ErrorBody),
+        (status = 200, body = Vec<TransferOut>, headers(
+            ("x-next-cursor" = String, description = "Cursor of the next (older) page, when there is one"),
+            ("link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"),
+        )),
+        (status = 400, description = "invalid_path (the id) or invalid_query (limit, cursor or an unknown parameter)", body = ErrorBody),
         (status = 404, description = "account_not_found", body = ErrorBody),
+        (status = 503, description = "storage_unavailable: history cannot be read right now", body = ErrorBody),
     )
 )]
 pub async fn get_account_transfers<C: Consensus>(
@@ -372,12 +380,13 @@ pub async fn get_account_transfers<C: Consensus>(
 
 /// One transfer.
 #[utoipa::path(
-    get, path = "/v1/transfers/{id}", tag = "ledger",
-    params(("id" = String, Path, description = "Transfer id (decimal)")),
+    get, path = crate::paths::ROUTE_TRANSFER, tag = "ledger",
+    params(("id" = IdOut, Path, description = "Transfer id (decimal)")),
     responses(
         (status = 200, body = TransferOut),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "invalid_path: not a decimal id from 1 to 2^128-1", body = ErrorBody),
         (status = 404, description = "transfer_not_found", body = ErrorBody),
+        (status = 503, description = "storage_unavailable: history cannot be read right now", body = ErrorBody),
     )
 )]
 pub async fn get_transfer<C: Consensus>(
@@ -405,11 +414,11 @@ pub async fn get_transfer<C: Consensus>(
 /// The house account of a ledger, which the state machine creates on the ledger's first
 /// wallet call; every bet credits it and every win debits it.
 #[utoipa::path(
-    get, path = "/v1/ledgers/{ledger}/house", tag = "ledger",
-    params(("ledger" = String, Path, description = "Ledger code, e.g. EUR")),
+    get, path = crate::paths::ROUTE_LEDGER_HOUSE, tag = "ledger",
+    params(("ledger" = LedgerOut, Path, description = "Ledger code, e.g. EUR")),
     responses(
         (status = 200, body = AccountOut),
-        (status = 400, description = "Invalid ledger code", body = ErrorBody),
+        (status = 400, description = "invalid_path: not a ledger code", body = ErrorBody),
         (status = 404, description = "house_account_not_found: no wallet call on this ledger yet", body = ErrorBody),
     )
 )]

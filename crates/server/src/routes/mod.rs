@@ -2,10 +2,14 @@
 //! route templates in `crate::paths`.
 
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::MethodRouter;
 use axum::Router;
 use croupier_cluster::Consensus;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::edge::EdgeLimits;
 use crate::telemetry;
@@ -17,44 +21,19 @@ pub mod ops;
 pub mod players;
 pub mod wallet;
 
-pub use crate::paths::*;
 pub use crate::state::AppState;
 
 /// The whole API. Unknown routes answer 404 JSON, wrong methods 405 JSON. Every route runs
 /// under the edge's request deadline and concurrency cap (inside telemetry, so refusals are
-/// counted like any answer).
+/// counted like any answer). The routes and the OpenAPI document come from one table
+/// ([`documented_routes`]): a handler cannot be routed without being documented, nor documented
+/// without being routed.
 pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
     telemetry::prometheus();
     let body_size_max_bytes = state.body_size_max_bytes();
-    let routes = Router::new()
-        .route(ROUTE_HEALTHZ, get(ops::healthz::<C>))
-        .route(ROUTE_METRICS, get(ops::metrics))
-        .route(ROUTE_OPENAPI, get(crate::openapi::serve))
-        .route(ROUTE_ACCOUNTS, post(ledger::create_accounts::<C>))
-        .route(ROUTE_ACCOUNT, get(ledger::get_account::<C>))
-        .route(
-            ROUTE_ACCOUNT_TRANSFERS,
-            get(ledger::get_account_transfers::<C>),
-        )
-        .route(ROUTE_TRANSFERS, post(ledger::create_transfers::<C>))
-        .route(ROUTE_TRANSFER, get(ledger::get_transfer::<C>))
-        .route(ROUTE_LEDGER_HOUSE, get(ledger::get_house_account::<C>))
-        .route(ROUTE_WALLET_BET, post(wallet::bet::<C>))
-        .route(ROUTE_WALLET_WIN, post(wallet::win::<C>))
-        .route(ROUTE_WALLET_ROLLBACK, post(wallet::rollback::<C>))
-        .route(ROUTE_WALLET_BALANCE, get(wallet::balance::<C>))
-        .route(ROUTE_EVENTS, get(events::list::<C>))
-        .route(ROUTE_EVENTS_STREAM, get(events::stream::<C>))
-        .route(ROUTE_CLUSTER_STATUS, get(cluster::status::<C>))
-        .route(ROUTE_CLUSTER_NODES, post(cluster::add_node::<C>))
-        .route(ROUTE_CLUSTER_NODE, delete(cluster::remove_node::<C>))
-        .route(ROUTE_CLUSTER_LEADER, post(cluster::transfer_leader::<C>))
-        .route(ROUTE_PLAYERS, post(players::create::<C>))
-        .route(ROUTE_PLAYERS_LOGIN, post(players::login::<C>))
-        .route(ROUTE_PLAYERS_LOGOUT, post(players::logout::<C>))
-        .route(ROUTE_PLAYERS_ME, get(players::me::<C>))
-        .route(ROUTE_PLAYER, get(players::get::<C>))
-        .route(ROUTE_PLAYER_SESSIONS, delete(players::revoke_sessions::<C>))
+    let (routes, document) = documented_routes::<C>().split_for_parts();
+    crate::openapi::publish(document);
+    let routes = routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))
@@ -66,6 +45,75 @@ pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
     crate::edge::request_limits(routes, limits)
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)
+}
+
+/// A handler generic over the consensus, routed at its `#[utoipa::path]` path and method with
+/// that annotation's operation in the document (utoipa-axum's `routes!` takes no generic
+/// arguments, so this names the annotation's `__path_` struct the same way).
+macro_rules! documented {
+    ($module:ident :: $handler:ident :: <$consensus:ty>) => {
+        utoipa_axum::paste! {
+            documented::<$module::[<__path_ $handler>], _, _, _>($module::$handler::<$consensus>)
+        }
+    };
+}
+
+/// What `utoipa_axum::routes!` builds for one handler: its schemas, its path item and its
+/// method router.
+fn documented<P, H, T, S>(handler: H) -> UtoipaMethodRouter<S>
+where
+    P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    use utoipa_axum::PathItemExt;
+    let mut schemas = Vec::new();
+    P::schemas(&mut schemas);
+    let mut operation = P::operation();
+    let tags = P::tags();
+    if !tags.is_empty() {
+        let operation_tags = operation.tags.get_or_insert_with(Vec::new);
+        operation_tags.extend(tags.iter().map(ToString::to_string));
+    }
+    let methods = P::methods();
+    let method_router = methods.iter().fold(MethodRouter::new(), |router, method| {
+        router.on(method.to_method_filter(), handler.clone())
+    });
+    let mut paths = utoipa::openapi::path::Paths::new();
+    paths.add_path_operation(P::path(), methods, operation);
+    (schemas, paths, method_router)
+}
+
+/// Every route with its documentation, on top of [`ApiDoc`](crate::openapi::ApiDoc) (info,
+/// schemas); the document is finished by `crate::openapi::publish`.
+pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(documented!(ops::healthz::<C>))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(crate::openapi::serve))
+        .routes(documented!(ledger::create_accounts::<C>))
+        .routes(documented!(ledger::get_account::<C>))
+        .routes(documented!(ledger::get_account_transfers::<C>))
+        .routes(documented!(ledger::create_transfers::<C>))
+        .routes(documented!(ledger::get_transfer::<C>))
+        .routes(documented!(ledger::get_house_account::<C>))
+        .routes(documented!(wallet::bet::<C>))
+        .routes(documented!(wallet::win::<C>))
+        .routes(documented!(wallet::rollback::<C>))
+        .routes(documented!(wallet::balance::<C>))
+        .routes(documented!(events::list::<C>))
+        .routes(documented!(events::stream::<C>))
+        .routes(documented!(cluster::status::<C>))
+        .routes(documented!(cluster::add_node::<C>))
+        .routes(documented!(cluster::remove_node::<C>))
+        .routes(documented!(cluster::transfer_leader::<C>))
+        .routes(documented!(players::create::<C>))
+        .routes(documented!(players::login::<C>))
+        .routes(documented!(players::logout::<C>))
+        .routes(documented!(players::me::<C>))
+        .routes(documented!(players::get::<C>))
+        .routes(documented!(players::revoke_sessions::<C>))
 }
 
 /// Header by which a read opts in to this node's own, possibly stale, state.

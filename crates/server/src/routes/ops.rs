@@ -11,7 +11,7 @@ use crate::wire::HealthOut;
 
 /// 200 while this node accepts writes; otherwise 503 naming the real cause.
 #[utoipa::path(
-    get, path = "/healthz", tag = "operations",
+    get, path = crate::paths::ROUTE_HEALTHZ, tag = "operations",
     responses(
         (status = 200, body = HealthOut),
         (status = 503, description = "not_ready (not leading yet, or replaying its log), disk_full (writes refused until space returns; reads are served), failed (storage or consensus failed; the process exits), shutting_down", body = ErrorBody),
@@ -45,7 +45,7 @@ pub async fn healthz<C: Consensus>(State(state): State<AppState<C>>) -> Response
 
 /// Prometheus text exposition.
 #[utoipa::path(
-    get, path = "/metrics", tag = "operations",
+    get, path = crate::paths::ROUTE_METRICS, tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
 )]
 pub async fn metrics() -> Response {

@@ -29,13 +29,13 @@ use crate::wire::{parse_ledger, IdOut};
 #[serde(deny_unknown_fields)]
 pub struct NewPlayerIn {
     /// 3 to 64 characters of a-z, 0-9, _, ., -, @ (upper case is folded to lower case).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9_.@-]{3,64}$")]
     username: String,
     /// 8 to 128 characters; stored only as an argon2id hash.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 128)]
     password: String,
     /// One wallet per currency (ledger code), 1 to 16 of them.
-    #[schema(example = json!(["EUR"]))]
+    #[schema(schema_with = currencies_schema, example = json!(["EUR"]))]
     currencies: Vec<String>,
 }
 
@@ -49,6 +49,15 @@ impl std::fmt::Debug for NewPlayerIn {
     }
 }
 
+fn currencies_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::schema::ledger_string())
+        .min_items(Some(1))
+        .max_items(Some(CURRENCIES_PER_PLAYER_MAX))
+        .unique_items(true)
+        .build()
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginIn {
@@ -60,7 +69,7 @@ pub struct LoginIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct PlayerCreatedOut {
-    #[schema(value_type = String, example = "340282366841710301022897246133062467584")]
+    #[schema(example = "340282366841710301022897246133062467584")]
     player_id: IdOut,
 }
 
@@ -68,7 +77,6 @@ pub struct PlayerCreatedOut {
 pub struct LoginOut {
     /// Bearer token for `Authorization: Bearer <token>`; shown once.
     token: String,
-    #[schema(value_type = String)]
     player_id: IdOut,
     /// RFC 3339, UTC.
     #[schema(example = "2026-12-03T10:00:00Z")]
@@ -77,12 +85,19 @@ pub struct LoginOut {
 
 #[derive(Serialize, ToSchema)]
 pub struct PlayerOut {
-    #[schema(value_type = String)]
     player_id: IdOut,
     username: String,
     /// Available balance per currency.
-    #[schema(value_type = BTreeMap<String, u64>)]
+    #[schema(schema_with = balances_schema)]
     balances: BTreeMap<String, u128>,
+}
+
+fn balances_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .property_names(Some(crate::schema::ledger_string()))
+        .additional_properties(Some(crate::schema::uint128()))
+        .build()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -149,7 +164,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Register a player with a wallet per currency (operators: admin, support).
 #[utoipa::path(
-    post, path = "/v1/players", tag = "players",
+    post, path = crate::paths::ROUTE_PLAYERS, tag = "players",
     request_body = NewPlayerIn,
     security(("operator_key" = [])),
     responses(
@@ -158,6 +173,7 @@ async fn blocking<T: Send + 'static>(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: wrong role", body = ErrorBody),
         (status = 409, description = "username_taken", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
@@ -200,12 +216,13 @@ pub async fn create<C: Consensus>(
 /// Log in: a session token for `Authorization: Bearer`. Attempts are rate limited per
 /// username and per client address.
 #[utoipa::path(
-    post, path = "/v1/players/login", tag = "players",
+    post, path = crate::paths::ROUTE_PLAYERS_LOGIN, tag = "players",
     request_body = LoginIn,
     responses(
         (status = 200, body = LoginOut),
         (status = 400, description = "Malformed input", body = ErrorBody),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 429, description = "rate_limited (Retry-After says when to retry)", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
@@ -259,7 +276,7 @@ pub async fn login<C: Consensus>(
 
 /// End the caller's session.
 #[utoipa::path(
-    post, path = "/v1/players/logout", tag = "players",
+    post, path = crate::paths::ROUTE_PLAYERS_LOGOUT, tag = "players",
     security(("player_session" = [])),
     responses(
         (status = 200, body = SessionsClosedOut),
@@ -294,7 +311,7 @@ pub async fn logout<C: Consensus>(
 
 /// The caller's own player, with a balance per currency.
 #[utoipa::path(
-    get, path = "/v1/players/me", tag = "players",
+    get, path = crate::paths::ROUTE_PLAYERS_ME, tag = "players",
     security(("player_session" = [])),
     responses(
         (status = 200, body = PlayerOut),
@@ -313,12 +330,12 @@ pub async fn me<C: Consensus>(
 
 /// A player with a balance per currency (operators; a player sees only itself).
 #[utoipa::path(
-    get, path = "/v1/players/{player_id}", tag = "players",
-    params(("player_id" = String, Path, description = "Player id (decimal)")),
+    get, path = crate::paths::ROUTE_PLAYER, tag = "players",
+    params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
     security(("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = PlayerOut),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "invalid_path: not a decimal id from 1 to 2^128-1", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "player_not_found", body = ErrorBody),
     )
@@ -337,12 +354,12 @@ pub async fn get<C: Consensus>(
 
 /// Close every session of a player (support or admin; a player may close its own).
 #[utoipa::path(
-    delete, path = "/v1/players/{player_id}/sessions", tag = "players",
-    params(("player_id" = String, Path, description = "Player id (decimal)")),
+    delete, path = crate::paths::ROUTE_PLAYER_SESSIONS, tag = "players",
+    params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
     security(("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = SessionsClosedOut),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 400, description = "invalid_path: not a decimal id from 1 to 2^128-1", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: wrong role", body = ErrorBody),
         (status = 404, description = "player_not_found", body = ErrorBody),

@@ -18,7 +18,7 @@ use croupier_core::ids;
 
 /// Debit the player, credit the ledger's house account.
 #[utoipa::path(
-    post, path = "/v1/wallet/bet", tag = "wallet",
+    post, path = crate::paths::ROUTE_WALLET_BET, tag = "wallet",
     request_body = WalletMoveIn,
     responses(
         (status = 200, description = "Accepted (or the original answer to a duplicate)", body = WalletOk),
@@ -28,6 +28,8 @@ use croupier_core::ids;
         (status = 404, description = "player_not_found", body = ErrorBody),
         (status = 409, description = "transaction_conflict or bet_already_rolled_back", body = ErrorBody),
         (status = 422, description = "not_a_player_account, ledger_mismatch, amount_must_not_be_zero", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
@@ -43,7 +45,7 @@ pub async fn bet<C: Consensus>(
 
 /// Debit the ledger's house account, credit the player. Accepted whatever the session state.
 #[utoipa::path(
-    post, path = "/v1/wallet/win", tag = "wallet",
+    post, path = crate::paths::ROUTE_WALLET_WIN, tag = "wallet",
     request_body = WalletMoveIn,
     responses(
         (status = 200, description = "Accepted (or the original answer to a duplicate)", body = WalletOk),
@@ -51,6 +53,8 @@ pub async fn bet<C: Consensus>(
         (status = 404, description = "player_not_found", body = ErrorBody),
         (status = 409, description = "transaction_conflict", body = ErrorBody),
         (status = 422, description = "not_a_player_account, ledger_mismatch, amount_must_not_be_zero", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
@@ -67,7 +71,7 @@ pub async fn win<C: Consensus>(
 /// Reverse an unsettled bet exactly once. Rolling back an unknown transaction id leaves a
 /// tombstone: a later bet with that id is refused (bet_already_rolled_back).
 #[utoipa::path(
-    post, path = "/v1/wallet/rollback", tag = "wallet",
+    post, path = crate::paths::ROUTE_WALLET_ROLLBACK, tag = "wallet",
     request_body = WalletRollbackIn,
     responses(
         (status = 200, description = "Accepted (or the original answer to a duplicate)", body = WalletOk),
@@ -75,6 +79,8 @@ pub async fn win<C: Consensus>(
         (status = 404, description = "player_not_found", body = ErrorBody),
         (status = 409, description = "transaction_conflict or bet_already_settled", body = ErrorBody),
         (status = 422, description = "rollback_target_invalid, round_mismatch (the bet belongs to another round) or not_a_player_account", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
@@ -91,12 +97,12 @@ pub async fn rollback<C: Consensus>(
 /// The player's available balance: `player_id` is a registered player (its first currency, or
 /// `?ledger=`) or a player account id.
 #[utoipa::path(
-    get, path = "/v1/wallet/{player_id}/balance", tag = "wallet",
-    params(("player_id" = String, Path, description = "Registered player id or player account id (decimal)"), BalanceQuery),
+    get, path = crate::paths::ROUTE_WALLET_BALANCE, tag = "wallet",
+    params(("player_id" = IdOut, Path, description = "Registered player id or player account id (decimal)"), BalanceQuery),
     security(("provider_signature" = []), ("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = BalanceOut),
-        (status = 400, description = "Invalid id or ledger", body = ErrorBody),
+        (status = 400, description = "invalid_path (the id) or invalid_query (the ledger, or an unknown parameter)", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, description = "player_not_found (also for another player's id)", body = ErrorBody),

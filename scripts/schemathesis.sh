@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Fuzzes a running node against its own OpenAPI document with schemathesis (every check), so the
+# document and the server cannot drift apart: an undocumented status, a body outside its schema,
+# a schema-valid request refused, an invalid one accepted, a 5xx, all fail the run.
+#
+# Usage: scripts/schemathesis.sh [path/to/croupier]   (default: target/release/croupier)
+# Needs schemathesis in .venv-schemathesis/ (scripts/test.sh installs it; or set SCHEMATHESIS).
+# SCHEMATHESIS_MAX_EXAMPLES (default 40) bounds the cases per operation and phase;
+# SCHEMATHESIS_SEED (default 8) makes the run reproducible.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+croupier="${1:-${CARGO_TARGET_DIR:-target}/release/croupier}"
+schemathesis="${SCHEMATHESIS:-.venv-schemathesis/bin/schemathesis}"
+python="$(dirname "$schemathesis")/python"
+max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-40}"
+seed="${SCHEMATHESIS_SEED:-8}"
+[ -x "$croupier" ] || { echo "no croupier binary at $croupier (cargo build --release -p croupier)" >&2; exit 2; }
+[ -x "$schemathesis" ] || { echo "no schemathesis at $schemathesis (scripts/test.sh installs it)" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'kill "${server_pid:-}" 2>/dev/null || true; wait "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+data="$work/data"
+
+# An admin key (operator routes), a provider key (the signed wallet calls); with an operator key
+# the node is not in protected mode, so calls without credentials must be refused.
+operator_key="$("$croupier" keys create --role admin --name schemathesis --data-dir "$data" 2>/dev/null | grep -o 'crk\.[^ ]*' | head -1)"
+read -r provider_key provider_secret < <("$croupier" keys create --role provider --name schemathesis --data-dir "$data" 2>/dev/null | grep -E '^pv-' | head -1)
+[ -n "$operator_key" ] && [ -n "${provider_secret:-}" ] || { echo "could not create keys" >&2; exit 1; }
+
+# Login limits high enough for schemathesis to log in again after each generated logout.
+CROUPIER_RATE_LIMIT__LOGIN_PER_USERNAME_PER_MIN=100000 \
+CROUPIER_RATE_LIMIT__LOGIN_PER_ADDRESS_PER_MIN=100000 \
+    "$croupier" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+server_pid=$!
+port=""
+for _ in $(seq 1 100); do
+    port="$(grep -o 'addr=127.0.0.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2 || true)"
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "$port" ] || { echo "croupier serve did not start:"; cat "$work/serve.log"; exit 1; }
+base="http://127.0.0.1:$port"
+
+# A player whose session the player-only routes use (schemathesis logs in as it, and again
+# after a generated logout ended the session).
+player_password="schemathesis-password"
+"$python" - "$base" "$operator_key" "$player_password" <<'EOF'
+import sys, requests
+base, key, password = sys.argv[1:]
+response = requests.post(
+    f"{base}/v1/players",
+    json={"username": "schemathesis", "password": password, "currencies": ["EUR", "USD"]},
+    headers={"Authorization": f"Bearer {key}"},
+    timeout=30,
+)
+assert response.status_code == 201, response.text
+EOF
+
+cat >"$work/schemathesis.toml" <<EOF
+# No state kept between runs (replayed crashes would make two runs with one seed differ).
+[cache]
+enabled = false
+
+# Credentials per security scheme of the document (components.securitySchemes).
+[auth.openapi.operator_key]
+bearer = "$operator_key"
+
+[auth.openapi.provider_signature]
+api_key = "$provider_key"
+
+[auth.dynamic.openapi.player_session]
+path = "/v1/players/login"
+payload = { username = "schemathesis", password = "$player_password" }
+extract_selector = "/token"
+retry_on = [401]
+
+# A wallet call's answer also depends on the ledger's state, not only on the request's shape:
+# 402 insufficient_funds (a bet over the balance), 422 ledger_mismatch, not_a_player_account,
+# rollback_target_invalid, round_mismatch. A schema-valid call may meet them, so for these
+# operations they count as accepted answers of positive data (every other check is unchanged).
+[[operations]]
+include-path-regex = "^/v1/wallet/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "402", "403", "404", "409", "422", "429"]
+EOF
+
+echo "==> schemathesis $("$schemathesis" --version | awk '{print $NF}') against $base (seed $seed, at most $max_examples examples per operation)"
+started=$SECONDS
+status=0
+CROUPIER_PROVIDER_SECRET="$provider_secret" PYTHONPATH="scripts${PYTHONPATH:+:$PYTHONPATH}" \
+SCHEMATHESIS_HOOKS=schemathesis_hooks \
+"$schemathesis" --config-file "$work/schemathesis.toml" --no-color run "$base/v1/openapi.json" \
+    --checks all \
+    --max-examples "$max_examples" \
+    --seed "$seed" \
+    --generation-database none \
+    --request-timeout 10 \
+    || status=$?
+echo "==> schemathesis took $((SECONDS - started)) s"
+
+# Whatever schemathesis thought of the answers, the node must not have panicked.
+if grep -q "panicked" "$work/serve.log"; then
+    echo "the node panicked during the run:" >&2
+    grep -B2 -A5 "panicked" "$work/serve.log" >&2
+    status=1
+fi
+exit "$status"
