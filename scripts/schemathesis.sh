@@ -33,13 +33,7 @@ CROUPIER_RATE_LIMIT__LOGIN_PER_USERNAME_PER_MIN=100000 \
 CROUPIER_RATE_LIMIT__LOGIN_PER_ADDRESS_PER_MIN=100000 \
     "$croupier" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
 server_pid=$!
-port=""
-for _ in $(seq 1 100); do
-    port="$(grep -o 'addr=127.0.0.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2 || true)"
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "croupier serve did not start:"; cat "$work/serve.log"; exit 1; }
+port="$(bash scripts/serve-port.sh "$work/serve.log")"
 base="http://127.0.0.1:$port"
 
 # A player whose session the player-only routes use (schemathesis logs in as it, and again

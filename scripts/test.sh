@@ -68,13 +68,7 @@ smoke_dir="$(mktemp -d)"
 trap 'kill "${smoke_pid:-}" 2>/dev/null || true; rm -rf "$smoke_dir"' EXIT
 "$croupier" serve --data-dir "$smoke_dir/data" --listen 127.0.0.1:0 >"$smoke_dir/serve.log" 2>&1 &
 smoke_pid=$!
-port=""
-for _ in $(seq 1 100); do
-    port="$(grep -o 'addr=127.0.0.1:[0-9]*' "$smoke_dir/serve.log" | head -1 | cut -d: -f2 || true)"
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "croupier serve did not start:"; cat "$smoke_dir/serve.log"; exit 1; }
+port="$(bash scripts/serve-port.sh "$smoke_dir/serve.log")"
 "$croupier" bench ledger --server "http://127.0.0.1:$port" --accounts 1000 --transfers 200000 >/dev/null
 kill -INT "$smoke_pid"
 wait "$smoke_pid"

@@ -32,36 +32,38 @@ struct EdgeResponses;
 
 impl utoipa::Modify for EdgeResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        use utoipa::openapi::RefOr;
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let responses = &mut operation.responses.responses;
-                match responses.get_mut("503") {
+            for operation in operations_mut(item) {
+                match operation.responses.responses.get_mut("503") {
                     Some(RefOr::T(response)) => {
                         response.description =
                             format!("{}; or {EDGE_REFUSALS}", response.description);
                     }
                     Some(RefOr::Ref(_)) => {}
-                    None => {
-                        let body = ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build();
-                        let response = ResponseBuilder::new()
-                            .description(format!("Refused by the edge: {EDGE_REFUSALS}"))
-                            .content("application/json", body)
-                            .build();
-                        responses.insert("503".to_owned(), RefOr::T(response));
-                    }
+                    None => add_error(
+                        operation,
+                        "503",
+                        &format!("Refused by the edge: {EDGE_REFUSALS}"),
+                    ),
                 }
             }
         }
     }
+}
+
+/// Every operation of a path item that the API uses.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Security schemes, each operation's requirement (by route family, unless its annotation
@@ -102,7 +104,7 @@ impl utoipa::Modify for Security {
             "provider_signature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Croupier-Key",
-                "A provider key id; X-Croupier-Signature carries the hex HMAC-SHA256 of the body (of the path and query when there is no body)",
+                "A provider key id; X-Croupier-Signature carries the hex HMAC-SHA256 of the path and query, a newline and the body",
             ))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -114,13 +116,7 @@ impl utoipa::Modify for Security {
             } else {
                 "operator_key"
             };
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations_mut(item) {
                 operation.security.get_or_insert_with(|| {
                     vec![SecurityRequirement::new(scheme, Vec::<String>::new())]
                 });

@@ -186,7 +186,9 @@ pub async fn create<C: Consensus>(
     let username = username_in(&request.username)?;
     let password = password_in(request.password)?;
     let currencies = currencies_in(&request.currencies)?;
-    let password_hash = blocking(move || passwords::hash_password(&password)).await?;
+    let password_hash = blocking(move || passwords::hash_password(&password))
+        .await?
+        .map_err(entropy_unavailable)?;
     let player = NewPlayer {
         username,
         password_hash,
@@ -252,7 +254,7 @@ pub async fn login<C: Consensus>(
         error.code = "invalid_credentials";
         return Err(error);
     };
-    let (token, token_hash) = passwords::new_session_token();
+    let (token, token_hash) = passwords::new_session_token().map_err(entropy_unavailable)?;
     let session = NewSession {
         token_hash,
         player_id,
@@ -388,6 +390,15 @@ pub async fn revoke_sessions<C: Consensus>(
             "the ledger answered in an unexpected shape",
         )),
     }
+}
+
+fn entropy_unavailable(error: passwords::EntropyUnavailable) -> ApiError {
+    tracing::error!(%error, "cannot salt a password or make a session token");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "entropy_unavailable",
+        "the node cannot draw random numbers right now; retry on another node",
+    )
 }
 
 fn player_not_found() -> ApiError {
