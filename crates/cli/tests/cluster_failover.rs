@@ -522,24 +522,37 @@ fn terminate(node: &mut Node) {
     }
 }
 
-/// Waits until the status on `node` shows every member with lag 0.
+/// Waits until every member has applied what the leader's log held when the wait began.
+///
+/// Under continuous writes "lag 0 everywhere at one instant" may never be observed (the leader's
+/// log is always a batch ahead of what anyone applied), so catching up means reaching a target.
 fn wait_caught_up(nodes: &[Node]) {
     let deadline = Instant::now() + WAIT;
+    let mut target: Option<u64> = None;
+    let mut last_status = serde_json::Value::Null;
     loop {
-        let caught_up = nodes
-            .iter()
-            .any(|n| match n.api().get("/v1/cluster/status", false) {
-                Ok((200, status, _)) => status["nodes"]
-                    .as_array()
-                    .is_some_and(|all| all.iter().all(|m| m["lag"].as_u64() == Some(0))),
-                _ => false,
-            });
-        if caught_up {
-            return;
+        for node in nodes {
+            let Ok((200, status, _)) = node.api().get("/v1/cluster/status", false) else {
+                continue;
+            };
+            let Some(members) = status["nodes"].as_array() else {
+                continue;
+            };
+            if target.is_none() {
+                target = members
+                    .iter()
+                    .find(|m| m["role"] == "leader")
+                    .and_then(|m| m["last_log_index"].as_u64());
+            }
+            let applied = |m: &serde_json::Value| m["applied_index"].as_u64().unwrap_or(0);
+            if target.is_some_and(|target| members.iter().all(|m| applied(m) >= target)) {
+                return;
+            }
+            last_status = status;
         }
         assert!(
             Instant::now() < deadline,
-            "members did not catch up within {WAIT:?}"
+            "members did not catch up within {WAIT:?}; target {target:?}, last status {last_status}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
