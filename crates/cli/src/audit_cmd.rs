@@ -82,6 +82,17 @@ fn render_summary(data_dir: &std::path::Path, summary: &AuditSummary) -> String 
             torn.file.display()
         );
     }
+    out += &format!(
+        "  operator trail    {} actions, head {}\n",
+        summary.operator_actions,
+        summary.operator_trail_head_hex()
+    );
+    if summary.operator_actions_checked > 0 {
+        out += &format!(
+            "  operator check    the {} actions before the checkpoint chain to its head\n",
+            summary.operator_actions_checked
+        );
+    }
     out += &format!("  accounts          {}\n", summary.accounts);
     out += &format!("  transfers         {}\n", summary.transfers);
     for sums in &summary.per_ledger {

@@ -67,7 +67,7 @@ pub use events::{CommittedEvent, EventPage, EventSubscription};
 pub use health::{FreeSpaceProbe, NodeHealth};
 pub use recovery::StorageOptions;
 pub use transport::{CallError, RemoteError};
-pub use view::{LedgerView, ReadError};
+pub use view::{LedgerView, OperatorTrailPage, ReadError};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
 pub trait Consensus: Clone + Send + Sync + 'static {

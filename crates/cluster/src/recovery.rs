@@ -82,6 +82,7 @@ impl StorageOptions {
         HistoryOptions {
             transfers: log(self.history_segment_bytes_max),
             wallet: log(self.history_segment_bytes_max),
+            operators: log(self.history_segment_bytes_max),
             events: EventLogOptions {
                 records: log(self.events_segment_bytes_max),
                 retention_bytes_max: (self.event_retention_bytes_max > 0)

@@ -478,6 +478,7 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             chain_head,
             transfers_end: self.ends.transfers_end,
             wallet_end: self.ends.wallet_end,
+            operators_end: self.ends.operators_end,
             events_last: self.ends.events_last,
             events_end: self.ends.events_end,
             membership: encode_stored_membership(&self.membership),

@@ -1,5 +1,6 @@
 //! What a read sees: the applied hot state and the history behind it, between two entries.
 
+use croupier_core::operators::{OperatorAction, OperatorChain};
 use croupier_core::reads::{account_transfers, wallet_outcome, TransferPage};
 use croupier_core::{
     Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId,
@@ -20,6 +21,14 @@ impl From<croupier_store::StoreError> for ReadError {
     fn from(error: croupier_store::StoreError) -> Self {
         ReadError::Storage(error.to_string())
     }
+}
+
+/// A page of the operator audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorTrailPage {
+    pub actions: Vec<OperatorAction>,
+    /// The whole trail's length and the hash of its last action.
+    pub chain: OperatorChain,
 }
 
 /// The ledger as of the last applied entry. Borrowed for the duration of one read.
@@ -72,6 +81,18 @@ impl<'a> LedgerView<'a> {
             limit,
             cursor,
         )?)
+    }
+
+    /// Up to `limit` operator actions from number `from` on, oldest first, from disk; and the
+    /// trail's length and head as of this read.
+    pub fn operator_actions(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<OperatorTrailPage, ReadError> {
+        let chain = self.ledger.operator_chain();
+        let actions = self.history.operator_actions_from(from, limit)?;
+        Ok(OperatorTrailPage { actions, chain })
     }
 
     pub fn wallet_outcome(&self, transaction_id: &str) -> Result<Option<WalletOutcome>, ReadError> {

@@ -34,11 +34,12 @@
 //!   | u64 pending_amount | 2 zero bytes
 //! wallet record: u64 timestamp | key | u8 kind | body (see `wallet_entry`)
 //! account (account_created events): as in a checkpoint, without the history pointer
-//! tagged record: u8 tag (1 account, 2 transfer, 3 wallet) | record
+//! operator action record, exactly `operators::OPERATOR_RECORD_BYTES` (see there)
+//! tagged record: u8 tag (1 account, 2 transfer, 3 wallet, 5 operator action) | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 3 (`encode_checkpoint`; version 2 is read as well: it
-//! ends after the pendings and has no players):
+//! Checkpoint of the hot state, version 4 (`encode_checkpoint`; versions 3 and 2 are read as
+//! well: 3 ends after the sessions, 2 after the pendings):
 //! ```text
 //! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
 //! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
@@ -48,6 +49,7 @@
 //! u64 n players (registration order): u128 id, u64 created_at, text username,
 //!     text password_hash, u8 n, n × (u64 ledger, u128 wallet account)
 //! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
+//! u64 operator actions | [32] hash of the last one (the audit trail's head)
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
@@ -74,6 +76,7 @@ use crate::history::{HistoryRecord, StoredTransfer, WalletRecord};
 use crate::ids::LedgerCode;
 use crate::ledger::FrozenLedger;
 use crate::ledger::Ledger;
+use crate::operators::{OperatorAction, OperatorChain};
 use crate::types::{
     Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult, NewAccount,
     NewTransfer, Transfer, TransferFlags,
@@ -83,8 +86,9 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 3;
-/// The previous checkpoint version, still read (no players).
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 4;
+/// Earlier checkpoint versions, still read: 3 has no operator chain, 2 no players either.
+const CHECKPOINT_FORMAT_VERSION_V3: u8 = 3;
 const CHECKPOINT_FORMAT_VERSION_V2: u8 = 2;
 pub const RESULTS_FORMAT_VERSION: u8 = 1;
 /// Size of one transfer record in history (fixed, so a record's place follows from its
@@ -100,6 +104,7 @@ const RECORD_TAG_TRANSFER: u8 = 2;
 const RECORD_TAG_WALLET: u8 = 3;
 /// An event body that names a transfer of history by sequence number instead of repeating it.
 const RECORD_TAG_TRANSFER_REF: u8 = 4;
+const RECORD_TAG_OPERATOR: u8 = 5;
 
 /// The body of a committed event as stored: the record itself, or (for transfers, the bulk of
 /// all events) a reference to the transfer record history already holds, so the event log
@@ -276,6 +281,8 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         Writer(&mut buffer).checkpoint_session(session);
         flush_when_full(&mut buffer, out)?;
     }
+    Writer(&mut buffer).u64(frozen.operators.count);
+    buffer.extend_from_slice(&frozen.operators.head);
     out.write_all(&buffer)
 }
 
@@ -292,7 +299,12 @@ fn flush_when_full(buffer: &mut Vec<u8>, out: &mut impl io::Write) -> io::Result
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
-    if version != CHECKPOINT_FORMAT_VERSION && version != CHECKPOINT_FORMAT_VERSION_V2 {
+    let known = [
+        CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V3,
+        CHECKPOINT_FORMAT_VERSION_V2,
+    ];
+    if !known.contains(&version) {
         return Err(DecodeError::Version(version));
     }
     let clock = r.u64()?;
@@ -321,8 +333,17 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
             .restore_pending(stored)
             .map_err(|_| r.invalid("pending transfer", offset))?;
     }
-    if version == CHECKPOINT_FORMAT_VERSION {
+    if version >= CHECKPOINT_FORMAT_VERSION_V3 {
         decode_checkpoint_directory(&mut r, &mut ledger)?;
+    }
+    if version >= CHECKPOINT_FORMAT_VERSION {
+        let count = r.u64()?;
+        let head = r.slice(32)?.try_into().expect("32 bytes");
+        let empty_with_head = count == 0 && head != [0; 32];
+        if empty_with_head {
+            return Err(r.invalid("operator chain", r.offset - 32));
+        }
+        ledger.operators = OperatorChain { count, head };
     }
     r.finish()?;
     ledger
@@ -454,6 +475,10 @@ pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
             out.push(RECORD_TAG_WALLET);
             encode_wallet_record(record, out);
         }
+        HistoryRecord::OperatorAction(action) => {
+            out.push(RECORD_TAG_OPERATOR);
+            action.encode(out);
+        }
     }
 }
 
@@ -470,6 +495,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<HistoryRecord, DecodeError> {
         }
         RECORD_TAG_TRANSFER => decode_transfer_record(body).map(HistoryRecord::Transfer),
         RECORD_TAG_WALLET => decode_wallet_record(body).map(HistoryRecord::Wallet),
+        RECORD_TAG_OPERATOR => OperatorAction::decode(body)
+            .map(HistoryRecord::OperatorAction)
+            .ok_or(DecodeError::Invalid {
+                what: "operator action record",
+                offset: 1,
+            }),
         _ => Err(DecodeError::Invalid {
             what: "record tag",
             offset: 0,

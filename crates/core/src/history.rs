@@ -18,6 +18,7 @@ use std::collections::HashSet;
 
 use crate::ids::{is_expiry_transfer_id, AccountId, TransferId};
 use crate::ledger::hashing::IdMap;
+use crate::operators::OperatorAction;
 use crate::types::{Account, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
@@ -117,6 +118,8 @@ pub enum HistoryRecord {
     AccountCreated(Account),
     Transfer(StoredTransfer),
     Wallet(WalletRecord),
+    /// A command an operator's key asked for (`crate::operators`).
+    OperatorAction(OperatorAction),
 }
 
 impl HistoryRecord {
@@ -126,6 +129,7 @@ impl HistoryRecord {
             HistoryRecord::AccountCreated(account) => account.timestamp,
             HistoryRecord::Transfer(stored) => stored.transfer.timestamp,
             HistoryRecord::Wallet(record) => record.timestamp,
+            HistoryRecord::OperatorAction(action) => action.timestamp,
         }
     }
 
@@ -135,6 +139,7 @@ impl HistoryRecord {
             HistoryRecord::AccountCreated(_) => "account_created",
             HistoryRecord::Transfer(stored) => stored.kind().name(),
             HistoryRecord::Wallet(record) => record.entry.event_type(),
+            HistoryRecord::OperatorAction(_) => "operator_action",
         }
     }
 }
@@ -305,7 +310,8 @@ pub enum IndexedKey<'a> {
 /// Calls `each` with every key `record` must be findable under.
 pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)) {
     match record {
-        HistoryRecord::AccountCreated(_) => {}
+        // Operator actions are found by their sequence number (fixed-size records).
+        HistoryRecord::AccountCreated(_) | HistoryRecord::OperatorAction(_) => {}
         HistoryRecord::Transfer(stored) => {
             each(IndexedKey::Transfer(stored.transfer.id));
             if stored.resolves_pending() {

@@ -41,6 +41,7 @@ use std::fmt;
 use crate::command::{Command, CommandResult};
 use crate::history::{HistoryKeys, HistoryRecord, Prefetched, StoredTransfer, NO_TRANSFER};
 use crate::ids::{is_reserved_id, AccountId, LedgerCode, TransferId};
+use crate::operators::{OperatorAction, OperatorChain};
 use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
@@ -61,6 +62,7 @@ pub struct FrozenLedger {
     pub(crate) pendings: PagedVec<Option<PendingTransfer>>,
     pub(crate) players: PagedVec<crate::players::Player>,
     pub(crate) sessions: PagedVec<Option<crate::players::Session>>,
+    pub(crate) operators: OperatorChain,
 }
 
 impl FrozenLedger {
@@ -209,6 +211,8 @@ pub struct Ledger {
     pub(crate) wallet_sequence: u64,
     pub(crate) expiry_sequence: u64,
     pub(crate) directory: Directory,
+    /// The operator audit trail's length and head (`crate::operators`).
+    pub(crate) operators: OperatorChain,
     entry: EntryState,
     undo: UndoLog,
 }
@@ -242,6 +246,7 @@ impl Ledger {
             pendings: self.pending.share_slots(),
             players: self.directory.players.clone(),
             sessions: self.directory.sessions.slots.share(),
+            operators: self.operators,
         }
     }
 
@@ -428,9 +433,25 @@ impl Ledger {
             Command::OpenSession(session) => CommandResult::Player(self.open_session(session)),
             Command::CloseSession(token) => CommandResult::Player(self.close_session(token)),
             Command::RevokeSessions(player) => CommandResult::Player(self.revoke_sessions(*player)),
-            // The operator's identity is for the audit trail (the log); the effect is the
-            // command's own.
-            Command::ByOperator { command, .. } => self.apply_command(command),
+            // The effect is the command's own; the operator's identity and what the command
+            // did go to the audit trail.
+            Command::ByOperator { key_id, command } => {
+                let transfers_before = self.transfer_count;
+                let result = self.apply_command(command);
+                let transfers = transfers_before..self.transfer_count;
+                let action = OperatorAction::append(
+                    &mut self.operators,
+                    self.clock,
+                    key_id,
+                    command,
+                    &result,
+                    transfers,
+                );
+                self.entry
+                    .records
+                    .push(HistoryRecord::OperatorAction(action));
+                result
+            }
         }
     }
 
@@ -468,6 +489,11 @@ impl Ledger {
     /// Transfers ever created (the next transfer's sequence number).
     pub fn transfer_count(&self) -> u64 {
         self.transfer_count
+    }
+
+    /// The operator audit trail's length and the hash of its last record.
+    pub fn operator_chain(&self) -> OperatorChain {
+        self.operators
     }
 
     pub fn account_count(&self) -> usize {

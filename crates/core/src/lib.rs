@@ -20,6 +20,7 @@ pub mod history;
 pub mod ids;
 pub mod ledger;
 pub mod memory;
+pub mod operators;
 pub mod players;
 pub mod reads;
 pub mod types;

@@ -11,6 +11,7 @@ use crate::history::{
 };
 use crate::ids::{AccountId, TransferId};
 use crate::ledger::{Ledger, LedgerTotals};
+use crate::operators::OperatorAction;
 use crate::reads::{account_transfers, wallet_outcome, TransferPage};
 use crate::types::{Account, Transfer};
 use crate::wallet::{WalletEntry, WalletOutcome};
@@ -23,6 +24,7 @@ pub struct MemoryHistory {
     resolutions: HashMap<TransferId, u64>,
     wallet: Vec<WalletRecord>,
     wallet_index: HashMap<String, usize>,
+    operator_actions: Vec<OperatorAction>,
     rolled_back: HashSet<String>,
     settled: HashSet<(AccountId, String)>,
     /// Every record in order, as the event feed would publish them.
@@ -46,6 +48,14 @@ impl MemoryHistory {
                 self.transfers.push(stored.clone());
             }
             HistoryRecord::Wallet(wallet) => self.wallet.push(wallet.clone()),
+            HistoryRecord::OperatorAction(action) => {
+                assert_eq!(
+                    action.seq,
+                    self.operator_actions.len() as u64,
+                    "operator seq gap"
+                );
+                self.operator_actions.push(action.clone());
+            }
         }
         indexed_keys(record, |key| match key {
             IndexedKey::Transfer(id) => {
@@ -77,6 +87,10 @@ impl MemoryHistory {
 
     pub fn wallet_records(&self) -> &[WalletRecord] {
         &self.wallet
+    }
+
+    pub fn operator_actions(&self) -> &[OperatorAction] {
+        &self.operator_actions
     }
 
     pub fn records(&self) -> &[HistoryRecord] {

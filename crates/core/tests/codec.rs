@@ -64,6 +64,10 @@ fn busy_ledger() -> Harness {
     h.rollback("rb2", 21, "r3", "never-seen");
     h.advance_s(10);
     h.apply(vec![Command::Tick]);
+    h.apply(vec![Command::ByOperator {
+        key_id: "finance-1".into(),
+        command: Box::new(Command::CreateTransfers(vec![transfer(7, 10, 11, 3)])),
+    }]);
     h
 }
 
@@ -287,7 +291,7 @@ fn every_history_record_round_trips_through_the_codec() {
 fn empty_ledger_round_trips() {
     let h = Harness::new();
     let bytes = snapshot(&h);
-    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 4);
+    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 4 + 8 + 32);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
@@ -298,9 +302,30 @@ fn checkpoints_written_before_players_existed_still_load() {
     let mut bytes = snapshot(&h);
     // Version 2 ended after the pending transfers: no player or session counts.
     bytes[0] = 2;
-    bytes.truncate(bytes.len() - 16);
+    bytes.truncate(bytes.len() - 16 - 40);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
+}
+
+#[test]
+fn checkpoints_written_before_the_operator_trail_still_load() {
+    let h = Harness::with_players(&[20], 100);
+    let mut bytes = snapshot(&h);
+    // Version 3 ended after the sessions: no operator chain.
+    bytes[0] = 3;
+    bytes.truncate(bytes.len() - 40);
+    let restored = restore(&h, &bytes).unwrap();
+    assert_eq!(restored.totals(), h.ledger.totals());
+    assert_eq!(restored.ledger.operator_chain().count, 0);
+}
+
+#[test]
+fn the_operator_trail_head_survives_a_checkpoint() {
+    let h = busy_ledger();
+    let chain = h.ledger.ledger.operator_chain();
+    assert_eq!(chain.count, 1);
+    let restored = restore(&h, &snapshot(&h)).unwrap();
+    assert_eq!(restored.ledger.operator_chain(), chain);
 }
 
 #[test]

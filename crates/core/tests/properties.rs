@@ -446,6 +446,13 @@ proptest! {
                 check_result_shape(command, result)?;
             }
         }
+        // Every operator command left one record, and the records chain up to the ledger's head.
+        let operator_commands = log.iter().flat_map(|e| &e.commands)
+            .filter(|c| matches!(c, Command::ByOperator { .. })).count() as u64;
+        let chain = ledger.ledger.operator_chain();
+        prop_assert_eq!(chain.count, operator_commands);
+        let trail = ledger.history.operator_actions();
+        prop_assert_eq!(croupier_core::operators::verify_chain([0; 32], 0, trail), Ok(chain.head));
         // Balances computed from the wallet's answers never go below zero.
         for id in 1..=ACCOUNT_IDS_MAX {
             if let Some(account) = ledger.account(id) {

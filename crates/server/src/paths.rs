@@ -25,6 +25,7 @@ pub const ROUTE_PLAYERS_LOGOUT: &str = "/v1/players/logout";
 pub const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
 pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
 pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
+pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -52,6 +53,7 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYERS_ME,
     ROUTE_PLAYER,
     ROUTE_PLAYER_SESSIONS,
+    ROUTE_AUDIT_OPERATORS,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

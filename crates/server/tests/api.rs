@@ -223,6 +223,7 @@ fn openapi_document_lists_every_route() {
         ("/v1/players/me", "get"),
         ("/v1/players/{player_id}", "get"),
         ("/v1/players/{player_id}/sessions", "delete"),
+        ("/v1/audit/operators", "get"),
     ];
     for (path, method) in expected {
         assert!(

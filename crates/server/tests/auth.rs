@@ -858,6 +858,7 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
         ),
         ("GET", &balance_path, None, balance_readers),
         ("GET", "/v1/events", None, OPERATORS.to_vec()),
+        ("GET", "/v1/audit/operators", None, OPERATORS.to_vec()),
         ("GET", "/v1/cluster/status", None, OPERATORS.to_vec()),
         (
             "POST",
@@ -903,5 +904,102 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
                 ),
             }
         }
+    }
+}
+
+/// The id part of an operator key `crk.<id>.<secret>`.
+fn key_id(key: &str) -> &str {
+    key.split('.').nth(1).unwrap()
+}
+
+#[test]
+fn every_operator_write_is_in_the_hash_chained_audit_trail() {
+    let node = Node::start(|_| {});
+    let player = node.create_player("audited");
+    node.fund(&player, 500);
+    let (status, trail) = node.call(
+        "GET",
+        "/v1/audit/operators",
+        Some(&node.keys.read_only),
+        None,
+    );
+    assert_eq!(status, 200, "{trail}");
+    let actions = trail["actions"].as_array().unwrap();
+    let who_what: Vec<(&str, &str, u64, u64)> = actions
+        .iter()
+        .map(|a| {
+            let items = a["items"].as_u64().unwrap();
+            let transfers = a["transfers"].as_u64().unwrap();
+            (
+                a["key_id"].as_str().unwrap(),
+                a["action"].as_str().unwrap(),
+                items,
+                transfers,
+            )
+        })
+        .collect();
+    let (support, finance) = (key_id(&node.keys.support), key_id(&node.keys.finance));
+    assert_eq!(
+        who_what,
+        [
+            (support, "create_player", 1, 0),
+            (finance, "create_accounts", 1, 0),
+            (finance, "create_transfers", 1, 1),
+        ]
+    );
+    assert_eq!(actions[0]["subject"], player.as_str());
+    assert_eq!(actions[2]["subject"], "7500");
+    // Each action names its predecessor's hash; the trail's head is the last one's.
+    let mut prev = "0".repeat(64);
+    for (seq, action) in actions.iter().enumerate() {
+        assert_eq!(action["seq"], seq as u64);
+        assert_eq!(action["prev_hash"], prev.as_str());
+        assert!(action["timestamp"].as_u64().is_some_and(|t| t > 0));
+        prev = action["hash"].as_str().unwrap().to_string();
+    }
+    assert_eq!(
+        (trail["count"].as_u64(), trail["head"].as_str()),
+        (Some(3), Some(prev.as_str()))
+    );
+    assert!(trail.get("next").is_none(), "{trail}");
+
+    let (_, page) = node.call(
+        "GET",
+        "/v1/audit/operators?from=1&limit=1",
+        Some(&node.keys.admin),
+        None,
+    );
+    assert_eq!(
+        (page["actions"][0]["seq"].as_u64(), page["next"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // The same actions are events of the committed feed.
+    let (_, events) = node.call("GET", "/v1/events?limit=1000", Some(&node.keys.admin), None);
+    let audited = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "operator_action");
+    assert_eq!(audited.count(), 3);
+
+    let token = node.token("audited");
+    assert_error(
+        node.call("GET", "/v1/audit/operators", Some(&token), None),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        node.call("GET", "/v1/audit/operators", None, None),
+        401,
+        "unauthorized",
+    );
+    for bad in ["?limit=0", "?limit=1001", "?from=x", "?from=-1", "?key=1"] {
+        let answer = node.call(
+            "GET",
+            &format!("/v1/audit/operators{bad}"),
+            Some(&node.keys.admin),
+            None,
+        );
+        assert_error(answer, 400, "invalid_query");
     }
 }

@@ -10,7 +10,7 @@
 //! Layout: `magic "CRPARCH1" | u32 header_len | header | file bytes in header order`, header =
 //! `u32 manifest_len | manifest payload | u32 file count | per file: u16 name_len | name |
 //! u64 len`, names relative to the data directory (`checkpoint/hot-….ckpt`,
-//! `history/transfers/….rec`, `history/wallet/….rec`), then a CRC32C of everything before it.
+//! `history/transfers/….rec`, `history/wallet/….rec`, `history/operators/….rec`), then a CRC32C of everything before it.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -62,7 +62,12 @@ impl CheckpointArchive {
         let hot = checkpoints.hot_path(manifest);
         let hot_file = fs.open_read_only(&hot).map_err(StoreError::io("open", &hot))?;
         parts.push(Part { name: format!("checkpoint/{}", manifest.hot_file), file: hot_file, len: manifest.hot_len });
-        for (log, end) in [("transfers", manifest.transfers_end), ("wallet", manifest.wallet_end)] {
+        let logs = [
+            ("transfers", manifest.transfers_end),
+            ("wallet", manifest.wallet_end),
+            ("operators", manifest.operators_end),
+        ];
+        for (log, end) in logs {
             plan_log(fs.as_ref(), root, &format!("history/{log}"), end, &mut parts)?;
         }
         Ok(Self::assemble(manifest, parts))
@@ -246,7 +251,9 @@ fn parse_header(body: &[u8]) -> Result<Header, String> {
 fn check_name(name: &str) -> Result<(), String> {
     let path = PathBuf::from(name);
     let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
-    let known = ["checkpoint/", "history/transfers/", "history/wallet/"].iter().any(|dir| name.starts_with(dir));
+    let known = ["checkpoint/", "history/transfers/", "history/wallet/", "history/operators/"]
+        .iter()
+        .any(|dir| name.starts_with(dir));
     if !plain || !known {
         return Err(format!("archive names a file outside the checkpoint: {name:?}"));
     }

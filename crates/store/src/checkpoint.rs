@@ -17,7 +17,8 @@
 //! Manifest payload (little-endian): u32 version | u64 last_index | u64 last_term
 //! | 32 chain_head | u64 transfers_end | u64 wallet_end | u64 events_last | u64 events_end
 //! | u64 hot_len | 32 hot_sha256 | u32 len + membership | u32 len + snapshot_id | u32 len +
-//! hot file name.
+//! hot file name | u64 operators_end (version 2; a version 1 manifest predates the operator
+//! trail and reads as 0).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,9 @@ use crate::fs::{FileSystem, StorageFile};
 use crate::{ChainHash, StoreError};
 
 const MANIFEST_MAGIC: &[u8; 8] = b"CRPCKPT\x02";
-const MANIFEST_VERSION: u32 = 1;
+const MANIFEST_VERSION: u32 = 2;
+/// The manifest before the operator trail, still read.
+const MANIFEST_VERSION_V1: u32 = 1;
 const MANIFEST_NAME: &str = "CURRENT";
 /// Bytes buffered before each write of the hot file.
 const HOT_WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -48,6 +51,7 @@ pub struct CheckpointManifest {
     /// Where each history log ended (the logs are cut back here on recovery).
     pub transfers_end: u64,
     pub wallet_end: u64,
+    pub operators_end: u64,
     /// Position of the last event the checkpoint's entries yielded (0: none yet).
     pub events_last: u64,
     /// Where the event log's bytes ended.
@@ -66,6 +70,7 @@ impl CheckpointManifest {
         crate::history::HistoryEnds {
             transfers_end: self.transfers_end,
             wallet_end: self.wallet_end,
+            operators_end: self.operators_end,
             events_last: self.events_last,
             events_end: self.events_end,
         }
@@ -230,13 +235,14 @@ pub(crate) fn encode_manifest(m: &CheckpointManifest) -> Vec<u8> {
         out.extend_from_slice(&(field.len() as u32).to_le_bytes());
         out.extend_from_slice(field);
     }
+    out.extend_from_slice(&m.operators_end.to_le_bytes());
     out
 }
 
 pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String> {
     let mut r = FieldReader { bytes, offset: 0 };
     let version = u32::from_le_bytes(r.array()?);
-    if version != MANIFEST_VERSION {
+    if version != MANIFEST_VERSION && version != MANIFEST_VERSION_V1 {
         return Err(format!("unsupported checkpoint manifest version {version}"));
     }
     let (last_index, last_term) = (r.u64()?, r.u64()?);
@@ -247,6 +253,7 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String
     let membership = r.field()?.to_vec();
     let snapshot_id = String::from_utf8(r.field()?.to_vec()).map_err(|_| "snapshot id is not UTF-8")?;
     let hot_file = String::from_utf8(r.field()?.to_vec()).map_err(|_| "hot file name is not UTF-8")?;
+    let operators_end = if version == MANIFEST_VERSION { r.u64()? } else { 0 };
     if r.offset != bytes.len() || !hot_file.starts_with("hot-") || hot_file.contains('/') {
         return Err("manifest has trailing bytes or a bad hot file name".into());
     }
@@ -256,6 +263,7 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<CheckpointManifest, String
         chain_head,
         transfers_end,
         wallet_end,
+        operators_end,
         events_last,
         events_end,
         membership,
@@ -310,6 +318,7 @@ mod tests {
             chain_head: [7; 32],
             transfers_end: 136 * 10,
             wallet_end: 99,
+            operators_end: 7 * 190,
             events_last: 42,
             events_end: 4242,
             membership: vec![1, 2, 3],

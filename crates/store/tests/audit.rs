@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use common::{sample_proposal, tiny_history_options, DiskNode, NodeOptions, FUNDING, PLAYER_A};
 use croupier_core::codec::decode_checkpoint;
+use croupier_core::operators::{OperatorAction, OPERATOR_RECORD_BYTES};
 use croupier_core::MemoryLedger;
 use croupier_store::audit::{self, AuditError, AuditSummary};
 use croupier_store::fs::OsFileSystem;
-use croupier_store::history::TRANSFER_FRAME_BYTES;
+use croupier_store::history::{OPERATOR_FRAME_BYTES, TRANSFER_FRAME_BYTES};
 use croupier_store::records::RECORD_SEGMENT_HEADER_BYTES;
 use croupier_store::{
     CheckpointStore, DataDirLock, LogOptions, LogRecord, LogStore, RecordKind, RecordLog, RecordLogOptions,
@@ -82,7 +83,8 @@ fn audit_error(dir: &Path) -> AuditError {
 }
 
 fn history_records(model: &MemoryLedger) -> u64 {
-    (model.history.transfers().len() + model.history.wallet_records().len()) as u64
+    let history = &model.history;
+    (history.transfers().len() + history.wallet_records().len() + history.operator_actions().len()) as u64
 }
 
 /// The summary's sums and counts are the model's.
@@ -204,6 +206,54 @@ fn flipped_byte_in_a_checkpointed_transfer_record_fails_naming_its_position() {
         assert_eq!(error.file.as_deref(), Some(file.as_path()), "{error}");
         assert!(error.offset.is_some_and(|at| at <= offset), "{error}");
     }
+}
+
+/// Rewrites operator action `seq` as a forger who knows the format would: an edited field, the
+/// record's own hash recomputed, a fresh frame checksum.
+fn forge_operator_action(dir: &Path, seq: u64) {
+    let (file, offset) = record_location(&dir.join("operators"), seq * OPERATOR_FRAME_BYTES);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let payload_at = offset as usize + RECORD_FRAME_OVERHEAD_BYTES;
+    let payload = &mut bytes[payload_at..payload_at + OPERATOR_RECORD_BYTES];
+    let mut action = OperatorAction::decode(payload).expect("an operator action");
+    action.items += 1;
+    action.hash = action.computed_hash();
+    let mut encoded = Vec::new();
+    action.encode(&mut encoded);
+    payload.copy_from_slice(&encoded);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[offset as usize..offset as usize + 4]), &encoded);
+    bytes[offset as usize + 4..offset as usize + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+}
+
+/// The operator audit trail below a checkpoint: a flipped byte fails the record checksum; a
+/// forged record with a fresh checksum and hash fails the replay's byte comparison or, with the
+/// log compacted, the trail's hash chain at the next record.
+#[test]
+fn an_edited_operator_action_fails_the_audit() {
+    for compact in [false, true] {
+        let built = build(PROPOSALS, Some(PROPOSALS), compact);
+        assert!(built.model.history.operator_actions().len() > 3);
+        let (file, offset) = record_location(&built.node.history_dir().join("operators"), OPERATOR_FRAME_BYTES);
+        flip_byte(&file, offset + RECORD_FRAME_OVERHEAD_BYTES as u64 + 20);
+        let error = audit_error(built.path());
+        assert_eq!(error.file.as_deref(), Some(file.as_path()), "compact {compact}: {error}");
+
+        let built = build(PROPOSALS, Some(PROPOSALS), compact);
+        forge_operator_action(&built.node.history_dir(), 2);
+        let error = audit_error(built.path()).to_string();
+        let expected = if compact { "operator audit trail is broken at action 3" } else { "operators history" };
+        assert!(error.contains(expected), "compact {compact}: {error}");
+    }
+}
+
+#[test]
+fn the_audit_reports_the_operator_trail_it_checked() {
+    let built = build(PROPOSALS, Some(12), true);
+    let summary = verify(built.path());
+    let trail = built.model.ledger.operator_chain();
+    assert_eq!((summary.operator_actions, summary.operator_trail_head), (trail.count, trail.head));
+    assert_eq!(summary.operator_actions_checked, 6, "entries 1, 3, .., 11 before the checkpoint");
 }
 
 /// Above the last checkpoint, history is rebuilt from the log (it was never fsynced, and the

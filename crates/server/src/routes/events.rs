@@ -68,7 +68,8 @@ pub struct EventOut {
     /// Ledger time, nanoseconds since the Unix epoch.
     pub timestamp: u64,
     /// account_created, transfer_posted, transfer_pending, pending_posted, pending_voided,
-    /// pending_expired, wallet_bet, wallet_win, wallet_rollback, wallet_tombstone.
+    /// pending_expired, wallet_bet, wallet_win, wallet_rollback, wallet_tombstone,
+    /// operator_action.
     #[serde(rename = "type")]
     pub event_type: &'static str,
     #[serde(flatten)]
@@ -82,6 +83,7 @@ pub enum EventBody {
     Account(AccountEventOut),
     Transfer(TransferEventOut),
     Wallet(WalletEventOut),
+    Operator(crate::routes::audit::OperatorActionOut),
 }
 
 /// An account as created (its timestamp is the event's).
@@ -130,6 +132,11 @@ impl From<&CommittedEvent> for EventOut {
             HistoryRecord::AccountCreated(account) => EventBody::Account(account_out(account)),
             HistoryRecord::Transfer(stored) => EventBody::Transfer(transfer_out(stored)),
             HistoryRecord::Wallet(record) => EventBody::Wallet(wallet_out(record)),
+            HistoryRecord::OperatorAction(action) => {
+                let mut out = crate::routes::audit::OperatorActionOut::from(action);
+                out.timestamp = None; // the event's own
+                EventBody::Operator(out)
+            }
         };
         EventOut {
             position: event.position.to_string(),

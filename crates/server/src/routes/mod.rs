@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::edge::EdgeLimits;
 use crate::telemetry;
 
+pub mod audit;
 pub mod cluster;
 pub mod events;
 pub mod ledger;
@@ -114,6 +115,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(players::me::<C>))
         .routes(documented!(players::get::<C>))
         .routes(documented!(players::revoke_sessions::<C>))
+        .routes(documented!(audit::operators::<C>))
 }
 
 /// Header by which a read opts in to this node's own, possibly stale, state.

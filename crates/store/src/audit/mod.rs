@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use croupier_core::codec::decode_checkpoint;
 use croupier_core::ledger::LedgerSums;
+use croupier_core::operators::verify_chain;
 use croupier_core::Ledger;
 
 use crate::checkpoint::{CheckpointManifest, CheckpointStore};
@@ -38,6 +39,9 @@ pub struct CheckpointUsed {
     pub last_term: u64,
     pub chain_head: ChainHash,
 }
+
+/// Operator actions read at a time by the trail check.
+const OPERATOR_CHUNK_ACTIONS: usize = 4_096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditSummary {
@@ -58,6 +62,12 @@ pub struct AuditSummary {
     pub history_records_verified: u64,
     /// Transfers checked against the checkpoint's balances by the streaming history check.
     pub history_transfers_checked: u64,
+    /// Operator actions before the checkpoint whose hash chain was checked up to the head the
+    /// checkpoint carries (those after it are checked byte for byte by the replay).
+    pub operator_actions_checked: u64,
+    /// The operator audit trail of the final state: its length and the hash of its last record.
+    pub operator_actions: u64,
+    pub operator_trail_head: [u8; 32],
     /// A torn write at the end of the last segment: not part of the log (the node cuts it off
     /// when it starts).
     pub torn_tail: Option<TornTail>,
@@ -72,6 +82,10 @@ pub struct AuditSummary {
 impl AuditSummary {
     pub fn chain_head_hex(&self) -> String {
         hex::encode(self.chain_head)
+    }
+
+    pub fn operator_trail_head_hex(&self) -> String {
+        hex::encode(self.operator_trail_head)
     }
 }
 
@@ -170,6 +184,9 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
         genesis_replay_matches_checkpoint: false,
         history_records_verified: 0,
         history_transfers_checked: 0,
+        operator_actions_checked: 0,
+        operator_actions: 0,
+        operator_trail_head: [0; 32],
         torn_tail: recovery.torn_tail,
         history_cuts: history.cuts.clone(),
         accounts: 0,
@@ -200,6 +217,8 @@ pub fn verify_with(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<AuditSumm
     summary.entries_replayed = outcome.entries_replayed;
     summary.history_records_verified = outcome.records_verified;
     summary.genesis_replay_matches_checkpoint = outcome.matched_checkpoint;
+    let trail = outcome.ledger.operator_chain();
+    (summary.operator_actions, summary.operator_trail_head) = (trail.count, trail.head);
     let totals = outcome.ledger.totals();
     summary.accounts = totals.accounts;
     summary.transfers = totals.transfers;
@@ -219,7 +238,9 @@ fn load_checkpoint(
     let bytes = checkpoints.load_hot(manifest)?;
     let ledger = decode_checkpoint(&bytes)
         .map_err(|e| AuditError::in_file(&file, format!("checkpoint does not decode: {e}")))?;
-    let view = history.limited(manifest.transfers_end, manifest.wallet_end);
+    let view = history.limited(manifest.history_ends());
+    check_operator_trail(&view, &ledger, &file)?;
+    summary.operator_actions_checked = ledger.operator_chain().count;
     if view.transfer_count() != ledger.transfer_count() {
         return Err(AuditError::in_file(
             &file,
@@ -247,6 +268,31 @@ fn load_checkpoint(
     checked.map_err(|broken| AuditError::in_file(&file, format!("the checkpoint disagrees with history: {broken}")))?;
     summary.history_transfers_checked = ledger.transfer_count();
     Ok(ledger)
+}
+
+/// The operator trail up to the checkpoint must be whole and chain to the head the checkpoint
+/// carries: a record cut out, reordered or edited breaks the chain.
+fn check_operator_trail(view: &HistoryReader, ledger: &Ledger, file: &Path) -> Result<(), AuditError> {
+    let chain = ledger.operator_chain();
+    if view.operator_action_count() != chain.count {
+        let reason = format!(
+            "the checkpoint counts {} operator actions, history holds {}",
+            chain.count,
+            view.operator_action_count()
+        );
+        return Err(AuditError::in_file(file, reason));
+    }
+    let (mut head, mut next) = ([0u8; 32], 0u64);
+    while next < chain.count {
+        let actions = view.operator_actions_from(next, OPERATOR_CHUNK_ACTIONS)?;
+        head = verify_chain(head, next, &actions)
+            .map_err(|seq| AuditError::in_file(file, format!("the operator audit trail is broken at action {seq}")))?;
+        next += actions.len() as u64;
+    }
+    if head != chain.head {
+        return Err(AuditError::in_file(file, "the operator audit trail does not end at the checkpoint's head"));
+    }
+    Ok(())
 }
 
 /// The entries on disk.

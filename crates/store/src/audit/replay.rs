@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AuditError, LogSpan};
 use crate::checkpoint::CheckpointManifest;
-use crate::history::{HistoryReader, TRANSFER_FRAME_BYTES};
+use crate::history::{HistoryEnds, HistoryReader, OPERATOR_FRAME_BYTES, TRANSFER_FRAME_BYTES};
 use crate::log::LogStore;
 use crate::records::RECORD_FRAME_OVERHEAD_BYTES;
 use crate::{RecordKind, StoreError};
@@ -30,12 +30,20 @@ pub(crate) struct Start {
     from_index: u64,
     transfers_end: u64,
     wallet_end: u64,
+    operators_end: u64,
     genesis: bool,
 }
 
 impl Start {
     pub(crate) fn genesis(first_index: u64) -> Start {
-        Start { ledger: Ledger::new(), from_index: first_index, transfers_end: 0, wallet_end: 0, genesis: true }
+        Start {
+            ledger: Ledger::new(),
+            from_index: first_index,
+            transfers_end: 0,
+            wallet_end: 0,
+            operators_end: 0,
+            genesis: true,
+        }
     }
 
     pub(crate) fn checkpoint(ledger: Ledger, manifest: &CheckpointManifest) -> Start {
@@ -44,6 +52,7 @@ impl Start {
             from_index: manifest.last_index + 1,
             transfers_end: manifest.transfers_end,
             wallet_end: manifest.wallet_end,
+            operators_end: manifest.operators_end,
             genesis: false,
         }
     }
@@ -81,6 +90,7 @@ struct Replay<'a> {
     ledger: Ledger,
     transfers_end: u64,
     wallet_end: u64,
+    operators_end: u64,
     overlay: Overlay,
     keys: HistoryKeys,
     prefetched: Prefetched,
@@ -103,6 +113,7 @@ pub(crate) fn run(
         ledger: start.ledger,
         transfers_end: start.transfers_end,
         wallet_end: start.wallet_end,
+        operators_end: start.operators_end,
         overlay: Overlay::default(),
         keys: HistoryKeys::default(),
         prefetched: Prefetched::default(),
@@ -152,7 +163,7 @@ impl Replay<'_> {
         })?;
         self.keys.clear();
         self.ledger.history_keys(&proposal.commands, &mut self.keys);
-        let source = Source { disk: self.disk.limited(self.transfers_end, self.wallet_end), overlay: &self.overlay };
+        let source = Source { disk: self.disk.limited(self.verified_ends()), overlay: &self.overlay };
         source.fetch(&self.keys, &mut self.prefetched)?;
         self.records.clear();
         let (ledger, prefetched, records) = (&mut self.ledger, &mut self.prefetched, &mut self.records);
@@ -190,6 +201,13 @@ impl Replay<'_> {
                 let bytes = if on_disk { Some(self.disk.wallet_record_bytes(position)?) } else { None };
                 (bytes, "wallet", position, (RECORD_FRAME_OVERHEAD_BYTES + self.scratch.len()) as u64)
             }
+            HistoryRecord::OperatorAction(action) => {
+                action.encode(&mut self.scratch);
+                let position = action.seq * OPERATOR_FRAME_BYTES;
+                let on_disk = action.seq < self.disk.operator_action_count();
+                let bytes = if on_disk { Some(self.disk.operator_record_bytes(action.seq)?) } else { None };
+                (bytes, "operators", position, OPERATOR_FRAME_BYTES)
+            }
         };
         match on_disk {
             Some(bytes) if bytes == self.scratch => self.records_verified += 1,
@@ -202,9 +220,19 @@ impl Replay<'_> {
         }
         match record {
             HistoryRecord::Transfer(_) => self.transfers_end = position + advance,
+            HistoryRecord::OperatorAction(_) => self.operators_end = position + advance,
             _ => self.wallet_end = position + advance,
         }
         Ok(())
+    }
+
+    fn verified_ends(&self) -> HistoryEnds {
+        HistoryEnds {
+            transfers_end: self.transfers_end,
+            wallet_end: self.wallet_end,
+            operators_end: self.operators_end,
+            ..HistoryEnds::default()
+        }
     }
 
     /// `hot_file` is named in the error: the operator must know which file the log disproves.
@@ -212,7 +240,9 @@ impl Replay<'_> {
         let mut bytes = Vec::new();
         encode_checkpoint(&self.ledger.freeze(), &mut bytes).map_err(|e| AuditError::new(e.to_string()))?;
         let sha: [u8; 32] = Sha256::digest(&bytes).into();
-        let ends_match = (self.transfers_end, self.wallet_end) == (manifest.transfers_end, manifest.wallet_end);
+        let ends = self.verified_ends();
+        let ends_match = (ends.transfers_end, ends.wallet_end, ends.operators_end)
+            == (manifest.transfers_end, manifest.wallet_end, manifest.operators_end);
         if sha != manifest.hot_sha256 || !ends_match {
             return Err(AuditError {
                 index: Some(manifest.last_index),

@@ -5,6 +5,8 @@
 //!   position `seq × TRANSFER_FRAME_BYTES`, so account histories (chains of sequence numbers)
 //!   are walked with direct reads.
 //! - `wallet/`: a record log of wallet decisions (variable size).
+//! - `operators/`: the operator audit trail, fixed-size records (`croupier_core::operators`),
+//!   action number `seq` at `seq × OPERATOR_FRAME_BYTES`; hash-chained by the ledger.
 //! - `index/transfers`, `index/resolutions`, `index/keys`: write-once id indexes: transfer id →
 //!   seq; pending id → seq of its post/void/expiry; and 128-bit hashes of wallet keys (with a
 //!   domain per kind: transaction, rolled-back bet, settled round) → wallet position. A hashed
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use croupier_core::codec::{encode_event_body, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES};
 use croupier_core::events::event_position;
 use croupier_core::history::{indexed_keys, HistoryRecord, IndexedKey};
+use croupier_core::operators::OPERATOR_RECORD_BYTES;
 
 use crate::events::{EventFeed, EventLog, EventLogOptions};
 use crate::fs::FileSystem;
@@ -45,12 +48,15 @@ const SLOW_PERSIST_WARN_MS: u128 = 50;
 
 /// Bytes one transfer record occupies in the transfers log, frame included.
 pub const TRANSFER_FRAME_BYTES: u64 = (RECORD_FRAME_OVERHEAD_BYTES + TRANSFER_RECORD_BYTES) as u64;
+/// Bytes one operator action occupies in the operators log, frame included.
+pub const OPERATOR_FRAME_BYTES: u64 = (RECORD_FRAME_OVERHEAD_BYTES + OPERATOR_RECORD_BYTES) as u64;
 
 /// Where the history stood at a checkpoint: recovery cuts the logs back to these.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HistoryEnds {
     pub transfers_end: u64,
     pub wallet_end: u64,
+    pub operators_end: u64,
     /// Last event position (0: no event yet).
     pub events_last: u64,
     /// Where the event log's bytes ended (its durable floor).
@@ -61,6 +67,7 @@ pub struct HistoryEnds {
 pub struct HistoryOptions {
     pub transfers: RecordLogOptions,
     pub wallet: RecordLogOptions,
+    pub operators: RecordLogOptions,
     pub events: EventLogOptions,
     pub transfer_index: IndexOptions,
     pub resolution_index: IndexOptions,
@@ -79,6 +86,7 @@ impl Default for HistoryOptions {
         HistoryOptions {
             transfers: derived_log_options(segment_bytes_max),
             wallet: derived_log_options(segment_bytes_max),
+            operators: derived_log_options(segment_bytes_max),
             events: EventLogOptions { records: derived_log_options(segment_bytes_max), ..EventLogOptions::default() },
             transfer_index: IndexOptions::default(),
             resolution_index: IndexOptions::default(),
@@ -102,6 +110,7 @@ pub(crate) struct Indexes {
 pub struct HistoryWriter {
     transfers: RecordLog,
     wallet: RecordLog,
+    operators: RecordLog,
     events: EventLog,
     indexes: Arc<Indexes>,
     events_last: u64,
@@ -121,10 +130,10 @@ struct Scratch {
     hash_input: Vec<u8>,
 }
 
-/// A sync of all three history logs taken off the writer (see `HistoryWriter::sync_handle`).
+/// A sync of every history log taken off the writer (see `HistoryWriter::sync_handle`).
 #[derive(Debug)]
 pub struct HistorySync {
-    logs: [RecordSync; 3],
+    logs: [RecordSync; 4],
 }
 
 impl HistorySync {
@@ -158,17 +167,19 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let HistoryLogs { mut transfers, transfers_reader, mut wallet, wallet_reader, cuts } =
+        let HistoryLogs { mut transfers, mut wallet, mut operators, readers, cuts } =
             HistoryLogs::open(&fs, dir, options, &ends)?;
         cut_back(&mut transfers, ends.transfers_end, &dir.join("transfers"))?;
         cut_back(&mut wallet, ends.wallet_end, &dir.join("wallet"))?;
-        if !ends.transfers_end.is_multiple_of(TRANSFER_FRAME_BYTES) {
-            return Err(StoreError::corrupt(
-                &dir.join("transfers"),
-                ends.transfers_end,
-                None,
-                "checkpoint end is not on a transfer record boundary",
-            ));
+        cut_back(&mut operators, ends.operators_end, &dir.join("operators"))?;
+        for (name, end, frame) in [
+            ("transfers", ends.transfers_end, TRANSFER_FRAME_BYTES),
+            ("operators", ends.operators_end, OPERATOR_FRAME_BYTES),
+        ] {
+            if !end.is_multiple_of(frame) {
+                let reason = "checkpoint end is not on a record boundary";
+                return Err(StoreError::corrupt(&dir.join(name), end, None, reason));
+            }
         }
         let started = std::time::Instant::now();
         let (mut events, feed, _) =
@@ -177,7 +188,7 @@ impl OpenedHistory {
         let events_opened = started.elapsed();
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
         let indexes_opened = started.elapsed();
-        let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
+        let reader = HistoryReader::new(readers, Arc::clone(&indexes));
         reader.catch_up_indexes(ends.transfers_end, ends.wallet_end)?;
         tracing::debug!(
             events_ms = events_opened.as_millis() as u64,
@@ -188,6 +199,7 @@ impl OpenedHistory {
         let writer = HistoryWriter {
             transfers,
             wallet,
+            operators,
             events,
             indexes,
             events_last: ends.events_last,
@@ -208,16 +220,16 @@ impl OpenedHistory {
         ends: Option<HistoryEnds>,
     ) -> Result<OpenedHistory, StoreError> {
         let ends = ends.unwrap_or_default();
-        let HistoryLogs { transfers, transfers_reader, wallet, wallet_reader, cuts } =
-            HistoryLogs::open(&fs, dir, options, &ends)?;
+        let HistoryLogs { transfers, wallet, operators, readers, cuts } = HistoryLogs::open(&fs, dir, options, &ends)?;
         let whole = (transfers.end() / TRANSFER_FRAME_BYTES) * TRANSFER_FRAME_BYTES;
         let (events, feed, _) = EventLog::open_above(fs.clone(), events_dir, options.events.clone(), ends.events_end)?;
         let indexes = Arc::new(open_indexes(&fs, dir, options)?);
-        let reader = HistoryReader::new(transfers_reader, wallet_reader, Arc::clone(&indexes));
+        let reader = HistoryReader::new(readers, Arc::clone(&indexes));
         reader.catch_up_indexes(whole, wallet.end())?;
         let writer = HistoryWriter {
             transfers,
             wallet,
+            operators,
             events_last: events.last_position(),
             events,
             indexes,
@@ -227,12 +239,13 @@ impl OpenedHistory {
     }
 }
 
-/// The two history record logs, opened above a checkpoint's ends.
+/// The history record logs, opened above a checkpoint's ends, and their readers (transfers,
+/// wallet, operators).
 struct HistoryLogs {
     transfers: RecordLog,
-    transfers_reader: crate::records::RecordReader,
     wallet: RecordLog,
-    wallet_reader: crate::records::RecordReader,
+    operators: RecordLog,
+    readers: [crate::records::RecordReader; 3],
     cuts: Vec<crate::TornTail>,
 }
 
@@ -247,8 +260,14 @@ impl HistoryLogs {
             RecordLog::open_above(fs.clone(), dir.join("transfers"), options.transfers.clone(), ends.transfers_end)?;
         let (wallet, wallet_reader, wallet_report) =
             RecordLog::open_above(fs.clone(), dir.join("wallet"), options.wallet.clone(), ends.wallet_end)?;
-        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail].into_iter().flatten().collect();
-        Ok(HistoryLogs { transfers, transfers_reader, wallet, wallet_reader, cuts })
+        let (operators, operators_reader, operators_report) =
+            RecordLog::open_above(fs.clone(), dir.join("operators"), options.operators.clone(), ends.operators_end)?;
+        let cuts = [transfers_report.torn_tail, wallet_report.torn_tail, operators_report.torn_tail]
+            .into_iter()
+            .flatten()
+            .collect();
+        let readers = [transfers_reader, wallet_reader, operators_reader];
+        Ok(HistoryLogs { transfers, wallet, operators, readers, cuts })
     }
 }
 
@@ -287,6 +306,7 @@ impl HistoryWriter {
         let appended = started.elapsed();
         self.transfers.flush()?;
         self.wallet.flush()?;
+        self.operators.flush()?;
         self.events.flush()?;
         let flushed = started.elapsed();
         self.insert_index_keys()?;
@@ -318,6 +338,12 @@ impl HistoryWriter {
             HistoryRecord::Wallet(wallet) => {
                 encode_wallet_record(wallet, &mut scratch.payload);
                 self.wallet.append(&scratch.payload)?
+            }
+            HistoryRecord::OperatorAction(action) => {
+                action.encode(&mut scratch.payload);
+                let position = self.operators.append(&scratch.payload)?;
+                assert_eq!(position, action.seq * OPERATOR_FRAME_BYTES, "operator action out of place");
+                return Ok(());
             }
         };
         indexed_keys(record, |key| match key {
@@ -364,6 +390,7 @@ impl HistoryWriter {
         HistoryEnds {
             transfers_end: self.transfers.end(),
             wallet_end: self.wallet.end(),
+            operators_end: self.operators.end(),
             events_last: self.events_last,
             events_end: self.events.byte_end(),
         }
@@ -373,6 +400,7 @@ impl HistoryWriter {
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.transfers.sync()?;
         self.wallet.sync()?;
+        self.operators.sync()?;
         self.events.sync()?;
         Ok(())
     }
@@ -391,7 +419,12 @@ impl HistoryWriter {
     /// everything appended so far (`ends()` now) is durable once `HistorySync::run` returns.
     pub fn sync_handle(&mut self) -> Result<HistorySync, StoreError> {
         Ok(HistorySync {
-            logs: [self.transfers.sync_handle()?, self.wallet.sync_handle()?, self.events.sync_handle()?],
+            logs: [
+                self.transfers.sync_handle()?,
+                self.wallet.sync_handle()?,
+                self.operators.sync_handle()?,
+                self.events.sync_handle()?,
+            ],
         })
     }
 

@@ -11,9 +11,10 @@ use croupier_core::history::{
 use croupier_core::{AccountId, TransferId, WalletEntry};
 
 use super::keys::{add_settled_keys, indexed_key_hash, rolled_back_key, settled_key, wallet_key};
-use super::{Indexes, TRANSFER_FRAME_BYTES};
+use super::{HistoryEnds, Indexes, OPERATOR_FRAME_BYTES, TRANSFER_FRAME_BYTES};
 use crate::records::RecordReader;
 use crate::StoreError;
+use croupier_core::operators::OperatorAction;
 
 /// Records scanned per read while catching the indexes up after a restart.
 const CATCH_UP_RECORDS_MAX: usize = 8_192;
@@ -23,36 +24,70 @@ const CATCH_UP_BYTES_MAX: usize = 4 << 20;
 pub struct HistoryReader {
     transfers: RecordReader,
     wallet: RecordReader,
+    operators: RecordReader,
     indexes: Arc<Indexes>,
-    /// (transfers end, wallet end): a view that ignores everything past these (the audit's
-    /// "verified so far"); `None` sees everything published.
-    limits: Option<(u64, u64)>,
+    /// A view that ignores everything past these ends (the audit's "verified so far"); `None`
+    /// sees everything published.
+    limits: Option<HistoryEnds>,
 }
 
 impl HistoryReader {
-    pub(crate) fn new(transfers: RecordReader, wallet: RecordReader, indexes: Arc<Indexes>) -> Self {
-        HistoryReader { transfers, wallet, indexes, limits: None }
+    pub(crate) fn new(logs: [RecordReader; 3], indexes: Arc<Indexes>) -> Self {
+        let [transfers, wallet, operators] = logs;
+        HistoryReader { transfers, wallet, operators, indexes, limits: None }
     }
 
-    /// The same history, seen only up to these ends.
-    pub fn limited(&self, transfers_end: u64, wallet_end: u64) -> HistoryReader {
-        HistoryReader { limits: Some((transfers_end, wallet_end)), ..self.clone() }
+    /// The same history, seen only up to these ends (the event fields are not used).
+    pub fn limited(&self, ends: HistoryEnds) -> HistoryReader {
+        HistoryReader { limits: Some(ends), ..self.clone() }
     }
 
     fn transfers_end(&self) -> u64 {
         let published = self.transfers.published_end();
-        self.limits.map_or(published, |(limit, _)| limit.min(published))
+        self.limits.map_or(published, |ends| ends.transfers_end.min(published))
     }
 
     /// Where the visible wallet log ends.
     pub fn wallet_end(&self) -> u64 {
         let published = self.wallet.published_end();
-        self.limits.map_or(published, |(_, limit)| limit.min(published))
+        self.limits.map_or(published, |ends| ends.wallet_end.min(published))
+    }
+
+    /// Operator actions persisted (and visible): the next action's sequence number.
+    pub fn operator_action_count(&self) -> u64 {
+        let published = self.operators.published_end();
+        let end = self.limits.map_or(published, |ends| ends.operators_end.min(published));
+        end / OPERATOR_FRAME_BYTES
+    }
+
+    /// Up to `count` operator actions from `seq` on, in order. The hashes are not checked
+    /// here (`croupier_core::operators::verify_chain` does, with the record before `seq`).
+    pub fn operator_actions_from(&self, seq: u64, count: usize) -> Result<Vec<OperatorAction>, StoreError> {
+        let end = self.operator_action_count();
+        if seq >= end {
+            return Ok(Vec::new());
+        }
+        let count = count.min((end - seq) as usize);
+        let bytes_max = count * OPERATOR_FRAME_BYTES as usize;
+        let batch = self.operators.scan(seq * OPERATOR_FRAME_BYTES, count, bytes_max)?;
+        let mut actions = Vec::with_capacity(batch.len());
+        for (expected_seq, (position, bytes)) in (seq..).zip(batch.iter()) {
+            match OperatorAction::decode(bytes) {
+                Some(action) if action.seq == expected_seq => actions.push(action),
+                _ => return Err(undecodable("operator action", *position, "not the record expected here")),
+            }
+        }
+        Ok(actions)
     }
 
     /// The raw record bytes at `position` of the wallet log.
     pub fn wallet_record_bytes(&self, position: u64) -> Result<Vec<u8>, StoreError> {
         self.wallet.read_at(position)
+    }
+
+    /// The raw record bytes of operator action `seq`.
+    pub fn operator_record_bytes(&self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        self.operators.read_at(seq * OPERATOR_FRAME_BYTES)
     }
 
     /// The raw record bytes of transfer `seq`.

@@ -49,6 +49,7 @@ pub fn tiny_history_options() -> HistoryOptions {
     HistoryOptions {
         transfers: log(700),
         wallet: log(600),
+        operators: log(500),
         events: EventLogOptions { records: log(900), retention_bytes_max: None, retention_age_ns_max: None },
         transfer_index: index.clone(),
         resolution_index: index.clone(),
@@ -255,6 +256,7 @@ impl DiskNode {
             chain_head,
             transfers_end: pending.ends.transfers_end,
             wallet_end: pending.ends.wallet_end,
+            operators_end: pending.ends.operators_end,
             events_last: pending.ends.events_last,
             events_end: pending.ends.events_end,
             membership: MEMBERSHIP.to_vec(),
@@ -334,12 +336,7 @@ impl DiskNode {
                 decode_checkpoint(&bytes).map_err(|e| format!("checkpoint does not decode: {e}"))?
             }
         };
-        let ends = current.as_ref().map(|m| HistoryEnds {
-            transfers_end: m.transfers_end,
-            wallet_end: m.wallet_end,
-            events_last: m.events_last,
-            events_end: m.events_end,
-        });
+        let ends = current.as_ref().map(|m| m.history_ends());
         let history =
             OpenedHistory::open(fs, &self.root.join("history"), &self.root.join("events"), &self.options.history, ends)
                 .map_err(|e| format!("open history: {e}"))?;
@@ -660,8 +657,13 @@ pub fn sample_proposal(n: u64) -> Proposal {
     }
     let round = format!("round-{n}");
     let bet = format!("bet-{n}");
+    // Every other entry's transfers come from an operator key: the audit trail's records.
+    let transfers = match n % 2 {
+        1 => Command::ByOperator { key_id: "finance-1".into(), command: Box::new(Command::CreateTransfers(transfers)) },
+        _ => Command::CreateTransfers(transfers),
+    };
     let mut commands = vec![
-        Command::CreateTransfers(transfers),
+        transfers,
         Command::WalletBet(WalletBet {
             transaction_id: bet.clone(),
             player_id: PLAYER_B,
