@@ -120,6 +120,9 @@ pub struct ClusterSettings {
     /// A running member's peer address to join the cluster through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub join: Option<String>,
+    /// A file holding the secret every member proves on each node-to-node connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
     pub heartbeat_ms: u64,
     pub clock_skew_max_ms: u64,
 }
@@ -171,6 +174,7 @@ impl Default for ClusterSettings {
             peer_listen: None,
             cluster_config: None,
             join: None,
+            secret_file: None,
             heartbeat_ms: 50,
             clock_skew_max_ms: 500,
         }

@@ -92,7 +92,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
             // One line and exit 1: a node that cannot start or that failed is not a usage
-            // error (main's exit 2), and a supervisor must see it.
+            // error (main's exit 2), and a supervisor must see it. It must be the last line:
+            // openraft's threads may still be logging the same failure.
+            LOG_MUTED.store(true, std::sync::atomic::Ordering::SeqCst);
             eprintln!("error: {error:#}");
             Ok(ExitCode::from(1))
         }
@@ -217,6 +219,9 @@ fn cluster_options(
     options.clock_skew_max_ms = cluster.clock_skew_max_ms;
     options.clock_offset_ms = args.fault_clock_offset_ms;
     options.repair_from_peers = args.repair_from_peers;
+    if let Some(path) = &cluster.secret_file {
+        options.peer_secret = read_peer_secret(path)?;
+    }
     if let Some(path) = &args.fault_peer_routes {
         options.fault_peer_routes = read_peer_routes(path)?;
     }
@@ -231,6 +236,32 @@ fn cluster_options(
     Ok(Some(options))
 }
 
+/// The cluster secret from its file: the bytes without surrounding whitespace.
+fn read_peer_secret(path: &std::path::Path) -> anyhow::Result<croupier_cluster::PeerSecret> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cluster.secret_file: cannot read {}", path.display()))?;
+    let text = bytes.trim_ascii().to_vec();
+    croupier_cluster::PeerSecret::new(text).with_context(|| {
+        format!(
+            "cluster.secret_file: {} holds fewer than {} bytes",
+            path.display(),
+            croupier_cluster::PEER_SECRET_BYTES_MIN
+        )
+    })
+}
+
+/// Set once the process is about to exit on an error: log lines after the final one are dropped.
+static LOG_MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Standard error for log lines until `LOG_MUTED`, then nothing.
+fn log_writer() -> Box<dyn std::io::Write> {
+    if LOG_MUTED.load(std::sync::atomic::Ordering::SeqCst) {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    }
+}
+
 fn init_tracing() {
     // openraft narrates every election and tick at info, and 0.10 warns about routine events
     // (a message from a vote it just replaced, a peer that is down, once per retry): operators
@@ -238,7 +269,7 @@ fn init_tracing() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .try_init();

@@ -1020,3 +1020,65 @@ fn a_player_registered_on_one_node_logs_in_on_another_and_a_logout_holds_on_ever
         }
     }
 }
+
+#[test]
+fn only_members_holding_the_cluster_secret_take_part() {
+    let root = test_root();
+    let (ours, theirs) = (
+        root.path().join("ours.secret"),
+        root.path().join("theirs.secret"),
+    );
+    std::fs::write(&ours, "a-secret-of-more-than-sixteen-bytes\n").unwrap();
+    std::fs::write(&theirs, "another-secret-of-more-than-sixteen\n").unwrap();
+    let mut nodes = cluster(root.path());
+    for (node, secret) in nodes.iter_mut().zip([&ours, &ours, &theirs]) {
+        let flag = format!("--cluster-secret-file={}", secret.display());
+        node.extra = vec![flag];
+        node.start();
+    }
+    // The two that share a secret are a quorum: they elect a leader and take writes.
+    let leader = wait_for_leader(&nodes[..2], None);
+    let api = nodes[(leader - 1) as usize].api();
+    create_accounts(&api);
+    let log = wait_for_log_line(&nodes[0], "does not hold this cluster's secret", WAIT);
+    let refused_on_the_second = std::fs::read_to_string(nodes[1].dir.with_extension("log"))
+        .unwrap_or_default()
+        .contains("does not hold this cluster's secret");
+    assert!(
+        log.contains("does not hold this cluster's secret") || refused_on_the_second,
+        "no refusal logged:\n{log}"
+    );
+    let (_, status, _) = api.get("/v1/cluster/status", false).unwrap();
+    let stranger = &status["nodes"][2];
+    assert_eq!(
+        stranger["applied_index"].as_u64().unwrap_or(0),
+        0,
+        "{status}"
+    );
+    // Given the secret, the third member catches up.
+    nodes[2].kill();
+    nodes[2].extra = vec![format!("--cluster-secret-file={}", ours.display())];
+    nodes[2].start();
+    wait_caught_up(&nodes);
+}
+
+#[test]
+fn a_peer_listener_off_loopback_needs_a_cluster_secret() {
+    let root = test_root();
+    let peer = format!("0.0.0.0:{}", free_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer-listen",
+            &peer,
+            "--data-dir",
+        ])
+        .arg(root.path().join("node"))
+        .output()
+        .expect("run croupier serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("no cluster secret is set"), "{stderr}");
+}

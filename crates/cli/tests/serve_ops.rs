@@ -309,7 +309,8 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_restart() {
     assert_eq!(api.get("/v1/accounts/1/transfers").status, 200);
     let events = api.get("/v1/events?after=0");
     assert_eq!(events.status, 200);
-    assert_eq!(events.body["events"].as_array().unwrap().len(), 3);
+    // Two accounts, one transfer, and the operator_action of each of the two writes.
+    assert_eq!(events.body["events"].as_array().unwrap().len(), 5);
 
     std::fs::write(&free_bytes, "100000000000").unwrap();
     eventually(Duration::from_secs(10), "writes resume", || {
@@ -547,7 +548,8 @@ fn the_event_feed_pages_and_streams_without_gaps_or_duplicates() {
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(whole.len(), 2 + 25);
+    // Accounts and transfers, and an operator_action per write (protected mode: "loopback").
+    assert_eq!(whole.len(), 2 + 25 + 6);
     for limit in [1, 4, 27, 100] {
         assert_eq!(all_events(&api, limit), whole, "pages of {limit}");
     }
@@ -557,8 +559,10 @@ fn the_event_feed_pages_and_streams_without_gaps_or_duplicates() {
         "strictly increasing: {positions:?}"
     );
     assert_eq!(whole[0]["type"], "account_created");
-    assert_eq!(whole[2]["type"], "transfer_posted");
-    assert_eq!(whole[2]["id"], "100");
+    assert_eq!(whole[2]["type"], "operator_action");
+    assert_eq!(whole[2]["key_id"], "loopback");
+    assert_eq!(whole[3]["type"], "transfer_posted");
+    assert_eq!(whole[3]["id"], "100");
     // `after` skips exactly what it names.
     let after_tenth = api.get(&format!("/v1/events?after={}&limit=5", positions[9]));
     assert_eq!(
@@ -803,6 +807,11 @@ fn serve_starts_with_one_line_naming_version_address_data_dir_node_and_role() {
         .expect("spawn croupier serve");
     let mut server = Server { child, log };
     server.wait_healthy(&Api::new(port));
+    // /healthz answers before the binary logs its start-up lines (regression: a loaded CI
+    // machine read the log in between).
+    eventually(STARTUP_TIMEOUT, "the start-up lines", || {
+        server.stderr().contains("protected mode")
+    });
     let stderr = server.stderr();
     let up: Vec<&str> = stderr
         .lines()

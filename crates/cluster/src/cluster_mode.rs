@@ -11,7 +11,7 @@ use croupier_core::{Command, CommandResult};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
 use crate::clock::{ClockGuard, ClockVerdict};
-use crate::transport::{u64_at, CallError, Kind, Peers, Registry, RemoteError};
+use crate::transport::{u64_at, CallError, Kind, PeerSecret, Peers, Registry, RemoteError};
 use crate::{Node, ProposeError};
 
 /// The Raft group of the ledger. Every frame and every group-scoped record names its group.
@@ -51,6 +51,9 @@ pub struct ClusterOptions {
     /// On corrupt storage, move it to quarantine and catch up from the other replicas (not
     /// voting until caught up) instead of refusing to start.
     pub repair_from_peers: bool,
+    /// The secret every member proves on each node-to-node connection. Without one the peer
+    /// listener must be on a loopback address (as Redis's protected mode).
+    pub peer_secret: PeerSecret,
 }
 
 impl ClusterOptions {
@@ -67,6 +70,7 @@ impl ClusterOptions {
             clock_offset_ms: 0,
             fault_peer_routes: Vec::new(),
             repair_from_peers: false,
+            peer_secret: PeerSecret::none(),
         }
     }
 }

@@ -66,7 +66,7 @@ pub use cluster_mode::{
 pub use events::{CommittedEvent, EventPage, EventSubscription};
 pub use health::{FreeSpaceProbe, NodeHealth};
 pub use recovery::StorageOptions;
-pub use transport::{CallError, RemoteError};
+pub use transport::{CallError, PeerSecret, RemoteError, PEER_SECRET_BYTES_MIN};
 pub use view::{LedgerView, OperatorTrailPage, ReadError};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
@@ -811,10 +811,11 @@ async fn start_peer_listener(
     let registry = transport::Registry::default();
     let (stop, stopped) = watch::channel(false);
     let addr = options.peer_listen.clone();
+    let secret = options.peer_secret.clone();
     let listening = runtime
         .spawn({
             let registry = registry.clone();
-            async move { transport::listen(&addr, registry, stopped).await }
+            async move { transport::listen(&addr, registry, stopped, secret).await }
         })
         .await
         .map_err(|e| ClusterError::Raft(format!("peer listener task failed: {e}")))?;
@@ -824,10 +825,18 @@ async fn start_peer_listener(
             options.peer_listen
         ))
     })?;
-    tracing::info!(peer_addr = %local, "listening for peers");
+    if options.peer_secret.is_none() && !local.ip().is_loopback() {
+        let _ = stop.send(true);
+        return Err(ClusterError::Config(format!(
+            "the peer listener {local} is not a loopback address and no cluster secret is set: \
+             anyone who reaches it could send Raft messages (set [cluster] secret_file)"
+        )));
+    }
+    tracing::info!(peer_addr = %local, authenticated = !options.peer_secret.is_none(), "listening for peers");
+    let routes = options.fault_peer_routes.iter().cloned().collect();
     Ok(cluster_mode::ClusterParts {
         options: options.clone(),
-        peers: transport::Peers::with_routes(options.fault_peer_routes.iter().cloned().collect()),
+        peers: transport::Peers::new(routes, options.peer_secret.clone()),
         registry,
         peer_addr: options.peer_listen.clone(),
         stop,

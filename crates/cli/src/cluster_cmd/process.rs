@@ -14,6 +14,8 @@ use anyhow::{bail, Context};
 use super::config::write_atomically;
 
 pub const CONFIG_FILE: &str = "cluster.toml";
+/// The shared secret of the nodes of a local cluster (`serve --cluster-secret-file`).
+pub const PEER_SECRET_FILE: &str = "cluster.secret";
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a SIGKILLed process may take to disappear before it is reported.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -46,6 +48,18 @@ impl LocalDir {
 
     pub fn config(&self) -> PathBuf {
         self.root.join(CONFIG_FILE)
+    }
+
+    /// The cluster's peer secret, written (0600) on first use: every node of this directory
+    /// proves it to the others.
+    pub fn peer_secret(&self) -> anyhow::Result<PathBuf> {
+        let path = self.root.join(PEER_SECRET_FILE);
+        if !path.exists() {
+            let secret = croupier_server::auth::keys::new_secret_hex();
+            croupier_server::auth::keys::write_private(&path, format!("{secret}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(path)
     }
 
     pub fn node_data(&self, index: usize) -> PathBuf {
@@ -124,6 +138,8 @@ impl LocalDir {
             // One keys file for the whole cluster: `croupier keys create --data-dir DIR`.
             .arg("--keys-file")
             .arg(self.root.join(croupier_server::KEYS_FILE_NAME))
+            .arg("--cluster-secret-file")
+            .arg(self.peer_secret()?)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -58,6 +58,11 @@ struct ClusterFlags {
     /// Join a running cluster through this member's peer address (it forwards to the leader).
     #[arg(long)]
     join: Option<String>,
+    /// A file holding the cluster's shared secret (at least 16 bytes; surrounding whitespace is
+    /// ignored): every node-to-node connection proves it. Without one, the peer listener must be
+    /// on a loopback address.
+    #[arg(long = "cluster-secret-file")]
+    secret_file: Option<PathBuf>,
     /// Raft heartbeat interval; elections start after 4-8 heartbeats without a leader
     /// [default: 50].
     #[arg(long)]

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+use super::handshake::{self, PeerSecret};
 
 /// Frames queued for a connection's writer before callers wait (each caller waits for its
 /// answer anyway, so this is the number of requests in flight per peer).
@@ -40,14 +41,21 @@ pub(crate) struct Peers {
     /// Fault injection: connect to these addresses instead of the members' own (tests route
     /// each directed link through a proxy they can cut). Empty in production.
     routes: Arc<HashMap<String, String>>,
+    /// Proved to every peer on connecting (`handshake`).
+    secret: Arc<PeerSecret>,
 }
 
 impl Peers {
-    pub(crate) fn with_routes(routes: HashMap<String, String>) -> Peers {
+    pub(crate) fn new(routes: HashMap<String, String>, secret: PeerSecret) -> Peers {
         Peers {
             routes: Arc::new(routes),
+            secret: Arc::new(secret),
             ..Peers::default()
         }
+    }
+
+    pub(crate) fn secret(&self) -> &PeerSecret {
+        &self.secret
     }
 
     /// The address to dial for a member's peer address.
@@ -81,7 +89,7 @@ impl Peers {
                 return Ok(Arc::clone(connection));
             }
         }
-        let connection = Arc::new(Connection::open(self.route(addr)).await?);
+        let connection = Arc::new(Connection::open(self.route(addr), &self.secret).await?);
         self.lock()
             .insert(addr.to_string(), Arc::clone(&connection));
         Ok(connection)
@@ -92,8 +100,9 @@ impl Peers {
     }
 }
 
-/// Opens a TCP connection to a peer (with Nagle off: every frame is a message someone waits on).
-pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+/// Opens a TCP connection to a peer (with Nagle off: every frame is a message someone waits on)
+/// and proves the cluster secret on it.
+pub(crate) async fn connect(addr: &str, secret: &PeerSecret) -> Result<TcpStream, CallError> {
     let unreachable = |reason: String| CallError::Unreachable {
         addr: addr.to_string(),
         reason,
@@ -104,6 +113,11 @@ pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
         .map_err(|_| unreachable(format!("connect timed out after {CONNECT_TIMEOUT_MS} ms")))?
         .map_err(|e| unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    let mut stream = stream;
+    // Refused before any frame was sent: nothing can have reached the peer.
+    handshake::as_caller(&mut stream, secret)
+        .await
+        .map_err(unreachable)?;
     Ok(stream)
 }
 
@@ -122,8 +136,8 @@ struct Pending {
 }
 
 impl Connection {
-    async fn open(addr: &str) -> Result<Connection, CallError> {
-        let stream = connect(addr).await?;
+    async fn open(addr: &str, secret: &PeerSecret) -> Result<Connection, CallError> {
+        let stream = connect(addr, secret).await?;
         let (read_half, write_half) = stream.into_split();
         let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES_MAX);
         let pending = Arc::new(Mutex::new(Pending::default()));

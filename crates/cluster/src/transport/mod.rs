@@ -9,6 +9,7 @@
 
 mod client;
 mod frame;
+mod handshake;
 mod network;
 mod server;
 
@@ -16,6 +17,7 @@ pub use client::CallError;
 pub(crate) use client::Peers;
 pub use frame::RemoteError;
 pub(crate) use frame::{u64_at, Kind};
+pub use handshake::{PeerSecret, PEER_SECRET_BYTES_MIN};
 pub(crate) use network::PeerNetwork;
 pub(crate) use server::{listen, BoxFuture, GroupService, Registry, Reply};
 
@@ -51,7 +53,7 @@ mod tests {
         let registry = Registry::default();
         registry.register(7, Arc::new(Reverser));
         let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let addr = listen("127.0.0.1:0", registry, stopped)
+        let addr = listen("127.0.0.1:0", registry, stopped, PeerSecret::none())
             .await
             .unwrap()
             .to_string();

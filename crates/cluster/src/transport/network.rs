@@ -173,7 +173,7 @@ impl PeerClient {
         let unreachable =
             |e: String| StreamingError::Unreachable(Unreachable::new(&self.failure(e)));
         let network = |e: String| StreamingError::Network(NetworkError::new(&self.failure(e)));
-        let stream = connect(self.peers.route(&self.addr))
+        let stream = connect(self.peers.route(&self.addr), self.peers.secret())
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let (mut read_half, write_half) = stream.into_split();

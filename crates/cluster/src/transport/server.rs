@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
+use super::handshake::{self, PeerSecret};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type Reply = Result<Vec<u8>, RemoteError>;
@@ -67,10 +68,11 @@ pub(crate) async fn listen(
     addr: &str,
     registry: Registry,
     stop: tokio::sync::watch::Receiver<bool>,
+    secret: PeerSecret,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
-    tokio::spawn(accept_loop(listener, registry, stop));
+    tokio::spawn(accept_loop(listener, registry, stop, Arc::new(secret)));
     Ok(local_addr)
 }
 
@@ -78,6 +80,7 @@ async fn accept_loop(
     listener: TcpListener,
     registry: Registry,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    secret: Arc<PeerSecret>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -87,9 +90,14 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let registry = registry.clone();
-                let stop = stop.clone();
+                let (registry, stop, secret) = (registry.clone(), stop.clone(), secret.clone());
                 tokio::spawn(async move {
+                    let mut stream = stream;
+                    if let Err(reason) = handshake::as_listener(&mut stream, &secret).await {
+                        // A stranger or a member with another secret: worth a line each time.
+                        tracing::warn!(%peer, %reason, "peer connection refused");
+                        return;
+                    }
                     if let Err(reason) = serve_connection(stream, registry, stop).await {
                         tracing::debug!(%peer, %reason, "peer connection ended");
                     }

@@ -243,8 +243,9 @@ impl KeysFile {
     }
 }
 
+/// Writes a file only its owner may read (0600), fsynced: for secrets.
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -258,8 +259,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
+}
+
+/// A fresh 256-bit secret from the OS, as 64 hex digits (a cluster's peer secret).
+pub fn new_secret_hex() -> String {
+    hex::encode(random_bytes())
 }
 
 fn random_bytes() -> [u8; SECRET_BYTES] {
