@@ -22,7 +22,8 @@
 //!   7 create_player: text username, text password_hash (PHC), u8 n, n × u64 ledger
 //!   8 open_session: [32] token SHA-256, u128 player, u32 ttl_s
 //!   9 close_session: [32] token SHA-256      10 revoke_sessions: u128 player
-//!  11 by_operator: text key_id, command (any but 11): the operator audit trail
+//!  11 by_operator: text key_id, command (any but 11 or 12): logged before the audit trail
+//!  12 by_operator, recorded: the same, and applying it appends an operator trail record
 //! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```

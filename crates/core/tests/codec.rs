@@ -67,6 +67,7 @@ fn busy_ledger() -> Harness {
     h.apply(vec![Command::ByOperator {
         key_id: "finance-1".into(),
         command: Box::new(Command::CreateTransfers(vec![transfer(7, 10, 11, 3)])),
+        recorded: true,
     }]);
     h
 }
@@ -666,4 +667,34 @@ proptest! {
             ledger.ledger.check_hot_invariants().map_err(TestCaseError::fail)?;
         }
     }
+}
+
+/// An entry's meaning never changes: operator commands logged before the audit trail existed
+/// (tag 11) apply without a trail record, so replicas that replay them from different
+/// checkpoints still agree; new ones (tag 12) leave one.
+#[test]
+fn operator_commands_logged_before_the_trail_apply_without_a_record() {
+    let wrapped = |recorded| Command::ByOperator {
+        key_id: "ops".into(),
+        command: Box::new(Command::Tick),
+        recorded,
+    };
+    for (recorded, tag) in [(false, 11), (true, 12)] {
+        let proposal = Proposal {
+            timestamp_ns: T0,
+            commands: vec![wrapped(recorded)],
+        };
+        let bytes = encoded(&proposal);
+        assert_eq!(
+            bytes[1 + 8 + 4],
+            tag,
+            "version, timestamp, count, then the tag"
+        );
+        assert_eq!(decode_proposal(&bytes).unwrap(), proposal);
+    }
+    let mut h = Harness::new();
+    h.apply(vec![wrapped(false)]);
+    assert_eq!(h.ledger.ledger.operator_chain().count, 0);
+    h.apply(vec![wrapped(true)]);
+    assert_eq!(h.ledger.ledger.operator_chain().count, 1);
 }

@@ -235,9 +235,10 @@ fn plain_command() -> impl Strategy<Value = Command> {
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         8 => plain_command(),
-        1 => plain_command().prop_map(|command| Command::ByOperator {
+        1 => (plain_command(), any::<bool>()).prop_map(|(command, recorded)| Command::ByOperator {
             key_id: "ops-1".into(),
             command: Box::new(command),
+            recorded,
         }),
     ]
 }
@@ -448,7 +449,7 @@ proptest! {
         }
         // Every operator command left one record, and the records chain up to the ledger's head.
         let operator_commands = log.iter().flat_map(|e| &e.commands)
-            .filter(|c| matches!(c, Command::ByOperator { .. })).count() as u64;
+            .filter(|c| matches!(c, Command::ByOperator { recorded: true, .. })).count() as u64;
         let chain = ledger.ledger.operator_chain();
         prop_assert_eq!(chain.count, operator_commands);
         let trail = ledger.history.operator_actions();

@@ -230,7 +230,9 @@ pub fn command_bytes(command: &Command) -> usize {
             | Command::OpenSession(_)
             | Command::CloseSession(_)
             | Command::RevokeSessions(_) => 0,
-            Command::ByOperator { key_id, command } => key_id.len() + command_bytes(command),
+            Command::ByOperator {
+                key_id, command, ..
+            } => key_id.len() + command_bytes(command),
         }
 }
 

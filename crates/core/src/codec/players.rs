@@ -13,7 +13,10 @@ pub(super) const TAG_CREATE_PLAYER: u8 = 7;
 pub(super) const TAG_OPEN_SESSION: u8 = 8;
 pub(super) const TAG_CLOSE_SESSION: u8 = 9;
 pub(super) const TAG_REVOKE_SESSIONS: u8 = 10;
+/// An operator's command logged before the audit trail existed: applies without a record.
 pub(super) const TAG_BY_OPERATOR: u8 = 11;
+/// An operator's command that leaves an audit trail record (`crate::operators`).
+pub(super) const TAG_BY_OPERATOR_RECORDED: u8 = 12;
 
 const OUTCOME_PLAYER_CREATED: u8 = 1;
 const OUTCOME_USERNAME_TAKEN: u8 = 2;
@@ -59,10 +62,18 @@ impl Writer<'_> {
                 self.u8(TAG_REVOKE_SESSIONS);
                 self.u128(*player);
             }
-            Command::ByOperator { key_id, command } => {
+            Command::ByOperator {
+                key_id,
+                command,
+                recorded,
+            } => {
                 assert!(check_operator_key_id(key_id), "bad operator key id");
                 assert!(!matches!(**command, Command::ByOperator { .. }), "nested");
-                self.u8(TAG_BY_OPERATOR);
+                self.u8(if *recorded {
+                    TAG_BY_OPERATOR_RECORDED
+                } else {
+                    TAG_BY_OPERATOR
+                });
                 self.text(key_id);
                 self.command(command);
             }
@@ -164,7 +175,8 @@ impl Reader<'_> {
             }
             TAG_CLOSE_SESSION => Ok(Command::CloseSession(self.token()?)),
             TAG_REVOKE_SESSIONS => Ok(Command::RevokeSessions(self.u128()?)),
-            TAG_BY_OPERATOR => {
+            TAG_BY_OPERATOR | TAG_BY_OPERATOR_RECORDED => {
+                let recorded = tag == TAG_BY_OPERATOR_RECORDED;
                 let key_id = self.text(crate::command::OPERATOR_KEY_ID_LEN_MAX, "key id")?;
                 if !check_operator_key_id(&key_id) {
                     return Err(self.invalid("operator key id", offset));
@@ -177,6 +189,7 @@ impl Reader<'_> {
                 Ok(Command::ByOperator {
                     key_id,
                     command: Box::new(command),
+                    recorded,
                 })
             }
             _ => Err(self.invalid("command tag", offset)),

@@ -169,6 +169,7 @@ impl Caller {
         Command::ByOperator {
             key_id,
             command: Box::new(command),
+            recorded: true,
         }
     }
 }

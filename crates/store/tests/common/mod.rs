@@ -659,7 +659,11 @@ pub fn sample_proposal(n: u64) -> Proposal {
     let bet = format!("bet-{n}");
     // Every other entry's transfers come from an operator key: the audit trail's records.
     let transfers = match n % 2 {
-        1 => Command::ByOperator { key_id: "finance-1".into(), command: Box::new(Command::CreateTransfers(transfers)) },
+        1 => Command::ByOperator {
+            key_id: "finance-1".into(),
+            command: Box::new(Command::CreateTransfers(transfers)),
+            recorded: true,
+        },
         _ => Command::CreateTransfers(transfers),
     };
     let mut commands = vec![
