@@ -63,13 +63,7 @@ impl HistoryReader {
     /// Up to `count` operator actions from `seq` on, in order. The hashes are not checked
     /// here (`croupier_core::operators::verify_chain` does, with the record before `seq`).
     pub fn operator_actions_from(&self, seq: u64, count: usize) -> Result<Vec<OperatorAction>, StoreError> {
-        let end = self.operator_action_count();
-        if seq >= end {
-            return Ok(Vec::new());
-        }
-        let count = count.min((end - seq) as usize);
-        let bytes_max = count * OPERATOR_FRAME_BYTES as usize;
-        let batch = self.operators.scan(seq * OPERATOR_FRAME_BYTES, count, bytes_max)?;
+        let batch = scan_fixed(&self.operators, OPERATOR_FRAME_BYTES, self.operator_action_count(), seq, count)?;
         let mut actions = Vec::with_capacity(batch.len());
         for (expected_seq, (position, bytes)) in (seq..).zip(batch.iter()) {
             match OperatorAction::decode(bytes) {
@@ -97,13 +91,7 @@ impl HistoryReader {
 
     /// Up to `count` transfers from `seq` on, in order (for streaming checks).
     pub fn transfers_from(&self, seq: u64, count: usize) -> Result<Vec<StoredTransfer>, StoreError> {
-        let end = self.transfer_count();
-        if seq >= end {
-            return Ok(Vec::new());
-        }
-        let count = count.min((end - seq) as usize);
-        let bytes_max = count * TRANSFER_FRAME_BYTES as usize;
-        let batch = self.transfers.scan(seq * TRANSFER_FRAME_BYTES, count, bytes_max)?;
+        let batch = scan_fixed(&self.transfers, TRANSFER_FRAME_BYTES, self.transfer_count(), seq, count)?;
         batch
             .iter()
             .map(|(position, bytes)| decode_transfer_record(bytes).map_err(|e| undecodable("transfer", *position, e)))
@@ -284,6 +272,22 @@ impl HistorySource for HistoryReader {
         })?;
         Ok(found.is_some())
     }
+}
+
+/// Up to `count` records of a fixed-size log from record number `seq` on, stopping at record
+/// number `end` (what is visible).
+fn scan_fixed(
+    log: &RecordReader,
+    frame: u64,
+    end: u64,
+    seq: u64,
+    count: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    if seq >= end {
+        return Ok(Vec::new());
+    }
+    let count = count.min((end - seq) as usize);
+    log.scan(seq * frame, count, count * frame as usize)
 }
 
 fn undecodable(what: &'static str, position: u64, error: impl std::fmt::Display) -> StoreError {
