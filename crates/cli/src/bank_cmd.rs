@@ -18,6 +18,7 @@ use croupier_core::LedgerCode;
 use tokio::task::JoinSet;
 
 use crate::bench_cmd::client;
+use crate::operator_key::{self, KeyArgs, OperatorKey};
 
 mod api;
 mod checker;
@@ -71,6 +72,8 @@ pub struct BenchBankArgs {
     /// transfer, whose outcome is then unknown).
     #[arg(long, default_value_t = 5)]
     request_timeout_s: u64,
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
 #[derive(clap::Args)]
@@ -88,6 +91,9 @@ pub struct CheckBankArgs {
     /// Give up on one request after this many seconds.
     #[arg(long, default_value_t = 30)]
     request_timeout_s: u64,
+    // Used with --server only.
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -110,6 +116,7 @@ struct BenchPlan {
     seed: u64,
     duration: Duration,
     request_timeout: Duration,
+    key: Option<OperatorKey>,
 }
 
 fn plan(args: &BenchBankArgs) -> anyhow::Result<BenchPlan> {
@@ -154,7 +161,14 @@ fn plan(args: &BenchBankArgs) -> anyhow::Result<BenchPlan> {
         seed: args.seed.unwrap_or_else(|| random_u64() >> 1),
         duration: Duration::from_secs(args.duration_s),
         request_timeout: Duration::from_secs(args.request_timeout_s),
+        key: args.key.key().cloned(),
     })
+}
+
+impl BenchPlan {
+    fn session(&self, server: SocketAddr) -> Session {
+        Session::new(server, self.request_timeout, self.key.clone())
+    }
 }
 
 /// A random number: std seeds `RandomState` from the OS's random source.
@@ -207,8 +221,10 @@ async fn bench(args: &BenchBankArgs, plan: BenchPlan) -> anyhow::Result<()> {
     tally.merge(run_clients(&plan, &shared).await?);
     print!("{}", workload::summary(&tally, started.elapsed()));
     let servers: Vec<String> = plan.servers.iter().map(ToString::to_string).collect();
+    // The key itself is a secret: the suggested command names the flag only.
+    let key = if plan.key.is_some() { " --key KEY" } else { "" };
     println!(
-        "history in {}; check it with\n  croupier check bank --history {} --total {total} --server {}",
+        "history in {}; check it with\n  croupier check bank --history {} --total {total} --server {}{key}",
         args.history.display(),
         args.history.display(),
         servers[0]
@@ -220,7 +236,7 @@ async fn bench(args: &BenchBankArgs, plan: BenchPlan) -> anyhow::Result<()> {
 /// tried in turn. True when one succeeded.
 async fn first_read(plan: &BenchPlan, shared: &Shared, tally: &mut Tally) -> anyhow::Result<bool> {
     for &server in &plan.servers {
-        let mut session = Session::new(server, plan.request_timeout);
+        let mut session = plan.session(server);
         if workload::read(0, &mut session, shared, tally).await? {
             return Ok(true);
         }
@@ -233,7 +249,7 @@ async fn run_clients(plan: &BenchPlan, shared: &Arc<Shared>) -> anyhow::Result<T
     let mut clients = JoinSet::new();
     for index in 0..shared.clients {
         let server = plan.servers[index % plan.servers.len()];
-        let session = Session::new(server, plan.request_timeout);
+        let session = plan.session(server);
         let shared = Arc::clone(shared);
         clients.spawn(workload::client(index, session, shared, plan.seed));
     }
@@ -257,7 +273,7 @@ async fn set_up(plan: &BenchPlan) -> anyhow::Result<()> {
     let mut last_error = None;
     for attempt in 0..SETUP_ATTEMPTS {
         let server = plan.servers[attempt as usize % plan.servers.len()];
-        let mut session = Session::new(server, plan.request_timeout);
+        let mut session = plan.session(server);
         match session.set_up(&plan.layout).await {
             Ok(existed) => {
                 if existed {
@@ -269,6 +285,10 @@ async fn set_up(plan: &BenchPlan) -> anyhow::Result<()> {
                     );
                 }
                 return Ok(());
+            }
+            // Every node reads the same keys file: another node or attempt would refuse too.
+            Err(error) if operator_key::is_refused(&error) => {
+                return Err(error.context(format!("setting up the bank on {server}")));
             }
             Err(error) => {
                 last_error = Some(error.context(format!("setting up the bank on {server}")))
@@ -300,7 +320,8 @@ pub fn run_check(args: CheckBankArgs) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            match runtime.block_on(final_state(addr, &accounts, timeout)) {
+            let key = args.key.key().cloned();
+            match runtime.block_on(final_state(addr, &accounts, timeout, key)) {
                 Ok(state) => Some(state),
                 Err(error) => {
                     eprintln!("error: cannot read the final state from {addr}: {error:#}");
@@ -324,9 +345,10 @@ async fn final_state(
     addr: SocketAddr,
     accounts: &BTreeSet<u128>,
     timeout: Duration,
+    key: Option<OperatorKey>,
 ) -> anyhow::Result<checker::FinalState> {
     let accounts: Vec<u128> = accounts.iter().copied().collect();
-    let mut session = Session::new(addr, timeout);
+    let mut session = Session::new(addr, timeout, key);
     let balances = session.read_balances(&accounts).await?;
     let mut listed = Vec::new();
     for &account in &accounts {

@@ -68,6 +68,9 @@ pub struct LedgerArgs {
     /// Request encoding with --server.
     #[arg(long, value_enum, default_value_t = client::Encoding::Binary, requires = "server")]
     encoding: client::Encoding,
+    // Used with --server only: the other modes start a node of their own.
+    #[command(flatten)]
+    key: crate::operator_key::KeyArgs,
     /// High 64 bits of every account and transfer id [default: random with --server, so runs
     /// against one server never clash; 0 otherwise].
     #[arg(long)]

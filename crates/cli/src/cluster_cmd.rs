@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::bench_cmd::client::{self, HttpConnection};
+use crate::operator_key::{CredentialsRefused, KeyArgs};
 
 pub(crate) mod config;
 mod local;
@@ -52,9 +53,8 @@ pub struct ServerArgs {
     /// waits until the new node caught up].
     #[arg(long)]
     timeout_s: Option<u64>,
-    /// An operator key (`croupier keys create`); not needed in protected mode.
-    #[arg(long, env = "CROUPIER_KEY", hide_env_values = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
 #[derive(clap::Args)]
@@ -192,6 +192,7 @@ impl AdminRequest {
     /// Sends the call to `server`; the text to print, or an error carrying the server's message.
     async fn send(self, server: ServerArgs) -> anyhow::Result<String> {
         let addr = client::parse_server_address(&server.server)?;
+        let sent_key = server.key.key().is_some();
         let body = self.body.as_ref().map(|body| body.to_string().into_bytes());
         let answer = client::within(self.timeout, async {
             let mut connection = HttpConnection::open(addr).await?;
@@ -200,7 +201,7 @@ impl AdminRequest {
                     self.method,
                     &self.path,
                     body.as_deref(),
-                    server.key.as_deref(),
+                    server.key.bearer(),
                 )
                 .await
         })
@@ -208,10 +209,11 @@ impl AdminRequest {
         .with_context(|| format!("cannot reach the server at {addr}"))?;
         let parsed: Option<Value> = serde_json::from_slice(&answer.body).ok();
         if answer.status >= 400 {
-            bail!(
-                "{}",
-                error_message(addr, answer.status, parsed.as_ref(), &answer.body)
-            );
+            let mut message = error_message(addr, answer.status, parsed.as_ref(), &answer.body);
+            if let Some(refused) = CredentialsRefused::from_status(answer.status, sent_key) {
+                message = format!("{message}; {}", refused.hint());
+            }
+            bail!("{message}");
         }
         match parsed {
             Some(value) if self.raw => Ok(format!("{value}\n")),

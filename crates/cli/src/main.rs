@@ -20,6 +20,7 @@ mod config_cmd;
 mod fair_cmd;
 mod games_cmd;
 mod keys_cmd;
+mod operator_key;
 mod rng_cmd;
 mod serve_cmd;
 

@@ -2,121 +2,20 @@
 //! on 127.0.0.1:0 and a plain HTTP client.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use croupier_server::{start, RunningServer, ServeConfig};
 use serde_json::{json, Value};
-use tempfile::TempDir;
+
+mod common;
+use common::{parse_json, TestServer};
 
 const BATCH_ITEMS_MAX: usize = 8189;
 
-struct TestServer {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    dir: TempDir,
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl TestServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = ServeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        let server = runtime.block_on(start(config)).expect("server starts");
-        let base = format!("http://{}", server.local_addr());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        TestServer {
-            runtime,
-            server: Some(server),
-            dir,
-            base,
-            agent,
-        }
-    }
-
-    /// Stops the server gracefully and starts a new one on the same data dir.
-    fn restart(&mut self) {
-        let server = self.server.take().expect("running");
-        self.runtime
-            .block_on(server.shutdown())
-            .expect("clean shutdown");
-        let config = ServeConfig::new(self.dir.path(), "127.0.0.1:0".parse().unwrap());
-        let server = self
-            .runtime
-            .block_on(start(config))
-            .expect("server restarts");
-        self.base = format!("http://{}", server.local_addr());
-        self.server = Some(server);
-    }
-
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_owned()
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        (status, parse_json(&text))
-    }
-
-    fn get_text(&self, path: &str) -> (u16, String) {
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .expect("GET");
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().expect("body"))
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post_raw(path, &body.to_string(), Some("application/json"))
-    }
-
-    fn post_raw(&self, path: &str, body: &str, content_type: Option<&str>) -> (u16, Value) {
-        let mut request = self.agent.post(format!("{}{path}", self.base));
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        let mut response = request.send(body).expect("POST");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        (status, parse_json(&text))
-    }
-
-    fn account(&self, id: u128) -> Value {
-        let (status, body) = self.get(&format!("/v1/accounts/{id}"));
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            // Errors here would hide the test's own failure; the data dir goes anyway.
-            let _ = self.runtime.block_on(server.shutdown());
-        }
-    }
-}
-
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+/// Reads an account that must exist.
+fn read_account(server: &TestServer, id: u128) -> Value {
+    let (status, body) = server.get(&format!("/v1/accounts/{id}"));
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn results(body: &Value) -> Vec<&str> {
@@ -439,7 +338,7 @@ fn accounts_are_created_and_read_back_with_balances() {
         body,
         json!([{"id": "10", "result": "ok"}, {"id": "11", "result": "ok"}])
     );
-    let account = server.account(10);
+    let account = read_account(&server, 10);
     assert_eq!(account["id"], "10");
     assert_eq!(account["ledger"], "EUR");
     assert_eq!(account["kind"], "player");
@@ -456,7 +355,7 @@ fn accounts_are_created_and_read_back_with_balances() {
         assert_eq!(account[field], 0, "{field}");
     }
     assert_eq!(
-        server.account(11)["flags"],
+        read_account(&server, 11)["flags"],
         json!(["credits_must_not_exceed_debits"])
     );
 }
@@ -485,7 +384,7 @@ fn account_creation_answers_exists_and_rejection_codes_per_item() {
             "ok"
         ]
     );
-    assert_eq!(server.account(22)["ledger"], "978");
+    assert_eq!(read_account(&server, 22)["ledger"], "978");
 }
 
 #[test]
@@ -510,7 +409,7 @@ fn u128_ids_round_trip_as_decimal_strings() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!([{"id": big.to_string(), "result": "ok"}]));
-    assert_eq!(server.account(big)["id"], big.to_string());
+    assert_eq!(read_account(&server, big)["id"], big.to_string());
 }
 
 #[test]
@@ -553,8 +452,8 @@ fn a_retried_transfer_answers_exists_and_moves_money_once() {
         results(&server.post("/v1/transfers", &changed).1),
         ["exists_with_different_amount"]
     );
-    assert_eq!(server.account(PLAYER)["credits_posted"], 700);
-    assert_eq!(server.account(CLEARING)["debits_posted"], 700);
+    assert_eq!(read_account(&server, PLAYER)["credits_posted"], 700);
+    assert_eq!(read_account(&server, CLEARING)["debits_posted"], 700);
 }
 
 #[test]
@@ -602,7 +501,7 @@ fn a_linked_chain_in_one_request_is_all_or_nothing() {
     let (status, body) = server.post("/v1/transfers", &json!([first, second]));
     assert_eq!(status, 200);
     assert_eq!(results(&body), ["linked_event_failed", "exceeds_credits"]);
-    assert_eq!(server.account(PLAYER_2)["credits_posted"], 0);
+    assert_eq!(read_account(&server, PLAYER_2)["credits_posted"], 0);
     assert_eq!(server.get("/v1/transfers/70").0, 404);
 }
 
@@ -617,7 +516,7 @@ fn pending_transfers_post_through_the_api() {
         results(&server.post("/v1/transfers", &json!([pending])).1),
         ["ok"]
     );
-    assert_eq!(server.account(PLAYER)["debits_pending"], 40);
+    assert_eq!(read_account(&server, PLAYER)["debits_pending"], 40);
     let mut post = transfer(81, PLAYER, PLAYER_2, 25);
     post["flags"] = json!(["post_pending_transfer"]);
     post["pending_id"] = json!("80");
@@ -629,7 +528,7 @@ fn pending_transfers_post_through_the_api() {
     assert_eq!(status, 200);
     assert_eq!(stored["pending_id"], "80");
     assert_eq!(stored["flags"], json!(["post_pending_transfer"]));
-    let player = server.account(PLAYER);
+    let player = read_account(&server, PLAYER);
     assert_eq!(
         (
             player["debits_pending"].clone(),
@@ -721,7 +620,7 @@ fn a_zero_id_refuses_the_whole_request_naming_item_and_field() {
         &json!([{"id": "0", "ledger": "EUR", "kind": "player"}]),
     );
     assert_error(status, &body, 400, "invalid_request");
-    assert_eq!(server.account(PLAYER)["credits_posted"], 100);
+    assert_eq!(read_account(&server, PLAYER)["credits_posted"], 100);
 }
 
 #[test]
@@ -776,7 +675,7 @@ fn malformed_or_mistyped_bodies_answer_400() {
         assert_error(status, &body, 400, "invalid_request");
     }
     assert_eq!(server.get("/v1/transfers/95").0, 404);
-    assert_eq!(server.account(PLAYER)["credits_posted"], 100);
+    assert_eq!(read_account(&server, PLAYER)["credits_posted"], 100);
 }
 
 #[test]
@@ -796,8 +695,8 @@ fn integers_are_values_so_a_zero_fraction_or_an_exponent_spells_the_same_number(
         (200, vec!["ok", "ok", "ok"]),
         "{body}"
     );
-    assert_eq!(server.account(7)["ledger"], "978");
-    assert_eq!(server.account(9)["id"], "9");
+    assert_eq!(read_account(&server, 7)["ledger"], "978");
+    assert_eq!(read_account(&server, 9)["id"], "9");
     let (status, body) = server.post_raw(
         "/v1/transfers",
         r#"[{"id": 1e2, "debit_account_id": "8", "credit_account_id": 9, "amount": 25.0,
@@ -850,15 +749,12 @@ fn event_positions_take_leading_zeros_and_a_bad_after_is_refused_beside_last_eve
     assert_error(status, &body, 400, "invalid_query");
     // Last-Event-ID wins over `after`, but a malformed `after` is still an error (it used to be
     // ignored, answering 200 to a request the document says is invalid).
-    let mut response = server
-        .agent
-        .get(format!("{}/v1/events/stream?after=", server.base))
+    let (status, body) = server
+        .request("GET", "/v1/events/stream?after=")
         .header("last-event-id", "0")
         .call()
-        .expect("GET");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().expect("body");
-    assert_error(status, &parse_json(&text), 400, "invalid_query");
+        .status_json();
+    assert_error(status, &body, 400, "invalid_query");
 }
 
 #[test]
@@ -883,10 +779,7 @@ fn an_oversized_body_answers_413() {
     // Raw socket: the server answers as soon as it sees the declared length, before the
     // client has sent the rest (a client library would fail writing the remainder).
     let declared = 5 << 20;
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = server.connect();
     let head = format!(
         "POST /v1/accounts HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n["
     );
@@ -949,7 +842,7 @@ fn error_messages_quote_only_a_short_prefix_of_a_huge_bad_input() {
 #[test]
 fn a_raw_garbage_request_does_not_kill_the_server() {
     let server = TestServer::start();
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    let mut stream = server.connect();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -1217,7 +1110,7 @@ fn concurrent_single_transfer_requests_all_apply_exactly_once() {
         }
     });
     assert_eq!(
-        server.account(PLAYER)["credits_posted"],
+        read_account(&server, PLAYER)["credits_posted"],
         (threads_count * per_thread) as u64
     );
 }
@@ -1227,10 +1120,10 @@ fn data_survives_a_restart() {
     let mut server = TestServer::start();
     setup_players(&server, 250);
     assert_eq!(server.post("/v1/wallet/bet", &bet("b1", "r1", 50)).0, 200);
-    let before = server.account(PLAYER);
+    let before = read_account(&server, PLAYER);
     server.restart();
     assert_eq!(server.get("/healthz").0, 200);
-    assert_eq!(server.account(PLAYER), before);
+    assert_eq!(read_account(&server, PLAYER), before);
     assert_eq!(server.get("/v1/transfers/900").0, 200);
     let retried = server.post(
         "/v1/transfers",
@@ -1269,26 +1162,12 @@ fn a_node_without_peers_answers_cluster_routes_with_not_clustered() {
     // A bad node id in the path answers a JSON invalid_path (a segment that is not UTF-8 used
     // to get axum's plain-text rejection).
     for bad in ["0", "abc", "%2B5", "%FF", "18446744073709551616"] {
-        let mut response = server
-            .agent
-            .delete(format!("{}/v1/cluster/nodes/{bad}", server.base))
-            .call()
-            .expect("DELETE");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        assert_error(status, &parse_json(&text), 400, "invalid_path");
+        let path = format!("/v1/cluster/nodes/{bad}");
+        let (status, body) = server.request("DELETE", &path).call().status_json();
+        assert_error(status, &body, 400, "invalid_path");
     }
-    let mut response = server
-        .agent
-        .delete(format!("{}/v1/cluster/nodes/0002", server.base))
-        .call()
-        .expect("DELETE");
-    assert_eq!(
-        response.status().as_u16(),
-        404,
-        "{:?}",
-        response.body_mut().read_to_string()
-    );
+    let answer = server.request("DELETE", "/v1/cluster/nodes/0002").call();
+    assert_eq!(answer.status, 404, "{}", answer.text());
 }
 
 #[test]
@@ -1304,17 +1183,13 @@ fn reads_take_a_stale_or_linearizable_consistency_header_and_refuse_others() {
         ("STALE", 200),
         ("fresh", 400),
     ] {
-        let mut response = server
-            .agent
-            .get(format!("{}/v1/accounts/7", server.base))
+        let answer = server
+            .request("GET", "/v1/accounts/7")
             .header("x-read-consistency", value)
-            .call()
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        assert_eq!(status, expected, "{value}: {text}");
+            .call();
+        assert_eq!(answer.status, expected, "{value}: {}", answer.text());
         if expected == 400 {
-            assert_error(status, &parse_json(&text), 400, "invalid_request");
+            assert_error(answer.status, &answer.json(), 400, "invalid_request");
         }
     }
 }

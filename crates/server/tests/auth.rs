@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use croupier_server::auth::keys::{KeysFile, Role};
-use croupier_server::{start, RunningServer, ServeConfig};
+use croupier_server::{start, ServeConfig};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tempfile::TempDir;
+
+mod common;
+use common::TestServer;
 
 struct Keys {
     admin: String,
@@ -21,12 +23,9 @@ struct Keys {
     provider_secret: String,
 }
 
+/// A node whose keys file holds one key of each kind.
 struct Node {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    dir: TempDir,
-    base: String,
-    agent: ureq::Agent,
+    server: TestServer,
     keys: Keys,
 }
 
@@ -53,30 +52,13 @@ impl Node {
     fn start(tune: impl FnOnce(&mut ServeConfig)) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let keys = make_keys(dir.path());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut config = ServeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        tune(&mut config);
-        let server = runtime.block_on(start(config)).expect("server starts");
-        let base = format!("http://{}", server.local_addr());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
         Node {
-            runtime,
-            server: Some(server),
-            dir,
-            base,
-            agent,
+            server: TestServer::start_in(dir, tune),
             keys,
         }
     }
 
+    /// GET and DELETE without a body; anything else a JSON body (empty when none is given).
     fn call(
         &self,
         method: &str,
@@ -84,78 +66,47 @@ impl Node {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let auth = bearer.map(|token| format!("Bearer {token}"));
-        let mut response = match (method, body) {
-            ("GET", _) => {
-                let mut request = self.agent.get(url);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.call()
+        let call = self.server.request(method, path).bearer(bearer);
+        let answer = match method {
+            "GET" | "DELETE" => call.call(),
+            _ => {
+                let body = body.map(Value::to_string).unwrap_or_default();
+                call.header("content-type", "application/json")
+                    .send(body.as_bytes())
             }
-            ("DELETE", _) => {
-                let mut request = self.agent.delete(url);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.call()
-            }
-            (_, body) => {
-                let mut request = self
-                    .agent
-                    .post(url)
-                    .header("content-type", "application/json");
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.send(body.map(|b| b.to_string()).unwrap_or_default())
-            }
-        }
-        .expect("HTTP");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
         };
-        (status, value)
+        answer.status_json()
+    }
+
+    /// A POST of `body` with an operator key or a session token.
+    fn post_as(&self, bearer: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(bearer), Some(body))
     }
 
     /// A provider call signed with `secret` over `signed` (the body by default).
     fn signed(&self, path: &str, body: &str, key_id: &str, signature: &str) -> (u16, Value) {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.base))
+        self.server
+            .request("POST", path)
             .header("content-type", "application/json")
             .header("x-croupier-key", key_id)
             .header("x-croupier-signature", signature)
-            .send(body)
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap())
+            .send(body.as_bytes())
+            .status_json()
     }
 
     fn signed_get(&self, path: &str) -> (u16, Value) {
         let signature = sign(&self.keys.provider_secret, path, b"");
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
+        self.server
+            .request("GET", path)
             .header("x-croupier-key", &self.keys.provider_id)
             .header("x-croupier-signature", &signature)
             .call()
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap())
+            .status_json()
     }
 
     fn create_player(&self, username: &str) -> String {
         let body = json!({"username": username, "password": "correct horse", "currencies": ["EUR", "USD"]});
-        let (status, answer) =
-            self.call("POST", "/v1/players", Some(&self.keys.support), Some(&body));
+        let (status, answer) = self.post_as(&self.keys.support, "/v1/players", &body);
         assert_eq!(status, 201, "{answer}");
         answer["player_id"].as_str().unwrap().to_string()
     }
@@ -182,33 +133,15 @@ impl Node {
         assert!(me["balances"].is_object(), "{me}");
         let wallet = wallet_of(player_id, 0);
         let accounts = json!([{"id": "9001", "ledger": "EUR", "kind": "system"}]);
-        let (status, _) = self.call(
-            "POST",
-            "/v1/accounts",
-            Some(&self.keys.finance),
-            Some(&accounts),
-        );
+        let (status, _) = self.post_as(&self.keys.finance, "/v1/accounts", &accounts);
         assert_eq!(status, 200);
         let transfer = json!([{"id": format!("{}", 7000 + amount), "debit_account_id": "9001", "credit_account_id": wallet.to_string(), "amount": amount, "ledger": "EUR"}]);
-        let (status, answer) = self.call(
-            "POST",
-            "/v1/transfers",
-            Some(&self.keys.finance),
-            Some(&transfer),
-        );
+        let (status, answer) = self.post_as(&self.keys.finance, "/v1/transfers", &transfer);
         assert_eq!(
             (status, answer[0]["result"].as_str()),
             (200, Some("ok")),
             "{answer}"
         );
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = self.runtime.block_on(server.shutdown());
-        }
     }
 }
 
@@ -243,41 +176,21 @@ fn operator_routes_answer_401_without_a_key_and_403_for_the_wrong_role() {
         "unauthorized",
     );
     assert_error(
-        node.call(
-            "POST",
-            "/v1/accounts",
-            Some("crk.op-nope.00"),
-            Some(&accounts),
-        ),
+        node.post_as("crk.op-nope.00", "/v1/accounts", &accounts),
         401,
         "unauthorized",
     );
     assert_error(
-        node.call(
-            "POST",
-            "/v1/accounts",
-            Some(&node.keys.read_only),
-            Some(&accounts),
-        ),
+        node.post_as(&node.keys.read_only, "/v1/accounts", &accounts),
         403,
         "forbidden",
     );
     assert_error(
-        node.call(
-            "POST",
-            "/v1/accounts",
-            Some(&node.keys.support),
-            Some(&accounts),
-        ),
+        node.post_as(&node.keys.support, "/v1/accounts", &accounts),
         403,
         "forbidden",
     );
-    let (status, _) = node.call(
-        "POST",
-        "/v1/accounts",
-        Some(&node.keys.finance),
-        Some(&accounts),
-    );
+    let (status, _) = node.post_as(&node.keys.finance, "/v1/accounts", &accounts);
     assert_eq!(status, 200);
     let (status, account) = node.call("GET", "/v1/accounts/1", Some(&node.keys.read_only), None);
     assert_eq!(status, 200, "{account}");
@@ -318,32 +231,16 @@ fn only_finance_may_debit_a_house_account_with_a_plain_transfer() {
         croupier_core::ids::house_account_id(croupier_core::LedgerCode::parse("EUR").unwrap());
     let accounts = json!([{"id": "5", "ledger": "EUR", "kind": "system"}]);
     assert_eq!(
-        node.call(
-            "POST",
-            "/v1/accounts",
-            Some(&node.keys.admin),
-            Some(&accounts)
-        )
-        .0,
+        node.post_as(&node.keys.admin, "/v1/accounts", &accounts).0,
         200
     );
     let transfer = json!([{"id": "77", "debit_account_id": house.to_string(), "credit_account_id": "5", "amount": 1, "ledger": "EUR"}]);
     assert_error(
-        node.call(
-            "POST",
-            "/v1/transfers",
-            Some(&node.keys.admin),
-            Some(&transfer),
-        ),
+        node.post_as(&node.keys.admin, "/v1/transfers", &transfer),
         403,
         "house_debit_requires_finance",
     );
-    let (status, answer) = node.call(
-        "POST",
-        "/v1/transfers",
-        Some(&node.keys.finance),
-        Some(&transfer),
-    );
+    let (status, answer) = node.post_as(&node.keys.finance, "/v1/transfers", &transfer);
     assert_eq!(status, 200, "{answer}");
 }
 
@@ -429,7 +326,7 @@ fn a_player_sees_its_own_wallets_and_gets_404_for_anyone_elses() {
     // A player may not move money or read operator data, whatever it names.
     let bet = json!({"transaction_id": "t1", "player_id": alice, "round_id": "r1", "amount": 5, "ledger": "EUR"});
     assert_error(
-        node.call("POST", "/v1/wallet/bet", Some(&token), Some(&bet)),
+        node.post_as(&token, "/v1/wallet/bet", &bet),
         403,
         "forbidden",
     );
@@ -475,13 +372,13 @@ fn login_refuses_a_wrong_password_and_usernames_are_unique() {
     );
     let again = json!({"username": "CAROL", "password": "correct horse", "currencies": ["EUR"]});
     assert_error(
-        node.call("POST", "/v1/players", Some(&node.keys.admin), Some(&again)),
+        node.post_as(&node.keys.admin, "/v1/players", &again),
         409,
         "username_taken",
     );
     let short = json!({"username": "dave", "password": "short", "currencies": ["EUR"]});
     assert_error(
-        node.call("POST", "/v1/players", Some(&node.keys.admin), Some(&short)),
+        node.post_as(&node.keys.admin, "/v1/players", &short),
         400,
         "invalid_request",
     );
@@ -606,34 +503,22 @@ fn provider_calls_must_be_signed_and_a_replay_changes_nothing() {
         ("pv-unknown", &node.keys.admin),
         (id.as_str(), &node.keys.admin),
     ] {
-        let mut response = node
-            .agent
-            .get(format!("{}{path}", node.base))
-            .header("authorization", format!("Bearer {admin}"))
+        let answer = node
+            .server
+            .request("GET", &path)
+            .bearer(Some(admin))
             .header("x-croupier-key", key_id)
             .header(
                 "x-croupier-signature",
-                sign(&node.keys.provider_secret, &path, b""),
+                &sign(&node.keys.provider_secret, &path, b""),
             )
-            .call()
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        assert_error(
-            (status, serde_json::from_str(&text).unwrap()),
-            401,
-            "unauthorized",
-        );
+            .call();
+        assert_error(answer.status_json(), 401, "unauthorized");
     }
     // Operators may not place bets for providers.
     let value: Value = serde_json::from_str(&body).unwrap();
     assert_error(
-        node.call(
-            "POST",
-            "/v1/wallet/bet",
-            Some(&node.keys.admin),
-            Some(&value),
-        ),
+        node.post_as(&node.keys.admin, "/v1/wallet/bet", &value),
         403,
         "forbidden",
     );
@@ -647,7 +532,7 @@ fn a_revoked_key_is_refused_without_a_restart() {
             .0,
         200
     );
-    let path = node.dir.path().join("keys.toml");
+    let path = node.server.dir().join("keys.toml");
     let mut file = KeysFile::load(&path).unwrap();
     let id = node.keys.read_only.split('.').nth(1).unwrap().to_string();
     file.revoke(&id).unwrap();
@@ -687,24 +572,19 @@ fn login_attempts_past_the_limit_answer_429_with_retry_after() {
             "invalid_credentials",
         );
     }
-    let mut response = node
-        .agent
-        .post(format!("{}/v1/players/login", node.base))
+    let answer = node
+        .server
+        .request("POST", "/v1/players/login")
         .header("content-type", "application/json")
-        .send(json!({"username": "gina", "password": "correct horse"}).to_string())
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response
-        .headers()
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+        .send(
+            json!({"username": "gina", "password": "correct horse"})
+                .to_string()
+                .as_bytes(),
+        );
+    assert_eq!(answer.status, 429);
+    let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1);
-    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(answer.json()["error"], "rate_limited");
 }
 
 #[test]
@@ -765,9 +645,7 @@ impl Node {
         body: Option<&Value>,
     ) -> u16 {
         let text = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
+        let mut request = self.server.request(method, path);
         let bearer = match who {
             Who::Admin => Some(self.keys.admin.as_str()),
             Who::Finance => Some(self.keys.finance.as_str()),
@@ -776,22 +654,20 @@ impl Node {
             Who::Player => Some(token),
             Who::Nobody | Who::Provider => None,
         };
-        if let Some(bearer) = bearer {
-            request = request.header("authorization", format!("Bearer {bearer}"));
-        }
+        request = request.bearer(bearer);
         if who == Who::Provider {
             request = request
                 .header("x-croupier-key", &self.keys.provider_id)
                 .header(
                     "x-croupier-signature",
-                    sign(&self.keys.provider_secret, path, text.as_bytes()),
+                    &sign(&self.keys.provider_secret, path, text.as_bytes()),
                 );
         }
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
-        let request = request.body(text).unwrap();
-        self.agent.run(request).expect("HTTP").status().as_u16()
+        // Always a body, empty for a GET, as this matrix has always sent it.
+        request.send(text.as_bytes()).status
     }
 }
 

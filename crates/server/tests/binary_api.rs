@@ -2,92 +2,32 @@
 //! node and socket: records in, one result byte per record out, and every bad body refused
 //! with our JSON error and nothing applied.
 
-use std::time::Duration;
-
 use croupier_core::{
     AccountFlags, AccountKind, LedgerCode, NewAccount, NewTransfer, TransferFlags, BATCH_ITEMS_MAX,
 };
 use croupier_server::binary::{self, RECORD_SIZE_BYTES};
-use croupier_server::{start, RunningServer, ServeConfig};
 use serde_json::Value;
-use tempfile::TempDir;
 
-struct TestServer {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    _dir: TempDir,
-    base: String,
-    agent: ureq::Agent,
+mod common;
+use common::TestServer;
+
+/// POSTs `body` with `content_type`; returns status, answer content type and answer bytes.
+fn post(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let answer = server
+        .request("POST", path)
+        .header("content-type", content_type)
+        .send(body);
+    let answer_type = answer.header("content-type").unwrap_or("").to_owned();
+    (answer.status, answer_type, answer.body)
 }
 
-impl TestServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = ServeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        let server = runtime.block_on(start(config)).expect("server starts");
-        let base = format!("http://{}", server.local_addr());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        TestServer {
-            runtime,
-            server: Some(server),
-            _dir: dir,
-            base,
-            agent,
-        }
-    }
-
-    /// POSTs `body` with `content_type`; returns status, answer content type and answer bytes.
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .send(body)
-            .expect("POST");
-        let status = response.status().as_u16();
-        let answer_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = response.body_mut().read_to_vec().expect("body");
-        (status, answer_type, bytes)
-    }
-
-    fn post_binary(&self, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        self.post(path, binary::CONTENT_TYPE, body)
-    }
-
-    fn get_json(&self, path: &str) -> (u16, Value) {
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            if let Err(error) = self.runtime.block_on(server.shutdown()) {
-                eprintln!("the test server did not stop cleanly: {error}");
-            }
-        }
-    }
+fn post_binary(server: &TestServer, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    post(server, path, binary::CONTENT_TYPE, body)
 }
 
 fn eur() -> LedgerCode {
@@ -172,7 +112,7 @@ fn setup(server: &TestServer) {
             AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
         ),
     ]);
-    let answer = server.post_binary("/v1/accounts", &body);
+    let answer = post_binary(server, "/v1/accounts", &body);
     assert_eq!(answer, (200, binary::CONTENT_TYPE.to_owned(), vec![0, 0]));
 }
 
@@ -180,7 +120,7 @@ fn setup(server: &TestServer) {
 fn binary_transfers_answer_one_result_byte_per_record() {
     let server = TestServer::start();
     setup(&server);
-    let (_, player) = server.get_json(&format!("/v1/accounts/{PLAYER}"));
+    let (_, player) = server.get(&format!("/v1/accounts/{PLAYER}"));
     assert_eq!(
         (player["kind"].as_str(), player["ledger"].as_str()),
         (Some("player"), Some("EUR"))
@@ -192,23 +132,23 @@ fn binary_transfers_answer_one_result_byte_per_record() {
         transfer(12, PLAYER, CLEARING, 200),
     ];
     let (status, content_type, bytes) =
-        server.post_binary("/v1/transfers", &transfers_body(&batch));
+        post_binary(&server, "/v1/transfers", &transfers_body(&batch));
     assert_eq!((status, content_type.as_str()), (200, binary::CONTENT_TYPE));
     assert_eq!(bytes, result_bytes(&["ok", "exceeds_credits", "ok"]));
     // Retried: the same records answer `exists`, the refused one is refused again.
-    let (_, _, bytes) = server.post_binary("/v1/transfers", &transfers_body(&batch));
+    let (_, _, bytes) = post_binary(&server, "/v1/transfers", &transfers_body(&batch));
     assert_eq!(
         bytes,
         result_bytes(&["exists", "exceeds_credits", "exists"])
     );
 
-    let (status, stored) = server.get_json("/v1/transfers/10");
+    let (status, stored) = server.get("/v1/transfers/10");
     assert_eq!(status, 200);
     assert_eq!(
         (stored["amount"].as_u64(), stored["ledger"].as_str()),
         (Some(500), Some("EUR"))
     );
-    let (_, player) = server.get_json(&format!("/v1/accounts/{PLAYER}"));
+    let (_, player) = server.get(&format!("/v1/accounts/{PLAYER}"));
     assert_eq!(
         (
             player["credits_posted"].as_u64(),
@@ -218,7 +158,7 @@ fn binary_transfers_answer_one_result_byte_per_record() {
     );
     // An empty binary body is an empty batch.
     assert_eq!(
-        server.post_binary("/v1/transfers", &[]),
+        post_binary(&server, "/v1/transfers", &[]),
         (200, binary::CONTENT_TYPE.to_owned(), vec![])
     );
 }
@@ -233,13 +173,13 @@ fn bad_binary_bodies_answer_json_errors_and_apply_nothing() {
     ]);
 
     assert_json_error(
-        server.post_binary("/v1/transfers", &good[..RECORD_SIZE_BYTES + 1]),
+        post_binary(&server, "/v1/transfers", &good[..RECORD_SIZE_BYTES + 1]),
         400,
         "invalid_request",
     );
     let too_many = good[..RECORD_SIZE_BYTES].repeat(BATCH_ITEMS_MAX + 1);
     assert_json_error(
-        server.post_binary("/v1/transfers", &too_many),
+        post_binary(&server, "/v1/transfers", &too_many),
         413,
         "too_many_items",
     );
@@ -259,7 +199,7 @@ fn bad_binary_bodies_answer_json_errors_and_apply_nothing() {
         (16, 0, "debit_account_id"), // id of 0 (debit id 1 has a single non-zero byte)
     ] {
         let body = assert_json_error(
-            server.post_binary("/v1/transfers", &with(offset, value)),
+            post_binary(&server, "/v1/transfers", &with(offset, value)),
             400,
             "invalid_request",
         );
@@ -270,26 +210,26 @@ fn bad_binary_bodies_answer_json_errors_and_apply_nothing() {
         );
     }
     assert_json_error(
-        server.post("/v1/transfers", "application/x-tigerbeetle", &good),
+        post(&server, "/v1/transfers", "application/x-tigerbeetle", &good),
         415,
         "unsupported_media_type",
     );
     assert_json_error(
-        server.post_binary("/v1/accounts", &good[..100]),
+        post_binary(&server, "/v1/accounts", &good[..100]),
         400,
         "invalid_request",
     );
 
     // None of it was applied.
-    assert_eq!(server.get_json("/v1/transfers/20").0, 404);
-    let (_, player) = server.get_json(&format!("/v1/accounts/{PLAYER}"));
+    assert_eq!(server.get("/v1/transfers/20").0, 404);
+    let (_, player) = server.get(&format!("/v1/accounts/{PLAYER}"));
     assert_eq!(player["credits_posted"].as_u64(), Some(0));
 }
 
 #[test]
 fn openapi_documents_both_encodings_of_the_batch_routes() {
     let server = TestServer::start();
-    let (status, document) = server.get_json("/v1/openapi.json");
+    let (status, document) = server.get("/v1/openapi.json");
     assert_eq!(status, 200);
     for path in ["/v1/accounts", "/v1/transfers"] {
         let operation = &document["paths"][path]["post"];

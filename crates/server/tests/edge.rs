@@ -2,62 +2,25 @@
 //! connections, too many connections, too many requests, requests that never finish.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use croupier_server::{start, EdgeLimits, RunningServer, ServeConfig};
+use croupier_server::EdgeLimits;
 use serde_json::Value;
-use tempfile::TempDir;
 
-struct TestServer {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    _dir: TempDir,
-    addr: SocketAddr,
+mod common;
+use common::TestServer;
+
+fn start(edge: EdgeLimits) -> TestServer {
+    TestServer::start_with(|config| config.edge = edge)
 }
 
-impl TestServer {
-    fn start(edge: EdgeLimits) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let mut config = ServeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        config.edge = edge;
-        let server = runtime.block_on(start(config)).expect("server starts");
-        let addr = server.local_addr();
-        TestServer {
-            runtime,
-            server: Some(server),
-            _dir: dir,
-            addr,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-    }
-
-    /// One request on a fresh connection; the answer's status and JSON body.
-    fn request(&self, raw: &str) -> (u16, Value) {
-        let mut stream = self.connect();
-        stream.write_all(raw.as_bytes()).expect("send");
-        read_response(&mut stream)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = self.runtime.block_on(server.shutdown());
-        }
-    }
+/// One request on a fresh connection (for a protocol error, the answer hyper gives before
+/// closing it); the answer's status and JSON body.
+fn request(server: &TestServer, raw: impl AsRef<[u8]>) -> (u16, Value) {
+    let mut stream = server.connect();
+    stream.write_all(raw.as_ref()).expect("send");
+    read_response(&mut stream)
 }
 
 const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
@@ -122,7 +85,7 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn a_slowloris_client_is_disconnected_at_the_header_timeout() {
-    let server = TestServer::start(EdgeLimits {
+    let server = start(EdgeLimits {
         header_read_timeout_ms: 500,
         ..EdgeLimits::default()
     });
@@ -140,12 +103,12 @@ fn a_slowloris_client_is_disconnected_at_the_header_timeout() {
         elapsed >= Duration::from_millis(400),
         "cut too early: {elapsed:?}"
     );
-    assert_eq!(server.request(HEALTHZ).0, 200);
+    assert_eq!(request(&server, HEALTHZ).0, 200);
 }
 
 #[test]
 fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
-    let server = TestServer::start(EdgeLimits {
+    let server = start(EdgeLimits {
         header_read_timeout_ms: 300,
         ..EdgeLimits::default()
     });
@@ -167,7 +130,7 @@ fn idle_connections_count() -> usize {
 
 #[test]
 fn thousands_of_idle_connections_do_not_lock_out_a_normal_client() {
-    let server = TestServer::start(EdgeLimits::default());
+    let server = start(EdgeLimits::default());
     // The server raised this process's soft fd limit at start if it could.
     let count = idle_connections_count();
     let idle: Vec<TcpStream> = (0..count).map(|_| server.connect()).collect();
@@ -181,7 +144,7 @@ fn thousands_of_idle_connections_do_not_lock_out_a_normal_client() {
     let mut latencies = Vec::new();
     for _ in 0..9 {
         let started = Instant::now();
-        let answer = server.request(HEALTHZ);
+        let answer = request(&server, HEALTHZ);
         latencies.push(started.elapsed());
         assert_eq!(answer.0, 200, "{}", answer.1);
     }
@@ -197,17 +160,17 @@ fn thousands_of_idle_connections_do_not_lock_out_a_normal_client() {
 
 #[test]
 fn a_connection_past_the_cap_gets_a_json_503_and_a_freed_slot_is_reused() {
-    let server = TestServer::start(EdgeLimits {
+    let server = start(EdgeLimits {
         connections_max: 4,
         ..EdgeLimits::default()
     });
     let held: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     std::thread::sleep(Duration::from_millis(200));
-    let answer = server.request(HEALTHZ);
+    let answer = request(&server, HEALTHZ);
     assert_error(&answer, 503, "overloaded");
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(server.request(HEALTHZ).0, 200);
+    assert_eq!(request(&server, HEALTHZ).0, 200);
 }
 
 /// A POST whose body never arrives: its handler waits for the body while holding a request
@@ -217,22 +180,22 @@ const STALLED_POST: &str = "POST /v1/transfers HTTP/1.1\r\nHost: test\r\n\
 
 #[test]
 fn requests_past_the_in_flight_cap_are_shed_with_a_json_503() {
-    let server = TestServer::start(EdgeLimits {
+    let server = start(EdgeLimits {
         requests_in_flight_max: 1,
         ..EdgeLimits::default()
     });
     let mut stalled = server.connect();
     stalled.write_all(STALLED_POST.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert_error(&server.request(HEALTHZ), 503, "overloaded");
+    assert_error(&request(&server, HEALTHZ), 503, "overloaded");
     drop(stalled);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(server.request(HEALTHZ).0, 200);
+    assert_eq!(request(&server, HEALTHZ).0, 200);
 }
 
 #[test]
 fn a_request_past_its_deadline_answers_a_json_503_and_frees_its_slot() {
-    let server = TestServer::start(EdgeLimits {
+    let server = start(EdgeLimits {
         request_deadline_ms: 300,
         requests_in_flight_max: 1,
         ..EdgeLimits::default()
@@ -243,19 +206,12 @@ fn a_request_past_its_deadline_answers_a_json_503_and_frees_its_slot() {
     let answer = read_response(&mut stalled);
     assert_error(&answer, 503, "deadline_exceeded");
     assert!(started.elapsed() >= Duration::from_millis(250));
-    assert_eq!(server.request(HEALTHZ).0, 200);
-}
-
-/// Sends `raw` and reads the answer hyper gives before closing the connection.
-fn protocol_error(server: &TestServer, raw: &[u8]) -> (u16, Value) {
-    let mut stream = server.connect();
-    stream.write_all(raw).expect("send");
-    read_response(&mut stream)
+    assert_eq!(request(&server, HEALTHZ).0, 200);
 }
 
 #[test]
 fn every_protocol_level_error_answers_a_json_body() {
-    let server = TestServer::start(EdgeLimits::default());
+    let server = start(EdgeLimits::default());
     let bad_line = b"GARBAGE\r\n\r\n".to_vec();
     let bad_header = b"GET /healthz HTTP/1.1\r\nHost: test\r\nBad Header\r\n\r\n".to_vec();
     let duplicate_length = b"POST /v1/transfers HTTP/1.1\r\nHost: test\r\n\
@@ -275,14 +231,14 @@ fn every_protocol_level_error_answers_a_json_body() {
         (many_headers.as_bytes(), 431, "headers_too_large"),
     ];
     for (raw, status, code) in cases {
-        assert_error(&protocol_error(&server, raw), status, code);
+        assert_error(&request(&server, raw), status, code);
     }
-    assert_eq!(server.request(HEALTHZ).0, 200);
+    assert_eq!(request(&server, HEALTHZ).0, 200);
 }
 
 #[test]
 fn a_protocol_error_after_a_good_request_on_the_same_connection_answers_json_too() {
-    let server = TestServer::start(EdgeLimits::default());
+    let server = start(EdgeLimits::default());
     let mut stream = server.connect();
     stream.write_all(HEALTHZ.as_bytes()).unwrap();
     assert_eq!(read_response(&mut stream).0, 200);

@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::checker::Listed;
 use super::history::Transfer;
 use crate::bench_cmd::client::{self, Answer, HttpConnection};
+use crate::operator_key::{CredentialsRefused, OperatorKey};
 
 /// Collects of every balance one read may take before it gives up (and fails).
 const COLLECTS_MAX: usize = 10;
@@ -83,26 +84,39 @@ pub struct Session {
     pub addr: SocketAddr,
     connection: Option<HttpConnection>,
     timeout: Duration,
+    /// Sent with every request (`Authorization: Bearer`).
+    key: Option<OperatorKey>,
 }
 
 /// A player's posted debits and credits: they only grow.
 type Posted = (u64, u64);
 
 impl Session {
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Self {
+    pub fn new(addr: SocketAddr, timeout: Duration, key: Option<OperatorKey>) -> Self {
         Session {
             addr,
             connection: None,
             timeout,
+            key,
         }
     }
 
-    async fn connection(&mut self) -> anyhow::Result<&mut HttpConnection> {
+    /// The open connection (opened if need be) and the key to send on it.
+    async fn connection(&mut self) -> anyhow::Result<(&mut HttpConnection, Option<&str>)> {
         if self.connection.is_none() {
             let opened = client::within(self.timeout, HttpConnection::open(self.addr)).await?;
             self.connection = Some(opened);
         }
-        Ok(self.connection.as_mut().expect("opened above"))
+        let connection = self.connection.as_mut().expect("opened above");
+        Ok((connection, self.key.as_ref().map(OperatorKey::expose)))
+    }
+
+    /// A refusal of our credentials, as the final error it is; Ok for any other answer.
+    fn check_credentials(&self, answer: &Answer) -> anyhow::Result<()> {
+        match CredentialsRefused::from_status(answer.status, self.key.is_some()) {
+            Some(refused) => Err(refused.into()),
+            None => Ok(()),
+        }
     }
 
     /// Sends `request` on the connection; any failure closes it.
@@ -113,8 +127,9 @@ impl Session {
         body: Option<&[u8]>,
     ) -> anyhow::Result<Answer> {
         let timeout = self.timeout;
-        let connection = self.connection().await?;
-        let answer = client::within(timeout, connection.request_json(method, path, body)).await;
+        let (connection, key) = self.connection().await?;
+        let request = connection.request_json_as(method, path, body, key);
+        let answer = client::within(timeout, request).await;
         if answer.is_err() {
             self.connection = None;
         }
@@ -182,13 +197,14 @@ impl Session {
             .map(|id| format!("/v1/accounts/{id}"))
             .collect();
         let timeout = self.timeout;
-        let connection = self.connection().await?;
-        let answers = client::within(timeout, connection.get_pipelined(&paths)).await;
+        let (connection, key) = self.connection().await?;
+        let answers = client::within(timeout, connection.get_pipelined(&paths, key)).await;
         let answers = answers.inspect_err(|_| self.connection = None)?;
         players
             .iter()
             .zip(&answers)
             .map(|(player, answer)| {
+                self.check_credentials(answer)?;
                 if answer.status != 200 {
                     // No account id in the message: the run's summary groups reads by it.
                     bail!("an account lookup answered {}", http_error(answer));
@@ -263,6 +279,7 @@ impl Session {
         items: usize,
     ) -> anyhow::Result<Vec<String>> {
         let answer = self.call("POST", path, Some(body)).await?;
+        self.check_credentials(&answer)?;
         if answer.status != 200 {
             bail!("{}", http_error(&answer));
         }
@@ -289,6 +306,7 @@ impl Session {
                 path.push_str(&format!("&cursor={cursor}"));
             }
             let answer = self.call("GET", &path, None).await?;
+            self.check_credentials(&answer)?;
             if answer.status != 200 {
                 bail!(
                     "listing the transfers of account {account}: {}",

@@ -104,9 +104,14 @@ impl HttpConnection {
         Self::request_with_body("POST", path, content_type, body)
     }
 
-    /// A request of `post_request` with an `Authorization: Bearer` header.
-    pub fn post_request_as(key: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-        with_authorization(Self::post_request(path, content_type, body), Some(key))
+    /// A request of `post_request` with an `Authorization: Bearer` header when `key` is given.
+    pub fn post_request_as(
+        key: Option<&str>,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
+        with_authorization(Self::post_request(path, content_type, body), key)
     }
 
     fn request_with_body(method: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
@@ -139,12 +144,19 @@ impl HttpConnection {
 
     /// Sends several GETs at once (HTTP/1.1 pipelining) and reads their answers in order: the
     /// answers come back within about one round trip instead of one round trip each, which
-    /// keeps a multi-account read short.
-    pub async fn get_pipelined(&mut self, paths: &[String]) -> anyhow::Result<Vec<Answer>> {
+    /// keeps a multi-account read short. Each carries `key` (`Authorization: Bearer`) if given.
+    pub async fn get_pipelined(
+        &mut self,
+        paths: &[String],
+        key: Option<&str>,
+    ) -> anyhow::Result<Vec<Answer>> {
         use tokio::io::AsyncWriteExt;
-        let requests: String = paths.iter().map(|path| get_request(path)).collect();
+        let requests: Vec<u8> = paths
+            .iter()
+            .flat_map(|path| with_authorization(get_request(path).into_bytes(), key))
+            .collect();
         self.stream
-            .write_all(requests.as_bytes())
+            .write_all(&requests)
             .await
             .context("sending requests")?;
         self.buffer.clear();
@@ -206,17 +218,8 @@ impl HttpConnection {
         self.send(get_request(path).as_bytes()).await
     }
 
-    /// Any request with an optional JSON body; the answer with the headers we look at.
-    pub async fn request_json(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> anyhow::Result<Answer> {
-        self.request_json_as(method, path, body, None).await
-    }
-
-    /// `request_json` with an operator key (`Authorization: Bearer`), if one is given.
+    /// Any request with an optional JSON body and an operator key (`Authorization: Bearer`),
+    /// if one is given; the answer with the headers we look at.
     pub async fn request_json_as(
         &mut self,
         method: &str,

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use super::client::{self, Encoding, HttpConnection, Items};
 use super::workload::{Workload, WorkloadConfig};
 use super::{merge_failures, progress_bar, LatencyHistogram, LedgerArgs, Outcome};
+use crate::operator_key::{CredentialsRefused, OperatorKey};
 
 /// How long the server may take to answer `GET /healthz` (it may be replaying a long log).
 const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -39,13 +40,17 @@ async fn create_accounts(
     addr: SocketAddr,
     workload: &Workload,
     encoding: Encoding,
+    key: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut connection = HttpConnection::open(addr).await?;
     for chunk in workload.accounts().chunks(BATCH_ITEMS_MAX) {
         let body = client::accounts_body(chunk, encoding)?;
-        let (status, answer) = connection
-            .post("/v1/accounts", encoding.content_type(), &body)
-            .await?;
+        let request =
+            HttpConnection::post_request_as(key, "/v1/accounts", encoding.content_type(), &body);
+        let (status, answer) = connection.send(&request).await?;
+        if let Some(refused) = CredentialsRefused::from_status(status, key.is_some()) {
+            return Err(anyhow::Error::new(refused).context("creating the benchmark accounts"));
+        }
         let mut failures = BTreeMap::new();
         client::count_failures(
             status,
@@ -78,6 +83,7 @@ async fn client_loop(
     workload: Arc<Mutex<Workload>>,
     batch_size: usize,
     encoding: Encoding,
+    key: Option<OperatorKey>,
     bar: ProgressBar,
 ) -> anyhow::Result<ClientResult> {
     let mut result = ClientResult {
@@ -94,7 +100,12 @@ async fn client_loop(
             return Ok(result);
         }
         let body = client::transfers_body(&batch, encoding)?;
-        let request = HttpConnection::post_request("/v1/transfers", encoding.content_type(), &body);
+        let request = HttpConnection::post_request_as(
+            key.as_ref().map(OperatorKey::expose),
+            "/v1/transfers",
+            encoding.content_type(),
+            &body,
+        );
         let sent = Instant::now();
         let (status, answer) = connection.send(&request).await?;
         result.latencies.record(sent.elapsed());
@@ -143,7 +154,7 @@ pub async fn run(args: &LedgerArgs, transfers: u64, url: &str) -> anyhow::Result
         seed: args.seed,
         id_high,
     })?;
-    create_accounts(addr, &workload, args.encoding).await?;
+    create_accounts(addr, &workload, args.encoding, args.key.bearer()).await?;
     let mut connections = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
         connections.push(HttpConnection::open(addr).await?);
@@ -159,6 +170,7 @@ pub async fn run(args: &LedgerArgs, transfers: u64, url: &str) -> anyhow::Result
             Arc::clone(&workload),
             args.batch,
             args.encoding,
+            args.key.key().cloned(),
             bar.clone(),
         );
         clients.spawn(task);

@@ -65,12 +65,7 @@ fn single_transfer_requests(workload: &mut Workload, key: Option<&str>) -> Vec<V
         }
         requests.extend(batch.iter().map(|transfer| {
             let body = client::transfers_json(std::slice::from_ref(transfer));
-            match key {
-                Some(key) => {
-                    HttpConnection::post_request_as(key, "/v1/transfers", "application/json", &body)
-                }
-                None => HttpConnection::post_request("/v1/transfers", "application/json", &body),
-            }
+            HttpConnection::post_request_as(key, "/v1/transfers", "application/json", &body)
         }));
     }
 }
@@ -83,12 +78,8 @@ async fn create_accounts(
     let mut setup = HttpConnection::open(addr).await?;
     for chunk in workload.accounts().chunks(BATCH_ITEMS_MAX) {
         let body = client::accounts_json(chunk);
-        let request = match key {
-            Some(key) => {
-                HttpConnection::post_request_as(key, "/v1/accounts", "application/json", &body)
-            }
-            None => HttpConnection::post_request("/v1/accounts", "application/json", &body),
-        };
+        let request =
+            HttpConnection::post_request_as(key, "/v1/accounts", "application/json", &body);
         let (status, answer) = setup.send(&request).await?;
         let mut failures = BTreeMap::new();
         client::count_failures(

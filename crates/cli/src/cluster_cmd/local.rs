@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use super::config::{ClusterConfig, DEFAULT_BASE_PORT, DEFAULT_NODES};
 use super::process::{self, LocalDir};
 use crate::bench_cmd::client::{self, HttpConnection};
+use crate::operator_key::{CredentialsRefused, KeyArgs};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// One status probe while waiting for a leader: short, so a node still starting is skipped.
@@ -39,6 +40,10 @@ pub struct LocalArgs {
     /// On Ctrl-C, how long each node may take to stop after SIGTERM before it gets SIGKILL.
     #[arg(long, default_value_t = 10)]
     stop_timeout_s: u64,
+    // Needed once DIR/keys.toml has an operator key: the wait for a leader reads the cluster
+    // status, an operator route.
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
 #[derive(clap::Args)]
@@ -92,7 +97,7 @@ async fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     let startup = Duration::from_secs(args.startup_timeout_s);
     let started = tokio::select! {
         name = stop.recv() => Err(Interrupted(name)),
-        outcome = wait_for_leader(&dir, &config, &mut children, startup) => Ok(outcome),
+        outcome = wait_for_leader(&dir, &config, &mut children, startup, &args.key) => Ok(outcome),
     };
     match started {
         Err(Interrupted(name)) => println!("{name}: stopping the cluster"),
@@ -238,6 +243,7 @@ async fn wait_for_leader(
     config: &ClusterConfig,
     children: &mut Vec<(usize, Child)>,
     timeout: Duration,
+    key: &KeyArgs,
 ) -> anyhow::Result<()> {
     println!("waiting for a leader (up to {timeout:?})");
     let deadline = Instant::now() + timeout;
@@ -250,7 +256,7 @@ async fn wait_for_leader(
             );
         }
         for node in &config.nodes {
-            if let Some((leader, term)) = leader_seen_by(&node.api).await {
+            if let Some((leader, term)) = leader_seen_by(&node.api, key.bearer()).await? {
                 println!(
                     "node {leader} is the leader (term {term}, seen by node {})",
                     node.id
@@ -268,19 +274,37 @@ async fn wait_for_leader(
     }
 }
 
-/// The leader id and term that the node at `api` reports, if it reports one.
-async fn leader_seen_by(api: &str) -> Option<(String, String)> {
-    let addr = client::parse_server_address(api).ok()?;
+/// The leader id and term that the node at `api` reports, if it reports one; an error when
+/// it refuses the credentials (waiting longer would not change that).
+async fn leader_seen_by(
+    api: &str,
+    key: Option<&str>,
+) -> Result<Option<(String, String)>, CredentialsRefused> {
+    let Ok(addr) = client::parse_server_address(api) else {
+        return Ok(None);
+    };
     let answer = client::within(PROBE_TIMEOUT, async {
         let mut connection = HttpConnection::open(addr).await?;
-        connection.get("/v1/cluster/status").await
+        connection
+            .request_json_as("GET", "/v1/cluster/status", None, key)
+            .await
     })
-    .await
-    .ok()?;
-    let (200, body) = answer else {
-        return None;
+    .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(_) => return Ok(None),
     };
-    let status: Value = serde_json::from_slice(&body).ok()?;
+    if let Some(refused) = CredentialsRefused::from_status(answer.status, key.is_some()) {
+        return Err(refused);
+    }
+    if answer.status != 200 {
+        return Ok(None);
+    }
+    Ok(leader_and_term(&answer.body))
+}
+
+fn leader_and_term(status: &[u8]) -> Option<(String, String)> {
+    let status: Value = serde_json::from_slice(status).ok()?;
     let leader = status.get("leader_id").filter(|leader| !leader.is_null())?;
     let term = status.get("term").map_or("?".to_owned(), Value::to_string);
     Some((leader.to_string(), term))
