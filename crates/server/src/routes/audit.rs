@@ -24,7 +24,7 @@ const ACTIONS_LIMIT_MAX: u64 = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct OperatorTrailQuery {
     /// Number of the first action to return (0-based); default 0.
-    #[param(minimum = 0)]
+    #[param(value_type = Option<crate::wire::U64In>)]
     pub from: Option<u64>,
     /// 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
