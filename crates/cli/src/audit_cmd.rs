@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use croupier_store::audit::{self, AuditSummary};
 
+mod operators;
+
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
     /// Verify every log frame and the hash chain, check the log continues the checkpoint, check
@@ -18,10 +20,16 @@ pub enum AuditCommand {
         #[arg(long, default_value = "./croupier-data")]
         data_dir: PathBuf,
     },
+    /// Page through a running node's operator audit trail (`GET /v1/audit/operators`), print
+    /// each action, and check the hash chain on this side: every record's hash recomputed from
+    /// its fields, every link to the one before. Exit 0 when the chain holds, 1 naming the first
+    /// action that breaks it.
+    Operators(operators::OperatorsArgs),
 }
 
 pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AuditCommand::Operators(args) => operators::run(args),
         AuditCommand::Verify { data_dir } => match audit::verify(&data_dir) {
             Ok(summary) => {
                 std::io::Write::write_all(

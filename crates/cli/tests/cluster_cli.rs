@@ -219,3 +219,25 @@ fn bad_usage_exits_2() {
         stderr(&output)
     );
 }
+
+/// A trail whose record does not hash to what it claims: `audit operators` says where it
+/// breaks and exits 1.
+#[test]
+fn audit_operators_exits_1_naming_the_action_that_breaks_the_chain() {
+    let (addr, _) = stand_in(|_| {
+        let action = json!({
+            "seq": 0, "timestamp": 1, "key_id": "ops", "action": "create_accounts",
+            "items": 1, "rejected": 0, "subject": "5", "transfer_seq_first": 0, "transfers": 0,
+            "prev_hash": "00".repeat(32), "hash": "11".repeat(32)
+        });
+        let page = json!({"actions": [action], "count": 1, "head": "11".repeat(32)});
+        (200, page.to_string())
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["audit", "operators", "--server", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BROKEN at action 0"), "{stderr}");
+}

@@ -919,3 +919,37 @@ fn keys_made_with_the_cli_are_required_at_once_and_a_revoked_one_stops_working()
     let unknown_role = croupier(&["keys", "create", "--role", "root"], &data_dir);
     assert_eq!(unknown_role.status.code(), Some(2));
 }
+
+#[test]
+fn audit_operators_reads_and_checks_the_trail_of_a_running_node() {
+    let (_dir, data_dir) = data_dir();
+    let (_server, api) = started(&data_dir, &[]);
+    accounts(&api, &[1, 2]);
+    api.post_ok("/v1/transfers", &json!([transfer(10, 1, 2, 5)]));
+    let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["audit", "operators", "--server", &api.base])
+        .output()
+        .expect("run croupier audit operators");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].contains("loopback") && lines[0].contains("create_accounts"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("create_transfers") && lines[1].contains("transfers #0..#0"),
+        "{stdout}"
+    );
+    let trail = api.get("/v1/audit/operators").body;
+    let head = trail["head"].as_str().unwrap();
+    assert_eq!(
+        lines[2],
+        format!("operator trail verified: 2 actions, head {head}")
+    );
+}

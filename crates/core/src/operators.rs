@@ -98,6 +98,13 @@ impl CommandKind {
             .into_iter()
             .find(|kind| kind.code() == code)
     }
+
+    /// The kind whose `name` this is (how the API prints it).
+    pub fn from_name(name: &str) -> Option<CommandKind> {
+        CommandKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
 }
 
 /// One operator action as history keeps it.
