@@ -110,12 +110,15 @@ pub(crate) async fn as_caller(stream: &mut TcpStream, secret: &PeerSecret) -> Re
 
 /// The listening side: proves the secret and checks the caller's proof.
 pub(crate) async fn as_listener(stream: &mut TcpStream, secret: &PeerSecret) -> Result<(), String> {
-    let mut hello = [0u8; MAGIC.len() + NONCE_BYTES];
-    within("hello", stream.read_exact(&mut hello)).await?;
-    let (magic, nonce_c) = hello.split_at(MAGIC.len());
-    if magic != MAGIC {
+    // The magic first, on its own: a stranger is refused at once, not after the timeout.
+    let mut magic = [0u8; MAGIC.len()];
+    within("hello", stream.read_exact(&mut magic)).await?;
+    if &magic != MAGIC {
         return Err("peer handshake: not a croupier peer (or an older version)".into());
     }
+    let mut nonce_c = [0u8; NONCE_BYTES];
+    within("hello", stream.read_exact(&mut nonce_c)).await?;
+    let nonce_c = &nonce_c[..];
     let nonce_s = nonce()?;
     let mut answer = nonce_s.to_vec();
     answer.extend_from_slice(
