@@ -558,6 +558,42 @@ fn wait_caught_up(nodes: &[Node]) {
     }
 }
 
+fn leader_position(nodes: &[Node], leader: u64) -> usize {
+    nodes.iter().position(|n| n.id == leader).unwrap()
+}
+
+fn leader_last_log_index(leader: &Node) -> u64 {
+    let (code, status, _) = leader.api().get("/v1/cluster/status", false).unwrap();
+    assert_eq!(code, 200, "{status}");
+    status["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["role"] == "leader"))
+        .and_then(|n| n["last_log_index"].as_u64())
+        .unwrap_or_else(|| panic!("no leader row in {status}"))
+}
+
+/// Waits until the node's log says it purged an entry beyond `index` (the writes keep going).
+fn wait_for_purge_past(node: &Node, index: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = std::fs::read_to_string(node.dir.with_extension("log")).unwrap_or_default();
+        let purged = log
+            .lines()
+            .filter(|line| line.contains("log purged"))
+            .filter_map(|line| line.split("through_index=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .max();
+        if purged.is_some_and(|purged| purged > index) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader purged only through {purged:?}, not past {index}, within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_follower_behind_the_compacted_log_installs_the_leaders_checkpoint_over_its_history() {
     let root = test_root();
@@ -571,7 +607,11 @@ fn a_follower_behind_the_compacted_log_installs_the_leaders_checkpoint_over_its_
     let load = Load::start(all_ports, 0);
     load.wait_acks(100, "before the follower stops");
     nodes[follower].kill();
+    let stopped_at = leader_last_log_index(&nodes[leader_position(&nodes, leader)]);
     load.wait_acks(300, "while a follower is down");
+    // The leader postpones purging while a replication to the stopped follower is in flight,
+    // so a fixed number of writes does not guarantee the follower's entries are gone.
+    wait_for_purge_past(&nodes[leader_position(&nodes, leader)], stopped_at);
     nodes[follower].start();
     load.wait_acks(100, "after the follower is back");
     let outcomes = load.finish();

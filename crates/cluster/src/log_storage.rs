@@ -182,6 +182,10 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
             .writer
             .purge_through(log_id.index)
             .await
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        // Operators (and the failover tests) need to see when a stopped member can no longer
+        // catch up from the log and will be sent a checkpoint instead.
+        tracing::info!(through_index = log_id.index, "log purged");
+        Ok(())
     }
 }
