@@ -11,6 +11,7 @@ use croupier_core::{Command, CommandResult};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
 use crate::clock::{ClockGuard, ClockVerdict};
+use crate::host::HostNetwork;
 use crate::transport::{u64_at, CallError, Kind, PeerSecret, Peers, Registry, RemoteError};
 use crate::{Node, ProposeError};
 
@@ -75,13 +76,13 @@ impl ClusterOptions {
     }
 }
 
-/// A node's cluster parts: the process's peer connections and listener registry.
+/// A node's cluster parts: the host's peer connections and listener registry, and what this
+/// group's member keeps about leadership and clocks.
 pub(crate) struct ClusterParts {
     pub(crate) options: ClusterOptions,
     pub(crate) peers: Peers,
     pub(crate) registry: Registry,
     pub(crate) peer_addr: String,
-    pub(crate) stop: tokio::sync::watch::Sender<bool>,
     /// Until this many ms since the Unix epoch, writes are held (a leadership transfer).
     pub(crate) writes_held_until_ms: AtomicU64,
     /// Until this many ms since the Unix epoch, this node does not campaign.
@@ -90,6 +91,24 @@ pub(crate) struct ClusterParts {
     pub(crate) clock: std::sync::Mutex<ClockGuard>,
     /// When a clock refusal was last logged (ms since the Unix epoch): one line a second.
     pub(crate) clock_warned_ms: AtomicU64,
+}
+
+impl ClusterParts {
+    pub(crate) fn new(options: &ClusterOptions, network: &HostNetwork) -> ClusterParts {
+        ClusterParts {
+            options: options.clone(),
+            peers: network.peers.clone(),
+            registry: network.registry.clone(),
+            peer_addr: options.peer_listen.clone(),
+            writes_held_until_ms: AtomicU64::new(0),
+            elections_held_until_ms: AtomicU64::new(0),
+            clock: std::sync::Mutex::new(ClockGuard::new(
+                options.clock_skew_max_ms * 1_000_000,
+                Duration::from_millis(CLOCK_SAMPLE_AGE_MAX_MS),
+            )),
+            clock_warned_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// How often a leader samples its voters' clocks.
@@ -134,7 +153,7 @@ async fn sample_clocks(node: &Node) {
         let timeout = Duration::from_millis(PEER_QUERY_TIMEOUT_MS);
         let answer = cluster
             .peers
-            .call(addr, LEDGER_GROUP_ID, Kind::Clock, Vec::new(), timeout)
+            .call(addr, node.group_id(), Kind::Clock, Vec::new(), timeout)
             .await;
         let t1 = wall_clock_ns(node);
         let remote = u64_at(&answer.ok()?, 0)?;
@@ -538,7 +557,7 @@ impl Node {
             .peers
             .call(
                 &addr,
-                LEDGER_GROUP_ID,
+                self.group_id(),
                 Kind::Propose,
                 payload,
                 Duration::from_millis(FORWARD_TIMEOUT_MS),
@@ -577,7 +596,7 @@ impl Node {
             .peers
             .call(
                 &addr,
-                LEDGER_GROUP_ID,
+                self.group_id(),
                 Kind::ReadIndex,
                 Vec::new(),
                 Duration::from_millis(FORWARD_TIMEOUT_MS),
@@ -651,7 +670,7 @@ impl Node {
             .peers
             .call(
                 &addr,
-                LEDGER_GROUP_ID,
+                self.group_id(),
                 Kind::Status,
                 Vec::new(),
                 Duration::from_millis(PEER_QUERY_TIMEOUT_MS),
@@ -729,7 +748,7 @@ pub(crate) async fn admin(node: &Node, request: AdminRequest) -> Result<(), Remo
         .peers
         .call(
             &addr,
-            LEDGER_GROUP_ID,
+            node.group_id(),
             Kind::Admin,
             request.encode(),
             timeout,
@@ -826,7 +845,7 @@ async fn transfer_leadership(node: &Node, target: u64) -> Result<(), RemoteError
             .peers
             .call(
                 &addrs[&voter],
-                LEDGER_GROUP_ID,
+                node.group_id(),
                 Kind::HoldElections,
                 payload,
                 timeout,
@@ -838,7 +857,7 @@ async fn transfer_leadership(node: &Node, target: u64) -> Result<(), RemoteError
         .peers
         .call(
             &addrs[&target],
-            LEDGER_GROUP_ID,
+            node.group_id(),
             Kind::Campaign,
             Vec::new(),
             Duration::from_millis(PEER_QUERY_TIMEOUT_MS),
@@ -908,7 +927,7 @@ pub(crate) async fn join(node: Node, via: String) {
             .peers
             .call(
                 &via,
-                LEDGER_GROUP_ID,
+                node.group_id(),
                 Kind::Admin,
                 request.encode(),
                 timeout,

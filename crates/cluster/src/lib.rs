@@ -19,7 +19,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use croupier_core::command::Proposal;
@@ -34,6 +33,7 @@ mod cluster_mode;
 mod entry_cache;
 pub mod events;
 mod health;
+mod host;
 mod install;
 mod log_storage;
 mod log_writer;
@@ -65,6 +65,10 @@ pub use cluster_mode::{
 };
 pub use events::{CommittedEvent, EventPage, EventSubscription};
 pub use health::{FreeSpaceProbe, NodeHealth};
+pub use host::{
+    Host, HostConfig, PeerEndpoint, CONSENSUS_BLOCKING_THREADS_MAX,
+    CONSENSUS_WORKER_THREADS_DEFAULT,
+};
 pub use recovery::StorageOptions;
 pub use transport::{CallError, PeerSecret, RemoteError, PEER_SECRET_BYTES_MIN};
 pub use view::{LedgerView, OperatorTrailPage, ReadError};
@@ -248,9 +252,6 @@ impl NodeConfig {
 /// history appends and a checkpoint's hot file.
 pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 256 << 20;
 
-/// Worker threads of the consensus runtime: the Raft core and the state machine worker run in
-/// parallel, so the fsync of one entry overlaps the apply of the previous one.
-const CONSENSUS_WORKER_THREADS: usize = 2;
 /// Proposals queued for the Raft core before callers wait.
 const API_CHANNEL_PROPOSALS_MAX: u64 = 1024;
 /// How long a starting node waits to lead its one-voter cluster.
@@ -264,14 +265,18 @@ pub struct Node {
     inner: Arc<NodeInner>,
 }
 
-struct NodeInner {
+pub(crate) struct NodeInner {
     node_id: u64,
+    group_id: u64,
     raft: Raft,
     metrics: watch::Receiver<RaftMetrics>,
     shared: Arc<SharedState>,
     consumers: Arc<ConsumerCursors>,
     writer: WriterHandle,
-    threads: Mutex<Option<(JoinHandle<()>, ConsensusRuntime)>>,
+    /// The runtime, log writer thread and peer listener this group shares with the others.
+    host: Host,
+    /// Set for a node started alone (`Node::start`): its shutdown stops the host too.
+    owns_host: AtomicBool,
     stopped: AtomicBool,
     disk: Arc<health::DiskGuard>,
     /// Held until `shutdown` (or the last clone's drop): one process per data directory.
@@ -285,66 +290,34 @@ struct NodeInner {
     checkpoint_reception: tokio::sync::Mutex<()>,
 }
 
-/// openraft's tasks (the Raft core and the state machine worker) run on a runtime of their
-/// own: on a runtime shared with hundreds of HTTP connections, every wake-up of the Raft core
-/// (several per entry) would wait behind them in the run queue.
-struct ConsensusRuntime {
-    runtime: tokio::runtime::Handle,
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl ConsensusRuntime {
-    fn spawn() -> std::io::Result<ConsensusRuntime> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(CONSENSUS_WORKER_THREADS)
-            .thread_name("croupier-consensus")
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("croupier-consensus".to_string())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })?;
-        Ok(ConsensusRuntime {
-            runtime: handle,
-            stop,
-            thread,
-        })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    }
-}
-
 impl Node {
-    /// Opens (and recovers) the data dir and starts Raft. Alone (no `cluster` options) it
-    /// initializes a one-voter cluster on a fresh dir and waits until it leads; as a member of
-    /// a cluster it starts its peer listener, forms the cluster (the lowest member id, on a
-    /// fresh dir) or asks to join, and returns once it knows a leader or after a short wait.
-    /// Refuses to start on corrupted storage.
+    /// Opens (and recovers) the data dir and starts Raft for the ledger group on a host of
+    /// its own. Alone (no `cluster` options) it initializes a one-voter cluster on a fresh dir
+    /// and waits until it leads; as a member of a cluster it starts its peer listener, forms
+    /// the cluster (the lowest member id, on a fresh dir) or asks to join, and returns once it
+    /// knows a leader or after a short wait. Refuses to start on corrupted storage.
     pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
-        let (opened, repairing) = open_or_quarantine(&config)?;
-        let consensus = match ConsensusRuntime::spawn() {
-            Ok(consensus) => consensus,
-            Err(error) => {
-                let _ = stop_writer(&opened.writer, opened.writer_thread).await;
-                return Err(ClusterError::Raft(format!(
-                    "cannot start the consensus runtime: {error}"
-                )));
+        let host = Host::start(HostConfig::for_node(&config)).await?;
+        match host.start_group(LEDGER_GROUP_ID, config).await {
+            Ok(node) => {
+                node.inner.owns_host.store(true, Ordering::SeqCst);
+                Ok(node)
             }
-        };
-        let node = match Node::create(&config, opened, consensus).await {
-            Ok(node) => node,
-            Err(error) => return Err(error),
-        };
+            Err(error) => {
+                let _ = host.shutdown().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts group `group_id` on `host` (see `Host::start_group`).
+    pub(crate) async fn start_on(
+        host: Host,
+        group_id: u64,
+        config: NodeConfig,
+    ) -> Result<Node, ClusterError> {
+        let (opened, repairing) = open_or_quarantine(&config, host.log_writer())?;
+        let node = Node::create(&config, opened, host, group_id).await?;
         node.inner.repairing.store(repairing, Ordering::SeqCst);
         if repairing {
             repair::spawn_watch(node.clone());
@@ -354,7 +327,7 @@ impl Node {
             Some(options) => node.take_part_in_cluster(options).await,
         };
         if let Err(error) = started {
-            let _ = node.shutdown().await;
+            let _ = node.shutdown_group().await;
             return Err(error);
         }
         let runtime = node.consensus_runtime();
@@ -371,72 +344,62 @@ impl Node {
         Ok(node)
     }
 
-    /// Starts the peer listener (in a cluster) and Raft over the opened storage.
+    /// Starts Raft over the opened storage, on the host's runtime and peer network.
     async fn create(
         config: &NodeConfig,
         opened: recovery::Opened,
-        consensus: ConsensusRuntime,
+        host: Host,
+        group_id: u64,
     ) -> Result<Node, ClusterError> {
         let recovery::Opened {
             lock,
             writer,
-            writer_thread,
             log_storage,
             state_machine,
             shared,
             consumers,
         } = opened;
         let node_id = config.node_id;
-        let created = async {
-            let raft_config = raft_config(config)?;
-            let cluster = match &config.cluster {
-                Some(options) => Some(start_peer_listener(options, &consensus.runtime).await?),
-                None => None,
-            };
-            let network = cluster.as_ref().map(|c| transport::PeerNetwork {
-                peers: c.peers.clone(),
-                group_id: LEDGER_GROUP_ID,
-            });
-            let raft = consensus
-                .runtime
-                .spawn(create_raft(
-                    node_id,
-                    raft_config,
-                    network,
-                    log_storage,
-                    state_machine,
-                ))
-                .await
-                .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
-                .and_then(|created| created.map_err(fatal_to_cluster_error));
-            match raft {
-                Ok(raft) => Ok((raft, cluster)),
-                Err(error) => {
-                    if let Some(cluster) = &cluster {
-                        let _ = cluster.stop.send(true);
-                    }
-                    Err(error)
-                }
+        let runtime = host.runtime();
+        let cluster = match (&config.cluster, host.network()) {
+            (Some(options), Some(network)) => {
+                Some(cluster_mode::ClusterParts::new(options, network))
             }
-        }
-        .await;
-        let (raft, cluster) = match created {
-            Ok(created) => created,
+            _ => None,
+        };
+        let network = cluster.as_ref().map(|c| transport::PeerNetwork {
+            peers: c.peers.clone(),
+            group_id,
+        });
+        let raft = runtime
+            .spawn(create_raft(
+                node_id,
+                raft_config(config)?,
+                network,
+                log_storage,
+                state_machine,
+            ))
+            .await
+            .map_err(|e| ClusterError::Raft(format!("consensus start-up task failed: {e}")))
+            .and_then(|created| created.map_err(fatal_to_cluster_error));
+        let raft = match raft {
+            Ok(raft) => raft,
             Err(error) => {
-                let _ = stop_writer(&writer, writer_thread).await;
-                consensus.stop().await;
+                let _ = writer.shutdown().await;
                 return Err(error);
             }
         };
         Ok(Node {
             inner: Arc::new(NodeInner {
                 node_id,
-                metrics: bridge_metrics(&raft, &consensus.runtime),
+                group_id,
+                metrics: bridge_metrics(&raft, &runtime),
                 raft,
                 shared,
                 consumers,
                 writer,
-                threads: Mutex::new(Some((writer_thread, consensus))),
+                host,
+                owns_host: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
                 disk: health::DiskGuard::new(
                     config.data_dir.clone(),
@@ -455,7 +418,7 @@ impl Node {
     /// Registers with the peer listener, then forms or joins the cluster.
     async fn take_part_in_cluster(&self, options: &ClusterOptions) -> Result<(), ClusterError> {
         let cluster = self.cluster().expect("a clustered node has cluster parts");
-        peer_service::register(self, &cluster.registry, LEDGER_GROUP_ID);
+        peer_service::register(self, &cluster.registry, self.group_id());
         let node_id = self.node_id();
         let initialized = self
             .inner
@@ -488,14 +451,24 @@ impl Node {
     }
 
     /// Stops Raft, flushes storage and releases the data directory (a new node may open it
-    /// right away, even while clones of this one are alive). Calling it again does nothing.
+    /// right away, even while clones of this one are alive); a node started alone stops its
+    /// host too. Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
+        let group = self.shutdown_group().await;
+        if self.inner.owns_host.load(Ordering::SeqCst) {
+            let host = self.inner.host.shutdown().await;
+            return group.and(host);
+        }
+        group
+    }
+
+    /// Stops this group only; the host's runtime, writer and listener serve the others.
+    pub(crate) async fn shutdown_group(&self) -> Result<(), ClusterError> {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         if let Some(cluster) = &self.inner.cluster {
-            cluster.registry.unregister(LEDGER_GROUP_ID);
-            let _ = cluster.stop.send(true);
+            cluster.registry.unregister(self.group_id());
         }
         let raft_outcome = self
             .inner
@@ -503,20 +476,7 @@ impl Node {
             .shutdown()
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()));
-        let threads = self
-            .inner
-            .threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let writer_outcome = match threads {
-            Some((writer_thread, consensus)) => {
-                let outcome = stop_writer(&self.inner.writer, writer_thread).await;
-                consensus.stop().await;
-                outcome
-            }
-            None => Ok(()),
-        };
+        let writer_outcome = self.inner.writer.shutdown().await;
         // Nothing of this node may write to the directory once the lock goes: the indexes'
         // background flushes and merges stop too (a clone of the node kept by the caller would
         // otherwise keep them, and the lock, alive). Then a new node may open the directory,
@@ -529,8 +489,22 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
+        self.inner.host.group_stopped(self.group_id());
         raft_outcome?;
         writer_outcome.map_err(|e| ClusterError::Storage(e.0))
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<NodeInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(inner: &std::sync::Weak<NodeInner>) -> Option<Node> {
+        inner.upgrade().map(|inner| Node { inner })
+    }
+
+    /// The Raft group this node is a member of.
+    pub fn group_id(&self) -> u64 {
+        self.inner.group_id
     }
 
     pub fn node_id(&self) -> u64 {
@@ -578,11 +552,7 @@ impl Node {
     }
 
     pub(crate) fn consensus_runtime(&self) -> tokio::runtime::Handle {
-        let threads = self.inner.threads.lock().unwrap_or_else(|p| p.into_inner());
-        match threads.as_ref() {
-            Some((_, consensus)) => consensus.runtime.clone(),
-            None => tokio::runtime::Handle::current(),
-        }
+        self.inner.host.runtime()
     }
 
     /// Resolves with a one-line reason if storage or consensus fails for good (never after a
@@ -752,14 +722,17 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
 
 /// Opens the data directory; a cluster member started with `repair_from_peers` whose storage
 /// is corrupt moves it to quarantine and starts empty, to catch up from its peers.
-fn open_or_quarantine(config: &NodeConfig) -> Result<(recovery::Opened, bool), ClusterError> {
+fn open_or_quarantine(
+    config: &NodeConfig,
+    writer: &log_writer::LogWriter,
+) -> Result<(recovery::Opened, bool), ClusterError> {
     let repairs = config.cluster.as_ref().is_some_and(|c| c.repair_from_peers);
-    match recovery::open_storage(config) {
+    match recovery::open_storage(config, writer) {
         Err(ClusterError::Corrupt(reason)) if repairs => {
             tracing::error!(%reason, "storage is corrupt: moving it to quarantine and repairing from the other replicas");
             let moved = repair::quarantine(&config.data_dir).map_err(ClusterError::Storage)?;
             tracing::warn!(quarantine = %moved.display(), "damaged files kept for inspection");
-            Ok((recovery::open_storage(config)?, true))
+            Ok((recovery::open_storage(config, writer)?, true))
         }
         other => other.map(|opened| (opened, false)),
     }
@@ -801,62 +774,6 @@ fn bridge_metrics(raft: &Raft, runtime: &tokio::runtime::Handle) -> watch::Recei
         }
     });
     receiver
-}
-
-/// Binds the node-to-node listener on the consensus runtime.
-async fn start_peer_listener(
-    options: &ClusterOptions,
-    runtime: &tokio::runtime::Handle,
-) -> Result<cluster_mode::ClusterParts, ClusterError> {
-    let registry = transport::Registry::default();
-    let (stop, stopped) = watch::channel(false);
-    let addr = options.peer_listen.clone();
-    let secret = options.peer_secret.clone();
-    let listening = runtime
-        .spawn({
-            let registry = registry.clone();
-            async move { transport::listen(&addr, registry, stopped, secret).await }
-        })
-        .await
-        .map_err(|e| ClusterError::Raft(format!("peer listener task failed: {e}")))?;
-    let local = listening.map_err(|e| {
-        ClusterError::Config(format!(
-            "cannot listen for peers on {}: {e}",
-            options.peer_listen
-        ))
-    })?;
-    if options.peer_secret.is_none() && !local.ip().is_loopback() {
-        let _ = stop.send(true);
-        return Err(ClusterError::Config(format!(
-            "the peer listener {local} is not a loopback address and no cluster secret is set: \
-             anyone who reaches it could send Raft messages (set [cluster] secret_file)"
-        )));
-    }
-    tracing::info!(peer_addr = %local, authenticated = !options.peer_secret.is_none(), "listening for peers");
-    let routes = options.fault_peer_routes.iter().cloned().collect();
-    Ok(cluster_mode::ClusterParts {
-        options: options.clone(),
-        peers: transport::Peers::new(routes, options.peer_secret.clone()),
-        registry,
-        peer_addr: options.peer_listen.clone(),
-        stop,
-        writes_held_until_ms: std::sync::atomic::AtomicU64::new(0),
-        elections_held_until_ms: std::sync::atomic::AtomicU64::new(0),
-        clock: Mutex::new(clock::ClockGuard::new(
-            options.clock_skew_max_ms * 1_000_000,
-            Duration::from_millis(cluster_mode::CLOCK_SAMPLE_AGE_MAX_MS),
-        )),
-        clock_warned_ms: std::sync::atomic::AtomicU64::new(0),
-    })
-}
-
-async fn stop_writer(
-    writer: &WriterHandle,
-    thread: JoinHandle<()>,
-) -> Result<(), log_writer::StorageFailure> {
-    let outcome = writer.shutdown().await;
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    outcome
 }
 
 fn fatal_to_cluster_error(error: Fatal<TypeConfig>) -> ClusterError {

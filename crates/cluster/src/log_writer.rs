@@ -1,10 +1,16 @@
-//! The log writer: one thread owns the `LogStore`, fed by a bounded channel. It takes every
-//! request already queued, writes all queued appends as one buffered write, makes them durable
-//! with ONE fdatasync and only then tells openraft they are flushed (group commit at the disk).
-//! Truncate, purge and reads go through the same queue, so they are ordered after every append
-//! queued before them.
+//! The log writer: one thread per process owns every hosted group's `LogStore`, fed by one
+//! bounded channel. It takes every request already queued, writes each group's queued appends
+//! as one buffered write, makes each touched log durable with ONE fdatasync and only then tells
+//! openraft they are flushed (group commit at the disk, across groups: appends queued while
+//! a sync runs, from any group, share the next round). Truncate, purge and reads go through
+//! the same queue, so they are ordered after every append of their group queued before them.
+//!
+//! Why one thread for all groups: N groups with a writer each would be N threads issuing N
+//! interleaved fsync streams against one disk; one stream lets a round's syncs run back to back
+//! and keeps the thread count independent of the number of groups.
 
-use std::sync::atomic::AtomicU64;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,7 +28,7 @@ use crate::types::{log_id, Entry, LogId, TypeConfig};
 const WRITER_QUEUE_REQUESTS_MAX: usize = 1024;
 /// An fsync of the log slower than this is logged (it delays every write behind it).
 const SLOW_FSYNC_WARN_MS: u128 = 100;
-/// Most requests folded into one write + fdatasync.
+/// Most requests folded into one round of writes + fdatasyncs.
 const WRITER_GROUP_REQUESTS_MAX: usize = 256;
 
 /// A storage failure, as text: the store's error names the file and offset.
@@ -33,6 +39,10 @@ pub(crate) struct StorageFailure(pub(crate) String);
 impl StorageFailure {
     fn writer_gone() -> Self {
         StorageFailure("log writer has stopped".to_string())
+    }
+
+    fn detached() -> Self {
+        StorageFailure("this group's log is closed".to_string())
     }
 }
 
@@ -53,6 +63,10 @@ pub(crate) struct LogBounds {
 }
 
 enum WriterRequest {
+    Attach {
+        store: Box<LogStore>,
+        bytes_written: Arc<AtomicU64>,
+    },
     Append {
         entries: Vec<Entry>,
         flushed: Flushed,
@@ -84,50 +98,88 @@ enum WriterRequest {
         index: u64,
         reply: Reply<ChainHash>,
     },
-    Shutdown {
+    /// Flushes the group's log, marks it closed and lets it go.
+    Detach {
+        done: Reply<()>,
+    },
+    /// Syncs every log still attached and ends the thread.
+    Stop {
         done: Reply<()>,
     },
 }
 
+/// A request for one attached log (`slot`), or for the writer itself.
+struct Addressed {
+    slot: u64,
+    request: WriterRequest,
+}
+
+/// The process's log writer: attaches group logs and stops the thread.
+#[derive(Clone)]
+pub(crate) struct LogWriter {
+    queue: SyncSender<Addressed>,
+    next_slot: Arc<AtomicU64>,
+}
+
+impl LogWriter {
+    pub(crate) fn spawn() -> std::io::Result<(LogWriter, JoinHandle<()>)> {
+        let (queue, requests) = mpsc::sync_channel(WRITER_QUEUE_REQUESTS_MAX);
+        let thread = std::thread::Builder::new()
+            .name("croupier-log-writer".to_string())
+            .spawn(move || Writer::default().run(requests))?;
+        let writer = LogWriter {
+            queue,
+            next_slot: Arc::new(AtomicU64::new(1)),
+        };
+        Ok((writer, thread))
+    }
+
+    /// Hands `store` to the writer thread; every request through the handle is ordered after.
+    pub(crate) fn attach(&self, store: LogStore) -> Result<WriterHandle, StorageFailure> {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let bytes_written = Arc::new(AtomicU64::new(0));
+        let request = WriterRequest::Attach {
+            store: Box::new(store),
+            bytes_written: Arc::clone(&bytes_written),
+        };
+        self.queue
+            .send(Addressed { slot, request })
+            .map_err(|_| StorageFailure::writer_gone())?;
+        Ok(WriterHandle {
+            queue: self.queue.clone(),
+            slot,
+            bytes_written,
+        })
+    }
+
+    /// Syncs what every attached log has written and ends the thread.
+    pub(crate) async fn stop(&self) -> Result<(), StorageFailure> {
+        call(&self.queue, 0, |done| WriterRequest::Stop { done }).await
+    }
+}
+
+/// One group's way to its log on the writer thread (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
-    queue: SyncSender<WriterRequest>,
+    queue: SyncSender<Addressed>,
+    slot: u64,
     /// Log bytes written since the process started (drives byte-based checkpoints).
     bytes_written: Arc<AtomicU64>,
 }
 
 impl WriterHandle {
-    pub(crate) fn spawn(store: LogStore) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
-        let (queue, requests) = mpsc::sync_channel(WRITER_QUEUE_REQUESTS_MAX);
-        let bytes_written = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&bytes_written);
-        let thread = std::thread::Builder::new()
-            .name("croupier-log-writer".to_string())
-            .spawn(move || {
-                Writer {
-                    store,
-                    poisoned: None,
-                    bytes_written: counter,
-                }
-                .run(requests)
-            })?;
-        Ok((
-            WriterHandle {
-                queue,
-                bytes_written,
-            },
-            thread,
-        ))
-    }
-
     /// Hands entries to the writer and returns; `flushed` is called once they are durable.
     pub(crate) fn append(
         &self,
         entries: Vec<Entry>,
         flushed: Flushed,
     ) -> Result<(), StorageFailure> {
+        let request = WriterRequest::Append { entries, flushed };
         self.queue
-            .send(WriterRequest::Append { entries, flushed })
+            .send(Addressed {
+                slot: self.slot,
+                request,
+            })
             .map_err(|_| StorageFailure::writer_gone())
     }
 
@@ -173,82 +225,173 @@ impl WriterHandle {
             .await
     }
 
-    /// Flushes what is queued and stops the thread.
     pub(crate) fn bytes_written(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.bytes_written)
     }
 
+    /// Flushes what this group queued, marks its log cleanly closed and detaches it; the
+    /// writer thread goes on serving the other groups.
     pub(crate) async fn shutdown(&self) -> Result<(), StorageFailure> {
-        self.call(|done| WriterRequest::Shutdown { done }).await
+        self.call(|done| WriterRequest::Detach { done }).await
     }
 
     async fn call<T>(
         &self,
         request: impl FnOnce(Reply<T>) -> WriterRequest,
     ) -> Result<T, StorageFailure> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(request(reply))
-            .map_err(|_| StorageFailure::writer_gone())?;
-        answer.await.map_err(|_| StorageFailure::writer_gone())?
+        call(&self.queue, self.slot, request).await
     }
 }
 
+async fn call<T>(
+    queue: &SyncSender<Addressed>,
+    slot: u64,
+    request: impl FnOnce(Reply<T>) -> WriterRequest,
+) -> Result<T, StorageFailure> {
+    let (reply, answer) = oneshot::channel();
+    let request = request(reply);
+    queue
+        .send(Addressed { slot, request })
+        .map_err(|_| StorageFailure::writer_gone())?;
+    answer.await.map_err(|_| StorageFailure::writer_gone())?
+}
+
+#[derive(Default)]
 struct Writer {
+    logs: BTreeMap<u64, GroupLog>,
+}
+
+/// One attached log and what the current round wrote to it.
+struct GroupLog {
     store: LogStore,
     bytes_written: Arc<AtomicU64>,
     /// Set by the first failed write or sync: after that the on-disk tail is unknown, so every
-    /// later request fails and openraft stops the node instead of acknowledging anything.
+    /// later request fails and openraft stops the group instead of acknowledging anything.
     poisoned: Option<StorageFailure>,
+    /// Callbacks of appends written this round, answered after the round's sync.
+    unflushed: Vec<Flushed>,
 }
 
 impl Writer {
-    fn run(mut self, requests: Receiver<WriterRequest>) {
-        let Some(done) = self.serve_until_shutdown(&requests) else {
-            // Every handle dropped: sync what was written (nothing was acknowledged unsynced).
-            let _ = self.store.sync();
-            return;
-        };
-        // A clean shutdown: mark the log closed, so a damaged end found at the next start is
-        // corruption and never taken for a torn write (docs/storage-format.md).
-        let outcome = self.check().and_then(|()| {
-            self.store
-                .close()
-                .map_err(|e| StorageFailure(format!("log close failed: {e}")))
-        });
-        let _ = done.send(outcome);
+    fn run(mut self, requests: Receiver<Addressed>) {
+        let stopped = self.serve_until_stop(&requests);
+        // A stop, or every handle gone: sync what was written (nothing was acknowledged
+        // unsynced). Logs still attached are not marked closed: their groups did not shut down.
+        for log in self.logs.values_mut() {
+            let _ = log.store.sync();
+        }
+        if let Some(done) = stopped {
+            let _ = done.send(Ok(()));
+        }
     }
 
-    /// Serves requests until a shutdown request (returned) or until every handle is gone.
-    fn serve_until_shutdown(&mut self, requests: &Receiver<WriterRequest>) -> Option<Reply<()>> {
+    /// Serves rounds of requests until a stop request (returned) or until every handle is gone.
+    fn serve_until_stop(&mut self, requests: &Receiver<Addressed>) -> Option<Reply<()>> {
         while let Ok(first) = requests.recv() {
-            let mut unflushed: Vec<Flushed> = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;
-            while let Some(request) = next.take() {
+            while let Some(Addressed { slot, request }) = next.take() {
                 taken += 1;
                 match request {
-                    WriterRequest::Append { entries, flushed } => {
-                        self.write(&entries);
-                        unflushed.push(flushed);
-                    }
-                    WriterRequest::Shutdown { done } => {
-                        self.flush(unflushed);
+                    WriterRequest::Stop { done } => {
+                        self.flush_all();
                         return Some(done);
                     }
-                    other => {
-                        // Anything else must see every append queued before it on disk.
-                        self.flush(std::mem::take(&mut unflushed));
-                        self.serve(other);
-                    }
+                    request => self.take(slot, request),
                 }
                 if taken < WRITER_GROUP_REQUESTS_MAX {
                     next = requests.try_recv().ok();
                 }
             }
-            self.flush(unflushed);
+            self.flush_all();
         }
         None
+    }
+
+    fn take(&mut self, slot: u64, request: WriterRequest) {
+        if let WriterRequest::Attach {
+            store,
+            bytes_written,
+        } = request
+        {
+            let log = GroupLog::new(*store, bytes_written);
+            let replaced = self.logs.insert(slot, log);
+            assert!(replaced.is_none(), "log slot {slot} attached twice");
+            return;
+        }
+        let Some(log) = self.logs.get_mut(&slot) else {
+            refuse(request, StorageFailure::detached());
+            return;
+        };
+        match request {
+            WriterRequest::Append { entries, flushed } => {
+                log.write(&entries);
+                log.unflushed.push(flushed);
+            }
+            WriterRequest::Detach { done } => {
+                let mut log = self.logs.remove(&slot).expect("looked up above");
+                log.flush();
+                let _ = done.send(log.close());
+            }
+            other => {
+                // Anything else must see every append of its group queued before it on disk.
+                log.flush();
+                log.serve(other);
+            }
+        }
+    }
+
+    /// One fdatasync per log written this round, back to back, then their callbacks.
+    fn flush_all(&mut self) {
+        for log in self.logs.values_mut() {
+            log.flush();
+        }
+    }
+}
+
+/// Answers a request whose log is gone (detached, or never attached) with `failure`.
+fn refuse(request: WriterRequest, failure: StorageFailure) {
+    let failed = Err(failure.clone());
+    match request {
+        WriterRequest::Append { flushed, .. } => flushed(Err(std::io::Error::other(failure.0))),
+        WriterRequest::TruncateFrom { done, .. }
+        | WriterRequest::PurgeThrough { done, .. }
+        | WriterRequest::PurgeThroughSnapshot { done, .. }
+        | WriterRequest::Detach { done }
+        | WriterRequest::Stop { done } => {
+            let _ = done.send(failed);
+        }
+        WriterRequest::Read { reply, .. } => {
+            let _ = reply.send(Err(failure));
+        }
+        WriterRequest::Bounds { reply } => {
+            let _ = reply.send(Err(failure));
+        }
+        WriterRequest::ChainHash { reply, .. } => {
+            let _ = reply.send(Err(failure));
+        }
+        WriterRequest::Attach { .. } => unreachable!("an attach always finds its slot free"),
+    }
+}
+
+impl GroupLog {
+    fn new(store: LogStore, bytes_written: Arc<AtomicU64>) -> GroupLog {
+        GroupLog {
+            store,
+            bytes_written,
+            poisoned: None,
+            unflushed: Vec::new(),
+        }
+    }
+
+    /// A clean detach: mark the log closed, so a damaged end found at the next start is
+    /// corruption and never taken for a torn write (docs/storage-format.md).
+    fn close(self) -> Result<(), StorageFailure> {
+        self.check().and_then(|()| {
+            self.store
+                .close()
+                .map_err(|e| StorageFailure(format!("log close failed: {e}")))
+        })
     }
 
     fn check(&self) -> Result<(), StorageFailure> {
@@ -271,12 +414,12 @@ impl Writer {
         metrics::counter!(metric_names::LOG_ENTRIES_TOTAL).increment(records.len() as u64);
         metrics::counter!(metric_names::LOG_BYTES_TOTAL).increment(bytes as u64);
         self.bytes_written
-            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// One fdatasync for everything written since the last one, then the callbacks.
-    fn flush(&mut self, unflushed: Vec<Flushed>) {
-        if unflushed.is_empty() {
+    fn flush(&mut self) {
+        if self.unflushed.is_empty() {
             return;
         }
         if self.poisoned.is_none() {
@@ -295,7 +438,7 @@ impl Writer {
                 }
             }
         }
-        for flushed in unflushed {
+        for flushed in std::mem::take(&mut self.unflushed) {
             let outcome = self
                 .check()
                 .map_err(|failure| std::io::Error::other(failure.0));
@@ -353,8 +496,11 @@ impl Writer {
                 });
                 let _ = reply.send(outcome);
             }
-            WriterRequest::Append { .. } | WriterRequest::Shutdown { .. } => {
-                unreachable!("appends and shutdown are handled by the group loop")
+            WriterRequest::Attach { .. }
+            | WriterRequest::Append { .. }
+            | WriterRequest::Detach { .. }
+            | WriterRequest::Stop { .. } => {
+                unreachable!("attach, appends, detach and stop are handled by the round loop")
             }
         }
     }
@@ -459,9 +605,32 @@ mod tests {
         }
     }
 
-    fn open(dir: &std::path::Path) -> (WriterHandle, JoinHandle<()>) {
-        let (store, _) = LogStore::open(dir, LogOptions::default()).unwrap();
-        WriterHandle::spawn(store).unwrap()
+    /// A writer thread of its own for one test.
+    struct WriterThread {
+        writer: LogWriter,
+        thread: JoinHandle<()>,
+    }
+
+    impl WriterThread {
+        fn spawn() -> WriterThread {
+            let (writer, thread) = LogWriter::spawn().unwrap();
+            WriterThread { writer, thread }
+        }
+
+        fn attach(&self, dir: &std::path::Path) -> WriterHandle {
+            let (store, _) = LogStore::open(dir, LogOptions::default()).unwrap();
+            self.writer.attach(store).unwrap()
+        }
+
+        async fn stop(self) {
+            self.writer.stop().await.unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> (WriterHandle, WriterThread) {
+        let thread = WriterThread::spawn();
+        (thread.attach(dir), thread)
     }
 
     /// Appends without waiting; the returned receiver yields each append's outcome in order.
@@ -504,7 +673,7 @@ mod tests {
             ],
         );
         writer.shutdown().await.unwrap();
-        thread.join().unwrap();
+        thread.stop().await;
         let answered: Vec<(usize, bool)> = outcomes.try_iter().collect();
         assert_eq!(answered, vec![(0, true), (1, true), (2, true)]);
 
@@ -523,7 +692,7 @@ mod tests {
             }
         );
         writer.shutdown().await.unwrap();
-        thread.join().unwrap();
+        thread.stop().await;
     }
 
     #[tokio::test]
@@ -540,7 +709,7 @@ mod tests {
         );
         assert!(writer.read(7, 9).await.unwrap().is_empty());
         writer.shutdown().await.unwrap();
-        thread.join().unwrap();
+        thread.stop().await;
     }
 
     #[tokio::test]
@@ -566,7 +735,7 @@ mod tests {
         let chain_head = writer.chain_hash(2).await.unwrap();
         assert_ne!(chain_head, [0u8; 32]);
         writer.shutdown().await.unwrap();
-        thread.join().unwrap();
+        thread.stop().await;
     }
 
     #[tokio::test]
@@ -589,7 +758,42 @@ mod tests {
         assert_eq!(writer.chain_hash(10).await.unwrap(), [7u8; 32]);
         let outcomes = append_all(&writer, vec![vec![normal(11, 11)]]);
         writer.shutdown().await.unwrap();
-        thread.join().unwrap();
+        thread.stop().await;
         assert_eq!(outcomes.try_iter().collect::<Vec<_>>(), vec![(0, true)]);
+    }
+
+    #[tokio::test]
+    async fn groups_share_one_writer_and_a_detached_group_leaves_the_others_running() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let thread = WriterThread::spawn();
+        let first = thread.attach(dirs[0].path());
+        let second = thread.attach(dirs[1].path());
+        let one = append_all(&first, vec![vec![normal(1, 10)], vec![normal(2, 20)]]);
+        let two = append_all(&second, vec![vec![normal(1, 100)]]);
+        first.shutdown().await.unwrap();
+        // The detached group's log is closed; its handle now fails without touching the others.
+        assert!(first.bounds().await.is_err());
+        let late = append_all(&second, vec![vec![normal(2, 200)]]);
+        assert_eq!(
+            timestamps(&second.read(1, 3).await.unwrap()),
+            vec![100, 200]
+        );
+        thread.stop().await;
+        assert_eq!(
+            one.try_iter().collect::<Vec<_>>(),
+            vec![(0, true), (1, true)]
+        );
+        assert_eq!(two.try_iter().collect::<Vec<_>>(), vec![(0, true)]);
+        assert_eq!(late.try_iter().collect::<Vec<_>>(), vec![(0, true)]);
+
+        // Each group's log holds only its own entries after a restart.
+        let (first, thread) = open(dirs[0].path());
+        assert_eq!(timestamps(&first.read(1, 9).await.unwrap()), vec![10, 20]);
+        let second = thread.attach(dirs[1].path());
+        assert_eq!(
+            timestamps(&second.read(1, 9).await.unwrap()),
+            vec![100, 200]
+        );
+        thread.stop().await;
     }
 }

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use croupier_core::codec::decode_checkpoint;
@@ -17,7 +16,7 @@ use croupier_store::{
 use tokio::sync::{watch, RwLock};
 
 use crate::log_storage::LogStorage;
-use crate::log_writer::WriterHandle;
+use crate::log_writer::{LogWriter, WriterHandle};
 use crate::raft_codec::decode_stored_membership;
 use crate::state_machine::{Applied, LedgerStateMachine, Recovered, SharedState, StorageContext};
 use crate::types::{log_id, StoredMembership};
@@ -100,7 +99,6 @@ impl StorageOptions {
 pub(crate) struct Opened {
     pub(crate) lock: Option<DataDirLock>,
     pub(crate) writer: WriterHandle,
-    pub(crate) writer_thread: JoinHandle<()>,
     pub(crate) log_storage: LogStorage,
     pub(crate) state_machine: LedgerStateMachine,
     pub(crate) shared: Arc<SharedState>,
@@ -120,7 +118,10 @@ fn storage_error(error: impl std::fmt::Display) -> ClusterError {
     ClusterError::Storage(error.to_string())
 }
 
-pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> {
+pub(crate) fn open_storage(
+    config: &NodeConfig,
+    log_writer: &LogWriter,
+) -> Result<Opened, ClusterError> {
     let fs: Arc<dyn FileSystem> = Arc::clone(&config.file_system);
     fs.create_dir_all(&config.data_dir).map_err(|e| {
         ClusterError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
@@ -168,9 +169,17 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         checkpoint_index = current.as_ref().map_or(0, |m| m.last_index),
         "storage opened; replaying the log after the checkpoint"
     );
-    let (writer, writer_thread) = WriterHandle::spawn(log_store)
-        .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}")))?;
     let recovered = recovered_state(current.as_ref())?;
+    let consumers = ConsumerCursors::open(
+        Arc::clone(&config.file_system),
+        dirs.root().join("consumers"),
+    )
+    .map_err(storage_error)?;
+    // The last step that can fail: once attached, the log belongs to the writer thread until
+    // the group detaches it.
+    let writer = log_writer
+        .attach(log_store)
+        .map_err(|e| ClusterError::Storage(format!("cannot hand the log to its writer: {e}")))?;
     let applied = Applied {
         index: recovered.last_applied.map_or(0, |id| id.index),
         events_last: ends.map_or(0, |e| e.events_last),
@@ -197,16 +206,10 @@ pub(crate) fn open_storage(config: &NodeConfig) -> Result<Opened, ClusterError> 
         recovered,
     );
     let log_storage = LogStorage::new(writer.clone(), vote_file, config.log_cache_size_max_bytes);
-    let consumers = ConsumerCursors::open(
-        Arc::clone(&config.file_system),
-        dirs.root().join("consumers"),
-    )
-    .map_err(storage_error)?;
     Ok(Opened {
         consumers: Arc::new(consumers),
         lock,
         writer,
-        writer_thread,
         log_storage,
         state_machine,
         shared,
