@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "croupier-games",
     "croupier-store",
     "croupier-cluster",
+    "croupier-sim",
     "croupier-server",
     "croupier",
 ];
@@ -189,5 +190,21 @@ fn only_the_server_and_the_binary_know_http() {
         let closure = graph.closure(name);
         let found: Vec<_> = HTTP.iter().filter(|bad| closure.contains(**bad)).collect();
         assert!(found.is_empty(), "{name} depends on HTTP crates {found:?}");
+    }
+}
+
+#[test]
+fn no_product_crate_pulls_in_the_simulation() {
+    let graph = graph();
+    assert!(
+        graph.closure("croupier-sim").contains("turmoil"),
+        "the graph must be read for real"
+    );
+    for name in LAYERS.iter().filter(|name| **name != "croupier-sim") {
+        let closure = graph.closure(name);
+        assert!(
+            !closure.contains("turmoil") && !closure.contains("croupier-sim"),
+            "{name} depends on the simulation"
+        );
     }
 }

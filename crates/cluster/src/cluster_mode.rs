@@ -162,7 +162,7 @@ async fn sample_clocks(node: &Node) {
     let samples = futures_util::future::join_all(asks).await;
     let mut clock = cluster.clock.lock().unwrap_or_else(|p| p.into_inner());
     for (peer, t0, remote, t1) in samples.into_iter().flatten() {
-        clock.record(peer, t0, remote, t1, std::time::Instant::now());
+        clock.record(peer, t0, remote, t1, monotonic_now());
     }
 }
 
@@ -207,7 +207,7 @@ fn clock_verdict(node: &Node, cluster: &ClusterParts) -> ClockVerdict {
         .clock
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .verdict(node.node_id(), &voters, std::time::Instant::now())
+        .verdict(node.node_id(), &voters, monotonic_now())
 }
 
 /// Before a leader stamps an entry: its clock must agree with a quorum's within the bound.
@@ -448,14 +448,19 @@ impl From<CallError> for AdminError {
     }
 }
 
+/// Monotonic time as tokio's clock reads it (a simulation's clock when one runs).
+fn monotonic_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 pub(crate) fn unix_ms() -> u64 {
-    crate::unix_time_ns() / 1_000_000
+    crate::wall_clock::unix_time_ns() / 1_000_000
 }
 
 /// This node's wall clock as it reports it to peers (with the fault-injection offset).
 pub(crate) fn wall_clock_ns(node: &Node) -> u64 {
     let offset_ms = node.cluster().map_or(0, |c| c.options.clock_offset_ms);
-    crate::unix_time_ns().saturating_add_signed(offset_ms.saturating_mul(1_000_000))
+    crate::wall_clock::unix_time_ns().saturating_add_signed(offset_ms.saturating_mul(1_000_000))
 }
 
 /// Stops this node from campaigning for `duration` (another node is taking over).

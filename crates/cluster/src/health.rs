@@ -105,7 +105,7 @@ impl DiskGuard {
                 }
                 let sampler = Arc::clone(&guard);
                 // statvfs is a blocking syscall, cheap but not free of I/O.
-                let _ = tokio::task::spawn_blocking(move || sampler.sample()).await;
+                let _ = crate::simulation::blocking(move || sampler.sample()).await;
             }
         });
     }

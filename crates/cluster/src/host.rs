@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::log_writer::LogWriter;
-use crate::transport::{self, PeerSecret, Peers, Registry};
+use crate::transport::{self, PeerNet, PeerSecret, Peers, Registry, TcpNet};
 use crate::{ClusterError, Node, NodeConfig};
 
 /// Worker threads of the consensus runtime by default: the Raft cores and the state machine
@@ -33,6 +33,18 @@ pub struct HostConfig {
     pub consensus_worker_threads: usize,
     /// The node-to-node listener (None: groups without peers).
     pub peers: Option<PeerEndpoint>,
+    pub execution: Execution,
+}
+
+/// Where the host's work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Execution {
+    /// A consensus runtime and a log writer thread of the host's own (every real node).
+    #[default]
+    Threads,
+    /// Everything on the tokio runtime that starts the host, the log written and synced in
+    /// place: no thread of its own, so a deterministic simulation decides every interleaving.
+    Inline,
 }
 
 /// The process's node-to-node listener and how it dials its peers.
@@ -44,6 +56,8 @@ pub struct PeerEndpoint {
     pub secret: PeerSecret,
     /// Fault injection: (member peer address, address to dial instead).
     pub routes: Vec<(String, String)>,
+    /// TCP on a real node; a simulated network under deterministic simulation.
+    pub net: Arc<dyn PeerNet>,
 }
 
 impl HostConfig {
@@ -56,7 +70,9 @@ impl HostConfig {
                 listen: options.peer_listen.clone(),
                 secret: options.peer_secret.clone(),
                 routes: options.fault_peer_routes.clone(),
+                net: Arc::new(TcpNet),
             }),
+            execution: Execution::Threads,
         }
     }
 }
@@ -90,37 +106,44 @@ pub(crate) struct HostNetwork {
 impl Host {
     /// Starts the runtime, the log writer thread and (with `peers`) the listener.
     pub async fn start(config: HostConfig) -> Result<Host, ClusterError> {
-        let runtime = ConsensusRuntime::spawn(config.consensus_worker_threads.max(1))
-            .map_err(|e| ClusterError::Raft(format!("cannot start the consensus runtime: {e}")))?;
+        let runtime = match config.execution {
+            Execution::Threads => Some(
+                ConsensusRuntime::spawn(config.consensus_worker_threads.max(1)).map_err(|e| {
+                    ClusterError::Raft(format!("cannot start the consensus runtime: {e}"))
+                })?,
+            ),
+            Execution::Inline => None,
+        };
+        let runtime_handle = runtime
+            .as_ref()
+            .map_or_else(tokio::runtime::Handle::current, |r| r.runtime.clone());
         let network = match &config.peers {
-            Some(endpoint) => match start_listener(endpoint, &runtime.runtime).await {
+            Some(endpoint) => match start_listener(endpoint, &runtime_handle).await {
                 Ok(network) => Some(network),
                 Err(error) => {
-                    runtime.stop().await;
+                    stop_runtime(runtime).await;
                     return Err(error);
                 }
             },
             None => None,
         };
-        let (writer, writer_thread) = match LogWriter::spawn() {
-            Ok(spawned) => spawned,
+        let (writer, writer_thread) = match start_writer(config.execution) {
+            Ok(started) => started,
             Err(error) => {
                 if let Some(network) = &network {
                     let _ = network.stop.send(true);
                 }
-                runtime.stop().await;
-                return Err(ClusterError::Storage(format!(
-                    "cannot start the log writer thread: {error}"
-                )));
+                stop_runtime(runtime).await;
+                return Err(error);
             }
         };
         Ok(Host {
             inner: Arc::new(HostInner {
                 node_id: config.node_id,
-                runtime_handle: runtime.runtime.clone(),
-                runtime: Mutex::new(Some(runtime)),
+                runtime_handle,
+                runtime: Mutex::new(runtime),
                 writer,
-                writer_thread: Mutex::new(Some(writer_thread)),
+                writer_thread: Mutex::new(writer_thread),
                 network,
                 groups: Mutex::new(BTreeMap::new()),
                 stopped: AtomicBool::new(false),
@@ -216,9 +239,7 @@ impl Host {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         let runtime = lock(&self.inner.runtime).take();
-        if let Some(runtime) = runtime {
-            runtime.stop().await;
-        }
+        stop_runtime(runtime).await;
         outcome.and(stopped.map_err(|e| ClusterError::Storage(e.0)))
     }
 
@@ -240,6 +261,21 @@ impl Host {
     }
 }
 
+fn start_writer(execution: Execution) -> Result<(LogWriter, Option<JoinHandle<()>>), ClusterError> {
+    match execution {
+        Execution::Inline => Ok((LogWriter::inline(), None)),
+        Execution::Threads => LogWriter::spawn()
+            .map(|(writer, thread)| (writer, Some(thread)))
+            .map_err(|e| ClusterError::Storage(format!("cannot start the log writer thread: {e}"))),
+    }
+}
+
+async fn stop_runtime(runtime: Option<ConsensusRuntime>) {
+    if let Some(runtime) = runtime {
+        runtime.stop().await;
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -253,10 +289,11 @@ async fn start_listener(
     let (stop, stopped) = watch::channel(false);
     let addr = endpoint.listen.clone();
     let secret = endpoint.secret.clone();
+    let net = Arc::clone(&endpoint.net);
     let listening = runtime
         .spawn({
             let registry = registry.clone();
-            async move { transport::listen(&addr, registry, stopped, secret).await }
+            async move { transport::listen(net.as_ref(), &addr, registry, stopped, secret).await }
         })
         .await
         .map_err(|e| ClusterError::Raft(format!("peer listener task failed: {e}")))?;
@@ -276,7 +313,7 @@ async fn start_listener(
     tracing::info!(peer_addr = %local, authenticated = !endpoint.secret.is_none(), "listening for peers");
     let routes = endpoint.routes.iter().cloned().collect();
     Ok(HostNetwork {
-        peers: Peers::new(routes, endpoint.secret.clone()),
+        peers: Peers::new(routes, endpoint.secret.clone(), Arc::clone(&endpoint.net)),
         registry,
         local_addr: local,
         stop,

@@ -40,7 +40,8 @@ pub(crate) fn unpack_and_mark(
 ) -> Result<CheckpointManifest, String> {
     let incoming = root.join(INCOMING);
     // What an earlier, interrupted attempt left there (before its marker) is worthless.
-    let _ = std::fs::remove_dir_all(&incoming);
+    fs.remove_dir_all(&incoming)
+        .map_err(|e| io_error("remove", &incoming, e))?;
     fs.create_dir_all(&incoming)
         .map_err(|e| io_error("create", &incoming, e))?;
     let manifest = croupier_store::archive::unpack(Arc::clone(fs), &incoming, archive)
@@ -78,7 +79,8 @@ pub(crate) fn swap_in(fs: &Arc<dyn FileSystem>, root: &Path) -> Result<(), Strin
         };
         if moves_out && has(&current)? {
             if has(&old)? {
-                std::fs::remove_dir_all(&old).map_err(|e| io_error("remove", &old, e))?;
+                fs.remove_dir_all(&old)
+                    .map_err(|e| io_error("remove", &old, e))?;
             }
             fs.rename(&current, &old)
                 .map_err(|e| io_error("move", &current, e))?;
@@ -100,7 +102,7 @@ pub(crate) fn finish(fs: &Arc<dyn FileSystem>, root: &Path) -> Result<(), String
         .map_err(|e| io_error("remove", &marker, e))?;
     fs.sync_dir(root).map_err(|e| io_error("fsync", root, e))?;
     for leftover in [REPLACED, INCOMING] {
-        let _ = std::fs::remove_dir_all(root.join(leftover));
+        let _ = fs.remove_dir_all(&root.join(leftover));
     }
     Ok(())
 }
@@ -115,7 +117,7 @@ pub(crate) fn resume_parts(fs: &Arc<dyn FileSystem>, root: &Path) -> Result<bool
         swap_in(fs, root)?;
     } else {
         // An attempt that never reached its marker: the old state stays in force.
-        let _ = std::fs::remove_dir_all(root.join(INCOMING));
+        let _ = fs.remove_dir_all(&root.join(INCOMING));
     }
     Ok(marked)
 }

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use croupier_core::command::Proposal;
 use croupier_core::{Command, CommandResult};
@@ -41,14 +41,17 @@ mod metric_names;
 mod network;
 mod peer_service;
 mod raft_codec;
+pub mod raft_runtime;
 mod recovery;
 mod repair;
+pub mod simulation;
 mod snapshot_data;
 mod state_machine;
 mod ticker;
 mod transport;
 mod types;
 mod view;
+pub mod wall_clock;
 
 use log_writer::WriterHandle;
 use state_machine::SharedState;
@@ -66,11 +69,14 @@ pub use cluster_mode::{
 pub use events::{CommittedEvent, EventPage, EventSubscription};
 pub use health::{FreeSpaceProbe, NodeHealth};
 pub use host::{
-    Host, HostConfig, PeerEndpoint, CONSENSUS_BLOCKING_THREADS_MAX,
+    Execution, Host, HostConfig, PeerEndpoint, CONSENSUS_BLOCKING_THREADS_MAX,
     CONSENSUS_WORKER_THREADS_DEFAULT,
 };
 pub use recovery::StorageOptions;
-pub use transport::{CallError, PeerSecret, RemoteError, PEER_SECRET_BYTES_MIN};
+pub use transport::{
+    CallError, NetFuture, PeerAcceptor, PeerIo, PeerNet, PeerSecret, PeerStream, RemoteError,
+    TcpNet, PEER_SECRET_BYTES_MIN,
+};
 pub use view::{LedgerView, OperatorTrailPage, ReadError};
 
 /// What the API layer needs from consensus. Implemented by `Node` (openraft underneath).
@@ -285,6 +291,8 @@ pub(crate) struct NodeInner {
     /// Repairing corrupt storage from the peers: no votes until caught up (`repair`).
     repairing: AtomicBool,
     data_dir: PathBuf,
+    /// Every file of the node goes through it (a simulated disk in simulations and crash tests).
+    file_system: Arc<dyn croupier_store::fs::FileSystem>,
     /// Held while a checkpoint streams in and installs: the leader may open a second stream
     /// (it gave up waiting for the first), and both would write the one staging file.
     checkpoint_reception: tokio::sync::Mutex<()>,
@@ -410,6 +418,7 @@ impl Node {
                 cluster,
                 repairing: AtomicBool::new(false),
                 data_dir: config.data_dir.clone(),
+                file_system: Arc::clone(&config.file_system),
                 checkpoint_reception: tokio::sync::Mutex::new(()),
             }),
         })
@@ -492,6 +501,41 @@ impl Node {
         self.inner.host.group_stopped(self.group_id());
         raft_outcome?;
         writer_outcome.map_err(|e| ClusterError::Storage(e.0))
+    }
+
+    /// Runs `future` on the runtime of this node's host. A simulation's clients call the node
+    /// this way: each simulated host has its own clock, and the node must read its own.
+    pub fn spawn_on_host<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.consensus_runtime().spawn(future)
+    }
+
+    /// One line on where this member stands in its group (for diagnostics and simulations).
+    pub fn raft_summary(&self) -> String {
+        let m = self.metrics();
+        format!(
+            "node {} {:?} term {} leader {:?} last_log {:?} applied {} committed {:?} purged {:?} snapshot {:?} repairing {}",
+            m.id,
+            m.state,
+            m.current_term,
+            m.current_leader,
+            m.last_log_index,
+            self.applied_index(),
+            m.last_applied.map(|id| id.index),
+            m.purged.map(|id| id.index),
+            m.snapshot.map(|id| id.index),
+            self.is_repairing(),
+        )
+    }
+
+    /// Stops the threads that write this node's history indexes, without the runtime: what a
+    /// simulation does to a node it "kills", so no thread of the dead node writes to the disk
+    /// the restarted node will read.
+    pub fn stop_background_work(&self) {
+        self.inner.shared.history().stop_background();
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<NodeInner> {
@@ -633,7 +677,7 @@ impl Node {
             .inner
             .data_dir
             .join(state_machine::INCOMING_ARCHIVE_NAME);
-        snapshot_data::CheckpointData::incoming(path)
+        snapshot_data::CheckpointData::incoming(Arc::clone(&self.inner.file_system), path)
     }
 
     pub(crate) fn shared(&self) -> &Arc<SharedState> {
@@ -819,13 +863,6 @@ fn disk_full_message(free: u64, reserve: u64) -> String {
         free >> 20,
         reserve >> 20
     )
-}
-
-fn unix_time_ns() -> u64 {
-    // A clock before 1970 or past 2554 gives 0 / saturates; the ledger keeps its clock monotonic.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl Node {

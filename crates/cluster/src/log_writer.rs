@@ -117,8 +117,40 @@ struct Addressed {
 /// The process's log writer: attaches group logs and stops the thread.
 #[derive(Clone)]
 pub(crate) struct LogWriter {
-    queue: SyncSender<Addressed>,
+    queue: Queue,
     next_slot: Arc<AtomicU64>,
+}
+
+/// How requests reach the writer: its thread's bounded queue, or (under a deterministic
+/// simulation, where no other thread may run) a call in place that writes and syncs at once.
+#[derive(Clone)]
+enum Queue {
+    Thread(SyncSender<Addressed>),
+    Inline(Arc<std::sync::Mutex<Writer>>),
+}
+
+impl Queue {
+    fn send(&self, addressed: Addressed) -> Result<(), StorageFailure> {
+        match self {
+            Queue::Thread(queue) => queue
+                .send(addressed)
+                .map_err(|_| StorageFailure::writer_gone()),
+            Queue::Inline(writer) => {
+                let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+                match addressed.request {
+                    WriterRequest::Stop { done } => {
+                        writer.stop();
+                        let _ = done.send(Ok(()));
+                    }
+                    request => {
+                        writer.take(addressed.slot, request);
+                        writer.flush_all();
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl LogWriter {
@@ -128,10 +160,18 @@ impl LogWriter {
             .name("croupier-log-writer".to_string())
             .spawn(move || Writer::default().run(requests))?;
         let writer = LogWriter {
-            queue,
+            queue: Queue::Thread(queue),
             next_slot: Arc::new(AtomicU64::new(1)),
         };
         Ok((writer, thread))
+    }
+
+    /// A writer without a thread: every request is served in the caller (simulation only).
+    pub(crate) fn inline() -> LogWriter {
+        LogWriter {
+            queue: Queue::Inline(Arc::default()),
+            next_slot: Arc::new(AtomicU64::new(1)),
+        }
     }
 
     /// Hands `store` to the writer thread; every request through the handle is ordered after.
@@ -142,9 +182,7 @@ impl LogWriter {
             store: Box::new(store),
             bytes_written: Arc::clone(&bytes_written),
         };
-        self.queue
-            .send(Addressed { slot, request })
-            .map_err(|_| StorageFailure::writer_gone())?;
+        self.queue.send(Addressed { slot, request })?;
         Ok(WriterHandle {
             queue: self.queue.clone(),
             slot,
@@ -161,7 +199,7 @@ impl LogWriter {
 /// One group's way to its log on the writer thread (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
-    queue: SyncSender<Addressed>,
+    queue: Queue,
     slot: u64,
     /// Log bytes written since the process started (drives byte-based checkpoints).
     bytes_written: Arc<AtomicU64>,
@@ -175,12 +213,10 @@ impl WriterHandle {
         flushed: Flushed,
     ) -> Result<(), StorageFailure> {
         let request = WriterRequest::Append { entries, flushed };
-        self.queue
-            .send(Addressed {
-                slot: self.slot,
-                request,
-            })
-            .map_err(|_| StorageFailure::writer_gone())
+        self.queue.send(Addressed {
+            slot: self.slot,
+            request,
+        })
     }
 
     pub(crate) async fn truncate_from(&self, index: u64) -> Result<(), StorageFailure> {
@@ -244,15 +280,13 @@ impl WriterHandle {
 }
 
 async fn call<T>(
-    queue: &SyncSender<Addressed>,
+    queue: &Queue,
     slot: u64,
     request: impl FnOnce(Reply<T>) -> WriterRequest,
 ) -> Result<T, StorageFailure> {
     let (reply, answer) = oneshot::channel();
     let request = request(reply);
-    queue
-        .send(Addressed { slot, request })
-        .map_err(|_| StorageFailure::writer_gone())?;
+    queue.send(Addressed { slot, request })?;
     answer.await.map_err(|_| StorageFailure::writer_gone())?
 }
 
@@ -275,13 +309,18 @@ struct GroupLog {
 impl Writer {
     fn run(mut self, requests: Receiver<Addressed>) {
         let stopped = self.serve_until_stop(&requests);
-        // A stop, or every handle gone: sync what was written (nothing was acknowledged
-        // unsynced). Logs still attached are not marked closed: their groups did not shut down.
-        for log in self.logs.values_mut() {
-            let _ = log.store.sync();
-        }
+        self.stop();
         if let Some(done) = stopped {
             let _ = done.send(Ok(()));
+        }
+    }
+
+    /// A stop, or every handle gone: sync what was written (nothing was acknowledged unsynced).
+    /// Logs still attached are not marked closed: their groups did not shut down.
+    fn stop(&mut self) {
+        self.flush_all();
+        for log in self.logs.values_mut() {
+            let _ = log.store.sync();
         }
     }
 

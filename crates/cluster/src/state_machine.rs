@@ -12,7 +12,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use croupier_core::codec::encode_checkpoint;
 use croupier_core::history::{HistoryKeys, HistoryRecord, HistorySource, Prefetched};
@@ -309,18 +309,16 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
                 meta.last_log_id
             ))
         };
-        let CheckpointData::Incoming { mut file, path } = snapshot else {
+        let CheckpointData::Incoming(mut staging) = snapshot else {
             return Err(failed(
                 "an installed checkpoint must come in through a staging file".into(),
             ));
         };
-        use std::io::Seek;
-        file.rewind().map_err(|e| failed(e.to_string()))?;
+        staging.rewind();
         let (fs, root) = (Arc::clone(&self.storage.fs), self.storage.root.clone());
         let (fs, root) = (&fs, root.as_path());
-        let manifest = crate::install::unpack_and_mark(fs, root, &mut file).map_err(failed)?;
-        drop(file);
-        let _ = std::fs::remove_file(&path);
+        let manifest = crate::install::unpack_and_mark(fs, root, &mut staging).map_err(failed)?;
+        staging.remove();
         {
             // No index merge may write into the history being moved away, and no checkpoint
             // built from the replaced state may be committed over the installed one.
@@ -482,14 +480,17 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             events_last: self.ends.events_last,
             events_end: self.ends.events_end,
             membership: encode_stored_membership(&self.membership),
-            snapshot_id: format!("{last_term}-{last_index}-{}", unix_nanos()),
+            snapshot_id: format!(
+                "{last_term}-{last_index}-{}",
+                crate::wall_clock::unix_time_ns()
+            ),
             hot_file: String::new(),
             hot_len: 0,
             hot_sha256: [0; 32],
         };
         let checkpoints = Arc::clone(&self.checkpoints);
         let (shared, generation) = (Arc::clone(&self.shared), self.install_generation);
-        let manifest = tokio::task::spawn_blocking(move || {
+        let manifest = crate::simulation::blocking(move || {
             // History first: the manifest may name only durable history.
             sync.run()?;
             let installs = lock_installs(&shared);
@@ -507,7 +508,7 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
             Ok::<_, StoreError>(Some(manifest))
         })
         .await
-        .map_err(|e| failed(e.to_string()))?
+        .map_err(failed)?
         .map_err(|e| failed(e.to_string()))?;
         let Some(manifest) = manifest else {
             // A leader's checkpoint replaced this state while it was being written: that one
@@ -545,10 +546,4 @@ impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
 
 fn lock_installs(shared: &SharedState) -> std::sync::MutexGuard<'_, u64> {
     shared.installs.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn unix_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use croupier_core::Command;
 
-use crate::{unix_time_ns, Consensus, Node};
+use crate::wall_clock::unix_time_ns;
+use crate::{Consensus, Node};
 
 /// How often the ticker looks (and so the most Ticks it proposes per second).
 const TICK_INTERVAL_MS: u64 = 1_000;

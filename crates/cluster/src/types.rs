@@ -16,6 +16,8 @@ openraft::declare_raft_types!(
         // Standard Raft: one leader per term, so a committed log id is (term, index) exactly
         // as the store records it.
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+        // tokio, with election timeouts a simulation can seed (raft_runtime.rs).
+        AsyncRuntime = crate::raft_runtime::CroupierRuntime,
 );
 
 /// What openraft's committed leader id is under `leader_id_std`: the term alone.

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use croupier_cluster::{
-    ClusterOptions, Consensus, Host, HostConfig, Member, Node, NodeConfig, PeerEndpoint,
-    PeerSecret, ProposeError, CONSENSUS_BLOCKING_THREADS_MAX, CONSENSUS_WORKER_THREADS_DEFAULT,
+    ClusterOptions, Consensus, Execution, Host, HostConfig, Member, Node, NodeConfig, PeerEndpoint,
+    PeerSecret, ProposeError, TcpNet, CONSENSUS_BLOCKING_THREADS_MAX,
+    CONSENSUS_WORKER_THREADS_DEFAULT,
 };
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, CreateTransferResult, LedgerCode,
@@ -72,7 +73,9 @@ async fn start_hosts() -> Vec<Host> {
                 listen: "127.0.0.1:0".to_string(),
                 secret: PeerSecret::none(),
                 routes: Vec::new(),
+                net: std::sync::Arc::new(TcpNet),
             }),
+            execution: Execution::Threads,
         };
         hosts.push(Host::start(config).await.unwrap());
     }

@@ -24,6 +24,9 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Creates a file, truncating it if it exists.
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything under it; a missing directory is not an error.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Renames a file, or a directory with everything under it.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -96,6 +99,13 @@ impl FileSystem for OsFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

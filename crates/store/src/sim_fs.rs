@@ -224,6 +224,22 @@ impl SimFileSystem {
 }
 
 impl SimState {
+    /// Moves a directory and everything under it. The model makes the move durable at once
+    /// (names and durable names alike), where a real disk needs the parent directory synced:
+    /// the install syncs it right after every move, so nothing is tested less than it runs.
+    fn rename_dir(&mut self, from: &Path, to: &Path) {
+        let moved = |path: &PathBuf| match path.strip_prefix(from) {
+            Ok(rest) => to.join(rest),
+            Err(_) => path.clone(),
+        };
+        self.names = std::mem::take(&mut self.names).into_iter().map(|(p, i)| (moved(&p), i)).collect();
+        self.durable_names = std::mem::take(&mut self.durable_names).into_iter().map(|(p, i)| (moved(&p), i)).collect();
+        self.dirs = std::mem::take(&mut self.dirs).iter().map(moved).collect();
+        for ancestor in to.ancestors() {
+            self.dirs.insert(ancestor.to_path_buf());
+        }
+    }
+
     /// Counts an operation of kind `op` and applies a fault planned for it: `Err` when it must
     /// fail with no effect (frozen, or power lost just before it), `Ok(true)` when it must fail
     /// after a partial effect (see callers), `Ok(false)` when it proceeds.
@@ -389,6 +405,20 @@ impl FileSystem for SimFileSystem {
         )
     }
 
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        run_op(
+            &mut state,
+            FsOp::Remove,
+            |_| {},
+            |state| {
+                state.names.retain(|path, _| !path.starts_with(dir));
+                state.dirs.retain(|path| !path.starts_with(dir));
+                Ok(())
+            },
+        )
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
         run_op(
@@ -396,6 +426,10 @@ impl FileSystem for SimFileSystem {
             FsOp::Rename,
             |_| {},
             |state| {
+                if state.dirs.contains(from) {
+                    state.rename_dir(from, to);
+                    return Ok(());
+                }
                 let inode = state.names.remove(from).ok_or_else(|| not_found(from))?;
                 state.names.insert(to.to_path_buf(), inode);
                 Ok(())

@@ -6,17 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 use super::handshake::{self, PeerSecret};
+use super::net::{PeerNet, PeerStream, ReadHalf, TcpNet, WriteHalf};
 
 /// Frames queued for a connection's writer before callers wait (each caller waits for its
 /// answer anyway, so this is the number of requests in flight per peer).
 const OUTGOING_FRAMES_MAX: usize = 256;
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// A connection that received nothing for this long while requests waited is given up.
+const SILENT_DEAD_MS: u64 = 1_000;
 
 /// Why a call to a peer did not get an answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,7 +37,7 @@ pub enum CallError {
 type Answer = Result<Vec<u8>, CallError>;
 
 /// Connections to peers, by address. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Peers {
     connections: Arc<Mutex<HashMap<String, Arc<Connection>>>>,
     /// Fault injection: connect to these addresses instead of the members' own (tests route
@@ -43,15 +45,31 @@ pub(crate) struct Peers {
     routes: Arc<HashMap<String, String>>,
     /// Proved to every peer on connecting (`handshake`).
     secret: Arc<PeerSecret>,
+    net: Arc<dyn PeerNet>,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers::new(HashMap::new(), PeerSecret::none(), Arc::new(TcpNet))
+    }
 }
 
 impl Peers {
-    pub(crate) fn new(routes: HashMap<String, String>, secret: PeerSecret) -> Peers {
+    pub(crate) fn new(
+        routes: HashMap<String, String>,
+        secret: PeerSecret,
+        net: Arc<dyn PeerNet>,
+    ) -> Peers {
         Peers {
+            connections: Arc::default(),
             routes: Arc::new(routes),
             secret: Arc::new(secret),
-            ..Peers::default()
+            net,
         }
+    }
+
+    pub(crate) fn net(&self) -> &dyn PeerNet {
+        self.net.as_ref()
     }
 
     pub(crate) fn secret(&self) -> &PeerSecret {
@@ -76,10 +94,13 @@ impl Peers {
         let call = connection.call(group_id, kind, payload);
         match tokio::time::timeout(timeout, call).await {
             Ok(answer) => answer,
-            Err(_) => Err(CallError::NoAnswer {
-                addr: addr.to_string(),
-                reason: format!("timed out after {} ms", timeout.as_millis()),
-            }),
+            Err(_) => {
+                connection.give_up_if_silent();
+                Err(CallError::NoAnswer {
+                    addr: addr.to_string(),
+                    reason: format!("timed out after {} ms", timeout.as_millis()),
+                })
+            }
         }
     }
 
@@ -89,7 +110,8 @@ impl Peers {
                 return Ok(Arc::clone(connection));
             }
         }
-        let connection = Arc::new(Connection::open(self.route(addr), &self.secret).await?);
+        let connection =
+            Arc::new(Connection::open(self.net(), self.route(addr), &self.secret).await?);
         self.lock()
             .insert(addr.to_string(), Arc::clone(&connection));
         Ok(connection)
@@ -100,19 +122,21 @@ impl Peers {
     }
 }
 
-/// Opens a TCP connection to a peer (with Nagle off: every frame is a message someone waits on)
-/// and proves the cluster secret on it.
-pub(crate) async fn connect(addr: &str, secret: &PeerSecret) -> Result<TcpStream, CallError> {
+/// Opens a connection to a peer and proves the cluster secret on it.
+pub(crate) async fn connect(
+    net: &dyn PeerNet,
+    addr: &str,
+    secret: &PeerSecret,
+) -> Result<PeerStream, CallError> {
     let unreachable = |reason: String| CallError::Unreachable {
         addr: addr.to_string(),
         reason,
     };
-    let connect = TcpStream::connect(addr);
+    let connect = net.connect(addr);
     let stream = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
         .await
         .map_err(|_| unreachable(format!("connect timed out after {CONNECT_TIMEOUT_MS} ms")))?
         .map_err(|e| unreachable(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
     let mut stream = stream;
     // Refused before any frame was sent: nothing can have reached the peer.
     handshake::as_caller(&mut stream, secret)
@@ -126,28 +150,38 @@ struct Connection {
     outgoing: mpsc::Sender<Frame>,
     pending: Arc<Mutex<Pending>>,
     next_request_id: AtomicU64,
+    /// The reading and writing tasks, stopped when the connection is given up for dead.
+    tasks: [tokio::task::AbortHandle; 2],
 }
 
 /// Callers waiting for answers; once the connection is lost, `closed` says why.
 #[derive(Default)]
 struct Pending {
-    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+    // Ordered: a lost connection fails its callers in request order (a simulation replays it).
+    waiting: std::collections::BTreeMap<u64, oneshot::Sender<Answer>>,
     closed: Option<String>,
+    /// When the oldest request sent since the last frame received went out (None: every
+    /// request sent so far was followed by a frame).
+    unanswered_since: Option<tokio::time::Instant>,
 }
 
 impl Connection {
-    async fn open(addr: &str, secret: &PeerSecret) -> Result<Connection, CallError> {
-        let stream = connect(addr, secret).await?;
-        let (read_half, write_half) = stream.into_split();
+    async fn open(
+        net: &dyn PeerNet,
+        addr: &str,
+        secret: &PeerSecret,
+    ) -> Result<Connection, CallError> {
+        let stream = connect(net, addr, secret).await?;
+        let (read_half, write_half) = tokio::io::split(stream);
         let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES_MAX);
         let pending = Arc::new(Mutex::new(Pending::default()));
-        tokio::spawn(write_frames(
+        let writer = tokio::spawn(write_frames(
             write_half,
             frames,
             Arc::clone(&pending),
             addr.to_string(),
         ));
-        tokio::spawn(read_answers(
+        let reader = tokio::spawn(read_answers(
             read_half,
             Arc::clone(&pending),
             addr.to_string(),
@@ -157,7 +191,27 @@ impl Connection {
             outgoing,
             pending,
             next_request_id: AtomicU64::new(1),
+            tasks: [writer.abort_handle(), reader.abort_handle()],
         })
+    }
+
+    /// After a call timed out: a connection that has received nothing for `SILENT_DEAD_MS`
+    /// while requests waited is given up (a peer that vanished without a reset, a stream that
+    /// lost bytes), so the next call opens a new one instead of waiting on it forever.
+    fn give_up_if_silent(&self) {
+        let silent = lock(&self.pending)
+            .unanswered_since
+            .is_some_and(|since| since.elapsed() >= Duration::from_millis(SILENT_DEAD_MS));
+        if silent {
+            close(
+                &self.pending,
+                &self.addr,
+                format!("nothing received for {SILENT_DEAD_MS} ms: connection given up"),
+            );
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -173,6 +227,9 @@ impl Connection {
                 return Err(self.no_answer(reason.clone()));
             }
             pending.waiting.insert(request_id, answer);
+            pending
+                .unanswered_since
+                .get_or_insert_with(tokio::time::Instant::now);
         }
         let frame = Frame {
             kind: kind as u8,
@@ -219,7 +276,7 @@ fn close(pending: &Mutex<Pending>, addr: &str, reason: String) {
 }
 
 async fn write_frames(
-    write_half: tokio::net::tcp::OwnedWriteHalf,
+    write_half: WriteHalf,
     mut frames: mpsc::Receiver<Frame>,
     pending: Arc<Mutex<Pending>>,
     addr: String,
@@ -229,11 +286,7 @@ async fn write_frames(
     }
 }
 
-async fn read_answers(
-    mut read_half: tokio::net::tcp::OwnedReadHalf,
-    pending: Arc<Mutex<Pending>>,
-    addr: String,
-) {
+async fn read_answers(mut read_half: ReadHalf, pending: Arc<Mutex<Pending>>, addr: String) {
     let reason = loop {
         let frame = match read_frame(&mut read_half).await {
             Ok(Some(frame)) => frame,
@@ -250,7 +303,12 @@ async fn read_answers(
                 frame.kind
             );
         };
-        if let Some(waiting) = lock(&pending).waiting.remove(&frame.request_id) {
+        let waiting = {
+            let mut pending = lock(&pending);
+            pending.unanswered_since = None;
+            pending.waiting.remove(&frame.request_id)
+        };
+        if let Some(waiting) = waiting {
             let _ = waiting.send(answer);
         }
     };

@@ -3,7 +3,7 @@
 //! each side, so neither answer can be replayed on another connection).
 //!
 //! ```text
-//! caller → listener:  "CRPPEER1" | nonce_c [32]
+//! caller → listener:  "CRPPEER2" | nonce_c [32]
 //! listener → caller:  nonce_s [32] | HMAC(secret, "listener" | nonce_c | nonce_s)
 //! caller → listener:  HMAC(secret, "caller" | nonce_c | nonce_s)
 //! ```
@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-const MAGIC: &[u8; 8] = b"CRPPEER1";
+/// Version 2: every frame after the handshake carries a CRC32C (frame.rs); a version 1 peer
+/// is refused at the handshake instead of misreading frames.
+const MAGIC: &[u8; 8] = b"CRPPEER2";
 const NONCE_BYTES: usize = 32;
 const MAC_BYTES: usize = 32;
 /// A peer that does not finish the handshake within this is dropped.
@@ -87,7 +88,10 @@ async fn within<T>(
 }
 
 /// The calling side: proves the secret and checks that the listener holds it too.
-pub(crate) async fn as_caller(stream: &mut TcpStream, secret: &PeerSecret) -> Result<(), String> {
+pub(crate) async fn as_caller<S>(stream: &mut S, secret: &PeerSecret) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let nonce_c = nonce()?;
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&nonce_c);
@@ -109,7 +113,10 @@ pub(crate) async fn as_caller(stream: &mut TcpStream, secret: &PeerSecret) -> Re
 }
 
 /// The listening side: proves the secret and checks the caller's proof.
-pub(crate) async fn as_listener(stream: &mut TcpStream, secret: &PeerSecret) -> Result<(), String> {
+pub(crate) async fn as_listener<S>(stream: &mut S, secret: &PeerSecret) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // The magic first, on its own: a stranger is refused at once, not after the timeout.
     let mut magic = [0u8; MAGIC.len()];
     within("hello", stream.read_exact(&mut magic)).await?;
@@ -138,6 +145,8 @@ pub(crate) async fn as_listener(stream: &mut TcpStream, secret: &PeerSecret) -> 
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpStream;
+
     use super::*;
 
     async fn pair(

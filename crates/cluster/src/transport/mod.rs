@@ -10,6 +10,7 @@
 mod client;
 mod frame;
 mod handshake;
+mod net;
 mod network;
 mod server;
 
@@ -18,6 +19,7 @@ pub(crate) use client::Peers;
 pub use frame::RemoteError;
 pub(crate) use frame::{u64_at, Kind};
 pub use handshake::{PeerSecret, PEER_SECRET_BYTES_MIN};
+pub use net::{NetFuture, PeerAcceptor, PeerIo, PeerNet, PeerStream, TcpNet};
 pub(crate) use network::PeerNetwork;
 pub(crate) use server::{listen, BoxFuture, GroupService, Registry, Reply};
 
@@ -53,10 +55,16 @@ mod tests {
         let registry = Registry::default();
         registry.register(7, Arc::new(Reverser));
         let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let addr = listen("127.0.0.1:0", registry, stopped, PeerSecret::none())
-            .await
-            .unwrap()
-            .to_string();
+        let addr = listen(
+            &TcpNet,
+            "127.0.0.1:0",
+            registry,
+            stopped,
+            PeerSecret::none(),
+        )
+        .await
+        .unwrap()
+        .to_string();
         let peers = Peers::default();
         let timeout = Duration::from_secs(5);
         let calls = (0..8u8).map(|n| {

@@ -140,6 +140,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let send = self.stream_snapshot(vote, snapshot);
         tokio::select! {
+            // Fixed polling order: a simulation replays the same choice for the same seed.
+            biased;
             sent = send => sent,
             closed = cancel => Err(StreamingError::Closed(closed)),
         }
@@ -173,10 +175,14 @@ impl PeerClient {
         let unreachable =
             |e: String| StreamingError::Unreachable(Unreachable::new(&self.failure(e)));
         let network = |e: String| StreamingError::Network(NetworkError::new(&self.failure(e)));
-        let stream = connect(self.peers.route(&self.addr), self.peers.secret())
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let (mut read_half, write_half) = stream.into_split();
+        let stream = connect(
+            self.peers.net(),
+            self.peers.route(&self.addr),
+            self.peers.secret(),
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+        let (mut read_half, write_half) = tokio::io::split(stream);
         let mut writer = BufWriter::with_capacity(SNAPSHOT_CHUNK_BYTES + 64, write_half);
         let mut begin = Vec::new();
         let vote_bytes = codec::encode_vote(&vote);
@@ -191,10 +197,7 @@ impl PeerClient {
         };
         let mut bytes = Vec::new();
         frame(Kind::SnapshotBegin, begin).encode(&mut bytes);
-        writer
-            .write_all(&bytes)
-            .await
-            .map_err(|e| network(e.to_string()))?;
+        write_within(&mut writer, &bytes).await.map_err(network)?;
         let mut data = snapshot.snapshot;
         let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES];
         let mut sent = 0u64;
@@ -209,17 +212,11 @@ impl PeerClient {
             sent += n as u64;
             bytes.clear();
             frame(Kind::SnapshotChunk, chunk[..n].to_vec()).encode(&mut bytes);
-            writer
-                .write_all(&bytes)
-                .await
-                .map_err(|e| network(e.to_string()))?;
+            write_within(&mut writer, &bytes).await.map_err(network)?;
         }
         bytes.clear();
         frame(Kind::SnapshotEnd, Vec::new()).encode(&mut bytes);
-        writer
-            .write_all(&bytes)
-            .await
-            .map_err(|e| network(e.to_string()))?;
+        write_within(&mut writer, &bytes).await.map_err(network)?;
         writer.flush().await.map_err(|e| network(e.to_string()))?;
         tracing::info!(
             target_node = self.target,
@@ -241,5 +238,20 @@ impl PeerClient {
             }
             other => Err(network(format!("unexpected answer kind {other}"))),
         }
+    }
+}
+
+/// Writes a checkpoint frame, giving up on a receiver that stopped reading.
+async fn write_within<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let wait = Duration::from_millis(crate::transport::server::SNAPSHOT_FRAME_WAIT_MS);
+    match tokio::time::timeout(wait, writer.write_all(bytes)).await {
+        Ok(written) => written.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the receiver took nothing for {} ms",
+            wait.as_millis()
+        )),
     }
 }

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 use super::handshake::{self, PeerSecret};
+use super::net::{PeerAcceptor, PeerNet, PeerStream, WriteHalf};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type Reply = Result<Vec<u8>, RemoteError>;
@@ -20,6 +20,9 @@ pub(crate) type Reply = Result<Vec<u8>, RemoteError>;
 const ANSWERS_QUEUED_MAX: usize = 256;
 /// Checkpoint chunks buffered between the socket and the staging file.
 const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 4;
+/// Mid-checkpoint, the longest wait for the next frame (either side) before the stream is
+/// given up.
+pub(crate) const SNAPSHOT_FRAME_WAIT_MS: u64 = 10_000;
 
 /// A Raft group as the listener sees it.
 pub(crate) trait GroupService: Send + Sync + 'static {
@@ -65,31 +68,33 @@ impl Registry {
 
 /// Binds the node-to-node listener and serves it until the runtime stops or `stop` fires.
 pub(crate) async fn listen(
+    net: &dyn PeerNet,
     addr: &str,
     registry: Registry,
     stop: tokio::sync::watch::Receiver<bool>,
     secret: PeerSecret,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = net.bind(addr).await?;
     let local_addr = listener.local_addr()?;
     tokio::spawn(accept_loop(listener, registry, stop, Arc::new(secret)));
     Ok(local_addr)
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut listener: Box<dyn PeerAcceptor>,
     registry: Registry,
     mut stop: tokio::sync::watch::Receiver<bool>,
     secret: Arc<PeerSecret>,
 ) {
     loop {
         let accepted = tokio::select! {
+            // Fixed polling order: a simulation replays the same choice for the same seed.
+            biased;
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
                 let (registry, stop, secret) = (registry.clone(), stop.clone(), secret.clone());
                 tokio::spawn(async move {
                     let mut stream = stream;
@@ -113,17 +118,28 @@ async fn accept_loop(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    stream: PeerStream,
     registry: Registry,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let (mut read_half, write_half) = stream.into_split();
+    let (mut read_half, write_half) = tokio::io::split(stream);
     let (answers, queued) = mpsc::channel::<Frame>(ANSWERS_QUEUED_MAX);
     tokio::spawn(write_answers(write_half, queued));
     let mut snapshot: Option<mpsc::Sender<Vec<u8>>> = None;
     loop {
+        // Mid-checkpoint, a sender that goes silent is gone: the stream ends (the receiver
+        // discards what it got and frees its one checkpoint slot) instead of holding it.
+        let patience = match snapshot {
+            Some(_) => std::time::Duration::from_millis(SNAPSHOT_FRAME_WAIT_MS),
+            None => std::time::Duration::MAX,
+        };
         let frame = tokio::select! {
-            frame = read_frame(&mut read_half) => frame.map_err(|e| e.to_string())?,
+            // Fixed polling order: a simulation replays the same choice for the same seed.
+            biased;
+            frame = tokio::time::timeout(patience, read_frame(&mut read_half)) => match frame {
+                Ok(frame) => frame.map_err(|e| e.to_string())?,
+                Err(_) => return Err(format!("checkpoint stream silent for {SNAPSHOT_FRAME_WAIT_MS} ms")),
+            },
             _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
         };
         let Some(frame) = frame else { return Ok(()) };
@@ -192,10 +208,7 @@ where
     });
 }
 
-async fn write_answers(
-    write_half: tokio::net::tcp::OwnedWriteHalf,
-    mut queued: mpsc::Receiver<Frame>,
-) {
+async fn write_answers(write_half: WriteHalf, mut queued: mpsc::Receiver<Frame>) {
     // A peer that stopped reading: its handlers' answers are dropped with the connection.
     let _ = pump_frames(write_half, &mut queued).await;
 }
