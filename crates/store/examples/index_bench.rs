@@ -1,7 +1,7 @@
 //! Measures the id index the way the ledger drives it: batches of 8,189 keys, every key looked
 //! up first (`get_many`, as the prefetch step does; all negative) and then inserted
-//! (`insert_batch`), on the real disk. Background flushes and merges run on their own threads;
-//! the times below are those of the calling thread.
+//! (`insert_batch`), on the real disk. Background flushes and merges run on the index pool's
+//! threads; the times below are those of the calling thread.
 //!
 //! `cargo run --release -p croupier-store --example index_bench -- [--keys N] [--random]
 //! [--rate KEYS_PER_SECOND] [--dir DIR] [--memtable-mib M]` (default: 10M sequential keys 1, 2,

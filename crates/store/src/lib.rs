@@ -63,7 +63,7 @@ pub use events::{
     Subscription,
 };
 pub use history::{HistoryEnds, HistoryOptions, HistoryReader, HistorySync, HistoryWriter, OpenedHistory};
-pub use index::{IdIndex, IndexOptions, IndexStats};
+pub use index::{IdIndex, IndexOptions, IndexStats, IndexWorkers};
 pub use lock::{DataDirLock, LOCK_FILE_NAME};
 pub use log::{LogOptions, LogStore, RecoveryReport, TornTail};
 pub use records::{

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use croupier_store::fs::{FileSystem, OsFileSystem, StorageFile};
 use croupier_store::sim_fs::{Fault, SimFileSystem};
-use croupier_store::{IdIndex, IndexOptions, StoreError};
+use croupier_store::{IdIndex, IndexOptions, IndexWorkers, StoreError};
 use proptest::prelude::*;
 
 const DIR: &str = "/node/index";
@@ -482,15 +482,19 @@ impl FileSystem for GatedFs {
 #[test]
 fn insert_batch_waits_for_blocked_flushes_instead_of_growing_memory() {
     let fs = Arc::new(GatedFs { inner: SimFileSystem::new(), open: Mutex::new(false), opened: Condvar::new() });
-    let (index, _) = IdIndex::open(fs.clone(), Path::new(DIR), tiny_options()).unwrap();
+    // Its own pool: this test blocks the flush lane, which must not hold up other tests' indexes
+    // (nor, should the test fail before it opens the gate, hang them).
+    let workers = IndexWorkers::new();
+    let (index, _) = IdIndex::open_in(&workers, fs.clone(), Path::new(DIR), tiny_options()).unwrap();
     let index = Arc::new(index);
-    // The flush thread prepares a spare memtable as it starts (so the first freeze does not
-    // allocate on the inserting thread): wait for it, then one memtable is half of what is held.
-    while index.memory_bytes() == 0 || index.stats().runs > 0 {
+    // The flush lane prepares a spare memtable when it first gets to the index (so the first
+    // freeze does not allocate on the inserting thread): wait for it. A memtable of 7 keys is
+    // exactly `memtable_bytes_max` (two 32-byte slots per key).
+    let memtable_bytes = tiny_options().memtable_bytes_max as u64;
+    while index.memory_bytes() < 2 * memtable_bytes {
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let memtable_bytes = index.memory_bytes() / 2;
+    assert_eq!(index.memory_bytes(), 2 * memtable_bytes, "the active memtable and the spare");
     let finished = Arc::new(AtomicBool::new(false));
     let inserter = {
         let (index, finished) = (Arc::clone(&index), Arc::clone(&finished));

@@ -1,13 +1,44 @@
-//! The background threads: one flushes frozen memtables, two merge runs (the upper and deep
-//! lanes of `policy`). Each writes a new run (fdatasync, then a directory fsync so its name is
-//! durable), then, under the manifest lock, saves the manifest and swaps the in-memory version.
-//! Readers keep whatever version they hold; only the thread doing the I/O waits for the disk.
-//! Flushes have their own thread so that a long merge never holds up the flush `insert_batch`
-//! may be waiting for.
+//! The background work of the id index: flushes and merges, and how the shared pool runs them.
+//!
+//! **Three lanes.** The flush lane writes frozen memtables out as level-0 runs; the upper and
+//! deep merge lanes merge runs (see `policy`). A job writes a new run (fdatasync, then a
+//! directory fsync so its name is durable), then, under the manifest lock, saves the manifest and
+//! swaps the in-memory version. Readers keep whatever version they hold; only the thread doing
+//! the I/O waits for the disk. Flushes have their own lane so that a long merge never holds up
+//! the flush `insert_batch` may be waiting for; the deep lane is apart from the upper one so that
+//! small merges do not wait behind a big one.
+//!
+//! **One pool for many indexes** (`workers::IndexWorkers`). A process hosts many indexes (three
+//! per ledger history, many ledgers per node), so lanes are not per index: a pool has one thread
+//! per lane, and each serves every index registered with it. Three threads for any number of
+//! indexes, where each index used to have its own three (nine per history). An index registers
+//! when it opens and deregisters when it stops; the threads exist only while one is registered.
+//!
+//! **How a lane finds work.** No queue: a lane passes over the registered indexes and asks each
+//! (its `Control`) whether it has work for the lane: a frozen memtable that may be flushed, or a
+//! run list the merge lane has not looked at since it changed. It does at most one unit per index
+//! and pass (one flush, or one merge), so an index with a backlog waits for every other index's
+//! turn and cannot starve their flushes. An index wakes the pool whenever it changes in a way
+//! that may make work (a freeze, an installed flush or merge, `wait_for_merges`); a lane whose
+//! whole pass found nothing sleeps until then. A unit never waits for its index to change: a
+//! flush that would have to wait for level-0 room is not started (see `ready_frozen`), and the
+//! merge that makes room wakes the lane again.
+//!
+//! **What sharing costs.** A unit holds its lane while it runs: a deep merge of a big index
+//! delays the others' deep merges (meanwhile their level 1 grows past its target, so their upper
+//! merges rewrite more), and a flush stuck on a slow disk delays the other indexes' flushes (on
+//! the same disk they would wait for it anyway). Stopping stays prompt: a merge checks its
+//! index's stop flag every `STOP_CHECK_ENTRIES` entries.
+//!
+//! **Failures stay with their index.** An I/O error or a panic in a unit fails that index only
+//! (`Shared::fail`: it writes nothing more, its callers get `IndexFailed`); the lane catches the
+//! panic and goes on serving the others (`workers::work_on` says why that is sound).
+//!
+//! **Stopping** an index sets its stop flag, waits until no lane is working on it, and
+//! deregisters it; the last index to leave a pool stops the pool's threads and joins them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::{Builder, JoinHandle};
 
 use super::manifest::{Manifest, RunRecord};
 use super::memtable::Memtable;
@@ -19,69 +50,87 @@ use crate::StoreError;
 /// A merge checks for shutdown after writing this many entries (a power of two).
 const STOP_CHECK_ENTRIES: u64 = 1 << 16;
 
-pub(super) fn spawn(name: &str, shared: &Arc<Shared>, body: fn(&Shared)) -> Result<JoinHandle<()>, StoreError> {
-    let thread_shared = Arc::clone(shared);
-    Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let _guard = FailOnPanic(&thread_shared);
-            body(&thread_shared);
-        })
-        .map_err(StoreError::io("spawn thread for", &shared.dir))
+/// A kind of background work, and a thread of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Lane {
+    Flush = 0,
+    Upper = 1,
+    Deep = 2,
 }
 
-/// Marks the index failed if a background thread panics, so nobody waits for it forever.
-struct FailOnPanic<'a>(&'a Shared);
+impl Lane {
+    pub(super) const ALL: [Lane; 3] = [Lane::Flush, Lane::Upper, Lane::Deep];
 
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.fail(&"a background thread of the id index panicked");
+    /// Its thread's name, after the pool's prefix.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Lane::Flush => "flush",
+            Lane::Upper => "merge-up",
+            Lane::Deep => "merge-deep",
+        }
+    }
+
+    /// Where a merge lane keeps what it has seen, in `Control::lanes_seen`.
+    fn merge_slot(self) -> usize {
+        match self {
+            Lane::Upper => 0,
+            Lane::Deep => 1,
+            Lane::Flush => unreachable!("the flush lane does not merge"),
         }
     }
 }
 
-pub(super) fn flusher(shared: &Shared) {
-    // The first freeze would otherwise allocate and initialise a whole memtable (hundreds of
-    // MiB with a large budget) on the apply thread: a stall of a good part of a second.
+/// One unit of `lane`'s work on this index, if it has any now (see the module doc); returns
+/// at once when it has none.
+pub(super) fn work(shared: &Shared, lane: Lane) -> Result<(), StoreError> {
+    match lane {
+        Lane::Flush => flush_once(shared),
+        Lane::Upper | Lane::Deep => merge_once(shared, lane),
+    }
+}
+
+fn flush_once(shared: &Shared) -> Result<(), StoreError> {
+    prime_spare(shared);
+    match ready_frozen(shared) {
+        Some(memtable) => flush_memtable(shared, memtable),
+        None => Ok(()),
+    }
+}
+
+/// Once per index: the first freeze would otherwise allocate and initialise a whole memtable
+/// (hundreds of MiB with a large budget) on the apply thread, a stall of a good part of a second.
+fn prime_spare(shared: &Shared) {
+    let mut control = lock(&shared.control);
+    if control.spare_primed || control.stop {
+        return;
+    }
+    control.spare_primed = true;
+    drop(control);
     let mut spare = lock(&shared.spare);
     if spare.is_none() {
         *spare = Some(Memtable::with_capacity(shared.memtable_capacity, 0));
     }
-    drop(spare);
-    while let Some(memtable) = next_frozen(shared) {
-        if let Err(error) = flush_memtable(shared, memtable) {
-            shared.fail(&error);
-            return;
-        }
-    }
 }
 
-/// The oldest frozen memtable, once there is one; `None` on shutdown or failure.
-fn next_frozen(shared: &Shared) -> Option<Arc<Memtable>> {
-    let mut control = lock(&shared.control);
-    while control.frozen_pending == 0 && !control.stop && shared.failure.get().is_none() {
-        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
-    if control.stop || shared.failure.get().is_some() {
+/// The oldest frozen memtable, if there is one and it may be flushed now: not while
+/// `level0_runs_max` level-0 runs wait for the upper merge lane. Then merging is behind, and the
+/// memtable is better kept (frozen, readable) than turned into one more run every lookup must
+/// probe. Only this lane adds level-0 runs, so the count cannot grow between here and the flush.
+fn ready_frozen(shared: &Shared) -> Option<Arc<Memtable>> {
+    let control = lock(&shared.control);
+    if control.frozen_pending == 0 || control.stop || shared.failure.get().is_some() {
         return None;
     }
-    drop(control);
-    let oldest = shared.version().frozen.first().cloned();
+    let version = shared.version();
+    let oldest = version.frozen.first().cloned();
     assert!(oldest.is_some(), "a pending flush has its frozen memtable in the version");
-    oldest
+    let level0 = version.runs.iter().take_while(|live| live.level == 0).count();
+    oldest.filter(|memtable| memtable.is_empty() || level0 < shared.options.level0_runs_max)
 }
 
 fn flush_memtable(shared: &Shared, memtable: Arc<Memtable>) -> Result<(), StoreError> {
     // An empty memtable still carries a newer covered_through for the manifest.
-    let run = if memtable.is_empty() {
-        None
-    } else {
-        if !wait_for_level0_room(shared) {
-            return Ok(());
-        }
-        Some(write_memtable(shared, &memtable)?)
-    };
+    let run = if memtable.is_empty() { None } else { Some(write_memtable(shared, &memtable)?) };
     install_flush(shared, &memtable, run)?;
     refill_spare(shared, memtable);
     Ok(())
@@ -102,23 +151,6 @@ fn refill_spare(shared: &Shared, flushed: Arc<Memtable>) {
         Err(_) => Memtable::with_capacity(shared.memtable_capacity, 0),
     };
     *lock(&shared.spare) = Some(spare);
-}
-
-/// Waits while `level0_runs_max` level-0 runs wait for the upper merge lane: then merging is
-/// behind, and the memtable is better kept (frozen, readable) than turned into one more run
-/// every lookup must probe. `false` on shutdown or failure.
-fn wait_for_level0_room(shared: &Shared) -> bool {
-    let mut control = lock(&shared.control);
-    loop {
-        if control.stop || shared.failure.get().is_some() {
-            return false;
-        }
-        let level0 = shared.version().runs.iter().take_while(|live| live.level == 0).count();
-        if level0 < shared.options.level0_runs_max {
-            return true;
-        }
-        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
 }
 
 fn write_memtable(shared: &Shared, memtable: &Memtable) -> Result<Arc<Run>, StoreError> {
@@ -163,75 +195,49 @@ fn install_flush(shared: &Shared, memtable: &Arc<Memtable>, run: Option<Arc<Run>
     control.flushed_count += 1;
     control.merge_generation += 1;
     drop(control);
-    shared.changed.notify_all();
+    shared.signal();
     Ok(())
 }
 
-/// Which merges a merge thread runs (see `policy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Lane {
-    Upper = 0,
-    Deep = 1,
-}
-
-pub(super) fn upper_merger(shared: &Shared) {
-    merger(shared, Lane::Upper);
-}
-
-pub(super) fn deep_merger(shared: &Shared) {
-    merger(shared, Lane::Deep);
-}
-
-fn merger(shared: &Shared, lane: Lane) {
-    while wait_for_merge_work(shared, lane) {
-        let outcome = merge_while_needed(shared, lane);
-        lock(&shared.control).lanes_busy -= 1;
-        shared.changed.notify_all();
-        match outcome {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                shared.fail(&error);
-                return;
-            }
-        }
+/// Looks at the run list if it changed since this lane last did, and runs the merge this
+/// lane's policy picks there, if any; the merge bumps `merge_generation`, so the lane looks again
+/// on its next pass.
+fn merge_once(shared: &Shared, lane: Lane) -> Result<(), StoreError> {
+    if !claim_merge_look(shared, lane) {
+        return Ok(());
     }
+    let outcome = merge_next(shared, lane);
+    lock(&shared.control).lanes_busy -= 1;
+    // Only `wait_for_merges` waits for this; the pool has nothing new to do.
+    shared.changed.notify_all();
+    outcome
 }
 
-/// Waits until something changed since this lane last looked (a flush, a merge, a request);
-/// `false` on shutdown or failure.
-fn wait_for_merge_work(shared: &Shared, lane: Lane) -> bool {
+/// Whether something changed since this lane last looked (a flush, a merge, a request); if so,
+/// records that it is looking now.
+fn claim_merge_look(shared: &Shared, lane: Lane) -> bool {
     let mut control = lock(&shared.control);
-    while control.lanes_seen[lane as usize] == control.merge_generation
-        && !control.stop
-        && shared.failure.get().is_none()
-    {
-        control = shared.changed.wait(control).unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
-    if control.stop || shared.failure.get().is_some() {
+    let slot = lane.merge_slot();
+    if control.lanes_seen[slot] == control.merge_generation || control.stop || shared.failure.get().is_some() {
         return false;
     }
-    control.lanes_seen[lane as usize] = control.merge_generation;
+    control.lanes_seen[slot] = control.merge_generation;
     control.lanes_busy += 1;
     true
 }
 
-/// Runs this lane's merges until its policy finds nothing to do; `Ok(false)` on shutdown.
-fn merge_while_needed(shared: &Shared, lane: Lane) -> Result<bool, StoreError> {
-    while let Some((inputs, output_level)) = reserve_next_merge(shared, lane) {
-        let outcome = merge(shared, &inputs, output_level);
-        let mut control = lock(&shared.control);
-        control.reserved.retain(|id| !inputs.iter().any(|input| input.run.id == *id));
-        // The other lane may have been waiting for these runs.
-        control.merge_generation += 1;
-        drop(control);
-        shared.changed.notify_all();
-        drop(inputs);
-        if !outcome? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Runs this lane's next merge, if its policy finds one. Stopped by shutdown, it changes nothing.
+fn merge_next(shared: &Shared, lane: Lane) -> Result<(), StoreError> {
+    let Some((inputs, output_level)) = reserve_next_merge(shared, lane) else { return Ok(()) };
+    let outcome = merge(shared, &inputs, output_level);
+    let mut control = lock(&shared.control);
+    control.reserved.retain(|id| !inputs.iter().any(|input| input.run.id == *id));
+    // The other lane may have been waiting for these runs, the flush lane for level-0 room.
+    control.merge_generation += 1;
+    drop(control);
+    shared.signal();
+    drop(inputs);
+    outcome.map(|_completed| ())
 }
 
 /// Picks this lane's next merge and reserves its inputs, so the other lane leaves them alone.
@@ -251,6 +257,7 @@ fn reserve_next_merge(shared: &Shared, lane: Lane) -> Option<(Vec<LiveRun>, u8)>
     let plan = match lane {
         Lane::Upper => pick_upper(&runs)?,
         Lane::Deep => pick_deep(&runs, shared.memtable_capacity as u64 * ratio, ratio)?,
+        Lane::Flush => unreachable!("the flush lane does not merge"),
     };
     let inputs = version.runs[plan.inputs].to_vec();
     control.reserved.extend(inputs.iter().map(|input| input.run.id));

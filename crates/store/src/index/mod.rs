@@ -5,7 +5,8 @@
 //!
 //! It owns: the memtables (recent inserts in a hash map), the run files (sorted, checksummed
 //! blocks with fence keys and a bloom filter), the manifest naming the live runs, and the
-//! background threads that flush memtables and merge runs. Format and recovery rules:
+//! background work that flushes memtables and merges runs, done by a pool of threads shared by
+//! every index in the process (`background`, `workers`). Format and recovery rules:
 //! docs/storage-format.md ("Id index").
 //!
 //! Why our own code: fjall 3.1, measured on this machine, took ~3.4 µs per negative lookup and
@@ -24,18 +25,23 @@ mod manifest;
 mod memtable;
 mod policy;
 mod run;
+#[cfg(test)]
+mod tests;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use self::manifest::{Manifest, RunRecord};
 use self::memtable::{capacity_for_bytes, Memtable};
 use self::run::{parse_run_file_name, Run};
+use self::workers::{Pool, SlotId};
 use crate::fs::FileSystem;
 use crate::StoreError;
+
+pub use self::workers::IndexWorkers;
 
 /// `insert_batch` takes the write lock for at most this many keys at a time, so a concurrent
 /// `get` waits for tens of microseconds, not for a whole batch.
@@ -105,8 +111,8 @@ pub struct IndexStats {
 pub struct IdIndex {
     shared: Arc<Shared>,
     writer: Mutex<Writer>,
-    /// Behind a mutex so that `stop_background` can join them through a shared reference.
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// This index in its pool's registry (see `stop_work`).
+    slot: SlotId,
 }
 
 /// The inserting side's bookkeeping (behind a mutex only so that `&self` methods can write).
@@ -119,16 +125,18 @@ struct Writer {
     frozen_count: u64,
 }
 
-/// State shared with the background threads.
+/// State shared with the pool's threads.
 #[derive(Debug)]
 struct Shared {
+    /// Woken by `signal`; the pool's registry holds this index until it stops.
+    pool: Arc<Pool>,
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     options: IndexOptions,
     memtable_capacity: usize,
     tables: RwLock<Tables>,
     control: Mutex<Control>,
-    /// Signalled on every change of `control` and on failure.
+    /// Signalled on every change of `control` and on failure (see `signal`).
     changed: Condvar,
     /// The manifest as last saved, plus run ids handed out since. Held while a flush or merge
     /// installs its result, so run-list changes (and manifest writes) happen one at a time.
@@ -173,6 +181,8 @@ struct Control {
     lanes_busy: usize,
     /// Ids of the runs that are inputs of a running merge.
     reserved: Vec<u64>,
+    /// The flush lane has given the index its first spare memtable (`background::prime_spare`).
+    spare_primed: bool,
     stop: bool,
 }
 
@@ -187,8 +197,8 @@ struct Counters {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic on a background thread marks the index failed (`background::FailOnPanic`), after
-    // which nothing is written; what the locks guard stays readable for lookups and `stats`.
+    // A panic in background work marks the index failed (`workers::work_on`), after which
+    // nothing is written; what the locks guard stays readable for lookups and `stats`.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -214,7 +224,19 @@ impl IdIndex {
     /// merge) and `*.tmp` files are deleted, and each named run's trailer and footer (fences,
     /// bloom filter) are verified and loaded: damage is `StoreError::Corrupt` naming file and
     /// offset. Blocks are verified when read.
+    ///
+    /// Flushes and merges run on the process-wide pool, [`IndexWorkers::global`].
     pub fn open(fs: Arc<dyn FileSystem>, dir: &Path, options: IndexOptions) -> Result<(IdIndex, u64), StoreError> {
+        IdIndex::open_in(IndexWorkers::global(), fs, dir, options)
+    }
+
+    /// `open`, with flushes and merges on the threads of `workers`.
+    pub fn open_in(
+        workers: &IndexWorkers,
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        options: IndexOptions,
+    ) -> Result<(IdIndex, u64), StoreError> {
         let memtable_capacity = capacity_for_bytes(options.memtable_bytes_max);
         assert!(memtable_capacity > 0, "memtable_bytes_max {} holds no entry", options.memtable_bytes_max);
         assert!(options.frozen_memtables_max > 0, "frozen_memtables_max must be positive");
@@ -232,6 +254,7 @@ impl IdIndex {
         let runs = open_runs(&fs, dir, &manifest)?;
         let covered_through = manifest.covered_through;
         let shared = Arc::new(Shared {
+            pool: Arc::clone(workers.pool()),
             fs,
             dir: dir.to_path_buf(),
             memtable_capacity,
@@ -248,12 +271,11 @@ impl IdIndex {
             options,
         });
         let writer = Writer { covered_through, frozen_covered_through: covered_through, frozen_count: 0 };
-        let index = IdIndex { shared, writer: Mutex::new(writer), threads: Mutex::new(Vec::new()) };
-        lock(&index.threads).push(background::spawn("id-index-flush", &index.shared, background::flusher)?);
-        lock(&index.threads).push(background::spawn("id-index-merge-up", &index.shared, background::upper_merger)?);
-        lock(&index.threads).push(background::spawn("id-index-merge-deep", &index.shared, background::deep_merger)?);
+        let slot = shared.pool.register(&shared)?;
+        let index = IdIndex { shared, writer: Mutex::new(writer), slot };
+        // The runs found on disk may want merging.
         lock(&index.shared.control).merge_generation += 1;
-        index.shared.changed.notify_all();
+        index.shared.signal();
         Ok((index, covered_through))
     }
 
@@ -404,7 +426,7 @@ impl IdIndex {
         self.shared.check()?;
         let mut control = lock(&self.shared.control);
         control.merge_generation += 1;
-        self.shared.changed.notify_all();
+        self.shared.signal();
         let settled = |control: &Control| {
             control.lanes_busy == 0 && control.lanes_seen.iter().all(|&seen| seen == control.merge_generation)
         };
@@ -415,18 +437,19 @@ impl IdIndex {
         self.shared.check()
     }
 
-    /// Stops the background threads (an unfinished merge is abandoned; a flush in progress
-    /// completes) and reports a background failure if there was one. Does not flush: call
-    /// `flush` first for a clean shutdown. Dropping the index does the same, silently.
+    /// Stops the background work on this index (an unfinished merge is abandoned; a flush in
+    /// progress completes; the pool goes on serving other indexes) and reports a background
+    /// failure if there was one. Does not flush: call `flush` first for a clean shutdown.
+    /// Dropping the index does the same, silently.
     pub fn shutdown(self) -> Result<(), StoreError> {
-        self.stop_threads();
+        self.stop_work();
         self.shared.check()
     }
 
-    /// Stops the background threads through a shared reference (a node shutting down while
+    /// Stops the background work through a shared reference (a node shutting down while
     /// readers still hold the index); later flushes and merges do not happen.
     pub fn stop_background(&self) {
-        self.stop_threads();
+        self.stop_work();
     }
 
     /// Memtables, fences and bloom filters, in bytes.
@@ -479,7 +502,7 @@ impl IdIndex {
         }
         writer.frozen_count += 1;
         lock(&self.shared.control).frozen_pending += 1;
-        self.shared.changed.notify_all();
+        self.shared.signal();
         Ok(())
     }
 
@@ -500,20 +523,18 @@ impl IdIndex {
         self.shared.check()
     }
 
-    fn stop_threads(&self) {
+    /// Once this returns no pool thread touches the index any more (and none holds its files).
+    /// Idempotent: `stop_background`, then `shutdown` or drop.
+    fn stop_work(&self) {
         lock(&self.shared.control).stop = true;
         self.shared.changed.notify_all();
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for thread in threads {
-            // A panic there already marked the index failed.
-            let _ = thread.join();
-        }
+        self.shared.pool.deregister(self.slot);
     }
 }
 
 impl Drop for IdIndex {
     fn drop(&mut self) {
-        self.stop_threads();
+        self.stop_work();
     }
 }
 
@@ -537,6 +558,13 @@ impl Shared {
         let _ = self.failure.set(error.to_string());
         let _guard = lock(&self.control);
         self.changed.notify_all();
+    }
+
+    /// Tells whoever waits for this index, and the pool's lanes, that `control` changed in a way
+    /// that may make background work.
+    fn signal(&self) {
+        self.changed.notify_all();
+        self.pool.wake();
     }
 
     fn version(&self) -> Arc<Version> {
