@@ -1,6 +1,6 @@
 //! Many Raft groups per process: three hosts (each a runtime, a log writer thread and a peer
 //! listener, as one `croupier serve` process has) run several ledger groups over real loopback
-//! sockets. Adding a group adds no consensus or log writer thread, every group elects its own
+//! sockets. Adding a group adds no consensus, log writer or index thread, every group elects its own
 //! leader and serves writes, and when a host stops every group fails over.
 
 use std::path::Path;
@@ -158,10 +158,13 @@ async fn many_groups_share_each_hosts_runtime_log_writer_and_listener() {
         HOSTS as usize * (1 + CONSENSUS_WORKER_THREADS_DEFAULT + CONSENSUS_BLOCKING_THREADS_MAX);
     assert_eq!(threads_named("croupier-log-wr"), HOSTS as usize);
     assert!(threads_named("croupier-consen") <= consensus_max);
+    // Every history index of the process (three per group member) shares one pool.
+    assert_eq!(threads_named("id-index"), 3);
     groups.extend(start_groups(root.path(), &hosts, GROUPS_MORE).await);
     write_one_transfer_each(&groups, 1).await;
     assert_eq!(threads_named("croupier-log-wr"), HOSTS as usize);
     assert!(threads_named("croupier-consen") <= consensus_max);
+    assert_eq!(threads_named("id-index"), 3);
     assert_eq!(hosts[0].group_ids(), vec![1, 2, 3, 4, 5]);
     for members in &groups {
         let expected = u128::from(members[0].group_id() * 100);
