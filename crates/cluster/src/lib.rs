@@ -75,7 +75,7 @@ pub use host::{
 pub use recovery::StorageOptions;
 pub use transport::{
     CallError, NetFuture, PeerAcceptor, PeerIo, PeerNet, PeerSecret, PeerStream, RemoteError,
-    TcpNet, PEER_SECRET_BYTES_MIN,
+    TcpNet, HANDSHAKE_CALLER_BYTES, HANDSHAKE_LISTENER_BYTES, PEER_SECRET_BYTES_MIN,
 };
 pub use view::{LedgerView, OperatorTrailPage, ReadError};
 

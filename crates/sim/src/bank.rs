@@ -200,7 +200,15 @@ async fn send_transfer(node: &Node, record: &SharedRecord, process: u64, sent: N
     .await;
     let outcome = match answer {
         Some(Ok(results)) => match results.as_slice() {
-            [CommandResult::Transfers(r)] if r[0] == CreateTransferResult::Ok => Outcome::Ok,
+            // `exists`: this id is already applied (a retried or duplicated request).
+            [CommandResult::Transfers(r)]
+                if matches!(
+                    r[0],
+                    CreateTransferResult::Ok | CreateTransferResult::Exists
+                ) =>
+            {
+                Outcome::Ok
+            }
             // Refused by the ledger (not enough funds): a definite outcome, nothing applied.
             [CommandResult::Transfers(_)] => Outcome::Fail,
             other => panic!("a transfer answered {other:?}"),

@@ -11,13 +11,13 @@ use croupier_cluster::{
 };
 use croupier_store::sim_fs::SimFileSystem;
 
-use crate::net::SimNet;
+use crate::net::{MessageFaults, SimNet};
 
 /// Where every node listens for its peers.
 pub const PEER_PORT: u16 = 9000;
 
 /// The nodes as the harness and the clients see them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Nodes {
     /// The running members, by node id (a crashed node is absent until it is back).
     live: Arc<Mutex<BTreeMap<u64, Node>>>,
@@ -25,6 +25,8 @@ pub struct Nodes {
     disks: Arc<BTreeMap<u64, SimFileSystem>>,
     /// Why each node last stopped or failed to start (for the report of a stuck run).
     stops: Arc<Mutex<BTreeMap<u64, String>>>,
+    /// Duplicated and reordered frames on every node's connections.
+    pub message_faults: Arc<MessageFaults>,
 }
 
 pub fn host_name(node_id: u64) -> String {
@@ -32,8 +34,9 @@ pub fn host_name(node_id: u64) -> String {
 }
 
 impl Nodes {
-    pub fn new(count: u64) -> Nodes {
+    pub fn new(count: u64, message_faults: MessageFaults) -> Nodes {
         Nodes {
+            message_faults: Arc::new(message_faults),
             live: Arc::default(),
             stops: Arc::default(),
             disks: Arc::new((1..=count).map(|id| (id, SimFileSystem::new())).collect()),
@@ -74,7 +77,8 @@ impl Nodes {
     }
 
     async fn start(&self, node_id: u64) -> Result<Node, croupier_cluster::ClusterError> {
-        let host = Host::start(host_config(node_id)).await?;
+        let net = SimNet::new(Arc::clone(&self.message_faults));
+        let host = Host::start(host_config(node_id, net)).await?;
         let disk = self.disks[&node_id].clone();
         let config = node_config(node_id, &self.ids(), disk);
         let node = match host.start_group(LEDGER_GROUP_ID, config).await {
@@ -127,7 +131,7 @@ fn secret() -> PeerSecret {
     PeerSecret::new(b"croupier simulation cluster secret".to_vec()).expect("long enough")
 }
 
-fn host_config(node_id: u64) -> HostConfig {
+fn host_config(node_id: u64, net: SimNet) -> HostConfig {
     HostConfig {
         node_id,
         consensus_worker_threads: 1,
@@ -135,7 +139,7 @@ fn host_config(node_id: u64) -> HostConfig {
             listen: format!("{}:{PEER_PORT}", host_name(node_id)),
             secret: secret(),
             routes: Vec::new(),
-            net: Arc::new(SimNet),
+            net: Arc::new(net),
         }),
         execution: Execution::Inline,
     }

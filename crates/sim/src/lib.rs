@@ -63,6 +63,9 @@ pub struct SimReport {
     pub crashes: u64,
     pub partitions: u64,
     pub disk_faults: u64,
+    /// Frames sent twice, and frames held back behind a later one.
+    pub duplicated: u64,
+    pub reordered: u64,
     pub simulated_ms: u64,
     /// SHA-256 (hex) of the history and the final state: equal for equal seeds.
     pub trace: String,
@@ -102,7 +105,13 @@ fn run_entered(seed: u64, options: &SimOptions) -> Result<(SimReport, Vec<String
         .tcp_capacity(4096)
         .rng_seed(seed)
         .build();
-    let nodes = Nodes::new(options.nodes);
+    // Up to 2% of frames sent twice and 5% held behind the next one (none in a calm run).
+    let (duplicate_rate, reorder_rate) = match options.faults {
+        true => (rng.random_range(0.0..0.02), rng.random_range(0.0..0.05)),
+        false => (0.0, 0.0),
+    };
+    let message_faults = net::MessageFaults::new(seed ^ 0x0dd_f4a3e, duplicate_rate, reorder_rate);
+    let nodes = Nodes::new(options.nodes, message_faults);
     for id in nodes.ids() {
         let nodes = nodes.clone();
         sim.host(host_name(id), move || {
@@ -261,12 +270,13 @@ fn finish(
         .iter()
         .map(|e| e.to_json().to_string())
         .collect();
-    Ok((report(seed, sim, &record, faults, &history), history))
+    Ok((report(seed, sim, nodes, &record, faults, &history), history))
 }
 
 fn report(
     seed: u64,
     sim: &turmoil::Sim<'_>,
+    nodes: &Nodes,
     record: &bank::Record,
     faults: &Faults,
     history: &[String],
@@ -296,6 +306,14 @@ fn report(
         crashes: faults.crashes,
         partitions: faults.partitions,
         disk_faults: faults.disk_faults,
+        duplicated: nodes
+            .message_faults
+            .duplicated
+            .load(std::sync::atomic::Ordering::Relaxed),
+        reordered: nodes
+            .message_faults
+            .reordered
+            .load(std::sync::atomic::Ordering::Relaxed),
         simulated_ms: sim.elapsed().as_millis() as u64,
         trace: digest
             .finalize()

@@ -102,9 +102,10 @@ fn run_one(seed: u64, options: &SimOptions, args: &Args) -> Result<(), String> {
         }
     }
     println!(
-        "seed {}: {} acknowledged, {} refused, {} unknown, {} reads; {} crashes, {} partitions, {} disk faults; {} ms simulated; trace {}",
+        "seed {}: {} acknowledged, {} refused, {} unknown, {} reads; {} crashes, {} partitions, {} disk faults, {} frames duplicated, {} reordered; {} ms simulated; trace {}",
         report.seed, report.acknowledged, report.refused, report.unknown, report.reads,
-        report.crashes, report.partitions, report.disk_faults, report.simulated_ms, report.trace
+        report.crashes, report.partitions, report.disk_faults, report.duplicated, report.reordered,
+        report.simulated_ms, report.trace
     );
     if args.replay {
         let again = replay_in_new_process(seed, args)?;

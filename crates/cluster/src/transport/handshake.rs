@@ -23,6 +23,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Version 2: every frame after the handshake carries a CRC32C (frame.rs); a version 1 peer
 /// is refused at the handshake instead of misreading frames.
 const MAGIC: &[u8; 8] = b"CRPPEER2";
+
+/// Bytes the caller writes before its first frame (hello, then its proof).
+pub const HANDSHAKE_CALLER_BYTES: usize = MAGIC.len() + NONCE_BYTES + MAC_BYTES;
+/// Bytes the listener writes before its first frame (its nonce and proof).
+pub const HANDSHAKE_LISTENER_BYTES: usize = NONCE_BYTES + MAC_BYTES;
 const NONCE_BYTES: usize = 32;
 const MAC_BYTES: usize = 32;
 /// A peer that does not finish the handshake within this is dropped.

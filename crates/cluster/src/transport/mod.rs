@@ -18,7 +18,9 @@ pub use client::CallError;
 pub(crate) use client::Peers;
 pub use frame::RemoteError;
 pub(crate) use frame::{u64_at, Kind};
-pub use handshake::{PeerSecret, PEER_SECRET_BYTES_MIN};
+pub use handshake::{
+    PeerSecret, HANDSHAKE_CALLER_BYTES, HANDSHAKE_LISTENER_BYTES, PEER_SECRET_BYTES_MIN,
+};
 pub use net::{NetFuture, PeerAcceptor, PeerIo, PeerNet, PeerStream, TcpNet};
 pub(crate) use network::PeerNetwork;
 pub(crate) use server::{listen, BoxFuture, GroupService, Registry, Reply};
