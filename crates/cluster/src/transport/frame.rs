@@ -33,9 +33,10 @@ pub(crate) enum Kind {
     Vote = 2,
     /// Opens a checkpoint stream on a connection of its own: vote and snapshot meta.
     SnapshotBegin = 3,
-    /// A piece of the checkpoint archive.
+    /// A piece of the checkpoint archive: its position (u64) and bytes.
     SnapshotChunk = 4,
-    /// The archive is complete: install it (answers a `SnapshotResponse`).
+    /// The archive is complete (its length u64 and CRC32C u32): install it (answers a
+    /// `SnapshotResponse`).
     SnapshotEnd = 5,
     /// A follower hands a batch of commands to the leader.
     Propose = 6,

@@ -3,7 +3,7 @@
 //! each side, so neither answer can be replayed on another connection).
 //!
 //! ```text
-//! caller → listener:  "CRPPEER2" | nonce_c [32]
+//! caller → listener:  "CRPPEER3" | nonce_c [32]
 //! listener → caller:  nonce_s [32] | HMAC(secret, "listener" | nonce_c | nonce_s)
 //! caller → listener:  HMAC(secret, "caller" | nonce_c | nonce_s)
 //! ```
@@ -20,9 +20,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Version 2: every frame after the handshake carries a CRC32C (frame.rs); a version 1 peer
-/// is refused at the handshake instead of misreading frames.
-const MAGIC: &[u8; 8] = b"CRPPEER2";
+/// Version 3: checkpoint chunks carry their position and the stream ends with the archive's
+/// length and CRC32C (checkpoint_stream.rs); version 2 added a CRC32C to every frame. A peer of
+/// another version is refused at the handshake instead of misreading frames.
+const MAGIC: &[u8; 8] = b"CRPPEER3";
 
 /// Bytes the caller writes before its first frame (hello, then its proof).
 pub const HANDSHAKE_CALLER_BYTES: usize = MAGIC.len() + NONCE_BYTES + MAC_BYTES;

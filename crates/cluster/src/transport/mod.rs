@@ -7,6 +7,7 @@
 //! (the same bytes the log stores), so a protobuf layer would only copy them again, and tonic
 //! would add prost, h2 and a build step for four message types.
 
+mod checkpoint_stream;
 mod client;
 mod frame;
 mod handshake;

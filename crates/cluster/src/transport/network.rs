@@ -12,6 +12,7 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 
+use super::checkpoint_stream;
 use super::client::{connect, CallError, Peers};
 use super::frame::{read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 use crate::raft_codec as codec;
@@ -201,6 +202,7 @@ impl PeerClient {
         let mut data = snapshot.snapshot;
         let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES];
         let mut sent = 0u64;
+        let mut digest = 0u32;
         loop {
             let n = data
                 .read(&mut chunk)
@@ -209,13 +211,19 @@ impl PeerClient {
             if n == 0 {
                 break;
             }
-            sent += n as u64;
             bytes.clear();
-            frame(Kind::SnapshotChunk, chunk[..n].to_vec()).encode(&mut bytes);
+            let piece = checkpoint_stream::encode_chunk(sent, &chunk[..n]);
+            frame(Kind::SnapshotChunk, piece).encode(&mut bytes);
+            sent += n as u64;
+            digest = crc32c::crc32c_append(digest, &chunk[..n]);
             write_within(&mut writer, &bytes).await.map_err(network)?;
         }
         bytes.clear();
-        frame(Kind::SnapshotEnd, Vec::new()).encode(&mut bytes);
+        frame(
+            Kind::SnapshotEnd,
+            checkpoint_stream::encode_end(sent, digest),
+        )
+        .encode(&mut bytes);
         write_within(&mut writer, &bytes).await.map_err(network)?;
         writer.flush().await.map_err(|e| network(e.to_string()))?;
         tracing::info!(

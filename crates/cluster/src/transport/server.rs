@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
+use super::checkpoint_stream::{self, Accept, Reassembly};
 use super::frame::{pump_frames, read_frame, Frame, Kind, RemoteError, ERROR, RESPONSE};
 use super::handshake::{self, PeerSecret};
 use super::net::{PeerAcceptor, PeerNet, PeerStream, WriteHalf};
@@ -23,6 +24,12 @@ const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 4;
 /// Mid-checkpoint, the longest wait for the next frame (either side) before the stream is
 /// given up.
 pub(crate) const SNAPSHOT_FRAME_WAIT_MS: u64 = 10_000;
+
+/// A checkpoint stream being received on a connection.
+struct Inbound {
+    chunks: mpsc::Sender<Vec<u8>>,
+    reassembly: Reassembly,
+}
 
 /// A Raft group as the listener sees it.
 pub(crate) trait GroupService: Send + Sync + 'static {
@@ -125,7 +132,7 @@ async fn serve_connection(
     let (mut read_half, write_half) = tokio::io::split(stream);
     let (answers, queued) = mpsc::channel::<Frame>(ANSWERS_QUEUED_MAX);
     tokio::spawn(write_answers(write_half, queued));
-    let mut snapshot: Option<mpsc::Sender<Vec<u8>>> = None;
+    let mut snapshot: Option<Inbound> = None;
     loop {
         // Mid-checkpoint, a sender that goes silent is gone: the stream ends (the receiver
         // discards what it got and frees its one checkpoint slot) instead of holding it.
@@ -147,25 +154,36 @@ async fn serve_connection(
             return Err(format!("unknown request kind {}", frame.kind));
         };
         match kind {
-            Kind::SnapshotChunk => {
-                let Some(chunks) = &snapshot else {
-                    return Err("a checkpoint chunk outside a checkpoint stream".into());
+            Kind::SnapshotChunk | Kind::SnapshotEnd => {
+                let Some(inbound) = &mut snapshot else {
+                    return Err("a checkpoint piece outside a checkpoint stream".into());
                 };
-                if chunks.send(frame.payload).await.is_err() {
-                    // The receiving side gave up and answered already; drop the rest.
+                let piece = match kind {
+                    Kind::SnapshotChunk => checkpoint_stream::decode_chunk(frame.payload)?,
+                    _ => checkpoint_stream::decode_end(&frame.payload)?,
+                };
+                // A gap or a bad digest ends the connection: the channel closes without its end
+                // marker and the receiver discards what it staged.
+                let passed_on = match inbound.reassembly.accept(piece)? {
+                    Accept::Repeated => true,
+                    // An empty chunk marks the end (see `GroupService::receive_snapshot`).
+                    Accept::Complete => {
+                        let _ = inbound.chunks.send(Vec::new()).await;
+                        false
+                    }
+                    Accept::Next(bytes) => inbound.chunks.send(bytes).await.is_ok(),
+                };
+                if !passed_on {
+                    // Complete, or the receiving side gave up and answered already.
                     snapshot = None;
-                }
-            }
-            Kind::SnapshotEnd => {
-                // An empty chunk marks the end: a stream that breaks off closes the channel
-                // without it, and the receiver discards what it got.
-                if let Some(chunks) = snapshot.take() {
-                    let _ = chunks.send(Vec::new()).await;
                 }
             }
             Kind::SnapshotBegin => {
                 let (chunks, receiver) = mpsc::channel(SNAPSHOT_CHUNKS_QUEUED_MAX);
-                snapshot = Some(chunks);
+                snapshot = Some(Inbound {
+                    chunks,
+                    reassembly: Reassembly::default(),
+                });
                 spawn_answer(
                     &registry,
                     frame,

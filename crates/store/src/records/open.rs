@@ -221,6 +221,11 @@ fn recover_above(
                     continue;
                 }
             }
+            None if *first_position < floor => {
+                // Its records were made durable: keep the file for whoever looks into it.
+                let reason = format!("the segment holding durable position {first_position} has no valid header");
+                return Err(StoreError::corrupt(path, 0, None, reason));
+            }
             None => {
                 fs.remove_file(path).map_err(StoreError::io("remove", path))?;
                 report.removed_files.push(path.clone());

@@ -247,6 +247,22 @@ fn torn_header_of_the_last_segment_is_removed() {
 }
 
 #[test]
+fn a_bad_header_below_the_durable_floor_is_corrupt_and_the_file_is_kept() {
+    let fs = SimFileSystem::new();
+    let (mut log, _, _) = open(&fs);
+    append_all(&mut log, 0, 40);
+    let durable = log.sync().unwrap();
+    let last = log.segments().last().unwrap().clone();
+    drop(log);
+    fs.overwrite(&last.path, &[0u8; 10]);
+    let opened = RecordLog::open_above(Arc::new(fs.clone()), DIR, options(SMALL_SEGMENT_BYTES), durable);
+    let (file, _, reason) = expect_corrupt(opened);
+    assert_eq!(file, last.path);
+    assert!(reason.contains("no valid header"), "{reason}");
+    assert_eq!(fs.read(&last.path).as_deref(), Some(&[0u8; 10][..]), "the damaged file is kept");
+}
+
+#[test]
 fn truncate_to_rolls_back_across_segments_and_survives_a_crash() {
     let fs = SimFileSystem::new();
     let (mut log, reader, _) = open(&fs);
