@@ -24,6 +24,16 @@
 //!   9 close_session: [32] token SHA-256      10 revoke_sessions: u128 player
 //!  11 by_operator: text key_id, command (any but 11 or 12): logged before the audit trail
 //!  12 by_operator, recorded: the same, and applying it appends an operator trail record
+//!  13 table: u8 kind, then
+//!       1 configure: table config      2 open: u64 round | [32] commitment | u64 closes_at_ns
+//!       3 bet: u128 bet_id | u128 player | u64 round | spots
+//!       4 close, 6 settle, 7 void: u64 round      5 draw: u64 round | draw
+//!     table config = u32 table_id | u16 len + game | [32] definition SHA-256 | u64 ledger
+//!       | u16 spots | u32 betting_window_ms | u32 draw_delay_ms | limits | u8 closed
+//!     limits = u64 bet_min | u64 bet_max | u64 round_stake_max | u64 payout_max
+//!       | u32 bets_per_round_max
+//!     spots = u8 n (<= 64), n × (u16 spot, u64 amount)
+//!     draw = [32] server seed | u16 n + outcome bytes (<= 512) | u16 n, n × u64 return
 //! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```
@@ -39,8 +49,8 @@
 //! tagged record: u8 tag (1 account, 2 transfer, 3 wallet, 5 operator action) | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 4 (`encode_checkpoint`; versions 3 and 2 are read as
-//! well: 3 ends after the sessions, 2 after the pendings):
+//! Checkpoint of the hot state, version 5 (`encode_checkpoint`; versions 4, 3 and 2 are read
+//! as well: 4 ends after the operator chain, 3 after the sessions, 2 after the pendings):
 //! ```text
 //! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
 //! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
@@ -51,6 +61,13 @@
 //!     text password_hash, u8 n, n × (u64 ledger, u128 wallet account)
 //! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
 //! u64 operator actions | [32] hash of the last one (the audit trail's head)
+//! u32 n tables (by id): table config | u32 next_round | u8 has current, [round]
+//!     | u8 n recent (<= 10), n × round
+//! round = u64 id | u8 state | u64 opened_at | u64 closes_at | [32] commitment | limits
+//!     | u32 draw_delay_ms | u8 has draw, [draw] | u32 settled_bets | u64 stakes_total
+//!     | u128 paid_total | u64 finished_at | u32 n bets, n × (u128 bet_id | u128 player
+//!     | u128 wallet | spots | u64 stake | u128 balance_after_bet | u8 settled | u64 paid
+//!     | u128 balance_after_settlement)
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
@@ -66,9 +83,12 @@
 //!   4 tick
 //!   5 player: u8 outcome (1 created + u128 player, 2 username taken, 3 session opened +
 //!     u64 expires_at, 4 sessions closed + u32 count, 5 player not found, 6 session not found)
+//!   6 table: u8 outcome (its place in `codec::tables::OUTCOMES`), then u128 balance for
+//!     bet_accepted and insufficient_funds, u32 bets + u8 finished for settled_bets
 //! ```
 
 mod players;
+mod tables;
 
 use std::io;
 
@@ -87,8 +107,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 4;
-/// Earlier checkpoint versions, still read: 3 has no operator chain, 2 no players either.
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 5;
+/// Earlier checkpoint versions, still read: 4 has no tables, 3 no operator chain either, 2 no
+/// players either.
+const CHECKPOINT_FORMAT_VERSION_V4: u8 = 4;
 const CHECKPOINT_FORMAT_VERSION_V3: u8 = 3;
 const CHECKPOINT_FORMAT_VERSION_V2: u8 = 2;
 pub const RESULTS_FORMAT_VERSION: u8 = 1;
@@ -284,6 +306,7 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
     }
     Writer(&mut buffer).u64(frozen.operators.count);
     buffer.extend_from_slice(&frozen.operators.head);
+    Writer(&mut buffer).checkpoint_tables(frozen.tables.values().map(|table| table.as_ref()));
     out.write_all(&buffer)
 }
 
@@ -302,6 +325,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V4,
         CHECKPOINT_FORMAT_VERSION_V3,
         CHECKPOINT_FORMAT_VERSION_V2,
     ];
@@ -337,7 +361,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     if version >= CHECKPOINT_FORMAT_VERSION_V3 {
         decode_checkpoint_directory(&mut r, &mut ledger)?;
     }
-    if version >= CHECKPOINT_FORMAT_VERSION {
+    if version >= CHECKPOINT_FORMAT_VERSION_V4 {
         let count = r.u64()?;
         let head = r.slice(32)?.try_into().expect("32 bytes");
         let empty_with_head = count == 0 && head != [0; 32];
@@ -345,6 +369,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
             return Err(r.invalid("operator chain", r.offset - 32));
         }
         ledger.operators = OperatorChain { count, head };
+    }
+    if version >= CHECKPOINT_FORMAT_VERSION {
+        ledger.tables = r.checkpoint_tables()?;
     }
     r.finish()?;
     ledger
@@ -592,6 +619,7 @@ impl Writer<'_> {
                 self.key(&rollback.rolled_back_transaction_id);
             }
             Command::Tick => self.u8(TAG_TICK),
+            Command::Table(command) => self.table_command(command),
             other => {
                 let encoded = self.player_command(other);
                 assert!(encoded, "every command has an encoding");
@@ -698,6 +726,10 @@ impl Writer<'_> {
             CommandResult::Player(outcome) => {
                 self.u8(RESULT_TAG_PLAYER);
                 self.player_outcome(outcome);
+            }
+            CommandResult::Table(outcome) => {
+                self.u8(tables::RESULT_TAG_TABLE);
+                self.table_outcome(outcome);
             }
         }
     }
@@ -941,6 +973,7 @@ impl<'a> Reader<'a> {
                 }))
             }
             TAG_TICK => Ok(Command::Tick),
+            tables::TAG_TABLE => Ok(Command::Table(self.table_command()?)),
             tag => self.player_command(tag, offset),
         }
     }
@@ -1084,6 +1117,7 @@ impl<'a> Reader<'a> {
             RESULT_TAG_WALLET => Ok(CommandResult::Wallet(self.outcome()?)),
             RESULT_TAG_TICK => Ok(CommandResult::Tick),
             RESULT_TAG_PLAYER => Ok(CommandResult::Player(self.player_outcome()?)),
+            tables::RESULT_TAG_TABLE => Ok(CommandResult::Table(self.table_outcome()?)),
             _ => Err(self.invalid("result tag", offset)),
         }
     }

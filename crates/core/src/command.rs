@@ -23,6 +23,8 @@ pub enum Command {
     CloseSession(TokenHash),
     /// Closes every session of a player (an operator's revocation).
     RevokeSessions(PlayerId),
+    /// Live tables and their rounds (`crate::tables`).
+    Table(crate::tables::TableCommand),
     /// A command an operator's key asked for. Never nested. When `recorded`, applying it also
     /// appends a record to the operator audit trail (`crate::operators`); it is false only for
     /// entries logged before the trail existed (codec tag 11), which must apply as they did.
@@ -59,6 +61,7 @@ pub enum CommandResult {
     Wallet(WalletOutcome),
     Tick,
     Player(PlayerOutcome),
+    Table(crate::tables::TableOutcome),
 }
 
 /// The content of one log entry: the leader's timestamp and a batch of commands.

@@ -29,6 +29,7 @@ pub(crate) mod hashing;
 mod invariants;
 pub(crate) mod paged;
 mod pending;
+mod table_ops;
 mod transfers;
 mod wallet_ops;
 
@@ -63,6 +64,7 @@ pub struct FrozenLedger {
     pub(crate) players: PagedVec<crate::players::Player>,
     pub(crate) sessions: PagedVec<Option<crate::players::Session>>,
     pub(crate) operators: OperatorChain,
+    pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
 }
 
 impl FrozenLedger {
@@ -213,6 +215,12 @@ pub struct Ledger {
     pub(crate) directory: Directory,
     /// The operator audit trail's length and head (`crate::operators`).
     pub(crate) operators: OperatorChain,
+    /// Live tables with their current and recent rounds; shared copy-on-write with
+    /// checkpoints (a write after a freeze copies that one table).
+    pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
+    /// The timestamp of the entry being applied (what table deadlines are compared with: a
+    /// bet is late when its entry is stamped at or after the close).
+    entry_ns: u64,
     entry: EntryState,
     undo: UndoLog,
 }
@@ -247,6 +255,7 @@ impl Ledger {
             players: self.directory.players.clone(),
             sessions: self.directory.sessions.slots.share(),
             operators: self.operators,
+            tables: self.tables.clone(),
         }
     }
 
@@ -338,7 +347,8 @@ impl Ledger {
                 | Command::CreatePlayer(_)
                 | Command::OpenSession(_)
                 | Command::CloseSession(_)
-                | Command::RevokeSessions(_) => {}
+                | Command::RevokeSessions(_)
+                | Command::Table(_) => {}
             }
         }
     }
@@ -387,6 +397,7 @@ impl Ledger {
         let entry_timestamp =
             timestamp_ns.max(self.clock.checked_add(1).expect("ledger clock overflowed"));
         self.clock = entry_timestamp - 1;
+        self.entry_ns = entry_timestamp;
         self.expire_pending_transfers(entry_timestamp);
         self.expire_sessions(entry_timestamp);
         let results = commands
@@ -433,6 +444,7 @@ impl Ledger {
             Command::OpenSession(session) => CommandResult::Player(self.open_session(session)),
             Command::CloseSession(token) => CommandResult::Player(self.close_session(token)),
             Command::RevokeSessions(player) => CommandResult::Player(self.revoke_sessions(*player)),
+            Command::Table(command) => CommandResult::Table(self.apply_table(command)),
             // The effect is the command's own; the operator's identity and what the command
             // did go to the audit trail.
             Command::ByOperator {

@@ -23,6 +23,7 @@ pub mod memory;
 pub mod operators;
 pub mod players;
 pub mod reads;
+pub mod tables;
 pub mod types;
 pub mod wallet;
 

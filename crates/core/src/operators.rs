@@ -41,10 +41,11 @@ pub enum CommandKind {
     OpenSession = 8,
     CloseSession = 9,
     RevokeSessions = 10,
+    Table = 13,
 }
 
 impl CommandKind {
-    const ALL: [CommandKind; 10] = [
+    const ALL: [CommandKind; 11] = [
         CommandKind::CreateAccounts,
         CommandKind::CreateTransfers,
         CommandKind::WalletBet,
@@ -55,6 +56,7 @@ impl CommandKind {
         CommandKind::OpenSession,
         CommandKind::CloseSession,
         CommandKind::RevokeSessions,
+        CommandKind::Table,
     ];
 
     /// The kind of a command that is not itself an operator wrapper.
@@ -70,6 +72,7 @@ impl CommandKind {
             Command::OpenSession(_) => CommandKind::OpenSession,
             Command::CloseSession(_) => CommandKind::CloseSession,
             Command::RevokeSessions(_) => CommandKind::RevokeSessions,
+            Command::Table(_) => CommandKind::Table,
             Command::ByOperator { .. } => panic!("operator commands are never nested"),
         }
     }
@@ -86,6 +89,7 @@ impl CommandKind {
             CommandKind::OpenSession => "open_session",
             CommandKind::CloseSession => "close_session",
             CommandKind::RevokeSessions => "revoke_sessions",
+            CommandKind::Table => "table",
         }
     }
 
@@ -269,6 +273,7 @@ fn item_counts(result: &CommandResult) -> (u32, u32) {
         ),
         CommandResult::Wallet(outcome) => (1, u32::from(!outcome.is_ok())),
         CommandResult::Player(outcome) => (1, u32::from(outcome.code() != "ok")),
+        CommandResult::Table(outcome) => (1, u32::from(!outcome.is_ok())),
         CommandResult::Tick => (0, 0),
     }
 }

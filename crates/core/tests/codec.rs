@@ -292,7 +292,7 @@ fn every_history_record_round_trips_through_the_codec() {
 fn empty_ledger_round_trips() {
     let h = Harness::new();
     let bytes = snapshot(&h);
-    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 4 + 8 + 32);
+    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 4 + 8 + 32 + 4);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
@@ -303,7 +303,7 @@ fn checkpoints_written_before_players_existed_still_load() {
     let mut bytes = snapshot(&h);
     // Version 2 ended after the pending transfers: no player or session counts.
     bytes[0] = 2;
-    bytes.truncate(bytes.len() - 16 - 40);
+    bytes.truncate(bytes.len() - 16 - 40 - 4);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
@@ -314,10 +314,22 @@ fn checkpoints_written_before_the_operator_trail_still_load() {
     let mut bytes = snapshot(&h);
     // Version 3 ended after the sessions: no operator chain.
     bytes[0] = 3;
-    bytes.truncate(bytes.len() - 40);
+    bytes.truncate(bytes.len() - 40 - 4);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
     assert_eq!(restored.ledger.operator_chain().count, 0);
+}
+
+#[test]
+fn checkpoints_written_before_tables_still_load() {
+    let h = Harness::with_players(&[20], 100);
+    let mut bytes = snapshot(&h);
+    // Version 4 ended after the operator chain: no tables section.
+    bytes[0] = 4;
+    bytes.truncate(bytes.len() - 4);
+    let restored = restore(&h, &bytes).unwrap();
+    assert_eq!(restored.totals(), h.ledger.totals());
+    assert_eq!(restored.ledger.tables().count(), 0);
 }
 
 #[test]
@@ -536,7 +548,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     assert_eq!(decode_results(&version), Err(DecodeError::Version(9)));
     let cases: [(usize, u8, &str); 3] = [
         (5, 0, "result tag"),
-        (5, 6, "result tag"),
+        (5, 7, "result tag"),
         (
             10,
             CreateAccountResult::ALL.len() as u8,

@@ -516,6 +516,7 @@ fn check_result_shape(command: &Command, result: &CommandResult) -> Result<(), T
             CommandResult::Wallet(_),
         ) => true,
         (Command::Tick, CommandResult::Tick) => true,
+        (Command::Table(_), CommandResult::Table(_)) => true,
         (
             Command::CreatePlayer(_)
             | Command::OpenSession(_)
@@ -563,6 +564,9 @@ fn random_logs_exercise_the_interesting_paths() {
                         });
                     }
                     CommandResult::Tick => {}
+                    CommandResult::Table(outcome) => {
+                        codes.insert(format!("table:{}", outcome.code()));
+                    }
                     CommandResult::Player(outcome) => {
                         codes.insert(
                             format!("player:{outcome:?}")

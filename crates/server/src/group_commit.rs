@@ -226,6 +226,7 @@ pub fn command_bytes(command: &Command) -> usize {
                 keys(&[&player.username, &player.password_hash])
                     + size_of_val(player.currencies.as_slice())
             }
+            Command::Table(table) => table_command_bytes(table),
             Command::Tick
             | Command::OpenSession(_)
             | Command::CloseSession(_)
@@ -234,6 +235,16 @@ pub fn command_bytes(command: &Command) -> usize {
                 key_id, command, ..
             } => key_id.len() + command_bytes(command),
         }
+}
+
+fn table_command_bytes(command: &croupier_core::tables::TableCommand) -> usize {
+    use croupier_core::tables::TableCommand as T;
+    match command {
+        T::Configure(config) => config.game.len(),
+        T::Bet(bet) => size_of_val(bet.spots.as_slice()),
+        T::Draw { draw, .. } => draw.outcome.len() + size_of_val(draw.returns.as_slice()),
+        T::Open { .. } | T::Close { .. } | T::Settle { .. } | T::Void { .. } => 0,
+    }
 }
 
 fn command_items(command: &Command) -> usize {

@@ -211,14 +211,19 @@ impl Ledger {
         Ok(slot)
     }
 
-    fn balance_of(&self, player_slot: u32) -> u128 {
+    pub(super) fn balance_of(&self, player_slot: u32) -> u128 {
         available_balance(self.account_at(player_slot))
     }
 
     /// Moves `amount` between a player and the house as a posted transfer with the next wallet
     /// id. Callers have decided it may happen; the house has no limits and the player side is
     /// only ever debited after a balance check.
-    fn wallet_transfer(&mut self, debit_slot: u32, credit_slot: u32, amount: u64) -> TransferId {
+    pub(super) fn wallet_transfer(
+        &mut self,
+        debit_slot: u32,
+        credit_slot: u32,
+        amount: u64,
+    ) -> TransferId {
         assert!(amount > 0);
         let id = wallet_transfer_id(self.wallet_sequence);
         self.wallet_sequence += 1;

@@ -1,0 +1,406 @@
+//! Live tables and their rounds, as ledger state: a table runs one game, round after round,
+//! `open` → `closed` → `drawn` → `settled` (or `voided`), every transition a command in the log.
+//!
+//! The state machine never runs game code (`core` must not know the games crate): the leader
+//! draws the outcome and writes, with the revealed server seed, the *return per unit staked of
+//! every spot* for that outcome into the draw command. Settlement is then arithmetic the state
+//! machine does itself, the same on every replica and in the auditor, who can recompute the
+//! returns from the outcome with the certified game definition. So a leader cannot pay one
+//! bettor differently from another on the same spot, and every accepted bet is settled exactly
+//! once, in bet order, by `Settle` commands that each settle a bounded number of bets.
+//!
+//! Time comes from the log: a bet in an entry stamped at or after the round's `closes_at` is
+//! refused, and a draw is accepted only at `closes_at` plus the table's `draw_delay_ms` (the
+//! clock-skew bound), so no bet can be placed once the outcome can be known.
+//!
+//! A round that cannot be drawn (its leader crashed with the server seed) is voided: every bet
+//! is refunded exactly once, by the same bounded `Settle` steps. A drawn round is never voided.
+
+use crate::ids::{AccountId, LedgerCode};
+
+pub type TableId = u32;
+/// `table_id << 32 | round number` (JSON-safe while table ids stay below `TABLE_ID_MAX`).
+pub type RoundId = u64;
+/// A bet's client-chosen id: unique within its round (a retry answers the original result).
+pub type BetId = u128;
+/// A player id (`crate::ids::player_id`).
+pub type PlayerId = u128;
+
+/// Table ids are 1..=TABLE_ID_MAX, so round ids stay below 2^53.
+pub const TABLE_ID_MAX: TableId = (1 << 20) - 1;
+pub const GAME_NAME_LEN_MAX: usize = 32;
+/// Most spots a game may offer (roulette has 157).
+pub const SPOTS_MAX: u16 = 1024;
+/// Most spots one bet may cover.
+pub const SPOTS_PER_BET_MAX: usize = 64;
+/// Largest encoded outcome the draw carries (opaque to the ledger).
+pub const OUTCOME_BYTES_MAX: usize = 512;
+/// Returns are per unit staked, stake included, in these units (games' `RETURN_SCALE`).
+pub const RETURN_SCALE: u64 = 10_000;
+/// Most bets one `Settle` command settles: a large round takes several entries instead of one
+/// long apply that would stall every other write.
+pub const SETTLEMENTS_PER_COMMAND_MAX: usize = 4_096;
+/// Settled rounds kept per table for game recall and bet retries (regulators ask for 10).
+pub const RECENT_ROUNDS_KEPT: usize = 10;
+/// Upper bound on a table's `bets_per_round_max` (memory is bounded by this × rounds kept).
+pub const BETS_PER_ROUND_LIMIT: u32 = 200_000;
+pub const BETTING_WINDOW_MS_MAX: u32 = 600_000;
+pub const DRAW_DELAY_MS_MAX: u32 = 60_000;
+
+pub fn round_id(table: TableId, number: u32) -> RoundId {
+    (u64::from(table) << 32) | u64::from(number)
+}
+
+/// The table and number of a round id.
+pub fn round_parts(round: RoundId) -> (TableId, u32) {
+    ((round >> 32) as TableId, round as u32)
+}
+
+/// A table's configuration. Limits apply from the next round opened after a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    pub table_id: TableId,
+    /// The game's name in the catalogue (`croupier games list`).
+    pub game: String,
+    /// SHA-256 of the certified definition the table runs: the node checks it before
+    /// configuring, and it is on record with every round.
+    pub definition_sha256: [u8; 32],
+    /// The currency: bets come from the player's wallet in this ledger.
+    pub ledger: LedgerCode,
+    /// How many spots the game offers; bets name spots by index.
+    pub spots: u16,
+    pub betting_window_ms: u32,
+    /// Wait after the close before the draw: the bound on clock skew between leaders.
+    pub draw_delay_ms: u32,
+    pub limits: TableLimits,
+    /// A closed table opens no new round (the current one finishes).
+    pub closed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Per spot, per bet.
+    pub bet_min: u64,
+    pub bet_max: u64,
+    /// Sum of every stake in a round.
+    pub round_stake_max: u64,
+    /// Most one player is paid in one round (the rest of a larger win is not paid, as the
+    /// table's rules state).
+    pub payout_max: u64,
+    pub bets_per_round_max: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableConfigError {
+    #[error("table id must be 1 to {TABLE_ID_MAX}")]
+    TableId,
+    #[error("game name must be 1 to {GAME_NAME_LEN_MAX} characters of a-z, 0-9 and -")]
+    GameName,
+    #[error("spots must be 1 to {SPOTS_MAX}")]
+    Spots,
+    #[error("betting window must be 1 to {BETTING_WINDOW_MS_MAX} ms")]
+    BettingWindow,
+    #[error("draw delay must be at most {DRAW_DELAY_MS_MAX} ms")]
+    DrawDelay,
+    #[error("limits must satisfy 1 <= bet_min <= bet_max <= round_stake_max and payout_max >= 1")]
+    Limits,
+    #[error("bets per round must be 1 to {BETS_PER_ROUND_LIMIT}")]
+    BetsPerRound,
+}
+
+impl TableConfig {
+    pub fn check(&self) -> Result<(), TableConfigError> {
+        use TableConfigError as E;
+        if self.table_id == 0 || self.table_id > TABLE_ID_MAX {
+            return Err(E::TableId);
+        }
+        let name_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+        if !(1..=GAME_NAME_LEN_MAX).contains(&self.game.len()) || !self.game.bytes().all(name_ok) {
+            return Err(E::GameName);
+        }
+        if self.spots == 0 || self.spots > SPOTS_MAX {
+            return Err(E::Spots);
+        }
+        if self.betting_window_ms == 0 || self.betting_window_ms > BETTING_WINDOW_MS_MAX {
+            return Err(E::BettingWindow);
+        }
+        if self.draw_delay_ms > DRAW_DELAY_MS_MAX {
+            return Err(E::DrawDelay);
+        }
+        let l = &self.limits;
+        let ordered = 1 <= l.bet_min && l.bet_min <= l.bet_max && l.bet_max <= l.round_stake_max;
+        if !ordered || l.payout_max == 0 {
+            return Err(E::Limits);
+        }
+        if l.bets_per_round_max == 0 || l.bets_per_round_max > BETS_PER_ROUND_LIMIT {
+            return Err(E::BetsPerRound);
+        }
+        Ok(())
+    }
+}
+
+/// One stake on one spot of a bet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpotStake {
+    pub spot: u16,
+    pub amount: u64,
+}
+
+/// A player's bet: all its spots are accepted together or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableBet {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub round_id: RoundId,
+    pub spots: Vec<SpotStake>,
+}
+
+/// The leader's draw: the revealed seed (its SHA-256 is the round's commitment), the outcome
+/// as the game encodes it, and every spot's return for that outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Draw {
+    pub server_seed: [u8; 32],
+    pub outcome: Vec<u8>,
+    /// Per spot (index-aligned with the game's spots): what one unit staked returns, stake
+    /// included, in `RETURN_SCALE` units.
+    pub returns: Vec<u64>,
+}
+
+/// Commands on tables. All but `Bet` come from the leader's table scheduler or an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableCommand {
+    /// Creates a table or changes it (from its next round on).
+    Configure(TableConfig),
+    /// Opens the table's next round (the previous one must be finished).
+    Open {
+        round_id: RoundId,
+        commitment: [u8; 32],
+        closes_at_ns: u64,
+    },
+    Bet(TableBet),
+    Close {
+        round_id: RoundId,
+    },
+    Draw {
+        round_id: RoundId,
+        draw: Draw,
+    },
+    /// Settles (or, for a voided round, refunds) the next bets, at most
+    /// `SETTLEMENTS_PER_COMMAND_MAX`; the round is finished when none remain.
+    Settle {
+        round_id: RoundId,
+    },
+    /// Voids a round that has not been drawn: its bets are refunded by `Settle`.
+    Void {
+        round_id: RoundId,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundState {
+    Open,
+    Closed,
+    Drawn,
+    /// Voided, refunds under way.
+    Voiding,
+    Settled,
+    Voided,
+}
+
+impl RoundState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundState::Open => "open",
+            RoundState::Closed => "closed",
+            RoundState::Drawn => "drawn",
+            RoundState::Voiding => "voiding",
+            RoundState::Settled => "settled",
+            RoundState::Voided => "voided",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, RoundState::Settled | RoundState::Voided)
+    }
+
+    pub fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(raw: u8) -> Option<Self> {
+        use RoundState::*;
+        [Open, Closed, Drawn, Voiding, Settled, Voided]
+            .get(raw as usize)
+            .copied()
+    }
+}
+
+/// A bet the table accepted, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedBet {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub wallet: AccountId,
+    pub spots: Vec<SpotStake>,
+    pub stake: u64,
+    /// The player's available balance right after the stake was taken.
+    pub balance_after_bet: u128,
+    /// Paid back at settlement (a refund for a voided round); `None` until settled.
+    pub paid: Option<u64>,
+    /// The player's available balance right after the settlement.
+    pub balance_after_settlement: u128,
+}
+
+/// A round as the ledger holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    pub round_id: RoundId,
+    pub state: RoundState,
+    pub opened_at_ns: u64,
+    pub closes_at_ns: u64,
+    pub commitment: [u8; 32],
+    /// The configuration the round runs under (a change applies from the next round).
+    pub limits: TableLimits,
+    pub draw_delay_ms: u32,
+    pub draw: Option<Draw>,
+    pub bets: Vec<PlacedBet>,
+    /// Bet id → position in `bets` (rebuilt when a checkpoint is read).
+    pub(crate) bet_index: std::collections::BTreeMap<BetId, u32>,
+    /// Bets settled so far (in bet order).
+    pub settled_bets: u32,
+    pub stakes_total: u64,
+    pub paid_total: u128,
+    /// What each player has been paid so far in a drawn round's settlement, for the
+    /// `payout_max` cap (rebuilt from the settled bets when a checkpoint is read; emptied once
+    /// the round is finished).
+    pub(crate) paid_by_player: std::collections::BTreeMap<PlayerId, u128>,
+    /// When the round was settled or voided.
+    pub finished_at_ns: u64,
+}
+
+impl Round {
+    pub fn bet(&self, bet_id: BetId) -> Option<&PlacedBet> {
+        self.bet_index
+            .get(&bet_id)
+            .map(|&at| &self.bets[at as usize])
+    }
+}
+
+/// A table: its configuration, its current round and the last finished ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub config: TableConfig,
+    /// The next round's number (rounds are numbered from 1).
+    pub next_round: u32,
+    pub current: Option<Round>,
+    /// Finished rounds, oldest first, at most `RECENT_ROUNDS_KEPT`.
+    pub recent: std::collections::VecDeque<Round>,
+}
+
+impl Table {
+    /// The current round or one of the recent ones.
+    pub fn round(&self, round_id: RoundId) -> Option<&Round> {
+        self.current
+            .iter()
+            .chain(self.recent.iter())
+            .find(|round| round.round_id == round_id)
+    }
+}
+
+/// The answer to a table command. Rejections change nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOutcome {
+    Ok,
+    /// `balance`: the player's available balance right after the stake was taken.
+    BetAccepted {
+        balance: u128,
+    },
+    /// A settle step: how many bets it settled, and whether the round is now finished.
+    SettledBets {
+        bets: u32,
+        finished: bool,
+    },
+    TableNotFound,
+    TableConfigInvalid,
+    TableClosed,
+    /// Open while the current round is unfinished, or with a round id out of sequence.
+    RoundInProgress,
+    RoundNotFound,
+    /// The round exists but is not in the state the command needs.
+    RoundStateInvalid,
+    /// The bet's entry is stamped at or after the close time.
+    RoundClosed,
+    /// A close or draw before its time.
+    TooEarly,
+    CommitmentMismatch,
+    /// A draw whose returns do not match the table's spots, or whose outcome is too large.
+    DrawInvalid,
+    /// A close time in the past.
+    ClosesAtInvalid,
+    UnknownSpot,
+    SpotsInvalid,
+    BetBelowMin,
+    BetAboveMax,
+    RoundStakeLimit,
+    TooManyBets,
+    InsufficientFunds {
+        balance: u128,
+    },
+    PlayerNotFound,
+    /// The player has no wallet in the table's currency.
+    NoWalletInCurrency,
+    PlayerAccountClosed,
+    /// The bet id was used in this round for another bet.
+    BetConflict,
+}
+
+impl TableOutcome {
+    pub fn is_ok(self) -> bool {
+        matches!(
+            self,
+            TableOutcome::Ok | TableOutcome::BetAccepted { .. } | TableOutcome::SettledBets { .. }
+        )
+    }
+
+    /// Stable snake_case code, as the API spells it.
+    pub fn code(self) -> &'static str {
+        use TableOutcome::*;
+        match self {
+            Ok => "ok",
+            BetAccepted { .. } => "bet_accepted",
+            SettledBets { .. } => "settled_bets",
+            TableNotFound => "table_not_found",
+            TableConfigInvalid => "table_config_invalid",
+            TableClosed => "table_closed",
+            RoundInProgress => "round_in_progress",
+            RoundNotFound => "round_not_found",
+            RoundStateInvalid => "round_state_invalid",
+            RoundClosed => "round_closed",
+            TooEarly => "too_early",
+            CommitmentMismatch => "commitment_mismatch",
+            DrawInvalid => "draw_invalid",
+            ClosesAtInvalid => "closes_at_invalid",
+            UnknownSpot => "unknown_spot",
+            SpotsInvalid => "spots_invalid",
+            BetBelowMin => "bet_below_min",
+            BetAboveMax => "bet_above_max",
+            RoundStakeLimit => "round_stake_limit",
+            TooManyBets => "too_many_bets",
+            InsufficientFunds { .. } => "insufficient_funds",
+            PlayerNotFound => "player_not_found",
+            NoWalletInCurrency => "no_wallet_in_currency",
+            PlayerAccountClosed => "player_account_closed",
+            BetConflict => "bet_conflict",
+        }
+    }
+}
+
+/// What a bet returns for a drawn round: the sum over its spots of stake × return, rounded
+/// down to a minor unit. u128 arithmetic: a u64 stake times a u64 return cannot overflow.
+pub fn bet_return(spots: &[SpotStake], returns: &[u64]) -> u128 {
+    spots
+        .iter()
+        .map(|s| u128::from(s.amount) * u128::from(returns[s.spot as usize]))
+        .sum::<u128>()
+        / u128::from(RETURN_SCALE)
+}
