@@ -530,7 +530,9 @@ async fn check_events(node: &Node, present: &Present, ctx: &str) {
                     "{ctx}: wallet answer {} published twice",
                     record.key
                 ),
-                HistoryRecord::AccountCreated(_) | HistoryRecord::OperatorAction(_) => {}
+                HistoryRecord::AccountCreated(_)
+                | HistoryRecord::OperatorAction(_)
+                | HistoryRecord::Table(_) => {}
             }
         }
         after = page.next;

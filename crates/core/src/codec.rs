@@ -46,7 +46,14 @@
 //! wallet record: u64 timestamp | key | u8 kind | body (see `wallet_entry`)
 //! account (account_created events): as in a checkpoint, without the history pointer
 //! operator action record, exactly `operators::OPERATOR_RECORD_BYTES` (see there)
-//! tagged record: u8 tag (1 account, 2 transfer, 3 wallet, 5 operator action) | record
+//! table event: u64 round | u64 timestamp | u8 kind, then
+//!   1 round opened: u64 seq | [32] commitment | u64 closes_at_ns
+//!   2 bet placed: u128 bet_id | u128 player | spots | u64 stake | u128 balance
+//!   3 round closed: u64 seq | u32 bets | u64 stakes_total      4 round drawn: u64 seq | draw
+//!   5 bet settled: u128 bet_id | u128 player | u64 stake | u64 paid | u128 balance
+//!   6 round finished: u64 seq | u8 voided | u32 bets | u64 stakes_total | u128 paid_total
+//! tagged record: u8 tag (1 account, 2 transfer, 3 wallet, 5 operator action, 6 table event)
+//!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
 //! Checkpoint of the hot state, version 5 (`encode_checkpoint`; versions 4, 3 and 2 are read
@@ -62,7 +69,7 @@
 //! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
 //! u64 operator actions | [32] hash of the last one (the audit trail's head)
 //! u32 n tables (by id): table config | u32 next_round | u8 has current, [round]
-//!     | u8 n recent (<= 10), n × round
+//!     | u8 n recent (<= 10), n × round | u64 round events published
 //! round = u64 id | u8 state | u64 opened_at | u64 closes_at | [32] commitment | limits
 //!     | u32 draw_delay_ms | u8 has draw, [draw] | u32 settled_bets | u64 stakes_total
 //!     | u128 paid_total | u64 finished_at | u32 n bets, n × (u128 bet_id | u128 player
@@ -128,6 +135,7 @@ const RECORD_TAG_WALLET: u8 = 3;
 /// An event body that names a transfer of history by sequence number instead of repeating it.
 const RECORD_TAG_TRANSFER_REF: u8 = 4;
 const RECORD_TAG_OPERATOR: u8 = 5;
+const RECORD_TAG_TABLE: u8 = 6;
 
 /// The body of a committed event as stored: the record itself, or (for transfers, the bulk of
 /// all events) a reference to the transfer record history already holds, so the event log
@@ -507,6 +515,10 @@ pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
             out.push(RECORD_TAG_OPERATOR);
             action.encode(out);
         }
+        HistoryRecord::Table(event) => {
+            out.push(RECORD_TAG_TABLE);
+            Writer(out).table_event(event);
+        }
     }
 }
 
@@ -523,6 +535,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<HistoryRecord, DecodeError> {
         }
         RECORD_TAG_TRANSFER => decode_transfer_record(body).map(HistoryRecord::Transfer),
         RECORD_TAG_WALLET => decode_wallet_record(body).map(HistoryRecord::Wallet),
+        RECORD_TAG_TABLE => {
+            let mut r = Reader::new(body);
+            let event = r.table_event()?;
+            r.finish()?;
+            Ok(HistoryRecord::Table(event))
+        }
         RECORD_TAG_OPERATOR => OperatorAction::decode(body)
             .map(HistoryRecord::OperatorAction)
             .ok_or(DecodeError::Invalid {

@@ -120,6 +120,8 @@ pub enum HistoryRecord {
     Wallet(WalletRecord),
     /// A command an operator's key asked for (`crate::operators`).
     OperatorAction(OperatorAction),
+    /// A table's round moved or a bet was placed or settled (`crate::tables`).
+    Table(crate::tables::TableEvent),
 }
 
 impl HistoryRecord {
@@ -130,6 +132,7 @@ impl HistoryRecord {
             HistoryRecord::Transfer(stored) => stored.transfer.timestamp,
             HistoryRecord::Wallet(record) => record.timestamp,
             HistoryRecord::OperatorAction(action) => action.timestamp,
+            HistoryRecord::Table(event) => event.timestamp,
         }
     }
 
@@ -140,6 +143,7 @@ impl HistoryRecord {
             HistoryRecord::Transfer(stored) => stored.kind().name(),
             HistoryRecord::Wallet(record) => record.entry.event_type(),
             HistoryRecord::OperatorAction(_) => "operator_action",
+            HistoryRecord::Table(event) => event.event_type(),
         }
     }
 }
@@ -311,7 +315,10 @@ pub enum IndexedKey<'a> {
 pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)) {
     match record {
         // Operator actions are found by their sequence number (fixed-size records).
-        HistoryRecord::AccountCreated(_) | HistoryRecord::OperatorAction(_) => {}
+        // Tables keep their rounds hot; their events are found by position in the feed.
+        HistoryRecord::AccountCreated(_)
+        | HistoryRecord::OperatorAction(_)
+        | HistoryRecord::Table(_) => {}
         HistoryRecord::Transfer(stored) => {
             each(IndexedKey::Transfer(stored.transfer.id));
             if stored.resolves_pending() {

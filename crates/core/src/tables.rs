@@ -295,6 +295,8 @@ pub struct Table {
     pub current: Option<Round>,
     /// Finished rounds, oldest first, at most `RECENT_ROUNDS_KEPT`.
     pub recent: std::collections::VecDeque<Round>,
+    /// Round-level events published so far (the last one's `seq`).
+    pub events_published: u64,
 }
 
 impl Table {
@@ -403,4 +405,74 @@ pub fn bet_return(spots: &[SpotStake], returns: &[u64]) -> u128 {
         .map(|s| u128::from(s.amount) * u128::from(returns[s.spot as usize]))
         .sum::<u128>()
         / u128::from(RETURN_SCALE)
+}
+
+/// What happened at a table, as history yields it (an event of the committed feed; tables
+/// keep their state hot, so these records go to the event log only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableEvent {
+    pub round_id: RoundId,
+    pub timestamp: u64,
+    pub kind: TableEventKind,
+}
+
+/// Round-level events carry the table's own sequence number `seq` (1, 2, 3, ... per table,
+/// the same on every replica): what the live push resumes from without gaps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableEventKind {
+    RoundOpened {
+        seq: u64,
+        commitment: [u8; 32],
+        closes_at_ns: u64,
+    },
+    BetPlaced {
+        bet_id: BetId,
+        player_id: PlayerId,
+        spots: Vec<SpotStake>,
+        stake: u64,
+        balance: u128,
+    },
+    RoundClosed {
+        seq: u64,
+        bets: u32,
+        stakes_total: u64,
+    },
+    RoundDrawn {
+        seq: u64,
+        draw: Draw,
+    },
+    BetSettled {
+        bet_id: BetId,
+        player_id: PlayerId,
+        stake: u64,
+        paid: u64,
+        balance: u128,
+    },
+    /// The last settle step (or refund) of a round: `voided` when its bets were refunded.
+    RoundFinished {
+        seq: u64,
+        voided: bool,
+        bets: u32,
+        stakes_total: u64,
+        paid_total: u128,
+    },
+}
+
+impl TableEvent {
+    pub fn table_id(&self) -> TableId {
+        round_parts(self.round_id).0
+    }
+
+    /// The event type this record is published as.
+    pub fn event_type(&self) -> &'static str {
+        match self.kind {
+            TableEventKind::RoundOpened { .. } => "round_opened",
+            TableEventKind::BetPlaced { .. } => "bet_placed",
+            TableEventKind::RoundClosed { .. } => "round_closed",
+            TableEventKind::RoundDrawn { .. } => "round_drawn",
+            TableEventKind::BetSettled { .. } => "bet_settled",
+            TableEventKind::RoundFinished { voided: false, .. } => "round_settled",
+            TableEventKind::RoundFinished { voided: true, .. } => "round_voided",
+        }
+    }
 }

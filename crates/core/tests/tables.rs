@@ -563,6 +563,7 @@ fn run(steps: &[Step]) -> Result<MemoryLedger, TestCaseError> {
                 .map(|r| i128::from(r.stakes_total) - r.paid_total as i128)
                 .sum::<i128>()
     };
+    check_events(&ledger)?;
     let money_after = (0..4).map(|p| balance(&ledger, p)).sum::<u128>();
     // What left the players is exactly what the house holds from the rounds still on record
     // (older rounds have left the recent list, so compare only while none has).
@@ -573,6 +574,57 @@ fn run(steps: &[Step]) -> Result<MemoryLedger, TestCaseError> {
         );
     }
     Ok(ledger)
+}
+
+/// The feed tells the same story as the state: round-level events numbered 1, 2, 3, ... per
+/// table, and every placed bet of a finished round settled exactly once in the feed.
+fn check_events(ledger: &MemoryLedger) -> Result<(), TestCaseError> {
+    use croupier_core::tables::TableEventKind as K;
+    use croupier_core::HistoryRecord;
+    let mut next_seq = 1;
+    let mut placed = std::collections::BTreeSet::new();
+    let mut settled = std::collections::BTreeSet::new();
+    for record in ledger.history.records() {
+        let HistoryRecord::Table(event) = record else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        croupier_core::codec::encode_record(record, &mut bytes);
+        prop_assert_eq!(
+            &croupier_core::codec::decode_record(&bytes).unwrap(),
+            record
+        );
+        let seq = match &event.kind {
+            K::RoundOpened { seq, .. } | K::RoundClosed { seq, .. } => Some(*seq),
+            K::RoundDrawn { seq, .. } | K::RoundFinished { seq, .. } => Some(*seq),
+            K::BetPlaced { bet_id, .. } => {
+                prop_assert!(placed.insert((event.round_id, *bet_id)));
+                None
+            }
+            K::BetSettled { bet_id, .. } => {
+                prop_assert!(
+                    settled.insert((event.round_id, *bet_id)),
+                    "a bet settled twice"
+                );
+                None
+            }
+        };
+        if let Some(seq) = seq {
+            prop_assert_eq!(seq, next_seq);
+            next_seq += 1;
+        }
+    }
+    let table = ledger.ledger.table(TABLE).unwrap();
+    prop_assert_eq!(table.events_published, next_seq - 1);
+    for round in &table.recent {
+        for bet in &round.bets {
+            prop_assert!(
+                settled.contains(&(round.round_id, bet.bet_id)),
+                "a finished bet has no settlement event"
+            );
+        }
+    }
+    Ok(())
 }
 
 proptest! {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::{DecodeError, Reader, Writer};
 use crate::tables::{
     round_parts, Draw, PlacedBet, Round, RoundState, SpotStake, Table, TableBet, TableCommand,
-    TableConfig, TableLimits, TableOutcome, GAME_NAME_LEN_MAX, OUTCOME_BYTES_MAX,
-    RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
+    TableConfig, TableEvent, TableEventKind, TableLimits, TableOutcome, GAME_NAME_LEN_MAX,
+    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
 };
 
 pub(super) const TAG_TABLE: u8 = 13;
@@ -21,6 +21,13 @@ const CLOSE: u8 = 4;
 const DRAW: u8 = 5;
 const SETTLE: u8 = 6;
 const VOID: u8 = 7;
+
+const EVENT_OPENED: u8 = 1;
+const EVENT_BET_PLACED: u8 = 2;
+const EVENT_CLOSED: u8 = 3;
+const EVENT_DRAWN: u8 = 4;
+const EVENT_BET_SETTLED: u8 = 5;
+const EVENT_FINISHED: u8 = 6;
 
 /// Every outcome in code order: an outcome is written as its position here.
 const OUTCOMES: [TableOutcome; 25] = {
@@ -98,6 +105,80 @@ impl Writer<'_> {
             }
             TableCommand::Settle { round_id } => self.round_step(SETTLE, *round_id),
             TableCommand::Void { round_id } => self.round_step(VOID, *round_id),
+        }
+    }
+
+    pub(super) fn table_event(&mut self, event: &TableEvent) {
+        self.u64(event.round_id);
+        self.u64(event.timestamp);
+        match &event.kind {
+            TableEventKind::RoundOpened {
+                seq,
+                commitment,
+                closes_at_ns,
+            } => {
+                self.u8(EVENT_OPENED);
+                self.u64(*seq);
+                self.0.extend_from_slice(commitment);
+                self.u64(*closes_at_ns);
+            }
+            TableEventKind::BetPlaced {
+                bet_id,
+                player_id,
+                spots,
+                stake,
+                balance,
+            } => {
+                self.u8(EVENT_BET_PLACED);
+                self.u128(*bet_id);
+                self.u128(*player_id);
+                self.spots(spots);
+                self.u64(*stake);
+                self.u128(*balance);
+            }
+            TableEventKind::RoundClosed {
+                seq,
+                bets,
+                stakes_total,
+            } => {
+                self.u8(EVENT_CLOSED);
+                self.u64(*seq);
+                self.u32(*bets);
+                self.u64(*stakes_total);
+            }
+            TableEventKind::RoundDrawn { seq, draw } => {
+                self.u8(EVENT_DRAWN);
+                self.u64(*seq);
+                self.draw(draw);
+            }
+            TableEventKind::BetSettled {
+                bet_id,
+                player_id,
+                stake,
+                paid,
+                balance,
+            } => {
+                self.u8(EVENT_BET_SETTLED);
+                self.u128(*bet_id);
+                self.u128(*player_id);
+                self.u64(*stake);
+                self.u64(*paid);
+                self.u128(*balance);
+            }
+            TableEventKind::RoundFinished {
+                seq,
+                voided,
+                bets,
+                stakes_total,
+                paid_total,
+            } => {
+                self.u8(EVENT_FINISHED);
+                self.u64(*seq);
+                self.u8(u8::from(*voided));
+                self.u32(*bets);
+                self.u64(*stakes_total);
+                self.u128(*paid_total);
+            }
         }
     }
 
@@ -184,6 +265,7 @@ impl Writer<'_> {
             for round in &table.recent {
                 self.round(round);
             }
+            self.u64(table.events_published);
         }
     }
 
@@ -249,6 +331,55 @@ impl Reader<'_> {
                 round_id: self.u64()?,
             },
             _ => return Err(self.invalid("table command kind", offset)),
+        })
+    }
+
+    pub(super) fn table_event(&mut self) -> Result<TableEvent, DecodeError> {
+        let round_id = self.u64()?;
+        let timestamp = self.u64()?;
+        let offset = self.offset;
+        let kind = match self.u8()? {
+            EVENT_OPENED => TableEventKind::RoundOpened {
+                seq: self.u64()?,
+                commitment: self.take::<32>()?,
+                closes_at_ns: self.u64()?,
+            },
+            EVENT_BET_PLACED => TableEventKind::BetPlaced {
+                bet_id: self.u128()?,
+                player_id: self.u128()?,
+                spots: self.spots()?,
+                stake: self.u64()?,
+                balance: self.u128()?,
+            },
+            EVENT_CLOSED => TableEventKind::RoundClosed {
+                seq: self.u64()?,
+                bets: self.u32()?,
+                stakes_total: self.u64()?,
+            },
+            EVENT_DRAWN => TableEventKind::RoundDrawn {
+                seq: self.u64()?,
+                draw: self.draw()?,
+            },
+            EVENT_BET_SETTLED => TableEventKind::BetSettled {
+                bet_id: self.u128()?,
+                player_id: self.u128()?,
+                stake: self.u64()?,
+                paid: self.u64()?,
+                balance: self.u128()?,
+            },
+            EVENT_FINISHED => TableEventKind::RoundFinished {
+                seq: self.u64()?,
+                voided: self.flag("voided flag")?,
+                bets: self.u32()?,
+                stakes_total: self.u64()?,
+                paid_total: self.u128()?,
+            },
+            _ => return Err(self.invalid("table event kind", offset)),
+        };
+        Ok(TableEvent {
+            round_id,
+            timestamp,
+            kind,
         })
     }
 
@@ -371,11 +502,13 @@ impl Reader<'_> {
             let recent = (0..recent_count)
                 .map(|_| self.round())
                 .collect::<Result<VecDeque<_>, _>>()?;
+            let events_published = self.u64()?;
             let table = Table {
                 config,
                 next_round,
                 current,
                 recent,
+                events_published,
             };
             let after_previous = tables
                 .keys()

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{available_balance, Ledger};
+use crate::history::HistoryRecord;
 use crate::tables::{
     bet_return, round_id, round_parts, Draw, PlacedBet, Round, RoundId, RoundState, Table,
-    TableBet, TableCommand, TableConfig, TableId, TableOutcome, OUTCOME_BYTES_MAX,
-    RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
+    TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableId, TableOutcome,
+    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -65,6 +66,7 @@ impl Ledger {
                     next_round: 1,
                     current: None,
                     recent: Default::default(),
+                    events_published: 0,
                 };
                 self.tables.insert(config.table_id, Arc::new(table));
             }
@@ -113,7 +115,30 @@ impl Ledger {
             paid_by_player: BTreeMap::new(),
             finished_at_ns: 0,
         });
+        let seq = self.next_table_seq(table_id);
+        let kind = TableEventKind::RoundOpened {
+            seq,
+            commitment,
+            closes_at_ns,
+        };
+        self.publish_table_event(round, kind);
         O::Ok
+    }
+
+    /// The table's next round-level event number.
+    fn next_table_seq(&mut self, table_id: TableId) -> u64 {
+        let table = Arc::make_mut(self.tables.get_mut(&table_id).expect("table exists"));
+        table.events_published += 1;
+        table.events_published
+    }
+
+    fn publish_table_event(&mut self, round_id: RoundId, kind: TableEventKind) {
+        let event = TableEvent {
+            round_id,
+            timestamp: self.entry_ns,
+            kind,
+        };
+        self.entry.records.push(HistoryRecord::Table(event));
     }
 
     fn place_bet(&mut self, bet: &TableBet) -> TableOutcome {
@@ -226,7 +251,18 @@ impl Ledger {
         if self.entry_ns < round.closes_at_ns {
             return O::TooEarly;
         }
-        self.current_round_mut(round_parts(round_id).0).state = RoundState::Closed;
+        let (bets, stakes_total) = (round.bets.len() as u32, round.stakes_total);
+        let table_id = round_parts(round_id).0;
+        self.current_round_mut(table_id).state = RoundState::Closed;
+        let seq = self.next_table_seq(table_id);
+        self.publish_table_event(
+            round_id,
+            TableEventKind::RoundClosed {
+                seq,
+                bets,
+                stakes_total,
+            },
+        );
         O::Ok
     }
 
@@ -255,6 +291,12 @@ impl Ledger {
         let round = self.current_round_mut(table_id);
         round.draw = Some(draw.clone());
         round.state = RoundState::Drawn;
+        let seq = self.next_table_seq(table_id);
+        let kind = TableEventKind::RoundDrawn {
+            seq,
+            draw: draw.clone(),
+        };
+        self.publish_table_event(round_id, kind);
         O::Ok
     }
 
@@ -326,9 +368,19 @@ impl Ledger {
             self.wallet_transfer(house_slot, wallet_slot, paid);
         }
         let balance = self.balance_of(wallet_slot);
-        let bet = &mut self.current_round_mut(table_id).bets[at];
+        let round = self.current_round_mut(table_id);
+        let round_id = round.round_id;
+        let bet = &mut round.bets[at];
         bet.paid = Some(paid);
         bet.balance_after_settlement = balance;
+        let kind = TableEventKind::BetSettled {
+            bet_id: bet.bet_id,
+            player_id,
+            stake,
+            paid,
+            balance,
+        };
+        self.publish_table_event(round_id, kind);
     }
 
     fn finish_round(&mut self, table_id: TableId) {
@@ -342,10 +394,20 @@ impl Ledger {
         };
         round.finished_at_ns = now;
         round.paid_by_player.clear();
+        table.events_published += 1;
+        let kind = TableEventKind::RoundFinished {
+            seq: table.events_published,
+            voided: round.state == RoundState::Voided,
+            bets: round.bets.len() as u32,
+            stakes_total: round.stakes_total,
+            paid_total: round.paid_total,
+        };
+        let round_id = round.round_id;
         if table.recent.len() == RECENT_ROUNDS_KEPT {
             table.recent.pop_front();
         }
         table.recent.push_back(round);
+        self.publish_table_event(round_id, kind);
     }
 }
 

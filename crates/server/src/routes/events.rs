@@ -69,7 +69,8 @@ pub struct EventOut {
     pub timestamp: u64,
     /// account_created, transfer_posted, transfer_pending, pending_posted, pending_voided,
     /// pending_expired, wallet_bet, wallet_win, wallet_rollback, wallet_tombstone,
-    /// operator_action.
+    /// operator_action, round_opened, bet_placed, round_closed, round_drawn, bet_settled,
+    /// round_settled, round_voided.
     #[serde(rename = "type")]
     pub event_type: &'static str,
     #[serde(flatten)]
@@ -84,6 +85,7 @@ pub enum EventBody {
     Transfer(TransferEventOut),
     Wallet(WalletEventOut),
     Operator(crate::routes::audit::OperatorActionOut),
+    Table(crate::routes::table_events::TableEventOut),
 }
 
 /// An account as created (its timestamp is the event's).
@@ -136,6 +138,9 @@ impl From<&CommittedEvent> for EventOut {
                 let mut out = crate::routes::audit::OperatorActionOut::from(action);
                 out.timestamp = None; // the event's own
                 EventBody::Operator(out)
+            }
+            HistoryRecord::Table(table) => {
+                EventBody::Table(crate::routes::table_events::table_event_out(table))
             }
         };
         EventOut {

@@ -20,6 +20,7 @@ pub mod events;
 pub mod ledger;
 pub mod ops;
 pub mod players;
+pub mod table_events;
 pub mod wallet;
 
 pub use crate::state::AppState;
