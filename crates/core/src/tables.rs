@@ -397,6 +397,20 @@ impl TableOutcome {
     }
 }
 
+/// The commitment to a server seed: SHA-256 of the seed *as shown to players*, its 64
+/// lowercase hex characters (the provably-fair convention of `croupier_rng::fair`, so
+/// `croupier fair verify` checks a table round like any other).
+pub fn seed_commitment(server_seed: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 64];
+    for (at, byte) in server_seed.iter().enumerate() {
+        text[2 * at] = DIGITS[usize::from(byte >> 4)];
+        text[2 * at + 1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    Sha256::digest(text).into()
+}
+
 /// What a bet returns for a drawn round: the sum over its spots of stake × return, rounded
 /// down to a minor unit. u128 arithmetic: a u64 stake times a u64 return cannot overflow.
 pub fn bet_return(spots: &[SpotStake], returns: &[u64]) -> u128 {

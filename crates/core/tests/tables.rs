@@ -86,8 +86,10 @@ fn seed(n: u32) -> [u8; 32] {
     [n as u8; 32]
 }
 
+/// The fair module's convention, computed here independently of the ledger's helper.
 fn commitment(seed: [u8; 32]) -> [u8; 32] {
-    Sha256::digest(seed).into()
+    let text: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    Sha256::digest(text.as_bytes()).into()
 }
 
 fn open(ledger: &mut MemoryLedger, at_ns: u64, number: u32) -> u64 {

@@ -19,6 +19,7 @@ pub mod baccarat;
 pub mod crash;
 pub mod dice;
 pub mod game_show_wheel;
+pub mod live;
 pub mod money_wheel;
 pub mod plinko;
 pub mod roulette;

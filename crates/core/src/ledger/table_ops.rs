@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::{available_balance, Ledger};
 use crate::history::HistoryRecord;
 use crate::tables::{
-    bet_return, round_id, round_parts, Draw, PlacedBet, Round, RoundId, RoundState, Table,
-    TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableId, TableOutcome,
-    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
+    bet_return, round_id, round_parts, seed_commitment, Draw, PlacedBet, Round, RoundId,
+    RoundState, Table, TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableId,
+    TableOutcome, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX,
+    SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -281,7 +280,7 @@ impl Ledger {
         if self.entry_ns < draw_at {
             return O::TooEarly;
         }
-        if <[u8; 32]>::from(Sha256::digest(draw.server_seed)) != round.commitment {
+        if seed_commitment(&draw.server_seed) != round.commitment {
             return O::CommitmentMismatch;
         }
         let spots = self.tables[&table_id].config.spots as usize;

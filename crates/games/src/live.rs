@@ -1,0 +1,238 @@
+//! Live table rounds: a game's spots as a table offers them, and one round drawn from a
+//! random stream (in production the provably-fair stream of the round's server seed) with the
+//! return of every spot for that outcome. The ledger settles bets from those returns
+//! (`croupier_core::tables`), so what is computed here is what players are paid.
+//!
+//! Spots: a wheel's spots are its bets as `croupier games rtp` names them (`1`, `2`, `coin_flip`,
+//! ...). A roulette table needs every placement on the cloth, so its spots are
+//! `<kind>:<numbers>` (`straight:17`, `split:0-1`, `corner:1-2-4-5`, `column:1`, `dozen:3`) and
+//! the even-money bets by kind (`red`, `odd`, `low`, ...).
+
+use croupier_rng::RngCore;
+
+use crate::game_show_wheel::SIMULATED_CASH_HUNT_PICK;
+use crate::roulette::{BetKind, Roulette, RouletteBet};
+use crate::Game;
+
+/// One live round's outcome and what each spot returns for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveDraw {
+    /// The game's encoding of the outcome (what the log keeps; see `LiveTable::draw`).
+    pub outcome: Vec<u8>,
+    /// The outcome for people: `17`, `2 x7`, `coin_flip`.
+    pub label: String,
+    /// Per spot, the return per unit staked (stake included), in `RETURN_SCALE` units.
+    pub returns: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} does not run at live tables (money-wheel, game-show-wheel and roulette do)")]
+pub struct NotALiveGame(pub &'static str);
+
+/// A game as a table runs it: its spots in a fixed order, and draws.
+#[derive(Debug, Clone)]
+pub struct LiveTable {
+    game: Game,
+    spots: Vec<String>,
+    /// Roulette only: the placement behind each spot.
+    placements: Vec<RouletteBet>,
+}
+
+impl LiveTable {
+    pub fn new(game: Game) -> Result<LiveTable, NotALiveGame> {
+        let (spots, placements) = match &game {
+            Game::MoneyWheel(_) | Game::GameShowWheel(_) => (game.bet_names(), Vec::new()),
+            Game::Roulette(roulette) => roulette_spots(roulette),
+            other => return Err(NotALiveGame(other.name())),
+        };
+        Ok(LiveTable {
+            game,
+            spots,
+            placements,
+        })
+    }
+
+    pub fn game(&self) -> &Game {
+        &self.game
+    }
+
+    /// Spot names, index-aligned with `LiveDraw::returns`.
+    pub fn spots(&self) -> &[String] {
+        &self.spots
+    }
+
+    pub fn spot_index(&self, name: &str) -> Option<u16> {
+        self.spots
+            .iter()
+            .position(|spot| spot == name)
+            .map(|at| at as u16)
+    }
+
+    /// Draws one round. Outcome encodings: roulette `[pocket]`; money wheel `u16 number
+    /// segment (little-endian) | u64 multiplier`; game-show wheel `u16 segment | u16 spot`.
+    pub fn draw<R: RngCore + ?Sized>(&self, rng: &mut R) -> LiveDraw {
+        match &self.game {
+            Game::Roulette(roulette) => {
+                let pocket = roulette.spin(rng);
+                let returns = self
+                    .placements
+                    .iter()
+                    .map(|bet| roulette.payout_units(bet, pocket))
+                    .collect();
+                LiveDraw {
+                    outcome: vec![pocket],
+                    label: pocket.to_string(),
+                    returns,
+                }
+            }
+            Game::MoneyWheel(wheel) => {
+                let spin = wheel.spin(rng);
+                let returns = (0..self.spots.len())
+                    .map(|bet| wheel.payout_units(bet, &spin))
+                    .collect();
+                let mut outcome = (spin.number as u16).to_le_bytes().to_vec();
+                outcome.extend_from_slice(&spin.multiplier.to_le_bytes());
+                let label = format!("{} x{}", self.spots[spin.number], spin.multiplier);
+                LiveDraw {
+                    outcome,
+                    label,
+                    returns,
+                }
+            }
+            Game::GameShowWheel(wheel) => {
+                let mut board = wheel.new_cash_hunt_board();
+                let round = wheel.play(rng, &mut board);
+                let returns = (0..self.spots.len())
+                    .map(|spot| wheel.payout_units(spot, &round, &board, SIMULATED_CASH_HUNT_PICK))
+                    .collect();
+                let mut outcome = (round.segment as u16).to_le_bytes().to_vec();
+                outcome.extend_from_slice(&(round.spot as u16).to_le_bytes());
+                LiveDraw {
+                    outcome,
+                    label: self.spots[round.spot].clone(),
+                    returns,
+                }
+            }
+            other => unreachable!("{} is refused by LiveTable::new", other.name()),
+        }
+    }
+}
+
+/// Every placement on a European cloth, by kind, in a fixed order.
+fn roulette_spots(roulette: &Roulette) -> (Vec<String>, Vec<RouletteBet>) {
+    let mut names = Vec::new();
+    let mut placements = Vec::new();
+    for kind in BetKind::ALL {
+        for numbers in candidate_numbers(kind) {
+            if let Ok(bet) = roulette.place(kind, &numbers) {
+                let joined: Vec<String> = numbers.iter().map(u8::to_string).collect();
+                names.push(match joined.is_empty() {
+                    true => kind.name().to_string(),
+                    false => format!("{}:{}", kind.name(), joined.join("-")),
+                });
+                placements.push(bet);
+            }
+        }
+    }
+    (names, placements)
+}
+
+/// Number sets to try per kind; `Roulette::place` keeps the legal ones.
+fn candidate_numbers(kind: BetKind) -> Vec<Vec<u8>> {
+    let candidates: Vec<Vec<u8>> = match kind {
+        BetKind::Straight => (0..37).map(|n| vec![n]).collect(),
+        BetKind::Split => (0..37)
+            .flat_map(|a| (a + 1..37).map(move |b| vec![a, b]))
+            .collect(),
+        BetKind::Street => (0..35)
+            .flat_map(|a| [vec![0, a, a + 1], vec![a, a + 1, a + 2]])
+            .collect(),
+        BetKind::Corner => std::iter::once(vec![0, 1, 2, 3])
+            .chain((0..33).map(|a| vec![a, a + 1, a + 3, a + 4]))
+            .collect(),
+        BetKind::SixLine => (1..32).map(|a| (a..a + 6).collect()).collect(),
+        BetKind::Column | BetKind::Dozen => (1..4).map(|i| vec![i]).collect(),
+        _ => vec![vec![]],
+    };
+    let mut unique = Vec::new();
+    for candidate in candidates {
+        if !unique.contains(&candidate) {
+            unique.push(candidate);
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RETURN_SCALE;
+
+    /// A fixed stream for tests (the product uses the certified or provably-fair stream).
+    struct Counter(u64);
+
+    impl RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for byte in dest {
+                *byte = self.next_u64() as u8;
+            }
+        }
+    }
+
+    fn table(name: &str) -> LiveTable {
+        LiveTable::new(crate::load(name).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_roulette_table_offers_every_placement_on_the_cloth() {
+        let roulette = table("roulette");
+        let count = |prefix: &str| {
+            roulette
+                .spots()
+                .iter()
+                .filter(|s| s.starts_with(prefix))
+                .count()
+        };
+        assert_eq!(count("straight:"), 37);
+        assert_eq!(count("split:"), 60);
+        assert_eq!(count("column:"), 3);
+        assert!(roulette.spot_index("red").is_some() && roulette.spot_index("split:0-1").is_some());
+        let spots = roulette.spots().len();
+        assert_eq!(spots, 37 + 60 + 14 + 23 + 11 + 3 + 3 + 6);
+    }
+
+    #[test]
+    fn a_roulette_draw_pays_exactly_the_placements_covering_the_pocket() {
+        let roulette = table("roulette");
+        let mut rng = Counter(7);
+        for _ in 0..50 {
+            let draw = roulette.draw(&mut rng);
+            let pocket = draw.outcome[0];
+            let straight = roulette.spot_index(&format!("straight:{pocket}")).unwrap() as usize;
+            assert_eq!(draw.returns[straight], 36 * RETURN_SCALE);
+            let winners = draw.returns.iter().filter(|r| **r > 0).count();
+            assert!(winners >= 1 && draw.returns.len() == roulette.spots().len());
+        }
+    }
+
+    #[test]
+    fn wheels_return_for_their_bets_and_other_games_are_refused() {
+        for name in ["money-wheel", "game-show-wheel"] {
+            let wheel = table(name);
+            let draw = wheel.draw(&mut Counter(3));
+            assert_eq!(draw.returns.len(), wheel.spots().len());
+            assert_eq!(wheel.spots(), wheel.game().bet_names().as_slice());
+        }
+        assert!(LiveTable::new(crate::load("dice").unwrap()).is_err());
+    }
+}
