@@ -38,6 +38,60 @@ pub struct ServeSettings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub edge: EdgeSettings,
+    /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
+    /// betting window and limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableSettings>,
+}
+
+/// One live table. Amounts are minor units of its currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSettings {
+    pub id: u32,
+    /// money-wheel, game-show-wheel or roulette.
+    pub game: String,
+    pub currency: String,
+    #[serde(default = "defaults::betting_window_ms")]
+    pub betting_window_ms: u32,
+    /// Wait between the close and the draw (the clock-skew bound between leaders).
+    #[serde(default = "defaults::draw_delay_ms")]
+    pub draw_delay_ms: u32,
+    #[serde(default = "defaults::bet_min")]
+    pub bet_min: u64,
+    #[serde(default = "defaults::bet_max")]
+    pub bet_max: u64,
+    #[serde(default = "defaults::round_stake_max")]
+    pub round_stake_max: u64,
+    /// Most one player is paid in one round.
+    #[serde(default = "defaults::payout_max")]
+    pub payout_max: u64,
+    #[serde(default = "defaults::bets_per_round_max")]
+    pub bets_per_round_max: u32,
+}
+
+mod defaults {
+    pub fn betting_window_ms() -> u32 {
+        15_000
+    }
+    pub fn draw_delay_ms() -> u32 {
+        500
+    }
+    pub fn bet_min() -> u64 {
+        10
+    }
+    pub fn bet_max() -> u64 {
+        50_000
+    }
+    pub fn round_stake_max() -> u64 {
+        100_000_000
+    }
+    pub fn payout_max() -> u64 {
+        50_000_000
+    }
+    pub fn bets_per_round_max() -> u32 {
+        50_000
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +218,7 @@ impl Default for ServeSettings {
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             edge: EdgeSettings::default(),
+            tables: Vec::new(),
         }
     }
 }

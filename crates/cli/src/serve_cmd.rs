@@ -149,7 +149,33 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
     if let Some(path) = args.fault_free_bytes_file.clone() {
         config.node.free_space_probe = croupier_cluster::FreeSpaceProbe::File(path);
     }
+    config.tables = settings
+        .tables
+        .iter()
+        .map(table_spec)
+        .collect::<anyhow::Result<_>>()?;
     Ok(config)
+}
+
+fn table_spec(
+    table: &crate::config::TableSettings,
+) -> anyhow::Result<croupier_server::tables::TableSpec> {
+    let currency = croupier_core::LedgerCode::parse(&table.currency)
+        .map_err(|error| anyhow::anyhow!("table {}: currency: {error}", table.id))?;
+    Ok(croupier_server::tables::TableSpec {
+        table_id: table.id,
+        game: table.game.clone(),
+        currency,
+        betting_window_ms: table.betting_window_ms,
+        draw_delay_ms: table.draw_delay_ms,
+        limits: croupier_core::tables::TableLimits {
+            bet_min: table.bet_min,
+            bet_max: table.bet_max,
+            round_stake_max: table.round_stake_max,
+            payout_max: table.payout_max,
+            bets_per_round_max: table.bets_per_round_max,
+        },
+    })
 }
 
 fn read_peer_routes(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {

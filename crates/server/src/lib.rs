@@ -12,6 +12,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
@@ -33,6 +34,7 @@ mod quote;
 mod routes;
 mod schema;
 mod state;
+pub mod tables;
 mod telemetry;
 pub mod wire;
 
@@ -61,6 +63,8 @@ pub struct ServeConfig {
     pub edge: EdgeLimits,
     /// Keys, sessions and rate limits.
     pub auth: auth::AuthConfig,
+    /// Live tables this node runs (their rounds are proposed by the leader's scheduler).
+    pub tables: Vec<tables::TableSpec>,
 }
 
 impl ServeConfig {
@@ -78,6 +82,7 @@ impl ServeConfig {
             body_size_max_bytes: BODY_SIZE_MAX_BYTES_DEFAULT,
             shutdown_drain_timeout_ms: 10_000,
             edge: EdgeLimits::default(),
+            tables: Vec::new(),
         }
     }
 
@@ -106,6 +111,7 @@ impl ServeConfig {
                 "body_size_max_bytes must be at least 1",
             ));
         }
+        tables::LiveTables::new(&self.tables)?;
         self.validate_edge()
     }
 
@@ -140,6 +146,8 @@ pub enum ServerError {
          `croupier keys create --role admin` (or listen on a loopback address)"
     )]
     Unprotected { addr: SocketAddr },
+    #[error(transparent)]
+    Tables(#[from] tables::TableSpecError),
 }
 
 /// A node serving the API. Stop it with `shutdown`.
@@ -225,7 +233,16 @@ pub fn serve<C: Consensus>(
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let keys_watch = tokio::spawn(auth.ring.clone().watch());
-    let state = AppState::new(consensus, committer, config.body_size_max_bytes, auth);
+    let live_tables = Arc::new(
+        tables::LiveTables::new(&config.tables).unwrap_or_else(|error| {
+            tracing::error!(%error, "no live tables: their configuration is invalid");
+            tables::LiveTables::default()
+        }),
+    );
+    let (stop_tables, tables_stopped) = tokio::sync::watch::channel(false);
+    let scheduler = spawn_scheduler(consensus.clone(), live_tables.clone(), tables_stopped);
+    let state = AppState::new(consensus, committer, config.body_size_max_bytes, auth)
+        .with_tables(live_tables);
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();
@@ -252,6 +269,27 @@ pub fn serve<C: Consensus>(
         drain_timeout: Duration::from_millis(config.shutdown_drain_timeout_ms),
         stop_streams: Box::new(move || streams.stop_streams()),
         protected_mode: Box::new(move || mode.auth().protected_mode()),
+        scheduler,
+        stop_tables,
+    }
+}
+
+/// Runs the live tables' scheduler, if there are tables (and a certified generator for their
+/// server seeds: without one no round opens, and the reason is logged).
+fn spawn_scheduler<C: Consensus>(
+    consensus: C,
+    live_tables: Arc<tables::LiveTables>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if live_tables.is_empty() {
+        return None;
+    }
+    match tables::scheduler::Scheduler::new(consensus, live_tables) {
+        Ok(scheduler) => Some(tokio::spawn(scheduler.run(stopped))),
+        Err(error) => {
+            tracing::error!(%error, "live tables stopped: the certified generator is unavailable");
+            None
+        }
     }
 }
 
@@ -268,6 +306,8 @@ pub struct Serving {
     /// would otherwise wait for them until `drain_timeout` (10 s by default) on every stop.
     stop_streams: Box<dyn FnOnce() + Send + Sync>,
     protected_mode: Box<dyn Fn() -> bool + Send + Sync>,
+    scheduler: Option<JoinHandle<()>>,
+    stop_tables: tokio::sync::watch::Sender<bool>,
 }
 
 impl Serving {
@@ -288,8 +328,14 @@ impl Serving {
             keys_watch,
             drain_timeout,
             stop_streams,
+            scheduler,
+            stop_tables,
             ..
         } = self;
+        stop_tables.send_replace(true);
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         keys_watch.abort();
         stop_streams();
         let _ = stop_accepting.send(());

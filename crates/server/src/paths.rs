@@ -26,6 +26,10 @@ pub const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
 pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
 pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
+pub const ROUTE_TABLES: &str = "/v1/tables";
+pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
+pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
+pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -54,6 +58,10 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER,
     ROUTE_PLAYER_SESSIONS,
     ROUTE_AUDIT_OPERATORS,
+    ROUTE_TABLES,
+    ROUTE_TABLE_BETS,
+    ROUTE_TABLE_ROUNDS,
+    ROUTE_ROUND,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

@@ -169,6 +169,19 @@ parameter_schema!(
 );
 
 parameter_schema!(
+    /// A live table's id: 1 to 2^20-1.
+    TableId,
+    integer("uint32", 1, Bound::U64(croupier_core::tables::TABLE_ID_MAX.into()))
+        .description(Some("A live table's id"))
+);
+
+parameter_schema!(
+    /// A round id: table id × 2^32 + round number.
+    RoundId,
+    uint64(0).description(Some("A round id: table id × 2^32 + round number"))
+);
+
+parameter_schema!(
     /// A binary batch: 128-byte records (`crate::binary`), or one result byte per record.
     BinaryRecords,
     ObjectBuilder::new()

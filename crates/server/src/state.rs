@@ -23,6 +23,8 @@ struct Shared<C> {
     /// Set once the server stops: open event streams end, so the graceful drain does not
     /// wait the whole drain timeout for streams that never finish by themselves.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The live tables this node runs (their games, for spot names).
+    tables: Arc<crate::tables::LiveTables>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -47,8 +49,21 @@ impl<C: Consensus> AppState<C> {
                 committer,
                 body_size_max_bytes,
                 stopping: tokio::sync::watch::channel(false).0,
+                tables: Arc::default(),
             }),
         }
+    }
+
+    /// The live tables this node runs; call before the state is cloned.
+    pub fn with_tables(mut self, tables: Arc<crate::tables::LiveTables>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("tables are set before the state is shared")
+            .tables = tables;
+        self
+    }
+
+    pub(crate) fn tables(&self) -> &crate::tables::LiveTables {
+        &self.shared.tables
     }
 
     /// Ends every open event stream (now, or as soon as it has nothing ready to send).

@@ -685,6 +685,8 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
     let new_player =
         json!({"username": "carl", "password": "correct horse", "currencies": ["EUR"]});
     let login = json!({"username": "alice", "password": "correct horse"});
+    let table_bet =
+        json!({"bet_id": 1, "round_id": 4294967297u64, "spots": [{"bet": "red", "amount": 1}]});
     let leader = json!({"node_id": 1});
     let new_node = json!({"node_id": 4, "peer_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2"});
     let player_path = format!("/v1/players/{alice}");
@@ -763,6 +765,25 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
             vec![Who::Admin, Who::Support, Who::Player],
         ),
         ("GET", "/v1/players/me", None, vec![Who::Player]),
+        ("GET", "/v1/tables", None, operators_and_player.clone()),
+        (
+            "POST",
+            "/v1/tables/1/bets",
+            Some(&table_bet),
+            vec![Who::Player],
+        ),
+        (
+            "GET",
+            "/v1/tables/1/rounds",
+            None,
+            operators_and_player.clone(),
+        ),
+        (
+            "GET",
+            "/v1/rounds/4294967297",
+            None,
+            operators_and_player.clone(),
+        ),
     ];
     for (method, path, body, allowed) in &routes {
         for who in EVERYONE {

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod ops;
 pub mod players;
 pub mod table_events;
+pub mod tables;
 pub mod wallet;
 
 pub use crate::state::AppState;
@@ -117,6 +118,10 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(players::get::<C>))
         .routes(documented!(players::revoke_sessions::<C>))
         .routes(documented!(audit::operators::<C>))
+        .routes(documented!(tables::list::<C>))
+        .routes(documented!(tables::bet::<C>))
+        .routes(documented!(tables::rounds::<C>))
+        .routes(documented!(tables::round::<C>))
 }
 
 /// Header by which a read opts in to this node's own, possibly stale, state.

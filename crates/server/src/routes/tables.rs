@@ -1,0 +1,476 @@
+//! Live tables over HTTP: the table list, a player's bets, and game recall (the current and the
+//! last rounds of a table, with outcome, proof, bets, payouts and balances; a player sees only
+//! its own bets).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use croupier_cluster::Consensus;
+use croupier_core::tables::{
+    round_parts, Round, RoundId, SpotStake, TableBet, TableCommand, TableId, TableOutcome,
+    SPOTS_PER_BET_MAX, TABLE_ID_MAX,
+};
+use croupier_core::{Command, CommandResult};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{unauthorized, Allowed, OperatorOrOwnerRead, PlayerOnly};
+use crate::error::{json_response, ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::wire::{IdIn, IdOut, U64In};
+
+/// Rounds a recall page returns by default (at most the current one and the 10 kept).
+const ROUNDS_LIMIT_DEFAULT: usize = 10;
+
+#[derive(Serialize, ToSchema)]
+pub struct TableOut {
+    id: u32,
+    game: String,
+    /// idle (between rounds), open, closed, drawn or voiding.
+    state: &'static str,
+    /// The current round, if any.
+    round_id: Option<u64>,
+    /// When betting closes (RFC 3339, UTC, milliseconds), while a round is open or closing.
+    closes_at: Option<String>,
+    /// The table's currency (ledger code).
+    currency: String,
+    /// The spots bets may name (`bet` in a bet's spots).
+    spots: Vec<String>,
+    bet_min: u64,
+    bet_max: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpotIn {
+    /// A spot of the table's game, as `GET /v1/tables` lists them.
+    #[schema(example = "red")]
+    bet: String,
+    /// Minor units.
+    #[schema(example = 100)]
+    amount: U64In,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BetIn {
+    /// The client's id for this bet: retrying it answers the original result.
+    #[schema(example = "1")]
+    bet_id: IdIn,
+    #[schema(example = 4294967297u64)]
+    round_id: U64In,
+    /// 1 to 64 spots, each named once: accepted together or not at all.
+    #[schema(min_items = 1, max_items = 64)]
+    spots: Vec<SpotIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BetOut {
+    bet_id: IdOut,
+    round_id: u64,
+    stake: u64,
+    /// The player's available balance after the stake was taken.
+    #[schema(value_type = u64)]
+    balance: u128,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SpotOut {
+    bet: String,
+    amount: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoundBetOut {
+    bet_id: IdOut,
+    player_id: IdOut,
+    spots: Vec<SpotOut>,
+    stake: u64,
+    /// Paid at settlement (the refund of a voided round); absent until settled.
+    paid: Option<u64>,
+    #[schema(value_type = u64)]
+    balance_before: u128,
+    /// After the settlement; absent until settled.
+    #[schema(value_type = Option<u64>)]
+    balance_after: Option<u128>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoundOut {
+    round_id: u64,
+    table_id: u32,
+    /// open, closed, drawn, voiding, settled or voided.
+    state: &'static str,
+    opened_at: String,
+    closes_at: String,
+    /// SHA-256 of the server seed's hex text, published when the round opened.
+    commitment: String,
+    /// The revealed server seed (hex) once drawn: SHA-256 of it is the commitment.
+    server_seed: Option<String>,
+    /// The provably-fair client seed and nonce the outcome was drawn with.
+    client_seed: String,
+    nonce: u32,
+    /// The game's encoding of the outcome (hex), once drawn.
+    outcome: Option<String>,
+    stakes_total: u64,
+    #[schema(value_type = u64)]
+    paid_total: u128,
+    /// Every bet for an operator; a player's own bets only.
+    bets: Vec<RoundBetOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoundsOut {
+    /// Newest first: the current round, then the finished ones kept for recall.
+    rounds: Vec<RoundOut>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RoundsQuery {
+    /// 1 to 11, default 10.
+    #[param(minimum = 1, maximum = 11)]
+    pub limit: Option<u64>,
+}
+
+/// The live tables, with their current round.
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_TABLES, tag = "tables",
+    security(("operator_key" = []), ("player_session" = [])),
+    responses(
+        (status = 200, body = Vec<TableOut>),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 503, description = "Not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn list<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<OperatorOrOwnerRead>,
+) -> Result<Response, ApiError> {
+    let tables = state.tables();
+    let specs: Vec<(TableId, Vec<String>)> = tables
+        .configs()
+        .map(|c| {
+            (
+                c.table_id,
+                tables
+                    .get(c.table_id)
+                    .map_or_else(Vec::new, |t| t.spots().to_vec()),
+            )
+        })
+        .collect();
+    let out = state
+        .read(move |view| {
+            let ledger = view.ledger();
+            specs
+                .into_iter()
+                .filter_map(|(id, spots)| ledger.table(id).map(|table| table_out(table, spots)))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+fn table_out(table: &croupier_core::tables::Table, spots: Vec<String>) -> TableOut {
+    let current = table.current.as_ref();
+    TableOut {
+        id: table.config.table_id,
+        game: table.config.game.clone(),
+        state: current.map_or("idle", |round| round.state.name()),
+        round_id: current.map(|round| round.round_id),
+        closes_at: current.map(|round| rfc3339(round.closes_at_ns)),
+        currency: table.config.ledger.as_string(),
+        spots,
+        bet_min: table.config.limits.bet_min,
+        bet_max: table.config.limits.bet_max,
+    }
+}
+
+/// Place a bet on the table's current round (the player's own session only).
+#[utoipa::path(
+    post, path = crate::paths::ROUTE_TABLE_BETS, tag = "tables",
+    params(("table_id" = crate::schema::TableId, Path)),
+    request_body = BetIn,
+    security(("player_session" = [])),
+    responses(
+        (status = 200, description = "Accepted (or the original answer to a retried bet_id)", body = BetOut),
+        (status = 400, description = "Malformed or invalid input", body = ErrorBody),
+        (status = 401, description = "unauthorized: a player session is required", body = ErrorBody),
+        (status = 402, description = "insufficient_funds, with the current balance", body = ErrorBody),
+        (status = 403, description = "forbidden (not a player session) or player_account_closed", body = ErrorBody),
+        (status = 404, description = "table_not_found or round_not_found", body = ErrorBody),
+        (status = 409, description = "round_closed or bet_conflict (the bet_id was used for another bet)", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "unknown_spot, spots_invalid, bet_below_min, bet_above_max, round_stake_limit, too_many_bets, no_wallet_in_currency", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn bet<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<PlayerOnly>,
+    path: ApiPath,
+    ApiJson(request): ApiJson<BetIn>,
+) -> Result<Response, ApiError> {
+    let table_id = table_id_in(&path)?;
+    // Protected mode lets a local caller through every policy; only a player can bet.
+    let player_id = caller
+        .player()
+        .ok_or_else(|| unauthorized("a player session is required"))?;
+    let bet = bet_in(&state, table_id, player_id, request)?;
+    let (bet_id, round_id) = (bet.bet_id, bet.round_id);
+    let stake = bet.spots.iter().map(|s| s.amount).sum::<u64>();
+    match state.commit(Command::Table(TableCommand::Bet(bet))).await? {
+        CommandResult::Table(TableOutcome::BetAccepted { balance }) => {
+            let out = BetOut {
+                bet_id: IdOut(bet_id),
+                round_id,
+                stake,
+                balance,
+            };
+            Ok(json_response(StatusCode::OK, &out))
+        }
+        CommandResult::Table(outcome) => Err(table_error(outcome)),
+        other => Err(ApiError::internal(format!("a bet answered {other:?}"))),
+    }
+}
+
+fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
+    path.0
+        .parse::<TableId>()
+        .ok()
+        .filter(|id| (1..=TABLE_ID_MAX).contains(id))
+        .ok_or_else(|| ApiError::invalid_path("table_id must be an integer from 1 to 1048575"))
+}
+
+/// The request as a ledger bet: spots named by the table's game, on a round of this table.
+fn bet_in<C: Consensus>(
+    state: &AppState<C>,
+    table_id: TableId,
+    player_id: u128,
+    request: BetIn,
+) -> Result<TableBet, ApiError> {
+    let live = state
+        .tables()
+        .get(table_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("table_not_found", "no table has this id"))?;
+    if request.bet_id.0 == 0 {
+        return Err(ApiError::invalid_field(None, "bet_id", "must not be 0"));
+    }
+    if request.spots.is_empty() || request.spots.len() > SPOTS_PER_BET_MAX {
+        return Err(ApiError::invalid_field(
+            None,
+            "spots",
+            "must hold 1 to 64 spots",
+        ));
+    }
+    let round_id: RoundId = request.round_id.0;
+    if round_parts(round_id).0 != table_id {
+        return Err(table_error(TableOutcome::RoundNotFound));
+    }
+    let spots = request
+        .spots
+        .iter()
+        .map(|spot| {
+            let index = live
+                .spot_index(&spot.bet)
+                .ok_or_else(|| unknown_spot(&spot.bet))?;
+            Ok(SpotStake {
+                spot: index,
+                amount: spot.amount.0,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(TableBet {
+        bet_id: request.bet_id.0,
+        player_id,
+        round_id,
+        spots,
+    })
+}
+
+fn unknown_spot(name: &str) -> ApiError {
+    let message = format!(
+        "the game has no spot {:?}",
+        crate::quote::input_prefix(name)
+    );
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_spot", message)
+}
+
+/// A table rejection as an API error (named code, status by kind).
+pub fn table_error(outcome: TableOutcome) -> ApiError {
+    use TableOutcome as O;
+    let code = outcome.code();
+    let status = match outcome {
+        O::InsufficientFunds { balance } => {
+            let error = ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                code,
+                "the bet exceeds the available balance",
+            );
+            return ApiError {
+                balance: Some(balance),
+                ..error
+            };
+        }
+        O::TableNotFound | O::RoundNotFound => StatusCode::NOT_FOUND,
+        O::RoundClosed | O::BetConflict | O::RoundInProgress | O::RoundStateInvalid => {
+            StatusCode::CONFLICT
+        }
+        O::PlayerAccountClosed | O::TableClosed => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let message = match outcome {
+        O::RoundClosed => "betting on this round has closed",
+        O::BetConflict => "this bet_id was used in this round for another bet",
+        O::BetBelowMin | O::BetAboveMax => "a spot's amount is outside the table's limits",
+        O::RoundStakeLimit => "the round's total stake limit is reached",
+        O::TooManyBets => "the round holds as many bets as it may",
+        O::NoWalletInCurrency => "the player has no wallet in the table's currency",
+        O::SpotsInvalid => "spots must be 1 to 64 distinct spots",
+        _ => "the table refused the request",
+    };
+    ApiError::new(status, code, message)
+}
+
+/// Game recall: a table's current round and its last finished rounds, newest first.
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_TABLE_ROUNDS, tag = "tables",
+    params(("table_id" = crate::schema::TableId, Path), RoundsQuery),
+    security(("operator_key" = []), ("player_session" = [])),
+    responses(
+        (status = 200, body = RoundsOut),
+        (status = 400, description = "invalid_path or invalid_query", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "table_not_found", body = ErrorBody),
+        (status = 503, description = "Not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn rounds<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<OperatorOrOwnerRead>,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<RoundsQuery>,
+) -> Result<Response, ApiError> {
+    let table_id = table_id_in(&path)?;
+    let limit = match query.limit {
+        None => ROUNDS_LIMIT_DEFAULT,
+        Some(n @ 1..=11) => n as usize,
+        Some(_) => return Err(ApiError::invalid_query("limit must be 1 to 11")),
+    };
+    let viewer = caller.player();
+    let spots = spot_names(&state, table_id);
+    let rounds = state
+        .read(move |view| {
+            let table = view.ledger().table(table_id)?;
+            let newest_first = table.current.iter().chain(table.recent.iter().rev());
+            let out = newest_first
+                .take(limit)
+                .map(|r| round_out(r, viewer, &spots));
+            Some(out.collect::<Vec<_>>())
+        })
+        .await?
+        .ok_or_else(|| table_error(TableOutcome::TableNotFound))?;
+    Ok(json_response(StatusCode::OK, &RoundsOut { rounds }))
+}
+
+/// One round: outcome, proof, bets, payouts and balances (a player's own bets only).
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_ROUND, tag = "tables",
+    params(("round_id" = crate::schema::RoundId, Path)),
+    security(("operator_key" = []), ("player_session" = [])),
+    responses(
+        (status = 200, body = RoundOut),
+        (status = 400, description = "invalid_path", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "round_not_found (not current and not among the last kept)", body = ErrorBody),
+        (status = 503, description = "Not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn round<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<OperatorOrOwnerRead>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    let round_id: RoundId = path
+        .0
+        .parse()
+        .map_err(|_| ApiError::invalid_path("round_id must be an integer from 0 to 2^64-1"))?;
+    let viewer = caller.player();
+    let spots = spot_names(&state, round_parts(round_id).0);
+    let round = state
+        .read(move |view| {
+            view.ledger()
+                .round(round_id)
+                .map(|r| round_out(r, viewer, &spots))
+        })
+        .await?
+        .ok_or_else(|| table_error(TableOutcome::RoundNotFound))?;
+    Ok(json_response(StatusCode::OK, &round))
+}
+
+fn spot_names<C: Consensus>(state: &AppState<C>, table_id: TableId) -> Vec<String> {
+    state
+        .tables()
+        .get(table_id)
+        .map_or_else(Vec::new, |live| live.spots().to_vec())
+}
+
+fn round_out(round: &Round, viewer: Option<u128>, spots: &[String]) -> RoundOut {
+    let spot_name = |spot: u16| {
+        spots
+            .get(usize::from(spot))
+            .cloned()
+            .unwrap_or_else(|| spot.to_string())
+    };
+    let (table_id, number) = round_parts(round.round_id);
+    let bets = round
+        .bets
+        .iter()
+        .filter(|bet| viewer.is_none_or(|player| player == bet.player_id))
+        .map(|bet| RoundBetOut {
+            bet_id: IdOut(bet.bet_id),
+            player_id: IdOut(bet.player_id),
+            spots: bet
+                .spots
+                .iter()
+                .map(|s| SpotOut {
+                    bet: spot_name(s.spot),
+                    amount: s.amount,
+                })
+                .collect(),
+            stake: bet.stake,
+            paid: bet.paid,
+            balance_before: bet.balance_after_bet + u128::from(bet.stake),
+            balance_after: bet.paid.map(|_| bet.balance_after_settlement),
+        })
+        .collect();
+    let draw = round.draw.as_ref();
+    RoundOut {
+        round_id: round.round_id,
+        table_id,
+        state: round.state.name(),
+        opened_at: rfc3339(round.opened_at_ns),
+        closes_at: rfc3339(round.closes_at_ns),
+        commitment: hex::encode(round.commitment),
+        server_seed: draw.map(|d| hex::encode(d.server_seed)),
+        client_seed: crate::tables::scheduler::client_seed(table_id),
+        nonce: number,
+        outcome: draw.map(|d| hex::encode(&d.outcome)),
+        stakes_total: round.stakes_total,
+        paid_total: round.paid_total,
+        bets,
+    }
+}
+
+fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}

@@ -1,0 +1,219 @@
+//! The table scheduler: on the leader only, every tick, it looks at each table's current round
+//! and proposes the next transition that is due (configure, open, close, draw, settle, void).
+//!
+//! The server seed of a round lives only in the memory of the leader that opened it, so an
+//! outcome cannot be known by anyone before the draw reveals it. A leader that finds a closed
+//! round whose seed it does not hold (it was opened by a leader that crashed or lost its
+//! leadership) voids it; its bets are refunded by the settle steps. A drawn round is settled by
+//! whichever node leads next, from the returns recorded in the log.
+//!
+//! The draw uses the provably-fair stream of the revealed seed (client seed `table:<id>`,
+//! nonce = the round's number), so anyone can recompute the outcome (`croupier fair`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use croupier_cluster::Consensus;
+use croupier_core::tables::{
+    round_id, round_parts, seed_commitment, Draw, RoundId, RoundState, TableCommand, TableConfig,
+    TableId,
+};
+use croupier_core::{Command, CommandResult};
+use croupier_games::live::LiveTable;
+use croupier_rng::fair::FairStream;
+use croupier_rng::CertifiedRng;
+
+use super::LiveTables;
+
+/// How often the scheduler looks at the tables.
+const TICK_MS: u64 = 50;
+/// Seeds kept for rounds this node opened (a few per table; older ones are useless).
+const SEEDS_KEPT_MAX: usize = 4_096;
+
+/// A table's round as the scheduler needs to see it.
+#[derive(Debug, Clone)]
+struct RoundView {
+    round_id: RoundId,
+    state: RoundState,
+    closes_at_ns: u64,
+    draw_delay_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+struct TableView {
+    config: TableConfig,
+    next_round: u32,
+    current: Option<RoundView>,
+}
+
+pub struct Scheduler<C> {
+    consensus: C,
+    tables: Arc<LiveTables>,
+    rng: CertifiedRng,
+    /// Server seeds of the rounds this node opened and has not drawn yet.
+    seeds: BTreeMap<RoundId, [u8; 32]>,
+}
+
+impl<C: Consensus> Scheduler<C> {
+    pub fn new(consensus: C, tables: Arc<LiveTables>) -> Result<Self, croupier_rng::RngError> {
+        Ok(Scheduler {
+            consensus,
+            tables,
+            rng: CertifiedRng::new()?,
+            seeds: BTreeMap::new(),
+        })
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                _ = tick.tick() => {}
+            }
+            if !self.consensus.is_serving_writes() {
+                continue;
+            }
+            if let Err(error) = self.step().await {
+                tracing::debug!(%error, "table scheduler step");
+            }
+        }
+    }
+
+    /// Proposes every transition that is due now, as one log entry.
+    async fn step(&mut self) -> Result<(), String> {
+        let ids: Vec<TableId> = self.tables.configs().map(|c| c.table_id).collect();
+        let views = self
+            .consensus
+            .read_stale(move |view| {
+                ids.iter()
+                    .map(|id| view.ledger().table(*id).map(table_view))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let now_ns = unix_now_ns();
+        let configs: Vec<TableConfig> = self.tables.configs().cloned().collect();
+        let mut commands = Vec::new();
+        for (config, view) in configs.iter().zip(views) {
+            if let Some(command) = self.due(config, view.as_ref(), now_ns)? {
+                commands.push(Command::Table(command));
+            }
+        }
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let results = self
+            .consensus
+            .propose(commands.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        for (command, result) in commands.iter().zip(results) {
+            if let CommandResult::Table(outcome) = result {
+                if !outcome.is_ok() {
+                    tracing::warn!(?command, code = outcome.code(), "table transition refused");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The transition due for one table, if any.
+    fn due(
+        &mut self,
+        config: &TableConfig,
+        view: Option<&TableView>,
+        now_ns: u64,
+    ) -> Result<Option<TableCommand>, String> {
+        let Some(view) = view.filter(|view| view.config == *config) else {
+            return Ok(Some(TableCommand::Configure(config.clone())));
+        };
+        let Some(round) = &view.current else {
+            return self.open(view, now_ns).map(Some);
+        };
+        let round_id = round.round_id;
+        Ok(match round.state {
+            RoundState::Open if now_ns >= round.closes_at_ns => {
+                Some(TableCommand::Close { round_id })
+            }
+            RoundState::Closed => {
+                let draw_at = round.closes_at_ns + u64::from(round.draw_delay_ms) * 1_000_000;
+                match self.seeds.get(&round_id) {
+                    None => Some(TableCommand::Void { round_id }),
+                    Some(_) if now_ns < draw_at => None,
+                    Some(seed) => Some(TableCommand::Draw {
+                        round_id,
+                        draw: self.draw(round_id, *seed)?,
+                    }),
+                }
+            }
+            RoundState::Drawn | RoundState::Voiding => {
+                self.seeds.remove(&round_id);
+                Some(TableCommand::Settle { round_id })
+            }
+            _ => None,
+        })
+    }
+
+    fn open(&mut self, view: &TableView, now_ns: u64) -> Result<TableCommand, String> {
+        let mut seed = [0u8; 32];
+        self.rng
+            .fill(&mut seed)
+            .map_err(|e| format!("certified generator: {e}"))?;
+        let round_id = round_id(view.config.table_id, view.next_round);
+        if self.seeds.len() >= SEEDS_KEPT_MAX {
+            self.seeds.pop_first();
+        }
+        self.seeds.insert(round_id, seed);
+        let window_ns = u64::from(view.config.betting_window_ms) * 1_000_000;
+        Ok(TableCommand::Open {
+            round_id,
+            commitment: seed_commitment(&seed),
+            closes_at_ns: now_ns + window_ns,
+        })
+    }
+
+    fn draw(&self, round_id: RoundId, seed: [u8; 32]) -> Result<Draw, String> {
+        let (table_id, number) = round_parts(round_id);
+        let live: &LiveTable = self.tables.get(table_id).ok_or("table has no game")?;
+        let mut stream = FairStream::new(
+            &hex::encode(seed),
+            &client_seed(table_id),
+            u64::from(number),
+        );
+        let drawn = live.draw(&mut stream);
+        Ok(Draw {
+            server_seed: seed,
+            outcome: drawn.outcome,
+            returns: drawn.returns,
+        })
+    }
+}
+
+/// The provably-fair client seed of a table's rounds (the nonce is the round number).
+pub fn client_seed(table_id: TableId) -> String {
+    format!("table:{table_id}")
+}
+
+fn table_view(table: &croupier_core::tables::Table) -> TableView {
+    TableView {
+        config: table.config.clone(),
+        next_round: table.next_round,
+        current: table.current.as_ref().map(|round| RoundView {
+            round_id: round.round_id,
+            state: round.state,
+            closes_at_ns: round.closes_at_ns,
+            draw_delay_ms: round.draw_delay_ms,
+        }),
+    }
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+}

@@ -1,0 +1,199 @@
+//! Live tables end to end over HTTP: the leader's scheduler opens, closes, draws and settles
+//! rounds by itself; a player bets with its session; recall shows the outcome, the proof and
+//! the player's own bets with payouts and balances; bad bets answer named codes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use croupier_core::tables::TableLimits;
+use croupier_core::LedgerCode;
+use croupier_server::tables::TableSpec;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const TABLE: u32 = 3;
+
+fn server() -> TestServer {
+    TestServer::start_with(|config| {
+        config.tables = vec![TableSpec {
+            table_id: TABLE,
+            game: "money-wheel".into(),
+            currency: LedgerCode::parse("EUR").unwrap(),
+            betting_window_ms: 1_500,
+            draw_delay_ms: 100,
+            limits: TableLimits {
+                bet_min: 10,
+                bet_max: 1_000,
+                round_stake_max: 1_000_000,
+                payout_max: 1_000_000,
+                bets_per_round_max: 1_000,
+            },
+        }];
+    })
+}
+
+/// Registers and funds a player (protected mode: the test is a local operator), logs it in.
+fn player(node: &TestServer, name: &str, funds: u64) -> (String, String) {
+    let body = json!({"username": name, "password": "correct horse", "currencies": ["EUR"]});
+    let (status, created) = node.post("/v1/players", &body);
+    assert_eq!(status, 201, "{created}");
+    let player_id = created["player_id"].as_str().unwrap().to_string();
+    let sequence = croupier_core::ids::player_sequence(player_id.parse().unwrap()).unwrap();
+    let wallet = croupier_core::ids::player_wallet_account_id(sequence, 0);
+    let (status, _) = node.post(
+        "/v1/accounts",
+        &json!([{"id": "9001", "ledger": "EUR", "kind": "system"}]),
+    );
+    assert!(status == 200, "funding account");
+    let transfer = json!([{"id": format!("{}", 7000 + sequence), "debit_account_id": "9001", "credit_account_id": wallet.to_string(), "amount": funds, "ledger": "EUR"}]);
+    assert_eq!(node.post("/v1/transfers", &transfer).0, 200);
+    let login = json!({"username": name, "password": "correct horse"});
+    let (status, session) = node.post("/v1/players/login", &login);
+    assert_eq!(status, 200, "{session}");
+    (player_id, session["token"].as_str().unwrap().to_string())
+}
+
+fn get_as(node: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    node.request("GET", path)
+        .bearer(Some(token))
+        .call()
+        .status_json()
+}
+
+fn bet_as(node: &TestServer, token: &str, body: &Value) -> (u16, Value) {
+    node.request("POST", &format!("/v1/tables/{TABLE}/bets"))
+        .bearer(Some(token))
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .status_json()
+}
+
+/// Polls the table list until `done` holds for this table.
+fn wait_for_table(node: &TestServer, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, tables) = get_as(node, token, "/v1/tables");
+        assert_eq!(status, 200, "{tables}");
+        if let Some(table) = tables.as_array().unwrap().iter().find(|t| t["id"] == TABLE) {
+            if done(table) {
+                return table.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the table never got there: {tables}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_bet_on_a_live_round_is_settled_and_recalled_with_its_proof() {
+    let node = server();
+    let (alice, token) = player(&node, "alice", 5_000);
+    let (_bob, bob_token) = player(&node, "bob", 5_000);
+    let table = wait_for_table(&node, &token, |t| t["state"] == "open");
+    assert_eq!(table["game"], "money-wheel");
+    assert!(table["closes_at"].as_str().unwrap().ends_with('Z'));
+    let round_id = table["round_id"].as_u64().unwrap();
+    let spots = json!([{"bet": "1", "amount": 100}, {"bet": "40", "amount": 50}]);
+    let body = json!({"bet_id": "77", "round_id": round_id, "spots": spots});
+    let (status, placed) = bet_as(&node, &token, &body);
+    if status == 409 {
+        // The window closed between the read and the bet (a slow machine): try the next round.
+        return a_bet_on_a_live_round_is_settled_and_recalled_with_its_proof();
+    }
+    assert_eq!(status, 200, "{placed}");
+    assert_eq!(
+        (placed["stake"].as_u64(), placed["balance"].as_u64()),
+        (Some(150), Some(4_850))
+    );
+    assert_eq!(
+        bet_as(&node, &token, &body),
+        (200, placed.clone()),
+        "a retry answers the original"
+    );
+    let other = json!({"bet_id": "1", "round_id": round_id, "spots": [{"bet": "2", "amount": 10}]});
+    assert_eq!(bet_as(&node, &bob_token, &other).0, 200);
+
+    wait_for_table(&node, &token, |t| t["round_id"].as_u64() != Some(round_id));
+    let (status, round) = get_as(&node, &token, &format!("/v1/rounds/{round_id}"));
+    assert_eq!(status, 200, "{round}");
+    assert_eq!(round["state"], "settled");
+    let seed = round["server_seed"].as_str().unwrap();
+    let commitment = hex::encode(Sha256::digest(seed.as_bytes()));
+    assert_eq!(
+        round["commitment"],
+        commitment.as_str(),
+        "the revealed seed opens the commitment"
+    );
+    let bets = round["bets"].as_array().unwrap();
+    assert_eq!(bets.len(), 1, "a player sees its own bets only: {round}");
+    let bet = &bets[0];
+    assert_eq!(bet["player_id"], alice.as_str());
+    assert_eq!(bet["spots"][1]["bet"], "40");
+    assert_eq!(bet["balance_before"], 5_000);
+    let paid = bet["paid"].as_u64().unwrap();
+    assert_eq!(bet["balance_after"].as_u64(), Some(4_850 + paid));
+    let (_, me) = get_as(&node, &token, "/v1/players/me");
+    assert_eq!(me["balances"]["EUR"].as_u64(), Some(4_850 + paid));
+
+    let (status, recall) = node.get(&format!("/v1/tables/{TABLE}/rounds?limit=5"));
+    assert_eq!(status, 200, "{recall}");
+    let kept = recall["rounds"].as_array().unwrap();
+    let ours = kept
+        .iter()
+        .find(|r| r["round_id"] == round_id)
+        .expect("the round is kept");
+    assert_eq!(
+        ours["bets"].as_array().unwrap().len(),
+        2,
+        "an operator sees every bet"
+    );
+}
+
+#[test]
+fn bad_bets_answer_named_codes_and_move_nothing() {
+    let node = server();
+    let (_, token) = player(&node, "carol", 100);
+    let table = wait_for_table(&node, &token, |t| t["state"] == "open");
+    let round_id = table["round_id"].as_u64().unwrap();
+    let cases = [
+        (json!([{"bet": "nope", "amount": 10}]), 422, "unknown_spot"),
+        (json!([{"bet": "1", "amount": 5}]), 422, "bet_below_min"),
+        (json!([{"bet": "1", "amount": 1_001}]), 422, "bet_above_max"),
+        (
+            json!([{"bet": "1", "amount": 10}, {"bet": "1", "amount": 10}]),
+            422,
+            "spots_invalid",
+        ),
+        (json!([]), 400, "invalid_request"),
+        (
+            json!([{"bet": "1", "amount": 200}]),
+            402,
+            "insufficient_funds",
+        ),
+    ];
+    for (spots, status, code) in cases {
+        let body = json!({"bet_id": "5", "round_id": round_id, "spots": spots});
+        let (got, answer) = bet_as(&node, &token, &body);
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{spots}: {answer}"
+        );
+    }
+    let elsewhere =
+        json!({"bet_id": "5", "round_id": 1u64 << 32 | 1, "spots": [{"bet": "1", "amount": 10}]});
+    assert_eq!(
+        bet_as(&node, &token, &elsewhere).1["error"],
+        "round_not_found"
+    );
+    let (_, me) = get_as(&node, &token, "/v1/players/me");
+    assert_eq!(me["balances"]["EUR"].as_u64(), Some(100));
+    let body = json!({"bet_id": "6", "round_id": round_id, "spots": [{"bet": "1", "amount": 10}]});
+    let (status, answer) = node.post(&format!("/v1/tables/{TABLE}/bets"), &body);
+    assert_eq!(status, 401, "only a player session bets: {answer}");
+}
