@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
+use croupier_games::certification::{CertificationError, CertifiedGames, PublicKey};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,6 +25,7 @@ use tokio::task::JoinHandle;
 pub mod auth;
 mod authenticate;
 pub mod binary;
+mod certification;
 mod edge;
 mod error;
 mod extract;
@@ -61,6 +65,10 @@ pub struct ServeConfig {
     pub edge: EdgeLimits,
     /// Keys, sessions and rate limits.
     pub auth: auth::AuthConfig,
+    /// The certified game definitions this node runs (`croupier serve` verifies them against
+    /// its trusted keys first). None: the embedded ones, verified against the development lab
+    /// key at `start`.
+    pub games: Option<Arc<CertifiedGames>>,
 }
 
 impl ServeConfig {
@@ -78,6 +86,7 @@ impl ServeConfig {
             body_size_max_bytes: BODY_SIZE_MAX_BYTES_DEFAULT,
             shutdown_drain_timeout_ms: 10_000,
             edge: EdgeLimits::default(),
+            games: None,
         }
     }
 
@@ -135,6 +144,8 @@ pub enum ServerError {
     Config(&'static str),
     #[error(transparent)]
     Keys(#[from] auth::keys::KeyFileError),
+    #[error("the game definitions are not certified: {0}")]
+    Games(#[from] CertificationError),
     #[error(
         "refusing to listen on {addr} without an operator key: create one with \
          `croupier keys create --role admin` (or listen on a loopback address)"
@@ -180,6 +191,10 @@ impl RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
     let auth = prepare_auth(&config)?;
+    let games = match &config.games {
+        Some(games) => Arc::clone(games),
+        None => Arc::new(CertifiedGames::embedded(&[PublicKey::dev_lab()])?),
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -187,7 +202,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
     let node = Node::start(config.node.clone()).await?;
-    let serving = serve(node.clone(), listener, &config, auth);
+    let serving = serve(node.clone(), listener, &config, auth, games);
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
@@ -221,11 +236,18 @@ pub fn serve<C: Consensus>(
     listener: TcpListener,
     config: &ServeConfig,
     auth: auth::Auth,
+    games: Arc<CertifiedGames>,
 ) -> Serving {
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let keys_watch = tokio::spawn(auth.ring.clone().watch());
-    let state = AppState::new(consensus, committer, config.body_size_max_bytes, auth);
+    let state = AppState::new(
+        consensus,
+        committer,
+        config.body_size_max_bytes,
+        auth,
+        games,
+    );
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();

@@ -26,6 +26,7 @@ pub const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
 pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
 pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
+pub const ROUTE_CERTIFICATION: &str = "/v1/certification";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -54,6 +55,7 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER,
     ROUTE_PLAYER_SESSIONS,
     ROUTE_AUDIT_OPERATORS,
+    ROUTE_CERTIFICATION,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

@@ -123,6 +123,7 @@ fn openapi_document_lists_every_route() {
         ("/v1/players/{player_id}", "get"),
         ("/v1/players/{player_id}/sessions", "delete"),
         ("/v1/audit/operators", "get"),
+        ("/v1/certification", "get"),
     ];
     for (path, method) in expected {
         assert!(
