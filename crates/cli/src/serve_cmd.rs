@@ -42,7 +42,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Settings first: a wrong one is a usage error (exit 2) before anything is logged.
     let settings = config::load(&args.settings)?;
     init_tracing();
-    let config = serve_config(&settings, &args)?;
+    // Games are loaded only through their certification: a set that does not verify against
+    // the trusted keys stops the node before it opens anything (one line, exit 1).
+    let games = match certified_games(&settings.games) {
+        Ok(games) => std::sync::Arc::new(games),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut config = serve_config(&settings, &args)?;
+    config.games = Some(std::sync::Arc::clone(&games));
     let clustered = config.node.cluster.is_some();
     let data_dir = &settings.data_dir;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,6 +74,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             protected_mode = if server.protected_mode() { "on" } else { "off" },
             "croupier is up"
         );
+        log_certification(&games, &settings.games);
         if server.protected_mode() {
             tracing::warn!(
                 "protected mode: no operator key, so operator and provider calls are accepted \
@@ -98,6 +109,45 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {error:#}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The configured definition set, verified against the configured keys.
+fn certified_games(
+    settings: &config::GamesSettings,
+) -> anyhow::Result<croupier_games::certification::CertifiedGames> {
+    let trusted = settings.trusted().context("games.trusted_keys")?;
+    let source = match &settings.definitions_dir {
+        Some(dir) => format!("games.definitions_dir {}", dir.display()),
+        None => "the definitions embedded in this binary".to_string(),
+    };
+    let files = crate::games_cmd::read_definitions(settings.definitions_dir.as_deref())
+        .with_context(|| format!("refusing to start: {source}"))?;
+    croupier_games::certification::CertifiedGames::verify(files, &trusted)
+        .with_context(|| format!("refusing to start: {source} are not certified"))
+}
+
+fn log_certification(
+    games: &croupier_games::certification::CertifiedGames,
+    settings: &config::GamesSettings,
+) {
+    let source = match &settings.definitions_dir {
+        Some(dir) => dir.display().to_string(),
+        None => "embedded".to_string(),
+    };
+    tracing::info!(
+        games = games.games().len(),
+        definitions = %source,
+        signed_by = %games.signer(),
+        "game definitions certified"
+    );
+    let trusted = settings.trusted().unwrap_or_default();
+    if trusted.iter().all(|key| key.is_dev_lab()) {
+        tracing::warn!(
+            "the only trusted certifying key is the DEVELOPMENT lab key, whose secret is in the \
+             repository: anyone can sign definitions this node accepts; set [games] trusted_keys \
+             to your test lab's key"
+        );
     }
 }
 
