@@ -44,12 +44,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     // Games are loaded only through their certification: a set that does not verify against
     // the trusted keys stops the node before it opens anything (one line, exit 1).
-    let games = match certified_games(&settings.games) {
-        Ok(games) => std::sync::Arc::new(games),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return Ok(ExitCode::from(1));
-        }
+    let Some(games) = certified_games_or_report(&settings.games) else {
+        return Ok(ExitCode::from(1));
     };
     let mut config = serve_config(&settings, &args)?;
     config.games = Some(std::sync::Arc::clone(&games));
@@ -72,9 +68,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             node_id = server.node().node_id(),
             role = if clustered { "cluster member" } else { "single node" },
             protected_mode = if server.protected_mode() { "on" } else { "off" },
+            games = games.games().len(),
+            games_signed_by = %games.signer(),
             "croupier is up"
         );
-        log_certification(&games, &settings.games);
+        warn_on_development_key(&settings.games);
         if server.protected_mode() {
             tracing::warn!(
                 "protected mode: no operator key, so operator and provider calls are accepted \
@@ -112,6 +110,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The certified games, or None once the reason they are not was printed.
+fn certified_games_or_report(
+    settings: &config::GamesSettings,
+) -> Option<std::sync::Arc<croupier_games::certification::CertifiedGames>> {
+    match certified_games(settings) {
+        Ok(games) => Some(std::sync::Arc::new(games)),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            None
+        }
+    }
+}
+
 /// The configured definition set, verified against the configured keys.
 fn certified_games(
     settings: &config::GamesSettings,
@@ -127,20 +138,8 @@ fn certified_games(
         .with_context(|| format!("refusing to start: {source} are not certified"))
 }
 
-fn log_certification(
-    games: &croupier_games::certification::CertifiedGames,
-    settings: &config::GamesSettings,
-) {
-    let source = match &settings.definitions_dir {
-        Some(dir) => dir.display().to_string(),
-        None => "embedded".to_string(),
-    };
-    tracing::info!(
-        games = games.games().len(),
-        definitions = %source,
-        signed_by = %games.signer(),
-        "game definitions certified"
-    );
+/// The warning line of a node whose only trusted certifying key is the development one.
+fn warn_on_development_key(settings: &config::GamesSettings) {
     let trusted = settings.trusted().unwrap_or_default();
     if trusted.iter().all(|key| key.is_dev_lab()) {
         tracing::warn!(
