@@ -24,6 +24,17 @@ pub struct CertifyArgs {
     json: bool,
 }
 
+/// This process's executable: `/proc/self/exe` on Linux (the running image, even if its file
+/// was replaced since), else the file `current_exe` names.
+fn running_executable() -> anyhow::Result<Vec<u8>> {
+    if let Ok(bytes) = std::fs::read("/proc/self/exe") {
+        return Ok(bytes);
+    }
+    let exe = std::env::current_exe().context("cannot locate the running executable")?;
+    std::fs::read(&exe)
+        .with_context(|| format!("cannot read the running executable {}", exe.display()))
+}
+
 /// `--json` output, fields in this order (serde_json's maps would sort them).
 #[derive(serde::Serialize)]
 struct Report<'a> {
@@ -40,9 +51,7 @@ struct Component<'a> {
 pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     let seed = parse_seed(&args.seed).context("--seed")?;
     let files = crate::games_cmd::read_definitions(args.definitions.as_deref())?;
-    let exe = std::env::current_exe().context("cannot locate the running executable")?;
-    let binary = std::fs::read(&exe)
-        .with_context(|| format!("cannot read the running executable {}", exe.display()))?;
+    let binary = running_executable()?;
     let components = certify(&seed, &binary, &files);
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -97,13 +97,20 @@ pub async fn certification<C: Consensus>(
     Ok(json_response(StatusCode::OK, &out))
 }
 
-/// The running executable's bytes, at most `BINARY_BYTES_MAX`.
+/// The running executable's bytes, at most `BINARY_BYTES_MAX`. On Linux through
+/// `/proc/self/exe`, which opens the image this process runs even if its file was replaced or
+/// removed since (an upgrade in place): the answer is about what runs, not what is on disk.
 fn read_binary() -> Result<Vec<u8>, String> {
     use std::io::Read as _;
-    let path: PathBuf = std::env::current_exe()
-        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
-    let file = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot read the running executable: {e}"))?;
+    let file = match std::fs::File::open("/proc/self/exe") {
+        Ok(file) => file,
+        Err(_) => {
+            let path: PathBuf = std::env::current_exe()
+                .map_err(|e| format!("cannot locate the running executable: {e}"))?;
+            std::fs::File::open(&path)
+                .map_err(|e| format!("cannot read the running executable: {e}"))?
+        }
+    };
     let mut bytes = Vec::new();
     file.take(BINARY_BYTES_MAX + 1)
         .read_to_end(&mut bytes)
