@@ -38,6 +38,7 @@ pub struct ServeSettings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub edge: EdgeSettings,
+    pub games: GamesSettings,
     /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
     /// betting window and limits.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -91,6 +92,38 @@ mod defaults {
     }
     pub fn bets_per_round_max() -> u32 {
         50_000
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GamesSettings {
+    /// Definitions (`<game>.toml`) with their `MANIFEST` and `MANIFEST.sig`, as a lab signed
+    /// them; unset: the definitions compiled into the binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definitions_dir: Option<PathBuf>,
+    /// Ed25519 public keys (64 hex) whose signature over the manifest serve accepts.
+    pub trusted_keys: Vec<String>,
+}
+
+impl Default for GamesSettings {
+    fn default() -> Self {
+        GamesSettings {
+            definitions_dir: None,
+            trusted_keys: vec![croupier_games::certification::DEV_LAB_PUBLIC_KEY_HEX.to_string()],
+        }
+    }
+}
+
+impl GamesSettings {
+    /// The trusted keys, parsed (at least one).
+    pub fn trusted(
+        &self,
+    ) -> Result<
+        Vec<croupier_games::certification::PublicKey>,
+        croupier_games::certification::CertificationError,
+    > {
+        croupier_games::certification::parse_trusted_keys(&self.trusted_keys)
     }
 }
 
@@ -219,6 +252,7 @@ impl Default for ServeSettings {
             rate_limit: RateLimitSettings::default(),
             edge: EdgeSettings::default(),
             tables: Vec::new(),
+            games: GamesSettings::default(),
         }
     }
 }
@@ -355,6 +389,12 @@ impl ServeSettings {
                 message: format!("must be at most {ttl_max} (30 days), got {ttl}"),
             });
         }
+        if let Err(error) = self.games.trusted() {
+            return Err(Invalid {
+                key: "games.trusted_keys",
+                message: error.to_string(),
+            });
+        }
         let cluster = &self.cluster;
         if cluster.join.is_some() && cluster.cluster_config.is_some() {
             return Err(Invalid {
@@ -407,5 +447,9 @@ mod tests {
         assert!(error.message.contains("peer_listen"), "{error:?}");
         settings.cluster.peer_listen = Some("127.0.0.1:9001".into());
         assert_eq!(settings.validate(), Ok(()));
+        settings.games.trusted_keys = vec![];
+        assert_eq!(settings.validate().unwrap_err().key, "games.trusted_keys");
+        settings.games.trusted_keys = vec!["not a key".into()];
+        assert_eq!(settings.validate().unwrap_err().key, "games.trusted_keys");
     }
 }

@@ -53,13 +53,21 @@ pub enum FairCommand {
         count: u64,
     },
     /// Check a revealed server seed against its published commitment and print the bet's
-    /// floats; exit 1 if the seed does not match.
+    /// floats; or, with --game-hash, check a shared crash round against its hash chain and
+    /// print its crash point. Exit 1 if the check fails.
     Verify {
-        #[command(flatten)]
-        bet: BetArgs,
+        /// The revealed server seed (hex text, used exactly as written).
+        #[arg(long)]
+        server_seed: Option<String>,
+        /// The player's client seed.
+        #[arg(long)]
+        client_seed: Option<String>,
+        /// The bet's nonce.
+        #[arg(long)]
+        nonce: Option<u64>,
         /// The commitment published before the bet (64 hex characters).
         #[arg(long)]
-        commitment: String,
+        commitment: Option<String>,
         /// Floats to print after a successful check.
         #[arg(long, default_value_t = 8)]
         count: u64,
@@ -67,10 +75,57 @@ pub enum FairCommand {
         /// crash), with the certified definition the live game uses.
         #[arg(long)]
         game: Option<String>,
+        #[command(flatten)]
+        round: ChainRoundArgs,
+    },
+    /// The crash point of a shared round from its game hash and the chain's public salt
+    /// (bustabit's formula; docs/rng.md).
+    Crash {
+        /// The round's game hash (64 hex digits).
+        #[arg(long)]
+        game_hash: String,
+        /// The chain's public salt, used as the text written (bustabit: a bitcoin block hash).
+        #[arg(long)]
+        salt: String,
     },
     /// Reverse hash chains for rounds shared by many players.
     #[command(subcommand)]
     Chain(ChainCommand),
+}
+
+/// `fair verify` for a round of a crash hash chain: one link to a neighbouring round's hash,
+/// or the walk to the chain's published terminating hash.
+#[derive(clap::Args)]
+pub struct ChainRoundArgs {
+    /// A crash round's game hash (64 hex digits): verify it against its chain.
+    #[arg(long, requires = "salt")]
+    game_hash: Option<String>,
+    /// The chain's public salt, used as the text written.
+    #[arg(long, requires = "game_hash")]
+    salt: Option<String>,
+    /// The hash of the round played just before: it must be SHA-256 of this game hash.
+    #[arg(long, conflicts_with_all = ["next_hash", "chain_terminating_hash"])]
+    previous_hash: Option<String>,
+    /// The hash of the round played just after: this game hash must be its SHA-256.
+    #[arg(long, conflicts_with = "chain_terminating_hash")]
+    next_hash: Option<String>,
+    /// The chain's terminating hash, published before its first round: hashing the game hash
+    /// N times (N ≤ --max-steps) must give it; N is the round's number in the chain.
+    #[arg(long)]
+    chain_terminating_hash: Option<String>,
+    /// How far to walk towards the terminating hash.
+    #[arg(long, default_value_t = fair::CHAIN_LENGTH_MAX)]
+    max_steps: u64,
+    /// How a round's hash follows from the next: SHA-256 of its hex text (`fair chain new`,
+    /// bustabit's 2018 chain) or of its raw bytes (bustabit's chains since 2024).
+    #[arg(long, value_enum, default_value_t = Link::Hex)]
+    link: Link,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Link {
+    Hex,
+    Binary,
 }
 
 #[derive(clap::Subcommand)]
@@ -123,11 +178,40 @@ pub fn run(cmd: FairCommand) -> anyhow::Result<ExitCode> {
             print_lines(count, || sample::below_u32(&mut stream, range).to_string())
         }
         FairCommand::Verify {
-            bet,
+            server_seed,
+            client_seed,
+            nonce,
             commitment,
             count,
             game,
-        } => verify(bet, &commitment, count, game.as_deref()),
+            round,
+        } => match (server_seed, client_seed, nonce, commitment, round) {
+            (Some(server_seed), Some(client_seed), Some(nonce), Some(commitment), round)
+                if round.game_hash.is_none() =>
+            {
+                let bet = BetArgs {
+                    server_seed,
+                    client_seed,
+                    nonce,
+                };
+                verify(bet, &commitment, count, game.as_deref())
+            }
+            (None, None, None, None, round) if round.game_hash.is_some() => {
+                verify_chain_round(&round)
+            }
+            (_, _, _, _, round) if round.game_hash.is_some() => anyhow::bail!(
+                "a crash chain round (--game-hash) is verified without a bet's seeds or commitment"
+            ),
+            _ => anyhow::bail!(
+                "fair verify needs --server-seed, --client-seed, --nonce and --commitment (a bet), \
+                 or --game-hash and --salt with a chain hash (a crash round)"
+            ),
+        },
+        FairCommand::Crash { game_hash, salt } => {
+            let hash = parse_game_hash(&game_hash, "--game-hash")?;
+            println!("{}", crash_point_text(salt.as_bytes(), &hash));
+            Ok(ExitCode::SUCCESS)
+        }
         FairCommand::Chain(ChainCommand::New { length, out }) => chain_new(length, out),
         FairCommand::Chain(ChainCommand::Verify {
             seed,
@@ -218,6 +302,81 @@ fn verify(
     }
     let mut stream = FairStream::new(&bet.server_seed, &bet.client_seed, bet.nonce);
     print_lines(count, || stream.next_float().to_string())
+}
+
+fn parse_game_hash(text: &str, flag: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    bytes.with_context(|| format!("{flag} must be 64 hex digits (a SHA-256), got {text:?}"))
+}
+
+/// The crash point as the game shows it: `2.35`.
+fn crash_point_text(salt: &[u8], game_hash: &[u8; 32]) -> String {
+    let point = croupier_games::crash::crash_point_from_game_hash(salt, game_hash);
+    format!("{}.{:02}", point / 100, point % 100)
+}
+
+fn verify_chain_round(round: &ChainRoundArgs) -> anyhow::Result<ExitCode> {
+    use croupier_games::crash::{chain_distance, previous_game_hash, ChainLink};
+    let link = match round.link {
+        Link::Hex => ChainLink::HexText,
+        Link::Binary => ChainLink::Binary,
+    };
+    let (Some(game_hash), Some(salt)) = (&round.game_hash, &round.salt) else {
+        anyhow::bail!("a crash round needs --game-hash and --salt");
+    };
+    let game_hash = parse_game_hash(game_hash, "--game-hash")?;
+    let verdict = if let Some(previous) = &round.previous_hash {
+        let previous = parse_game_hash(previous, "--previous-hash")?;
+        (previous_game_hash(&game_hash, link) == previous)
+            .then(|| "the previous round's hash is SHA-256 of this game hash".to_string())
+    } else if let Some(next) = &round.next_hash {
+        let next = parse_game_hash(next, "--next-hash")?;
+        (previous_game_hash(&next, link) == game_hash)
+            .then(|| "this game hash is SHA-256 of the next round's hash".to_string())
+    } else if let Some(terminating) = &round.chain_terminating_hash {
+        let terminating = parse_game_hash(terminating, "--chain-terminating-hash")?;
+        anyhow::ensure!(
+            (1..=fair::CHAIN_LENGTH_MAX).contains(&round.max_steps),
+            "--max-steps must be 1 to {}",
+            fair::CHAIN_LENGTH_MAX
+        );
+        chain_distance(&game_hash, &terminating, link, round.max_steps).map(|n| {
+            format!(
+                "{n} hashes to the terminating hash (bustabit's game #{n}; round {} of a \
+                     `fair chain new` chain)",
+                n - 1
+            )
+        })
+    } else {
+        anyhow::bail!("--game-hash needs --previous-hash, --next-hash or --chain-terminating-hash");
+    };
+    match verdict {
+        Some(how) => {
+            println!("chain: ok, {how}");
+            println!(
+                "crash point: {}",
+                crash_point_text(salt.as_bytes(), &game_hash)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let other = match round.link {
+                Link::Hex => "binary",
+                Link::Binary => "hex",
+            };
+            eprintln!(
+                "mismatch: the game hash does not belong to the chain given (links checked as \
+                 SHA-256 of the {}; is it a chain with --link {other}?)",
+                match round.link {
+                    Link::Hex => "hex text",
+                    Link::Binary => "raw bytes",
+                }
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// The outcome a provably-fair round of `game` draws from the start of the round's stream,

@@ -1,12 +1,17 @@
-//! `croupier games`: list the games, exact RTP, Monte Carlo simulation, PAR sheets and the
-//! integrity check of the certified definitions.
+//! `croupier games`: list the games, exact RTP, Monte Carlo simulation, PAR sheets, and the
+//! certification workflow of a lab: `keygen`, `sign` (MANIFEST + MANIFEST.sig for a directory
+//! of definitions) and `verify` (signature against trusted keys, then every definition's hash).
+//! `read_definitions` is the one place a definitions directory is read (serve and certify too).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use croupier_games::certification::{self, CertifiedGames, DefinitionFiles, PublicKey, SecretKey};
 use croupier_games::{chunk_count, chunk_rounds, Game, SimTotals, GAME_NAMES, Z_99};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -25,8 +30,33 @@ pub enum GamesCommand {
     /// Monte Carlo simulation: per bet RTP with its 99% confidence interval, hit frequency
     /// and standard deviation. The same seed gives the same numbers on any thread count.
     Simulate(SimulateArgs),
-    /// Check every game definition against the certified SHA-256 manifest (exit 1 on mismatch).
-    Verify,
+    /// Check the manifest's signature against the trusted keys, then every definition against
+    /// the manifest's SHA-256 (exit 1 on a bad or untrusted signature or any mismatch).
+    Verify {
+        /// A directory of definitions with MANIFEST and MANIFEST.sig (default: the embedded ones).
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+        /// A trusted public key: 64 hex digits, or a file holding them (repeatable; default:
+        /// the development lab key).
+        #[arg(long, value_name = "HEX|FILE")]
+        pubkey: Vec<String>,
+    },
+    /// Sign a directory of definitions: write its MANIFEST (SHA-256 of every <game>.toml) and
+    /// MANIFEST.sig (Ed25519 over the MANIFEST bytes) with a secret key from `games keygen`.
+    Sign {
+        /// The certifying secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The directory of <game>.toml files; MANIFEST and MANIFEST.sig are written there.
+        #[arg(long, value_name = "DIR")]
+        definitions: PathBuf,
+    },
+    /// Create a certifying key: write the secret to FILE (mode 0600, never overwritten) and
+    /// print the public key that nodes trust (`[games] trusted_keys`).
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Print a game's PAR sheet (Markdown), as published in docs/par-sheets/.
     Par {
         /// Game name (see `croupier games list`).
@@ -60,7 +90,12 @@ pub fn run(cmd: GamesCommand) -> anyhow::Result<ExitCode> {
         GamesCommand::List => list(),
         GamesCommand::Rtp { game, json } => rtp(&load(&game)?, json),
         GamesCommand::Simulate(args) => simulate(args),
-        GamesCommand::Verify => verify(),
+        GamesCommand::Verify {
+            definitions,
+            pubkey,
+        } => verify(definitions.as_deref(), &pubkey),
+        GamesCommand::Sign { key, definitions } => sign(&key, &definitions),
+        GamesCommand::Keygen { out } => keygen(&out),
         GamesCommand::Par { game } => {
             let sheet = load(&game)?.par_sheet();
             std::io::stdout().lock().write_all(sheet.as_bytes())?;
@@ -258,25 +293,171 @@ fn seed_from_clock() -> u64 {
         .unwrap_or(0)
 }
 
-fn verify() -> anyhow::Result<ExitCode> {
+/// The definition set in `dir` (every `<game>.toml`, `MANIFEST` and `MANIFEST.sig`), or the
+/// one compiled into the binary.
+pub fn read_definitions(dir: Option<&Path>) -> anyhow::Result<DefinitionFiles> {
+    let Some(dir) = dir else {
+        return Ok(DefinitionFiles::embedded());
+    };
+    let manifest_path = dir.join(certification::MANIFEST_FILE);
+    let manifest = std::fs::read(&manifest_path)
+        .with_context(|| format!("cannot read the manifest {}", manifest_path.display()))?;
+    let signature_path = dir.join(certification::SIGNATURE_FILE);
+    let signature = std::fs::read_to_string(&signature_path).with_context(|| {
+        format!(
+            "cannot read the manifest signature {} (the definitions are not signed?)",
+            signature_path.display()
+        )
+    })?;
+    Ok(DefinitionFiles {
+        manifest,
+        signature,
+        definitions: read_toml_files(dir)?,
+    })
+}
+
+/// Every `*.toml` of `dir` by name without the extension (subdirectories are not read).
+fn read_toml_files(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the definitions directory {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read the definitions directory {}", dir.display()))?
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some(game) = name.strip_suffix(".toml") else {
+            continue;
+        };
+        if !path.is_file() {
+            continue;
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        files.insert(game.to_string(), bytes);
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "{} holds no <game>.toml definition",
+        dir.display()
+    );
+    Ok(files)
+}
+
+/// `--pubkey` values: hex, or a file holding the hex; none given: the development lab key.
+fn trusted_keys(values: &[String]) -> anyhow::Result<Vec<PublicKey>> {
+    if values.is_empty() {
+        return Ok(vec![PublicKey::dev_lab()]);
+    }
+    values
+        .iter()
+        .map(|value| match PublicKey::from_hex(value) {
+            Ok(key) => Ok(key),
+            Err(_) if Path::new(value).is_file() => {
+                let text = std::fs::read_to_string(value)
+                    .with_context(|| format!("cannot read the public key file {value}"))?;
+                PublicKey::from_file_text(&text).with_context(|| format!("--pubkey {value}"))
+            }
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("--pubkey {value}: neither a public key nor a file"))),
+        })
+        .collect()
+}
+
+fn verify(dir: Option<&Path>, pubkeys: &[String]) -> anyhow::Result<ExitCode> {
+    let trusted = trusted_keys(pubkeys)?;
+    let files = read_definitions(dir)?;
+    let report = certification::verify_set(&files, &trusted);
     let mut out = std::io::stdout().lock();
-    let reports = croupier_games::verify_embedded()?;
-    let mut all_ok = true;
-    for report in &reports {
-        let status = match (&report.expected, &report.load_error) {
+    match &report.signer {
+        Ok(key) if key.is_dev_lab() => writeln!(
+            out,
+            "{:<16} OK, signed by {key} (the DEVELOPMENT lab key)",
+            certification::SIGNATURE_FILE
+        )?,
+        Ok(key) => writeln!(
+            out,
+            "{:<16} OK, signed by {key}",
+            certification::SIGNATURE_FILE
+        )?,
+        Err(error) => writeln!(
+            out,
+            "{:<16} REFUSED: {error}",
+            certification::SIGNATURE_FILE
+        )?,
+    }
+    for game in &report.games {
+        let status = match (&game.expected, &game.load_error) {
             (None, _) => "NOT IN MANIFEST".to_string(),
-            (Some(expected), _) if *expected != report.actual => {
+            (Some(expected), _) if *expected != game.actual => {
                 format!("MISMATCH (manifest {expected})")
             }
             (Some(_), Some(error)) => format!("INVALID ({error})"),
             (Some(_), None) => "OK".to_string(),
         };
-        all_ok &= report.ok();
-        writeln!(out, "{:<16} {}  {status}", report.game, report.actual)?;
+        writeln!(out, "{:<16} {}  {status}", game.game, game.actual)?;
     }
-    Ok(if all_ok {
+    if let Some(error) = &report.set_error {
+        writeln!(out, "{:<16} REFUSED: {error}", certification::MANIFEST_FILE)?;
+    }
+    Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn sign(key_path: &Path, dir: &Path) -> anyhow::Result<ExitCode> {
+    let key_text = std::fs::read_to_string(key_path)
+        .with_context(|| format!("cannot read the secret key {}", key_path.display()))?;
+    let key = SecretKey::from_file_text(&key_text)
+        .with_context(|| format!("--key {}", key_path.display()))?;
+    let mut files = DefinitionFiles {
+        manifest: vec![],
+        signature: String::new(),
+        definitions: read_toml_files(dir)?,
+    };
+    files.manifest = files.render_manifest().into_bytes();
+    files.signature = key.sign_manifest(&files.manifest);
+    // A lab signs only what a node would load: every file a known game, every definition valid.
+    let certified = CertifiedGames::verify(files, &[key.public()])
+        .context("refusing to sign these definitions")?;
+    let files = certified.files();
+    let manifest_path = dir.join(certification::MANIFEST_FILE);
+    std::fs::write(&manifest_path, &files.manifest)
+        .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+    let signature_path = dir.join(certification::SIGNATURE_FILE);
+    std::fs::write(&signature_path, &files.signature)
+        .with_context(|| format!("cannot write {}", signature_path.display()))?;
+    println!(
+        "signed {} definitions with key {}: wrote {} and {}",
+        certified.games().len(),
+        key.public(),
+        manifest_path.display(),
+        signature_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    let mut secret = [0u8; 32];
+    croupier_rng::CertifiedRng::new()
+        .and_then(|mut rng| rng.fill(&mut secret))
+        .context("the certified generator failed")?;
+    let key = SecretKey::from_bytes(secret);
+    secret.fill(0);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+    file.write_all(key.to_file_text().as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", key.public());
+    Ok(ExitCode::SUCCESS)
 }

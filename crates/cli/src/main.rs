@@ -14,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod audit_cmd;
 mod bank_cmd;
 mod bench_cmd;
+mod certify_cmd;
 mod cluster_cmd;
 mod config;
 mod config_cmd;
@@ -60,9 +61,12 @@ enum Command {
     /// Provably-fair proofs: floats from seeds, verification, hash chains.
     #[command(subcommand)]
     Fair(fair_cmd::FairCommand),
-    /// Game definitions, exact RTP, simulation and integrity.
+    /// Game definitions, exact RTP, simulation, and their certification (keygen, sign, verify).
     #[command(subcommand)]
     Games(games_cmd::GamesCommand),
+    /// Seeded program verification: HMAC-SHA256 under a verifier's seed of this executable and
+    /// of every game definition file, to compare with a certified copy.
+    Certify(certify_cmd::CertifyArgs),
     /// Operator and provider keys (create, list, revoke).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Rng(cmd) => rng_cmd::run(cmd),
         Command::Fair(cmd) => fair_cmd::run(cmd),
         Command::Games(cmd) => games_cmd::run(cmd),
+        Command::Certify(args) => certify_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
     };
     match outcome {

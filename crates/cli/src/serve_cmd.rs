@@ -42,7 +42,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Settings first: a wrong one is a usage error (exit 2) before anything is logged.
     let settings = config::load(&args.settings)?;
     init_tracing();
-    let config = serve_config(&settings, &args)?;
+    // Games are loaded only through their certification: a set that does not verify against
+    // the trusted keys stops the node before it opens anything (one line, exit 1).
+    let Some(games) = certified_games_or_report(&settings.games) else {
+        return Ok(ExitCode::from(1));
+    };
+    let mut config = serve_config(&settings, &args)?;
+    config.games = Some(std::sync::Arc::clone(&games));
     let clustered = config.node.cluster.is_some();
     let data_dir = &settings.data_dir;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,8 +68,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             node_id = server.node().node_id(),
             role = if clustered { "cluster member" } else { "single node" },
             protected_mode = if server.protected_mode() { "on" } else { "off" },
+            games = games.games().len(),
+            games_signed_by = %games.signer(),
             "croupier is up"
         );
+        warn_on_development_key(&settings.games);
         if server.protected_mode() {
             tracing::warn!(
                 "protected mode: no operator key, so operator and provider calls are accepted \
@@ -98,6 +107,46 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {error:#}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The certified games, or None once the reason they are not was printed.
+fn certified_games_or_report(
+    settings: &config::GamesSettings,
+) -> Option<std::sync::Arc<croupier_games::certification::CertifiedGames>> {
+    match certified_games(settings) {
+        Ok(games) => Some(std::sync::Arc::new(games)),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            None
+        }
+    }
+}
+
+/// The configured definition set, verified against the configured keys.
+fn certified_games(
+    settings: &config::GamesSettings,
+) -> anyhow::Result<croupier_games::certification::CertifiedGames> {
+    let trusted = settings.trusted().context("games.trusted_keys")?;
+    let source = match &settings.definitions_dir {
+        Some(dir) => format!("games.definitions_dir {}", dir.display()),
+        None => "the definitions embedded in this binary".to_string(),
+    };
+    let files = crate::games_cmd::read_definitions(settings.definitions_dir.as_deref())
+        .with_context(|| format!("refusing to start: {source}"))?;
+    croupier_games::certification::CertifiedGames::verify(files, &trusted)
+        .with_context(|| format!("refusing to start: {source} are not certified"))
+}
+
+/// The warning line of a node whose only trusted certifying key is the development one.
+fn warn_on_development_key(settings: &config::GamesSettings) {
+    let trusted = settings.trusted().unwrap_or_default();
+    if trusted.iter().all(|key| key.is_dev_lab()) {
+        tracing::warn!(
+            "the only trusted certifying key is the DEVELOPMENT lab key, whose secret is in the \
+             repository: anyone can sign definitions this node accepts; set [games] trusted_keys \
+             to your test lab's key"
+        );
     }
 }
 

@@ -824,11 +824,19 @@ fn serve_starts_with_one_line_naming_version_address_data_dir_node_and_role() {
         format!("data_dir={}", data_dir.display()),
         "node_id=1".to_owned(),
         "role=\"single node\"".to_owned(),
+        "games=7".to_owned(),
+        format!(
+            "games_signed_by={}",
+            croupier_games::certification::DEV_LAB_PUBLIC_KEY_HEX
+        ),
     ] {
         assert!(up[0].contains(&part), "{part} missing: {}", up[0]);
     }
     assert!(!stderr.contains("openraft"), "openraft chatter: {stderr}");
-    assert!(stderr.lines().count() <= 3, "{stderr}");
+    // Storage opened, up, and two warnings of a development setup: the development lab key is
+    // the only trusted certifying key, and protected mode.
+    assert!(stderr.contains("DEVELOPMENT lab key"), "{stderr}");
+    assert!(stderr.lines().count() <= 4, "{stderr}");
 }
 
 fn get_with_key(api: &Api, path: &str, key: &str) -> u16 {

@@ -11,7 +11,7 @@ use croupier_rng::{sample::below_u32, RngCore};
 use serde::Deserialize;
 
 use crate::exact::ratio;
-use crate::table::{capped_return, check_header, invalid, parse_toml, Number};
+use crate::table::{capped_return, check_header, check_within_cap, invalid, parse_toml, Number};
 use crate::{DefinitionError, GameMath, ReturnDistribution};
 
 const GAME: &str = "baccarat";
@@ -191,17 +191,15 @@ impl Baccarat {
                         "one of player, banker, tie, player_pair, banker_pair",
                     )
                 })?;
-                let pays_units = bet
-                    .pays
-                    .units()
-                    .filter(|&u| u > 0 && u <= raw.win_cap * crate::RETURN_SCALE)
-                    .ok_or_else(|| {
-                        invalid(
-                            GAME,
-                            format!("bets[{i}].pays"),
-                            "a positive multiple with at most 4 decimals, within the win cap",
-                        )
-                    })?;
+                let pays_units = bet.pays.units().filter(|&u| u > 0).ok_or_else(|| {
+                    invalid(
+                        GAME,
+                        format!("bets[{i}].pays"),
+                        "a positive multiple with at most 4 decimals",
+                    )
+                })?;
+                let return_units = pays_units.saturating_add(crate::RETURN_SCALE);
+                check_within_cap(GAME, format!("bets[{i}].pays"), return_units, raw.win_cap)?;
                 Ok(BaccaratBet {
                     name: bet.name,
                     wins_on,

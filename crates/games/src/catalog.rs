@@ -137,12 +137,26 @@ impl Manifest {
 
     /// A manifest pinning exactly `definitions` (name, text), in `sha256sum` format.
     pub fn render(definitions: &[(&str, &str)]) -> String {
+        let bytes: Vec<(&str, &[u8])> = definitions
+            .iter()
+            .map(|(name, text)| (*name, text.as_bytes()))
+            .collect();
+        Manifest::render_bytes(&bytes)
+    }
+
+    /// As `render`, over the files' bytes.
+    pub fn render_bytes(definitions: &[(&str, &[u8])]) -> String {
         let mut sorted: Vec<_> = definitions.to_vec();
         sorted.sort_by_key(|(name, _)| format!("{name}.toml"));
         sorted
             .iter()
-            .map(|(name, text)| format!("{}  {name}.toml\n", sha256_hex(text.as_bytes())))
+            .map(|(name, bytes)| format!("{}  {name}.toml\n", sha256_hex(bytes)))
             .collect()
+    }
+
+    /// The games the manifest lists, by name.
+    pub fn games(&self) -> impl Iterator<Item = &str> {
+        self.expected.keys().map(String::as_str)
     }
 
     pub fn expected(&self, game: &str) -> Option<&str> {
@@ -243,28 +257,30 @@ pub fn verify_embedded() -> Result<Vec<VerifyReport>, DefinitionError> {
     let manifest = Manifest::embedded()?;
     Ok(EMBEDDED
         .iter()
-        .map(|embedded| {
-            let actual = sha256_hex(embedded.text.as_bytes());
-            let expected = manifest.expected(embedded.name).map(str::to_string);
-            let load_error = if expected.as_deref() == Some(actual.as_str()) {
-                load_checked(embedded.name, embedded.text.as_bytes(), &manifest)
-                    .err()
-                    .map(|e| e.to_string())
-            } else {
-                None
-            };
-            VerifyReport {
-                game: embedded.name,
-                actual,
-                expected,
-                load_error,
-            }
-        })
+        .map(|embedded| report(embedded.name, embedded.text.as_bytes(), &manifest))
         .collect())
 }
 
-/// The embedded (name, text) pairs, for regenerating the manifest in tests.
-#[cfg(test)]
+/// The report of one definition against `manifest`: hashes, then a load if they agree.
+pub(crate) fn report(game: &'static str, bytes: &[u8], manifest: &Manifest) -> VerifyReport {
+    let actual = sha256_hex(bytes);
+    let expected = manifest.expected(game).map(str::to_string);
+    let load_error = if expected.as_deref() == Some(actual.as_str()) {
+        load_checked(game, bytes, manifest)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    VerifyReport {
+        game,
+        actual,
+        expected,
+        load_error,
+    }
+}
+
+/// The embedded (name, text) pairs.
 pub(crate) fn embedded_pairs() -> Vec<(&'static str, &'static str)> {
     EMBEDDED.iter().map(|e| (e.name, e.text)).collect()
 }

@@ -3,7 +3,12 @@
 //! is an automatic cash-out target: it pays the target when the round reaches it.
 //!
 //! For shared rounds, r is the first 52 bits of HMAC-SHA256(key = salt, message = game hash)
-//! ([`crash_point_from_game_hash`]); the simulator draws r from its generator. The formula is
+//! ([`crash_point_from_game_hash`]): the key is the salt's text as written (bustabit's salt is a
+//! bitcoin block hash, used as its lower-case hex text), the message the game hash's 32 raw
+//! bytes. Game hashes form a reverse chain: the hash of the round played before is the SHA-256
+//! of this one ([`ChainLink`]: of its lower-case hex text, as in bustabit's 2018 chain and our
+//! `fair chain new`, or of its raw bytes, as in bustabit's chains since 2024). The simulator
+//! draws r from its generator. The formula is
 //! evaluated in integers: `floor(99·2^52 / (2^52 - r))` is the mathematical value exactly (a
 //! double-precision evaluation, as in the JavaScript verifier, can differ only for r where the
 //! quotient lies within one rounding error of a hundredth). The exact RTP counts the winning r
@@ -12,7 +17,7 @@
 use croupier_rng::RngCore;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::exact::ratio;
 use crate::table::{check_header, invalid, parse_toml, Number};
@@ -60,6 +65,42 @@ pub fn crash_point_from_game_hash(salt: &[u8], game_hash: &[u8]) -> u64 {
     let digest = mac.finalize().into_bytes();
     let first: [u8; 8] = digest[..8].try_into().expect("SHA-256 has 32 bytes");
     crash_point_hundredths(u64::from_be_bytes(first) >> (64 - R_BITS))
+}
+
+/// How a reverse chain derives the hash of the round played before from a round's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainLink {
+    /// SHA-256 of the lower-case hex text (bustabit's 2018 chain; `croupier fair chain new`).
+    HexText,
+    /// SHA-256 of the 32 raw bytes (bustabit's chains since its 2024 seeding event).
+    Binary,
+}
+
+/// The game hash of the round played just before the round of `game_hash`.
+pub fn previous_game_hash(game_hash: &[u8; 32], link: ChainLink) -> [u8; 32] {
+    match link {
+        ChainLink::HexText => Sha256::digest(hex::encode(game_hash).as_bytes()).into(),
+        ChainLink::Binary => Sha256::digest(game_hash).into(),
+    }
+}
+
+/// How many links lead from `game_hash` to `terminating` (1 when `terminating` is the hash of
+/// `game_hash`), looking at most `steps_max` links; None when it is not within them. In a chain
+/// whose terminating hash was published before round 1, game n is n links away.
+pub fn chain_distance(
+    game_hash: &[u8; 32],
+    terminating: &[u8; 32],
+    link: ChainLink,
+    steps_max: u64,
+) -> Option<u64> {
+    let mut hash = *game_hash;
+    for step in 1..=steps_max {
+        hash = previous_game_hash(&hash, link);
+        if hash == *terminating {
+            return Some(step);
+        }
+    }
+    None
 }
 
 /// How many of the 2^52 draws reach `target` hundredths (> 1.00): r wins iff
@@ -218,6 +259,72 @@ mod tests {
                 "{hash_hex}"
             );
         }
+    }
+
+    /// Three consecutive rounds of bustabit's live chain (games 12,306,896 down to 12,306,894,
+    /// after its Vx period ended at 12,279,450), with the busts the site showed, as recorded in a
+    /// public verification script; the salt is the `GAME_SALT` of bustabit's own verifier
+    /// (github.com/bustabit/verifier, src/constants.ts: the hash of the bitcoin block its
+    /// fourth seeding event named). Each hash is SHA-256 of the next one's raw bytes.
+    const BUSTABIT_SALT: &str = "00000000000000000001e08b7fd44f95e3e950ac65650a8031a6d5e1750e34be";
+    const BUSTABIT_ROUNDS: [(&str, u64); 3] = [
+        (
+            "94aa062026624e59a0ace092568d5f46e21b9bf1d5173609db8645dd62bdfc44",
+            1091,
+        ),
+        (
+            "94e66d98029c61ecd27c4fb6b381d401c823cf3dfbdac9246756d5b655e125aa",
+            426,
+        ),
+        (
+            "8d3b9726ca7bc5e3637bf2079e09eaf2a9d67df4e6f50ff23a7b593bd802cca6",
+            183,
+        ),
+    ];
+
+    fn hash(text: &str) -> [u8; 32] {
+        hex::decode(text).unwrap().try_into().unwrap()
+    }
+
+    #[test]
+    fn bustabit_live_rounds_give_the_published_busts_and_chain_by_raw_bytes() {
+        for (game_hash, bust) in BUSTABIT_ROUNDS {
+            let point = crash_point_from_game_hash(BUSTABIT_SALT.as_bytes(), &hash(game_hash));
+            assert_eq!(point, bust, "{game_hash}");
+        }
+        for pair in BUSTABIT_ROUNDS.windows(2) {
+            let (later, earlier) = (hash(pair[0].0), hash(pair[1].0));
+            assert_eq!(previous_game_hash(&later, ChainLink::Binary), earlier);
+            assert_ne!(previous_game_hash(&later, ChainLink::HexText), earlier);
+        }
+        let (first, last) = (hash(BUSTABIT_ROUNDS[0].0), hash(BUSTABIT_ROUNDS[2].0));
+        assert_eq!(chain_distance(&first, &last, ChainLink::Binary, 5), Some(2));
+        assert_eq!(chain_distance(&first, &last, ChainLink::Binary, 1), None);
+        assert_eq!(chain_distance(&first, &last, ChainLink::HexText, 5), None);
+    }
+
+    /// A game hash from a third-party Rust verifier's documentation (crate `bustabit`,
+    /// `Game::outcome` example: 2055.9), under the salt of bustabit's 2018 seeding event.
+    #[test]
+    fn bustabit_2018_salt_vector_from_an_independent_verifier() {
+        let salt = "0000000000000000004d6ec16dafe9d8370958664c1dc422f452892264c59526";
+        let game = hash("5d07719b61b0abb6f1c3b17b1d69c838278f87f9b5e75077026e5fedf96c2eb2");
+        assert_eq!(crash_point_from_game_hash(salt.as_bytes(), &game), 205_590);
+    }
+
+    #[test]
+    fn hex_text_links_are_the_links_of_fair_chain_new() {
+        let chain = croupier_rng::fair::HashChain::generate([9; 32], 4).unwrap();
+        let seeds: Vec<[u8; 32]> = chain.seeds().map(|s| hash(&s)).collect();
+        for round in 1..seeds.len() {
+            let previous = previous_game_hash(&seeds[round], ChainLink::HexText);
+            assert_eq!(previous, seeds[round - 1]);
+        }
+        let terminal = hash(chain.terminal());
+        assert_eq!(
+            chain_distance(&seeds[3], &terminal, ChainLink::HexText, 10),
+            Some(4)
+        );
     }
 
     const VECTOR_0: u64 = 2819;

@@ -26,7 +26,9 @@ use num_traits::{One, Zero};
 use serde::Deserialize;
 
 use crate::exact::{ratio, to_decimal, Exact};
-use crate::table::{binomial, capped_return, check_header, invalid, parse_toml, Weights};
+use crate::table::{
+    binomial, capped_return, check_header, check_within_cap, invalid, parse_toml, Weights,
+};
 use crate::{DefinitionError, GameMath, ReturnDistribution, RETURN_SCALE};
 
 const GAME: &str = "game-show-wheel";
@@ -306,6 +308,44 @@ fn counted_values(field: &str, entries: &[RawCounted]) -> Result<Vec<(u64, u64)>
     Ok(entries.iter().map(|e| (e.value, e.count)).collect())
 }
 
+/// Every value the definition pays n:1 (spots, bonus multipliers) and every top-slot multiplier
+/// (it multiplies a win of at least 1:1) must pay within the win cap on its own.
+fn check_paytable_within_cap(raw: &RawWheel) -> Result<(), DefinitionError> {
+    let mut values: Vec<(String, u64)> = vec![];
+    for (i, spot) in raw.spots.iter().enumerate() {
+        values.extend(spot.pays.map(|p| (format!("spots[{i}].pays"), p)));
+    }
+    let weighted = [
+        ("top_slot.multipliers", &raw.top_slot.multipliers),
+        (
+            "coin_flip.side_multipliers",
+            &raw.coin_flip.side_multipliers,
+        ),
+    ];
+    for (field, entries) in weighted {
+        let named = entries.iter().enumerate();
+        values.extend(named.map(|(i, e)| (format!("{field}[{i}].value"), e.value)));
+    }
+    let counted = [
+        ("cash_hunt.board", &raw.cash_hunt.board),
+        ("bonus_wheel.segments", &raw.bonus_wheel.segments),
+    ];
+    for (field, entries) in counted {
+        let named = entries.iter().enumerate();
+        values.extend(named.map(|(i, e)| (format!("{field}[{i}].value"), e.value)));
+    }
+    for (i, slot) in raw.pachinko.slots.iter().enumerate() {
+        if let RawSlot::Value(v) = slot {
+            values.push((format!("pachinko.slots[{i}]"), *v));
+        }
+    }
+    for (field, value) in values {
+        let return_units = value.saturating_add(1).saturating_mul(RETURN_SCALE);
+        check_within_cap(GAME, field, return_units, raw.win_cap)?;
+    }
+    Ok(())
+}
+
 fn parse_spots(raw: &[RawSpot]) -> Result<Vec<Spot>, DefinitionError> {
     let mut spots: Vec<Spot> = vec![];
     for (i, spot) in raw.iter().enumerate() {
@@ -491,6 +531,7 @@ impl GameShowWheel {
                     format!("counts must add up to {CASH_HUNT_TARGETS}"),
                 )
             })?;
+        check_paytable_within_cap(&raw)?;
         Ok(GameShowWheel {
             title: raw.title,
             win_cap: raw.win_cap,

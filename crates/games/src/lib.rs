@@ -1,6 +1,7 @@
 //! Croupier's game math: each game is a definition (data, embedded TOML pinned by SHA-256 in a
-//! manifest) plus pure functions from random draws to an outcome and from an outcome and a bet
-//! to a payout; exact RTP by enumeration or closed form; a Monte Carlo simulator.
+//! manifest that a certifying key signs, see `certification`) plus pure functions from random
+//! draws to an outcome and from an outcome and a bet to a payout; exact RTP by enumeration or
+//! closed form; a Monte Carlo simulator.
 //!
 //! It must not know: the ledger, money movement, clocks, tokio, HTTP, JSON or disks. Random
 //! draws come in through `croupier_rng` sampling over any `RngCore`.
@@ -10,6 +11,7 @@
 //! simulator sums integers, so merging its chunks in any order gives the same numbers.
 
 mod catalog;
+pub mod certification;
 mod exact;
 mod par;
 mod sim;

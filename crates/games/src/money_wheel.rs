@@ -16,7 +16,7 @@ use num_traits::Zero;
 use serde::Deserialize;
 
 use crate::exact::{ratio, Exact};
-use crate::table::{capped_return, check_header, invalid, parse_toml, Weights};
+use crate::table::{capped_return, check_header, check_within_cap, invalid, parse_toml, Weights};
 use crate::{DefinitionError, GameMath, ReturnDistribution, RETURN_SCALE};
 
 const GAME: &str = "money-wheel";
@@ -102,6 +102,13 @@ impl MoneyWheel {
                     format!("must be in 1..={PAYS_MAX}"),
                 ));
             }
+            let return_units = (n.pays + 1) * RETURN_SCALE;
+            check_within_cap(
+                GAME,
+                format!("numbers[{i}].pays"),
+                return_units,
+                raw.win_cap,
+            )?;
             if symbols
                 .insert(n.symbol.clone(), Segment::Number(i))
                 .is_some()
@@ -121,6 +128,14 @@ impl MoneyWheel {
                     format!("must be in 2..={FACTOR_MAX}"),
                 ));
             }
+            // A factor multiplies a win of at least 1:1: one above the cap clips every win.
+            let return_units = (m.factor + 1) * RETURN_SCALE;
+            check_within_cap(
+                GAME,
+                format!("multipliers[{i}].factor"),
+                return_units,
+                raw.win_cap,
+            )?;
             if symbols
                 .insert(m.symbol.clone(), Segment::Multiplier(i))
                 .is_some()

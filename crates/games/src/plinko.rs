@@ -8,8 +8,8 @@ use croupier_rng::RngCore;
 use serde::Deserialize;
 
 use crate::exact::ratio;
-use crate::table::{binomial, check_header, invalid, parse_toml, Number};
-use crate::{DefinitionError, GameMath, ReturnDistribution, RETURN_SCALE};
+use crate::table::{binomial, check_header, check_within_cap, invalid, parse_toml, Number};
+use crate::{DefinitionError, GameMath, ReturnDistribution};
 
 const GAME: &str = "plinko";
 pub const ROWS_MIN: u32 = 8;
@@ -36,7 +36,7 @@ impl Risk {
 pub struct PlinkoTable {
     pub rows: u32,
     pub risk: Risk,
-    /// Return per slot (stake included), `RETURN_SCALE` units, already capped.
+    /// Return per slot (stake included), `RETURN_SCALE` units, within the win cap (checked at load).
     pub slot_units: Vec<u64>,
 }
 
@@ -105,7 +105,7 @@ impl Plinko {
             let slot_units = table
                 .multipliers
                 .iter()
-                .map(|m| m.units().map(|u| u.min(raw.win_cap * RETURN_SCALE)))
+                .map(|m| m.units())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     invalid(
@@ -114,6 +114,14 @@ impl Plinko {
                         "non-negative multiples with at most 4 decimals",
                     )
                 })?;
+            for (k, &units) in slot_units.iter().enumerate() {
+                check_within_cap(
+                    GAME,
+                    field(&format!("multipliers[{k}]")),
+                    units,
+                    raw.win_cap,
+                )?;
+            }
             if tables
                 .iter()
                 .any(|t| t.rows == table.rows && t.risk == risk)

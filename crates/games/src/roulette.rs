@@ -7,7 +7,7 @@ use croupier_rng::{sample::below_u32, RngCore};
 use serde::Deserialize;
 
 use crate::exact::ratio;
-use crate::table::{capped_return, check_header, invalid, parse_toml};
+use crate::table::{capped_return, check_header, check_within_cap, invalid, parse_toml};
 use crate::{DefinitionError, GameMath, ReturnDistribution, RETURN_SCALE};
 
 const GAME: &str = "roulette";
@@ -157,6 +157,8 @@ impl Roulette {
             if value == 0 {
                 return Err(invalid(GAME, format!("pays.{key}"), "must be at least 1"));
             }
+            let return_units = value.saturating_add(1).saturating_mul(RETURN_SCALE);
+            check_within_cap(GAME, format!("pays.{key}"), return_units, raw.win_cap)?;
             pays[kind as usize] = value;
         }
         if let Some(missing) = BetKind::ALL.iter().find(|k| pays[**k as usize] == 0) {

@@ -138,6 +138,38 @@ pub(crate) fn check_header(
     Ok(())
 }
 
+/// A paytable value is a definition error when what it pays, `return_units` (stake included,
+/// `RETURN_SCALE` units), is above the win cap: a definition says what it pays, and a payout the
+/// cap would silently clip is not what it says (issue #9: a clipped table misreports its RTP).
+pub(crate) fn check_within_cap(
+    game: &str,
+    field: impl Into<String>,
+    return_units: u64,
+    win_cap: u64,
+) -> Result<(), DefinitionError> {
+    if return_units > win_cap.saturating_mul(RETURN_SCALE) {
+        return Err(invalid(
+            game,
+            field,
+            format!(
+                "pays {}x the stake (stake included), above the win cap of {win_cap}x",
+                units_text(return_units)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `RETURN_SCALE` units as a decimal multiple: 19 500 → "1.95".
+fn units_text(units: u64) -> String {
+    let (whole, fraction) = (units / RETURN_SCALE, units % RETURN_SCALE);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let decimals = format!("{fraction:04}");
+    format!("{whole}.{}", decimals.trim_end_matches('0'))
+}
+
 /// A payout of `win_units` (stake excluded, RETURN_SCALE units) plus the stake, capped.
 #[inline]
 pub(crate) fn capped_return(win_units: u64, win_cap: u64) -> u64 {

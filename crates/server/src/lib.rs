@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use croupier_cluster::{ClusterError, Consensus, Node, NodeConfig};
+use croupier_games::certification::{CertificationError, CertifiedGames, PublicKey};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 pub mod auth;
 mod authenticate;
 pub mod binary;
+mod certification;
 mod edge;
 mod error;
 mod extract;
@@ -65,6 +67,10 @@ pub struct ServeConfig {
     pub auth: auth::AuthConfig,
     /// Live tables this node runs (their rounds are proposed by the leader's scheduler).
     pub tables: Vec<tables::TableSpec>,
+    /// The certified game definitions this node runs (`croupier serve` verifies them against
+    /// its trusted keys first). None: the embedded ones, verified against the development lab
+    /// key at `start`.
+    pub games: Option<Arc<CertifiedGames>>,
 }
 
 impl ServeConfig {
@@ -83,6 +89,7 @@ impl ServeConfig {
             shutdown_drain_timeout_ms: 10_000,
             edge: EdgeLimits::default(),
             tables: Vec::new(),
+            games: None,
         }
     }
 
@@ -111,7 +118,6 @@ impl ServeConfig {
                 "body_size_max_bytes must be at least 1",
             ));
         }
-        tables::LiveTables::new(&self.tables)?;
         self.validate_edge()
     }
 
@@ -141,6 +147,8 @@ pub enum ServerError {
     Config(&'static str),
     #[error(transparent)]
     Keys(#[from] auth::keys::KeyFileError),
+    #[error("the game definitions are not certified: {0}")]
+    Games(#[from] CertificationError),
     #[error(
         "refusing to listen on {addr} without an operator key: create one with \
          `croupier keys create --role admin` (or listen on a loopback address)"
@@ -188,6 +196,12 @@ impl RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
     let auth = prepare_auth(&config)?;
+    let games = match &config.games {
+        Some(games) => Arc::clone(games),
+        None => Arc::new(CertifiedGames::embedded(&[PublicKey::dev_lab()])?),
+    };
+    // Checked before the node starts: a table naming an uncertified game refuses the start.
+    tables::LiveTables::new(&config.tables, &games)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -195,7 +209,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
     let node = Node::start(config.node.clone()).await?;
-    let serving = serve(node.clone(), listener, &config, auth);
+    let serving = serve(node.clone(), listener, &config, auth, games);
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
@@ -229,20 +243,27 @@ pub fn serve<C: Consensus>(
     listener: TcpListener,
     config: &ServeConfig,
     auth: auth::Auth,
+    games: Arc<CertifiedGames>,
 ) -> Serving {
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let keys_watch = tokio::spawn(auth.ring.clone().watch());
     let live_tables = Arc::new(
-        tables::LiveTables::new(&config.tables).unwrap_or_else(|error| {
+        tables::LiveTables::new(&config.tables, &games).unwrap_or_else(|error| {
             tracing::error!(%error, "no live tables: their configuration is invalid");
             tables::LiveTables::default()
         }),
     );
     let (stop_tables, tables_stopped) = tokio::sync::watch::channel(false);
     let scheduler = spawn_scheduler(consensus.clone(), live_tables.clone(), tables_stopped);
-    let state = AppState::new(consensus, committer, config.body_size_max_bytes, auth)
-        .with_tables(live_tables);
+    let state = AppState::new(
+        consensus,
+        committer,
+        config.body_size_max_bytes,
+        auth,
+        games,
+    )
+    .with_tables(live_tables);
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();

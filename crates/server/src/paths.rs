@@ -30,6 +30,7 @@ pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
 pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
 pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
+pub const ROUTE_CERTIFICATION: &str = "/v1/certification";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -62,6 +63,7 @@ const ROUTES: &[&str] = &[
     ROUTE_TABLE_BETS,
     ROUTE_TABLE_ROUNDS,
     ROUTE_ROUND,
+    ROUTE_CERTIFICATION,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

@@ -20,6 +20,8 @@ struct Shared<C> {
     auth: crate::auth::Auth,
     committer: Committer,
     body_size_max_bytes: usize,
+    /// The certified game definitions, for seeded verification.
+    games: Arc<croupier_games::certification::CertifiedGames>,
     /// Set once the server stops: open event streams end, so the graceful drain does not
     /// wait the whole drain timeout for streams that never finish by themselves.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -41,6 +43,7 @@ impl<C: Consensus> AppState<C> {
         committer: Committer,
         body_size_max_bytes: usize,
         auth: crate::auth::Auth,
+        games: Arc<croupier_games::certification::CertifiedGames>,
     ) -> Self {
         AppState {
             shared: Arc::new(Shared {
@@ -48,6 +51,7 @@ impl<C: Consensus> AppState<C> {
                 auth,
                 committer,
                 body_size_max_bytes,
+                games,
                 stopping: tokio::sync::watch::channel(false).0,
                 tables: Arc::default(),
             }),
@@ -64,6 +68,11 @@ impl<C: Consensus> AppState<C> {
 
     pub(crate) fn tables(&self) -> &crate::tables::LiveTables {
         &self.shared.tables
+    }
+
+    /// The node's certified game definitions.
+    pub(crate) fn games(&self) -> &croupier_games::certification::CertifiedGames {
+        &self.shared.games
     }
 
     /// Ends every open event stream (now, or as soon as it has nothing ready to send).

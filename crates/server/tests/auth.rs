@@ -737,6 +737,12 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
         ("GET", &balance_path, None, balance_readers),
         ("GET", "/v1/events", None, OPERATORS.to_vec()),
         ("GET", "/v1/audit/operators", None, OPERATORS.to_vec()),
+        (
+            "GET",
+            "/v1/certification?seed=000102030405060708090a0b0c0d0e0f",
+            None,
+            vec![Who::Admin, Who::ReadOnly],
+        ),
         ("GET", "/v1/cluster/status", None, OPERATORS.to_vec()),
         (
             "POST",

@@ -243,7 +243,8 @@ mod tests {
                 "group_commit",
                 "auth",
                 "rate_limit",
-                "edge"
+                "edge",
+                "games"
             ]
         );
         for name in [

@@ -241,6 +241,11 @@ policy!(
     OperatorRead, ANY_ROLE, provider: false, player: false
 );
 policy!(
+    /// Seeded verification of the running program and its certified games (regulators act
+    /// through an admin or a read-only key).
+    CertificationRead, &[Role::Admin, Role::ReadOnly], provider: false, player: false
+);
+policy!(
     /// Reads a player may make of its own objects (others answer 404).
     OperatorOrOwnerRead, ANY_ROLE, provider: false, player: true
 );

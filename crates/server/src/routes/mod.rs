@@ -11,6 +11,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
+use crate::certification;
 use crate::edge::EdgeLimits;
 use crate::telemetry;
 
@@ -122,6 +123,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(tables::bet::<C>))
         .routes(documented!(tables::rounds::<C>))
         .routes(documented!(tables::round::<C>))
+        .routes(documented!(certification::certification::<C>))
 }
 
 /// Header by which a read opts in to this node's own, possibly stale, state.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use croupier_core::tables::{TableConfig, TableId, TableLimits};
 use croupier_core::LedgerCode;
+use croupier_games::certification::CertifiedGames;
 use croupier_games::live::LiveTable;
 
 /// A table as the configuration describes it.
@@ -41,21 +42,26 @@ pub struct LiveTables {
 }
 
 impl LiveTables {
-    /// Loads each table's game (certified definitions only) and checks its configuration.
-    pub fn new(specs: &[TableSpec]) -> Result<LiveTables, TableSpecError> {
+    /// Takes each table's game from the node's certified set (its signature and hashes were
+    /// checked when the set was loaded) and checks its configuration.
+    pub fn new(specs: &[TableSpec], games: &CertifiedGames) -> Result<LiveTables, TableSpecError> {
         let mut tables = BTreeMap::new();
         for spec in specs {
             let id = spec.table_id;
-            let game = croupier_games::load(&spec.game)
-                .map_err(|error| TableSpecError::Game(id, error.to_string()))?;
-            let definition = croupier_games::embedded_definition(&spec.game)
-                .ok_or_else(|| TableSpecError::Game(id, "no definition".into()))?;
+            let uncertified =
+                || TableSpecError::Game(id, format!("no certified game {:?}", spec.game));
+            let game = games.game(&spec.game).cloned().ok_or_else(uncertified)?;
+            let definition = games
+                .files()
+                .definitions
+                .get(&spec.game)
+                .ok_or_else(uncertified)?;
             let live = LiveTable::new(game)
                 .map_err(|error| TableSpecError::Game(id, error.to_string()))?;
             let config = TableConfig {
                 table_id: id,
                 game: spec.game.clone(),
-                definition_sha256: sha256(definition.as_bytes()),
+                definition_sha256: sha256(definition),
                 ledger: spec.currency,
                 spots: u16::try_from(live.spots().len()).expect("games have few spots"),
                 betting_window_ms: spec.betting_window_ms,
