@@ -28,7 +28,7 @@ const BINARY_BYTES_MAX: u64 = 1 << 30;
 pub struct CertificationQuery {
     /// The verifier's seed: 16 to 64 bytes as hex (32 to 128 hex digits). Use a fresh one per
     /// request.
-    #[param(pattern = "^([0-9a-fA-F]{2}){16,64}$")]
+    #[param(required = true, pattern = "^([0-9a-fA-F]{2}){16,64}$")]
     pub seed: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use crate::error::ErrorBody;
                        output and integers or decimal strings on input; amounts are integers \
                        in minor units. Errors are {\"error\": code, \"message\": text}."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, crate::schema::TableId, crate::schema::RoundId))
 )]
 pub struct ApiDoc;
 
