@@ -244,7 +244,8 @@ mod tests {
                 "auth",
                 "rate_limit",
                 "edge",
-                "games"
+                "games",
+                "tables"
             ]
         );
         for name in [
