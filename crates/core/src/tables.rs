@@ -109,6 +109,14 @@ pub enum TableConfigError {
 }
 
 impl TableConfig {
+    /// Same game, definition, spots and currency: what a round in progress depends on.
+    pub fn same_game(&self, other: &TableConfig) -> bool {
+        self.game == other.game
+            && self.definition_sha256 == other.definition_sha256
+            && self.spots == other.spots
+            && self.ledger == other.ledger
+    }
+
     pub fn check(&self) -> Result<(), TableConfigError> {
         use TableConfigError as E;
         if self.table_id == 0 || self.table_id > TABLE_ID_MAX {

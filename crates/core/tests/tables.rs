@@ -395,6 +395,66 @@ fn a_voided_round_refunds_every_bet_once_and_a_drawn_round_cannot_be_voided() {
 }
 
 #[test]
+fn a_round_in_progress_keeps_its_game_and_currency_until_it_finishes() {
+    // Regression: a reconfiguration to fewer spots mid-round left bets naming spots the draw's
+    // returns no longer had, and settlement indexed past them (a panic on every replica).
+    let mut ledger = casino(1);
+    let round = open(&mut ledger, T0 + SECOND_NS, 1);
+    table(
+        &mut ledger,
+        T0 + 2 * SECOND_NS,
+        bet(1, 0, round, &[(3, 10)]),
+    );
+    let fewer_spots = TableConfig {
+        spots: 2,
+        ..config()
+    };
+    let refused = table(
+        &mut ledger,
+        T0 + 2 * SECOND_NS,
+        TableCommand::Configure(fewer_spots.clone()),
+    );
+    assert_eq!(refused, TableOutcome::RoundInProgress);
+    let other_currency = TableConfig {
+        ledger: common::usd(),
+        ..config()
+    };
+    let refused = table(
+        &mut ledger,
+        T0 + 2 * SECOND_NS,
+        TableCommand::Configure(other_currency),
+    );
+    assert_eq!(refused, TableOutcome::RoundInProgress);
+    let new_limits = TableConfig {
+        draw_delay_ms: 600,
+        ..config()
+    };
+    let changed = table(
+        &mut ledger,
+        T0 + 2 * SECOND_NS,
+        TableCommand::Configure(new_limits),
+    );
+    assert_eq!(
+        changed,
+        TableOutcome::Ok,
+        "limits and timing may change at any time"
+    );
+    finish(
+        &mut ledger,
+        T0 + SECOND_NS,
+        1,
+        vec![0, 0, 0, 2 * RETURN_SCALE],
+    );
+    assert_eq!(balance(&ledger, 0), u128::from(FUNDS + 10));
+    let between_rounds = table(
+        &mut ledger,
+        T0 + 30 * SECOND_NS,
+        TableCommand::Configure(fewer_spots),
+    );
+    assert_eq!(between_rounds, TableOutcome::Ok);
+}
+
+#[test]
 fn a_large_round_settles_in_bounded_steps() {
     let bettors = SETTLEMENTS_PER_COMMAND_MAX as u64 + 10;
     let mut ledger = casino(bettors);

@@ -58,6 +58,11 @@ impl Ledger {
             return O::TableConfigInvalid;
         }
         match self.tables.get_mut(&config.table_id) {
+            // The current round's bets name spots of its game and move money in its currency:
+            // those may change only between rounds (limits and the window may change any time).
+            Some(table) if table.current.is_some() && !table.config.same_game(config) => {
+                return O::RoundInProgress;
+            }
             Some(table) => Arc::make_mut(table).config = config.clone(),
             None => {
                 let table = Table {

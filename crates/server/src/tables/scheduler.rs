@@ -129,9 +129,14 @@ impl<C: Consensus> Scheduler<C> {
         view: Option<&TableView>,
         now_ns: u64,
     ) -> Result<Option<TableCommand>, String> {
-        let Some(view) = view.filter(|view| view.config == *config) else {
+        let Some(view) = view else {
             return Ok(Some(TableCommand::Configure(config.clone())));
         };
+        // A new game or currency waits for the current round to finish (the ledger refuses
+        // it meanwhile); new limits apply at once, from the next round.
+        if view.config != *config && (view.current.is_none() || view.config.same_game(config)) {
+            return Ok(Some(TableCommand::Configure(config.clone())));
+        }
         let Some(round) = &view.current else {
             return self.open(view, now_ns).map(Some);
         };
