@@ -29,6 +29,7 @@ mod edge;
 mod error;
 mod extract;
 pub mod group_commit;
+pub mod live;
 mod openapi;
 mod paths;
 mod protocol_errors;
@@ -71,6 +72,8 @@ pub struct ServeConfig {
     /// its trusted keys first). None: the embedded ones, verified against the development lab
     /// key at `start`.
     pub games: Option<Arc<CertifiedGames>>,
+    /// Bounds of the live push (`GET /v1/live`).
+    pub live: live::LiveLimits,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
             edge: EdgeLimits::default(),
             tables: Vec::new(),
             games: None,
+            live: live::LiveLimits::default(),
         }
     }
 
@@ -263,7 +267,9 @@ pub fn serve<C: Consensus>(
         auth,
         games,
     )
-    .with_tables(live_tables);
+    .with_tables(live_tables)
+    .with_live(live::LiveHub::new(config.live.clone()));
+    let live_push = tokio::spawn(live::run(state.live_hub(), state.clone()));
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();
@@ -292,6 +298,7 @@ pub fn serve<C: Consensus>(
         protected_mode: Box::new(move || mode.auth().protected_mode()),
         scheduler,
         stop_tables,
+        live_push,
     }
 }
 
@@ -329,6 +336,8 @@ pub struct Serving {
     protected_mode: Box<dyn Fn() -> bool + Send + Sync>,
     scheduler: Option<JoinHandle<()>>,
     stop_tables: tokio::sync::watch::Sender<bool>,
+    /// The live push's feed reader (ends with `stop_streams`).
+    live_push: JoinHandle<()>,
 }
 
 impl Serving {
@@ -351,6 +360,7 @@ impl Serving {
             stop_streams,
             scheduler,
             stop_tables,
+            live_push,
             ..
         } = self;
         stop_tables.send_replace(true);
@@ -372,5 +382,6 @@ impl Serving {
         }
         batcher.stop().await;
         upkeep.abort();
+        live_push.abort();
     }
 }
