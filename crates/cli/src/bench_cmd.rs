@@ -24,6 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub(crate) mod client;
 mod embedded;
 mod failover;
+mod live;
+mod live_setup;
 mod remote;
 mod single;
 mod workload;
@@ -39,6 +41,9 @@ pub enum BenchCommand {
     /// Leader fail-over time of a local replicated cluster under write load (SIGKILL of the
     /// leader, time to the first acknowledged write after it).
     Failover(failover::FailoverArgs),
+    /// Players betting on a live table over HTTP while WebSocket subscribers watch it, against
+    /// a `croupier serve` child process: accepted bets/s, bet latency, result delivery time.
+    Live(live::LiveArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,6 +125,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Bank(args) => crate::bank_cmd::run_bench(args),
         BenchCommand::Ledger(args) => run_ledger(args),
         BenchCommand::Failover(args) => failover::run(args),
+        BenchCommand::Live(args) => live::run(args),
     }
 }
 

@@ -38,6 +38,7 @@ pub struct ServeSettings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub edge: EdgeSettings,
+    pub live: LiveSettings,
     pub games: GamesSettings,
     /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
     /// betting window and limits.
@@ -152,6 +153,48 @@ impl Default for EdgeSettings {
     }
 }
 
+/// Bounds of the live push (`GET /v1/live`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveSettings {
+    pub retained_messages_max: usize,
+    #[serde(with = "size")]
+    pub retained_size_max: u64,
+    pub client_queue_max: usize,
+    #[serde(with = "size")]
+    pub client_queue_size_max: u64,
+    pub subscribers_max: usize,
+    pub backfill_entries: u64,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        // The server's own defaults, so the two cannot drift apart.
+        let live = croupier_server::live::LiveLimits::default();
+        LiveSettings {
+            retained_messages_max: live.retained_messages_max,
+            retained_size_max: live.retained_bytes_max as u64,
+            client_queue_max: live.client_queue_max,
+            client_queue_size_max: live.client_queue_bytes_max as u64,
+            subscribers_max: live.subscribers_max,
+            backfill_entries: live.backfill_entries,
+        }
+    }
+}
+
+impl LiveSettings {
+    pub fn limits(&self) -> anyhow::Result<croupier_server::live::LiveLimits> {
+        Ok(croupier_server::live::LiveLimits {
+            retained_messages_max: self.retained_messages_max,
+            retained_bytes_max: usize::try_from(self.retained_size_max)?,
+            client_queue_max: self.client_queue_max,
+            client_queue_bytes_max: usize::try_from(self.client_queue_size_max)?,
+            subscribers_max: self.subscribers_max,
+            backfill_entries: self.backfill_entries,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
@@ -251,6 +294,7 @@ impl Default for ServeSettings {
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             edge: EdgeSettings::default(),
+            live: LiveSettings::default(),
             tables: Vec::new(),
             games: GamesSettings::default(),
         }
@@ -380,6 +424,21 @@ impl ServeSettings {
         let in_flight = edge.requests_in_flight_max as u64;
         at_least("edge.requests_in_flight_max", in_flight, 1, number)?;
         at_least("edge.body_size_max", edge.body_size_max, 1024, size::format)?;
+        let live = &self.live;
+        let messages = live.retained_messages_max as u64;
+        at_least("live.retained_messages_max", messages, 1, number)?;
+        at_least(
+            "live.retained_size_max",
+            live.retained_size_max,
+            4096,
+            size::format,
+        )?;
+        let queue = live.client_queue_max as u64;
+        at_least("live.client_queue_max", queue, 1, number)?;
+        let queue_size = live.client_queue_size_max;
+        at_least("live.client_queue_size_max", queue_size, 4096, size::format)?;
+        let subscribers = live.subscribers_max as u64;
+        at_least("live.subscribers_max", subscribers, 1, number)?;
         let ttl = u64::from(self.auth.session_ttl_s);
         at_least("auth.session_ttl_s", ttl, 1, number)?;
         let ttl_max = croupier_core::players::SESSION_TTL_S_MAX;

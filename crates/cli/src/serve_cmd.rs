@@ -186,6 +186,7 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
         requests_in_flight_max: edge.requests_in_flight_max,
     };
     config.body_size_max_bytes = usize::try_from(edge.body_size_max)?;
+    config.live = settings.live.limits()?;
     let rate = &settings.rate_limit;
     config.auth.limits = croupier_server::auth::limits::RateLimitConfig {
         per_key_per_s: rate.per_key_per_s,

@@ -244,6 +244,7 @@ mod tests {
                 "auth",
                 "rate_limit",
                 "edge",
+                "live",
                 "games",
                 "tables"
             ]

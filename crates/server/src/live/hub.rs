@@ -66,7 +66,6 @@ impl ClientQueue {
 
 #[derive(Debug)]
 struct Subscriber {
-    id: u64,
     player: Option<PlayerId>,
     queue: ClientQueue,
 }
@@ -76,7 +75,8 @@ struct TableChannel {
     retained: VecDeque<Arc<LiveMessage>>,
     retained_bytes: usize,
     last_seq: u64,
-    subscribers: Vec<Subscriber>,
+    /// By subscription id: leaving is O(log n) however many watch.
+    subscribers: BTreeMap<u64, Subscriber>,
     /// Players' results of rounds being settled, until the round's last event.
     settling: BTreeMap<RoundId, BTreeMap<PlayerId, PlayerResult>>,
 }
@@ -140,7 +140,7 @@ impl TableChannel {
     /// Sends to every subscriber; evicts those that cannot take it. Returns how many left.
     fn fan_out(&mut self, message: &LiveMessage, bytes_max: usize) -> usize {
         let before = self.subscribers.len();
-        self.subscribers.retain(|subscriber| {
+        self.subscribers.retain(|_, subscriber| {
             let text = message.text_for(subscriber.player);
             subscriber.queue.offer(text, bytes_max)
         });
@@ -251,15 +251,15 @@ impl LiveHub {
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let evicted = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        channel.subscribers.push(Subscriber {
-            id,
+        let subscriber = Subscriber {
             player,
             queue: ClientQueue {
                 tx,
                 queued_bytes: Arc::clone(&queued_bytes),
                 evicted: Arc::clone(&evicted),
             },
-        });
+        };
+        channel.subscribers.insert(id, subscriber);
         self.subscribers.fetch_add(1, Ordering::AcqRel);
         Ok(Subscription {
             hub: Arc::clone(self),
@@ -277,10 +277,8 @@ impl LiveHub {
         let Some(channel) = tables.get_mut(&table) else {
             return;
         };
-        let before = channel.subscribers.len();
-        channel.subscribers.retain(|subscriber| subscriber.id != id);
         // An evicted subscriber was already taken off (and counted off) by `publish`.
-        if channel.subscribers.len() < before {
+        if channel.subscribers.remove(&id).is_some() {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
         }
     }

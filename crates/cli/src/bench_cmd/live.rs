@@ -1,0 +1,506 @@
+//! `croupier bench live`: many players betting on a live table over HTTP while many screens
+//! watch it over WebSockets, against a `croupier serve` child process (this process is only
+//! the client, as TigerBeetle's benchmark is for its replica).
+//!
+//! - Bets: each player has its own keep-alive connection and bets at a fixed interval (open
+//!   loop); a bet's latency runs from when it was due, not when it was sent, so a slow answer
+//!   delays the player's next bets and that wait is counted. Players pause while no round is
+//!   open (a bet between rounds would only be refused).
+//! - Results: every subscriber records, for each `round_drawn`, the time from the draw's
+//!   ledger timestamp (the leader's clock when it proposed the draw; same machine) to its
+//!   arrival: commit, apply, the hub and the fan-out together.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::client::HttpConnection;
+use super::live_setup::{self, BenchPlayer, ServerProcess, StageConfig, TABLE_ID};
+
+#[derive(clap::Args)]
+pub struct LiveArgs {
+    /// Simulated players, each on a connection of its own.
+    #[arg(long, default_value_t = 5_000)]
+    players: usize,
+    /// Bets per second offered by all players together.
+    #[arg(long, default_value_t = 20_000)]
+    bets_per_s: u64,
+    /// Seconds of betting.
+    #[arg(long, default_value_t = 20)]
+    duration_s: u64,
+    /// WebSocket subscribers watching the table.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// The table's betting window.
+    #[arg(long, default_value_t = 8_000)]
+    window_ms: u32,
+    /// Keep the server's data directory and log here [default: a temporary directory].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+/// WebSocket handshakes in flight at once while the subscribers connect.
+const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
+/// How long the run waits, after betting stops, for the last round to be settled.
+const SETTLE_WAIT_S: u64 = 30;
+/// Every bet stakes this on red.
+const STAKE: u64 = 100;
+
+pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    let files_needed = (args.players + args.subscribers + 256) as u64;
+    raise_file_limit(files_needed)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(args))
+}
+
+fn raise_file_limit(needed: u64) -> anyhow::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if hard < needed {
+        anyhow::bail!(
+            "this run needs {needed} open files and the hard limit is {hard}: lower --players \
+             or --subscribers, or raise `ulimit -Hn`"
+        );
+    }
+    let raised = Rlimit {
+        current: Some(hard),
+        maximum: limit.maximum,
+    };
+    setrlimit(Resource::Nofile, raised).context("raising the open-file limit")?;
+    Ok(())
+}
+
+async fn run_async(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    let temporary = tempfile::tempdir()?;
+    let work = args.work_dir.clone().unwrap_or(temporary.path().into());
+    let data = work.join("data");
+    std::fs::create_dir_all(&work)?;
+    eprintln!("seeding {} funded players with open sessions", args.players);
+    let players = live_setup::seed(&data, args.players).await?;
+    let stage = StageConfig {
+        window_ms: args.window_ms,
+        connections: args.players + args.subscribers + 1_024,
+    };
+    let server = ServerProcess::start(&work, &data, &stage).await?;
+    let watch = TableWatch::start(server.addr).await?;
+    eprintln!("connecting {} subscribers", args.subscribers);
+    let screens = Screens::connect(server.addr, args.subscribers).await?;
+    eprintln!(
+        "betting: {} bets/s from {} players for {} s",
+        args.bets_per_s, args.players, args.duration_s
+    );
+    let betting_started = Instant::now();
+    let bets = drive_bets(server.addr, players, &args, &watch).await?;
+    let open_s = watch.open_seconds(betting_started, Instant::now());
+    let settled = watch.wait_for_settlement().await;
+    let results = screens.finish().await;
+    server.stop()?;
+    let report = Report {
+        args: &args,
+        bets,
+        results,
+        settled,
+        open_s,
+    };
+    Ok(report.print())
+}
+
+/// A round the players may bet on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenRound {
+    round_id: u64,
+}
+
+#[derive(Deserialize)]
+struct LiveMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    round_id: u64,
+    timestamp: &'a str,
+}
+
+/// One WebSocket that follows the table for the players: which round is open, and how long
+/// rounds were open during the run.
+struct TableWatch {
+    open: watch::Receiver<Option<OpenRound>>,
+    settled: watch::Receiver<u64>,
+    /// When each round opened and closed (as this client saw it).
+    windows: Arc<Mutex<Vec<OpenWindow>>>,
+}
+
+/// When a round opened, and closed once it has.
+type OpenWindow = (Instant, Option<Instant>);
+
+impl TableWatch {
+    async fn start(addr: std::net::SocketAddr) -> anyhow::Result<TableWatch> {
+        let mut socket = connect(addr).await?;
+        let (open_tx, open) = watch::channel(None);
+        let (settled_tx, settled) = watch::channel(0);
+        let windows = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&windows);
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(message) = serde_json::from_str::<LiveMessage>(text.as_str()) else {
+                    continue;
+                };
+                match message.kind {
+                    "round_opened" => {
+                        seen.lock()
+                            .expect("not poisoned")
+                            .push((Instant::now(), None));
+                        open_tx.send_replace(Some(OpenRound {
+                            round_id: message.round_id,
+                        }));
+                    }
+                    "round_closed" => {
+                        open_tx.send_replace(None);
+                        if let Some(last) = seen.lock().expect("not poisoned").last_mut() {
+                            last.1.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    "round_settled" | "round_voided" => {
+                        settled_tx.send_replace(message.round_id);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(TableWatch {
+            open,
+            settled,
+            windows,
+        })
+    }
+
+    /// Waits until a round that was open during the run is settled; its round id.
+    async fn wait_for_settlement(&self) -> Option<u64> {
+        let last_bet_round = self.open.borrow().map(|round| round.round_id);
+        let mut settled = self.settled.clone();
+        let wait = settled.wait_for(|&round| match last_bet_round {
+            Some(open) => round >= open,
+            None => round > 0,
+        });
+        let settled = match tokio::time::timeout(Duration::from_secs(SETTLE_WAIT_S), wait).await {
+            Ok(Ok(round)) => Some(*round),
+            _ => None,
+        };
+        settled
+    }
+
+    /// How long a round was open between `from` and `to`.
+    fn open_seconds(&self, from: Instant, to: Instant) -> f64 {
+        let windows = self.windows.lock().expect("not poisoned");
+        let open: Duration = windows
+            .iter()
+            .map(|&(opened, closed)| {
+                let (start, end) = (opened.max(from), closed.unwrap_or(to).min(to));
+                end.saturating_duration_since(start)
+            })
+            .sum();
+        open.as_secs_f64()
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Socket> {
+    let url = format!("ws://{addr}/v1/live?table={TABLE_ID}");
+    let request = url.as_str().into_client_request()?;
+    // Small buffers, as the server's: tungstenite's 128 KiB default zeroed per read dominates
+    // the CPU of 10,000 connections.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(0);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    Ok(socket)
+}
+
+/// What the players saw.
+#[derive(Default)]
+struct BetStats {
+    accepted: u64,
+    round_closed: u64,
+    /// Status or error → count, for answers other than 200 and 409.
+    failed: std::collections::BTreeMap<String, u64>,
+    /// Latency of every answered bet, microseconds.
+    latencies_us: Vec<u32>,
+}
+
+impl BetStats {
+    fn merge(&mut self, other: BetStats) {
+        self.accepted += other.accepted;
+        self.round_closed += other.round_closed;
+        for (what, count) in other.failed {
+            *self.failed.entry(what).or_default() += count;
+        }
+        self.latencies_us.extend(other.latencies_us);
+    }
+}
+
+async fn drive_bets(
+    addr: std::net::SocketAddr,
+    players: Vec<BenchPlayer>,
+    args: &LiveArgs,
+    watch: &TableWatch,
+) -> anyhow::Result<BetStats> {
+    let count = players.len().max(1) as u64;
+    let interval = Duration::from_nanos(1_000_000_000 * count / args.bets_per_s.max(1));
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_s);
+    let mut tasks = JoinSet::new();
+    for (index, player) in players.into_iter().enumerate() {
+        // Spread the players' first bets over one interval.
+        let offset = interval * index as u32 / count as u32;
+        let plan = PlayerPlan {
+            index: index as u64,
+            token: player.token,
+            first: started + offset,
+            interval,
+            deadline,
+        };
+        tasks.spawn(play(addr, plan, watch.open.clone()));
+    }
+    let mut stats = BetStats::default();
+    while let Some(done) = tasks.join_next().await {
+        stats.merge(done.context("a player task")?);
+    }
+    Ok(stats)
+}
+
+struct PlayerPlan {
+    index: u64,
+    token: String,
+    first: tokio::time::Instant,
+    interval: Duration,
+    deadline: tokio::time::Instant,
+}
+
+async fn play(
+    addr: std::net::SocketAddr,
+    plan: PlayerPlan,
+    mut open: watch::Receiver<Option<OpenRound>>,
+) -> BetStats {
+    let mut stats = BetStats::default();
+    let mut connection = match HttpConnection::open(addr).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            stats.failed.insert(format!("connect: {error:#}"), 1);
+            return stats;
+        }
+    };
+    let path = format!("/v1/tables/{TABLE_ID}/bets");
+    let mut due = plan.first;
+    let mut bets = 0u64;
+    while due < plan.deadline {
+        tokio::time::sleep_until(due).await;
+        let Some(round) = *open.borrow_and_update() else {
+            // Between rounds: wait for the next one; that wait is not a bet's latency.
+            let _ = tokio::time::timeout_at(plan.deadline, open.changed()).await;
+            due = tokio::time::Instant::now();
+            continue;
+        };
+        bets += 1;
+        let bet_id = (u128::from(plan.index + 1) << 32) | u128::from(bets);
+        let body = format!(
+            r#"{{"bet_id":"{bet_id}","round_id":{},"spots":[{{"bet":"red","amount":{STAKE}}}]}}"#,
+            round.round_id
+        );
+        let request = bearer(&path, &plan.token, &body);
+        match connection.send(&request).await {
+            Ok((status, _)) => {
+                let latency = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                stats.latencies_us.push(latency);
+                match status {
+                    200 => stats.accepted += 1,
+                    409 => stats.round_closed += 1,
+                    other => *stats.failed.entry(format!("HTTP {other}")).or_default() += 1,
+                }
+            }
+            Err(error) => {
+                *stats.failed.entry(format!("{error:#}")).or_default() += 1;
+                return stats;
+            }
+        }
+        due += plan.interval;
+    }
+    stats
+}
+
+fn bearer(path: &str, token: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: croupier\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The subscribers: each records how late every `round_drawn` reached it.
+struct Screens {
+    tasks: JoinSet<ScreenStats>,
+    stop: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct ScreenStats {
+    delays_us: Vec<u32>,
+    messages: u64,
+    /// Closed by the server or failed before the run ended.
+    lost: bool,
+}
+
+impl Screens {
+    async fn connect(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Screens> {
+        let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+        let mut connecting = JoinSet::new();
+        for _ in 0..count {
+            let handshakes = Arc::clone(&handshakes);
+            connecting.spawn(async move {
+                let _permit = handshakes.acquire_owned().await;
+                connect(addr).await
+            });
+        }
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        while let Some(socket) = connecting.join_next().await {
+            let socket = socket.context("a subscriber task")??;
+            tasks.spawn(watch_screen(socket, stopped.clone()));
+        }
+        Ok(Screens { tasks, stop })
+    }
+
+    async fn finish(mut self) -> ScreenStats {
+        self.stop.send_replace(true);
+        let mut all = ScreenStats::default();
+        let mut lost = 0;
+        while let Some(Ok(screen)) = self.tasks.join_next().await {
+            all.delays_us.extend(screen.delays_us);
+            all.messages += screen.messages;
+            lost += u64::from(screen.lost);
+        }
+        all.lost = lost > 0;
+        if lost > 0 {
+            eprintln!("{lost} subscribers were closed or failed before the end");
+        }
+        all
+    }
+}
+
+async fn watch_screen(mut socket: Socket, mut stop: watch::Receiver<bool>) -> ScreenStats {
+    let mut stats = ScreenStats::default();
+    loop {
+        let next = tokio::select! {
+            next = socket.next() => next,
+            _ = stop.wait_for(|stop| *stop) => return stats,
+        };
+        let Some(Ok(message)) = next else {
+            stats.lost = true;
+            return stats;
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        stats.messages += 1;
+        let Ok(message) = serde_json::from_str::<LiveMessage>(text.as_str()) else {
+            continue;
+        };
+        if message.kind == "round_drawn" {
+            if let Some(delay) = delay_since(message.timestamp) {
+                stats.delays_us.push(delay);
+            }
+        }
+    }
+}
+
+/// Microseconds from an RFC 3339 ledger time to now (0 if the clock reads earlier).
+fn delay_since(timestamp: &str) -> Option<u32> {
+    let at = humantime::parse_rfc3339(timestamp).ok()?;
+    let delay = SystemTime::now().duration_since(at).unwrap_or_default();
+    Some(delay.as_micros().min(u32::MAX as u128) as u32)
+}
+
+struct Report<'a> {
+    args: &'a LiveArgs,
+    bets: BetStats,
+    results: ScreenStats,
+    settled: Option<u64>,
+    open_s: f64,
+}
+
+/// The value at `percentile`% of sorted samples, in milliseconds.
+fn percentile_ms(sorted: &[u32], percentile: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 * percentile / 100.0).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1_000.0
+}
+
+fn print_latencies(what: &str, samples: &mut [u32]) {
+    samples.sort_unstable();
+    for percentile in [50.0, 99.0, 100.0] {
+        println!(
+            "{what} p{percentile:<3} = {:.1} ms",
+            percentile_ms(samples, percentile)
+        );
+    }
+}
+
+impl Report<'_> {
+    fn print(mut self) -> ExitCode {
+        let args = self.args;
+        println!("mode = client process -> `croupier serve` child process, loopback HTTP/1.1 (bets) and WebSocket (results)");
+        println!(
+            "players = {} (a keep-alive connection each), offered = {} bets/s for {} s, open loop",
+            args.players, args.bets_per_s, args.duration_s
+        );
+        let answered = self.bets.latencies_us.len();
+        let failed: u64 = self.bets.failed.values().sum();
+        println!(
+            "bets answered = {answered}: accepted = {}, round_closed = {}, failed = {failed}",
+            self.bets.accepted, self.bets.round_closed
+        );
+        let rate = self.bets.accepted as f64 / self.open_s.max(0.001);
+        println!(
+            "bets accepted = {:.0} bets/s over the {:.1} s a round was open",
+            rate, self.open_s
+        );
+        print_latencies("bet latency", &mut self.bets.latencies_us);
+        println!(
+            "subscribers = {}, results received = {} (round_drawn), messages = {}",
+            args.subscribers,
+            self.results.delays_us.len(),
+            self.results.messages
+        );
+        print_latencies("result delivery", &mut self.results.delays_us);
+        for (what, count) in &self.bets.failed {
+            println!("  failed: {what}: {count}");
+        }
+        let ok = failed == 0 && !self.results.lost && self.settled.is_some();
+        if self.settled.is_none() {
+            println!("FAILED: the last round was not settled within {SETTLE_WAIT_S} s");
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
