@@ -66,7 +66,7 @@ impl<C: Consensus> AppState<C> {
         self
     }
 
-    pub(crate) fn tables(&self) -> &crate::tables::LiveTables {
+    pub(crate) fn tables(&self) -> &Arc<crate::tables::LiveTables> {
         &self.shared.tables
     }
 
