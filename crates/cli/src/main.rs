@@ -18,6 +18,7 @@ mod certify_cmd;
 mod cluster_cmd;
 mod config;
 mod config_cmd;
+mod demo;
 mod fair_cmd;
 mod games_cmd;
 mod keys_cmd;

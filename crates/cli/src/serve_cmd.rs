@@ -25,6 +25,11 @@ pub struct ServeArgs {
     /// one.
     #[arg(long, help_heading = "Cluster")]
     repair_from_peers: bool,
+    /// A demo casino on this machine: three live tables, players alice and bob (password
+    /// `demo`, 1,000.00 EUR each), six betting bots and a printed admin key for the console.
+    /// Loopback only; safe to restart on the same data dir (nothing is credited twice).
+    #[arg(long)]
+    demo: bool,
     /// Fault injection for drills and tests: this node's clock reads this many ms off.
     #[arg(long, hide = true, default_value_t = 0, allow_hyphen_values = true)]
     fault_clock_offset_ms: i64,
@@ -40,8 +45,13 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Settings first: a wrong one is a usage error (exit 2) before anything is logged.
-    let settings = config::load(&args.settings)?;
+    let mut settings = config::load(&args.settings)?;
     init_tracing();
+    let demo_key = if args.demo {
+        Some(prepare_demo(&mut settings)?)
+    } else {
+        None
+    };
     // Games are loaded only through their certification: a set that does not verify against
     // the trusted keys stops the node before it opens anything (one line, exit 1).
     let Some(games) = certified_games_or_report(&settings.games) else {
@@ -73,6 +83,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "croupier is up"
         );
         warn_on_development_key(&settings.games);
+        let bots = match &demo_key {
+            Some(key) => Some(start_demo(&server, key).await?),
+            None => None,
+        };
         if server.protected_mode() {
             tracing::warn!(
                 "protected mode: no operator key, so operator and provider calls are accepted \
@@ -90,6 +104,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("the node failed: {reason}");
         }
         tracing::info!("stopping: draining requests, then the node");
+        if let Some(bots) = bots {
+            bots.stop().await;
+        }
         server
             .shutdown()
             .await
@@ -108,6 +125,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Demo settings (loopback only, the demo tables) and the demo admin key, before the node
+/// starts: the key must be in the keys file the node loads.
+fn prepare_demo(settings: &mut ServeSettings) -> anyhow::Result<crate::demo::DemoKey> {
+    let listen = resolve(settings.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).context("listen")?;
+    crate::demo::prepare_settings(settings, listen)?;
+    let keys_path = settings
+        .auth
+        .keys_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join(croupier_server::KEYS_FILE_NAME));
+    crate::demo::admin_key(&settings.data_dir, &keys_path)
+}
+
+/// Seeds the demo through the node's command path, starts the bots and says how to look.
+async fn start_demo(
+    server: &croupier_server::RunningServer,
+    key: &crate::demo::DemoKey,
+) -> anyhow::Result<crate::demo::bots::Bots> {
+    crate::demo::seed(server.node(), &key.key_id)
+        .await
+        .context("cannot seed the demo")?;
+    let bots = crate::demo::seed::usernames().split_off(crate::demo::PLAYERS.len());
+    let addr = server.local_addr();
+    tracing::warn!(
+        "DEMO MODE: fake money, players with the password `{}`, simulated bots and an admin key \
+         printed below: for trying Croupier on this machine only",
+        crate::demo::PASSWORD
+    );
+    // The one deliberate print of a secret: the demo's console key, on the console only.
+    tracing::info!(
+        url = %format!("http://{addr}/"),
+        console = %format!("http://{addr}/console"),
+        admin_key = %key.key,
+        key_file = %key.file.display(),
+        "demo: open the casino in a browser; the console and the operator API take the admin \
+         key (Authorization: Bearer)"
+    );
+    tracing::info!(
+        players = %crate::demo::PLAYERS.join(", "),
+        bots = bots.len(),
+        funds = "1000.00 EUR each",
+        "demo casino is ready"
+    );
+    Ok(crate::demo::bots::spawn(addr, bots))
 }
 
 /// The certified games, or None once the reason they are not was printed.

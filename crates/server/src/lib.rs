@@ -302,16 +302,14 @@ pub fn serve<C: Consensus>(
     }
 }
 
-/// Runs the live tables' scheduler, if there are tables (and a certified generator for their
-/// server seeds: without one no round opens, and the reason is logged).
+/// Runs the live tables' scheduler, even with no table configured: an operator may create one
+/// over the API at any time. Without a certified generator for the server seeds no round
+/// opens, and the reason is logged.
 fn spawn_scheduler<C: Consensus>(
     consensus: C,
     live_tables: Arc<tables::LiveTables>,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
-    if live_tables.is_empty() {
-        return None;
-    }
     match tables::scheduler::Scheduler::new(consensus, live_tables) {
         Ok(scheduler) => Some(tokio::spawn(scheduler.run(stopped))),
         Err(error) => {

@@ -27,6 +27,7 @@ pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
 pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
+pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
 pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
 pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
 pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
@@ -61,6 +62,7 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER_SESSIONS,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
+    ROUTE_TABLE,
     ROUTE_TABLE_BETS,
     ROUTE_TABLE_ROUNDS,
     ROUTE_ROUND,

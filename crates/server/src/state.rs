@@ -81,7 +81,7 @@ impl<C: Consensus> AppState<C> {
         Arc::clone(&self.shared.live)
     }
 
-    pub(crate) fn tables(&self) -> &crate::tables::LiveTables {
+    pub(crate) fn tables(&self) -> &Arc<crate::tables::LiveTables> {
         &self.shared.tables
     }
 

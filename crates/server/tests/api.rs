@@ -124,6 +124,7 @@ fn openapi_document_lists_every_route() {
         ("/v1/players/{player_id}/sessions", "delete"),
         ("/v1/audit/operators", "get"),
         ("/v1/tables", "get"),
+        ("/v1/tables/{table_id}", "put"),
         ("/v1/tables/{table_id}/bets", "post"),
         ("/v1/tables/{table_id}/rounds", "get"),
         ("/v1/rounds/{round_id}", "get"),

@@ -687,6 +687,7 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
     let login = json!({"username": "alice", "password": "correct horse"});
     let table_bet =
         json!({"bet_id": 1, "round_id": 4294967297u64, "spots": [{"bet": "red", "amount": 1}]});
+    let table_config = json!({"game": "money-wheel", "currency": "EUR"});
     let leader = json!({"node_id": 1});
     let new_node = json!({"node_id": 4, "peer_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2"});
     let player_path = format!("/v1/players/{alice}");
@@ -772,6 +773,7 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
         ),
         ("GET", "/v1/players/me", None, vec![Who::Player]),
         ("GET", "/v1/tables", None, operators_and_player.clone()),
+        ("PUT", "/v1/tables/1", Some(&table_config), vec![Who::Admin]),
         (
             "POST",
             "/v1/tables/1/bets",

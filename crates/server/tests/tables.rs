@@ -176,3 +176,196 @@ fn bad_bets_answer_named_codes_and_move_nothing() {
     let (status, answer) = node.post(&format!("/v1/tables/{TABLE}/bets"), &body);
     assert_eq!(status, 401, "only a player session bets: {answer}");
 }
+
+fn put_table(node: &TestServer, table: &str, body: &Value) -> (u16, Value) {
+    node.request("PUT", &format!("/v1/tables/{table}"))
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .status_json()
+}
+
+/// Polls the table list (as the local operator) until `done` holds for table `id`.
+fn wait_for_table_id(node: &TestServer, id: u32, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, tables) = node.get("/v1/tables");
+        assert_eq!(status, 200, "{tables}");
+        let table = tables.as_array().unwrap().iter().find(|t| t["id"] == id);
+        if let Some(table) = table.filter(|t| done(t)) {
+            return table.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "table {id} never got there: {tables}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn roulette_table(window_ms: u32) -> Value {
+    json!({
+        "game": "roulette", "currency": "EUR", "betting_window_ms": window_ms, "draw_delay_ms": 100,
+        "limits": {"bet_min": 10, "bet_max": 500, "round_stake_max": 100_000,
+                   "payout_max": 100_000, "bets_per_round_max": 100},
+    })
+}
+
+#[test]
+fn an_operator_creates_a_table_over_http_and_changes_only_its_limits_mid_round() {
+    let node = server();
+    let (status, table) = put_table(&node, "9", &roulette_table(60_000));
+    assert_eq!(status, 200, "{table}");
+    assert_eq!(
+        (&table["id"], &table["game"], &table["currency"]),
+        (&json!(9), &json!("roulette"), &json!("EUR"))
+    );
+    assert_eq!(table["betting_window_ms"], 60_000);
+    assert_eq!(table["limits"]["bet_max"], 500);
+    assert_eq!(table["closed"], false);
+    assert!(table["spots"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("straight:17")));
+    let open = wait_for_table_id(&node, 9, |t| t["state"] == "open");
+
+    // Mid-round, the game and the currency stay (the round's bets name its spots and money).
+    let other_game = json!({"game": "money-wheel", "currency": "EUR"});
+    let other_currency = json!({"game": "roulette", "currency": "USD"});
+    for body in [other_game, other_currency] {
+        let (status, answer) = put_table(&node, "9", &body);
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (409, Some("round_in_progress")),
+            "{answer}"
+        );
+    }
+    // Limits and timing change at once (from the next round).
+    let mut wider = roulette_table(60_000);
+    wider["limits"]["bet_max"] = json!(800);
+    let (status, changed) = put_table(&node, "9", &wider);
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (changed["bet_max"].as_u64(), changed["round_id"].clone()),
+        (Some(800), open["round_id"].clone())
+    );
+}
+
+#[test]
+fn a_table_created_over_http_is_run_after_a_restart_from_ledger_state() {
+    let mut node = server();
+    assert_eq!(put_table(&node, "9", &roulette_table(1_000)).0, 200);
+    let before = wait_for_table_id(&node, 9, |t| t["state"] == "open");
+    // The new process (a new leader) has no config entry for table 9: the ledger names it.
+    node.restart();
+    let round_id = before["round_id"].as_u64().unwrap();
+    let after = wait_for_table_id(&node, 9, |t| {
+        t["state"] == "open" && t["round_id"].as_u64() > Some(round_id + 1)
+    });
+    assert_eq!(after["game"], "roulette");
+    // The round the old process had open lost its seed with it: voided or, if the old
+    // process drew it before stopping, settled; never left unfinished.
+    let (status, old) = node.get(&format!("/v1/rounds/{round_id}"));
+    assert_eq!(status, 200, "{old}");
+    assert!(
+        old["state"] == "voided" || old["state"] == "settled",
+        "{old}"
+    );
+}
+
+#[test]
+fn a_table_changed_over_http_is_not_undone_by_the_config_file() {
+    let node = server();
+    wait_for_table_id(&node, TABLE, |t| t["state"] == "open");
+    let body = json!({
+        "game": "money-wheel", "currency": "EUR", "betting_window_ms": 1_500, "draw_delay_ms": 100,
+        "limits": {"bet_min": 10, "bet_max": 2_000, "round_stake_max": 1_000_000,
+                   "payout_max": 1_000_000, "bets_per_round_max": 1_000},
+    });
+    let (status, table) = put_table(&node, &TABLE.to_string(), &body);
+    assert_eq!(
+        (status, table["bet_max"].as_u64()),
+        (200, Some(2_000)),
+        "{table}"
+    );
+    // Many scheduler ticks later the configuration is still the operator's.
+    std::thread::sleep(Duration::from_millis(600));
+    let table = wait_for_table_id(&node, TABLE, |_| true);
+    assert_eq!(table["bet_max"], 2_000);
+}
+
+#[test]
+fn a_closed_table_finishes_its_round_and_opens_no_other() {
+    let node = server();
+    let mut body = roulette_table(800);
+    assert_eq!(put_table(&node, "12", &body).0, 200);
+    wait_for_table_id(&node, 12, |t| t["state"] == "open");
+    body["closed"] = json!(true);
+    let (status, table) = put_table(&node, "12", &body);
+    assert_eq!((status, &table["closed"]), (200, &json!(true)), "{table}");
+    let idle = wait_for_table_id(&node, 12, |t| t["state"] == "idle");
+    std::thread::sleep(Duration::from_millis(1_000));
+    let still = wait_for_table_id(&node, 12, |_| true);
+    assert_eq!(
+        (&still["state"], &still["round_id"]),
+        (&json!("idle"), &idle["round_id"])
+    );
+}
+
+#[test]
+fn bad_table_configurations_answer_named_codes_and_create_nothing() {
+    let node = server();
+    let with = |field: &str, value: Value| {
+        let mut body = roulette_table(1_000);
+        body[field] = value;
+        body
+    };
+    let mut inverted = roulette_table(1_000);
+    inverted["limits"]["bet_min"] = json!(600);
+    let cases = [
+        ("9", with("game", json!("poker")), 422, "game_not_certified"),
+        ("9", with("game", json!("crash")), 422, "game_not_live"),
+        ("9", inverted, 422, "table_config_invalid"),
+        (
+            "9",
+            with("betting_window_ms", json!(0)),
+            422,
+            "table_config_invalid",
+        ),
+        (
+            "9",
+            with("draw_delay_ms", json!(60_001)),
+            422,
+            "table_config_invalid",
+        ),
+        (
+            "9",
+            with("currency", json!("not a currency")),
+            400,
+            "invalid_request",
+        ),
+        ("0", roulette_table(1_000), 400, "invalid_path"),
+        ("x", roulette_table(1_000), 400, "invalid_path"),
+        ("1048576", roulette_table(1_000), 400, "invalid_path"),
+    ];
+    for (table, body, status, code) in cases {
+        let (got, answer) = put_table(&node, table, &body);
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    for body in [
+        with("colour", json!("red")),
+        with("betting_window_ms", json!(-1)),
+    ] {
+        let (got, answer) = put_table(&node, "9", &body);
+        assert_eq!(got, 400, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    let (_, tables) = node.get("/v1/tables");
+    assert!(
+        tables.as_array().unwrap().iter().all(|t| t["id"] != 9),
+        "{tables}"
+    );
+}

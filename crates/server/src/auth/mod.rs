@@ -274,6 +274,10 @@ policy!(
     PlayerOnly, &[], provider: false, player: true
 );
 policy!(
+    /// Creating and changing live tables (game, currency, timing, limits).
+    TableAdmin, &[Role::Admin], provider: false, player: false
+);
+policy!(
     /// Membership and leadership changes.
     ClusterAdmin, &[Role::Admin], provider: false, player: false
 );

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use croupier_cluster::Consensus;
 use croupier_core::events::{event_position, split_event_position};
+use croupier_core::tables::{TableEvent, TableEventKind};
 use croupier_core::HistoryRecord;
 
 pub use hub::{LiveHub, SubscribeError, Subscription};
@@ -83,8 +84,8 @@ pub async fn run<C: Consensus>(hub: Arc<LiveHub>, state: AppState<C>) {
         };
         for event in &page.events {
             if let HistoryRecord::Table(table_event) = &event.record {
-                let table = state.tables().get(table_event.table_id()).cloned();
-                hub.publish(table_event, |outcome| table?.label(outcome));
+                let label = outcome_label(&state, table_event).await;
+                hub.publish(table_event, move |_| label);
             }
         }
         after = page.next;
@@ -95,4 +96,18 @@ pub async fn run<C: Consensus>(hub: Arc<LiveHub>, state: AppState<C>) {
             return;
         }
     }
+}
+
+/// A drawn outcome in words, by the game the table runs (read from the ledger: tables may be
+/// configured over HTTP, and a game changes only between rounds).
+async fn outcome_label<C: Consensus>(state: &AppState<C>, event: &TableEvent) -> Option<String> {
+    let TableEventKind::RoundDrawn { draw, .. } = &event.kind else {
+        return None;
+    };
+    let table_id = event.table_id();
+    let config = state
+        .read_stale(move |view| view.ledger().table(table_id).map(|t| t.config.clone()))
+        .await
+        .ok()??;
+    state.tables().games().for_config(&config)?.label(&draw.outcome)
 }

@@ -121,6 +121,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(players::revoke_sessions::<C>))
         .routes(documented!(audit::operators::<C>))
         .routes(documented!(tables::list::<C>))
+        .routes(documented!(tables::configure::<C>))
         .routes(documented!(tables::bet::<C>))
         .routes(documented!(tables::rounds::<C>))
         .routes(documented!(tables::round::<C>))

@@ -2,25 +2,28 @@
 //! last rounds of a table, with outcome, proof, bets, payouts and balances; a player sees only
 //! its own bets).
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use croupier_cluster::Consensus;
+use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::tables::{
-    round_parts, Round, RoundId, SpotStake, TableBet, TableCommand, TableId, TableOutcome,
-    SPOTS_PER_BET_MAX, TABLE_ID_MAX,
+    round_parts, Round, RoundId, SpotStake, Table, TableBet, TableCommand, TableId, TableLimits,
+    TableOutcome, SPOTS_PER_BET_MAX, TABLE_ID_MAX,
 };
 use croupier_core::{Command, CommandResult};
+use croupier_games::live::LiveTable;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{unauthorized, Allowed, OperatorOrOwnerRead, PlayerOnly};
+use crate::auth::{unauthorized, Allowed, OperatorOrOwnerRead, PlayerOnly, TableAdmin};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::wire::{IdIn, IdOut, U64In};
+use crate::tables::{GameRefused, LiveTables, TableSpec, TableSpecError};
+use crate::wire::{parse_ledger, IdIn, IdOut, U64In};
 
 /// Rounds a recall page returns by default (at most the current one and the 10 kept).
 const ROUNDS_LIMIT_DEFAULT: usize = 10;
@@ -41,6 +44,24 @@ pub struct TableOut {
     spots: Vec<String>,
     bet_min: u64,
     bet_max: u64,
+    betting_window_ms: u32,
+    draw_delay_ms: u32,
+    limits: LimitsOut,
+    /// A closed table opens no new round (the current one finishes).
+    closed: bool,
+}
+
+/// A table's limits, in minor units of its currency.
+#[derive(Serialize, ToSchema)]
+pub struct LimitsOut {
+    /// Per spot, per bet.
+    bet_min: u64,
+    bet_max: u64,
+    /// Sum of every stake in a round.
+    round_stake_max: u64,
+    /// Most one player is paid in one round.
+    payout_max: u64,
+    bets_per_round_max: u32,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -152,42 +173,183 @@ pub async fn list<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(_caller, ..): Allowed<OperatorOrOwnerRead>,
 ) -> Result<Response, ApiError> {
-    let tables = state.tables();
-    let specs: Vec<(TableId, Vec<String>)> = tables
-        .configs()
-        .map(|c| {
-            (
-                c.table_id,
-                tables
-                    .get(c.table_id)
-                    .map_or_else(Vec::new, |t| t.spots().to_vec()),
-            )
-        })
-        .collect();
+    let tables = Arc::clone(state.tables());
     let out = state
         .read(move |view| {
-            let ledger = view.ledger();
-            specs
-                .into_iter()
-                .filter_map(|(id, spots)| ledger.table(id).map(|table| table_out(table, spots)))
+            view.ledger()
+                .tables()
+                .map(|table| table_out(table, &tables))
                 .collect::<Vec<_>>()
         })
         .await?;
     Ok(json_response(StatusCode::OK, &out))
 }
 
-fn table_out(table: &croupier_core::tables::Table, spots: Vec<String>) -> TableOut {
+fn table_out(table: &Table, tables: &LiveTables) -> TableOut {
     let current = table.current.as_ref();
+    let config = &table.config;
+    let limits = &config.limits;
     TableOut {
-        id: table.config.table_id,
-        game: table.config.game.clone(),
+        id: config.table_id,
+        game: config.game.clone(),
         state: current.map_or("idle", |round| round.state.name()),
         round_id: current.map(|round| round.round_id),
         closes_at: current.map(|round| rfc3339(round.closes_at_ns)),
-        currency: table.config.ledger.as_string(),
-        spots,
-        bet_min: table.config.limits.bet_min,
-        bet_max: table.config.limits.bet_max,
+        currency: config.ledger.as_string(),
+        spots: tables.games().spots(config),
+        bet_min: limits.bet_min,
+        bet_max: limits.bet_max,
+        betting_window_ms: config.betting_window_ms,
+        draw_delay_ms: config.draw_delay_ms,
+        limits: LimitsOut {
+            bet_min: limits.bet_min,
+            bet_max: limits.bet_max,
+            round_stake_max: limits.round_stake_max,
+            payout_max: limits.payout_max,
+            bets_per_round_max: limits.bets_per_round_max,
+        },
+        closed: config.closed,
+    }
+}
+
+/// A table's configuration as an operator sends it. Omitted fields take the defaults of a
+/// `[[tables]]` entry in the config file.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfigIn {
+    /// A certified game that runs at live tables: money-wheel, game-show-wheel or roulette.
+    #[schema(example = "roulette")]
+    game: String,
+    /// The currency (ledger code): bets come from the player's wallet in it.
+    #[schema(schema_with = crate::schema::ledger_string, example = "EUR")]
+    currency: String,
+    /// 1 to 600000; default 15000.
+    #[schema(minimum = 1, maximum = 600_000, example = 12_000)]
+    betting_window_ms: Option<u32>,
+    /// Wait between the close and the draw (the clock-skew bound), at most 60000; default 500.
+    #[schema(maximum = 60_000, example = 500)]
+    draw_delay_ms: Option<u32>,
+    #[serde(default)]
+    limits: LimitsIn,
+    /// A closed table opens no new round (the current one finishes); default false.
+    #[serde(default)]
+    closed: bool,
+}
+
+/// Minor units; 1 <= bet_min <= bet_max <= round_stake_max, payout_max >= 1.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsIn {
+    /// Per spot, per bet; default 10.
+    #[schema(example = 10)]
+    bet_min: Option<u64>,
+    /// Default 50000.
+    #[schema(example = 10_000)]
+    bet_max: Option<u64>,
+    /// Sum of every stake in a round; default 100000000.
+    round_stake_max: Option<u64>,
+    /// Most one player is paid in one round; default 50000000.
+    payout_max: Option<u64>,
+    /// 1 to 200000; default 50000.
+    #[schema(minimum = 1, maximum = 200_000)]
+    bets_per_round_max: Option<u32>,
+}
+
+/// Create a live table or change it (admin). Limits, window and draw delay apply from the next
+/// round; the game and the currency change only between rounds (409 `round_in_progress`
+/// meanwhile: retry once the round is settled, or close the table first).
+#[utoipa::path(
+    put, path = crate::paths::ROUTE_TABLE, tag = "tables",
+    params(("table_id" = crate::schema::TableId, Path)),
+    request_body = TableConfigIn,
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The table as the ledger now holds it", body = TableOut),
+        (status = 400, description = "Malformed or invalid input (invalid_path, invalid_request)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: an admin key is required", body = ErrorBody),
+        (status = 404, description = "not_found: the path names no route (a table_id holding a slash)", body = ErrorBody),
+        (status = 409, description = "round_in_progress: the game or currency of a table whose round is not finished", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "game_not_certified, game_not_live, table_config_invalid (window, delay or limits out of range)", body = ErrorBody),
+        (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn configure<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(caller, ..): Allowed<TableAdmin>,
+    path: ApiPath,
+    ApiJson(request): ApiJson<TableConfigIn>,
+) -> Result<Response, ApiError> {
+    let table_id = table_id_in(&path)?;
+    let (spec, closed) = spec_in(table_id, request)?;
+    let config = state
+        .tables()
+        .games()
+        .table_config(&spec, closed)
+        .map_err(spec_error)?;
+    let command = caller.attribute(Command::Table(TableCommand::Configure(config)));
+    match state.commit(command).await? {
+        CommandResult::Table(TableOutcome::Ok) => {}
+        CommandResult::Table(outcome) => return Err(table_error(outcome)),
+        other => return Err(ApiError::internal(format!("a table answered {other:?}"))),
+    }
+    let tables = Arc::clone(state.tables());
+    let out = state
+        .read(move |view| {
+            let table = view.ledger().table(table_id)?;
+            Some(table_out(table, &tables))
+        })
+        .await?
+        .ok_or_else(|| ApiError::internal("a configured table is missing"))?;
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+/// The request as a table spec, with the config file's defaults for what it leaves out.
+fn spec_in(table_id: TableId, request: TableConfigIn) -> Result<(TableSpec, bool), ApiError> {
+    use crate::tables::defaults as d;
+    let currency = parse_ledger(&request.currency)
+        .map_err(|problem| ApiError::invalid_field(None, "currency", &problem))?;
+    let limits = &request.limits;
+    let spec = TableSpec {
+        table_id,
+        game: request.game,
+        currency,
+        betting_window_ms: request.betting_window_ms.unwrap_or(d::BETTING_WINDOW_MS),
+        draw_delay_ms: request.draw_delay_ms.unwrap_or(d::DRAW_DELAY_MS),
+        limits: TableLimits {
+            bet_min: limits.bet_min.unwrap_or(d::LIMITS.bet_min),
+            bet_max: limits.bet_max.unwrap_or(d::LIMITS.bet_max),
+            round_stake_max: limits.round_stake_max.unwrap_or(d::LIMITS.round_stake_max),
+            payout_max: limits.payout_max.unwrap_or(d::LIMITS.payout_max),
+            bets_per_round_max: limits
+                .bets_per_round_max
+                .unwrap_or(d::LIMITS.bets_per_round_max),
+        },
+    };
+    Ok((spec, request.closed))
+}
+
+/// A configuration the node will not propose, as a named 422.
+fn spec_error(error: TableSpecError) -> ApiError {
+    let unprocessable =
+        |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    match error {
+        TableSpecError::Game(_, GameRefused::NotCertified(name)) => unprocessable(
+            "game_not_certified",
+            format!(
+                "no certified game {:?} on this node (GET /v1/certification lists them)",
+                crate::quote::input_prefix(&name)
+            ),
+        ),
+        TableSpecError::Game(_, GameRefused::NotLive(refused)) => {
+            unprocessable("game_not_live", refused.to_string())
+        }
+        TableSpecError::Config(_, error) => {
+            unprocessable("table_config_invalid", error.to_string())
+        }
+        TableSpecError::Repeated(id) => ApiError::internal(format!("table {id} repeated")),
     }
 }
 
@@ -222,7 +384,7 @@ pub async fn bet<C: Consensus>(
     let player_id = caller
         .player()
         .ok_or_else(|| unauthorized("a player session is required"))?;
-    let bet = bet_in(&state, table_id, player_id, request)?;
+    let bet = bet_in(&state, table_id, player_id, request).await?;
     let (bet_id, round_id) = (bet.bet_id, bet.round_id);
     let stake = bet.spots.iter().map(|s| s.amount).sum::<u64>();
     match state.commit(Command::Table(TableCommand::Bet(bet))).await? {
@@ -248,18 +410,16 @@ fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
         .ok_or_else(|| ApiError::invalid_path("table_id must be an integer from 1 to 1048575"))
 }
 
-/// The request as a ledger bet: spots named by the table's game, on a round of this table.
-fn bet_in<C: Consensus>(
+/// The request as a ledger bet: spots named by the game of the bet's round, on a round of
+/// this table.
+async fn bet_in<C: Consensus>(
     state: &AppState<C>,
     table_id: TableId,
     player_id: u128,
     request: BetIn,
 ) -> Result<TableBet, ApiError> {
-    let live = state
-        .tables()
-        .get(table_id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("table_not_found", "no table has this id"))?;
+    let round_id: RoundId = request.round_id.0;
+    let live = round_game(state, table_id, round_id).await?;
     if request.bet_id.0 == 0 {
         return Err(ApiError::invalid_field(None, "bet_id", "must not be 0"));
     }
@@ -270,10 +430,9 @@ fn bet_in<C: Consensus>(
             "must hold 1 to 64 spots",
         ));
     }
-    let round_id: RoundId = request.round_id.0;
-    if round_parts(round_id).0 != table_id {
+    let Some(live) = live else {
         return Err(table_error(TableOutcome::RoundNotFound));
-    }
+    };
     let spots = request
         .spots
         .iter()
@@ -293,6 +452,38 @@ fn bet_in<C: Consensus>(
         round_id,
         spots,
     })
+}
+
+/// The game a bet on `round_id` names spots of: None if the round is neither the table's
+/// current round nor a kept one (the ledger would refuse it), an error if there is no such
+/// table. A game changes only between rounds, so the game read while the round is current is
+/// the one the round runs until it finishes, and a round not yet open is never answered with
+/// a game it might not run. This node's state first (cheap); the leader's if it lags.
+async fn round_game<C: Consensus>(
+    state: &AppState<C>,
+    table_id: TableId,
+    round_id: RoundId,
+) -> Result<Option<Arc<LiveTable>>, ApiError> {
+    let lookup = |tables: Arc<LiveTables>| {
+        move |view: &LedgerView<'_>| {
+            let table = view.ledger().table(table_id)?;
+            let kept = round_parts(round_id).0 == table_id && table.round(round_id).is_some();
+            Some(kept.then(|| tables.games().for_config(&table.config).cloned()))
+        }
+    };
+    let mut found = state.read_stale(lookup(Arc::clone(state.tables()))).await?;
+    if !matches!(found, Some(Some(_))) {
+        found = state.read(lookup(Arc::clone(state.tables()))).await?;
+    }
+    match found {
+        None => Err(table_error(TableOutcome::TableNotFound)),
+        Some(None) => Ok(None),
+        Some(Some(Some(live))) => Ok(Some(live)),
+        Some(Some(None)) => Err(ApiError::not_found(
+            "table_not_found",
+            "this node does not run the table's game (its definition is not certified here)",
+        )),
+    }
 }
 
 fn unknown_spot(name: &str) -> ApiError {
@@ -366,10 +557,11 @@ pub async fn rounds<C: Consensus>(
         Some(_) => return Err(ApiError::invalid_query("limit must be 1 to 11")),
     };
     let viewer = caller.player();
-    let spots = spot_names(&state, table_id);
+    let tables = Arc::clone(state.tables());
     let rounds = state
         .read(move |view| {
             let table = view.ledger().table(table_id)?;
+            let spots = tables.games().spots(&table.config);
             let newest_first = table.current.iter().chain(table.recent.iter().rev());
             let out = newest_first
                 .take(limit)
@@ -405,23 +597,16 @@ pub async fn round<C: Consensus>(
         .parse()
         .map_err(|_| ApiError::invalid_path("round_id must be an integer from 0 to 2^64-1"))?;
     let viewer = caller.player();
-    let spots = spot_names(&state, round_parts(round_id).0);
+    let tables = Arc::clone(state.tables());
     let round = state
         .read(move |view| {
-            view.ledger()
-                .round(round_id)
-                .map(|r| round_out(r, viewer, &spots))
+            let table = view.ledger().table(round_parts(round_id).0)?;
+            let spots = tables.games().spots(&table.config);
+            table.round(round_id).map(|r| round_out(r, viewer, &spots))
         })
         .await?
         .ok_or_else(|| table_error(TableOutcome::RoundNotFound))?;
     Ok(json_response(StatusCode::OK, &round))
-}
-
-fn spot_names<C: Consensus>(state: &AppState<C>, table_id: TableId) -> Vec<String> {
-    state
-        .tables()
-        .get(table_id)
-        .map_or_else(Vec::new, |live| live.spots().to_vec())
 }
 
 fn round_out(round: &Round, viewer: Option<u128>, spots: &[String]) -> RoundOut {

@@ -1,18 +1,38 @@
-//! Live tables on a node: which game each configured table runs (spot names for the API), and
-//! the scheduler that moves their rounds along on the leader (`scheduler`).
+//! Live tables on a node: the certified games a table may run (`LiveGames`: spot names for the
+//! API, draws for the scheduler), the tables named in the node's configuration, and the
+//! scheduler that moves every table's rounds along on the leader (`scheduler`).
 //!
-//! The rounds themselves are ledger state (`croupier_core::tables`); this module only decides
-//! *when* to propose each transition and draws the outcome, and it never holds money.
+//! The tables themselves are ledger state (`croupier_core::tables`): the routes and the
+//! scheduler read which tables exist and which game each runs from the applied ledger, never
+//! from this process's memory, so a table configured over the operator API is run by whichever
+//! node leads next. This module only decides *when* to propose each transition and draws the
+//! outcome, and it never holds money.
 
 pub mod scheduler;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use croupier_core::tables::{TableConfig, TableId, TableLimits};
 use croupier_core::LedgerCode;
 use croupier_games::certification::CertifiedGames;
 use croupier_games::live::LiveTable;
+
+/// What a table's configuration is when a `[[tables]]` entry or `PUT /v1/tables/{id}` leaves
+/// a field out (amounts in minor units).
+pub mod defaults {
+    use croupier_core::tables::TableLimits;
+
+    pub const BETTING_WINDOW_MS: u32 = 15_000;
+    pub const DRAW_DELAY_MS: u32 = 500;
+    pub const LIMITS: TableLimits = TableLimits {
+        bet_min: 10,
+        bet_max: 50_000,
+        round_stake_max: 100_000_000,
+        payout_max: 50_000_000,
+        bets_per_round_max: 50_000,
+    };
+}
 
 /// A table as the configuration describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,67 +48,148 @@ pub struct TableSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum TableSpecError {
     #[error("table {0}: {1}")]
-    Game(TableId, String),
+    Game(TableId, GameRefused),
     #[error("table {0}: {1}")]
     Config(TableId, croupier_core::tables::TableConfigError),
     #[error("table {0} is configured twice")]
     Repeated(TableId),
 }
 
-/// The tables this node knows how to run, by id.
+/// Why a game name cannot be run at a table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GameRefused {
+    #[error("no certified game {0:?}")]
+    NotCertified(String),
+    #[error("{0}")]
+    NotLive(croupier_games::live::NotALiveGame),
+}
+
+/// A certified game in the form a table runs it.
+#[derive(Debug)]
+pub struct LiveGame {
+    /// SHA-256 of its certified definition file (a table's configuration names it).
+    pub definition_sha256: [u8; 32],
+    pub live: Arc<LiveTable>,
+}
+
+/// The certified games that run at live tables, by name.
+#[derive(Debug, Default)]
+pub struct LiveGames {
+    games: BTreeMap<String, LiveGame>,
+    /// Certified games that are not table games (crash, dice, ...), for the error's wording.
+    other: BTreeMap<String, croupier_games::live::NotALiveGame>,
+}
+
+impl LiveGames {
+    /// Every game of the node's certified set (its signature and hashes were checked when the
+    /// set was loaded) that a table can run.
+    pub fn new(games: &CertifiedGames) -> LiveGames {
+        let mut live = LiveGames::default();
+        for game in games.games() {
+            let name = game.name().to_string();
+            let Some(definition) = games.files().definitions.get(&name) else {
+                continue;
+            };
+            match LiveTable::new(game.clone()) {
+                Ok(table) => {
+                    let entry = LiveGame {
+                        definition_sha256: sha256(definition),
+                        live: Arc::new(table),
+                    };
+                    live.games.insert(name, entry);
+                }
+                Err(refused) => {
+                    live.other.insert(name, refused);
+                }
+            }
+        }
+        live
+    }
+
+    pub fn game(&self, name: &str) -> Result<&LiveGame, GameRefused> {
+        if let Some(refused) = self.other.get(name) {
+            return Err(GameRefused::NotLive(refused.clone()));
+        }
+        self.games
+            .get(name)
+            .ok_or_else(|| GameRefused::NotCertified(name.to_string()))
+    }
+
+    /// The game a table's configuration runs, if it is the certified definition (a table
+    /// configured under a definition this node no longer certifies opens no new round).
+    pub fn for_config(&self, config: &TableConfig) -> Option<&Arc<LiveTable>> {
+        let game = self.games.get(&config.game)?;
+        (game.definition_sha256 == config.definition_sha256).then_some(&game.live)
+    }
+
+    /// The spot names of the game a configuration runs (empty if it is not certified here).
+    pub fn spots(&self, config: &TableConfig) -> Vec<String> {
+        self.for_config(config)
+            .map_or_else(Vec::new, |live| live.spots().to_vec())
+    }
+
+    /// A table's ledger configuration: the game's certified definition and spots, checked.
+    pub fn table_config(
+        &self,
+        spec: &TableSpec,
+        closed: bool,
+    ) -> Result<TableConfig, TableSpecError> {
+        let id = spec.table_id;
+        let game = self
+            .game(&spec.game)
+            .map_err(|refused| TableSpecError::Game(id, refused))?;
+        let config = TableConfig {
+            table_id: id,
+            game: spec.game.clone(),
+            definition_sha256: game.definition_sha256,
+            ledger: spec.currency,
+            spots: u16::try_from(game.live.spots().len()).expect("games have few spots"),
+            betting_window_ms: spec.betting_window_ms,
+            draw_delay_ms: spec.draw_delay_ms,
+            limits: spec.limits,
+            closed,
+        };
+        config
+            .check()
+            .map_err(|error| TableSpecError::Config(id, error))?;
+        Ok(config)
+    }
+}
+
+/// The certified games, and the tables the node's configuration names.
+///
+/// The configuration *creates* tables: the scheduler proposes a configured table that the
+/// ledger does not have yet. Once it exists the ledger is the one source of truth (changed
+/// with `PUT /v1/tables/{id}`), so a node restarting with an older file, or a new leader with
+/// a different one, never undoes an operator's change.
 #[derive(Debug, Default)]
 pub struct LiveTables {
-    tables: BTreeMap<TableId, (TableConfig, Arc<LiveTable>)>,
+    games: LiveGames,
+    configured: Vec<TableConfig>,
 }
 
 impl LiveTables {
-    /// Takes each table's game from the node's certified set (its signature and hashes were
-    /// checked when the set was loaded) and checks its configuration.
+    /// Takes each configured table's game from the node's certified set and checks it.
     pub fn new(specs: &[TableSpec], games: &CertifiedGames) -> Result<LiveTables, TableSpecError> {
-        let mut tables = BTreeMap::new();
+        let games = LiveGames::new(games);
+        let mut ids = BTreeSet::new();
+        let mut configured = Vec::with_capacity(specs.len());
         for spec in specs {
-            let id = spec.table_id;
-            let uncertified =
-                || TableSpecError::Game(id, format!("no certified game {:?}", spec.game));
-            let game = games.game(&spec.game).cloned().ok_or_else(uncertified)?;
-            let definition = games
-                .files()
-                .definitions
-                .get(&spec.game)
-                .ok_or_else(uncertified)?;
-            let live = LiveTable::new(game)
-                .map_err(|error| TableSpecError::Game(id, error.to_string()))?;
-            let config = TableConfig {
-                table_id: id,
-                game: spec.game.clone(),
-                definition_sha256: sha256(definition),
-                ledger: spec.currency,
-                spots: u16::try_from(live.spots().len()).expect("games have few spots"),
-                betting_window_ms: spec.betting_window_ms,
-                draw_delay_ms: spec.draw_delay_ms,
-                limits: spec.limits,
-                closed: false,
-            };
-            config
-                .check()
-                .map_err(|error| TableSpecError::Config(id, error))?;
-            if tables.insert(id, (config, Arc::new(live))).is_some() {
-                return Err(TableSpecError::Repeated(id));
+            if !ids.insert(spec.table_id) {
+                return Err(TableSpecError::Repeated(spec.table_id));
             }
+            configured.push(games.table_config(spec, false)?);
         }
-        Ok(LiveTables { tables })
+        Ok(LiveTables { games, configured })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
+    pub fn games(&self) -> &LiveGames {
+        &self.games
     }
 
-    pub fn get(&self, table_id: TableId) -> Option<&Arc<LiveTable>> {
-        self.tables.get(&table_id).map(|(_, live)| live)
-    }
-
-    pub fn configs(&self) -> impl Iterator<Item = &TableConfig> + '_ {
-        self.tables.values().map(|(config, _)| config)
+    /// The tables of the node's configuration (created if the ledger lacks them).
+    pub fn configured(&self) -> &[TableConfig] {
+        &self.configured
     }
 }
 

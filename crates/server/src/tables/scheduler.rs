@@ -10,7 +10,7 @@
 //! The draw uses the provably-fair stream of the revealed seed (client seed `table:<id>`,
 //! nonce = the round's number), so anyone can recompute the outcome (`croupier fair`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,9 @@ pub struct Scheduler<C> {
     rng: CertifiedRng,
     /// Server seeds of the rounds this node opened and has not drawn yet.
     seeds: BTreeMap<RoundId, [u8; 32]>,
+    /// Tables already warned about (a game not certified here, a config file that differs
+    /// from the ledger): one line each, not one a tick.
+    warned: BTreeSet<TableId>,
 }
 
 impl<C: Consensus> Scheduler<C> {
@@ -62,6 +65,7 @@ impl<C: Consensus> Scheduler<C> {
             tables,
             rng: CertifiedRng::new()?,
             seeds: BTreeMap::new(),
+            warned: BTreeSet::new(),
         })
     }
 
@@ -84,23 +88,40 @@ impl<C: Consensus> Scheduler<C> {
         }
     }
 
-    /// Proposes every transition that is due now, as one log entry.
+    /// Proposes every transition that is due now, as one log entry: the configured tables the
+    /// ledger lacks, then each ledger table's next step (tables configured over the API
+    /// included: the ledger, not this process, says which tables exist).
     async fn step(&mut self) -> Result<(), String> {
-        let ids: Vec<TableId> = self.tables.configs().map(|c| c.table_id).collect();
-        let views = self
+        let configured: Vec<TableId> = self
+            .tables
+            .configured()
+            .iter()
+            .map(|c| c.table_id)
+            .collect();
+        let (views, missing) = self
             .consensus
             .read_stale(move |view| {
-                ids.iter()
-                    .map(|id| view.ledger().table(*id).map(table_view))
-                    .collect::<Vec<_>>()
+                let ledger = view.ledger();
+                let views: Vec<TableView> = ledger.tables().map(table_view).collect();
+                let missing: BTreeSet<TableId> = configured
+                    .into_iter()
+                    .filter(|id| ledger.table(*id).is_none())
+                    .collect();
+                (views, missing)
             })
             .await
             .map_err(|e| e.to_string())?;
+        let mut commands: Vec<Command> = self
+            .tables
+            .configured()
+            .iter()
+            .filter(|config| missing.contains(&config.table_id))
+            .map(|config| Command::Table(TableCommand::Configure(config.clone())))
+            .collect();
+        self.warn_on_config_file_drift(&views);
         let now_ns = unix_now_ns();
-        let configs: Vec<TableConfig> = self.tables.configs().cloned().collect();
-        let mut commands = Vec::new();
-        for (config, view) in configs.iter().zip(views) {
-            if let Some(command) = self.due(config, view.as_ref(), now_ns)? {
+        for view in &views {
+            if let Some(command) = self.due(view, now_ns)? {
                 commands.push(Command::Table(command));
             }
         }
@@ -123,21 +144,19 @@ impl<C: Consensus> Scheduler<C> {
     }
 
     /// The transition due for one table, if any.
-    fn due(
-        &mut self,
-        config: &TableConfig,
-        view: Option<&TableView>,
-        now_ns: u64,
-    ) -> Result<Option<TableCommand>, String> {
-        let Some(view) = view else {
-            return Ok(Some(TableCommand::Configure(config.clone())));
-        };
-        // A new game or currency waits for the current round to finish (the ledger refuses
-        // it meanwhile); new limits apply at once, from the next round.
-        if view.config != *config && (view.current.is_none() || view.config.same_game(config)) {
-            return Ok(Some(TableCommand::Configure(config.clone())));
-        }
+    fn due(&mut self, view: &TableView, now_ns: u64) -> Result<Option<TableCommand>, String> {
+        let live = self.tables.games().for_config(&view.config).cloned();
         let Some(round) = &view.current else {
+            if view.config.closed {
+                return Ok(None);
+            }
+            if live.is_none() {
+                self.warn_once(
+                    view.config.table_id,
+                    "its game's definition is not certified on this node: no round opens",
+                );
+                return Ok(None);
+            }
             return self.open(view, now_ns).map(Some);
         };
         let round_id = round.round_id;
@@ -147,12 +166,12 @@ impl<C: Consensus> Scheduler<C> {
             }
             RoundState::Closed => {
                 let draw_at = round.closes_at_ns + u64::from(round.draw_delay_ms) * 1_000_000;
-                match self.seeds.get(&round_id) {
-                    None => Some(TableCommand::Void { round_id }),
-                    Some(_) if now_ns < draw_at => None,
-                    Some(seed) => Some(TableCommand::Draw {
+                match (self.seeds.get(&round_id), live) {
+                    (None, _) | (_, None) => Some(TableCommand::Void { round_id }),
+                    (Some(_), _) if now_ns < draw_at => None,
+                    (Some(seed), Some(live)) => Some(TableCommand::Draw {
                         round_id,
-                        draw: self.draw(round_id, *seed)?,
+                        draw: draw(&live, round_id, *seed),
                     }),
                 }
             }
@@ -182,20 +201,45 @@ impl<C: Consensus> Scheduler<C> {
         })
     }
 
-    fn draw(&self, round_id: RoundId, seed: [u8; 32]) -> Result<Draw, String> {
-        let (table_id, number) = round_parts(round_id);
-        let live: &LiveTable = self.tables.get(table_id).ok_or("table has no game")?;
-        let mut stream = FairStream::new(
-            &hex::encode(seed),
-            &client_seed(table_id),
-            u64::from(number),
-        );
-        let drawn = live.draw(&mut stream);
-        Ok(Draw {
-            server_seed: seed,
-            outcome: drawn.outcome,
-            returns: drawn.returns,
-        })
+    /// A configured table that the ledger holds with another configuration keeps the
+    /// ledger's (an operator may have changed it over the API): said once per table.
+    fn warn_on_config_file_drift(&mut self, views: &[TableView]) {
+        let tables = Arc::clone(&self.tables);
+        for config in tables.configured() {
+            let drifted = views
+                .iter()
+                .find(|view| view.config.table_id == config.table_id)
+                .is_some_and(|view| view.config != *config);
+            if drifted {
+                self.warn_once(
+                    config.table_id,
+                    "the config file differs from the table's configuration in the ledger, \
+                     which applies: change a table with PUT /v1/tables/{table_id}",
+                );
+            }
+        }
+    }
+
+    fn warn_once(&mut self, table_id: TableId, message: &'static str) {
+        if self.warned.insert(table_id) {
+            tracing::warn!(table_id, "table: {message}");
+        }
+    }
+}
+
+/// Draws a round from the provably-fair stream of its revealed server seed.
+fn draw(live: &LiveTable, round_id: RoundId, seed: [u8; 32]) -> Draw {
+    let (table_id, number) = round_parts(round_id);
+    let mut stream = FairStream::new(
+        &hex::encode(seed),
+        &client_seed(table_id),
+        u64::from(number),
+    );
+    let drawn = live.draw(&mut stream);
+    Draw {
+        server_seed: seed,
+        outcome: drawn.outcome,
+        returns: drawn.returns,
     }
 }
 

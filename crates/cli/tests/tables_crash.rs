@@ -1,0 +1,410 @@
+//! A live table survives SIGKILL mid-round: a real `croupier serve` with one table, players
+//! placing thousands of bets, killed (a) during betting and (b) right after the draw, while
+//! settlement takes several `Settle` entries; restarted on the same data dir each time. Then
+//! every bet the ledger took (every acknowledged one among them) is paid exactly once (a
+//! payout or a refund), each player's balance is its start minus its stakes plus what it was
+//! paid, the house holds the difference, and `croupier audit verify` passes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const TABLE: u32 = 1;
+const PLAYERS: usize = 24;
+const CLIENTS: usize = 12;
+const FUNDS: u64 = 100_000_000;
+/// Long enough for thousands of bets from a debug build on two cores.
+const WINDOW_MS: u64 = 12_000;
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(port: u16) -> Api {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Api {
+            base: format!("http://127.0.0.1:{port}"),
+            agent,
+        }
+    }
+
+    fn call(&self, path: &str, token: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match body {
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(&url)
+                    .header("content-type", "application/json");
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.send(body.to_string())
+            }
+            None => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+        };
+        let mut response = response.ok()?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    fn ok(&self, path: &str, body: Option<&Value>) -> Value {
+        let (status, answer) = self.call(path, None, body).expect("the node answers");
+        assert!(status == 200 || status == 201, "{path}: {status} {answer}");
+        answer
+    }
+}
+
+struct Server {
+    child: Child,
+    api: Api,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One money-wheel table; no per-player rate limit (the clients are the load).
+fn write_config(root: &Path) -> PathBuf {
+    let path = root.join("croupier.toml");
+    let text = format!(
+        "[rate_limit]\nper_player_per_s = 0\n\n[[tables]]\nid = {TABLE}\ngame = \"money-wheel\"\n\
+         currency = \"EUR\"\nbetting_window_ms = {WINDOW_MS}\ndraw_delay_ms = 100\nbet_min = 10\n\
+         bet_max = 1000\nround_stake_max = 100000000000\npayout_max = 100000000000\n\
+         bets_per_round_max = 200000\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(root: &Path, log: &str) -> Server {
+    let port = free_port();
+    let log = std::fs::File::create(root.join(log)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .arg("serve")
+        .arg("--config")
+        .arg(root.join("croupier.toml"))
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn croupier serve");
+    let mut server = Server {
+        child,
+        api: Api::new(port),
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while !matches!(server.api.call("/healthz", None, None), Some((200, _))) {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("serve exited during start-up: {status}");
+        }
+        assert!(Instant::now() < deadline, "not healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// Registers and funds the players; their session tokens.
+fn players(api: &Api) -> Vec<String> {
+    api.ok(
+        "/v1/accounts",
+        Some(&json!([{"id": "9001", "ledger": "EUR", "kind": "clearing"}])),
+    );
+    (0..PLAYERS)
+        .map(|n| {
+            let name = format!("player-{n}");
+            let body =
+                json!({"username": name, "password": "correct horse", "currencies": ["EUR"]});
+            let created = api.ok("/v1/players", Some(&body));
+            let player: u128 = created["player_id"].as_str().unwrap().parse().unwrap();
+            let sequence = croupier_core::ids::player_sequence(player).unwrap();
+            let wallet = croupier_core::ids::player_wallet_account_id(sequence, 0);
+            let credit = json!([{"id": (5_000 + n).to_string(), "debit_account_id": "9001",
+                "credit_account_id": wallet.to_string(), "amount": FUNDS, "ledger": "EUR"}]);
+            api.ok("/v1/transfers", Some(&credit));
+            let login = json!({"username": name, "password": "correct horse"});
+            let session = api.ok("/v1/players/login", Some(&login));
+            session["token"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn table(api: &Api) -> Value {
+    let tables = api.ok("/v1/tables", None);
+    let found = tables.as_array().unwrap().iter().find(|t| t["id"] == TABLE);
+    found.cloned().unwrap_or(Value::Null)
+}
+
+/// Waits for a round that has just opened (most of its window ahead); its id.
+fn fresh_round(api: &Api) -> u64 {
+    let deadline = Instant::now() + TIMEOUT;
+    let first = table(api)["round_id"].as_u64();
+    loop {
+        let now = table(api);
+        match now["round_id"].as_u64() {
+            Some(id) if now["state"] == "open" && Some(id) != first => return id,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no new round: {now}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every bet acknowledged with 200: bet id → round.
+type Acked = Mutex<BTreeMap<u64, u64>>;
+
+/// Clients bet on `round` until it closes or `stop` is set.
+fn flood(
+    api: &Api,
+    tokens: &[String],
+    round: u64,
+    stop: &AtomicBool,
+    next_id: &AtomicU64,
+    acked: &Acked,
+) {
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let bet_id = next_id.fetch_add(1, Ordering::SeqCst);
+                let token = &tokens[(bet_id as usize + client) % tokens.len()];
+                let spot = ["1", "2", "5", "10", "20", "40"][bet_id as usize % 6];
+                let body = json!({"bet_id": bet_id.to_string(), "round_id": round,
+                    "spots": [{"bet": spot, "amount": 10 + bet_id % 90}]});
+                let path = format!("/v1/tables/{TABLE}/bets");
+                match api.call(&path, Some(token), Some(&body)) {
+                    Some((200, _)) => {
+                        acked.lock().unwrap().insert(bet_id, round);
+                    }
+                    Some((409, _)) => return, // the window closed
+                    Some((status, answer)) => panic!("a bet answered {status}: {answer}"),
+                    None if stop.load(Ordering::SeqCst) => return,
+                    None => {} // a killed node: the caller stops us
+                }
+            });
+        }
+    });
+}
+
+fn round(api: &Api, round: u64) -> Value {
+    api.ok(&format!("/v1/rounds/{round}"), None)
+}
+
+fn wait_finished(api: &Api, id: u64) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let now = round(api, id);
+        if now["state"] == "settled" || now["state"] == "voided" {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "round {id} never finished: {}",
+            now["state"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(server: &mut Server) {
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// (b) SIGKILL right after the draw: the round is drawn, its settlement partly done at most.
+fn kill_after_the_draw(
+    root: &Path,
+    tokens: &[String],
+    acked: &Acked,
+    next_id: &AtomicU64,
+) -> (Server, u64) {
+    let mut server = start(root, "a.log");
+    let id = fresh_round(&server.api);
+    flood(
+        &server.api,
+        tokens,
+        id,
+        &AtomicBool::new(false),
+        next_id,
+        acked,
+    );
+    let bets = acked.lock().unwrap().values().filter(|r| **r == id).count();
+    eprintln!("round {id}: {bets} bets acknowledged (a settle step pays at most 4096)");
+    let deadline = Instant::now() + TIMEOUT;
+    let state = loop {
+        let now = round(&server.api, id);
+        if now["state"] != "open" && now["state"] != "closed" {
+            break now["state"].clone();
+        }
+        assert!(Instant::now() < deadline, "round {id} never drawn");
+    };
+    kill(&mut server);
+    eprintln!("killed with round {id} {state}");
+    assert_eq!(state, "drawn", "killed before the settlement finished");
+    (start(root, "a2.log"), id)
+}
+
+/// (a) SIGKILL while bets are being placed: the round's seed dies with the leader.
+fn kill_during_betting(
+    mut server: Server,
+    root: &Path,
+    tokens: &[String],
+    acked: &Acked,
+    next_id: &AtomicU64,
+) -> (Server, u64) {
+    let id = fresh_round(&server.api);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| flood(&server.api, tokens, id, &stop, next_id, acked));
+        std::thread::sleep(Duration::from_millis(WINDOW_MS / 4));
+        // By pid: the clients still hold the server's address.
+        let pid = server.child.id().to_string();
+        let killed = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        assert!(killed.success());
+        stop.store(true, Ordering::SeqCst);
+    });
+    server.child.wait().unwrap();
+    (start(root, "b2.log"), id)
+}
+
+#[test]
+fn every_bet_is_paid_exactly_once_across_kills_mid_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_config(root);
+    let setup = start(root, "setup.log");
+    let tokens = players(&setup.api);
+    drop(setup);
+    let acked = Mutex::new(BTreeMap::new());
+    let next_id = AtomicU64::new(1);
+
+    let (server, drawn) = kill_after_the_draw(root, &tokens, &acked, &next_id);
+    let settled = wait_finished(&server.api, drawn);
+    assert_eq!(
+        settled["state"], "settled",
+        "a drawn round is settled, never voided"
+    );
+    let (mut server, betting) = kill_during_betting(server, root, &tokens, &acked, &next_id);
+    let voided = wait_finished(&server.api, betting);
+    assert_eq!(voided["state"], "voided", "its seed is gone: refunded");
+
+    check_money(
+        &server.api,
+        &tokens,
+        &[settled, voided],
+        &acked.lock().unwrap(),
+    );
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.child.wait().unwrap().success());
+    let audit = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(root.join("data"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+}
+
+/// Every acknowledged bet is in its round once, every bet is paid, balances add up.
+fn check_money(api: &Api, tokens: &[String], rounds: &[Value], acked: &BTreeMap<u64, u64>) {
+    let mut per_player: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let (mut stakes, mut paid) = (0u64, 0u64);
+    for round in rounds {
+        let round_id = round["round_id"].as_u64().unwrap();
+        let bets = round["bets"].as_array().unwrap();
+        let ids: BTreeSet<u64> = bets
+            .iter()
+            .map(|b| b["bet_id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(ids.len(), bets.len(), "a bet id twice in round {round_id}");
+        for (bet, _) in acked.iter().filter(|(_, r)| **r == round_id) {
+            assert!(
+                ids.contains(bet),
+                "acknowledged bet {bet} missing from round {round_id}"
+            );
+        }
+        for bet in bets {
+            let stake = bet["stake"].as_u64().unwrap();
+            let payout = bet["paid"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("unpaid: {bet}"));
+            if round["state"] == "voided" {
+                assert_eq!(payout, stake, "a void refunds the stake: {bet}");
+            }
+            let entry = per_player
+                .entry(bet["player_id"].as_str().unwrap().to_string())
+                .or_default();
+            entry.0 += stake;
+            entry.1 += payout;
+            stakes += stake;
+            paid += payout;
+        }
+    }
+    for token in tokens {
+        let (_, me) = api.call("/v1/players/me", Some(token), None).unwrap();
+        let (staked, won) = per_player
+            .get(me["player_id"].as_str().unwrap())
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(
+            me["balances"]["EUR"].as_u64(),
+            Some(FUNDS - staked + won),
+            "{me}"
+        );
+    }
+    let house = api.ok("/v1/ledgers/EUR/house", None);
+    let held = house["credits_posted"].as_u64().unwrap() as i128
+        - house["debits_posted"].as_u64().unwrap() as i128;
+    assert_eq!(
+        held,
+        stakes as i128 - paid as i128,
+        "the house holds stakes minus payouts: {house}"
+    );
+}
