@@ -2,6 +2,7 @@
 //! last rounds of a table, with outcome, proof, bets, payouts and balances; a player sees only
 //! its own bets).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::State;
@@ -13,6 +14,7 @@ use croupier_core::tables::{
     SPOTS_PER_BET_MAX, TABLE_ID_MAX,
 };
 use croupier_core::{Command, CommandResult};
+use croupier_games::live::LiveLayout;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -41,6 +43,55 @@ pub struct TableOut {
     spots: Vec<String>,
     bet_min: u64,
     bet_max: u64,
+    /// The wheel (or roulette's pockets) and the weights its draw uses: what a browser needs
+    /// to draw the table and to recompute a round's outcome from its revealed seed.
+    layout: LayoutOut,
+}
+
+/// A table's draw as `croupier_games::live::LiveLayout` describes it.
+#[derive(Serialize, ToSchema)]
+pub struct LayoutOut {
+    /// Each equally likely: roulette's pockets `0`..`36`, or a wheel's segments clockwise
+    /// (spot names, and a money wheel's multiplier symbols).
+    #[schema(example = json!(["1", "2", "1", "5", "2x"]))]
+    segments: Vec<String>,
+    /// Money wheel: multiplier symbol → factor.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({"2x": 2, "7x": 7}))]
+    multipliers: BTreeMap<String, u64>,
+    /// Money wheel: segments per number spot, in spot order (the pick once a spin's
+    /// multiplier reached `win_cap`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    number_weights: Vec<u64>,
+    /// Largest return per unit staked, stake included.
+    win_cap: u64,
+    /// Game-show wheel: the top slot's weight per spot (spot order), drawn first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top_spot_weights: Vec<u64>,
+    /// Game-show wheel: the top slot's multipliers, drawn second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top_multipliers: Vec<WeightedOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WeightedOut {
+    value: u64,
+    weight: u64,
+}
+
+fn layout_out(layout: LiveLayout) -> LayoutOut {
+    LayoutOut {
+        segments: layout.segments,
+        multipliers: layout.multipliers.into_iter().collect(),
+        number_weights: layout.number_weights,
+        win_cap: layout.win_cap,
+        top_spot_weights: layout.top_spot_weights,
+        top_multipliers: layout
+            .top_multipliers
+            .into_iter()
+            .map(|(value, weight)| WeightedOut { value, weight })
+            .collect(),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -153,14 +204,14 @@ pub async fn list<C: Consensus>(
     Allowed(_caller, ..): Allowed<OperatorOrOwnerRead>,
 ) -> Result<Response, ApiError> {
     let tables = state.tables();
-    let specs: Vec<(TableId, Vec<String>)> = tables
+    let specs: Vec<(TableId, Vec<String>, LiveLayout)> = tables
         .configs()
         .map(|c| {
+            let live = tables.get(c.table_id);
             (
                 c.table_id,
-                tables
-                    .get(c.table_id)
-                    .map_or_else(Vec::new, |t| t.spots().to_vec()),
+                live.map_or_else(Vec::new, |t| t.spots().to_vec()),
+                live.map(|t| t.layout()).unwrap_or_default(),
             )
         })
         .collect();
@@ -169,14 +220,22 @@ pub async fn list<C: Consensus>(
             let ledger = view.ledger();
             specs
                 .into_iter()
-                .filter_map(|(id, spots)| ledger.table(id).map(|table| table_out(table, spots)))
+                .filter_map(|(id, spots, layout)| {
+                    ledger
+                        .table(id)
+                        .map(|table| table_out(table, spots, layout))
+                })
                 .collect::<Vec<_>>()
         })
         .await?;
     Ok(json_response(StatusCode::OK, &out))
 }
 
-fn table_out(table: &croupier_core::tables::Table, spots: Vec<String>) -> TableOut {
+fn table_out(
+    table: &croupier_core::tables::Table,
+    spots: Vec<String>,
+    layout: LiveLayout,
+) -> TableOut {
     let current = table.current.as_ref();
     TableOut {
         id: table.config.table_id,
@@ -188,6 +247,7 @@ fn table_out(table: &croupier_core::tables::Table, spots: Vec<String>) -> TableO
         spots,
         bet_min: table.config.limits.bet_min,
         bet_max: table.config.limits.bet_max,
+        layout: layout_out(layout),
     }
 }
 
