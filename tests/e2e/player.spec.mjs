@@ -147,6 +147,25 @@ async function main() {
     await row.locator('.proof.ok').waitFor({ timeout: 10_000 });
     assert.match(await row.locator('.proof').textContent(), /verified/);
 
+    step('every drawn round of every table verifies with the page\'s own verifier');
+    const verdicts = await page.evaluate(async () => {
+      const { verifyRound } = await import('/ui/fair.js');
+      const headers = { Authorization: `Bearer ${sessionStorage.getItem('croupier.player')}` };
+      const tables = await (await fetch('/v1/tables', { headers })).json();
+      const out = [];
+      for (const table of tables) {
+        const { rounds } = await (await fetch(`/v1/tables/${table.id}/rounds?limit=10`, { headers })).json();
+        for (const round of rounds.filter((r) => r.server_seed)) {
+          const verdict = await verifyRound(table, round);
+          out.push({ game: table.game, round: round.nonce, ok: verdict.ok, reason: verdict.reason });
+        }
+      }
+      return out;
+    });
+    assert.deepEqual(verdicts.filter((v) => !v.ok), [], 'every round verifies');
+    const games = new Set(verdicts.map((v) => v.game));
+    step(`${verdicts.length} rounds verified (${[...games].join(', ')})`);
+
     step('375 px wide: no sideways scrolling, layout still usable');
     await page.setViewportSize({ width: 375, height: 812 });
     await page.waitForTimeout(300);
