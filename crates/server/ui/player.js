@@ -435,6 +435,11 @@ async function onLiveMessage(message) {
   const table = state.table;
   if (!table || message.table_id !== table.id) return;
   if (message.timestamp) serverClock.observe(parseTime(message.timestamp));
+  if (message.missed) {
+    // Messages were lost (the feed moved past them): what they said is in game recall.
+    loadRounds();
+    loadMe().catch(handleAuth);
+  }
   const current = state.round && state.round.round_id === message.round_id ? state.round : null;
   switch (message.type) {
     case 'round_opened':
@@ -453,6 +458,7 @@ async function onLiveMessage(message) {
       if (message.type === 'round_closed' && current) current.state = 'closed';
       break;
     case 'round_drawn': {
+      if (current && current.state === 'drawn') break; // the same draw from the other source
       if (current) current.state = 'drawn';
       const { index, label } = wheelIndex(table, message.outcome);
       $('outcome').textContent = 'Spinning…';
