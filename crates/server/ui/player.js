@@ -458,7 +458,8 @@ async function onLiveMessage(message) {
       if (message.type === 'round_closed' && current) current.state = 'closed';
       break;
     case 'round_drawn': {
-      if (current && current.state === 'drawn') break; // the same draw from the other source
+      // The same draw again (from the other source, or a resumed socket) spins once.
+      if (current && ['drawn', 'settled', 'voided'].includes(current.state)) break;
       if (current) current.state = 'drawn';
       const { index, label } = wheelIndex(table, message.outcome);
       $('outcome').textContent = 'Spinning…';
