@@ -229,15 +229,22 @@ function renderWheel() {
     const mid = (i + 0.5) * step;
     const text = svg('text', {
       x: 0, y: -84, transform: `rotate(${mid})`, class: 'segment-label',
-      'font-size': segments.length > 40 ? 6 : 9,
+      'font-size': segments.length > 40 ? 7 : 9,
     });
-    text.textContent = segment.label.replace('_', ' ').slice(0, 6);
+    text.textContent = shortLabel(segment.label);
     rotor.append(text);
   });
   rotor.append(svg('circle', { r: 40, class: 'hub' }));
   state.rotation = 0;
   rotor.style.transform = 'rotate(0deg)';
-  wheel.replaceChildren(rotor, svg('path', { d: 'M0 -92 L-7 -108 L7 -108 Z', class: 'pointer' }));
+  const hubLabel = svg('text', { id: 'hub-label', class: 'hub-label', x: 0, y: 0, 'aria-hidden': 'true' });
+  wheel.replaceChildren(rotor, hubLabel, svg('path', { d: 'M0 -92 L-7 -108 L7 -108 Z', class: 'pointer' }));
+}
+
+/** A segment's name in at most 3 characters (`coin_flip` → `CF`); the spots show it whole. */
+function shortLabel(label) {
+  if (label.length <= 3) return label;
+  return label.split('_').map((word) => word[0].toUpperCase()).join('').slice(0, 3);
 }
 
 /** Turns the wheel so that segment `index` (of wheelSegments) stops under the pointer. */
@@ -463,8 +470,11 @@ async function onLiveMessage(message) {
       if (current) current.state = 'drawn';
       const { index, label } = wheelIndex(table, message.outcome);
       $('outcome').textContent = 'Spinning…';
+      $('hub-label').textContent = '';
+      renderRound();
       await spinTo(index);
       $('outcome').textContent = `Result: ${message.label || label}`;
+      $('hub-label').textContent = shortLabel((message.label || label).split(' ')[0]);
       highlightWinners(message.label || label);
       break;
     }
