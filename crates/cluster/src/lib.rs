@@ -128,6 +128,11 @@ pub trait Consensus: Clone + Send + Sync + 'static {
     /// Resolves once an event after `after` is committed (or the node stops).
     fn wait_for_event_after(&self, after: u64) -> impl Future<Output = ()> + Send;
 
+    /// The position of the last event this node applied (0: none, or unknown).
+    fn events_last(&self) -> u64 {
+        0
+    }
+
     /// True once this node is leader and accepts writes.
     fn is_serving_writes(&self) -> bool {
         self.health() == NodeHealth::Serving
@@ -1006,6 +1011,10 @@ impl Consensus for Node {
     async fn events_after(&self, after: u64, limit: usize) -> Result<EventPage, ReadError> {
         let shared = &self.inner.shared;
         events::read_after(&shared.events(), &shared.history(), after, limit)
+    }
+
+    fn events_last(&self) -> u64 {
+        self.inner.shared.applied.borrow().events_last
     }
 
     async fn wait_for_event_after(&self, after: u64) {

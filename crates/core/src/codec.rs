@@ -56,8 +56,9 @@
 //!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 5 (`encode_checkpoint`; versions 4, 3 and 2 are read
-//! as well: 4 ends after the operator chain, 3 after the sessions, 2 after the pendings):
+//! Checkpoint of the hot state, version 6 (`encode_checkpoint`; versions 5, 4, 3 and 2 are read
+//! as well: 5's rounds lack `totals_at`, 4 ends after the operator chain, 3 after the sessions,
+//! 2 after the pendings):
 //! ```text
 //! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
 //! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
@@ -72,7 +73,7 @@
 //!     | u8 n recent (<= 10), n × round | u64 round events published
 //! round = u64 id | u8 state | u64 opened_at | u64 closes_at | [32] commitment | limits
 //!     | u32 draw_delay_ms | u8 has draw, [draw] | u32 settled_bets | u64 stakes_total
-//!     | u128 paid_total | u64 finished_at | u32 n bets, n × (u128 bet_id | u128 player
+//!     | u128 paid_total | u64 finished_at | u64 totals_at | u32 n bets, n × (u128 bet_id | u128 player
 //!     | u128 wallet | spots | u64 stake | u128 balance_after_bet | u8 settled | u64 paid
 //!     | u128 balance_after_settlement)
 //! ```
@@ -114,9 +115,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 5;
-/// Earlier checkpoint versions, still read: 4 has no tables, 3 no operator chain either, 2 no
-/// players either.
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 6;
+/// Earlier checkpoint versions, still read: 5 has no `totals_published_at_ns` in its rounds,
+/// 4 no tables, 3 no operator chain either, 2 no players either.
+const CHECKPOINT_FORMAT_VERSION_V5: u8 = 5;
 const CHECKPOINT_FORMAT_VERSION_V4: u8 = 4;
 const CHECKPOINT_FORMAT_VERSION_V3: u8 = 3;
 const CHECKPOINT_FORMAT_VERSION_V2: u8 = 2;
@@ -333,6 +335,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V5,
         CHECKPOINT_FORMAT_VERSION_V4,
         CHECKPOINT_FORMAT_VERSION_V3,
         CHECKPOINT_FORMAT_VERSION_V2,
@@ -378,8 +381,8 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         }
         ledger.operators = OperatorChain { count, head };
     }
-    if version >= CHECKPOINT_FORMAT_VERSION {
-        ledger.tables = r.checkpoint_tables()?;
+    if version >= CHECKPOINT_FORMAT_VERSION_V5 {
+        ledger.tables = r.checkpoint_tables(version >= CHECKPOINT_FORMAT_VERSION)?;
     }
     r.finish()?;
     ledger

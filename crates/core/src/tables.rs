@@ -46,6 +46,9 @@ pub const RECENT_ROUNDS_KEPT: usize = 10;
 pub const BETS_PER_ROUND_LIMIT: u32 = 200_000;
 pub const BETTING_WINDOW_MS_MAX: u32 = 600_000;
 pub const DRAW_DELAY_MS_MAX: u32 = 60_000;
+/// Ledger time between two `bets_total` events of an open round: live screens see the pot
+/// grow about twice a second however many bets arrive, and the feed is not one event per bet.
+pub const BETS_TOTAL_INTERVAL_NS: u64 = 500_000_000;
 
 pub fn round_id(table: TableId, number: u32) -> RoundId {
     (u64::from(table) << 32) | u64::from(number)
@@ -284,6 +287,8 @@ pub struct Round {
     pub(crate) paid_by_player: std::collections::BTreeMap<PlayerId, u128>,
     /// When the round was settled or voided.
     pub finished_at_ns: u64,
+    /// Ledger time of the round's last `bets_total` event (0: none yet).
+    pub totals_published_at_ns: u64,
 }
 
 impl Round {
@@ -454,6 +459,13 @@ pub enum TableEventKind {
         stake: u64,
         balance: u128,
     },
+    /// The open round's running totals, at most once per `BETS_TOTAL_INTERVAL_NS` of ledger
+    /// time (published by the bet that crosses the interval).
+    BetsTotal {
+        seq: u64,
+        bets: u32,
+        stakes_total: u64,
+    },
     RoundClosed {
         seq: u64,
         bets: u32,
@@ -490,6 +502,7 @@ impl TableEvent {
         match self.kind {
             TableEventKind::RoundOpened { .. } => "round_opened",
             TableEventKind::BetPlaced { .. } => "bet_placed",
+            TableEventKind::BetsTotal { .. } => "bets_total",
             TableEventKind::RoundClosed { .. } => "round_closed",
             TableEventKind::RoundDrawn { .. } => "round_drawn",
             TableEventKind::BetSettled { .. } => "bet_settled",

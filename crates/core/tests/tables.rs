@@ -9,7 +9,8 @@ use croupier_core::ids::{player_id, player_wallet_account_id};
 use croupier_core::players::NewPlayer;
 use croupier_core::tables::{
     round_id, Draw, RoundState, SpotStake, TableBet, TableCommand, TableConfig, TableLimits,
-    TableOutcome, RECENT_ROUNDS_KEPT, RETURN_SCALE, SETTLEMENTS_PER_COMMAND_MAX,
+    TableOutcome, BETS_TOTAL_INTERVAL_NS, RECENT_ROUNDS_KEPT, RETURN_SCALE,
+    SETTLEMENTS_PER_COMMAND_MAX,
 };
 use croupier_core::{Command, CommandResult, MemoryLedger, NewTransfer, TransferFlags};
 use proptest::prelude::*;
@@ -189,6 +190,46 @@ fn a_round_takes_stakes_and_pays_winners_from_the_house() {
     assert_eq!((settled.stakes_total, settled.paid_total), (350, 375));
     assert_eq!(settled.bet(1).unwrap().paid, Some(375));
     ledger.check_invariants().unwrap();
+}
+
+/// The totals events of an open round: `(seq, bets, stakes_total)` in feed order.
+fn bets_totals(ledger: &MemoryLedger) -> Vec<(u64, u32, u64)> {
+    use croupier_core::tables::TableEventKind as K;
+    ledger
+        .history
+        .records()
+        .iter()
+        .filter_map(|record| match record {
+            croupier_core::HistoryRecord::Table(event) => match event.kind {
+                K::BetsTotal {
+                    seq,
+                    bets,
+                    stakes_total,
+                } => Some((seq, bets, stakes_total)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn bets_totals_are_published_at_most_twice_a_second_of_ledger_time() {
+    let mut ledger = casino(3);
+    let opened = T0 + SECOND_NS;
+    let round = open(&mut ledger, opened, 1);
+    let half = BETS_TOTAL_INTERVAL_NS;
+    // The first bet publishes at once; the next two fall inside the interval.
+    for (id, at) in [(1, opened), (2, opened + 1), (3, opened + half - 1)] {
+        table(&mut ledger, at, bet(id, 0, round, &[(0, 10)]));
+    }
+    assert_eq!(bets_totals(&ledger), vec![(2, 1, 10)]);
+    // A bet at the interval's end publishes the running totals, numbered after the opening.
+    table(&mut ledger, opened + half, bet(4, 1, round, &[(1, 5)]));
+    assert_eq!(bets_totals(&ledger), vec![(2, 1, 10), (3, 4, 35)]);
+    // A refused bet publishes nothing.
+    table(&mut ledger, opened + 2 * half, bet(5, 2, round, &[(99, 5)]));
+    assert_eq!(bets_totals(&ledger).len(), 2);
 }
 
 #[test]
@@ -658,6 +699,7 @@ fn check_events(ledger: &MemoryLedger) -> Result<(), TestCaseError> {
         );
         let seq = match &event.kind {
             K::RoundOpened { seq, .. } | K::RoundClosed { seq, .. } => Some(*seq),
+            K::BetsTotal { seq, .. } => Some(*seq),
             K::RoundDrawn { seq, .. } | K::RoundFinished { seq, .. } => Some(*seq),
             K::BetPlaced { bet_id, .. } => {
                 prop_assert!(placed.insert((event.round_id, *bet_id)));

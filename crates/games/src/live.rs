@@ -121,6 +121,32 @@ impl LiveTable {
 
     /// Draws one round. Outcome encodings: roulette `[pocket]`; money wheel `u16 number
     /// segment (little-endian) | u64 multiplier`; game-show wheel `u16 segment | u16 spot`.
+    /// The human text of an outcome as `draw` encodes it (what `LiveDraw::label` said), for a
+    /// node that reads the draw from the log rather than making it; `None` if the bytes are
+    /// not an outcome of this game.
+    pub fn label(&self, outcome: &[u8]) -> Option<String> {
+        let u16_at = |at: usize| {
+            let bytes = outcome.get(at..at + 2)?;
+            Some(usize::from(u16::from_le_bytes([bytes[0], bytes[1]])))
+        };
+        match &self.game {
+            Game::Roulette(_) => match outcome {
+                [pocket] if *pocket < 37 => Some(pocket.to_string()),
+                _ => None,
+            },
+            Game::MoneyWheel(_) => {
+                let name = self.spots.get(u16_at(0)?)?;
+                let multiplier = u64::from_le_bytes(outcome.get(2..10)?.try_into().ok()?);
+                (outcome.len() == 10).then(|| format!("{name} x{multiplier}"))
+            }
+            Game::GameShowWheel(_) => {
+                let name = self.spots.get(u16_at(2)?)?;
+                (outcome.len() == 4).then(|| name.clone())
+            }
+            _ => None,
+        }
+    }
+
     pub fn draw<R: RngCore + ?Sized>(&self, rng: &mut R) -> LiveDraw {
         match &self.game {
             Game::Roulette(roulette) => {
@@ -269,6 +295,7 @@ mod tests {
         for _ in 0..50 {
             let draw = roulette.draw(&mut rng);
             let pocket = draw.outcome[0];
+            assert_eq!(roulette.label(&draw.outcome), Some(draw.label.clone()));
             let straight = roulette.spot_index(&format!("straight:{pocket}")).unwrap() as usize;
             assert_eq!(draw.returns[straight], 36 * RETURN_SCALE);
             let winners = draw.returns.iter().filter(|r| **r > 0).count();
@@ -283,6 +310,8 @@ mod tests {
             let draw = wheel.draw(&mut Counter(3));
             assert_eq!(draw.returns.len(), wheel.spots().len());
             assert_eq!(wheel.spots(), wheel.game().bet_names().as_slice());
+            assert_eq!(wheel.label(&draw.outcome).as_ref(), Some(&draw.label));
+            assert_eq!(wheel.label(&[1, 2, 3]), None);
         }
         assert!(LiveTable::new(crate::load("dice").unwrap()).is_err());
     }

@@ -84,7 +84,7 @@ async fn identify<C: Consensus>(
 
 fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
+        return Ok(websocket_bearer(headers));
     };
     let text = value
         .to_str()
@@ -96,6 +96,22 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .ok_or_else(|| unauthorized("Authorization must be `Bearer <key or session token>`"))?;
     Ok(Some(text.trim().to_string()))
 }
+
+/// A browser cannot set headers on a WebSocket handshake; it names its token as a subprotocol
+/// `bearer.<token>` instead (offered next to the protocol it speaks, which the server selects;
+/// the token is never echoed back).
+fn websocket_bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(WEBSOCKET_BEARER_PREFIX))
+        .map(str::to_owned)
+}
+
+/// The subprotocol prefix that carries a bearer token on a WebSocket handshake.
+pub const WEBSOCKET_BEARER_PREFIX: &str = "bearer.";
 
 async fn player_session<C: Consensus>(
     state: &AppState<C>,

@@ -19,7 +19,6 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
@@ -145,7 +144,8 @@ pub(crate) async fn accept_loop(
 ) {
     let connections = Arc::new(Semaphore::new(limits.connections_max));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
-    let graceful = GracefulShutdown::new();
+    // Not hyper-util's GracefulShutdown: it cannot watch a connection that may be upgraded.
+    let (shutdown, shutdown_requested) = tokio::sync::watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
@@ -180,16 +180,28 @@ pub(crate) async fn accept_loop(
             },
         ));
         let io = TokioIo::new(JsonProtocolErrors::new(stream));
-        let connection = graceful.watch(http.serve_connection(io, service));
+        // With upgrades: `GET /v1/live` turns its connection into a WebSocket.
+        let connection = http.serve_connection(io, service).with_upgrades();
+        let mut shutdown_requested = shutdown_requested.clone();
         tasks.spawn(async move {
-            if let Err(error) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = shutdown_requested.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    shutdown.send_replace(true);
+    while tasks.join_next().await.is_some() {}
 }
 
 async fn pause_after_accept_error(error: io::Error) {

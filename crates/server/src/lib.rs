@@ -29,6 +29,7 @@ mod edge;
 mod error;
 mod extract;
 pub mod group_commit;
+pub mod live;
 mod openapi;
 mod paths;
 mod protocol_errors;
@@ -72,6 +73,8 @@ pub struct ServeConfig {
     /// its trusted keys first). None: the embedded ones, verified against the development lab
     /// key at `start`.
     pub games: Option<Arc<CertifiedGames>>,
+    /// Bounds of the live push (`GET /v1/live`).
+    pub live: live::LiveLimits,
 }
 
 impl ServeConfig {
@@ -91,6 +94,7 @@ impl ServeConfig {
             edge: EdgeLimits::default(),
             tables: Vec::new(),
             games: None,
+            live: live::LiveLimits::default(),
         }
     }
 
@@ -264,7 +268,9 @@ pub fn serve<C: Consensus>(
         auth,
         games,
     )
-    .with_tables(live_tables);
+    .with_tables(live_tables)
+    .with_live(live::LiveHub::new(config.live.clone()));
+    let live_push = tokio::spawn(live::run(state.live_hub(), state.clone()));
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();
@@ -293,6 +299,7 @@ pub fn serve<C: Consensus>(
         protected_mode: Box::new(move || mode.auth().protected_mode()),
         scheduler,
         stop_tables,
+        live_push,
     }
 }
 
@@ -330,6 +337,8 @@ pub struct Serving {
     protected_mode: Box<dyn Fn() -> bool + Send + Sync>,
     scheduler: Option<JoinHandle<()>>,
     stop_tables: tokio::sync::watch::Sender<bool>,
+    /// The live push's feed reader (ends with `stop_streams`).
+    live_push: JoinHandle<()>,
 }
 
 impl Serving {
@@ -352,6 +361,7 @@ impl Serving {
             stop_streams,
             scheduler,
             stop_tables,
+            live_push,
             ..
         } = self;
         stop_tables.send_replace(true);
@@ -373,5 +383,6 @@ impl Serving {
         }
         batcher.stop().await;
         upkeep.abort();
+        live_push.abort();
     }
 }

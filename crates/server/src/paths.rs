@@ -31,6 +31,7 @@ pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
 pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
 pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
 pub const ROUTE_CERTIFICATION: &str = "/v1/certification";
+pub const ROUTE_LIVE: &str = "/v1/live";
 
 const ROUTES: &[&str] = &[
     ROUTE_HEALTHZ,
@@ -64,6 +65,7 @@ const ROUTES: &[&str] = &[
     ROUTE_TABLE_ROUNDS,
     ROUTE_ROUND,
     ROUTE_CERTIFICATION,
+    ROUTE_LIVE,
 ];
 
 /// The route template as a static label for metrics (no allocation per request).

@@ -27,6 +27,8 @@ struct Shared<C> {
     stopping: tokio::sync::watch::Sender<bool>,
     /// The live tables this node runs (their games, for spot names).
     tables: Arc<crate::tables::LiveTables>,
+    /// The live push's messages and subscribers.
+    live: Arc<crate::live::LiveHub>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -54,6 +56,7 @@ impl<C: Consensus> AppState<C> {
                 games,
                 stopping: tokio::sync::watch::channel(false).0,
                 tables: Arc::default(),
+                live: crate::live::LiveHub::new(crate::live::LiveLimits::default()),
             }),
         }
     }
@@ -64,6 +67,18 @@ impl<C: Consensus> AppState<C> {
             .expect("tables are set before the state is shared")
             .tables = tables;
         self
+    }
+
+    /// The live push hub; call before the state is cloned.
+    pub fn with_live(mut self, hub: Arc<crate::live::LiveHub>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("the hub is set before the state is shared")
+            .live = hub;
+        self
+    }
+
+    pub(crate) fn live_hub(&self) -> Arc<crate::live::LiveHub> {
+        Arc::clone(&self.shared.live)
     }
 
     pub(crate) fn tables(&self) -> &crate::tables::LiveTables {
@@ -85,7 +100,7 @@ impl<C: Consensus> AppState<C> {
     }
 
     /// Resolves once `stop_streams` was called.
-    async fn stopping(&self) {
+    pub(crate) async fn stopping(&self) {
         let mut stopping = self.shared.stopping.subscribe();
         let _ = stopping.wait_for(|stopping| *stopping).await;
     }

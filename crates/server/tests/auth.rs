@@ -794,6 +794,8 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
             None,
             operators_and_player.clone(),
         ),
+        // Anyone may watch a table; a player's token adds their own results.
+        ("GET", "/v1/live?table=1", None, EVERYONE.to_vec()),
     ];
     for (method, path, body, allowed) in &routes {
         for who in EVERYONE {

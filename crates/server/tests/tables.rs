@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{player, TestServer};
 use croupier_core::tables::TableLimits;
 use croupier_core::LedgerCode;
 use croupier_server::tables::TableSpec;
@@ -32,27 +32,6 @@ fn server() -> TestServer {
             },
         }];
     })
-}
-
-/// Registers and funds a player (protected mode: the test is a local operator), logs it in.
-fn player(node: &TestServer, name: &str, funds: u64) -> (String, String) {
-    let body = json!({"username": name, "password": "correct horse", "currencies": ["EUR"]});
-    let (status, created) = node.post("/v1/players", &body);
-    assert_eq!(status, 201, "{created}");
-    let player_id = created["player_id"].as_str().unwrap().to_string();
-    let sequence = croupier_core::ids::player_sequence(player_id.parse().unwrap()).unwrap();
-    let wallet = croupier_core::ids::player_wallet_account_id(sequence, 0);
-    let (status, _) = node.post(
-        "/v1/accounts",
-        &json!([{"id": "9001", "ledger": "EUR", "kind": "system"}]),
-    );
-    assert!(status == 200, "funding account");
-    let transfer = json!([{"id": format!("{}", 7000 + sequence), "debit_account_id": "9001", "credit_account_id": wallet.to_string(), "amount": funds, "ledger": "EUR"}]);
-    assert_eq!(node.post("/v1/transfers", &transfer).0, 200);
-    let login = json!({"username": name, "password": "correct horse"});
-    let (status, session) = node.post("/v1/players/login", &login);
-    assert_eq!(status, 200, "{session}");
-    (player_id, session["token"].as_str().unwrap().to_string())
 }
 
 fn get_as(node: &TestServer, token: &str, path: &str) -> (u16, Value) {

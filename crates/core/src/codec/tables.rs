@@ -1,5 +1,5 @@
 //! The tables part of the codec: command 13, result 6 and the checkpoint's tables section
-//! (version 5). Layouts are in the parent module's docs.
+//! (version 6). Layouts are in the parent module's docs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ const EVENT_CLOSED: u8 = 3;
 const EVENT_DRAWN: u8 = 4;
 const EVENT_BET_SETTLED: u8 = 5;
 const EVENT_FINISHED: u8 = 6;
+const EVENT_BETS_TOTAL: u8 = 7;
 
 /// Every outcome in code order: an outcome is written as its position here.
 const OUTCOMES: [TableOutcome; 25] = {
@@ -135,6 +136,16 @@ impl Writer<'_> {
                 self.spots(spots);
                 self.u64(*stake);
                 self.u128(*balance);
+            }
+            TableEventKind::BetsTotal {
+                seq,
+                bets,
+                stakes_total,
+            } => {
+                self.u8(EVENT_BETS_TOTAL);
+                self.u64(*seq);
+                self.u32(*bets);
+                self.u64(*stakes_total);
             }
             TableEventKind::RoundClosed {
                 seq,
@@ -285,6 +296,7 @@ impl Writer<'_> {
         self.u64(round.stakes_total);
         self.u128(round.paid_total);
         self.u64(round.finished_at_ns);
+        self.u64(round.totals_published_at_ns);
         self.u32(round.bets.len() as u32);
         for bet in &round.bets {
             self.u128(bet.bet_id);
@@ -350,6 +362,11 @@ impl Reader<'_> {
                 spots: self.spots()?,
                 stake: self.u64()?,
                 balance: self.u128()?,
+            },
+            EVENT_BETS_TOTAL => TableEventKind::BetsTotal {
+                seq: self.u64()?,
+                bets: self.u32()?,
+                stakes_total: self.u64()?,
             },
             EVENT_CLOSED => TableEventKind::RoundClosed {
                 seq: self.u64()?,
@@ -484,7 +501,11 @@ impl Reader<'_> {
 
     /// The tables section of a checkpoint; derived indexes are rebuilt and every round is
     /// checked for consistency (a damaged section is refused, never half-loaded).
-    pub(super) fn checkpoint_tables(&mut self) -> Result<BTreeMap<u32, Arc<Table>>, DecodeError> {
+    /// `with_totals_time`: the rounds carry `totals_published_at_ns` (checkpoint version 6 on).
+    pub(super) fn checkpoint_tables(
+        &mut self,
+        with_totals_time: bool,
+    ) -> Result<BTreeMap<u32, Arc<Table>>, DecodeError> {
         let count = self.count_u32(4 + 2 + 32 + 8)?;
         let mut tables = BTreeMap::new();
         for _ in 0..count {
@@ -492,7 +513,7 @@ impl Reader<'_> {
             let config = self.table_config()?;
             let next_round = self.u32()?;
             let current = match self.flag("current round flag")? {
-                true => Some(self.round()?),
+                true => Some(self.round(with_totals_time)?),
                 false => None,
             };
             let recent_count = usize::from(self.u8()?);
@@ -500,7 +521,7 @@ impl Reader<'_> {
                 return Err(self.invalid("recent rounds", offset));
             }
             let recent = (0..recent_count)
-                .map(|_| self.round())
+                .map(|_| self.round(with_totals_time))
                 .collect::<Result<VecDeque<_>, _>>()?;
             let events_published = self.u64()?;
             let table = Table {
@@ -522,7 +543,7 @@ impl Reader<'_> {
         Ok(tables)
     }
 
-    fn round(&mut self) -> Result<Round, DecodeError> {
+    fn round(&mut self, with_totals_time: bool) -> Result<Round, DecodeError> {
         let offset = self.offset;
         let round_id = self.u64()?;
         let state =
@@ -540,6 +561,10 @@ impl Reader<'_> {
         let stakes_total = self.u64()?;
         let paid_total = self.u128()?;
         let finished_at_ns = self.u64()?;
+        let totals_published_at_ns = match with_totals_time {
+            true => self.u64()?,
+            false => 0,
+        };
         let bet_count = self.count_u32(16 * 3 + 1 + 8 + 16 + 1 + 8 + 16)?;
         let bets = (0..bet_count)
             .map(|_| self.placed_bet())
@@ -560,6 +585,7 @@ impl Reader<'_> {
             paid_total,
             paid_by_player: BTreeMap::new(),
             finished_at_ns,
+            totals_published_at_ns,
         };
         rebuild_round_indexes(&mut round).map_err(|what| self.invalid(what, offset))?;
         Ok(round)

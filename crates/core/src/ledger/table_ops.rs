@@ -13,8 +13,8 @@ use crate::history::HistoryRecord;
 use crate::tables::{
     bet_return, round_id, round_parts, seed_commitment, Draw, PlacedBet, Round, RoundId,
     RoundState, Table, TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableId,
-    TableOutcome, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX,
-    SPOTS_PER_BET_MAX,
+    TableOutcome, BETS_TOTAL_INTERVAL_NS, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT,
+    SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -118,6 +118,7 @@ impl Ledger {
             paid_total: 0,
             paid_by_player: BTreeMap::new(),
             finished_at_ns: 0,
+            totals_published_at_ns: 0,
         });
         let seq = self.next_table_seq(table_id);
         let kind = TableEventKind::RoundOpened {
@@ -199,9 +200,30 @@ impl Ledger {
             paid: None,
             balance_after_settlement: 0,
         });
+        self.publish_bets_total(table_id, bet.round_id);
         O::BetAccepted {
             balance: balance_after_bet,
         }
+    }
+
+    /// A `bets_total` event when the interval since the round's last one has passed.
+    fn publish_bets_total(&mut self, table_id: TableId, round_id: RoundId) {
+        let now = self.entry_ns;
+        let round = self.current_round_mut(table_id);
+        let due = round.totals_published_at_ns == 0
+            || now >= round.totals_published_at_ns + BETS_TOTAL_INTERVAL_NS;
+        if !due {
+            return;
+        }
+        round.totals_published_at_ns = now.max(1);
+        let (bets, stakes_total) = (round.bets.len() as u32, round.stakes_total);
+        let seq = self.next_table_seq(table_id);
+        let kind = TableEventKind::BetsTotal {
+            seq,
+            bets,
+            stakes_total,
+        };
+        self.publish_table_event(round_id, kind);
     }
 
     /// The player's wallet in `ledger`, if bets may come from it.

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod cluster;
 pub mod events;
 pub mod ledger;
+pub mod live;
 pub mod ops;
 pub mod players;
 pub mod table_events;
@@ -126,6 +127,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(tables::bet::<C>))
         .routes(documented!(tables::rounds::<C>))
         .routes(documented!(tables::round::<C>))
+        .routes(documented!(live::live::<C>))
         .routes(documented!(certification::certification::<C>))
 }
 

@@ -96,7 +96,12 @@ pub fn table_event_out(event: &TableEvent) -> TableEventOut {
             balance: Some(*balance),
             ..base
         },
-        TableEventKind::RoundClosed {
+        TableEventKind::BetsTotal {
+            seq,
+            bets,
+            stakes_total,
+        }
+        | TableEventKind::RoundClosed {
             seq,
             bets,
             stakes_total,

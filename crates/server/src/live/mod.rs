@@ -1,0 +1,98 @@
+//! The live push: the committed event feed's table events, turned into per-table messages
+//! numbered by the table's own `seq` (assigned by the state machine, so every node and every
+//! restart numbers them alike), retained for resume and fanned out to WebSocket subscribers
+//! (`routes::live`).
+//!
+//! Every node runs a hub over its own applied feed: followers serve screens as well as the
+//! leader, and no message depends on which node a client is connected to.
+
+pub mod hub;
+pub mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use croupier_cluster::Consensus;
+use croupier_core::events::{event_position, split_event_position};
+use croupier_core::HistoryRecord;
+
+pub use hub::{LiveHub, SubscribeError, Subscription};
+
+use crate::state::AppState;
+
+/// Bounds of the live push on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLimits {
+    /// Messages kept per table for clients that resume (`after`).
+    pub retained_messages_max: usize,
+    pub retained_bytes_max: usize,
+    /// A client further behind than this is closed (code 1008).
+    pub client_queue_max: usize,
+    pub client_queue_bytes_max: usize,
+    /// Open live connections on this node.
+    pub subscribers_max: usize,
+    /// At start, how many log entries back the hub reads the feed to fill its windows.
+    pub backfill_entries: u64,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            retained_messages_max: 1_024,
+            retained_bytes_max: 4 << 20,
+            client_queue_max: 256,
+            client_queue_bytes_max: 1 << 20,
+            subscribers_max: 20_000,
+            backfill_entries: 1_000_000,
+        }
+    }
+}
+
+/// Events read per step of the hub's feed reader.
+const FEED_PAGE_EVENTS: usize = 1_000;
+/// Wait before reading again after a storage error.
+const FEED_RETRY_MS: u64 = 500;
+
+/// Where the hub starts reading: `backfill_entries` log entries before the feed's end.
+fn backfill_start(events_last: u64, backfill_entries: u64) -> u64 {
+    let (index, _) = split_event_position(events_last);
+    match index.checked_sub(backfill_entries) {
+        Some(first) if first > 0 => event_position(first, 0),
+        _ => 0,
+    }
+}
+
+/// Reads the feed for as long as the server runs and publishes its table events.
+pub async fn run<C: Consensus>(hub: Arc<LiveHub>, state: AppState<C>) {
+    let end_at_start = state.consensus().events_last();
+    let mut after = backfill_start(end_at_start, hub.limits().backfill_entries);
+    if after >= end_at_start {
+        hub.mark_caught_up();
+    }
+    loop {
+        if state.is_stopping() {
+            return;
+        }
+        let page = match state.events_after(after, FEED_PAGE_EVENTS).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(error = %error.message, "live push: reading the event feed");
+                tokio::time::sleep(Duration::from_millis(FEED_RETRY_MS)).await;
+                continue;
+            }
+        };
+        for event in &page.events {
+            if let HistoryRecord::Table(table_event) = &event.record {
+                let table = state.tables().get(table_event.table_id()).cloned();
+                hub.publish(table_event, |outcome| table?.label(outcome));
+            }
+        }
+        after = page.next;
+        if after >= end_at_start {
+            hub.mark_caught_up();
+        }
+        if page.events.is_empty() && !state.wait_for_event_after(after).await {
+            return;
+        }
+    }
+}

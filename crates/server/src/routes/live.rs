@@ -1,0 +1,188 @@
+//! `GET /v1/live?table=ID[&after=SEQ]`: a table's live messages over a WebSocket (see
+//! `crate::live` for what is sent and how it is bounded). Anyone may watch a table; a client
+//! that identifies a player (an `Authorization` header, or from a browser the subprotocol
+//! `bearer.<session token>` next to `croupier.live.v1`) also receives that player's own results.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use croupier_cluster::Consensus;
+use croupier_core::tables::{TableId, TABLE_ID_MAX};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::live::{SubscribeError, Subscription};
+use crate::state::AppState;
+
+/// The subprotocol the server speaks (offered by browsers next to their `bearer.` token).
+pub const LIVE_PROTOCOL: &str = "croupier.live.v1";
+/// A client that does not read its messages for this long is closed.
+const SEND_TIMEOUT_S: u64 = 10;
+/// Pings keep proxies from closing a quiet connection between rounds.
+const PING_INTERVAL_S: u64 = 20;
+/// Largest message a client may send (it has nothing to say but control frames).
+const CLIENT_MESSAGE_BYTES_MAX: usize = 4 << 10;
+
+/// WebSocket close codes (RFC 6455 §7.4.1).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LiveQuery {
+    /// The table to watch.
+    #[param(value_type = crate::schema::TableId)]
+    pub table: String,
+    /// The last `seq` the client saw: every message after it is sent first (while retained).
+    #[param(minimum = 0)]
+    pub after: Option<u64>,
+}
+
+/// A table's live messages as JSON text frames, each with the table's `seq` and a `type`:
+/// `round_opened`, `bets_total`, `round_closed`, `round_drawn`, `round_settled`,
+/// `round_voided`. Answers 101 Switching Protocols to a WebSocket handshake.
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_LIVE, tag = "tables",
+    params(LiveQuery),
+    responses(
+        (status = 101, description = "WebSocket of the table's live messages"),
+        (status = 400, description = "invalid_query: bad table or after", body = ErrorBody),
+        (status = 401, description = "unauthorized: a bearer token that is not valid", body = ErrorBody),
+        (status = 404, description = "table_not_found", body = ErrorBody),
+        (status = 426, description = "upgrade_required: not a WebSocket handshake", body = ErrorBody),
+        (status = 503, description = "overloaded: too many live connections on this node", body = ErrorBody),
+    )
+)]
+pub async fn live<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<LiveQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let table = table_in(&query.table)?;
+    if !state
+        .read_stale(move |view| view.ledger().table(table).is_some())
+        .await?
+    {
+        return Err(ApiError::not_found("table_not_found", "no such table"));
+    }
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("GET /v1/live is a WebSocket: {rejection}"),
+        )
+    })?;
+    let hub = state.live_hub();
+    hub.caught_up().await;
+    let subscription = hub.subscribe(table, query.after, caller.player()).map_err(
+        |SubscribeError::TooMany(_)| {
+            ApiError::overloaded_because("too many live connections on this node")
+        },
+    )?;
+    let stopping = state.clone();
+    Ok(upgrade
+        .protocols([LIVE_PROTOCOL])
+        .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
+        .on_upgrade(move |mut socket| async move {
+            let mut subscription = subscription;
+            let end = tokio::select! {
+                end = serve(&mut socket, &mut subscription) => end,
+                () = stopping.stopping() => End::Stopping,
+            };
+            match end {
+                End::Evicted => {
+                    close(
+                        &mut socket,
+                        CLOSE_POLICY,
+                        "too slow: the live queue is full",
+                    )
+                    .await
+                }
+                End::Stopping => {
+                    close(&mut socket, CLOSE_GOING_AWAY, "the server is stopping").await
+                }
+                End::Gone => {}
+            }
+        }))
+}
+
+fn table_in(text: &str) -> Result<TableId, ApiError> {
+    text.parse::<TableId>()
+        .ok()
+        .filter(|id| (1..=TABLE_ID_MAX).contains(id))
+        .ok_or_else(|| ApiError::invalid_query("table must be an integer from 1 to 1048575"))
+}
+
+/// Why a connection ends.
+enum End {
+    /// The client left, or its socket failed.
+    Gone,
+    /// Too slow: the hub dropped it.
+    Evicted,
+    /// The server stops (the client reconnects, to this node later or to another).
+    Stopping,
+}
+
+/// The replay, then live messages until the client leaves or falls behind.
+async fn serve(socket: &mut WebSocket, subscription: &mut Subscription) -> End {
+    let replay = std::mem::take(&mut subscription.replay);
+    for text in replay {
+        if send(socket, Message::Text(text)).await.is_err() {
+            return End::Gone;
+        }
+    }
+    live_loop(socket, subscription).await
+}
+
+async fn live_loop(socket: &mut WebSocket, subscription: &mut Subscription) -> End {
+    let mut ping = tokio::time::interval(Duration::from_secs(PING_INTERVAL_S));
+    ping.tick().await;
+    loop {
+        let outgoing = tokio::select! {
+            queued = subscription.queue.recv() => match queued {
+                Some(text) => {
+                    let len = text.len();
+                    if send(socket, Message::Text(text)).await.is_err() {
+                        return End::Gone;
+                    }
+                    subscription.sent(len);
+                    continue;
+                }
+                None if subscription.evicted() => return End::Evicted,
+                None => return End::Gone,
+            },
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the socket itself; text from the client is ignored.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Gone,
+                Some(Ok(_)) => continue,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        if send(socket, outgoing).await.is_err() {
+            return End::Gone;
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
+    match tokio::time::timeout(Duration::from_secs(SEND_TIMEOUT_S), socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = send(socket, Message::Close(Some(frame))).await;
+}
