@@ -6,9 +6,10 @@
 // Starts `croupier serve --demo --listen 127.0.0.1:0 --data-dir <tmp>`, logs in as alice, opens
 // a table, places a bet, waits for the live push to settle the round, checks the balance and
 // the result, verifies a round in the browser, and saves screenshots to target/e2e/.
+// The console opens with the demo's admin key (DATA_DIR/demo-admin.key).
 // E2E_BASE_URL=http://127.0.0.1:PORT uses a node already running instead; E2E_USER,
-// E2E_PASSWORD and E2E_OPERATOR_KEY override the demo's credentials; E2E_ALLOW_POLLING=1 accepts
-// a node without the live WebSocket.
+// E2E_PASSWORD and E2E_OPERATOR_KEY override the demo's credentials (without a key the node
+// must be in protected mode); E2E_ALLOW_POLLING=1 accepts a node without the live WebSocket.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, openSync } from 'node:fs';
@@ -39,7 +40,19 @@ async function startNode(binary) {
   for (let i = 0; i < 300; i++) {
     const text = readFileSync(logPath, 'utf8');
     const match = /addr=127\.0\.0\.1:(\d+)/.exec(text);
-    if (match) return { base: `http://127.0.0.1:${match[1]}`, cleanup, logPath };
+    if (match) {
+      // The demo saves its admin key (for the console) beside its data.
+      const keyFile = join(dir, 'data', 'demo-admin.key');
+      let key = null;
+      for (let j = 0; j < 50 && key === null; j++) {
+        try {
+          key = readFileSync(keyFile, 'utf8').trim();
+        } catch (error) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return { base: `http://127.0.0.1:${match[1]}`, cleanup, logPath, key };
+    }
     if (node.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -180,8 +193,9 @@ async function main() {
     watch(consolePage, problems);
     await consolePage.setViewportSize({ width: 1280, height: 900 });
     await consolePage.goto(`${base}/console`);
-    if (process.env.E2E_OPERATOR_KEY) {
-      await consolePage.getByLabel(/Key/).fill(process.env.E2E_OPERATOR_KEY);
+    const operatorKey = process.env.E2E_OPERATOR_KEY || (node && node.key);
+    if (operatorKey) {
+      await consolePage.getByLabel(/Key/).fill(operatorKey);
       await consolePage.getByRole('button', { name: 'Open console' }).click();
     }
     await consolePage.locator('#tables tr').first().waitFor({ timeout: 10_000 });
