@@ -16,7 +16,8 @@ const state = {
   key: credentials.get('operator'),
   tables: [],
   after: '0',
-  betTimes: [], // ledger ms of recent bet_placed events
+  betTimes: [], // {at: ledger ms, count} of bets seen in the last RATE_WINDOW_MS
+  roundBets: new Map(), // round id → bets counted so far
   ggr: new Map(), // table id → {rounds, stakes, paid}
   counted: new Set(), // settled round ids already in the GGR
   oldest: null,
@@ -218,7 +219,14 @@ function consume(event, receivedAt) {
   serverClock.observe(at, receivedAt + 1);
   if (state.oldest === null) state.oldest = at;
   state.newest = at;
-  if (event.type === 'bet_placed') state.betTimes.push(at);
+  // The feed carries each round's running bet count (bets_total, at most twice a second, and
+  // round_closed), not every bet: the growth of those counts is the bets placed.
+  if (event.type === 'bets_total' || event.type === 'round_closed') {
+    const before = state.roundBets.get(event.round_id) || 0;
+    if (event.bets > before) state.betTimes.push({ at, count: event.bets - before });
+    state.roundBets.set(event.round_id, Math.max(before, event.bets));
+    if (state.roundBets.size > 1000) state.roundBets.delete(state.roundBets.keys().next().value);
+  }
   if (event.type === 'round_settled' && !state.counted.has(event.round_id)) {
     state.counted.add(event.round_id);
     const ggr = state.ggr.get(event.table_id) || { rounds: 0, stakes: 0n, paid: 0n };
@@ -239,8 +247,9 @@ function consume(event, receivedAt) {
 
 function renderFeedState() {
   const now = serverClock.now();
-  while (state.betTimes.length && state.betTimes[0] < now - RATE_WINDOW_MS) state.betTimes.shift();
-  $('bets-rate').textContent = (state.betTimes.length / (RATE_WINDOW_MS / 1000)).toFixed(1);
+  while (state.betTimes.length && state.betTimes[0].at < now - RATE_WINDOW_MS) state.betTimes.shift();
+  const bets = state.betTimes.reduce((sum, b) => sum + b.count, 0);
+  $('bets-rate').textContent = (bets / (RATE_WINDOW_MS / 1000)).toFixed(1);
   if (state.newest === null) {
     $('feed-lag').textContent = state.caughtUp ? 'no events' : '—';
     return;
