@@ -101,7 +101,10 @@ fn web_ui_files_are_served_with_their_types_and_a_strict_policy() {
         assert_eq!(answer.header("cache-control"), Some("no-cache"), "{path}");
         assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
         let policy = answer.header("content-security-policy").unwrap_or_default();
-        assert!(policy.starts_with("default-src 'none'; script-src 'self'"), "{policy}");
+        assert!(
+            policy.starts_with("default-src 'none'; script-src 'self'"),
+            "{policy}"
+        );
         assert!(policy.contains("connect-src 'self' ws: wss:"), "{policy}");
         assert!(answer.text().contains(marker), "{path}");
         // Revalidation: the same ETag answers 304 with no body.
