@@ -3,7 +3,7 @@
 // button and bookmarks work.
 
 import { api, ApiError, credentials, serverClock, money, freshId, parseTime, el } from './api.js';
-import { verifyRound, decodeOutcome } from './fair.js';
+import { verifyRound, decodeOutcome, drawOutcome, FairStream } from './fair.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -468,7 +468,18 @@ async function onLiveMessage(message) {
       // The same draw again (from the other source, or a resumed socket) spins once.
       if (current && ['drawn', 'settled', 'voided'].includes(current.state)) break;
       if (current) current.state = 'drawn';
-      const { index, label } = wheelIndex(table, message.outcome);
+      let { index, label } = wheelIndex(table, message.outcome);
+      if (table.game === 'money-wheel' && message.server_seed) {
+        // The outcome names the number, not which of its segments the pointer stopped on;
+        // the revealed seed replays the spin to the exact segment.
+        try {
+          const stream = await FairStream.create(message.server_seed, message.client_seed, message.nonce);
+          const drawn = await drawOutcome(table, stream);
+          if (drawn.outcome === message.outcome && drawn.segment !== null) index = drawn.segment;
+        } catch (error) {
+          // Keep the number's first segment.
+        }
+      }
       $('outcome').textContent = 'Spinning…';
       $('hub-label').textContent = '';
       renderRound();
