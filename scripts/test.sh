@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(dieharder procps)  # procps: kill(1), which the cluster tools and tests use
+# The web UI's browser test: headless chromium, driven from node by playwright-core.
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 # schemathesis (PyPI) runs in a virtual environment; Debian's python3 needs python3-venv for it.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_packages+=(python3 python3-venv)
@@ -58,6 +61,9 @@ bash scripts/simulate.sh
 echo "==> release binary"
 cargo build --release --quiet -p croupier
 croupier=target/release/croupier
+
+echo "==> browser end-to-end test (chromium headless)"
+bash scripts/browser-test.sh "$croupier"
 
 echo "==> OpenAPI contract: schemathesis against a running node (every check, seeded)"
 SCHEMATHESIS="$schemathesis_venv/bin/schemathesis" bash scripts/schemathesis.sh "$croupier"

@@ -563,6 +563,26 @@ impl GameShowWheel {
         self.layout.len() as u64
     }
 
+    /// The segments' spot names clockwise, as `play` draws among them.
+    pub fn layout(&self) -> Vec<&str> {
+        self.layout
+            .iter()
+            .map(|&spot| self.spots[spot].name.as_str())
+            .collect()
+    }
+
+    /// The top slot's spot weights, in `spots` order.
+    pub fn top_spot_weights(&self) -> Vec<u64> {
+        (0..self.spots.len())
+            .map(|spot| self.top_spots.weight(spot))
+            .collect()
+    }
+
+    /// The top slot's multipliers and their weights.
+    pub fn top_multipliers(&self) -> &ValueTable {
+        &self.top_multipliers
+    }
+
     /// A board in definition order, for [`GameShowWheel::play`] to shuffle.
     pub fn new_cash_hunt_board(&self) -> CashHuntBoard {
         CashHuntBoard {

@@ -25,6 +25,24 @@ pub struct LiveDraw {
     pub returns: Vec<u64>,
 }
 
+/// What a client needs to show a table's wheel and to replay a round's outcome from its
+/// revealed seed: every draw starts with one uniform pick among `segments` (roulette: the
+/// pockets 0-36; a wheel: its segments clockwise), preceded on the game-show wheel by the top
+/// slot's two weighted picks; a money wheel re-spins on a multiplier segment until a number
+/// lands or the multiplier reaches `win_cap`, then picks a number by `number_weights`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveLayout {
+    pub segments: Vec<String>,
+    /// Money wheel: multiplier segment symbol and factor.
+    pub multipliers: Vec<(String, u64)>,
+    /// Money wheel: each number spot's segment count, in spot order.
+    pub number_weights: Vec<u64>,
+    pub win_cap: u64,
+    /// Game-show wheel: the top slot's spot weights (spot order) and (multiplier, weight).
+    pub top_spot_weights: Vec<u64>,
+    pub top_multipliers: Vec<(u64, u64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0} does not run at live tables (money-wheel, game-show-wheel and roulette do)")]
 pub struct NotALiveGame(pub &'static str);
@@ -59,6 +77,39 @@ impl LiveTable {
     /// Spot names, index-aligned with `LiveDraw::returns`.
     pub fn spots(&self) -> &[String] {
         &self.spots
+    }
+
+    /// The wheel's segments and the weights a draw uses (see [`LiveLayout`]).
+    pub fn layout(&self) -> LiveLayout {
+        let owned = |symbols: Vec<&str>| symbols.into_iter().map(str::to_owned).collect();
+        match &self.game {
+            Game::Roulette(roulette) => LiveLayout {
+                segments: (0..crate::roulette::POCKETS)
+                    .map(|p| p.to_string())
+                    .collect(),
+                win_cap: roulette.win_cap(),
+                ..LiveLayout::default()
+            },
+            Game::MoneyWheel(wheel) => LiveLayout {
+                segments: owned(wheel.layout()),
+                multipliers: wheel
+                    .multipliers()
+                    .iter()
+                    .map(|m| (m.symbol.clone(), m.factor))
+                    .collect(),
+                number_weights: wheel.numbers().iter().map(|n| n.count).collect(),
+                win_cap: wheel.win_cap(),
+                ..LiveLayout::default()
+            },
+            Game::GameShowWheel(wheel) => LiveLayout {
+                segments: owned(wheel.layout()),
+                win_cap: wheel.win_cap(),
+                top_spot_weights: wheel.top_spot_weights(),
+                top_multipliers: wheel.top_multipliers().entries().collect(),
+                ..LiveLayout::default()
+            },
+            other => unreachable!("{} is refused by LiveTable::new", other.name()),
+        }
     }
 
     pub fn spot_index(&self, name: &str) -> Option<u16> {

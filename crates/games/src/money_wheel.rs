@@ -228,6 +228,17 @@ impl MoneyWheel {
         self.layout.len() as u64
     }
 
+    /// The segments' symbols clockwise (numbers and multipliers), as `spin` draws among them.
+    pub fn layout(&self) -> Vec<&str> {
+        self.layout
+            .iter()
+            .map(|segment| match *segment {
+                Segment::Number(n) => self.numbers[n].symbol.as_str(),
+                Segment::Multiplier(m) => self.multipliers[m].symbol.as_str(),
+            })
+            .collect()
+    }
+
     /// Spins until a number lands, collecting multipliers (see the module note on the cap).
     #[inline]
     pub fn spin<R: RngCore + ?Sized>(&self, rng: &mut R) -> Spin {

@@ -39,6 +39,7 @@ mod schema;
 mod state;
 pub mod tables;
 mod telemetry;
+mod ui;
 pub mod wire;
 
 pub use edge::EdgeLimits;

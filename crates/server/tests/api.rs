@@ -85,6 +85,51 @@ fn unknown_routes_and_wrong_methods_answer_json_errors() {
 }
 
 #[test]
+fn web_ui_files_are_served_with_their_types_and_a_strict_policy() {
+    let server = TestServer::start();
+    for (path, content_type, marker) in [
+        ("/", "text/html; charset=utf-8", "/ui/player.js"),
+        ("/console", "text/html; charset=utf-8", "/ui/console.js"),
+        ("/ui/player.js", "text/javascript; charset=utf-8", "import"),
+        ("/ui/fair.js", "text/javascript; charset=utf-8", "HMAC"),
+        ("/ui/style.css", "text/css; charset=utf-8", ":root"),
+        ("/ui/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let answer = server.request("GET", path).call();
+        assert_eq!(answer.status, 200, "{path}");
+        assert_eq!(answer.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(answer.header("cache-control"), Some("no-cache"), "{path}");
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+        let policy = answer.header("content-security-policy").unwrap_or_default();
+        assert!(
+            policy.starts_with("default-src 'none'; script-src 'self'"),
+            "{policy}"
+        );
+        assert!(policy.contains("connect-src 'self' ws: wss:"), "{policy}");
+        assert!(answer.text().contains(marker), "{path}");
+        // Revalidation: the same ETag answers 304 with no body.
+        let etag = answer.header("etag").expect("etag").to_string();
+        let again = server
+            .request("GET", path)
+            .header("if-none-match", &etag)
+            .call();
+        assert_eq!((again.status, again.body.len()), (304, 0), "{path}");
+    }
+    // Unknown files, and the pages under /ui/, are 404 JSON like any unknown route.
+    for path in ["/ui/nope.js", "/ui/index.html", "/ui/..%2Fui.rs"] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["error"], "not_found", "{path}");
+    }
+    assert_eq!(server.request("POST", "/console").call().status, 405);
+    // Not API routes: the document leaves them out.
+    let (_, document) = server.get("/v1/openapi.json");
+    for path in ["/", "/console", "/ui/{file}"] {
+        assert!(document["paths"].get(path).is_none(), "{path} documented");
+    }
+}
+
+#[test]
 fn openapi_document_lists_every_route() {
     let server = TestServer::start();
     let (status, document) = server.get("/v1/openapi.json");

@@ -705,6 +705,10 @@ fn every_route_answers_each_kind_of_caller_as_its_policy_says() {
         ("GET", "/healthz", None, EVERYONE.to_vec()),
         ("GET", "/metrics", None, EVERYONE.to_vec()),
         ("GET", "/v1/openapi.json", None, EVERYONE.to_vec()),
+        // The web UI's pages and files: a browser fetches them before it has credentials.
+        ("GET", "/", None, EVERYONE.to_vec()),
+        ("GET", "/console", None, EVERYONE.to_vec()),
+        ("GET", "/ui/player.js", None, EVERYONE.to_vec()),
         ("POST", "/v1/players/login", Some(&login), EVERYONE.to_vec()),
         (
             "POST",

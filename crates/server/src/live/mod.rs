@@ -109,5 +109,9 @@ async fn outcome_label<C: Consensus>(state: &AppState<C>, event: &TableEvent) ->
         .read_stale(move |view| view.ledger().table(table_id).map(|t| t.config.clone()))
         .await
         .ok()??;
-    state.tables().games().for_config(&config)?.label(&draw.outcome)
+    state
+        .tables()
+        .games()
+        .for_config(&config)?
+        .label(&draw.outcome)
 }

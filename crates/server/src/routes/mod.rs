@@ -38,7 +38,10 @@ pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
     let body_size_max_bytes = state.body_size_max_bytes();
     let (routes, document) = documented_routes::<C>().split_for_parts();
     crate::openapi::publish(document);
+    // The web UI's pages and files: routed like the API (limits, telemetry, 404 JSON), but
+    // not part of its document.
     let routes = routes
+        .merge(crate::ui::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_size_max_bytes))

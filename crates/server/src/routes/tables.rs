@@ -2,6 +2,7 @@
 //! last rounds of a table, with outcome, proof, bets, payouts and balances; a player sees only
 //! its own bets).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -14,7 +15,7 @@ use croupier_core::tables::{
     TableOutcome, SPOTS_PER_BET_MAX, TABLE_ID_MAX,
 };
 use croupier_core::{Command, CommandResult};
-use croupier_games::live::LiveTable;
+use croupier_games::live::{LiveLayout, LiveTable};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -49,6 +50,9 @@ pub struct TableOut {
     limits: LimitsOut,
     /// A closed table opens no new round (the current one finishes).
     closed: bool,
+    /// The wheel (or roulette's pockets) and the weights its draw uses: what a browser needs
+    /// to draw the table and to recompute a round's outcome from its revealed seed.
+    layout: LayoutOut,
 }
 
 /// A table's limits, in minor units of its currency.
@@ -62,6 +66,52 @@ pub struct LimitsOut {
     /// Most one player is paid in one round.
     payout_max: u64,
     bets_per_round_max: u32,
+}
+
+/// A table's draw as `croupier_games::live::LiveLayout` describes it.
+#[derive(Serialize, ToSchema)]
+pub struct LayoutOut {
+    /// Each equally likely: roulette's pockets `0`..`36`, or a wheel's segments clockwise
+    /// (spot names, and a money wheel's multiplier symbols).
+    #[schema(example = json!(["1", "2", "1", "5", "2x"]))]
+    segments: Vec<String>,
+    /// Money wheel: multiplier symbol → factor.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({"2x": 2, "7x": 7}))]
+    multipliers: BTreeMap<String, u64>,
+    /// Money wheel: segments per number spot, in spot order (the pick once a spin's
+    /// multiplier reached `win_cap`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    number_weights: Vec<u64>,
+    /// Largest return per unit staked, stake included.
+    win_cap: u64,
+    /// Game-show wheel: the top slot's weight per spot (spot order), drawn first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top_spot_weights: Vec<u64>,
+    /// Game-show wheel: the top slot's multipliers, drawn second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top_multipliers: Vec<WeightedOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WeightedOut {
+    value: u64,
+    weight: u64,
+}
+
+fn layout_out(layout: LiveLayout) -> LayoutOut {
+    LayoutOut {
+        segments: layout.segments,
+        multipliers: layout.multipliers.into_iter().collect(),
+        number_weights: layout.number_weights,
+        win_cap: layout.win_cap,
+        top_spot_weights: layout.top_spot_weights,
+        top_multipliers: layout
+            .top_multipliers
+            .into_iter()
+            .map(|(value, weight)| WeightedOut { value, weight })
+            .collect(),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -209,6 +259,13 @@ fn table_out(table: &Table, tables: &LiveTables) -> TableOut {
             bets_per_round_max: limits.bets_per_round_max,
         },
         closed: config.closed,
+        layout: layout_out(
+            tables
+                .games()
+                .for_config(config)
+                .map(|live| live.layout())
+                .unwrap_or_default(),
+        ),
     }
 }
 
