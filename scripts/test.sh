@@ -85,4 +85,8 @@ wait "$smoke_pid"
 # A replicated cluster of three child processes, its leader SIGKILLed three times under writes.
 "$croupier" bench failover --kills 3 --work-dir "$smoke_dir/failover"
 
+# A live table: players betting over HTTP while WebSocket subscribers watch (a serve child).
+"$croupier" bench live --players 200 --bets-per-s 400 --duration-s 5 --subscribers 200 \
+    --window-ms 2000 >/dev/null
+
 echo "==> all tests passed"

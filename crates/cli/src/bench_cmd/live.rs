@@ -52,6 +52,8 @@ pub struct LiveArgs {
 const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
 /// How long the run waits, after betting stops, for the last round to be settled.
 const SETTLE_WAIT_S: u64 = 30;
+/// How long the run waits for the server to configure its table.
+const TABLE_WAIT_S: u64 = 30;
 /// Every bet stakes this on red.
 const STAKE: u64 = 100;
 
@@ -145,7 +147,17 @@ type OpenWindow = (Instant, Option<Instant>);
 
 impl TableWatch {
     async fn start(addr: std::net::SocketAddr) -> anyhow::Result<TableWatch> {
-        let mut socket = connect(addr).await?;
+        // The leader configures the table from the settings a moment after it starts.
+        let deadline = Instant::now() + Duration::from_secs(TABLE_WAIT_S);
+        let mut socket = loop {
+            match connect(addr).await {
+                Ok(socket) => break socket,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let (open_tx, open) = watch::channel(None);
         let (settled_tx, settled) = watch::channel(0);
         let windows = Arc::new(Mutex::new(Vec::new()));
@@ -324,7 +336,7 @@ async fn play(
             round.round_id
         );
         let request = bearer(&path, &plan.token, &body);
-        match connection.send(&request).await {
+        match send_bet(addr, &mut connection, &request).await {
             Ok((status, _)) => {
                 let latency = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 stats.latencies_us.push(latency);
@@ -342,6 +354,22 @@ async fn play(
         due += plan.interval;
     }
     stats
+}
+
+/// Sends a bet; on a connection the server closed (an idle keep-alive times out between a slow
+/// player's bets) opens another and sends it again: the same `bet_id` answers the same result.
+async fn send_bet(
+    addr: std::net::SocketAddr,
+    connection: &mut HttpConnection,
+    request: &[u8],
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    match connection.send(request).await {
+        Ok(answer) => Ok(answer),
+        Err(_) => {
+            *connection = HttpConnection::open(addr).await?;
+            connection.send(request).await
+        }
+    }
 }
 
 fn bearer(path: &str, token: &str, body: &str) -> Vec<u8> {
