@@ -76,6 +76,24 @@ retry_on = [401]
 [[operations]]
 include-path-regex = "^/v1/wallet/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "402", "403", "404", "409", "422", "429"]
+
+# A table's limits relate to each other (bet_min <= bet_max <= round_stake_max), which JSON
+# Schema cannot state: a schema-valid configuration may still be refused with 422.
+[[operations]]
+include-path-regex = "^/v1/tables/[^/]+\$"
+include-method = "PUT"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# A bet meets the table's rules (limits, the round's state, funds): business refusals, as with
+# the wallet routes.
+[[operations]]
+include-path-regex = "^/v1/tables/[^/]+/bets\$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "402", "403", "404", "409", "422", "429"]
+
+# A WebSocket: the fuzzer sends plain GETs, which are answered 426 upgrade_required.
+[[operations]]
+include-path-regex = "^/v1/live\$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "426", "429"]
 EOF
 
 echo "==> schemathesis $("$schemathesis" --version | awk '{print $NF}') against $base (seed $seed, at most $max_examples examples per operation)"

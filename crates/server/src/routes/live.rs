@@ -55,6 +55,8 @@ pub struct LiveQuery {
 #[utoipa::path(
     get, path = crate::paths::ROUTE_LIVE, tag = "tables",
     params(LiveQuery),
+    // Anyone may watch; a player's session (header or `bearer.` subprotocol) adds their results.
+    security((), ("player_session" = [])),
     responses(
         (status = 101, description = "WebSocket of the table's live messages"),
         (status = 400, description = "invalid_query: bad table or after", body = ErrorBody),

@@ -24,7 +24,7 @@ use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::tables::{GameRefused, LiveTables, TableSpec, TableSpecError};
-use crate::wire::{parse_ledger, IdIn, IdOut, U64In};
+use crate::wire::{parse_ledger, IdIn, IdOut, U32In, U64In};
 
 /// Rounds a recall page returns by default (at most the current one and the 10 kept).
 const ROUNDS_LIMIT_DEFAULT: usize = 10;
@@ -282,10 +282,10 @@ pub struct TableConfigIn {
     currency: String,
     /// 1 to 600000; default 15000.
     #[schema(minimum = 1, maximum = 600_000, example = 12_000)]
-    betting_window_ms: Option<u32>,
+    betting_window_ms: Option<U32In>,
     /// Wait between the close and the draw (the clock-skew bound), at most 60000; default 500.
     #[schema(maximum = 60_000, example = 500)]
-    draw_delay_ms: Option<u32>,
+    draw_delay_ms: Option<U32In>,
     #[serde(default)]
     limits: LimitsIn,
     /// A closed table opens no new round (the current one finishes); default false.
@@ -299,17 +299,17 @@ pub struct TableConfigIn {
 pub struct LimitsIn {
     /// Per spot, per bet; default 10.
     #[schema(example = 10)]
-    bet_min: Option<u64>,
+    bet_min: Option<U64In>,
     /// Default 50000.
     #[schema(example = 10_000)]
-    bet_max: Option<u64>,
+    bet_max: Option<U64In>,
     /// Sum of every stake in a round; default 100000000.
-    round_stake_max: Option<u64>,
+    round_stake_max: Option<U64In>,
     /// Most one player is paid in one round; default 50000000.
-    payout_max: Option<u64>,
+    payout_max: Option<U64In>,
     /// 1 to 200000; default 50000.
     #[schema(minimum = 1, maximum = 200_000)]
-    bets_per_round_max: Option<u32>,
+    bets_per_round_max: Option<U32In>,
 }
 
 /// Create a live table or change it (admin). Limits, window and draw delay apply from the next
@@ -373,16 +373,20 @@ fn spec_in(table_id: TableId, request: TableConfigIn) -> Result<(TableSpec, bool
         table_id,
         game: request.game,
         currency,
-        betting_window_ms: request.betting_window_ms.unwrap_or(d::BETTING_WINDOW_MS),
-        draw_delay_ms: request.draw_delay_ms.unwrap_or(d::DRAW_DELAY_MS),
+        betting_window_ms: request
+            .betting_window_ms
+            .map_or(d::BETTING_WINDOW_MS, |v| v.0),
+        draw_delay_ms: request.draw_delay_ms.map_or(d::DRAW_DELAY_MS, |v| v.0),
         limits: TableLimits {
-            bet_min: limits.bet_min.unwrap_or(d::LIMITS.bet_min),
-            bet_max: limits.bet_max.unwrap_or(d::LIMITS.bet_max),
-            round_stake_max: limits.round_stake_max.unwrap_or(d::LIMITS.round_stake_max),
-            payout_max: limits.payout_max.unwrap_or(d::LIMITS.payout_max),
+            bet_min: limits.bet_min.map_or(d::LIMITS.bet_min, |v| v.0),
+            bet_max: limits.bet_max.map_or(d::LIMITS.bet_max, |v| v.0),
+            round_stake_max: limits
+                .round_stake_max
+                .map_or(d::LIMITS.round_stake_max, |v| v.0),
+            payout_max: limits.payout_max.map_or(d::LIMITS.payout_max, |v| v.0),
             bets_per_round_max: limits
                 .bets_per_round_max
-                .unwrap_or(d::LIMITS.bets_per_round_max),
+                .map_or(d::LIMITS.bets_per_round_max, |v| v.0),
         },
     };
     Ok((spec, request.closed))
