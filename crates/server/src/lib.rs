@@ -270,7 +270,7 @@ pub fn serve<C: Consensus>(
     )
     .with_tables(live_tables)
     .with_live(live::LiveHub::new(config.live.clone()));
-    let live_push = tokio::spawn(live::run(state.live_hub(), state.clone()));
+    let live_push = tokio::spawn(live::feed::run(state.live_hub(), state.clone()));
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();

@@ -28,7 +28,7 @@ struct Shared<C> {
     /// The live tables this node runs (their games, for spot names).
     tables: Arc<crate::tables::LiveTables>,
     /// The live push's messages and subscribers.
-    live: Arc<crate::live::LiveHub>,
+    live: Arc<crate::live::hub::LiveHub>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -56,7 +56,7 @@ impl<C: Consensus> AppState<C> {
                 games,
                 stopping: tokio::sync::watch::channel(false).0,
                 tables: Arc::default(),
-                live: crate::live::LiveHub::new(crate::live::LiveLimits::default()),
+                live: crate::live::hub::LiveHub::new(crate::live::limits::LiveLimits::default()),
             }),
         }
     }
@@ -70,14 +70,14 @@ impl<C: Consensus> AppState<C> {
     }
 
     /// The live push hub; call before the state is cloned.
-    pub fn with_live(mut self, hub: Arc<crate::live::LiveHub>) -> Self {
+    pub fn with_live(mut self, hub: Arc<crate::live::hub::LiveHub>) -> Self {
         Arc::get_mut(&mut self.shared)
             .expect("the hub is set before the state is shared")
             .live = hub;
         self
     }
 
-    pub(crate) fn live_hub(&self) -> Arc<crate::live::LiveHub> {
+    pub(crate) fn live_hub(&self) -> Arc<crate::live::hub::LiveHub> {
         Arc::clone(&self.shared.live)
     }
 

@@ -11,8 +11,8 @@ use axum::extract::ws::Utf8Bytes;
 use croupier_core::tables::{PlayerId, RoundId, TableEvent, TableEventKind, TableId};
 use tokio::sync::{mpsc, watch};
 
+use super::limits::LiveLimits;
 use super::messages::{live_out, settled_bet, to_json, LiveOut, PlayerResult};
-use super::LiveLimits;
 
 /// A message ready to send: its text for everyone, and for each player who bet in the round
 /// (a finished round) the text with that player's own result.

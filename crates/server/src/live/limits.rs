@@ -1,0 +1,29 @@
+//! The live push's bounds, in one place for the hub, the server's settings and the tests.
+
+/// Bounds of the live push on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLimits {
+    /// Messages kept per table for clients that resume (`after`).
+    pub retained_messages_max: usize,
+    pub retained_bytes_max: usize,
+    /// A client further behind than this is closed (code 1008).
+    pub client_queue_max: usize,
+    pub client_queue_bytes_max: usize,
+    /// Open live connections on this node.
+    pub subscribers_max: usize,
+    /// At start, how many log entries back the hub reads the feed to fill its windows.
+    pub backfill_entries: u64,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            retained_messages_max: 1_024,
+            retained_bytes_max: 4 << 20,
+            client_queue_max: 256,
+            client_queue_bytes_max: 1 << 20,
+            subscribers_max: 20_000,
+            backfill_entries: 1_000_000,
+        }
+    }
+}
