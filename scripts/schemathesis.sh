@@ -90,6 +90,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-path-regex = "^/v1/tables/[^/]+/bets\$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "402", "403", "404", "409", "422", "429"]
 
+# A studio result is judged by its signature and the round's state (too early, late, a
+# duplicate): a schema-valid one with a made-up signature is refused.
+[[operations]]
+include-path-regex = "^/v1/tables/[^/]+/results\$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
 # A WebSocket: the fuzzer sends plain GETs, which are answered 426 upgrade_required.
 [[operations]]
 include-path-regex = "^/v1/live\$"

@@ -14,10 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target_dir="${CROUPIER_SIM_TARGET_DIR:-target/sim}"
-RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR="$target_dir" \
-    cargo build --release --quiet -p croupier-sim
-sim="$target_dir/release/croupier-sim"
+# CROUPIER_SIM names a simulator built already, with the flag (the test script's: it builds
+# everything with it).
+sim="${CROUPIER_SIM:-}"
+if [ -z "$sim" ]; then
+    target_dir="${CROUPIER_SIM_TARGET_DIR:-target/sim}"
+    RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR="$target_dir" \
+        cargo build --release --quiet -p croupier-sim
+    sim="$target_dir/release/croupier-sim"
+fi
 if [ "$#" -eq 0 ]; then
     set -- --seeds 200 --replay
 fi

@@ -49,6 +49,11 @@ fi
 # A clean CI clone gains nothing from incremental compilation, which doubles what the debug
 # build writes to disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+# One build serves every step: the deterministic simulation needs `--cfg tokio_unstable` (so
+# turmoil can seed tokio's own scheduling randomness), and building everything with it lets
+# the simulator come out of the test build instead of a second, release build of the world.
+# The flag only makes tokio's unstable APIs available; nothing else uses them.
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg tokio_unstable"
 started_s=$SECONDS
 phase() { echo "==> [$(( (SECONDS - started_s) / 60 ))m$(( (SECONDS - started_s) % 60 ))s] $*"; }
 
@@ -62,14 +67,15 @@ phase "unit, property and integration tests (every crate)"
 cargo test --workspace --quiet 2>&1
 
 phase "deterministic simulation: 200 seeds of a faulty 3-node cluster, each replayed"
-bash scripts/simulate.sh
+CROUPIER_SIM=target/debug/croupier-sim bash scripts/simulate.sh
 
-# The end-to-end steps below run the binary the tests above already built (dev profile, with
-# debug assertions on). A release build would compile every crate a third time (after clippy
-# and the tests) for the same code; the README's run command and benchmarks build it.
-phase "croupier binary (dev profile, as built for the tests)"
-cargo build --quiet -p croupier
+# The end-to-end steps below run the binary the tests above built (dev profile, with debug
+# assertions and overflow checks on: schemathesis found an overflow that way). A release build
+# would compile every crate again for the same code; the README's run command and benchmarks
+# build it. (Not `cargo build -p croupier` either: without the dev-dependencies' features it
+# rebuilds much of the tree.)
 croupier=target/debug/croupier
+[ -x "$croupier" ] || { echo "$croupier was not built by the tests" >&2; exit 1; }
 
 phase "browser end-to-end test (chromium headless)"
 bash scripts/browser-test.sh "$croupier"

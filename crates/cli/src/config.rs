@@ -70,6 +70,12 @@ pub struct TableSettings {
     pub payout_max: u64,
     #[serde(default = "defaults::bets_per_round_max")]
     pub bets_per_round_max: u32,
+    /// A live-studio table: the studio's Ed25519 public key (64 hex digits), whose signed
+    /// results decide the rounds instead of the RNG (roulette and money-wheel).
+    pub studio_public_key: Option<String>,
+    /// How long after the draw time the studio has to report before the round is voided.
+    #[serde(default = "defaults::studio_result_timeout_ms")]
+    pub studio_result_timeout_ms: u32,
 }
 
 mod defaults {
@@ -78,6 +84,9 @@ mod defaults {
     }
     pub fn draw_delay_ms() -> u32 {
         500
+    }
+    pub fn studio_result_timeout_ms() -> u32 {
+        croupier_server::tables::defaults::STUDIO_RESULT_TIMEOUT_MS
     }
     pub fn bet_min() -> u64 {
         10

@@ -94,6 +94,8 @@ fn demo_tables() -> Vec<TableSettings> {
             round_stake_max: 10_000_000,
             payout_max: 2_000_000,
             bets_per_round_max: 10_000,
+            studio_public_key: None,
+            studio_result_timeout_ms: croupier_server::tables::defaults::STUDIO_RESULT_TIMEOUT_MS,
         })
         .collect()
 }

@@ -443,6 +443,14 @@ fn sign(key_path: &Path, dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    let key = create_key_file(out, "Croupier games certifying key")?;
+    println!("{}", key.public());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new Ed25519 key from the certified generator, written to `out` (which must not exist
+/// yet; owner-only).
+pub fn create_key_file(out: &Path, title: &str) -> anyhow::Result<SecretKey> {
     let mut secret = [0u8; 32];
     croupier_rng::CertifiedRng::new()
         .and_then(|mut rng| rng.fill(&mut secret))
@@ -456,8 +464,7 @@ fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let mut file = options
         .open(out)
         .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
-    file.write_all(key.to_file_text().as_bytes())
+    file.write_all(key.to_file_text_titled(title).as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
-    println!("{}", key.public());
-    Ok(ExitCode::SUCCESS)
+    Ok(key)
 }

@@ -25,6 +25,7 @@ mod keys_cmd;
 mod operator_key;
 mod rng_cmd;
 mod serve_cmd;
+mod studio_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +72,9 @@ enum Command {
     /// Operator and provider keys (create, list, revoke).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// A live studio's console: its key, and signed results for its tables' rounds.
+    #[command(subcommand)]
+    Studio(studio_cmd::StudioCommand),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Games(cmd) => games_cmd::run(cmd),
         Command::Certify(args) => certify_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Studio(cmd) => studio_cmd::run(cmd),
     };
     match outcome {
         Ok(code) => code,

@@ -275,6 +275,18 @@ fn table_spec(
 ) -> anyhow::Result<croupier_server::tables::TableSpec> {
     let currency = croupier_core::LedgerCode::parse(&table.currency)
         .map_err(|error| anyhow::anyhow!("table {}: currency: {error}", table.id))?;
+    let studio = match &table.studio_public_key {
+        None => None,
+        Some(key) => Some(croupier_core::tables::StudioConfig {
+            public_key: hex::decode(key)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("table {}: studio_public_key: not 64 hex digits", table.id)
+                })?,
+            result_timeout_ms: table.studio_result_timeout_ms,
+        }),
+    };
     Ok(croupier_server::tables::TableSpec {
         table_id: table.id,
         game: table.game.clone(),
@@ -288,6 +300,7 @@ fn table_spec(
             payout_max: table.payout_max,
             bets_per_round_max: table.bets_per_round_max,
         },
+        studio,
     })
 }
 

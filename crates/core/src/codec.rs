@@ -28,12 +28,16 @@
 //!       1 configure: table config      2 open: u64 round | [32] commitment | u64 closes_at_ns
 //!       3 bet: u128 bet_id | u128 player | u64 round | spots
 //!       4 close, 6 settle, 7 void: u64 round      5 draw: u64 round | draw
+//!       8 configure a studio table: table config | studio
+//!       9 studio draw: u64 round | studio draw
 //!     table config = u32 table_id | u16 len + game | [32] definition SHA-256 | u64 ledger
 //!       | u16 spots | u32 betting_window_ms | u32 draw_delay_ms | limits | u8 closed
+//!     studio = [32] Ed25519 public key | u32 result_timeout_ms
 //!     limits = u64 bet_min | u64 bet_max | u64 round_stake_max | u64 payout_max
 //!       | u32 bets_per_round_max
 //!     spots = u8 n (<= 64), n × (u16 spot, u64 amount)
-//!     draw = [32] server seed | u16 n + outcome bytes (<= 512) | u16 n, n × u64 return
+//!     draw = [32] server seed | draw body      studio draw = [64] signature | draw body
+//!     draw body = u16 n + outcome bytes (<= 512) | u16 n, n × u64 return
 //! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```
@@ -50,15 +54,17 @@
 //!   1 round opened: u64 seq | [32] commitment | u64 closes_at_ns
 //!   2 bet placed: u128 bet_id | u128 player | spots | u64 stake | u128 balance
 //!   3 round closed: u64 seq | u32 bets | u64 stakes_total      4 round drawn: u64 seq | draw
+//!   8 studio round drawn: u64 seq | studio draw
 //!   5 bet settled: u128 bet_id | u128 player | u64 stake | u64 paid | u128 balance
 //!   6 round finished: u64 seq | u8 voided | u32 bets | u64 stakes_total | u128 paid_total
 //! tagged record: u8 tag (1 account, 2 transfer, 3 wallet, 5 operator action, 6 table event)
 //!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 6 (`encode_checkpoint`; versions 5, 4, 3 and 2 are read
-//! as well: 5's rounds lack `totals_at`, 4 ends after the operator chain, 3 after the sessions,
-//! 2 after the pendings):
+//! Checkpoint of the hot state, version 7 (`encode_checkpoint`; versions 6, 5, 4, 3 and 2 are
+//! read as well: 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
+//! rounds lack `totals_at` too, 4 ends after the operator chain, 3 after the sessions, 2 after
+//! the pendings):
 //! ```text
 //! u8 version | u64 clock | u64 transfer_count | u64 wallet_sequence | u64 expiry_sequence
 //! u64 n accounts (creation order): u128 id, u64 ledger, u8 kind, u16 flags,
@@ -69,10 +75,12 @@
 //!     text password_hash, u8 n, n × (u64 ledger, u128 wallet account)
 //! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
 //! u64 operator actions | [32] hash of the last one (the audit trail's head)
-//! u32 n tables (by id): table config | u32 next_round | u8 has current, [round]
+//! u32 n tables (by id): table config | u8 has studio, [studio] | u32 next_round
+//!     | u8 has current, [round]
 //!     | u8 n recent (<= 10), n × round | u64 round events published
 //! round = u64 id | u8 state | u64 opened_at | u64 closes_at | [32] commitment | limits
-//!     | u32 draw_delay_ms | u8 has draw, [draw] | u32 settled_bets | u64 stakes_total
+//!     | u32 draw_delay_ms | u8 has studio, [studio] | u8 draw (0 none, 1 draw, 2 studio draw)
+//!     | [draw] | u32 settled_bets | u64 stakes_total
 //!     | u128 paid_total | u64 finished_at | u64 totals_at | u32 n bets, n × (u128 bet_id | u128 player
 //!     | u128 wallet | spots | u64 stake | u128 balance_after_bet | u8 settled | u64 paid
 //!     | u128 balance_after_settlement)
@@ -115,9 +123,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 6;
-/// Earlier checkpoint versions, still read: 5 has no `totals_published_at_ns` in its rounds,
-/// 4 no tables, 3 no operator chain either, 2 no players either.
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 7;
+/// Earlier checkpoint versions, still read: 6 has no studios, 5 no `totals_published_at_ns` in
+/// its rounds either, 4 no tables, 3 no operator chain either, 2 no players either.
+const CHECKPOINT_FORMAT_VERSION_V6: u8 = 6;
 const CHECKPOINT_FORMAT_VERSION_V5: u8 = 5;
 const CHECKPOINT_FORMAT_VERSION_V4: u8 = 4;
 const CHECKPOINT_FORMAT_VERSION_V3: u8 = 3;
@@ -335,6 +344,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V6,
         CHECKPOINT_FORMAT_VERSION_V5,
         CHECKPOINT_FORMAT_VERSION_V4,
         CHECKPOINT_FORMAT_VERSION_V3,
@@ -382,7 +392,10 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         ledger.operators = OperatorChain { count, head };
     }
     if version >= CHECKPOINT_FORMAT_VERSION_V5 {
-        ledger.tables = r.checkpoint_tables(version >= CHECKPOINT_FORMAT_VERSION)?;
+        ledger.tables = r.checkpoint_tables(tables::TablesLayout {
+            totals_time: version >= CHECKPOINT_FORMAT_VERSION_V6,
+            studio: version >= CHECKPOINT_FORMAT_VERSION,
+        })?;
     }
     r.finish()?;
     ledger

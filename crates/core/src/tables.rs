@@ -15,6 +15,13 @@
 //!
 //! A round that cannot be drawn (its leader crashed with the server seed) is voided: every bet
 //! is refunded exactly once, by the same bounded `Settle` steps. A drawn round is never voided.
+//!
+//! A live-studio table takes its outcomes from a studio's console instead of the RNG: the
+//! studio signs each result with its Ed25519 key ([`studio_result_message`] is what it signs),
+//! and the draw carries that signature instead of a server seed. The state machine checks the
+//! signature against the key the round opened under, so no leader can settle a studio round
+//! with an outcome the studio did not sign; a result before the draw time is too early, one
+//! after `result_timeout_ms` is late (the round is voided), a second one is a duplicate.
 
 use crate::ids::{AccountId, LedgerCode};
 
@@ -46,6 +53,7 @@ pub const RECENT_ROUNDS_KEPT: usize = 10;
 pub const BETS_PER_ROUND_LIMIT: u32 = 200_000;
 pub const BETTING_WINDOW_MS_MAX: u32 = 600_000;
 pub const DRAW_DELAY_MS_MAX: u32 = 60_000;
+pub const RESULT_TIMEOUT_MS_MAX: u32 = 600_000;
 /// Ledger time between two `bets_total` events of an open round: live screens see the pot
 /// grow about twice a second however many bets arrive, and the feed is not one event per bet.
 pub const BETS_TOTAL_INTERVAL_NS: u64 = 500_000_000;
@@ -78,6 +86,18 @@ pub struct TableConfig {
     pub limits: TableLimits,
     /// A closed table opens no new round (the current one finishes).
     pub closed: bool,
+    /// A live-studio table: outcomes come signed from this studio, not from the RNG.
+    pub studio: Option<StudioConfig>,
+}
+
+/// The studio whose console reports a live-studio table's results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StudioConfig {
+    /// The studio's Ed25519 public key (RFC 8032), which every result must be signed with.
+    pub public_key: [u8; 32],
+    /// How long after the draw time the studio has to report a result; then the round is
+    /// voided and its bets refunded, and a result that comes later is refused as late.
+    pub result_timeout_ms: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +129,10 @@ pub enum TableConfigError {
     Limits,
     #[error("bets per round must be 1 to {BETS_PER_ROUND_LIMIT}")]
     BetsPerRound,
+    #[error("the studio's public key is not an Ed25519 public key")]
+    StudioKey,
+    #[error("the studio's result timeout must be 1 to {RESULT_TIMEOUT_MS_MAX} ms")]
+    ResultTimeout,
 }
 
 impl TableConfig {
@@ -146,6 +170,14 @@ impl TableConfig {
         if l.bets_per_round_max == 0 || l.bets_per_round_max > BETS_PER_ROUND_LIMIT {
             return Err(E::BetsPerRound);
         }
+        if let Some(studio) = &self.studio {
+            if ed25519_dalek::VerifyingKey::from_bytes(&studio.public_key).is_err() {
+                return Err(E::StudioKey);
+            }
+            if studio.result_timeout_ms == 0 || studio.result_timeout_ms > RESULT_TIMEOUT_MS_MAX {
+                return Err(E::ResultTimeout);
+            }
+        }
         Ok(())
     }
 }
@@ -166,15 +198,69 @@ pub struct TableBet {
     pub spots: Vec<SpotStake>,
 }
 
-/// The leader's draw: the revealed seed (its SHA-256 is the round's commitment), the outcome
-/// as the game encodes it, and every spot's return for that outcome.
+/// A round's draw: what proves the outcome, the outcome as the game encodes it, and every
+/// spot's return for that outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Draw {
-    pub server_seed: [u8; 32],
+    pub proof: DrawProof,
     pub outcome: Vec<u8>,
     /// Per spot (index-aligned with the game's spots): what one unit staked returns, stake
     /// included, in `RETURN_SCALE` units.
     pub returns: Vec<u64>,
+}
+
+/// Where an outcome came from, and the evidence anyone can check it with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrawProof {
+    /// Drawn by the leader from the provably-fair stream of this revealed server seed (its
+    /// SHA-256, as hex text, is the round's commitment).
+    ServerSeed([u8; 32]),
+    /// Reported by the table's studio: its Ed25519 signature of [`studio_result_message`].
+    Studio { signature: [u8; 64] },
+}
+
+impl Draw {
+    /// The revealed server seed of an RNG draw (`None` for a studio result).
+    pub fn server_seed(&self) -> Option<&[u8; 32]> {
+        match &self.proof {
+            DrawProof::ServerSeed(seed) => Some(seed),
+            DrawProof::Studio { .. } => None,
+        }
+    }
+
+    /// The studio's signature of a studio result (`None` for an RNG draw).
+    pub fn studio_signature(&self) -> Option<&[u8; 64]> {
+        match &self.proof {
+            DrawProof::ServerSeed(_) => None,
+            DrawProof::Studio { signature } => Some(signature),
+        }
+    }
+}
+
+/// The text a studio signs for a round's result: ASCII, one line, the outcome as lowercase hex
+/// of the game's encoding (`croupier studio` writes it; docs/api.md shows it for scripts), e.g.
+/// `croupier studio result v1 table 3 round 12884901890 outcome 11`. The table and round are in
+/// the message, so a signed result cannot be replayed at another round or table.
+pub fn studio_result_message(round_id: RoundId, outcome: &[u8]) -> String {
+    let (table_id, _) = round_parts(round_id);
+    let outcome_hex: String = outcome.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("croupier studio result v1 table {table_id} round {round_id} outcome {outcome_hex}")
+}
+
+/// Whether `signature` is the studio's Ed25519 signature of the round's result (strict
+/// verification: no malleable or small-order encodings).
+pub fn studio_signature_valid(
+    public_key: &[u8; 32],
+    round_id: RoundId,
+    outcome: &[u8],
+    signature: &[u8; 64],
+) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let message = studio_result_message(round_id, outcome);
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify_strict(message.as_bytes(), &signature).is_ok()
 }
 
 /// Commands on tables. All but `Bet` come from the leader's table scheduler or an operator.
@@ -273,6 +359,8 @@ pub struct Round {
     /// The configuration the round runs under (a change applies from the next round).
     pub limits: TableLimits,
     pub draw_delay_ms: u32,
+    /// The studio that reports this round's result (from the configuration at its opening).
+    pub studio: Option<StudioConfig>,
     pub draw: Option<Draw>,
     pub bets: Vec<PlacedBet>,
     /// Bet id → position in `bets` (rebuilt when a checkpoint is read).
@@ -367,6 +455,14 @@ pub enum TableOutcome {
     PlayerAccountClosed,
     /// The bet id was used in this round for another bet.
     BetConflict,
+    /// An RNG draw at a studio table, or a studio result at an RNG table.
+    DrawSourceInvalid,
+    /// A studio result whose signature is not the round's studio's.
+    StudioSignatureInvalid,
+    /// A studio result after the round's result timeout (the round is, or will be, voided).
+    ResultLate,
+    /// A studio result for a round that already has one.
+    ResultDuplicate,
 }
 
 impl TableOutcome {
@@ -406,6 +502,10 @@ impl TableOutcome {
             NoWalletInCurrency => "no_wallet_in_currency",
             PlayerAccountClosed => "player_account_closed",
             BetConflict => "bet_conflict",
+            DrawSourceInvalid => "draw_source_invalid",
+            StudioSignatureInvalid => "studio_signature_invalid",
+            ResultLate => "result_late",
+            ResultDuplicate => "result_duplicate",
         }
     }
 }

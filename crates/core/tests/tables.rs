@@ -8,9 +8,9 @@ use common::{eur, SECOND_NS, T0};
 use croupier_core::ids::{player_id, player_wallet_account_id};
 use croupier_core::players::NewPlayer;
 use croupier_core::tables::{
-    round_id, Draw, RoundState, SpotStake, TableBet, TableCommand, TableConfig, TableLimits,
-    TableOutcome, BETS_TOTAL_INTERVAL_NS, RECENT_ROUNDS_KEPT, RETURN_SCALE,
-    SETTLEMENTS_PER_COMMAND_MAX,
+    round_id, studio_result_message, Draw, DrawProof, RoundState, SpotStake, StudioConfig,
+    TableBet, TableCommand, TableConfig, TableLimits, TableOutcome, BETS_TOTAL_INTERVAL_NS,
+    RECENT_ROUNDS_KEPT, RETURN_SCALE, SETTLEMENTS_PER_COMMAND_MAX,
 };
 use croupier_core::{Command, CommandResult, MemoryLedger, NewTransfer, TransferFlags};
 use proptest::prelude::*;
@@ -38,6 +38,7 @@ fn config() -> TableConfig {
             bets_per_round_max: 10_000,
         },
         closed: false,
+        studio: None,
     }
 }
 
@@ -132,7 +133,7 @@ fn finish(ledger: &mut MemoryLedger, opened_ns: u64, number: u32, returns: Vec<u
         TableOutcome::Ok
     );
     let draw = Draw {
-        server_seed: seed(number),
+        proof: DrawProof::ServerSeed(seed(number)),
         outcome: vec![1],
         returns,
     };
@@ -255,7 +256,7 @@ fn the_draw_waits_for_the_skew_bound_and_must_reveal_the_committed_seed() {
     let closes = T0 + 11 * SECOND_NS;
     table(&mut ledger, closes, TableCommand::Close { round_id: round });
     let draw = |server_seed| Draw {
-        server_seed,
+        proof: DrawProof::ServerSeed(server_seed),
         outcome: vec![],
         returns: vec![0; 4],
     };
@@ -415,7 +416,7 @@ fn a_voided_round_refunds_every_bet_once_and_a_drawn_round_cannot_be_voided() {
     let closes = opened + 10 * SECOND_NS;
     table(&mut ledger, closes, TableCommand::Close { round_id: next });
     let draw = Draw {
-        server_seed: seed(2),
+        proof: DrawProof::ServerSeed(seed(2)),
         outcome: vec![],
         returns: vec![0; 4],
     };
@@ -507,7 +508,7 @@ fn a_large_round_settles_in_bounded_steps() {
     let closes = T0 + 11 * SECOND_NS;
     table(&mut ledger, closes, TableCommand::Close { round_id: round });
     let draw = Draw {
-        server_seed: seed(1),
+        proof: DrawProof::ServerSeed(seed(1)),
         outcome: vec![],
         returns: vec![0, 2 * RETURN_SCALE, 0, 0],
     };
@@ -750,7 +751,7 @@ fn table_commands_and_outcomes_round_trip_through_the_log_codec() {
     use croupier_core::command::Proposal;
     let round = round_id(TABLE, 3);
     let draw = Draw {
-        server_seed: seed(3),
+        proof: DrawProof::ServerSeed(seed(3)),
         outcome: vec![1, 2, 3],
         returns: vec![0, 7, 9, 10_000],
     };
@@ -769,6 +770,8 @@ fn table_commands_and_outcomes_round_trip_through_the_log_codec() {
         },
         TableCommand::Settle { round_id: round },
         TableCommand::Void { round_id: round },
+        TableCommand::Configure(studio_config()),
+        draw_command(round, studio_draw(&studio_key(1), round, &[7; 10])),
     ]
     .into_iter()
     .map(Command::Table)
@@ -789,6 +792,10 @@ fn table_commands_and_outcomes_round_trip_through_the_log_codec() {
         },
         TableOutcome::InsufficientFunds { balance: 3 },
         TableOutcome::BetConflict,
+        TableOutcome::DrawSourceInvalid,
+        TableOutcome::StudioSignatureInvalid,
+        TableOutcome::ResultLate,
+        TableOutcome::ResultDuplicate,
     ]
     .into_iter()
     .map(CommandResult::Table)
@@ -796,4 +803,260 @@ fn table_commands_and_outcomes_round_trip_through_the_log_codec() {
     let mut bytes = Vec::new();
     encode_results(&results, &mut bytes);
     assert_eq!(decode_results(&bytes).unwrap(), results);
+}
+
+// ---- Live-studio tables: results signed by the studio's Ed25519 key ----
+
+const STUDIO_TABLE: u32 = 8;
+const STUDIO_TIMEOUT_MS: u32 = 30_000;
+
+fn studio_key(n: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+}
+
+fn studio_config() -> TableConfig {
+    TableConfig {
+        table_id: STUDIO_TABLE,
+        studio: Some(StudioConfig {
+            public_key: studio_key(1).verifying_key().to_bytes(),
+            result_timeout_ms: STUDIO_TIMEOUT_MS,
+        }),
+        ..config()
+    }
+}
+
+fn studio_draw(key: &ed25519_dalek::SigningKey, signed_round: u64, outcome: &[u8]) -> Draw {
+    use ed25519_dalek::Signer;
+    let message = studio_result_message(signed_round, outcome);
+    Draw {
+        proof: DrawProof::Studio {
+            signature: key.sign(message.as_bytes()).to_bytes(),
+        },
+        outcome: outcome.to_vec(),
+        returns: vec![0, 30_000, 0, 0],
+    }
+}
+
+fn draw_command(round: u64, draw: Draw) -> TableCommand {
+    TableCommand::Draw {
+        round_id: round,
+        draw,
+    }
+}
+
+/// A studio table whose round 1 (opened at T0, closing at T0 + 10 s) holds player 0's bet of
+/// 100 on spot 1, closed. Returns the ledger, the round and its draw time.
+fn closed_studio_round() -> (MemoryLedger, u64, u64) {
+    let mut ledger = casino(1);
+    let configured = TableCommand::Configure(studio_config());
+    assert_eq!(table(&mut ledger, T0, configured), TableOutcome::Ok);
+    let round = round_id(STUDIO_TABLE, 1);
+    let open = |commitment| TableCommand::Open {
+        round_id: round,
+        commitment,
+        closes_at_ns: T0 + 10 * SECOND_NS,
+    };
+    // No server seed, so nothing to commit to.
+    assert_eq!(
+        table(&mut ledger, T0, open([5; 32])),
+        TableOutcome::CommitmentMismatch
+    );
+    assert_eq!(table(&mut ledger, T0, open([0; 32])), TableOutcome::Ok);
+    let placed = table(&mut ledger, T0 + SECOND_NS, bet(1, 0, round, &[(1, 100)]));
+    assert!(matches!(placed, TableOutcome::BetAccepted { .. }));
+    let early = studio_draw(&studio_key(1), round, &[1]);
+    assert_eq!(
+        table(&mut ledger, T0 + 2 * SECOND_NS, draw_command(round, early)),
+        TableOutcome::TooEarly,
+        "a result while bets are open"
+    );
+    let closed = TableCommand::Close { round_id: round };
+    assert_eq!(
+        table(&mut ledger, T0 + 10 * SECOND_NS, closed),
+        TableOutcome::Ok
+    );
+    (ledger, round, T0 + 10 * SECOND_NS + 500 * MS)
+}
+
+#[test]
+fn a_studio_result_counts_only_when_signed_by_the_rounds_studio_for_that_round_and_outcome() {
+    let (mut ledger, round, draw_at) = closed_studio_round();
+    let key = studio_key(1);
+    // (The ledger's clock never goes back, so the early result comes first.)
+    let before_draw_time = draw_command(round, studio_draw(&key, round, &[1]));
+    assert_eq!(
+        table(&mut ledger, draw_at - 1, before_draw_time),
+        TableOutcome::TooEarly
+    );
+    let mut refused = |draw: Draw, expected: TableOutcome| {
+        assert_eq!(
+            table(&mut ledger, draw_at, draw_command(round, draw)),
+            expected
+        );
+    };
+    refused(
+        studio_draw(&studio_key(2), round, &[1]),
+        TableOutcome::StudioSignatureInvalid,
+    );
+    let other_round = studio_draw(&key, round_id(STUDIO_TABLE, 2), &[1]);
+    refused(other_round, TableOutcome::StudioSignatureInvalid);
+    let mut tampered = studio_draw(&key, round, &[1]);
+    tampered.outcome = vec![2];
+    refused(tampered, TableOutcome::StudioSignatureInvalid);
+    let seeded = Draw {
+        proof: DrawProof::ServerSeed([0; 32]),
+        outcome: vec![1],
+        returns: vec![0, 30_000, 0, 0],
+    };
+    refused(seeded, TableOutcome::DrawSourceInvalid);
+
+    let good = studio_draw(&key, round, &[1]);
+    let drawn = table(&mut ledger, draw_at, draw_command(round, good.clone()));
+    assert_eq!(drawn, TableOutcome::Ok);
+    let again = table(&mut ledger, draw_at + 1, draw_command(round, good.clone()));
+    assert_eq!(again, TableOutcome::ResultDuplicate);
+    let restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    let settle = TableCommand::Settle { round_id: round };
+    let settled = table(&mut ledger, draw_at + 2, settle);
+    assert!(matches!(
+        settled,
+        TableOutcome::SettledBets { finished: true, .. }
+    ));
+    assert_eq!(balance(&ledger, 0), u128::from(FUNDS) - 100 + 300);
+    let after = table(&mut ledger, draw_at + 3, draw_command(round, good));
+    assert_eq!(after, TableOutcome::ResultDuplicate);
+    let kept = ledger.ledger.round(round).unwrap();
+    assert!(kept.draw.as_ref().unwrap().studio_signature().is_some());
+    let restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_studio_result_after_the_timeout_is_late_and_the_voided_round_refunds_every_bet() {
+    let (mut ledger, round, draw_at) = closed_studio_round();
+    let key = studio_key(1);
+    let deadline = draw_at + u64::from(STUDIO_TIMEOUT_MS) * MS;
+    let late = draw_command(round, studio_draw(&key, round, &[1]));
+    assert_eq!(
+        table(&mut ledger, deadline + 1, late.clone()),
+        TableOutcome::ResultLate
+    );
+    let voided = TableCommand::Void { round_id: round };
+    assert_eq!(table(&mut ledger, deadline + 2, voided), TableOutcome::Ok);
+    assert_eq!(
+        table(&mut ledger, deadline + 3, late.clone()),
+        TableOutcome::ResultLate
+    );
+    let settle = TableCommand::Settle { round_id: round };
+    table(&mut ledger, deadline + 4, settle);
+    assert_eq!(balance(&ledger, 0), u128::from(FUNDS));
+    assert_eq!(
+        table(&mut ledger, deadline + 5, late),
+        TableOutcome::ResultLate
+    );
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_studio_result_at_an_rng_table_is_refused() {
+    let mut ledger = casino(1);
+    let round = open(&mut ledger, T0, 1);
+    let closed = TableCommand::Close { round_id: round };
+    assert_eq!(
+        table(&mut ledger, T0 + 10 * SECOND_NS, closed),
+        TableOutcome::Ok
+    );
+    let draw = studio_draw(&studio_key(1), round, &[1]);
+    assert_eq!(
+        table(&mut ledger, T0 + 11 * SECOND_NS, draw_command(round, draw)),
+        TableOutcome::DrawSourceInvalid
+    );
+}
+
+#[test]
+fn a_studio_needs_an_ed25519_key_and_a_result_timeout() {
+    use croupier_core::tables::TableConfigError;
+    let not_a_point = (0..=255u8)
+        .map(|n| [n; 32])
+        .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+        .expect("some 32-byte strings are not curve points");
+    let mut config = studio_config();
+    config.studio.as_mut().unwrap().public_key = not_a_point;
+    assert_eq!(config.check(), Err(TableConfigError::StudioKey));
+    let mut config = studio_config();
+    config.studio.as_mut().unwrap().result_timeout_ms = 0;
+    assert_eq!(config.check(), Err(TableConfigError::ResultTimeout));
+    let mut ledger = casino(0);
+    let refused = TableCommand::Configure(config);
+    assert_eq!(
+        table(&mut ledger, T0, refused),
+        TableOutcome::TableConfigInvalid
+    );
+}
+
+/// A version-6 checkpoint (before studios) of a ledger holding table `TABLE` only, made from
+/// today's version 7 by taking out what version 7 added: the studio flag after the table's
+/// configuration and after each round's draw delay.
+fn as_version_6(checkpoint: &[u8]) -> Vec<u8> {
+    // The tables section is the last; it starts with the count (1), then the table's id and
+    // its game's name.
+    let name_at = checkpoint
+        .windows(11)
+        .position(|window| window == b"money-wheel")
+        .expect("the table's game");
+    let tables_at = name_at - 4 - 4 - 2;
+    assert_eq!(checkpoint[tables_at..tables_at + 4], 1u32.to_le_bytes());
+    const CONFIG_BYTES: usize = 4 + 2 + "money-wheel".len() + 32 + 8 + 2 + 4 + 4 + 36 + 1;
+    const ROUND_HEAD_BYTES: usize = 8 + 1 + 8 + 8 + 32 + 36 + 4;
+    const ROUND_TAIL_BYTES: usize = 4 + 8 + 16 + 8 + 8 + 4; // no bets
+    let mut v6 = checkpoint[..tables_at + 4].to_vec();
+    let mut at = tables_at + 4;
+    let copy_then_drop_studio_flag = |v6: &mut Vec<u8>, at: &mut usize, bytes: usize| {
+        v6.extend_from_slice(&checkpoint[*at..*at + bytes]);
+        assert_eq!(checkpoint[*at + bytes], 0, "no studio");
+        *at += bytes + 1;
+    };
+    copy_then_drop_studio_flag(&mut v6, &mut at, CONFIG_BYTES);
+    let round = |v6: &mut Vec<u8>, at: &mut usize| {
+        copy_then_drop_studio_flag(v6, at, ROUND_HEAD_BYTES);
+        let draw_bytes = match checkpoint[*at] {
+            0 => 0,
+            _ => {
+                let outcome = u16::from_le_bytes([checkpoint[*at + 33], checkpoint[*at + 34]]);
+                let returns_at = *at + 35 + usize::from(outcome);
+                let returns = checkpoint[returns_at..returns_at + 2].try_into().unwrap();
+                32 + 2 + usize::from(outcome) + 2 + 8 * usize::from(u16::from_le_bytes(returns))
+            }
+        };
+        let bytes = 1 + draw_bytes + ROUND_TAIL_BYTES;
+        v6.extend_from_slice(&checkpoint[*at..*at + bytes]);
+        *at += bytes;
+    };
+    v6.extend_from_slice(&checkpoint[at..at + 5]); // next round, has current
+    at += 5;
+    round(&mut v6, &mut at);
+    v6.push(checkpoint[at]); // one recent round
+    at += 1;
+    round(&mut v6, &mut at);
+    v6.extend_from_slice(&checkpoint[at..]);
+    assert_eq!(at + 8, checkpoint.len(), "the events counter ends it");
+    v6[0] = 6;
+    v6
+}
+
+#[test]
+fn a_version_6_checkpoint_with_tables_still_loads() {
+    let mut ledger = MemoryLedger::new();
+    let configured = TableCommand::Configure(config());
+    assert_eq!(table(&mut ledger, T0, configured), TableOutcome::Ok);
+    open(&mut ledger, T0, 1);
+    finish(&mut ledger, T0, 1, vec![0, 30_000, 0, 0]);
+    open(&mut ledger, T0 + 20 * SECOND_NS, 2);
+    let checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint[0], 7);
+    let restored = MemoryLedger::restore(&as_version_6(&checkpoint), ledger.history.clone())
+        .expect("a version 6 checkpoint loads");
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }

@@ -157,12 +157,21 @@ impl SecretKey {
 
     /// The file text `from_file_text` reads back.
     pub fn to_file_text(&self) -> String {
+        self.to_file_text_titled("Croupier games certifying key")
+    }
+
+    /// The same, for a key with another use (a live studio's key is an Ed25519 key too).
+    pub fn to_file_text_titled(&self, title: &str) -> String {
         format!(
-            "# Croupier games certifying key (Ed25519 secret, hex). Keep it secret.\n\
-             # Public key: {}\n{}\n",
+            "# {title} (Ed25519 secret, hex). Keep it secret.\n# Public key: {}\n{}\n",
             self.public(),
             hex::encode(self.0.to_bytes())
         )
+    }
+
+    /// Ed25519 signature of `message` (RFC 8032).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
     }
 
     pub fn public(&self) -> PublicKey {

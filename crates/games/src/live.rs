@@ -195,6 +195,98 @@ impl LiveTable {
     }
 }
 
+/// Why a studio's reported outcome cannot be settled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StudioOutcomeError {
+    #[error("{0} draws its bonus rounds from the RNG: it cannot take its results from a studio")]
+    NotAStudioGame(&'static str),
+    #[error("not an outcome of {0}")]
+    NotAnOutcome(&'static str),
+}
+
+impl LiveTable {
+    /// Whether a studio can report this game's outcomes: a physical roulette or money wheel.
+    /// (The game-show wheel's top slot and bonus games are drawn from the RNG, so one
+    /// reported segment does not decide what its spots return.)
+    pub fn runs_in_studio(&self) -> bool {
+        matches!(self.game, Game::Roulette(_) | Game::MoneyWheel(_))
+    }
+
+    /// What each spot returns for an outcome a studio reported (encoded as `draw` encodes
+    /// it): the settlement of a studio round. A money wheel's multiplier must be 1 or a
+    /// product of the wheel's multiplier segments that the spins could reach.
+    pub fn studio_draw(&self, outcome: &[u8]) -> Result<LiveDraw, StudioOutcomeError> {
+        let name = self.game.name();
+        let not_an_outcome = || StudioOutcomeError::NotAnOutcome(name);
+        let label = self.label(outcome).ok_or_else(not_an_outcome)?;
+        let returns = match &self.game {
+            Game::Roulette(roulette) => self
+                .placements
+                .iter()
+                .map(|bet| roulette.payout_units(bet, outcome[0]))
+                .collect(),
+            Game::MoneyWheel(wheel) => {
+                let number = usize::from(u16::from_le_bytes([outcome[0], outcome[1]]));
+                let multiplier = u64::from_le_bytes(outcome[2..10].try_into().expect("10 bytes"));
+                let factors: Vec<u64> = wheel.multipliers().iter().map(|m| m.factor).collect();
+                if !reachable_multiplier(multiplier, &factors, wheel.win_cap()) {
+                    return Err(not_an_outcome());
+                }
+                let spin = crate::money_wheel::Spin { number, multiplier };
+                (0..self.spots.len())
+                    .map(|bet| wheel.payout_units(bet, &spin))
+                    .collect()
+            }
+            _ => return Err(StudioOutcomeError::NotAStudioGame(name)),
+        };
+        Ok(LiveDraw {
+            outcome: outcome.to_vec(),
+            label,
+            returns,
+        })
+    }
+
+    /// The outcome a studio console reports for what its wheel shows, written as players
+    /// read it: roulette `17`; money wheel `10` or `10 x6` (the number and the multiplier
+    /// its multiplier segments gave).
+    pub fn studio_outcome(&self, shown: &str) -> Result<Vec<u8>, StudioOutcomeError> {
+        let name = self.game.name();
+        let not_an_outcome = || StudioOutcomeError::NotAnOutcome(name);
+        let outcome = match &self.game {
+            Game::Roulette(_) => {
+                let pocket: u8 = shown.trim().parse().map_err(|_| not_an_outcome())?;
+                vec![pocket]
+            }
+            Game::MoneyWheel(_) => {
+                let (number, multiplier) = match shown.trim().split_once(" x") {
+                    Some((number, multiplier)) => (number, multiplier.parse().ok()),
+                    None => (shown.trim(), Some(1u64)),
+                };
+                let spot = self.spot_index(number).ok_or_else(not_an_outcome)?;
+                let mut outcome = spot.to_le_bytes().to_vec();
+                outcome.extend_from_slice(&multiplier.ok_or_else(not_an_outcome)?.to_le_bytes());
+                outcome
+            }
+            _ => return Err(StudioOutcomeError::NotAStudioGame(name)),
+        };
+        self.studio_draw(&outcome)?;
+        Ok(outcome)
+    }
+}
+
+/// Whether spinning could give `multiplier`: 1, or a product of the factors taken while the
+/// running product was still below the win cap (where `MoneyWheel::spin` stops re-spinning).
+fn reachable_multiplier(multiplier: u64, factors: &[u64], win_cap: u64) -> bool {
+    multiplier == 1
+        || multiplier > 1
+            && factors.iter().any(|&factor| {
+                factor >= 2
+                    && multiplier.is_multiple_of(factor)
+                    && multiplier / factor < win_cap
+                    && reachable_multiplier(multiplier / factor, factors, win_cap)
+            })
+}
+
 /// Every placement on a European cloth, by kind, in a fixed order.
 fn roulette_spots(roulette: &Roulette) -> (Vec<String>, Vec<RouletteBet>) {
     let mut names = Vec::new();
@@ -264,6 +356,44 @@ mod tests {
                 *byte = self.next_u64() as u8;
             }
         }
+    }
+
+    #[test]
+    fn a_studio_outcome_settles_like_the_same_outcome_drawn() {
+        for name in ["roulette", "money-wheel"] {
+            let table = table(name);
+            assert!(table.runs_in_studio());
+            let mut rng = Counter(7);
+            for _ in 0..200 {
+                let drawn = table.draw(&mut rng);
+                assert_eq!(table.studio_draw(&drawn.outcome).unwrap(), drawn, "{name}");
+                assert_eq!(table.studio_outcome(&drawn.label).unwrap(), drawn.outcome);
+            }
+        }
+    }
+
+    #[test]
+    fn a_studio_outcome_the_wheel_cannot_show_is_refused() {
+        let roulette = table("roulette");
+        assert!(roulette.studio_outcome("37").is_err());
+        assert!(roulette.studio_outcome("red").is_err());
+        assert!(roulette.studio_draw(&[1, 2]).is_err());
+        let wheel = table("money-wheel");
+        let number = &wheel.spots()[0];
+        assert!(wheel.studio_outcome(number).is_ok());
+        assert!(
+            wheel.studio_outcome(&format!("{number} x3")).is_err(),
+            "no x3 segment"
+        );
+        assert!(wheel.studio_outcome(&format!("{number} x0")).is_err());
+        assert!(wheel.studio_outcome("nine").is_err());
+        let show = table("game-show-wheel");
+        assert!(!show.runs_in_studio());
+        let drawn = show.draw(&mut Counter(1));
+        assert!(matches!(
+            show.studio_draw(&drawn.outcome),
+            Err(StudioOutcomeError::NotAStudioGame(_))
+        ));
     }
 
     fn table(name: &str) -> LiveTable {

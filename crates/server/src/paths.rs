@@ -29,6 +29,7 @@ pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
 pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
+pub const ROUTE_TABLE_RESULTS: &str = "/v1/tables/{table_id}/results";
 pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
 pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
 pub const ROUTE_CERTIFICATION: &str = "/v1/certification";
@@ -64,6 +65,7 @@ const ROUTES: &[&str] = &[
     ROUTE_TABLES,
     ROUTE_TABLE,
     ROUTE_TABLE_BETS,
+    ROUTE_TABLE_RESULTS,
     ROUTE_TABLE_ROUNDS,
     ROUTE_ROUND,
     ROUTE_CERTIFICATION,

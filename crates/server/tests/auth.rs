@@ -884,6 +884,18 @@ fn every_operator_write_is_in_the_hash_chained_audit_trail() {
         (page["actions"][0]["seq"].as_u64(), page["next"].as_u64()),
         (Some(1), Some(2))
     );
+    // Regression: a page starting at the last u64 overflowed while reading it (a 500).
+    let (status, past) = node.call(
+        "GET",
+        "/v1/audit/operators?from=18446744073709551615&limit=1",
+        Some(&node.keys.admin),
+        None,
+    );
+    assert_eq!(
+        (status, past["actions"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{past}"
+    );
     // The same actions are events of the committed feed.
     let (_, events) = node.call("GET", "/v1/events?limit=1000", Some(&node.keys.admin), None);
     let audited = events["events"]

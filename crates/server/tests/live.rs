@@ -36,6 +36,7 @@ fn server(live: LiveLimits) -> TestServer {
                 payout_max: 1_000_000,
                 bets_per_round_max: 1_000,
             },
+            studio: None,
         }];
         config.live = live;
     })

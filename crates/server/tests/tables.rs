@@ -30,6 +30,7 @@ fn server() -> TestServer {
                 payout_max: 1_000_000,
                 bets_per_round_max: 1_000,
             },
+            studio: None,
         }];
     })
 }
@@ -321,6 +322,10 @@ fn bad_table_configurations_answer_named_codes_and_create_nothing() {
     };
     let mut inverted = roulette_table(1_000);
     inverted["limits"]["bet_min"] = json!(600);
+    // The Ed25519 base point: a valid public key.
+    const BASEPOINT: &str = "5866666666666666666666666666666666666666666666666666666666666666";
+    let mut show_in_studio = with("game", json!("game-show-wheel"));
+    show_in_studio["studio"] = json!({"public_key": BASEPOINT});
     let cases = [
         ("9", with("game", json!("poker")), 422, "game_not_certified"),
         ("9", with("game", json!("crash")), 422, "game_not_live"),
@@ -343,6 +348,22 @@ fn bad_table_configurations_answer_named_codes_and_create_nothing() {
             400,
             "invalid_request",
         ),
+        (
+            "9",
+            with("studio", json!({"public_key": "not hex"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "9",
+            with(
+                "studio",
+                json!({"public_key": BASEPOINT, "result_timeout_ms": 0}),
+            ),
+            400,
+            "invalid_request",
+        ),
+        ("9", show_in_studio, 422, "game_not_studio"),
         ("0", roulette_table(1_000), 400, "invalid_path"),
         ("x", roulette_table(1_000), 400, "invalid_path"),
         ("1048576", roulette_table(1_000), 400, "invalid_path"),

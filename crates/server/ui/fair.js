@@ -184,3 +184,26 @@ export async function verifyRound(table, round) {
   else if (!outcomeOk) reason = `the seed draws ${drawn.label}, not the recorded outcome`;
   return { ok: commitmentOk && outcomeOk && proofOk, reason, commitment, drawn, clientSeed, nonce };
 }
+
+function fromHex(text) {
+  const pairs = (text || '').match(/../g) || [];
+  return new Uint8Array(pairs.map((pair) => parseInt(pair, 16)));
+}
+
+/**
+ * Verifies a live-studio round: the studio's Ed25519 signature (Web Crypto) of the text
+ * `croupier studio result v1 table <id> round <round_id> outcome <hex>`, with the studio key
+ * the round opened under. (The wheel itself is the studio's; what the signature proves is
+ * that the recorded outcome is the one the studio reported for this round.)
+ */
+export async function verifyStudioRound(table, round) {
+  if (!round.studio_signature) return { ok: false, reason: 'the studio has not reported yet' };
+  const outcome = (round.outcome || '').toLowerCase();
+  const message = `croupier studio result v1 table ${table.id} round ${round.round_id} outcome ${outcome}`;
+  const key = await subtle.importKey('raw', fromHex(round.studio_public_key), { name: 'Ed25519' },
+    false, ['verify']);
+  const ok = await subtle.verify({ name: 'Ed25519' }, key, fromHex(round.studio_signature),
+    encoder.encode(message));
+  const drawn = decodeOutcome(table, outcome);
+  return { ok, reason: ok ? 'signed by the studio' : 'the studio did not sign this outcome', drawn };
+}

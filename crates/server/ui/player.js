@@ -3,7 +3,7 @@
 // button and bookmarks work.
 
 import { api, ApiError, credentials, serverClock, money, freshId, parseTime, el } from './api.js';
-import { verifyRound, decodeOutcome, drawOutcome, FairStream } from './fair.js';
+import { verifyRound, verifyStudioRound, decodeOutcome, drawOutcome, FairStream } from './fair.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -565,13 +565,15 @@ async function loadRounds() {
     const paid = mine.reduce((a, b) => a + (b.paid || 0), 0);
     const status = el('span', { class: 'proof', role: 'status' });
     const verify = el('button', {
-      type: 'button', class: 'quiet verify', disabled: !round.server_seed,
+      type: 'button', class: 'quiet verify', disabled: !round.server_seed && !round.studio_signature,
       'aria-label': `Verify round ${roundNumber(round.round_id)}`,
       onclick: async () => {
         status.textContent = 'checking…';
         try {
-          const result = await verifyRound(table, round);
-          status.textContent = result.ok ? `✓ verified (${result.drawn.label})` : `✗ ${result.reason}`;
+          const studio = round.source === 'studio';
+          const result = studio ? await verifyStudioRound(table, round) : await verifyRound(table, round);
+          const proven = studio ? 'signed by the studio' : 'verified';
+          status.textContent = result.ok ? `✓ ${proven} (${result.drawn.label})` : `✗ ${result.reason}`;
           status.className = result.ok ? 'proof ok' : 'proof bad';
         } catch (error) {
           status.textContent = `✗ ${error.message}`;

@@ -1,6 +1,6 @@
-//! A few seeds of the simulation on every test run (CI runs a few hundred more with the
-//! release binary, built with `--cfg tokio_unstable` so runs replay exactly; see
-//! scripts/simulate.sh).
+//! A few seeds of the simulation on every test run (the test script runs a few hundred more,
+//! each replayed, with the simulator its build made: it builds with `--cfg tokio_unstable`, so
+//! runs replay exactly; see scripts/test.sh and scripts/simulate.sh).
 
 use croupier_sim::{run_seed, SimOptions};
 

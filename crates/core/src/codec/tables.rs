@@ -1,14 +1,18 @@
 //! The tables part of the codec: command 13, result 6 and the checkpoint's tables section
-//! (version 6). Layouts are in the parent module's docs.
+//! (version 7; 6 and 5 are read too). Layouts are in the parent module's docs.
+//!
+//! Live-studio tables came with new command and event kinds (configure with a studio, studio
+//! draw, studio round drawn) rather than changed layouts, so every entry written before them
+//! still decodes as it did; a table without a studio is still written the old way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::{DecodeError, Reader, Writer};
 use crate::tables::{
-    round_parts, Draw, PlacedBet, Round, RoundState, SpotStake, Table, TableBet, TableCommand,
-    TableConfig, TableEvent, TableEventKind, TableLimits, TableOutcome, GAME_NAME_LEN_MAX,
-    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
+    round_parts, Draw, DrawProof, PlacedBet, Round, RoundState, SpotStake, StudioConfig, Table,
+    TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableLimits, TableOutcome,
+    GAME_NAME_LEN_MAX, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
 };
 
 pub(super) const TAG_TABLE: u8 = 13;
@@ -21,6 +25,8 @@ const CLOSE: u8 = 4;
 const DRAW: u8 = 5;
 const SETTLE: u8 = 6;
 const VOID: u8 = 7;
+const CONFIGURE_STUDIO: u8 = 8;
+const DRAW_STUDIO: u8 = 9;
 
 const EVENT_OPENED: u8 = 1;
 const EVENT_BET_PLACED: u8 = 2;
@@ -29,9 +35,23 @@ const EVENT_DRAWN: u8 = 4;
 const EVENT_BET_SETTLED: u8 = 5;
 const EVENT_FINISHED: u8 = 6;
 const EVENT_BETS_TOTAL: u8 = 7;
+const EVENT_DRAWN_STUDIO: u8 = 8;
 
+/// A checkpoint round's draw flag.
+const NO_DRAW: u8 = 0;
+const SEED_DRAW: u8 = 1;
+const STUDIO_DRAW: u8 = 2;
+
+/// What a checkpoint's tables section holds, by its version.
+#[derive(Clone, Copy)]
+pub(super) struct TablesLayout {
+    /// Rounds carry `totals_published_at_ns` (version 6 on).
+    pub totals_time: bool,
+    /// Configurations and rounds carry the studio, draws their proof kind (version 7 on).
+    pub studio: bool,
+}
 /// Every outcome in code order: an outcome is written as its position here.
-const OUTCOMES: [TableOutcome; 25] = {
+const OUTCOMES: [TableOutcome; 29] = {
     use TableOutcome::*;
     [
         Ok,
@@ -62,6 +82,10 @@ const OUTCOMES: [TableOutcome; 25] = {
         NoWalletInCurrency,
         PlayerAccountClosed,
         BetConflict,
+        DrawSourceInvalid,
+        StudioSignatureInvalid,
+        ResultLate,
+        ResultDuplicate,
     ]
 };
 
@@ -78,8 +102,14 @@ impl Writer<'_> {
         self.u8(TAG_TABLE);
         match command {
             TableCommand::Configure(config) => {
-                self.u8(CONFIGURE);
+                self.u8(match config.studio {
+                    None => CONFIGURE,
+                    Some(_) => CONFIGURE_STUDIO,
+                });
                 self.table_config(config);
+                if let Some(studio) = &config.studio {
+                    self.studio(studio);
+                }
             }
             TableCommand::Open {
                 round_id,
@@ -100,7 +130,10 @@ impl Writer<'_> {
             }
             TableCommand::Close { round_id } => self.round_step(CLOSE, *round_id),
             TableCommand::Draw { round_id, draw } => {
-                self.u8(DRAW);
+                self.u8(match draw.proof {
+                    DrawProof::ServerSeed(_) => DRAW,
+                    DrawProof::Studio { .. } => DRAW_STUDIO,
+                });
                 self.u64(*round_id);
                 self.draw(draw);
             }
@@ -158,7 +191,10 @@ impl Writer<'_> {
                 self.u64(*stakes_total);
             }
             TableEventKind::RoundDrawn { seq, draw } => {
-                self.u8(EVENT_DRAWN);
+                self.u8(match draw.proof {
+                    DrawProof::ServerSeed(_) => EVENT_DRAWN,
+                    DrawProof::Studio { .. } => EVENT_DRAWN_STUDIO,
+                });
                 self.u64(*seq);
                 self.draw(draw);
             }
@@ -215,6 +251,19 @@ impl Writer<'_> {
         self.u8(u8::from(config.closed));
     }
 
+    fn studio(&mut self, studio: &StudioConfig) {
+        self.0.extend_from_slice(&studio.public_key);
+        self.u32(studio.result_timeout_ms);
+    }
+
+    /// A checkpoint's optional studio: `u8 0`, or `u8 1 | studio`.
+    fn studio_option(&mut self, studio: &Option<StudioConfig>) {
+        self.u8(u8::from(studio.is_some()));
+        if let Some(studio) = studio {
+            self.studio(studio);
+        }
+    }
+
     fn limits(&mut self, limits: &TableLimits) {
         self.u64(limits.bet_min);
         self.u64(limits.bet_max);
@@ -232,10 +281,15 @@ impl Writer<'_> {
         }
     }
 
+    /// The proof (a server seed, or a studio's signature: the kind is written before), the
+    /// outcome and the returns.
     fn draw(&mut self, draw: &Draw) {
         assert!(draw.outcome.len() <= OUTCOME_BYTES_MAX, "outcome size");
         assert!(draw.returns.len() <= SPOTS_MAX as usize, "returns");
-        self.0.extend_from_slice(&draw.server_seed);
+        match &draw.proof {
+            DrawProof::ServerSeed(seed) => self.0.extend_from_slice(seed),
+            DrawProof::Studio { signature } => self.0.extend_from_slice(signature),
+        }
         self.u16(draw.outcome.len() as u16);
         self.0.extend_from_slice(&draw.outcome);
         self.u16(draw.returns.len() as u16);
@@ -267,6 +321,7 @@ impl Writer<'_> {
         self.u32(u32::try_from(tables.len()).expect("tables fit u32"));
         for table in tables {
             self.table_config(&table.config);
+            self.studio_option(&table.config.studio);
             self.u32(table.next_round);
             self.u8(u8::from(table.current.is_some()));
             if let Some(round) = &table.current {
@@ -288,9 +343,16 @@ impl Writer<'_> {
         self.0.extend_from_slice(&round.commitment);
         self.limits(&round.limits);
         self.u32(round.draw_delay_ms);
-        self.u8(u8::from(round.draw.is_some()));
-        if let Some(draw) = &round.draw {
-            self.draw(draw);
+        self.studio_option(&round.studio);
+        match &round.draw {
+            None => self.u8(NO_DRAW),
+            Some(draw) => {
+                self.u8(match draw.proof {
+                    DrawProof::ServerSeed(_) => SEED_DRAW,
+                    DrawProof::Studio { .. } => STUDIO_DRAW,
+                });
+                self.draw(draw);
+            }
         }
         self.u32(round.settled_bets);
         self.u64(round.stakes_total);
@@ -318,6 +380,11 @@ impl Reader<'_> {
         let offset = self.offset;
         Ok(match self.u8()? {
             CONFIGURE => TableCommand::Configure(self.table_config()?),
+            CONFIGURE_STUDIO => {
+                let mut config = self.table_config()?;
+                config.studio = Some(self.studio()?);
+                TableCommand::Configure(config)
+            }
             OPEN => TableCommand::Open {
                 round_id: self.u64()?,
                 commitment: self.take::<32>()?,
@@ -334,7 +401,11 @@ impl Reader<'_> {
             },
             DRAW => TableCommand::Draw {
                 round_id: self.u64()?,
-                draw: self.draw()?,
+                draw: self.draw(SEED_DRAW)?,
+            },
+            DRAW_STUDIO => TableCommand::Draw {
+                round_id: self.u64()?,
+                draw: self.draw(STUDIO_DRAW)?,
             },
             SETTLE => TableCommand::Settle {
                 round_id: self.u64()?,
@@ -375,7 +446,11 @@ impl Reader<'_> {
             },
             EVENT_DRAWN => TableEventKind::RoundDrawn {
                 seq: self.u64()?,
-                draw: self.draw()?,
+                draw: self.draw(SEED_DRAW)?,
+            },
+            EVENT_DRAWN_STUDIO => TableEventKind::RoundDrawn {
+                seq: self.u64()?,
+                draw: self.draw(STUDIO_DRAW)?,
             },
             EVENT_BET_SETTLED => TableEventKind::BetSettled {
                 bet_id: self.u128()?,
@@ -420,6 +495,21 @@ impl Reader<'_> {
             draw_delay_ms: self.u32()?,
             limits: self.limits()?,
             closed: self.flag("table closed flag")?,
+            studio: None,
+        })
+    }
+
+    fn studio(&mut self) -> Result<StudioConfig, DecodeError> {
+        Ok(StudioConfig {
+            public_key: self.take::<32>()?,
+            result_timeout_ms: self.u32()?,
+        })
+    }
+
+    fn studio_option(&mut self) -> Result<Option<StudioConfig>, DecodeError> {
+        Ok(match self.flag("studio flag")? {
+            true => Some(self.studio()?),
+            false => None,
         })
     }
 
@@ -458,8 +548,14 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn draw(&mut self) -> Result<Draw, DecodeError> {
-        let server_seed = self.take::<32>()?;
+    /// A draw whose kind (`SEED_DRAW` or `STUDIO_DRAW`) was read before.
+    fn draw(&mut self, kind: u8) -> Result<Draw, DecodeError> {
+        let proof = match kind {
+            SEED_DRAW => DrawProof::ServerSeed(self.take::<32>()?),
+            _ => DrawProof::Studio {
+                signature: self.take::<64>()?,
+            },
+        };
         let offset = self.offset;
         let outcome_len = usize::from(self.u16()?);
         if outcome_len > OUTCOME_BYTES_MAX {
@@ -473,7 +569,7 @@ impl Reader<'_> {
         }
         let returns = (0..count).map(|_| self.u64()).collect::<Result<_, _>>()?;
         Ok(Draw {
-            server_seed,
+            proof,
             outcome,
             returns,
         })
@@ -501,19 +597,21 @@ impl Reader<'_> {
 
     /// The tables section of a checkpoint; derived indexes are rebuilt and every round is
     /// checked for consistency (a damaged section is refused, never half-loaded).
-    /// `with_totals_time`: the rounds carry `totals_published_at_ns` (checkpoint version 6 on).
     pub(super) fn checkpoint_tables(
         &mut self,
-        with_totals_time: bool,
+        layout: TablesLayout,
     ) -> Result<BTreeMap<u32, Arc<Table>>, DecodeError> {
         let count = self.count_u32(4 + 2 + 32 + 8)?;
         let mut tables = BTreeMap::new();
         for _ in 0..count {
             let offset = self.offset;
-            let config = self.table_config()?;
+            let mut config = self.table_config()?;
+            if layout.studio {
+                config.studio = self.studio_option()?;
+            }
             let next_round = self.u32()?;
             let current = match self.flag("current round flag")? {
-                true => Some(self.round(with_totals_time)?),
+                true => Some(self.round(layout)?),
                 false => None,
             };
             let recent_count = usize::from(self.u8()?);
@@ -521,7 +619,7 @@ impl Reader<'_> {
                 return Err(self.invalid("recent rounds", offset));
             }
             let recent = (0..recent_count)
-                .map(|_| self.round(with_totals_time))
+                .map(|_| self.round(layout))
                 .collect::<Result<VecDeque<_>, _>>()?;
             let events_published = self.u64()?;
             let table = Table {
@@ -543,7 +641,7 @@ impl Reader<'_> {
         Ok(tables)
     }
 
-    fn round(&mut self, with_totals_time: bool) -> Result<Round, DecodeError> {
+    fn round(&mut self, layout: TablesLayout) -> Result<Round, DecodeError> {
         let offset = self.offset;
         let round_id = self.u64()?;
         let state =
@@ -553,15 +651,22 @@ impl Reader<'_> {
         let commitment = self.take::<32>()?;
         let limits = self.limits()?;
         let draw_delay_ms = self.u32()?;
-        let draw = match self.flag("draw flag")? {
-            true => Some(self.draw()?),
+        let studio = match layout.studio {
+            true => self.studio_option()?,
             false => None,
+        };
+        let draw_offset = self.offset;
+        let draw = match self.u8()? {
+            NO_DRAW => None,
+            SEED_DRAW => Some(self.draw(SEED_DRAW)?),
+            STUDIO_DRAW if layout.studio => Some(self.draw(STUDIO_DRAW)?),
+            _ => return Err(self.invalid("draw flag", draw_offset)),
         };
         let settled_bets = self.u32()?;
         let stakes_total = self.u64()?;
         let paid_total = self.u128()?;
         let finished_at_ns = self.u64()?;
-        let totals_published_at_ns = match with_totals_time {
+        let totals_published_at_ns = match layout.totals_time {
             true => self.u64()?,
             false => 0,
         };
@@ -577,6 +682,7 @@ impl Reader<'_> {
             commitment,
             limits,
             draw_delay_ms,
+            studio,
             draw,
             bets,
             bet_index: BTreeMap::new(),
@@ -621,6 +727,10 @@ fn rebuild_round_indexes(round: &mut Round) -> Result<(), &'static str> {
     let has_draw = matches!(round.state, RoundState::Drawn | RoundState::Settled);
     if has_draw != round.draw.is_some() {
         return Err("round draw");
+    }
+    let studio_draw = round.draw.as_ref().map(|d| d.studio_signature().is_some());
+    if studio_draw.is_some_and(|studio| studio != round.studio.is_some()) {
+        return Err("round draw source");
     }
     let mut stakes = 0u64;
     let mut paid = 0u128;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use super::{available_balance, Ledger};
 use crate::history::HistoryRecord;
 use crate::tables::{
-    bet_return, round_id, round_parts, seed_commitment, Draw, PlacedBet, Round, RoundId,
-    RoundState, Table, TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableId,
-    TableOutcome, BETS_TOTAL_INTERVAL_NS, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT,
-    SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
+    bet_return, round_id, round_parts, seed_commitment, studio_signature_valid, Draw, DrawProof,
+    PlacedBet, Round, RoundId, RoundState, Table, TableBet, TableCommand, TableConfig, TableEvent,
+    TableEventKind, TableId, TableOutcome, BETS_TOTAL_INTERVAL_NS, OUTCOME_BYTES_MAX,
+    RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -98,6 +98,10 @@ impl Ledger {
         if closes_at_ns <= now {
             return O::ClosesAtInvalid;
         }
+        // A studio round has no server seed, so nothing to commit to: its commitment is zero.
+        if table.config.studio.is_some() && commitment != [0; 32] {
+            return O::CommitmentMismatch;
+        }
         let table = Arc::make_mut(self.tables.get_mut(&table_id).expect("found above"));
         table.next_round = number
             .checked_add(1)
@@ -110,6 +114,7 @@ impl Ledger {
             commitment,
             limits: table.config.limits,
             draw_delay_ms: table.config.draw_delay_ms,
+            studio: table.config.studio,
             draw: None,
             bets: Vec::new(),
             bet_index: BTreeMap::new(),
@@ -294,21 +299,12 @@ impl Ledger {
 
     fn draw_round(&mut self, round_id: RoundId, draw: &Draw) -> TableOutcome {
         let (table_id, _) = round_parts(round_id);
-        let round = match self.current_round(round_id) {
-            Ok(round) => round,
-            Err(outcome) => return outcome,
+        let checked = match &draw.proof {
+            DrawProof::ServerSeed(seed) => self.check_seed_draw(round_id, seed),
+            DrawProof::Studio { signature } => self.check_studio_result(round_id, draw, signature),
         };
-        if round.state != RoundState::Closed {
-            return O::RoundStateInvalid;
-        }
-        let draw_at = round
-            .closes_at_ns
-            .saturating_add(u64::from(round.draw_delay_ms) * NANOS_PER_MS);
-        if self.entry_ns < draw_at {
-            return O::TooEarly;
-        }
-        if seed_commitment(&draw.server_seed) != round.commitment {
-            return O::CommitmentMismatch;
+        if let Err(outcome) = checked {
+            return outcome;
         }
         let spots = self.tables[&table_id].config.spots as usize;
         if draw.returns.len() != spots || draw.outcome.len() > OUTCOME_BYTES_MAX {
@@ -324,6 +320,63 @@ impl Ledger {
         };
         self.publish_table_event(round_id, kind);
         O::Ok
+    }
+
+    /// An RNG draw: the current round, closed, past its draw time, at a table without a
+    /// studio, revealing the seed it committed to.
+    fn check_seed_draw(&self, round_id: RoundId, seed: &[u8; 32]) -> Result<(), TableOutcome> {
+        let round = self.current_round(round_id)?;
+        if round.state != RoundState::Closed {
+            return Err(O::RoundStateInvalid);
+        }
+        if round.studio.is_some() {
+            return Err(O::DrawSourceInvalid);
+        }
+        if self.entry_ns < draw_time_ns(round) {
+            return Err(O::TooEarly);
+        }
+        if seed_commitment(seed) != round.commitment {
+            return Err(O::CommitmentMismatch);
+        }
+        Ok(())
+    }
+
+    /// A studio result: signed by the studio the round opened under (checked first, so an
+    /// unsigned sender learns nothing about the round), for a closed round, between its draw
+    /// time and its result timeout. A result for a drawn or settled round is a duplicate; one
+    /// for a voided round, or past the timeout, is late.
+    fn check_studio_result(
+        &self,
+        round_id: RoundId,
+        draw: &Draw,
+        signature: &[u8; 64],
+    ) -> Result<(), TableOutcome> {
+        let table = self
+            .tables
+            .get(&round_parts(round_id).0)
+            .ok_or(O::TableNotFound)?;
+        let round = table.round(round_id).ok_or(O::RoundNotFound)?;
+        let Some(studio) = round.studio else {
+            return Err(O::DrawSourceInvalid);
+        };
+        if !studio_signature_valid(&studio.public_key, round_id, &draw.outcome, signature) {
+            return Err(O::StudioSignatureInvalid);
+        }
+        match round.state {
+            RoundState::Open => return Err(O::TooEarly),
+            RoundState::Closed => {}
+            RoundState::Drawn | RoundState::Settled => return Err(O::ResultDuplicate),
+            RoundState::Voiding | RoundState::Voided => return Err(O::ResultLate),
+        }
+        let draw_at = draw_time_ns(round);
+        if self.entry_ns < draw_at {
+            return Err(O::TooEarly);
+        }
+        let timeout_ns = u64::from(studio.result_timeout_ms) * NANOS_PER_MS;
+        if self.entry_ns > draw_at.saturating_add(timeout_ns) {
+            return Err(O::ResultLate);
+        }
+        Ok(())
     }
 
     fn void_round(&mut self, round_id: RoundId) -> TableOutcome {
@@ -438,6 +491,13 @@ impl Ledger {
 }
 
 /// The bet's total stake, if its spots are valid and within the round's limits.
+/// When a closed round may be drawn: its close plus the clock-skew bound.
+fn draw_time_ns(round: &Round) -> u64 {
+    round
+        .closes_at_ns
+        .saturating_add(u64::from(round.draw_delay_ms) * NANOS_PER_MS)
+}
+
 fn check_spots(bet: &TableBet, round: &Round, spot_count: u16) -> Result<u64, TableOutcome> {
     if bet.spots.is_empty() || bet.spots.len() > SPOTS_PER_BET_MAX {
         return Err(O::SpotsInvalid);

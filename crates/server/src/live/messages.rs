@@ -4,7 +4,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use croupier_core::tables::{round_parts, PlayerId, TableEvent, TableEventKind};
+use croupier_core::tables::{
+    round_parts, seed_commitment, DrawProof, PlayerId, TableEvent, TableEventKind,
+};
 use serde::Serialize;
 
 /// What the live push says about one table event, before any player's own part is added.
@@ -20,7 +22,11 @@ pub struct LiveOut {
     /// Set on the first message after a gap: the client's `after` was no longer retained.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub missed: bool,
-    /// SHA-256 of the server seed's hex text (round_opened, round_drawn).
+    /// `rng` (the certified generator, provably fair) or `studio` (a live studio's signed
+    /// result): round_opened, round_drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// SHA-256 of the server seed's hex text (round_opened, round_drawn of an RNG round).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commitment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,9 +42,12 @@ pub struct LiveOut {
     pub stakes_total: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paid_total: Option<u128>,
-    /// The revealed server seed (round_drawn).
+    /// The revealed server seed (round_drawn of an RNG round).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_seed: Option<String>,
+    /// The studio's Ed25519 signature of the result (round_drawn of a studio round, hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub studio_signature: Option<String>,
     /// The game's encoding of the outcome, hex (round_drawn).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
@@ -69,6 +78,15 @@ impl PlayerResult {
     }
 }
 
+pub const SOURCE_RNG: &str = "rng";
+pub const SOURCE_STUDIO: &str = "studio";
+
+/// A round opened with a zero commitment is a studio round (the state machine refuses any
+/// other commitment at a studio table, and SHA-256 never yields zero for an RNG round).
+fn is_studio_commitment(kind: &TableEventKind) -> bool {
+    matches!(kind, TableEventKind::RoundOpened { commitment, .. } if *commitment == [0; 32])
+}
+
 pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
@@ -89,11 +107,20 @@ pub fn live_out(
         ..LiveOut::default()
     };
     let fair = |out: LiveOut| LiveOut {
+        source: Some(SOURCE_RNG),
         client_seed: Some(crate::tables::scheduler::client_seed(table_id)),
         nonce: Some(number),
         ..out
     };
     let out = match &event.kind {
+        // A studio round commits to nothing (its commitment is zero).
+        TableEventKind::RoundOpened {
+            seq, closes_at_ns, ..
+        } if is_studio_commitment(&event.kind) => LiveOut {
+            source: Some(SOURCE_STUDIO),
+            closes_at: Some(rfc3339(*closes_at_ns)),
+            ..base("round_opened", *seq)
+        },
         TableEventKind::RoundOpened {
             seq,
             commitment,
@@ -113,15 +140,25 @@ pub fn live_out(
             bets,
             stakes_total,
         } => totals(base("round_closed", *seq), *bets, *stakes_total),
-        TableEventKind::RoundDrawn { seq, draw } => fair(LiveOut {
-            commitment: Some(hex::encode(croupier_core::tables::seed_commitment(
-                &draw.server_seed,
-            ))),
-            server_seed: Some(hex::encode(draw.server_seed)),
-            outcome: Some(hex::encode(&draw.outcome)),
-            label: label(&draw.outcome),
-            ..base("round_drawn", *seq)
-        }),
+        TableEventKind::RoundDrawn { seq, draw } => {
+            let drawn = LiveOut {
+                outcome: Some(hex::encode(&draw.outcome)),
+                label: label(&draw.outcome),
+                ..base("round_drawn", *seq)
+            };
+            match &draw.proof {
+                DrawProof::ServerSeed(seed) => fair(LiveOut {
+                    commitment: Some(hex::encode(seed_commitment(seed))),
+                    server_seed: Some(hex::encode(seed)),
+                    ..drawn
+                }),
+                DrawProof::Studio { signature } => LiveOut {
+                    source: Some(SOURCE_STUDIO),
+                    studio_signature: Some(hex::encode(signature)),
+                    ..drawn
+                },
+            }
+        }
         TableEventKind::RoundFinished {
             seq,
             bets,

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod live;
 pub mod ops;
 pub mod players;
+pub mod studio;
 pub mod table_events;
 pub mod tables;
 pub mod wallet;
@@ -126,6 +127,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(tables::list::<C>))
         .routes(documented!(tables::configure::<C>))
         .routes(documented!(tables::bet::<C>))
+        .routes(documented!(studio::post_result::<C>))
         .routes(documented!(tables::rounds::<C>))
         .routes(documented!(tables::round::<C>))
         .routes(documented!(live::live::<C>))

@@ -38,9 +38,12 @@ pub struct TableEventOut {
     pub stakes_total: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paid_total: Option<u128>,
-    /// The revealed server seed, hex (round_drawn).
+    /// The revealed server seed, hex (round_drawn of an RNG round).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_seed: Option<String>,
+    /// The studio's Ed25519 signature of the result, hex (round_drawn of a studio round).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub studio_signature: Option<String>,
     /// The game's encoding of the outcome, hex (round_drawn).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
@@ -113,7 +116,8 @@ pub fn table_event_out(event: &TableEvent) -> TableEventOut {
         },
         TableEventKind::RoundDrawn { seq, draw } => TableEventOut {
             seq: Some(*seq),
-            server_seed: Some(hex::encode(draw.server_seed)),
+            server_seed: draw.server_seed().map(hex::encode),
+            studio_signature: draw.studio_signature().map(hex::encode),
             outcome: Some(hex::encode(&draw.outcome)),
             returns: Some(draw.returns.clone()),
             ..base

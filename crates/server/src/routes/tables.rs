@@ -22,6 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{unauthorized, Allowed, OperatorOrOwnerRead, PlayerOnly, TableAdmin};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::live::messages::{SOURCE_RNG, SOURCE_STUDIO};
+use crate::routes::studio::{StudioIn, StudioOut};
 use crate::state::AppState;
 use crate::tables::{GameRefused, LiveTables, TableSpec, TableSpecError};
 use crate::wire::{parse_ledger, IdIn, IdOut, U32In, U64In};
@@ -53,6 +55,9 @@ pub struct TableOut {
     /// The wheel (or roulette's pockets) and the weights its draw uses: what a browser needs
     /// to draw the table and to recompute a round's outcome from its revealed seed.
     layout: LayoutOut,
+    /// A live-studio table's studio (its results are signed with this key); null for a table
+    /// drawn by the certified RNG.
+    studio: Option<StudioOut>,
 }
 
 /// A table's limits, in minor units of its currency.
@@ -177,13 +182,21 @@ pub struct RoundOut {
     state: &'static str,
     opened_at: String,
     closes_at: String,
-    /// SHA-256 of the server seed's hex text, published when the round opened.
-    commitment: String,
+    /// `rng`: drawn by the certified generator, provably fair (commitment, seeds, nonce);
+    /// `studio`: reported by the table's live studio, signed with its key.
+    source: &'static str,
+    /// SHA-256 of the server seed's hex text, published when the round opened (RNG rounds).
+    commitment: Option<String>,
     /// The revealed server seed (hex) once drawn: SHA-256 of it is the commitment.
     server_seed: Option<String>,
-    /// The provably-fair client seed and nonce the outcome was drawn with.
-    client_seed: String,
-    nonce: u32,
+    /// The provably-fair client seed and nonce the outcome was drawn with (RNG rounds).
+    client_seed: Option<String>,
+    nonce: Option<u32>,
+    /// The studio's public key (hex) for a studio round, and its Ed25519 signature of the
+    /// result once reported: the signed text is `croupier studio result v1 table {table_id}
+    /// round {round_id} outcome {outcome}`.
+    studio_public_key: Option<String>,
+    studio_signature: Option<String>,
     /// The game's encoding of the outcome (hex), once drawn.
     outcome: Option<String>,
     stakes_total: u64,
@@ -259,6 +272,7 @@ fn table_out(table: &Table, tables: &LiveTables) -> TableOut {
             bets_per_round_max: limits.bets_per_round_max,
         },
         closed: config.closed,
+        studio: config.studio.as_ref().map(StudioOut::from),
         layout: layout_out(
             tables
                 .games()
@@ -291,6 +305,9 @@ pub struct TableConfigIn {
     /// A closed table opens no new round (the current one finishes); default false.
     #[serde(default)]
     closed: bool,
+    /// Makes it a live-studio table: its outcomes come from this studio's signed results
+    /// (`POST /v1/tables/{table_id}/results`), not the RNG. Roulette and money-wheel only.
+    studio: Option<StudioIn>,
 }
 
 /// Minor units; 1 <= bet_min <= bet_max <= round_stake_max, payout_max >= 1.
@@ -388,6 +405,7 @@ fn spec_in(table_id: TableId, request: TableConfigIn) -> Result<(TableSpec, bool
                 .bets_per_round_max
                 .map_or(d::LIMITS.bets_per_round_max, |v| v.0),
         },
+        studio: request.studio.map(StudioIn::into_config).transpose()?,
     };
     Ok((spec, request.closed))
 }
@@ -406,6 +424,9 @@ fn spec_error(error: TableSpecError) -> ApiError {
         ),
         TableSpecError::Game(_, GameRefused::NotLive(refused)) => {
             unprocessable("game_not_live", refused.to_string())
+        }
+        TableSpecError::Game(_, GameRefused::NotAStudioGame(refused)) => {
+            unprocessable("game_not_studio", refused.to_string())
         }
         TableSpecError::Config(_, error) => {
             unprocessable("table_config_invalid", error.to_string())
@@ -463,7 +484,7 @@ pub async fn bet<C: Consensus>(
     }
 }
 
-fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
+pub(crate) fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
     path.0
         .parse::<TableId>()
         .ok()
@@ -572,10 +593,17 @@ pub fn table_error(outcome: TableOutcome) -> ApiError {
             };
         }
         O::TableNotFound | O::RoundNotFound => StatusCode::NOT_FOUND,
-        O::RoundClosed | O::BetConflict | O::RoundInProgress | O::RoundStateInvalid => {
-            StatusCode::CONFLICT
+        O::RoundClosed
+        | O::BetConflict
+        | O::RoundInProgress
+        | O::RoundStateInvalid
+        | O::TooEarly
+        | O::ResultLate
+        | O::ResultDuplicate
+        | O::DrawSourceInvalid => StatusCode::CONFLICT,
+        O::PlayerAccountClosed | O::TableClosed | O::StudioSignatureInvalid => {
+            StatusCode::FORBIDDEN
         }
-        O::PlayerAccountClosed | O::TableClosed => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let message = match outcome {
@@ -586,6 +614,13 @@ pub fn table_error(outcome: TableOutcome) -> ApiError {
         O::TooManyBets => "the round holds as many bets as it may",
         O::NoWalletInCurrency => "the player has no wallet in the table's currency",
         O::SpotsInvalid => "spots must be 1 to 64 distinct spots",
+        O::TooEarly => "the round is not past its draw time (betting may still be open)",
+        O::ResultLate => "the round's result timeout has passed: the round is voided",
+        O::ResultDuplicate => "the round already has its result",
+        O::DrawSourceInvalid => "this table's outcomes are not reported by a studio",
+        O::StudioSignatureInvalid => {
+            "not signed by the round's studio (or signed for another round or outcome)"
+        }
         _ => "the table refused the request",
     };
     ApiError::new(status, code, message)
@@ -700,16 +735,20 @@ fn round_out(round: &Round, viewer: Option<u128>, spots: &[String]) -> RoundOut 
         })
         .collect();
     let draw = round.draw.as_ref();
+    let rng = round.studio.is_none();
     RoundOut {
         round_id: round.round_id,
         table_id,
         state: round.state.name(),
         opened_at: rfc3339(round.opened_at_ns),
         closes_at: rfc3339(round.closes_at_ns),
-        commitment: hex::encode(round.commitment),
-        server_seed: draw.map(|d| hex::encode(d.server_seed)),
-        client_seed: crate::tables::scheduler::client_seed(table_id),
-        nonce: number,
+        source: if rng { SOURCE_RNG } else { SOURCE_STUDIO },
+        commitment: rng.then(|| hex::encode(round.commitment)),
+        server_seed: draw.and_then(|d| d.server_seed()).map(hex::encode),
+        client_seed: rng.then(|| crate::tables::scheduler::client_seed(table_id)),
+        nonce: rng.then_some(number),
+        studio_public_key: round.studio.map(|studio| hex::encode(studio.public_key)),
+        studio_signature: draw.and_then(|d| d.studio_signature()).map(hex::encode),
         outcome: draw.map(|d| hex::encode(&d.outcome)),
         stakes_total: round.stakes_total,
         paid_total: round.paid_total,

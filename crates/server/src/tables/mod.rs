@@ -13,10 +13,10 @@ pub mod scheduler;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use croupier_core::tables::{TableConfig, TableId, TableLimits};
+use croupier_core::tables::{StudioConfig, TableConfig, TableId, TableLimits};
 use croupier_core::LedgerCode;
 use croupier_games::certification::CertifiedGames;
-use croupier_games::live::LiveTable;
+use croupier_games::live::{LiveTable, StudioOutcomeError};
 
 /// What a table's configuration is when a `[[tables]]` entry or `PUT /v1/tables/{id}` leaves
 /// a field out (amounts in minor units).
@@ -25,6 +25,8 @@ pub mod defaults {
 
     pub const BETTING_WINDOW_MS: u32 = 15_000;
     pub const DRAW_DELAY_MS: u32 = 500;
+    /// A studio's wheel spins for 20-40 s after the close; a minute is the result's deadline.
+    pub const STUDIO_RESULT_TIMEOUT_MS: u32 = 60_000;
     pub const LIMITS: TableLimits = TableLimits {
         bet_min: 10,
         bet_max: 50_000,
@@ -43,6 +45,8 @@ pub struct TableSpec {
     pub betting_window_ms: u32,
     pub draw_delay_ms: u32,
     pub limits: TableLimits,
+    /// A live-studio table: the studio whose signed results decide its rounds.
+    pub studio: Option<StudioConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,8 @@ pub enum GameRefused {
     NotCertified(String),
     #[error("{0}")]
     NotLive(croupier_games::live::NotALiveGame),
+    #[error("{0}")]
+    NotAStudioGame(croupier_games::live::StudioOutcomeError),
 }
 
 /// A certified game in the form a table runs it.
@@ -138,6 +144,13 @@ impl LiveGames {
         let game = self
             .game(&spec.game)
             .map_err(|refused| TableSpecError::Game(id, refused))?;
+        if spec.studio.is_some() && !game.live.runs_in_studio() {
+            let refused = StudioOutcomeError::NotAStudioGame(game.live.game().name());
+            return Err(TableSpecError::Game(
+                id,
+                GameRefused::NotAStudioGame(refused),
+            ));
+        }
         let config = TableConfig {
             table_id: id,
             game: spec.game.clone(),
@@ -148,6 +161,7 @@ impl LiveGames {
             draw_delay_ms: spec.draw_delay_ms,
             limits: spec.limits,
             closed,
+            studio: spec.studio,
         };
         config
             .check()

@@ -9,6 +9,10 @@
 //!
 //! The draw uses the provably-fair stream of the revealed seed (client seed `table:<id>`,
 //! nonce = the round's number), so anyone can recompute the outcome (`croupier fair`).
+//!
+//! A live-studio table's rounds have no seed: the studio's console posts each result, signed
+//! (`routes::tables::post_studio_result`), and the scheduler only opens, closes and settles
+//! them, voiding a round whose result has not come by its result timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use croupier_cluster::Consensus;
 use croupier_core::tables::{
-    round_id, round_parts, seed_commitment, Draw, RoundId, RoundState, TableCommand, TableConfig,
-    TableId,
+    round_id, round_parts, seed_commitment, Draw, DrawProof, RoundId, RoundState, TableCommand,
+    TableConfig, TableId,
 };
 use croupier_core::{Command, CommandResult};
 use croupier_games::live::LiveTable;
@@ -38,6 +42,8 @@ struct RoundView {
     state: RoundState,
     closes_at_ns: u64,
     draw_delay_ms: u32,
+    /// A studio round: how long after the draw time its result may come.
+    studio_timeout_ms: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +172,12 @@ impl<C: Consensus> Scheduler<C> {
             }
             RoundState::Closed => {
                 let draw_at = round.closes_at_ns + u64::from(round.draw_delay_ms) * 1_000_000;
+                if let Some(timeout_ms) = round.studio_timeout_ms {
+                    // Void strictly after the deadline, as the state machine judges a result
+                    // late (a result stamped at the deadline itself still counts).
+                    let deadline = draw_at + u64::from(timeout_ms) * 1_000_000;
+                    return Ok((now_ns > deadline).then_some(TableCommand::Void { round_id }));
+                }
                 match (self.seeds.get(&round_id), live) {
                     (None, _) | (_, None) => Some(TableCommand::Void { round_id }),
                     (Some(_), _) if now_ns < draw_at => None,
@@ -184,16 +196,24 @@ impl<C: Consensus> Scheduler<C> {
     }
 
     fn open(&mut self, view: &TableView, now_ns: u64) -> Result<TableCommand, String> {
+        let round_id = round_id(view.config.table_id, view.next_round);
+        let window_ns = u64::from(view.config.betting_window_ms) * 1_000_000;
+        if view.config.studio.is_some() {
+            // The studio's wheel decides: no seed, nothing to commit to.
+            return Ok(TableCommand::Open {
+                round_id,
+                commitment: [0; 32],
+                closes_at_ns: now_ns + window_ns,
+            });
+        }
         let mut seed = [0u8; 32];
         self.rng
             .fill(&mut seed)
             .map_err(|e| format!("certified generator: {e}"))?;
-        let round_id = round_id(view.config.table_id, view.next_round);
         if self.seeds.len() >= SEEDS_KEPT_MAX {
             self.seeds.pop_first();
         }
         self.seeds.insert(round_id, seed);
-        let window_ns = u64::from(view.config.betting_window_ms) * 1_000_000;
         Ok(TableCommand::Open {
             round_id,
             commitment: seed_commitment(&seed),
@@ -237,7 +257,7 @@ fn draw(live: &LiveTable, round_id: RoundId, seed: [u8; 32]) -> Draw {
     );
     let drawn = live.draw(&mut stream);
     Draw {
-        server_seed: seed,
+        proof: DrawProof::ServerSeed(seed),
         outcome: drawn.outcome,
         returns: drawn.returns,
     }
@@ -257,6 +277,7 @@ fn table_view(table: &croupier_core::tables::Table) -> TableView {
             state: round.state,
             closes_at_ns: round.closes_at_ns,
             draw_delay_ms: round.draw_delay_ms,
+            studio_timeout_ms: round.studio.map(|studio| studio.result_timeout_ms),
         }),
     }
 }

@@ -65,7 +65,10 @@ impl HistoryReader {
     pub fn operator_actions_from(&self, seq: u64, count: usize) -> Result<Vec<OperatorAction>, StoreError> {
         let batch = scan_fixed(&self.operators, OPERATOR_FRAME_BYTES, self.operator_action_count(), seq, count)?;
         let mut actions = Vec::with_capacity(batch.len());
-        for (expected_seq, (position, bytes)) in (seq..).zip(batch.iter()) {
+        // Not `(seq..).zip(batch)`: zip takes from the range first, and a range starting at
+        // u64::MAX overflows even when the batch is empty (a caller may ask `from` anywhere).
+        for (offset, (position, bytes)) in batch.iter().enumerate() {
+            let expected_seq = seq + offset as u64;
             match OperatorAction::decode(bytes) {
                 Some(action) if action.seq == expected_seq => actions.push(action),
                 _ => return Err(undecodable("operator action", *position, "not the record expected here")),

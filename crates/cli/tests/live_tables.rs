@@ -1,9 +1,15 @@
-//! A live table survives SIGKILL mid-round: a real `croupier serve` with one table, players
-//! placing thousands of bets, killed (a) during betting and (b) right after the draw, while
-//! settlement takes several `Settle` entries; restarted on the same data dir each time. Then
-//! every bet the ledger took (every acknowledged one among them) is paid exactly once (a
-//! payout or a refund), each player's balance is its start minus its stakes plus what it was
-//! paid, the house holds the difference, and `croupier audit verify` passes.
+//! Live tables through a real `croupier serve`.
+//!
+//! A table survives SIGKILL mid-round: players placing thousands of bets, the node killed (a)
+//! during betting and (b) right after the draw, while settlement takes several `Settle`
+//! entries; restarted on the same data dir each time. Then every bet the ledger took (every
+//! acknowledged one among them) is paid exactly once (a payout or a refund), each player's
+//! balance is its start minus its stakes plus what it was paid, the house holds the
+//! difference, and `croupier audit verify` passes.
+//!
+//! A live-studio table takes its outcomes from `croupier studio` only: signed with its key, for
+//! that round, after the close and before the timeout, once; every other result is refused
+//! and logged, and a round without a result is voided and refunded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -98,13 +104,18 @@ fn free_port() -> u16 {
 
 /// One money-wheel table; no per-player rate limit (the clients are the load).
 fn write_config(root: &Path) -> PathBuf {
-    let path = root.join("croupier.toml");
-    let text = format!(
-        "[rate_limit]\nper_player_per_s = 0\n\n[[tables]]\nid = {TABLE}\ngame = \"money-wheel\"\n\
+    let table = format!(
+        "[[tables]]\nid = {TABLE}\ngame = \"money-wheel\"\n\
          currency = \"EUR\"\nbetting_window_ms = {WINDOW_MS}\ndraw_delay_ms = 100\nbet_min = 10\n\
          bet_max = 1000\nround_stake_max = 100000000000\npayout_max = 100000000000\n\
          bets_per_round_max = 200000\n"
     );
+    write_config_with(root, &table)
+}
+
+fn write_config_with(root: &Path, tables: &str) -> PathBuf {
+    let path = root.join("croupier.toml");
+    let text = format!("[rate_limit]\nper_player_per_s = 0\n\n{tables}");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -164,18 +175,22 @@ fn players(api: &Api) -> Vec<String> {
         .collect()
 }
 
-fn table(api: &Api) -> Value {
+fn table(api: &Api, table_id: u32) -> Value {
     let tables = api.ok("/v1/tables", None);
-    let found = tables.as_array().unwrap().iter().find(|t| t["id"] == TABLE);
+    let found = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == table_id);
     found.cloned().unwrap_or(Value::Null)
 }
 
 /// Waits for a round that has just opened (most of its window ahead); its id.
-fn fresh_round(api: &Api) -> u64 {
+fn fresh_round(api: &Api, table_id: u32) -> u64 {
     let deadline = Instant::now() + TIMEOUT;
-    let first = table(api)["round_id"].as_u64();
+    let first = table(api, table_id)["round_id"].as_u64();
     loop {
-        let now = table(api);
+        let now = table(api, table_id);
         match now["round_id"].as_u64() {
             Some(id) if now["state"] == "open" && Some(id) != first => return id,
             _ => {}
@@ -243,6 +258,17 @@ fn wait_finished(api: &Api, id: u64) -> Value {
     }
 }
 
+/// SIGTERM: a clean stop.
+fn stop(server: &mut Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.child.wait().unwrap().success());
+}
+
 fn kill(server: &mut Server) {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -256,7 +282,7 @@ fn kill_after_the_draw(
     next_id: &AtomicU64,
 ) -> (Server, u64) {
     let mut server = start(root, "a.log");
-    let id = fresh_round(&server.api);
+    let id = fresh_round(&server.api, TABLE);
     flood(
         &server.api,
         tokens,
@@ -289,7 +315,7 @@ fn kill_during_betting(
     acked: &Acked,
     next_id: &AtomicU64,
 ) -> (Server, u64) {
-    let id = fresh_round(&server.api);
+    let id = fresh_round(&server.api, TABLE);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| flood(&server.api, tokens, id, &stop, next_id, acked));
@@ -331,13 +357,7 @@ fn every_bet_is_paid_exactly_once_across_kills_mid_round() {
         &[settled, voided],
         &acked.lock().unwrap(),
     );
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(server.child.wait().unwrap().success());
+    stop(&mut server);
     let audit = Command::new(env!("CARGO_BIN_EXE_croupier"))
         .args(["audit", "verify", "--data-dir"])
         .arg(root.join("data"))
@@ -406,5 +426,189 @@ fn check_money(api: &Api, tokens: &[String], rounds: &[Value], acked: &BTreeMap<
         held,
         stakes as i128 - paid as i128,
         "the house holds stakes minus payouts: {house}"
+    );
+}
+
+// ---- A live-studio table ----
+
+const STUDIO_TABLE: u32 = 2;
+const STUDIO_WINDOW_MS: u64 = 1_500;
+const STUDIO_TIMEOUT_MS: u64 = 2_000;
+
+/// `croupier studio ARGS` against `server` for the studio table (with its key file).
+fn studio(server: &Server, key: &Path, command: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["studio", command, "--server", &server.api.base])
+        .args(["--table", &STUDIO_TABLE.to_string(), "--game", "roulette"])
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+fn keygen(root: &Path, name: &str) -> (PathBuf, String) {
+    let path = root.join(name);
+    let output = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["studio", "keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let public_key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert_eq!(public_key.len(), 64, "{public_key}");
+    (path, public_key)
+}
+
+fn studio_bet(api: &Api, token: &str, bet_id: u64, round: u64, spot: &str) {
+    let body = json!({"bet_id": bet_id.to_string(), "round_id": round,
+        "spots": [{"bet": spot, "amount": 100}]});
+    let path = format!("/v1/tables/{STUDIO_TABLE}/bets");
+    let (status, answer) = api.call(&path, Some(token), Some(&body)).unwrap();
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public_key) = keygen(root, "studio.key");
+    let (other_key, _) = keygen(root, "other.key");
+    write_config_with(
+        root,
+        &format!(
+            "[[tables]]\nid = {STUDIO_TABLE}\ngame = \"roulette\"\ncurrency = \"EUR\"\n\
+             betting_window_ms = {STUDIO_WINDOW_MS}\ndraw_delay_ms = 100\n\
+             studio_public_key = \"{public_key}\"\nstudio_result_timeout_ms = {STUDIO_TIMEOUT_MS}\n"
+        ),
+    );
+    let mut server = start(root, "studio.log");
+    let tokens = players(&server.api);
+    let listed = table(&server.api, STUDIO_TABLE);
+    assert_eq!(listed["studio"]["public_key"], public_key.as_str());
+    let mut acked = BTreeMap::new();
+
+    // Round 1: refusals, then the studio's result, once.
+    let first = fresh_round(&server.api, STUDIO_TABLE);
+    studio_bet(&server.api, &tokens[0], 1, first, "straight:17");
+    acked.insert(1, first);
+    let round = first.to_string();
+    let early = studio(
+        &server,
+        &key,
+        "result",
+        &["--round", &round, "--result", "17", "--no-retry"],
+    );
+    assert!(!early.0 && early.1.contains("too_early"), "{early:?}");
+    let unsigned = json!({"round_id": first, "outcome": "11"});
+    let path = format!("/v1/tables/{STUDIO_TABLE}/results");
+    let (status, answer) = server.api.call(&path, None, Some(&unsigned)).unwrap();
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("signature_required"))
+    );
+    let forged = studio(
+        &server,
+        &other_key,
+        "result",
+        &["--round", &round, "--result", "17"],
+    );
+    assert!(
+        !forged.0 && forged.1.contains("studio_signature_invalid"),
+        "{forged:?}"
+    );
+    let reported = studio(
+        &server,
+        &key,
+        "result",
+        &["--round", &round, "--result", "17"],
+    );
+    assert!(
+        reported.0 && reported.1.contains("\"label\":\"17\""),
+        "{reported:?}"
+    );
+    let again = studio(
+        &server,
+        &key,
+        "result",
+        &["--round", &round, "--result", "17"],
+    );
+    assert!(
+        !again.0 && again.1.contains("result_duplicate"),
+        "{again:?}"
+    );
+    let settled = wait_finished(&server.api, first);
+    assert_eq!(settled["state"], "settled");
+    assert_eq!(settled["source"], "studio");
+    assert_eq!(settled["outcome"], "11");
+    assert_eq!(settled["studio_public_key"], public_key.as_str());
+    assert_eq!(
+        settled["studio_signature"].as_str().map(str::len),
+        Some(128)
+    );
+    assert_eq!(settled["bets"][0]["paid"], 3_600, "a straight pays 35 to 1");
+
+    // Round 2: no result by the timeout: voided, refunded, and a result then is late.
+    let second = fresh_round(&server.api, STUDIO_TABLE);
+    studio_bet(&server.api, &tokens[1], 2, second, "straight:0");
+    acked.insert(2, second);
+    let voided = wait_finished(&server.api, second);
+    assert_eq!(voided["state"], "voided");
+    let round = second.to_string();
+    let late = studio(
+        &server,
+        &key,
+        "result",
+        &["--round", &round, "--result", "0"],
+    );
+    assert!(!late.0 && late.1.contains("result_late"), "{late:?}");
+
+    // The console: follows the feed and reports the next round that closes.
+    let played = studio(&server, &key, "run", &["--rounds", "1", "--results", "5"]);
+    assert!(played.0 && played.1.contains("-> 200"), "{played:?}");
+    let third: u64 = played.1["round ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let console_round = wait_finished(&server.api, third);
+    assert_eq!(console_round["outcome"], "05");
+
+    check_money(
+        &server.api,
+        &tokens,
+        &[settled, voided, console_round],
+        &acked,
+    );
+    stop(&mut server);
+    let log = std::fs::read_to_string(root.join("studio.log")).unwrap();
+    for code in [
+        "too_early",
+        "signature_required",
+        "studio_signature_invalid",
+        "result_duplicate",
+        "result_late",
+    ] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains("studio result refused") && line.contains(code)),
+            "no refusal logged for {code}:\n{log}"
+        );
+    }
+    let audit = Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(root.join("data"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
     );
 }
