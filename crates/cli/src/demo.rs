@@ -1,7 +1,9 @@
 //! `croupier serve --demo`: a living casino for a first look, on this machine only.
 //!
 //! What it adds to a normal `serve`, each step safe to repeat on the same data directory:
-//! - three live tables (money-wheel, game-show-wheel, roulette) when the settings name none;
+//! - four live tables when the settings name none: money-wheel, game-show-wheel, roulette,
+//!   and a live-studio roulette (table 4) whose results come signed from a demo studio
+//!   console (`studio_cmd::spawn_demo_console`) with the key kept in `DIR/demo-studio.key`;
 //! - an admin key for the console, kept in `DIR/demo-admin.key` and printed at start;
 //! - players `alice` and `bob` (password `demo`) and six bots, each credited 1,000.00 EUR
 //!   once from a demo cashier account: the players, accounts and transfers are ordinary
@@ -41,6 +43,10 @@ pub const FUNDS: u64 = 100_000;
 pub const CURRENCY: &str = "EUR";
 /// Short enough that a visitor sees rounds go by, long enough to place a bet by hand.
 const BETTING_WINDOW_MS: u32 = 12_000;
+/// The live-studio table, its game and where its studio's key is kept.
+pub const STUDIO_TABLE: u32 = 4;
+pub const STUDIO_GAME: &str = "roulette";
+pub const STUDIO_KEY_FILE_NAME: &str = "demo-studio.key";
 
 /// The demo's admin key: its id (for the audit trail) and the whole key (printed once a start).
 pub struct DemoKey {
@@ -73,14 +79,30 @@ pub fn prepare_settings(settings: &mut ServeSettings, listen: SocketAddr) -> any
         anyhow::bail!("--demo runs a single node: remove the cluster settings");
     }
     if settings.tables.is_empty() {
-        settings.tables = demo_tables();
+        let studio_key = studio_key(&settings.data_dir)?;
+        settings.tables = demo_tables(&studio_key.public().to_hex());
     }
     Ok(())
 }
 
-/// The three demo tables, in EUR cents: 0.10 to 100.00 per spot.
-fn demo_tables() -> Vec<TableSettings> {
-    ["money-wheel", "game-show-wheel", "roulette"]
+/// The demo studio's key: the one an earlier demo start saved, else a new one.
+pub fn studio_key(data_dir: &Path) -> anyhow::Result<croupier_games::certification::SecretKey> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let path = data_dir.join(STUDIO_KEY_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => croupier_games::certification::SecretKey::from_file_text(&text)
+            .with_context(|| format!("{}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            crate::games_cmd::create_key_file(&path, "Croupier demo studio key")
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The four demo tables, in EUR cents: 0.10 to 100.00 per spot.
+fn demo_tables(studio_public_key: &str) -> Vec<TableSettings> {
+    ["money-wheel", "game-show-wheel", "roulette", STUDIO_GAME]
         .iter()
         .zip(1..)
         .map(|(game, id)| TableSettings {
@@ -94,8 +116,9 @@ fn demo_tables() -> Vec<TableSettings> {
             round_stake_max: 10_000_000,
             payout_max: 2_000_000,
             bets_per_round_max: 10_000,
-            studio_public_key: None,
-            studio_result_timeout_ms: croupier_server::tables::defaults::STUDIO_RESULT_TIMEOUT_MS,
+            studio_public_key: (id == STUDIO_TABLE).then(|| studio_public_key.to_string()),
+            // The demo console answers within a second; a stuck round is voided soon.
+            studio_result_timeout_ms: 10_000,
         })
         .collect()
 }

@@ -164,6 +164,12 @@ async fn start_demo(
         "demo: open the casino in a browser; the console and the operator API take the admin \
          key (Authorization: Bearer)"
     );
+    crate::studio_cmd::spawn_demo_console(
+        addr,
+        crate::demo::STUDIO_TABLE,
+        crate::demo::STUDIO_GAME,
+        &key.file.with_file_name(crate::demo::STUDIO_KEY_FILE_NAME),
+    )?;
     tracing::info!(
         players = %crate::demo::PLAYERS.join(", "),
         bots = bots.len(),

@@ -213,34 +213,88 @@ fn report_one(args: &ResultArgs) -> anyhow::Result<ExitCode> {
 
 fn console(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let console = Console::new(&args.table)?;
-    let mut feed = connect_feed(&console)?;
-    let mut scripted = args.results.iter();
-    let mut reported = 0u64;
-    let mut rng = croupier_rng::CertifiedRng::new().context("the certified generator")?;
-    while args.rounds.is_none_or(|rounds| reported < rounds) {
-        let message = match feed.read().context("the live feed")? {
-            Message::Text(text) => serde_json::from_str::<Value>(&text)?,
-            Message::Close(_) => bail!("the node closed the live feed"),
-            _ => continue,
-        };
-        if message["type"] != "round_closed" {
-            continue;
-        }
-        let Some(round_id) = message["round_id"].as_u64() else {
-            continue;
-        };
-        let shown = match scripted.next() {
-            Some(shown) => shown.clone(),
-            None => {
-                let mut round = rng.round().context("the certified generator")?;
-                console.live.draw(&mut round).label
-            }
-        };
-        let (status, answer) = console.report(round_id, &shown, true)?;
-        println!("round {round_id}: {shown} -> {status} {answer}");
-        reported += 1;
-    }
+    let mut scripted = args.results.iter().cloned();
+    console.follow(
+        args.rounds,
+        &mut scripted,
+        &|round_id, shown, status, answer| {
+            println!("round {round_id}: {shown} -> {status} {answer}");
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the console does with the node's answer to each result it reports.
+type OnReport = dyn Fn(u64, &str, u16, &Value);
+
+impl Console {
+    /// Follows the table's live feed and reports each round that closes (`rounds` of them, or
+    /// until the feed ends): the next of `scripted`, else a draw standing in for the wheel.
+    fn follow(
+        &self,
+        rounds: Option<u64>,
+        scripted: &mut dyn Iterator<Item = String>,
+        on_report: &OnReport,
+    ) -> anyhow::Result<()> {
+        let mut feed = connect_feed(self)?;
+        let mut reported = 0u64;
+        let mut rng = croupier_rng::CertifiedRng::new().context("the certified generator")?;
+        while rounds.is_none_or(|rounds| reported < rounds) {
+            let message = match feed.read().context("the live feed")? {
+                Message::Text(text) => serde_json::from_str::<Value>(&text)?,
+                Message::Close(_) => bail!("the node closed the live feed"),
+                _ => continue,
+            };
+            let closed = message["type"] == "round_closed";
+            let Some(round_id) = message["round_id"].as_u64().filter(|_| closed) else {
+                continue;
+            };
+            let shown = match scripted.next() {
+                Some(shown) => shown,
+                None => {
+                    let mut round = rng.round().context("the certified generator")?;
+                    self.live.draw(&mut round).label
+                }
+            };
+            let (status, answer) = self.report(round_id, &shown, true)?;
+            on_report(round_id, &shown, status, &answer);
+            reported += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `serve --demo`'s studio: a thread that reports every round of a studio table, a draw
+/// standing in for the wheel, over the node's own listener (as a studio's console would);
+/// it follows the feed again a second after any failure, for as long as the process runs.
+pub fn spawn_demo_console(
+    addr: std::net::SocketAddr,
+    table: u32,
+    game: &str,
+    key: &Path,
+) -> anyhow::Result<()> {
+    let args = TableArgs {
+        server: format!("http://{addr}"),
+        table,
+        game: game.to_string(),
+        key: KeyArg {
+            key: key.to_path_buf(),
+        },
+    };
+    let console = Console::new(&args)?;
+    std::thread::Builder::new()
+        .name("demo-studio".into())
+        .spawn(move || loop {
+            let quiet = |round_id, shown: &str, status, _: &Value| {
+                tracing::debug!(round_id, shown, status, "demo studio result");
+            };
+            if let Err(error) = console.follow(None, &mut std::iter::empty(), &quiet) {
+                tracing::debug!(error = %format!("{error:#}"), "demo studio");
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        })
+        .context("cannot start the demo studio")?;
+    Ok(())
 }
 
 /// The table's live push (anonymous: a studio sees what every screen sees).

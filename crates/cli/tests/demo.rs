@@ -1,6 +1,7 @@
-//! `croupier serve --demo` as a first-time user runs it: three live tables, alice can log in
-//! with `demo` and holds 1,000.00 EUR, the bots' bets land in rounds that settle, and a
-//! restart on the same data directory seeds nothing twice.
+//! `croupier serve --demo` as a first-time user runs it: four live tables (one of them a
+//! live-studio roulette whose results come signed from the demo's studio console), alice can
+//! log in with `demo` and holds 1,000.00 EUR, the bots' bets land in rounds that settle, and a
+//! restart on the same data directory seeds nothing twice and keeps the studio's key.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -182,7 +183,15 @@ fn the_demo_seeds_once_and_its_bots_play() {
         .map(|t| t["game"].as_str().unwrap())
         .collect();
     games.sort_unstable();
-    assert_eq!(games, ["game-show-wheel", "money-wheel", "roulette"]);
+    assert_eq!(
+        games,
+        ["game-show-wheel", "money-wheel", "roulette", "roulette"]
+    );
+    let studio_key = tables[3]["studio"]["public_key"].clone();
+    assert!(
+        studio_key.is_string(),
+        "table 4 is a studio table: {tables}"
+    );
     assert!(tables
         .as_array()
         .unwrap()
@@ -216,6 +225,8 @@ fn the_demo_seeds_once_and_its_bots_play() {
         8 * FUNDS,
         "alice, bob and six bots credited once"
     );
+    let studio_round = wait_for_studio_result(&demo);
+    assert_eq!(studio_round["studio_public_key"], studio_key);
     demo.stop();
 
     let again = Demo::start(&data_dir, "second.log");
@@ -234,7 +245,34 @@ fn the_demo_seeds_once_and_its_bots_play() {
     assert_eq!(again.balance(&bob), FUNDS);
     let cashier = again.operator_get(&format!("/v1/accounts/{CASHIER}"));
     assert_eq!(cashier["debits_posted"], 8 * FUNDS);
+    let tables = again.operator_get("/v1/tables");
+    assert_eq!(
+        tables[3]["studio"]["public_key"], studio_key,
+        "the saved studio key is reused"
+    );
     again.stop();
+}
+
+/// A settled round of the studio table, drawn from the demo studio's signed result.
+fn wait_for_studio_result(demo: &Demo) -> Value {
+    let deadline = Instant::now() + SETTLED_ROUND_TIMEOUT;
+    loop {
+        let recall = demo.operator_get("/v1/tables/4/rounds?limit=11");
+        let studio_round = recall["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|round| round["state"] == "settled" && round["studio_signature"].is_string());
+        if let Some(round) = studio_round {
+            assert_eq!(round["source"], "studio");
+            return round.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no studio round settled: {recall}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn demo_key(data_dir: &Path) -> String {

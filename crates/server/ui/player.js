@@ -138,7 +138,7 @@ function renderLobby() {
   list.replaceChildren(...state.tables.map((table) => el('li', {},
     el('a', { href: `#/table/${table.id}`, class: 'table-link' },
       el('strong', { text: `Table ${table.id}` }),
-      el('span', { text: ` ${table.game} · ${table.currency} · ${table.state}` }),
+      el('span', { text: ` ${gameName(table)} · ${table.currency} · ${table.state}` }),
       el('span', { class: 'limits', text: ` bets ${money(table.bet_min)}–${money(table.bet_max)}` })))));
   if (!state.tables.length) list.append(el('li', { text: 'No tables are running.' }));
   renderBalance();
@@ -153,7 +153,7 @@ function openTable(table) {
     ? { round_id: table.round_id, state: table.state, closes_at: parseTime(table.closes_at) }
     : null;
   show('table-view');
-  $('table-title').textContent = `Table ${table.id}: ${table.game} (${table.currency})`;
+  $('table-title').textContent = `Table ${table.id}: ${gameName(table)} (${table.currency})`;
   $('outcome').textContent = 'Waiting for the next draw';
   $('bet-message').textContent = '';
   $('results').replaceChildren();
@@ -437,6 +437,11 @@ function betRefusal(error, currency) {
 }
 
 // ------------------------------------------------------------------------- live messages
+
+/** The game, and whether a live studio's wheel decides it rather than the RNG. */
+function gameName(table) {
+  return table.studio ? `${table.game} (live studio)` : table.game;
+}
 
 async function onLiveMessage(message) {
   const table = state.table;
