@@ -25,8 +25,9 @@ pub struct ServeArgs {
     /// one.
     #[arg(long, help_heading = "Cluster")]
     repair_from_peers: bool,
-    /// A demo casino on this machine: three live tables, players alice and bob (password
-    /// `demo`, 1,000.00 EUR each), six betting bots and a printed admin key for the console.
+    /// A demo casino on this machine: four live tables (one a live studio), players alice and
+    /// bob (password `demo`, 1,000.00 EUR each), six betting bots and a printed admin key for
+    /// the console.
     /// Loopback only; safe to restart on the same data dir (nothing is credited twice).
     #[arg(long)]
     demo: bool,
