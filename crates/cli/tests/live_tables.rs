@@ -350,6 +350,12 @@ fn every_bet_is_paid_exactly_once_across_kills_mid_round() {
     let (mut server, betting) = kill_during_betting(server, root, &tokens, &acked, &next_id);
     let voided = wait_finished(&server.api, betting);
     assert_eq!(voided["state"], "voided", "its seed is gone: refunded");
+    // Regression: the new leader voids it at once, not after taking bets until its close.
+    let closes_at = humantime::parse_rfc3339(voided["closes_at"].as_str().unwrap()).unwrap();
+    assert!(
+        std::time::SystemTime::now() < closes_at,
+        "the seedless round stayed open until its close: {voided}"
+    );
 
     check_money(
         &server.api,

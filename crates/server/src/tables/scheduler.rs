@@ -2,9 +2,9 @@
 //! and proposes the next transition that is due (configure, open, close, draw, settle, void).
 //!
 //! The server seed of a round lives only in the memory of the leader that opened it, so an
-//! outcome cannot be known by anyone before the draw reveals it. A leader that finds a closed
-//! round whose seed it does not hold (it was opened by a leader that crashed or lost its
-//! leadership) voids it; its bets are refunded by the settle steps. A drawn round is settled by
+//! outcome cannot be known by anyone before the draw reveals it. A leader that finds an open
+//! or closed round whose seed it does not hold (it was opened by a leader that crashed or lost
+//! its leadership) voids it at once; its bets are refunded by the settle steps. A drawn round is settled by
 //! whichever node leads next, from the returns recorded in the log.
 //!
 //! The draw uses the provably-fair stream of the revealed seed (client seed `table:<id>`,
@@ -166,7 +166,11 @@ impl<C: Consensus> Scheduler<C> {
             return self.open(view, now_ns).map(Some);
         };
         let round_id = round.round_id;
+        let seedless = round.studio_timeout_ms.is_none() && !self.seeds.contains_key(&round_id);
         Ok(match round.state {
+            // Opened by a leader that is gone with its seed: it can never be drawn, so it is
+            // voided now rather than taking bets until its close only to refund them.
+            RoundState::Open if seedless => Some(TableCommand::Void { round_id }),
             RoundState::Open if now_ns >= round.closes_at_ns => {
                 Some(TableCommand::Close { round_id })
             }
