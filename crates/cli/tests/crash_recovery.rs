@@ -2,14 +2,17 @@
 //! every acknowledged transfer survived and that nothing was applied twice.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
+use common::{free_port, Api, Node};
 
 const CLEARING: u128 = 1;
 const TARGETS: u128 = 8;
@@ -19,87 +22,14 @@ const CYCLES: u128 = 3;
 const ACKS_BEFORE_KILL_MIN: usize = 1_000;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Api {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(port: u16) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        Api {
-            base: format!("http://127.0.0.1:{port}"),
-            agent,
-        }
-    }
-
-    fn get(&self, path: &str) -> Result<(u16, Value), ureq::Error> {
-        let mut response = self.agent.get(format!("{}{path}", self.base)).call()?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ureq::Error> {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .send(body.to_string())?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// The server process; killed when dropped, so a failing test leaves no server behind.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server(data_dir: &Path, port: u16, log_name: &str) -> Server {
-    let log = std::fs::File::create(data_dir.parent().unwrap().join(log_name)).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn croupier serve");
-    Server(child)
-}
-
-fn wait_healthy(api: &Api, server: &mut Server) {
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        if let Ok((200, _)) = api.get("/healthz") {
-            return;
-        }
-        if let Some(status) = server.0.try_wait().expect("try_wait") {
-            panic!("server exited during startup: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server not healthy within {STARTUP_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn spawn_server(data_dir: &Path, port: u16, log_name: &str) -> Node {
+    let log = data_dir.parent().unwrap().join(log_name);
+    common::serve(
+        &[OsStr::new("--data-dir"), data_dir.as_os_str()],
+        port,
+        &log,
+        STARTUP_TIMEOUT,
+    )
 }
 
 fn amount_of(id: u128) -> u64 {
@@ -123,7 +53,7 @@ struct Sent {
 }
 
 /// Clients write single transfers (and some pairs) until the server dies under them.
-fn write_until_killed(port: u16, cycle: u128, server: &mut Server) -> Sent {
+fn write_until_killed(port: u16, cycle: u128, server: &mut Node) -> Sent {
     let sent = Mutex::new(Sent::default());
     let acks = AtomicUsize::new(0);
     let killed = AtomicBool::new(false);
@@ -131,7 +61,7 @@ fn write_until_killed(port: u16, cycle: u128, server: &mut Server) -> Sent {
         for client in 0..CLIENTS {
             let (sent, acks, killed) = (&sent, &acks, &killed);
             scope.spawn(move || {
-                let api = Api::new(port);
+                let api = Api::on_port(port);
                 let mut n = 0u128;
                 while !killed.load(Ordering::SeqCst) || n == 0 {
                     let first = (cycle * 100 + client + 1) * 1_000_000 + n;
@@ -144,7 +74,7 @@ fn write_until_killed(port: u16, cycle: u128, server: &mut Server) -> Sent {
                     sent.lock().unwrap().all.extend(&ids);
                     let body = Value::Array(ids.iter().map(|&id| transfer(id)).collect());
                     match api.post("/v1/transfers", &body) {
-                        Ok((200, answer)) => {
+                        Some((200, answer)) => {
                             let results = answer.as_array().expect("array");
                             assert_eq!(results.len(), ids.len());
                             for (id, result) in ids.iter().zip(results) {
@@ -153,8 +83,8 @@ fn write_until_killed(port: u16, cycle: u128, server: &mut Server) -> Sent {
                             }
                             acks.fetch_add(ids.len(), Ordering::SeqCst);
                         }
-                        Ok((status, answer)) => panic!("unexpected {status}: {answer}"),
-                        Err(_) => break, // the server is gone
+                        Some((status, answer)) => panic!("unexpected {status}: {answer}"),
+                        None => break, // the server is gone
                     }
                 }
             });
@@ -165,9 +95,9 @@ fn write_until_killed(port: u16, cycle: u128, server: &mut Server) -> Sent {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(150 + 100 * cycle as u64));
-        server.0.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on unix
+        server.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on unix
         killed.store(true, Ordering::SeqCst);
-        server.0.wait().expect("reap");
+        server.child.wait().expect("reap");
     });
     sent.into_inner().unwrap()
 }
@@ -178,8 +108,7 @@ fn acknowledged_transfers_survive_sigkill_and_nothing_applies_twice() {
     let data_dir = root.path().join("data");
     let mut port = free_port();
     let mut server = spawn_server(&data_dir, port, "serve-0.log");
-    let mut api = Api::new(port);
-    wait_healthy(&api, &mut server);
+    let mut api = Api::on_port(port);
 
     let mut accounts = vec![json!({"id": CLEARING, "ledger": "EUR", "kind": "clearing"})];
     accounts
@@ -201,8 +130,7 @@ fn acknowledged_transfers_survive_sigkill_and_nothing_applies_twice() {
 
         port = free_port();
         server = spawn_server(&data_dir, port, &format!("serve-{}.log", cycle + 1));
-        api = Api::new(port);
-        wait_healthy(&api, &mut server);
+        api = Api::on_port(port);
         for &id in &sent.acked {
             let (status, stored) = api
                 .get(&format!("/v1/transfers/{id}"))
@@ -255,8 +183,7 @@ fn sigterm_drains_and_exits_zero_keeping_the_data() {
     let data_dir = root.path().join("data");
     let port = free_port();
     let mut server = spawn_server(&data_dir, port, "term-0.log");
-    let api = Api::new(port);
-    wait_healthy(&api, &mut server);
+    let api = Api::on_port(port);
     let accounts = json!([{"id": CLEARING, "ledger": "EUR", "kind": "clearing"},
                           {"id": target_of(7), "ledger": "EUR", "kind": "system"}]);
     assert_eq!(
@@ -269,13 +196,13 @@ fn sigterm_drains_and_exits_zero_keeping_the_data() {
     assert_eq!((status, answer[0]["result"].clone()), (200, json!("ok")));
 
     let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
-        if let Some(exit) = server.0.try_wait().expect("try_wait") {
+        if let Some(exit) = server.child.try_wait().expect("try_wait") {
             break exit;
         }
         assert!(
@@ -287,10 +214,8 @@ fn sigterm_drains_and_exits_zero_keeping_the_data() {
     assert!(exit.success(), "exit status {exit}");
 
     let port = free_port();
-    let mut server = spawn_server(&data_dir, port, "term-1.log");
-    let api = Api::new(port);
-    wait_healthy(&api, &mut server);
-    let (status, stored) = api.get("/v1/transfers/7").expect("GET");
+    let server = spawn_server(&data_dir, port, "term-1.log");
+    let (status, stored) = server.api.get("/v1/transfers/7").expect("GET");
     assert_eq!(
         (status, stored["amount"].clone()),
         (200, json!(amount_of(7)))

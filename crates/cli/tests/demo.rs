@@ -15,12 +15,14 @@ const SETTLED_ROUND_TIMEOUT: Duration = Duration::from_secs(90);
 const FUNDS: u64 = 100_000;
 const CASHIER: &str = "9100000";
 
+mod common;
+use common::Api;
+
 /// The demo process; killed when dropped, so a failing test leaves no server behind.
 struct Demo {
     child: Child,
-    base: String,
+    api: Api,
     admin_key: String,
-    agent: ureq::Agent,
 }
 
 impl Drop for Demo {
@@ -44,22 +46,16 @@ impl Demo {
             .stderr(log)
             .spawn()
             .expect("spawn croupier serve --demo");
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
         let mut demo = Demo {
             child,
-            base: String::new(),
+            api: Api::new(""),
             admin_key: String::new(),
-            agent,
         };
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             if let Some(ready) = text.lines().find(|l| l.contains("demo: open the casino")) {
-                demo.base = field(ready, "url=").trim_end_matches('/').to_string();
+                demo.api = Api::new(field(ready, "url=").trim_end_matches('/'));
                 demo.admin_key = field(ready, "admin_key=").to_string();
                 assert!(text.contains("DEMO MODE"), "the demo says so: {text}");
                 assert!(text.contains("demo casino is ready"), "{text}");
@@ -80,32 +76,8 @@ impl Demo {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let response = match body {
-            Some(body) => {
-                let mut request = self
-                    .agent
-                    .post(&url)
-                    .header("content-type", "application/json");
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.send(body.to_string())
-            }
-            None => {
-                assert_eq!(method, "GET");
-                let mut request = self.agent.get(&url);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.call()
-            }
-        };
-        let mut response = response.expect("request");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        assert_eq!(method == "GET", body.is_none(), "GET, or POST with a body");
+        self.api.call(path, token, body.as_ref()).expect("request")
     }
 
     fn operator_get(&self, path: &str) -> Value {
@@ -129,11 +101,7 @@ impl Demo {
 
     /// Stops the demo as an operator does (SIGTERM) and waits for a clean exit.
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve --demo stopped with {status}");
+        common::stop(&mut self.child);
     }
 }
 

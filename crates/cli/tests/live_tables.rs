@@ -12,14 +12,17 @@
 //! and logged, and a round without a result is voided and refunded.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
+use common::{free_port, Api, Node as Server};
 
 const TABLE: u32 = 1;
 const PLAYERS: usize = 24;
@@ -28,79 +31,6 @@ const FUNDS: u64 = 100_000_000;
 /// Long enough for thousands of bets from a debug build on two cores.
 const WINDOW_MS: u64 = 12_000;
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-struct Api {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(port: u16) -> Api {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        Api {
-            base: format!("http://127.0.0.1:{port}"),
-            agent,
-        }
-    }
-
-    fn call(&self, path: &str, token: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
-        let url = format!("{}{path}", self.base);
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let response = match body {
-            Some(body) => {
-                let mut request = self
-                    .agent
-                    .post(&url)
-                    .header("content-type", "application/json");
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.send(body.to_string())
-            }
-            None => {
-                let mut request = self.agent.get(&url);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.call()
-            }
-        };
-        let mut response = response.ok()?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().ok()?;
-        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    fn ok(&self, path: &str, body: Option<&Value>) -> Value {
-        let (status, answer) = self.call(path, None, body).expect("the node answers");
-        assert!(status == 200 || status == 201, "{path}: {status} {answer}");
-        answer
-    }
-}
-
-struct Server {
-    child: Child,
-    api: Api,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One money-wheel table; no per-player rate limit (the clients are the load).
 fn write_config(root: &Path) -> PathBuf {
@@ -121,33 +51,15 @@ fn write_config_with(root: &Path, tables: &str) -> PathBuf {
 }
 
 fn start(root: &Path, log: &str) -> Server {
-    let port = free_port();
-    let log = std::fs::File::create(root.join(log)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_croupier"))
-        .arg("serve")
-        .arg("--config")
-        .arg(root.join("croupier.toml"))
-        .arg("--data-dir")
-        .arg(root.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn croupier serve");
-    let mut server = Server {
-        child,
-        api: Api::new(port),
-    };
-    let deadline = Instant::now() + TIMEOUT;
-    while !matches!(server.api.call("/healthz", None, None), Some((200, _))) {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("serve exited during start-up: {status}");
-        }
-        assert!(Instant::now() < deadline, "not healthy");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    let config = root.join("croupier.toml");
+    let data = root.join("data");
+    let args = [
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ];
+    common::serve(&args, free_port(), &root.join(log), TIMEOUT)
 }
 
 /// Registers and funds the players; their session tokens.
@@ -258,15 +170,8 @@ fn wait_finished(api: &Api, id: u64) -> Value {
     }
 }
 
-/// SIGTERM: a clean stop.
 fn stop(server: &mut Server) {
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(server.child.wait().unwrap().success());
+    common::stop(&mut server.child);
 }
 
 fn kill(server: &mut Server) {
@@ -364,6 +269,12 @@ fn every_bet_is_paid_exactly_once_across_kills_mid_round() {
         &acked.lock().unwrap(),
     );
     stop(&mut server);
+    audit_passes(root);
+}
+
+/// `croupier audit verify` on the stopped node's data passes (it replays every table command,
+/// a studio's signatures included).
+fn audit_passes(root: &Path) {
     let audit = Command::new(env!("CARGO_BIN_EXE_croupier"))
         .args(["audit", "verify", "--data-dir"])
         .arg(root.join("data"))
@@ -502,14 +413,18 @@ fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without
     let first = fresh_round(&server.api, STUDIO_TABLE);
     studio_bet(&server.api, &tokens[0], 1, first, "straight:17");
     acked.insert(1, first);
-    let round = first.to_string();
-    let early = studio(
-        &server,
-        &key,
-        "result",
-        &["--round", &round, "--result", "17", "--no-retry"],
-    );
-    assert!(!early.0 && early.1.contains("too_early"), "{early:?}");
+    let report = |key: &Path, round: u64, shown: &str, retry: bool| {
+        let round = round.to_string();
+        let mut args = vec!["--round", &round, "--result", shown];
+        if !retry {
+            args.push("--no-retry");
+        }
+        studio(&server, key, "result", &args)
+    };
+    let refused = |(taken, said): (bool, String), code: &str| {
+        assert!(!taken && said.contains(code), "{code}: {said}");
+    };
+    refused(report(&key, first, "17", false), "too_early");
     let unsigned = json!({"round_id": first, "outcome": "11"});
     let path = format!("/v1/tables/{STUDIO_TABLE}/results");
     let (status, answer) = server.api.call(&path, None, Some(&unsigned)).unwrap();
@@ -517,36 +432,13 @@ fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without
         (status, answer["error"].as_str()),
         (401, Some("signature_required"))
     );
-    let forged = studio(
-        &server,
-        &other_key,
-        "result",
-        &["--round", &round, "--result", "17"],
+    refused(
+        report(&other_key, first, "17", true),
+        "studio_signature_invalid",
     );
-    assert!(
-        !forged.0 && forged.1.contains("studio_signature_invalid"),
-        "{forged:?}"
-    );
-    let reported = studio(
-        &server,
-        &key,
-        "result",
-        &["--round", &round, "--result", "17"],
-    );
-    assert!(
-        reported.0 && reported.1.contains("\"label\":\"17\""),
-        "{reported:?}"
-    );
-    let again = studio(
-        &server,
-        &key,
-        "result",
-        &["--round", &round, "--result", "17"],
-    );
-    assert!(
-        !again.0 && again.1.contains("result_duplicate"),
-        "{again:?}"
-    );
+    let (taken, said) = report(&key, first, "17", true);
+    assert!(taken && said.contains("\"label\":\"17\""), "{said}");
+    refused(report(&key, first, "17", true), "result_duplicate");
     let settled = wait_finished(&server.api, first);
     assert_eq!(settled["state"], "settled");
     assert_eq!(settled["source"], "studio");
@@ -564,14 +456,7 @@ fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without
     acked.insert(2, second);
     let voided = wait_finished(&server.api, second);
     assert_eq!(voided["state"], "voided");
-    let round = second.to_string();
-    let late = studio(
-        &server,
-        &key,
-        "result",
-        &["--round", &round, "--result", "0"],
-    );
-    assert!(!late.0 && late.1.contains("result_late"), "{late:?}");
+    refused(report(&key, second, "0", true), "result_late");
 
     // The console: follows the feed and reports the next round that closes.
     let played = studio(&server, &key, "run", &["--rounds", "1", "--results", "5"]);
@@ -606,15 +491,5 @@ fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without
             "no refusal logged for {code}:\n{log}"
         );
     }
-    let audit = Command::new(env!("CARGO_BIN_EXE_croupier"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(root.join("data"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        audit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&audit.stdout)
-    );
+    audit_passes(root);
 }
