@@ -23,6 +23,7 @@ pub mod live;
 pub mod ops;
 pub mod players;
 pub mod studio;
+pub mod table_answers;
 pub mod table_events;
 pub mod tables;
 pub mod wallet;

@@ -20,7 +20,7 @@ use croupier_games::live::LiveTable;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::tables::{table_error, table_id_in};
+use super::table_answers::{table_error, table_id_in};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;

@@ -12,7 +12,7 @@ use axum::response::Response;
 use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::tables::{
     round_parts, Round, RoundId, SpotStake, Table, TableBet, TableCommand, TableId, TableLimits,
-    TableOutcome, SPOTS_PER_BET_MAX, TABLE_ID_MAX,
+    TableOutcome, SPOTS_PER_BET_MAX,
 };
 use croupier_core::{Command, CommandResult};
 use croupier_games::live::{LiveLayout, LiveTable};
@@ -24,6 +24,7 @@ use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::live::messages::{SOURCE_RNG, SOURCE_STUDIO};
 use crate::routes::studio::{StudioIn, StudioOut};
+use crate::routes::table_answers::{table_error, table_id_in};
 use crate::state::AppState;
 use crate::tables::{GameRefused, LiveTables, TableSpec, TableSpecError};
 use crate::wire::{parse_ledger, IdIn, IdOut, U32In, U64In};
@@ -484,14 +485,6 @@ pub async fn bet<C: Consensus>(
     }
 }
 
-pub(crate) fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
-    path.0
-        .parse::<TableId>()
-        .ok()
-        .filter(|id| (1..=TABLE_ID_MAX).contains(id))
-        .ok_or_else(|| ApiError::invalid_path("table_id must be an integer from 1 to 1048575"))
-}
-
 /// The request as a ledger bet: spots named by the game of the bet's round, on a round of
 /// this table.
 async fn bet_in<C: Consensus>(
@@ -574,56 +567,6 @@ fn unknown_spot(name: &str) -> ApiError {
         crate::quote::input_prefix(name)
     );
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_spot", message)
-}
-
-/// A table rejection as an API error (named code, status by kind).
-pub fn table_error(outcome: TableOutcome) -> ApiError {
-    use TableOutcome as O;
-    let code = outcome.code();
-    let status = match outcome {
-        O::InsufficientFunds { balance } => {
-            let error = ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                code,
-                "the bet exceeds the available balance",
-            );
-            return ApiError {
-                balance: Some(balance),
-                ..error
-            };
-        }
-        O::TableNotFound | O::RoundNotFound => StatusCode::NOT_FOUND,
-        O::RoundClosed
-        | O::BetConflict
-        | O::RoundInProgress
-        | O::RoundStateInvalid
-        | O::TooEarly
-        | O::ResultLate
-        | O::ResultDuplicate
-        | O::DrawSourceInvalid => StatusCode::CONFLICT,
-        O::PlayerAccountClosed | O::TableClosed | O::StudioSignatureInvalid => {
-            StatusCode::FORBIDDEN
-        }
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    let message = match outcome {
-        O::RoundClosed => "betting on this round has closed",
-        O::BetConflict => "this bet_id was used in this round for another bet",
-        O::BetBelowMin | O::BetAboveMax => "a spot's amount is outside the table's limits",
-        O::RoundStakeLimit => "the round's total stake limit is reached",
-        O::TooManyBets => "the round holds as many bets as it may",
-        O::NoWalletInCurrency => "the player has no wallet in the table's currency",
-        O::SpotsInvalid => "spots must be 1 to 64 distinct spots",
-        O::TooEarly => "the round is not past its draw time (betting may still be open)",
-        O::ResultLate => "the round's result timeout has passed: the round is voided",
-        O::ResultDuplicate => "the round already has its result",
-        O::DrawSourceInvalid => "this table's outcomes are not reported by a studio",
-        O::StudioSignatureInvalid => {
-            "not signed by the round's studio (or signed for another round or outcome)"
-        }
-        _ => "the table refused the request",
-    };
-    ApiError::new(status, code, message)
 }
 
 /// Game recall: a table's current round and its last finished rounds, newest first.
