@@ -13,7 +13,7 @@ use axum::response::Response;
 use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::tables::{
     round_parts, studio_signature_valid, Draw, DrawProof, RoundId, StudioConfig, TableCommand,
-    TableId, TableOutcome, OUTCOME_BYTES_MAX, RESULT_TIMEOUT_MS_MAX,
+    TableId, TableOutcome, OUTCOME_BYTES_MAX,
 };
 use croupier_core::{Command, CommandResult};
 use croupier_games::live::LiveTable;
@@ -43,16 +43,14 @@ pub struct StudioIn {
 }
 
 impl StudioIn {
+    /// The studio as the table's configuration holds it (its ranges are checked with the rest
+    /// of the configuration: 422 `table_config_invalid`, like a window out of range).
     pub fn into_config(self) -> Result<StudioConfig, ApiError> {
         let public_key = hex_array::<32>(&self.public_key)
             .ok_or_else(|| ApiError::invalid_field(None, "public_key", "must be 64 hex digits"))?;
         let result_timeout_ms = self
             .result_timeout_ms
             .map_or(crate::tables::defaults::STUDIO_RESULT_TIMEOUT_MS, |v| v.0);
-        if result_timeout_ms == 0 || result_timeout_ms > RESULT_TIMEOUT_MS_MAX {
-            let problem = format!("must be 1 to {RESULT_TIMEOUT_MS_MAX}");
-            return Err(ApiError::invalid_field(None, "result_timeout_ms", &problem));
-        }
         Ok(StudioConfig {
             public_key,
             result_timeout_ms,
