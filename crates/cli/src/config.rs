@@ -162,6 +162,9 @@ impl Default for EdgeSettings {
     }
 }
 
+/// More live-push threads than this would only take cores from the requests.
+const LIVE_THREADS_MAX: usize = 64;
+
 /// Bounds of the live push (`GET /v1/live`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -174,6 +177,9 @@ pub struct LiveSettings {
     pub client_queue_size_max: u64,
     pub subscribers_max: usize,
     pub backfill_entries: u64,
+    /// Threads of the live push's own, so fanning results out to screens does not delay
+    /// requests (0: it shares the server's threads).
+    pub threads: usize,
 }
 
 impl Default for LiveSettings {
@@ -187,6 +193,7 @@ impl Default for LiveSettings {
             client_queue_size_max: live.client_queue_bytes_max as u64,
             subscribers_max: live.subscribers_max,
             backfill_entries: live.backfill_entries,
+            threads: live.threads,
         }
     }
 }
@@ -200,6 +207,7 @@ impl LiveSettings {
             client_queue_bytes_max: usize::try_from(self.client_queue_size_max)?,
             subscribers_max: self.subscribers_max,
             backfill_entries: self.backfill_entries,
+            threads: self.threads,
         })
     }
 }
@@ -448,6 +456,12 @@ impl ServeSettings {
         at_least("live.client_queue_size_max", queue_size, 4096, size::format)?;
         let subscribers = live.subscribers_max as u64;
         at_least("live.subscribers_max", subscribers, 1, number)?;
+        if live.threads > LIVE_THREADS_MAX {
+            return Err(Invalid {
+                key: "live.threads",
+                message: format!("must be at most {LIVE_THREADS_MAX}, got {}", live.threads),
+            });
+        }
         let ttl = u64::from(self.auth.session_ttl_s);
         at_least("auth.session_ttl_s", ttl, 1, number)?;
         let ttl_max = croupier_core::players::SESSION_TTL_S_MAX;
@@ -519,5 +533,10 @@ mod tests {
         assert_eq!(settings.validate().unwrap_err().key, "games.trusted_keys");
         settings.games.trusted_keys = vec!["not a key".into()];
         assert_eq!(settings.validate().unwrap_err().key, "games.trusted_keys");
+        let mut settings = ServeSettings::default();
+        settings.live.threads = LIVE_THREADS_MAX + 1;
+        assert_eq!(settings.validate().unwrap_err().key, "live.threads");
+        settings.live.threads = 0;
+        assert_eq!(settings.validate(), Ok(()));
     }
 }

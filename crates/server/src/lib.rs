@@ -207,17 +207,32 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     };
     // Checked before the node starts: a table naming an uncertified game refuses the start.
     tables::LiveTables::new(&config.tables, &games)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind_listener(config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let node = Node::start(config.node.clone()).await?;
     let serving = serve(node.clone(), listener, &config, auth, games);
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer { node, serving })
+}
+
+/// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+/// tokio's `TcpListener::bind` asks for 1,024; thousands of players reconnecting at once
+/// (after a failover, or a crowd arriving for a round) overflow that, and a dropped SYN costs
+/// its client a one-second retransmit.
+const ACCEPT_BACKLOG_MAX: u32 = 8_192;
+
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG_MAX)
 }
 
 /// Loads the keys and applies protected mode: with no operator key, only a loopback listener
@@ -270,7 +285,8 @@ pub fn serve<C: Consensus>(
     )
     .with_tables(live_tables)
     .with_live(live::LiveHub::new(config.live.clone()));
-    let live_push = tokio::spawn(live::feed::run(state.live_hub(), state.clone()));
+    let hub = state.live_hub();
+    let live_push = hub.spawn(live::feed::run(state.live_hub(), state.clone()));
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();

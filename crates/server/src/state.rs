@@ -56,7 +56,11 @@ impl<C: Consensus> AppState<C> {
                 games,
                 stopping: tokio::sync::watch::channel(false).0,
                 tables: Arc::default(),
-                live: crate::live::hub::LiveHub::new(crate::live::limits::LiveLimits::default()),
+                // Replaced by `with_live` when served; this one needs no threads of its own.
+                live: crate::live::hub::LiveHub::new(crate::live::limits::LiveLimits {
+                    threads: 0,
+                    ..Default::default()
+                }),
             }),
         }
     }

@@ -46,6 +46,10 @@ pub struct LiveArgs {
     /// Keep the server's data directory and log here [default: a temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Write every answered bet as `due_ms latency_us` (due: milliseconds after betting
+    /// started), in order of due time, to find what the slow answers have in common.
+    #[arg(long)]
+    latency_log: Option<PathBuf>,
 }
 
 /// WebSocket handshakes in flight at once while the subscribers connect.
@@ -63,7 +67,17 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(args))
+    // The screens run on threads of their own: they stand for other people's devices, and a
+    // burst of 10,000 arriving results must not delay the players' bets inside this client
+    // (the server's latency is what is measured, not this process's run queue).
+    let screens_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("screens")
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run_async(args, screens_runtime.handle()));
+    screens_runtime.shutdown_background();
+    result
 }
 
 fn raise_file_limit(needed: u64) -> anyhow::Result<()> {
@@ -84,7 +98,10 @@ fn raise_file_limit(needed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_async(args: LiveArgs) -> anyhow::Result<ExitCode> {
+async fn run_async(
+    args: LiveArgs,
+    screens_runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<ExitCode> {
     let temporary = tempfile::tempdir()?;
     let work = args.work_dir.clone().unwrap_or(temporary.path().into());
     let data = work.join("data");
@@ -98,13 +115,16 @@ async fn run_async(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let server = ServerProcess::start(&work, &data, &stage).await?;
     let watch = TableWatch::start(server.addr).await?;
     eprintln!("connecting {} subscribers", args.subscribers);
-    let screens = Screens::connect(server.addr, args.subscribers).await?;
+    let screens = Screens::connect(server.addr, args.subscribers, screens_runtime).await?;
     eprintln!(
         "betting: {} bets/s from {} players for {} s",
         args.bets_per_s, args.players, args.duration_s
     );
     let betting_started = Instant::now();
     let bets = drive_bets(server.addr, players, &args, &watch).await?;
+    if let Some(path) = &args.latency_log {
+        bets.write_log(path)?;
+    }
     let open_s = watch.open_seconds(betting_started, Instant::now());
     let settled = watch.wait_for_settlement().await;
     let results = screens.finish().await;
@@ -254,6 +274,8 @@ struct BetStats {
     failed: std::collections::BTreeMap<String, u64>,
     /// Latency of every answered bet, microseconds.
     latencies_us: Vec<u32>,
+    /// When each of those bets was due, milliseconds after betting started.
+    due_ms: Vec<u32>,
 }
 
 impl BetStats {
@@ -264,6 +286,26 @@ impl BetStats {
             *self.failed.entry(what).or_default() += count;
         }
         self.latencies_us.extend(other.latencies_us);
+        self.due_ms.extend(other.due_ms);
+    }
+
+    fn write_log(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut rows: Vec<(u32, u32)> = self
+            .due_ms
+            .iter()
+            .copied()
+            .zip(self.latencies_us.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        for (due, latency) in rows {
+            writeln!(out, "{due} {latency}")?;
+        }
+        out.flush()?;
+        Ok(())
     }
 }
 
@@ -273,22 +315,26 @@ async fn drive_bets(
     args: &LiveArgs,
     watch: &TableWatch,
 ) -> anyhow::Result<BetStats> {
+    // Every player connects before the clock starts: a connection's set-up is not a bet's
+    // latency, and 5,000 handshakes at once would otherwise land on the first bets.
+    let connections = connect_players(addr, players.len()).await?;
     let count = players.len().max(1) as u64;
     let interval = Duration::from_nanos(1_000_000_000 * count / args.bets_per_s.max(1));
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_secs(args.duration_s);
     let mut tasks = JoinSet::new();
-    for (index, player) in players.into_iter().enumerate() {
+    for (index, (player, connection)) in players.into_iter().zip(connections).enumerate() {
         // Spread the players' first bets over one interval.
         let offset = interval * index as u32 / count as u32;
         let plan = PlayerPlan {
             index: index as u64,
+            started,
             token: player.token,
             first: started + offset,
             interval,
             deadline,
         };
-        tasks.spawn(play(addr, plan, watch.open.clone()));
+        tasks.spawn(play(addr, connection, plan, watch.open.clone()));
     }
     let mut stats = BetStats::default();
     while let Some(done) = tasks.join_next().await {
@@ -297,8 +343,32 @@ async fn drive_bets(
     Ok(stats)
 }
 
+/// One keep-alive connection per player, opened `HANDSHAKES_IN_FLIGHT_MAX` at a time.
+async fn connect_players(
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> anyhow::Result<Vec<HttpConnection>> {
+    eprintln!("connecting {count} players");
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    let mut connecting = JoinSet::new();
+    for index in 0..count {
+        let handshakes = Arc::clone(&handshakes);
+        connecting.spawn(async move {
+            let _permit = handshakes.acquire_owned().await;
+            (index, HttpConnection::open(addr).await)
+        });
+    }
+    let mut connections: Vec<Option<HttpConnection>> = (0..count).map(|_| None).collect();
+    while let Some(done) = connecting.join_next().await {
+        let (index, connection) = done.context("a connecting task")?;
+        connections[index] = Some(connection.context("connecting a player")?);
+    }
+    Ok(connections.into_iter().flatten().collect())
+}
+
 struct PlayerPlan {
     index: u64,
+    started: tokio::time::Instant,
     token: String,
     first: tokio::time::Instant,
     interval: Duration,
@@ -307,26 +377,22 @@ struct PlayerPlan {
 
 async fn play(
     addr: std::net::SocketAddr,
+    mut connection: HttpConnection,
     plan: PlayerPlan,
     mut open: watch::Receiver<Option<OpenRound>>,
 ) -> BetStats {
     let mut stats = BetStats::default();
-    let mut connection = match HttpConnection::open(addr).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            stats.failed.insert(format!("connect: {error:#}"), 1);
-            return stats;
-        }
-    };
     let path = format!("/v1/tables/{TABLE_ID}/bets");
     let mut due = plan.first;
     let mut bets = 0u64;
     while due < plan.deadline {
         tokio::time::sleep_until(due).await;
         let Some(round) = *open.borrow_and_update() else {
-            // Between rounds: wait for the next one; that wait is not a bet's latency.
+            // Between rounds: wait for the next one; that wait is not a bet's latency. The
+            // player resumes at its own phase, so the players' bets stay spread over the
+            // interval instead of all landing at the instant the round opens.
             let _ = tokio::time::timeout_at(plan.deadline, open.changed()).await;
-            due = tokio::time::Instant::now();
+            due = next_slot(plan.first, plan.interval, tokio::time::Instant::now());
             continue;
         };
         bets += 1;
@@ -340,6 +406,8 @@ async fn play(
             Ok((status, _)) => {
                 let latency = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 stats.latencies_us.push(latency);
+                let due_ms = due.saturating_duration_since(plan.started).as_millis();
+                stats.due_ms.push(due_ms.min(u32::MAX as u128) as u32);
                 match status {
                     200 => stats.accepted += 1,
                     409 => stats.round_closed += 1,
@@ -354,6 +422,18 @@ async fn play(
         due += plan.interval;
     }
     stats
+}
+
+/// The first `first + k × interval` at or after `now`.
+fn next_slot(
+    first: tokio::time::Instant,
+    interval: Duration,
+    now: tokio::time::Instant,
+) -> tokio::time::Instant {
+    let behind = now.saturating_duration_since(first).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let slots = behind.div_ceil(step);
+    first + Duration::from_nanos((slots * step).min(u64::MAX as u128) as u64)
 }
 
 /// Sends a bet; on a connection the server closed (an idle keep-alive times out between a slow
@@ -395,21 +475,26 @@ struct ScreenStats {
 }
 
 impl Screens {
-    async fn connect(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Screens> {
+    async fn connect(
+        addr: std::net::SocketAddr,
+        count: usize,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Screens> {
         let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
         let mut connecting = JoinSet::new();
         for _ in 0..count {
             let handshakes = Arc::clone(&handshakes);
-            connecting.spawn(async move {
+            let handshake = async move {
                 let _permit = handshakes.acquire_owned().await;
                 connect(addr).await
-            });
+            };
+            connecting.spawn_on(handshake, runtime);
         }
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         while let Some(socket) = connecting.join_next().await {
             let socket = socket.context("a subscriber task")??;
-            tasks.spawn(watch_screen(socket, stopped.clone()));
+            tasks.spawn_on(watch_screen(socket, stopped.clone()), runtime);
         }
         Ok(Screens { tasks, stop })
     }

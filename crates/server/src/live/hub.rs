@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::limits::LiveLimits;
 use super::messages::{live_out, settled_bet, to_json, LiveOut, PlayerResult};
+use super::threads::LiveThreads;
 
 /// A message ready to send: its text for everyone, and for each player who bet in the round
 /// (a finished round) the text with that player's own result.
@@ -157,6 +158,8 @@ pub enum SubscribeError {
 /// Every table's live messages on this node.
 #[derive(Debug)]
 pub struct LiveHub {
+    /// Where subscribers' connections and the feed reader run.
+    threads: LiveThreads,
     limits: LiveLimits,
     tables: Mutex<BTreeMap<TableId, TableChannel>>,
     subscribers: AtomicUsize,
@@ -197,7 +200,12 @@ impl Drop for Subscription {
 
 impl LiveHub {
     pub fn new(limits: LiveLimits) -> Arc<LiveHub> {
+        let threads = LiveThreads::start(limits.threads).unwrap_or_else(|error| {
+            tracing::warn!(%error, "live push: no threads of its own; sharing the server's");
+            LiveThreads::shared()
+        });
         Arc::new(LiveHub {
+            threads,
             limits,
             tables: Mutex::default(),
             subscribers: AtomicUsize::new(0),
@@ -208,6 +216,15 @@ impl LiveHub {
 
     pub fn limits(&self) -> &LiveLimits {
         &self.limits
+    }
+
+    /// Runs a task of the live push (a subscriber's connection, the feed reader) on its threads.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.threads.spawn(task)
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<TableId, TableChannel>> {

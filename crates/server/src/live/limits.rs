@@ -13,6 +13,8 @@ pub struct LiveLimits {
     pub subscribers_max: usize,
     /// At start, how many log entries back the hub reads the feed to fill its windows.
     pub backfill_entries: u64,
+    /// Worker threads of the live push's own (0: it shares the server's runtime).
+    pub threads: usize,
 }
 
 impl Default for LiveLimits {
@@ -24,6 +26,7 @@ impl Default for LiveLimits {
             client_queue_bytes_max: 1 << 20,
             subscribers_max: 20_000,
             backfill_entries: 1_000_000,
+            threads: 1,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod hub;
 pub mod limits;
 pub mod messages;
+pub mod threads;
 
 pub use hub::{LiveHub, SubscribeError, Subscription};
 pub use limits::LiveLimits;

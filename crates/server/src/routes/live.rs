@@ -99,27 +99,33 @@ pub async fn live<C: Consensus>(
         .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |mut socket| async move {
-            let mut subscription = subscription;
-            let end = tokio::select! {
-                end = serve(&mut socket, &mut subscription) => end,
-                () = stopping.stopping() => End::Stopping,
-            };
-            match end {
-                End::Evicted => {
-                    close(
-                        &mut socket,
-                        CLOSE_POLICY,
-                        "too slow: the live queue is full",
-                    )
-                    .await
-                }
-                End::Stopping => {
-                    close(&mut socket, CLOSE_GOING_AWAY, "the server is stopping").await
-                }
-                End::Gone => {}
-            }
+        .on_upgrade(move |socket| async move {
+            // The connection lives on the live push's threads (see `live::threads`).
+            let _ = hub.spawn(connection(socket, subscription, stopping)).await;
         }))
+}
+
+async fn connection<C: Consensus>(
+    mut socket: WebSocket,
+    mut subscription: Subscription,
+    stopping: AppState<C>,
+) {
+    let end = tokio::select! {
+        end = serve(&mut socket, &mut subscription) => end,
+        () = stopping.stopping() => End::Stopping,
+    };
+    match end {
+        End::Evicted => {
+            close(
+                &mut socket,
+                CLOSE_POLICY,
+                "too slow: the live queue is full",
+            )
+            .await
+        }
+        End::Stopping => close(&mut socket, CLOSE_GOING_AWAY, "the server is stopping").await,
+        End::Gone => {}
+    }
 }
 
 fn table_in(text: &str) -> Result<TableId, ApiError> {
