@@ -33,8 +33,10 @@ pub use subscription::{Subscription, SUBSCRIPTION_BATCH_BYTES_MAX};
 pub const EVENT_HEADER_BYTES: usize = 16;
 /// The sparse index holds one point per this many bytes of records (and one per segment), so
 /// a seek reads at most about this much before the wanted event, and the index costs 16 bytes
-/// per interval of retained events.
-pub const EVENT_INDEX_INTERVAL_BYTES: u64 = 64 << 10;
+/// per interval of retained events (2 MiB per GiB). A follower of the feed's tail (the live
+/// hub, a subscription) seeks on every read: at 64 KiB it re-read and re-checked 32 KiB of
+/// events it had already seen each time, 4.5% of the server's CPU at 20,000 bets/s.
+pub const EVENT_INDEX_INTERVAL_BYTES: u64 = 8 << 10;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventLogOptions {
