@@ -189,6 +189,25 @@ impl<C: Consensus> AppState<C> {
         outcome.map_err(|error| ApiError::from_propose(&error))
     }
 
+    /// This node's state first (cheap); the linearizable read only when `settled` says the
+    /// stale answer may just be lagging: something created a moment ago through the leader,
+    /// not yet applied here. Requests that find what they look for never pay for the leader.
+    pub(crate) async fn read_stale_then_fresh<R, F>(
+        &self,
+        read: impl Fn() -> F,
+        settled: impl Fn(&R) -> bool,
+    ) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&LedgerView<'_>) -> R + Send + 'static,
+    {
+        let found = self.read_stale(read()).await?;
+        if settled(&found) {
+            return Ok(found);
+        }
+        self.read(read()).await
+    }
+
     pub(crate) fn consensus(&self) -> &C {
         &self.shared.consensus
     }

@@ -20,7 +20,7 @@ use croupier_games::live::LiveTable;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::table_answers::{table_error, table_id_in};
+use super::table_answers::{game_not_run_here, table_error, table_id_in};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -208,18 +208,17 @@ async fn round_studio<C: Consensus>(
             }))
         }
     };
-    let mut found = state.read_stale(lookup(Arc::clone(state.tables()))).await?;
-    if !matches!(found, Some(Some(_))) {
-        found = state.read(lookup(Arc::clone(state.tables()))).await?;
-    }
+    let found = state
+        .read_stale_then_fresh(
+            || lookup(Arc::clone(state.tables())),
+            |found| matches!(found, Some(Some(_))),
+        )
+        .await?;
     match found {
         None => Err(table_error(TableOutcome::TableNotFound)),
         Some(None) => Err(table_error(TableOutcome::RoundNotFound)),
         Some(Some((None, _))) => Err(table_error(TableOutcome::DrawSourceInvalid)),
-        Some(Some((Some(_), None))) => Err(ApiError::not_found(
-            "table_not_found",
-            "this node does not run the table's game (its definition is not certified here)",
-        )),
+        Some(Some((Some(_), None))) => Err(game_not_run_here()),
         Some(Some((Some(studio), Some(live)))) => Ok((studio, live)),
     }
 }

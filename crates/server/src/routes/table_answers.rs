@@ -15,6 +15,14 @@ pub fn table_id_in(path: &ApiPath) -> Result<TableId, ApiError> {
         .ok_or_else(|| ApiError::invalid_path("table_id must be an integer from 1 to 1048575"))
 }
 
+/// A table whose game this node has no certified definition for: it cannot name its spots.
+pub fn game_not_run_here() -> ApiError {
+    ApiError::not_found(
+        "table_not_found",
+        "this node does not run the table's game (its definition is not certified here)",
+    )
+}
+
 /// A table rejection as an API error (named code, status by kind).
 pub fn table_error(outcome: TableOutcome) -> ApiError {
     use TableOutcome as O;

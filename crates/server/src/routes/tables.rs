@@ -24,7 +24,7 @@ use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::live::messages::{SOURCE_RNG, SOURCE_STUDIO};
 use crate::routes::studio::{StudioIn, StudioOut};
-use crate::routes::table_answers::{table_error, table_id_in};
+use crate::routes::table_answers::{game_not_run_here, table_error, table_id_in};
 use crate::state::AppState;
 use crate::tables::{GameRefused, LiveTables, TableSpec, TableSpecError};
 use crate::wire::{parse_ledger, IdIn, IdOut, U32In, U64In};
@@ -546,18 +546,17 @@ async fn round_game<C: Consensus>(
             Some(kept.then(|| tables.games().for_config(&table.config).cloned()))
         }
     };
-    let mut found = state.read_stale(lookup(Arc::clone(state.tables()))).await?;
-    if !matches!(found, Some(Some(_))) {
-        found = state.read(lookup(Arc::clone(state.tables()))).await?;
-    }
+    let found = state
+        .read_stale_then_fresh(
+            || lookup(Arc::clone(state.tables())),
+            |found| matches!(found, Some(Some(_))),
+        )
+        .await?;
     match found {
         None => Err(table_error(TableOutcome::TableNotFound)),
         Some(None) => Ok(None),
         Some(Some(Some(live))) => Ok(Some(live)),
-        Some(Some(None)) => Err(ApiError::not_found(
-            "table_not_found",
-            "this node does not run the table's game (its definition is not certified here)",
-        )),
+        Some(Some(None)) => Err(game_not_run_here()),
     }
 }
 
