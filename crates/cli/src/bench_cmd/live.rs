@@ -617,3 +617,39 @@ impl Report<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_player_resumes_at_its_own_phase_after_a_round_break() {
+        // Regression: every player used to resume at the instant the next round opened, so
+        // 5,000 bets landed at once and their queueing was reported as the server's latency.
+        let start = tokio::time::Instant::now();
+        let interval = Duration::from_millis(250);
+        let first = start + Duration::from_millis(40);
+        let reopened = start + Duration::from_millis(9_000);
+        let next = next_slot(first, interval, reopened);
+        assert_eq!(next - start, Duration::from_millis(9_040));
+        // A slot that falls exactly on `now` is taken, not skipped.
+        assert_eq!(next_slot(first, interval, next), next);
+        // Before the first slot, the first slot.
+        assert_eq!(next_slot(first, interval, start), first);
+    }
+
+    #[test]
+    fn players_with_different_phases_stay_spread_after_a_break() {
+        let start = tokio::time::Instant::now();
+        let interval = Duration::from_millis(250);
+        let reopened = start + Duration::from_millis(8_000);
+        let slots: std::collections::BTreeSet<_> = (0..250u64)
+            .map(|offset_ms| {
+                let first = start + Duration::from_millis(offset_ms);
+                next_slot(first, interval, reopened) - reopened
+            })
+            .collect();
+        assert_eq!(slots.len(), 250, "each phase resumes at its own instant");
+        assert!(slots.iter().all(|wait| *wait < interval));
+    }
+}
