@@ -286,7 +286,7 @@ pub fn serve<C: Consensus>(
     .with_tables(live_tables)
     .with_live(live::LiveHub::new(config.live.clone()));
     let hub = state.live_hub();
-    let live_push = hub.spawn(live::feed::run(state.live_hub(), state.clone()));
+    let live_push = hub.spawn(live::feed::run(Arc::clone(&hub), state.clone()));
     let limits = state.clone();
     let streams = state.clone();
     let mode = state.clone();

@@ -317,7 +317,9 @@ async fn drive_bets(
 ) -> anyhow::Result<BetStats> {
     // Every player connects before the clock starts: a connection's set-up is not a bet's
     // latency, and 5,000 handshakes at once would otherwise land on the first bets.
-    let connections = connect_players(addr, players.len()).await?;
+    eprintln!("connecting {} players", players.len());
+    let current = tokio::runtime::Handle::current();
+    let connections = open_all(players.len(), &current, || HttpConnection::open(addr)).await?;
     let count = players.len().max(1) as u64;
     let interval = Duration::from_nanos(1_000_000_000 * count / args.bets_per_s.max(1));
     let started = tokio::time::Instant::now();
@@ -343,27 +345,35 @@ async fn drive_bets(
     Ok(stats)
 }
 
-/// One keep-alive connection per player, opened `HANDSHAKES_IN_FLIGHT_MAX` at a time.
-async fn connect_players(
-    addr: std::net::SocketAddr,
+/// Runs `open` `count` times on `runtime`, `HANDSHAKES_IN_FLIGHT_MAX` at a time (thousands of
+/// handshakes at once would overflow the server's accept backlog); the results in order.
+async fn open_all<T, F, Opening>(
     count: usize,
-) -> anyhow::Result<Vec<HttpConnection>> {
-    eprintln!("connecting {count} players");
+    runtime: &tokio::runtime::Handle,
+    open: F,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn() -> Opening,
+    Opening: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
-    let mut connecting = JoinSet::new();
+    let mut opening = JoinSet::new();
     for index in 0..count {
         let handshakes = Arc::clone(&handshakes);
-        connecting.spawn(async move {
+        let connection = open();
+        let handshake = async move {
             let _permit = handshakes.acquire_owned().await;
-            (index, HttpConnection::open(addr).await)
-        });
+            (index, connection.await)
+        };
+        opening.spawn_on(handshake, runtime);
     }
-    let mut connections: Vec<Option<HttpConnection>> = (0..count).map(|_| None).collect();
-    while let Some(done) = connecting.join_next().await {
+    let mut opened: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(done) = opening.join_next().await {
         let (index, connection) = done.context("a connecting task")?;
-        connections[index] = Some(connection.context("connecting a player")?);
+        opened[index] = Some(connection?);
     }
-    Ok(connections.into_iter().flatten().collect())
+    Ok(opened.into_iter().flatten().collect())
 }
 
 struct PlayerPlan {
@@ -480,20 +490,10 @@ impl Screens {
         count: usize,
         runtime: &tokio::runtime::Handle,
     ) -> anyhow::Result<Screens> {
-        let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
-        let mut connecting = JoinSet::new();
-        for _ in 0..count {
-            let handshakes = Arc::clone(&handshakes);
-            let handshake = async move {
-                let _permit = handshakes.acquire_owned().await;
-                connect(addr).await
-            };
-            connecting.spawn_on(handshake, runtime);
-        }
+        let sockets = open_all(count, runtime, || connect(addr)).await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        while let Some(socket) = connecting.join_next().await {
-            let socket = socket.context("a subscriber task")??;
+        for socket in sockets {
             tasks.spawn_on(watch_screen(socket, stopped.clone()), runtime);
         }
         Ok(Screens { tasks, stop })

@@ -100,8 +100,9 @@ pub async fn live<C: Consensus>(
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            // The connection lives on the live push's threads (see `live::threads`).
-            let _ = hub.spawn(connection(socket, subscription, stopping)).await;
+            // The connection lives on the live push's threads (see `live::threads`); nothing
+            // on the request threads waits for it.
+            drop(hub.spawn(connection(socket, subscription, stopping)));
         }))
 }
 
