@@ -38,6 +38,19 @@
 //!     spots = u8 n (<= 64), n × (u16 spot, u64 amount)
 //!     draw = [32] server seed | draw body      studio draw = [64] signature | draw body
 //!     draw body = u16 n + outcome bytes (<= 512) | u16 n, n × u64 return
+//!  14 compliance: u8 kind, then
+//!       1 set limits: u128 player | u64 ledger | 9 × change (deposit, loss, wager × day, week,
+//!         month) | change (session minutes); change = u8 0 absent, 1 set + u64, 2 remove
+//!       2 self-exclude: u128 player | u16 days | u8 source (0 player, 1 operator, 2 register)
+//!       3 lift self-exclusion: u128 player      4 time-out: u128 player | u16 days
+//!       5 record identity: u128 player | identity      6 set KYC level: u128 player | u8 level
+//!       7 set policy: policy
+//!       8 deposit: u128 deposit id | u128 player | u64 ledger | u64 amount | u128 source
+//!     identity = u16 n + issuer | [32] subject SHA-256 | u16 n + name | u8 has birth date,
+//!       [u32 days since 1970] | [2] country | u64 expires_at_s | [32] attestation SHA-256
+//!     policy = requirements (default) | u16 n, n × ([2] country | requirements), by country
+//!     requirements = u8 play | u8 deposit | u8 withdraw | u64 large_deposit_min
+//!       | u8 large_deposit (KYC levels: 0 none, 1 basic, 2 enhanced)
 //! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
 //! key = u16 length (1..=WALLET_KEY_LEN_MAX) + UTF-8 bytes
 //! ```
@@ -61,8 +74,8 @@
 //!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 7 (`encode_checkpoint`; versions 6, 5, 4, 3 and 2 are
-//! read as well: 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
+//! Checkpoint of the hot state, version 8 (`encode_checkpoint`; versions 7, 6, 5, 4, 3 and 2
+//! are read as well: 7 ends after the tables (every player then has no compliance state), 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
 //! rounds lack `totals_at` too, 4 ends after the operator chain, 3 after the sessions, 2 after
 //! the pendings):
 //! ```text
@@ -84,6 +97,12 @@
 //!     | u128 paid_total | u64 finished_at | u64 totals_at | u32 n bets, n × (u128 bet_id | u128 player
 //!     | u128 wallet | spots | u64 stake | u128 balance_after_bet | u8 settled | u64 paid
 //!     | u128 balance_after_settlement)
+//! compliance: policy | u64 n players (= the players above, registration order), n × (u8 KYC
+//!     level | u8 has identity, [identity] | u64 self_excluded_until | u64 timed_out_until
+//!     | limit (session minutes) | u64 session_started_at | u8 n wallets (distinct ledgers),
+//!     n × (u64 ledger | 9 × limit | 3 × (u32 period | u128 deposited | u128 wagered
+//!     | u128 returned)))
+//! limit = u8 has current, [u64] | u8 has pending, [u8 has value, [u64] | u64 effective_at]
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
@@ -101,8 +120,12 @@
 //!     u64 expires_at, 4 sessions closed + u32 count, 5 player not found, 6 session not found)
 //!   6 table: u8 outcome (its place in `codec::tables::OUTCOMES`), then u128 balance for
 //!     bet_accepted and insufficient_funds, u32 bets + u8 finished for settled_bets
+//!   7 compliance: u8 outcome (0 ok, 1 deposited + u128 balance, 2 refused + u8 refusal,
+//!     3 player not found, 4 no wallet in currency, 5 self-exclusion active, 6 deposit refused
+//!     + u8 transfer result code)
 //! ```
 
+mod compliance;
 mod players;
 mod tables;
 
@@ -123,9 +146,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 7;
-/// Earlier checkpoint versions, still read: 6 has no studios, 5 no `totals_published_at_ns` in
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 8;
+/// Earlier checkpoint versions, still read: 7 has no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
 /// its rounds either, 4 no tables, 3 no operator chain either, 2 no players either.
+const CHECKPOINT_FORMAT_VERSION_V7: u8 = 7;
 const CHECKPOINT_FORMAT_VERSION_V6: u8 = 6;
 const CHECKPOINT_FORMAT_VERSION_V5: u8 = 5;
 const CHECKPOINT_FORMAT_VERSION_V4: u8 = 4;
@@ -326,6 +350,15 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
     Writer(&mut buffer).u64(frozen.operators.count);
     buffer.extend_from_slice(&frozen.operators.head);
     Writer(&mut buffer).checkpoint_tables(frozen.tables.values().map(|table| table.as_ref()));
+    flush_when_full(&mut buffer, out)?;
+    // Players' compliance state, flushed per page of players like the accounts.
+    let compliance = &frozen.compliance;
+    Writer(&mut buffer).checkpoint_policy(&compliance.policy);
+    Writer(&mut buffer).u64(compliance.players.len() as u64);
+    for state in compliance.players.iter() {
+        Writer(&mut buffer).checkpoint_player_compliance(state);
+        flush_when_full(&mut buffer, out)?;
+    }
     out.write_all(&buffer)
 }
 
@@ -344,6 +377,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V7,
         CHECKPOINT_FORMAT_VERSION_V6,
         CHECKPOINT_FORMAT_VERSION_V5,
         CHECKPOINT_FORMAT_VERSION_V4,
@@ -394,8 +428,19 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     if version >= CHECKPOINT_FORMAT_VERSION_V5 {
         ledger.tables = r.checkpoint_tables(tables::TablesLayout {
             totals_time: version >= CHECKPOINT_FORMAT_VERSION_V6,
-            studio: version >= CHECKPOINT_FORMAT_VERSION,
+            studio: version >= CHECKPOINT_FORMAT_VERSION_V7,
         })?;
+    }
+    let players = ledger.directory.players.len();
+    if version >= CHECKPOINT_FORMAT_VERSION {
+        let (policy, states) = r.checkpoint_compliance(players)?;
+        ledger.compliance.policy = policy;
+        states
+            .into_iter()
+            .for_each(|state| ledger.compliance.players.push(state));
+    } else {
+        // Written before compliance state existed: every player starts with none.
+        (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));
     }
     r.finish()?;
     ledger
@@ -654,6 +699,7 @@ impl Writer<'_> {
             }
             Command::Tick => self.u8(TAG_TICK),
             Command::Table(command) => self.table_command(command),
+            Command::Compliance(command) => self.compliance_command(command),
             other => {
                 let encoded = self.player_command(other);
                 assert!(encoded, "every command has an encoding");
@@ -765,6 +811,10 @@ impl Writer<'_> {
                 self.u8(tables::RESULT_TAG_TABLE);
                 self.table_outcome(outcome);
             }
+            CommandResult::Compliance(outcome) => {
+                self.u8(compliance::RESULT_TAG_COMPLIANCE);
+                self.compliance_outcome(outcome);
+            }
         }
     }
 
@@ -793,6 +843,10 @@ impl Writer<'_> {
                 self.u8(OUTCOME_INSUFFICIENT_FUNDS);
                 self.u128(balance);
             }
+            WalletOutcome::Refused(refusal) => {
+                self.u8(OUTCOME_REFUSED);
+                self.u8(refusal.to_u8());
+            }
             other => self.u8(plain_outcome_tag(other)),
         }
     }
@@ -800,6 +854,8 @@ impl Writer<'_> {
 
 const OUTCOME_OK: u8 = 0;
 const OUTCOME_INSUFFICIENT_FUNDS: u8 = 1;
+/// After the plain outcomes' tags (2..=11): u8 `Refusal`.
+const OUTCOME_REFUSED: u8 = 12;
 /// Outcomes without fields, by stable tag (2..). Append only.
 const PLAIN_OUTCOMES: [WalletOutcome; 10] = [
     WalletOutcome::TransactionConflict,
@@ -1008,6 +1064,7 @@ impl<'a> Reader<'a> {
             }
             TAG_TICK => Ok(Command::Tick),
             tables::TAG_TABLE => Ok(Command::Table(self.table_command()?)),
+            compliance::TAG_COMPLIANCE => Ok(Command::Compliance(self.compliance_command()?)),
             tag => self.player_command(tag, offset),
         }
     }
@@ -1152,6 +1209,9 @@ impl<'a> Reader<'a> {
             RESULT_TAG_TICK => Ok(CommandResult::Tick),
             RESULT_TAG_PLAYER => Ok(CommandResult::Player(self.player_outcome()?)),
             tables::RESULT_TAG_TABLE => Ok(CommandResult::Table(self.table_outcome()?)),
+            compliance::RESULT_TAG_COMPLIANCE => {
+                Ok(CommandResult::Compliance(self.compliance_outcome()?))
+            }
             _ => Err(self.invalid("result tag", offset)),
         }
     }
@@ -1189,6 +1249,13 @@ impl<'a> Reader<'a> {
             OUTCOME_INSUFFICIENT_FUNDS => Ok(WalletOutcome::InsufficientFunds {
                 balance: self.u128()?,
             }),
+            OUTCOME_REFUSED => {
+                let offset = self.offset;
+                let refusal = crate::compliance::Refusal::from_u8(self.u8()?);
+                Ok(WalletOutcome::Refused(
+                    refusal.ok_or(self.invalid("refusal", offset))?,
+                ))
+            }
             tag => PLAIN_OUTCOMES
                 .get(usize::from(tag) - 2)
                 .copied()

@@ -25,6 +25,9 @@ pub enum Command {
     RevokeSessions(PlayerId),
     /// Live tables and their rounds (`crate::tables`).
     Table(crate::tables::TableCommand),
+    /// Responsible-gambling limits, exclusions, identity, KYC and deposits
+    /// (`crate::compliance`).
+    Compliance(crate::compliance::ComplianceCommand),
     /// A command an operator's key asked for. Never nested. When `recorded`, applying it also
     /// appends a record to the operator audit trail (`crate::operators`); it is false only for
     /// entries logged before the trail existed (codec tag 11), which must apply as they did.
@@ -62,6 +65,7 @@ pub enum CommandResult {
     Tick,
     Player(PlayerOutcome),
     Table(crate::tables::TableOutcome),
+    Compliance(crate::compliance::ComplianceOutcome),
 }
 
 /// The content of one log entry: the leader's timestamp and a batch of commands.

@@ -24,6 +24,7 @@
 
 mod accounts;
 mod chain;
+mod compliance_ops;
 mod directory;
 pub(crate) mod hashing;
 mod invariants;
@@ -46,6 +47,7 @@ use crate::operators::{OperatorAction, OperatorChain};
 use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
+pub(crate) use compliance_ops::ComplianceBook;
 use directory::Directory;
 use hashing::IdMap;
 use paged::PagedVec;
@@ -65,6 +67,7 @@ pub struct FrozenLedger {
     pub(crate) sessions: PagedVec<Option<crate::players::Session>>,
     pub(crate) operators: OperatorChain,
     pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
+    pub(crate) compliance: ComplianceBook,
 }
 
 impl FrozenLedger {
@@ -218,6 +221,9 @@ pub struct Ledger {
     /// Live tables with their current and recent rounds; shared copy-on-write with
     /// checkpoints (a write after a freeze copies that one table).
     pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
+    /// Responsible-gambling and KYC state per player, and the jurisdictions' policy (shared
+    /// copy-on-write with checkpoints like the players).
+    pub(crate) compliance: ComplianceBook,
     /// The timestamp of the entry being applied (what table deadlines are compared with: a
     /// bet is late when its entry is stamped at or after the close).
     entry_ns: u64,
@@ -256,6 +262,7 @@ impl Ledger {
             sessions: self.directory.sessions.slots.share(),
             operators: self.operators,
             tables: self.tables.clone(),
+            compliance: self.compliance.clone(),
         }
     }
 
@@ -342,13 +349,19 @@ impl Ledger {
                 Command::ByOperator { command, .. } => {
                     self.history_keys(std::slice::from_ref(command), keys)
                 }
+                Command::Compliance(crate::compliance::ComplianceCommand::Deposit(deposit)) => {
+                    if !is_reserved_id(deposit.deposit_id) {
+                        keys.transfer_ids.push(deposit.deposit_id);
+                    }
+                }
                 Command::CreateAccounts(_)
                 | Command::Tick
                 | Command::CreatePlayer(_)
                 | Command::OpenSession(_)
                 | Command::CloseSession(_)
                 | Command::RevokeSessions(_)
-                | Command::Table(_) => {}
+                | Command::Table(_)
+                | Command::Compliance(_) => {}
             }
         }
     }
@@ -445,6 +458,9 @@ impl Ledger {
             Command::CloseSession(token) => CommandResult::Player(self.close_session(token)),
             Command::RevokeSessions(player) => CommandResult::Player(self.revoke_sessions(*player)),
             Command::Table(command) => CommandResult::Table(self.apply_table(command)),
+            Command::Compliance(command) => {
+                CommandResult::Compliance(self.apply_compliance(command))
+            }
             // The effect is the command's own; the operator's identity and what the command
             // did go to the audit trail.
             Command::ByOperator {

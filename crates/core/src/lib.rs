@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod compliance;
 pub mod events;
 pub mod history;
 pub mod ids;

@@ -42,10 +42,11 @@ pub enum CommandKind {
     CloseSession = 9,
     RevokeSessions = 10,
     Table = 13,
+    Compliance = 14,
 }
 
 impl CommandKind {
-    const ALL: [CommandKind; 11] = [
+    const ALL: [CommandKind; 12] = [
         CommandKind::CreateAccounts,
         CommandKind::CreateTransfers,
         CommandKind::WalletBet,
@@ -57,6 +58,7 @@ impl CommandKind {
         CommandKind::CloseSession,
         CommandKind::RevokeSessions,
         CommandKind::Table,
+        CommandKind::Compliance,
     ];
 
     /// The kind of a command that is not itself an operator wrapper.
@@ -73,6 +75,7 @@ impl CommandKind {
             Command::CloseSession(_) => CommandKind::CloseSession,
             Command::RevokeSessions(_) => CommandKind::RevokeSessions,
             Command::Table(_) => CommandKind::Table,
+            Command::Compliance(_) => CommandKind::Compliance,
             Command::ByOperator { .. } => panic!("operator commands are never nested"),
         }
     }
@@ -90,6 +93,7 @@ impl CommandKind {
             CommandKind::CloseSession => "close_session",
             CommandKind::RevokeSessions => "revoke_sessions",
             CommandKind::Table => "table",
+            CommandKind::Compliance => "compliance",
         }
     }
 
@@ -274,6 +278,7 @@ fn item_counts(result: &CommandResult) -> (u32, u32) {
         CommandResult::Wallet(outcome) => (1, u32::from(!outcome.is_ok())),
         CommandResult::Player(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Table(outcome) => (1, u32::from(!outcome.is_ok())),
+        CommandResult::Compliance(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Tick => (0, 0),
     }
 }
@@ -291,6 +296,7 @@ fn subject_of(command: &Command, result: &CommandResult) -> u128 {
         ) => *player_id,
         (Command::OpenSession(session), _) => session.player_id,
         (Command::RevokeSessions(player), _) => *player,
+        (Command::Compliance(command), _) => command.player_id().unwrap_or(0),
         _ => 0,
     }
 }

@@ -463,6 +463,9 @@ pub enum TableOutcome {
     ResultLate,
     /// A studio result for a round that already has one.
     ResultDuplicate,
+    /// Refused by the player's responsible-gambling limits, exclusion or KYC level
+    /// (`crate::compliance`); nothing moved.
+    Refused(crate::compliance::Refusal),
 }
 
 impl TableOutcome {
@@ -506,6 +509,7 @@ impl TableOutcome {
             StudioSignatureInvalid => "studio_signature_invalid",
             ResultLate => "result_late",
             ResultDuplicate => "result_duplicate",
+            Refused(refusal) => refusal.code(),
         }
     }
 }

@@ -111,6 +111,9 @@ pub enum WalletOutcome {
     /// The rollback names the player's bet but another round than the bet's: a provider bug
     /// (or a forged call) that must not refund anything.
     RoundMismatch,
+    /// Refused by the player's responsible-gambling limits, exclusion or KYC level
+    /// (`crate::compliance`); nothing moved.
+    Refused(crate::compliance::Refusal),
 }
 
 impl WalletOutcome {
@@ -144,6 +147,7 @@ impl WalletOutcome {
             WalletOutcome::RollbackTargetInvalid => "rollback_target_invalid",
             WalletOutcome::AmountMustNotBeZero => "amount_must_not_be_zero",
             WalletOutcome::RoundMismatch => "round_mismatch",
+            WalletOutcome::Refused(refusal) => refusal.code(),
         }
     }
 }

@@ -288,11 +288,18 @@ fn every_history_record_round_trips_through_the_codec() {
     }
 }
 
+/// The compliance section of a checkpoint without registered players (version 8): the
+/// default policy (three levels, a u64 and a level, then a u16 count) and a u64 count.
+const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8;
+
 #[test]
 fn empty_ledger_round_trips() {
     let h = Harness::new();
     let bytes = snapshot(&h);
-    assert_eq!(bytes.len(), 1 + 8 * 4 + 8 * 4 + 8 + 32 + 4);
+    assert_eq!(
+        bytes.len(),
+        1 + 8 * 4 + 8 * 4 + 8 + 32 + 4 + EMPTY_COMPLIANCE_BYTES
+    );
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
@@ -303,7 +310,7 @@ fn checkpoints_written_before_players_existed_still_load() {
     let mut bytes = snapshot(&h);
     // Version 2 ended after the pending transfers: no player or session counts.
     bytes[0] = 2;
-    bytes.truncate(bytes.len() - 16 - 40 - 4);
+    bytes.truncate(bytes.len() - 16 - 40 - 4 - EMPTY_COMPLIANCE_BYTES);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
 }
@@ -314,7 +321,7 @@ fn checkpoints_written_before_the_operator_trail_still_load() {
     let mut bytes = snapshot(&h);
     // Version 3 ended after the sessions: no operator chain.
     bytes[0] = 3;
-    bytes.truncate(bytes.len() - 40 - 4);
+    bytes.truncate(bytes.len() - 40 - 4 - EMPTY_COMPLIANCE_BYTES);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
     assert_eq!(restored.ledger.operator_chain().count, 0);
@@ -326,7 +333,7 @@ fn checkpoints_written_before_tables_still_load() {
     let mut bytes = snapshot(&h);
     // Version 4 ended after the operator chain: no tables section.
     bytes[0] = 4;
-    bytes.truncate(bytes.len() - 4);
+    bytes.truncate(bytes.len() - 4 - EMPTY_COMPLIANCE_BYTES);
     let restored = restore(&h, &bytes).unwrap();
     assert_eq!(restored.totals(), h.ledger.totals());
     assert_eq!(restored.ledger.tables().count(), 0);
@@ -386,10 +393,14 @@ fn checkpoint_with_pendings_out_of_order_is_refused() {
     );
     let bytes = snapshot(&h);
     let record = croupier_core::codec::TRANSFER_RECORD_BYTES;
-    let (head, pendings) = bytes.split_at(bytes.len() - 2 * record);
+    // After the pendings: players and sessions (counts), the operator chain, tables, compliance.
+    let tail = 8 + 8 + 8 + 32 + 4 + EMPTY_COMPLIANCE_BYTES;
+    let (head, rest) = bytes.split_at(bytes.len() - tail - 2 * record);
+    let (pendings, tail) = rest.split_at(2 * record);
     let mut swapped = head.to_vec();
     swapped.extend_from_slice(&pendings[record..]);
     swapped.extend_from_slice(&pendings[..record]);
+    swapped.extend_from_slice(tail);
     assert!(matches!(
         decode_checkpoint(&swapped),
         Err(DecodeError::Invalid {
@@ -436,6 +447,7 @@ fn every_wallet_outcome() -> Vec<WalletOutcome> {
         WalletOutcome::RollbackTargetInvalid,
         WalletOutcome::AmountMustNotBeZero,
         WalletOutcome::RoundMismatch,
+        WalletOutcome::Refused(croupier_core::compliance::Refusal::LossLimitReached),
     ]
 }
 
@@ -452,6 +464,19 @@ fn every_result() -> Vec<CommandResult> {
         every_wallet_outcome()
             .into_iter()
             .map(CommandResult::Wallet),
+    );
+    use croupier_core::compliance::{ComplianceOutcome as C, Refusal};
+    results.extend(
+        [
+            C::Ok,
+            C::Deposited { balance: 9 },
+            C::Refused(Refusal::SelfExcluded),
+            C::PlayerNotFound,
+            C::NoWalletInCurrency,
+            C::SelfExclusionActive,
+            C::DepositRefused(CreateTransferResult::ExceedsCredits),
+        ]
+        .map(CommandResult::Compliance),
     );
     results
 }
@@ -548,7 +573,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     assert_eq!(decode_results(&version), Err(DecodeError::Version(9)));
     let cases: [(usize, u8, &str); 3] = [
         (5, 0, "result tag"),
-        (5, 7, "result tag"),
+        (5, 8, "result tag"),
         (
             10,
             CreateAccountResult::ALL.len() as u8,
@@ -573,7 +598,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     transfers[10] = CreateTransferResult::ALL.len() as u8;
     assert!(decode_results(&transfers).is_err());
     let mut wallet = encoded_results(&[CommandResult::Wallet(WalletOutcome::PlayerNotFound)]);
-    wallet[6] = 2 + 10; // one past the last plain outcome
+    wallet[6] = 2 + 10 + 1; // one past the last plain outcome and the refusal
     assert!(decode_results(&wallet).is_err());
 }
 

@@ -567,6 +567,9 @@ fn random_logs_exercise_the_interesting_paths() {
                     CommandResult::Table(outcome) => {
                         codes.insert(format!("table:{}", outcome.code()));
                     }
+                    CommandResult::Compliance(outcome) => {
+                        codes.insert(format!("compliance:{}", outcome.code()));
+                    }
                     CommandResult::Player(outcome) => {
                         codes.insert(
                             format!("player:{outcome:?}")

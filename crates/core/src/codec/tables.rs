@@ -51,7 +51,8 @@ pub(super) struct TablesLayout {
     pub studio: bool,
 }
 /// Every outcome in code order: an outcome is written as its position here.
-const OUTCOMES: [TableOutcome; 29] = {
+const OUTCOMES: [TableOutcome; 36] = {
+    use crate::compliance::Refusal as R;
     use TableOutcome::*;
     [
         Ok,
@@ -86,6 +87,13 @@ const OUTCOMES: [TableOutcome; 29] = {
         StudioSignatureInvalid,
         ResultLate,
         ResultDuplicate,
+        Refused(R::SelfExcluded),
+        Refused(R::TimedOut),
+        Refused(R::KycRequired),
+        Refused(R::SessionLimitReached),
+        Refused(R::DepositLimitReached),
+        Refused(R::LossLimitReached),
+        Refused(R::WagerLimitReached),
     ]
 };
 

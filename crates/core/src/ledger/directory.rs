@@ -171,6 +171,7 @@ impl Ledger {
         self.directory
             .usernames
             .insert(request.username.clone(), sequence as u32);
+        self.compliance.players.push(Default::default());
         self.directory.players.push(Player {
             id,
             username: request.username.clone(),
@@ -209,6 +210,7 @@ impl Ledger {
             player_id: request.player_id,
             expires_at_ns,
         });
+        self.start_play_session(request.player_id);
         PlayerOutcome::SessionOpened { expires_at_ns }
     }
 

@@ -55,6 +55,9 @@ impl Ledger {
 
     fn check_directory(&self) -> Result<(), String> {
         self.directory.check()?;
+        if self.compliance.players.len() != self.directory.players.len() {
+            return Err("compliance state disagrees with the players".into());
+        }
         for player in self.directory.players.iter() {
             for &(ledger, wallet) in &player.wallets {
                 let account = self

@@ -184,12 +184,17 @@ impl Ledger {
             Ok(slot) => slot,
             Err(outcome) => return outcome,
         };
+        let ledger = table.config.ledger;
+        if let Err(refusal) = self.check_play(bet.player_id, ledger, stake) {
+            return O::Refused(refusal);
+        }
         let balance = available_balance(self.account_at(wallet_slot));
         if u128::from(stake) > balance {
             return O::InsufficientFunds { balance };
         }
-        let house_slot = self.ensure_house_account(table.config.ledger);
+        let house_slot = self.ensure_house_account(ledger);
         self.wallet_transfer(wallet_slot, house_slot, stake);
+        self.record_wager(bet.player_id, ledger, stake);
         let balance_after_bet = self.balance_of(wallet_slot);
         let wallet = self.account_at(wallet_slot).id;
         let round = self.current_round_mut(table_id);
@@ -445,6 +450,8 @@ impl Ledger {
             .expect("the bet's wallet exists");
         if paid > 0 {
             self.wallet_transfer(house_slot, wallet_slot, paid);
+            let ledger = self.account_at(wallet_slot).ledger;
+            self.record_return(player_id, ledger, paid);
         }
         let balance = self.balance_of(wallet_slot);
         let round = self.current_round_mut(table_id);

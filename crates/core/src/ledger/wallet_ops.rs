@@ -8,7 +8,8 @@
 
 use super::{available_balance, Ledger, Movement};
 use crate::history::{HistoryRecord, WalletRecord};
-use crate::ids::{wallet_transfer_id, AccountId, LedgerCode, TransferId};
+use crate::ids::{player_of_wallet, wallet_transfer_id, AccountId, LedgerCode, TransferId};
+use crate::players::PlayerId;
 use crate::types::{AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::{WalletBet, WalletEntry, WalletOutcome, WalletRollback, WalletWin};
 
@@ -46,11 +47,17 @@ impl Ledger {
         if player.flags.contains(AccountFlags::CLOSED) {
             return O::PlayerAccountClosed;
         }
-        let balance = available_balance(player);
+        // Judged by the wallet's owner, whether the call named the player or the account.
+        let owner = self.owner_of(player_slot);
+        if let Err(refusal) = self.check_play(owner, bet.ledger, bet.amount) {
+            return O::Refused(refusal);
+        }
+        let balance = available_balance(self.account_at(player_slot));
         if u128::from(bet.amount) > balance {
             return O::InsufficientFunds { balance };
         }
         let transfer_id = self.wallet_transfer(player_slot, house_slot, bet.amount);
+        self.record_wager(owner, bet.ledger, bet.amount);
         O::Ok {
             balance: self.balance_of(player_slot),
             transfer_id: Some(transfer_id),
@@ -74,6 +81,7 @@ impl Ledger {
         let house_slot = self.ensure_house_account(win.ledger);
         let transfer_id =
             (win.amount > 0).then(|| self.wallet_transfer(house_slot, player_slot, win.amount));
+        self.record_return(self.owner_of(player_slot), win.ledger, win.amount);
         self.entry
             .settled
             .insert((win.player_id, win.round_id.clone()));
@@ -161,6 +169,7 @@ impl Ledger {
             .expect("the bet's wallet exists");
         let house_slot = self.ensure_house_account(ledger);
         let transfer_id = self.wallet_transfer(house_slot, player_slot, amount);
+        self.record_return(self.owner_of(player_slot), ledger, amount);
         O::Ok {
             balance: self.balance_of(player_slot),
             transfer_id: Some(transfer_id),
@@ -209,6 +218,13 @@ impl Ledger {
             return Err(O::LedgerMismatch);
         }
         Ok(slot)
+    }
+
+    /// The registered player whose wallet this is (an account that is no player's wallet is
+    /// its own id, which has no compliance state).
+    fn owner_of(&self, player_slot: u32) -> PlayerId {
+        let account = self.account_at(player_slot).id;
+        player_of_wallet(account).unwrap_or(account)
     }
 
     pub(super) fn balance_of(&self, player_slot: u32) -> u128 {

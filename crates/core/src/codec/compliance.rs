@@ -1,0 +1,488 @@
+//! The compliance part of the codec: command 14, result 7 and the checkpoint's compliance
+//! section (version 8). Layouts are in the parent module's docs.
+
+use super::{DecodeError, Reader, Writer};
+use crate::compliance::{
+    ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
+    IdentityRecord, KycLevel, KycRequirements, Limit, LimitChange, LimitsRequest, PendingLimit,
+    PlayerCompliance, Refusal, SpendWindow, WalletCompliance, ISSUER_LEN_MAX, JURISDICTIONS_MAX,
+    LIMIT_SLOTS, NAME_LEN_MAX,
+};
+use crate::players::CURRENCIES_PER_PLAYER_MAX;
+use crate::types::CreateTransferResult;
+
+pub(super) const TAG_COMPLIANCE: u8 = 14;
+pub(super) const RESULT_TAG_COMPLIANCE: u8 = 7;
+
+const SET_LIMITS: u8 = 1;
+const SELF_EXCLUDE: u8 = 2;
+const LIFT_SELF_EXCLUSION: u8 = 3;
+const TIME_OUT: u8 = 4;
+const RECORD_IDENTITY: u8 = 5;
+const SET_KYC_LEVEL: u8 = 6;
+const SET_POLICY: u8 = 7;
+const DEPOSIT: u8 = 8;
+
+const OUTCOME_OK: u8 = 0;
+const OUTCOME_DEPOSITED: u8 = 1;
+const OUTCOME_REFUSED: u8 = 2;
+const OUTCOME_PLAYER_NOT_FOUND: u8 = 3;
+const OUTCOME_NO_WALLET: u8 = 4;
+const OUTCOME_SELF_EXCLUSION_ACTIVE: u8 = 5;
+const OUTCOME_DEPOSIT_REFUSED: u8 = 6;
+
+/// A limit change: 0 absent, 1 set + u64, 2 remove.
+const CHANGE_ABSENT: u8 = 0;
+const CHANGE_SET: u8 = 1;
+const CHANGE_REMOVE: u8 = 2;
+
+const SOURCES: [ExclusionSource; 3] = [
+    ExclusionSource::Player,
+    ExclusionSource::Operator,
+    ExclusionSource::Register,
+];
+
+impl Writer<'_> {
+    pub(super) fn compliance_command(&mut self, command: &ComplianceCommand) {
+        assert!(command.check(), "unchecked compliance command");
+        self.u8(TAG_COMPLIANCE);
+        match command {
+            ComplianceCommand::SetLimits(request) => {
+                self.u8(SET_LIMITS);
+                self.u128(request.player_id);
+                self.u64(request.ledger.to_u64());
+                for change in &request.money {
+                    self.limit_change(*change);
+                }
+                self.limit_change(request.session_minutes);
+            }
+            ComplianceCommand::SelfExclude {
+                player_id,
+                days,
+                source,
+            } => {
+                self.u8(SELF_EXCLUDE);
+                self.u128(*player_id);
+                self.u16(*days);
+                self.u8(SOURCES.iter().position(|s| s == source).expect("listed") as u8);
+            }
+            ComplianceCommand::LiftSelfExclusion { player_id } => {
+                self.u8(LIFT_SELF_EXCLUSION);
+                self.u128(*player_id);
+            }
+            ComplianceCommand::TimeOut { player_id, days } => {
+                self.u8(TIME_OUT);
+                self.u128(*player_id);
+                self.u16(*days);
+            }
+            ComplianceCommand::RecordIdentity {
+                player_id,
+                identity,
+            } => {
+                self.u8(RECORD_IDENTITY);
+                self.u128(*player_id);
+                self.identity(identity);
+            }
+            ComplianceCommand::SetKycLevel { player_id, level } => {
+                self.u8(SET_KYC_LEVEL);
+                self.u128(*player_id);
+                self.u8(level.to_u8());
+            }
+            ComplianceCommand::SetPolicy(policy) => {
+                self.u8(SET_POLICY);
+                self.policy(policy);
+            }
+            ComplianceCommand::Deposit(deposit) => {
+                self.u8(DEPOSIT);
+                self.u128(deposit.deposit_id);
+                self.u128(deposit.player_id);
+                self.u64(deposit.ledger.to_u64());
+                self.u64(deposit.amount);
+                self.u128(deposit.source_account_id);
+            }
+        }
+    }
+
+    fn limit_change(&mut self, change: Option<LimitChange>) {
+        match change {
+            None => self.u8(CHANGE_ABSENT),
+            Some(LimitChange::Set(value)) => {
+                self.u8(CHANGE_SET);
+                self.u64(value);
+            }
+            Some(LimitChange::Remove) => self.u8(CHANGE_REMOVE),
+        }
+    }
+
+    fn optional_text(&mut self, text: &str) {
+        self.u16(u16::try_from(text.len()).expect("short text"));
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn identity(&mut self, identity: &IdentityRecord) {
+        self.optional_text(&identity.issuer);
+        self.0.extend_from_slice(&identity.subject_sha256);
+        self.optional_text(&identity.name);
+        match identity.birth_date_days {
+            Some(days) => {
+                self.u8(1);
+                self.u32(days as u32);
+            }
+            None => self.u8(0),
+        }
+        self.0.extend_from_slice(&identity.country);
+        self.u64(identity.expires_at_s);
+        self.0.extend_from_slice(&identity.attestation_sha256);
+    }
+
+    fn requirements(&mut self, required: &KycRequirements) {
+        self.u8(required.play.to_u8());
+        self.u8(required.deposit.to_u8());
+        self.u8(required.withdraw.to_u8());
+        self.u64(required.large_deposit_min);
+        self.u8(required.large_deposit.to_u8());
+    }
+
+    fn policy(&mut self, policy: &CompliancePolicy) {
+        self.requirements(&policy.default);
+        self.u16(policy.jurisdictions.len() as u16);
+        for (country, required) in &policy.jurisdictions {
+            self.0.extend_from_slice(country);
+            self.requirements(required);
+        }
+    }
+
+    pub(super) fn compliance_outcome(&mut self, outcome: &ComplianceOutcome) {
+        match *outcome {
+            ComplianceOutcome::Ok => self.u8(OUTCOME_OK),
+            ComplianceOutcome::Deposited { balance } => {
+                self.u8(OUTCOME_DEPOSITED);
+                self.u128(balance);
+            }
+            ComplianceOutcome::Refused(refusal) => {
+                self.u8(OUTCOME_REFUSED);
+                self.u8(refusal.to_u8());
+            }
+            ComplianceOutcome::PlayerNotFound => self.u8(OUTCOME_PLAYER_NOT_FOUND),
+            ComplianceOutcome::NoWalletInCurrency => self.u8(OUTCOME_NO_WALLET),
+            ComplianceOutcome::SelfExclusionActive => self.u8(OUTCOME_SELF_EXCLUSION_ACTIVE),
+            ComplianceOutcome::DepositRefused(result) => {
+                self.u8(OUTCOME_DEPOSIT_REFUSED);
+                self.u8(result.to_u8());
+            }
+        }
+    }
+
+    fn limit(&mut self, limit: &Limit) {
+        self.optional_u64(limit.current);
+        match limit.pending {
+            None => self.u8(0),
+            Some(pending) => {
+                self.u8(1);
+                self.optional_u64(pending.value);
+                self.u64(pending.effective_at_ns);
+            }
+        }
+    }
+
+    fn optional_u64(&mut self, value: Option<u64>) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                self.u64(value);
+            }
+        }
+    }
+
+    /// One player's state in the checkpoint's compliance section (which holds the policy, a
+    /// u64 count, then every player's state in registration order).
+    pub(super) fn checkpoint_player_compliance(&mut self, player: &PlayerCompliance) {
+        self.u8(player.kyc_level.to_u8());
+        match &player.identity {
+            None => self.u8(0),
+            Some(identity) => {
+                self.u8(1);
+                self.identity(identity);
+            }
+        }
+        self.u64(player.self_excluded_until_ns);
+        self.u64(player.timed_out_until_ns);
+        self.limit(&player.session_limit);
+        self.u64(player.session_started_at_ns);
+        self.u8(player.wallets.len() as u8);
+        for wallet in &player.wallets {
+            self.u64(wallet.ledger.to_u64());
+            wallet.limits.iter().for_each(|limit| self.limit(limit));
+            for window in &wallet.windows {
+                self.u32(window.period_index);
+                self.u128(window.deposited);
+                self.u128(window.wagered);
+                self.u128(window.returned);
+            }
+        }
+    }
+
+    pub(super) fn checkpoint_policy(&mut self, policy: &CompliancePolicy) {
+        self.policy(policy);
+    }
+}
+
+impl Reader<'_> {
+    pub(super) fn compliance_command(&mut self) -> Result<ComplianceCommand, DecodeError> {
+        let offset = self.offset;
+        let command = match self.u8()? {
+            SET_LIMITS => ComplianceCommand::SetLimits(self.limits_request()?),
+            SELF_EXCLUDE => {
+                let (player_id, days) = (self.u128()?, self.u16()?);
+                let source_offset = self.offset;
+                let source = *SOURCES
+                    .get(usize::from(self.u8()?))
+                    .ok_or_else(|| self.invalid("exclusion source", source_offset))?;
+                ComplianceCommand::SelfExclude {
+                    player_id,
+                    days,
+                    source,
+                }
+            }
+            LIFT_SELF_EXCLUSION => ComplianceCommand::LiftSelfExclusion {
+                player_id: self.u128()?,
+            },
+            TIME_OUT => ComplianceCommand::TimeOut {
+                player_id: self.u128()?,
+                days: self.u16()?,
+            },
+            RECORD_IDENTITY => ComplianceCommand::RecordIdentity {
+                player_id: self.u128()?,
+                identity: Box::new(self.identity()?),
+            },
+            SET_KYC_LEVEL => ComplianceCommand::SetKycLevel {
+                player_id: self.u128()?,
+                level: self.kyc_level()?,
+            },
+            SET_POLICY => ComplianceCommand::SetPolicy(self.policy()?),
+            DEPOSIT => ComplianceCommand::Deposit(Deposit {
+                deposit_id: self.u128()?,
+                player_id: self.u128()?,
+                ledger: self.ledger()?,
+                amount: self.u64()?,
+                source_account_id: self.u128()?,
+            }),
+            _ => return Err(self.invalid("compliance command", offset)),
+        };
+        if !command.check() {
+            return Err(self.invalid("compliance command", offset));
+        }
+        Ok(command)
+    }
+
+    fn limits_request(&mut self) -> Result<LimitsRequest, DecodeError> {
+        let player_id = self.u128()?;
+        let ledger = self.ledger()?;
+        let mut money = [None; LIMIT_SLOTS];
+        for change in &mut money {
+            *change = self.limit_change()?;
+        }
+        Ok(LimitsRequest {
+            player_id,
+            ledger,
+            money,
+            session_minutes: self.limit_change()?,
+        })
+    }
+
+    fn limit_change(&mut self) -> Result<Option<LimitChange>, DecodeError> {
+        let offset = self.offset;
+        match self.u8()? {
+            CHANGE_ABSENT => Ok(None),
+            CHANGE_SET => Ok(Some(LimitChange::Set(self.u64()?))),
+            CHANGE_REMOVE => Ok(Some(LimitChange::Remove)),
+            _ => Err(self.invalid("limit change", offset)),
+        }
+    }
+
+    fn kyc_level(&mut self) -> Result<KycLevel, DecodeError> {
+        let offset = self.offset;
+        KycLevel::from_u8(self.u8()?).ok_or_else(|| self.invalid("kyc level", offset))
+    }
+
+    fn optional_text(&mut self, len_max: usize) -> Result<String, DecodeError> {
+        let offset = self.offset;
+        let len = usize::from(self.u16()?);
+        let bytes = self.slice(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) if len <= len_max => Ok(text.to_owned()),
+            _ => Err(self.invalid("text", offset)),
+        }
+    }
+
+    fn present(&mut self) -> Result<bool, DecodeError> {
+        let offset = self.offset;
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.invalid("presence flag", offset)),
+        }
+    }
+
+    fn identity(&mut self) -> Result<IdentityRecord, DecodeError> {
+        let offset = self.offset;
+        let record = IdentityRecord {
+            issuer: self.optional_text(ISSUER_LEN_MAX)?,
+            subject_sha256: self.take::<32>()?,
+            name: self.optional_text(NAME_LEN_MAX)?,
+            birth_date_days: match self.present()? {
+                true => Some(self.u32()? as i32),
+                false => None,
+            },
+            country: self.take::<2>()?,
+            expires_at_s: self.u64()?,
+            attestation_sha256: self.take::<32>()?,
+        };
+        match record.check() {
+            true => Ok(record),
+            false => Err(self.invalid("identity", offset)),
+        }
+    }
+
+    fn requirements(&mut self) -> Result<KycRequirements, DecodeError> {
+        Ok(KycRequirements {
+            play: self.kyc_level()?,
+            deposit: self.kyc_level()?,
+            withdraw: self.kyc_level()?,
+            large_deposit_min: self.u64()?,
+            large_deposit: self.kyc_level()?,
+        })
+    }
+
+    fn policy(&mut self) -> Result<CompliancePolicy, DecodeError> {
+        const JURISDICTION_BYTES: usize = 2 + 3 + 8 + 1;
+        let default = self.requirements()?;
+        let offset = self.offset;
+        let count = usize::from(self.u16()?);
+        if count > JURISDICTIONS_MAX || count * JURISDICTION_BYTES > self.remaining() {
+            return Err(self.invalid("jurisdiction count", offset));
+        }
+        let mut jurisdictions = Vec::with_capacity(count);
+        for _ in 0..count {
+            jurisdictions.push((self.take::<2>()?, self.requirements()?));
+        }
+        let policy = CompliancePolicy {
+            default,
+            jurisdictions,
+        };
+        match policy.check() {
+            true => Ok(policy),
+            false => Err(self.invalid("compliance policy", offset)),
+        }
+    }
+
+    pub(super) fn compliance_outcome(&mut self) -> Result<ComplianceOutcome, DecodeError> {
+        let offset = self.offset;
+        Ok(match self.u8()? {
+            OUTCOME_OK => ComplianceOutcome::Ok,
+            OUTCOME_DEPOSITED => ComplianceOutcome::Deposited {
+                balance: self.u128()?,
+            },
+            OUTCOME_REFUSED => ComplianceOutcome::Refused(
+                Refusal::from_u8(self.u8()?).ok_or_else(|| self.invalid("refusal", offset))?,
+            ),
+            OUTCOME_PLAYER_NOT_FOUND => ComplianceOutcome::PlayerNotFound,
+            OUTCOME_NO_WALLET => ComplianceOutcome::NoWalletInCurrency,
+            OUTCOME_SELF_EXCLUSION_ACTIVE => ComplianceOutcome::SelfExclusionActive,
+            OUTCOME_DEPOSIT_REFUSED => ComplianceOutcome::DepositRefused(
+                CreateTransferResult::from_u8(self.u8()?)
+                    .ok_or_else(|| self.invalid("transfer result", offset))?,
+            ),
+            _ => return Err(self.invalid("compliance outcome", offset)),
+        })
+    }
+
+    fn optional_u64(&mut self) -> Result<Option<u64>, DecodeError> {
+        Ok(match self.present()? {
+            true => Some(self.u64()?),
+            false => None,
+        })
+    }
+
+    fn limit(&mut self) -> Result<Limit, DecodeError> {
+        let current = self.optional_u64()?;
+        let pending = match self.present()? {
+            true => Some(PendingLimit {
+                value: self.optional_u64()?,
+                effective_at_ns: self.u64()?,
+            }),
+            false => None,
+        };
+        Ok(Limit { current, pending })
+    }
+
+    fn wallet_compliance(&mut self) -> Result<WalletCompliance, DecodeError> {
+        let mut wallet = WalletCompliance::new(self.ledger()?);
+        for limit in &mut wallet.limits {
+            *limit = self.limit()?;
+        }
+        for window in &mut wallet.windows {
+            *window = SpendWindow {
+                period_index: self.u32()?,
+                deposited: self.u128()?,
+                wagered: self.u128()?,
+                returned: self.u128()?,
+            };
+        }
+        Ok(wallet)
+    }
+
+    fn player_compliance(&mut self) -> Result<PlayerCompliance, DecodeError> {
+        let kyc_level = self.kyc_level()?;
+        let identity = match self.present()? {
+            true => Some(Box::new(self.identity()?)),
+            false => None,
+        };
+        let (self_excluded_until_ns, timed_out_until_ns) = (self.u64()?, self.u64()?);
+        let session_limit = self.limit()?;
+        let session_started_at_ns = self.u64()?;
+        let offset = self.offset;
+        let count = usize::from(self.u8()?);
+        if count > CURRENCIES_PER_PLAYER_MAX {
+            return Err(self.invalid("compliance wallet count", offset));
+        }
+        let wallets: Vec<WalletCompliance> = (0..count)
+            .map(|_| self.wallet_compliance())
+            .collect::<Result<_, _>>()?;
+        let distinct = wallets
+            .iter()
+            .enumerate()
+            .all(|(i, w)| wallets[..i].iter().all(|other| other.ledger != w.ledger));
+        if !distinct {
+            return Err(self.invalid("compliance wallets", offset));
+        }
+        Ok(PlayerCompliance {
+            kyc_level,
+            identity,
+            self_excluded_until_ns,
+            timed_out_until_ns,
+            session_limit,
+            session_started_at_ns,
+            wallets,
+        })
+    }
+
+    /// The checkpoint section; `players` is how many players the directory section held.
+    pub(super) fn checkpoint_compliance(
+        &mut self,
+        players: usize,
+    ) -> Result<(CompliancePolicy, Vec<PlayerCompliance>), DecodeError> {
+        const PLAYER_BYTES_MIN: usize = 1 + 1 + 8 + 8 + 2 + 8 + 1;
+        let policy = self.policy()?;
+        let offset = self.offset;
+        let count = self.count_u64(PLAYER_BYTES_MIN)?;
+        if count != players {
+            return Err(self.invalid("compliance player count", offset));
+        }
+        let states = (0..count)
+            .map(|_| self.player_compliance())
+            .collect::<Result<_, _>>()?;
+        Ok((policy, states))
+    }
+}

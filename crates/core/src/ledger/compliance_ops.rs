@@ -1,0 +1,324 @@
+//! Responsible-gambling limits, exclusions and KYC applied to the ledger (`crate::compliance`
+//! has the rules and the why).
+//!
+//! Bets (wallet and table) and deposits call `check_play` / `check_deposit` after their own
+//! checks and before any money moves, then record what they moved; settlement, wins and
+//! refunds record what went back. All of it within the apply that moves the money, on the
+//! entry's time, so every replica refuses the same bets.
+
+use super::paged::PagedVec;
+use super::{available_balance, Ledger};
+use crate::compliance::{
+    limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, KycLevel,
+    LimitKind, LimitsRequest, Period, PlayerCompliance, Refusal, WalletCompliance, NANOS_PER_DAY,
+};
+use crate::ids::{player_sequence, LedgerCode};
+use crate::players::PlayerId;
+use crate::types::{CreateTransferResult, NewTransfer, TransferFlags};
+
+use ComplianceOutcome as O;
+
+const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
+
+/// Compliance state of every player (slot = registration sequence) and the policy.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ComplianceBook {
+    pub(crate) players: PagedVec<PlayerCompliance>,
+    pub(crate) policy: CompliancePolicy,
+}
+
+impl Ledger {
+    pub(super) fn apply_compliance(&mut self, command: &ComplianceCommand) -> ComplianceOutcome {
+        assert!(
+            command.check(),
+            "unchecked compliance command reached the ledger"
+        );
+        assert!(!self.undo.active, "compliance commands are never linked");
+        match command {
+            ComplianceCommand::SetLimits(request) => self.set_limits(request),
+            ComplianceCommand::SelfExclude {
+                player_id, days, ..
+            } => self.with_player(*player_id, |player, now| {
+                let until = now.saturating_add(u64::from(*days) * NANOS_PER_DAY);
+                player.self_excluded_until_ns = player.self_excluded_until_ns.max(until);
+                O::Ok
+            }),
+            ComplianceCommand::LiftSelfExclusion { player_id } => {
+                self.with_player(*player_id, |player, now| {
+                    match player.self_excluded_until_ns > now {
+                        true => O::SelfExclusionActive,
+                        false => O::Ok,
+                    }
+                })
+            }
+            ComplianceCommand::TimeOut { player_id, days } => {
+                self.with_player(*player_id, |player, now| {
+                    let until = now.saturating_add(u64::from(*days) * NANOS_PER_DAY);
+                    player.timed_out_until_ns = player.timed_out_until_ns.max(until);
+                    O::Ok
+                })
+            }
+            ComplianceCommand::RecordIdentity {
+                player_id,
+                identity,
+            } => self.with_player(*player_id, |player, _| {
+                player.identity = Some(identity.clone());
+                player.kyc_level = player.kyc_level.max(KycLevel::Basic);
+                O::Ok
+            }),
+            ComplianceCommand::SetKycLevel { player_id, level } => {
+                self.with_player(*player_id, |player, _| {
+                    player.kyc_level = *level;
+                    O::Ok
+                })
+            }
+            ComplianceCommand::SetPolicy(policy) => {
+                self.compliance.policy = policy.clone();
+                O::Ok
+            }
+            ComplianceCommand::Deposit(deposit) => self.deposit(deposit),
+        }
+    }
+
+    /// Runs `change` on a registered player's compliance state at the entry's time.
+    fn with_player(
+        &mut self,
+        player_id: PlayerId,
+        change: impl FnOnce(&mut PlayerCompliance, u64) -> ComplianceOutcome,
+    ) -> ComplianceOutcome {
+        let Some(slot) = self.compliance_slot(player_id) else {
+            return O::PlayerNotFound;
+        };
+        let now = self.entry_ns;
+        change(self.compliance.players.get_mut(slot), now)
+    }
+
+    fn compliance_slot(&self, player_id: PlayerId) -> Option<usize> {
+        self.directory.player(player_id)?;
+        let slot = usize::try_from(player_sequence(player_id)?).ok()?;
+        assert!(
+            slot < self.compliance.players.len(),
+            "every player has a compliance slot"
+        );
+        Some(slot)
+    }
+
+    fn set_limits(&mut self, request: &LimitsRequest) -> ComplianceOutcome {
+        let Some(player) = self.directory.player(request.player_id) else {
+            return O::PlayerNotFound;
+        };
+        if player.wallet(request.ledger).is_none() {
+            return O::NoWalletInCurrency;
+        }
+        self.with_player(request.player_id, |player, now| {
+            if let Some(change) = request.session_minutes {
+                player.session_limit = player.session_limit.request(change.value(), now);
+            }
+            let wallet = wallet_mut(player, request.ledger);
+            for (limit, change) in wallet.limits.iter_mut().zip(&request.money) {
+                if let Some(change) = change {
+                    *limit = limit.request(change.value(), now);
+                }
+            }
+            O::Ok
+        })
+    }
+
+    fn deposit(&mut self, deposit: &Deposit) -> ComplianceOutcome {
+        let Some(player) = self.directory.player(deposit.player_id) else {
+            return O::PlayerNotFound;
+        };
+        let Some(wallet) = player.wallet(deposit.ledger) else {
+            return O::NoWalletInCurrency;
+        };
+        let transfer = NewTransfer {
+            id: deposit.deposit_id,
+            debit_account_id: deposit.source_account_id,
+            credit_account_id: wallet,
+            amount: deposit.amount,
+            ledger: deposit.ledger,
+            flags: TransferFlags::empty(),
+            pending_id: 0,
+            timeout_s: 0,
+        };
+        // A retry of a deposit made answers it, whatever the limits say now.
+        let exists = self.find_transfer(deposit.deposit_id).is_some();
+        if !exists {
+            if let Err(refusal) = self.check_deposit(deposit) {
+                return O::Refused(refusal);
+            }
+        }
+        let result = self.create_transfers(std::slice::from_ref(&transfer))[0];
+        match result {
+            CreateTransferResult::Ok => {
+                self.record_spend(deposit.player_id, deposit.ledger, |window| {
+                    window.deposited += u128::from(deposit.amount)
+                });
+            }
+            CreateTransferResult::Exists => {}
+            refused => return O::DepositRefused(refused),
+        }
+        let account = self.account(wallet).expect("the wallet exists");
+        O::Deposited {
+            balance: available_balance(account),
+        }
+    }
+
+    fn check_deposit(&self, deposit: &Deposit) -> Result<(), Refusal> {
+        let Some(slot) = self.compliance_slot(deposit.player_id) else {
+            return Ok(());
+        };
+        let player = self.compliance.players.get(slot);
+        let now = self.entry_ns;
+        check_exclusions(player, now)?;
+        let required = self.compliance.policy.requirements(player.country());
+        let large = required.large_deposit_min > 0 && deposit.amount >= required.large_deposit_min;
+        let level = match large {
+            true => required.deposit.max(required.large_deposit),
+            false => required.deposit,
+        };
+        if player.kyc_level < level {
+            return Err(Refusal::KycRequired);
+        }
+        let wallet = player.wallet(deposit.ledger);
+        check_limit(wallet, LimitKind::Deposit, deposit.amount, now)
+            .map_err(|_| Refusal::DepositLimitReached)
+    }
+
+    /// Whether a registered player may stake `stake` in `ledger` now (wallet and table bets).
+    /// Account ids that are not registered players (a provider's own accounts) have no
+    /// responsible-gambling state.
+    pub(super) fn check_play(
+        &self,
+        player_id: PlayerId,
+        ledger: LedgerCode,
+        stake: u64,
+    ) -> Result<(), Refusal> {
+        let Some(slot) = self.compliance_slot(player_id) else {
+            return Ok(());
+        };
+        let player = self.compliance.players.get(slot);
+        let now = self.entry_ns;
+        check_exclusions(player, now)?;
+        let required = self.compliance.policy.requirements(player.country());
+        if player.kyc_level < required.play {
+            return Err(Refusal::KycRequired);
+        }
+        if let Some(minutes) = player.session_limit.at(now).current {
+            let started = player.session_started_at_ns;
+            let ends = started.saturating_add(minutes * NANOS_PER_MINUTE);
+            if started != 0 && now >= ends {
+                return Err(Refusal::SessionLimitReached);
+            }
+        }
+        let wallet = player.wallet(ledger);
+        check_limit(wallet, LimitKind::Wager, stake, now)
+            .map_err(|_| Refusal::WagerLimitReached)?;
+        check_limit(wallet, LimitKind::Loss, stake, now).map_err(|_| Refusal::LossLimitReached)
+    }
+
+    pub(super) fn record_wager(&mut self, player_id: PlayerId, ledger: LedgerCode, stake: u64) {
+        self.record_spend(player_id, ledger, |window| {
+            window.wagered += u128::from(stake)
+        });
+    }
+
+    /// A win, a refund or a rollback paid back to the player.
+    pub(super) fn record_return(&mut self, player_id: PlayerId, ledger: LedgerCode, paid: u64) {
+        if paid > 0 {
+            self.record_spend(player_id, ledger, |window| {
+                window.returned += u128::from(paid)
+            });
+        }
+    }
+
+    /// A login starts the player's session (what the session-time limit counts from).
+    pub(super) fn start_play_session(&mut self, player_id: PlayerId) {
+        let now = self.entry_ns;
+        self.with_player(player_id, |player, _| {
+            player.session_started_at_ns = now;
+            O::Ok
+        });
+    }
+
+    fn record_spend(
+        &mut self,
+        player_id: PlayerId,
+        ledger: LedgerCode,
+        add: impl Fn(&mut crate::compliance::SpendWindow),
+    ) {
+        self.with_player(player_id, |player, now| {
+            let wallet = wallet_mut(player, ledger);
+            for period in Period::ALL {
+                let mut window = wallet.window_at(period, now);
+                add(&mut window);
+                wallet.windows[period as usize] = window;
+            }
+            O::Ok
+        });
+    }
+
+    /// A registered player's compliance state (None for an unknown player).
+    pub fn player_compliance(&self, player_id: PlayerId) -> Option<&PlayerCompliance> {
+        self.compliance_slot(player_id)
+            .map(|slot| self.compliance.players.get(slot))
+    }
+
+    pub fn compliance_policy(&self) -> &CompliancePolicy {
+        &self.compliance.policy
+    }
+
+    /// The time compliance decisions are judged at by the next entry's commands (reads show
+    /// limits as of the ledger clock).
+    pub fn compliance_now_ns(&self) -> u64 {
+        self.clock
+    }
+}
+
+fn check_exclusions(player: &PlayerCompliance, now: u64) -> Result<(), Refusal> {
+    if player.self_excluded_until_ns > now {
+        return Err(Refusal::SelfExcluded);
+    }
+    if player.timed_out_until_ns > now {
+        return Err(Refusal::TimedOut);
+    }
+    Ok(())
+}
+
+/// Err when adding `amount` would pass one of `kind`'s limits in any period.
+fn check_limit(
+    wallet: Option<&WalletCompliance>,
+    kind: LimitKind,
+    amount: u64,
+    now: u64,
+) -> Result<(), ()> {
+    let Some(wallet) = wallet else {
+        return Ok(());
+    };
+    for period in Period::ALL {
+        let Some(limit) = wallet.limits[limit_slot(kind, period)].at(now).current else {
+            continue;
+        };
+        let window = wallet.window_at(period, now);
+        let used = match kind {
+            LimitKind::Deposit => window.deposited,
+            LimitKind::Wager => window.wagered,
+            LimitKind::Loss => window.loss(),
+        };
+        if used.saturating_add(u128::from(amount)) > u128::from(limit) {
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+fn wallet_mut(player: &mut PlayerCompliance, ledger: LedgerCode) -> &mut WalletCompliance {
+    let at = match player.wallets.iter().position(|w| w.ledger == ledger) {
+        Some(at) => at,
+        None => {
+            player.wallets.push(WalletCompliance::new(ledger));
+            player.wallets.len() - 1
+        }
+    };
+    &mut player.wallets[at]
+}

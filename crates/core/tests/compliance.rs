@@ -1,0 +1,604 @@
+//! Responsible gambling and KYC in the ledger: every limit and exclusion at its boundary, on
+//! wallet bets, table bets and deposits alike; cooling-off by ledger time; a bet racing a
+//! limit decrease; and the compliance state through checkpoints (version 8, and 7 still loads).
+
+mod common;
+
+use common::{eur, SECOND_NS, T0};
+use croupier_core::codec::{decode_proposal, encode_proposal};
+use croupier_core::command::Proposal;
+use croupier_core::compliance::{
+    limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
+    IdentityRecord, KycLevel, KycRequirements, LimitChange, LimitKind, LimitsRequest, Period,
+    Refusal, COOLING_OFF_NS, LIMIT_SLOTS, NANOS_PER_DAY,
+};
+use croupier_core::ids::{player_id, player_wallet_account_id};
+use croupier_core::players::{NewPlayer, NewSession, TokenHash};
+use croupier_core::tables::{
+    round_id, SpotStake, TableBet, TableCommand, TableConfig, TableLimits, TableOutcome,
+};
+use croupier_core::{
+    AccountFlags, AccountKind, Command, CommandResult, MemoryLedger, NewAccount, WalletBet,
+    WalletOutcome, WalletWin,
+};
+
+const CASHIER: u128 = 900;
+const MINUTE_NS: u64 = 60 * SECOND_NS;
+const TABLE: u32 = 3;
+
+/// A ledger with players 0 and 1 (EUR), a cashier account and a table, at T0.
+fn casino() -> MemoryLedger {
+    let mut ledger = MemoryLedger::new();
+    let cashier = NewAccount {
+        id: CASHIER,
+        ledger: eur(),
+        kind: AccountKind::System,
+        flags: AccountFlags::empty(),
+    };
+    let mut commands = vec![Command::CreateAccounts(vec![cashier])];
+    for name in ["alice", "bob"] {
+        commands.push(Command::CreatePlayer(NewPlayer {
+            username: name.into(),
+            password_hash: "$argon2id$v=19$x".into(),
+            currencies: vec![eur()],
+        }));
+    }
+    commands.push(Command::Table(TableCommand::Configure(table_config())));
+    ledger.apply(T0, &commands);
+    ledger
+}
+
+fn table_config() -> TableConfig {
+    TableConfig {
+        table_id: TABLE,
+        game: "money-wheel".into(),
+        definition_sha256: [9; 32],
+        ledger: eur(),
+        spots: 4,
+        betting_window_ms: 10_000,
+        draw_delay_ms: 500,
+        limits: TableLimits {
+            bet_min: 1,
+            bet_max: 100_000,
+            round_stake_max: 10_000_000,
+            payout_max: 1_000_000,
+            bets_per_round_max: 10_000,
+        },
+        closed: false,
+        studio: None,
+    }
+}
+
+fn compliance(ledger: &mut MemoryLedger, at: u64, command: ComplianceCommand) -> ComplianceOutcome {
+    match ledger.apply(at, &[Command::Compliance(command)]).pop() {
+        Some(CommandResult::Compliance(outcome)) => outcome,
+        other => panic!("expected a compliance result, got {other:?}"),
+    }
+}
+
+fn deposit(id: u128, player: u64, amount: u64) -> ComplianceCommand {
+    ComplianceCommand::Deposit(Deposit {
+        deposit_id: id,
+        player_id: player_id(player),
+        ledger: eur(),
+        amount,
+        source_account_id: CASHIER,
+    })
+}
+
+fn wallet_bet(tx: &str, player: u64, amount: u64) -> Command {
+    Command::WalletBet(WalletBet {
+        transaction_id: tx.into(),
+        player_id: player_id(player),
+        round_id: format!("r-{tx}"),
+        amount,
+        ledger: eur(),
+    })
+}
+
+fn wallet(ledger: &mut MemoryLedger, at: u64, command: Command) -> WalletOutcome {
+    match ledger.apply(at, &[command]).pop() {
+        Some(CommandResult::Wallet(outcome)) => outcome,
+        other => panic!("expected a wallet result, got {other:?}"),
+    }
+}
+
+fn limits(player: u64, kind: LimitKind, period: Period, change: LimitChange) -> ComplianceCommand {
+    let mut money = [None; LIMIT_SLOTS];
+    money[limit_slot(kind, period)] = Some(change);
+    ComplianceCommand::SetLimits(LimitsRequest {
+        player_id: player_id(player),
+        ledger: eur(),
+        money,
+        session_minutes: None,
+    })
+}
+
+fn funded(amount: u64) -> MemoryLedger {
+    let mut ledger = casino();
+    for player in 0..2 {
+        let outcome = compliance(
+            &mut ledger,
+            T0,
+            deposit(1 + u128::from(player), player, amount),
+        );
+        assert!(
+            matches!(outcome, ComplianceOutcome::Deposited { .. }),
+            "{outcome:?}"
+        );
+    }
+    ledger
+}
+
+fn balance(ledger: &MemoryLedger, player: u64) -> u128 {
+    ledger
+        .player_balance(player_wallet_account_id(player, 0))
+        .unwrap()
+        .1
+}
+
+#[test]
+fn a_wager_limit_admits_a_bet_exactly_at_the_limit_and_refuses_one_unit_more() {
+    let mut ledger = funded(10_000);
+    let set = limits(0, LimitKind::Wager, Period::Day, LimitChange::Set(500));
+    assert_eq!(compliance(&mut ledger, T0, set), ComplianceOutcome::Ok);
+    assert!(wallet(&mut ledger, T0 + 1, wallet_bet("a", 0, 300)).is_ok());
+    let over = wallet(&mut ledger, T0 + 2, wallet_bet("b", 0, 201));
+    assert_eq!(over, WalletOutcome::Refused(Refusal::WagerLimitReached));
+    assert!(wallet(&mut ledger, T0 + 3, wallet_bet("c", 0, 200)).is_ok());
+    // The other player has no limit.
+    assert!(wallet(&mut ledger, T0 + 4, wallet_bet("d", 1, 5_000)).is_ok());
+    // A refused bet keeps its answer: retrying it later is refused again, nothing moves.
+    let retry = wallet(&mut ledger, T0 + 5, wallet_bet("b", 0, 201));
+    assert_eq!(retry, WalletOutcome::Refused(Refusal::WagerLimitReached));
+    assert_eq!(balance(&ledger, 0), 10_000 - 500);
+}
+
+#[test]
+fn a_daily_limit_starts_again_at_midnight_utc_on_the_ledger_clock() {
+    let mut ledger = funded(10_000);
+    let set = limits(0, LimitKind::Wager, Period::Day, LimitChange::Set(100));
+    compliance(&mut ledger, T0, set);
+    assert!(wallet(&mut ledger, T0 + 1, wallet_bet("a", 0, 100)).is_ok());
+    let midnight = (T0 / NANOS_PER_DAY + 1) * NANOS_PER_DAY;
+    let late = wallet(&mut ledger, midnight - 1, wallet_bet("b", 0, 1));
+    assert_eq!(late, WalletOutcome::Refused(Refusal::WagerLimitReached));
+    assert!(wallet(&mut ledger, midnight, wallet_bet("c", 0, 100)).is_ok());
+}
+
+#[test]
+fn a_loss_limit_counts_stakes_minus_wins_and_refunds() {
+    let mut ledger = funded(10_000);
+    let set = limits(0, LimitKind::Loss, Period::Week, LimitChange::Set(1_000));
+    compliance(&mut ledger, T0, set);
+    assert!(wallet(&mut ledger, T0 + 1, wallet_bet("a", 0, 1_000)).is_ok());
+    let over = wallet(&mut ledger, T0 + 2, wallet_bet("b", 0, 1));
+    assert_eq!(over, WalletOutcome::Refused(Refusal::LossLimitReached));
+    let win = Command::WalletWin(WalletWin {
+        transaction_id: "w".into(),
+        player_id: player_id(0),
+        round_id: "r-a".into(),
+        amount: 400,
+        ledger: eur(),
+    });
+    assert!(wallet(&mut ledger, T0 + 3, win).is_ok());
+    assert!(wallet(&mut ledger, T0 + 4, wallet_bet("c", 0, 400)).is_ok());
+    let over = wallet(&mut ledger, T0 + 5, wallet_bet("d", 0, 1));
+    assert_eq!(over, WalletOutcome::Refused(Refusal::LossLimitReached));
+}
+
+#[test]
+fn a_deposit_limit_refuses_the_deposit_that_would_pass_it_and_moves_nothing() {
+    let mut ledger = casino();
+    let set = limits(
+        0,
+        LimitKind::Deposit,
+        Period::Month,
+        LimitChange::Set(1_000),
+    );
+    compliance(&mut ledger, T0, set);
+    let first = compliance(&mut ledger, T0 + 1, deposit(1, 0, 600));
+    assert_eq!(first, ComplianceOutcome::Deposited { balance: 600 });
+    let over = compliance(&mut ledger, T0 + 2, deposit(2, 0, 401));
+    assert_eq!(
+        over,
+        ComplianceOutcome::Refused(Refusal::DepositLimitReached)
+    );
+    assert_eq!(balance(&ledger, 0), 600);
+    assert!(
+        ledger.transfer(2).is_none(),
+        "a refused deposit leaves no transfer"
+    );
+    // A retry of the deposit made answers it, even though the limit is now nearly used.
+    let retry = compliance(&mut ledger, T0 + 3, deposit(1, 0, 600));
+    assert_eq!(retry, ComplianceOutcome::Deposited { balance: 600 });
+    let at_limit = compliance(&mut ledger, T0 + 4, deposit(3, 0, 400));
+    assert_eq!(at_limit, ComplianceOutcome::Deposited { balance: 1_000 });
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn raising_a_limit_waits_24_hours_and_lowering_it_applies_at_once() {
+    let mut ledger = funded(10_000);
+    let t1 = T0 + SECOND_NS;
+    compliance(
+        &mut ledger,
+        T0,
+        limits(0, LimitKind::Wager, Period::Month, LimitChange::Set(100)),
+    );
+    let raise = limits(0, LimitKind::Wager, Period::Month, LimitChange::Set(1_000));
+    compliance(&mut ledger, t1, raise);
+    let state = ledger.ledger.player_compliance(player_id(0)).unwrap();
+    let limit = state.wallet(eur()).unwrap().limits[limit_slot(LimitKind::Wager, Period::Month)];
+    assert_eq!(limit.current, Some(100));
+    assert_eq!(limit.pending.unwrap().effective_at_ns, t1 + COOLING_OFF_NS);
+    let early = wallet(
+        &mut ledger,
+        t1 + COOLING_OFF_NS - 1,
+        wallet_bet("a", 0, 101),
+    );
+    assert_eq!(early, WalletOutcome::Refused(Refusal::WagerLimitReached));
+    assert!(wallet(&mut ledger, t1 + COOLING_OFF_NS, wallet_bet("b", 0, 101)).is_ok());
+    // Removing the limit waits as well; lowering it does not.
+    let t2 = t1 + 2 * COOLING_OFF_NS;
+    let remove = limits(0, LimitKind::Wager, Period::Month, LimitChange::Remove);
+    compliance(&mut ledger, t2, remove);
+    let lower = limits(0, LimitKind::Wager, Period::Month, LimitChange::Set(150));
+    compliance(&mut ledger, t2 + SECOND_NS, lower);
+    let refused = wallet(&mut ledger, t2 + 2 * SECOND_NS, wallet_bet("c", 0, 50));
+    assert_eq!(refused, WalletOutcome::Refused(Refusal::WagerLimitReached));
+}
+
+#[test]
+fn a_bet_racing_a_limit_decrease_is_judged_by_log_order() {
+    let mut ledger = funded(10_000);
+    compliance(
+        &mut ledger,
+        T0,
+        limits(0, LimitKind::Wager, Period::Day, LimitChange::Set(1_000)),
+    );
+    // Both in one entry: the decrease first, then the bet that fits only the old limit.
+    let decrease = Command::Compliance(limits(
+        0,
+        LimitKind::Wager,
+        Period::Day,
+        LimitChange::Set(10),
+    ));
+    let results = ledger.apply(T0 + 1, &[decrease.clone(), wallet_bet("a", 0, 500)]);
+    assert_eq!(
+        results[1],
+        CommandResult::Wallet(WalletOutcome::Refused(Refusal::WagerLimitReached))
+    );
+    // The other order: the bet was placed before the decrease, so it stands.
+    let mut ledger = funded(10_000);
+    compliance(
+        &mut ledger,
+        T0,
+        limits(0, LimitKind::Wager, Period::Day, LimitChange::Set(1_000)),
+    );
+    let results = ledger.apply(T0 + 1, &[wallet_bet("a", 0, 500), decrease]);
+    assert!(matches!(
+        results[0],
+        CommandResult::Wallet(WalletOutcome::Ok { .. })
+    ));
+    let after = wallet(&mut ledger, T0 + 2, wallet_bet("b", 0, 1));
+    assert_eq!(after, WalletOutcome::Refused(Refusal::WagerLimitReached));
+}
+
+#[test]
+fn a_self_excluded_player_can_neither_bet_nor_deposit_anywhere_nor_lift_it_early() {
+    let mut ledger = funded(10_000);
+    let exclude = ComplianceCommand::SelfExclude {
+        player_id: player_id(0),
+        days: 182,
+        source: ExclusionSource::Player,
+    };
+    let t1 = T0 + SECOND_NS;
+    assert_eq!(compliance(&mut ledger, t1, exclude), ComplianceOutcome::Ok);
+    let refused = WalletOutcome::Refused(Refusal::SelfExcluded);
+    assert_eq!(wallet(&mut ledger, t1 + 2, wallet_bet("a", 0, 1)), refused);
+    // Naming the wallet account instead of the player changes nothing.
+    let by_account = Command::WalletBet(WalletBet {
+        player_id: player_wallet_account_id(0, 0),
+        ..match wallet_bet("b", 0, 1) {
+            Command::WalletBet(bet) => bet,
+            _ => unreachable!(),
+        }
+    });
+    assert_eq!(wallet(&mut ledger, t1 + 3, by_account), refused);
+    let round = open_round(&mut ledger, t1 + 4);
+    assert_eq!(
+        table_bet(&mut ledger, t1 + 5, 1, 0, round),
+        TableOutcome::Refused(Refusal::SelfExcluded)
+    );
+    assert_eq!(
+        compliance(&mut ledger, t1 + 6, deposit(50, 0, 100)),
+        ComplianceOutcome::Refused(Refusal::SelfExcluded)
+    );
+    // Bob plays on.
+    assert!(matches!(
+        table_bet(&mut ledger, t1 + 7, 2, 1, round),
+        TableOutcome::BetAccepted { .. }
+    ));
+    let lift = ComplianceCommand::LiftSelfExclusion {
+        player_id: player_id(0),
+    };
+    let end = t1 + 182 * NANOS_PER_DAY;
+    assert_eq!(
+        compliance(&mut ledger, end - 2, lift.clone()),
+        ComplianceOutcome::SelfExclusionActive
+    );
+    assert_eq!(wallet(&mut ledger, end - 1, wallet_bet("c", 0, 1)), refused);
+    assert!(wallet(&mut ledger, end, wallet_bet("d", 0, 1)).is_ok());
+    assert_eq!(compliance(&mut ledger, end, lift), ComplianceOutcome::Ok);
+}
+
+#[test]
+fn a_shorter_exclusion_or_time_out_never_shortens_the_one_in_force() {
+    let mut ledger = funded(1_000);
+    let exclude = |days| ComplianceCommand::SelfExclude {
+        player_id: player_id(0),
+        days,
+        source: ExclusionSource::Operator,
+    };
+    let t1 = T0 + SECOND_NS;
+    compliance(&mut ledger, t1, exclude(365));
+    compliance(&mut ledger, t1 + SECOND_NS, exclude(182));
+    let state = ledger.ledger.player_compliance(player_id(0)).unwrap();
+    assert_eq!(state.self_excluded_until_ns, t1 + 365 * NANOS_PER_DAY);
+    let time_out = ComplianceCommand::TimeOut {
+        player_id: player_id(1),
+        days: 1,
+    };
+    let t2 = t1 + 2 * SECOND_NS;
+    compliance(&mut ledger, t2, time_out);
+    let refused = wallet(&mut ledger, t2 + NANOS_PER_DAY - 1, wallet_bet("a", 1, 1));
+    assert_eq!(refused, WalletOutcome::Refused(Refusal::TimedOut));
+    assert!(wallet(&mut ledger, t2 + NANOS_PER_DAY, wallet_bet("b", 1, 1)).is_ok());
+}
+
+#[test]
+fn out_of_range_durations_and_limits_are_malformed_commands() {
+    for days in [0, 181, 1827] {
+        let command = ComplianceCommand::SelfExclude {
+            player_id: player_id(0),
+            days,
+            source: ExclusionSource::Player,
+        };
+        assert!(!command.check(), "{days} days");
+    }
+    for days in [0, 43] {
+        let command = ComplianceCommand::TimeOut {
+            player_id: player_id(0),
+            days,
+        };
+        assert!(!command.check(), "{days} days");
+    }
+    assert!(!limits(0, LimitKind::Loss, Period::Day, LimitChange::Set(0)).check());
+}
+
+#[test]
+fn the_session_limit_counts_from_the_last_login() {
+    let mut ledger = funded(1_000);
+    let mut request = match limits(0, LimitKind::Wager, Period::Day, LimitChange::Remove) {
+        ComplianceCommand::SetLimits(request) => request,
+        _ => unreachable!(),
+    };
+    request.money = [None; LIMIT_SLOTS];
+    request.session_minutes = Some(LimitChange::Set(30));
+    compliance(&mut ledger, T0, ComplianceCommand::SetLimits(request));
+    let login = Command::OpenSession(NewSession {
+        token_hash: TokenHash([7; 32]),
+        player_id: player_id(0),
+        ttl_s: 3_600,
+    });
+    ledger.apply(T0 + MINUTE_NS, &[login]);
+    assert!(wallet(&mut ledger, T0 + 30 * MINUTE_NS, wallet_bet("a", 0, 1)).is_ok());
+    let over = wallet(&mut ledger, T0 + 31 * MINUTE_NS, wallet_bet("b", 0, 1));
+    assert_eq!(over, WalletOutcome::Refused(Refusal::SessionLimitReached));
+}
+
+#[test]
+fn the_jurisdiction_policy_requires_kyc_and_a_verified_identity_meets_it() {
+    let mut ledger = funded(1_000);
+    let basic = KycRequirements {
+        play: KycLevel::Basic,
+        deposit: KycLevel::None,
+        withdraw: KycLevel::Basic,
+        large_deposit_min: 2_000,
+        large_deposit: KycLevel::Enhanced,
+    };
+    let policy = CompliancePolicy {
+        default: basic,
+        jurisdictions: vec![(*b"MT", KycRequirements::default())],
+    };
+    compliance(&mut ledger, T0, ComplianceCommand::SetPolicy(policy));
+    let refused = WalletOutcome::Refused(Refusal::KycRequired);
+    assert_eq!(wallet(&mut ledger, T0 + 1, wallet_bet("a", 0, 1)), refused);
+    assert_eq!(
+        compliance(&mut ledger, T0 + 2, deposit(10, 0, 2_000)),
+        ComplianceOutcome::Refused(Refusal::KycRequired)
+    );
+    assert!(matches!(
+        compliance(&mut ledger, T0 + 2, deposit(11, 0, 1_999)),
+        ComplianceOutcome::Deposited { .. }
+    ));
+    let record = |country: [u8; 2]| ComplianceCommand::RecordIdentity {
+        player_id: player_id(0),
+        identity: Box::new(IdentityRecord {
+            issuer: "https://idp.example".into(),
+            subject_sha256: [3; 32],
+            name: "Alice Example".into(),
+            birth_date_days: Some(7_000),
+            country,
+            expires_at_s: 2_000_000_000,
+            attestation_sha256: [4; 32],
+        }),
+    };
+    compliance(&mut ledger, T0 + 3, record(*b"GB"));
+    assert!(wallet(&mut ledger, T0 + 4, wallet_bet("b", 0, 1)).is_ok());
+    let enhanced = ComplianceCommand::SetKycLevel {
+        player_id: player_id(0),
+        level: KycLevel::Enhanced,
+    };
+    compliance(&mut ledger, T0 + 5, enhanced);
+    assert!(matches!(
+        compliance(&mut ledger, T0 + 6, deposit(12, 0, 2_000)),
+        ComplianceOutcome::Deposited { .. }
+    ));
+    // Bob is in no jurisdiction yet: the default applies to him.
+    assert_eq!(wallet(&mut ledger, T0 + 7, wallet_bet("c", 1, 1)), refused);
+}
+
+fn open_round(ledger: &mut MemoryLedger, at: u64) -> u64 {
+    let round = round_id(TABLE, 1);
+    let open = TableCommand::Open {
+        round_id: round,
+        commitment: [0; 32],
+        closes_at_ns: at + 10 * SECOND_NS,
+    };
+    match ledger.apply(at, &[Command::Table(open)]).pop() {
+        Some(CommandResult::Table(TableOutcome::Ok)) => round,
+        other => panic!("round not opened: {other:?}"),
+    }
+}
+
+fn table_bet(
+    ledger: &mut MemoryLedger,
+    at: u64,
+    bet_id: u128,
+    player: u64,
+    round: u64,
+) -> TableOutcome {
+    let bet = TableBet {
+        bet_id,
+        player_id: player_id(player),
+        round_id: round,
+        spots: vec![SpotStake {
+            spot: 0,
+            amount: 10,
+        }],
+    };
+    match ledger
+        .apply(at, &[Command::Table(TableCommand::Bet(bet))])
+        .pop()
+    {
+        Some(CommandResult::Table(outcome)) => outcome,
+        other => panic!("expected a table result, got {other:?}"),
+    }
+}
+
+#[test]
+fn table_bets_count_against_the_wager_limit() {
+    let mut ledger = funded(1_000);
+    compliance(
+        &mut ledger,
+        T0,
+        limits(0, LimitKind::Wager, Period::Day, LimitChange::Set(15)),
+    );
+    let round = open_round(&mut ledger, T0 + 1);
+    assert!(matches!(
+        table_bet(&mut ledger, T0 + 2, 1, 0, round),
+        TableOutcome::BetAccepted { .. }
+    ));
+    assert_eq!(
+        table_bet(&mut ledger, T0 + 3, 2, 0, round),
+        TableOutcome::Refused(Refusal::WagerLimitReached)
+    );
+}
+
+fn busy_compliance_ledger() -> MemoryLedger {
+    let mut ledger = funded(10_000);
+    compliance(
+        &mut ledger,
+        T0,
+        limits(0, LimitKind::Loss, Period::Month, LimitChange::Set(900)),
+    );
+    compliance(
+        &mut ledger,
+        T0 + 1,
+        limits(0, LimitKind::Loss, Period::Month, LimitChange::Remove),
+    );
+    wallet(&mut ledger, T0 + 2, wallet_bet("a", 0, 40));
+    let exclude = ComplianceCommand::SelfExclude {
+        player_id: player_id(1),
+        days: 400,
+        source: ExclusionSource::Register,
+    };
+    compliance(&mut ledger, T0 + 3, exclude);
+    ledger
+}
+
+#[test]
+fn compliance_state_survives_a_checkpoint_byte_for_byte() {
+    let ledger = busy_compliance_ledger();
+    let checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint[0], 8);
+    let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    assert_eq!(
+        restored.ledger.player_compliance(player_id(0)),
+        ledger.ledger.player_compliance(player_id(0))
+    );
+}
+
+#[test]
+fn a_version_7_checkpoint_loads_with_no_compliance_state() {
+    let ledger = casino();
+    let checkpoint = ledger.checkpoint();
+    // Version 8 appends the compliance section: the default policy (3 + 8 + 1 bytes and a
+    // u16 count), the player count, and per player 29 bytes of empty state.
+    let section = 12 + 2 + 8 + 2 * 29;
+    let mut v7 = checkpoint[..checkpoint.len() - section].to_vec();
+    v7[0] = 7;
+    let restored = MemoryLedger::restore(&v7, ledger.history.clone()).expect("version 7 loads");
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+}
+
+#[test]
+fn every_compliance_command_round_trips_through_the_log_codec() {
+    let commands = vec![
+        limits(0, LimitKind::Deposit, Period::Week, LimitChange::Set(5)),
+        limits(1, LimitKind::Loss, Period::Day, LimitChange::Remove),
+        ComplianceCommand::SelfExclude {
+            player_id: player_id(0),
+            days: 1826,
+            source: ExclusionSource::Register,
+        },
+        ComplianceCommand::LiftSelfExclusion {
+            player_id: player_id(0),
+        },
+        ComplianceCommand::TimeOut {
+            player_id: player_id(0),
+            days: 42,
+        },
+        ComplianceCommand::RecordIdentity {
+            player_id: player_id(1),
+            identity: Box::new(IdentityRecord {
+                issuer: "i".into(),
+                subject_sha256: [1; 32],
+                name: String::new(),
+                birth_date_days: None,
+                country: *b"SE",
+                expires_at_s: 9,
+                attestation_sha256: [2; 32],
+            }),
+        },
+        ComplianceCommand::SetKycLevel {
+            player_id: player_id(1),
+            level: KycLevel::Enhanced,
+        },
+        ComplianceCommand::SetPolicy(CompliancePolicy {
+            default: KycRequirements::default(),
+            jurisdictions: vec![(*b"DE", KycRequirements::default())],
+        }),
+        deposit(77, 1, 1_000),
+    ];
+    let proposal = Proposal {
+        timestamp_ns: T0,
+        commands: commands.into_iter().map(Command::Compliance).collect(),
+    };
+    let mut bytes = Vec::new();
+    encode_proposal(&proposal, &mut bytes);
+    assert_eq!(decode_proposal(&bytes).unwrap(), proposal);
+}
