@@ -262,6 +262,9 @@ impl ApiError {
             WalletOutcome::PlayerAccountClosed => {
                 (StatusCode::FORBIDDEN, "the player account is closed")
             }
+            WalletOutcome::Refused(refusal) => {
+                return crate::routes::compliance::refusal_error(refusal)
+            }
             WalletOutcome::Ok { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "an accepted wallet call was treated as an error",

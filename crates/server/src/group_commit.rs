@@ -227,6 +227,7 @@ pub fn command_bytes(command: &Command) -> usize {
                     + size_of_val(player.currencies.as_slice())
             }
             Command::Table(table) => table_command_bytes(table),
+            Command::Compliance(command) => compliance_command_bytes(command),
             Command::Tick
             | Command::OpenSession(_)
             | Command::CloseSession(_)
@@ -235,6 +236,17 @@ pub fn command_bytes(command: &Command) -> usize {
                 key_id, command, ..
             } => key_id.len() + command_bytes(command),
         }
+}
+
+fn compliance_command_bytes(command: &croupier_core::compliance::ComplianceCommand) -> usize {
+    use croupier_core::compliance::{ComplianceCommand, IdentityRecord};
+    match command {
+        ComplianceCommand::RecordIdentity { identity, .. } => {
+            size_of::<IdentityRecord>() + identity.issuer.len() + identity.name.len()
+        }
+        ComplianceCommand::SetPolicy(policy) => size_of_val(policy.jurisdictions.as_slice()),
+        _ => 0,
+    }
 }
 
 fn table_command_bytes(command: &croupier_core::tables::TableCommand) -> usize {

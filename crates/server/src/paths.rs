@@ -25,6 +25,13 @@ pub const ROUTE_PLAYERS_LOGOUT: &str = "/v1/players/logout";
 pub const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
 pub const ROUTE_PLAYER: &str = "/v1/players/{player_id}";
 pub const ROUTE_PLAYER_SESSIONS: &str = "/v1/players/{player_id}/sessions";
+pub const ROUTE_PLAYER_LIMITS: &str = "/v1/players/{player_id}/limits";
+pub const ROUTE_PLAYER_SELF_EXCLUSION: &str = "/v1/players/{player_id}/self-exclusion";
+pub const ROUTE_PLAYER_TIME_OUT: &str = "/v1/players/{player_id}/time-out";
+pub const ROUTE_PLAYER_COMPLIANCE: &str = "/v1/players/{player_id}/compliance";
+pub const ROUTE_PLAYER_DEPOSITS: &str = "/v1/players/{player_id}/deposits";
+pub const ROUTE_PLAYER_KYC: &str = "/v1/players/{player_id}/kyc";
+pub const ROUTE_COMPLIANCE_POLICY: &str = "/v1/compliance/policy";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -61,6 +68,13 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYERS_ME,
     ROUTE_PLAYER,
     ROUTE_PLAYER_SESSIONS,
+    ROUTE_PLAYER_LIMITS,
+    ROUTE_PLAYER_SELF_EXCLUSION,
+    ROUTE_PLAYER_TIME_OUT,
+    ROUTE_PLAYER_COMPLIANCE,
+    ROUTE_PLAYER_DEPOSITS,
+    ROUTE_PLAYER_KYC,
+    ROUTE_COMPLIANCE_POLICY,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

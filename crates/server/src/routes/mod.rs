@@ -21,6 +21,7 @@ pub mod events;
 pub mod ledger;
 pub mod live;
 pub mod ops;
+pub mod compliance;
 pub mod players;
 pub mod studio;
 pub mod table_answers;
@@ -124,6 +125,16 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(players::me::<C>))
         .routes(documented!(players::get::<C>))
         .routes(documented!(players::revoke_sessions::<C>))
+        .routes(documented!(compliance::put_limits::<C>))
+        .routes(documented!(compliance::get_limits::<C>))
+        .routes(documented!(compliance::self_exclude::<C>))
+        .routes(documented!(compliance::lift_self_exclusion::<C>))
+        .routes(documented!(compliance::time_out::<C>))
+        .routes(documented!(compliance::get_status::<C>))
+        .routes(documented!(compliance::deposit::<C>))
+        .routes(documented!(compliance::put_kyc_level::<C>))
+        .routes(documented!(compliance::put_policy::<C>))
+        .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))
         .routes(documented!(tables::list::<C>))
         .routes(documented!(tables::configure::<C>))
