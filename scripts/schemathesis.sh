@@ -69,6 +69,14 @@ payload = { username = "schemathesis", password = "$player_password" }
 extract_selector = "/token"
 retry_on = [401]
 
+# Responsible gambling and KYC depend on the player's state as well: 403 self_excluded,
+# timed_out, kyc_required, deposit_limit_reached; 409 self_exclusion_active (a lift while one
+# runs) or a deposit id used for another transfer; 422 no_wallet_in_currency or a deposit the
+# ledger refuses (an unknown source account).
+[[operations]]
+include-path-regex = "^/v1/(players/[^/]+/(limits|self-exclusion|time-out|deposits|kyc|compliance)|compliance/)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
 # A wallet call's answer also depends on the ledger's state, not only on the request's shape:
 # 402 insufficient_funds (a bet over the balance), 422 ledger_mismatch, not_a_player_account,
 # rollback_target_invalid, round_mismatch. A schema-valid call may meet them, so for these

@@ -123,16 +123,31 @@ pub struct LimitsOut {
     spent: BTreeMap<&'static str, SpentOut>,
 }
 
+/// A self-exclusion's length: 182 to 1826 days (6 months to 5 years).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DaysIn {
-    #[schema(schema_with = days_schema)]
+pub struct SelfExclusionIn {
+    #[schema(schema_with = self_exclusion_days_schema, example = 182)]
     days: U64In,
 }
 
-fn days_schema() -> utoipa::openapi::schema::Object {
-    crate::schema::uint64(1)
+fn self_exclusion_days_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint64(SELF_EXCLUSION_DAYS_MIN.into())
         .maximum(Some(SELF_EXCLUSION_DAYS_MAX))
+        .build()
+}
+
+/// A time-out's length: 1 to 42 days (6 weeks).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOutIn {
+    #[schema(schema_with = time_out_days_schema, example = 7)]
+    days: U64In,
+}
+
+fn time_out_days_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint64(TIME_OUT_DAYS_MIN.into())
+        .maximum(Some(TIME_OUT_DAYS_MAX))
         .build()
 }
 
@@ -194,9 +209,8 @@ pub struct DepositOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KycLevelIn {
-    /// none, basic or enhanced.
     #[schema(example = "enhanced")]
-    level: String,
+    level: KycLevelName,
 }
 
 /// Which KYC level each action needs.
@@ -253,6 +267,7 @@ pub struct PolicyIo {
     default: RequirementsIo,
     /// By ISO 3166-1 alpha-2 country code (upper case), at most 256.
     #[serde(default)]
+    #[schema(schema_with = jurisdictions_schema, required = false)]
     jurisdictions: BTreeMap<String, RequirementsIo>,
 }
 
@@ -260,6 +275,22 @@ impl Serialize for U64In {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(self.0)
     }
+}
+
+fn jurisdictions_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    use utoipa::openapi::Ref;
+    let country = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Z]{2}$"));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(country))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            Ref::from_schema_name("RequirementsIo").into(),
+        )))
+        .max_properties(Some(JURISDICTIONS_MAX))
+        .build()
 }
 
 fn player_not_found() -> ApiError {
@@ -568,7 +599,7 @@ fn spent_out(
 #[utoipa::path(
     post, path = crate::paths::ROUTE_PLAYER_SELF_EXCLUSION, tag = "compliance",
     params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
-    request_body = DaysIn,
+    request_body = SelfExclusionIn,
     security(("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = ExclusionOut),
@@ -585,7 +616,7 @@ pub async fn self_exclude<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(caller, ..): Allowed<PlayerAdminOrSelf>,
     path: ApiPath,
-    ApiJson(request): ApiJson<DaysIn>,
+    ApiJson(request): ApiJson<SelfExclusionIn>,
 ) -> Result<Response, ApiError> {
     let player_id = target_player(&caller, &path)?;
     let days = days_in(
@@ -670,7 +701,7 @@ async fn exclusion_view<C: Consensus>(
 #[utoipa::path(
     post, path = crate::paths::ROUTE_PLAYER_TIME_OUT, tag = "compliance",
     params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
-    request_body = DaysIn,
+    request_body = TimeOutIn,
     security(("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = TimeOutOut),
@@ -687,7 +718,7 @@ pub async fn time_out<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(caller, ..): Allowed<PlayerAdminOrSelf>,
     path: ApiPath,
-    ApiJson(request): ApiJson<DaysIn>,
+    ApiJson(request): ApiJson<TimeOutIn>,
 ) -> Result<Response, ApiError> {
     let player_id = target_player(&caller, &path)?;
     let days = days_in(request.days, TIME_OUT_DAYS_MIN, TIME_OUT_DAYS_MAX)?;
@@ -846,8 +877,7 @@ pub async fn put_kyc_level<C: Consensus>(
     ApiJson(request): ApiJson<KycLevelIn>,
 ) -> Result<Response, ApiError> {
     let player_id = target_player(&caller, &path)?;
-    let level = KycLevel::parse(&request.level)
-        .ok_or_else(|| ApiError::invalid_field(None, "level", "must be none, basic or enhanced"))?;
+    let level = request.level.level();
     commit(
         &state,
         &caller,
