@@ -40,6 +40,7 @@ pub struct ServeSettings {
     pub edge: EdgeSettings,
     pub live: LiveSettings,
     pub games: GamesSettings,
+    pub compliance: ComplianceSettings,
     /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
     /// betting window and limits.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +104,49 @@ mod defaults {
     pub fn bets_per_round_max() -> u32 {
         50_000
     }
+}
+
+/// Identity providers and the national self-exclusion register (`[compliance]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComplianceSettings {
+    /// The youngest age an identity attestation may prove (whole years).
+    pub age_min_years: u8,
+    /// Identity providers whose attestations verify players, each `{ issuer, jwks_file }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_issuers: Vec<IdentityIssuerSettings>,
+    /// The national self-exclusion register's base URL; unset: none is asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register_url: Option<String>,
+    /// A file holding the API key sent to the register (a file, so the key is in no
+    /// settings output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register_api_key_file: Option<PathBuf>,
+    pub register_timeout_ms: u64,
+    /// How often every verified player is checked again (on the leader).
+    pub register_sweep_interval_s: u64,
+}
+
+impl Default for ComplianceSettings {
+    fn default() -> Self {
+        ComplianceSettings {
+            age_min_years: 18,
+            identity_issuers: Vec::new(),
+            register_url: None,
+            register_api_key_file: None,
+            register_timeout_ms: 2_000,
+            register_sweep_interval_s: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityIssuerSettings {
+    /// The `iss` its attestations carry.
+    pub issuer: String,
+    /// Its public keys as a JWKS document (`croupier sandbox idp --print-jwks` writes one).
+    pub jwks_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +358,7 @@ impl Default for ServeSettings {
             live: LiveSettings::default(),
             tables: Vec::new(),
             games: GamesSettings::default(),
+            compliance: ComplianceSettings::default(),
         }
     }
 }
@@ -441,6 +486,13 @@ impl ServeSettings {
         let in_flight = edge.requests_in_flight_max as u64;
         at_least("edge.requests_in_flight_max", in_flight, 1, number)?;
         at_least("edge.body_size_max", edge.body_size_max, 1024, size::format)?;
+        let compliance = &self.compliance;
+        let timeout = compliance.register_timeout_ms;
+        at_least("compliance.register_timeout_ms", timeout, 1, number)?;
+        let sweep = compliance.register_sweep_interval_s;
+        at_least("compliance.register_sweep_interval_s", sweep, 1, number)?;
+        let age = u64::from(compliance.age_min_years);
+        at_least("compliance.age_min_years", age, 18, number)?;
         let live = &self.live;
         let messages = live.retained_messages_max as u64;
         at_least("live.retained_messages_max", messages, 1, number)?;

@@ -24,6 +24,7 @@ mod games_cmd;
 mod keys_cmd;
 mod operator_key;
 mod rng_cmd;
+mod sandbox_cmd;
 mod serve_cmd;
 mod studio_cmd;
 
@@ -75,6 +76,9 @@ enum Command {
     /// A live studio's console: its key, and signed results for its tables' rounds.
     #[command(subcommand)]
     Studio(studio_cmd::StudioCommand),
+    /// Sandboxes of the outside world (identity provider, ...) as their own processes, for tests and demos.
+    #[command(subcommand)]
+    Sandbox(sandbox_cmd::SandboxCommand),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Certify(args) => certify_cmd::run(args),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Studio(cmd) => studio_cmd::run(cmd),
+        Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match outcome {
         Ok(code) => code,

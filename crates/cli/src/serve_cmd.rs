@@ -274,7 +274,46 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
         .iter()
         .map(table_spec)
         .collect::<anyhow::Result<_>>()?;
+    config.compliance = compliance_config(&settings.compliance)?;
     Ok(config)
+}
+
+/// Reads the trusted issuers' JWKS files and the register's key file.
+fn compliance_config(
+    settings: &crate::config::ComplianceSettings,
+) -> anyhow::Result<croupier_server::compliance::ComplianceConfig> {
+    use croupier_server::compliance::register::RegisterConfig;
+    let mut issuers = croupier_risk::identity::TrustedIssuers::new();
+    for issuer in &settings.identity_issuers {
+        let path = &issuer.jwks_file;
+        let jwks = std::fs::read_to_string(path)
+            .with_context(|| format!("compliance.identity_issuers: reading {}", path.display()))?;
+        issuers
+            .add_jwks(&issuer.issuer, &jwks)
+            .with_context(|| format!("compliance.identity_issuers: {}", path.display()))?;
+    }
+    let api_key = match &settings.register_api_key_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("compliance.register_api_key_file: {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+    };
+    let register = settings.register_url.clone().map(|url| RegisterConfig {
+        url,
+        api_key,
+        timeout_ms: settings.register_timeout_ms,
+        sweep_interval_s: settings.register_sweep_interval_s,
+    });
+    Ok(croupier_server::compliance::ComplianceConfig {
+        identity_issuers: std::sync::Arc::new(issuers),
+        age: croupier_risk::identity::AgePolicy {
+            age_min_years: settings.age_min_years,
+        },
+        register,
+    })
 }
 
 fn table_spec(

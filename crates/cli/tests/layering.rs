@@ -12,6 +12,7 @@ const LAYERS: &[&str] = &[
     "croupier-core",
     "croupier-rng",
     "croupier-games",
+    "croupier-risk",
     "croupier-store",
     "croupier-cluster",
     "croupier-sim",
@@ -162,6 +163,18 @@ fn pure_crates_pull_in_no_runtime_http_json_disk_or_network_crate() {
             .collect();
         assert!(found.is_empty(), "{pure} depends on {found:?}");
     }
+}
+
+/// Risk policy reads JSON (a JWS payload is JSON) but no clock, runtime, disk or network: time
+/// is passed in and the I/O of identity checks lives in the server.
+#[test]
+fn the_risk_policy_crate_pulls_in_no_runtime_http_disk_or_network_crate() {
+    let closure = graph().closure("croupier-risk");
+    let found: Vec<_> = IMPURE
+        .iter()
+        .filter(|bad| **bad != "serde_json" && closure.contains(**bad))
+        .collect();
+    assert!(found.is_empty(), "croupier-risk depends on {found:?}");
 }
 
 #[test]

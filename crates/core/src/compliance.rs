@@ -154,6 +154,18 @@ pub fn civil_from_days(days: i64) -> (i64, u8, u8) {
     (year, month, day)
 }
 
+/// The day number since 1970-01-01 of a Gregorian date (the inverse of `civil_from_days`;
+/// Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let shifted_month = i64::from((month + 9) % 12);
+    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// One limit: the value in force (None: no limit) and a less safe change waiting for its
 /// cooling-off to end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -476,6 +488,13 @@ impl ComplianceCommand {
     pub fn check(&self) -> bool {
         match self {
             ComplianceCommand::SetLimits(request) => request.check(),
+            // The register's own term decides how long its matches last (any length up to
+            // the longest); a player or an operator asks for 6 months to 5 years.
+            ComplianceCommand::SelfExclude {
+                days,
+                source: ExclusionSource::Register,
+                ..
+            } => (1..=SELF_EXCLUSION_DAYS_MAX).contains(days),
             ComplianceCommand::SelfExclude { days, .. } => {
                 (SELF_EXCLUSION_DAYS_MIN..=SELF_EXCLUSION_DAYS_MAX).contains(days)
             }
@@ -579,6 +598,10 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_788), (2026, 12, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        for days in [-800_000, -1, 0, 59, 11_016, 20_788, 2_000_000] {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days);
+        }
     }
 
     #[test]

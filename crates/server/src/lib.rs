@@ -25,6 +25,7 @@ pub mod auth;
 mod authenticate;
 pub mod binary;
 mod certification;
+pub mod compliance;
 mod edge;
 mod error;
 mod extract;
@@ -75,6 +76,8 @@ pub struct ServeConfig {
     pub games: Option<Arc<CertifiedGames>>,
     /// Bounds of the live push (`GET /v1/live`).
     pub live: live::LiveLimits,
+    /// Trusted identity providers and the national self-exclusion register.
+    pub compliance: compliance::ComplianceConfig,
 }
 
 impl ServeConfig {
@@ -95,6 +98,7 @@ impl ServeConfig {
             tables: Vec::new(),
             games: None,
             live: live::LiveLimits::default(),
+            compliance: compliance::ComplianceConfig::default(),
         }
     }
 
@@ -284,7 +288,16 @@ pub fn serve<C: Consensus>(
         games,
     )
     .with_tables(live_tables)
-    .with_live(live::LiveHub::new(config.live.clone()));
+    .with_live(live::LiveHub::new(config.live.clone()))
+    .with_compliance(Arc::new(config.compliance.clone()));
+    let register_sweep = config.compliance.register.clone().map(|register| {
+        let stopped = stop_tables.subscribe();
+        tokio::spawn(compliance::register::sweep(
+            state.consensus().clone(),
+            register,
+            stopped,
+        ))
+    });
     let hub = state.live_hub();
     let live_push = hub.spawn(live::feed::run(Arc::clone(&hub), state.clone()));
     let limits = state.clone();
@@ -316,6 +329,7 @@ pub fn serve<C: Consensus>(
         scheduler,
         stop_tables,
         live_push,
+        register_sweep,
     }
 }
 
@@ -353,6 +367,8 @@ pub struct Serving {
     stop_tables: tokio::sync::watch::Sender<bool>,
     /// The live push's feed reader (ends with `stop_streams`).
     live_push: JoinHandle<()>,
+    /// The national self-exclusion register's sweep, if a register is configured.
+    register_sweep: Option<JoinHandle<()>>,
 }
 
 impl Serving {
@@ -376,9 +392,15 @@ impl Serving {
             scheduler,
             stop_tables,
             live_push,
+            register_sweep,
             ..
         } = self;
         stop_tables.send_replace(true);
+        if let Some(sweep) = register_sweep {
+            // A sweep may be waiting on the register: nothing it does is left half done (a
+            // match is one command).
+            sweep.abort();
+        }
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
         }

@@ -31,6 +31,7 @@ pub const ROUTE_PLAYER_TIME_OUT: &str = "/v1/players/{player_id}/time-out";
 pub const ROUTE_PLAYER_COMPLIANCE: &str = "/v1/players/{player_id}/compliance";
 pub const ROUTE_PLAYER_DEPOSITS: &str = "/v1/players/{player_id}/deposits";
 pub const ROUTE_PLAYER_KYC: &str = "/v1/players/{player_id}/kyc";
+pub const ROUTE_PLAYER_IDENTITY: &str = "/v1/players/{player_id}/identity";
 pub const ROUTE_COMPLIANCE_POLICY: &str = "/v1/compliance/policy";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
@@ -74,6 +75,7 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER_COMPLIANCE,
     ROUTE_PLAYER_DEPOSITS,
     ROUTE_PLAYER_KYC,
+    ROUTE_PLAYER_IDENTITY,
     ROUTE_COMPLIANCE_POLICY,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,

@@ -29,6 +29,8 @@ struct Shared<C> {
     tables: Arc<crate::tables::LiveTables>,
     /// The live push's messages and subscribers.
     live: Arc<crate::live::hub::LiveHub>,
+    /// Trusted identity providers and the self-exclusion register.
+    compliance: Arc<crate::compliance::ComplianceConfig>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -61,6 +63,7 @@ impl<C: Consensus> AppState<C> {
                     threads: 0,
                     ..Default::default()
                 }),
+                compliance: Arc::default(),
             }),
         }
     }
@@ -79,6 +82,18 @@ impl<C: Consensus> AppState<C> {
             .expect("the hub is set before the state is shared")
             .live = hub;
         self
+    }
+
+    /// Trusted identity providers and the register; call before the state is cloned.
+    pub fn with_compliance(mut self, config: Arc<crate::compliance::ComplianceConfig>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("compliance settings are set before the state is shared")
+            .compliance = config;
+        self
+    }
+
+    pub(crate) fn compliance(&self) -> &crate::compliance::ComplianceConfig {
+        &self.shared.compliance
     }
 
     pub(crate) fn live_hub(&self) -> Arc<crate::live::hub::LiveHub> {

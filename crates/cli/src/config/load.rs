@@ -246,6 +246,7 @@ mod tests {
                 "edge",
                 "live",
                 "games",
+                "compliance",
                 "tables"
             ]
         );

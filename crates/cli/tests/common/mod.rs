@@ -148,3 +148,58 @@ pub fn serve(
     }
     node
 }
+
+/// A `croupier sandbox KIND` child process; killed when dropped, so a failing test leaves no
+/// process behind.
+pub struct SandboxProcess {
+    pub child: Child,
+    /// What its ready line says after "sandbox KIND listening on ": the address, then any
+    /// more the sandbox tells (the identity provider's issuer).
+    pub ready: String,
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SandboxProcess {
+    /// Starts `croupier sandbox KIND --listen 127.0.0.1:0 --data-dir DIR EXTRA` and waits for
+    /// its ready line.
+    pub fn start(kind: &str, dir: &std::path::Path, extra: &[&str]) -> SandboxProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_croupier"))
+            .args(["sandbox", kind, "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn croupier sandbox");
+        let stdout = child.stdout.take().unwrap();
+        let (lines, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let _ = lines.send(line.unwrap_or_default());
+            }
+        });
+        let mut process = SandboxProcess {
+            child,
+            ready: String::new(),
+        };
+        let line = ready
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the ready line");
+        let prefix = format!("sandbox {kind} listening on ");
+        process.ready = line.strip_prefix(&prefix).expect(&line).to_owned();
+        process
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> &str {
+        self.ready.split(' ').next().unwrap_or_default()
+    }
+}

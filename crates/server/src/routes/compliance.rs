@@ -164,6 +164,12 @@ pub struct TimeOutOut {
     timed_out_until: String,
 }
 
+impl ComplianceOut {
+    pub(crate) fn kyc_level(&self) -> &'static str {
+        self.kyc_level
+    }
+}
+
 /// A player's compliance status.
 #[derive(Serialize, ToSchema)]
 pub struct ComplianceOut {

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod live;
 pub mod ops;
 pub mod compliance;
+pub mod identity;
 pub mod players;
 pub mod studio;
 pub mod table_answers;
@@ -133,6 +134,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(compliance::get_status::<C>))
         .routes(documented!(compliance::deposit::<C>))
         .routes(documented!(compliance::put_kyc_level::<C>))
+        .routes(documented!(identity::verify::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))

@@ -262,6 +262,12 @@ pub async fn login<C: Consensus>(
     };
     match state.commit(Command::OpenSession(session)).await? {
         CommandResult::Player(PlayerOutcome::SessionOpened { expires_at_ns }) => {
+            if let Some(register) = &state.compliance().register {
+                // Asked after the answer, so a slow register never delays a login; a match
+                // self-excludes the player a moment later.
+                let consensus = state.consensus().clone();
+                crate::compliance::register::check_later(consensus, register.clone(), player_id);
+            }
             let expires = UNIX_EPOCH + Duration::from_nanos(expires_at_ns);
             let body = LoginOut {
                 token,

@@ -1,0 +1,202 @@
+//! Identity attestations and the national self-exclusion register end to end, every part its
+//! own process: `croupier sandbox idp` issues attestations, `croupier sandbox register` holds
+//! self-excluded people, and a `croupier serve` node trusts the first (its JWKS file in the
+//! node's config) and asks the second. Valid, expired, untrusted, tampered and under-age
+//! attestations; a register match at verification and one found later by the sweep.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use common::{free_port, serve, Api, SandboxProcess};
+use serde_json::{json, Value};
+
+struct World {
+    idp: Api,
+    register: Api,
+    node: common::Node,
+    _processes: Vec<SandboxProcess>,
+    _dir: tempfile::TempDir,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn start() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let idp_dir = dir.path().join("idp");
+    let idp = SandboxProcess::start("idp", &idp_dir, &["--issuer", "https://idp.test"]);
+    let register = SandboxProcess::start("register", &dir.path().join("register"), &[]);
+    let jwks = std::process::Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["sandbox", "idp", "--print-jwks", "--data-dir"])
+        .arg(&idp_dir)
+        .output()
+        .unwrap();
+    assert!(jwks.status.success());
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, &jwks.stdout).unwrap();
+    let config = format!(
+        "[compliance]\nregister_url = \"http://{}\"\nregister_sweep_interval_s = 1\n\
+         [[compliance.identity_issuers]]\nissuer = \"https://idp.test\"\njwks_file = {:?}\n",
+        register.addr(),
+        jwks_file
+    );
+    let config_file = dir.path().join("croupier.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let data = dir.path().join("node");
+    let args = [
+        "--config".as_ref(),
+        config_file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    let log = dir.path().join("serve.log");
+    let node = serve(&args, free_port(), &log, Duration::from_secs(60));
+    World {
+        idp: Api::new(format!("http://{}", idp.addr())),
+        register: Api::new(format!("http://{}", register.addr())),
+        node,
+        _processes: vec![idp, register],
+        _dir: dir,
+    }
+}
+
+impl World {
+    /// A registered player (the test is a local operator in protected mode) and its session.
+    fn player(&self, name: &str) -> (String, String) {
+        let body = json!({"username": name, "password": "correct horse", "currencies": ["EUR"]});
+        let created = self.node.api.ok("/v1/players", Some(&body));
+        let login = json!({"username": name, "password": "correct horse"});
+        let session = self.node.api.ok("/v1/players/login", Some(&login));
+        let id = created["player_id"].as_str().unwrap().to_owned();
+        (id, session["token"].as_str().unwrap().to_owned())
+    }
+
+    fn attestation(&self, idp: &Api, request: Value) -> String {
+        let answer = idp.ok("/v1/attestations", Some(&request));
+        answer["attestation"].as_str().unwrap().to_owned()
+    }
+
+    fn verify(&self, player: &(String, String), attestation: &str) -> (u16, Value) {
+        let path = format!("/v1/players/{}/identity", player.0);
+        let body = json!({"attestation": attestation});
+        self.node
+            .api
+            .call(&path, Some(&player.1), Some(&body))
+            .unwrap()
+    }
+
+    fn compliance(&self, player: &(String, String)) -> Value {
+        let path = format!("/v1/players/{}/compliance", player.0);
+        let (status, view) = self.node.api.call(&path, Some(&player.1), None).unwrap();
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+}
+
+fn person(subject: &str, name: &str, birth_date: &str) -> Value {
+    json!({"subject": subject, "name": name, "birth_date": birth_date, "country": "GB"})
+}
+
+#[test]
+fn attestations_are_verified_by_signature_issuer_expiry_and_age() {
+    let world = start();
+    let alice = world.player("alice");
+    let before = world.compliance(&alice);
+    assert_eq!(before["kyc_level"], "none");
+    let valid = world.attestation(&world.idp, person("a-1", "Alice Example", "1990-04-01"));
+    let (status, verified) = world.verify(&alice, &valid);
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["kyc_level"], "basic");
+    assert_eq!(verified["country"], "GB");
+    assert_eq!(verified["register_match"], false);
+    let after = world.compliance(&alice);
+    assert_eq!(after["identity_issuer"], "https://idp.test");
+    assert_eq!(after["country"], "GB");
+
+    let bob = world.player("bob");
+    let mut expired = person("b-1", "Bob Example", "1985-01-01");
+    expired["expires_at"] = json!(now_s() - 10);
+    let expired = world.attestation(&world.idp, expired);
+    let young_year = 2026 - 16;
+    let under_age = person("b-1", "Bob Example", &format!("{young_year}-01-01"));
+    let under_age = world.attestation(&world.idp, under_age);
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = SandboxProcess::start("idp", other_dir.path(), &[]);
+    let other_api = Api::new(format!("http://{}", other.addr()));
+    let untrusted = world.attestation(&other_api, person("b-1", "Bob Example", "1985-01-01"));
+    let impostor_dir = tempfile::tempdir().unwrap();
+    let impostor = SandboxProcess::start(
+        "idp",
+        impostor_dir.path(),
+        &["--issuer", "https://idp.test"],
+    );
+    let impostor_api = Api::new(format!("http://{}", impostor.addr()));
+    let forged = world.attestation(&impostor_api, person("b-1", "Bob Example", "1985-01-01"));
+    let tampered =
+        tamper(&world.attestation(&world.idp, person("b-1", "Bob Example", "1985-01-01")));
+    for (attestation, code) in [
+        (expired, "attestation_expired"),
+        (under_age, "under_age"),
+        (untrusted, "issuer_not_trusted"),
+        // Signed by a key the node was never given (its kid names none of the issuer's).
+        (forged, "issuer_not_trusted"),
+        (tampered, "signature_invalid"),
+        ("not a jws".to_string(), "attestation_malformed"),
+    ] {
+        let (status, refused) = world.verify(&bob, &attestation);
+        assert_eq!(
+            (status, refused["error"].as_str()),
+            (422, Some(code)),
+            "{refused}"
+        );
+    }
+    assert_eq!(world.compliance(&bob)["kyc_level"], "none");
+}
+
+/// The payload with its country changed, the signature kept.
+fn tamper(attestation: &str) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = attestation.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&engine.decode(parts[1]).unwrap()).unwrap();
+    claims["country"] = json!("MT");
+    let payload = engine.encode(claims.to_string());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
+#[test]
+fn the_national_register_self_excludes_at_verification_and_in_the_sweep() {
+    let world = start();
+    let listed = json!({"name": "Bob Example", "birth_date": "1980-05-05", "days": 365});
+    world.register.ok("/v1/exclusions", Some(&listed));
+    let bob = world.player("bob");
+    let attestation = world.attestation(&world.idp, person("b-2", "BOB  example", "1980-05-05"));
+    let (status, verified) = world.verify(&bob, &attestation);
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["register_match"], true);
+    assert!(world.compliance(&bob)["self_excluded_until"].is_string());
+    let bet = json!({"transaction_id": "t1", "player_id": bob.0, "round_id": "r1", "amount": 1, "ledger": "EUR"});
+    let (status, refused) = world.node.api.post("/v1/wallet/bet", &bet).unwrap();
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("self_excluded"))
+    );
+
+    // Carol verifies first and registers afterwards: the sweep finds her.
+    let carol = world.player("carol");
+    let attestation = world.attestation(&world.idp, person("c-1", "Carol Example", "1970-07-07"));
+    let (_, verified) = world.verify(&carol, &attestation);
+    assert_eq!(verified["register_match"], false);
+    let listed = json!({"name": "Carol Example", "birth_date": "1970-07-07"});
+    world.register.ok("/v1/exclusions", Some(&listed));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.compliance(&carol)["self_excluded_until"].is_null() {
+        assert!(Instant::now() < deadline, "the sweep never excluded carol");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
