@@ -17,12 +17,12 @@ use crate::telemetry;
 
 pub mod audit;
 pub mod cluster;
+pub mod compliance;
 pub mod events;
+pub mod identity;
 pub mod ledger;
 pub mod live;
 pub mod ops;
-pub mod compliance;
-pub mod identity;
 pub mod players;
 pub mod studio;
 pub mod table_answers;
