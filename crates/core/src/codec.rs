@@ -46,6 +46,10 @@
 //!       5 record identity: u128 player | identity      6 set KYC level: u128 player | u8 level
 //!       7 set policy: policy
 //!       8 deposit: u128 deposit id | u128 player | u64 ledger | u64 amount | u128 source
+//!       9 case: u8 kind, then 1 open: u128 case | u128 player | u8 score | reasons | text
+//!         ruleset version | u8 action | text by; 2 assign: u128 case | text assignee | text by;
+//!         3 note: u128 case | u8 kind | text | text by; 4 decide: u128 case | u8 decision
+//!         | text | text by (reasons = u8 n, n × text; text here = u16 n + UTF-8, may be empty)
 //!     identity = u16 n + issuer | [32] subject SHA-256 | u16 n + name | u8 has birth date,
 //!       [u32 days since 1970] | [2] country | u64 expires_at_s | [32] attestation SHA-256
 //!     policy = requirements (default) | u16 n, n × ([2] country | requirements), by country
@@ -99,9 +103,13 @@
 //!     | u128 balance_after_settlement)
 //! compliance: policy | u64 n players (= the players above, registration order), n × (u8 KYC
 //!     level | u8 has identity, [identity] | u64 self_excluded_until | u64 timed_out_until
-//!     | limit (session minutes) | u64 session_started_at | u8 n wallets (distinct ledgers),
+//!     | limit (session minutes) | u64 session_started_at | u8 case flags (1 frozen,
+//!     2 withdrawals held, 4 enhanced KYC required) | u8 n wallets (distinct ledgers),
 //!     n × (u64 ledger | 9 × limit | 3 × (u32 period | u128 deposited | u128 wagered
 //!     | u128 returned)))
+//! then u64 n cases (by id): u128 id | u128 player | u64 opened_at | text by | u8 score | reasons
+//!     | text ruleset version | u8 action | text assignee ("" none) | u8 n notes, n × (u64 at
+//!     | text by | u8 kind | text) | u8 decided, [u8 decision | u64 at | text by]
 //! limit = u8 has current, [u64] | u8 has pending, [u8 has value, [u64] | u64 effective_at]
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
@@ -359,6 +367,7 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         Writer(&mut buffer).checkpoint_player_compliance(state);
         flush_when_full(&mut buffer, out)?;
     }
+    Writer(&mut buffer).checkpoint_cases(compliance.cases.values().map(|case| case.as_ref()));
     out.write_all(&buffer)
 }
 
@@ -438,6 +447,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         states
             .into_iter()
             .for_each(|state| ledger.compliance.players.push(state));
+        ledger.compliance.cases = r.checkpoint_cases()?;
     } else {
         // Written before compliance state existed: every player starts with none.
         (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));

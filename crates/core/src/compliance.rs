@@ -365,6 +365,12 @@ pub struct PlayerCompliance {
     pub session_started_at_ns: u64,
     /// One per currency the player has played or deposited in, or set a limit for.
     pub wallets: Vec<WalletCompliance>,
+    /// Set by a case (`crate::cases`): no bets and no deposits until a decision clears it.
+    pub frozen: bool,
+    /// Set by a case: withdrawals wait for its decision.
+    pub withdrawals_held: bool,
+    /// Set by a case: deposits and withdrawals need KYC `enhanced` (source of funds).
+    pub enhanced_kyc_required: bool,
 }
 
 impl PlayerCompliance {
@@ -467,6 +473,8 @@ pub enum ComplianceCommand {
     },
     SetPolicy(CompliancePolicy),
     Deposit(Deposit),
+    /// The AML case queue (`crate::cases`).
+    Case(crate::cases::CaseCommand),
 }
 
 impl ComplianceCommand {
@@ -480,7 +488,8 @@ impl ComplianceCommand {
             | ComplianceCommand::RecordIdentity { player_id, .. }
             | ComplianceCommand::SetKycLevel { player_id, .. } => Some(*player_id),
             ComplianceCommand::Deposit(deposit) => Some(deposit.player_id),
-            ComplianceCommand::SetPolicy(_) => None,
+            ComplianceCommand::Case(crate::cases::CaseCommand::Open(case)) => Some(case.player_id),
+            ComplianceCommand::SetPolicy(_) | ComplianceCommand::Case(_) => None,
         }
     }
 
@@ -503,6 +512,7 @@ impl ComplianceCommand {
             }
             ComplianceCommand::RecordIdentity { identity, .. } => identity.check(),
             ComplianceCommand::SetPolicy(policy) => policy.check(),
+            ComplianceCommand::Case(case) => case.check(),
             ComplianceCommand::LiftSelfExclusion { .. }
             | ComplianceCommand::SetKycLevel { .. }
             | ComplianceCommand::Deposit(_) => true,
@@ -520,10 +530,12 @@ pub enum Refusal {
     DepositLimitReached,
     LossLimitReached,
     WagerLimitReached,
+    /// An AML case froze the player.
+    AccountFrozen,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::SelfExcluded,
         Refusal::TimedOut,
         Refusal::KycRequired,
@@ -531,6 +543,7 @@ impl Refusal {
         Refusal::DepositLimitReached,
         Refusal::LossLimitReached,
         Refusal::WagerLimitReached,
+        Refusal::AccountFrozen,
     ];
 
     pub fn code(self) -> &'static str {
@@ -542,6 +555,7 @@ impl Refusal {
             Refusal::DepositLimitReached => "deposit_limit_reached",
             Refusal::LossLimitReached => "loss_limit_reached",
             Refusal::WagerLimitReached => "wager_limit_reached",
+            Refusal::AccountFrozen => "account_frozen",
         }
     }
 
@@ -570,6 +584,11 @@ pub enum ComplianceOutcome {
     /// The deposit's transfer was refused by the ledger (source account missing, of another
     /// currency, out of funds, or the id used by another transfer).
     DepositRefused(crate::types::CreateTransferResult),
+    CaseNotFound,
+    /// The case has its decision: nothing more changes it.
+    CaseClosed,
+    /// The case id is taken by another player's case.
+    CaseConflict,
 }
 
 impl ComplianceOutcome {
@@ -581,6 +600,9 @@ impl ComplianceOutcome {
             ComplianceOutcome::NoWalletInCurrency => "no_wallet_in_currency",
             ComplianceOutcome::SelfExclusionActive => "self_exclusion_active",
             ComplianceOutcome::DepositRefused(result) => result.code(),
+            ComplianceOutcome::CaseNotFound => "case_not_found",
+            ComplianceOutcome::CaseClosed => "case_closed",
+            ComplianceOutcome::CaseConflict => "case_conflict",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! Business rejections are values (`CreateTransferResult`, `WalletOutcome`), never `Err`;
 //! broken invariants are bugs and panic via `assert!`.
 
+pub mod cases;
 pub mod codec;
 pub mod command;
 pub mod compliance;

@@ -289,8 +289,9 @@ fn every_history_record_round_trips_through_the_codec() {
 }
 
 /// The compliance section of a checkpoint without registered players (version 8): the
-/// default policy (three levels, a u64 and a level, then a u16 count) and a u64 count.
-const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8;
+/// default policy (three levels, a u64 and a level, then a u16 count) and two u64 counts
+/// (players, cases).
+const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8;
 
 #[test]
 fn empty_ledger_round_trips() {
@@ -475,6 +476,9 @@ fn every_result() -> Vec<CommandResult> {
             C::NoWalletInCurrency,
             C::SelfExclusionActive,
             C::DepositRefused(CreateTransferResult::ExceedsCredits),
+            C::CaseNotFound,
+            C::CaseClosed,
+            C::CaseConflict,
         ]
         .map(CommandResult::Compliance),
     );

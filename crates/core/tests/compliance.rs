@@ -5,6 +5,7 @@
 mod common;
 
 use common::{eur, SECOND_NS, T0};
+use croupier_core::cases::{CaseAction, CaseCommand, CaseDecision, NewCase, NoteKind};
 use croupier_core::codec::{decode_proposal, encode_proposal};
 use croupier_core::command::Proposal;
 use croupier_core::compliance::{
@@ -547,8 +548,8 @@ fn a_version_7_checkpoint_loads_with_no_compliance_state() {
     let ledger = casino();
     let checkpoint = ledger.checkpoint();
     // Version 8 appends the compliance section: the default policy (3 + 8 + 1 bytes and a
-    // u16 count), the player count, and per player 29 bytes of empty state.
-    let section = 12 + 2 + 8 + 2 * 29;
+    // u16 count), the player count, per player 30 bytes of empty state, and the case count.
+    let section = 12 + 2 + 8 + 2 * 30 + 8;
     let mut v7 = checkpoint[..checkpoint.len() - section].to_vec();
     v7[0] = 7;
     let restored = MemoryLedger::restore(&v7, ledger.history.clone()).expect("version 7 loads");
@@ -593,6 +594,24 @@ fn every_compliance_command_round_trips_through_the_log_codec() {
             jurisdictions: vec![(*b"DE", KycRequirements::default())],
         }),
         deposit(77, 1, 1_000),
+        ComplianceCommand::Case(open_case(5, 0, CaseAction::Freeze)),
+        ComplianceCommand::Case(CaseCommand::Assign {
+            case_id: 5,
+            assignee: "analyst-1".into(),
+            by: "admin".into(),
+        }),
+        ComplianceCommand::Case(CaseCommand::Note {
+            case_id: 5,
+            kind: NoteKind::DocumentsRequested,
+            text: "proof of address".into(),
+            by: "analyst-1".into(),
+        }),
+        ComplianceCommand::Case(CaseCommand::Decide {
+            case_id: 5,
+            decision: CaseDecision::Report,
+            text: String::new(),
+            by: "analyst-1".into(),
+        }),
     ];
     let proposal = Proposal {
         timestamp_ns: T0,
@@ -601,4 +620,104 @@ fn every_compliance_command_round_trips_through_the_log_codec() {
     let mut bytes = Vec::new();
     encode_proposal(&proposal, &mut bytes);
     assert_eq!(decode_proposal(&bytes).unwrap(), proposal);
+}
+
+fn open_case(case_id: u128, player: u64, action: CaseAction) -> CaseCommand {
+    CaseCommand::Open(NewCase {
+        case_id,
+        player_id: player_id(player),
+        score: 80,
+        reasons: vec!["linked_transactions_2000_eur".into()],
+        ruleset_version: "2026-12-03.1".into(),
+        action,
+        by: "aml".into(),
+    })
+}
+
+#[test]
+fn a_case_that_freezes_refuses_bets_and_deposits_until_a_decision_clears_it() {
+    let mut ledger = funded(10_000);
+    let opened = compliance(
+        &mut ledger,
+        T0,
+        ComplianceCommand::Case(open_case(9, 0, CaseAction::Freeze)),
+    );
+    assert_eq!(opened, ComplianceOutcome::Ok);
+    let frozen = WalletOutcome::Refused(Refusal::AccountFrozen);
+    assert_eq!(wallet(&mut ledger, T0 + 1, wallet_bet("a", 0, 1)), frozen);
+    assert_eq!(
+        compliance(&mut ledger, T0 + 2, deposit(60, 0, 10)),
+        ComplianceOutcome::Refused(Refusal::AccountFrozen)
+    );
+    // The pipeline proposing the same decision again opens nothing more.
+    let again = compliance(
+        &mut ledger,
+        T0 + 3,
+        ComplianceCommand::Case(open_case(9, 0, CaseAction::Freeze)),
+    );
+    assert_eq!(again, ComplianceOutcome::Ok);
+    assert_eq!(ledger.ledger.cases().count(), 1);
+    let conflict = compliance(
+        &mut ledger,
+        T0 + 3,
+        ComplianceCommand::Case(open_case(9, 1, CaseAction::OpenCase)),
+    );
+    assert_eq!(conflict, ComplianceOutcome::CaseConflict);
+    let clear = CaseCommand::Decide {
+        case_id: 9,
+        decision: CaseDecision::Clear,
+        text: "source of funds checked".into(),
+        by: "analyst-1".into(),
+    };
+    assert_eq!(
+        compliance(&mut ledger, T0 + 4, ComplianceCommand::Case(clear.clone())),
+        ComplianceOutcome::Ok
+    );
+    assert!(wallet(&mut ledger, T0 + 5, wallet_bet("b", 0, 1)).is_ok());
+    let case = ledger.ledger.case(9).unwrap();
+    assert_eq!(
+        case.decision.as_ref().map(|d| (d.0, d.2.as_str())),
+        Some((CaseDecision::Clear, "analyst-1"))
+    );
+    assert_eq!(
+        compliance(&mut ledger, T0 + 6, ComplianceCommand::Case(clear)),
+        ComplianceOutcome::CaseClosed
+    );
+    let unknown = CaseCommand::Assign {
+        case_id: 10,
+        assignee: "x".into(),
+        by: "admin".into(),
+    };
+    assert_eq!(
+        compliance(&mut ledger, T0 + 7, ComplianceCommand::Case(unknown)),
+        ComplianceOutcome::CaseNotFound
+    );
+}
+
+#[test]
+fn cases_and_their_flags_survive_a_checkpoint() {
+    let mut ledger = busy_compliance_ledger();
+    compliance(
+        &mut ledger,
+        T0 + 10,
+        ComplianceCommand::Case(open_case(3, 0, CaseAction::HoldWithdrawals)),
+    );
+    let note = CaseCommand::Note {
+        case_id: 3,
+        kind: NoteKind::Comment,
+        text: "looked at it".into(),
+        by: "analyst-1".into(),
+    };
+    compliance(&mut ledger, T0 + 11, ComplianceCommand::Case(note));
+    let checkpoint = ledger.checkpoint();
+    let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    assert_eq!(restored.ledger.case(3), ledger.ledger.case(3));
+    assert!(
+        restored
+            .ledger
+            .player_compliance(player_id(0))
+            .unwrap()
+            .withdrawals_held
+    );
 }

@@ -1057,8 +1057,8 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     let checkpoint = ledger.checkpoint();
     assert_eq!(checkpoint[0], 8);
     // Version 7 is version 8 without the compliance section (no players: the default policy
-    // and a zero count, 22 bytes).
-    let mut v7 = checkpoint[..checkpoint.len() - 22].to_vec();
+    // and two zero counts, players and cases, 30 bytes).
+    let mut v7 = checkpoint[..checkpoint.len() - 30].to_vec();
     v7[0] = 7;
     let restored = MemoryLedger::restore(&as_version_6(&v7), ledger.history.clone())
         .expect("a version 6 checkpoint loads");

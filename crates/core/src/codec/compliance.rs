@@ -2,6 +2,11 @@
 //! section (version 8). Layouts are in the parent module's docs.
 
 use super::{DecodeError, Reader, Writer};
+use crate::cases::{
+    Case, CaseAction, CaseCommand, CaseDecision, CaseNote, NewCase, NoteKind, ACTOR_LEN_MAX,
+    NOTES_PER_CASE_MAX, NOTE_TEXT_LEN_MAX, REASONS_PER_CASE_MAX, REASON_LEN_MAX,
+    RULESET_VERSION_LEN_MAX,
+};
 use crate::compliance::{
     ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     IdentityRecord, KycLevel, KycRequirements, Limit, LimitChange, LimitsRequest, PendingLimit,
@@ -22,6 +27,17 @@ const RECORD_IDENTITY: u8 = 5;
 const SET_KYC_LEVEL: u8 = 6;
 const SET_POLICY: u8 = 7;
 const DEPOSIT: u8 = 8;
+const CASE: u8 = 9;
+
+const CASE_OPEN: u8 = 1;
+const CASE_ASSIGN: u8 = 2;
+const CASE_NOTE: u8 = 3;
+const CASE_DECIDE: u8 = 4;
+
+/// A player's case flags in a checkpoint.
+const FLAG_FROZEN: u8 = 1;
+const FLAG_WITHDRAWALS_HELD: u8 = 2;
+const FLAG_ENHANCED_KYC_REQUIRED: u8 = 4;
 
 const OUTCOME_OK: u8 = 0;
 const OUTCOME_DEPOSITED: u8 = 1;
@@ -30,6 +46,9 @@ const OUTCOME_PLAYER_NOT_FOUND: u8 = 3;
 const OUTCOME_NO_WALLET: u8 = 4;
 const OUTCOME_SELF_EXCLUSION_ACTIVE: u8 = 5;
 const OUTCOME_DEPOSIT_REFUSED: u8 = 6;
+const OUTCOME_CASE_NOT_FOUND: u8 = 7;
+const OUTCOME_CASE_CLOSED: u8 = 8;
+const OUTCOME_CASE_CONFLICT: u8 = 9;
 
 /// A limit change: 0 absent, 1 set + u64, 2 remove.
 const CHANGE_ABSENT: u8 = 0;
@@ -91,6 +110,10 @@ impl Writer<'_> {
             ComplianceCommand::SetPolicy(policy) => {
                 self.u8(SET_POLICY);
                 self.policy(policy);
+            }
+            ComplianceCommand::Case(case) => {
+                self.u8(CASE);
+                self.case_command(case);
             }
             ComplianceCommand::Deposit(deposit) => {
                 self.u8(DEPOSIT);
@@ -170,6 +193,9 @@ impl Writer<'_> {
                 self.u8(OUTCOME_DEPOSIT_REFUSED);
                 self.u8(result.to_u8());
             }
+            ComplianceOutcome::CaseNotFound => self.u8(OUTCOME_CASE_NOT_FOUND),
+            ComplianceOutcome::CaseClosed => self.u8(OUTCOME_CASE_CLOSED),
+            ComplianceOutcome::CaseConflict => self.u8(OUTCOME_CASE_CONFLICT),
         }
     }
 
@@ -210,6 +236,16 @@ impl Writer<'_> {
         self.u64(player.timed_out_until_ns);
         self.limit(&player.session_limit);
         self.u64(player.session_started_at_ns);
+        let flags = [
+            (player.frozen, FLAG_FROZEN),
+            (player.withdrawals_held, FLAG_WITHDRAWALS_HELD),
+            (player.enhanced_kyc_required, FLAG_ENHANCED_KYC_REQUIRED),
+        ];
+        self.u8(flags
+            .iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, bit)| bit)
+            .sum());
         self.u8(player.wallets.len() as u8);
         for wallet in &player.wallets {
             self.u64(wallet.ledger.to_u64());
@@ -261,6 +297,7 @@ impl Reader<'_> {
                 level: self.kyc_level()?,
             },
             SET_POLICY => ComplianceCommand::SetPolicy(self.policy()?),
+            CASE => ComplianceCommand::Case(self.case_command()?),
             DEPOSIT => ComplianceCommand::Deposit(Deposit {
                 deposit_id: self.u128()?,
                 player_id: self.u128()?,
@@ -390,6 +427,9 @@ impl Reader<'_> {
             OUTCOME_PLAYER_NOT_FOUND => ComplianceOutcome::PlayerNotFound,
             OUTCOME_NO_WALLET => ComplianceOutcome::NoWalletInCurrency,
             OUTCOME_SELF_EXCLUSION_ACTIVE => ComplianceOutcome::SelfExclusionActive,
+            OUTCOME_CASE_NOT_FOUND => ComplianceOutcome::CaseNotFound,
+            OUTCOME_CASE_CLOSED => ComplianceOutcome::CaseClosed,
+            OUTCOME_CASE_CONFLICT => ComplianceOutcome::CaseConflict,
             OUTCOME_DEPOSIT_REFUSED => ComplianceOutcome::DepositRefused(
                 CreateTransferResult::from_u8(self.u8()?)
                     .ok_or_else(|| self.invalid("transfer result", offset))?,
@@ -442,6 +482,11 @@ impl Reader<'_> {
         let (self_excluded_until_ns, timed_out_until_ns) = (self.u64()?, self.u64()?);
         let session_limit = self.limit()?;
         let session_started_at_ns = self.u64()?;
+        let flags_offset = self.offset;
+        let flags = self.u8()?;
+        if flags & !(FLAG_FROZEN | FLAG_WITHDRAWALS_HELD | FLAG_ENHANCED_KYC_REQUIRED) != 0 {
+            return Err(self.invalid("case flags", flags_offset));
+        }
         let offset = self.offset;
         let count = usize::from(self.u8()?);
         if count > CURRENCIES_PER_PLAYER_MAX {
@@ -465,6 +510,9 @@ impl Reader<'_> {
             session_limit,
             session_started_at_ns,
             wallets,
+            frozen: flags & FLAG_FROZEN != 0,
+            withdrawals_held: flags & FLAG_WITHDRAWALS_HELD != 0,
+            enhanced_kyc_required: flags & FLAG_ENHANCED_KYC_REQUIRED != 0,
         })
     }
 
@@ -473,7 +521,7 @@ impl Reader<'_> {
         &mut self,
         players: usize,
     ) -> Result<(CompliancePolicy, Vec<PlayerCompliance>), DecodeError> {
-        const PLAYER_BYTES_MIN: usize = 1 + 1 + 8 + 8 + 2 + 8 + 1;
+        const PLAYER_BYTES_MIN: usize = 1 + 1 + 8 + 8 + 2 + 8 + 1 + 1;
         let policy = self.policy()?;
         let offset = self.offset;
         let count = self.count_u64(PLAYER_BYTES_MIN)?;
@@ -484,5 +532,257 @@ impl Reader<'_> {
             .map(|_| self.player_compliance())
             .collect::<Result<_, _>>()?;
         Ok((policy, states))
+    }
+}
+
+const NOTE_KINDS: [NoteKind; 2] = [NoteKind::Comment, NoteKind::DocumentsRequested];
+
+impl Writer<'_> {
+    fn case_command(&mut self, command: &CaseCommand) {
+        match command {
+            CaseCommand::Open(case) => {
+                self.u8(CASE_OPEN);
+                self.u128(case.case_id);
+                self.u128(case.player_id);
+                self.u8(case.score);
+                self.reasons(&case.reasons);
+                self.optional_text(&case.ruleset_version);
+                self.u8(case_action_code(case.action));
+                self.optional_text(&case.by);
+            }
+            CaseCommand::Assign {
+                case_id,
+                assignee,
+                by,
+            } => {
+                self.u8(CASE_ASSIGN);
+                self.u128(*case_id);
+                self.optional_text(assignee);
+                self.optional_text(by);
+            }
+            CaseCommand::Note {
+                case_id,
+                kind,
+                text,
+                by,
+            } => {
+                self.u8(CASE_NOTE);
+                self.u128(*case_id);
+                self.u8(NOTE_KINDS.iter().position(|k| k == kind).expect("listed") as u8);
+                self.optional_text(text);
+                self.optional_text(by);
+            }
+            CaseCommand::Decide {
+                case_id,
+                decision,
+                text,
+                by,
+            } => {
+                self.u8(CASE_DECIDE);
+                self.u128(*case_id);
+                self.u8(decision_code(*decision));
+                self.optional_text(text);
+                self.optional_text(by);
+            }
+        }
+    }
+
+    fn reasons(&mut self, reasons: &[String]) {
+        self.u8(reasons.len() as u8);
+        reasons.iter().for_each(|reason| self.optional_text(reason));
+    }
+
+    /// The checkpoint's cases: a count, then every case by id.
+    pub(super) fn checkpoint_cases<'c>(&mut self, cases: impl ExactSizeIterator<Item = &'c Case>) {
+        self.u64(cases.len() as u64);
+        for case in cases {
+            self.u128(case.id);
+            self.u128(case.player_id);
+            self.u64(case.opened_at_ns);
+            self.optional_text(&case.opened_by);
+            self.u8(case.score);
+            self.reasons(&case.reasons);
+            self.optional_text(&case.ruleset_version);
+            self.u8(case_action_code(case.action));
+            self.optional_text(case.assignee.as_deref().unwrap_or(""));
+            self.u8(case.notes.len() as u8);
+            for note in &case.notes {
+                self.u64(note.at_ns);
+                self.optional_text(&note.by);
+                self.u8(NOTE_KINDS
+                    .iter()
+                    .position(|k| *k == note.kind)
+                    .expect("listed") as u8);
+                self.optional_text(&note.text);
+            }
+            match &case.decision {
+                None => self.u8(0),
+                Some((decision, at_ns, by)) => {
+                    self.u8(1);
+                    self.u8(decision_code(*decision));
+                    self.u64(*at_ns);
+                    self.optional_text(by);
+                }
+            }
+        }
+    }
+}
+
+fn case_action_code(action: CaseAction) -> u8 {
+    CaseAction::ALL
+        .iter()
+        .position(|a| *a == action)
+        .expect("listed") as u8
+}
+
+fn decision_code(decision: CaseDecision) -> u8 {
+    CaseDecision::ALL
+        .iter()
+        .position(|d| *d == decision)
+        .expect("listed") as u8
+}
+
+impl Reader<'_> {
+    fn case_command(&mut self) -> Result<CaseCommand, DecodeError> {
+        let offset = self.offset;
+        let command = match self.u8()? {
+            CASE_OPEN => CaseCommand::Open(NewCase {
+                case_id: self.u128()?,
+                player_id: self.u128()?,
+                score: self.u8()?,
+                reasons: self.reasons()?,
+                ruleset_version: self.optional_text(RULESET_VERSION_LEN_MAX)?,
+                action: self.case_action()?,
+                by: self.optional_text(ACTOR_LEN_MAX)?,
+            }),
+            CASE_ASSIGN => CaseCommand::Assign {
+                case_id: self.u128()?,
+                assignee: self.optional_text(ACTOR_LEN_MAX)?,
+                by: self.optional_text(ACTOR_LEN_MAX)?,
+            },
+            CASE_NOTE => CaseCommand::Note {
+                case_id: self.u128()?,
+                kind: self.note_kind()?,
+                text: self.optional_text(NOTE_TEXT_LEN_MAX)?,
+                by: self.optional_text(ACTOR_LEN_MAX)?,
+            },
+            CASE_DECIDE => CaseCommand::Decide {
+                case_id: self.u128()?,
+                decision: self.decision()?,
+                text: self.optional_text(NOTE_TEXT_LEN_MAX)?,
+                by: self.optional_text(ACTOR_LEN_MAX)?,
+            },
+            _ => return Err(self.invalid("case command", offset)),
+        };
+        Ok(command)
+    }
+
+    fn reasons(&mut self) -> Result<Vec<String>, DecodeError> {
+        let offset = self.offset;
+        let count = usize::from(self.u8()?);
+        if count > REASONS_PER_CASE_MAX {
+            return Err(self.invalid("case reasons", offset));
+        }
+        (0..count)
+            .map(|_| self.optional_text(REASON_LEN_MAX))
+            .collect()
+    }
+
+    fn case_action(&mut self) -> Result<CaseAction, DecodeError> {
+        let offset = self.offset;
+        let code = usize::from(self.u8()?);
+        CaseAction::ALL
+            .get(code)
+            .copied()
+            .ok_or_else(|| self.invalid("case action", offset))
+    }
+
+    fn decision(&mut self) -> Result<CaseDecision, DecodeError> {
+        let offset = self.offset;
+        let code = usize::from(self.u8()?);
+        CaseDecision::ALL
+            .get(code)
+            .copied()
+            .ok_or_else(|| self.invalid("case decision", offset))
+    }
+
+    fn note_kind(&mut self) -> Result<NoteKind, DecodeError> {
+        let offset = self.offset;
+        let code = usize::from(self.u8()?);
+        NOTE_KINDS
+            .get(code)
+            .copied()
+            .ok_or_else(|| self.invalid("note kind", offset))
+    }
+
+    fn checkpoint_case(&mut self) -> Result<Case, DecodeError> {
+        let offset = self.offset;
+        let (id, player_id, opened_at_ns) = (self.u128()?, self.u128()?, self.u64()?);
+        let opened_by = self.optional_text(ACTOR_LEN_MAX)?;
+        let score = self.u8()?;
+        let reasons = self.reasons()?;
+        let ruleset_version = self.optional_text(RULESET_VERSION_LEN_MAX)?;
+        let action = self.case_action()?;
+        let assignee = Some(self.optional_text(ACTOR_LEN_MAX)?).filter(|a| !a.is_empty());
+        let notes_offset = self.offset;
+        let note_count = usize::from(self.u8()?);
+        if note_count > NOTES_PER_CASE_MAX + 1 {
+            return Err(self.invalid("case notes", notes_offset));
+        }
+        let mut notes = Vec::with_capacity(note_count);
+        for _ in 0..note_count {
+            notes.push(CaseNote {
+                at_ns: self.u64()?,
+                by: self.optional_text(ACTOR_LEN_MAX)?,
+                kind: self.note_kind()?,
+                text: self.optional_text(NOTE_TEXT_LEN_MAX)?,
+            });
+        }
+        let decision = match self.present()? {
+            false => None,
+            true => Some((
+                self.decision()?,
+                self.u64()?,
+                self.optional_text(ACTOR_LEN_MAX)?,
+            )),
+        };
+        let case = Case {
+            id,
+            player_id,
+            opened_at_ns,
+            opened_by,
+            score,
+            reasons,
+            ruleset_version,
+            action,
+            assignee,
+            notes,
+            decision,
+        };
+        match score <= 100 && id != 0 {
+            true => Ok(case),
+            false => Err(self.invalid("case", offset)),
+        }
+    }
+
+    /// The checkpoint's cases, by id (canonical: any other order is damage).
+    pub(super) fn checkpoint_cases(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<u128, std::sync::Arc<Case>>, DecodeError> {
+        const CASE_BYTES_MIN: usize = 16 + 16 + 8 + 2 + 1 + 1 + 2 + 1 + 2 + 1 + 1;
+        let count = self.count_u64(CASE_BYTES_MIN)?;
+        let mut cases = std::collections::BTreeMap::new();
+        for _ in 0..count {
+            let offset = self.offset;
+            let case = self.checkpoint_case()?;
+            if cases
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= case.id)
+            {
+                return Err(self.invalid("case order", offset));
+            }
+            cases.insert(case.id, std::sync::Arc::new(case));
+        }
+        Ok(cases)
     }
 }

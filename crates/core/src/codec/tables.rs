@@ -51,7 +51,7 @@ pub(super) struct TablesLayout {
     pub studio: bool,
 }
 /// Every outcome in code order: an outcome is written as its position here.
-const OUTCOMES: [TableOutcome; 36] = {
+const OUTCOMES: [TableOutcome; 37] = {
     use crate::compliance::Refusal as R;
     use TableOutcome::*;
     [
@@ -94,6 +94,7 @@ const OUTCOMES: [TableOutcome; 36] = {
         Refused(R::DepositLimitReached),
         Refused(R::LossLimitReached),
         Refused(R::WagerLimitReached),
+        Refused(R::AccountFrozen),
     ]
 };
 

@@ -8,6 +8,10 @@
 
 use super::paged::PagedVec;
 use super::{available_balance, Ledger};
+use crate::cases::{
+    Case, CaseAction, CaseCommand, CaseDecision, CaseId, CaseNote, NewCase, NoteKind,
+    NOTES_PER_CASE_MAX,
+};
 use crate::compliance::{
     limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, KycLevel,
     LimitKind, LimitsRequest, Period, PlayerCompliance, Refusal, WalletCompliance, NANOS_PER_DAY,
@@ -25,6 +29,8 @@ const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 pub(crate) struct ComplianceBook {
     pub(crate) players: PagedVec<PlayerCompliance>,
     pub(crate) policy: CompliancePolicy,
+    /// Every AML case, by id (shared with checkpoints; a change copies that one case).
+    pub(crate) cases: std::collections::BTreeMap<CaseId, std::sync::Arc<Case>>,
 }
 
 impl Ledger {
@@ -77,7 +83,123 @@ impl Ledger {
                 O::Ok
             }
             ComplianceCommand::Deposit(deposit) => self.deposit(deposit),
+            ComplianceCommand::Case(command) => self.apply_case(command),
         }
+    }
+
+    fn apply_case(&mut self, command: &CaseCommand) -> ComplianceOutcome {
+        let now = self.entry_ns;
+        if let CaseCommand::Open(new) = command {
+            return self.open_case(new, now);
+        }
+        let Some(case) = self.compliance.cases.get_mut(&command.case_id()) else {
+            return O::CaseNotFound;
+        };
+        if !case.is_open() {
+            return O::CaseClosed;
+        }
+        let case = std::sync::Arc::make_mut(case);
+        match command {
+            CaseCommand::Open(_) => unreachable!("opened above"),
+            CaseCommand::Assign { assignee, .. } => case.assignee = Some(assignee.clone()),
+            CaseCommand::Note { kind, text, by, .. } => {
+                if case.notes.len() >= NOTES_PER_CASE_MAX {
+                    // The oldest note goes: the log keeps every one of them.
+                    case.notes.remove(0);
+                }
+                case.notes.push(CaseNote {
+                    at_ns: now,
+                    by: by.clone(),
+                    kind: *kind,
+                    text: text.clone(),
+                });
+            }
+            CaseCommand::Decide {
+                decision, by, text, ..
+            } => {
+                case.decision = Some((*decision, now, by.clone()));
+                if !text.is_empty() {
+                    case.notes.push(CaseNote {
+                        at_ns: now,
+                        by: by.clone(),
+                        kind: NoteKind::Comment,
+                        text: text.clone(),
+                    });
+                }
+                let (player_id, decision) = (case.player_id, *decision);
+                self.apply_decision(player_id, decision);
+            }
+        }
+        O::Ok
+    }
+
+    fn open_case(&mut self, new: &NewCase, now: u64) -> ComplianceOutcome {
+        if let Some(existing) = self.compliance.cases.get(&new.case_id) {
+            // The same decision proposed again (a pipeline replaying its feed): one case.
+            return match existing.player_id == new.player_id {
+                true => O::Ok,
+                false => O::CaseConflict,
+            };
+        }
+        let outcome = self.with_player(new.player_id, |player, _| {
+            match new.action {
+                CaseAction::OpenCase => {}
+                CaseAction::HoldWithdrawals => player.withdrawals_held = true,
+                CaseAction::RequireEnhancedKyc => player.enhanced_kyc_required = true,
+                CaseAction::Freeze => {
+                    player.frozen = true;
+                    player.withdrawals_held = true;
+                }
+            }
+            O::Ok
+        });
+        if outcome != O::Ok {
+            return outcome;
+        }
+        let case = Case {
+            id: new.case_id,
+            player_id: new.player_id,
+            opened_at_ns: now,
+            opened_by: new.by.clone(),
+            score: new.score,
+            reasons: new.reasons.clone(),
+            ruleset_version: new.ruleset_version.clone(),
+            action: new.action,
+            assignee: None,
+            notes: Vec::new(),
+            decision: None,
+        };
+        self.compliance
+            .cases
+            .insert(new.case_id, std::sync::Arc::new(case));
+        O::Ok
+    }
+
+    fn apply_decision(&mut self, player_id: PlayerId, decision: CaseDecision) {
+        self.with_player(player_id, |player, _| {
+            match decision {
+                CaseDecision::Clear => {
+                    player.frozen = false;
+                    player.withdrawals_held = false;
+                    player.enhanced_kyc_required = false;
+                }
+                CaseDecision::Restrict | CaseDecision::CloseAccount => player.frozen = true,
+                CaseDecision::Report => {}
+            }
+            O::Ok
+        });
+    }
+
+    /// Every case, by id.
+    pub fn cases(&self) -> impl Iterator<Item = &Case> + '_ {
+        self.compliance.cases.values().map(|case| case.as_ref())
+    }
+
+    pub fn case(&self, case_id: CaseId) -> Option<&Case> {
+        self.compliance
+            .cases
+            .get(&case_id)
+            .map(|case| case.as_ref())
     }
 
     /// Runs `change` on a registered player's compliance state at the entry's time.
@@ -173,10 +295,13 @@ impl Ledger {
         check_exclusions(player, now)?;
         let required = self.compliance.policy.requirements(player.country());
         let large = required.large_deposit_min > 0 && deposit.amount >= required.large_deposit_min;
-        let level = match large {
+        let mut level = match large {
             true => required.deposit.max(required.large_deposit),
             false => required.deposit,
         };
+        if player.enhanced_kyc_required {
+            level = KycLevel::Enhanced;
+        }
         if player.kyc_level < level {
             return Err(Refusal::KycRequired);
         }
@@ -276,6 +401,9 @@ impl Ledger {
 }
 
 fn check_exclusions(player: &PlayerCompliance, now: u64) -> Result<(), Refusal> {
+    if player.frozen {
+        return Err(Refusal::AccountFrozen);
+    }
     if player.self_excluded_until_ns > now {
         return Err(Refusal::SelfExcluded);
     }
