@@ -33,6 +33,11 @@ pub const ROUTE_PLAYER_DEPOSITS: &str = "/v1/players/{player_id}/deposits";
 pub const ROUTE_PLAYER_KYC: &str = "/v1/players/{player_id}/kyc";
 pub const ROUTE_PLAYER_IDENTITY: &str = "/v1/players/{player_id}/identity";
 pub const ROUTE_COMPLIANCE_POLICY: &str = "/v1/compliance/policy";
+pub const ROUTE_CASES: &str = "/v1/cases";
+pub const ROUTE_CASE: &str = "/v1/cases/{case_id}";
+pub const ROUTE_CASE_ASSIGN: &str = "/v1/cases/{case_id}/assign";
+pub const ROUTE_CASE_NOTES: &str = "/v1/cases/{case_id}/notes";
+pub const ROUTE_CASE_DECISION: &str = "/v1/cases/{case_id}/decision";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -77,6 +82,11 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER_KYC,
     ROUTE_PLAYER_IDENTITY,
     ROUTE_COMPLIANCE_POLICY,
+    ROUTE_CASES,
+    ROUTE_CASE,
+    ROUTE_CASE_ASSIGN,
+    ROUTE_CASE_NOTES,
+    ROUTE_CASE_DECISION,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

@@ -329,3 +329,80 @@ fn the_kyc_policy_refuses_play_below_the_level_and_an_operator_can_raise_it() {
         400
     );
 }
+
+#[test]
+fn cases_open_list_and_decide_with_who_and_when() {
+    let node = server();
+    let (alice, _token) = player(&node, "alice", 1_000);
+    let body =
+        json!({"player_id": alice, "reasons": ["manual_review"], "score": 70, "action": "freeze"});
+    let (status, case) = call(&node, "POST", "/v1/cases", None, Some(&body));
+    assert_eq!(status, 201, "{case}");
+    let case_id = case["id"].as_str().unwrap().to_string();
+    assert_eq!(case["state"], "open");
+    assert_eq!(case["opened_by"], "loopback");
+    let (status, refused) = wallet_bet(&node, &alice, "w1", 1);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("account_frozen"))
+    );
+    let (status, open) = call(&node, "GET", "/v1/cases?state=open", None, None);
+    assert_eq!(status, 200);
+    let listed = &open.as_array().unwrap()[0];
+    for field in ["id", "player_id", "reasons", "score", "opened_at"] {
+        assert!(!listed[field].is_null(), "{field} in {listed}");
+    }
+    assert_eq!(listed["reasons"], json!(["manual_review"]));
+    assert_eq!(listed["score"], 70);
+    let path = format!("/v1/cases/{case_id}");
+    let note = json!({"kind": "documents_requested", "text": "proof of address"});
+    assert_eq!(
+        call(&node, "POST", &format!("{path}/notes"), None, Some(&note)).0,
+        200
+    );
+    let assign = json!({"assignee": "analyst-1"});
+    assert_eq!(
+        call(
+            &node,
+            "POST",
+            &format!("{path}/assign"),
+            None,
+            Some(&assign)
+        )
+        .0,
+        200
+    );
+    let decide = json!({"decision": "clear", "text": "documents fine"});
+    let (status, decided) = call(
+        &node,
+        "POST",
+        &format!("{path}/decision"),
+        None,
+        Some(&decide),
+    );
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["decision"], "clear");
+    assert_eq!(decided["assignee"], "analyst-1");
+    assert_eq!(decided["notes"].as_array().unwrap().len(), 2);
+    assert_eq!(wallet_bet(&node, &alice, "w2", 1).0, 200);
+    let (status, again) = call(
+        &node,
+        "POST",
+        &format!("{path}/decision"),
+        None,
+        Some(&decide),
+    );
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("case_closed"))
+    );
+    let (_, open) = call(&node, "GET", "/v1/cases?state=open", None, None);
+    assert_eq!(open, json!([]));
+    let (_, closed) = call(&node, "GET", "/v1/cases?state=closed", None, None);
+    assert_eq!(closed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        call(&node, "GET", "/v1/cases?state=maybe", None, None).0,
+        400
+    );
+    assert_eq!(call(&node, "GET", "/v1/cases/12345", None, None).0, 404);
+}

@@ -322,6 +322,7 @@ pub fn refusal_error(refusal: Refusal) -> ApiError {
         Refusal::DepositLimitReached => "this deposit would pass the player's deposit limit",
         Refusal::LossLimitReached => "this bet could pass the player's loss limit",
         Refusal::WagerLimitReached => "this bet would pass the player's wager limit",
+        Refusal::AccountFrozen => "an AML case froze the player's account pending its decision",
     };
     ApiError::new(StatusCode::FORBIDDEN, refusal.code(), message)
 }
@@ -351,6 +352,13 @@ fn compliance_error(outcome: ComplianceOutcome) -> ApiError {
                 "the ledger refused the deposit's transfer",
             )
         }
+        ComplianceOutcome::CaseNotFound
+        | ComplianceOutcome::CaseClosed
+        | ComplianceOutcome::CaseConflict => ApiError::new(
+            StatusCode::CONFLICT,
+            outcome.code(),
+            "the ledger refused the case command",
+        ),
         ComplianceOutcome::Ok | ComplianceOutcome::Deposited { .. } => {
             ApiError::internal("an accepted compliance command was treated as an error")
         }

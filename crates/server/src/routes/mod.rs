@@ -16,6 +16,7 @@ use crate::edge::EdgeLimits;
 use crate::telemetry;
 
 pub mod audit;
+pub mod cases;
 pub mod cluster;
 pub mod compliance;
 pub mod events;
@@ -135,6 +136,12 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(compliance::deposit::<C>))
         .routes(documented!(compliance::put_kyc_level::<C>))
         .routes(documented!(identity::verify::<C>))
+        .routes(documented!(cases::list::<C>))
+        .routes(documented!(cases::get::<C>))
+        .routes(documented!(cases::open::<C>))
+        .routes(documented!(cases::assign::<C>))
+        .routes(documented!(cases::note::<C>))
+        .routes(documented!(cases::decide::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))
