@@ -219,7 +219,25 @@ async function main() {
       await consolePage.waitForFunction(() => Number(document.getElementById('bets-rate').textContent) > 0,
         null, { timeout: 30_000 });
     }
+    step('a case opened on alice shows in the console and a decision clears it');
+    const login = await fetch(`${base}/v1/players/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: 'demo' }),
+    }).then((r) => r.json());
+    const authorization = operatorKey ? { Authorization: `Bearer ${operatorKey}` } : {};
+    const opened = await fetch(`${base}/v1/cases`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...authorization },
+      body: JSON.stringify({ player_id: login.player_id, reasons: ['manual_review'], score: 40 }),
+    });
+    assert.equal(opened.status, 201, 'a case opens');
+    const caseRow = consolePage.locator('#cases tr', { hasText: 'manual_review' });
+    await caseRow.waitFor({ timeout: 15_000 });
     await consolePage.screenshot({ path: join(shots, 'console.png'), fullPage: true });
+    await caseRow.getByLabel(/Decision for case/).selectOption('clear');
+    await caseRow.getByRole('button', { name: 'Decide' }).click();
+    await consolePage.locator('#cases tr', { hasText: 'No open case.' }).waitFor({ timeout: 15_000 });
 
     assert.deepEqual(problems, [], 'no script errors or CSP violations');
     console.log(`browser end-to-end test passed; screenshots in ${shots}`);

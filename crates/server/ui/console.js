@@ -1,6 +1,7 @@
 // The operator console: tables and their current rounds, bets per second, GGR per table and
-// currency, house balances, the operator audit chain's head, recent rejections and the event
-// feed's lag. It reads with an operator key (any role that may read) and changes nothing.
+// currency, house balances, the operator audit chain's head, recent rejections, the event
+// feed's lag and the open AML cases. It reads with an operator key (any role that may read);
+// the one thing it changes is a case's decision (a support or admin key).
 //
 // The event feed is polled (GET /v1/events): its SSE stream needs an Authorization header,
 // which EventSource cannot send, and a poll names its own position, so nothing is lost
@@ -152,6 +153,57 @@ async function refreshSlow() {
   }));
   $('house').replaceChildren(...rows);
   await refreshRejections();
+  await refreshCases();
+}
+
+// ----------------------------------------------------------------------------- AML cases
+
+const DECISIONS = ['clear', 'restrict', 'close_account', 'report'];
+
+async function refreshCases() {
+  let cases;
+  try {
+    cases = await get('/v1/cases?state=open');
+  } catch (error) {
+    $('cases').replaceChildren(el('tr', {}, el('td', { colspan: 7, text: error.message })));
+    return;
+  }
+  if (cases.length === 0) {
+    $('cases').replaceChildren(el('tr', {}, el('td', { colspan: 7, text: 'No open case.' })));
+    return;
+  }
+  $('cases').replaceChildren(...cases.map(caseRow));
+}
+
+function caseRow(item) {
+  const label = `Decision for case ${item.id}`;
+  const select = el('select', { 'aria-label': label },
+    ...DECISIONS.map((name) => el('option', { value: name, text: name.replace('_', ' ') })));
+  const decide = el('button', {
+    type: 'button',
+    text: 'Decide',
+    onclick: () => decideCase(item.id, select.value, decide),
+  });
+  return el('tr', {},
+    el('td', { text: new Date(parseTime(item.opened_at)).toLocaleString() }),
+    el('td', { class: 'mono', text: item.player_id }),
+    el('td', { text: item.reasons.join(', ') }),
+    el('td', { class: 'num', text: String(item.score) }),
+    el('td', { text: item.action.replaceAll('_', ' ') }),
+    el('td', { text: item.assignee || '—' }),
+    el('td', {}, select, ' ', decide));
+}
+
+async function decideCase(id, decision, button) {
+  button.disabled = true;
+  try {
+    await api(`/v1/cases/${id}/decision`, { method: 'POST', body: { decision }, token: state.key || undefined });
+    $('cases-hint').textContent = `Case ${id}: ${decision}.`;
+  } catch (error) {
+    $('cases-hint').textContent = `Case ${id}: ${error.message}`;
+  }
+  button.disabled = false;
+  await refreshCases();
 }
 
 /** Non-2xx answers per route and status, from the Prometheus counters. */
