@@ -125,6 +125,16 @@ pub struct ComplianceSettings {
     pub register_timeout_ms: u64,
     /// How often every verified player is checked again (on the leader).
     pub register_sweep_interval_s: u64,
+    /// Run the AML scoring pipeline on the event feed (it proposes only on the leader).
+    pub aml_enabled: bool,
+    /// The AML rule set (TOML with CEL rules), reloaded when it changes; unset: the embedded
+    /// default rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aml_rules_file: Option<PathBuf>,
+    /// Players whose recent money events the AML pipeline keeps in memory.
+    pub aml_players_max: u64,
+    /// Money events the AML pipeline keeps per player.
+    pub aml_events_per_player_max: u64,
 }
 
 impl Default for ComplianceSettings {
@@ -136,6 +146,10 @@ impl Default for ComplianceSettings {
             register_api_key_file: None,
             register_timeout_ms: 2_000,
             register_sweep_interval_s: 86_400,
+            aml_enabled: true,
+            aml_rules_file: None,
+            aml_players_max: 100_000,
+            aml_events_per_player_max: 256,
         }
     }
 }
@@ -493,6 +507,10 @@ impl ServeSettings {
         at_least("compliance.register_sweep_interval_s", sweep, 1, number)?;
         let age = u64::from(compliance.age_min_years);
         at_least("compliance.age_min_years", age, 18, number)?;
+        let players = compliance.aml_players_max;
+        at_least("compliance.aml_players_max", players, 1, number)?;
+        let events = compliance.aml_events_per_player_max;
+        at_least("compliance.aml_events_per_player_max", events, 1, number)?;
         let live = &self.live;
         let messages = live.retained_messages_max as u64;
         at_least("live.retained_messages_max", messages, 1, number)?;

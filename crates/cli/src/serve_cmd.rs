@@ -307,12 +307,22 @@ fn compliance_config(
         timeout_ms: settings.register_timeout_ms,
         sweep_interval_s: settings.register_sweep_interval_s,
     });
+    let limits = croupier_risk::aml::ActivityLimits {
+        players_max: usize::try_from(settings.aml_players_max)?,
+        events_per_player_max: usize::try_from(settings.aml_events_per_player_max)?,
+        ..Default::default()
+    };
+    let aml =
+        croupier_server::compliance::aml::AmlShared::new(settings.aml_rules_file.clone(), limits)
+            .map_err(|error| anyhow::anyhow!("compliance.aml_rules_file: {error}"))?;
     Ok(croupier_server::compliance::ComplianceConfig {
         identity_issuers: std::sync::Arc::new(issuers),
         age: croupier_risk::identity::AgePolicy {
             age_min_years: settings.age_min_years,
         },
         register,
+        aml: std::sync::Arc::new(aml),
+        aml_enabled: settings.aml_enabled,
     })
 }
 

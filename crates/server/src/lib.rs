@@ -171,6 +171,9 @@ pub enum ServerError {
 pub struct RunningServer {
     node: Node,
     serving: Serving,
+    /// The AML scoring pipeline (a durable feed consumer), if enabled.
+    aml: Option<JoinHandle<()>>,
+    stop_aml: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningServer {
@@ -181,6 +184,17 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish, commits what is queued, then stops
     /// the node. An error means the node did not stop cleanly (the caller exits non-zero).
     pub async fn shutdown(self) -> Result<(), ClusterError> {
+        self.stop_aml.send_replace(true);
+        if let Some(aml) = self.aml {
+            // It stops between batches; one waiting on a proposal is cut (its batch was not
+            // acknowledged, so it comes again, with the same case ids).
+            if tokio::time::timeout(Duration::from_secs(5), aml)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the AML pipeline did not stop in time");
+            }
+        }
         self.serving.stop().await;
         self.node.shutdown().await
     }
@@ -217,9 +231,19 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     })?;
     let node = Node::start(config.node.clone()).await?;
     let serving = serve(node.clone(), listener, &config, auth, games);
+    let (stop_aml, aml_stopped) = tokio::sync::watch::channel(false);
+    let aml = config.compliance.aml_enabled.then(|| {
+        let shared = Arc::clone(&config.compliance.aml);
+        tokio::spawn(compliance::aml::run(node.clone(), shared, aml_stopped))
+    });
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
-    Ok(RunningServer { node, serving })
+    Ok(RunningServer {
+        node,
+        serving,
+        aml,
+        stop_aml,
+    })
 }
 
 /// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).

@@ -34,6 +34,7 @@ pub const ROUTE_PLAYER_KYC: &str = "/v1/players/{player_id}/kyc";
 pub const ROUTE_PLAYER_IDENTITY: &str = "/v1/players/{player_id}/identity";
 pub const ROUTE_COMPLIANCE_POLICY: &str = "/v1/compliance/policy";
 pub const ROUTE_CASES: &str = "/v1/cases";
+pub const ROUTE_RISK_WITHDRAWAL_SCORE: &str = "/v1/risk/withdrawal-score";
 pub const ROUTE_CASE: &str = "/v1/cases/{case_id}";
 pub const ROUTE_CASE_ASSIGN: &str = "/v1/cases/{case_id}/assign";
 pub const ROUTE_CASE_NOTES: &str = "/v1/cases/{case_id}/notes";
@@ -83,6 +84,7 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER_IDENTITY,
     ROUTE_COMPLIANCE_POLICY,
     ROUTE_CASES,
+    ROUTE_RISK_WITHDRAWAL_SCORE,
     ROUTE_CASE,
     ROUTE_CASE_ASSIGN,
     ROUTE_CASE_NOTES,

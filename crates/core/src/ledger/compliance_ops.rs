@@ -141,6 +141,21 @@ impl Ledger {
                 false => O::CaseConflict,
             };
         }
+        // A rule that fires on every later event of a window (linked transactions) would open
+        // a case per event: an open case of the player with the same reasons and at least
+        // this action already stands for it.
+        let covered = self.compliance.cases.values().any(|case| {
+            case.is_open()
+                && case.player_id == new.player_id
+                && case.action >= new.action
+                && new
+                    .reasons
+                    .iter()
+                    .all(|reason| case.reasons.contains(reason))
+        });
+        if covered {
+            return O::Ok;
+        }
         let outcome = self.with_player(new.player_id, |player, _| {
             match new.action {
                 CaseAction::OpenCase => {}

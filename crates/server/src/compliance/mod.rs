@@ -8,10 +8,11 @@ use croupier_core::compliance::{days_from_civil, IdentityRecord, ISSUER_LEN_MAX,
 use croupier_risk::identity::{AgePolicy, TrustedIssuers, VerifiedIdentity};
 use sha2::{Digest, Sha256};
 
+pub mod aml;
 pub mod register;
 
 /// Identity and register settings (`[compliance]` in the node's configuration).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ComplianceConfig {
     /// Identity providers whose attestations verify a player (none: every attestation is
     /// refused `issuer_not_trusted`).
@@ -19,6 +20,22 @@ pub struct ComplianceConfig {
     pub age: AgePolicy,
     /// The national self-exclusion register, if the jurisdiction has one.
     pub register: Option<register::RegisterConfig>,
+    /// The AML scoring pipeline's rule set and windows.
+    pub aml: Arc<aml::AmlShared>,
+    /// Whether this node runs the AML pipeline (it proposes only while serving writes).
+    pub aml_enabled: bool,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        ComplianceConfig {
+            identity_issuers: Arc::default(),
+            age: AgePolicy::default(),
+            register: None,
+            aml: Arc::default(),
+            aml_enabled: true,
+        }
+    }
 }
 
 /// Why a verified identity cannot be kept (its claims do not fit the ledger's record).

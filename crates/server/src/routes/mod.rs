@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod live;
 pub mod ops;
 pub mod players;
+pub mod risk;
 pub mod studio;
 pub mod table_answers;
 pub mod table_events;
@@ -142,6 +143,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(cases::assign::<C>))
         .routes(documented!(cases::note::<C>))
         .routes(documented!(cases::decide::<C>))
+        .routes(documented!(risk::withdrawal_score::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))
