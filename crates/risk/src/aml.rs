@@ -79,6 +79,7 @@
 
 mod activity;
 mod compile;
+mod error;
 mod event;
 mod facts;
 mod params;
@@ -92,7 +93,7 @@ mod tests;
 use sha2::{Digest as _, Sha256};
 
 pub use activity::{Activity, ActivityLimits, FactsParams, DAY_NS, HOUR_NS};
-pub use compile::{COMPILE_STACK_BYTES, RULE_DEPTH_MAX};
+pub use error::{COMPILE_STACK_BYTES, RULE_DEPTH_MAX};
 pub use event::{Digest, EventKind, LedgerCode, MoneyEvent, LEDGER_CODE_LEN_MAX};
 pub use facts::{Facts, VARIABLES};
 pub use rounds::SPOTS_PER_ROUND_BET_MAX;

@@ -210,6 +210,23 @@ impl ApiError {
         }
     }
 
+    /// The refusal of a bet or deposit by responsible-gambling rules, KYC or an AML case:
+    /// 403 with the refusal's name.
+    pub fn from_refusal(refusal: croupier_core::compliance::Refusal) -> Self {
+        use croupier_core::compliance::Refusal;
+        let message = match refusal {
+            Refusal::SelfExcluded => "the player is self-excluded",
+            Refusal::TimedOut => "the player has taken a time-out",
+            Refusal::KycRequired => "the player's identity verification level is too low for this",
+            Refusal::SessionLimitReached => "the player's session-time limit is reached",
+            Refusal::DepositLimitReached => "this deposit would pass the player's deposit limit",
+            Refusal::LossLimitReached => "this bet could pass the player's loss limit",
+            Refusal::WagerLimitReached => "this bet would pass the player's wager limit",
+            Refusal::AccountFrozen => "an AML case froze the player's account pending its decision",
+        };
+        Self::new(StatusCode::FORBIDDEN, refusal.code(), message)
+    }
+
     /// Maps a refused wallet call to its status. `Ok` is not an error and must not come here.
     pub fn from_wallet(outcome: WalletOutcome) -> Self {
         let code = outcome.code();
@@ -262,9 +279,7 @@ impl ApiError {
             WalletOutcome::PlayerAccountClosed => {
                 (StatusCode::FORBIDDEN, "the player account is closed")
             }
-            WalletOutcome::Refused(refusal) => {
-                return crate::routes::compliance::refusal_error(refusal)
-            }
+            WalletOutcome::Refused(refusal) => return Self::from_refusal(refusal),
             WalletOutcome::Ok { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "an accepted wallet call was treated as an error",

@@ -5,17 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::{Env, Program};
 
+use super::error::{RuleSetError, COMPILE_STACK_BYTES, RULE_DEPTH_MAX};
 use super::facts::VARIABLES;
-use super::rules::RuleSetError;
-
-/// Nesting of a rule's expression tree. Evaluation recurses once per level on the caller's
-/// stack; the default rules nest at most 6 deep, and 32 levels stay far below any thread's
-/// stack even in an unoptimised build.
-pub const RULE_DEPTH_MAX: usize = 32;
-/// The stack of the thread rules are compiled on. cel's parser is ANTLR-generated recursive
-/// descent with large frames: unoptimised, a 128-byte nested expression overflowed a 2 MiB
-/// stack (measured), and a stack overflow aborts the process. Virtual memory only.
-pub const COMPILE_STACK_BYTES: usize = 64 << 20;
 
 /// The identifiers CEL itself defines (type names, as in `type(x) == int`): allowed in rules.
 const CEL_TYPE_NAMES: &[&str] = &[

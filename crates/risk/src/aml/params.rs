@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use cel::common::value::Val;
 use cel::Value;
 
+use super::error::RuleSetError;
 use super::event::LedgerCode;
-use super::rules::RuleSetError;
 
 /// The structuring band's start, as a percentage of the threshold, when a set does not say.
 const NEAR_THRESHOLD_PERCENT_DEFAULT: u64 = 80;

@@ -14,7 +14,7 @@ use croupier_cluster::Consensus;
 use croupier_core::compliance::{
     limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     KycLevel, KycRequirements, LimitChange, LimitKind, LimitsRequest, Period, PlayerCompliance,
-    Refusal, JURISDICTIONS_MAX, LIMIT_SLOTS, SELF_EXCLUSION_DAYS_MAX, SELF_EXCLUSION_DAYS_MIN,
+    JURISDICTIONS_MAX, LIMIT_SLOTS, SELF_EXCLUSION_DAYS_MAX, SELF_EXCLUSION_DAYS_MIN,
     SESSION_MINUTES_MAX, TIME_OUT_DAYS_MAX, TIME_OUT_DAYS_MIN,
 };
 use croupier_core::players::PlayerId;
@@ -312,24 +312,9 @@ fn target_player(caller: &Caller, path: &ApiPath) -> Result<PlayerId, ApiError> 
     Ok(player_id)
 }
 
-/// The refusal of a bet or deposit by responsible-gambling rules or KYC, as the API says it.
-pub fn refusal_error(refusal: Refusal) -> ApiError {
-    let message = match refusal {
-        Refusal::SelfExcluded => "the player is self-excluded",
-        Refusal::TimedOut => "the player has taken a time-out",
-        Refusal::KycRequired => "the player's identity verification level is too low for this",
-        Refusal::SessionLimitReached => "the player's session-time limit is reached",
-        Refusal::DepositLimitReached => "this deposit would pass the player's deposit limit",
-        Refusal::LossLimitReached => "this bet could pass the player's loss limit",
-        Refusal::WagerLimitReached => "this bet would pass the player's wager limit",
-        Refusal::AccountFrozen => "an AML case froze the player's account pending its decision",
-    };
-    ApiError::new(StatusCode::FORBIDDEN, refusal.code(), message)
-}
-
 fn compliance_error(outcome: ComplianceOutcome) -> ApiError {
     match outcome {
-        ComplianceOutcome::Refused(refusal) => refusal_error(refusal),
+        ComplianceOutcome::Refused(refusal) => ApiError::from_refusal(refusal),
         ComplianceOutcome::PlayerNotFound => player_not_found(),
         ComplianceOutcome::NoWalletInCurrency => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -28,7 +28,7 @@ pub fn table_error(outcome: TableOutcome) -> ApiError {
     use TableOutcome as O;
     let code = outcome.code();
     let status = match outcome {
-        O::Refused(refusal) => return super::compliance::refusal_error(refusal),
+        O::Refused(refusal) => return ApiError::from_refusal(refusal),
         O::InsufficientFunds { balance } => {
             let error = ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
