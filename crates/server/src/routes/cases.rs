@@ -79,8 +79,8 @@ pub struct CaseDetailOut {
 pub struct NewCaseIn {
     #[schema(example = "340282366841710301022897246133062467584")]
     player_id: IdIn,
-    /// 1 to 16 reason codes, each 1 to 64 characters.
-    #[schema(example = json!(["manual_review"]))]
+    /// 1 to 16 reason codes, each 1 to 64 of a-z, 0-9, _.
+    #[schema(schema_with = reasons_schema, example = json!(["manual_review"]))]
     reasons: Vec<String>,
     /// 0–100, default 0.
     #[serde(default)]
@@ -91,6 +91,18 @@ pub struct NewCaseIn {
     #[serde(default)]
     #[schema(example = "open_case")]
     action: Option<ActionName>,
+}
+
+fn reasons_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let reason = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9_]{1,64}$"));
+    ArrayBuilder::new()
+        .items(reason)
+        .min_items(Some(1))
+        .max_items(Some(REASONS_PER_CASE_MAX))
+        .build()
 }
 
 fn score_schema() -> utoipa::openapi::schema::Object {
@@ -109,8 +121,8 @@ pub enum ActionName {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignIn {
-    /// The operator key id the case is assigned to (1 to 32 characters).
-    #[schema(example = "analyst-1", min_length = 1, max_length = 32)]
+    /// The operator key id the case is assigned to (1 to 32 of a-z, 0-9, _, -).
+    #[schema(example = "analyst-1", pattern = "^[a-z0-9_-]{1,32}$")]
     assignee: String,
 }
 
@@ -125,7 +137,7 @@ pub enum NoteKindName {
 #[serde(deny_unknown_fields)]
 pub struct NoteIn {
     kind: NoteKindName,
-    #[schema(example = "asked for proof of address", max_length = 2048)]
+    #[schema(example = "asked for proof of address", max_length = 512)]
     text: String,
 }
 
@@ -143,7 +155,7 @@ pub enum DecisionName {
 pub struct DecisionIn {
     decision: DecisionName,
     #[serde(default)]
-    #[schema(example = "source of funds documented", max_length = 2048)]
+    #[schema(example = "source of funds documented", max_length = 512)]
     text: String,
 }
 
@@ -301,14 +313,15 @@ async fn commit<C: Consensus>(
 }
 
 fn reasons_in(reasons: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let code = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
     let each_ok = reasons
         .iter()
-        .all(|reason| (1..=REASON_LEN_MAX).contains(&reason.len()));
+        .all(|r| (1..=REASON_LEN_MAX).contains(&r.len()) && r.bytes().all(code));
     if reasons.is_empty() || reasons.len() > REASONS_PER_CASE_MAX || !each_ok {
         return Err(ApiError::invalid_field(
             None,
             "reasons",
-            "must list 1 to 16 codes of 1 to 64 bytes",
+            "must list 1 to 16 codes of 1 to 64 of a-z, 0-9, _",
         ));
     }
     Ok(reasons)
@@ -401,11 +414,11 @@ pub async fn assign<C: Consensus>(
     ApiJson(request): ApiJson<AssignIn>,
 ) -> Result<Response, ApiError> {
     let case_id = path.id("case id")?;
-    if !(1..=croupier_core::cases::ACTOR_LEN_MAX).contains(&request.assignee.len()) {
+    if !croupier_core::command::check_operator_key_id(&request.assignee) {
         return Err(ApiError::invalid_field(
             None,
             "assignee",
-            "must have 1 to 32 bytes",
+            "must be an operator key id: 1 to 32 of a-z, 0-9, _, -",
         ));
     }
     let command = CaseCommand::Assign {
@@ -417,13 +430,16 @@ pub async fn assign<C: Consensus>(
     case_view(&state, case_id, StatusCode::OK).await
 }
 
+/// Notes are bounded in bytes by the ledger; 512 characters of any script fit.
+const NOTE_TEXT_CHARS_MAX: usize = NOTE_TEXT_LEN_MAX / 4;
+
 fn text_in(text: String) -> Result<String, ApiError> {
-    match text.len() <= NOTE_TEXT_LEN_MAX {
+    match text.chars().count() <= NOTE_TEXT_CHARS_MAX {
         true => Ok(text),
         false => Err(ApiError::invalid_field(
             None,
             "text",
-            "must have at most 2048 bytes",
+            "must have at most 512 characters",
         )),
     }
 }

@@ -37,6 +37,10 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+fn positive_amount_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint64(1).build()
+}
+
 fn limit_amount_schema() -> utoipa::openapi::schema::Schema {
     crate::schema::nullable(crate::schema::uint64(1))
 }
@@ -48,7 +52,7 @@ fn session_minutes_schema() -> utoipa::openapi::schema::Schema {
 /// A limit per period, in minor units of the wallet's currency; `null` removes it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PeriodsIn {
+pub struct LimitPeriodsIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = limit_amount_schema, required = false)]
     day: Option<Option<U64In>>,
@@ -64,17 +68,17 @@ pub struct PeriodsIn {
 /// after 24 hours (shown under `pending`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsIn {
+pub struct PlayerLimitsIn {
     /// The wallet's currency; absent: the player's first currency.
     #[serde(default)]
     #[schema(schema_with = crate::schema::ledger_string, required = false, example = "EUR")]
     ledger: Option<String>,
     #[serde(default)]
-    deposit: Option<PeriodsIn>,
+    deposit: Option<LimitPeriodsIn>,
     #[serde(default)]
-    loss: Option<PeriodsIn>,
+    loss: Option<LimitPeriodsIn>,
     #[serde(default)]
-    wager: Option<PeriodsIn>,
+    wager: Option<LimitPeriodsIn>,
     /// Minutes of play after each login, 1 to 1440; `null` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = session_minutes_schema, required = false)]
@@ -82,14 +86,14 @@ pub struct LimitsIn {
 }
 
 #[derive(Serialize, ToSchema, Default)]
-pub struct PeriodsOut {
+pub struct LimitPeriodsOut {
     day: Option<u64>,
     week: Option<u64>,
     month: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema, Default)]
-pub struct SpentOut {
+pub struct SpentPeriodsOut {
     day: u128,
     week: u128,
     month: u128,
@@ -110,17 +114,17 @@ pub struct PendingOut {
 
 /// The limits in force, what is pending, and what the current periods have used.
 #[derive(Serialize, ToSchema)]
-pub struct LimitsOut {
+pub struct PlayerLimitsOut {
     player_id: IdOut,
     #[schema(example = "EUR")]
     ledger: String,
-    deposit: PeriodsOut,
-    loss: PeriodsOut,
-    wager: PeriodsOut,
+    deposit: LimitPeriodsOut,
+    loss: LimitPeriodsOut,
+    wager: LimitPeriodsOut,
     session_minutes: Option<u64>,
     pending: Vec<PendingOut>,
     /// Deposits, net loss and stakes of the current day, week and month (UTC calendar).
-    spent: BTreeMap<&'static str, SpentOut>,
+    spent: BTreeMap<&'static str, SpentPeriodsOut>,
 }
 
 /// A self-exclusion's length: 182 to 1826 days (6 months to 5 years).
@@ -192,8 +196,8 @@ pub struct DepositIn {
     /// The deposit's transfer id (non-zero u128): a retry answers the original deposit.
     #[schema(example = "7001")]
     deposit_id: IdIn,
-    /// Minor units.
-    #[schema(example = 10000)]
+    /// Minor units, at least 1.
+    #[schema(schema_with = positive_amount_schema, example = 10000)]
     amount: U64In,
     /// The wallet's currency; absent: the player's first currency.
     #[serde(default)]
@@ -399,7 +403,7 @@ fn change_of(value: Option<Option<U64In>>) -> Option<LimitChange> {
 fn limits_request(
     player_id: PlayerId,
     ledger: LedgerCode,
-    request: LimitsIn,
+    request: PlayerLimitsIn,
 ) -> Result<LimitsRequest, ApiError> {
     let mut money = [None; LIMIT_SLOTS];
     let kinds = [
@@ -435,10 +439,10 @@ fn limits_request(
 #[utoipa::path(
     put, path = crate::paths::ROUTE_PLAYER_LIMITS, tag = "compliance",
     params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
-    request_body = LimitsIn,
+    request_body = PlayerLimitsIn,
     security(("operator_key" = []), ("player_session" = [])),
     responses(
-        (status = 200, body = LimitsOut),
+        (status = 200, body = PlayerLimitsOut),
         (status = 400, description = "Malformed or invalid input", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: wrong role", body = ErrorBody),
@@ -453,7 +457,7 @@ pub async fn put_limits<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(caller, ..): Allowed<PlayerAdminOrSelf>,
     path: ApiPath,
-    ApiJson(request): ApiJson<LimitsIn>,
+    ApiJson(request): ApiJson<PlayerLimitsIn>,
 ) -> Result<Response, ApiError> {
     let player_id = target_player(&caller, &path)?;
     let ledger = wallet_ledger(&state, player_id, request.ledger.as_deref()).await?;
@@ -468,7 +472,7 @@ pub async fn put_limits<C: Consensus>(
     params(("player_id" = IdOut, Path, description = "Player id (decimal)")),
     security(("operator_key" = []), ("player_session" = [])),
     responses(
-        (status = 200, body = LimitsOut),
+        (status = 200, body = PlayerLimitsOut),
         (status = 400, description = "invalid_path", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "player_not_found", body = ErrorBody),
@@ -512,11 +516,11 @@ fn limits_out(
     player_id: PlayerId,
     ledger: LedgerCode,
     now: u64,
-) -> LimitsOut {
+) -> PlayerLimitsOut {
     let wallet = player.wallet(ledger);
     let mut pending = Vec::new();
     let mut periods = |kind: LimitKind| {
-        let mut out = PeriodsOut::default();
+        let mut out = LimitPeriodsOut::default();
         for period in Period::ALL {
             let limit = wallet
                 .map(|w| w.limits[limit_slot(kind, period)].at(now))
@@ -551,7 +555,7 @@ fn limits_out(
             effective_at: rfc3339(change.effective_at_ns),
         });
     }
-    LimitsOut {
+    PlayerLimitsOut {
         player_id: IdOut(player_id),
         ledger: ledger.as_string(),
         deposit,
@@ -567,10 +571,10 @@ fn spent_out(
     player: &PlayerCompliance,
     ledger: LedgerCode,
     now: u64,
-) -> BTreeMap<&'static str, SpentOut> {
-    let mut spent: BTreeMap<&'static str, SpentOut> = LimitKind::ALL
+) -> BTreeMap<&'static str, SpentPeriodsOut> {
+    let mut spent: BTreeMap<&'static str, SpentPeriodsOut> = LimitKind::ALL
         .iter()
-        .map(|kind| (kind.name(), SpentOut::default()))
+        .map(|kind| (kind.name(), SpentPeriodsOut::default()))
         .collect();
     let Some(wallet) = player.wallet(ledger) else {
         return spent;

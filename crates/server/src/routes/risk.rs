@@ -21,11 +21,15 @@ use crate::wire::{parse_ledger, IdIn, U64In};
 pub struct WithdrawalScoreIn {
     #[schema(example = "340282366841710301022897246133062467584")]
     player_id: IdIn,
-    /// Minor units.
-    #[schema(example = 250000)]
+    /// Minor units, at least 1.
+    #[schema(schema_with = amount_schema, example = 250000)]
     amount: U64In,
     #[schema(schema_with = crate::schema::ledger_string, example = "EUR")]
     ledger: String,
+}
+
+fn amount_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::uint64(1).build()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -59,6 +63,12 @@ pub async fn withdrawal_score<C: Consensus>(
     Allowed(_caller, ..): Allowed<MoneyWrite>,
     ApiJson(request): ApiJson<WithdrawalScoreIn>,
 ) -> Result<Response, ApiError> {
+    if request.player_id.0 == 0 {
+        return Err(ApiError::invalid_field(None, "player_id", "must not be 0"));
+    }
+    if request.amount.0 == 0 {
+        return Err(ApiError::invalid_field(None, "amount", "must not be 0"));
+    }
     let code = parse_ledger(&request.ledger)
         .map_err(|error| ApiError::invalid_field(None, "ledger", &error))?;
     let ledger = LedgerCode::from_u64(code.to_u64())
