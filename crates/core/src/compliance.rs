@@ -166,6 +166,23 @@ pub fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The day number of an ISO date `YYYY-MM-DD` (a real calendar date), or None.
+pub fn parse_iso_date_days(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10 && bytes[4] == b'-' && bytes[7] == b'-';
+    let year: i64 = text.get(0..4)?.parse().ok()?;
+    let month: u8 = text.get(5..7)?.parse().ok()?;
+    let day: u8 = text.get(8..10)?.parse().ok()?;
+    let days = days_from_civil(year, month, day);
+    (shaped && civil_from_days(days) == (year, month, day)).then_some(days)
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn format_iso_date(days: i64) -> String {
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// One limit: the value in force (None: no limit) and a less safe change waiting for its
 /// cooling-off to end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -623,6 +640,11 @@ mod tests {
         for days in [-800_000, -1, 0, 59, 11_016, 20_788, 2_000_000] {
             let (year, month, day) = civil_from_days(days);
             assert_eq!(days_from_civil(year, month, day), days);
+        }
+        assert_eq!(parse_iso_date_days("1970-01-02"), Some(1));
+        assert_eq!(format_iso_date(20_788), "2026-12-01");
+        for bad in ["2026-02-30", "2026-2-3", "soon", "2026-12-01x"] {
+            assert_eq!(parse_iso_date_days(bad), None, "{bad}");
         }
     }
 

@@ -226,6 +226,13 @@ macro_rules! uint_in {
     };
 }
 
+/// A policy read back is written the way it was sent: a plain JSON integer.
+impl Serialize for U64In {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 uint_in!(
     /// A u64 on input, e.g. an amount.
     U64In, u64, crate::schema::uint64(0), "UInt64"

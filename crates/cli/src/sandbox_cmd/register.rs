@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use clap::Args;
-use croupier_core::compliance::{civil_from_days, days_from_civil};
+use croupier_core::compliance::{format_iso_date, parse_iso_date_days};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -147,26 +147,11 @@ fn key_of(person: &PersonIn) -> Result<String, Problem> {
             message,
         ));
     }
-    let days = parse_date(&person.birth_date).ok_or_else(|| {
+    let days = parse_iso_date_days(&person.birth_date).ok_or_else(|| {
         let message = "birth_date must be a date YYYY-MM-DD".to_string();
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
     })?;
     Ok(format!("{days}|{name}"))
-}
-
-fn parse_date(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let shaped = bytes.len() == 10 && bytes[4] == b'-' && bytes[7] == b'-';
-    let year: i64 = text.get(0..4)?.parse().ok()?;
-    let month: u8 = text.get(5..7)?.parse().ok()?;
-    let day: u8 = text.get(8..10)?.parse().ok()?;
-    let days = days_from_civil(year, month, day);
-    (shaped && civil_from_days(days) == (year, month, day)).then_some(days)
-}
-
-fn format_date(days: i64) -> String {
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn today_days() -> i64 {
@@ -203,7 +188,10 @@ async fn add_exclusion(
     let added = parse_person(&register, &headers, &body).and_then(|person| {
         let key = key_of(&person)?;
         let until = person.days.map(|days| today_days() + i64::from(days));
-        let mut entries = register.entries.lock().expect("register state");
+        let mut entries = register
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if entries.people.len() >= ENTRIES_MAX && !entries.people.contains_key(&key) {
             let message = format!("the sandbox holds at most {ENTRIES_MAX} people");
             return Err(Problem::new(
@@ -229,7 +217,7 @@ async fn add_exclusion(
             tracing::info!("person registered");
             (
                 StatusCode::CREATED,
-                Json(json!({"until": until.map(format_date)})),
+                Json(json!({"until": until.map(format_iso_date)})),
             )
                 .into_response()
         }
@@ -240,14 +228,17 @@ async fn add_exclusion(
 async fn check(State(register): State<Arc<Register>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = parse_person(&register, &headers, &body).and_then(|person| {
         let key = key_of(&person)?;
-        let entries = register.entries.lock().expect("register state");
+        let entries = register
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let until = entries.people.get(&key).copied();
         // An entry whose date has passed no longer excludes.
         Ok(until.filter(|until| until.is_none_or(|day| day > today_days())))
     });
     match answer {
         Ok(Some(until)) => {
-            Json(json!({"excluded": true, "until": until.map(format_date)})).into_response()
+            Json(json!({"excluded": true, "until": until.map(format_iso_date)})).into_response()
         }
         Ok(None) => Json(json!({"excluded": false, "until": null})).into_response(),
         Err(problem) => problem.into_response(),
@@ -268,6 +259,6 @@ mod tests {
         let key = key_of(&person("Alice  Example")).ok();
         assert_eq!(key, key_of(&person(" alice example ")).ok());
         assert!(key_of(&person("   ")).is_err());
-        assert_eq!(parse_date("1990-02-30"), None);
+        assert_eq!(parse_iso_date_days("1990-02-30"), None);
     }
 }

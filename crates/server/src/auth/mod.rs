@@ -161,15 +161,22 @@ impl Caller {
 
     /// An operator's write carries the operator's key id into the log (the audit trail).
     pub fn attribute(&self, command: Command) -> Command {
-        let key_id = match self {
-            Caller::Operator { key_id, .. } => key_id.to_string(),
-            Caller::Local => LOOPBACK_KEY_ID.to_string(),
-            _ => return command,
+        let Some(key_id) = self.operator_key_id() else {
+            return command;
         };
         Command::ByOperator {
-            key_id,
+            key_id: key_id.to_string(),
             command: Box::new(command),
             recorded: true,
+        }
+    }
+
+    /// The operator key id this caller acts under (`loopback` in protected mode), if any.
+    pub fn operator_key_id(&self) -> Option<&str> {
+        match self {
+            Caller::Operator { key_id, .. } => Some(key_id),
+            Caller::Local => Some(LOOPBACK_KEY_ID),
+            _ => None,
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use croupier_cluster::{CommittedEvent, Consensus, Node};
@@ -70,7 +70,13 @@ impl AmlShared {
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules.read().expect("rules lock"))
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The windows. A panic while they were held leaves them as they were (each update is
+    /// one `record`), so a poisoned lock is taken as it is rather than failing every caller.
+    pub fn activity(&self) -> MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -242,13 +248,12 @@ async fn rebuild_windows(node: &Node, shared: &AmlShared, acked: u64) {
             return;
         };
         let rounds = round_facts(node, &events).await;
-        let mut activity = shared.activity.lock().expect("activity lock");
         for event in &events {
             if let Some(money) = money_event(event, &rounds) {
-                activity.record(&money);
+                // Locked per event: a withdrawal scoring never waits for a whole page.
+                shared.activity().record(&money);
             }
         }
-        drop(activity);
         after = last;
     }
 }
@@ -286,12 +291,12 @@ async fn decide(node: &Node, shared: &AmlShared, batch: &[CommittedEvent]) -> Re
     let rules = shared.rules();
     let mut commands = Vec::new();
     {
-        let mut activity = shared.activity.lock().expect("activity lock");
         for event in batch {
             let Some(money) = money_event(event, &rounds) else {
                 continue;
             };
-            let evaluation = rules.observe(&mut activity, &money);
+            // Locked per event: a withdrawal scoring never waits for a whole batch.
+            let evaluation = rules.observe(&mut shared.activity(), &money);
             for failure in &evaluation.errors {
                 tracing::warn!(rule = %failure.rule, message = %failure.message, "AML rule failed");
             }
@@ -340,7 +345,7 @@ fn reload_rules(shared: &AmlShared, seen: Option<SystemTime>) -> Option<SystemTi
     match load_rules(path) {
         Ok(rules) => {
             tracing::info!(version = rules.version(), "AML rule set loaded");
-            *shared.rules.write().expect("rules lock") = Arc::new(rules);
+            *shared.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
         }
         Err(error) => tracing::error!(%error, "AML rule set refused; the one in force stays"),
     }

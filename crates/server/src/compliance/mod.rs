@@ -45,6 +45,8 @@ pub enum IdentityShapeError {
     Country,
     #[error("the issuer or name claim is longer than the ledger keeps")]
     TooLong,
+    #[error("the birth date is outside the dates the ledger keeps")]
+    BirthDate,
 }
 
 /// The claims the ledger keeps of a verified identity: issuer, a digest of issuer and subject
@@ -71,10 +73,13 @@ pub fn identity_record(identity: &VerifiedIdentity) -> Result<IdentityRecord, Id
         issuer: identity.issuer.clone(),
         subject_sha256: subject.finalize().into(),
         name,
-        birth_date_days: identity.birth_date.map(|date| {
-            let days = days_from_civil(date.year.into(), date.month, date.day);
-            i32::try_from(days).expect("a birth date fits i32 days")
-        }),
+        birth_date_days: match identity.birth_date {
+            None => None,
+            Some(date) => {
+                let days = days_from_civil(date.year.into(), date.month, date.day);
+                Some(i32::try_from(days).map_err(|_| IdentityShapeError::BirthDate)?)
+            }
+        },
         country,
         expires_at_s: identity.expires_at_unix_s,
         attestation_sha256: identity.attestation_sha256,

@@ -281,12 +281,6 @@ pub struct PolicyIo {
     jurisdictions: BTreeMap<String, RequirementsIo>,
 }
 
-impl Serialize for U64In {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(self.0)
-    }
-}
-
 fn jurisdictions_schema() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
     use utoipa::openapi::Ref;
@@ -572,29 +566,28 @@ fn spent_out(
     ledger: LedgerCode,
     now: u64,
 ) -> BTreeMap<&'static str, SpentPeriodsOut> {
-    let mut spent: BTreeMap<&'static str, SpentPeriodsOut> = LimitKind::ALL
-        .iter()
-        .map(|kind| (kind.name(), SpentPeriodsOut::default()))
-        .collect();
-    let Some(wallet) = player.wallet(ledger) else {
-        return spent;
-    };
-    for period in Period::ALL {
+    let used = |kind: LimitKind, period: Period| -> u128 {
+        let Some(wallet) = player.wallet(ledger) else {
+            return 0;
+        };
         let window = wallet.window_at(period, now);
-        for (kind, used) in [
-            (LimitKind::Deposit, window.deposited),
-            (LimitKind::Loss, window.loss()),
-            (LimitKind::Wager, window.wagered),
-        ] {
-            let out = spent.get_mut(kind.name()).expect("every kind is listed");
-            *match period {
-                Period::Day => &mut out.day,
-                Period::Week => &mut out.week,
-                Period::Month => &mut out.month,
-            } = used;
+        match kind {
+            LimitKind::Deposit => window.deposited,
+            LimitKind::Loss => window.loss(),
+            LimitKind::Wager => window.wagered,
         }
-    }
-    spent
+    };
+    LimitKind::ALL
+        .iter()
+        .map(|&kind| {
+            let periods = SpentPeriodsOut {
+                day: used(kind, Period::Day),
+                week: used(kind, Period::Week),
+                month: used(kind, Period::Month),
+            };
+            (kind.name(), periods)
+        })
+        .collect()
 }
 
 /// Self-exclude a player for 182 to 1826 days (6 months to 5 years). It cannot be lifted or

@@ -77,7 +77,7 @@ pub async fn withdrawal_score<C: Consensus>(
     let rules = aml.rules();
     let now_ns = crate::auth::wall_clock_ns();
     let evaluation = {
-        let activity = aml.activity.lock().expect("activity lock");
+        let activity = aml.activity();
         score_withdrawal(
             &rules,
             &activity,
