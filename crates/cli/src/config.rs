@@ -135,6 +135,56 @@ pub struct ComplianceSettings {
     pub aml_players_max: u64,
     /// Money events the AML pipeline keeps per player.
     pub aml_events_per_player_max: u64,
+    /// The reporting entity that goAML exports of cases report as; unset: no exports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goaml: Option<GoamlSettings>,
+}
+
+/// `[compliance.goaml]`: who files suspicious-transaction reports, with the FIU's lookup codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoamlSettings {
+    /// The reporting entity's id at the FIU.
+    pub rentity_id: u32,
+    pub rentity_branch: String,
+    /// The goAML user who submits (4 to 50 characters).
+    pub reporting_user_code: String,
+    /// The operator's legal name (the other side of every movement).
+    pub operator_name: String,
+    /// ISO 4217: the FIU's currency; the players' wallets in it are reported.
+    pub currency_code_local: String,
+    pub location: GoamlAddressSettings,
+    /// The FIU's lookup codes (its schema's `conduction_type`, `funds_type` and
+    /// `report_indicator_type`).
+    pub transmode_code: String,
+    pub funds_code: String,
+    pub report_indicators: Vec<String>,
+    /// Transfers from this many days before the case opened are reported.
+    #[serde(default = "GoamlSettings::window_days_default")]
+    pub window_days: u32,
+    /// At most this many (the newest).
+    #[serde(default = "GoamlSettings::movements_max_default")]
+    pub movements_max: u32,
+}
+
+impl GoamlSettings {
+    fn window_days_default() -> u32 {
+        90
+    }
+    fn movements_max_default() -> u32 {
+        1_000
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoamlAddressSettings {
+    /// The FIU's address type code.
+    pub address_type: String,
+    pub address: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: String,
 }
 
 impl Default for ComplianceSettings {
@@ -150,6 +200,7 @@ impl Default for ComplianceSettings {
             aml_rules_file: None,
             aml_players_max: 100_000,
             aml_events_per_player_max: 256,
+            goaml: None,
         }
     }
 }

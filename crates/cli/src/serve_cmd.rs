@@ -323,7 +323,44 @@ fn compliance_config(
         register,
         aml: std::sync::Arc::new(aml),
         aml_enabled: settings.aml_enabled,
+        goaml: settings.goaml.as_ref().map(goaml_config).transpose()?,
     })
+}
+
+fn goaml_config(
+    settings: &crate::config::GoamlSettings,
+) -> anyhow::Result<std::sync::Arc<croupier_server::compliance::goaml::GoamlConfig>> {
+    use croupier_risk::goaml::{Address, ReportingEntity};
+    let location = &settings.location;
+    let entity = ReportingEntity {
+        rentity_id: settings.rentity_id,
+        rentity_branch: settings.rentity_branch.clone(),
+        reporting_user_code: settings.reporting_user_code.clone(),
+        operator_name: settings.operator_name.clone(),
+        currency_code_local: settings.currency_code_local.clone(),
+        location: Address {
+            address_type: location.address_type.clone(),
+            address: location.address.clone(),
+            city: location.city.clone(),
+            country_code: location.country_code.clone(),
+        },
+        transmode_code: settings.transmode_code.clone(),
+        funds_code: settings.funds_code.clone(),
+        report_indicators: settings.report_indicators.clone(),
+    };
+    entity
+        .validate()
+        .map_err(|error| anyhow::anyhow!("compliance.goaml: {error}"))?;
+    if settings.movements_max == 0 {
+        anyhow::bail!("compliance.goaml.movements_max must be at least 1");
+    }
+    Ok(std::sync::Arc::new(
+        croupier_server::compliance::goaml::GoamlConfig {
+            entity,
+            window_days: settings.window_days,
+            movements_max: settings.movements_max as usize,
+        },
+    ))
 }
 
 fn table_spec(

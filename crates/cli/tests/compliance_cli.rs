@@ -20,6 +20,19 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
+/// The reporting entity goAML exports report as (the generic UNODC schema's lookup codes).
+const GOAML: &str = r#"[compliance.goaml]
+rentity_id = 4711
+rentity_branch = "online casino"
+reporting_user_code = "MLRO01"
+operator_name = "Croupier Test Gaming Ltd"
+currency_code_local = "EUR"
+transmode_code = "A"
+funds_code = "A"
+report_indicators = ["-"]
+location = { address_type = "1", address = "1 Harbour Street", city = "Valletta", country_code = "MT" }
+"#;
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,7 +55,7 @@ fn start() -> World {
     std::fs::write(&jwks_file, &jwks.stdout).unwrap();
     let config = format!(
         "[compliance]\nregister_url = \"http://{}\"\nregister_sweep_interval_s = 1\n\
-         [[compliance.identity_issuers]]\nissuer = \"https://idp.test\"\njwks_file = {:?}\n",
+         [[compliance.identity_issuers]]\nissuer = \"https://idp.test\"\njwks_file = {:?}\n{GOAML}",
         register.addr(),
         jwks_file
     );
@@ -199,4 +212,100 @@ fn the_national_register_self_excludes_at_verification_and_in_the_sweep() {
         assert!(Instant::now() < deadline, "the sweep never excluded carol");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `xmllint --schema` over the UNODC goAML 5.0.1 schema: Ok, or its complaints.
+fn validate_goaml(xml: &str, dir: &std::path::Path) -> Result<(), String> {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas/goaml/goAMLSchema-5.0.1.xsd");
+    let file = dir.join("report.xml");
+    std::fs::write(&file, xml).unwrap();
+    let output = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schema)
+        .arg(&file)
+        .output()
+        .expect("xmllint (Debian: libxml2-utils) must be installed for the goAML tests");
+    match output.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+    }
+}
+
+fn get_text(base: &str, path: &str) -> (u16, String, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent.get(format!("{base}{path}")).call().unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.body_mut().read_to_string().unwrap();
+    (response.status().as_u16(), content_type, text)
+}
+
+#[test]
+fn a_case_the_pipeline_opened_exports_as_a_goaml_report_the_schema_accepts() {
+    let world = start();
+    let alice = world.player("alice");
+    let attestation =
+        world.attestation(&world.idp, person("a-9", "Alice May Example", "1990-04-01"));
+    assert_eq!(world.verify(&alice, &attestation).0, 200);
+    let cashier = json!([{"id": "900", "ledger": "EUR", "kind": "system"}]);
+    world.node.api.ok("/v1/accounts", Some(&cashier));
+    // EUR 2,500 at once: the AML pipeline's large-transaction rule opens a case.
+    let deposit = json!({"deposit_id": "1", "amount": 250_000, "source_account_id": "900"});
+    world
+        .node
+        .api
+        .ok(&format!("/v1/players/{}/deposits", alice.0), Some(&deposit));
+    let bet = json!({"transaction_id": "g1", "player_id": alice.0, "round_id": "r1", "amount": 1_000, "ledger": "EUR"});
+    world.node.api.ok("/v1/wallet/bet", Some(&bet));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let case_id = loop {
+        if let Some((200, Value::Array(cases))) = world.node.api.get("/v1/cases?state=open") {
+            if let Some(case) = cases
+                .iter()
+                .find(|case| case["player_id"] == alice.0.as_str())
+            {
+                break case["id"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline never opened a case"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let decision = json!({"decision": "report", "text": "source of funds not shown"});
+    world
+        .node
+        .api
+        .ok(&format!("/v1/cases/{case_id}/decision"), Some(&decision));
+
+    let (status, content_type, xml) =
+        get_text(&world.node.api.base, &format!("/v1/cases/{case_id}/goaml"));
+    assert_eq!(status, 200, "{xml}");
+    assert!(
+        content_type.starts_with("application/xml"),
+        "{content_type}"
+    );
+    validate_goaml(&xml, world._dir.path()).unwrap_or_else(|errors| panic!("{errors}\n{xml}"));
+    assert!(xml.contains("<report_code>STR</report_code>"));
+    assert!(xml.contains(&format!("croupier-case-{case_id}")));
+    assert!(xml.contains("<first_name>Alice May</first_name>"));
+    assert!(xml.contains("<birthdate>1990-04-01T00:00:00</birthdate>"));
+    assert!(xml.contains("<amount_local>2500.00</amount_local>"));
+    assert!(xml.contains("<amount_local>10.00</amount_local>"));
+    assert!(
+        xml.contains("report by "),
+        "the decision is the report's action"
+    );
+    assert_eq!(xml.matches("<transaction>").count(), 2);
+
+    let (status, _, body) = get_text(&world.node.api.base, "/v1/cases/12345/goaml");
+    assert_eq!(status, 404, "{body}");
 }

@@ -39,6 +39,7 @@ pub const ROUTE_CASE: &str = "/v1/cases/{case_id}";
 pub const ROUTE_CASE_ASSIGN: &str = "/v1/cases/{case_id}/assign";
 pub const ROUTE_CASE_NOTES: &str = "/v1/cases/{case_id}/notes";
 pub const ROUTE_CASE_DECISION: &str = "/v1/cases/{case_id}/decision";
+pub const ROUTE_CASE_GOAML: &str = "/v1/cases/{case_id}/goaml";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -89,6 +90,7 @@ const ROUTES: &[&str] = &[
     ROUTE_CASE_ASSIGN,
     ROUTE_CASE_NOTES,
     ROUTE_CASE_DECISION,
+    ROUTE_CASE_GOAML,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

@@ -184,6 +184,7 @@ fn openapi_document_lists_every_route() {
         ("/v1/cases/{case_id}/assign", "post"),
         ("/v1/cases/{case_id}/notes", "post"),
         ("/v1/cases/{case_id}/decision", "post"),
+        ("/v1/cases/{case_id}/goaml", "get"),
         ("/v1/risk/withdrawal-score", "post"),
         ("/v1/audit/operators", "get"),
         ("/v1/tables", "get"),

@@ -405,4 +405,10 @@ fn cases_open_list_and_decide_with_who_and_when() {
         400
     );
     assert_eq!(call(&node, "GET", "/v1/cases/12345", None, None).0, 404);
+    // No reporting entity configured: a goAML export says so rather than inventing one.
+    let (status, refused) = call(&node, "GET", &format!("{path}/goaml"), None, None);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (409, Some("goaml_not_configured"))
+    );
 }

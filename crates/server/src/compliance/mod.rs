@@ -9,6 +9,7 @@ use croupier_risk::identity::{AgePolicy, TrustedIssuers, VerifiedIdentity};
 use sha2::{Digest, Sha256};
 
 pub mod aml;
+pub mod goaml;
 pub mod register;
 
 /// Identity and register settings (`[compliance]` in the node's configuration).
@@ -24,6 +25,8 @@ pub struct ComplianceConfig {
     pub aml: Arc<aml::AmlShared>,
     /// Whether this node runs the AML pipeline (it proposes only while serving writes).
     pub aml_enabled: bool,
+    /// The reporting entity for goAML exports of cases; none: exports answer 409.
+    pub goaml: Option<Arc<goaml::GoamlConfig>>,
 }
 
 impl Default for ComplianceConfig {
@@ -34,6 +37,7 @@ impl Default for ComplianceConfig {
             register: None,
             aml: Arc::default(),
             aml_enabled: true,
+            goaml: None,
         }
     }
 }

@@ -522,3 +522,68 @@ pub async fn decide<C: Consensus>(
     commit(&state, &caller, command).await?;
     case_view(&state, case_id, StatusCode::OK).await
 }
+
+/// The case as a suspicious-transaction report in goAML XML (schema 5.0.1): the player, and
+/// the player's wallet transfers in the reporting currency from `window_days` before the case
+/// opened (support, admin; it carries personal data).
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_CASE_GOAML, tag = "cases",
+    params(("case_id" = IdOut, Path, description = "Case id (decimal)")),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "goAML report XML", content_type = "application/xml", body = String),
+        (status = 400, description = "invalid_path", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: wrong role", body = ErrorBody),
+        (status = 404, description = "case_not_found", body = ErrorBody),
+        (status = 409, description = "goaml_not_configured: no [compliance.goaml] reporting entity", body = ErrorBody),
+        (status = 422, description = "report_not_representable: an amount beyond goAML's range", body = ErrorBody),
+        (status = 503, description = "storage_unavailable: history cannot be read right now", body = ErrorBody),
+    )
+)]
+pub async fn export_goaml<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<PlayerAdmin>,
+    path: ApiPath,
+) -> Result<Response, ApiError> {
+    use crate::compliance::goaml::{gather, GatherError};
+    let case_id = path.id("case id")?;
+    let Some(config) = state.compliance().goaml.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "goaml_not_configured",
+            "this node has no [compliance.goaml] reporting entity to report as",
+        ));
+    };
+    let gather_config = config.clone();
+    let input = state
+        .read(move |view| gather(view, &gather_config, case_id))
+        .await?
+        .map_err(|error| match error {
+            GatherError::CaseNotFound => case_not_found(),
+            GatherError::History(error) => ApiError::from_read(error),
+        })?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let xml = croupier_risk::goaml::suspicious_transaction_report(
+        &config.entity,
+        &input.case,
+        &input.person,
+        &input.movements,
+        now_s,
+    )
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "report_not_representable",
+            error.to_string(),
+        )
+    })?;
+    let mut response = Response::new(axum::body::Body::from(xml));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    Ok(response)
+}

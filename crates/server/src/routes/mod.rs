@@ -143,6 +143,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(cases::assign::<C>))
         .routes(documented!(cases::note::<C>))
         .routes(documented!(cases::decide::<C>))
+        .routes(documented!(cases::export_goaml::<C>))
         .routes(documented!(risk::withdrawal_score::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
