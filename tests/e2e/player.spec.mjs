@@ -235,6 +235,14 @@ async function main() {
     const caseRow = consolePage.locator('#cases tr', { hasText: 'manual_review' });
     await caseRow.waitFor({ timeout: 15_000 });
     await consolePage.screenshot({ path: join(shots, 'console.png'), fullPage: true });
+    step('the case saves as a goAML report');
+    const [download] = await Promise.all([
+      consolePage.waitForEvent('download', { timeout: 15_000 }),
+      caseRow.getByRole('button', { name: 'goAML' }).click(),
+    ]);
+    const report = readFileSync(await download.path(), 'utf8');
+    assert.match(report, /<report_code>STR<\/report_code>/, 'a goAML STR');
+    assert.match(report, /manual_review/, 'with the case reasons');
     await caseRow.getByLabel(/Decision for case/).selectOption('clear');
     await caseRow.getByRole('button', { name: 'Decide' }).click();
     // The bots' play may open cases of its own (a big game-show win): wait for this one to go.

@@ -10,7 +10,9 @@
 //!   commands proposed to the node (attributed to the demo key in the operator audit trail),
 //!   with fixed transfer ids, so a restart answers `exists` instead of crediting twice;
 //! - the bots (`bots`), which log in and bet over HTTP on the node's own listener, as a
-//!   player's browser does.
+//!   player's browser does;
+//! - a fictitious goAML reporting entity when the settings name none, so the console's goAML
+//!   button saves a report.
 //!
 //! The passwords are deliberately weak and the key is printed: the demo refuses to listen on
 //! anything but a loopback address, and refuses to join a cluster.
@@ -82,7 +84,32 @@ pub fn prepare_settings(settings: &mut ServeSettings, listen: SocketAddr) -> any
         let studio_key = studio_key(&settings.data_dir)?;
         settings.tables = demo_tables(&studio_key.public().to_hex());
     }
+    if settings.compliance.goaml.is_none() {
+        settings.compliance.goaml = Some(demo_goaml());
+    }
     Ok(())
+}
+
+/// A made-up reporting entity with the generic UNODC schema's lookup codes.
+fn demo_goaml() -> crate::config::GoamlSettings {
+    crate::config::GoamlSettings {
+        rentity_id: 1,
+        rentity_branch: "Croupier demo".into(),
+        reporting_user_code: "DEMO".into(),
+        operator_name: "Croupier Demo Casino (fictitious)".into(),
+        currency_code_local: "EUR".into(),
+        location: crate::config::GoamlAddressSettings {
+            address_type: "1".into(),
+            address: "1 Example Street".into(),
+            city: "Valletta".into(),
+            country_code: "MT".into(),
+        },
+        transmode_code: "A".into(),
+        funds_code: "A".into(),
+        report_indicators: vec!["-".into()],
+        window_days: 90,
+        movements_max: 1_000,
+    }
 }
 
 /// The demo studio's key: the one an earlier demo start saved, else a new one.

@@ -191,7 +191,28 @@ function caseRow(item) {
     el('td', { class: 'num', text: String(item.score) }),
     el('td', { text: item.action.replaceAll('_', ' ') }),
     el('td', { text: item.assignee || '—' }),
-    el('td', {}, select, ' ', decide));
+    el('td', {}, select, ' ', decide, ' ', el('button', {
+      type: 'button',
+      text: 'goAML',
+      title: 'Download the case as a goAML suspicious-transaction report',
+      onclick: () => downloadGoaml(item.id),
+    })));
+}
+
+/** The case as goAML XML, saved as a file (the route needs the key, so no plain link). */
+async function downloadGoaml(id) {
+  try {
+    const xml = await api(`/v1/cases/${id}/goaml`, { token: state.key || undefined });
+    const url = URL.createObjectURL(new Blob([xml], { type: 'application/xml' }));
+    const link = el('a', { href: url, download: `case-${id}-goaml.xml` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    URL.revokeObjectURL(url);
+    $('cases-hint').textContent = `Case ${id}: goAML report saved.`;
+  } catch (error) {
+    $('cases-hint').textContent = `Case ${id}: ${error.message}`;
+  }
 }
 
 async function decideCase(id, decision, button) {
