@@ -50,6 +50,8 @@
 //!         ruleset version | u8 action | text by; 2 assign: u128 case | text assignee | text by;
 //!         3 note: u128 case | u8 kind | text | text by; 4 decide: u128 case | u8 decision
 //!         | text | text by (reasons = u8 n, n × text; text here = u16 n + UTF-8, may be empty)
+//!       10 set reality check: u128 player | change (minutes; never absent)
+//!       11 acknowledge reality check: u128 player
 //!     identity = u16 n + issuer | [32] subject SHA-256 | u16 n + name | u8 has birth date,
 //!       [u32 days since 1970] | [2] country | u64 expires_at_s | [32] attestation SHA-256
 //!     policy = requirements (default) | u16 n, n × ([2] country | requirements), by country
@@ -78,8 +80,9 @@
 //!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 8 (`encode_checkpoint`; versions 7, 6, 5, 4, 3 and 2
-//! are read as well: 7 ends after the tables (every player then has no compliance state), 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
+//! Checkpoint of the hot state, version 9 (`encode_checkpoint`; versions 8, 7, 6, 5, 4, 3 and 2
+//! are read as well: 8 has no reality-check fields (no interval, never acknowledged, no
+//! session sums), 7 ends after the tables (every player then has no compliance state), 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
 //! rounds lack `totals_at` too, 4 ends after the operator chain, 3 after the sessions, 2 after
 //! the pendings):
 //! ```text
@@ -104,9 +107,10 @@
 //! compliance: policy | u64 n players (= the players above, registration order), n × (u8 KYC
 //!     level | u8 has identity, [identity] | u64 self_excluded_until | u64 timed_out_until
 //!     | limit (session minutes) | u64 session_started_at | u8 case flags (1 frozen,
-//!     2 withdrawals held, 4 enhanced KYC required) | u8 n wallets (distinct ledgers),
+//!     2 withdrawals held, 4 enhanced KYC required) | limit (reality-check minutes)
+//!     | u64 reality check acknowledged_at | u8 n wallets (distinct ledgers),
 //!     n × (u64 ledger | 9 × limit | 3 × (u32 period | u128 deposited | u128 wagered
-//!     | u128 returned)))
+//!     | u128 returned) | u64 session started_at | u128 session wagered | u128 session returned))
 //! then u64 n cases (by id): u128 id | u128 player | u64 opened_at | text by | u8 score | reasons
 //!     | text ruleset version | u8 action | text assignee ("" none) | u8 n notes, n × (u64 at
 //!     | text by | u8 kind | text) | u8 decided, [u8 decision | u64 at | text by]
@@ -154,9 +158,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 8;
-/// Earlier checkpoint versions, still read: 7 has no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 9;
+/// Earlier checkpoint versions, still read: 8 has no reality checks, 7 no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
 /// its rounds either, 4 no tables, 3 no operator chain either, 2 no players either.
+const CHECKPOINT_FORMAT_VERSION_V8: u8 = 8;
 const CHECKPOINT_FORMAT_VERSION_V7: u8 = 7;
 const CHECKPOINT_FORMAT_VERSION_V6: u8 = 6;
 const CHECKPOINT_FORMAT_VERSION_V5: u8 = 5;
@@ -386,6 +391,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V8,
         CHECKPOINT_FORMAT_VERSION_V7,
         CHECKPOINT_FORMAT_VERSION_V6,
         CHECKPOINT_FORMAT_VERSION_V5,
@@ -441,8 +447,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         })?;
     }
     let players = ledger.directory.players.len();
-    if version >= CHECKPOINT_FORMAT_VERSION {
-        let (policy, states) = r.checkpoint_compliance(players)?;
+    if version >= CHECKPOINT_FORMAT_VERSION_V8 {
+        let reality = version >= CHECKPOINT_FORMAT_VERSION;
+        let (policy, states) = r.checkpoint_compliance(players, reality)?;
         ledger.compliance.policy = policy;
         states
             .into_iter()

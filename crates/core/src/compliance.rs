@@ -35,6 +35,9 @@ pub const TIME_OUT_DAYS_MAX: u16 = 42;
 pub const SELF_EXCLUSION_DAYS_MIN: u16 = 182;
 pub const SELF_EXCLUSION_DAYS_MAX: u16 = 1826;
 pub const SESSION_MINUTES_MAX: u64 = 24 * 60;
+/// Reality-check intervals a player may choose: every minute to once a day.
+pub const REALITY_CHECK_MINUTES_MAX: u64 = 24 * 60;
+const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 /// Bounds on what an identity record may carry (the codec refuses longer text).
 pub const ISSUER_LEN_MAX: usize = 256;
 pub const NAME_LEN_MAX: usize = 256;
@@ -253,6 +256,25 @@ impl SpendWindow {
     }
 }
 
+/// Stakes and returns of one currency in the player's current session (what a reality check
+/// shows as the net position).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionSpend {
+    /// The session these sums belong to (`PlayerCompliance::session_started_at_ns`).
+    pub session_started_at_ns: u64,
+    pub wagered: u128,
+    pub returned: u128,
+}
+
+impl SessionSpend {
+    /// Returns minus stakes: positive when the player is ahead.
+    pub fn net(&self) -> i128 {
+        // Both sums are at most u64::MAX per transfer times the transfers of one session:
+        // far below i128::MAX.
+        self.returned as i128 - self.wagered as i128
+    }
+}
+
 /// Limits and spending of one player in one currency.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletCompliance {
@@ -261,6 +283,7 @@ pub struct WalletCompliance {
     pub limits: [Limit; LIMIT_SLOTS],
     /// By `Period` (day, week, month).
     pub windows: [SpendWindow; 3],
+    pub session: SessionSpend,
 }
 
 impl WalletCompliance {
@@ -269,6 +292,19 @@ impl WalletCompliance {
             ledger,
             limits: [Limit::default(); LIMIT_SLOTS],
             windows: [SpendWindow::default(); 3],
+            session: SessionSpend::default(),
+        }
+    }
+
+    /// The sums of the session that started at `session_started_at_ns` (zero when the stored
+    /// ones belong to an earlier session).
+    pub fn session_at(&self, session_started_at_ns: u64) -> SessionSpend {
+        match self.session.session_started_at_ns == session_started_at_ns {
+            true => self.session,
+            false => SessionSpend {
+                session_started_at_ns,
+                ..SessionSpend::default()
+            },
         }
     }
 
@@ -388,9 +424,28 @@ pub struct PlayerCompliance {
     pub withdrawals_held: bool,
     /// Set by a case: deposits and withdrawals need KYC `enhanced` (source of funds).
     pub enhanced_kyc_required: bool,
+    /// Minutes between reality checks (UKGC RTS 13B); a longer interval or none waits out
+    /// the cooling-off like any less safe change.
+    pub reality_check: Limit,
+    /// When the player last acknowledged a reality check.
+    pub reality_check_acknowledged_at_ns: u64,
 }
 
 impl PlayerCompliance {
+    /// When the next reality check falls due (bets wait for its acknowledgement from then),
+    /// if the player has an interval and a session: one interval after the later of the
+    /// session's start and the last acknowledgement.
+    pub fn reality_check_due_at(&self, now_ns: u64) -> Option<u64> {
+        let minutes = self.reality_check.at(now_ns).current?;
+        if self.session_started_at_ns == 0 {
+            return None;
+        }
+        let since = self
+            .session_started_at_ns
+            .max(self.reality_check_acknowledged_at_ns);
+        Some(since.saturating_add(minutes.saturating_mul(NANOS_PER_MINUTE)))
+    }
+
     pub fn wallet(&self, ledger: LedgerCode) -> Option<&WalletCompliance> {
         self.wallets.iter().find(|wallet| wallet.ledger == ledger)
     }
@@ -492,6 +547,15 @@ pub enum ComplianceCommand {
     Deposit(Deposit),
     /// The AML case queue (`crate::cases`).
     Case(crate::cases::CaseCommand),
+    /// Sets (or removes) the player's reality-check interval in minutes.
+    SetRealityCheck {
+        player_id: PlayerId,
+        minutes: LimitChange,
+    },
+    /// The player saw the reality check: play goes on for another interval.
+    AcknowledgeRealityCheck {
+        player_id: PlayerId,
+    },
 }
 
 impl ComplianceCommand {
@@ -503,7 +567,9 @@ impl ComplianceCommand {
             | ComplianceCommand::LiftSelfExclusion { player_id }
             | ComplianceCommand::TimeOut { player_id, .. }
             | ComplianceCommand::RecordIdentity { player_id, .. }
-            | ComplianceCommand::SetKycLevel { player_id, .. } => Some(*player_id),
+            | ComplianceCommand::SetKycLevel { player_id, .. }
+            | ComplianceCommand::SetRealityCheck { player_id, .. }
+            | ComplianceCommand::AcknowledgeRealityCheck { player_id } => Some(*player_id),
             ComplianceCommand::Deposit(deposit) => Some(deposit.player_id),
             ComplianceCommand::Case(crate::cases::CaseCommand::Open(case)) => Some(case.player_id),
             ComplianceCommand::SetPolicy(_) | ComplianceCommand::Case(_) => None,
@@ -530,8 +596,13 @@ impl ComplianceCommand {
             ComplianceCommand::RecordIdentity { identity, .. } => identity.check(),
             ComplianceCommand::SetPolicy(policy) => policy.check(),
             ComplianceCommand::Case(case) => case.check(),
+            ComplianceCommand::SetRealityCheck { minutes, .. } => match minutes {
+                LimitChange::Set(minutes) => (1..=REALITY_CHECK_MINUTES_MAX).contains(minutes),
+                LimitChange::Remove => true,
+            },
             ComplianceCommand::LiftSelfExclusion { .. }
             | ComplianceCommand::SetKycLevel { .. }
+            | ComplianceCommand::AcknowledgeRealityCheck { .. }
             | ComplianceCommand::Deposit(_) => true,
         }
     }
@@ -549,10 +620,12 @@ pub enum Refusal {
     WagerLimitReached,
     /// An AML case froze the player.
     AccountFrozen,
+    /// A reality check is due: the player acknowledges it before betting again.
+    RealityCheckDue,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::SelfExcluded,
         Refusal::TimedOut,
         Refusal::KycRequired,
@@ -561,6 +634,7 @@ impl Refusal {
         Refusal::LossLimitReached,
         Refusal::WagerLimitReached,
         Refusal::AccountFrozen,
+        Refusal::RealityCheckDue,
     ];
 
     pub fn code(self) -> &'static str {
@@ -573,6 +647,7 @@ impl Refusal {
             Refusal::LossLimitReached => "loss_limit_reached",
             Refusal::WagerLimitReached => "wager_limit_reached",
             Refusal::AccountFrozen => "account_frozen",
+            Refusal::RealityCheckDue => "reality_check_due",
         }
     }
 

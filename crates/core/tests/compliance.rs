@@ -1,6 +1,7 @@
 //! Responsible gambling and KYC in the ledger: every limit and exclusion at its boundary, on
 //! wallet bets, table bets and deposits alike; cooling-off by ledger time; a bet racing a
-//! limit decrease; and the compliance state through checkpoints (version 8, and 7 still loads).
+//! limit decrease; reality checks; and the compliance state through checkpoints (version 9; 8 and
+//! 7 still load).
 
 mod common;
 
@@ -399,6 +400,91 @@ fn the_session_limit_counts_from_the_last_login() {
     assert_eq!(over, WalletOutcome::Refused(Refusal::SessionLimitReached));
 }
 
+fn login(ledger: &mut MemoryLedger, at: u64, token: u8) {
+    let login = Command::OpenSession(NewSession {
+        token_hash: TokenHash([token; 32]),
+        player_id: player_id(0),
+        ttl_s: 3_600,
+    });
+    ledger.apply(at, &[login]);
+}
+
+fn reality_check(minutes: LimitChange) -> ComplianceCommand {
+    ComplianceCommand::SetRealityCheck {
+        player_id: player_id(0),
+        minutes,
+    }
+}
+
+#[test]
+fn a_due_reality_check_holds_bets_until_the_player_acknowledges_it() {
+    let mut ledger = funded(1_000);
+    compliance(&mut ledger, T0, reality_check(LimitChange::Set(20)));
+    // No session yet: nothing is due.
+    assert!(wallet(&mut ledger, T0 + 60 * MINUTE_NS, wallet_bet("a", 0, 1)).is_ok());
+    let start = T0 + 61 * MINUTE_NS;
+    login(&mut ledger, start, 7);
+    let due = start + 20 * MINUTE_NS;
+    assert!(wallet(&mut ledger, due - 1, wallet_bet("b", 0, 1)).is_ok());
+    let held = wallet(&mut ledger, due, wallet_bet("c", 0, 1));
+    assert_eq!(held, WalletOutcome::Refused(Refusal::RealityCheckDue));
+    let ack = ComplianceCommand::AcknowledgeRealityCheck {
+        player_id: player_id(0),
+    };
+    assert_eq!(compliance(&mut ledger, due + 5, ack), ComplianceOutcome::Ok);
+    assert!(wallet(&mut ledger, due + 6, wallet_bet("d", 0, 1)).is_ok());
+    // The next one falls due an interval after the acknowledgement.
+    let next = due + 5 + 20 * MINUTE_NS;
+    let held = wallet(&mut ledger, next, wallet_bet("e", 0, 1));
+    assert_eq!(held, WalletOutcome::Refused(Refusal::RealityCheckDue));
+}
+
+#[test]
+fn a_longer_reality_check_interval_waits_out_the_cooling_off_and_a_shorter_one_does_not() {
+    let mut ledger = funded(1_000);
+    // After the set-up's entries (the ledger's clock only moves forward).
+    let t = T0 + SECOND_NS;
+    compliance(&mut ledger, t, reality_check(LimitChange::Set(30)));
+    compliance(&mut ledger, t + 1, reality_check(LimitChange::Set(60)));
+    let player = ledger.ledger.player_compliance(player_id(0)).unwrap().clone();
+    assert_eq!(player.reality_check.at(t + 2).current, Some(30));
+    let later = t + 1 + COOLING_OFF_NS;
+    assert_eq!(player.reality_check.at(later - 1).current, Some(30));
+    assert_eq!(player.reality_check.at(later).current, Some(60));
+    compliance(&mut ledger, t + 3, reality_check(LimitChange::Set(10)));
+    let player = ledger.ledger.player_compliance(player_id(0)).unwrap();
+    assert_eq!(player.reality_check.at(t + 3).current, Some(10));
+    assert!(!ComplianceCommand::SetRealityCheck {
+        player_id: player_id(0),
+        minutes: LimitChange::Set(0),
+    }
+    .check());
+}
+
+#[test]
+fn the_session_net_position_counts_stakes_and_returns_since_the_last_login() {
+    let mut ledger = funded(1_000);
+    let t = T0 + SECOND_NS;
+    login(&mut ledger, t, 7);
+    assert!(wallet(&mut ledger, t + 1, wallet_bet("a", 0, 300)).is_ok());
+    let win = Command::WalletWin(WalletWin {
+        transaction_id: "w".into(),
+        player_id: player_id(0),
+        round_id: "r-a".into(),
+        amount: 100,
+        ledger: eur(),
+    });
+    assert!(wallet(&mut ledger, t + 2, win).is_ok());
+    let player = ledger.ledger.player_compliance(player_id(0)).unwrap();
+    assert_eq!(player.session_started_at_ns, t);
+    let session = player.wallet(eur()).unwrap().session_at(t);
+    assert_eq!((session.wagered, session.returned, session.net()), (300, 100, -200));
+    login(&mut ledger, t + 3, 8);
+    let player = ledger.ledger.player_compliance(player_id(0)).unwrap();
+    let fresh = player.wallet(eur()).unwrap().session_at(t + 3);
+    assert_eq!((fresh.wagered, fresh.returned), (0, 0));
+}
+
 #[test]
 fn the_jurisdiction_policy_requires_kyc_and_a_verified_identity_meets_it() {
     let mut ledger = funded(1_000);
@@ -534,7 +620,7 @@ fn busy_compliance_ledger() -> MemoryLedger {
 fn compliance_state_survives_a_checkpoint_byte_for_byte() {
     let ledger = busy_compliance_ledger();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 8);
+    assert_eq!(checkpoint[0], 9);
     let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(
@@ -548,11 +634,31 @@ fn a_version_7_checkpoint_loads_with_no_compliance_state() {
     let ledger = casino();
     let checkpoint = ledger.checkpoint();
     // Version 8 appends the compliance section: the default policy (3 + 8 + 1 bytes and a
-    // u16 count), the player count, per player 30 bytes of empty state, and the case count.
-    let section = 12 + 2 + 8 + 2 * 30 + 8;
+    // u16 count), the player count, per player 40 bytes of empty state (30 before version 9),
+    // and the case count.
+    let section = 12 + 2 + 8 + 2 * 40 + 8;
     let mut v7 = checkpoint[..checkpoint.len() - section].to_vec();
     v7[0] = 7;
     let restored = MemoryLedger::restore(&v7, ledger.history.clone()).expect("version 7 loads");
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+}
+
+#[test]
+fn a_version_8_checkpoint_loads_without_reality_checks() {
+    let ledger = casino();
+    let checkpoint = ledger.checkpoint();
+    // Each player's 40 bytes of empty state: 29 up to the case flags, then version 9's
+    // interval (2) and acknowledgement (8), then the wallet count (1).
+    let players_at = checkpoint.len() - 8 - 2 * 40;
+    let mut v8 = checkpoint[..players_at].to_vec();
+    for player in 0..2 {
+        let state = &checkpoint[players_at + player * 40..players_at + (player + 1) * 40];
+        v8.extend_from_slice(&state[..29]);
+        v8.extend_from_slice(&state[39..]);
+    }
+    v8.extend_from_slice(&checkpoint[checkpoint.len() - 8..]);
+    v8[0] = 8;
+    let restored = MemoryLedger::restore(&v8, ledger.history.clone()).expect("version 8 loads");
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }
 
@@ -588,6 +694,11 @@ fn every_compliance_command_round_trips_through_the_log_codec() {
         ComplianceCommand::SetKycLevel {
             player_id: player_id(1),
             level: KycLevel::Enhanced,
+        },
+        reality_check(LimitChange::Set(45)),
+        reality_check(LimitChange::Remove),
+        ComplianceCommand::AcknowledgeRealityCheck {
+            player_id: player_id(0),
         },
         ComplianceCommand::SetPolicy(CompliancePolicy {
             default: KycRequirements::default(),

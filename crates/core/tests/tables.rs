@@ -1055,8 +1055,8 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     finish(&mut ledger, T0, 1, vec![0, 30_000, 0, 0]);
     open(&mut ledger, T0 + 20 * SECOND_NS, 2);
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 8);
-    // Version 7 is version 8 without the compliance section (no players: the default policy
+    assert_eq!(checkpoint[0], 9);
+    // Version 7 is version 9 without the compliance section (no players: the default policy
     // and two zero counts, players and cases, 30 bytes).
     let mut v7 = checkpoint[..checkpoint.len() - 30].to_vec();
     v7[0] = 7;

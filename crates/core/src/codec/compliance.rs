@@ -10,7 +10,7 @@ use crate::cases::{
 use crate::compliance::{
     ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     IdentityRecord, KycLevel, KycRequirements, Limit, LimitChange, LimitsRequest, PendingLimit,
-    PlayerCompliance, Refusal, SpendWindow, WalletCompliance, ISSUER_LEN_MAX, JURISDICTIONS_MAX,
+    PlayerCompliance, Refusal, SessionSpend, SpendWindow, WalletCompliance, ISSUER_LEN_MAX, JURISDICTIONS_MAX,
     LIMIT_SLOTS, NAME_LEN_MAX,
 };
 use crate::players::CURRENCIES_PER_PLAYER_MAX;
@@ -28,6 +28,8 @@ const SET_KYC_LEVEL: u8 = 6;
 const SET_POLICY: u8 = 7;
 const DEPOSIT: u8 = 8;
 const CASE: u8 = 9;
+const SET_REALITY_CHECK: u8 = 10;
+const ACKNOWLEDGE_REALITY_CHECK: u8 = 11;
 
 const CASE_OPEN: u8 = 1;
 const CASE_ASSIGN: u8 = 2;
@@ -122,6 +124,15 @@ impl Writer<'_> {
                 self.u64(deposit.ledger.to_u64());
                 self.u64(deposit.amount);
                 self.u128(deposit.source_account_id);
+            }
+            ComplianceCommand::SetRealityCheck { player_id, minutes } => {
+                self.u8(SET_REALITY_CHECK);
+                self.u128(*player_id);
+                self.limit_change(Some(*minutes));
+            }
+            ComplianceCommand::AcknowledgeRealityCheck { player_id } => {
+                self.u8(ACKNOWLEDGE_REALITY_CHECK);
+                self.u128(*player_id);
             }
         }
     }
@@ -246,6 +257,8 @@ impl Writer<'_> {
             .filter(|(set, _)| *set)
             .map(|(_, bit)| bit)
             .sum());
+        self.limit(&player.reality_check);
+        self.u64(player.reality_check_acknowledged_at_ns);
         self.u8(player.wallets.len() as u8);
         for wallet in &player.wallets {
             self.u64(wallet.ledger.to_u64());
@@ -256,6 +269,9 @@ impl Writer<'_> {
                 self.u128(window.wagered);
                 self.u128(window.returned);
             }
+            self.u64(wallet.session.session_started_at_ns);
+            self.u128(wallet.session.wagered);
+            self.u128(wallet.session.returned);
         }
     }
 
@@ -305,6 +321,15 @@ impl Reader<'_> {
                 amount: self.u64()?,
                 source_account_id: self.u128()?,
             }),
+            SET_REALITY_CHECK => ComplianceCommand::SetRealityCheck {
+                player_id: self.u128()?,
+                minutes: self
+                    .limit_change()?
+                    .ok_or_else(|| self.invalid("reality check interval", offset))?,
+            },
+            ACKNOWLEDGE_REALITY_CHECK => ComplianceCommand::AcknowledgeRealityCheck {
+                player_id: self.u128()?,
+            },
             _ => return Err(self.invalid("compliance command", offset)),
         };
         if !command.check() {
@@ -457,7 +482,7 @@ impl Reader<'_> {
         Ok(Limit { current, pending })
     }
 
-    fn wallet_compliance(&mut self) -> Result<WalletCompliance, DecodeError> {
+    fn wallet_compliance(&mut self, reality: bool) -> Result<WalletCompliance, DecodeError> {
         let mut wallet = WalletCompliance::new(self.ledger()?);
         for limit in &mut wallet.limits {
             *limit = self.limit()?;
@@ -470,10 +495,18 @@ impl Reader<'_> {
                 returned: self.u128()?,
             };
         }
+        if reality {
+            wallet.session = SessionSpend {
+                session_started_at_ns: self.u64()?,
+                wagered: self.u128()?,
+                returned: self.u128()?,
+            };
+        }
         Ok(wallet)
     }
 
-    fn player_compliance(&mut self) -> Result<PlayerCompliance, DecodeError> {
+    /// `reality`: the checkpoint has the reality-check fields (version 9 on).
+    fn player_compliance(&mut self, reality: bool) -> Result<PlayerCompliance, DecodeError> {
         let kyc_level = self.kyc_level()?;
         let identity = match self.present()? {
             true => Some(Box::new(self.identity()?)),
@@ -487,13 +520,17 @@ impl Reader<'_> {
         if flags & !(FLAG_FROZEN | FLAG_WITHDRAWALS_HELD | FLAG_ENHANCED_KYC_REQUIRED) != 0 {
             return Err(self.invalid("case flags", flags_offset));
         }
+        let (reality_check, reality_check_acknowledged_at_ns) = match reality {
+            true => (self.limit()?, self.u64()?),
+            false => (Limit::default(), 0),
+        };
         let offset = self.offset;
         let count = usize::from(self.u8()?);
         if count > CURRENCIES_PER_PLAYER_MAX {
             return Err(self.invalid("compliance wallet count", offset));
         }
         let wallets: Vec<WalletCompliance> = (0..count)
-            .map(|_| self.wallet_compliance())
+            .map(|_| self.wallet_compliance(reality))
             .collect::<Result<_, _>>()?;
         let distinct = wallets
             .iter()
@@ -513,6 +550,8 @@ impl Reader<'_> {
             frozen: flags & FLAG_FROZEN != 0,
             withdrawals_held: flags & FLAG_WITHDRAWALS_HELD != 0,
             enhanced_kyc_required: flags & FLAG_ENHANCED_KYC_REQUIRED != 0,
+            reality_check,
+            reality_check_acknowledged_at_ns,
         })
     }
 
@@ -520,6 +559,7 @@ impl Reader<'_> {
     pub(super) fn checkpoint_compliance(
         &mut self,
         players: usize,
+        reality: bool,
     ) -> Result<(CompliancePolicy, Vec<PlayerCompliance>), DecodeError> {
         const PLAYER_BYTES_MIN: usize = 1 + 1 + 8 + 8 + 2 + 8 + 1 + 1;
         let policy = self.policy()?;
@@ -529,7 +569,7 @@ impl Reader<'_> {
             return Err(self.invalid("compliance player count", offset));
         }
         let states = (0..count)
-            .map(|_| self.player_compliance())
+            .map(|_| self.player_compliance(reality))
             .collect::<Result<_, _>>()?;
         Ok((policy, states))
     }
@@ -784,5 +824,51 @@ impl Reader<'_> {
             cases.insert(case.id, std::sync::Arc::new(case));
         }
         Ok(cases)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Reader, Writer};
+    use crate::compliance::{Limit, PlayerCompliance, SessionSpend, WalletCompliance};
+    use crate::ids::LedgerCode;
+
+    fn player() -> PlayerCompliance {
+        let mut wallet = WalletCompliance::new(LedgerCode::parse("EUR").unwrap());
+        wallet.windows[0].wagered = 7;
+        PlayerCompliance {
+            session_started_at_ns: 5,
+            wallets: vec![wallet],
+            ..PlayerCompliance::default()
+        }
+    }
+
+    #[test]
+    fn a_player_written_before_reality_checks_reads_without_them() {
+        let mut bytes = Vec::new();
+        Writer(&mut bytes).checkpoint_player_compliance(&player());
+        // Version 8 lacked, after the case flags, the interval (2 bytes, none) and the
+        // acknowledgement (8), and after each wallet's windows its session sums (40).
+        let flags_end = 1 + 1 + 8 + 8 + 2 + 8 + 1;
+        let mut version_8 = bytes[..flags_end].to_vec();
+        version_8.extend_from_slice(&bytes[flags_end + 10..bytes.len() - 40]);
+        let read = Reader::new(&version_8).player_compliance(false).unwrap();
+        assert_eq!(read, player());
+    }
+
+    #[test]
+    fn reality_check_state_round_trips() {
+        let mut player = player();
+        player.reality_check = Limit::default().request(Some(30), 1);
+        player.reality_check_acknowledged_at_ns = 99;
+        player.wallets[0].session = SessionSpend {
+            session_started_at_ns: 5,
+            wagered: 100,
+            returned: 40,
+        };
+        let mut bytes = Vec::new();
+        Writer(&mut bytes).checkpoint_player_compliance(&player);
+        let read = Reader::new(&bytes).player_compliance(true).unwrap();
+        assert_eq!(read, player);
     }
 }

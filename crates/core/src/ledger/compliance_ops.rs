@@ -24,6 +24,14 @@ use ComplianceOutcome as O;
 
 const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 
+/// Money one operation moved for a player, as the spend windows and the session count it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spend {
+    deposited: u64,
+    wagered: u64,
+    returned: u64,
+}
+
 /// Compliance state of every player (slot = registration sequence) and the policy.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ComplianceBook {
@@ -84,6 +92,18 @@ impl Ledger {
             }
             ComplianceCommand::Deposit(deposit) => self.deposit(deposit),
             ComplianceCommand::Case(command) => self.apply_case(command),
+            ComplianceCommand::SetRealityCheck { player_id, minutes } => {
+                self.with_player(*player_id, |player, now| {
+                    player.reality_check = player.reality_check.request(minutes.value(), now);
+                    O::Ok
+                })
+            }
+            ComplianceCommand::AcknowledgeRealityCheck { player_id } => {
+                self.with_player(*player_id, |player, now| {
+                    player.reality_check_acknowledged_at_ns = now;
+                    O::Ok
+                })
+            }
         }
     }
 
@@ -288,9 +308,11 @@ impl Ledger {
         let result = self.create_transfers(std::slice::from_ref(&transfer))[0];
         match result {
             CreateTransferResult::Ok => {
-                self.record_spend(deposit.player_id, deposit.ledger, |window| {
-                    window.deposited += u128::from(deposit.amount)
-                });
+                let deposited = Spend {
+                    deposited: deposit.amount,
+                    ..Spend::default()
+                };
+                self.record_spend(deposit.player_id, deposit.ledger, deposited);
             }
             CreateTransferResult::Exists => {}
             refused => return O::DepositRefused(refused),
@@ -351,6 +373,9 @@ impl Ledger {
                 return Err(Refusal::SessionLimitReached);
             }
         }
+        if player.reality_check_due_at(now).is_some_and(|due| now >= due) {
+            return Err(Refusal::RealityCheckDue);
+        }
         let wallet = player.wallet(ledger);
         check_limit(wallet, LimitKind::Wager, stake, now)
             .map_err(|_| Refusal::WagerLimitReached)?;
@@ -358,17 +383,21 @@ impl Ledger {
     }
 
     pub(super) fn record_wager(&mut self, player_id: PlayerId, ledger: LedgerCode, stake: u64) {
-        self.record_spend(player_id, ledger, |window| {
-            window.wagered += u128::from(stake)
-        });
+        let wagered = Spend {
+            wagered: stake,
+            ..Spend::default()
+        };
+        self.record_spend(player_id, ledger, wagered);
     }
 
     /// A win, a refund or a rollback paid back to the player.
     pub(super) fn record_return(&mut self, player_id: PlayerId, ledger: LedgerCode, paid: u64) {
         if paid > 0 {
-            self.record_spend(player_id, ledger, |window| {
-                window.returned += u128::from(paid)
-            });
+            let returned = Spend {
+                returned: paid,
+                ..Spend::default()
+            };
+            self.record_spend(player_id, ledger, returned);
         }
     }
 
@@ -385,15 +414,27 @@ impl Ledger {
         &mut self,
         player_id: PlayerId,
         ledger: LedgerCode,
-        add: impl Fn(&mut crate::compliance::SpendWindow),
+        spend: Spend,
     ) {
+        let (deposited, wagered, returned) = (
+            u128::from(spend.deposited),
+            u128::from(spend.wagered),
+            u128::from(spend.returned),
+        );
         self.with_player(player_id, |player, now| {
+            let session_started_at_ns = player.session_started_at_ns;
             let wallet = wallet_mut(player, ledger);
             for period in Period::ALL {
                 let mut window = wallet.window_at(period, now);
-                add(&mut window);
+                window.deposited += deposited;
+                window.wagered += wagered;
+                window.returned += returned;
                 wallet.windows[period as usize] = window;
             }
+            let mut session = wallet.session_at(session_started_at_ns);
+            session.wagered += wagered;
+            session.returned += returned;
+            wallet.session = session;
             O::Ok
         });
     }
