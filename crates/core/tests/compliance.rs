@@ -446,7 +446,11 @@ fn a_longer_reality_check_interval_waits_out_the_cooling_off_and_a_shorter_one_d
     let t = T0 + SECOND_NS;
     compliance(&mut ledger, t, reality_check(LimitChange::Set(30)));
     compliance(&mut ledger, t + 1, reality_check(LimitChange::Set(60)));
-    let player = ledger.ledger.player_compliance(player_id(0)).unwrap().clone();
+    let player = ledger
+        .ledger
+        .player_compliance(player_id(0))
+        .unwrap()
+        .clone();
     assert_eq!(player.reality_check.at(t + 2).current, Some(30));
     let later = t + 1 + COOLING_OFF_NS;
     assert_eq!(player.reality_check.at(later - 1).current, Some(30));
@@ -478,7 +482,10 @@ fn the_session_net_position_counts_stakes_and_returns_since_the_last_login() {
     let player = ledger.ledger.player_compliance(player_id(0)).unwrap();
     assert_eq!(player.session_started_at_ns, t);
     let session = player.wallet(eur()).unwrap().session_at(t);
-    assert_eq!((session.wagered, session.returned, session.net()), (300, 100, -200));
+    assert_eq!(
+        (session.wagered, session.returned, session.net()),
+        (300, 100, -200)
+    );
     login(&mut ledger, t + 3, 8);
     let player = ledger.ledger.player_compliance(player_id(0)).unwrap();
     let fresh = player.wallet(eur()).unwrap().session_at(t + 3);

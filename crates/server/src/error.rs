@@ -223,6 +223,9 @@ impl ApiError {
             Refusal::LossLimitReached => "this bet could pass the player's loss limit",
             Refusal::WagerLimitReached => "this bet would pass the player's wager limit",
             Refusal::AccountFrozen => "an AML case froze the player's account pending its decision",
+            Refusal::RealityCheckDue => {
+                "a reality check is due: acknowledge it (POST /v1/players/{id}/reality-check/acknowledgement) to play on"
+            }
         };
         Self::new(StatusCode::FORBIDDEN, refusal.code(), message)
     }

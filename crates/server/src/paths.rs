@@ -32,6 +32,9 @@ pub const ROUTE_PLAYER_COMPLIANCE: &str = "/v1/players/{player_id}/compliance";
 pub const ROUTE_PLAYER_DEPOSITS: &str = "/v1/players/{player_id}/deposits";
 pub const ROUTE_PLAYER_KYC: &str = "/v1/players/{player_id}/kyc";
 pub const ROUTE_PLAYER_IDENTITY: &str = "/v1/players/{player_id}/identity";
+pub const ROUTE_PLAYER_REALITY_CHECK: &str = "/v1/players/{player_id}/reality-check";
+pub const ROUTE_PLAYER_REALITY_CHECK_ACK: &str =
+    "/v1/players/{player_id}/reality-check/acknowledgement";
 pub const ROUTE_COMPLIANCE_POLICY: &str = "/v1/compliance/policy";
 pub const ROUTE_CASES: &str = "/v1/cases";
 pub const ROUTE_RISK_WITHDRAWAL_SCORE: &str = "/v1/risk/withdrawal-score";
@@ -83,6 +86,8 @@ const ROUTES: &[&str] = &[
     ROUTE_PLAYER_DEPOSITS,
     ROUTE_PLAYER_KYC,
     ROUTE_PLAYER_IDENTITY,
+    ROUTE_PLAYER_REALITY_CHECK,
+    ROUTE_PLAYER_REALITY_CHECK_ACK,
     ROUTE_COMPLIANCE_POLICY,
     ROUTE_CASES,
     ROUTE_RISK_WITHDRAWAL_SCORE,

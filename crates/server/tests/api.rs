@@ -176,6 +176,12 @@ fn openapi_document_lists_every_route() {
         ("/v1/players/{player_id}/deposits", "post"),
         ("/v1/players/{player_id}/kyc", "put"),
         ("/v1/players/{player_id}/identity", "post"),
+        ("/v1/players/{player_id}/reality-check", "put"),
+        ("/v1/players/{player_id}/reality-check", "get"),
+        (
+            "/v1/players/{player_id}/reality-check/acknowledgement",
+            "post",
+        ),
         ("/v1/compliance/policy", "put"),
         ("/v1/compliance/policy", "get"),
         ("/v1/cases", "get"),

@@ -127,6 +127,70 @@ fn limits_answer_what_is_in_force_and_what_is_pending_with_its_time() {
 }
 
 #[test]
+fn reality_check_intervals_are_checked_and_a_player_sees_only_their_own() {
+    let node = server();
+    let (alice, token) = player(&node, "alice", 1_000);
+    let (bob, _) = player(&node, "bob", 1_000);
+    let path = format!("/v1/players/{alice}/reality-check");
+    for body in [
+        json!({"interval_minutes": 0}),
+        json!({"interval_minutes": 1441}),
+        json!({"interval_minutes": "soon"}),
+        json!({}),
+        json!({"interval_minutes": 30, "sound": true}),
+    ] {
+        let (status, error) = call(&node, "PUT", &path, Some(&token), Some(&body));
+        assert_eq!(status, 400, "{body}: {error}");
+    }
+    let (status, set) = call(
+        &node,
+        "PUT",
+        &path,
+        Some(&token),
+        Some(&json!({"interval_minutes": 30})),
+    );
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["interval_minutes"], 30);
+    assert!(
+        set["due_at"].is_string(),
+        "the login started a session: {set}"
+    );
+    // Longer waits out the cooling-off; none too.
+    let (_, longer) = call(
+        &node,
+        "PUT",
+        &path,
+        Some(&token),
+        Some(&json!({"interval_minutes": 60})),
+    );
+    assert_eq!(longer["interval_minutes"], 30);
+    assert_eq!(longer["pending"]["interval_minutes"], 60);
+    let (_, removed) = call(
+        &node,
+        "PUT",
+        &path,
+        Some(&token),
+        Some(&json!({"interval_minutes": null})),
+    );
+    assert_eq!(removed["interval_minutes"], 30);
+    assert!(removed["pending"]["interval_minutes"].is_null());
+    assert!(removed["pending"]["effective_at"].is_string());
+    let (status, _) = call(
+        &node,
+        "GET",
+        &format!("/v1/players/{bob}/reality-check"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        status, 404,
+        "another player's reality check is not found for a player"
+    );
+    let (status, read) = call(&node, "GET", &path, None, None);
+    assert_eq!((status, read["interval_minutes"].as_u64()), (200, Some(30)));
+}
+
+#[test]
 fn bad_limits_are_refused_without_changing_anything() {
     let node = server();
     let (alice, token) = player(&node, "alice", 1_000);

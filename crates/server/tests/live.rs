@@ -234,3 +234,56 @@ fn bad_live_requests_answer_json_errors() {
         ),
     }
 }
+
+#[test]
+fn a_due_reality_check_is_pushed_with_session_time_and_net_position_and_holds_bets() {
+    let node = server(LiveLimits::default());
+    let (alice, token) = player(&node, "alice", 10_000);
+    let bet = |tx: &str| {
+        let body = json!({"transaction_id": tx, "player_id": alice, "round_id": tx, "amount": 100, "ledger": "EUR"});
+        node.post("/v1/wallet/bet", &body)
+    };
+    let path = format!("/v1/players/{alice}/reality-check");
+    let (status, set) = node
+        .request("PUT", &path)
+        .bearer(Some(&token))
+        .header("content-type", "application/json")
+        .send(br#"{"interval_minutes":1}"#)
+        .status_json();
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        (set["interval_minutes"].as_u64(), &set["due"]),
+        (Some(1), &json!(false))
+    );
+    assert_eq!(bet("b1").0, 200);
+    // The check falls due a minute after the login; the screen gets it without asking.
+    let mut socket = connect(&node, &format!("table={TABLE}"), Some(&token));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pushed = loop {
+        assert!(Instant::now() < deadline, "no reality check was pushed");
+        let message = next(&mut socket);
+        if message["type"] == "reality_check" {
+            break message;
+        }
+    };
+    assert_eq!(pushed["due"], true);
+    assert!(pushed["session_minutes"].as_u64().unwrap() >= 1, "{pushed}");
+    assert_eq!(
+        pushed["net_position"],
+        json!([{"currency": "EUR", "wagered": 100, "returned": 0, "net": -100}])
+    );
+    let (status, refused) = bet("b2");
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("reality_check_due"))
+    );
+    let (status, acknowledged) = node
+        .request("POST", &format!("{path}/acknowledgement"))
+        .bearer(Some(&token))
+        .send(b"")
+        .status_json();
+    assert_eq!(status, 200, "{acknowledged}");
+    assert_eq!(acknowledged["due"], false);
+    assert!(acknowledged["acknowledged_at"].is_string());
+    assert_eq!(bet("b3").0, 200);
+}

@@ -10,8 +10,8 @@ use crate::cases::{
 use crate::compliance::{
     ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     IdentityRecord, KycLevel, KycRequirements, Limit, LimitChange, LimitsRequest, PendingLimit,
-    PlayerCompliance, Refusal, SessionSpend, SpendWindow, WalletCompliance, ISSUER_LEN_MAX, JURISDICTIONS_MAX,
-    LIMIT_SLOTS, NAME_LEN_MAX,
+    PlayerCompliance, Refusal, SessionSpend, SpendWindow, WalletCompliance, ISSUER_LEN_MAX,
+    JURISDICTIONS_MAX, LIMIT_SLOTS, NAME_LEN_MAX,
 };
 use crate::players::CURRENCIES_PER_PLAYER_MAX;
 use crate::types::CreateTransferResult;

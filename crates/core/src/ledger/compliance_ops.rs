@@ -373,7 +373,10 @@ impl Ledger {
                 return Err(Refusal::SessionLimitReached);
             }
         }
-        if player.reality_check_due_at(now).is_some_and(|due| now >= due) {
+        if player
+            .reality_check_due_at(now)
+            .is_some_and(|due| now >= due)
+        {
             return Err(Refusal::RealityCheckDue);
         }
         let wallet = player.wallet(ledger);
@@ -410,12 +413,7 @@ impl Ledger {
         });
     }
 
-    fn record_spend(
-        &mut self,
-        player_id: PlayerId,
-        ledger: LedgerCode,
-        spend: Spend,
-    ) {
+    fn record_spend(&mut self, player_id: PlayerId, ledger: LedgerCode, spend: Spend) {
         let (deposited, wagered, returned) = (
             u128::from(spend.deposited),
             u128::from(spend.wagered),

@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::wire::{parse_ledger, IdIn, IdOut, U64In};
 
 /// Absent stays absent; `null` is `Some(None)` (remove the limit); a value is `Some(Some(v))`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
@@ -297,12 +297,12 @@ fn jurisdictions_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-fn player_not_found() -> ApiError {
+pub(crate) fn player_not_found() -> ApiError {
     ApiError::not_found("player_not_found", "no such player")
 }
 
 /// A player acts only on itself: another player's id answers 404, as if it did not exist.
-fn target_player(caller: &Caller, path: &ApiPath) -> Result<PlayerId, ApiError> {
+pub(crate) fn target_player(caller: &Caller, path: &ApiPath) -> Result<PlayerId, ApiError> {
     let player_id = path.id("player id")?;
     if caller.player().is_some_and(|own| own != player_id) {
         return Err(player_not_found());
@@ -350,7 +350,7 @@ fn compliance_error(outcome: ComplianceOutcome) -> ApiError {
 
 /// Proposes `command` (attributed to the operator who asked) and returns the ledger's answer,
 /// refusals as errors.
-async fn commit<C: Consensus>(
+pub(crate) async fn commit<C: Consensus>(
     state: &AppState<C>,
     caller: &Caller,
     command: ComplianceCommand,

@@ -11,11 +11,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use croupier_cluster::Consensus;
+use croupier_core::players::PlayerId;
 use croupier_core::tables::{TableId, TABLE_ID_MAX};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
+use crate::compliance::reality;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::live::{SubscribeError, Subscription};
@@ -33,6 +35,11 @@ const CLIENT_MESSAGE_BYTES_MAX: usize = 4 << 10;
 /// which at 10,000 screens cost more CPU than the messages (and 2.5 GiB).
 const READ_BUFFER_BYTES: usize = 4 << 10;
 const WRITE_BUFFER_BYTES: usize = 0;
+
+/// How often a player's screen looks again at a reality check that is not due (an interval
+/// set meanwhile is seen within this), and at one that is due and not yet acknowledged.
+const REALITY_IDLE_POLL_S: u64 = 30;
+const REALITY_DUE_POLL_S: u64 = 5;
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -94,6 +101,9 @@ pub async fn live<C: Consensus>(
         },
     )?;
     let stopping = state.clone();
+    let reality = caller
+        .player()
+        .map(|player| RealityWatch::new(state.clone(), player));
     Ok(upgrade
         .protocols([LIVE_PROTOCOL])
         .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
@@ -102,17 +112,18 @@ pub async fn live<C: Consensus>(
         .on_upgrade(move |socket| async move {
             // The connection lives on the live push's threads (see `live::threads`); nothing
             // on the request threads waits for it.
-            drop(hub.spawn(connection(socket, subscription, stopping)));
+            drop(hub.spawn(connection(socket, subscription, reality, stopping)));
         }))
 }
 
 async fn connection<C: Consensus>(
     mut socket: WebSocket,
     mut subscription: Subscription,
+    reality: Option<RealityWatch<C>>,
     stopping: AppState<C>,
 ) {
     let end = tokio::select! {
-        end = serve(&mut socket, &mut subscription) => end,
+        end = serve(&mut socket, &mut subscription, reality) => end,
         () = stopping.stopping() => End::Stopping,
     };
     match end {
@@ -147,17 +158,81 @@ enum End {
 }
 
 /// The replay, then live messages until the client leaves or falls behind.
-async fn serve(socket: &mut WebSocket, subscription: &mut Subscription) -> End {
+async fn serve<C: Consensus>(
+    socket: &mut WebSocket,
+    subscription: &mut Subscription,
+    reality: Option<RealityWatch<C>>,
+) -> End {
     let replay = std::mem::take(&mut subscription.replay);
     for text in replay {
         if send(socket, Message::Text(text)).await.is_err() {
             return End::Gone;
         }
     }
-    live_loop(socket, subscription).await
+    live_loop(socket, subscription, reality).await
 }
 
-async fn live_loop(socket: &mut WebSocket, subscription: &mut Subscription) -> End {
+/// A player's reality check, watched from their live connection: when one falls due, its
+/// status (session time, net position) is pushed once, then again only for the next one.
+struct RealityWatch<C: Consensus> {
+    state: AppState<C>,
+    player: PlayerId,
+    next_poll: tokio::time::Instant,
+    pushed_due_at_ns: Option<u64>,
+}
+
+impl<C: Consensus> RealityWatch<C> {
+    fn new(state: AppState<C>, player: PlayerId) -> Self {
+        RealityWatch {
+            state,
+            player,
+            next_poll: tokio::time::Instant::now(),
+            pushed_due_at_ns: None,
+        }
+    }
+
+    /// Waits for the next look; answers the message to push, if a check fell due.
+    async fn next_message(&mut self) -> Option<String> {
+        tokio::time::sleep_until(self.next_poll).await;
+        let player = self.player;
+        let read = self.state.read_stale(move |view| {
+            let ledger = view.ledger();
+            let compliance = ledger.player_compliance(player)?;
+            let now = reality::now_ns(ledger.compliance_now_ns());
+            let (status, due_at) = reality::reality_check_out(player, compliance, now);
+            Some((status, due_at, now))
+        });
+        let now = tokio::time::Instant::now();
+        self.next_poll = now + Duration::from_secs(REALITY_IDLE_POLL_S);
+        let (status, due_at, now_ns) = read.await.ok().flatten()?;
+        let due_at = due_at?;
+        if !status.due {
+            let until_due = Duration::from_nanos(due_at.saturating_sub(now_ns));
+            self.next_poll = now + until_due.min(Duration::from_secs(REALITY_IDLE_POLL_S));
+            return None;
+        }
+        self.next_poll = now + Duration::from_secs(REALITY_DUE_POLL_S);
+        if self.pushed_due_at_ns == Some(due_at) {
+            return None;
+        }
+        self.pushed_due_at_ns = Some(due_at);
+        Some(reality::live_message(&status))
+    }
+}
+
+/// The next reality-check message, or never for a screen without a player.
+async fn reality_message<C: Consensus>(watch: &mut Option<RealityWatch<C>>) -> Option<String> {
+    match watch {
+        Some(watch) => watch.next_message().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn live_loop<C: Consensus>(
+    socket: &mut WebSocket,
+    subscription: &mut Subscription,
+    mut reality: Option<RealityWatch<C>>,
+) -> End {
     let mut ping = tokio::time::interval(Duration::from_secs(PING_INTERVAL_S));
     ping.tick().await;
     loop {
@@ -180,6 +255,10 @@ async fn live_loop(socket: &mut WebSocket, subscription: &mut Subscription) -> E
                 Some(Ok(_)) => continue,
             },
             _ = ping.tick() => Message::Ping(Default::default()),
+            pushed = reality_message(&mut reality) => match pushed {
+                Some(text) => Message::Text(text.into()),
+                None => continue,
+            },
         };
         if send(socket, outgoing).await.is_err() {
             return End::Gone;

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod live;
 pub mod ops;
 pub mod players;
+pub mod reality;
 pub mod risk;
 pub mod studio;
 pub mod table_answers;
@@ -130,6 +131,9 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(players::revoke_sessions::<C>))
         .routes(documented!(compliance::put_limits::<C>))
         .routes(documented!(compliance::get_limits::<C>))
+        .routes(documented!(reality::put::<C>))
+        .routes(documented!(reality::get::<C>))
+        .routes(documented!(reality::acknowledge::<C>))
         .routes(documented!(compliance::self_exclude::<C>))
         .routes(documented!(compliance::lift_self_exclusion::<C>))
         .routes(documented!(compliance::time_out::<C>))
