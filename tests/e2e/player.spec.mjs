@@ -248,6 +248,29 @@ async function main() {
     // The bots' play may open cases of its own (a big game-show win): wait for this one to go.
     await caseRow.waitFor({ state: 'detached', timeout: 15_000 });
 
+    step('a reality check falls due on the live push; the player acknowledges it');
+    // A one-minute interval counts from the login: due within a minute of it, pushed to the
+    // table the player still watches.
+    const token = await page.evaluate(() => sessionStorage.getItem('croupier.player'));
+    const me = await fetch(`${base}/v1/players/me`, { headers: { Authorization: `Bearer ${token}` } })
+      .then((r) => r.json());
+    const interval = await fetch(`${base}/v1/players/${me.player_id}/reality-check`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ interval_minutes: 1 }),
+    });
+    assert.equal(interval.status, 200, 'the interval is set');
+    const dialog = page.locator('#reality-dialog');
+    await dialog.waitFor({ state: 'visible', timeout: 90_000 });
+    assert.match(await page.locator('#reality-text').textContent(), /playing for \d+ minutes?\./);
+    await page.screenshot({ path: join(shots, 'reality-check.png') });
+    await page.getByRole('button', { name: 'Continue playing' }).click();
+    await dialog.waitFor({ state: 'hidden', timeout: 10_000 });
+    const status = await fetch(`${base}/v1/players/${me.player_id}/reality-check`, {
+      headers: { Authorization: `Bearer ${token}` },
+    }).then((r) => r.json());
+    assert.equal(status.due, false, 'acknowledged');
+
     assert.deepEqual(problems, [], 'no script errors or CSP violations');
     console.log(`browser end-to-end test passed; screenshots in ${shots}`);
   } catch (error) {

@@ -427,6 +427,9 @@ $('bet-form').addEventListener('submit', async (event) => {
 
 function betRefusal(error, currency) {
   switch (error.code) {
+    case 'reality_check_due':
+      loadRealityCheck();
+      return 'A reality check is due: acknowledge it to play on.';
     case 'insufficient_funds': return `Not enough balance (${money(error.body.balance, currency)}).`;
     case 'round_closed': return 'Betting closed before the bet arrived.';
     case 'bet_below_min': case 'bet_above_max': return 'A spot is outside the table limits.';
@@ -436,6 +439,47 @@ function betRefusal(error, currency) {
   }
 }
 
+// ------------------------------------------------------------------------- reality checks
+
+/** The session's time and net position, shown until the player acknowledges them. */
+function showRealityCheck(status) {
+  const positions = (status.net_position || [])
+    .map((p) => `${p.net > 0 ? '+' : ''}${money(p.net, p.currency)}`);
+  const net = positions.length ? `Net position this session: ${positions.join(', ')}.` : 'No bets yet this session.';
+  const minutes = status.session_minutes;
+  const played = `You have been playing for ${minutes} minute${minutes === 1 ? '' : 's'}.`;
+  $('reality-text').textContent = `${played} ${net}`;
+  $('reality-error').textContent = '';
+  const dialog = $('reality-dialog');
+  if (!dialog.open) dialog.showModal();
+}
+
+async function loadRealityCheck() {
+  if (!state.me) return;
+  try {
+    const status = await api(`/v1/players/${state.me.player_id}/reality-check`, { token: state.token });
+    if (status.due) showRealityCheck(status);
+  } catch (error) {
+    handleAuth(error);
+  }
+}
+
+$('reality-continue').addEventListener('click', async () => {
+  try {
+    await api(`/v1/players/${state.me.player_id}/reality-check/acknowledgement`,
+      { method: 'POST', token: state.token });
+    $('reality-dialog').close();
+    $('bet-message').textContent = '';
+  } catch (error) {
+    $('reality-error').textContent = error.message;
+  }
+});
+
+$('reality-logout').addEventListener('click', () => {
+  $('reality-dialog').close();
+  $('logout').click();
+});
+
 // ------------------------------------------------------------------------- live messages
 
 /** The game, and whether a live studio's wheel decides it rather than the RNG. */
@@ -444,6 +488,10 @@ function gameName(table) {
 }
 
 async function onLiveMessage(message) {
+  if (message.type === 'reality_check') {
+    showRealityCheck(message);
+    return;
+  }
   const table = state.table;
   if (!table || message.table_id !== table.id) return;
   if (message.timestamp) serverClock.observe(parseTime(message.timestamp));
