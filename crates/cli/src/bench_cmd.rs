@@ -28,6 +28,7 @@ mod live;
 mod live_setup;
 mod remote;
 mod single;
+mod wallet;
 mod workload;
 
 #[derive(clap::Subcommand)]
@@ -44,6 +45,9 @@ pub enum BenchCommand {
     /// Players betting on a live table over HTTP while WebSocket subscribers watch it, against
     /// a `croupier serve` child process: accepted bets/s, bet latency, result delivery time.
     Live(live::LiveArgs),
+    /// Single wallet bets, then single withdrawal scores, from this process to a `croupier
+    /// serve` child: with `--limits` every responsible-gambling check runs on every bet.
+    Wallet(wallet::WalletArgs),
 }
 
 #[derive(clap::Args)]
@@ -126,6 +130,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Ledger(args) => run_ledger(args),
         BenchCommand::Failover(args) => failover::run(args),
         BenchCommand::Live(args) => live::run(args),
+        BenchCommand::Wallet(args) => wallet::run(args),
     }
 }
 

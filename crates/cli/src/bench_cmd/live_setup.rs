@@ -32,6 +32,7 @@ const SESSION_TTL_S: u32 = 24 * 3600;
 
 /// A seeded player: its wallet is funded and `token` is an open session.
 pub struct BenchPlayer {
+    pub player_id: u128,
     pub token: String,
 }
 
@@ -39,7 +40,10 @@ fn eur() -> LedgerCode {
     LedgerCode::parse("EUR").expect("a valid code")
 }
 
-async fn propose(node: &Node, commands: Vec<LedgerCommand>) -> anyhow::Result<Vec<CommandResult>> {
+pub async fn propose(
+    node: &Node,
+    commands: Vec<LedgerCommand>,
+) -> anyhow::Result<Vec<CommandResult>> {
     Ok(node.propose(commands).await?)
 }
 
@@ -124,7 +128,7 @@ async fn open_sessions(node: &Node, player_ids: &[u128]) -> anyhow::Result<Vec<B
                 player_id,
                 ttl_s: SESSION_TTL_S,
             }));
-            players.push(BenchPlayer { token });
+            players.push(BenchPlayer { player_id, token });
         }
         for result in propose(node, commands).await? {
             if !matches!(
