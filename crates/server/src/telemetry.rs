@@ -76,6 +76,15 @@ fn describe_metrics() {
         "croupier_group_commit_queue_depth",
         "Commands waiting for the next entry"
     );
+    metrics::describe_histogram!(
+        "croupier_aml_lag_seconds",
+        metrics::Unit::Seconds,
+        "Time from an event's commit to the AML pipeline's decisions on it being committed"
+    );
+    metrics::describe_counter!(
+        "croupier_aml_events_total",
+        "Committed events the AML pipeline has decided on"
+    );
 }
 
 /// Counts and times the request; a panic below becomes a JSON 500 (no code path should).

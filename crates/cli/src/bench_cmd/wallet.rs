@@ -4,6 +4,11 @@
 //! nine money limits, a session limit and a reality-check interval set (none of them reached),
 //! so each bet runs every responsible-gambling check in the apply; run it with and without to
 //! see what the checks cost on the path that has them.
+//!
+//! The AML pipeline: `--feed-events N` writes N wallet bets through the ledger before the
+//! server starts, so its pipeline begins N events behind; the run times how fast it drains
+//! them (its capacity, from `croupier_aml_events_total`), then reports its lag while the bets
+//! of the HTTP phase stream in (`croupier_aml_lag_seconds`, that phase's samples only).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,6 +47,9 @@ pub struct WalletArgs {
     /// reality-check interval, so every bet is checked against all of them.
     #[arg(long)]
     limits: bool,
+    /// Wallet bets written before the server starts, for the AML pipeline to catch up on.
+    #[arg(long, default_value_t = 0)]
+    feed_events: usize,
 }
 
 /// Far above the run's stakes: the limits are checked on every bet, never reached.
@@ -71,18 +79,33 @@ async fn run_async(args: WalletArgs) -> anyhow::Result<ExitCode> {
     if args.limits {
         set_every_limit(&data, &ids).await?;
     }
+    if args.feed_events > 0 {
+        eprintln!(
+            "writing {} wallet bets for the AML pipeline",
+            args.feed_events
+        );
+        write_backlog(&data, &ids, args.feed_events).await?;
+    }
     let stage = StageConfig {
         window_ms: 8_000,
         connections: args.connections + 64,
     };
     let server = ServerProcess::start(work.path(), &data, &stage).await?;
+    if args.feed_events > 0 {
+        drain(server.addr, args.feed_events).await?;
+    }
     let bets = bet_requests(&ids, args.bets);
     let label = match args.limits {
         true => "every limit set",
         false => "no limits",
     };
+    let lag_before = scrape(server.addr).await?;
     let outcome = drive(server.addr, args.connections, bets).await?;
     outcome.print(&format!("wallet bets ({label})"));
+    // The pipeline decides on the last bets a moment after they are answered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lag_after = scrape(server.addr).await?;
+    print_lag(&lag_before, &lag_after);
     if args.scores > 0 {
         let scores = score_requests(&ids, args.scores);
         let outcome = drive(server.addr, args.connections, scores).await?;
@@ -124,6 +147,131 @@ async fn set_every_limit(data: &Path, ids: &[u128]) -> anyhow::Result<()> {
     }
     node.shutdown().await?;
     Ok(())
+}
+
+/// `count` wallet bets of 0.01 EUR, written through the ledger in large entries.
+async fn write_backlog(data: &Path, ids: &[u128], count: usize) -> anyhow::Result<()> {
+    let node = Node::start(NodeConfig::new(data)).await?;
+    let eur = LedgerCode::parse("EUR").expect("a valid code");
+    for first in (0..count).step_by(4_000) {
+        let commands = (first..count.min(first + 4_000))
+            .map(|n| {
+                LedgerCommand::WalletBet(croupier_core::WalletBet {
+                    transaction_id: format!("backlog-{n}"),
+                    player_id: ids[n % ids.len()],
+                    round_id: format!("backlog-{n}"),
+                    amount: 1,
+                    ledger: eur,
+                })
+            })
+            .collect();
+        live_setup::propose(&node, commands).await?;
+    }
+    node.shutdown().await?;
+    Ok(())
+}
+
+/// Waits until the AML pipeline has caught up with the backlog (its counter reaches it and
+/// then stands still for a second: every write of the set-up is decided), and prints the rate
+/// between the first and the last increase it saw.
+async fn drain(addr: std::net::SocketAddr, backlog: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let first = (Instant::now(), scrape(addr).await?.events);
+    let mut last = first;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let decided = scrape(addr).await?.events;
+        let now = Instant::now();
+        if decided > last.1 {
+            last = (now, decided);
+        } else if decided >= backlog as f64 && now - last.0 > Duration::from_secs(1) {
+            break;
+        }
+        if now > deadline {
+            bail!("the AML pipeline decided only {decided:.0} events in 600 s");
+        }
+    }
+    let seconds = (last.0 - first.0).as_secs_f64().max(1e-3);
+    let events = last.1 - first.1;
+    println!(
+        "AML pipeline catching up: {events:.0} events decided in {seconds:.2} s = {:.0} events/s \
+         ({:.0} were decided before the first look; the rule set runs on every money event)",
+        events / seconds,
+        first.1
+    );
+    Ok(())
+}
+
+/// The AML pipeline's counters from `/metrics`.
+#[derive(Default)]
+struct AmlMetrics {
+    events: f64,
+    /// `croupier_aml_lag_seconds` buckets: (upper bound in seconds, cumulative count).
+    lag_buckets: Vec<(f64, f64)>,
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<AmlMetrics> {
+    let mut connection = HttpConnection::open(addr).await?;
+    let (status, body) = connection.get("/metrics").await?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut metrics = AmlMetrics::default();
+    for line in text.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        if name == "croupier_aml_events_total" {
+            metrics.events = value;
+        } else if let Some(bound) = name
+            .strip_prefix("croupier_aml_lag_seconds_bucket{le=\"")
+            .and_then(|rest| rest.strip_suffix("\"}"))
+        {
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse()?
+            };
+            metrics.lag_buckets.push((bound, value));
+        }
+    }
+    Ok(metrics)
+}
+
+/// The lag of the events decided between two scrapes: the bucket bounds of its p50 and p99.
+fn print_lag(before: &AmlMetrics, after: &AmlMetrics) {
+    let delta: Vec<(f64, f64)> = after
+        .lag_buckets
+        .iter()
+        .map(|&(bound, count)| {
+            let earlier = before
+                .lag_buckets
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map_or(0.0, |(_, c)| *c);
+            (bound, count - earlier)
+        })
+        .collect();
+    let total = delta.last().map_or(0.0, |(_, count)| *count);
+    if total <= 0.0 {
+        return println!("AML pipeline lag: no events decided during the bets");
+    }
+    let bound_at = |share: f64| {
+        delta
+            .iter()
+            .find(|(_, count)| *count >= share * total)
+            .map_or(f64::INFINITY, |(bound, _)| *bound)
+    };
+    println!(
+        "AML pipeline lag during the bets ({total:.0} events): p50 <= {} s, p99 <= {} s \
+         (Prometheus bucket bounds)",
+        bound_at(0.50),
+        bound_at(0.99)
+    );
 }
 
 fn bet_requests(ids: &[u128], count: usize) -> Vec<Vec<u8>> {

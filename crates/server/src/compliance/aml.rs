@@ -223,10 +223,26 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
                 if let Err(error) = subscription.ack(last) {
                     tracing::warn!(%error, "AML cursor not saved");
                 }
+                record_lag(&batch);
             }
             _ = tokio::time::sleep(Duration::from_millis(200)), if !node.is_serving_writes() => {}
         }
     }
+}
+
+/// How far behind the feed the pipeline runs: for every event of a decided batch, the time
+/// from its commit (its ledger timestamp) to its decisions being committed.
+fn record_lag(batch: &[CommittedEvent]) {
+    let now_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
+    let lag = metrics::histogram!("croupier_aml_lag_seconds");
+    for event in batch {
+        lag.record(now_ns.saturating_sub(event.timestamp_ns) as f64 / 1e9);
+    }
+    metrics::counter!("croupier_aml_events_total").increment(batch.len() as u64);
 }
 
 /// Replays the retained feed up to `acked` into the windows, proposing nothing.
