@@ -111,3 +111,69 @@ fn a_node_killed_mid_stream_decides_every_triggering_deposit_exactly_once() {
     assert_eq!(players.len(), PLAYERS, "one case per triggering deposit");
     assert_eq!(cases.len(), PLAYERS);
 }
+
+fn login_on_device(node: &Node, n: usize, device: &str) {
+    let body =
+        json!({"username": format!("player{n}"), "password": "correct horse", "device_id": device});
+    node.api.ok("/v1/players/login", Some(&body));
+}
+
+fn reasons_of(node: &Node, player: &str) -> Vec<Value> {
+    open_cases(node)
+        .into_iter()
+        .filter(|case| case["player_id"] == player)
+        .flat_map(|case| case["reasons"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn wait_for_reason(node: &Node, player: &str, reason: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reasons_of(node, player).contains(&json!(reason)) {
+        assert!(Instant::now() < deadline, "no {reason} case for {player}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn players_sharing_a_device_or_a_payment_instrument_are_flagged_and_two_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), free_port());
+    let ids = players(&node, 6);
+    // Players 0-2 log in on one device (written with other case and blanks); 3 on its own.
+    for (n, device) in [
+        (0, "tablet-7f3a"),
+        (1, "TABLET-7F3A"),
+        (2, " tablet-7f3a "),
+        (3, "phone-1"),
+    ] {
+        login_on_device(&node, n, device);
+    }
+    for n in 0..4 {
+        deposit(&node, &ids[n], 10 + n as u64, 10_000);
+    }
+    wait_for_reason(&node, &ids[2], "shared_device");
+    // Two players on one device is a household, not a pattern: nothing for player 1.
+    assert!(!reasons_of(&node, &ids[1]).contains(&json!("shared_device")));
+    assert!(!reasons_of(&node, &ids[3]).contains(&json!("shared_device")));
+
+    // One IBAN, written three ways, pays for players 3, 4 and 5.
+    for (n, iban) in [
+        (3, "DE89 3704 0044 0532 0130 00"),
+        (4, "de89370400440532013000"),
+        (5, "DE89-3704-0044-0532-0130-00"),
+    ] {
+        let body = json!({"deposit_id": (100 + n).to_string(), "amount": 10_000, "source_account_id": "900", "instrument": iban});
+        node.api
+            .ok(&format!("/v1/players/{}/deposits", ids[n]), Some(&body));
+    }
+    wait_for_reason(&node, &ids[5], "shared_payment_instrument");
+    assert!(!reasons_of(&node, &ids[4]).contains(&json!("shared_payment_instrument")));
+
+    // Bad identifiers are refused before anything is recorded.
+    let body = json!({"username": "player0", "password": "correct horse", "device_id": ""});
+    assert_eq!(node.api.post("/v1/players/login", &body).unwrap().0, 400);
+    let body =
+        json!({"deposit_id": "999", "amount": 1, "source_account_id": "900", "instrument": "--"});
+    let path = format!("/v1/players/{}/deposits", ids[0]);
+    assert_eq!(node.api.post(&path, &body).unwrap().0, 400);
+}

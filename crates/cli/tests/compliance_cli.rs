@@ -309,3 +309,52 @@ fn a_case_the_pipeline_opened_exports_as_a_goaml_report_the_schema_accepts() {
     let (status, _, body) = get_text(&world.node.api.base, "/v1/cases/12345/goaml");
     assert_eq!(status, 404, "{body}");
 }
+
+/// The reasons of a synchronous withdrawal score of `player`.
+fn withdrawal_reasons(world: &World, player: &str) -> Vec<Value> {
+    let body = json!({"player_id": player, "amount": 5_000, "ledger": "EUR"});
+    let score = world.node.api.ok("/v1/risk/withdrawal-score", Some(&body));
+    score["reasons"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn five_players_verified_at_one_address_are_flagged_by_the_scoring() {
+    let world = start();
+    let cashier = json!([{"id": "900", "ledger": "EUR", "kind": "system"}]);
+    world.node.api.ok("/v1/accounts", Some(&cashier));
+    let writings = [
+        "1 Harbour Street, Valletta",
+        "1 harbour street valletta",
+        "1 HARBOUR STREET,  VALLETTA",
+        "1 Harbour Street; Valletta.",
+        "1, Harbour Street, Valletta",
+    ];
+    let shared = json!("shared_address");
+    let mut ids: Vec<String> = Vec::new();
+    for (n, address) in writings.iter().enumerate() {
+        if n == 4 {
+            // Four residents: a household, under the default bar of five.
+            std::thread::sleep(Duration::from_millis(1_500));
+            assert!(!withdrawal_reasons(&world, &ids[3]).contains(&shared));
+        }
+        let player = world.player(&format!("resident{n}"));
+        let mut claims = person(&format!("r-{n}"), &format!("Resident {n}"), "1980-01-01");
+        claims["address"] = json!(address);
+        let attestation = world.attestation(&world.idp, claims);
+        assert_eq!(world.verify(&player, &attestation).0, 200);
+        let deposit = json!({"deposit_id": (10 + n).to_string(), "amount": 5_000, "source_account_id": "900"});
+        world.node.api.ok(
+            &format!("/v1/players/{}/deposits", player.0),
+            Some(&deposit),
+        );
+        ids.push(player.0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !withdrawal_reasons(&world, &ids[4]).contains(&shared) {
+        assert!(
+            Instant::now() < deadline,
+            "the fifth resident is never flagged"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

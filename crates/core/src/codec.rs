@@ -52,6 +52,9 @@
 //!         | text | text by (reasons = u8 n, n × text; text here = u16 n + UTF-8, may be empty)
 //!       10 set reality check: u128 player | change (minutes; never absent)
 //!       11 acknowledge reality check: u128 player
+//!       12 observe identifiers: u128 player | seen
+//!     seen = u8 mask (1 device, 2 instrument, 4 address) | the present [32] SHA-256 digests,
+//!       in that order
 //!     identity = u16 n + issuer | [32] subject SHA-256 | u16 n + name | u8 has birth date,
 //!       [u32 days since 1970] | [2] country | u64 expires_at_s | [32] attestation SHA-256
 //!     policy = requirements (default) | u16 n, n × ([2] country | requirements), by country
@@ -108,7 +111,7 @@
 //!     level | u8 has identity, [identity] | u64 self_excluded_until | u64 timed_out_until
 //!     | limit (session minutes) | u64 session_started_at | u8 case flags (1 frozen,
 //!     2 withdrawals held, 4 enhanced KYC required) | limit (reality-check minutes)
-//!     | u64 reality check acknowledged_at | u8 n wallets (distinct ledgers),
+//!     | u64 reality check acknowledged_at | seen | u8 n wallets (distinct ledgers),
 //!     n × (u64 ledger | 9 × limit | 3 × (u32 period | u128 deposited | u128 wagered
 //!     | u128 returned) | u64 session started_at | u128 session wagered | u128 session returned))
 //! then u64 n cases (by id): u128 id | u128 player | u64 opened_at | text by | u8 score | reasons

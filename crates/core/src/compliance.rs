@@ -429,6 +429,34 @@ pub struct PlayerCompliance {
     pub reality_check: Limit,
     /// When the player last acknowledged a reality check.
     pub reality_check_acknowledged_at_ns: u64,
+    /// Digests of the identifiers the player was last seen with (for the AML scoring's
+    /// shared-identifier facts).
+    pub seen: SeenIdentifiers,
+}
+
+/// SHA-256 digests of identifiers a player was seen with, the latest of each kind: a device,
+/// a payment instrument, a postal address. The node digests them (domain-separated) before
+/// proposing; the ledger never holds the identifiers themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeenIdentifiers {
+    pub device: Option<[u8; 32]>,
+    pub instrument: Option<[u8; 32]>,
+    pub address: Option<[u8; 32]>,
+}
+
+impl SeenIdentifiers {
+    pub fn is_empty(&self) -> bool {
+        self.device.is_none() && self.instrument.is_none() && self.address.is_none()
+    }
+
+    /// `newer`'s digests where it has them, ours elsewhere.
+    pub fn updated_with(self, newer: SeenIdentifiers) -> SeenIdentifiers {
+        SeenIdentifiers {
+            device: newer.device.or(self.device),
+            instrument: newer.instrument.or(self.instrument),
+            address: newer.address.or(self.address),
+        }
+    }
 }
 
 impl PlayerCompliance {
@@ -556,6 +584,11 @@ pub enum ComplianceCommand {
     AcknowledgeRealityCheck {
         player_id: PlayerId,
     },
+    /// The player was seen with these identifiers (at a login, a deposit, an identity check).
+    ObserveIdentifiers {
+        player_id: PlayerId,
+        seen: SeenIdentifiers,
+    },
 }
 
 impl ComplianceCommand {
@@ -569,7 +602,8 @@ impl ComplianceCommand {
             | ComplianceCommand::RecordIdentity { player_id, .. }
             | ComplianceCommand::SetKycLevel { player_id, .. }
             | ComplianceCommand::SetRealityCheck { player_id, .. }
-            | ComplianceCommand::AcknowledgeRealityCheck { player_id } => Some(*player_id),
+            | ComplianceCommand::AcknowledgeRealityCheck { player_id }
+            | ComplianceCommand::ObserveIdentifiers { player_id, .. } => Some(*player_id),
             ComplianceCommand::Deposit(deposit) => Some(deposit.player_id),
             ComplianceCommand::Case(crate::cases::CaseCommand::Open(case)) => Some(case.player_id),
             ComplianceCommand::SetPolicy(_) | ComplianceCommand::Case(_) => None,
@@ -600,6 +634,7 @@ impl ComplianceCommand {
                 LimitChange::Set(minutes) => (1..=REALITY_CHECK_MINUTES_MAX).contains(minutes),
                 LimitChange::Remove => true,
             },
+            ComplianceCommand::ObserveIdentifiers { seen, .. } => !seen.is_empty(),
             ComplianceCommand::LiftSelfExclusion { .. }
             | ComplianceCommand::SetKycLevel { .. }
             | ComplianceCommand::AcknowledgeRealityCheck { .. }

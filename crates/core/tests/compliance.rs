@@ -12,7 +12,7 @@ use croupier_core::command::Proposal;
 use croupier_core::compliance::{
     limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     IdentityRecord, KycLevel, KycRequirements, LimitChange, LimitKind, LimitsRequest, Period,
-    Refusal, COOLING_OFF_NS, LIMIT_SLOTS, NANOS_PER_DAY,
+    Refusal, SeenIdentifiers, COOLING_OFF_NS, LIMIT_SLOTS, NANOS_PER_DAY,
 };
 use croupier_core::ids::{player_id, player_wallet_account_id};
 use croupier_core::players::{NewPlayer, NewSession, TokenHash};
@@ -641,9 +641,9 @@ fn a_version_7_checkpoint_loads_with_no_compliance_state() {
     let ledger = casino();
     let checkpoint = ledger.checkpoint();
     // Version 8 appends the compliance section: the default policy (3 + 8 + 1 bytes and a
-    // u16 count), the player count, per player 40 bytes of empty state (30 before version 9),
+    // u16 count), the player count, per player 41 bytes of empty state (30 before version 9),
     // and the case count.
-    let section = 12 + 2 + 8 + 2 * 40 + 8;
+    let section = 12 + 2 + 8 + 2 * 41 + 8;
     let mut v7 = checkpoint[..checkpoint.len() - section].to_vec();
     v7[0] = 7;
     let restored = MemoryLedger::restore(&v7, ledger.history.clone()).expect("version 7 loads");
@@ -654,14 +654,14 @@ fn a_version_7_checkpoint_loads_with_no_compliance_state() {
 fn a_version_8_checkpoint_loads_without_reality_checks() {
     let ledger = casino();
     let checkpoint = ledger.checkpoint();
-    // Each player's 40 bytes of empty state: 29 up to the case flags, then version 9's
-    // interval (2) and acknowledgement (8), then the wallet count (1).
-    let players_at = checkpoint.len() - 8 - 2 * 40;
+    // Each player's 41 bytes of empty state: 29 up to the case flags, then version 9's
+    // interval (2), acknowledgement (8) and identifiers (1), then the wallet count (1).
+    let players_at = checkpoint.len() - 8 - 2 * 41;
     let mut v8 = checkpoint[..players_at].to_vec();
     for player in 0..2 {
-        let state = &checkpoint[players_at + player * 40..players_at + (player + 1) * 40];
+        let state = &checkpoint[players_at + player * 41..players_at + (player + 1) * 41];
         v8.extend_from_slice(&state[..29]);
-        v8.extend_from_slice(&state[39..]);
+        v8.extend_from_slice(&state[40..]);
     }
     v8.extend_from_slice(&checkpoint[checkpoint.len() - 8..]);
     v8[0] = 8;
@@ -706,6 +706,14 @@ fn every_compliance_command_round_trips_through_the_log_codec() {
         reality_check(LimitChange::Remove),
         ComplianceCommand::AcknowledgeRealityCheck {
             player_id: player_id(0),
+        },
+        ComplianceCommand::ObserveIdentifiers {
+            player_id: player_id(1),
+            seen: SeenIdentifiers {
+                device: Some([5; 32]),
+                instrument: Some([6; 32]),
+                address: None,
+            },
         },
         ComplianceCommand::SetPolicy(CompliancePolicy {
             default: KycRequirements::default(),

@@ -116,7 +116,17 @@ pub fn score_withdrawal(
     now_ns: u64,
 ) -> Evaluation {
     let trigger = MoneyEvent::new(now_ns, player_id, ledger, EventKind::Withdrawal, amount);
-    let facts = activity.facts(&trigger, now_ns, &rules.facts_params(ledger));
+    score_withdrawal_event(rules, activity, &trigger)
+}
+
+/// [`score_withdrawal`] of a withdrawal the caller built (with the identifier digests it
+/// knows of the player, say); its `at_ns` is the time of the scoring.
+pub fn score_withdrawal_event(
+    rules: &RuleSet,
+    activity: &Activity,
+    trigger: &MoneyEvent,
+) -> Evaluation {
+    let facts = activity.facts(trigger, trigger.at_ns, &rules.facts_params(trigger.ledger));
     rules.evaluate(&facts)
 }
 

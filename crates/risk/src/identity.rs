@@ -22,6 +22,7 @@
 //! | `birthdate` | `"YYYY-MM-DD"` | date of birth (OIDC standard claim) |
 //! | `age_over_18` | bool | age attested without the date (ISO 18013-5 mDL, SD-JWT VC naming) |
 //! | `country` | string | country of residence, ISO 3166-1 alpha-2, upper case (`GB`); required |
+//! | `address` | object | postal address (OIDC `address`: `formatted`, or `street_address`, `locality`, `region`, `postal_code`, `country`); optional |
 //!
 //! At least one of `birthdate` and `age_over_18` is required. A claim of the wrong JSON type or
 //! format (a date that does not exist, `country` not two capital letters) is malformed.
@@ -95,6 +96,47 @@ pub struct AttestationClaims {
     pub age_over_18: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<AddressClaim>,
+}
+
+/// OpenID Connect's `address` claim (Core §5.1.1); only its text is used.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressClaim {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl AddressClaim {
+    /// `formatted`, or the parts joined by commas; None when all are empty.
+    pub fn text(&self) -> Option<String> {
+        if let Some(formatted) = self.formatted.as_ref().filter(|f| !f.trim().is_empty()) {
+            return Some(formatted.clone());
+        }
+        let parts = [
+            &self.street_address,
+            &self.locality,
+            &self.region,
+            &self.postal_code,
+            &self.country,
+        ];
+        let joined: Vec<&str> = parts
+            .iter()
+            .filter_map(|part| part.as_deref())
+            .filter(|part| !part.trim().is_empty())
+            .collect();
+        (!joined.is_empty()).then(|| joined.join(", "))
+    }
 }
 
 /// Personal data (subject, name, birth date) is never printed: Debug output ends up in logs.
@@ -110,6 +152,7 @@ impl fmt::Debug for AttestationClaims {
             .field("birthdate", &self.birthdate.as_ref().map(|_| Redacted))
             .field("age_over_18", &self.age_over_18)
             .field("country", &self.country)
+            .field("address", &self.address.as_ref().map(|_| Redacted))
             .finish()
     }
 }
@@ -125,6 +168,8 @@ pub struct VerifiedIdentity {
     pub age_over_18: bool,
     /// ISO 3166-1 alpha-2, upper case.
     pub country: String,
+    /// The postal address's text, if the attestation carried one.
+    pub address: Option<String>,
     pub expires_at_unix_s: u64,
     /// SHA-256 of the attestation's compact text: what a record keeps to prove which
     /// attestation it relied on, without keeping the personal data in it. Not a replay key:
@@ -143,6 +188,7 @@ impl fmt::Debug for VerifiedIdentity {
             .field("birth_date", &self.birth_date.map(|_| Redacted))
             .field("age_over_18", &self.age_over_18)
             .field("country", &self.country)
+            .field("address", &self.address.as_ref().map(|_| Redacted))
             .field("expires_at_unix_s", &self.expires_at_unix_s)
             .field("attestation_sha256", &Hex(&self.attestation_sha256))
             .finish()
@@ -226,6 +272,7 @@ pub fn verify_attestation(
         birth_date: parsed.birth_date,
         age_over_18,
         country,
+        address: claims.address.as_ref().and_then(AddressClaim::text),
         expires_at_unix_s,
         attestation_sha256: Sha256::digest(compact.as_bytes()).into(),
     })

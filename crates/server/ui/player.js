@@ -85,6 +85,20 @@ function logout(message = '') {
   $('login-username').focus();
 }
 
+/**
+ * This browser's device id: a random token kept in localStorage (not a fingerprint), sent at
+ * login so the operator's AML scoring can see many accounts played from one device.
+ */
+function deviceId() {
+  let id = localStorage.getItem('croupier.device');
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem('croupier.device', id);
+  }
+  return id;
+}
+
 async function loadMe() {
   state.me = await api('/v1/players/me', { token: state.token });
   $('username').textContent = state.me.username;
@@ -114,7 +128,8 @@ $('login-form').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const session = await api('/v1/players/login', { method: 'POST', body: { username, password } });
+    const body = { username, password, device_id: deviceId() };
+    const session = await api('/v1/players/login', { method: 'POST', body });
     state.token = session.token;
     credentials.set('player', session.token);
     $('login-password').value = '';

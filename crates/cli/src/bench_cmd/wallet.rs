@@ -40,9 +40,13 @@ pub struct WalletArgs {
     /// Withdrawal scores to ask for after the bets (0: none).
     #[arg(long, default_value_t = 20_000)]
     scores: usize,
-    /// Keep-alive connections, each with one request in flight.
+    /// Keep-alive connections for the bets, each with one request in flight.
     #[arg(long, default_value_t = 256)]
     connections: usize,
+    /// Keep-alive connections for the withdrawal scores (a payment pipeline's few workers,
+    /// not a crowd: with hundreds in flight the latency is the queue's).
+    #[arg(long, default_value_t = 16)]
+    score_connections: usize,
     /// Give every player every limit (far above what the run stakes), a session limit and a
     /// reality-check interval, so every bet is checked against all of them.
     #[arg(long)]
@@ -61,8 +65,13 @@ pub fn run(args: WalletArgs) -> anyhow::Result<ExitCode> {
     if args.players == 0 || args.players > PLAYERS_MAX {
         bail!("--players: must be between 1 and {PLAYERS_MAX}");
     }
-    if args.connections == 0 || args.connections > CONNECTIONS_MAX {
-        bail!("--connections: must be between 1 and {CONNECTIONS_MAX}");
+    for (flag, value) in [
+        ("connections", args.connections),
+        ("score-connections", args.score_connections),
+    ] {
+        if value == 0 || value > CONNECTIONS_MAX {
+            bail!("--{flag}: must be between 1 and {CONNECTIONS_MAX}");
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -108,8 +117,11 @@ async fn run_async(args: WalletArgs) -> anyhow::Result<ExitCode> {
     print_lag(&lag_before, &lag_after);
     if args.scores > 0 {
         let scores = score_requests(&ids, args.scores);
-        let outcome = drive(server.addr, args.connections, scores).await?;
-        outcome.print("withdrawal scores");
+        let outcome = drive(server.addr, args.score_connections, scores).await?;
+        outcome.print(&format!(
+            "withdrawal scores ({} connections)",
+            args.score_connections
+        ));
     }
     server.stop()?;
     Ok(ExitCode::SUCCESS)

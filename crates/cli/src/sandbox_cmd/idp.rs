@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Args, ValueEnum};
 use croupier_risk::identity::issue::{Issuer, IssuerKeyError};
-use croupier_risk::identity::{AttestationClaims, CivilDate, Jwks, SigningAlg};
+use croupier_risk::identity::{AddressClaim, AttestationClaims, CivilDate, Jwks, SigningAlg};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -198,6 +198,9 @@ struct AttestationRequest {
     age_over_18: Option<bool>,
     /// ISO 3166-1 alpha-2, upper case.
     country: String,
+    /// The postal address as one line (signed as OIDC's `address.formatted`).
+    #[serde(default)]
+    address: Option<String>,
     #[serde(default)]
     ttl_s: Option<u64>,
     #[serde(default)]
@@ -248,6 +251,10 @@ impl AttestationRequest {
             birthdate: self.birth_date,
             age_over_18: self.age_over_18,
             country: Some(self.country),
+            address: self.address.map(|formatted| AddressClaim {
+                formatted: Some(formatted),
+                ..AddressClaim::default()
+            }),
         })
     }
 }

@@ -10,8 +10,8 @@ use crate::cases::{
 use crate::compliance::{
     ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     IdentityRecord, KycLevel, KycRequirements, Limit, LimitChange, LimitsRequest, PendingLimit,
-    PlayerCompliance, Refusal, SessionSpend, SpendWindow, WalletCompliance, ISSUER_LEN_MAX,
-    JURISDICTIONS_MAX, LIMIT_SLOTS, NAME_LEN_MAX,
+    PlayerCompliance, Refusal, SeenIdentifiers, SessionSpend, SpendWindow, WalletCompliance,
+    ISSUER_LEN_MAX, JURISDICTIONS_MAX, LIMIT_SLOTS, NAME_LEN_MAX,
 };
 use crate::players::CURRENCIES_PER_PLAYER_MAX;
 use crate::types::CreateTransferResult;
@@ -30,6 +30,12 @@ const DEPOSIT: u8 = 8;
 const CASE: u8 = 9;
 const SET_REALITY_CHECK: u8 = 10;
 const ACKNOWLEDGE_REALITY_CHECK: u8 = 11;
+const OBSERVE_IDENTIFIERS: u8 = 12;
+
+/// Which identifier digests follow (`SeenIdentifiers`), in this order.
+const SEEN_DEVICE: u8 = 1;
+const SEEN_INSTRUMENT: u8 = 2;
+const SEEN_ADDRESS: u8 = 4;
 
 const CASE_OPEN: u8 = 1;
 const CASE_ASSIGN: u8 = 2;
@@ -134,6 +140,28 @@ impl Writer<'_> {
                 self.u8(ACKNOWLEDGE_REALITY_CHECK);
                 self.u128(*player_id);
             }
+            ComplianceCommand::ObserveIdentifiers { player_id, seen } => {
+                self.u8(OBSERVE_IDENTIFIERS);
+                self.u128(*player_id);
+                self.seen(seen);
+            }
+        }
+    }
+
+    /// u8 mask (1 device, 2 instrument, 4 address), then the present digests in that order.
+    fn seen(&mut self, seen: &SeenIdentifiers) {
+        let digests = [
+            (seen.device, SEEN_DEVICE),
+            (seen.instrument, SEEN_INSTRUMENT),
+            (seen.address, SEEN_ADDRESS),
+        ];
+        self.u8(digests
+            .iter()
+            .filter(|(digest, _)| digest.is_some())
+            .map(|(_, bit)| bit)
+            .sum());
+        for digest in digests.iter().filter_map(|(digest, _)| digest.as_ref()) {
+            self.0.extend_from_slice(digest);
         }
     }
 
@@ -259,6 +287,7 @@ impl Writer<'_> {
             .sum());
         self.limit(&player.reality_check);
         self.u64(player.reality_check_acknowledged_at_ns);
+        self.seen(&player.seen);
         self.u8(player.wallets.len() as u8);
         for wallet in &player.wallets {
             self.u64(wallet.ledger.to_u64());
@@ -329,6 +358,10 @@ impl Reader<'_> {
             },
             ACKNOWLEDGE_REALITY_CHECK => ComplianceCommand::AcknowledgeRealityCheck {
                 player_id: self.u128()?,
+            },
+            OBSERVE_IDENTIFIERS => ComplianceCommand::ObserveIdentifiers {
+                player_id: self.u128()?,
+                seen: self.seen()?,
             },
             _ => return Err(self.invalid("compliance command", offset)),
         };
@@ -470,6 +503,25 @@ impl Reader<'_> {
         })
     }
 
+    fn seen(&mut self) -> Result<SeenIdentifiers, DecodeError> {
+        let offset = self.offset;
+        let mask = self.u8()?;
+        if mask & !(SEEN_DEVICE | SEEN_INSTRUMENT | SEEN_ADDRESS) != 0 {
+            return Err(self.invalid("identifier mask", offset));
+        }
+        let mut digest = |bit: u8| -> Result<Option<[u8; 32]>, DecodeError> {
+            match mask & bit != 0 {
+                true => Ok(Some(self.slice(32)?.try_into().expect("32 bytes"))),
+                false => Ok(None),
+            }
+        };
+        Ok(SeenIdentifiers {
+            device: digest(SEEN_DEVICE)?,
+            instrument: digest(SEEN_INSTRUMENT)?,
+            address: digest(SEEN_ADDRESS)?,
+        })
+    }
+
     fn limit(&mut self) -> Result<Limit, DecodeError> {
         let current = self.optional_u64()?;
         let pending = match self.present()? {
@@ -520,9 +572,9 @@ impl Reader<'_> {
         if flags & !(FLAG_FROZEN | FLAG_WITHDRAWALS_HELD | FLAG_ENHANCED_KYC_REQUIRED) != 0 {
             return Err(self.invalid("case flags", flags_offset));
         }
-        let (reality_check, reality_check_acknowledged_at_ns) = match reality {
-            true => (self.limit()?, self.u64()?),
-            false => (Limit::default(), 0),
+        let (reality_check, reality_check_acknowledged_at_ns, seen) = match reality {
+            true => (self.limit()?, self.u64()?, self.seen()?),
+            false => (Limit::default(), 0, SeenIdentifiers::default()),
         };
         let offset = self.offset;
         let count = usize::from(self.u8()?);
@@ -552,6 +604,7 @@ impl Reader<'_> {
             enhanced_kyc_required: flags & FLAG_ENHANCED_KYC_REQUIRED != 0,
             reality_check,
             reality_check_acknowledged_at_ns,
+            seen,
         })
     }
 
@@ -830,7 +883,9 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::{Reader, Writer};
-    use crate::compliance::{Limit, PlayerCompliance, SessionSpend, WalletCompliance};
+    use crate::compliance::{
+        Limit, PlayerCompliance, SeenIdentifiers, SessionSpend, WalletCompliance,
+    };
     use crate::ids::LedgerCode;
 
     fn player() -> PlayerCompliance {
@@ -847,11 +902,12 @@ mod tests {
     fn a_player_written_before_reality_checks_reads_without_them() {
         let mut bytes = Vec::new();
         Writer(&mut bytes).checkpoint_player_compliance(&player());
-        // Version 8 lacked, after the case flags, the interval (2 bytes, none) and the
-        // acknowledgement (8), and after each wallet's windows its session sums (40).
+        // Version 8 lacked, after the case flags, the interval (2 bytes, none), the
+        // acknowledgement (8) and the identifiers (1, none), and after each wallet's windows
+        // its session sums (40).
         let flags_end = 1 + 1 + 8 + 8 + 2 + 8 + 1;
         let mut version_8 = bytes[..flags_end].to_vec();
-        version_8.extend_from_slice(&bytes[flags_end + 10..bytes.len() - 40]);
+        version_8.extend_from_slice(&bytes[flags_end + 11..bytes.len() - 40]);
         let read = Reader::new(&version_8).player_compliance(false).unwrap();
         assert_eq!(read, player());
     }
@@ -861,6 +917,11 @@ mod tests {
         let mut player = player();
         player.reality_check = Limit::default().request(Some(30), 1);
         player.reality_check_acknowledged_at_ns = 99;
+        player.seen = SeenIdentifiers {
+            device: Some([3; 32]),
+            instrument: None,
+            address: Some([4; 32]),
+        };
         player.wallets[0].session = SessionSpend {
             session_started_at_ns: 5,
             wagered: 100,

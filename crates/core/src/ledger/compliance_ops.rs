@@ -104,6 +104,12 @@ impl Ledger {
                     O::Ok
                 })
             }
+            ComplianceCommand::ObserveIdentifiers { player_id, seen } => {
+                self.with_player(*player_id, |player, _| {
+                    player.seen = player.seen.updated_with(*seen);
+                    O::Ok
+                })
+            }
         }
     }
 

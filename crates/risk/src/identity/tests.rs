@@ -28,6 +28,7 @@ fn adult_claims() -> AttestationClaims {
         birthdate: Some("1990-12-10".into()),
         age_over_18: None,
         country: Some("GB".into()),
+        address: None,
     }
 }
 

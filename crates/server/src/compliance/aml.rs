@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use croupier_cluster::{CommittedEvent, Consensus, Node};
 use croupier_core::cases::{CaseAction, CaseCommand, NewCase};
-use croupier_core::compliance::ComplianceCommand;
+use croupier_core::compliance::{ComplianceCommand, SeenIdentifiers};
 use croupier_core::history::HistoryRecord;
 use croupier_core::ids::{is_reserved_id, player_of_wallet};
 use croupier_core::tables::TableEventKind;
@@ -37,6 +37,16 @@ const BATCH_EVENTS_MAX: usize = 4_096;
 const RULES_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// The pipeline's name in a case's `opened_by`.
 const ACTOR: &str = "aml";
+/// The cursor is saved (a durable file write) at most this often, or after this many events:
+/// saving it after every small batch put hundreds of fsyncs a second beside the log's. A
+/// restart replays what came after the saved cursor, and the replayed decisions have the
+/// same case ids, so the ledger opens nothing twice.
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
+const ACK_EVENTS_MAX: u64 = 65_536;
+/// A batch smaller than this means the pipeline is caught up: it waits a moment so the next
+/// read finds more than one entry's events (fewer wake-ups under load, at most this much lag).
+const SMALL_BATCH_EVENTS: usize = 256;
+const CAUGHT_UP_PAUSE: Duration = Duration::from_millis(20);
 
 /// The pipeline's shared state: the rule set in force and the players' windows (the
 /// synchronous withdrawal scoring reads both).
@@ -194,6 +204,7 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
     };
     let acked = subscription.acked().unwrap_or(0);
     rebuild_windows(&node, &shared, acked).await;
+    let mut cursor = CursorSaver::new(acked);
     let mut rules_seen = rules_mtime(&shared);
     let mut rules_check = tokio::time::interval(RULES_CHECK_INTERVAL);
     while !*stop.borrow() {
@@ -220,12 +231,63 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
-                if let Err(error) = subscription.ack(last) {
-                    tracing::warn!(%error, "AML cursor not saved");
-                }
+                cursor.decided(&mut subscription, last, batch.len());
                 record_lag(&batch);
+                if batch.len() < SMALL_BATCH_EVENTS {
+                    tokio::time::sleep(CAUGHT_UP_PAUSE).await;
+                }
             }
             _ = tokio::time::sleep(Duration::from_millis(200)), if !node.is_serving_writes() => {}
+        }
+    }
+    cursor.save(&mut subscription);
+}
+
+/// Saves the cursor now and then (see `ACK_INTERVAL`), not after every batch.
+struct CursorSaver {
+    saved_at: std::time::Instant,
+    saved: u64,
+    decided: u64,
+    events_since: u64,
+}
+
+impl CursorSaver {
+    fn new(saved: u64) -> Self {
+        CursorSaver {
+            saved_at: std::time::Instant::now(),
+            saved,
+            decided: saved,
+            events_since: 0,
+        }
+    }
+
+    /// Every event up to `last` is decided (its cases committed).
+    fn decided(
+        &mut self,
+        subscription: &mut croupier_cluster::EventSubscription,
+        last: u64,
+        events: usize,
+    ) {
+        self.events_since += events as u64;
+        self.decided = last;
+        let due = self.saved_at.elapsed() >= ACK_INTERVAL || self.events_since >= ACK_EVENTS_MAX;
+        if due {
+            self.save(subscription);
+        }
+    }
+
+    /// Saves the cursor at the last decided event (on a stop, whatever the interval).
+    fn save(&mut self, subscription: &mut croupier_cluster::EventSubscription) {
+        if self.decided <= self.saved {
+            return;
+        }
+        match subscription.ack(self.decided) {
+            Ok(()) => {
+                self.saved = self.decided;
+                self.saved_at = std::time::Instant::now();
+                self.events_since = 0;
+            }
+            Err(error) => tracing::warn!(%error, "AML cursor not saved"),
         }
     }
 }
@@ -263,15 +325,54 @@ async fn rebuild_windows(node: &Node, shared: &AmlShared, acked: u64) {
         let Some(last) = events.last().map(|event| event.position) else {
             return;
         };
-        let rounds = round_facts(node, &events).await;
-        for event in &events {
-            if let Some(money) = money_event(event, &rounds) {
-                // Locked per event: a withdrawal scoring never waits for a whole page.
-                shared.activity().record(&money);
-            }
+        for (_, money) in money_events(node, &events).await {
+            // Locked per event: a withdrawal scoring never waits for a whole page.
+            shared.activity().record(&money);
         }
         after = last;
     }
+}
+
+/// The money events among `events`, by feed position, each with the identifiers its player
+/// was last seen with (from the ledger's state: the log carries them, see
+/// `ComplianceCommand::ObserveIdentifiers`).
+async fn money_events(node: &Node, events: &[CommittedEvent]) -> Vec<(u64, MoneyEvent)> {
+    let rounds = round_facts(node, events).await;
+    let mut money: Vec<(u64, MoneyEvent)> = events
+        .iter()
+        .filter_map(|event| Some((event.position, money_event(event, &rounds)?)))
+        .collect();
+    if money.is_empty() {
+        return money;
+    }
+    let players: std::collections::BTreeSet<u128> =
+        money.iter().map(|(_, event)| event.player_id).collect();
+    let seen = node
+        .read_stale(move |view| {
+            let ledger = view.ledger();
+            players
+                .into_iter()
+                .filter_map(|player| {
+                    let seen = ledger.player_compliance(player)?.seen;
+                    (!seen.is_empty()).then_some((player, seen))
+                })
+                .collect::<BTreeMap<u128, SeenIdentifiers>>()
+        })
+        .await
+        .unwrap_or_default();
+    for (_, event) in &mut money {
+        if let Some(seen) = seen.get(&event.player_id) {
+            with_identifiers(event, seen);
+        }
+    }
+    money
+}
+
+/// Puts a player's identifier digests on one of their money events.
+pub fn with_identifiers(event: &mut MoneyEvent, seen: &SeenIdentifiers) {
+    event.device_id = seen.device;
+    event.instrument_id = seen.instrument;
+    event.address_id = seen.address;
 }
 
 /// The currency and spot count of every round the events name (from the ledger's tables).
@@ -303,14 +404,10 @@ async fn round_facts(node: &Node, events: &[CommittedEvent]) -> Rounds {
 
 /// Evaluates a batch and commits the cases it calls for.
 async fn decide(node: &Node, shared: &AmlShared, batch: &[CommittedEvent]) -> Result<(), String> {
-    let rounds = round_facts(node, batch).await;
     let rules = shared.rules();
     let mut commands = Vec::new();
     {
-        for event in batch {
-            let Some(money) = money_event(event, &rounds) else {
-                continue;
-            };
+        for (position, money) in money_events(node, batch).await {
             // Locked per event: a withdrawal scoring never waits for a whole batch.
             let evaluation = rules.observe(&mut shared.activity(), &money);
             for failure in &evaluation.errors {
@@ -320,7 +417,7 @@ async fn decide(node: &Node, shared: &AmlShared, batch: &[CommittedEvent]) -> Re
                 continue;
             };
             let case = NewCase {
-                case_id: decision_id((event.position, 0)),
+                case_id: decision_id((position, 0)),
                 player_id: money.player_id,
                 score: evaluation.score,
                 reasons: evaluation.reasons.iter().take(16).cloned().collect(),

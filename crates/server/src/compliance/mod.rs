@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 pub mod aml;
 pub mod goaml;
+pub mod identifiers;
 pub mod reality;
 pub mod register;
 

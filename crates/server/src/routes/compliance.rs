@@ -14,8 +14,8 @@ use croupier_cluster::Consensus;
 use croupier_core::compliance::{
     limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, ExclusionSource,
     KycLevel, KycRequirements, LimitChange, LimitKind, LimitsRequest, Period, PlayerCompliance,
-    JURISDICTIONS_MAX, LIMIT_SLOTS, SELF_EXCLUSION_DAYS_MAX, SELF_EXCLUSION_DAYS_MIN,
-    SESSION_MINUTES_MAX, TIME_OUT_DAYS_MAX, TIME_OUT_DAYS_MIN,
+    SeenIdentifiers, JURISDICTIONS_MAX, LIMIT_SLOTS, SELF_EXCLUSION_DAYS_MAX,
+    SELF_EXCLUSION_DAYS_MIN, SESSION_MINUTES_MAX, TIME_OUT_DAYS_MAX, TIME_OUT_DAYS_MIN,
 };
 use croupier_core::players::PlayerId;
 use croupier_core::{Command, CommandResult, LedgerCode};
@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Allowed, Caller, MoneyWrite, OperatorOrOwnerRead, OperatorRead, PlayerAdmin};
 use crate::auth::{PlayerAdminOrSelf, TableAdmin};
+use crate::compliance::identifiers;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::live::messages::rfc3339;
@@ -206,6 +207,11 @@ pub struct DepositIn {
     /// The account the money comes from (a cashier or payment clearing account).
     #[schema(example = "900")]
     source_account_id: IdIn,
+    /// The payment instrument it was paid with (an IBAN, a card fingerprint), 1 to 256
+    /// characters: its digest feeds the AML scoring's shared-instrument facts.
+    #[serde(default)]
+    #[schema(example = "DE89370400440532013000", min_length = 1, max_length = 256)]
+    instrument: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -820,7 +826,27 @@ pub async fn deposit<C: Consensus>(
     if request.amount.0 == 0 {
         return Err(ApiError::invalid_field(None, "amount", "must not be 0"));
     }
+    let instrument = match request.instrument.as_deref() {
+        None => None,
+        Some(text) if identifiers::acceptable(text) => Some(identifiers::instrument(text)),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                None,
+                "instrument",
+                "must be 1 to 256 characters with a letter or digit and no control character",
+            ))
+        }
+    };
     let ledger = wallet_ledger(&state, player_id, request.ledger.as_deref()).await?;
+    if let Some(instrument) = instrument {
+        // Recorded before the deposit, so the scoring of the deposit sees its instrument.
+        let seen = SeenIdentifiers {
+            instrument: Some(instrument),
+            ..SeenIdentifiers::default()
+        };
+        let observed = ComplianceCommand::ObserveIdentifiers { player_id, seen };
+        commit(&state, &caller, observed).await?;
+    }
     let command = ComplianceCommand::Deposit(Deposit {
         deposit_id,
         player_id,

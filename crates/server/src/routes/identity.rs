@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Allowed, PlayerAdminOrSelf};
+use crate::compliance::identifiers;
 use crate::compliance::{identity_record, register};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::wire::IdOut;
+use croupier_core::compliance::SeenIdentifiers;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +119,20 @@ pub async fn verify<C: Consensus>(
             return Err(ApiError::internal(
                 "the ledger answered in an unexpected shape",
             ))
+        }
+    }
+    if let Some(address) = identity
+        .address
+        .as_deref()
+        .filter(|a| identifiers::acceptable(a))
+    {
+        let seen = SeenIdentifiers {
+            address: Some(identifiers::address(address)),
+            ..SeenIdentifiers::default()
+        };
+        // An observation for the AML scoring: the verification stands without it.
+        if let Err(error) = state.commit(identifiers::observe(player_id, seen)).await {
+            tracing::warn!(code = error.code, "the verified address was not recorded");
         }
     }
     let register_match = match &config.register {

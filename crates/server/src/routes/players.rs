@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use croupier_cluster::Consensus;
+use croupier_core::compliance::SeenIdentifiers;
 use croupier_core::players::{
     check_username, NewPlayer, NewSession, PlayerId, PlayerOutcome, CURRENCIES_PER_PLAYER_MAX,
 };
@@ -19,6 +20,7 @@ use crate::auth::{
     unauthorized, Allowed, Caller, ClientAddr, OperatorOrOwnerRead, PlayerAdmin, PlayerAdminOrSelf,
     PlayerOnly,
 };
+use crate::compliance::identifiers;
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::quote::input_prefix;
@@ -65,6 +67,11 @@ pub struct LoginIn {
     username: String,
     #[schema(example = "correct horse battery")]
     password: String,
+    /// The client's device id (a random token the app keeps), 1 to 256 characters: its digest
+    /// feeds the AML scoring's shared-device facts.
+    #[serde(default)]
+    #[schema(example = "5f0c2a9e-device", min_length = 1, max_length = 256)]
+    device_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -236,6 +243,17 @@ pub async fn login<C: Consensus>(
     ApiJson(request): ApiJson<LoginIn>,
 ) -> Result<Response, ApiError> {
     let username = request.username.to_ascii_lowercase();
+    let device = match request.device_id.as_deref() {
+        None => None,
+        Some(id) if identifiers::acceptable(id) => Some(identifiers::device(id)),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                None,
+                "device_id",
+                "must be 1 to 256 characters with a letter or digit and no control character",
+            ))
+        }
+    };
     let address = address.map(|axum::Extension(ClientAddr(ip))| ip);
     state.auth().limits.check_login(&username, address)?;
     let lookup = username.clone();
@@ -262,6 +280,16 @@ pub async fn login<C: Consensus>(
     };
     match state.commit(Command::OpenSession(session)).await? {
         CommandResult::Player(PlayerOutcome::SessionOpened { expires_at_ns }) => {
+            if let Some(device) = device {
+                let seen = SeenIdentifiers {
+                    device: Some(device),
+                    ..SeenIdentifiers::default()
+                };
+                // An observation for the AML scoring: the login stands without it.
+                if let Err(error) = state.commit(identifiers::observe(player_id, seen)).await {
+                    tracing::warn!(code = error.code, "the login's device was not recorded");
+                }
+            }
             if let Some(register) = &state.compliance().register {
                 // Asked after the answer, so a slow register never delays a login; a match
                 // self-excludes the player a moment later.

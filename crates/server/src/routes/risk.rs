@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use croupier_cluster::Consensus;
-use croupier_risk::aml::{score_withdrawal, LedgerCode};
+use croupier_risk::aml::{score_withdrawal_event, EventKind, LedgerCode, MoneyEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -73,20 +73,26 @@ pub async fn withdrawal_score<C: Consensus>(
         .map_err(|error| ApiError::invalid_field(None, "ledger", &error))?;
     let ledger = LedgerCode::from_u64(code.to_u64())
         .ok_or_else(|| ApiError::invalid_field(None, "ledger", "is not a currency code"))?;
+    let player_id = request.player_id.0;
+    let seen = state
+        .read_stale(move |view| {
+            let ledger = view.ledger();
+            ledger.player_compliance(player_id).map(|p| p.seen)
+        })
+        .await?
+        .unwrap_or_default();
     let aml = &state.compliance().aml;
     let rules = aml.rules();
     let now_ns = crate::auth::wall_clock_ns();
-    let evaluation = {
-        let activity = aml.activity();
-        score_withdrawal(
-            &rules,
-            &activity,
-            request.player_id.0,
-            request.amount.0,
-            ledger,
-            now_ns,
-        )
-    };
+    let mut trigger = MoneyEvent::new(
+        now_ns,
+        player_id,
+        ledger,
+        EventKind::Withdrawal,
+        request.amount.0,
+    );
+    crate::compliance::aml::with_identifiers(&mut trigger, &seen);
+    let evaluation = score_withdrawal_event(&rules, &aml.activity(), &trigger);
     let body = ScoreOut {
         score: evaluation.score,
         reasons: evaluation.reasons,
