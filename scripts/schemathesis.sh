@@ -72,10 +72,11 @@ retry_on = [401]
 # Responsible gambling, KYC and cases depend on the ledger's state as well: 403 self_excluded,
 # timed_out, kyc_required, deposit_limit_reached, account_frozen; 404 an unknown player or
 # case; 409 self_exclusion_active (a lift while one runs), a deposit id used for another
-# transfer, a case already decided; 422 no_wallet_in_currency, a deposit the ledger refuses
+# transfer, a case already decided, a goAML export without a reporting entity; 422
+# no_wallet_in_currency, a deposit the ledger refuses
 # (an unknown source account), an attestation that does not verify.
 [[operations]]
-include-path-regex = "^/v1/(players/[^/]+/(limits|self-exclusion|time-out|deposits|kyc|compliance|identity)|compliance/|cases)"
+include-path-regex = "^/v1/(players/[^/]+/(limits|self-exclusion|time-out|deposits|kyc|compliance|identity|reality-check)|compliance/|cases)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # A wallet call's answer also depends on the ledger's state, not only on the request's shape:

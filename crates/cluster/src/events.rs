@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use croupier_core::codec::{decode_event_body, EventBody};
-use croupier_core::{HistoryRecord, HistorySource};
+use croupier_core::HistoryRecord;
 use croupier_store::{ConsumerCursors, Event, EventFeed, HistoryReader, Subscription};
 
 use crate::view::ReadError;
@@ -31,23 +31,67 @@ pub struct EventPage {
     pub missed: bool,
 }
 
-/// An event as stored → the record it announces (a transfer is read from history).
-fn resolve(event: Event, history: &HistoryReader) -> Result<CommittedEvent, ReadError> {
-    let undecodable = |e: &dyn std::fmt::Display| {
-        ReadError::Storage(format!("event {} does not decode: {e}", event.position))
+/// Events as stored → the records they announce. A transfer's event holds only its history
+/// sequence number; the transfers of a page are read from history in contiguous runs (one
+/// read per run), not one by one: a busy ledger puts hundreds of thousands of transfers a
+/// second in the feed, and a consumer that read each alone cost the ledger a quarter of its
+/// throughput on two cores.
+fn resolve_all(
+    events: Vec<Event>,
+    history: &HistoryReader,
+) -> Result<Vec<CommittedEvent>, ReadError> {
+    let undecodable = |position: u64, e: &dyn std::fmt::Display| {
+        ReadError::Storage(format!("event {position} does not decode: {e}"))
     };
-    let record = match decode_event_body(&event.body).map_err(|e| undecodable(&e))? {
-        EventBody::Record(record) => record,
-        EventBody::TransferRef(seq) => match history.transfer_at(seq)? {
-            Some(stored) => HistoryRecord::Transfer(stored),
-            None => return Err(undecodable(&format!("transfer {seq} is not in history"))),
-        },
-    };
-    Ok(CommittedEvent {
-        position: event.position,
-        timestamp_ns: event.timestamp_ns,
-        record,
-    })
+    let bodies = events
+        .iter()
+        .map(|event| decode_event_body(&event.body).map_err(|e| undecodable(event.position, &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seqs: Vec<u64> = bodies
+        .iter()
+        .filter_map(|body| match body {
+            EventBody::TransferRef(seq) => Some(*seq),
+            EventBody::Record(_) => None,
+        })
+        .collect();
+    let mut transfers = std::collections::BTreeMap::new();
+    for (start, count) in contiguous_runs(&seqs) {
+        let run = history.transfers_from(start, count)?;
+        transfers.extend((start..).zip(run));
+    }
+    events
+        .into_iter()
+        .zip(bodies)
+        .map(|(event, body)| {
+            let record = match body {
+                EventBody::Record(record) => record,
+                EventBody::TransferRef(seq) => match transfers.remove(&seq) {
+                    Some(stored) => HistoryRecord::Transfer(stored),
+                    None => {
+                        let missing = format!("transfer {seq} is not in history");
+                        return Err(undecodable(event.position, &missing));
+                    }
+                },
+            };
+            Ok(CommittedEvent {
+                position: event.position,
+                timestamp_ns: event.timestamp_ns,
+                record,
+            })
+        })
+        .collect()
+}
+
+/// `(first, length)` of each run of consecutive numbers in `seqs` (in their order).
+fn contiguous_runs(seqs: &[u64]) -> Vec<(u64, usize)> {
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    for &seq in seqs {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len as u64 == seq => *len += 1,
+            _ => runs.push((seq, 1)),
+        }
+    }
+    runs
 }
 
 pub(crate) fn read_after(
@@ -58,11 +102,7 @@ pub(crate) fn read_after(
 ) -> Result<EventPage, ReadError> {
     let limit = limit.clamp(1, EVENT_PAGE_LIMIT_MAX);
     let page = feed.read_after(after, limit, EVENT_PAGE_BYTES_MAX)?;
-    let events = page
-        .events
-        .into_iter()
-        .map(|event| resolve(event, history))
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = resolve_all(page.events, history)?;
     let next = events.last().map_or(after, |event| event.position);
     Ok(EventPage {
         events,
@@ -98,11 +138,7 @@ impl EventSubscription {
                 .next_batch(limit.clamp(1, EVENT_PAGE_LIMIT_MAX))?;
             if !batch.events.is_empty() {
                 let history = self.node.shared().history();
-                return batch
-                    .events
-                    .into_iter()
-                    .map(|event| resolve(event, &history))
-                    .collect();
+                return resolve_all(batch.events, &history);
             }
             if self.node.is_stopped() {
                 return Ok(Vec::new());
@@ -128,5 +164,19 @@ impl EventSubscription {
     /// The last acknowledged position, if any.
     pub fn acked(&self) -> Option<u64> {
         self.inner.acked()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contiguous_runs;
+
+    #[test]
+    fn runs_of_consecutive_sequence_numbers_are_found_in_order() {
+        assert_eq!(contiguous_runs(&[]), vec![]);
+        assert_eq!(
+            contiguous_runs(&[4, 5, 6, 9, 10, 3]),
+            vec![(4, 3), (9, 2), (3, 1)]
+        );
     }
 }

@@ -52,8 +52,18 @@ pub fn address(text: &str) -> [u8; 32] {
     digest(b"address", &normalised)
 }
 
-/// Whether a client's identifier text is acceptable: 1 to `IDENTIFIER_CHARS_MAX` characters,
-/// none of them control characters, and something left after normalisation.
+/// Whether a device id or an instrument a client sends is acceptable: 1 to
+/// `IDENTIFIER_CHARS_MAX` printable ASCII characters (device tokens, IBANs and card
+/// fingerprints are), at least one a letter or a digit.
+pub fn acceptable_token(text: &str) -> bool {
+    (1..=IDENTIFIER_CHARS_MAX).contains(&text.len())
+        && text.bytes().all(|b| (b' '..=b'~').contains(&b))
+        && text.bytes().any(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether an address text (from a verified attestation, any script) is worth a digest: 1 to
+/// `IDENTIFIER_CHARS_MAX` characters, no control character, something left after
+/// normalisation.
 pub fn acceptable(text: &str) -> bool {
     let length = text.chars().count();
     (1..=IDENTIFIER_CHARS_MAX).contains(&length)
@@ -96,5 +106,10 @@ mod tests {
         assert!(!acceptable("a\u{0}b"));
         assert!(!acceptable(&"a".repeat(257)));
         assert!(acceptable("device-1"));
+        assert!(acceptable("Hauptstraße 1, Köln"));
+        assert!(acceptable_token("DE89 3704-0044"));
+        assert!(!acceptable_token("gerät-1"));
+        assert!(!acceptable_token("  --  "));
+        assert!(!acceptable_token(&"a".repeat(257)));
     }
 }

@@ -208,9 +208,15 @@ pub struct DepositIn {
     #[schema(example = "900")]
     source_account_id: IdIn,
     /// The payment instrument it was paid with (an IBAN, a card fingerprint), 1 to 256
-    /// characters: its digest feeds the AML scoring's shared-instrument facts.
+    /// printable ASCII characters with a letter or digit: its digest feeds the AML scoring's
+    /// shared-instrument facts.
     #[serde(default)]
-    #[schema(example = "DE89370400440532013000", min_length = 1, max_length = 256)]
+    #[schema(
+        example = "DE89370400440532013000",
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[ -~]*[A-Za-z0-9][ -~]*$"
+    )]
     instrument: Option<String>,
 }
 
@@ -828,12 +834,12 @@ pub async fn deposit<C: Consensus>(
     }
     let instrument = match request.instrument.as_deref() {
         None => None,
-        Some(text) if identifiers::acceptable(text) => Some(identifiers::instrument(text)),
+        Some(text) if identifiers::acceptable_token(text) => Some(identifiers::instrument(text)),
         Some(_) => {
             return Err(ApiError::invalid_field(
                 None,
                 "instrument",
-                "must be 1 to 256 characters with a letter or digit and no control character",
+                "must be 1 to 256 printable ASCII characters with a letter or digit",
             ))
         }
     };

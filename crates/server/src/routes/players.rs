@@ -67,10 +67,16 @@ pub struct LoginIn {
     username: String,
     #[schema(example = "correct horse battery")]
     password: String,
-    /// The client's device id (a random token the app keeps), 1 to 256 characters: its digest
+    /// The client's device id (a random token the app keeps), 1 to 256 printable ASCII
+    /// characters with a letter or digit: its digest
     /// feeds the AML scoring's shared-device facts.
     #[serde(default)]
-    #[schema(example = "5f0c2a9e-device", min_length = 1, max_length = 256)]
+    #[schema(
+        example = "5f0c2a9e-device",
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[ -~]*[A-Za-z0-9][ -~]*$"
+    )]
     device_id: Option<String>,
 }
 
@@ -245,12 +251,12 @@ pub async fn login<C: Consensus>(
     let username = request.username.to_ascii_lowercase();
     let device = match request.device_id.as_deref() {
         None => None,
-        Some(id) if identifiers::acceptable(id) => Some(identifiers::device(id)),
+        Some(id) if identifiers::acceptable_token(id) => Some(identifiers::device(id)),
         Some(_) => {
             return Err(ApiError::invalid_field(
                 None,
                 "device_id",
-                "must be 1 to 256 characters with a letter or digit and no control character",
+                "must be 1 to 256 printable ASCII characters with a letter or digit",
             ))
         }
     };
