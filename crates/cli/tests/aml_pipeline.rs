@@ -148,8 +148,8 @@ fn players_sharing_a_device_or_a_payment_instrument_are_flagged_and_two_are_not(
     ] {
         login_on_device(&node, n, device);
     }
-    for n in 0..4 {
-        deposit(&node, &ids[n], 10 + n as u64, 10_000);
+    for (n, player) in ids.iter().enumerate().take(4) {
+        deposit(&node, player, 10 + n as u64, 10_000);
     }
     wait_for_reason(&node, &ids[2], "shared_device");
     // Two players on one device is a household, not a pattern: nothing for player 1.

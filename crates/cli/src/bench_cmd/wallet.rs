@@ -131,7 +131,7 @@ async fn run_async(args: WalletArgs) -> anyhow::Result<ExitCode> {
 async fn set_every_limit(data: &Path, ids: &[u128]) -> anyhow::Result<()> {
     let node = Node::start(NodeConfig::new(data)).await?;
     let eur = LedgerCode::parse("EUR").expect("a valid code");
-    let day = u64::try_from(SESSION_MINUTES_MAX).unwrap_or(1_440);
+    let day = SESSION_MINUTES_MAX;
     for chunk in ids.chunks(500) {
         let mut commands = Vec::with_capacity(chunk.len() * 2);
         for &player_id in chunk {

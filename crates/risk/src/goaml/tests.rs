@@ -84,7 +84,7 @@ fn movements() -> Vec<Movement> {
         Movement {
             transfer_id: 9001,
             at_s: 1_779_990_000,
-            amount_minor: 1_999_99,
+            amount_minor: 199_999,
             direction: Direction::ToPlayer,
             kind: "deposit",
             counterparty_account: 42,
