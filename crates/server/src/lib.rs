@@ -165,14 +165,17 @@ pub enum ServerError {
     Unprotected { addr: SocketAddr },
     #[error(transparent)]
     Tables(#[from] tables::TableSpecError),
+    #[error("cannot start the AML pipeline's thread: {0}")]
+    AmlThread(io::Error),
 }
 
 /// A node serving the API. Stop it with `shutdown`.
 pub struct RunningServer {
     node: Node,
     serving: Serving,
-    /// The AML scoring pipeline (a durable feed consumer), if enabled.
-    aml: Option<JoinHandle<()>>,
+    /// The AML scoring pipeline (a durable feed consumer) on its thread, if enabled: resolves
+    /// when it has stopped.
+    aml: Option<tokio::sync::oneshot::Receiver<()>>,
     stop_aml: tokio::sync::watch::Sender<bool>,
 }
 
@@ -232,10 +235,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     let node = Node::start(config.node.clone()).await?;
     let serving = serve(node.clone(), listener, &config, auth, games);
     let (stop_aml, aml_stopped) = tokio::sync::watch::channel(false);
-    let aml = config.compliance.aml_enabled.then(|| {
-        let shared = Arc::clone(&config.compliance.aml);
-        tokio::spawn(compliance::aml::run(node.clone(), shared, aml_stopped))
-    });
+    let aml = match config.compliance.aml_enabled {
+        true => {
+            let shared = Arc::clone(&config.compliance.aml);
+            let spawned = compliance::aml::spawn(node.clone(), shared, aml_stopped);
+            Some(spawned.map_err(ServerError::AmlThread)?)
+        }
+        false => None,
+    };
     // The binary announces the address in its start-up line; this one is for embedders.
     tracing::debug!(addr = %serving.local_addr, "serving the HTTP API");
     Ok(RunningServer {
