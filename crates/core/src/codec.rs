@@ -457,7 +457,8 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         states
             .into_iter()
             .for_each(|state| ledger.compliance.players.push(state));
-        ledger.compliance.cases = r.checkpoint_cases()?;
+        let cases = r.checkpoint_cases()?;
+        ledger.compliance.restore_cases(cases);
     } else {
         // Written before compliance state existed: every player starts with none.
         (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));

@@ -847,3 +847,36 @@ fn cases_and_their_flags_survive_a_checkpoint() {
             .withdrawals_held
     );
 }
+
+#[test]
+fn an_open_case_covers_a_repeat_a_decided_one_does_not_and_a_checkpoint_keeps_which_is_which() {
+    let mut ledger = funded(1_000);
+    let t = T0 + SECOND_NS;
+    let open = |id| ComplianceCommand::Case(open_case(id, 0, CaseAction::OpenCase));
+    let opened = |ledger: &MemoryLedger| ledger.ledger.cases().count();
+    compliance(&mut ledger, t, open(1));
+    compliance(&mut ledger, t + 1, open(2));
+    assert_eq!(
+        opened(&ledger),
+        1,
+        "an open case with the same reasons stands for it"
+    );
+    let decide = CaseCommand::Decide {
+        case_id: 1,
+        decision: CaseDecision::Clear,
+        text: String::new(),
+        by: "analyst-1".into(),
+    };
+    compliance(&mut ledger, t + 2, ComplianceCommand::Case(decide));
+    compliance(&mut ledger, t + 3, open(3));
+    assert_eq!(opened(&ledger), 2, "a decided case covers nothing");
+    let checkpoint = ledger.checkpoint();
+    let mut restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
+    compliance(&mut restored, t + 4, open(4));
+    assert_eq!(
+        opened(&restored),
+        2,
+        "the restored open case 3 still covers a repeat"
+    );
+    assert!(restored.ledger.case(4).is_none());
+}

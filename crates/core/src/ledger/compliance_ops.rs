@@ -39,6 +39,35 @@ pub(crate) struct ComplianceBook {
     pub(crate) policy: CompliancePolicy,
     /// Every AML case, by id (shared with checkpoints; a change copies that one case).
     pub(crate) cases: std::collections::BTreeMap<CaseId, std::sync::Arc<Case>>,
+    /// The open cases of each player (derived from `cases`; rebuilt when a checkpoint loads),
+    /// so opening a case looks at that player's open cases, not at every case.
+    pub(crate) open_by_player: std::collections::BTreeMap<PlayerId, Vec<CaseId>>,
+}
+
+impl ComplianceBook {
+    /// Sets `cases` and derives the open-case index from them.
+    pub(crate) fn restore_cases(
+        &mut self,
+        cases: std::collections::BTreeMap<CaseId, std::sync::Arc<Case>>,
+    ) {
+        self.open_by_player.clear();
+        for case in cases.values().filter(|case| case.is_open()) {
+            self.open_by_player
+                .entry(case.player_id)
+                .or_default()
+                .push(case.id);
+        }
+        self.cases = cases;
+    }
+
+    fn case_closed(&mut self, player_id: PlayerId, case_id: CaseId) {
+        if let Some(open) = self.open_by_player.get_mut(&player_id) {
+            open.retain(|id| *id != case_id);
+            if open.is_empty() {
+                self.open_by_player.remove(&player_id);
+            }
+        }
+    }
 }
 
 impl Ledger {
@@ -153,6 +182,7 @@ impl Ledger {
                     });
                 }
                 let (player_id, decision) = (case.player_id, *decision);
+                self.compliance.case_closed(player_id, command.case_id());
                 self.apply_decision(player_id, decision);
             }
         }
@@ -170,10 +200,11 @@ impl Ledger {
         // A rule that fires on every later event of a window (linked transactions) would open
         // a case per event: an open case of the player with the same reasons and at least
         // this action already stands for it.
-        let covered = self.compliance.cases.values().any(|case| {
-            case.is_open()
-                && case.player_id == new.player_id
-                && case.action >= new.action
+        let open = self.compliance.open_by_player.get(&new.player_id);
+        let covered = open.into_iter().flatten().any(|id| {
+            let case = &self.compliance.cases[id];
+            debug_assert!(case.is_open() && case.player_id == new.player_id);
+            case.action >= new.action
                 && new
                     .reasons
                     .iter()
@@ -213,6 +244,11 @@ impl Ledger {
         self.compliance
             .cases
             .insert(new.case_id, std::sync::Arc::new(case));
+        self.compliance
+            .open_by_player
+            .entry(new.player_id)
+            .or_default()
+            .push(new.case_id);
         O::Ok
     }
 
