@@ -37,7 +37,7 @@ pub const SELF_EXCLUSION_DAYS_MAX: u16 = 1826;
 pub const SESSION_MINUTES_MAX: u64 = 24 * 60;
 /// Reality-check intervals a player may choose: every minute to once a day.
 pub const REALITY_CHECK_MINUTES_MAX: u64 = 24 * 60;
-const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
+pub const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 /// Bounds on what an identity record may carry (the codec refuses longer text).
 pub const ISSUER_LEN_MAX: usize = 256;
 pub const NAME_LEN_MAX: usize = 256;

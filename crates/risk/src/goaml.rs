@@ -191,6 +191,8 @@ pub enum GoamlError {
     AmountOutOfRange { transfer_id: u128 },
     #[error("writing the report: {0}")]
     Write(#[from] io::Error),
+    #[error("the report is not UTF-8")]
+    NotUtf8,
 }
 
 /// The case as a goAML STR, at `report_at_s`.
@@ -229,8 +231,9 @@ pub fn suspicious_transaction_report(
             })?;
         Ok(())
     })?;
-    // quick-xml writes only what it was given as `&str`: the bytes are UTF-8.
-    Ok(String::from_utf8(writer.into_inner()).unwrap_or_default())
+    // quick-xml writes only what it was given as `&str`, so this holds; an error, not an
+    // empty report, if it ever did not.
+    String::from_utf8(writer.into_inner()).map_err(|_| GoamlError::NotUtf8)
 }
 
 type Xml = Writer<Vec<u8>>;

@@ -15,14 +15,13 @@ use crate::cases::{
 use crate::compliance::{
     limit_slot, ComplianceCommand, ComplianceOutcome, CompliancePolicy, Deposit, KycLevel,
     LimitKind, LimitsRequest, Period, PlayerCompliance, Refusal, WalletCompliance, NANOS_PER_DAY,
+    NANOS_PER_MINUTE,
 };
 use crate::ids::{player_sequence, LedgerCode};
 use crate::players::PlayerId;
 use crate::types::{CreateTransferResult, NewTransfer, TransferFlags};
 
 use ComplianceOutcome as O;
-
-const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 
 /// Money one operation moved for a player, as the spend windows and the session count it.
 #[derive(Clone, Copy, Debug, Default)]

@@ -331,11 +331,7 @@ impl CursorSaver {
 /// How far behind the feed the pipeline runs: for every event of a decided batch, the time
 /// from its commit (its ledger timestamp) to its decisions being committed.
 fn record_lag(batch: &[CommittedEvent]) {
-    let now_ns = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-        });
+    let now_ns = crate::auth::wall_clock_ns();
     let lag = metrics::histogram!("croupier_aml_lag_seconds");
     for event in batch {
         lag.record(now_ns.saturating_sub(event.timestamp_ns) as f64 / 1e9);

@@ -2,17 +2,13 @@
 //! session's length and its net position per currency. The ledger decides (a due check holds
 //! bets until acknowledged); this is the read side that the HTTP route and the live push share.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use croupier_core::compliance::PlayerCompliance;
+use croupier_core::compliance::{PlayerCompliance, NANOS_PER_MINUTE};
 use croupier_core::players::PlayerId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::live::messages::rfc3339;
 use crate::wire::IdOut;
-
-const NANOS_PER_MINUTE: u64 = 60 * 1_000_000_000;
 
 /// A player's reality check now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -57,12 +53,7 @@ pub struct NetPositionOut {
 /// The time a status is computed at: the wall clock, or the ledger's if it is ahead (the next
 /// bet's entry is stamped no earlier than either).
 pub fn now_ns(ledger_now_ns: u64) -> u64 {
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-        });
-    wall.max(ledger_now_ns)
+    crate::auth::wall_clock_ns().max(ledger_now_ns)
 }
 
 /// The status of `player` at `now` (ns), and the due time in ns (what the live push waits for).

@@ -563,9 +563,7 @@ pub async fn export_goaml<C: Consensus>(
             GatherError::CaseNotFound => case_not_found(),
             GatherError::History(error) => ApiError::from_read(error),
         })?;
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+    let now_s = crate::auth::wall_clock_ns() / 1_000_000_000;
     let xml = croupier_risk::goaml::suspicious_transaction_report(
         &config.entity,
         &input.case,
