@@ -22,6 +22,7 @@ pub mod history;
 pub mod ids;
 pub mod ledger;
 pub mod memory;
+pub mod money;
 pub mod operators;
 pub mod players;
 pub mod reads;

@@ -20,6 +20,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::identity::CivilDate;
+use croupier_core::money::{currency_exponent, decimal};
 
 /// goAML caps free text (`comments_type`) at 8,000 characters.
 const COMMENT_CHARS_MAX: usize = 8_000;
@@ -447,37 +448,6 @@ fn sql_date(unix_s: u64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
-}
-
-/// Minor units as a decimal in major units: 123456 with exponent 2 is "1234.56".
-fn decimal(minor: u64, exponent: u32) -> String {
-    if exponent == 0 {
-        return minor.to_string();
-    }
-    let scale = 10u64.pow(exponent);
-    format!(
-        "{}.{:0width$}",
-        minor / scale,
-        minor % scale,
-        width = exponent as usize
-    )
-}
-
-/// ISO 4217 minor-unit digits: 2 for most currencies; the exceptions are listed (ISO 4217,
-/// list one, "Minor unit" column).
-pub fn currency_exponent(code: &str) -> u32 {
-    const NO_MINOR_UNIT: &[&str] = &[
-        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-        "VUV", "XAF", "XOF", "XPF",
-    ];
-    const THREE_DIGITS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-    if NO_MINOR_UNIT.contains(&code) {
-        0
-    } else if THREE_DIGITS.contains(&code) {
-        3
-    } else {
-        2
-    }
 }
 
 #[cfg(test)]

@@ -181,16 +181,6 @@ fn the_validator_rejects_a_broken_report() {
 }
 
 #[test]
-fn amounts_use_the_currency_minor_unit() {
-    assert_eq!(decimal(123_456, 2), "1234.56");
-    assert_eq!(decimal(7, 3), "0.007");
-    assert_eq!(decimal(7, 0), "7");
-    assert_eq!(currency_exponent("JPY"), 0);
-    assert_eq!(currency_exponent("KWD"), 3);
-    assert_eq!(currency_exponent("EUR"), 2);
-}
-
-#[test]
 fn an_amount_goaml_cannot_carry_is_an_error_not_a_wrong_number() {
     let mut yen = entity();
     yen.currency_code_local = "JPY".into();

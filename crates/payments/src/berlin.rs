@@ -1,0 +1,1 @@
+//! Berlin Group NextGenPSD2 connector (see PROTOCOLS.md).

@@ -1,0 +1,1 @@
+//! UK Open Banking v3.1 payment-initiation connector (see PROTOCOLS.md).

@@ -1,0 +1,1 @@
+//! The sandbox bank (see PROTOCOLS.md).
