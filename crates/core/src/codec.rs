@@ -141,6 +141,7 @@
 //! ```
 
 mod compliance;
+mod payments;
 mod players;
 mod tables;
 
@@ -161,7 +162,8 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 9;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 10;
+const CHECKPOINT_FORMAT_VERSION_V9: u8 = 9;
 /// Earlier checkpoint versions, still read: 8 has no reality checks, 7 no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
 /// its rounds either, 4 no tables, 3 no operator chain either, 2 no players either.
 const CHECKPOINT_FORMAT_VERSION_V8: u8 = 8;
@@ -376,6 +378,12 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         flush_when_full(&mut buffer, out)?;
     }
     Writer(&mut buffer).checkpoint_cases(compliance.cases.values().map(|case| case.as_ref()));
+    let payments = &frozen.payments;
+    Writer(&mut buffer).checkpoint_payments(
+        &payments.connectors,
+        payments.deposits.values(),
+        payments.withdrawals.values(),
+    );
     out.write_all(&buffer)
 }
 
@@ -394,6 +402,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V9,
         CHECKPOINT_FORMAT_VERSION_V8,
         CHECKPOINT_FORMAT_VERSION_V7,
         CHECKPOINT_FORMAT_VERSION_V6,
@@ -451,7 +460,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     }
     let players = ledger.directory.players.len();
     if version >= CHECKPOINT_FORMAT_VERSION_V8 {
-        let reality = version >= CHECKPOINT_FORMAT_VERSION;
+        let reality = version >= CHECKPOINT_FORMAT_VERSION_V9;
         let (policy, states) = r.checkpoint_compliance(players, reality)?;
         ledger.compliance.policy = policy;
         states
@@ -462,6 +471,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     } else {
         // Written before compliance state existed: every player starts with none.
         (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));
+    }
+    if version >= CHECKPOINT_FORMAT_VERSION {
+        ledger.payments = r.checkpoint_payments()?;
     }
     r.finish()?;
     ledger
@@ -721,6 +733,7 @@ impl Writer<'_> {
             Command::Tick => self.u8(TAG_TICK),
             Command::Table(command) => self.table_command(command),
             Command::Compliance(command) => self.compliance_command(command),
+            Command::Payment(command) => self.payment_command(command),
             other => {
                 let encoded = self.player_command(other);
                 assert!(encoded, "every command has an encoding");
@@ -835,6 +848,10 @@ impl Writer<'_> {
             CommandResult::Compliance(outcome) => {
                 self.u8(compliance::RESULT_TAG_COMPLIANCE);
                 self.compliance_outcome(outcome);
+            }
+            CommandResult::Payment(outcome) => {
+                self.u8(payments::RESULT_TAG_PAYMENT);
+                self.payment_outcome(outcome);
             }
         }
     }
@@ -1086,6 +1103,7 @@ impl<'a> Reader<'a> {
             TAG_TICK => Ok(Command::Tick),
             tables::TAG_TABLE => Ok(Command::Table(self.table_command()?)),
             compliance::TAG_COMPLIANCE => Ok(Command::Compliance(self.compliance_command()?)),
+            payments::TAG_PAYMENT => Ok(Command::Payment(self.payment_command()?)),
             tag => self.player_command(tag, offset),
         }
     }
@@ -1233,6 +1251,7 @@ impl<'a> Reader<'a> {
             compliance::RESULT_TAG_COMPLIANCE => {
                 Ok(CommandResult::Compliance(self.compliance_outcome()?))
             }
+            payments::RESULT_TAG_PAYMENT => Ok(CommandResult::Payment(self.payment_outcome()?)),
             _ => Err(self.invalid("result tag", offset)),
         }
     }

@@ -28,6 +28,8 @@ pub enum Command {
     /// Responsible-gambling limits, exclusions, identity, KYC and deposits
     /// (`crate::compliance`).
     Compliance(crate::compliance::ComplianceCommand),
+    /// Deposits and withdrawals through banks (`crate::payments`).
+    Payment(crate::payments::PaymentCommand),
     /// A command an operator's key asked for. Never nested. When `recorded`, applying it also
     /// appends a record to the operator audit trail (`crate::operators`); it is false only for
     /// entries logged before the trail existed (codec tag 11), which must apply as they did.
@@ -66,6 +68,7 @@ pub enum CommandResult {
     Player(PlayerOutcome),
     Table(crate::tables::TableOutcome),
     Compliance(crate::compliance::ComplianceOutcome),
+    Payment(crate::payments::PaymentOutcome),
 }
 
 /// The content of one log entry: the leader's timestamp and a batch of commands.

@@ -15,6 +15,10 @@ const RESERVED_TAG_WALLET_TRANSFER: u128 = 2;
 const RESERVED_TAG_EXPIRY_TRANSFER: u128 = 3;
 const RESERVED_TAG_PLAYER: u128 = 4;
 const RESERVED_TAG_PLAYER_WALLET: u128 = 5;
+const RESERVED_TAG_IN_FLIGHT: u128 = 6;
+const RESERVED_TAG_RETURNS: u128 = 7;
+/// Clearing accounts: this tag plus the connector's number (below 256).
+const RESERVED_TAG_CLEARING: u128 = 0x100;
 const RESERVED_TAG_MASK: u128 = 0xFFFF_FFFF << 64;
 
 pub fn is_reserved_id(id: u128) -> bool {
@@ -25,6 +29,22 @@ pub fn is_reserved_id(id: u128) -> bool {
 /// operation; every bet credits it and every win debits it.
 pub fn house_account_id(ledger: LedgerCode) -> AccountId {
     RESERVED_ID_PREFIX | (RESERVED_TAG_HOUSE_ACCOUNT << 64) | ledger.0 as u128
+}
+
+/// The account of a ledger's withdrawals in flight: reserved when requested, paid out of.
+pub fn in_flight_account_id(ledger: LedgerCode) -> AccountId {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_IN_FLIGHT << 64) | ledger.0 as u128
+}
+
+/// Where a deposit the bank settled waits when the player's limits refused the credit.
+pub fn returns_account_id(ledger: LedgerCode) -> AccountId {
+    RESERVED_ID_PREFIX | (RESERVED_TAG_RETURNS << 64) | ledger.0 as u128
+}
+
+/// The clearing account of payment connector number `connector` (`crate::payments`) in
+/// `ledger`: the mirror of the operator's account at that bank.
+pub fn clearing_account_id(connector: u8, ledger: LedgerCode) -> AccountId {
+    RESERVED_ID_PREFIX | ((RESERVED_TAG_CLEARING + u128::from(connector)) << 64) | ledger.0 as u128
 }
 
 /// The transfer id of the `sequence`-th wallet operation (bet, win or rollback reversal).

@@ -29,6 +29,7 @@ mod directory;
 pub(crate) mod hashing;
 mod invariants;
 pub(crate) mod paged;
+mod payment_ops;
 mod pending;
 mod table_ops;
 mod transfers;
@@ -51,6 +52,7 @@ pub(crate) use compliance_ops::ComplianceBook;
 use directory::Directory;
 use hashing::IdMap;
 use paged::PagedVec;
+pub(crate) use payment_ops::PaymentBook;
 pub(crate) use pending::{PendingSet, PendingTransfer};
 
 /// A consistent copy of the hot state for a checkpoint, taken between two entries in O(pages)
@@ -68,6 +70,7 @@ pub struct FrozenLedger {
     pub(crate) operators: OperatorChain,
     pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
     pub(crate) compliance: ComplianceBook,
+    pub(crate) payments: payment_ops::PaymentBook,
 }
 
 impl FrozenLedger {
@@ -224,6 +227,8 @@ pub struct Ledger {
     /// Responsible-gambling and KYC state per player, and the jurisdictions' policy (shared
     /// copy-on-write with checkpoints like the players).
     pub(crate) compliance: ComplianceBook,
+    /// Deposits and withdrawals through banks (shared copy-on-write with checkpoints).
+    pub(crate) payments: payment_ops::PaymentBook,
     /// The timestamp of the entry being applied (what table deadlines are compared with: a
     /// bet is late when its entry is stamped at or after the close).
     entry_ns: u64,
@@ -263,6 +268,7 @@ impl Ledger {
             operators: self.operators,
             tables: self.tables.clone(),
             compliance: self.compliance.clone(),
+            payments: self.payments.clone(),
         }
     }
 
@@ -361,7 +367,8 @@ impl Ledger {
                 | Command::CloseSession(_)
                 | Command::RevokeSessions(_)
                 | Command::Table(_)
-                | Command::Compliance(_) => {}
+                | Command::Compliance(_)
+                | Command::Payment(_) => {}
             }
         }
     }
@@ -461,6 +468,7 @@ impl Ledger {
             Command::Compliance(command) => {
                 CommandResult::Compliance(self.apply_compliance(command))
             }
+            Command::Payment(command) => CommandResult::Payment(self.apply_payment(command)),
             // The effect is the command's own; the operator's identity and what the command
             // did go to the audit trail.
             Command::ByOperator {

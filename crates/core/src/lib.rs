@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod memory;
 pub mod money;
 pub mod operators;
+pub mod payments;
 pub mod players;
 pub mod reads;
 pub mod tables;

@@ -43,10 +43,11 @@ pub enum CommandKind {
     RevokeSessions = 10,
     Table = 13,
     Compliance = 14,
+    Payment = 15,
 }
 
 impl CommandKind {
-    const ALL: [CommandKind; 12] = [
+    const ALL: [CommandKind; 13] = [
         CommandKind::CreateAccounts,
         CommandKind::CreateTransfers,
         CommandKind::WalletBet,
@@ -59,6 +60,7 @@ impl CommandKind {
         CommandKind::RevokeSessions,
         CommandKind::Table,
         CommandKind::Compliance,
+        CommandKind::Payment,
     ];
 
     /// The kind of a command that is not itself an operator wrapper.
@@ -76,6 +78,7 @@ impl CommandKind {
             Command::RevokeSessions(_) => CommandKind::RevokeSessions,
             Command::Table(_) => CommandKind::Table,
             Command::Compliance(_) => CommandKind::Compliance,
+            Command::Payment(_) => CommandKind::Payment,
             Command::ByOperator { .. } => panic!("operator commands are never nested"),
         }
     }
@@ -94,6 +97,7 @@ impl CommandKind {
             CommandKind::RevokeSessions => "revoke_sessions",
             CommandKind::Table => "table",
             CommandKind::Compliance => "compliance",
+            CommandKind::Payment => "payment",
         }
     }
 
@@ -279,6 +283,7 @@ fn item_counts(result: &CommandResult) -> (u32, u32) {
         CommandResult::Player(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Table(outcome) => (1, u32::from(!outcome.is_ok())),
         CommandResult::Compliance(outcome) => (1, u32::from(outcome.code() != "ok")),
+        CommandResult::Payment(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Tick => (0, 0),
     }
 }
@@ -297,6 +302,7 @@ fn subject_of(command: &Command, result: &CommandResult) -> u128 {
         (Command::OpenSession(session), _) => session.player_id,
         (Command::RevokeSessions(player), _) => *player,
         (Command::Compliance(command), _) => command.player_id().unwrap_or(0),
+        (Command::Payment(command), _) => command.payment_id(),
         _ => 0,
     }
 }

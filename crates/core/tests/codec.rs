@@ -290,8 +290,9 @@ fn every_history_record_round_trips_through_the_codec() {
 
 /// The compliance section of a checkpoint without registered players (version 8): the
 /// default policy (three levels, a u64 and a level, then a u16 count) and two u64 counts
-/// (players, cases).
-const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8;
+/// (players, cases); then the empty payments section (version 10): a u16 count (connectors)
+/// and two u64 counts (deposits, withdrawals).
+const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8 + 2 + 8 + 8;
 
 #[test]
 fn empty_ledger_round_trips() {
@@ -577,7 +578,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     assert_eq!(decode_results(&version), Err(DecodeError::Version(9)));
     let cases: [(usize, u8, &str); 3] = [
         (5, 0, "result tag"),
-        (5, 8, "result tag"),
+        (5, 9, "result tag"),
         (
             10,
             CreateAccountResult::ALL.len() as u8,

@@ -1,7 +1,7 @@
 //! Responsible gambling and KYC in the ledger: every limit and exclusion at its boundary, on
 //! wallet bets, table bets and deposits alike; cooling-off by ledger time; a bet racing a
-//! limit decrease; reality checks; and the compliance state through checkpoints (version 9; 8 and
-//! 7 still load).
+//! limit decrease; reality checks; and the compliance state through checkpoints (version 10; 9, 8
+//! and 7 still load).
 
 mod common;
 
@@ -623,11 +623,33 @@ fn busy_compliance_ledger() -> MemoryLedger {
     ledger
 }
 
+/// The ledger's checkpoint as version 9 wrote it: version 10 appends the payments section
+/// (a u16 connector count and two u64 record counts, all 0 here).
+fn version_9_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
+    let mut checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint[0], 10);
+    let payments = checkpoint.split_off(checkpoint.len() - (2 + 8 + 8));
+    assert!(
+        payments.iter().all(|byte| *byte == 0),
+        "no payments in these tests"
+    );
+    checkpoint[0] = 9;
+    checkpoint
+}
+
+#[test]
+fn a_version_9_checkpoint_loads_with_no_payments() {
+    let ledger = busy_compliance_ledger();
+    let restored = MemoryLedger::restore(&version_9_checkpoint(&ledger), ledger.history.clone())
+        .expect("version 9 loads");
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+}
+
 #[test]
 fn compliance_state_survives_a_checkpoint_byte_for_byte() {
     let ledger = busy_compliance_ledger();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 9);
+    assert_eq!(checkpoint[0], 10);
     let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(
@@ -639,7 +661,7 @@ fn compliance_state_survives_a_checkpoint_byte_for_byte() {
 #[test]
 fn a_version_7_checkpoint_loads_with_no_compliance_state() {
     let ledger = casino();
-    let checkpoint = ledger.checkpoint();
+    let checkpoint = version_9_checkpoint(&ledger);
     // Version 8 appends the compliance section: the default policy (3 + 8 + 1 bytes and a
     // u16 count), the player count, per player 41 bytes of empty state (30 before version 9),
     // and the case count.
@@ -653,7 +675,7 @@ fn a_version_7_checkpoint_loads_with_no_compliance_state() {
 #[test]
 fn a_version_8_checkpoint_loads_without_reality_checks() {
     let ledger = casino();
-    let checkpoint = ledger.checkpoint();
+    let checkpoint = version_9_checkpoint(&ledger);
     // Each player's 41 bytes of empty state: 29 up to the case flags, then version 9's
     // interval (2), acknowledgement (8) and identifiers (1), then the wallet count (1).
     let players_at = checkpoint.len() - 8 - 2 * 41;

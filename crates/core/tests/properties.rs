@@ -570,6 +570,9 @@ fn random_logs_exercise_the_interesting_paths() {
                     CommandResult::Compliance(outcome) => {
                         codes.insert(format!("compliance:{}", outcome.code()));
                     }
+                    CommandResult::Payment(outcome) => {
+                        codes.insert(format!("payment:{}", outcome.code()));
+                    }
                     CommandResult::Player(outcome) => {
                         codes.insert(
                             format!("player:{outcome:?}")

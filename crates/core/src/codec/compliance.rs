@@ -176,7 +176,7 @@ impl Writer<'_> {
         }
     }
 
-    fn optional_text(&mut self, text: &str) {
+    pub(super) fn optional_text(&mut self, text: &str) {
         self.u16(u16::try_from(text.len()).expect("short text"));
         self.0.extend_from_slice(text.as_bytes());
     }
@@ -401,7 +401,7 @@ impl Reader<'_> {
         KycLevel::from_u8(self.u8()?).ok_or_else(|| self.invalid("kyc level", offset))
     }
 
-    fn optional_text(&mut self, len_max: usize) -> Result<String, DecodeError> {
+    pub(super) fn optional_text(&mut self, len_max: usize) -> Result<String, DecodeError> {
         let offset = self.offset;
         let len = usize::from(self.u16()?);
         let bytes = self.slice(len)?;
@@ -411,7 +411,7 @@ impl Reader<'_> {
         }
     }
 
-    fn present(&mut self) -> Result<bool, DecodeError> {
+    pub(super) fn present(&mut self) -> Result<bool, DecodeError> {
         let offset = self.offset;
         match self.u8()? {
             0 => Ok(false),
@@ -680,7 +680,7 @@ impl Writer<'_> {
         }
     }
 
-    fn reasons(&mut self, reasons: &[String]) {
+    pub(super) fn reasons(&mut self, reasons: &[String]) {
         self.u8(reasons.len() as u8);
         reasons.iter().for_each(|reason| self.optional_text(reason));
     }
@@ -770,7 +770,7 @@ impl Reader<'_> {
         Ok(command)
     }
 
-    fn reasons(&mut self) -> Result<Vec<String>, DecodeError> {
+    pub(super) fn reasons(&mut self) -> Result<Vec<String>, DecodeError> {
         let offset = self.offset;
         let count = usize::from(self.u8()?);
         if count > REASONS_PER_CASE_MAX {

@@ -188,7 +188,7 @@ impl Ledger {
         O::Ok
     }
 
-    fn open_case(&mut self, new: &NewCase, now: u64) -> ComplianceOutcome {
+    pub(super) fn open_case(&mut self, new: &NewCase, now: u64) -> ComplianceOutcome {
         if let Some(existing) = self.compliance.cases.get(&new.case_id) {
             // The same decision proposed again (a pipeline replaying its feed): one case.
             return match existing.player_id == new.player_id {
@@ -364,7 +364,7 @@ impl Ledger {
         }
     }
 
-    fn check_deposit(&self, deposit: &Deposit) -> Result<(), Refusal> {
+    pub(super) fn check_deposit(&self, deposit: &Deposit) -> Result<(), Refusal> {
         let Some(slot) = self.compliance_slot(deposit.player_id) else {
             return Ok(());
         };
@@ -452,6 +452,19 @@ impl Ledger {
             player.session_started_at_ns = now;
             O::Ok
         });
+    }
+
+    pub(super) fn record_deposited(
+        &mut self,
+        player_id: PlayerId,
+        ledger: LedgerCode,
+        amount: u64,
+    ) {
+        let deposited = Spend {
+            deposited: amount,
+            ..Spend::default()
+        };
+        self.record_spend(player_id, ledger, deposited);
     }
 
     fn record_spend(&mut self, player_id: PlayerId, ledger: LedgerCode, spend: Spend) {

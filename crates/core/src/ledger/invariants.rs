@@ -399,10 +399,28 @@ fn check_resolution_time(p: &Transfer, t: &Transfer) -> Result<(), String> {
     }
 }
 
+/// The payments' own accounts (`crate::payments`): in flight, returns, and a clearing account
+/// per connector number, each of its ledger and kind.
+fn is_payment_account(account: &Account) -> bool {
+    use crate::ids::{clearing_account_id, in_flight_account_id, returns_account_id};
+    let ledger = account.ledger;
+    match account.kind {
+        AccountKind::System => {
+            account.id == in_flight_account_id(ledger) || account.id == returns_account_id(ledger)
+        }
+        AccountKind::Clearing => {
+            (0..=u8::MAX).any(|connector| account.id == clearing_account_id(connector, ledger))
+        }
+        _ => false,
+    }
+}
+
 fn check_house_id(account: &Account) -> Result<(), String> {
     let registered_wallet =
         crate::ids::is_player_wallet_account_id(account.id) && account.kind == AccountKind::Player;
-    if (is_reserved_id(account.id) && !registered_wallet) != (account.kind == AccountKind::House)
+    let payments = is_payment_account(account);
+    if (is_reserved_id(account.id) && !registered_wallet && !payments)
+        != (account.kind == AccountKind::House)
         || (account.kind == AccountKind::House && account.id != house_account_id(account.ledger))
     {
         return Err(format!(

@@ -27,6 +27,11 @@ impl Ledger {
         if let Some(existing) = self.find_transfer(t.id) {
             return transfer_exists(t, existing);
         }
+        // The ledger's own pending transfers (withdrawal reservations) are resolved only by
+        // the commands that own them: to a client they do not exist.
+        if is_reserved_id(t.pending_id) {
+            return R::PendingTransferNotFound;
+        }
         if t.flags.contains(TransferFlags::POST_PENDING_TRANSFER)
             || t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
         {
@@ -35,7 +40,7 @@ impl Ledger {
         self.create_single_or_pending(t, timestamp)
     }
 
-    fn create_single_or_pending(
+    pub(super) fn create_single_or_pending(
         &mut self,
         t: &NewTransfer,
         timestamp: u64,
@@ -158,7 +163,7 @@ impl Ledger {
         stored
     }
 
-    fn post_or_void_pending_transfer(
+    pub(super) fn post_or_void_pending_transfer(
         &mut self,
         t: &NewTransfer,
         timestamp: u64,

@@ -1,0 +1,416 @@
+//! Money in and out through banks, as ledger state: every deposit and withdrawal, each step of
+//! its life (started at a bank, settled, rejected; reserved, decided, sent, paid, refunded)
+//! and each decision with its reasons is a command, so no crash, retry or leader change can
+//! credit or pay a player twice: the state machine accepts each step once, in order.
+//!
+//! Money moves through three kinds of ledger-made accounts per currency:
+//! - the player's wallet;
+//! - a bank's clearing account (`clearing_account_id`): the mirror of the operator's account
+//!   at that bank. A settled deposit moves money from it to the wallet; a paid withdrawal
+//!   moves money into it. Its debits less its credits are what the bank's statement should
+//!   show as the operator's net receipts (reconciliation compares the two).
+//! - withdrawals in flight (`in_flight_account_id`): a withdrawal request reserves the amount
+//!   as a pending transfer from the wallet to it; approval posts it, rejection voids it; the
+//!   paid payout moves it on to the clearing account; a definitive failure refunds it.
+//!
+//! The node's payment worker proposes the steps; what a bank answered is its input, and the
+//! outbox is this state itself: a withdrawal in `Sending` is a payout to send (again, with the
+//! same idempotency key) until the bank says what became of it.
+//!
+//! Memory: every deposit and withdrawal stays in the hot state (bounded per record by the
+//! limits below). Moving finished ones to history is future work (ARCHITECTURE.md).
+
+use crate::compliance::Refusal;
+use crate::ids::LedgerCode;
+use crate::players::PlayerId;
+use crate::types::CreateTransferResult;
+
+pub type PaymentId = u128;
+
+/// A connector's name as configured ("bank-a"): 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+pub const CONNECTOR_NAME_LEN_MAX: usize = 32;
+/// Connectors the ledger keeps clearing accounts for.
+pub const CONNECTORS_MAX: usize = 256;
+/// A bank's consent or payment id.
+pub const BANK_REF_LEN_MAX: usize = 128;
+pub const AUTHORISATION_URL_LEN_MAX: usize = 1_024;
+/// An IBAN has at most 34 characters; a sort code and account number 14 digits.
+pub const PAYEE_ACCOUNT_LEN_MAX: usize = 34;
+pub const PAYEE_NAME_LEN_MAX: usize = 140;
+/// Payout attempts per withdrawal (one per connector tried).
+pub const ATTEMPTS_MAX: usize = 8;
+pub const REASONS_MAX: usize = 16;
+pub const REASON_LEN_MAX: usize = 64;
+
+/// Where a deposit stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepositState {
+    /// Recorded; the bank has not been asked yet (or its answer was not recorded).
+    Opening,
+    /// The bank holds a consent or payment awaiting the player's authorisation.
+    AwaitingAuthorisation,
+    /// The bank settled it and the wallet was credited.
+    Settled,
+    /// The bank rejected it (or the player declined): no money moved.
+    Rejected,
+    /// No authorisation in time: no money moved.
+    Expired,
+    /// The bank settled it but the player's limits or status refused the credit at that
+    /// moment: the money waits in the returns account for a return to the player's bank.
+    Refused(Refusal),
+}
+
+impl DepositState {
+    pub fn name(self) -> &'static str {
+        match self {
+            DepositState::Opening => "opening",
+            DepositState::AwaitingAuthorisation => "awaiting_authorisation",
+            DepositState::Settled => "settled",
+            DepositState::Rejected => "rejected",
+            DepositState::Expired => "expired",
+            DepositState::Refused(_) => "refused",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            DepositState::Opening | DepositState::AwaitingAuthorisation
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepositRecord {
+    pub deposit_id: PaymentId,
+    pub player_id: PlayerId,
+    pub ledger: LedgerCode,
+    pub amount: u64,
+    pub connector: String,
+    pub state: DepositState,
+    pub consent_id: String,
+    pub authorisation_url: String,
+    /// The bank's reason for a rejection ("" otherwise).
+    pub reason: String,
+    pub opened_at_ns: u64,
+    pub updated_at_ns: u64,
+}
+
+/// The account a withdrawal is paid to: an IBAN, or a UK sort code and account number.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PayeeAccount {
+    /// Upper case, no spaces.
+    Iban(String),
+    /// 6 digits and 8 digits.
+    SortCode {
+        sort_code: String,
+        account_number: String,
+    },
+}
+
+// Account numbers are personal data: Debug shows the last four characters.
+impl std::fmt::Debug for PayeeAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            PayeeAccount::Iban(iban) => iban,
+            PayeeAccount::SortCode { account_number, .. } => account_number,
+        };
+        let tail = &text[text.len().saturating_sub(4)..];
+        write!(f, "PayeeAccount(…{tail})")
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payee {
+    pub account: PayeeAccount,
+    pub name: String,
+}
+
+impl std::fmt::Debug for Payee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payee")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Payee {
+    pub fn check(&self) -> bool {
+        let digits = |text: &str, len: usize| {
+            text.len() == len && text.bytes().all(|byte| byte.is_ascii_digit())
+        };
+        let account = match &self.account {
+            PayeeAccount::Iban(iban) => {
+                (5..=PAYEE_ACCOUNT_LEN_MAX).contains(&iban.len())
+                    && iban
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            }
+            PayeeAccount::SortCode {
+                sort_code,
+                account_number,
+            } => digits(sort_code, 6) && digits(account_number, 8),
+        };
+        let name = !self.name.trim().is_empty()
+            && self.name.len() <= PAYEE_NAME_LEN_MAX
+            && !self.name.chars().any(char::is_control);
+        account && name
+    }
+}
+
+/// Where a withdrawal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithdrawalState {
+    /// The amount is reserved; the checks and the routing run.
+    Requested,
+    /// A case is open; the amount stays reserved until the case is decided.
+    Held,
+    /// Approved: the latest attempt's payout is to be sent, or was and awaits its outcome.
+    Sending,
+    /// The bank paid it: final.
+    Paid,
+    /// Every attempt failed definitively: the player got the amount back. Final.
+    Refunded,
+    /// Refused before any payout: the reservation was voided. Final.
+    Rejected,
+}
+
+impl WithdrawalState {
+    pub fn name(self) -> &'static str {
+        match self {
+            WithdrawalState::Requested => "requested",
+            WithdrawalState::Held => "held",
+            WithdrawalState::Sending => "sending",
+            WithdrawalState::Paid => "paid",
+            WithdrawalState::Refunded => "refunded",
+            WithdrawalState::Rejected => "rejected",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            WithdrawalState::Paid | WithdrawalState::Refunded | WithdrawalState::Rejected
+        )
+    }
+}
+
+/// One payout through one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayoutAttempt {
+    pub connector: String,
+    /// The bank's payment id, once it said (empty before).
+    pub payment_id: String,
+    /// Why it failed definitively (empty while it has not).
+    pub failure: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawalRecord {
+    pub withdrawal_id: PaymentId,
+    pub player_id: PlayerId,
+    pub ledger: LedgerCode,
+    pub amount: u64,
+    pub payee: Payee,
+    pub state: WithdrawalState,
+    /// The pending transfer that reserves the amount.
+    pub reservation_id: u128,
+    pub attempts: Vec<PayoutAttempt>,
+    /// Every check's finding and every routing choice, in order.
+    pub reasons: Vec<String>,
+    /// The case a hold opened (0: none).
+    pub case_id: u128,
+    pub requested_at_ns: u64,
+    pub updated_at_ns: u64,
+}
+
+impl WithdrawalRecord {
+    /// The attempt in flight (the last one), while `Sending`.
+    pub fn current_attempt(&self) -> Option<(u8, &PayoutAttempt)> {
+        let last = self.attempts.len().checked_sub(1)?;
+        (self.state == WithdrawalState::Sending).then(|| (last as u8, &self.attempts[last]))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WithdrawalDecision {
+    /// Pay through this connector: the reservation is posted.
+    Approve { connector: String },
+    /// Open a case (this id, this score) and keep the reservation until it is decided.
+    Hold { case_id: u128, score: u8 },
+    /// Void the reservation.
+    Reject,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentCommand {
+    /// A player's deposit through `connector`: checked against the player's status, KYC and
+    /// deposit limits now (and again when the money arrives).
+    OpenDeposit {
+        deposit_id: PaymentId,
+        player_id: PlayerId,
+        ledger: LedgerCode,
+        amount: u64,
+        connector: String,
+    },
+    /// The bank holds the deposit's consent (or payment) awaiting authorisation.
+    DepositStarted {
+        deposit_id: PaymentId,
+        consent_id: String,
+        authorisation_url: String,
+    },
+    /// The bank settled the deposit: credit the wallet from the bank's clearing account.
+    SettleDeposit { deposit_id: PaymentId },
+    /// The bank rejected the deposit, or its authorisation expired.
+    FailDeposit {
+        deposit_id: PaymentId,
+        expired: bool,
+        reason: String,
+    },
+    /// Reserve the amount for a payout to `payee`.
+    RequestWithdrawal {
+        withdrawal_id: PaymentId,
+        player_id: PlayerId,
+        ledger: LedgerCode,
+        amount: u64,
+        payee: Payee,
+    },
+    DecideWithdrawal {
+        withdrawal_id: PaymentId,
+        decision: WithdrawalDecision,
+        reasons: Vec<String>,
+    },
+    /// The bank took attempt `attempt`'s payout under this payment id.
+    PayoutAccepted {
+        withdrawal_id: PaymentId,
+        attempt: u8,
+        payment_id: String,
+    },
+    /// The bank paid attempt `attempt`.
+    SettlePayout {
+        withdrawal_id: PaymentId,
+        attempt: u8,
+    },
+    /// Attempt `attempt` failed definitively: try `next_connector`, or refund the player.
+    FailPayout {
+        withdrawal_id: PaymentId,
+        attempt: u8,
+        reason: String,
+        next_connector: Option<String>,
+    },
+}
+
+pub fn connector_name_ok(name: &str) -> bool {
+    (1..=CONNECTOR_NAME_LEN_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn reason_ok(reason: &str) -> bool {
+    reason.len() <= REASON_LEN_MAX && !reason.chars().any(char::is_control)
+}
+
+fn text_ok(text: &str, len_max: usize) -> bool {
+    text.len() <= len_max && !text.chars().any(char::is_control)
+}
+
+impl PaymentCommand {
+    /// Whether the command is well formed (the node and the log decoder check it).
+    pub fn check(&self) -> bool {
+        match self {
+            PaymentCommand::OpenDeposit {
+                deposit_id,
+                amount,
+                connector,
+                ..
+            } => *deposit_id != 0 && *amount > 0 && connector_name_ok(connector),
+            PaymentCommand::DepositStarted {
+                consent_id,
+                authorisation_url,
+                ..
+            } => {
+                !consent_id.is_empty()
+                    && text_ok(consent_id, BANK_REF_LEN_MAX)
+                    && text_ok(authorisation_url, AUTHORISATION_URL_LEN_MAX)
+            }
+            PaymentCommand::SettleDeposit { .. } | PaymentCommand::SettlePayout { .. } => true,
+            PaymentCommand::FailDeposit { reason, .. } => reason_ok(reason),
+            PaymentCommand::RequestWithdrawal {
+                withdrawal_id,
+                amount,
+                payee,
+                ..
+            } => *withdrawal_id != 0 && *amount > 0 && payee.check(),
+            PaymentCommand::DecideWithdrawal {
+                decision, reasons, ..
+            } => {
+                let decision_ok = match decision {
+                    WithdrawalDecision::Approve { connector } => connector_name_ok(connector),
+                    WithdrawalDecision::Hold { case_id, score } => *case_id != 0 && *score <= 100,
+                    WithdrawalDecision::Reject => true,
+                };
+                decision_ok && reasons.len() <= REASONS_MAX && reasons.iter().all(|r| reason_ok(r))
+            }
+            PaymentCommand::PayoutAccepted { payment_id, .. } => {
+                !payment_id.is_empty() && text_ok(payment_id, BANK_REF_LEN_MAX)
+            }
+            PaymentCommand::FailPayout {
+                reason,
+                next_connector,
+                ..
+            } => reason_ok(reason) && next_connector.as_deref().is_none_or(connector_name_ok),
+        }
+    }
+
+    /// The deposit or withdrawal the command is about.
+    pub fn payment_id(&self) -> PaymentId {
+        match self {
+            PaymentCommand::OpenDeposit { deposit_id, .. }
+            | PaymentCommand::DepositStarted { deposit_id, .. }
+            | PaymentCommand::SettleDeposit { deposit_id }
+            | PaymentCommand::FailDeposit { deposit_id, .. } => *deposit_id,
+            PaymentCommand::RequestWithdrawal { withdrawal_id, .. }
+            | PaymentCommand::DecideWithdrawal { withdrawal_id, .. }
+            | PaymentCommand::PayoutAccepted { withdrawal_id, .. }
+            | PaymentCommand::SettlePayout { withdrawal_id, .. }
+            | PaymentCommand::FailPayout { withdrawal_id, .. } => *withdrawal_id,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Applied, or a repeat of a step already applied (a retry changes nothing).
+    Ok,
+    Refused(Refusal),
+    PlayerNotFound,
+    NoWalletInCurrency,
+    NotFound,
+    /// The id is taken by another payment (other player, amount or currency).
+    Conflict,
+    /// The step does not follow from where the payment stands (a settle of a rejected
+    /// deposit, an attempt that is not the current one).
+    WrongState,
+    /// The ledger refused the reservation (out of funds, say).
+    TransferRefused(CreateTransferResult),
+    TooManyConnectors,
+    TooManyAttempts,
+}
+
+impl PaymentOutcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            PaymentOutcome::Ok => "ok",
+            PaymentOutcome::Refused(refusal) => refusal.code(),
+            PaymentOutcome::PlayerNotFound => "player_not_found",
+            PaymentOutcome::NoWalletInCurrency => "no_wallet_in_currency",
+            PaymentOutcome::NotFound => "payment_not_found",
+            PaymentOutcome::Conflict => "payment_conflict",
+            PaymentOutcome::WrongState => "payment_wrong_state",
+            PaymentOutcome::TransferRefused(result) => result.code(),
+            PaymentOutcome::TooManyConnectors => "too_many_connectors",
+            PaymentOutcome::TooManyAttempts => "too_many_attempts",
+        }
+    }
+}

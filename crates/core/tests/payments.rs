@@ -1,0 +1,590 @@
+//! Deposits and withdrawals through banks in the ledger: each step once and in order, money
+//! moved exactly once whatever is repeated, limits checked when the money arrives, the
+//! reservation only the payment commands can resolve, and all of it through checkpoints and
+//! the log codec.
+
+mod common;
+
+use common::{eur, SECOND_NS, T0};
+use croupier_core::codec::{decode_proposal, encode_proposal};
+use croupier_core::command::Proposal;
+use croupier_core::compliance::limit_slot;
+use croupier_core::compliance::{
+    ComplianceCommand, LimitChange, LimitKind, LimitsRequest, Period, Refusal, LIMIT_SLOTS,
+};
+use croupier_core::ids::{
+    clearing_account_id, in_flight_account_id, player_id, player_wallet_account_id,
+};
+use croupier_core::payments::{
+    DepositState, Payee, PayeeAccount, PaymentCommand, PaymentOutcome, WithdrawalDecision,
+    WithdrawalState,
+};
+use croupier_core::players::NewPlayer;
+use croupier_core::{
+    Command, CommandResult, CreateTransferResult, MemoryLedger, NewTransfer, TransferFlags,
+};
+
+fn casino() -> MemoryLedger {
+    let mut ledger = MemoryLedger::new();
+    let players = ["alice", "bob"].map(|name| {
+        Command::CreatePlayer(NewPlayer {
+            username: name.into(),
+            password_hash: "$argon2id$v=19$x".into(),
+            currencies: vec![eur()],
+        })
+    });
+    ledger.apply(T0, &players);
+    ledger
+}
+
+fn pay(ledger: &mut MemoryLedger, command: PaymentCommand) -> PaymentOutcome {
+    let at = ledger.last_timestamp().max(T0) + SECOND_NS;
+    match ledger.apply(at, &[Command::Payment(command)]).pop() {
+        Some(CommandResult::Payment(outcome)) => outcome,
+        other => panic!("expected a payment result, got {other:?}"),
+    }
+}
+
+fn balance(ledger: &MemoryLedger) -> u128 {
+    ledger
+        .player_balance(player_wallet_account_id(0, 0))
+        .unwrap()
+        .1
+}
+
+/// Debits less credits of an account (what a clearing account says the bank received).
+fn net_debits(ledger: &MemoryLedger, id: u128) -> i128 {
+    ledger
+        .account(id)
+        .map_or(0, |a| a.debits_posted as i128 - a.credits_posted as i128)
+}
+
+fn open_deposit(id: u128, amount: u64, connector: &str) -> PaymentCommand {
+    PaymentCommand::OpenDeposit {
+        deposit_id: id,
+        player_id: player_id(0),
+        ledger: eur(),
+        amount,
+        connector: connector.into(),
+    }
+}
+
+fn deposited(ledger: &mut MemoryLedger, id: u128, amount: u64) {
+    assert_eq!(
+        pay(ledger, open_deposit(id, amount, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    let started = PaymentCommand::DepositStarted {
+        deposit_id: id,
+        consent_id: format!("consent-{id}"),
+        authorisation_url: "http://bank/authorize".into(),
+    };
+    assert_eq!(pay(ledger, started), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(ledger, PaymentCommand::SettleDeposit { deposit_id: id }),
+        PaymentOutcome::Ok
+    );
+}
+
+fn payee() -> Payee {
+    Payee {
+        account: PayeeAccount::Iban("DE89370400440532013000".into()),
+        name: "Alice Example".into(),
+    }
+}
+
+fn request(id: u128, amount: u64) -> PaymentCommand {
+    PaymentCommand::RequestWithdrawal {
+        withdrawal_id: id,
+        player_id: player_id(0),
+        ledger: eur(),
+        amount,
+        payee: payee(),
+    }
+}
+
+fn approve(id: u128, connector: &str) -> PaymentCommand {
+    PaymentCommand::DecideWithdrawal {
+        withdrawal_id: id,
+        decision: WithdrawalDecision::Approve {
+            connector: connector.into(),
+        },
+        reasons: vec!["score_low".into(), format!("route:{connector}")],
+    }
+}
+
+#[test]
+fn a_settled_deposit_credits_the_wallet_once_from_the_banks_clearing_account() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 7, 2_500);
+    // The bank's notification and the status poll both say settled: one credit.
+    assert_eq!(
+        pay(&mut ledger, PaymentCommand::SettleDeposit { deposit_id: 7 }),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(balance(&ledger), 2_500);
+    assert_eq!(net_debits(&ledger, clearing_account_id(0, eur())), 2_500);
+    let record = ledger.ledger.deposit_record(7).unwrap();
+    assert_eq!(record.state, DepositState::Settled);
+    assert_eq!(record.consent_id, "consent-7");
+    // Settled is final: a late rejection changes nothing.
+    let late = PaymentCommand::FailDeposit {
+        deposit_id: 7,
+        expired: false,
+        reason: "RJCT".into(),
+    };
+    assert_eq!(pay(&mut ledger, late), PaymentOutcome::WrongState);
+    assert!(ledger.ledger.open_deposits(0, 10).is_empty());
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_rejected_or_expired_deposit_moves_no_money_and_cannot_settle_later() {
+    let mut ledger = casino();
+    assert_eq!(
+        pay(&mut ledger, open_deposit(1, 100, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, open_deposit(2, 100, "bank-b")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(ledger.ledger.open_deposits(0, 10).len(), 2);
+    let rejected = PaymentCommand::FailDeposit {
+        deposit_id: 1,
+        expired: false,
+        reason: "AM04".into(),
+    };
+    let expired = PaymentCommand::FailDeposit {
+        deposit_id: 2,
+        expired: true,
+        reason: String::new(),
+    };
+    assert_eq!(pay(&mut ledger, rejected.clone()), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, rejected),
+        PaymentOutcome::Ok,
+        "a repeat is a no-op"
+    );
+    assert_eq!(pay(&mut ledger, expired), PaymentOutcome::Ok);
+    for id in [1, 2] {
+        assert_eq!(
+            pay(
+                &mut ledger,
+                PaymentCommand::SettleDeposit { deposit_id: id }
+            ),
+            PaymentOutcome::WrongState
+        );
+    }
+    assert_eq!(
+        ledger.ledger.deposit_record(2).unwrap().state,
+        DepositState::Expired
+    );
+    assert_eq!(balance(&ledger), 0);
+    assert!(ledger.account(clearing_account_id(0, eur())).is_none());
+}
+
+#[test]
+fn a_deposit_id_reused_for_another_payment_is_a_conflict() {
+    let mut ledger = casino();
+    assert_eq!(
+        pay(&mut ledger, open_deposit(1, 100, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, open_deposit(1, 100, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, open_deposit(1, 101, "bank-a")),
+        PaymentOutcome::Conflict
+    );
+    assert_eq!(
+        pay(&mut ledger, PaymentCommand::SettleDeposit { deposit_id: 9 }),
+        PaymentOutcome::NotFound
+    );
+}
+
+fn deposit_limit(amount: u64) -> Command {
+    let mut money = [None; LIMIT_SLOTS];
+    money[limit_slot(LimitKind::Deposit, Period::Day)] = Some(LimitChange::Set(amount));
+    Command::Compliance(ComplianceCommand::SetLimits(LimitsRequest {
+        player_id: player_id(0),
+        ledger: eur(),
+        money,
+        session_minutes: None,
+    }))
+}
+
+#[test]
+fn deposit_limits_are_checked_when_the_deposit_opens_and_again_when_the_money_arrives() {
+    let mut ledger = casino();
+    ledger.apply(T0 + 1, &[deposit_limit(1_000)]);
+    assert_eq!(
+        pay(&mut ledger, open_deposit(1, 1_001, "bank-a")),
+        PaymentOutcome::Refused(Refusal::DepositLimitReached)
+    );
+    // Two deposits that each fit open; the second to settle no longer does.
+    assert_eq!(
+        pay(&mut ledger, open_deposit(2, 600, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, open_deposit(3, 600, "bank-a")),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, PaymentCommand::SettleDeposit { deposit_id: 2 }),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(
+        pay(&mut ledger, PaymentCommand::SettleDeposit { deposit_id: 3 }),
+        PaymentOutcome::Ok
+    );
+    assert_eq!(balance(&ledger), 600);
+    assert_eq!(
+        ledger.ledger.deposit_record(3).unwrap().state,
+        DepositState::Refused(Refusal::DepositLimitReached)
+    );
+    // The bank has both: the clearing account says so, the refused one waits to go back.
+    assert_eq!(net_debits(&ledger, clearing_account_id(0, eur())), 1_200);
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_withdrawal_reserves_then_pays_through_the_clearing_account_once() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 10_000);
+    assert_eq!(pay(&mut ledger, request(50, 4_000)), PaymentOutcome::Ok);
+    assert_eq!(balance(&ledger), 6_000, "reserved at once");
+    assert_eq!(
+        pay(&mut ledger, request(50, 4_000)),
+        PaymentOutcome::Ok,
+        "a retry"
+    );
+    assert_eq!(balance(&ledger), 6_000);
+    assert_eq!(pay(&mut ledger, approve(50, "bank-b")), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, approve(50, "bank-b")),
+        PaymentOutcome::Ok,
+        "a repeat"
+    );
+    let accepted = PaymentCommand::PayoutAccepted {
+        withdrawal_id: 50,
+        attempt: 0,
+        payment_id: "p-1".into(),
+    };
+    assert_eq!(pay(&mut ledger, accepted), PaymentOutcome::Ok);
+    let other_id = PaymentCommand::PayoutAccepted {
+        withdrawal_id: 50,
+        attempt: 0,
+        payment_id: "p-2".into(),
+    };
+    assert_eq!(pay(&mut ledger, other_id), PaymentOutcome::WrongState);
+    let settle = PaymentCommand::SettlePayout {
+        withdrawal_id: 50,
+        attempt: 0,
+    };
+    assert_eq!(pay(&mut ledger, settle.clone()), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, settle),
+        PaymentOutcome::Ok,
+        "the notification after the poll"
+    );
+    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    assert_eq!(record.state, WithdrawalState::Paid);
+    assert_eq!(record.reasons, ["score_low", "route:bank-b"]);
+    assert_eq!(balance(&ledger), 6_000);
+    // bank-a took the deposit (connector 0), bank-b paid the withdrawal (connector 1).
+    assert_eq!(net_debits(&ledger, clearing_account_id(1, eur())), -4_000);
+    assert_eq!(net_debits(&ledger, in_flight_account_id(eur())), 0);
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_withdrawal_past_the_balance_is_refused_with_nothing_reserved() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 100);
+    assert_eq!(
+        pay(&mut ledger, request(50, 101)),
+        PaymentOutcome::TransferRefused(CreateTransferResult::ExceedsCredits)
+    );
+    assert_eq!(balance(&ledger), 100);
+    assert_eq!(
+        pay(&mut ledger, approve(50, "bank-a")),
+        PaymentOutcome::NotFound
+    );
+}
+
+#[test]
+fn a_failed_payout_fails_over_then_refunds_exactly_once() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    pay(&mut ledger, approve(50, "bank-a"));
+    let fail_over = PaymentCommand::FailPayout {
+        withdrawal_id: 50,
+        attempt: 0,
+        reason: "retryable".into(),
+        next_connector: Some("bank-b".into()),
+    };
+    assert_eq!(pay(&mut ledger, fail_over.clone()), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, fail_over),
+        PaymentOutcome::Ok,
+        "a repeat adds no attempt"
+    );
+    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    assert_eq!(record.attempts.len(), 2);
+    assert_eq!(record.current_attempt().unwrap().1.connector, "bank-b");
+    // The first attempt's late settlement is refused: only the current attempt can pay.
+    let stale = PaymentCommand::SettlePayout {
+        withdrawal_id: 50,
+        attempt: 0,
+    };
+    assert_eq!(pay(&mut ledger, stale), PaymentOutcome::WrongState);
+    let declined = PaymentCommand::FailPayout {
+        withdrawal_id: 50,
+        attempt: 1,
+        reason: "AC01".into(),
+        next_connector: None,
+    };
+    assert_eq!(pay(&mut ledger, declined.clone()), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, declined), PaymentOutcome::Ok);
+    assert_eq!(balance(&ledger), 1_000, "refunded once");
+    assert_eq!(
+        ledger.ledger.withdrawal_record(50).unwrap().state,
+        WithdrawalState::Refunded
+    );
+    assert!(ledger.ledger.open_withdrawals(0, 10).is_empty());
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_rejected_withdrawal_voids_its_reservation() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    let reject = PaymentCommand::DecideWithdrawal {
+        withdrawal_id: 50,
+        decision: WithdrawalDecision::Reject,
+        reasons: vec!["name_mismatch".into()],
+    };
+    assert_eq!(pay(&mut ledger, reject), PaymentOutcome::Ok);
+    assert_eq!(balance(&ledger), 1_000);
+    assert_eq!(
+        pay(&mut ledger, approve(50, "bank-a")),
+        PaymentOutcome::WrongState
+    );
+}
+
+#[test]
+fn a_held_withdrawal_opens_a_case_and_cannot_be_paid_until_it_is_cleared() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    let hold = PaymentCommand::DecideWithdrawal {
+        withdrawal_id: 50,
+        decision: WithdrawalDecision::Hold {
+            case_id: 77,
+            score: 80,
+        },
+        reasons: vec!["payee_name_mismatch".into()],
+    };
+    assert_eq!(pay(&mut ledger, hold), PaymentOutcome::Ok);
+    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    assert_eq!((record.state, record.case_id), (WithdrawalState::Held, 77));
+    let case = ledger.ledger.case(77).unwrap();
+    assert_eq!(case.reasons, ["payee_name_mismatch"]);
+    assert_eq!(
+        pay(&mut ledger, approve(50, "bank-a")),
+        PaymentOutcome::Refused(Refusal::AccountFrozen)
+    );
+    assert_eq!(balance(&ledger), 300, "still reserved");
+    let clear = croupier_core::cases::CaseCommand::Decide {
+        case_id: 77,
+        decision: croupier_core::cases::CaseDecision::Clear,
+        text: String::new(),
+        by: "ops".into(),
+    };
+    ledger.apply(
+        T0 + 100 * SECOND_NS,
+        &[Command::Compliance(ComplianceCommand::Case(clear))],
+    );
+    assert_eq!(pay(&mut ledger, approve(50, "bank-a")), PaymentOutcome::Ok);
+    assert_eq!(
+        ledger.ledger.withdrawal_record(50).unwrap().state,
+        WithdrawalState::Sending
+    );
+}
+
+#[test]
+fn a_client_cannot_resolve_a_withdrawal_reservation() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    let reservation = ledger.ledger.withdrawal_record(50).unwrap().reservation_id;
+    let void = NewTransfer {
+        id: 123,
+        debit_account_id: 0,
+        credit_account_id: 0,
+        amount: 0,
+        ledger: eur(),
+        flags: TransferFlags::VOID_PENDING_TRANSFER,
+        pending_id: reservation,
+        timeout_s: 0,
+    };
+    let results = ledger.apply(
+        T0 + 100 * SECOND_NS,
+        &[Command::CreateTransfers(vec![void])],
+    );
+    assert_eq!(
+        results,
+        [CommandResult::Transfers(vec![
+            CreateTransferResult::PendingTransferNotFound
+        ])]
+    );
+    assert_eq!(balance(&ledger), 300);
+}
+
+fn busy() -> MemoryLedger {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 10_000);
+    pay(&mut ledger, open_deposit(2, 100, "bank-b"));
+    pay(&mut ledger, request(50, 700));
+    pay(&mut ledger, approve(50, "bank-a"));
+    pay(
+        &mut ledger,
+        PaymentCommand::PayoutAccepted {
+            withdrawal_id: 50,
+            attempt: 0,
+            payment_id: "p".into(),
+        },
+    );
+    let sort_code = Payee {
+        account: PayeeAccount::SortCode {
+            sort_code: "040004".into(),
+            account_number: "12345678".into(),
+        },
+        name: "A".into(),
+    };
+    pay(
+        &mut ledger,
+        PaymentCommand::RequestWithdrawal {
+            withdrawal_id: 51,
+            player_id: player_id(0),
+            ledger: eur(),
+            amount: 5,
+            payee: sort_code,
+        },
+    );
+    ledger
+}
+
+#[test]
+fn payments_survive_a_checkpoint_byte_for_byte() {
+    let mut ledger = busy();
+    let checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint[0], 10);
+    let mut restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    assert_eq!(restored.ledger.open_withdrawals(0, 10).len(), 2);
+    assert_eq!(restored.ledger.open_deposits(0, 10).len(), 1);
+    // And both go on the same way.
+    let settle = PaymentCommand::SettlePayout {
+        withdrawal_id: 50,
+        attempt: 0,
+    };
+    assert_eq!(pay(&mut restored, settle.clone()), pay(&mut ledger, settle));
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+}
+
+#[test]
+fn every_payment_command_and_outcome_round_trips_through_the_log_codec() {
+    let commands = vec![
+        open_deposit(1, 5, "bank-a"),
+        PaymentCommand::DepositStarted {
+            deposit_id: 1,
+            consent_id: "c".into(),
+            authorisation_url: String::new(),
+        },
+        PaymentCommand::SettleDeposit { deposit_id: 1 },
+        PaymentCommand::FailDeposit {
+            deposit_id: 1,
+            expired: true,
+            reason: "U028".into(),
+        },
+        request(2, 9),
+        approve(2, "bank-b"),
+        PaymentCommand::DecideWithdrawal {
+            withdrawal_id: 2,
+            decision: WithdrawalDecision::Hold {
+                case_id: 3,
+                score: 100,
+            },
+            reasons: vec![],
+        },
+        PaymentCommand::DecideWithdrawal {
+            withdrawal_id: 2,
+            decision: WithdrawalDecision::Reject,
+            reasons: vec![],
+        },
+        PaymentCommand::PayoutAccepted {
+            withdrawal_id: 2,
+            attempt: 1,
+            payment_id: "x".into(),
+        },
+        PaymentCommand::SettlePayout {
+            withdrawal_id: 2,
+            attempt: 7,
+        },
+        PaymentCommand::FailPayout {
+            withdrawal_id: 2,
+            attempt: 0,
+            reason: "r".into(),
+            next_connector: None,
+        },
+        PaymentCommand::FailPayout {
+            withdrawal_id: 2,
+            attempt: 0,
+            reason: "r".into(),
+            next_connector: Some("b".into()),
+        },
+    ];
+    let proposal = Proposal {
+        timestamp_ns: T0,
+        commands: commands.into_iter().map(Command::Payment).collect(),
+    };
+    let mut bytes = Vec::new();
+    encode_proposal(&proposal, &mut bytes);
+    assert_eq!(decode_proposal(&bytes).unwrap(), proposal);
+}
+
+#[test]
+fn a_malformed_payee_never_reaches_the_ledger() {
+    let bad = [
+        PayeeAccount::Iban("de89 3704".into()),
+        PayeeAccount::SortCode {
+            sort_code: "04000".into(),
+            account_number: "12345678".into(),
+        },
+    ];
+    for account in bad {
+        let payee = Payee {
+            account,
+            name: "A".into(),
+        };
+        assert!(!payee.check());
+    }
+    assert!(!Payee {
+        account: payee().account,
+        name: " ".into()
+    }
+    .check());
+    assert!(!request(0, 5).check(), "id 0");
+    assert!(!request(1, 0).check(), "amount 0");
+    assert!(
+        !open_deposit(1, 5, "Bank A").check(),
+        "connector names are lower-case tokens"
+    );
+}
