@@ -24,3 +24,6 @@ pub use connector::{
     AccountRef, Connector, ConnectorError, Party, PayInHandle, PayInRequest, PayInStarted,
     PayOutRequest, PayeeMatch, PaymentStatus,
 };
+pub mod bank;
+pub mod notify;
+pub mod transport;
