@@ -588,3 +588,26 @@ fn a_malformed_payee_never_reaches_the_ledger() {
         "connector names are lower-case tokens"
     );
 }
+
+#[test]
+fn a_withdrawal_below_the_required_kyc_level_is_never_approved() {
+    use croupier_core::compliance::{CompliancePolicy, KycLevel};
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    let mut policy = CompliancePolicy::default();
+    policy.default.withdraw = KycLevel::Basic;
+    ledger.apply(
+        T0 + 50 * SECOND_NS,
+        &[Command::Compliance(ComplianceCommand::SetPolicy(policy))],
+    );
+    pay(&mut ledger, request(50, 700));
+    assert_eq!(
+        pay(&mut ledger, approve(50, "bank-a")),
+        PaymentOutcome::Refused(Refusal::KycRequired)
+    );
+    assert_eq!(
+        balance(&ledger),
+        300,
+        "still reserved: the node rejects it with a reason"
+    );
+}

@@ -381,12 +381,20 @@ impl Ledger {
     }
 
     fn approve(&mut self, record: &mut WithdrawalRecord, connector: &str) -> PaymentOutcome {
-        let held = self
-            .player_compliance(record.player_id)
-            .is_some_and(|player| player.withdrawals_held);
-        if held {
-            // No payout while a case holds the player's withdrawals, whatever was proposed.
-            return O::Refused(Refusal::AccountFrozen);
+        // Whatever was proposed: no payout while a case holds the player's withdrawals, or
+        // below the KYC level the player's jurisdiction requires for withdrawals.
+        if let Some(player) = self.player_compliance(record.player_id) {
+            if player.withdrawals_held {
+                return O::Refused(Refusal::AccountFrozen);
+            }
+            let required = self
+                .compliance
+                .policy
+                .requirements(player.country())
+                .withdraw;
+            if player.kyc_level < required {
+                return O::Refused(Refusal::KycRequired);
+            }
         }
         if self.payments.connector_number(connector).is_none() {
             return O::TooManyConnectors;
