@@ -18,6 +18,7 @@ pub mod connector;
 pub mod jws;
 pub mod money;
 pub mod obie;
+pub mod routing;
 pub mod sandbox;
 
 pub use connector::{
