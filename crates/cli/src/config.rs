@@ -41,6 +41,7 @@ pub struct ServeSettings {
     pub live: LiveSettings,
     pub games: GamesSettings,
     pub compliance: ComplianceSettings,
+    pub payments: PaymentsSettings,
     /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
     /// betting window and limits.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -138,6 +139,87 @@ pub struct ComplianceSettings {
     /// The reporting entity that goAML exports of cases report as; unset: no exports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goaml: Option<GoamlSettings>,
+}
+
+/// Banks for deposits and withdrawals, and how the node drives payments (`[payments]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsSettings {
+    /// This node's base URL as the banks reach it, for their notifications; unset: the node
+    /// asks the banks instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub poll_interval_ms: u64,
+    pub request_timeout_ms: u64,
+    pub drivers_max: u64,
+    /// Parts per million of payments routed to a connector other than the best.
+    pub explore_ppm: u32,
+    pub breaker_failures_max: u32,
+    pub breaker_open_ms: u64,
+    /// The node's request-signing key (PKCS#1 DER, made on first start); unset:
+    /// `payments-signing-key.der` in the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<ConnectorSettings>,
+}
+
+impl Default for PaymentsSettings {
+    fn default() -> Self {
+        PaymentsSettings {
+            public_url: None,
+            poll_interval_ms: 200,
+            request_timeout_ms: 5_000,
+            drivers_max: 2_048,
+            explore_ppm: 20_000,
+            breaker_failures_max: 5,
+            breaker_open_ms: 30_000,
+            signing_key_file: None,
+            connectors: Vec::new(),
+        }
+    }
+}
+
+/// One bank (`[[payments.connectors]]`) and the payments it may route.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    pub id: String,
+    /// obie or berlin-group.
+    pub protocol: String,
+    pub base_url: String,
+    pub client_id: String,
+    /// Never written back out (`croupier config`) and never in Debug output.
+    #[serde(skip_serializing)]
+    pub client_secret: String,
+    /// ISO 4217 codes it takes; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub currencies: Vec<String>,
+    /// Verified player countries it takes (ISO 3166-1 alpha-2); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
+    #[serde(default)]
+    pub amount_min: u64,
+    /// 0: no maximum.
+    #[serde(default)]
+    pub amount_max: u64,
+    /// iban and/or sort_code; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub cost_fixed: u64,
+    #[serde(default)]
+    pub cost_basis_points: u32,
+}
+
+impl std::fmt::Debug for ConnectorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorSettings")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[compliance.goaml]`: who files suspicious-transaction reports, with the FIU's lookup codes.
@@ -424,6 +506,7 @@ impl Default for ServeSettings {
             tables: Vec::new(),
             games: GamesSettings::default(),
             compliance: ComplianceSettings::default(),
+            payments: PaymentsSettings::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `croupier serve`: a durable node with the HTTP API, until SIGINT or SIGTERM.
 
+mod payments;
+
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -275,6 +277,7 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
         .map(table_spec)
         .collect::<anyhow::Result<_>>()?;
     config.compliance = compliance_config(&settings.compliance)?;
+    config.payments = payments::payments_config(&settings.payments, &settings.data_dir)?;
     Ok(config)
 }
 

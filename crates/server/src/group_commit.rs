@@ -228,6 +228,7 @@ pub fn command_bytes(command: &Command) -> usize {
             }
             Command::Table(table) => table_command_bytes(table),
             Command::Compliance(command) => compliance_command_bytes(command),
+            Command::Payment(command) => payment_command_bytes(command),
             Command::Tick
             | Command::OpenSession(_)
             | Command::CloseSession(_)
@@ -236,6 +237,45 @@ pub fn command_bytes(command: &Command) -> usize {
                 key_id, command, ..
             } => key_id.len() + command_bytes(command),
         }
+}
+
+fn payment_command_bytes(command: &croupier_core::payments::PaymentCommand) -> usize {
+    use croupier_core::payments::{PayeeAccount, PaymentCommand, WithdrawalDecision};
+    match command {
+        PaymentCommand::OpenDeposit { connector, .. } => connector.len(),
+        PaymentCommand::DepositStarted {
+            consent_id,
+            authorisation_url,
+            ..
+        } => consent_id.len() + authorisation_url.len(),
+        PaymentCommand::FailDeposit { reason, .. } => reason.len(),
+        PaymentCommand::RequestWithdrawal { payee, .. } => {
+            let account = match &payee.account {
+                PayeeAccount::Iban(iban) => iban.len(),
+                PayeeAccount::SortCode {
+                    sort_code,
+                    account_number,
+                } => sort_code.len() + account_number.len(),
+            };
+            account + payee.name.len()
+        }
+        PaymentCommand::DecideWithdrawal {
+            decision, reasons, ..
+        } => {
+            let connector = match decision {
+                WithdrawalDecision::Approve { connector } => connector.len(),
+                _ => 0,
+            };
+            connector + reasons.iter().map(|reason| reason.len()).sum::<usize>()
+        }
+        PaymentCommand::PayoutAccepted { payment_id, .. } => payment_id.len(),
+        PaymentCommand::FailPayout {
+            reason,
+            next_connector,
+            ..
+        } => reason.len() + next_connector.as_ref().map_or(0, String::len),
+        PaymentCommand::SettleDeposit { .. } | PaymentCommand::SettlePayout { .. } => 0,
+    }
 }
 
 fn compliance_command_bytes(command: &croupier_core::compliance::ComplianceCommand) -> usize {

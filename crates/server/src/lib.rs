@@ -33,6 +33,7 @@ pub mod group_commit;
 pub mod live;
 mod openapi;
 mod paths;
+pub mod payments;
 mod protocol_errors;
 mod quote;
 mod routes;
@@ -78,6 +79,8 @@ pub struct ServeConfig {
     pub live: live::LiveLimits,
     /// Trusted identity providers and the national self-exclusion register.
     pub compliance: compliance::ComplianceConfig,
+    /// Banks (deposits and withdrawals), the router's settings and the driver's pace.
+    pub payments: payments::PaymentsConfig,
 }
 
 impl ServeConfig {
@@ -99,6 +102,7 @@ impl ServeConfig {
             games: None,
             live: live::LiveLimits::default(),
             compliance: compliance::ComplianceConfig::default(),
+            payments: payments::PaymentsConfig::default(),
         }
     }
 
@@ -167,6 +171,8 @@ pub enum ServerError {
     Tables(#[from] tables::TableSpecError),
     #[error("cannot start the AML pipeline's thread: {0}")]
     AmlThread(io::Error),
+    #[error(transparent)]
+    Payments(#[from] payments::PaymentsError),
 }
 
 /// A node serving the API. Stop it with `shutdown`.
@@ -232,8 +238,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         addr: config.listen,
         source,
     })?;
+    let payments = match config.payments.connectors.is_empty() {
+        true => None,
+        false => Some(Arc::new(payments::Payments::new(config.payments.clone())?)),
+    };
     let node = Node::start(config.node.clone()).await?;
-    let serving = serve(node.clone(), listener, &config, auth, games);
+    let serving = serve(node.clone(), listener, &config, auth, games, payments);
     let (stop_aml, aml_stopped) = tokio::sync::watch::channel(false);
     let aml = match config.compliance.aml_enabled {
         true => {
@@ -299,6 +309,7 @@ pub fn serve<C: Consensus>(
     config: &ServeConfig,
     auth: auth::Auth,
     games: Arc<CertifiedGames>,
+    payments: Option<Arc<payments::Payments>>,
 ) -> Serving {
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
@@ -320,7 +331,12 @@ pub fn serve<C: Consensus>(
     )
     .with_tables(live_tables)
     .with_live(live::LiveHub::new(config.live.clone()))
-    .with_compliance(Arc::new(config.compliance.clone()));
+    .with_compliance(Arc::new(config.compliance.clone()))
+    .with_payments(payments.clone());
+    let payments_driver = payments.map(|payments| {
+        let stopped = stop_tables.subscribe();
+        tokio::spawn(payments::driver::run(state.clone(), payments, stopped))
+    });
     let register_sweep = config.compliance.register.clone().map(|register| {
         let stopped = stop_tables.subscribe();
         tokio::spawn(compliance::register::sweep(
@@ -361,6 +377,7 @@ pub fn serve<C: Consensus>(
         stop_tables,
         live_push,
         register_sweep,
+        payments_driver,
     }
 }
 
@@ -400,6 +417,8 @@ pub struct Serving {
     live_push: JoinHandle<()>,
     /// The national self-exclusion register's sweep, if a register is configured.
     register_sweep: Option<JoinHandle<()>>,
+    /// The payments' driver, if banks are configured.
+    payments_driver: Option<JoinHandle<()>>,
 }
 
 impl Serving {
@@ -424,9 +443,15 @@ impl Serving {
             stop_tables,
             live_push,
             register_sweep,
+            payments_driver,
             ..
         } = self;
         stop_tables.send_replace(true);
+        if let Some(driver) = payments_driver {
+            // Every step is a bank request with a derived key, then a command: a step cut
+            // here is taken again, with the same key, by whichever node leads next.
+            driver.abort();
+        }
         if let Some(sweep) = register_sweep {
             // A sweep may be waiting on the register: nothing it does is left half done (a
             // match is one command).

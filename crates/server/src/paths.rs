@@ -43,6 +43,11 @@ pub const ROUTE_CASE_ASSIGN: &str = "/v1/cases/{case_id}/assign";
 pub const ROUTE_CASE_NOTES: &str = "/v1/cases/{case_id}/notes";
 pub const ROUTE_CASE_DECISION: &str = "/v1/cases/{case_id}/decision";
 pub const ROUTE_CASE_GOAML: &str = "/v1/cases/{case_id}/goaml";
+pub const ROUTE_DEPOSITS: &str = "/v1/deposits";
+pub const ROUTE_DEPOSIT: &str = "/v1/deposits/{deposit_id}";
+pub const ROUTE_WITHDRAWALS: &str = "/v1/withdrawals";
+pub const ROUTE_WITHDRAWAL: &str = "/v1/withdrawals/{withdrawal_id}";
+pub const ROUTE_PAYMENT_NOTIFICATIONS: &str = "/v1/payments/notifications/{connector}";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -96,6 +101,11 @@ const ROUTES: &[&str] = &[
     ROUTE_CASE_NOTES,
     ROUTE_CASE_DECISION,
     ROUTE_CASE_GOAML,
+    ROUTE_DEPOSITS,
+    ROUTE_DEPOSIT,
+    ROUTE_WITHDRAWALS,
+    ROUTE_WITHDRAWAL,
+    ROUTE_PAYMENT_NOTIFICATIONS,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

@@ -31,6 +31,8 @@ struct Shared<C> {
     live: Arc<crate::live::hub::LiveHub>,
     /// Trusted identity providers and the self-exclusion register.
     compliance: Arc<crate::compliance::ComplianceConfig>,
+    /// The banks, if any are configured.
+    payments: Option<Arc<crate::payments::Payments>>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -64,6 +66,7 @@ impl<C: Consensus> AppState<C> {
                     ..Default::default()
                 }),
                 compliance: Arc::default(),
+                payments: None,
             }),
         }
     }
@@ -90,6 +93,18 @@ impl<C: Consensus> AppState<C> {
             .expect("compliance settings are set before the state is shared")
             .compliance = config;
         self
+    }
+
+    /// The banks; call before the state is cloned.
+    pub fn with_payments(mut self, payments: Option<Arc<crate::payments::Payments>>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("payments are set before the state is shared")
+            .payments = payments;
+        self
+    }
+
+    pub(crate) fn payments(&self) -> Option<&Arc<crate::payments::Payments>> {
+        self.shared.payments.as_ref()
     }
 
     pub(crate) fn compliance(&self) -> &crate::compliance::ComplianceConfig {

@@ -400,6 +400,22 @@ async fn money_events(node: &Node, events: &[CommittedEvent]) -> Vec<(u64, Money
     money
 }
 
+/// The AML rules' verdict on a withdrawal of `amount` by `player_id` now, with the player's
+/// identifier digests (the withdrawal score route and the payments' decision).
+pub(crate) fn score_withdrawal(
+    aml: &AmlShared,
+    seen: &SeenIdentifiers,
+    player_id: u128,
+    ledger: croupier_risk::aml::LedgerCode,
+    amount: u64,
+) -> croupier_risk::aml::Evaluation {
+    let now_ns = crate::auth::wall_clock_ns();
+    let kind = croupier_risk::aml::EventKind::Withdrawal;
+    let mut trigger = MoneyEvent::new(now_ns, player_id, ledger, kind, amount);
+    with_identifiers(&mut trigger, seen);
+    croupier_risk::aml::score_withdrawal_event(&aml.rules(), &aml.activity(), &trigger)
+}
+
 /// Puts a player's identifier digests on one of their money events.
 pub fn with_identifiers(event: &mut MoneyEvent, seen: &SeenIdentifiers) {
     event.device_id = seen.device;

@@ -381,7 +381,7 @@ pub(crate) async fn commit<C: Consensus>(
 }
 
 /// The player's wallet currency: the one asked for, or the first it registered.
-async fn wallet_ledger<C: Consensus>(
+pub(crate) async fn wallet_ledger<C: Consensus>(
     state: &AppState<C>,
     player_id: PlayerId,
     ledger: Option<&str>,

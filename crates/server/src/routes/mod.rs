@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ledger;
 pub mod live;
 pub mod ops;
+pub mod payments;
 pub mod players;
 pub mod reality;
 pub mod risk;
@@ -149,6 +150,11 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(cases::decide::<C>))
         .routes(documented!(cases::export_goaml::<C>))
         .routes(documented!(risk::withdrawal_score::<C>))
+        .routes(documented!(payments::create_deposit::<C>))
+        .routes(documented!(payments::get_deposit::<C>))
+        .routes(documented!(payments::create_withdrawal::<C>))
+        .routes(documented!(payments::get_withdrawal::<C>))
+        .routes(documented!(payments::notification::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))

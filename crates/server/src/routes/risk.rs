@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use croupier_cluster::Consensus;
-use croupier_risk::aml::{score_withdrawal_event, EventKind, LedgerCode, MoneyEvent};
+use croupier_risk::aml::LedgerCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,17 +82,8 @@ pub async fn withdrawal_score<C: Consensus>(
         .await?
         .unwrap_or_default();
     let aml = &state.compliance().aml;
-    let rules = aml.rules();
-    let now_ns = crate::auth::wall_clock_ns();
-    let mut trigger = MoneyEvent::new(
-        now_ns,
-        player_id,
-        ledger,
-        EventKind::Withdrawal,
-        request.amount.0,
-    );
-    crate::compliance::aml::with_identifiers(&mut trigger, &seen);
-    let evaluation = score_withdrawal_event(&rules, &aml.activity(), &trigger);
+    let evaluation =
+        crate::compliance::aml::score_withdrawal(aml, &seen, player_id, ledger, request.amount.0);
     let body = ScoreOut {
         score: evaluation.score,
         reasons: evaluation.reasons,

@@ -1,0 +1,133 @@
+//! `[payments]` settings into the server's payments configuration: the connectors with their
+//! routing rules, and the node's request-signing key (read, or made on first start and kept
+//! owner-only beside the data).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use croupier_payments::bank::Protocol;
+use croupier_payments::jws::SigningKey;
+use croupier_payments::routing::{AccountKind, BreakerConfig, Cost, Rule};
+use croupier_server::payments::{ConnectorSpec, PaymentsConfig};
+
+use crate::config::{ConnectorSettings, PaymentsSettings};
+
+const SIGNING_KEY_FILE: &str = "payments-signing-key.der";
+
+pub(super) fn payments_config(
+    settings: &PaymentsSettings,
+    data_dir: &Path,
+) -> anyhow::Result<PaymentsConfig> {
+    let connectors = settings
+        .connectors
+        .iter()
+        .map(connector_spec)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signing_key = match connectors.is_empty() {
+        true => None,
+        false => {
+            let path = settings
+                .signing_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join(SIGNING_KEY_FILE));
+            Some(Arc::new(signing_key(&path)?))
+        }
+    };
+    if settings.poll_interval_ms == 0
+        || settings.request_timeout_ms == 0
+        || settings.drivers_max == 0
+    {
+        bail!("payments.poll_interval_ms, request_timeout_ms and drivers_max must be at least 1");
+    }
+    Ok(PaymentsConfig {
+        connectors,
+        public_url: settings.public_url.clone(),
+        poll_interval_ms: settings.poll_interval_ms,
+        request_timeout_ms: settings.request_timeout_ms,
+        drivers_max: usize::try_from(settings.drivers_max)?,
+        breaker: BreakerConfig {
+            failures_max: settings.breaker_failures_max.max(1),
+            open_ms: settings.breaker_open_ms,
+        },
+        explore_ppm: settings.explore_ppm.min(1_000_000),
+        signing_key,
+        ..PaymentsConfig::default()
+    })
+}
+
+fn connector_spec(settings: &ConnectorSettings) -> anyhow::Result<ConnectorSpec> {
+    let id = &settings.id;
+    if !croupier_core::payments::connector_name_ok(id) {
+        bail!("payments.connectors: id {id:?} must be 1 to 32 of a-z, 0-9, - and _");
+    }
+    let protocol = match settings.protocol.as_str() {
+        "obie" => Protocol::Obie,
+        "berlin-group" => Protocol::BerlinGroup,
+        other => bail!("payments.connectors.{id}: protocol {other:?} is not obie or berlin-group"),
+    };
+    let accounts = settings
+        .accounts
+        .iter()
+        .map(|kind| match kind.as_str() {
+            "iban" => Ok(AccountKind::Iban),
+            "sort_code" => Ok(AccountKind::SortCode),
+            other => {
+                bail!("payments.connectors.{id}: account kind {other:?} is not iban or sort_code")
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if settings.amount_max != 0 && settings.amount_max < settings.amount_min {
+        bail!("payments.connectors.{id}: amount_max is below amount_min");
+    }
+    Ok(ConnectorSpec {
+        id: id.clone(),
+        protocol,
+        base_url: settings.base_url.clone(),
+        client_id: settings.client_id.clone(),
+        client_secret: settings.client_secret.clone(),
+        operator_account: None,
+        rule: Rule {
+            currencies: settings.currencies.clone(),
+            countries: settings.countries.clone(),
+            amount_min: settings.amount_min,
+            amount_max: settings.amount_max,
+            accounts,
+        },
+        cost: Cost {
+            fixed_minor: settings.cost_fixed,
+            basis_points: settings.cost_basis_points,
+        },
+    })
+}
+
+/// The node's signing key from `path`, or a new one written there (owner-only) if none is.
+fn signing_key(path: &PathBuf) -> anyhow::Result<SigningKey> {
+    match std::fs::read(path) {
+        Ok(der) => SigningKey::from_pkcs1_der(&der)
+            .with_context(|| format!("payments signing key {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate().context("making the payments signing key")?;
+            let der = key
+                .to_pkcs1_der()
+                .context("encoding the payments signing key")?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(&der)?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), kid = key.kid(), "made the payments signing key");
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}

@@ -1,0 +1,282 @@
+//! Money in and out through banks end to end, every part its own process: two sandbox banks
+//! of different protocols (`croupier sandbox bank`, UK Open Banking and Berlin Group) and a
+//! `croupier serve` node that knows them from its config file. Deposits authorised on the
+//! bank's page settle once; a declined one leaves no trace; withdrawals are reserved, decided
+//! and paid with no human step, held when Confirmation of Payee says the name is wrong, and
+//! failed over to the other bank when the cheaper one is down.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{free_port, serve, Api, SandboxProcess};
+use serde_json::{json, Value};
+
+const CLIENT_ID: &str = "croupier";
+const CLIENT_SECRET: &str = "secret";
+
+struct World {
+    node: common::Node,
+    banks: Vec<(SandboxProcess, Api)>,
+    _dir: tempfile::TempDir,
+}
+
+fn bank(dir: &std::path::Path, protocol: &str) -> (SandboxProcess, Api) {
+    let args = [
+        "--protocol",
+        protocol,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--settle-ms",
+        "50",
+    ];
+    let process = SandboxProcess::start("bank", dir, &args);
+    let api = Api::new(format!("http://{}", process.addr()));
+    (process, api)
+}
+
+fn start() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let a = bank(&dir.path().join("bank-a"), "obie");
+    let b = bank(&dir.path().join("bank-b"), "berlin-group");
+    let port = free_port();
+    let connector = |id: &str, bank: &(SandboxProcess, Api), protocol: &str, cost: u64| {
+        format!(
+            "[[payments.connectors]]\nid = \"{id}\"\nprotocol = \"{protocol}\"\n\
+             base_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"{CLIENT_SECRET}\"\ncost_fixed = {cost}\n",
+            bank.0.addr()
+        )
+    };
+    let config = format!(
+        "[payments]\npoll_interval_ms = 50\nrequest_timeout_ms = 2000\nexplore_ppm = 0\n\
+         public_url = \"http://127.0.0.1:{port}\"\n{}{}",
+        connector("bank-a", &a, "obie", 10),
+        connector("bank-b", &b, "berlin-group", 50),
+    );
+    let config_file = dir.path().join("croupier.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let data = dir.path().join("node");
+    let args = [
+        "--config".as_ref(),
+        config_file.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    let node = serve(
+        &args,
+        port,
+        &dir.path().join("serve.log"),
+        Duration::from_secs(60),
+    );
+    World {
+        node,
+        banks: vec![a, b],
+        _dir: dir,
+    }
+}
+
+struct Player {
+    id: String,
+    token: String,
+}
+
+impl World {
+    fn player(&self, name: &str) -> Player {
+        let body = json!({"username": name, "password": "correct horse", "currencies": ["EUR"]});
+        let created = self.node.api.ok("/v1/players", Some(&body));
+        let login = json!({"username": name, "password": "correct horse"});
+        let session = self.node.api.ok("/v1/players/login", Some(&login));
+        Player {
+            id: created["player_id"].as_str().unwrap().to_owned(),
+            token: session["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn call(&self, player: &Player, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.node.api.call(path, Some(&player.token), body).unwrap()
+    }
+
+    fn balance(&self, player: &Player) -> u64 {
+        let path = format!("/v1/wallet/{}/balance", player.id);
+        let (status, answer) = self.call(player, &path, None);
+        assert_eq!(status, 200, "{answer}");
+        answer["balance"].as_u64().unwrap()
+    }
+
+    /// Polls `path` until its state is one of `states` (10 s at most).
+    fn wait_state(&self, player: &Player, path: &str, states: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, answer) = self.call(player, path, None);
+            assert_eq!(status, 200, "{answer}");
+            if states.contains(&answer["state"].as_str().unwrap_or_default()) {
+                return answer;
+            }
+            assert!(Instant::now() < deadline, "still {answer} at {path}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A deposit through `connector`, authorised (or declined) on the bank's page.
+    fn deposit(
+        &self,
+        player: &Player,
+        id: u64,
+        amount: u64,
+        connector: &str,
+        approve: bool,
+    ) -> Value {
+        let body = json!({"deposit_id": id.to_string(), "amount": amount, "ledger": "EUR",
+            "connector": connector});
+        let (status, started) = self.call(player, "/v1/deposits", Some(&body));
+        assert_eq!(status, 201, "{started}");
+        assert_eq!(started["state"], "awaiting_authorisation");
+        let url = started["authorisation_url"].as_str().unwrap();
+        let decision = if approve { "&approve=1" } else { "&approve=0" };
+        let (status, page) = Api::new(String::new())
+            .call(&format!("{url}{decision}"), None, None)
+            .unwrap();
+        assert!(status < 400, "{status} {page}");
+        let path = format!("/v1/deposits/{id}");
+        self.wait_state(
+            player,
+            &path,
+            &["settled", "rejected", "expired", "refused"],
+        )
+    }
+
+    fn withdraw(&self, player: &Player, id: u64, amount: u64, account: Value) -> (u16, Value) {
+        let body = json!({"withdrawal_id": id.to_string(), "amount": amount, "ledger": "EUR",
+            "account": account});
+        self.call(player, "/v1/withdrawals", Some(&body))
+    }
+
+    fn finished_withdrawal(&self, player: &Player, id: u64) -> Value {
+        let path = format!("/v1/withdrawals/{id}");
+        self.wait_state(player, &path, &["paid", "refunded", "held", "rejected"])
+    }
+}
+
+const PAYEE_IBAN: &str = "GB33BUKB20201555555555";
+
+#[test]
+fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_human_step() {
+    let world = start();
+    let player = world.player("payer");
+
+    // Deposits through each protocol settle once; a retry answers the same deposit.
+    let settled = world.deposit(&player, 1, 25_000, "bank-a", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    let body = json!({"deposit_id": "1", "amount": 25_000, "ledger": "EUR", "connector": "bank-a"});
+    let (status, again) = world.call(&player, "/v1/deposits", Some(&body));
+    assert_eq!(
+        (status, again["state"].as_str()),
+        (201, Some("settled")),
+        "{again}"
+    );
+    let settled = world.deposit(&player, 2, 5_000, "bank-b", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    assert_eq!(world.balance(&player), 30_000);
+    // Declined at the bank: no trace in the balance.
+    let declined = world.deposit(&player, 3, 7_000, "bank-a", false);
+    assert_eq!(declined["state"], "rejected", "{declined}");
+    assert_eq!(world.balance(&player), 30_000);
+
+    // A withdrawal: reserved at once, routed to the cheaper bank, paid.
+    let account = json!({"iban": "GB33 BUKB 2020 1555 5555 55", "name": "Pay Er"});
+    let (status, requested) = world.withdraw(&player, 10, 10_000, account.clone());
+    assert_eq!(status, 202, "{requested}");
+    let paid = world.finished_withdrawal(&player, 10);
+    assert_eq!(paid["state"], "paid", "{paid}");
+    assert_eq!(paid["connector"], "bank-a");
+    let reasons = paid["reasons"].to_string();
+    assert!(reasons.contains("route:bank-a"), "{reasons}");
+    assert_eq!(world.balance(&player), 20_000);
+
+    // Bad input: refused with a reason, nothing reserved.
+    let (status, refused) = world.withdraw(&player, 11, 1_000_000, account.clone());
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (422, Some("insufficient_funds"))
+    );
+    let bad_iban = json!({"iban": "GB34BUKB20201555555555", "name": "Pay Er"});
+    let (status, refused) = world.withdraw(&player, 12, 100, bad_iban);
+    assert_eq!(
+        (status, refused["field"].as_str()),
+        (400, Some("account.iban")),
+        "{refused}"
+    );
+    assert_eq!(world.balance(&player), 20_000);
+
+    // Confirmation of Payee says the account is someone else's: held, the money reserved, and
+    // the case the hold opened holds the player's later withdrawals too.
+    open_bank_account(&world.banks[0].1, PAYEE_IBAN, "Jane Smith");
+    let other = json!({"iban": PAYEE_IBAN, "name": "John Doe"});
+    let (status, _) = world.withdraw(&player, 13, 2_000, other);
+    assert_eq!(status, 202);
+    let held = world.finished_withdrawal(&player, 13);
+    assert_eq!(held["state"], "held", "{held}");
+    assert!(
+        held["reasons"].to_string().contains("cop_no_match"),
+        "{held}"
+    );
+    assert!(held["case_id"].is_string(), "{held}");
+    assert_eq!(world.balance(&player), 18_000);
+
+    let (status, _) = world.withdraw(&player, 14, 1_000, account.clone());
+    assert_eq!(status, 202);
+    let held = world.finished_withdrawal(&player, 14);
+    assert!(
+        held["reasons"].to_string().contains("withdrawals_held"),
+        "{held}"
+    );
+
+    // The cheaper bank goes down: another player's payout fails over to the other one.
+    let second = world.player("second");
+    let settled = world.deposit(&second, 20, 9_000, "bank-b", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    let World {
+        node,
+        mut banks,
+        _dir,
+    } = world;
+    let world = World {
+        node,
+        banks: vec![],
+        _dir,
+    };
+    drop(banks.remove(0));
+    let account = json!({"sort_code": "20-20-15", "account_number": "55555555", "name": "Sec Ond"});
+    let (status, _) = world.withdraw(&second, 21, 3_000, account);
+    assert_eq!(status, 202);
+    let failed_over = world.finished_withdrawal(&second, 21);
+    assert_eq!(failed_over["state"], "paid", "{failed_over}");
+    assert_eq!(failed_over["connector"], "bank-b", "{failed_over}");
+    assert_eq!(
+        failed_over["attempts"][0]["connector"], "bank-a",
+        "{failed_over}"
+    );
+    assert_eq!(world.balance(&second), 6_000);
+    drop(banks);
+}
+
+/// Opens an account at the sandbox bank (its own set-up route, client credentials).
+fn open_bank_account(bank: &Api, iban: &str, name: &str) {
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let body =
+        json!({"account": {"iban": iban}, "name": name, "currency": "EUR", "balance": "0.00"});
+    let answer = ureq::post(format!("{}/sandbox/accounts", bank.base))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .header("Authorization", format!("Basic {basic}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+}

@@ -1,0 +1,585 @@
+//! The driver: on the node serving writes, looks at the open deposits and withdrawals and
+//! does each one's next step — ask the bank, then propose what it answered — until the payment
+//! waits on someone else (the player at the bank's page, the bank's settlement, a case).
+//!
+//! What a bank error means here (`ConnectorError`): `Retryable` — nothing happened at the
+//! bank: a payout fails over to the next eligible connector (or waits for this one if it is
+//! the only one); `Unknown` — the request may have taken effect: the same request goes again
+//! later to the same connector with the same key, never elsewhere; `Declined` — definitive: a
+//! deposit is rejected, a payout is refunded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use croupier_cluster::Consensus;
+use croupier_core::cases::CaseDecision;
+use croupier_core::payments::{
+    DepositRecord, DepositState, PaymentCommand, PaymentOutcome, WithdrawalDecision,
+    WithdrawalRecord, WithdrawalState,
+};
+use croupier_core::{Command, CommandResult};
+use croupier_payments::connector::{
+    Connector, ConnectorError, PayInHandle, PayInRequest, PayOutRequest, PaymentStatus,
+};
+use croupier_payments::routing::Payment;
+
+use super::decide::{account_kind, decide, party_of};
+use super::{deposit_key, payout_key, Payments, Work};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Steps one task takes on a payment before it lets the scan come back to it.
+const STEPS_PER_DRIVE_MAX: usize = 8;
+
+/// Why a drive stopped early (logged; the scan tries again).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DriveError {
+    #[error("the ledger: {0}")]
+    Ledger(String),
+    #[error("the payment's connector {0} is not configured")]
+    UnknownConnector(String),
+}
+
+impl From<ApiError> for DriveError {
+    fn from(error: ApiError) -> Self {
+        DriveError::Ledger(format!("{}: {}", error.code, error.message))
+    }
+}
+
+/// What one step did.
+pub(crate) enum Step {
+    /// Something changed: take the next step now.
+    Again,
+    /// Waiting on the player, the bank or a case: look again later.
+    Wait,
+    /// Final: nothing more to do.
+    Done,
+}
+
+/// The driver's loop: a pass over the open payments every `poll_interval_ms`, or sooner when
+/// kicked; stops when `stop` turns true.
+pub async fn run<C: Consensus>(
+    state: AppState<C>,
+    payments: Arc<Payments>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    prepare_connectors(&payments, stop.clone());
+    let interval = Duration::from_millis(payments.config.poll_interval_ms.max(10));
+    let mut cursors = (0u128, 0u128);
+    loop {
+        tokio::select! {
+            _ = payments.kick.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if !state.consensus().is_serving_writes() {
+            continue;
+        }
+        if let Err(error) = pass(&state, &payments, &mut cursors).await {
+            tracing::debug!(%error, "payments pass");
+        }
+    }
+}
+
+/// Registers the node's key and notification address with every bank, retrying in the
+/// background until each bank has them (a bank that is down at start is not an error).
+fn prepare_connectors(payments: &Arc<Payments>, stop: tokio::sync::watch::Receiver<bool>) {
+    for id in payments.connector_ids() {
+        let payments = Arc::clone(payments);
+        let id = id.to_string();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            let connector = payments.connector(&id).expect("configured");
+            let callback = payments.callback_url(&id);
+            while !*stop.borrow() {
+                match connector.prepare(callback.as_deref()).await {
+                    Ok(()) => return,
+                    Err(error) => tracing::warn!(connector = %id, %error, "bank not ready"),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+}
+
+async fn pass<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Arc<Payments>,
+    cursors: &mut (u128, u128),
+) -> Result<(), DriveError> {
+    let scan_max = payments.config.scan_max;
+    let (after_deposit, after_withdrawal) = *cursors;
+    let (deposits, withdrawals) = state
+        .read(move |view| {
+            let ledger = view.ledger();
+            let deposits: Vec<u128> = ledger
+                .open_deposits(after_deposit, scan_max)
+                .iter()
+                .map(|record| record.deposit_id)
+                .collect();
+            let withdrawals: Vec<u128> = ledger
+                .open_withdrawals(after_withdrawal, scan_max)
+                .iter()
+                .map(|record| record.withdrawal_id)
+                .collect();
+            (deposits, withdrawals)
+        })
+        .await?;
+    // Past the end: start from the beginning next pass.
+    cursors.0 = if deposits.len() < scan_max {
+        0
+    } else {
+        *deposits.last().unwrap_or(&0)
+    };
+    cursors.1 = if withdrawals.len() < scan_max {
+        0
+    } else {
+        *withdrawals.last().unwrap_or(&0)
+    };
+    let now = Instant::now();
+    let work = deposits
+        .into_iter()
+        .map(Work::Deposit)
+        .chain(withdrawals.into_iter().map(Work::Withdrawal));
+    for work in work {
+        if payments.due(work, now) {
+            spawn_drive(state.clone(), Arc::clone(payments), work);
+        }
+    }
+    Ok(())
+}
+
+/// Drives `work` on its own task, unless one already does (or too many run).
+pub(crate) fn spawn_drive<C: Consensus>(state: AppState<C>, payments: Arc<Payments>, work: Work) {
+    let Ok(permit) = Arc::clone(&payments.drivers).try_acquire_owned() else {
+        return;
+    };
+    if !payments.claim(work) {
+        return;
+    }
+    tokio::spawn(async move {
+        let outcome = drive(&state, &payments, work).await;
+        payments.release(work);
+        drop(permit);
+        match outcome {
+            Ok(Step::Done) => payments.forget(work),
+            Ok(Step::Wait) | Ok(Step::Again) => payments.wait_longer(work),
+            Err(error) => {
+                tracing::warn!(?work, %error, "payment step failed; tried again later");
+                payments.wait_longer(work);
+            }
+        }
+    });
+}
+
+async fn drive<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    work: Work,
+) -> Result<Step, DriveError> {
+    for _ in 0..STEPS_PER_DRIVE_MAX {
+        let step = match work {
+            Work::Deposit(id) => match read_deposit(state, id).await? {
+                Some(record) => deposit_step(state, payments, &record).await?,
+                None => Step::Done,
+            },
+            Work::Withdrawal(id) => match read_withdrawal(state, id).await? {
+                Some(record) => withdrawal_step(state, payments, &record).await?,
+                None => Step::Done,
+            },
+        };
+        if !matches!(step, Step::Again) {
+            return Ok(step);
+        }
+    }
+    Ok(Step::Again)
+}
+
+pub(crate) async fn read_deposit<C: Consensus>(
+    state: &AppState<C>,
+    id: u128,
+) -> Result<Option<DepositRecord>, ApiError> {
+    state
+        .read(move |view| view.ledger().deposit_record(id).cloned())
+        .await
+}
+
+pub(crate) async fn read_withdrawal<C: Consensus>(
+    state: &AppState<C>,
+    id: u128,
+) -> Result<Option<WithdrawalRecord>, ApiError> {
+    state
+        .read(move |view| view.ledger().withdrawal_record(id).cloned())
+        .await
+}
+
+/// Proposes one payment command; answers its outcome.
+pub(crate) async fn propose<C: Consensus>(
+    state: &AppState<C>,
+    command: PaymentCommand,
+) -> Result<PaymentOutcome, ApiError> {
+    match state.commit(Command::Payment(command)).await? {
+        CommandResult::Payment(outcome) => Ok(outcome),
+        _ => Err(ApiError::internal(
+            "the ledger answered in an unexpected shape",
+        )),
+    }
+}
+
+/// Proposes a step whose only acceptable answer is `ok` (a repeat is `ok` too).
+async fn propose_ok<C: Consensus>(
+    state: &AppState<C>,
+    command: PaymentCommand,
+) -> Result<Step, DriveError> {
+    match propose(state, command).await? {
+        PaymentOutcome::Ok => Ok(Step::Again),
+        outcome => Err(DriveError::Ledger(outcome.code().to_string())),
+    }
+}
+
+async fn deposit_step<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &DepositRecord,
+) -> Result<Step, DriveError> {
+    match record.state {
+        DepositState::Opening => start_deposit(state, payments, record).await,
+        DepositState::AwaitingAuthorisation => poll_deposit(state, payments, record).await,
+        _ => Ok(Step::Done),
+    }
+}
+
+/// Asks the bank for the deposit's consent and records it (the deposit route calls this too,
+/// to answer with the authorisation address).
+pub(crate) async fn start_deposit<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &DepositRecord,
+) -> Result<Step, DriveError> {
+    let connector = payments
+        .connector(&record.connector)
+        .ok_or_else(|| DriveError::UnknownConnector(record.connector.clone()))?;
+    let currency = record.ledger.to_string();
+    let creditor = match connector.operator_account(&currency).await {
+        Ok(party) => party,
+        Err(error) => return deposit_failed(state, payments, record, error).await,
+    };
+    let request = PayInRequest {
+        idempotency_key: deposit_key(record.deposit_id, "c"),
+        reference: record.deposit_id.to_string(),
+        amount_minor: record.amount,
+        currency,
+        creditor,
+        return_url: None,
+        notification_url: payments.callback_url(&record.connector),
+    };
+    let started = match connector.pay_in_start(&request).await {
+        Ok(started) => started,
+        Err(error) => return deposit_failed(state, payments, record, error).await,
+    };
+    payments.record(&record.connector, true);
+    let command = PaymentCommand::DepositStarted {
+        deposit_id: record.deposit_id,
+        consent_id: started.consent_id,
+        authorisation_url: started.authorisation_url,
+    };
+    propose_ok(state, command).await?;
+    Ok(Step::Wait)
+}
+
+async fn poll_deposit<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &DepositRecord,
+) -> Result<Step, DriveError> {
+    let connector = payments
+        .connector(&record.connector)
+        .ok_or_else(|| DriveError::UnknownConnector(record.connector.clone()))?;
+    let handle = PayInHandle {
+        consent_id: record.consent_id.clone(),
+        payment_id: payments.deposit_payment_id(record.deposit_id),
+        idempotency_key: deposit_key(record.deposit_id, "p"),
+    };
+    let progress = match connector.pay_in_progress(&handle).await {
+        Ok(progress) => progress,
+        Err(error) => return deposit_failed(state, payments, record, error).await,
+    };
+    payments.record(&record.connector, true);
+    if let Some(payment_id) = progress.payment_id {
+        payments.remember_deposit_payment_id(record.deposit_id, payment_id);
+    }
+    let deposit_id = record.deposit_id;
+    match progress.status {
+        PaymentStatus::Settled => {
+            propose_ok(state, PaymentCommand::SettleDeposit { deposit_id }).await
+        }
+        PaymentStatus::Rejected { reason } => {
+            let reason = reason.chars().take(64).collect();
+            let failed = PaymentCommand::FailDeposit {
+                deposit_id,
+                expired: false,
+                reason,
+            };
+            propose_ok(state, failed).await
+        }
+        PaymentStatus::Expired => {
+            let failed = PaymentCommand::FailDeposit {
+                deposit_id,
+                expired: true,
+                reason: String::new(),
+            };
+            propose_ok(state, failed).await
+        }
+        PaymentStatus::AwaitingAuthorisation | PaymentStatus::Pending => Ok(Step::Wait),
+    }
+}
+
+/// A bank error on a deposit: a decline ends it; anything else waits for the next look.
+async fn deposit_failed<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &DepositRecord,
+    error: ConnectorError,
+) -> Result<Step, DriveError> {
+    payments.record(
+        &record.connector,
+        !matches!(error, ConnectorError::Retryable(_)),
+    );
+    match error {
+        ConnectorError::Declined { code, .. } => {
+            let failed = PaymentCommand::FailDeposit {
+                deposit_id: record.deposit_id,
+                expired: false,
+                reason: code.chars().take(64).collect(),
+            };
+            propose_ok(state, failed).await
+        }
+        ConnectorError::Retryable(_) | ConnectorError::Unknown(_) => Ok(Step::Wait),
+    }
+}
+
+async fn withdrawal_step<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+) -> Result<Step, DriveError> {
+    match record.state {
+        WithdrawalState::Requested => {
+            let decision = decide(state, payments, record).await?;
+            let command = PaymentCommand::DecideWithdrawal {
+                withdrawal_id: record.withdrawal_id,
+                decision: decision.decision,
+                reasons: decision.reasons,
+            };
+            decided(state, record, command).await
+        }
+        WithdrawalState::Held => after_case(state, payments, record).await,
+        WithdrawalState::Sending => send_or_poll(state, payments, record).await,
+        WithdrawalState::Paid | WithdrawalState::Refunded | WithdrawalState::Rejected => {
+            Ok(Step::Done)
+        }
+    }
+}
+
+/// Proposes a decision; a refusal of the ledger's own checks (KYC, a hold that came in
+/// between) turns it into a rejection or a hold with that reason.
+async fn decided<C: Consensus>(
+    state: &AppState<C>,
+    record: &WithdrawalRecord,
+    command: PaymentCommand,
+) -> Result<Step, DriveError> {
+    match propose(state, command).await? {
+        PaymentOutcome::Ok => Ok(Step::Again),
+        PaymentOutcome::Refused(refusal) => {
+            let reject = PaymentCommand::DecideWithdrawal {
+                withdrawal_id: record.withdrawal_id,
+                decision: WithdrawalDecision::Reject,
+                reasons: vec![refusal.code().to_string()],
+            };
+            propose_ok(state, reject).await
+        }
+        outcome => Err(DriveError::Ledger(outcome.code().to_string())),
+    }
+}
+
+/// A held withdrawal: once its case is decided, cleared ones are routed and approved, the
+/// others rejected.
+async fn after_case<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+) -> Result<Step, DriveError> {
+    let case_id = record.case_id;
+    let decision = state
+        .read(move |view| {
+            view.ledger()
+                .case(case_id)
+                .and_then(|case| case.decision.clone())
+        })
+        .await?;
+    let Some((decision, _, _)) = decision else {
+        return Ok(Step::Wait);
+    };
+    let (decision, reasons) = match decision {
+        CaseDecision::Clear => {
+            let currency = record.ledger.to_string();
+            let payment = Payment {
+                currency: &currency,
+                country: None,
+                amount_minor: record.amount,
+                account: account_kind(&record.payee.account),
+            };
+            match payments.route(&payment, &[]) {
+                Some(route) => (
+                    WithdrawalDecision::Approve {
+                        connector: route.connector,
+                    },
+                    vec![
+                        "case_cleared".into(),
+                        route.reason.chars().take(64).collect(),
+                    ],
+                ),
+                None => (WithdrawalDecision::Reject, vec!["no_route".into()]),
+            }
+        }
+        other => (
+            WithdrawalDecision::Reject,
+            vec![format!("case_{}", other.name())],
+        ),
+    };
+    let command = PaymentCommand::DecideWithdrawal {
+        withdrawal_id: record.withdrawal_id,
+        decision,
+        reasons,
+    };
+    decided(state, record, command).await
+}
+
+async fn send_or_poll<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+) -> Result<Step, DriveError> {
+    let (attempt, current) = record.current_attempt().expect("sending has an attempt");
+    let name = current.connector.clone();
+    let connector = payments
+        .connector(&name)
+        .ok_or_else(|| DriveError::UnknownConnector(name.clone()))?;
+    let withdrawal_id = record.withdrawal_id;
+    let status = if current.payment_id.is_empty() {
+        let currency = record.ledger.to_string();
+        let debtor = match connector.operator_account(&currency).await {
+            Ok(party) => party,
+            Err(error) => return payout_failed(state, payments, record, attempt, error).await,
+        };
+        let request = PayOutRequest {
+            idempotency_key: payout_key(withdrawal_id, attempt),
+            reference: withdrawal_id.to_string(),
+            amount_minor: record.amount,
+            currency,
+            debtor,
+            creditor: party_of(&record.payee),
+            notification_url: payments.callback_url(&name),
+        };
+        match connector.pay_out(&request).await {
+            Ok(accepted) => {
+                let payment_id = accepted.payment_id;
+                let command = PaymentCommand::PayoutAccepted {
+                    withdrawal_id,
+                    attempt,
+                    payment_id,
+                };
+                propose_ok(state, command).await?;
+                accepted.status
+            }
+            Err(error) => return payout_failed(state, payments, record, attempt, error).await,
+        }
+    } else {
+        match connector.pay_out_status(&current.payment_id).await {
+            Ok(status) => status,
+            Err(error) => return payout_failed(state, payments, record, attempt, error).await,
+        }
+    };
+    payments.record(&name, true);
+    match status {
+        PaymentStatus::Settled => {
+            propose_ok(
+                state,
+                PaymentCommand::SettlePayout {
+                    withdrawal_id,
+                    attempt,
+                },
+            )
+            .await
+        }
+        PaymentStatus::Rejected { reason } => refund(state, record, attempt, &reason).await,
+        PaymentStatus::Expired => refund(state, record, attempt, "expired").await,
+        PaymentStatus::Pending | PaymentStatus::AwaitingAuthorisation => Ok(Step::Wait),
+    }
+}
+
+/// A bank error on a payout attempt (see the module docs).
+async fn payout_failed<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+    attempt: u8,
+    error: ConnectorError,
+) -> Result<Step, DriveError> {
+    let name = &record.attempts[usize::from(attempt)].connector;
+    payments.record(name, !matches!(error, ConnectorError::Retryable(_)));
+    match error {
+        ConnectorError::Declined { code, .. } => refund(state, record, attempt, &code).await,
+        ConnectorError::Unknown(_) => Ok(Step::Wait),
+        ConnectorError::Retryable(_) => {
+            let tried: Vec<&str> = record
+                .attempts
+                .iter()
+                .map(|a| a.connector.as_str())
+                .collect();
+            let currency = record.ledger.to_string();
+            let payment = Payment {
+                currency: &currency,
+                country: None,
+                amount_minor: record.amount,
+                account: account_kind(&record.payee.account),
+            };
+            let at_limit = record.attempts.len() >= croupier_core::payments::ATTEMPTS_MAX;
+            let Some(next) = payments.route(&payment, &tried).filter(|_| !at_limit) else {
+                // Nowhere else to go: this connector again, later.
+                return Ok(Step::Wait);
+            };
+            let command = PaymentCommand::FailPayout {
+                withdrawal_id: record.withdrawal_id,
+                attempt,
+                reason: format!("retryable:{name}").chars().take(64).collect(),
+                next_connector: Some(next.connector),
+            };
+            propose_ok(state, command).await
+        }
+    }
+}
+
+async fn refund<C: Consensus>(
+    state: &AppState<C>,
+    record: &WithdrawalRecord,
+    attempt: u8,
+    reason: &str,
+) -> Result<Step, DriveError> {
+    let command = PaymentCommand::FailPayout {
+        withdrawal_id: record.withdrawal_id,
+        attempt,
+        reason: reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
+        next_connector: None,
+    };
+    propose_ok(state, command).await
+}

@@ -1,0 +1,284 @@
+//! Money in and out through banks, driven from the node: the connectors the operator
+//! configured (`croupier_payments::bank`), the router that picks one, and the driver that
+//! carries each deposit and withdrawal through its life by proposing ledger commands
+//! (`croupier_core::payments`) from what the banks answer.
+//!
+//! The outbox is the ledger: the driver scans the open deposits and withdrawals the ledger
+//! holds (on the node serving writes only) and does the next step of each; a request or a
+//! bank's notification only makes that happen sooner. Every bank request carries an
+//! idempotency key derived from the committed payment (and, for a payout, its attempt
+//! number), so a step repeated after a crash or a leader change sends the same request again
+//! and the bank answers the first one.
+
+pub mod decide;
+pub mod driver;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use croupier_payments::bank::{BankConnector, ConnectorConfig, Protocol};
+use croupier_payments::connector::Party;
+use croupier_payments::jws::SigningKey;
+use croupier_payments::routing::{BreakerConfig, Cost, Payment, Route, Router, Rule};
+
+/// One configured bank.
+#[derive(Clone)]
+pub struct ConnectorSpec {
+    pub id: String,
+    pub protocol: Protocol,
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The operator's account there; None: discovered from the bank's account list.
+    pub operator_account: Option<Party>,
+    pub rule: Rule,
+    pub cost: Cost,
+}
+
+// The client secret never reaches Debug output.
+impl std::fmt::Debug for ConnectorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorSpec")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol)
+            .field("base_url", &self.base_url)
+            .field("rule", &self.rule)
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PaymentsConfig {
+    pub connectors: Vec<ConnectorSpec>,
+    /// The node's base URL as the banks reach it (for their notifications); None: the node
+    /// learns of changes by asking.
+    pub public_url: Option<String>,
+    /// How often the driver looks at the open payments.
+    pub poll_interval_ms: u64,
+    /// Each bank request's timeout; past it the outcome is unknown.
+    pub request_timeout_ms: u64,
+    /// Payments driven at once (each a task making bank requests).
+    pub drivers_max: usize,
+    /// Open payments the driver looks at per pass.
+    pub scan_max: usize,
+    pub breaker: BreakerConfig,
+    /// Chance (parts per million) the router tries a connector other than the best.
+    pub explore_ppm: u32,
+    /// The node's request-signing key (OBIE's x-jws-signature); `croupier serve` keeps it in
+    /// the data directory.
+    pub signing_key: Option<Arc<SigningKey>>,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            connectors: Vec::new(),
+            public_url: None,
+            poll_interval_ms: 200,
+            request_timeout_ms: 5_000,
+            drivers_max: 2_048,
+            scan_max: 4_096,
+            breaker: BreakerConfig::default(),
+            explore_ppm: 20_000,
+            signing_key: None,
+        }
+    }
+}
+
+/// A deposit or a withdrawal: the driver's unit of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Work {
+    Deposit(u128),
+    Withdrawal(u128),
+}
+
+/// When to look at a payment again: soon after a change, less often while nothing changes.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    due: Instant,
+    wait_ms: u64,
+}
+
+/// Longest wait between two looks at a payment that is not changing.
+const BACKOFF_MS_MAX: u64 = 5_000;
+
+/// The node's payments: connectors, router and the driver's bookkeeping.
+pub struct Payments {
+    connectors: BTreeMap<String, BankConnector>,
+    router: Mutex<Router>,
+    config: PaymentsConfig,
+    started: Instant,
+    /// Wakes the driver before its next pass (a new payment, a bank's notification).
+    pub(crate) kick: tokio::sync::Notify,
+    /// Payments a task is driving now (the scan skips them).
+    driving: Mutex<HashSet<Work>>,
+    drivers: Arc<tokio::sync::Semaphore>,
+    backoff: Mutex<HashMap<Work, Backoff>>,
+    /// OBIE deposits' payment ids once submitted (saves a resubmission per look; a new leader
+    /// gets them back from the bank by resubmitting with the same key).
+    deposit_payment_ids: Mutex<HashMap<u128, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("payments.connectors: {0}")]
+    Connector(String),
+    #[error("payments: connector ids must be distinct ({0} twice)")]
+    DuplicateConnector(String),
+    #[error("payments: connectors need the node's signing key")]
+    NoSigningKey,
+}
+
+impl Payments {
+    pub fn new(config: PaymentsConfig) -> Result<Payments, PaymentsError> {
+        let key = config
+            .signing_key
+            .clone()
+            .ok_or(PaymentsError::NoSigningKey)?;
+        let mut connectors = BTreeMap::new();
+        let mut router = Router::new(config.breaker, config.explore_ppm);
+        for spec in &config.connectors {
+            let connector = BankConnector::new(ConnectorConfig {
+                id: spec.id.clone(),
+                protocol: spec.protocol,
+                base_url: spec.base_url.clone(),
+                client_id: spec.client_id.clone(),
+                client_secret: spec.client_secret.clone(),
+                signing_key: Arc::clone(&key),
+                operator_account: spec.operator_account.clone(),
+                timeout_ms: config.request_timeout_ms,
+            })
+            .map_err(|error| PaymentsError::Connector(format!("{}: {error}", spec.id)))?;
+            if connectors.insert(spec.id.clone(), connector).is_some() {
+                return Err(PaymentsError::DuplicateConnector(spec.id.clone()));
+            }
+            router.add(&spec.id, spec.rule.clone(), spec.cost);
+        }
+        Ok(Payments {
+            connectors,
+            router: Mutex::new(router),
+            drivers: Arc::new(tokio::sync::Semaphore::new(config.drivers_max.max(1))),
+            config,
+            started: Instant::now(),
+            kick: tokio::sync::Notify::new(),
+            driving: Mutex::new(HashSet::new()),
+            backoff: Mutex::new(HashMap::new()),
+            deposit_payment_ids: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn connector(&self, id: &str) -> Option<&BankConnector> {
+        self.connectors.get(id)
+    }
+
+    pub fn connector_ids(&self) -> impl Iterator<Item = &str> {
+        self.connectors.keys().map(String::as_str)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The best connector for `payment` other than the ones in `exclude`.
+    pub fn route(&self, payment: &Payment<'_>, exclude: &[&str]) -> Option<Route> {
+        // Exploration only needs to be unpredictable enough to spread load; 0 if the OS fails.
+        let draw = getrandom::u32().unwrap_or(0);
+        let router = self.router.lock().unwrap_or_else(PoisonError::into_inner);
+        router.route(payment, exclude, self.now_ms(), draw)
+    }
+
+    /// How a request to `connector` went (for its success rate and its breaker).
+    pub fn record(&self, connector: &str, answered: bool) {
+        let now_ms = self.now_ms();
+        let mut router = self.router.lock().unwrap_or_else(PoisonError::into_inner);
+        router.record(connector, answered, now_ms);
+    }
+
+    /// Where the banks send notifications for `connector` (if the node has a public URL).
+    pub fn callback_url(&self, connector: &str) -> Option<String> {
+        let base = self.config.public_url.as_deref()?.trim_end_matches('/');
+        Some(format!("{base}/v1/payments/notifications/{connector}"))
+    }
+
+    /// Claims `work` for one task; false if a task is driving it already.
+    fn claim(&self, work: Work) -> bool {
+        let mut driving = self.driving.lock().unwrap_or_else(PoisonError::into_inner);
+        driving.insert(work)
+    }
+
+    fn release(&self, work: Work) {
+        let mut driving = self.driving.lock().unwrap_or_else(PoisonError::into_inner);
+        driving.remove(&work);
+    }
+
+    /// Whether a scan should look at `work` now.
+    fn due(&self, work: Work, now: Instant) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        backoff.get(&work).is_none_or(|b| now >= b.due)
+    }
+
+    /// Nothing changed: look again later (doubling, up to `BACKOFF_MS_MAX`).
+    fn wait_longer(&self, work: Work) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = self.config.poll_interval_ms.max(10);
+        let wait_ms = backoff
+            .get(&work)
+            .map_or(first, |b| (b.wait_ms * 2).min(BACKOFF_MS_MAX));
+        let due = Instant::now() + Duration::from_millis(wait_ms);
+        backoff.insert(work, Backoff { due, wait_ms });
+    }
+
+    /// Something happened (a notification, a request): look at once.
+    pub(crate) fn wake(&self, work: Option<Work>) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        match work {
+            Some(work) => {
+                backoff.remove(&work);
+            }
+            None => backoff.clear(),
+        }
+        drop(backoff);
+        self.kick.notify_one();
+    }
+
+    fn forget(&self, work: Work) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        backoff.remove(&work);
+        if let Work::Deposit(id) = work {
+            let mut ids = self
+                .deposit_payment_ids
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            ids.remove(&id);
+        }
+    }
+
+    fn deposit_payment_id(&self, id: u128) -> Option<String> {
+        let ids = self
+            .deposit_payment_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ids.get(&id).cloned()
+    }
+
+    fn remember_deposit_payment_id(&self, id: u128, payment_id: String) {
+        let mut ids = self
+            .deposit_payment_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ids.insert(id, payment_id);
+    }
+}
+
+/// The idempotency key of a deposit's consent and of its payment submission.
+pub fn deposit_key(deposit_id: u128, step: &str) -> String {
+    format!("dep-{deposit_id:x}-{step}")
+}
+
+/// The idempotency key of a withdrawal's payout attempt: the same attempt always sends the
+/// same key, a new attempt (another connector) a new one.
+pub fn payout_key(withdrawal_id: u128, attempt: u8) -> String {
+    format!("wd-{withdrawal_id:x}-{attempt}")
+}
