@@ -19,7 +19,7 @@ seed="${SCHEMATHESIS_SEED:-8}"
 [ -x "$schemathesis" ] || { echo "no schemathesis at $schemathesis (scripts/test.sh installs it)" >&2; exit 2; }
 
 work="$(mktemp -d)"
-trap 'kill "${server_pid:-}" 2>/dev/null || true; wait "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${server_pid:-}" "${bank_pid:-}" 2>/dev/null || true; wait "${server_pid:-}" "${bank_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 data="$work/data"
 
 # An admin key (operator routes), a provider key (the signed wallet calls); with an operator key
@@ -28,10 +28,24 @@ operator_key="$("$croupier" keys create --role admin --name schemathesis --data-
 read -r provider_key provider_secret < <("$croupier" keys create --role provider --name schemathesis --data-dir "$data" 2>/dev/null | grep -E '^pv-' | head -1)
 [ -n "$operator_key" ] && [ -n "${provider_secret:-}" ] || { echo "could not create keys" >&2; exit 1; }
 
+# A sandbox bank, so the payment routes run against a real connector.
+"$croupier" sandbox bank --protocol obie --listen 127.0.0.1:0 --data-dir "$work/bank" \
+    --client-id croupier --client-secret schemathesis-bank >"$work/bank.out" 2>"$work/bank.log" &
+bank_pid=$!
+for _ in $(seq 1 600); do
+    bank_addr="$(sed -n 's/^sandbox bank listening on \([^ ]*\).*/\1/p' "$work/bank.out")"
+    [ -n "$bank_addr" ] && break
+    sleep 0.1
+done
+[ -n "${bank_addr:-}" ] || { echo "the sandbox bank did not start" >&2; cat "$work/bank.log" >&2; exit 1; }
+printf '[[payments.connectors]]\nid = "bank-a"\nprotocol = "obie"\nbase_url = "http://%s"\nclient_id = "croupier"\nclient_secret = "schemathesis-bank"\n' \
+    "$bank_addr" >"$work/croupier.toml"
+
 # Login limits high enough for schemathesis to log in again after each generated logout.
 CROUPIER_RATE_LIMIT__LOGIN_PER_USERNAME_PER_MIN=100000 \
 CROUPIER_RATE_LIMIT__LOGIN_PER_ADDRESS_PER_MIN=100000 \
-    "$croupier" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+    "$croupier" serve --config "$work/croupier.toml" --data-dir "$data" --listen 127.0.0.1:0 \
+    >"$work/serve.log" 2>&1 &
 server_pid=$!
 port="$(bash scripts/serve-port.sh "$work/serve.log")"
 base="http://127.0.0.1:$port"
@@ -105,6 +119,14 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "402", "403",
 [[operations]]
 include-path-regex = "^/v1/tables/[^/]+/results\$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# Payments depend on the ledger and the bank: 403 a limit or status refusal, 404 an unknown
+# payment or connector, 409 an id used for another payment, 422 insufficient_funds,
+# unknown_connector, no_route, no_wallet_in_currency; 400 for a notification that is not signed
+# by the bank (a made-up one never is).
+[[operations]]
+include-path-regex = "^/v1/(deposits|withdrawals|payments/)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
 
 # A WebSocket: the fuzzer sends plain GETs, which are answered 426 upgrade_required.
 [[operations]]
