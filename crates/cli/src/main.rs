@@ -23,6 +23,7 @@ mod fair_cmd;
 mod games_cmd;
 mod keys_cmd;
 mod operator_key;
+mod payments_cmd;
 mod rng_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
@@ -79,6 +80,9 @@ enum Command {
     /// Sandboxes of the outside world (identity provider, ...) as their own processes, for tests and demos.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
+    /// The banks: reconcile a bank statement with the ledger.
+    #[command(subcommand)]
+    Payments(payments_cmd::PaymentsCommand),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Studio(cmd) => studio_cmd::run(cmd),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
+        Command::Payments(cmd) => payments_cmd::run(cmd),
     };
     match outcome {
         Ok(code) => code,

@@ -197,6 +197,21 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
     assert!(reasons.contains("route:bank-a"), "{reasons}");
     assert_eq!(world.balance(&player), 20_000);
 
+    // The bank's statement matches the ledger to the cent; a tampered one does not.
+    let statement = operator_statement(&world.banks[0].1);
+    let file = world._dir.path().join("statement.xml");
+    std::fs::write(&file, &statement).unwrap();
+    let (matched, report) = reconcile(&world, &file);
+    assert!(matched && report.contains("0 mismatches"), "{report}");
+    let tampered = statement.replacen(">100.00<", ">100.01<", 1);
+    assert_ne!(
+        tampered, statement,
+        "the payout's amount is in the statement"
+    );
+    std::fs::write(&file, &tampered).unwrap();
+    let (matched, report) = reconcile(&world, &file);
+    assert!(!matched && report.contains("amount_differs 10"), "{report}");
+
     // Bad input: refused with a reason, nothing reserved.
     let (status, refused) = world.withdraw(&player, 11, 1_000_000, account.clone());
     assert_eq!(
@@ -262,6 +277,76 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
     );
     assert_eq!(world.balance(&second), 6_000);
     drop(banks);
+}
+
+/// `croupier payments reconcile` against the node: (exit 0, stdout).
+fn reconcile(world: &World, statement: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args([
+            "payments",
+            "reconcile",
+            "--connector",
+            "bank-a",
+            "--statement",
+        ])
+        .arg(statement)
+        .args(["--server", &world.node.api.base])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Today's camt.053 statement of the operator's EUR account at the sandbox bank (found through
+/// the bank's account information, as the connector finds it).
+fn operator_statement(bank: &Api) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    let mut token = agent
+        .post(format!("{}/token", bank.base))
+        .send_form(form)
+        .unwrap();
+    let token: Value = serde_json::from_str(&token.body_mut().read_to_string().unwrap()).unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let mut accounts = agent
+        .get(format!("{}/open-banking/v3.1/aisp/accounts", bank.base))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let accounts: Value =
+        serde_json::from_str(&accounts.body_mut().read_to_string().unwrap()).unwrap();
+    let eur = accounts["Data"]["Account"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["Currency"] == "EUR")
+        .expect("an operator EUR account");
+    let iban = eur["Account"][0]["Identification"].as_str().unwrap();
+    let today = std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .unwrap();
+    let today = String::from_utf8(today.stdout).unwrap().trim().to_owned();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let mut statement = agent
+        .get(format!(
+            "{}/sandbox/accounts/{iban}/statement?from={today}&to={today}",
+            bank.base
+        ))
+        .header("Authorization", format!("Basic {basic}"))
+        .call()
+        .unwrap();
+    assert_eq!(statement.status().as_u16(), 200);
+    statement.body_mut().read_to_string().unwrap()
 }
 
 /// Opens an account at the sandbox bank (its own set-up route, client credentials).

@@ -48,6 +48,7 @@ pub const ROUTE_DEPOSIT: &str = "/v1/deposits/{deposit_id}";
 pub const ROUTE_WITHDRAWALS: &str = "/v1/withdrawals";
 pub const ROUTE_WITHDRAWAL: &str = "/v1/withdrawals/{withdrawal_id}";
 pub const ROUTE_PAYMENT_NOTIFICATIONS: &str = "/v1/payments/notifications/{connector}";
+pub const ROUTE_CONNECTOR_MOVEMENTS: &str = "/v1/payments/connectors/{connector}/movements";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -106,6 +107,7 @@ const ROUTES: &[&str] = &[
     ROUTE_WITHDRAWALS,
     ROUTE_WITHDRAWAL,
     ROUTE_PAYMENT_NOTIFICATIONS,
+    ROUTE_CONNECTOR_MOVEMENTS,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

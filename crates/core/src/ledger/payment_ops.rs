@@ -608,6 +608,22 @@ impl Ledger {
             .map(|record| record.as_ref())
     }
 
+    /// Every deposit, by id.
+    pub fn deposits(&self) -> impl Iterator<Item = &DepositRecord> + '_ {
+        self.payments
+            .deposits
+            .values()
+            .map(|record| record.as_ref())
+    }
+
+    /// Every withdrawal, by id.
+    pub fn withdrawals(&self) -> impl Iterator<Item = &WithdrawalRecord> + '_ {
+        self.payments
+            .withdrawals
+            .values()
+            .map(|record| record.as_ref())
+    }
+
     /// Deposits not final yet, by id, at most `limit` after `after` (for the node's worker).
     pub fn open_deposits(&self, after: PaymentId, limit: usize) -> Vec<&DepositRecord> {
         let range = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);

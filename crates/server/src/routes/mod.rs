@@ -155,6 +155,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(payments::create_withdrawal::<C>))
         .routes(documented!(payments::get_withdrawal::<C>))
         .routes(documented!(payments::notification::<C>))
+        .routes(documented!(payments::movements::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))

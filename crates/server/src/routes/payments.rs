@@ -455,6 +455,131 @@ pub async fn notification<C: Consensus>(
     }
 }
 
+/// Most movements one answer lists: reconciliation never gets a silently cut list.
+const MOVEMENTS_MAX: usize = 100_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MovementsQuery {
+    /// First day (UTC, YYYY-MM-DD) whose settled payments are listed.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-12-01")]
+    from: String,
+    /// Last day (UTC, YYYY-MM-DD), included.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-12-31")]
+    to: String,
+}
+
+/// One movement of money at a bank as the ledger recorded it.
+#[derive(Serialize, ToSchema)]
+pub struct MovementOut {
+    /// The deposit or withdrawal id: the bank statement's end-to-end id.
+    reference: IdOut,
+    /// deposit (money in: a credit on the bank statement) or withdrawal (a debit).
+    kind: &'static str,
+    amount: u64,
+    ledger: String,
+    state: &'static str,
+    /// The day (UTC) the ledger recorded the bank's settlement.
+    date: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MovementsOut {
+    connector: String,
+    movements: Vec<MovementOut>,
+}
+
+/// The money a bank moved for the operator as the ledger recorded it, for reconciliation
+/// against the bank's statement (`croupier payments reconcile`): settled (or refused)
+/// deposits and paid withdrawals through this connector, settled within the days given.
+#[utoipa::path(
+    get, path = crate::paths::ROUTE_CONNECTOR_MOVEMENTS, tag = "payments",
+    params(("connector" = String, Path, description = "The configured connector id"), MovementsQuery),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, body = MovementsOut),
+        (status = 400, description = "Malformed dates", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: wrong role", body = ErrorBody),
+        (status = 413, description = "too_many_movements: ask for fewer days", body = ErrorBody),
+        (status = 503, description = "Not leader or shutting down", body = ErrorBody),
+    )
+)]
+pub async fn movements<C: Consensus>(
+    State(state): State<AppState<C>>,
+    Allowed(_caller, ..): Allowed<crate::auth::OperatorRead>,
+    path: ApiPath,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<MovementsQuery>,
+) -> Result<Response, ApiError> {
+    use croupier_risk::identity::CivilDate;
+    for (field, date) in [("from", &query.from), ("to", &query.to)] {
+        if CivilDate::parse_iso(date).is_none() {
+            return Err(ApiError::invalid_query(format!(
+                "{field} must be a date YYYY-MM-DD"
+            )));
+        }
+    }
+    let connector = path.0.clone();
+    let (from, to) = (query.from, query.to);
+    let movements = state
+        .read(move |view| {
+            let ledger = view.ledger();
+            let day = |at_ns: u64| CivilDate::from_unix_s(at_ns / 1_000_000_000).to_string();
+            let in_range = |date: &String| *date >= from && *date <= to;
+            let deposits = ledger.deposits().filter(|d| {
+                d.connector == connector
+                    && matches!(
+                        d.state,
+                        croupier_core::payments::DepositState::Settled
+                            | croupier_core::payments::DepositState::Refused(_)
+                    )
+            });
+            let deposits = deposits.map(|d| MovementOut {
+                reference: IdOut(d.deposit_id),
+                kind: "deposit",
+                amount: d.amount,
+                ledger: d.ledger.to_string(),
+                state: d.state.name(),
+                date: day(d.updated_at_ns),
+            });
+            let withdrawals = ledger.withdrawals().filter(|w| {
+                w.state == croupier_core::payments::WithdrawalState::Paid
+                    && w.attempts.last().is_some_and(|a| a.connector == connector)
+            });
+            let withdrawals = withdrawals.map(|w| MovementOut {
+                reference: IdOut(w.withdrawal_id),
+                kind: "withdrawal",
+                amount: w.amount,
+                ledger: w.ledger.to_string(),
+                state: w.state.name(),
+                date: day(w.updated_at_ns),
+            });
+            let listed: Vec<MovementOut> = deposits
+                .chain(withdrawals)
+                .filter(|m| in_range(&m.date))
+                .take(MOVEMENTS_MAX + 1)
+                .collect();
+            (connector, listed)
+        })
+        .await?;
+    let (connector, movements) = movements;
+    if movements.len() > MOVEMENTS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_movements",
+            format!("more than {MOVEMENTS_MAX} movements: ask for fewer days"),
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &MovementsOut {
+            connector,
+            movements,
+        },
+    ))
+}
+
 fn visible(caller: &Caller, owner: u128) -> bool {
     caller.player().is_none_or(|player| player == owner)
 }
