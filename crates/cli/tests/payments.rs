@@ -19,11 +19,13 @@ const CLIENT_SECRET: &str = "secret";
 struct World {
     node: common::Node,
     banks: Vec<(SandboxProcess, Api)>,
+    port: u16,
+    serve_args: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
 }
 
-fn bank(dir: &std::path::Path, protocol: &str) -> (SandboxProcess, Api) {
-    let args = [
+fn bank(dir: &std::path::Path, protocol: &str, faults: &[&str]) -> (SandboxProcess, Api) {
+    let mut args = vec![
         "--protocol",
         protocol,
         "--client-id",
@@ -33,50 +35,80 @@ fn bank(dir: &std::path::Path, protocol: &str) -> (SandboxProcess, Api) {
         "--settle-ms",
         "50",
     ];
+    args.extend_from_slice(faults);
     let process = SandboxProcess::start("bank", dir, &args);
     let api = Api::new(format!("http://{}", process.addr()));
     (process, api)
 }
 
+/// How a world differs from the plain one.
+#[derive(Default)]
+struct Options<'a> {
+    bank_a_faults: &'a [&'a str],
+    bank_b_faults: &'a [&'a str],
+    /// Extra lines for bank-a's connector section (a routing rule).
+    bank_a_rule: &'a str,
+    request_timeout_ms: Option<u64>,
+}
+
 fn start() -> World {
+    start_with(&Options::default())
+}
+
+fn start_with(options: &Options<'_>) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let a = bank(&dir.path().join("bank-a"), "obie");
-    let b = bank(&dir.path().join("bank-b"), "berlin-group");
+    let a = bank(&dir.path().join("bank-a"), "obie", options.bank_a_faults);
+    let b = bank(
+        &dir.path().join("bank-b"),
+        "berlin-group",
+        options.bank_b_faults,
+    );
     let port = free_port();
-    let connector = |id: &str, bank: &(SandboxProcess, Api), protocol: &str, cost: u64| {
-        format!(
-            "[[payments.connectors]]\nid = \"{id}\"\nprotocol = \"{protocol}\"\n\
+    let connector =
+        |id: &str, bank: &(SandboxProcess, Api), protocol: &str, cost: u64, rule: &str| {
+            format!(
+                "[[payments.connectors]]\nid = \"{id}\"\nprotocol = \"{protocol}\"\n\
              base_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\ncost_fixed = {cost}\n",
-            bank.0.addr()
-        )
-    };
+             client_secret = \"{CLIENT_SECRET}\"\ncost_fixed = {cost}\n{rule}\n",
+                bank.0.addr()
+            )
+        };
     let config = format!(
-        "[payments]\npoll_interval_ms = 50\nrequest_timeout_ms = 2000\nexplore_ppm = 0\n\
+        "[payments]\npoll_interval_ms = 50\nrequest_timeout_ms = {}\nexplore_ppm = 0\n\
          public_url = \"http://127.0.0.1:{port}\"\n{}{}",
-        connector("bank-a", &a, "obie", 10),
-        connector("bank-b", &b, "berlin-group", 50),
+        options.request_timeout_ms.unwrap_or(2_000),
+        connector("bank-a", &a, "obie", 10, options.bank_a_rule),
+        connector("bank-b", &b, "berlin-group", 50, ""),
     );
     let config_file = dir.path().join("croupier.toml");
     std::fs::write(&config_file, config).unwrap();
     let data = dir.path().join("node");
-    let args = [
-        "--config".as_ref(),
-        config_file.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
+    let serve_args: Vec<std::ffi::OsString> = vec![
+        "--config".into(),
+        config_file.into(),
+        "--data-dir".into(),
+        data.into(),
     ];
-    let node = serve(
-        &args,
-        port,
-        &dir.path().join("serve.log"),
-        Duration::from_secs(60),
-    );
+    let node = serve_node(&serve_args, port, dir.path());
     World {
         node,
         banks: vec![a, b],
+        port,
+        serve_args,
         _dir: dir,
     }
+}
+
+fn serve_node(args: &[std::ffi::OsString], port: u16, dir: &std::path::Path) -> common::Node {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|arg| arg.as_os_str()).collect();
+    let log = dir.join(format!(
+        "serve-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    serve(&args, port, &log, Duration::from_secs(60))
 }
 
 struct Player {
@@ -201,7 +233,7 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
     let statement = operator_statement(&world.banks[0].1);
     let file = world._dir.path().join("statement.xml");
     std::fs::write(&file, &statement).unwrap();
-    let (matched, report) = reconcile(&world, &file);
+    let (matched, report) = reconcile(&world, "bank-a", &file);
     assert!(matched && report.contains("0 mismatches"), "{report}");
     let tampered = statement.replacen(">100.00<", ">100.01<", 1);
     assert_ne!(
@@ -209,8 +241,23 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
         "the payout's amount is in the statement"
     );
     std::fs::write(&file, &tampered).unwrap();
-    let (matched, report) = reconcile(&world, &file);
+    let (matched, report) = reconcile(&world, "bank-a", &file);
     assert!(!matched && report.contains("amount_differs 10"), "{report}");
+
+    // A notification not signed by the bank is refused (a real one only wakes the driver).
+    let forged = world
+        .node
+        .api
+        .call(
+            "/v1/payments/notifications/bank-a",
+            None,
+            Some(&json!({"paymentId": "x"})),
+        )
+        .unwrap();
+    assert_eq!(
+        (forged.0, forged.1["error"].as_str()),
+        (400, Some("notification_rejected"))
+    );
 
     // Bad input: refused with a reason, nothing reserved.
     let (status, refused) = world.withdraw(&player, 11, 1_000_000, account.clone());
@@ -254,17 +301,8 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
     let second = world.player("second");
     let settled = world.deposit(&second, 20, 9_000, "bank-b", true);
     assert_eq!(settled["state"], "settled", "{settled}");
-    let World {
-        node,
-        mut banks,
-        _dir,
-    } = world;
-    let world = World {
-        node,
-        banks: vec![],
-        _dir,
-    };
-    drop(banks.remove(0));
+    let mut world = world;
+    drop(world.banks.remove(0));
     let account = json!({"sort_code": "20-20-15", "account_number": "55555555", "name": "Sec Ond"});
     let (status, _) = world.withdraw(&second, 21, 3_000, account);
     assert_eq!(status, 202);
@@ -276,17 +314,16 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
         "{failed_over}"
     );
     assert_eq!(world.balance(&second), 6_000);
-    drop(banks);
 }
 
 /// `croupier payments reconcile` against the node: (exit 0, stdout).
-fn reconcile(world: &World, statement: &std::path::Path) -> (bool, String) {
+fn reconcile(world: &World, connector: &str, statement: &std::path::Path) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_croupier"))
         .args([
             "payments",
             "reconcile",
             "--connector",
-            "bank-a",
+            connector,
             "--statement",
         ])
         .arg(statement)
@@ -364,4 +401,63 @@ fn open_bank_account(bank: &Api, iban: &str, name: &str) {
         .send(body.to_string())
         .unwrap();
     assert_eq!(answer.status().as_u16(), 201);
+}
+
+/// The node is killed while the bank holds its answer to a payout it has accepted: the payout
+/// is in the bank but not in the ledger. The restarted node sends it again with the same key,
+/// the bank answers the payment it has, and the player is paid once.
+#[test]
+fn a_payout_interrupted_by_a_crash_is_sent_again_with_the_same_key_and_paid_once() {
+    let options = Options {
+        // Only bank-b pays EUR; it holds every answer to new work for a minute.
+        bank_a_rule: "currencies = [\"GBP\"]",
+        bank_b_faults: &[
+            "--fault-timeout-after-accept-percent",
+            "100",
+            "--hold-s",
+            "60",
+        ],
+        request_timeout_ms: Some(30_000),
+        ..Options::default()
+    };
+    let mut world = start_with(&options);
+    let player = world.player("crash");
+    let settled = world.deposit(&player, 1, 10_000, "bank-a", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    let account = json!({"iban": PAYEE_IBAN, "name": "Cra Sh"});
+    let (status, _) = world.withdraw(&player, 5, 4_000, account);
+    assert_eq!(status, 202);
+    // Sending, with no payment id recorded: the bank has it and holds the answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, seen) = world.call(&player, "/v1/withdrawals/5", None);
+        if seen["state"] == "sending" {
+            assert!(seen["attempts"][0]["payment_id"].is_null(), "{seen}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{seen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    world.node.child.kill().unwrap();
+    world.node.child.wait().unwrap();
+    world.node = serve_node(&world.serve_args, world.port, world._dir.path());
+    let session = json!({"username": "crash", "password": "correct horse"});
+    let token = world.node.api.ok("/v1/players/login", Some(&session));
+    let player = Player {
+        id: player.id,
+        token: token["token"].as_str().unwrap().to_owned(),
+    };
+    let paid = world.finished_withdrawal(&player, 5);
+    assert_eq!(paid["state"], "paid", "{paid}");
+    assert_eq!(paid["attempts"].as_array().unwrap().len(), 1, "{paid}");
+    assert_eq!(world.balance(&player), 6_000);
+    // One payout at the bank, and the statement matches the ledger.
+    let statement = operator_statement(&world.banks[1].1);
+    let debits = statement.matches("<CdtDbtInd>DBIT</CdtDbtInd>").count();
+    assert_eq!(debits, 1, "{statement}");
+    let file = world._dir.path().join("statement-b.xml");
+    std::fs::write(&file, &statement).unwrap();
+    let (matched, report) = reconcile(&world, "bank-b", &file);
+    assert!(matched, "{report}");
 }
