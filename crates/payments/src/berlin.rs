@@ -22,6 +22,7 @@ use crate::money::to_bank_amount;
 use crate::transport::{
     normalise_iban, segment, sort_code_identification, split_sort_code, ApiRequest, Transport,
 };
+use crate::uuid_v4::uuid_v4_text;
 
 const PAYMENTS: &str = "/v1/payments";
 const ACCOUNTS: &str = "/v1/accounts";
@@ -308,7 +309,7 @@ pub(crate) fn request_id(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid_text(bytes)
+    uuid_v4_text(bytes)
 }
 
 /// A random version-4 UUID (for reads, which need no deduplication).
@@ -316,21 +317,7 @@ fn random_uuid() -> Result<String, ConnectorError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|e| ConnectorError::Retryable(format!("no randomness: {e}")))?;
-    Ok(uuid_text(bytes))
-}
-
-fn uuid_text(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    Ok(uuid_v4_text(bytes))
 }
 
 fn unknown_status(status: &str) -> ConnectorError {

@@ -26,5 +26,7 @@ pub use connector::{
     PayOutRequest, PayeeMatch, PaymentStatus,
 };
 pub mod bank;
+mod bank_keys;
 pub mod notify;
 pub mod transport;
+mod uuid_v4;

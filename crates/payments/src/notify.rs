@@ -4,9 +4,6 @@
 //! the bank's keys (`GET /jwks.json`, cached). A verified notification is still only a hint:
 //! the node asks the bank for the status it names (PROTOCOLS.md, Notifications).
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use reqwest::header::HeaderMap;
@@ -16,10 +13,6 @@ use sha2::{Digest, Sha256};
 use crate::connector::ConnectorError;
 use crate::jws::{self, Jwks, JwsError};
 use crate::transport::{ApiRequest, Transport};
-
-/// An unknown kid refetches the bank's keys at most this often: a flood of forged
-/// notifications with made-up kids must not become a flood of requests to the bank.
-const JWKS_REFETCH_INTERVAL_MIN_MS: u64 = 10_000;
 
 const OBIE_EVENT: &str = "urn:uk:org:openbanking:events:resource-update";
 const OBIE_RID: &str = "http://openbanking.org.uk/rid";
@@ -69,79 +62,31 @@ impl NotificationError {
     }
 }
 
-/// The bank's keys as last fetched, and when.
-#[derive(Default)]
-pub(crate) struct BankKeys {
-    current: RwLock<Option<(Arc<Jwks>, Instant)>>,
-    refresh: tokio::sync::Mutex<()>,
+/// The bank's key set, fetched over the connector's transport (no token: it is public).
+async fn fetch_keys(transport: &Transport) -> Result<Jwks, NotificationError> {
+    let answer = transport
+        .send_open(&ApiRequest::get("/jwks.json".into()))
+        .await
+        .map_err(NotificationError::KeysUnavailable)?;
+    answer
+        .json("key set")
+        .map_err(NotificationError::KeysUnavailable)
 }
 
-impl BankKeys {
-    fn cached(&self) -> Option<(Arc<Jwks>, Instant)> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The keys, fetched if none are cached yet.
-    async fn get(&self, transport: &Transport) -> Result<Arc<Jwks>, NotificationError> {
-        if let Some((keys, _)) = self.cached() {
-            return Ok(keys);
+/// Runs `check` with the bank's keys, and once more with refetched keys if it names a kid
+/// the cached set does not have (the bank rotated its key).
+async fn verify_with_bank_keys<T>(
+    transport: &Transport,
+    check: impl Fn(&Jwks) -> Result<T, JwsError>,
+) -> Result<T, NotificationError> {
+    let cache = &transport.bank_keys;
+    let keys = cache.get(|| fetch_keys(transport)).await?;
+    match check(&keys) {
+        Err(JwsError::UnknownKey(_)) => {
+            let keys = cache.newer(&keys, || fetch_keys(transport)).await?;
+            check(&keys).map_err(refused)
         }
-        let _one_at_a_time = self.refresh.lock().await;
-        if let Some((keys, _)) = self.cached() {
-            return Ok(keys);
-        }
-        self.fetch(transport).await
-    }
-
-    /// Keys newer than `stale` (which lacked a kid): fetched again unless another caller just
-    /// did, or the last fetch is too recent (`JWKS_REFETCH_INTERVAL_MIN_MS`).
-    async fn newer(
-        &self,
-        transport: &Transport,
-        stale: &Arc<Jwks>,
-    ) -> Result<Arc<Jwks>, NotificationError> {
-        let _one_at_a_time = self.refresh.lock().await;
-        if let Some((keys, fetched)) = self.cached() {
-            let recent = fetched.elapsed() < Duration::from_millis(JWKS_REFETCH_INTERVAL_MIN_MS);
-            if !Arc::ptr_eq(&keys, stale) || recent {
-                return Ok(keys);
-            }
-        }
-        self.fetch(transport).await
-    }
-
-    async fn fetch(&self, transport: &Transport) -> Result<Arc<Jwks>, NotificationError> {
-        let answer = transport
-            .send_open(&ApiRequest::get("/jwks.json".into()))
-            .await
-            .map_err(NotificationError::KeysUnavailable)?;
-        let keys: Jwks = answer
-            .json("key set")
-            .map_err(NotificationError::KeysUnavailable)?;
-        let keys = Arc::new(keys);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((Arc::clone(&keys), Instant::now()));
-        Ok(keys)
-    }
-
-    /// Runs `check` with the bank's keys, and once more with refetched keys if it names a kid
-    /// the cached set does not have (the bank rotated its key).
-    async fn verify<T>(
-        &self,
-        transport: &Transport,
-        check: impl Fn(&Jwks) -> Result<T, JwsError>,
-    ) -> Result<T, NotificationError> {
-        let keys = self.get(transport).await?;
-        match check(&keys) {
-            Err(JwsError::UnknownKey(_)) => {
-                let keys = self.newer(transport, &keys).await?;
-                check(&keys).map_err(refused)
-            }
-            other => other.map_err(refused),
-        }
+        other => other.map_err(refused),
     }
 }
 
@@ -166,10 +111,8 @@ pub(crate) async fn verify_obie(
     if token.is_empty() {
         return Err(NotificationError::Unsigned);
     }
-    let (_, payload) = transport
-        .bank_keys
-        .verify(transport, |keys| jws::verify_compact(token, keys))
-        .await?;
+    let (_, payload) =
+        verify_with_bank_keys(transport, |keys| jws::verify_compact(token, keys)).await?;
     let claims: Value = serde_json::from_slice(&payload)
         .map_err(|_| NotificationError::Malformed("the event token is not JSON".into()))?;
     obie_subject(&claims, transport.client_id())
@@ -221,12 +164,10 @@ pub(crate) async fn verify_berlin(
             "the Digest is missing or does not match the body".into(),
         ));
     }
-    transport
-        .bank_keys
-        .verify(transport, |keys| {
-            jws::verify_detached(signature, body, keys)
-        })
-        .await?;
+    verify_with_bank_keys(transport, |keys| {
+        jws::verify_detached(signature, body, keys)
+    })
+    .await?;
     berlin_subject(body)
 }
 

@@ -87,7 +87,7 @@ pub(crate) struct Transport {
     /// Operator accounts discovered through account information, by currency.
     operator_accounts: RwLock<HashMap<String, Party>>,
     /// The bank's public keys, for notifications.
-    pub(crate) bank_keys: crate::notify::BankKeys,
+    pub(crate) bank_keys: crate::bank_keys::BankKeys,
 }
 
 // Secrets, tokens and account numbers never reach Debug output.
@@ -262,7 +262,7 @@ impl Transport {
             tokens: TokenCache::default(),
             configured_operator: config.operator_account,
             operator_accounts: RwLock::new(HashMap::new()),
-            bank_keys: crate::notify::BankKeys::default(),
+            bank_keys: crate::bank_keys::BankKeys::default(),
         })
     }
 

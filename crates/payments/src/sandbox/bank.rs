@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 
 use super::accounts::{derived_iban, derived_sort_code, Scheme};
 use super::journal::Journal;
-use super::notify::{self, Note};
+use super::notify::{self, Issuer, Note};
 use super::state::{Account, Booked, ConsentStatus, Event, Order, PayStatus, Payment, State};
 use super::util::{date_of_ms, now_ms, random_id, Dice};
 use super::{Config, SandboxError};
@@ -214,17 +214,25 @@ impl Bank {
         }
     }
 
+    /// What the notifications are signed and addressed with.
+    fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            base_url: &self.base_url,
+            client_id: &self.config.client_id,
+            key: &self.key,
+        }
+    }
+
     /// Tells the client about a payment's new status, where it asked to be told.
     pub(crate) fn notify_payment(&self, state: &State, payment: &Payment) {
         let note = match &payment.consent_id {
-            Some(_) => state
-                .callback_url
-                .as_ref()
-                .and_then(|url| notify::obie_note(self, url, &payment.id, "domestic-payment")),
+            Some(_) => state.callback_url.as_ref().and_then(|url| {
+                notify::obie_note(&self.issuer(), url, &payment.id, "domestic-payment")
+            }),
             None => payment
                 .notification_uri
                 .as_ref()
-                .and_then(|url| notify::berlin_note(self, url, payment)),
+                .and_then(|url| notify::berlin_note(&self.issuer(), url, payment)),
         };
         if let Some(note) = note {
             self.enqueue(note);
@@ -232,10 +240,9 @@ impl Bank {
     }
 
     pub(crate) fn notify_consent(&self, state: &State, consent_id: &str) {
-        let note = state
-            .callback_url
-            .as_ref()
-            .and_then(|url| notify::obie_note(self, url, consent_id, "domestic-payment-consent"));
+        let note = state.callback_url.as_ref().and_then(|url| {
+            notify::obie_note(&self.issuer(), url, consent_id, "domestic-payment-consent")
+        });
         if let Some(note) = note {
             self.enqueue(note);
         }

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 
 use super::accounts::{normalise, Scheme};
 use super::bank::{check_parties, debtor_is_own, Bank};
-use super::http::{full, internal, problem, Shape, Shared};
 use super::notify::digest_header;
 use super::state::{Event, Order, PayStatus, Payment, Replay, Stored};
 use super::util::{now_ms, random_id, sha256_hex};
+use super::web::{full, internal, problem, Shape, Shared};
 use crate::money::from_bank_amount;
 
 const PRODUCTS: [&str; 3] = [

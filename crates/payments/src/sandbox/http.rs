@@ -1,8 +1,8 @@
-//! The routes both protocols serve, and the gate in front of every route: down, latency, the
-//! 503 fault and authentication (Bearer for the APIs, Basic client credentials for the
-//! sandbox's own routes).
+//! The router: the routes both protocols serve, the protocol's own routes (from `obie` or
+//! `berlin`, and `page`'s authorisation page), and the gate in front of every route: down,
+//! latency, the 503 fault and authentication (Bearer for the APIs, Basic client credentials
+//! for the sandbox's own routes). What the route modules share is in `web`, not here.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,71 +22,15 @@ use super::accounts::{match_name, normalise, scheme_of, NameMatch, Scheme};
 use super::bank::{Bank, TOKEN_TTL_S};
 use super::state::{Account, Event};
 use super::util::{is_date, random_id};
-use super::{berlin, obie, Protocol};
+use super::web::{account_key, full, internal, parse_form, problem, shape_of, Shape, Shared};
+use super::{berlin, obie, page, Protocol};
 use crate::camt053::{self, Entry, Statement};
 use crate::connector::AccountRef;
 use crate::jws::Jwks;
 use crate::money::{from_bank_amount, to_bank_amount};
 
-pub(crate) type Shared = Arc<Bank>;
-
 /// Registered client keys kept at most: a re-registration with a new key drops the oldest.
 const JWKS_KEYS_MAX: usize = 16;
-
-/// Which error body a route answers with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    Obie,
-    Berlin,
-}
-
-fn shape_of(path: &str) -> Shape {
-    if path.starts_with("/v1/") {
-        Shape::Berlin
-    } else {
-        Shape::Obie
-    }
-}
-
-/// A refusal in the route's protocol's error shape.
-pub(crate) fn problem(shape: Shape, status: StatusCode, code: &str, message: &str) -> Response {
-    let body = match shape {
-        Shape::Obie => json!({
-            "Code": status.as_u16().to_string(),
-            "Id": random_id(),
-            "Message": message,
-            "Errors": [{"ErrorCode": code, "Message": message}],
-        }),
-        Shape::Berlin => json!({
-            "tppMessages": [{"category": "ERROR", "code": code, "text": message}],
-        }),
-    };
-    (status, Json(body)).into_response()
-}
-
-pub(crate) fn internal(shape: Shape, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%error, "internal error");
-    let code = match shape {
-        Shape::Obie => "UK.OBIE.UnexpectedError",
-        Shape::Berlin => "INTERNAL_SERVER_ERROR",
-    };
-    problem(
-        shape,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        code,
-        "internal error",
-    )
-}
-
-/// Past `--payments-max` or `--accounts-max`.
-pub(crate) fn full(shape: Shape, what: &str) -> Response {
-    let code = match shape {
-        Shape::Obie => "UK.OBIE.Rules.ResourceLimit",
-        Shape::Berlin => "ACCESS_EXCEEDED",
-    };
-    let message = format!("the sandbox keeps no more {what}");
-    problem(shape, StatusCode::TOO_MANY_REQUESTS, code, &message)
-}
 
 pub(crate) fn router(bank: Shared) -> Router {
     let app = Router::new()
@@ -94,7 +38,7 @@ pub(crate) fn router(bank: Shared) -> Router {
         .route("/register", post(register))
         .route("/jwks.json", get(jwks))
         .route("/health", get(health))
-        .route("/authorize", get(super::page::authorize))
+        .route("/authorize", get(page::authorize))
         .route("/sandbox/accounts", post(open_account))
         .route("/sandbox/accounts/{id}", get(get_account))
         .route("/sandbox/accounts/{id}/statement", get(statement))
@@ -204,39 +148,6 @@ fn bearer_ok(bank: &Bank, headers: &HeaderMap) -> bool {
         .is_some_and(|token| bank.token_valid(token.trim()))
 }
 
-/// `application/x-www-form-urlencoded` (also a query string) as a map; the last value wins.
-pub(crate) fn parse_form(text: &str) -> HashMap<String, String> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (b'+', _) => out.push(b' '),
-            (byte, _) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn oauth_error(status: StatusCode, error: &str) -> Response {
     let mut response = (status, Json(json!({ "error": error }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -340,22 +251,6 @@ async fn up(State(bank): State<Shared>) -> Json<Value> {
     bank.down.store(false, Ordering::SeqCst);
     tracing::info!("the bank is up");
     Json(json!({ "down": false }))
-}
-
-/// An account identification from a path or a form: 14 digits are a sort code and account
-/// number, anything else an IBAN.
-pub(crate) fn account_key(text: &str) -> Result<String, &'static str> {
-    let digits = text
-        .chars()
-        .all(|c| c.is_ascii_digit() || c == '-' || c == ' ');
-    normalise(
-        if digits {
-            Scheme::SortCode
-        } else {
-            Scheme::Iban
-        },
-        text,
-    )
 }
 
 pub(crate) fn account_ref(account: &Account) -> Value {

@@ -3,10 +3,11 @@
 //! camt.053 statements, posts signed notifications, and can be told to misbehave.
 //!
 //! Layout: `bank` (the state behind one mutex, its journal, settlement and expiry timers),
-//! `http` (the routes both protocols serve, authentication, the fault gate), `obie` and
-//! `berlin` (each protocol's payment routes), `notify` (the bounded notification queue),
-//! `accounts` (identifications, the operator's derived accounts, name matching), `state` and
-//! `journal` (what is recorded and replayed), `util` (clock, ids, fault dice).
+//! `http` (the router: the routes both protocols serve, authentication, the fault gate), `obie`
+//! and `berlin` (each protocol's payment routes), `page` (the authorisation page), `web` (what
+//! those route modules share: error shapes, form parsing), `notify` (the bounded notification
+//! queue), `accounts` (identifications, the operator's derived accounts, name matching),
+//! `state` and `journal` (what is recorded and replayed), `util` (clock, ids, fault dice).
 
 mod accounts;
 mod bank;
@@ -18,6 +19,7 @@ mod obie;
 mod page;
 mod state;
 mod util;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;

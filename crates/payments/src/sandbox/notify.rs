@@ -11,9 +11,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::bank::Bank;
 use super::state::Payment;
 use super::util::{now_ms, random_id};
+use crate::jws::SigningKey;
 
 /// Deliveries in flight at most: a slow callback slows the queue, never grows it.
 const IN_FLIGHT_MAX: usize = 8;
@@ -35,19 +35,27 @@ pub(crate) struct Note {
     pub delay_ms: u64,
 }
 
+/// What a note is signed and addressed with, lent by the bank: this module never needs the
+/// bank itself (the bank queues notes, so it depends on this module, not the reverse).
+pub(crate) struct Issuer<'a> {
+    pub base_url: &'a str,
+    pub client_id: &'a str,
+    pub key: &'a SigningKey,
+}
+
 /// OBIE: a signed Security Event Token saying resource `rid` (of type `rty`) changed.
-pub(crate) fn obie_note(bank: &Bank, url: &str, rid: &str, rty: &str) -> Option<Note> {
+pub(crate) fn obie_note(issuer: &Issuer<'_>, url: &str, rid: &str, rty: &str) -> Option<Note> {
     let now_s = now_ms() / 1000;
     let path = match rty {
         "domestic-payment" => "domestic-payments",
         _ => "domestic-payment-consents",
     };
-    let link = format!("{}/open-banking/v3.1/pisp/{path}/{rid}", bank.base_url);
+    let link = format!("{}/open-banking/v3.1/pisp/{path}/{rid}", issuer.base_url);
     let token = json!({
-        "iss": bank.base_url,
+        "iss": issuer.base_url,
         "iat": now_s,
         "jti": random_id(),
-        "aud": bank.config.client_id,
+        "aud": issuer.client_id,
         "sub": link,
         "txn": random_id(),
         "toe": now_s,
@@ -60,7 +68,7 @@ pub(crate) fn obie_note(bank: &Bank, url: &str, rid: &str, rty: &str) -> Option<
     });
     let mut claims = Map::new();
     claims.insert("typ".into(), "JWT".into());
-    let jws = bank
+    let jws = issuer
         .key
         .sign_compact(token.to_string().as_bytes(), claims)
         .inspect_err(|error| tracing::error!(%error, "cannot sign a notification"))
@@ -83,7 +91,7 @@ pub(crate) fn digest_header(body: &[u8]) -> String {
 
 /// Berlin Group: `{"paymentId","transactionStatus"}` with its Digest and the bank's detached
 /// signature.
-pub(crate) fn berlin_note(bank: &Bank, url: &str, payment: &Payment) -> Option<Note> {
+pub(crate) fn berlin_note(issuer: &Issuer<'_>, url: &str, payment: &Payment) -> Option<Note> {
     let body = json!({
         "paymentId": payment.id,
         "transactionStatus": payment.status.berlin(),
@@ -92,7 +100,7 @@ pub(crate) fn berlin_note(bank: &Bank, url: &str, payment: &Payment) -> Option<N
     .into_bytes();
     let mut claims = Map::new();
     claims.insert("iat".into(), Value::from(now_ms() / 1000));
-    let jws = bank
+    let jws = issuer
         .key
         .sign_detached(&body, claims)
         .inspect_err(|error| tracing::error!(%error, "cannot sign a notification"))

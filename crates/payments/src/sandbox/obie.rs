@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::accounts::{normalise, Scheme};
 use super::bank::{check_parties, debtor_is_own, Bank};
-use super::http::{full, internal, problem, Shape, Shared};
 use super::state::{Consent, ConsentStatus, Event, Order, PayStatus, Payment, Replay, Stored};
 use super::util::{datetime_of_ms, now_ms, random_id, sha256_hex};
+use super::web::{full, internal, problem, Shape, Shared};
 use crate::jws::verify_detached;
 use crate::money::from_bank_amount;
 

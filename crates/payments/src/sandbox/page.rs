@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::accounts::{derived_iban, derived_sort_code, scheme_of};
 use super::bank::{Bank, CUSTOMER_NAME};
-use super::http::{account_key, internal, parse_form, problem, Shape, Shared};
 use super::state::{Account, ConsentStatus, Event, Order, PayStatus, State as BankState};
 use super::util::{now_ms, random_id};
+use super::web::{account_key, full, internal, parse_form, problem, Shape, Shared};
 use crate::money::to_bank_amount;
 
 const URL_CHARS_MAX: usize = 2_048;
@@ -134,7 +134,7 @@ fn pick_debtor(
         return Ok((key, None));
     }
     if state.accounts.len() >= bank.config.accounts_max {
-        return Err(Box::new(super::http::full(Shape::Obie, "accounts")));
+        return Err(Box::new(full(Shape::Obie, "accounts")));
     }
     let account = Account {
         scheme: scheme_of(&key),

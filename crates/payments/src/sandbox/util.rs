@@ -4,6 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use croupier_core::compliance::civil_from_days;
 
+use crate::uuid_v4::uuid_v4_text;
+
 const MS_PER_DAY: u64 = 86_400_000;
 
 pub(crate) fn now_ms() -> u64 {
@@ -54,17 +56,7 @@ pub(crate) fn random_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
     }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid_v4_text(bytes)
 }
 
 /// The fault dice: SplitMix64, seeded by `--seed` so a run's faults can be replayed.
