@@ -247,6 +247,7 @@ mod tests {
                 "live",
                 "games",
                 "compliance",
+                "payments",
                 "tables"
             ]
         );

@@ -420,6 +420,7 @@ pub struct NotificationOut {
         (status = 400, description = "notification_rejected: unsigned, forged or malformed", body = ErrorBody),
         (status = 404, description = "connector_not_found", body = ErrorBody),
         (status = 409, description = "payments_not_configured", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 503, description = "The bank's keys cannot be fetched now", body = ErrorBody),
     )
 )]
@@ -502,6 +503,8 @@ pub struct MovementsOut {
         (status = 400, description = "Malformed dates", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: wrong role", body = ErrorBody),
+        (status = 404, description = "connector_not_found", body = ErrorBody),
+        (status = 409, description = "payments_not_configured", body = ErrorBody),
         (status = 413, description = "too_many_movements: ask for fewer days", body = ErrorBody),
         (status = 503, description = "Not leader or shutting down", body = ErrorBody),
     )
@@ -519,6 +522,13 @@ pub async fn movements<C: Consensus>(
                 "{field} must be a date YYYY-MM-DD"
             )));
         }
+    }
+    let payments = payments_of(&state)?;
+    if payments.connector(&path.0).is_none() {
+        return Err(ApiError::not_found(
+            "connector_not_found",
+            "no such connector",
+        ));
     }
     let connector = path.0.clone();
     let (from, to) = (query.from, query.to);
