@@ -32,9 +32,10 @@ fn bank(dir: &std::path::Path, protocol: &str, faults: &[&str]) -> (SandboxProce
         CLIENT_ID,
         "--client-secret",
         CLIENT_SECRET,
-        "--settle-ms",
-        "50",
     ];
+    if !faults.contains(&"--settle-ms") {
+        args.extend_from_slice(&["--settle-ms", "50"]);
+    }
     args.extend_from_slice(faults);
     let process = SandboxProcess::start("bank", dir, &args);
     let api = Api::new(format!("http://{}", process.addr()));
@@ -460,4 +461,45 @@ fn a_payout_interrupted_by_a_crash_is_sent_again_with_the_same_key_and_paid_once
     std::fs::write(&file, &statement).unwrap();
     let (matched, report) = reconcile(&world, "bank-b", &file);
     assert!(matched, "{report}");
+}
+
+/// Regression: a bank that went down after accepting a payout (its payment id recorded, not
+/// settled yet) made the status query fail as retryable, and the driver failed the payout over
+/// to the other bank: the player could have been paid twice. Once the bank has the payment,
+/// only its status ends the attempt.
+#[test]
+fn a_payout_the_bank_accepted_is_never_failed_over_when_that_bank_goes_down() {
+    let options = Options {
+        // bank-a takes the payout and settles it only after a minute.
+        bank_a_faults: &["--settle-ms", "60000"],
+        ..Options::default()
+    };
+    let mut world = start_with(&options);
+    let player = world.player("patient");
+    let settled = world.deposit(&player, 1, 10_000, "bank-b", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    let account = json!({"iban": PAYEE_IBAN, "name": "Pat Ient"});
+    let (status, _) = world.withdraw(&player, 7, 2_500, account);
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, seen) = world.call(&player, "/v1/withdrawals/7", None);
+        if seen["attempts"][0]["payment_id"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{seen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(world.banks.remove(0));
+    // Many polls of the dead bank later: still that one attempt, nothing at bank-b.
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, seen) = world.call(&player, "/v1/withdrawals/7", None);
+    assert_eq!(seen["state"], "sending", "{seen}");
+    assert_eq!(seen["attempts"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(world.balance(&player), 7_500);
+    let statement = operator_statement(&world.banks[0].1);
+    assert!(
+        !statement.contains("<CdtDbtInd>DBIT</CdtDbtInd>"),
+        "{statement}"
+    );
 }

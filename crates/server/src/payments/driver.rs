@@ -3,10 +3,12 @@
 //! waits on someone else (the player at the bank's page, the bank's settlement, a case).
 //!
 //! What a bank error means here (`ConnectorError`): `Retryable` — nothing happened at the
-//! bank: a payout fails over to the next eligible connector (or waits for this one if it is
-//! the only one); `Unknown` — the request may have taken effect: the same request goes again
-//! later to the same connector with the same key, never elsewhere; `Declined` — definitive: a
-//! deposit is rejected, a payout is refunded.
+//! bank: a payout attempt that this process began and that nothing can have reached yet fails
+//! over to the next eligible connector (any other waits for its own connector); `Unknown` —
+//! the request may have taken effect: the same request goes again later to the same connector
+//! with the same key, never elsewhere; `Declined` — definitive: a deposit is rejected, a payout
+//! is refunded. Once the bank gave a payout its payment id, only the payment's status ends it:
+//! errors while asking for it only wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -376,7 +378,7 @@ async fn withdrawal_step<C: Consensus>(
                 decision: decision.decision,
                 reasons: decision.reasons,
             };
-            decided(state, record, command).await
+            decided(state, payments, record, command).await
         }
         WithdrawalState::Held => after_case(state, payments, record).await,
         WithdrawalState::Sending => send_or_poll(state, payments, record).await,
@@ -390,11 +392,25 @@ async fn withdrawal_step<C: Consensus>(
 /// between) turns it into a rejection or a hold with that reason.
 async fn decided<C: Consensus>(
     state: &AppState<C>,
+    payments: &Payments,
     record: &WithdrawalRecord,
     command: PaymentCommand,
 ) -> Result<Step, DriveError> {
+    let approves = matches!(
+        &command,
+        PaymentCommand::DecideWithdrawal {
+            decision: WithdrawalDecision::Approve { .. },
+            ..
+        }
+    );
     match propose(state, command).await? {
-        PaymentOutcome::Ok => Ok(Step::Again),
+        PaymentOutcome::Ok => {
+            if approves {
+                // The record was read undecided just before: this approval made attempt 0.
+                payments.attempt_created(record.withdrawal_id, 0);
+            }
+            Ok(Step::Again)
+        }
         PaymentOutcome::Refused(refusal) => {
             let reject = PaymentCommand::DecideWithdrawal {
                 withdrawal_id: record.withdrawal_id,
@@ -457,7 +473,7 @@ async fn after_case<C: Consensus>(
         decision,
         reasons,
     };
-    decided(state, record, command).await
+    decided(state, payments, record, command).await
 }
 
 async fn send_or_poll<C: Consensus>(
@@ -488,6 +504,7 @@ async fn send_or_poll<C: Consensus>(
         };
         match connector.pay_out(&request).await {
             Ok(accepted) => {
+                payments.attempt_sent(withdrawal_id, attempt);
                 let payment_id = accepted.payment_id;
                 let command = PaymentCommand::PayoutAccepted {
                     withdrawal_id,
@@ -502,7 +519,11 @@ async fn send_or_poll<C: Consensus>(
     } else {
         match connector.pay_out_status(&current.payment_id).await {
             Ok(status) => status,
-            Err(error) => return payout_failed(state, payments, record, attempt, error).await,
+            Err(error) => {
+                // The bank holds this payment: only its status ends it, whatever the error.
+                payments.record(&name, !matches!(error, ConnectorError::Retryable(_)));
+                return Ok(Step::Wait);
+            }
         }
     };
     payments.record(&name, true);
@@ -533,9 +554,18 @@ async fn payout_failed<C: Consensus>(
 ) -> Result<Step, DriveError> {
     let name = &record.attempts[usize::from(attempt)].connector;
     payments.record(name, !matches!(error, ConnectorError::Retryable(_)));
+    let withdrawal_id = record.withdrawal_id;
     match error {
         ConnectorError::Declined { code, .. } => refund(state, record, attempt, &code).await,
-        ConnectorError::Unknown(_) => Ok(Step::Wait),
+        ConnectorError::Unknown(_) => {
+            payments.attempt_sent(withdrawal_id, attempt);
+            Ok(Step::Wait)
+        }
+        // It may have reached the bank before (a previous leader, a send that timed out):
+        // resolved at this connector with the same key, never paid elsewhere too.
+        ConnectorError::Retryable(_) if !payments.attempt_is_fresh(withdrawal_id, attempt) => {
+            Ok(Step::Wait)
+        }
         ConnectorError::Retryable(_) => {
             let tried: Vec<&str> = record
                 .attempts
@@ -555,12 +585,15 @@ async fn payout_failed<C: Consensus>(
                 return Ok(Step::Wait);
             };
             let command = PaymentCommand::FailPayout {
-                withdrawal_id: record.withdrawal_id,
+                withdrawal_id,
                 attempt,
                 reason: format!("retryable:{name}").chars().take(64).collect(),
                 next_connector: Some(next.connector),
             };
-            propose_ok(state, command).await
+            let step = propose_ok(state, command).await?;
+            payments.attempt_sent(withdrawal_id, attempt);
+            payments.attempt_created(withdrawal_id, attempt + 1);
+            Ok(step)
         }
     }
 }

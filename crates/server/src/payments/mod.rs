@@ -119,6 +119,11 @@ pub struct Payments {
     /// OBIE deposits' payment ids once submitted (saves a resubmission per look; a new leader
     /// gets them back from the bank by resubmitting with the same key).
     deposit_payment_ids: Mutex<HashMap<u128, String>>,
+    /// Payout attempts this process began and whose every send so far met a `Retryable`
+    /// error (nothing reached the bank): only these may fail over to another connector. An
+    /// attempt a previous leader (or this process before a restart) may have sent is not
+    /// here, so it is resolved at its own connector, never paid twice.
+    fresh_attempts: Mutex<HashSet<(u128, u8)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +171,7 @@ impl Payments {
             driving: Mutex::new(HashSet::new()),
             backoff: Mutex::new(HashMap::new()),
             deposit_payment_ids: Mutex::new(HashMap::new()),
+            fresh_attempts: Mutex::new(HashSet::new()),
         })
     }
 
@@ -253,6 +259,33 @@ impl Payments {
                 .unwrap_or_else(PoisonError::into_inner);
             ids.remove(&id);
         }
+    }
+
+    /// This process just created payout attempt `attempt` (an approval, a fail-over).
+    fn attempt_created(&self, withdrawal_id: u128, attempt: u8) {
+        let mut fresh = self
+            .fresh_attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        fresh.insert((withdrawal_id, attempt));
+    }
+
+    /// Whether nothing of the attempt can have reached its bank (see `fresh_attempts`).
+    fn attempt_is_fresh(&self, withdrawal_id: u128, attempt: u8) -> bool {
+        let fresh = self
+            .fresh_attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        fresh.contains(&(withdrawal_id, attempt))
+    }
+
+    /// A send of the attempt may have reached the bank (or did): no fail-over from now on.
+    fn attempt_sent(&self, withdrawal_id: u128, attempt: u8) {
+        let mut fresh = self
+            .fresh_attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        fresh.remove(&(withdrawal_id, attempt));
     }
 
     fn deposit_payment_id(&self, id: u128) -> Option<String> {
