@@ -32,9 +32,15 @@ async function startNode(binary) {
   const log = openSync(logPath, 'w');
   const node = spawn(binary, ['serve', '--demo', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')],
     { stdio: ['ignore', log, log] });
-  const cleanup = () => {
-    node.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+  // The node writes on its way out (the AML pipeline saves its cursor): its directory goes
+  // only once it has exited, or removing it races those writes (ENOTEMPTY, seen in CI).
+  const cleanup = async () => {
+    if (node.exitCode === null && node.signalCode === null) {
+      const exited = new Promise((resolve) => node.once('exit', resolve));
+      node.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10000))]);
+    }
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   };
   // The port, from the start-up line, as scripts/serve-port.sh reads it.
   for (let i = 0; i < 300; i++) {
@@ -57,7 +63,7 @@ async function startNode(binary) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const text = readFileSync(logPath, 'utf8');
-  cleanup();
+  await cleanup();
   throw new Error(`croupier serve --demo did not start:\n${text}`);
 }
 
@@ -279,7 +285,7 @@ async function main() {
     throw error;
   } finally {
     await browser.close();
-    if (node) node.cleanup();
+    if (node) await node.cleanup();
   }
 }
 
