@@ -54,9 +54,9 @@ pub(crate) async fn decide<C: Consensus>(
     let Some(route) = payments.route(&payment, &[]) else {
         return Ok(reject(vec!["no_route".into()]));
     };
-    let connector = payments
-        .connector(&route.connector)
-        .expect("the router names configured connectors");
+    let Some(connector) = payments.connector(&route.connector) else {
+        return Ok(reject(vec!["no_route".into()]));
+    };
     // The score is local and quick; Confirmation of Payee is a bank round trip: together.
     let party = party_of(&record.payee);
     let aml = &state.compliance().aml;

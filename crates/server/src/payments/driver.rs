@@ -165,8 +165,14 @@ pub(crate) fn spawn_drive<C: Consensus>(state: AppState<C>, payments: Arc<Paymen
         return;
     }
     tokio::spawn(async move {
+        // Released however the task ends (a panic or an abort included), so the payment is
+        // never left claimed by a task that is gone.
+        let claim = Claim {
+            payments: Arc::clone(&payments),
+            work,
+        };
         let outcome = drive(&state, &payments, work).await;
-        payments.release(work);
+        drop(claim);
         drop(permit);
         match outcome {
             Ok(Step::Done) => payments.forget(work),
@@ -177,6 +183,18 @@ pub(crate) fn spawn_drive<C: Consensus>(state: AppState<C>, payments: Arc<Paymen
             }
         }
     });
+}
+
+/// A payment claimed by a drive task; dropping it releases the claim.
+struct Claim {
+    payments: Arc<Payments>,
+    work: Work,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.payments.release(self.work);
+    }
 }
 
 async fn drive<C: Consensus>(
@@ -481,7 +499,13 @@ async fn send_or_poll<C: Consensus>(
     payments: &Payments,
     record: &WithdrawalRecord,
 ) -> Result<Step, DriveError> {
-    let (attempt, current) = record.current_attempt().expect("sending has an attempt");
+    // The ledger gives every `Sending` withdrawal an attempt; a record without one is a bug
+    // reported as an error, not a panic that would leave this payment claimed for good.
+    let Some((attempt, current)) = record.current_attempt() else {
+        return Err(DriveError::Ledger(
+            "a sending withdrawal has no attempt".into(),
+        ));
+    };
     let name = current.connector.clone();
     let connector = payments
         .connector(&name)
