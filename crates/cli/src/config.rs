@@ -42,6 +42,7 @@ pub struct ServeSettings {
     pub games: GamesSettings,
     pub compliance: ComplianceSettings,
     pub payments: PaymentsSettings,
+    pub webhooks: WebhooksSettings,
     /// Live tables (`[[tables]]`), run by the leader: each a certified game, a currency, a
     /// betting window and limits.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -218,6 +219,63 @@ impl std::fmt::Debug for ConnectorSettings {
             .field("id", &self.id)
             .field("protocol", &self.protocol)
             .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operator's systems told of every deposit's and withdrawal's change (`[webhooks]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSettings {
+    pub attempts_max: u32,
+    pub backoff_ms_first: u64,
+    pub backoff_ms_max: u64,
+    pub timeout_ms: u64,
+    pub in_flight_max: u64,
+    pub log_entries_max: u64,
+    pub log_file_bytes_max: u64,
+    pub replay_queue_max: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<WebhookEndpointSettings>,
+}
+
+impl Default for WebhooksSettings {
+    fn default() -> Self {
+        let server = croupier_server::webhooks::WebhooksConfig::default();
+        WebhooksSettings {
+            attempts_max: server.attempts_max,
+            backoff_ms_first: server.backoff_ms_first,
+            backoff_ms_max: server.backoff_ms_max,
+            timeout_ms: server.timeout_ms,
+            in_flight_max: server.in_flight_max as u64,
+            log_entries_max: server.log_entries_max as u64,
+            log_file_bytes_max: server.log_file_bytes_max,
+            replay_queue_max: server.replay_queue_max as u64,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// One receiving system (`[[webhooks.endpoints]]`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointSettings {
+    pub id: String,
+    pub url: String,
+    /// The HMAC key (at least 16 bytes). Never written back out and never in Debug output.
+    #[serde(skip_serializing)]
+    pub secret: String,
+    /// deposit_updated and/or withdrawal_updated; empty or absent: both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookEndpointSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpointSettings")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
             .finish_non_exhaustive()
     }
 }
@@ -507,6 +565,7 @@ impl Default for ServeSettings {
             games: GamesSettings::default(),
             compliance: ComplianceSettings::default(),
             payments: PaymentsSettings::default(),
+            webhooks: WebhooksSettings::default(),
         }
     }
 }

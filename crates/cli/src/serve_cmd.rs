@@ -278,6 +278,7 @@ fn serve_config(settings: &ServeSettings, args: &ServeArgs) -> anyhow::Result<Se
         .collect::<anyhow::Result<_>>()?;
     config.compliance = compliance_config(&settings.compliance)?;
     config.payments = payments::payments_config(&settings.payments, &settings.data_dir)?;
+    config.webhooks = payments::webhooks_config(&settings.webhooks)?;
     Ok(config)
 }
 

@@ -532,7 +532,8 @@ async fn check_events(node: &Node, present: &Present, ctx: &str) {
                 ),
                 HistoryRecord::AccountCreated(_)
                 | HistoryRecord::OperatorAction(_)
-                | HistoryRecord::Table(_) => {}
+                | HistoryRecord::Table(_)
+                | HistoryRecord::Payment(_) => {}
             }
         }
         after = page.next;

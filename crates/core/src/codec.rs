@@ -189,6 +189,7 @@ const RECORD_TAG_WALLET: u8 = 3;
 const RECORD_TAG_TRANSFER_REF: u8 = 4;
 const RECORD_TAG_OPERATOR: u8 = 5;
 const RECORD_TAG_TABLE: u8 = 6;
+const RECORD_TAG_PAYMENT: u8 = 7;
 
 /// The body of a committed event as stored: the record itself, or (for transfers, the bulk of
 /// all events) a reference to the transfer record history already holds, so the event log
@@ -613,6 +614,10 @@ pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
             out.push(RECORD_TAG_TABLE);
             Writer(out).table_event(event);
         }
+        HistoryRecord::Payment(event) => {
+            out.push(RECORD_TAG_PAYMENT);
+            Writer(out).payment_event(event);
+        }
     }
 }
 
@@ -634,6 +639,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<HistoryRecord, DecodeError> {
             let event = r.table_event()?;
             r.finish()?;
             Ok(HistoryRecord::Table(event))
+        }
+        RECORD_TAG_PAYMENT => {
+            let mut r = Reader::new(body);
+            let event = r.payment_event()?;
+            r.finish()?;
+            Ok(HistoryRecord::Payment(event))
         }
         RECORD_TAG_OPERATOR => OperatorAction::decode(body)
             .map(HistoryRecord::OperatorAction)

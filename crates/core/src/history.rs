@@ -122,6 +122,8 @@ pub enum HistoryRecord {
     OperatorAction(OperatorAction),
     /// A table's round moved or a bet was placed or settled (`crate::tables`).
     Table(crate::tables::TableEvent),
+    /// A deposit or a withdrawal changed (`crate::payments`).
+    Payment(crate::payments::PaymentEvent),
 }
 
 impl HistoryRecord {
@@ -133,6 +135,7 @@ impl HistoryRecord {
             HistoryRecord::Wallet(record) => record.timestamp,
             HistoryRecord::OperatorAction(action) => action.timestamp,
             HistoryRecord::Table(event) => event.timestamp,
+            HistoryRecord::Payment(event) => event.timestamp,
         }
     }
 
@@ -144,6 +147,7 @@ impl HistoryRecord {
             HistoryRecord::Wallet(record) => record.entry.event_type(),
             HistoryRecord::OperatorAction(_) => "operator_action",
             HistoryRecord::Table(event) => event.event_type(),
+            HistoryRecord::Payment(event) => event.event_type(),
         }
     }
 }
@@ -318,7 +322,8 @@ pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)
         // Tables keep their rounds hot; their events are found by position in the feed.
         HistoryRecord::AccountCreated(_)
         | HistoryRecord::OperatorAction(_)
-        | HistoryRecord::Table(_) => {}
+        | HistoryRecord::Table(_)
+        | HistoryRecord::Payment(_) => {}
         HistoryRecord::Transfer(stored) => {
             each(IndexedKey::Transfer(stored.transfer.id));
             if stored.resolves_pending() {

@@ -42,7 +42,9 @@ impl MemoryHistory {
     fn persist_one(&mut self, record: &HistoryRecord) {
         let wallet_index = self.wallet.len();
         match record {
-            HistoryRecord::AccountCreated(_) | HistoryRecord::Table(_) => {}
+            HistoryRecord::AccountCreated(_)
+            | HistoryRecord::Table(_)
+            | HistoryRecord::Payment(_) => {}
             HistoryRecord::Transfer(stored) => {
                 assert_eq!(stored.seq, self.transfers.len() as u64, "transfer seq gap");
                 self.transfers.push(stored.clone());

@@ -195,6 +195,96 @@ impl WithdrawalState {
     }
 }
 
+/// A deposit or a withdrawal changed: what the event feed publishes for it (its webhooks and
+/// audit readers need no other read). Only the feed carries it; the records are the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentEvent {
+    pub timestamp: u64,
+    pub change: PaymentChange,
+    pub player_id: PlayerId,
+    pub ledger: LedgerCode,
+    pub amount: u64,
+    /// The deposit's connector, or the withdrawal's current (last) attempt's ("" before one).
+    pub connector: String,
+    /// Why it ended as it did: a refusal's code, the bank's reason, the last attempt's failure
+    /// or the last check's finding ("" if none).
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentChange {
+    Deposit {
+        deposit_id: PaymentId,
+        state: DepositState,
+    },
+    Withdrawal {
+        withdrawal_id: PaymentId,
+        state: WithdrawalState,
+        /// Payout attempts made so far (a fail-over makes one more).
+        attempts: u8,
+    },
+}
+
+impl PaymentEvent {
+    pub fn of_deposit(record: &DepositRecord, timestamp: u64) -> PaymentEvent {
+        let reason = match record.state {
+            DepositState::Refused(refusal) => refusal.code().to_string(),
+            _ => record.reason.clone(),
+        };
+        PaymentEvent {
+            timestamp,
+            change: PaymentChange::Deposit {
+                deposit_id: record.deposit_id,
+                state: record.state,
+            },
+            player_id: record.player_id,
+            ledger: record.ledger,
+            amount: record.amount,
+            connector: record.connector.clone(),
+            reason,
+        }
+    }
+
+    pub fn of_withdrawal(record: &WithdrawalRecord, timestamp: u64) -> PaymentEvent {
+        let last_attempt = record.attempts.last();
+        let reason = match last_attempt {
+            Some(attempt) if !attempt.failure.is_empty() => attempt.failure.clone(),
+            _ => record.reasons.last().cloned().unwrap_or_default(),
+        };
+        PaymentEvent {
+            timestamp,
+            change: PaymentChange::Withdrawal {
+                withdrawal_id: record.withdrawal_id,
+                state: record.state,
+                attempts: record.attempts.len() as u8,
+            },
+            player_id: record.player_id,
+            ledger: record.ledger,
+            amount: record.amount,
+            connector: last_attempt
+                .map(|a| a.connector.clone())
+                .unwrap_or_default(),
+            reason,
+        }
+    }
+
+    /// `deposit_updated` or `withdrawal_updated`.
+    pub fn event_type(&self) -> &'static str {
+        match self.change {
+            PaymentChange::Deposit { .. } => "deposit_updated",
+            PaymentChange::Withdrawal { .. } => "withdrawal_updated",
+        }
+    }
+
+    /// The state's name (`DepositState::name`, `WithdrawalState::name`).
+    pub fn state_name(&self) -> &'static str {
+        match self.change {
+            PaymentChange::Deposit { state, .. } => state.name(),
+            PaymentChange::Withdrawal { state, .. } => state.name(),
+        }
+    }
+}
+
 /// One payout through one connector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayoutAttempt {

@@ -611,3 +611,79 @@ fn a_withdrawal_below_the_required_kyc_level_is_never_approved() {
         "still reserved: the node rejects it with a reason"
     );
 }
+
+/// The feed's payment events in order: (type, id, state, connector, reason).
+fn payment_events(ledger: &MemoryLedger) -> Vec<(String, u128, String, String, String)> {
+    use croupier_core::codec::{decode_record, encode_record};
+    use croupier_core::payments::PaymentChange;
+    use croupier_core::HistoryRecord;
+    let mut events = Vec::new();
+    for record in ledger.history.records() {
+        let HistoryRecord::Payment(event) = record else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        encode_record(record, &mut bytes);
+        assert_eq!(&decode_record(&bytes).unwrap(), record, "codec round trip");
+        let id = match event.change {
+            PaymentChange::Deposit { deposit_id, .. } => deposit_id,
+            PaymentChange::Withdrawal { withdrawal_id, .. } => withdrawal_id,
+        };
+        events.push((
+            event.event_type().to_string(),
+            id,
+            event.state_name().to_string(),
+            event.connector.clone(),
+            event.reason.clone(),
+        ));
+    }
+    events
+}
+
+#[test]
+fn every_payment_change_is_published_once_on_the_event_feed_and_repeats_publish_nothing() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 10_000);
+    assert_eq!(pay(&mut ledger, request(50, 4_000)), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, request(50, 4_000)), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, approve(50, "bank-b")), PaymentOutcome::Ok);
+    let failed = PaymentCommand::FailPayout {
+        withdrawal_id: 50,
+        attempt: 0,
+        reason: "AC04".into(),
+        next_connector: None,
+    };
+    assert_eq!(pay(&mut ledger, failed.clone()), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, failed), PaymentOutcome::Ok, "a repeat");
+    let d = |state: &str, connector: &str| {
+        let reason = String::new();
+        (
+            "deposit_updated".to_string(),
+            1,
+            state.to_string(),
+            connector.to_string(),
+            reason,
+        )
+    };
+    let w = |state: &str, connector: &str, reason: &str| {
+        let (state, connector) = (state.to_string(), connector.to_string());
+        (
+            "withdrawal_updated".to_string(),
+            50,
+            state,
+            connector,
+            reason.to_string(),
+        )
+    };
+    assert_eq!(
+        payment_events(&ledger),
+        vec![
+            d("opening", "bank-a"),
+            d("awaiting_authorisation", "bank-a"),
+            d("settled", "bank-a"),
+            w("requested", "", ""),
+            w("sending", "bank-b", "route:bank-b"),
+            w("refunded", "bank-b", "AC04"),
+        ]
+    );
+}

@@ -26,6 +26,7 @@ mod authenticate;
 pub mod binary;
 mod certification;
 pub mod compliance;
+mod cursor;
 mod edge;
 mod error;
 mod extract;
@@ -42,6 +43,7 @@ mod state;
 pub mod tables;
 mod telemetry;
 mod ui;
+pub mod webhooks;
 pub mod wire;
 
 pub use edge::EdgeLimits;
@@ -81,6 +83,8 @@ pub struct ServeConfig {
     pub compliance: compliance::ComplianceConfig,
     /// Banks (deposits and withdrawals), the router's settings and the driver's pace.
     pub payments: payments::PaymentsConfig,
+    /// The operator's systems that hear of every payment's change.
+    pub webhooks: webhooks::WebhooksConfig,
 }
 
 impl ServeConfig {
@@ -103,6 +107,7 @@ impl ServeConfig {
             live: live::LiveLimits::default(),
             compliance: compliance::ComplianceConfig::default(),
             payments: payments::PaymentsConfig::default(),
+            webhooks: webhooks::WebhooksConfig::default(),
         }
     }
 
@@ -131,7 +136,9 @@ impl ServeConfig {
                 "body_size_max_bytes must be at least 1",
             ));
         }
-        self.validate_edge()
+        self.validate_edge()?;
+        self.webhooks.validate()?;
+        Ok(())
     }
 
     fn validate_edge(&self) -> Result<(), ServerError> {
@@ -173,6 +180,10 @@ pub enum ServerError {
     AmlThread(io::Error),
     #[error(transparent)]
     Payments(#[from] payments::PaymentsError),
+    #[error(transparent)]
+    Webhooks(#[from] webhooks::WebhooksError),
+    #[error("cannot start the webhooks' thread: {0}")]
+    WebhooksThread(io::Error),
 }
 
 /// A node serving the API. Stop it with `shutdown`.
@@ -182,6 +193,8 @@ pub struct RunningServer {
     /// The AML scoring pipeline (a durable feed consumer) on its thread, if enabled: resolves
     /// when it has stopped.
     aml: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// The webhooks' sender on its thread, if any endpoint is configured.
+    webhooks: Option<tokio::sync::oneshot::Receiver<()>>,
     stop_aml: tokio::sync::watch::Sender<bool>,
 }
 
@@ -202,6 +215,15 @@ impl RunningServer {
                 .is_err()
             {
                 tracing::warn!("the AML pipeline did not stop in time");
+            }
+        }
+        if let Some(webhooks) = self.webhooks {
+            // Deliveries cut short come again after a restart (their cursor was not saved).
+            if tokio::time::timeout(Duration::from_secs(5), webhooks)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the webhooks' sender did not stop in time");
             }
         }
         self.serving.stop().await;
@@ -242,9 +264,30 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         true => None,
         false => Some(Arc::new(payments::Payments::new(config.payments.clone())?)),
     };
+    let webhooks = match config.webhooks.endpoints.is_empty() {
+        true => None,
+        false => {
+            let dir = config.node.data_dir.join(WEBHOOKS_DIR_NAME);
+            Some(Arc::new(webhooks::Webhooks::open(
+                config.webhooks.clone(),
+                &dir,
+            )?))
+        }
+    };
     let node = Node::start(config.node.clone()).await?;
-    let serving = serve(node.clone(), listener, &config, auth, games, payments);
+    let extensions = Extensions {
+        payments,
+        webhooks: webhooks.clone(),
+    };
+    let serving = serve(node.clone(), listener, &config, auth, games, extensions);
     let (stop_aml, aml_stopped) = tokio::sync::watch::channel(false);
+    let webhooks = match webhooks {
+        Some(webhooks) => {
+            let spawned = webhooks::dispatch::spawn(node.clone(), webhooks, stop_aml.subscribe());
+            Some(spawned.map_err(ServerError::WebhooksThread)?)
+        }
+        None => None,
+    };
     let aml = match config.compliance.aml_enabled {
         true => {
             let shared = Arc::clone(&config.compliance.aml);
@@ -259,8 +302,19 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         node,
         serving,
         aml,
+        webhooks,
         stop_aml,
     })
+}
+
+/// Where `croupier serve` keeps the webhooks' delivery log, under the data directory.
+pub const WEBHOOKS_DIR_NAME: &str = "webhooks";
+
+/// What a node may run beside the ledger: banks and the operator's webhooks.
+#[derive(Default)]
+pub struct Extensions {
+    pub payments: Option<Arc<payments::Payments>>,
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 /// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
@@ -309,8 +363,9 @@ pub fn serve<C: Consensus>(
     config: &ServeConfig,
     auth: auth::Auth,
     games: Arc<CertifiedGames>,
-    payments: Option<Arc<payments::Payments>>,
+    extensions: Extensions,
 ) -> Serving {
+    let Extensions { payments, webhooks } = extensions;
     let local_addr = listener.local_addr().unwrap_or(config.listen);
     let (committer, batcher) = group_commit::spawn(consensus.clone(), config.group_commit.clone());
     let keys_watch = tokio::spawn(auth.ring.clone().watch());
@@ -332,7 +387,8 @@ pub fn serve<C: Consensus>(
     .with_tables(live_tables)
     .with_live(live::LiveHub::new(config.live.clone()))
     .with_compliance(Arc::new(config.compliance.clone()))
-    .with_payments(payments.clone());
+    .with_payments(payments.clone())
+    .with_webhooks(webhooks);
     let payments_driver = payments.map(|payments| {
         let stopped = stop_tables.subscribe();
         tokio::spawn(payments::driver::run(state.clone(), payments, stopped))

@@ -49,6 +49,9 @@ pub const ROUTE_WITHDRAWALS: &str = "/v1/withdrawals";
 pub const ROUTE_WITHDRAWAL: &str = "/v1/withdrawals/{withdrawal_id}";
 pub const ROUTE_PAYMENT_NOTIFICATIONS: &str = "/v1/payments/notifications/{connector}";
 pub const ROUTE_CONNECTOR_MOVEMENTS: &str = "/v1/payments/connectors/{connector}/movements";
+pub const ROUTE_WEBHOOK_DELIVERIES: &str = "/v1/webhooks/deliveries";
+pub const ROUTE_WEBHOOK_DELIVERY: &str = "/v1/webhooks/deliveries/{delivery_id}";
+pub const ROUTE_WEBHOOK_REPLAY: &str = "/v1/webhooks/deliveries/{delivery_id}/replay";
 pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
@@ -108,6 +111,9 @@ const ROUTES: &[&str] = &[
     ROUTE_WITHDRAWAL,
     ROUTE_PAYMENT_NOTIFICATIONS,
     ROUTE_CONNECTOR_MOVEMENTS,
+    ROUTE_WEBHOOK_DELIVERIES,
+    ROUTE_WEBHOOK_DELIVERY,
+    ROUTE_WEBHOOK_REPLAY,
     ROUTE_AUDIT_OPERATORS,
     ROUTE_TABLES,
     ROUTE_TABLE,

@@ -33,6 +33,7 @@ struct Shared<C> {
     compliance: Arc<crate::compliance::ComplianceConfig>,
     /// The banks, if any are configured.
     payments: Option<Arc<crate::payments::Payments>>,
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl<C> Clone for AppState<C> {
@@ -67,6 +68,7 @@ impl<C: Consensus> AppState<C> {
                 }),
                 compliance: Arc::default(),
                 payments: None,
+                webhooks: None,
             }),
         }
     }
@@ -101,6 +103,17 @@ impl<C: Consensus> AppState<C> {
             .expect("payments are set before the state is shared")
             .payments = payments;
         self
+    }
+
+    pub fn with_webhooks(mut self, webhooks: Option<Arc<crate::webhooks::Webhooks>>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("webhooks are set before the state is shared")
+            .webhooks = webhooks;
+        self
+    }
+
+    pub(crate) fn webhooks(&self) -> Option<&Arc<crate::webhooks::Webhooks>> {
+        self.shared.webhooks.as_ref()
     }
 
     pub(crate) fn payments(&self) -> Option<&Arc<crate::payments::Payments>> {

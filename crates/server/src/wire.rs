@@ -1010,3 +1010,57 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Payment events (the feed's `deposit_updated` and `withdrawal_updated`, and webhooks)
+
+/// A deposit or a withdrawal as it changed; the event's position, time and type go beside it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentEventOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub deposit_id: Option<IdOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub withdrawal_id: Option<IdOut>,
+    #[schema(value_type = String)]
+    pub player_id: IdOut,
+    /// The deposit's or withdrawal's state after the change.
+    pub state: &'static str,
+    /// Minor units.
+    pub amount: u64,
+    #[schema(value_type = String)]
+    pub ledger: LedgerOut,
+    /// The deposit's connector or the withdrawal's current attempt's ("" before one).
+    pub connector: String,
+    /// Withdrawals: payout attempts so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u8>,
+    /// A refusal's code, the bank's reason or the last finding ("" if none).
+    pub reason: String,
+}
+
+impl From<&croupier_core::payments::PaymentEvent> for PaymentEventOut {
+    fn from(event: &croupier_core::payments::PaymentEvent) -> Self {
+        use croupier_core::payments::PaymentChange;
+        let (deposit_id, withdrawal_id, attempts) = match event.change {
+            PaymentChange::Deposit { deposit_id, .. } => (Some(IdOut(deposit_id)), None, None),
+            PaymentChange::Withdrawal {
+                withdrawal_id,
+                attempts,
+                ..
+            } => (None, Some(IdOut(withdrawal_id)), Some(attempts)),
+        };
+        PaymentEventOut {
+            deposit_id,
+            withdrawal_id,
+            player_id: IdOut(event.player_id),
+            state: event.state_name(),
+            amount: event.amount,
+            ledger: LedgerOut(event.ledger),
+            connector: event.connector.clone(),
+            attempts,
+            reason: event.reason.clone(),
+        }
+    }
+}

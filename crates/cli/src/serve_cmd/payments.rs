@@ -12,8 +12,9 @@ use croupier_payments::bank::Protocol;
 use croupier_payments::jws::SigningKey;
 use croupier_payments::routing::{AccountKind, BreakerConfig, Cost, Rule};
 use croupier_server::payments::{ConnectorSpec, PaymentsConfig};
+use croupier_server::webhooks::{WebhookEndpoint, WebhooksConfig};
 
-use crate::config::{ConnectorSettings, PaymentsSettings};
+use crate::config::{ConnectorSettings, PaymentsSettings, WebhooksSettings};
 
 const SIGNING_KEY_FILE: &str = "payments-signing-key.der";
 
@@ -56,6 +57,33 @@ pub(super) fn payments_config(
         signing_key,
         ..PaymentsConfig::default()
     })
+}
+
+/// `[webhooks]` into the server's settings (the server checks them at start).
+pub(super) fn webhooks_config(settings: &WebhooksSettings) -> anyhow::Result<WebhooksConfig> {
+    let endpoints = settings
+        .endpoints
+        .iter()
+        .map(|endpoint| WebhookEndpoint {
+            id: endpoint.id.clone(),
+            url: endpoint.url.clone(),
+            secret: endpoint.secret.clone(),
+            events: endpoint.events.clone(),
+        })
+        .collect();
+    let config = WebhooksConfig {
+        endpoints,
+        attempts_max: settings.attempts_max,
+        backoff_ms_first: settings.backoff_ms_first,
+        backoff_ms_max: settings.backoff_ms_max,
+        timeout_ms: settings.timeout_ms,
+        in_flight_max: usize::try_from(settings.in_flight_max)?,
+        log_entries_max: usize::try_from(settings.log_entries_max)?,
+        log_file_bytes_max: settings.log_file_bytes_max,
+        replay_queue_max: usize::try_from(settings.replay_queue_max)?,
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 fn connector_spec(settings: &ConnectorSettings) -> anyhow::Result<ConnectorSpec> {

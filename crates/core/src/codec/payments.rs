@@ -9,10 +9,10 @@ use std::sync::Arc;
 use super::{DecodeError, Reader, Writer};
 use crate::compliance::Refusal;
 use crate::payments::{
-    DepositRecord, DepositState, Payee, PayeeAccount, PaymentCommand, PaymentOutcome,
-    PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX,
-    AUTHORISATION_URL_LEN_MAX, BANK_REF_LEN_MAX, CONNECTORS_MAX, CONNECTOR_NAME_LEN_MAX,
-    PAYEE_ACCOUNT_LEN_MAX, PAYEE_NAME_LEN_MAX, REASON_LEN_MAX,
+    DepositRecord, DepositState, Payee, PayeeAccount, PaymentChange, PaymentCommand, PaymentEvent,
+    PaymentOutcome, PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState,
+    ATTEMPTS_MAX, AUTHORISATION_URL_LEN_MAX, BANK_REF_LEN_MAX, CONNECTORS_MAX,
+    CONNECTOR_NAME_LEN_MAX, PAYEE_ACCOUNT_LEN_MAX, PAYEE_NAME_LEN_MAX, REASON_LEN_MAX,
 };
 use crate::types::CreateTransferResult;
 
@@ -32,6 +32,9 @@ const FAIL_PAYOUT: u8 = 9;
 const DECISION_APPROVE: u8 = 1;
 const DECISION_HOLD: u8 = 2;
 const DECISION_REJECT: u8 = 3;
+
+const EVENT_DEPOSIT: u8 = 1;
+const EVENT_WITHDRAWAL: u8 = 2;
 
 const ACCOUNT_IBAN: u8 = 1;
 const ACCOUNT_SORT_CODE: u8 = 2;
@@ -240,16 +243,7 @@ impl Writer<'_> {
         self.u64(d.ledger.to_u64());
         self.u64(d.amount);
         self.optional_text(&d.connector);
-        match d.state {
-            DepositState::Refused(refusal) => {
-                self.u8(DEPOSIT_REFUSED);
-                self.u8(refusal.to_u8());
-            }
-            state => self.u8(DEPOSIT_STATES
-                .iter()
-                .position(|s| *s == state)
-                .expect("listed") as u8),
-        }
+        self.deposit_state(d.state);
         self.optional_text(&d.consent_id);
         self.optional_text(&d.authorisation_url);
         self.optional_text(&d.reason);
@@ -263,10 +257,7 @@ impl Writer<'_> {
         self.u64(w.ledger.to_u64());
         self.u64(w.amount);
         self.payee(&w.payee);
-        self.u8(WITHDRAWAL_STATES
-            .iter()
-            .position(|s| *s == w.state)
-            .expect("listed") as u8);
+        self.withdrawal_state(w.state);
         self.u128(w.reservation_id);
         self.u8(w.attempts.len() as u8);
         for attempt in &w.attempts {
@@ -278,6 +269,52 @@ impl Writer<'_> {
         self.u128(w.case_id);
         self.u64(w.requested_at_ns);
         self.u64(w.updated_at_ns);
+    }
+    /// A payment event (history record 7): the same state codes as the checkpoint.
+    pub(super) fn payment_event(&mut self, event: &PaymentEvent) {
+        self.u64(event.timestamp);
+        match event.change {
+            PaymentChange::Deposit { deposit_id, state } => {
+                self.u8(EVENT_DEPOSIT);
+                self.u128(deposit_id);
+                self.deposit_state(state);
+            }
+            PaymentChange::Withdrawal {
+                withdrawal_id,
+                state,
+                attempts,
+            } => {
+                self.u8(EVENT_WITHDRAWAL);
+                self.u128(withdrawal_id);
+                self.withdrawal_state(state);
+                self.u8(attempts);
+            }
+        }
+        self.u128(event.player_id);
+        self.u64(event.ledger.to_u64());
+        self.u64(event.amount);
+        self.optional_text(&event.connector);
+        self.optional_text(&event.reason);
+    }
+
+    fn deposit_state(&mut self, state: DepositState) {
+        match state {
+            DepositState::Refused(refusal) => {
+                self.u8(DEPOSIT_REFUSED);
+                self.u8(refusal.to_u8());
+            }
+            state => self.u8(DEPOSIT_STATES
+                .iter()
+                .position(|s| *s == state)
+                .expect("listed") as u8),
+        }
+    }
+
+    fn withdrawal_state(&mut self, state: WithdrawalState) {
+        self.u8(WITHDRAWAL_STATES
+            .iter()
+            .position(|s| *s == state)
+            .expect("listed") as u8);
     }
 }
 
@@ -443,15 +480,7 @@ impl Reader<'_> {
         let ledger = self.ledger()?;
         let amount = self.u64()?;
         let connector = self.optional_text(CONNECTOR_NAME_LEN_MAX)?;
-        let offset = self.offset;
-        let state = match self.u8()? {
-            DEPOSIT_REFUSED => DepositState::Refused(
-                Refusal::from_u8(self.u8()?).ok_or_else(|| self.invalid("refusal", offset))?,
-            ),
-            code => *DEPOSIT_STATES
-                .get(usize::from(code))
-                .ok_or_else(|| self.invalid("deposit state", offset))?,
-        };
+        let state = self.deposit_state()?;
         Ok(DepositRecord {
             deposit_id,
             player_id,
@@ -473,10 +502,7 @@ impl Reader<'_> {
         let ledger = self.ledger()?;
         let amount = self.u64()?;
         let payee = self.payee()?;
-        let offset = self.offset;
-        let state = *WITHDRAWAL_STATES
-            .get(usize::from(self.u8()?))
-            .ok_or_else(|| self.invalid("withdrawal state", offset))?;
+        let state = self.withdrawal_state()?;
         let reservation_id = self.u128()?;
         let offset = self.offset;
         let attempt_count = usize::from(self.u8()?);
@@ -506,5 +532,61 @@ impl Reader<'_> {
             requested_at_ns: self.u64()?,
             updated_at_ns: self.u64()?,
         })
+    }
+}
+
+impl Reader<'_> {
+    pub(super) fn payment_event(&mut self) -> Result<PaymentEvent, DecodeError> {
+        let timestamp = self.u64()?;
+        let offset = self.offset;
+        let change = match self.u8()? {
+            EVENT_DEPOSIT => PaymentChange::Deposit {
+                deposit_id: self.u128()?,
+                state: self.deposit_state()?,
+            },
+            EVENT_WITHDRAWAL => {
+                let withdrawal_id = self.u128()?;
+                let state = self.withdrawal_state()?;
+                let offset = self.offset;
+                let attempts = self.u8()?;
+                if usize::from(attempts) > ATTEMPTS_MAX {
+                    return Err(self.invalid("payout attempts", offset));
+                }
+                PaymentChange::Withdrawal {
+                    withdrawal_id,
+                    state,
+                    attempts,
+                }
+            }
+            _ => return Err(self.invalid("payment event kind", offset)),
+        };
+        Ok(PaymentEvent {
+            timestamp,
+            change,
+            player_id: self.u128()?,
+            ledger: self.ledger()?,
+            amount: self.u64()?,
+            connector: self.optional_text(CONNECTOR_NAME_LEN_MAX)?,
+            reason: self.optional_text(REASON_LEN_MAX)?,
+        })
+    }
+
+    fn deposit_state(&mut self) -> Result<DepositState, DecodeError> {
+        let offset = self.offset;
+        Ok(match self.u8()? {
+            DEPOSIT_REFUSED => DepositState::Refused(
+                Refusal::from_u8(self.u8()?).ok_or_else(|| self.invalid("refusal", offset))?,
+            ),
+            code => *DEPOSIT_STATES
+                .get(usize::from(code))
+                .ok_or_else(|| self.invalid("deposit state", offset))?,
+        })
+    }
+
+    fn withdrawal_state(&mut self) -> Result<WithdrawalState, DecodeError> {
+        let offset = self.offset;
+        Ok(*WITHDRAWAL_STATES
+            .get(usize::from(self.u8()?))
+            .ok_or_else(|| self.invalid("withdrawal state", offset))?)
     }
 }

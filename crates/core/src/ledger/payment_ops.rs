@@ -8,14 +8,15 @@ use std::sync::Arc;
 use super::Ledger;
 use crate::cases::{CaseAction, NewCase};
 use crate::compliance::{Deposit, Refusal};
+use crate::history::HistoryRecord;
 use crate::ids::{
     clearing_account_id, in_flight_account_id, returns_account_id, wallet_transfer_id, AccountId,
     LedgerCode,
 };
 use crate::payments::{
-    DepositRecord, DepositState, PaymentCommand, PaymentId, PaymentOutcome, PayoutAttempt,
-    WithdrawalDecision, WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX, CONNECTORS_MAX,
-    REASONS_MAX,
+    DepositRecord, DepositState, PaymentCommand, PaymentEvent, PaymentId, PaymentOutcome,
+    PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX,
+    CONNECTORS_MAX, REASONS_MAX,
 };
 use crate::players::PlayerId;
 use crate::types::{AccountKind, CreateTransferResult, NewTransfer, TransferFlags};
@@ -93,6 +94,20 @@ impl PaymentBook {
 }
 
 impl Ledger {
+    /// Stores a deposit's new record and publishes the change on the event feed.
+    fn put_deposit(&mut self, record: DepositRecord) {
+        let event = PaymentEvent::of_deposit(&record, self.entry_ns);
+        self.entry.records.push(HistoryRecord::Payment(event));
+        self.payments.put_deposit(record);
+    }
+
+    /// Stores a withdrawal's new record and publishes the change on the event feed.
+    fn put_withdrawal(&mut self, record: WithdrawalRecord) {
+        let event = PaymentEvent::of_withdrawal(&record, self.entry_ns);
+        self.entry.records.push(HistoryRecord::Payment(event));
+        self.payments.put_withdrawal(record);
+    }
+
     pub(super) fn apply_payment(&mut self, command: &PaymentCommand) -> PaymentOutcome {
         assert!(
             command.check(),
@@ -168,7 +183,7 @@ impl Ledger {
             return O::TooManyConnectors;
         }
         let now = self.entry_ns;
-        self.payments.put_deposit(DepositRecord {
+        self.put_deposit(DepositRecord {
             deposit_id,
             player_id,
             ledger,
@@ -203,7 +218,7 @@ impl Ledger {
         record.authorisation_url = authorisation_url.to_string();
         record.state = DepositState::AwaitingAuthorisation;
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_deposit(record);
+        self.put_deposit(record);
         O::Ok
     }
 
@@ -247,7 +262,7 @@ impl Ledger {
             }
         };
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_deposit(record);
+        self.put_deposit(record);
         O::Ok
     }
 
@@ -273,7 +288,7 @@ impl Ledger {
         record.state = failed;
         record.reason = reason.to_string();
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_deposit(record);
+        self.put_deposit(record);
         O::Ok
     }
 
@@ -318,7 +333,7 @@ impl Ledger {
             refused => return O::TransferRefused(refused),
         }
         let now = self.entry_ns;
-        self.payments.put_withdrawal(WithdrawalRecord {
+        self.put_withdrawal(WithdrawalRecord {
             withdrawal_id: *withdrawal_id,
             player_id: *player_id,
             ledger: *ledger,
@@ -375,7 +390,7 @@ impl Ledger {
         };
         if outcome == O::Ok {
             record.updated_at_ns = self.entry_ns;
-            self.payments.put_withdrawal(record);
+            self.put_withdrawal(record);
         }
         outcome
     }
@@ -458,7 +473,7 @@ impl Ledger {
         let mut record = WithdrawalRecord::clone(existing);
         record.attempts[usize::from(attempt)].payment_id = payment_id.to_string();
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_withdrawal(record);
+        self.put_withdrawal(record);
         O::Ok
     }
 
@@ -486,7 +501,7 @@ impl Ledger {
         self.wallet_transfer(in_flight, clearing, record.amount);
         record.state = WithdrawalState::Paid;
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_withdrawal(record);
+        self.put_withdrawal(record);
         O::Ok
     }
 
@@ -526,7 +541,7 @@ impl Ledger {
             }
         }
         record.updated_at_ns = self.entry_ns;
-        self.payments.put_withdrawal(record);
+        self.put_withdrawal(record);
         O::Ok
     }
 

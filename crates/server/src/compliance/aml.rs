@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use croupier_cluster::{CommittedEvent, Consensus, Node};
+
+use crate::cursor::CursorSaver;
 use croupier_core::cases::{CaseAction, CaseCommand, NewCase};
 use croupier_core::compliance::{ComplianceCommand, SeenIdentifiers};
 use croupier_core::history::HistoryRecord;
@@ -37,12 +39,6 @@ const BATCH_EVENTS_MAX: usize = 4_096;
 const RULES_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// The pipeline's name in a case's `opened_by`.
 const ACTOR: &str = "aml";
-/// The cursor is saved (a durable file write) at most this often, or after this many events:
-/// saving it after every small batch put hundreds of fsyncs a second beside the log's. A
-/// restart replays what came after the saved cursor, and the replayed decisions have the
-/// same case ids, so the ledger opens nothing twice.
-const ACK_INTERVAL: Duration = Duration::from_secs(1);
-const ACK_EVENTS_MAX: u64 = 65_536;
 /// A batch smaller than this means the pipeline is caught up: it waits a moment so the next
 /// read finds more than one entry's events (fewer wake-ups under load, at most this much lag).
 const SMALL_BATCH_EVENTS: usize = 256;
@@ -240,7 +236,9 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
     };
     let acked = subscription.acked().unwrap_or(0);
     rebuild_windows(&node, &shared, acked).await;
-    let mut cursor = CursorSaver::new(acked);
+    // A restart replays what came after the saved cursor, and the replayed decisions have the
+    // same case ids, so the ledger opens nothing twice.
+    let mut cursor = CursorSaver::new(CONSUMER_NAME, acked);
     let mut rules_seen = rules_mtime(&shared);
     let mut rules_check = tokio::time::interval(RULES_CHECK_INTERVAL);
     while !*stop.borrow() {
@@ -277,55 +275,6 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
         }
     }
     cursor.save(&mut subscription);
-}
-
-/// Saves the cursor now and then (see `ACK_INTERVAL`), not after every batch.
-struct CursorSaver {
-    saved_at: std::time::Instant,
-    saved: u64,
-    decided: u64,
-    events_since: u64,
-}
-
-impl CursorSaver {
-    fn new(saved: u64) -> Self {
-        CursorSaver {
-            saved_at: std::time::Instant::now(),
-            saved,
-            decided: saved,
-            events_since: 0,
-        }
-    }
-
-    /// Every event up to `last` is decided (its cases committed).
-    fn decided(
-        &mut self,
-        subscription: &mut croupier_cluster::EventSubscription,
-        last: u64,
-        events: usize,
-    ) {
-        self.events_since += events as u64;
-        self.decided = last;
-        let due = self.saved_at.elapsed() >= ACK_INTERVAL || self.events_since >= ACK_EVENTS_MAX;
-        if due {
-            self.save(subscription);
-        }
-    }
-
-    /// Saves the cursor at the last decided event (on a stop, whatever the interval).
-    fn save(&mut self, subscription: &mut croupier_cluster::EventSubscription) {
-        if self.decided <= self.saved {
-            return;
-        }
-        match subscription.ack(self.decided) {
-            Ok(()) => {
-                self.saved = self.decided;
-                self.saved_at = std::time::Instant::now();
-                self.events_since = 0;
-            }
-            Err(error) => tracing::warn!(%error, "AML cursor not saved"),
-        }
-    }
 }
 
 /// How far behind the feed the pipeline runs: for every event of a decided batch, the time

@@ -70,7 +70,7 @@ pub struct EventOut {
     /// account_created, transfer_posted, transfer_pending, pending_posted, pending_voided,
     /// pending_expired, wallet_bet, wallet_win, wallet_rollback, wallet_tombstone,
     /// operator_action, round_opened, bet_placed, round_closed, round_drawn, bet_settled,
-    /// round_settled, round_voided.
+    /// round_settled, round_voided, deposit_updated, withdrawal_updated.
     #[serde(rename = "type")]
     pub event_type: &'static str,
     #[serde(flatten)]
@@ -86,6 +86,7 @@ pub enum EventBody {
     Wallet(WalletEventOut),
     Operator(crate::routes::audit::OperatorActionOut),
     Table(crate::routes::table_events::TableEventOut),
+    Payment(crate::wire::PaymentEventOut),
 }
 
 /// An account as created (its timestamp is the event's).
@@ -142,6 +143,7 @@ impl From<&CommittedEvent> for EventOut {
             HistoryRecord::Table(table) => {
                 EventBody::Table(crate::routes::table_events::table_event_out(table))
             }
+            HistoryRecord::Payment(payment) => EventBody::Payment(payment.into()),
         };
         EventOut {
             position: event.position.to_string(),

@@ -33,6 +33,7 @@ pub mod table_answers;
 pub mod table_events;
 pub mod tables;
 pub mod wallet;
+pub mod webhooks;
 
 pub use crate::state::AppState;
 
@@ -156,6 +157,9 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(payments::get_withdrawal::<C>))
         .routes(documented!(payments::notification::<C>))
         .routes(documented!(payments::movements::<C>))
+        .routes(documented!(webhooks::list::<C>))
+        .routes(documented!(webhooks::get::<C>))
+        .routes(documented!(webhooks::replay::<C>))
         .routes(documented!(compliance::put_policy::<C>))
         .routes(documented!(compliance::get_policy::<C>))
         .routes(documented!(audit::operators::<C>))

@@ -328,7 +328,7 @@ impl HistoryWriter {
         let scratch = &mut self.scratch;
         scratch.payload.clear();
         let position = match record {
-            HistoryRecord::AccountCreated(_) | HistoryRecord::Table(_) => return Ok(()),
+            HistoryRecord::AccountCreated(_) | HistoryRecord::Table(_) | HistoryRecord::Payment(_) => return Ok(()),
             HistoryRecord::Transfer(stored) => {
                 encode_transfer_record(stored, &mut scratch.payload);
                 let position = self.transfers.append(&scratch.payload)?;
