@@ -12,6 +12,7 @@ mod flags;
 mod load;
 pub mod size;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -211,6 +212,22 @@ pub struct ConnectorSettings {
     pub cost_fixed: u64,
     #[serde(default)]
     pub cost_basis_points: u32,
+    /// The operator's account at this bank per currency: an IBAN, or a sort code and account
+    /// number as 14 digits ("EUR" = "GB29NWBK60161331926819"); a currency not here is
+    /// discovered when the bank lists exactly one account of ours in it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operator_accounts: BTreeMap<String, String>,
+    /// The holder name on those accounts (required with operator_accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_name: Option<String>,
+    /// PEM certificates to trust for this bank besides the public roots (an https base_url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate (PEM) the bank asks for (mutual TLS), and its key (PKCS#8 PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ConnectorSettings {

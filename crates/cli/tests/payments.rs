@@ -50,6 +50,8 @@ struct Options<'a> {
     /// Extra lines for bank-a's connector section (a routing rule).
     bank_a_rule: &'a str,
     request_timeout_ms: Option<u64>,
+    /// bank-a serves HTTPS only and requires the node's client certificate.
+    bank_a_tls: bool,
 }
 
 fn start() -> World {
@@ -58,7 +60,11 @@ fn start() -> World {
 
 fn start_with(options: &Options<'_>) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let a = bank(&dir.path().join("bank-a"), "obie", options.bank_a_faults);
+    let mut a_args = options.bank_a_faults.to_vec();
+    if options.bank_a_tls {
+        a_args.push("--tls");
+    }
+    let a = bank(&dir.path().join("bank-a"), "obie", &a_args);
     let b = bank(
         &dir.path().join("bank-b"),
         "berlin-group",
@@ -67,10 +73,15 @@ fn start_with(options: &Options<'_>) -> World {
     let port = free_port();
     let connector =
         |id: &str, bank: &(SandboxProcess, Api), protocol: &str, cost: u64, rule: &str| {
+            // A TLS bank's ready line ends with its certificates' directory.
+            let (scheme, tls) = match bank.0.ready.split(' ').nth(2) {
+                Some(tls) => ("https", tls_files(tls)),
+                None => ("http", String::new()),
+            };
             format!(
                 "[[payments.connectors]]\nid = \"{id}\"\nprotocol = \"{protocol}\"\n\
-             base_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\ncost_fixed = {cost}\n{rule}\n",
+             base_url = \"{scheme}://{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"{CLIENT_SECRET}\"\ncost_fixed = {cost}\n{rule}\n{tls}",
                 bank.0.addr()
             )
         };
@@ -98,6 +109,14 @@ fn start_with(options: &Options<'_>) -> World {
         serve_args,
         _dir: dir,
     }
+}
+
+/// A connector's TLS lines for the sandbox certificates in `dir`.
+fn tls_files(dir: &str) -> String {
+    format!(
+        "ca_file = \"{dir}/ca.pem\"\nclient_cert_file = \"{dir}/client.pem\"\n\
+         client_key_file = \"{dir}/client-key.pem\"\n"
+    )
 }
 
 fn serve_node(args: &[std::ffi::OsString], port: u16, dir: &std::path::Path) -> common::Node {
@@ -391,8 +410,8 @@ fn operator_statement(bank: &Api) -> String {
 fn open_bank_account(bank: &Api, iban: &str, name: &str) {
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
-    let body =
-        json!({"account": {"iban": iban}, "name": name, "currency": "EUR", "balance": "0.00"});
+    let body = json!({"account": {"iban": iban}, "name": name, "currency": "EUR", "balance": "0.00",
+            "holder": "customer"});
     let answer = ureq::post(format!("{}/sandbox/accounts", bank.base))
         .config()
         .http_status_as_error(false)
@@ -501,5 +520,57 @@ fn a_payout_the_bank_accepted_is_never_failed_over_when_that_bank_goes_down() {
     assert!(
         !statement.contains("<CdtDbtInd>DBIT</CdtDbtInd>"),
         "{statement}"
+    );
+}
+
+/// bank-a speaks only HTTPS and refuses a client without the certificate it issued (mutual
+/// TLS, as real banks do): the node pays out through it with the certificate from its config.
+/// TLS files beside an http address are refused at start.
+#[test]
+fn a_bank_behind_mutual_tls_pays_out_with_the_nodes_client_certificate() {
+    let options = Options {
+        bank_a_tls: true,
+        ..Options::default()
+    };
+    let world = start_with(&options);
+    assert!(
+        world.banks[0].0.ready.contains(" https "),
+        "{}",
+        world.banks[0].0.ready
+    );
+    let player = world.player("secure");
+    let settled = world.deposit(&player, 1, 10_000, "bank-b", true);
+    assert_eq!(settled["state"], "settled", "{settled}");
+    let account = json!({"iban": PAYEE_IBAN, "name": "Sec Ure"});
+    let (status, _) = world.withdraw(&player, 2, 3_000, account);
+    assert_eq!(status, 202);
+    let paid = world.finished_withdrawal(&player, 2);
+    assert_eq!(
+        (paid["state"].as_str(), paid["connector"].as_str()),
+        (Some("paid"), Some("bank-a")),
+        "{paid}"
+    );
+    assert_eq!(world.balance(&player), 7_000);
+
+    let tls = world.banks[0].0.ready.split(' ').nth(2).unwrap().to_owned();
+    let config = format!(
+        "[[payments.connectors]]\nid = \"bank-a\"\nprotocol = \"obie\"\n\
+         base_url = \"http://{}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n{}",
+        world.banks[0].0.addr(),
+        tls_files(&tls)
+    );
+    let file = world._dir.path().join("plain.toml");
+    std::fs::write(&file, config).unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_croupier"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(world._dir.path().join("plain"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("not https"),
+        "{stderr}"
     );
 }

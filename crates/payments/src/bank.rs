@@ -17,6 +17,7 @@ use crate::connector::{
 use crate::jws::SigningKey;
 use crate::notify::{self, NotificationError, NotifiedPayment};
 use crate::obie::ObieConnector;
+pub use crate::transport::TlsClient;
 use crate::transport::{Transport, TransportConfig};
 
 /// Which protocol a bank speaks.
@@ -44,13 +45,16 @@ pub struct ConnectorConfig {
     pub client_secret: String,
     /// The node's PS256 key: signs OBIE requests; its public half is registered at the bank.
     pub signing_key: Arc<SigningKey>,
-    /// The operator's account at this bank; None: discovered through the bank's account
-    /// information (OBIE `GET /open-banking/v3.1/aisp/accounts`, Berlin Group
-    /// `GET /v1/accounts`), per currency, and kept.
-    pub operator_account: Option<Party>,
+    /// The operator's account at this bank per currency (ISO 4217); a currency not here is
+    /// discovered through the bank's account information (OBIE
+    /// `GET /open-banking/v3.1/aisp/accounts`, Berlin Group `GET /v1/accounts`) when the bank
+    /// lists exactly one account of ours in it, and kept.
+    pub operator_accounts: std::collections::BTreeMap<String, Party>,
     /// Each request's limit, connect included. A timeout before the connection opens is
     /// retryable; one after the request was sent is an unknown outcome.
     pub timeout_ms: u64,
+    /// The bank's CA and our client certificate, for an `https` base URL.
+    pub tls: TlsClient,
 }
 
 // The client secret and the key never reach Debug output; the account shows only its tail.
@@ -62,8 +66,9 @@ impl std::fmt::Debug for ConnectorConfig {
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
             .field("signing_key", &self.signing_key)
-            .field("operator_account", &self.operator_account)
+            .field("operator_accounts", &self.operator_accounts)
             .field("timeout_ms", &self.timeout_ms)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -88,8 +93,9 @@ impl BankConnector {
             client_id: config.client_id,
             client_secret: config.client_secret,
             signing_key: config.signing_key,
-            operator_account: config.operator_account,
+            operator_accounts: config.operator_accounts,
             timeout_ms: config.timeout_ms,
+            tls: config.tls,
         })?);
         Ok(match protocol {
             Protocol::Obie => BankConnector::Obie(ObieConnector::new(transport)),
@@ -131,8 +137,9 @@ impl BankConnector {
     }
 
     /// The operator's account at this bank in `currency` (ISO 4217): the configured one, else
-    /// the first of ours in that currency the bank's account list shows (kept after the first
-    /// look). None in that currency is `Declined` (code `no_operator_account`).
+    /// the one of ours in that currency the bank's account list shows (kept after the first
+    /// look). None there is `Declined` (`no_operator_account`), several too
+    /// (`ambiguous_operator_account`): the node never guesses which account money goes through.
     pub async fn operator_account(&self, currency: &str) -> Result<Party, ConnectorError> {
         match self {
             BankConnector::Obie(connector) => {
@@ -218,8 +225,9 @@ mod tests {
             client_id: "node".into(),
             client_secret: "s3cret-value".into(),
             signing_key: Arc::new(SigningKey::generate().unwrap()),
-            operator_account: None,
+            operator_accounts: Default::default(),
             timeout_ms,
+            tls: TlsClient::default(),
         }
     }
 

@@ -21,7 +21,7 @@
 //! anything (PROTOCOLS.md, Faults), as real banks document for maintenance windows; a 500 or
 //! 502 may come from a bank that already acted, so it is unknown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,8 +65,54 @@ pub(crate) struct TransportConfig {
     pub client_id: String,
     pub client_secret: String,
     pub signing_key: Arc<crate::jws::SigningKey>,
-    pub operator_account: Option<Party>,
+    /// The operator's account per currency, if configured (else discovered).
+    pub operator_accounts: BTreeMap<String, Party>,
     pub timeout_ms: u64,
+    pub tls: TlsClient,
+}
+
+/// How the node's client meets a bank's TLS: the public web roots are always trusted; a
+/// bank (or a sandbox) with its own CA adds it, and a bank that asks for a client
+/// certificate (mutual TLS: OBIE transport certificates, eIDAS QWACs) gets this one.
+#[derive(Clone, Default)]
+pub struct TlsClient {
+    /// PEM certificates to trust besides the public roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate (PEM, chain first) followed by its PKCS#8 private key (PEM).
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+// The private key never reaches Debug output.
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.identity_pem.is_some())
+            .finish()
+    }
+}
+
+impl TlsClient {
+    /// `builder` with this trust and identity; a PEM that does not parse is refused.
+    fn apply(&self, mut builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        builder = builder.use_rustls_tls();
+        if let Some(ca) = &self.ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(ca)
+                .map_err(|e| format!("the CA file: {e}"))?;
+            if roots.is_empty() {
+                return Err("the CA file holds no certificate".into());
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        if let Some(identity) = &self.identity_pem {
+            let identity = reqwest::Identity::from_pem(identity)
+                .map_err(|e| format!("the client certificate or key: {e}"))?;
+            builder = builder.identity(identity);
+        }
+        Ok(builder)
+    }
 }
 
 /// One bank link, shared (`Arc`) by every call of a connector.
@@ -83,7 +129,7 @@ pub(crate) struct Transport {
     oauth: OAuthClient,
     tokens: TokenCache,
     /// The operator's account as configured, for every currency.
-    configured_operator: Option<Party>,
+    configured_operators: BTreeMap<String, Party>,
     /// Operator accounts discovered through account information, by currency.
     operator_accounts: RwLock<HashMap<String, Party>>,
     /// The bank's public keys, for notifications.
@@ -232,7 +278,11 @@ impl Transport {
             return Err(invalid("timeout_ms must be above 0".into()));
         }
         let timeout = Duration::from_millis(config.timeout_ms);
-        let http = reqwest::Client::builder()
+        let builder = config
+            .tls
+            .apply(reqwest::Client::builder())
+            .map_err(invalid)?;
+        let http = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
@@ -260,7 +310,7 @@ impl Transport {
             signing_key: config.signing_key,
             oauth,
             tokens: TokenCache::default(),
-            configured_operator: config.operator_account,
+            configured_operators: config.operator_accounts,
             operator_accounts: RwLock::new(HashMap::new()),
             bank_keys: crate::bank_keys::BankKeys::default(),
         })
@@ -421,8 +471,10 @@ impl Transport {
             .map_err(|e| ConnectorError::Retryable(format!("cannot sign the request: {e}")))
     }
 
-    /// The operator's account in `currency`: the configured one, else one discovered by
-    /// `discover` (the protocol's account list) and kept.
+    /// The operator's account in `currency`: the configured one, else the one `discover`
+    /// (the protocol's account list) shows in that currency, kept. Several there is an error
+    /// the operator settles in the configuration: money must never move through an account
+    /// the node guessed.
     pub(crate) async fn operator_account<F, Fut>(
         &self,
         currency: &str,
@@ -432,27 +484,28 @@ impl Transport {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<(String, Party)>, ConnectorError>>,
     {
-        if let Some(party) = &self.configured_operator {
+        if let Some(party) = self.configured_operators.get(currency) {
             return Ok(party.clone());
         }
         if let Some(party) = self.cached_operator(currency) {
             return Ok(party);
         }
         let accounts = discover().await?;
+        let mut ours: Vec<Party> = accounts
+            .into_iter()
+            .filter(|(c, _)| c == currency)
+            .map(|(_, party)| party)
+            .collect();
+        if ours.len() != 1 {
+            return Err(no_operator_account(currency, ours.len()));
+        }
+        let party = ours.remove(0);
         let mut cache = self
             .operator_accounts
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        for (account_currency, party) in accounts {
-            cache.entry(account_currency).or_insert(party);
-        }
-        cache
-            .get(currency)
-            .cloned()
-            .ok_or_else(|| ConnectorError::Declined {
-                code: "no_operator_account".into(),
-                message: format!("the bank lists no account of ours in {currency}"),
-            })
+        cache.insert(currency.to_string(), party.clone());
+        Ok(party)
     }
 
     fn cached_operator(&self, currency: &str) -> Option<Party> {
@@ -528,7 +581,49 @@ pub(crate) fn classify_send_error(error: &reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         return ConnectorError::Unknown("no answer in time after sending".into());
     }
+    if let Some(alert) = tls_alert(error) {
+        // Under TLS 1.3 the bank checks our certificate after our side of the handshake
+        // ended, so its refusal arrives while we read the answer; but it refused before
+        // reading any request: nothing happened there.
+        return ConnectorError::Retryable(format!("the bank refused our TLS: {alert:?}"));
+    }
     ConnectorError::Unknown(format!("the exchange broke off: {}", root(error)))
+}
+
+/// No account, or several, of ours in `currency` at the bank: definitive until the
+/// configuration names one.
+fn no_operator_account(currency: &str, found: usize) -> ConnectorError {
+    match found {
+        0 => ConnectorError::Declined {
+            code: "no_operator_account".into(),
+            message: format!("the bank lists no account of ours in {currency}"),
+        },
+        _ => ConnectorError::Declined {
+            code: "ambiguous_operator_account".into(),
+            message: format!(
+                "the bank lists {found} accounts of ours in {currency}: name the one to use in \
+                 the connector's operator_accounts"
+            ),
+        },
+    }
+}
+
+/// The fatal TLS alert the bank sent, if that is what broke the exchange.
+fn tls_alert(error: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(rustls::Error::AlertReceived(alert)) = current.downcast_ref::<rustls::Error>() {
+            return Some(*alert);
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            let inner = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            if let Some(rustls::Error::AlertReceived(alert)) = inner {
+                return Some(*alert);
+            }
+        }
+        cause = current.source();
+    }
+    None
 }
 
 /// The innermost cause's text (the I/O error), without the URL reqwest puts on top.

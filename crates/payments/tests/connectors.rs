@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use croupier_payments::bank::{BankConnector, ConnectorConfig, Protocol};
+use croupier_payments::bank::{BankConnector, ConnectorConfig, Protocol, TlsClient};
 use croupier_payments::jws::SigningKey;
 use croupier_payments::notify::NotifiedResource;
 use croupier_payments::sandbox::{self, SandboxBank};
@@ -40,6 +40,11 @@ struct Sandbox {
 
 impl Sandbox {
     async fn start(protocol: sandbox::Protocol) -> Sandbox {
+        Sandbox::start_with(protocol, false).await
+    }
+
+    /// `tls`: HTTPS with client certificates required (certificates in DIR/tls).
+    async fn start_with(protocol: sandbox::Protocol, tls: bool) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -58,6 +63,7 @@ impl Sandbox {
             payments_max: 10_000,
             accounts_max: 1_000,
             notify_queue_max: 1_000,
+            tls,
             hold_s: 1,
         };
         let bank = SandboxBank::open(config, addr).await.unwrap();
@@ -65,8 +71,9 @@ impl Sandbox {
         tokio::spawn(bank.serve(listener, async move {
             let _ = stopped.await;
         }));
+        let scheme = if tls { "https" } else { "http" };
         Sandbox {
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             stop: Some(stop),
             _dir: dir,
         }
@@ -74,8 +81,35 @@ impl Sandbox {
 
     /// Opens (or replaces) an account at the bank: the player's, for payouts.
     async fn open_account(&self, account: &AccountRef, name: &str, currency: &str) {
-        let body = json!({"account": account, "name": name, "currency": currency, "balance": "0"});
+        let body = json!({"account": account, "name": name, "currency": currency, "balance": "0",
+            "holder": "customer"});
         let answer = reqwest::Client::new()
+            .post(format!("{}/sandbox/accounts", self.base_url))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+    }
+
+    /// `open_account` over the bank's HTTPS, with the operator's client certificate.
+    async fn open_account_tls(&self, account: &AccountRef, name: &str, currency: &str) {
+        let dir = self._dir.path().join(sandbox::tls::TLS_DIR_NAME);
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let mut identity = read(sandbox::tls::CLIENT_CERT_FILE);
+        identity.extend(read(sandbox::tls::CLIENT_KEY_FILE));
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&read(sandbox::tls::CA_FILE)).unwrap(),
+            )
+            .identity(reqwest::Identity::from_pem(&identity).unwrap())
+            .build()
+            .unwrap();
+        let body = json!({"account": account, "name": name, "currency": currency, "balance": "0",
+            "holder": "customer"});
+        let answer = client
             .post(format!("{}/sandbox/accounts", self.base_url))
             .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
             .json(&body)
@@ -123,6 +157,15 @@ async fn receive(
 }
 
 fn connector(base_url: &str, protocol: Protocol, secret: &str) -> BankConnector {
+    connector_with_tls(base_url, protocol, secret, TlsClient::default())
+}
+
+fn connector_with_tls(
+    base_url: &str,
+    protocol: Protocol,
+    secret: &str,
+    tls: TlsClient,
+) -> BankConnector {
     BankConnector::new(ConnectorConfig {
         id: "bank-a".into(),
         protocol,
@@ -130,8 +173,9 @@ fn connector(base_url: &str, protocol: Protocol, secret: &str) -> BankConnector 
         client_id: CLIENT_ID.into(),
         client_secret: secret.into(),
         signing_key: Arc::new(SigningKey::generate().unwrap()),
-        operator_account: None,
+        operator_accounts: Default::default(),
         timeout_ms: 5_000,
+        tls,
     })
     .unwrap()
 }
@@ -428,4 +472,102 @@ async fn berlin_forgeries(bank: &BankConnector, genuine: &Received) {
     assert!(bank.verify_notification(&headers, &body).await.is_err());
     headers.remove("x-jws-signature");
     assert!(bank.verify_notification(&headers, &body).await.is_err());
+}
+
+/// What the sandbox made in DIR/tls: its CA, and the operator's certificate and key.
+fn sandbox_tls(sandbox: &Sandbox, with_client_certificate: bool) -> TlsClient {
+    let dir = sandbox._dir.path().join(sandbox::tls::TLS_DIR_NAME);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let mut identity = read(sandbox::tls::CLIENT_CERT_FILE);
+    identity.extend(read(sandbox::tls::CLIENT_KEY_FILE));
+    TlsClient {
+        ca_pem: Some(read(sandbox::tls::CA_FILE)),
+        identity_pem: with_client_certificate.then_some(identity),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_over_mutual_tls_pays_out_and_refuses_a_client_without_its_certificate() {
+    let sandbox = Sandbox::start_with(sandbox::Protocol::Obie, true).await;
+    assert!(sandbox.base_url.starts_with("https://"));
+    let tls = sandbox_tls(&sandbox, true);
+    let bank = connector_with_tls(&sandbox.base_url, Protocol::Obie, CLIENT_SECRET, tls);
+    bank.prepare(None).await.unwrap();
+    let operator = bank.operator_account("GBP").await.unwrap();
+    let player = Party {
+        account: AccountRef::SortCode {
+            sort_code: "200000".into(),
+            account_number: "55779911".into(),
+        },
+        name: "Jane Doe".into(),
+    };
+    sandbox
+        .open_account_tls(&player.account, &player.name, "GBP")
+        .await;
+    payout(&bank, &operator, &player, "GBP").await;
+
+    // No client certificate: the handshake is refused, nothing reaches the bank.
+    let anonymous = sandbox_tls(&sandbox, false);
+    let stranger = connector_with_tls(&sandbox.base_url, Protocol::Obie, CLIENT_SECRET, anonymous);
+    let refused = stranger.prepare(None).await;
+    assert!(
+        matches!(refused, Err(ConnectorError::Retryable(_))),
+        "{refused:?}"
+    );
+    // Not trusting the bank's CA: refused too.
+    let untrusting = connector(&sandbox.base_url, Protocol::Obie, CLIENT_SECRET);
+    assert!(matches!(
+        untrusting.prepare(None).await,
+        Err(ConnectorError::Retryable(_))
+    ));
+}
+
+/// Regression: the connector took the first account of a currency in the bank's list as the
+/// operator's, so a second account of ours sorting first moved the operator's money. Now
+/// several are refused until the configuration names one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_operator_accounts_in_a_currency_are_refused_until_the_configuration_names_one() {
+    let sandbox = Sandbox::start(sandbox::Protocol::BerlinGroup).await;
+    let second = AccountRef::Iban {
+        iban: "AT611904300234573201".into(),
+    };
+    let body = json!({"account": second, "name": "Croupier Operator", "currency": "EUR",
+        "balance": "10.00", "holder": "client"});
+    let answer = reqwest::Client::new()
+        .post(format!("{}/sandbox/accounts", sandbox.base_url))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let guessing = connector(&sandbox.base_url, Protocol::BerlinGroup, CLIENT_SECRET);
+    guessing.prepare(None).await.unwrap();
+    match guessing.operator_account("EUR").await {
+        Err(ConnectorError::Declined { code, .. }) => {
+            assert_eq!(code, "ambiguous_operator_account")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        guessing.operator_account("GBP").await.is_ok(),
+        "one GBP account: no doubt"
+    );
+    let named = Party {
+        account: second,
+        name: "Croupier Operator".into(),
+    };
+    let configured = BankConnector::new(ConnectorConfig {
+        id: "bank-b".into(),
+        protocol: Protocol::BerlinGroup,
+        base_url: sandbox.base_url.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        signing_key: Arc::new(SigningKey::generate().unwrap()),
+        operator_accounts: [("EUR".to_string(), named.clone())].into(),
+        timeout_ms: 5_000,
+        tls: TlsClient::default(),
+    })
+    .unwrap();
+    assert_eq!(configured.operator_account("EUR").await.unwrap(), named);
 }

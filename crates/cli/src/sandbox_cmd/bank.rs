@@ -80,6 +80,11 @@ pub struct BankArgs {
     /// How long the timeout-after-accept fault holds an answer, in seconds.
     #[arg(long, default_value_t = 60)]
     hold_s: u64,
+    /// Serve HTTPS and require a client certificate (mutual TLS, as real banks do). The CA,
+    /// the server's certificate and the operator's client certificate are made on first
+    /// start in DIR/tls (ca.pem, client.pem, client-key.pem for the node's connector).
+    #[arg(long)]
+    tls: bool,
 }
 
 // The client secret never reaches Debug output.
@@ -90,6 +95,7 @@ impl std::fmt::Debug for BankArgs {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("client_id", &self.client_id)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +133,7 @@ impl BankArgs {
             accounts_max: self.accounts_max,
             notify_queue_max: self.notify_queue_max,
             hold_s: self.hold_s,
+            tls: self.tls,
         }
     }
 }
@@ -148,6 +155,12 @@ async fn serve(args: BankArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let config = args.into_config();
+    // The ready line says where the certificates are (the node's connector needs them).
+    let tls_dir = config.tls.then(|| {
+        config
+            .data_dir
+            .join(croupier_payments::sandbox::tls::TLS_DIR_NAME)
+    });
     let protocol = config.protocol;
     let bank = SandboxBank::open(config, addr)
         .await
@@ -156,7 +169,10 @@ async fn serve(args: BankArgs) -> anyhow::Result<()> {
     // Listening for the stop signals before the ready line: a SIGTERM right after it must
     // stop us cleanly, not kill us by the default action.
     let stop = StopSignals::listen()?;
-    println!("sandbox bank listening on {addr}");
+    match tls_dir {
+        Some(dir) => println!("sandbox bank listening on {addr} https {}", dir.display()),
+        None => println!("sandbox bank listening on {addr}"),
+    }
     bank.serve(listener, stop.wait()).await.context("serving")?;
     tracing::info!("sandbox bank stopped");
     Ok(())

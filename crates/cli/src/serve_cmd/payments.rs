@@ -2,13 +2,15 @@
 //! routing rules, and the node's request-signing key (read, or made on first start and kept
 //! owner-only beside the data).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use croupier_payments::bank::Protocol;
+use croupier_payments::bank::{Protocol, TlsClient};
+use croupier_payments::connector::{AccountRef, Party};
 use croupier_payments::jws::SigningKey;
 use croupier_payments::routing::{AccountKind, BreakerConfig, Cost, Rule};
 use croupier_server::payments::{ConnectorSpec, PaymentsConfig};
@@ -110,13 +112,15 @@ fn connector_spec(settings: &ConnectorSettings) -> anyhow::Result<ConnectorSpec>
     if settings.amount_max != 0 && settings.amount_max < settings.amount_min {
         bail!("payments.connectors.{id}: amount_max is below amount_min");
     }
+    let tls = tls_client(settings)?;
+    let operator_accounts = operator_accounts(settings)?;
     Ok(ConnectorSpec {
         id: id.clone(),
         protocol,
         base_url: settings.base_url.clone(),
         client_id: settings.client_id.clone(),
         client_secret: settings.client_secret.clone(),
-        operator_account: None,
+        operator_accounts,
         rule: Rule {
             currencies: settings.currencies.clone(),
             countries: settings.countries.clone(),
@@ -128,6 +132,88 @@ fn connector_spec(settings: &ConnectorSettings) -> anyhow::Result<ConnectorSpec>
             fixed_minor: settings.cost_fixed,
             basis_points: settings.cost_basis_points,
         },
+        tls,
+    })
+}
+
+/// `operator_accounts` as parties (an IBAN, or 14 digits: sort code and account number).
+fn operator_accounts(settings: &ConnectorSettings) -> anyhow::Result<BTreeMap<String, Party>> {
+    let id = &settings.id;
+    if settings.operator_accounts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let Some(name) = settings
+        .operator_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+    else {
+        bail!("payments.connectors.{id}: operator_accounts needs operator_name");
+    };
+    let mut parties = BTreeMap::new();
+    for (currency, identification) in &settings.operator_accounts {
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            bail!(
+                "payments.connectors.{id}.operator_accounts: {currency:?} is not an ISO 4217 code"
+            );
+        }
+        let compact: String = identification
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-'))
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let account = if compact.len() == 14 && compact.bytes().all(|b| b.is_ascii_digit()) {
+            AccountRef::SortCode {
+                sort_code: compact[..6].to_string(),
+                account_number: compact[6..].to_string(),
+            }
+        } else if (15..=34).contains(&compact.len())
+            && compact[..2].bytes().all(|b| b.is_ascii_uppercase())
+            && compact.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            AccountRef::Iban { iban: compact }
+        } else {
+            bail!(
+                "payments.connectors.{id}.operator_accounts.{currency}: not an IBAN or a sort \
+                 code and account number (14 digits)"
+            );
+        };
+        parties.insert(
+            currency.clone(),
+            Party {
+                account,
+                name: name.clone(),
+            },
+        );
+    }
+    Ok(parties)
+}
+
+/// The connector's CA and client certificate files, read now (a missing file stops the
+/// start with its name, not the first payment).
+fn tls_client(settings: &ConnectorSettings) -> anyhow::Result<TlsClient> {
+    let id = &settings.id;
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .with_context(|| format!("payments.connectors.{id}: reading {}", path.display()))
+    };
+    let ca_pem = settings.ca_file.as_ref().map(read).transpose()?;
+    let identity_pem = match (&settings.client_cert_file, &settings.client_key_file) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+            Some(pem)
+        }
+        (None, None) => None,
+        _ => bail!("payments.connectors.{id}: client_cert_file and client_key_file go together"),
+    };
+    let tls_wanted = ca_pem.is_some() || identity_pem.is_some();
+    if tls_wanted && !settings.base_url.starts_with("https://") {
+        bail!("payments.connectors.{id}: TLS files are set but base_url is not https");
+    }
+    Ok(TlsClient {
+        ca_pem,
+        identity_pem,
     })
 }
 

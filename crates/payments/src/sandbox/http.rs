@@ -315,6 +315,13 @@ async fn open_account(State(bank): State<Shared>, body: Bytes) -> Response {
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return invalid("currency is not an ISO 4217 code");
     }
+    // The client's own (listed by account information, payouts from it pre-authorised) or a
+    // customer's (a player's account at this bank).
+    let own = match request["holder"].as_str() {
+        None | Some("client") => true,
+        Some("customer") => false,
+        Some(_) => return invalid("holder is client or customer"),
+    };
     let balance = request["balance"].as_str().unwrap_or("0");
     let Some(balance) = from_bank_amount(balance, currency) else {
         return invalid("balance is not an amount in the currency");
@@ -332,7 +339,7 @@ async fn open_account(State(bank): State<Shared>, body: Bytes) -> Response {
         currency: currency.to_string(),
         balance_minor: i128::from(balance),
         overdraft: false,
-        own: true,
+        own,
     };
     let view = account_view(&account);
     if let Err(error) = bank.commit(&mut state, vec![Event::Account(account)]).await {

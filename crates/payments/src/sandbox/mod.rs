@@ -18,6 +18,7 @@ mod notify;
 mod obie;
 mod page;
 mod state;
+pub mod tls;
 mod util;
 mod web;
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub notify_queue_max: usize,
     /// How long the timeout-after-accept fault holds an answer back.
     pub hold_s: u64,
+    /// HTTPS with client certificates required (`tls`); false: plain HTTP.
+    pub tls: bool,
 }
 
 // The client secret never reaches Debug output.
@@ -90,6 +93,7 @@ impl std::fmt::Debug for Config {
             .field("seed", &self.seed)
             .field("payments_max", &self.payments_max)
             .field("accounts_max", &self.accounts_max)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +127,7 @@ impl SandboxError {
 /// A sandbox bank with its state loaded, ready to serve.
 pub struct SandboxBank {
     bank: Arc<Bank>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     notes: tokio::sync::mpsc::Receiver<notify::Note>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -133,9 +138,22 @@ impl SandboxBank {
     /// base URL for links.
     pub async fn open(config: Config, addr: SocketAddr) -> Result<SandboxBank, SandboxError> {
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-        let (bank, notes) = Bank::open(config, format!("http://{addr}"), stopping_rx).await?;
+        let tls = match config.tls {
+            true => {
+                let host = addr.ip().to_string();
+                Some(tls::server_config(
+                    &config.data_dir,
+                    &host,
+                    &config.client_id,
+                )?)
+            }
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (bank, notes) = Bank::open(config, format!("{scheme}://{addr}"), stopping_rx).await?;
         Ok(SandboxBank {
             bank,
+            tls,
             notes,
             stopping,
         })
@@ -158,12 +176,24 @@ impl SandboxBank {
         bank::spawn_sweeper(Arc::clone(&bank));
         let app = http::router(Arc::clone(&bank));
         let stopping = self.stopping;
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stopping.send(true);
-            })
-            .await;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let result = match self.tls {
+            Some(config) => {
+                let listener =
+                    tls::TlsListener::new(listener, config).map_err(SandboxError::Serve)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         result.map_err(SandboxError::Serve)
     }
 }

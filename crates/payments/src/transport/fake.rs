@@ -85,7 +85,8 @@ impl FakeBank {
             client_id: "node".into(),
             client_secret: "secret".into(),
             signing_key: Arc::new(SigningKey::generate().unwrap()),
-            operator_account: None,
+            operator_accounts: Default::default(),
+            tls: Default::default(),
             timeout_ms: 2_000,
         })
         .unwrap()

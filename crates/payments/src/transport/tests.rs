@@ -116,7 +116,8 @@ fn transport(base_url: &str, timeout_ms: u64) -> Transport {
         client_id: "node".into(),
         client_secret: "secret".into(),
         signing_key: Arc::new(SigningKey::generate().unwrap()),
-        operator_account: None,
+        operator_accounts: Default::default(),
+        tls: Default::default(),
         timeout_ms,
     })
     .unwrap()

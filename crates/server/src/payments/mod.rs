@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use croupier_payments::bank::{BankConnector, ConnectorConfig, Protocol};
+use croupier_payments::bank::{BankConnector, ConnectorConfig, Protocol, TlsClient};
 use croupier_payments::connector::Party;
 use croupier_payments::jws::SigningKey;
 use croupier_payments::routing::{BreakerConfig, Cost, Payment, Route, Router, Rule};
@@ -30,10 +30,13 @@ pub struct ConnectorSpec {
     pub base_url: String,
     pub client_id: String,
     pub client_secret: String,
-    /// The operator's account there; None: discovered from the bank's account list.
-    pub operator_account: Option<Party>,
+    /// The operator's account there per currency; a currency not here is discovered from the
+    /// bank's account list.
+    pub operator_accounts: std::collections::BTreeMap<String, Party>,
     pub rule: Rule,
     pub cost: Cost,
+    /// The bank's CA and the node's client certificate (an `https` base URL).
+    pub tls: TlsClient,
 }
 
 // The client secret never reaches Debug output.
@@ -152,8 +155,9 @@ impl Payments {
                 client_id: spec.client_id.clone(),
                 client_secret: spec.client_secret.clone(),
                 signing_key: Arc::clone(&key),
-                operator_account: spec.operator_account.clone(),
+                operator_accounts: spec.operator_accounts.clone(),
                 timeout_ms: config.request_timeout_ms,
+                tls: spec.tls.clone(),
             })
             .map_err(|error| PaymentsError::Connector(format!("{}: {error}", spec.id)))?;
             if connectors.insert(spec.id.clone(), connector).is_some() {

@@ -21,7 +21,8 @@ const PREVIOUS_FILE_NAME: &str = "deliveries.jsonl.1";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
-    /// Sent at least once without success; sent again after a wait.
+    /// Not ended yet: queued, being sent, or sent without success and sent again after a
+    /// wait.
     Retrying,
     /// The endpoint answered 2xx.
     Delivered,

@@ -232,13 +232,28 @@ impl Webhooks {
         of: &DeliveryRecord,
         event: dispatch::Prepared,
     ) -> Option<String> {
-        let replay_id = self.log().next_replay_id(of);
+        let mut log = self.log();
+        let replay_id = log.next_replay_id(of);
         let replay = dispatch::Replay {
             delivery_id: replay_id.clone(),
             of: of.clone(),
             event,
         };
-        self.replays.try_send(replay).ok().map(|()| replay_id)
+        self.replays.try_send(replay).ok()?;
+        // Visible at once (`retrying`, no attempt yet): the answer names it.
+        let now_ns = crate::auth::wall_clock_ns();
+        log.retrying(&log::DeliveryRecord {
+            delivery_id: replay_id.clone(),
+            state: log::DeliveryState::Retrying,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            first_attempt_ns: now_ns,
+            last_attempt_ns: now_ns,
+            replay_of: Some(of.delivery_id.clone()),
+            ..of.clone()
+        });
+        Some(replay_id)
     }
 
     pub(crate) fn timeout(&self) -> Duration {
