@@ -43,8 +43,15 @@ pub fn run(command: PaymentsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One side's view of a movement: +amount for money in, -amount for money out.
+/// One side's view of the movements, by direction and reference ("in 42": a deposit's, "out
+/// 42": a withdrawal's; their ids are separate spaces, so a deposit and a withdrawal sharing a
+/// number must not be added together): +amount for money in, -amount for money out.
 type Movements = BTreeMap<String, i128>;
+
+fn movement_key(money_in: bool, reference: &str) -> String {
+    let direction = if money_in { "in" } else { "out" };
+    format!("{direction} {reference}")
+}
 
 fn reconcile(args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     let xml = std::fs::read_to_string(&args.statement)
@@ -54,7 +61,8 @@ fn reconcile(args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     let mut bank = Movements::new();
     for entry in &statement.entries {
         let signed = i128::from(entry.amount_minor) * if entry.credit { 1 } else { -1 };
-        *bank.entry(entry.end_to_end_id.clone()).or_default() += signed;
+        let key = movement_key(entry.credit, &entry.end_to_end_id);
+        *bank.entry(key).or_default() += signed;
     }
     let mut mismatches = Vec::new();
     if statement.computed_closing_minor() != statement.closing_minor {
@@ -137,16 +145,12 @@ fn ledger_movements(args: &ReconcileArgs, statement: &Statement) -> anyhow::Resu
             continue;
         }
         let amount = i128::from(movement["amount"].as_u64().unwrap_or_default());
-        let signed = if movement["kind"] == "deposit" {
-            amount
-        } else {
-            -amount
-        };
-        let reference = movement["reference"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        *movements.entry(reference).or_default() += signed;
+        let money_in = movement["kind"] == "deposit";
+        let signed = if money_in { amount } else { -amount };
+        let reference = movement["reference"].as_str().unwrap_or_default();
+        *movements
+            .entry(movement_key(money_in, reference))
+            .or_default() += signed;
     }
     Ok(movements)
 }

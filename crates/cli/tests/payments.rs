@@ -262,7 +262,10 @@ fn deposits_settle_once_and_withdrawals_are_paid_held_or_failed_over_with_no_hum
     );
     std::fs::write(&file, &tampered).unwrap();
     let (matched, report) = reconcile(&world, "bank-a", &file);
-    assert!(!matched && report.contains("amount_differs 10"), "{report}");
+    assert!(
+        !matched && report.contains("amount_differs out 10"),
+        "{report}"
+    );
 
     // A notification not signed by the bank is refused (a real one only wakes the driver).
     let forged = world
