@@ -26,6 +26,7 @@ mod embedded;
 mod failover;
 mod live;
 mod live_setup;
+mod payments;
 mod remote;
 mod single;
 mod wallet;
@@ -48,6 +49,9 @@ pub enum BenchCommand {
     /// Single wallet bets, then single withdrawal scores, from this process to a `croupier
     /// serve` child: with `--limits` every responsible-gambling check runs on every bet.
     Wallet(wallet::WalletArgs),
+    /// Withdrawals through the whole payments pipeline of a `croupier serve` child with two
+    /// sandbox bank children (OBIE and Berlin Group): paid withdrawals/s, request to paid.
+    Payments(payments::PaymentsArgs),
 }
 
 #[derive(clap::Args)]
@@ -131,6 +135,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Failover(args) => failover::run(args),
         BenchCommand::Live(args) => live::run(args),
         BenchCommand::Wallet(args) => wallet::run(args),
+        BenchCommand::Payments(args) => payments::run(args),
     }
 }
 

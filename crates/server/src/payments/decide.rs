@@ -129,12 +129,15 @@ fn reject(reasons: Vec<String>) -> Decision {
     }
 }
 
+/// Read from this node's applied state: the decision follows the drive's linearizable read
+/// of the withdrawal, so that state is at least as new, and the ledger checks the KYC level
+/// and the hold again when it applies the decision.
 async fn player_facts<C: Consensus>(
     state: &AppState<C>,
     player_id: u128,
 ) -> Result<PlayerFacts, crate::ApiError> {
     state
-        .read(move |view| {
+        .read_stale(move |view| {
             let ledger = view.ledger();
             let Some(player) = ledger.player_compliance(player_id) else {
                 return PlayerFacts::default();

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use croupier_cluster::Consensus;
+use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::cases::CaseDecision;
 use croupier_core::payments::{
     DepositRecord, DepositState, PaymentCommand, PaymentOutcome, WithdrawalDecision,
@@ -171,6 +171,8 @@ pub(crate) fn spawn_drive<C: Consensus>(state: AppState<C>, payments: Arc<Paymen
             payments: Arc::clone(&payments),
             work,
         };
+        // This drive looks at the payment now: an earlier notification is answered by it.
+        payments.take_woken(work);
         let outcome = drive(&state, &payments, work).await;
         drop(claim);
         drop(permit);
@@ -182,7 +184,34 @@ pub(crate) fn spawn_drive<C: Consensus>(state: AppState<C>, payments: Arc<Paymen
                 payments.wait_longer(work);
             }
         }
+        // A notification that came while this task held the payment found it claimed: look
+        // again now rather than after the backoff.
+        if payments.take_woken(work) {
+            wake_one(state, payments, work);
+        }
     });
+}
+
+/// Drives `work` now, whatever its backoff; if a task drives it already, that task looks
+/// again when it is done.
+pub(crate) fn wake_one<C: Consensus>(state: AppState<C>, payments: Arc<Payments>, work: Work) {
+    payments.mark_woken(work);
+    spawn_drive(state, payments, work);
+}
+
+/// A verified notification from `connector` naming the bank's `bank_id`: the payment it is
+/// about is looked at now; one not known here (after a restart, a leader change) makes every
+/// open payment due, as the scan will then learn their ids.
+pub(crate) fn notified<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Arc<Payments>,
+    connector: &str,
+    bank_id: &str,
+) {
+    match payments.notified(connector, bank_id) {
+        Some(work) => wake_one(state.clone(), Arc::clone(payments), work),
+        None => payments.wake(None),
+    }
 }
 
 /// A payment claimed by a drive task; dropping it releases the claim.
@@ -202,13 +231,18 @@ async fn drive<C: Consensus>(
     payments: &Payments,
     work: Work,
 ) -> Result<Step, DriveError> {
-    for _ in 0..STEPS_PER_DRIVE_MAX {
+    for step_number in 0..STEPS_PER_DRIVE_MAX {
+        // The first look is linearizable: it sees every step an earlier leader committed.
+        // After that this node's own state will do: a step goes on only once its command is
+        // committed and applied here, so the state holds everything up to it, and the step
+        // after reads what it made without another round through consensus.
+        let fresh = step_number == 0;
         let step = match work {
-            Work::Deposit(id) => match read_deposit(state, id).await? {
+            Work::Deposit(id) => match read_payment(state, fresh, id, deposit_of).await? {
                 Some(record) => deposit_step(state, payments, &record).await?,
                 None => Step::Done,
             },
-            Work::Withdrawal(id) => match read_withdrawal(state, id).await? {
+            Work::Withdrawal(id) => match read_payment(state, fresh, id, withdrawal_of).await? {
                 Some(record) => withdrawal_step(state, payments, &record).await?,
                 None => Step::Done,
             },
@@ -218,6 +252,27 @@ async fn drive<C: Consensus>(
         }
     }
     Ok(Step::Again)
+}
+
+fn deposit_of(view: &LedgerView<'_>, id: u128) -> Option<DepositRecord> {
+    view.ledger().deposit_record(id).cloned()
+}
+
+fn withdrawal_of(view: &LedgerView<'_>, id: u128) -> Option<WithdrawalRecord> {
+    view.ledger().withdrawal_record(id).cloned()
+}
+
+/// A payment's record: linearizable when `fresh`, else this node's applied state.
+async fn read_payment<C: Consensus, R: Send + 'static>(
+    state: &AppState<C>,
+    fresh: bool,
+    id: u128,
+    of: fn(&LedgerView<'_>, u128) -> Option<R>,
+) -> Result<Option<R>, ApiError> {
+    match fresh {
+        true => state.read(move |view| of(view, id)).await,
+        false => state.read_stale(move |view| of(view, id)).await,
+    }
 }
 
 pub(crate) async fn read_deposit<C: Consensus>(
@@ -303,6 +358,8 @@ pub(crate) async fn start_deposit<C: Consensus>(
         Err(error) => return deposit_failed(state, payments, record, error).await,
     };
     payments.record(&record.connector, true);
+    let work = Work::Deposit(record.deposit_id);
+    payments.remember_bank_id(&record.connector, &started.consent_id, work);
     let command = PaymentCommand::DepositStarted {
         deposit_id: record.deposit_id,
         consent_id: started.consent_id,
@@ -330,7 +387,10 @@ async fn poll_deposit<C: Consensus>(
         Err(error) => return deposit_failed(state, payments, record, error).await,
     };
     payments.record(&record.connector, true);
+    let work = Work::Deposit(record.deposit_id);
+    payments.remember_bank_id(&record.connector, &record.consent_id, work);
     if let Some(payment_id) = progress.payment_id {
+        payments.remember_bank_id(&record.connector, &payment_id, work);
         payments.remember_deposit_payment_id(record.deposit_id, payment_id);
     }
     let deposit_id = record.deposit_id;
@@ -530,6 +590,8 @@ async fn send_or_poll<C: Consensus>(
             Ok(accepted) => {
                 payments.attempt_sent(withdrawal_id, attempt);
                 let payment_id = accepted.payment_id;
+                // Before the ledger has it: the bank may settle and say so at any moment.
+                payments.remember_bank_id(&name, &payment_id, Work::Withdrawal(withdrawal_id));
                 let command = PaymentCommand::PayoutAccepted {
                     withdrawal_id,
                     attempt,
@@ -541,6 +603,9 @@ async fn send_or_poll<C: Consensus>(
             Err(error) => return payout_failed(state, payments, record, attempt, error).await,
         }
     } else {
+        // Known after a restart or a leader change too, once looked at.
+        let work = Work::Withdrawal(withdrawal_id);
+        payments.remember_bank_id(&name, &current.payment_id, work);
         match connector.pay_out_status(&current.payment_id).await {
             Ok(status) => status,
             Err(error) => {

@@ -127,6 +127,19 @@ pub struct Payments {
     /// attempt a previous leader (or this process before a restart) may have sent is not
     /// here, so it is resolved at its own connector, never paid twice.
     fresh_attempts: Mutex<HashSet<(u128, u8)>>,
+    /// The bank's ids of each payment (payout payment ids, deposit consents and payments), so
+    /// a notification wakes the one payment it names instead of every open one.
+    bank_ids: Mutex<BankIds>,
+    /// Payments a notification named while a task was driving them: that task looks again
+    /// instead of waiting out its backoff.
+    woken: Mutex<HashSet<Work>>,
+}
+
+/// (connector, the bank's id) → payment, and back (to forget a finished payment's ids).
+#[derive(Default)]
+struct BankIds {
+    work_of: HashMap<(String, String), Work>,
+    ids_of: HashMap<Work, Vec<(String, String)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +189,8 @@ impl Payments {
             backoff: Mutex::new(HashMap::new()),
             deposit_payment_ids: Mutex::new(HashMap::new()),
             fresh_attempts: Mutex::new(HashSet::new()),
+            bank_ids: Mutex::new(BankIds::default()),
+            woken: Mutex::new(HashSet::new()),
         })
     }
 
@@ -256,6 +271,12 @@ impl Payments {
     fn forget(&self, work: Work) {
         let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
         backoff.remove(&work);
+        drop(backoff);
+        let mut bank_ids = self.bank_ids.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in bank_ids.ids_of.remove(&work).unwrap_or_default() {
+            bank_ids.work_of.remove(&key);
+        }
+        drop(bank_ids);
         if let Work::Deposit(id) = work {
             let mut ids = self
                 .deposit_payment_ids
@@ -263,6 +284,42 @@ impl Payments {
                 .unwrap_or_else(PoisonError::into_inner);
             ids.remove(&id);
         }
+    }
+
+    /// `bank_id` at `connector` is `work`'s (a payout's payment id, a deposit's consent or
+    /// payment id): a notification naming it wakes `work`.
+    fn remember_bank_id(&self, connector: &str, bank_id: &str, work: Work) {
+        if bank_id.is_empty() {
+            return;
+        }
+        let key = (connector.to_string(), bank_id.to_string());
+        let mut bank_ids = self.bank_ids.lock().unwrap_or_else(PoisonError::into_inner);
+        if bank_ids.work_of.insert(key.clone(), work).is_none() {
+            bank_ids.ids_of.entry(work).or_default().push(key);
+        }
+    }
+
+    /// The payment a notification from `connector` naming `bank_id` is about, if known here
+    /// (after a restart or a leader change it may not be yet: the caller wakes every one).
+    pub(crate) fn notified(&self, connector: &str, bank_id: &str) -> Option<Work> {
+        let bank_ids = self.bank_ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (connector.to_string(), bank_id.to_string());
+        bank_ids.work_of.get(&key).copied()
+    }
+
+    /// A notification named `work`: whoever drives it next looks at once.
+    fn mark_woken(&self, work: Work) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        backoff.remove(&work);
+        drop(backoff);
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        woken.insert(work);
+    }
+
+    /// Whether a notification named `work` since the last call (and clears it).
+    fn take_woken(&self, work: Work) -> bool {
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        woken.remove(&work)
     }
 
     /// This process just created payout attempt `attempt` (an approval, a fail-over).

@@ -435,9 +435,8 @@ pub async fn notification<C: Consensus>(
         .connector(&path.0)
         .ok_or_else(|| ApiError::not_found("connector_not_found", "no such connector"))?;
     match connector.verify_notification(&headers, &body).await {
-        Ok(_) => {
-            // Which payment it names matters little: every open one of this bank is due now.
-            payments.wake(None);
+        Ok(note) => {
+            crate::payments::driver::notified(&state, &payments, &path.0, &note.id);
             Ok(json_response(
                 StatusCode::ACCEPTED,
                 &NotificationOut { accepted: true },
