@@ -1,4 +1,5 @@
-//! A durable feed consumer's cursor, saved now and then rather than after every batch: saving
+//! What the node's durable feed consumers (the AML pipeline, the webhooks) share: a thread of
+//! their own, and a cursor saved now and then rather than after every batch. Saving
 //! it after every small batch put hundreds of fsyncs a second beside the log's. What a
 //! restart replays (the events after the saved cursor) each consumer makes harmless: the AML
 //! pipeline proposes the same case ids, webhooks send the same event ids.
@@ -10,6 +11,31 @@ use croupier_cluster::EventSubscription;
 /// The cursor is saved (a durable file write) at most this often, or after this many events.
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
 const ACK_EVENTS_MAX: u64 = 65_536;
+
+/// Runs the future `make` builds on a thread named `name` with a single-threaded runtime
+/// (`prepare` runs first, on that thread): a backlog or a slow peer never takes the API's
+/// threads. The receiver resolves once the future has ended.
+pub(crate) fn spawn_on_own_thread<F>(
+    name: &str,
+    prepare: impl FnOnce() + Send + 'static,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stopped, on_stop) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            prepare();
+            runtime.block_on(make());
+            let _ = stopped.send(());
+        })?;
+    Ok(on_stop)
+}
 
 pub(crate) struct CursorSaver {
     consumer: String,

@@ -202,18 +202,9 @@ pub fn spawn(
     shared: Arc<AmlShared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (stopped, on_stop) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("aml-pipeline".into())
-        .spawn(move || {
-            lower_priority();
-            runtime.block_on(run(node, shared, stop));
-            let _ = stopped.send(());
-        })?;
-    Ok(on_stop)
+    crate::cursor::spawn_on_own_thread("aml-pipeline", lower_priority, move || {
+        run(node, shared, stop)
+    })
 }
 
 /// Lowers this thread's scheduling priority (Linux applies `setpriority` on a thread id to

@@ -61,17 +61,7 @@ pub fn spawn(
     webhooks: Arc<Webhooks>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (stopped, on_stop) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("webhooks".into())
-        .spawn(move || {
-            runtime.block_on(run(node, webhooks, stop));
-            let _ = stopped.send(());
-        })?;
-    Ok(on_stop)
+    crate::cursor::spawn_on_own_thread("webhooks", || {}, move || run(node, webhooks, stop))
 }
 
 async fn run(node: Node, webhooks: Arc<Webhooks>, stop: tokio::sync::watch::Receiver<bool>) {
