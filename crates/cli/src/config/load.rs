@@ -248,6 +248,7 @@ mod tests {
                 "games",
                 "compliance",
                 "payments",
+                "webhooks",
                 "tables"
             ]
         );
