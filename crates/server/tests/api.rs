@@ -207,6 +207,9 @@ fn openapi_document_lists_every_route() {
         ("/v1/withdrawals/{withdrawal_id}", "get"),
         ("/v1/payments/notifications/{connector}", "post"),
         ("/v1/payments/connectors/{connector}/movements", "get"),
+        ("/v1/webhooks/deliveries", "get"),
+        ("/v1/webhooks/deliveries/{delivery_id}", "get"),
+        ("/v1/webhooks/deliveries/{delivery_id}/replay", "post"),
     ];
     for (path, method) in expected {
         assert!(
