@@ -164,20 +164,24 @@ pub async fn replay<C: Consensus>(
         let message = "the delivery's endpoint is no longer configured";
         return Err(ApiError::not_found("endpoint_not_found", message));
     }
-    let position: u64 = record
+    let not_retained = || {
+        let message = "the event feed no longer retains this event";
+        ApiError::new(StatusCode::GONE, "event_not_retained", message)
+    };
+    // The log is a file an operator may have edited: a position that is not one is gone.
+    let position = record
         .position
-        .parse()
-        .map_err(|_| ApiError::internal("a logged delivery has no position"))?;
+        .parse::<u64>()
+        .ok()
+        .filter(|position| *position > 0)
+        .ok_or_else(not_retained)?;
     let page = state.events_after(position - 1, 1).await?;
     let event = page
         .events
         .first()
         .filter(|event| event.position == position)
         .and_then(prepare)
-        .ok_or_else(|| {
-            let message = "the event feed no longer retains this event";
-            ApiError::new(StatusCode::GONE, "event_not_retained", message)
-        })?;
+        .ok_or_else(not_retained)?;
     let delivery_id = webhooks
         .request_replay(&record, event)
         .ok_or_else(|| ApiError::overloaded_because("the webhook replay queue is full"))?;

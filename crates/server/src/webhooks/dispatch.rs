@@ -200,7 +200,7 @@ async fn deliver_all(
 async fn run_replays(
     webhooks: Arc<Webhooks>,
     client: reqwest::Client,
-    mut queue: tokio::sync::mpsc::Receiver<super::dispatch::Replay>,
+    mut queue: tokio::sync::mpsc::Receiver<Replay>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut running = tokio::task::JoinSet::new();
