@@ -3,44 +3,48 @@
 //! Group) with every fault knob on (latency, 503s, declines, answers held after acceptance,
 //! duplicate and out-of-order notifications, a short consent lifetime), an identity provider,
 //! and one `croupier serve` node that knows both banks. A seeded sequence of deposits
-//! (authorised, declined or abandoned at the bank's page) and withdrawals (to IBAN and
+//! (authorised, declined or abandoned at the bank's page, or authorised after the player
+//! lowered their deposit limit below it, so that the ledger refuses it when the bank settles
+//! it and the node sends it back to the account it came from) and withdrawals (to IBAN and
 //! sort-code accounts, in EUR and GBP, some to a name a check holds, decided through the case
 //! API) runs over several verified players while one bank goes down and comes back and the
 //! node is killed (SIGKILL) and restarted. Once every payment is final, for each bank and
 //! currency:
 //!
 //! - the bank's camt.053 statement of the operator's account has exactly one credit per
-//!   deposit the ledger settled and exactly one debit per withdrawal the ledger paid there,
-//!   and nothing else: no payout paid twice, none paid at both banks, none the ledger refunded;
+//!   deposit the bank settled (whether the ledger credited it, returned it or failed to),
+//!   exactly one debit per withdrawal the ledger paid there and one (reference `R{id}`) per
+//!   deposit it returned, and nothing else: no payout paid twice, none paid at both banks,
+//!   none the ledger refunded, no return paid twice or for a deposit not returned;
 //! - the statement's net equals the ledger's clearing account for that connector and currency,
 //!   and `croupier payments reconcile` reports no mismatch;
 //!
 //! and, for each currency, each player's wallet holds its settled deposits less its
 //! withdrawals not given back, the in-flight account exactly the withdrawals not final, no
-//! declined or abandoned deposit reached a wallet, and the banks' nets add up to what the
-//! wallets, the in-flight and the returns accounts hold.
+//! declined, abandoned or refused deposit reached a wallet, the returns account holds exactly
+//! the deposits whose return failed, and the banks' nets add up to what the wallets, the
+//! in-flight and the returns accounts hold.
 //!
 //! `CROUPIER_MONEY_SEED` (printed on failure) replays the test's choices and the banks' fault
 //! dice; the node's timing and its routing exploration are not part of the seed.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::{serve, Api, Node, SandboxProcess};
+use common::bank::{
+    bank_call, open_account, operator_statement, reconcile, today, CLIENT_ID, CLIENT_SECRET,
+};
+use common::{serve_logged, Api, Node, SandboxProcess};
 use croupier_core::ids::{
     clearing_account_id, in_flight_account_id, returns_account_id, LedgerCode,
 };
 use croupier_payments::camt053;
-use croupier_risk::identity::CivilDate;
 use serde_json::{json, Value};
 
-const CLIENT_ID: &str = "croupier";
-const CLIENT_SECRET: &str = "secret";
 const DEFAULT_SEED: u64 = 0x5EED_2026_1203;
 const SETTLE_MS: u64 = 100;
 /// Short, so abandoned deposits expire within the run.
@@ -104,8 +108,17 @@ struct World {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fate {
     Approve,
+    /// Lowers their deposit limit below it first, then approves: the ledger refuses it when
+    /// the bank settles it, and it goes back.
+    Refuse,
     Decline,
     Abandon,
+}
+
+impl Fate {
+    fn approves(self) -> bool {
+        matches!(self, Fate::Approve | Fate::Refuse)
+    }
 }
 
 struct Deposit {
@@ -140,6 +153,9 @@ struct Run {
     deposits: Vec<Deposit>,
     withdrawals: Vec<Withdrawal>,
     next_id: u64,
+    /// Wallets (player, currency) whose deposit limit was lowered to nothing: no deposit
+    /// opens there any more, and one opened before may be refused when it settles.
+    limited: BTreeSet<(usize, &'static str)>,
 }
 
 fn seed() -> u64 {
@@ -147,11 +163,6 @@ fn seed() -> u64 {
         Ok(text) => text.trim().parse().expect("CROUPIER_MONEY_SEED is a u64"),
         Err(_) => DEFAULT_SEED,
     }
-}
-
-fn today() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    CivilDate::from_unix_s(now.as_secs()).to_string()
 }
 
 #[test]
@@ -190,12 +201,25 @@ fn money_through_faulty_banks_reconciles_to_the_cent_with_their_statements() {
         let at_banks: i128 = (0..BANKS.len())
             .map(|bank| run.check_bank(&world, bank, currency, states, (&from, &to)))
             .sum();
-        // Every cent the banks moved is in a wallet, in flight, or returned (a deposit the
-        // ledger refused when it settled): nothing made or lost between them.
+        // A refused deposit sent back left the returns account as it left the bank; one whose
+        // return failed stays there for the operator.
         let returns = account(&world, returns_account_id(ledger(currency)));
         let returned = returns.map_or(0, |a| {
             amount(&a["credits_posted"]) - amount(&a["debits_posted"])
         });
+        let kept: u64 = run
+            .deposits
+            .iter()
+            .filter(|d| d.currency == currency && state(&deposits[&d.id]) == "return_failed")
+            .map(|d| d.amount)
+            .sum();
+        assert_eq!(
+            returned,
+            i128::from(kept),
+            "{currency}: the returns account"
+        );
+        // Every cent the banks moved is in a wallet, in flight, or in the returns account:
+        // nothing made or lost between them.
         assert_eq!(
             at_banks,
             players_hold[currency] + returned,
@@ -230,7 +254,7 @@ impl World {
             "--data-dir".into(),
             dir.path().join("node").into(),
         ];
-        let node = serve_node(&serve_args, port, dir.path());
+        let node = serve_logged(&serve_args, port, dir.path());
         World {
             node,
             banks: banks.into(),
@@ -320,9 +344,29 @@ impl World {
     fn crash_and_restart(&mut self, players: &mut [Player]) {
         self.node.child.kill().unwrap();
         self.node.child.wait().unwrap();
-        self.node = serve_node(&self.serve_args, self.port, self.dir.path());
+        self.node = serve_logged(&self.serve_args, self.port, self.dir.path());
         for player in players {
             player.token = self.login(&player.username);
+        }
+    }
+
+    /// The player's daily deposit limit in `currency` lowered to the least there is: it
+    /// applies at once, so a deposit opened before it is refused when the bank settles it.
+    fn limit_deposits(&self, player: &Player, currency: &str) {
+        let path = format!("/v1/players/{}/limits", player.id);
+        let body = json!({"ledger": currency, "deposit": {"day": 1}});
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.node.api.put(&path, Some(&player.token), &body) {
+                Some((200, _)) => return,
+                Some((503, _)) | None => {}
+                Some((status, answer)) => panic!("{path}: {status} {answer}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: the node does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -399,13 +443,6 @@ fn node_config(port: u16, banks: &[Bank; 2], jwks_file: &Path) -> String {
     )
 }
 
-fn serve_node(args: &[OsString], port: u16, dir: &Path) -> Node {
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let log = dir.join(format!("serve-{}.log", nanos.as_nanos()));
-    serve(&args, port, &log, Duration::from_secs(60))
-}
-
 /// A GB-style IBAN: `country`, its mod-97 check digits, `bban`.
 fn iban(country: &str, bban: &str) -> String {
     let rearranged = format!("{bban}{country}00");
@@ -415,37 +452,6 @@ fn iban(country: &str, bban: &str) -> String {
         (acc * shift + value) % 97
     });
     format!("{country}{:02}{bban}", 98 - remainder)
-}
-
-/// A call to a sandbox bank's own routes (Basic client credentials): (status, body text).
-fn bank_call(bank: &Api, path: &str, body: Option<&Value>) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
-    let url = format!("{}{path}", bank.base);
-    let auth = format!("Basic {basic}");
-    let answer = match body {
-        Some(body) => agent
-            .post(&url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.to_string()),
-        None => agent.get(&url).header("Authorization", &auth).call(),
-    };
-    let mut answer = answer.expect("the sandbox bank answers");
-    let status = answer.status().as_u16();
-    (status, answer.body_mut().read_to_string().unwrap())
-}
-
-fn open_account(bank: &Api, account: Value, name: &str, currency: &str) {
-    let body = json!({"account": account, "name": name, "currency": currency, "balance": "0",
-        "holder": "customer"});
-    let (status, answer) = bank_call(bank, "/sandbox/accounts", Some(&body));
-    assert_eq!(status, 201, "{answer}");
 }
 
 /// The page's answer to the player's decision; None while the bank does not answer (a 503
@@ -499,7 +505,8 @@ impl Run {
                 let bank = rng.below(2) as usize;
                 let amount = rng.between(100, 40_000);
                 let fate = match rng.below(10) {
-                    0..=5 => Fate::Approve,
+                    0..=4 => Fate::Approve,
+                    5 => Fate::Refuse,
                     6 | 7 => Fate::Decline,
                     _ => Fate::Abandon,
                 };
@@ -525,8 +532,17 @@ impl Run {
             "connector": BANKS[bank]});
         let token = Some(players[player].token.as_str());
         let (status, answer) = world.call("/v1/deposits", token, Some(&body));
+        if status == 403 && answer["error"] == "deposit_limit_reached" {
+            // A wallet limited before: nothing opened.
+            assert!(self.limited.contains(&(player, currency)), "{answer}");
+            return;
+        }
         // 503 bank_unavailable: recorded; the node starts it at the bank later.
         assert!(status == 201 || status == 503, "{status} {answer}");
+        if fate == Fate::Refuse {
+            world.limit_deposits(&players[player], currency);
+            self.limited.insert((player, currency));
+        }
         self.deposits.push(Deposit {
             id,
             player,
@@ -553,7 +569,7 @@ impl Run {
             return;
         }
         let url = answer["authorisation_url"].as_str().unwrap();
-        if visit_page(url, deposit.fate == Fate::Approve).is_some() {
+        if visit_page(url, deposit.fate.approves()).is_some() {
             self.deposits[index].page_due = false;
         }
     }
@@ -620,7 +636,16 @@ impl Run {
     }
 }
 
-const DEPOSIT_FINAL: [&str; 4] = ["settled", "rejected", "expired", "refused"];
+/// A refused deposit is not final: its return is still to be made.
+const DEPOSIT_FINAL: [&str; 5] = [
+    "settled",
+    "rejected",
+    "expired",
+    "returned",
+    "return_failed",
+];
+/// The deposits the bank settled, whatever the ledger then made of them.
+const DEPOSIT_AT_BANK: [&str; 3] = ["settled", "returned", "return_failed"];
 const WITHDRAWAL_FINAL: [&str; 3] = ["paid", "refunded", "rejected"];
 
 impl Run {
@@ -695,9 +720,12 @@ fn decide_case(world: &World, case_id: &str, decision: &str) {
 fn summary(deposits: &BTreeMap<u64, Value>, withdrawals: &BTreeMap<u64, Value>) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for read in deposits.values() {
-        *counts
-            .entry(format!("deposit {}", state(read)))
-            .or_default() += 1;
+        // Why a refused one's return failed: the bank's reason, or no payer it could name.
+        let key = match state(read) {
+            "return_failed" => format!("deposit return_failed {}", read["reason"]),
+            other => format!("deposit {other}"),
+        };
+        *counts.entry(key).or_default() += 1;
     }
     for read in withdrawals.values() {
         if read["reasons"].to_string().contains("case_") {
@@ -729,18 +757,25 @@ fn amount(value: &Value) -> i128 {
 }
 
 impl Run {
-    /// No deposit the player declined or abandoned was settled; the first two settled or
-    /// failed like any other.
+    /// No deposit the player declined or abandoned reached the bank, none refused reached
+    /// a wallet, and only a limited wallet's were sent back for its limit.
     fn check_deposit_fates(&self, deposits: &BTreeMap<u64, Value>) {
         for deposit in &self.deposits {
             let read = &deposits[&deposit.id];
-            if deposit.fate != Fate::Approve {
-                let state = state(read);
-                assert!(
-                    state != "settled" && state != "refused",
-                    "{:?}: {read}",
-                    deposit.fate
-                );
+            let state = state(read);
+            let fate = deposit.fate;
+            match fate {
+                Fate::Decline | Fate::Abandon => {
+                    assert!(!DEPOSIT_AT_BANK.contains(&state), "{fate:?}: {read}")
+                }
+                Fate::Refuse => assert_ne!(state, "settled", "{fate:?}: {read}"),
+                Fate::Approve => {}
+            }
+            // Refused for a limit only where one was lowered (an AML case freezing the
+            // player's account refuses deposits too).
+            if state == "returned" && read["reason"] == "deposit_limit_reached" {
+                let wallet = (deposit.player, deposit.currency);
+                assert!(self.limited.contains(&wallet), "{fate:?}: {read}");
             }
             assert_eq!(read["amount"], deposit.amount, "{read}");
         }
@@ -842,8 +877,12 @@ impl Run {
         let mut expected = Booked::new();
         for deposit in self.deposits.iter().filter(|d| d.currency == currency) {
             let read = &deposits[&deposit.id];
-            if deposit.bank == bank && ["settled", "refused"].contains(&state(read)) {
+            if deposit.bank == bank && DEPOSIT_AT_BANK.contains(&state(read)) {
                 expected.insert(deposit.id.to_string(), vec![(true, deposit.amount)]);
+            }
+            if deposit.bank == bank && state(read) == "returned" {
+                let reference = format!("R{}", deposit.id);
+                expected.insert(reference, vec![(false, deposit.amount)]);
             }
         }
         for withdrawal in self.withdrawals.iter().filter(|w| w.currency == currency) {
@@ -871,7 +910,7 @@ impl Run {
             .path()
             .join(format!("statement-{bank}-{currency}.xml"));
         std::fs::write(&file, &xml).unwrap();
-        let (matched, report) = reconcile(world, BANKS[bank], &file);
+        let (matched, report) = reconcile(&world.node.api.base, BANKS[bank], &file);
         assert!(
             matched && report.contains("0 mismatches"),
             "{label}: {report}"
@@ -879,77 +918,4 @@ impl Run {
         println!("{label}: {} entries, net {net:+}", statement.entries.len());
         net
     }
-}
-
-/// `croupier payments reconcile` against the node: (exit 0, its output).
-fn reconcile(world: &World, connector: &str, statement: &Path) -> (bool, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_croupier"))
-        .args(["payments", "reconcile", "--connector", connector])
-        .arg("--statement")
-        .arg(statement)
-        .args(["--server", &world.node.api.base])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
-}
-
-/// The camt.053 statement of the operator's own account in `currency` at the bank (the one
-/// the sandbox opened at its first start, found by its name among the client's accounts).
-fn operator_statement(bank: &Api, currency: &str, from: &str, to: &str) -> String {
-    let accounts = bearer_get(bank, "/open-banking/v3.1/aisp/accounts");
-    let operator = accounts["Data"]["Account"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["Currency"] == currency && a["Account"][0]["Name"] == "Croupier Operator")
-        .expect("the operator's account");
-    let id = operator["Account"][0]["Identification"].as_str().unwrap();
-    let path = format!("/sandbox/accounts/{id}/statement?from={from}&to={to}");
-    let (status, xml) = bank_call(bank, &path, None);
-    assert_eq!(status, 200, "{xml}");
-    xml
-}
-
-/// A GET of the bank's API with a fresh token, asked again past its 503 faults.
-fn bearer_get(bank: &Api, path: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(answer) = try_bearer_get(bank, path) {
-            return answer;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path}: the bank does not answer"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn try_bearer_get(bank: &Api, path: &str) -> Option<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ];
-    let mut token = agent
-        .post(format!("{}/token", bank.base))
-        .send_form(form)
-        .ok()?;
-    let token: Value = serde_json::from_str(&token.body_mut().read_to_string().ok()?).ok()?;
-    let token = token["access_token"].as_str()?;
-    let mut answer = agent
-        .get(format!("{}{path}", bank.base))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .ok()?;
-    if answer.status().as_u16() != 200 {
-        return None;
-    }
-    serde_json::from_str(&answer.body_mut().read_to_string().ok()?).ok()
 }

@@ -1,10 +1,12 @@
 //! The committed event feed as the API and in-process pipelines see it: every history record
 //! an applied entry yielded, decoded, at its position (`croupier_core::events`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use croupier_core::codec::{decode_event_body, EventBody};
-use croupier_core::HistoryRecord;
+use croupier_core::consumers::ConsumerAck;
+use croupier_core::{Command, HistoryRecord};
 use croupier_store::{ConsumerCursors, Event, EventFeed, HistoryReader, Subscription};
 
 use crate::view::ReadError;
@@ -113,9 +115,16 @@ pub(crate) fn read_after(
 
 /// A durable consumer: it resumes after its last acknowledged position, sees every event at
 /// least once and in order, and never slows the ledger (it reads from disk at its own pace).
+///
+/// Its acknowledgements made where writes are served are also replicated
+/// (`croupier_core::consumers`), and `catch_up_to_replicated` moves it up to the replicated
+/// cursor: a consumer that moves with leadership calls it whenever its node starts serving
+/// writes, and resends after a leader change only what the old leader had not replicated yet.
 pub struct EventSubscription {
     node: Node,
     inner: Subscription,
+    /// One replicated acknowledgement in flight at most: a later one carries a newer position.
+    replicating: Arc<AtomicBool>,
 }
 
 impl EventSubscription {
@@ -127,7 +136,30 @@ impl EventSubscription {
     ) -> Result<Self, ReadError> {
         let inner = Subscription::open(feed.clone(), cursors, name)
             .map_err(|e| ReadError::Invalid(e.to_string()))?;
-        Ok(EventSubscription { node, inner })
+        Ok(EventSubscription {
+            node,
+            inner,
+            replicating: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Moves up to the replicated cursor when it is ahead of this subscription (read from this
+    /// node's applied state, which holds every event it covers). Answers the positions it
+    /// skipped, `(after, through]`, for a consumer that keeps state built from the events (the
+    /// AML pipeline's windows) and must build it over them without deciding on them again.
+    pub async fn catch_up_to_replicated(&mut self) -> Result<Option<(u64, u64)>, ReadError> {
+        let name = self.inner.name().to_string();
+        let replicated = self
+            .node
+            .read_stale(move |view| view.ledger().consumer_cursor(&name))
+            .await
+            .map_err(|error| ReadError::Invalid(error.to_string()))?;
+        let Some(position) = replicated else {
+            return Ok(None);
+        };
+        let before = self.inner.delivered();
+        self.inner.resume_after(position)?;
+        Ok((position > before).then_some((before, position)))
     }
 
     /// The next events after the last one returned (waits until there is at least one).
@@ -153,7 +185,37 @@ impl EventSubscription {
         if self.node.is_stopped() {
             return Err(ReadError::Invalid("the node is shut down".into()));
         }
-        Ok(self.inner.ack(position)?)
+        self.inner.ack(position)?;
+        self.replicate_ack(position);
+        Ok(())
+    }
+
+    /// Proposes the acknowledgement to the group when this node leads it, without waiting
+    /// for it: the local cursor is the durable one, the replicated one only spares the next
+    /// leader a long resend. Skipped when one is in flight or outside a tokio runtime.
+    fn replicate_ack(&self, position: u64) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // The store's consumer names are a subset of the ledger's; checked anyway, since the
+        // encoder refuses (panics on) a name the ledger would not accept.
+        if !croupier_core::consumers::check_consumer_name(self.inner.name()) {
+            return;
+        }
+        if !self.node.is_leader() || self.replicating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (node, replicating) = (self.node.clone(), Arc::clone(&self.replicating));
+        let ack = ConsumerAck {
+            name: self.inner.name().to_string(),
+            position,
+        };
+        runtime.spawn(async move {
+            if let Err(error) = node.propose(vec![Command::ConsumerAck(ack)]).await {
+                tracing::debug!(%error, "consumer cursor not replicated; the next ack tries again");
+            }
+            replicating.store(false, Ordering::Release);
+        });
     }
 
     /// The position the next batch starts after.

@@ -215,3 +215,66 @@ async fn a_group_id_runs_once_per_host_and_a_stopped_group_can_start_again() {
         host.shutdown().await.unwrap();
     }
 }
+
+/// A feed consumer that moves with leadership (the webhooks, the AML pipeline) resumes on the
+/// member that serves writes next after what the old leader acknowledged, instead of from its
+/// own (here: absent) cursor, which would resend the whole retained feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_resumes_on_another_member_after_what_the_leader_acknowledged() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let hosts = start_hosts().await;
+    let groups = start_groups(root.path(), &hosts, &[9]).await;
+    let members = &groups[0];
+    propose(members, vec![accounts()]).await;
+    for id in 1..=5 {
+        propose(members, vec![transfer(id, 10)]).await;
+    }
+    let leader = members.iter().find(|n| n.is_leader()).expect("a leader");
+    let mut consumer = leader.subscribe("webhook-ops").unwrap();
+    let delivered = consumer.next_batch(100).await.unwrap();
+    assert!(
+        delivered.len() >= 6,
+        "accounts and transfers: {delivered:?}"
+    );
+    let acked = delivered.last().unwrap().position;
+    consumer.ack(acked).unwrap();
+
+    let follower = members.iter().find(|n| !n.is_leader()).expect("a follower");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let replicated = follower
+            .read_stale(|view| view.ledger().consumer_cursor("webhook-ops"))
+            .await
+            .unwrap();
+        if replicated == Some(acked) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not replicated: {replicated:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    propose(members, vec![transfer(6, 10)]).await;
+    let mut resumed = follower.subscribe("webhook-ops").unwrap();
+    assert_eq!(
+        resumed.acked(),
+        None,
+        "the follower had no cursor of its own"
+    );
+    let skipped = resumed.catch_up_to_replicated().await.unwrap();
+    assert_eq!(skipped, Some((0, acked)));
+    assert_eq!(
+        resumed.catch_up_to_replicated().await.unwrap(),
+        None,
+        "once"
+    );
+    let next = resumed.next_batch(100).await.unwrap();
+    assert!(!next.is_empty());
+    assert!(
+        next.iter().all(|event| event.position > acked),
+        "resent what the leader acknowledged: {next:?}"
+    );
+    assert_eq!(resumed.acked(), Some(acked));
+    for host in &hosts {
+        host.shutdown().await.unwrap();
+    }
+}

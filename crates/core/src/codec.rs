@@ -58,6 +58,8 @@
 //!     identity = u16 n + issuer | [32] subject SHA-256 | u16 n + name | u8 has birth date,
 //!       [u32 days since 1970] | [2] country | u64 expires_at_s | [32] attestation SHA-256
 //!     policy = requirements (default) | u16 n, n × ([2] country | requirements), by country
+//!  15 payment: see `codec/payments.rs`
+//!  16 consumer ack: u16 n + consumer name | u64 position (see `codec/consumers.rs`)
 //!     requirements = u8 play | u8 deposit | u8 withdraw | u64 large_deposit_min
 //!       | u8 large_deposit (KYC levels: 0 none, 1 basic, 2 enhanced)
 //! text = u16 length + UTF-8 bytes (non-empty, bounded per field)
@@ -83,8 +85,8 @@
 //!   | record
 //! event body: a tagged record, or for a transfer u8 4 | u64 seq (a reference into history)
 //! ```
-//! Checkpoint of the hot state, version 9 (`encode_checkpoint`; versions 8, 7, 6, 5, 4, 3 and 2
-//! are read as well: 8 has no reality-check fields (no interval, never acknowledged, no
+//! Checkpoint of the hot state, version 11 (`encode_checkpoint`; versions 10, 9, 8, 7, 6, 5, 4, 3 and 2
+//! are read as well: 10 ends after the payments, 9 after the cases, 8 has no reality-check fields (no interval, never acknowledged, no
 //! session sums), 7 ends after the tables (every player then has no compliance state), 6 has no studio in table configs and rounds and its draw flag is 0 or 1, 5's
 //! rounds lack `totals_at` too, 4 ends after the operator chain, 3 after the sessions, 2 after
 //! the pendings):
@@ -118,6 +120,8 @@
 //!     | text ruleset version | u8 action | text assignee ("" none) | u8 n notes, n × (u64 at
 //!     | text by | u8 kind | text) | u8 decided, [u8 decision | u64 at | text by]
 //! limit = u8 has current, [u64] | u8 has pending, [u8 has value, [u64] | u64 effective_at]
+//! then (version 10 on) the payments section (`codec/payments.rs`)
+//! then (version 11 on) u64 n consumer cursors (by name): u16 n + name | u64 position
 //! ```
 //! Per-ledger sums, the id indexes and the expiry order are not stored: decoding rebuilds them
 //! and refuses a checkpoint whose hot invariants do not hold.
@@ -141,6 +145,7 @@
 //! ```
 
 mod compliance;
+mod consumers;
 mod payments;
 mod players;
 mod tables;
@@ -162,9 +167,10 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 10;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 11;
+const CHECKPOINT_FORMAT_VERSION_V10: u8 = 10;
 const CHECKPOINT_FORMAT_VERSION_V9: u8 = 9;
-/// Earlier checkpoint versions, still read: 8 has no reality checks, 7 no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
+/// Earlier checkpoint versions, still read: 10 has no consumer cursors, 9 no payments, 8 has no reality checks, 7 no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
 /// its rounds either, 4 no tables, 3 no operator chain either, 2 no players either.
 const CHECKPOINT_FORMAT_VERSION_V8: u8 = 8;
 const CHECKPOINT_FORMAT_VERSION_V7: u8 = 7;
@@ -385,6 +391,7 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         payments.deposits.values(),
         payments.withdrawals.values(),
     );
+    Writer(&mut buffer).checkpoint_consumers(&frozen.consumers);
     out.write_all(&buffer)
 }
 
@@ -403,6 +410,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V10,
         CHECKPOINT_FORMAT_VERSION_V9,
         CHECKPOINT_FORMAT_VERSION_V8,
         CHECKPOINT_FORMAT_VERSION_V7,
@@ -473,8 +481,11 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         // Written before compliance state existed: every player starts with none.
         (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));
     }
+    if version >= CHECKPOINT_FORMAT_VERSION_V10 {
+        ledger.payments = r.checkpoint_payments(version >= CHECKPOINT_FORMAT_VERSION)?;
+    }
     if version >= CHECKPOINT_FORMAT_VERSION {
-        ledger.payments = r.checkpoint_payments()?;
+        ledger.consumers = r.checkpoint_consumers()?;
     }
     r.finish()?;
     ledger
@@ -745,6 +756,7 @@ impl Writer<'_> {
             Command::Table(command) => self.table_command(command),
             Command::Compliance(command) => self.compliance_command(command),
             Command::Payment(command) => self.payment_command(command),
+            Command::ConsumerAck(ack) => self.consumer_ack(ack),
             other => {
                 let encoded = self.player_command(other);
                 assert!(encoded, "every command has an encoding");
@@ -864,6 +876,7 @@ impl Writer<'_> {
                 self.u8(payments::RESULT_TAG_PAYMENT);
                 self.payment_outcome(outcome);
             }
+            CommandResult::Consumer(outcome) => self.consumer_outcome(*outcome),
         }
     }
 
@@ -1115,6 +1128,7 @@ impl<'a> Reader<'a> {
             tables::TAG_TABLE => Ok(Command::Table(self.table_command()?)),
             compliance::TAG_COMPLIANCE => Ok(Command::Compliance(self.compliance_command()?)),
             payments::TAG_PAYMENT => Ok(Command::Payment(self.payment_command()?)),
+            consumers::TAG_CONSUMER_ACK => Ok(Command::ConsumerAck(self.consumer_ack()?)),
             tag => self.player_command(tag, offset),
         }
     }
@@ -1263,6 +1277,7 @@ impl<'a> Reader<'a> {
                 Ok(CommandResult::Compliance(self.compliance_outcome()?))
             }
             payments::RESULT_TAG_PAYMENT => Ok(CommandResult::Payment(self.payment_outcome()?)),
+            consumers::RESULT_TAG_CONSUMER => Ok(CommandResult::Consumer(self.consumer_outcome()?)),
             _ => Err(self.invalid("result tag", offset)),
         }
     }

@@ -30,6 +30,9 @@ pub enum Command {
     Compliance(crate::compliance::ComplianceCommand),
     /// Deposits and withdrawals through banks (`crate::payments`).
     Payment(crate::payments::PaymentCommand),
+    /// A durable feed consumer's acknowledgement, replicated so the next node serving writes
+    /// resumes where this one was (`crate::consumers`).
+    ConsumerAck(crate::consumers::ConsumerAck),
     /// A command an operator's key asked for. Never nested. When `recorded`, applying it also
     /// appends a record to the operator audit trail (`crate::operators`); it is false only for
     /// entries logged before the trail existed (codec tag 11), which must apply as they did.
@@ -69,6 +72,7 @@ pub enum CommandResult {
     Table(crate::tables::TableOutcome),
     Compliance(crate::compliance::ComplianceOutcome),
     Payment(crate::payments::PaymentOutcome),
+    Consumer(crate::consumers::ConsumerOutcome),
 }
 
 /// The content of one log entry: the leader's timestamp and a batch of commands.

@@ -71,6 +71,7 @@ pub struct FrozenLedger {
     pub(crate) tables: BTreeMap<crate::tables::TableId, std::sync::Arc<crate::tables::Table>>,
     pub(crate) compliance: ComplianceBook,
     pub(crate) payments: payment_ops::PaymentBook,
+    pub(crate) consumers: crate::consumers::ConsumerCursors,
 }
 
 impl FrozenLedger {
@@ -229,6 +230,8 @@ pub struct Ledger {
     pub(crate) compliance: ComplianceBook,
     /// Deposits and withdrawals through banks (shared copy-on-write with checkpoints).
     pub(crate) payments: payment_ops::PaymentBook,
+    /// The replicated cursors of the feed consumers that run where writes are served.
+    pub(crate) consumers: crate::consumers::ConsumerCursors,
     /// The timestamp of the entry being applied (what table deadlines are compared with: a
     /// bet is late when its entry is stamped at or after the close).
     entry_ns: u64,
@@ -269,7 +272,13 @@ impl Ledger {
             tables: self.tables.clone(),
             compliance: self.compliance.clone(),
             payments: self.payments.clone(),
+            consumers: self.consumers.clone(),
         }
+    }
+
+    /// Where feed consumer `name` stands in the replicated state (`crate::consumers`).
+    pub fn consumer_cursor(&self, name: &str) -> Option<u64> {
+        self.consumers.get(name)
     }
 
     /// Starts rebuilding a ledger from a checkpoint: `[transfer_count, wallet_sequence,
@@ -368,7 +377,8 @@ impl Ledger {
                 | Command::RevokeSessions(_)
                 | Command::Table(_)
                 | Command::Compliance(_)
-                | Command::Payment(_) => {}
+                | Command::Payment(_)
+                | Command::ConsumerAck(_) => {}
             }
         }
     }
@@ -469,6 +479,7 @@ impl Ledger {
                 CommandResult::Compliance(self.apply_compliance(command))
             }
             Command::Payment(command) => CommandResult::Payment(self.apply_payment(command)),
+            Command::ConsumerAck(ack) => CommandResult::Consumer(self.consumers.apply(ack)),
             // The effect is the command's own; the operator's identity and what the command
             // did go to the audit trail.
             Command::ByOperator {

@@ -17,6 +17,7 @@ pub mod cases;
 pub mod codec;
 pub mod command;
 pub mod compliance;
+pub mod consumers;
 pub mod events;
 pub mod history;
 pub mod ids;

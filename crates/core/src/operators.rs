@@ -44,10 +44,11 @@ pub enum CommandKind {
     Table = 13,
     Compliance = 14,
     Payment = 15,
+    ConsumerAck = 16,
 }
 
 impl CommandKind {
-    const ALL: [CommandKind; 13] = [
+    const ALL: [CommandKind; 14] = [
         CommandKind::CreateAccounts,
         CommandKind::CreateTransfers,
         CommandKind::WalletBet,
@@ -61,6 +62,7 @@ impl CommandKind {
         CommandKind::Table,
         CommandKind::Compliance,
         CommandKind::Payment,
+        CommandKind::ConsumerAck,
     ];
 
     /// The kind of a command that is not itself an operator wrapper.
@@ -79,6 +81,7 @@ impl CommandKind {
             Command::Table(_) => CommandKind::Table,
             Command::Compliance(_) => CommandKind::Compliance,
             Command::Payment(_) => CommandKind::Payment,
+            Command::ConsumerAck(_) => CommandKind::ConsumerAck,
             Command::ByOperator { .. } => panic!("operator commands are never nested"),
         }
     }
@@ -98,6 +101,7 @@ impl CommandKind {
             CommandKind::Table => "table",
             CommandKind::Compliance => "compliance",
             CommandKind::Payment => "payment",
+            CommandKind::ConsumerAck => "consumer_ack",
         }
     }
 
@@ -284,6 +288,7 @@ fn item_counts(result: &CommandResult) -> (u32, u32) {
         CommandResult::Table(outcome) => (1, u32::from(!outcome.is_ok())),
         CommandResult::Compliance(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Payment(outcome) => (1, u32::from(outcome.code() != "ok")),
+        CommandResult::Consumer(outcome) => (1, u32::from(outcome.code() != "ok")),
         CommandResult::Tick => (0, 0),
     }
 }

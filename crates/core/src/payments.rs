@@ -17,6 +17,12 @@
 //! outbox is this state itself: a withdrawal in `Sending` is a payout to send (again, with the
 //! same idempotency key) until the bank says what became of it.
 //!
+//! A deposit the bank settled but the ledger refused at that moment (a limit, an exclusion)
+//! is credited to the returns account instead of the wallet, then sent back: the node asks the
+//! deposit's bank which account paid it and pays the amount back there from the operator's
+//! account at that bank (`ReturnDeposit`, `ReturnAccepted`, then `SettleReturn` or
+//! `FailReturn`). Neither open-banking rail has a refund of its own: a return is a payout.
+//!
 //! Memory: every deposit and withdrawal stays in the hot state (bounded per record by the
 //! limits below). Moving finished ones to history is future work (ARCHITECTURE.md).
 
@@ -56,8 +62,17 @@ pub enum DepositState {
     /// No authorisation in time: no money moved.
     Expired,
     /// The bank settled it but the player's limits or status refused the credit at that
-    /// moment: the money waits in the returns account for a return to the player's bank.
+    /// moment: the money waits in the returns account until it is sent back to the account
+    /// it came from (the node asks the bank which one that was).
     Refused(Refusal),
+    /// Refused, and the payout sending the money back to the payer's account is under way.
+    Returning,
+    /// The money went back to the payer's account: final.
+    Returned,
+    /// The return could not be made (the bank did not say where the money came from, or it
+    /// refused the return): final, and the money stays in the returns account for the
+    /// operator to settle. The reason says why.
+    ReturnFailed,
 }
 
 impl DepositState {
@@ -69,13 +84,33 @@ impl DepositState {
             DepositState::Rejected => "rejected",
             DepositState::Expired => "expired",
             DepositState::Refused(_) => "refused",
+            DepositState::Returning => "returning",
+            DepositState::Returned => "returned",
+            DepositState::ReturnFailed => "return_failed",
         }
     }
 
+    /// Whether the node has nothing more to do for it (a refused deposit still has its
+    /// return to make).
     pub fn is_final(self) -> bool {
         !matches!(
             self,
-            DepositState::Opening | DepositState::AwaitingAuthorisation
+            DepositState::Opening
+                | DepositState::AwaitingAuthorisation
+                | DepositState::Refused(_)
+                | DepositState::Returning
+        )
+    }
+
+    /// Whether the bank settled it (money reached the operator's account).
+    pub fn was_settled(self) -> bool {
+        matches!(
+            self,
+            DepositState::Settled
+                | DepositState::Refused(_)
+                | DepositState::Returning
+                | DepositState::Returned
+                | DepositState::ReturnFailed
         )
     }
 }
@@ -90,10 +125,18 @@ pub struct DepositRecord {
     pub state: DepositState,
     pub consent_id: String,
     pub authorisation_url: String,
-    /// The bank's reason for a rejection ("" otherwise).
+    /// The bank's reason for a rejection, the refusal's code once a return starts, or why a
+    /// return failed ("" otherwise).
     pub reason: String,
     pub opened_at_ns: u64,
     pub updated_at_ns: u64,
+    /// When the bank's settlement was recorded (0: not settled, or settled before version 11
+    /// of the checkpoint kept it): the date of the deposit's movement.
+    pub settled_at_ns: u64,
+    /// A refused deposit's return: the payer's account as its bank reported it.
+    pub return_to: Option<Payee>,
+    /// The bank's id of the return payout, once it took it ("" before).
+    pub return_payment_id: String,
 }
 
 /// The account a withdrawal is paid to: an IBAN, or a UK sort code and account number.
@@ -388,6 +431,21 @@ pub enum PaymentCommand {
         reason: String,
         next_connector: Option<String>,
     },
+    /// A refused deposit goes back to `payee`, the account its bank says it came from (at
+    /// the deposit's own connector: the money sits at that bank).
+    ReturnDeposit { deposit_id: PaymentId, payee: Payee },
+    /// The bank took the return payout under `payment_id`.
+    ReturnAccepted {
+        deposit_id: PaymentId,
+        payment_id: String,
+    },
+    /// The bank paid the return: the money leaves the returns account.
+    SettleReturn { deposit_id: PaymentId },
+    /// The return cannot be made: the money stays in the returns account.
+    FailReturn {
+        deposit_id: PaymentId,
+        reason: String,
+    },
 }
 
 pub fn connector_name_ok(name: &str) -> bool {
@@ -424,7 +482,14 @@ impl PaymentCommand {
                     && text_ok(consent_id, BANK_REF_LEN_MAX)
                     && text_ok(authorisation_url, AUTHORISATION_URL_LEN_MAX)
             }
-            PaymentCommand::SettleDeposit { .. } | PaymentCommand::SettlePayout { .. } => true,
+            PaymentCommand::SettleDeposit { .. }
+            | PaymentCommand::SettlePayout { .. }
+            | PaymentCommand::SettleReturn { .. } => true,
+            PaymentCommand::ReturnDeposit { payee, .. } => payee.check(),
+            PaymentCommand::ReturnAccepted { payment_id, .. } => {
+                !payment_id.is_empty() && text_ok(payment_id, BANK_REF_LEN_MAX)
+            }
+            PaymentCommand::FailReturn { reason, .. } => reason_ok(reason),
             PaymentCommand::FailDeposit { reason, .. } => reason_ok(reason),
             PaymentCommand::RequestWithdrawal {
                 withdrawal_id,
@@ -459,7 +524,11 @@ impl PaymentCommand {
             PaymentCommand::OpenDeposit { deposit_id, .. }
             | PaymentCommand::DepositStarted { deposit_id, .. }
             | PaymentCommand::SettleDeposit { deposit_id }
-            | PaymentCommand::FailDeposit { deposit_id, .. } => *deposit_id,
+            | PaymentCommand::FailDeposit { deposit_id, .. }
+            | PaymentCommand::ReturnDeposit { deposit_id, .. }
+            | PaymentCommand::ReturnAccepted { deposit_id, .. }
+            | PaymentCommand::SettleReturn { deposit_id }
+            | PaymentCommand::FailReturn { deposit_id, .. } => *deposit_id,
             PaymentCommand::RequestWithdrawal { withdrawal_id, .. }
             | PaymentCommand::DecideWithdrawal { withdrawal_id, .. }
             | PaymentCommand::PayoutAccepted { withdrawal_id, .. }

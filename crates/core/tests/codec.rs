@@ -9,6 +9,7 @@ use croupier_core::codec::{
     RESULTS_FORMAT_VERSION, TRANSFER_ENCODED_BYTES,
 };
 use croupier_core::command::Proposal;
+use croupier_core::consumers::{ConsumerAck, ConsumerOutcome};
 use croupier_core::MemoryLedger;
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, CreateAccountResult, CreateTransferResult,
@@ -29,6 +30,10 @@ fn every_command() -> Proposal {
             Command::WalletWin(win("w-1", 7, "round-9", 500)),
             Command::WalletRollback(rollback("rb-1", 7, "round-9", "b-1")),
             Command::Tick,
+            Command::ConsumerAck(ConsumerAck {
+                name: "webhook-ops".into(),
+                position: 42,
+            }),
         ],
     }
 }
@@ -64,6 +69,16 @@ fn busy_ledger() -> Harness {
     h.rollback("rb2", 21, "r3", "never-seen");
     h.advance_s(10);
     h.apply(vec![Command::Tick]);
+    h.apply(vec![
+        Command::ConsumerAck(ConsumerAck {
+            name: "webhook-ops".into(),
+            position: 77,
+        }),
+        Command::ConsumerAck(ConsumerAck {
+            name: "aml".into(),
+            position: 5,
+        }),
+    ]);
     h.apply(vec![Command::ByOperator {
         key_id: "finance-1".into(),
         command: Box::new(Command::CreateTransfers(vec![transfer(7, 10, 11, 3)])),
@@ -278,6 +293,36 @@ fn checkpoint_round_trips_byte_for_byte_and_behaves_the_same() {
 }
 
 #[test]
+fn consumer_cursors_survive_a_checkpoint() {
+    let h = busy_ledger();
+    let restored = restore(&h, &snapshot(&h)).unwrap();
+    assert_eq!(restored.ledger.consumer_cursor("webhook-ops"), Some(77));
+    assert_eq!(restored.ledger.consumer_cursor("aml"), Some(5));
+    assert_eq!(restored.ledger.consumer_cursor("webhook-other"), None);
+}
+
+#[test]
+fn a_consumer_ack_with_a_name_the_ledger_would_refuse_does_not_decode() {
+    let proposal = Proposal {
+        timestamp_ns: T0,
+        commands: vec![Command::ConsumerAck(ConsumerAck {
+            name: "aml".into(),
+            position: 1,
+        })],
+    };
+    let mut bytes = encoded(&proposal);
+    let name_at = bytes.len() - 8 - 3;
+    bytes[name_at] = b'A';
+    assert!(matches!(
+        decode_proposal(&bytes),
+        Err(DecodeError::Invalid {
+            what: "consumer name",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn every_history_record_round_trips_through_the_codec() {
     let h = busy_ledger();
     assert!(h.ledger.history.records().len() > 10);
@@ -291,8 +336,9 @@ fn every_history_record_round_trips_through_the_codec() {
 /// The compliance section of a checkpoint without registered players (version 8): the
 /// default policy (three levels, a u64 and a level, then a u16 count) and two u64 counts
 /// (players, cases); then the empty payments section (version 10): a u16 count (connectors)
-/// and two u64 counts (deposits, withdrawals).
-const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8 + 2 + 8 + 8;
+/// and two u64 counts (deposits, withdrawals); then the empty consumer cursors (version 11): a
+/// u64 count.
+const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8 + 2 + 8 + 8 + 8;
 
 #[test]
 fn empty_ledger_round_trips() {
@@ -483,6 +529,9 @@ fn every_result() -> Vec<CommandResult> {
         ]
         .map(CommandResult::Compliance),
     );
+    results.extend(
+        [ConsumerOutcome::Ok, ConsumerOutcome::TooManyConsumers].map(CommandResult::Consumer),
+    );
     results
 }
 
@@ -578,7 +627,7 @@ fn unknown_results_version_tag_or_code_is_refused() {
     assert_eq!(decode_results(&version), Err(DecodeError::Version(9)));
     let cases: [(usize, u8, &str); 3] = [
         (5, 0, "result tag"),
-        (5, 9, "result tag"),
+        (5, 10, "result tag"),
         (
             10,
             CreateAccountResult::ALL.len() as u8,

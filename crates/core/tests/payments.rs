@@ -14,6 +14,7 @@ use croupier_core::compliance::{
 };
 use croupier_core::ids::{
     clearing_account_id, in_flight_account_id, player_id, player_wallet_account_id,
+    returns_account_id,
 };
 use croupier_core::payments::{
     DepositState, Payee, PayeeAccount, PaymentCommand, PaymentOutcome, WithdrawalDecision,
@@ -251,6 +252,119 @@ fn deposit_limits_are_checked_when_the_deposit_opens_and_again_when_the_money_ar
     ledger.check_invariants().unwrap();
 }
 
+/// Deposits 2 and 3 of 600 each open under a limit of 1,000: 3 is refused when it settles.
+fn one_deposit_refused_at_settlement() -> MemoryLedger {
+    let mut ledger = casino();
+    ledger.apply(T0 + 1, &[deposit_limit(1_000)]);
+    for id in [2, 3] {
+        assert_eq!(
+            pay(&mut ledger, open_deposit(id, 600, "bank-a")),
+            PaymentOutcome::Ok
+        );
+    }
+    for deposit_id in [2, 3] {
+        let settle = PaymentCommand::SettleDeposit { deposit_id };
+        assert_eq!(pay(&mut ledger, settle), PaymentOutcome::Ok);
+    }
+    ledger
+}
+
+fn deposit_state(ledger: &MemoryLedger, id: u128) -> DepositState {
+    ledger.ledger.deposit_record(id).unwrap().state
+}
+
+#[test]
+fn a_refused_deposit_goes_back_to_the_payer_once_and_empties_the_returns_account() {
+    let mut ledger = one_deposit_refused_at_settlement();
+    let returns = returns_account_id(eur());
+    let clearing = clearing_account_id(0, eur());
+    assert_eq!(net_debits(&ledger, returns), -600);
+    let start = |deposit_id, payee| PaymentCommand::ReturnDeposit { deposit_id, payee };
+    let accepted = |payment_id: &str| PaymentCommand::ReturnAccepted {
+        deposit_id: 3,
+        payment_id: payment_id.into(),
+    };
+    let settle = PaymentCommand::SettleReturn { deposit_id: 3 };
+    // Out of order: nothing to accept or settle yet; a credited deposit is never returned.
+    assert_eq!(pay(&mut ledger, settle.clone()), PaymentOutcome::WrongState);
+    assert_eq!(
+        pay(&mut ledger, accepted("pay-9")),
+        PaymentOutcome::WrongState
+    );
+    assert_eq!(
+        pay(&mut ledger, start(2, payee())),
+        PaymentOutcome::WrongState
+    );
+    assert_eq!(pay(&mut ledger, start(3, payee())), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, start(3, payee())),
+        PaymentOutcome::Ok,
+        "a repeat"
+    );
+    let mut other = payee();
+    other.name = "Someone Else".into();
+    assert_eq!(
+        pay(&mut ledger, start(3, other)),
+        PaymentOutcome::WrongState
+    );
+    let record = ledger.ledger.deposit_record(3).unwrap();
+    assert_eq!(record.state, DepositState::Returning);
+    assert_eq!(record.reason, "deposit_limit_reached");
+    assert_eq!(pay(&mut ledger, accepted("pay-9")), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, accepted("pay-9")), PaymentOutcome::Ok);
+    assert_eq!(
+        pay(&mut ledger, accepted("pay-10")),
+        PaymentOutcome::WrongState
+    );
+    // Not settled yet: the money is still parked.
+    assert_eq!(net_debits(&ledger, returns), -600);
+    assert_eq!(pay(&mut ledger, settle.clone()), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, settle), PaymentOutcome::Ok, "moved once");
+    assert_eq!(deposit_state(&ledger, 3), DepositState::Returned);
+    assert_eq!(net_debits(&ledger, returns), 0);
+    assert_eq!(net_debits(&ledger, clearing), 600, "1,200 in, 600 back out");
+    assert_eq!(balance(&ledger), 600, "the player's wallet never saw it");
+    let fail = PaymentCommand::FailReturn {
+        deposit_id: 3,
+        reason: "late".into(),
+    };
+    assert_eq!(pay(&mut ledger, fail), PaymentOutcome::WrongState);
+    ledger.check_invariants().unwrap();
+    let restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
+    assert_eq!(
+        restored.ledger.deposit_record(3),
+        ledger.ledger.deposit_record(3)
+    );
+}
+
+#[test]
+fn a_return_that_cannot_be_made_leaves_the_money_in_the_returns_account() {
+    let mut ledger = one_deposit_refused_at_settlement();
+    assert_eq!(
+        ledger.ledger.open_deposits(0, 10).len(),
+        1,
+        "the refused one is open"
+    );
+    let fail = PaymentCommand::FailReturn {
+        deposit_id: 3,
+        reason: "payer_account_unknown".into(),
+    };
+    assert_eq!(pay(&mut ledger, fail.clone()), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, fail), PaymentOutcome::Ok);
+    let record = ledger.ledger.deposit_record(3).unwrap();
+    assert_eq!(record.state, DepositState::ReturnFailed);
+    assert_eq!(record.reason, "payer_account_unknown");
+    assert!(ledger.ledger.open_deposits(0, 10).is_empty());
+    assert_eq!(net_debits(&ledger, returns_account_id(eur())), -600);
+    let start = PaymentCommand::ReturnDeposit {
+        deposit_id: 3,
+        payee: payee(),
+    };
+    assert_eq!(pay(&mut ledger, start), PaymentOutcome::WrongState);
+    ledger.check_invariants().unwrap();
+}
+
 #[test]
 fn a_withdrawal_reserves_then_pays_through_the_clearing_account_once() {
     let mut ledger = casino();
@@ -485,7 +599,7 @@ fn busy() -> MemoryLedger {
 fn payments_survive_a_checkpoint_byte_for_byte() {
     let mut ledger = busy();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 10);
+    assert_eq!(checkpoint[0], 11);
     let mut restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(restored.ledger.open_withdrawals(0, 10).len(), 2);
@@ -549,6 +663,19 @@ fn every_payment_command_and_outcome_round_trips_through_the_log_codec() {
             attempt: 0,
             reason: "r".into(),
             next_connector: Some("b".into()),
+        },
+        PaymentCommand::ReturnDeposit {
+            deposit_id: 1,
+            payee: payee(),
+        },
+        PaymentCommand::ReturnAccepted {
+            deposit_id: 1,
+            payment_id: "pay-1".into(),
+        },
+        PaymentCommand::SettleReturn { deposit_id: 1 },
+        PaymentCommand::FailReturn {
+            deposit_id: 1,
+            reason: "payer_account_unknown".into(),
         },
     ];
     let proposal = Proposal {

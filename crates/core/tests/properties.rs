@@ -573,6 +573,9 @@ fn random_logs_exercise_the_interesting_paths() {
                     CommandResult::Payment(outcome) => {
                         codes.insert(format!("payment:{}", outcome.code()));
                     }
+                    CommandResult::Consumer(outcome) => {
+                        codes.insert(format!("consumer:{}", outcome.code()));
+                    }
                     CommandResult::Player(outcome) => {
                         codes.insert(
                             format!("player:{outcome:?}")

@@ -211,6 +211,13 @@ impl Connector for BankConnector {
             BankConnector::Berlin(c) => c.confirm_payee(party).await,
         }
     }
+
+    async fn pay_in_payer(&self, handle: &PayInHandle) -> Result<Option<Party>, ConnectorError> {
+        match self {
+            BankConnector::Obie(c) => c.pay_in_payer(handle).await,
+            BankConnector::Berlin(c) => c.pay_in_payer(handle).await,
+        }
+    }
 }
 
 #[cfg(test)]

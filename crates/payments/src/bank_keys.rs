@@ -1,17 +1,30 @@
 //! The bank's key set (`GET /jwks.json`) as last fetched, and when: the cache a connector's
-//! notifications are verified against. It owns only the caching and its refetch rules; the
-//! caller says how to fetch, so this module needs neither the transport nor the notifications
-//! that use it (both depend on it, it on neither).
+//! notifications and OBIE answers are verified against. It owns only the caching, its refetch
+//! rules and the check-then-refetch-once loop; the caller says how to fetch, so this module
+//! needs neither the transport nor the notifications and answers that use it (they depend on
+//! it, it on none of them).
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::jws::Jwks;
+use crate::connector::ConnectorError;
+use crate::jws::{Jwks, JwsError};
 
 /// An unknown kid refetches the bank's keys at most this often: a flood of forged
 /// notifications with made-up kids must not become a flood of requests to the bank.
 const JWKS_REFETCH_INTERVAL_MIN_MS: u64 = 10_000;
+
+/// Why a signature checked against the bank's keys was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BankKeysError {
+    /// The keys could not be fetched: our side or the bank's, not proof of a forgery.
+    #[error("the bank's keys cannot be had: {0}")]
+    Unavailable(ConnectorError),
+    /// Checked against the keys, and refused.
+    #[error("{0}")]
+    Refused(JwsError),
+}
 
 /// The bank's keys as last fetched, and when.
 #[derive(Default)]
@@ -28,8 +41,32 @@ impl BankKeys {
             .clone()
     }
 
+    /// Runs `check` with the bank's keys (fetched with `fetch` if none are cached), and once
+    /// more with refetched keys if it names a kid the cached set does not have (the bank
+    /// rotated its key). The cached set serves every later check: no fetch per signature.
+    pub(crate) async fn verify<T, F>(
+        &self,
+        fetch: impl Fn() -> F,
+        check: impl Fn(&Jwks) -> Result<T, JwsError>,
+    ) -> Result<T, BankKeysError>
+    where
+        F: Future<Output = Result<Jwks, ConnectorError>>,
+    {
+        let keys = self.get(&fetch).await.map_err(BankKeysError::Unavailable)?;
+        match check(&keys) {
+            Err(JwsError::UnknownKey(_)) => {
+                let keys = self
+                    .newer(&keys, &fetch)
+                    .await
+                    .map_err(BankKeysError::Unavailable)?;
+                check(&keys).map_err(BankKeysError::Refused)
+            }
+            other => other.map_err(BankKeysError::Refused),
+        }
+    }
+
     /// The keys, fetched with `fetch` if none are cached yet.
-    pub(crate) async fn get<E, F>(&self, fetch: impl FnOnce() -> F) -> Result<Arc<Jwks>, E>
+    async fn get<E, F>(&self, fetch: impl FnOnce() -> F) -> Result<Arc<Jwks>, E>
     where
         F: Future<Output = Result<Jwks, E>>,
     {
@@ -45,7 +82,7 @@ impl BankKeys {
 
     /// Keys newer than `stale` (which lacked a kid): fetched again unless another caller just
     /// did, or the last fetch is too recent (`JWKS_REFETCH_INTERVAL_MIN_MS`).
-    pub(crate) async fn newer<E, F>(
+    async fn newer<E, F>(
         &self,
         stale: &Arc<Jwks>,
         fetch: impl FnOnce() -> F,

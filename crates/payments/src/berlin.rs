@@ -20,7 +20,8 @@ use crate::connector::{
 };
 use crate::money::to_bank_amount;
 use crate::transport::{
-    normalise_iban, segment, sort_code_identification, split_sort_code, ApiRequest, Transport,
+    normalise_iban, reported_payer, segment, sort_code_identification, split_sort_code, ApiRequest,
+    PayerScheme, Transport,
 };
 use crate::uuid_v4::uuid_v4_text;
 
@@ -140,21 +141,30 @@ impl BerlinConnector {
 
     /// `transactionStatus` and reason of `payment_id`, under whichever product knows it.
     async fn status(&self, payment_id: &str) -> Result<(String, Option<String>), ConnectorError> {
+        let body = self.read(payment_id, "/status", "payment status").await?;
+        let Some(status) = body["transactionStatus"].as_str() else {
+            return Err(ConnectorError::Unknown(
+                "the payment status has no transactionStatus".into(),
+            ));
+        };
+        Ok((status.to_string(), tpp_reason(&body)))
+    }
+
+    /// `GET …/{product}/{paymentId}{tail}` (`what` names it in errors) under whichever
+    /// product knows the payment: the first answer, else the first product's refusal.
+    async fn read(
+        &self,
+        payment_id: &str,
+        tail: &str,
+        what: &str,
+    ) -> Result<Value, ConnectorError> {
         let mut first_refusal = None;
         for product in PRODUCTS {
-            let path = format!("{PAYMENTS}/{product}/{}/status", segment(payment_id));
+            let path = format!("{PAYMENTS}/{product}/{}{tail}", segment(payment_id));
             let mut request = ApiRequest::get(path);
             request.header("x-request-id", &random_uuid()?)?;
             match self.transport.send(&request).await {
-                Ok(answer) => {
-                    let body: Value = answer.json("payment status")?;
-                    let Some(status) = body["transactionStatus"].as_str() else {
-                        return Err(ConnectorError::Unknown(
-                            "the payment status has no transactionStatus".into(),
-                        ));
-                    };
-                    return Ok((status.to_string(), tpp_reason(&body)));
-                }
+                Ok(answer) => return answer.json(what),
                 Err(refusal @ ConnectorError::Declined { .. }) => {
                     first_refusal.get_or_insert(refusal);
                 }
@@ -258,6 +268,15 @@ impl Connector for BerlinConnector {
     async fn confirm_payee(&self, party: &Party) -> Result<PayeeMatch, ConnectorError> {
         self.transport.confirm_payee(party).await
     }
+
+    /// The payment resource's `debtorAccount` and `debtorName`, which the bank fills in once
+    /// the payer authorised (a pay-in is initiated without a debtor).
+    async fn pay_in_payer(&self, handle: &PayInHandle) -> Result<Option<Party>, ConnectorError> {
+        // The payment exists from the start: its id is the consent id.
+        let payment_id = handle.payment_id.as_deref().unwrap_or(&handle.consent_id);
+        let payment = self.read(payment_id, "", "payment").await?;
+        Ok(payer_of(&payment))
+    }
 }
 
 /// The payment product for a creditor: SEPA for an IBAN, domestic for a sort code.
@@ -353,6 +372,19 @@ pub(crate) fn payment_status(
         "CANC" => PaymentStatus::Expired,
         _ => return None,
     })
+}
+
+/// A payment's debtor as the payer: `{"iban"}` (or the sandbox's `{"bban"}`, 14 digits) and
+/// `debtorName`; None if absent or not an account we can pay (a card number, a phone number,
+/// both identifications at once).
+fn payer_of(payment: &Value) -> Option<Party> {
+    let debtor = &payment["debtorAccount"];
+    let (scheme, identification) = match (debtor["iban"].as_str(), debtor["bban"].as_str()) {
+        (Some(iban), None) => (PayerScheme::Iban, iban),
+        (None, Some(bban)) => (PayerScheme::SortCode, bban),
+        _ => return None,
+    };
+    reported_payer(scheme, identification, payment["debtorName"].as_str())
 }
 
 /// One entry of the account list as (currency, account).

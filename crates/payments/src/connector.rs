@@ -212,4 +212,15 @@ pub trait Connector: Send + Sync {
         &self,
         party: &Party,
     ) -> impl Future<Output = Result<PayeeMatch, ConnectorError>> + Send;
+
+    /// The account a settled pay-in came from, as the bank reports it (`None`: it does not
+    /// say). A refused deposit is paid back there: neither open-banking rail has a refund of
+    /// its own, so a return is a payout to this account.
+    fn pay_in_payer(
+        &self,
+        handle: &PayInHandle,
+    ) -> impl Future<Output = Result<Option<Party>, ConnectorError>> + Send {
+        let _ = handle;
+        async { Ok(None) }
+    }
 }

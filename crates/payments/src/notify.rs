@@ -10,9 +10,10 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::bank_keys::BankKeysError;
 use crate::connector::ConnectorError;
 use crate::jws::{self, Jwks, JwsError};
-use crate::transport::{ApiRequest, Transport};
+use crate::transport::Transport;
 
 const OBIE_EVENT: &str = "urn:uk:org:openbanking:events:resource-update";
 const OBIE_RID: &str = "http://openbanking.org.uk/rid";
@@ -62,32 +63,18 @@ impl NotificationError {
     }
 }
 
-/// The bank's key set, fetched over the connector's transport (no token: it is public).
-async fn fetch_keys(transport: &Transport) -> Result<Jwks, NotificationError> {
-    let answer = transport
-        .send_open(&ApiRequest::get("/jwks.json".into()))
-        .await
-        .map_err(NotificationError::KeysUnavailable)?;
-    answer
-        .json("key set")
-        .map_err(NotificationError::KeysUnavailable)
-}
-
-/// Runs `check` with the bank's keys, and once more with refetched keys if it names a kid
-/// the cached set does not have (the bank rotated its key).
+/// Runs `check` with the bank's keys (cached; refetched once on an unknown kid).
 async fn verify_with_bank_keys<T>(
     transport: &Transport,
     check: impl Fn(&Jwks) -> Result<T, JwsError>,
 ) -> Result<T, NotificationError> {
-    let cache = &transport.bank_keys;
-    let keys = cache.get(|| fetch_keys(transport)).await?;
-    match check(&keys) {
-        Err(JwsError::UnknownKey(_)) => {
-            let keys = cache.newer(&keys, || fetch_keys(transport)).await?;
-            check(&keys).map_err(refused)
-        }
-        other => other.map_err(refused),
-    }
+    transport
+        .verify_with_bank_keys(check)
+        .await
+        .map_err(|error| match error {
+            BankKeysError::Unavailable(error) => NotificationError::KeysUnavailable(error),
+            BankKeysError::Refused(error) => refused(error),
+        })
 }
 
 fn refused(error: JwsError) -> NotificationError {

@@ -5,7 +5,9 @@
 //! operator, authorised by the player at the bank's page, then submitted as a payment by
 //! `pay_in_progress`. Every POST is signed (`x-jws-signature` over the exact body bytes) and
 //! carries an idempotency key derived from the node's, so a resend after any failure answers
-//! the first consent and payment: the bank also answers one payment per consent.
+//! the first consent and payment: the bank also answers one payment per consent. Every 2xx
+//! answer to a POST must carry the bank's signature (`answer`); one that does not is never
+//! believed, and never makes the node pay twice (`answer::Stakes`).
 
 use std::sync::Arc;
 
@@ -19,9 +21,12 @@ use crate::connector::{
 };
 use crate::money::to_bank_amount;
 use crate::transport::{
-    normalise_iban, segment, sort_code_identification, split_sort_code, ApiRequest, ApiResponse,
-    Transport,
+    normalise_iban, reported_payer, segment, sort_code_identification, split_sort_code, ApiRequest,
+    ApiResponse, PayerScheme, Transport, JWS_HEADER,
 };
+use answer::Stakes;
+
+mod answer;
 
 const PISP: &str = "/open-banking/v3.1/pisp";
 const AISP_ACCOUNTS: &str = "/open-banking/v3.1/aisp/accounts";
@@ -68,7 +73,8 @@ impl ObieConnector {
             "EventTypes": [RESOURCE_UPDATE],
         }});
         let key = idempotency_key(&format!("subscribe:{callback_url}"), "-s");
-        self.post(EVENT_SUBSCRIPTIONS, &body, &key)
+        let what = "event subscription";
+        self.post(EVENT_SUBSCRIPTIONS, &body, &key, what, Stakes::NothingPaid)
             .await
             .map(|_| ())
     }
@@ -85,27 +91,47 @@ impl ObieConnector {
         Ok(accounts.iter().filter_map(listed_account).collect())
     }
 
-    /// A signed POST under the idempotency key `key`.
+    /// A signed POST under the idempotency key `key`, whose 2xx answer (`what`) must carry
+    /// the bank's signature; one that does not is an error of the kind `stakes` says.
     async fn post(
         &self,
         path: &str,
         body: &Value,
         key: &str,
+        what: &str,
+        stakes: Stakes,
     ) -> Result<ApiResponse, ConnectorError> {
         let mut request = ApiRequest::post_json(path.to_string(), body);
         let bytes = request.body.as_deref().unwrap_or_default();
         let signature = self.transport.sign_obie(bytes)?;
-        request.header("x-jws-signature", &signature)?;
+        request.header(JWS_HEADER, &signature)?;
         request.header("x-idempotency-key", key)?;
         request.header("x-fapi-financial-id", self.transport.id())?;
-        self.transport.send(&request).await
+        let answer = self.transport.send(&request).await?;
+        if let Err(error) = answer::verify(&self.transport, &answer).await {
+            tracing::warn!(bank = %self.transport.id(), %path, %error, "an answer not signed by the bank");
+            return Err(stakes.error(what, &error));
+        }
+        Ok(answer)
     }
 
-    async fn post_consent(&self, initiation: &Value, key: &str) -> Result<Consent, ConnectorError> {
-        let body = json!({"Data": {"Initiation": initiation}, "Risk": {}});
+    /// `read_refund`: ask the bank to report the debtor's account on the payment
+    /// (`ReadRefundAccount`), for a pay-in, whose debtor only the bank learns.
+    async fn post_consent(
+        &self,
+        initiation: &Value,
+        key: &str,
+        read_refund: bool,
+    ) -> Result<Consent, ConnectorError> {
+        let mut data = json!({"Initiation": initiation});
+        if read_refund {
+            data["ReadRefundAccount"] = Value::from("Yes");
+        }
+        let body = json!({"Data": data, "Risk": {}});
         let path = format!("{PISP}/domestic-payment-consents");
+        let key = idempotency_key(key, CONSENT_KEY_SUFFIX);
         let answer = self
-            .post(&path, &body, &idempotency_key(key, CONSENT_KEY_SUFFIX))
+            .post(&path, &body, &key, "consent", Stakes::NothingPaid)
             .await?;
         parse_consent(&answer.json("consent")?)
     }
@@ -125,14 +151,44 @@ impl ObieConnector {
     ) -> Result<(String, PaymentStatus), ConnectorError> {
         let body = json!({"Data": {"ConsentId": consent_id, "Initiation": initiation}, "Risk": {}});
         let path = format!("{PISP}/domestic-payments");
-        let answer = self.post(&path, &body, &idempotency_key(key, "")).await?;
+        let key = idempotency_key(key, "");
+        let answer = self
+            .post(&path, &body, &key, "payment", Stakes::MayHavePaid)
+            .await?;
         parse_payment(&answer.json("payment")?)
     }
 
     async fn get_payment(&self, payment_id: &str) -> Result<PaymentStatus, ConnectorError> {
+        let body = self.get_payment_resource(payment_id).await?;
+        parse_payment(&body).map(|(_, status)| status)
+    }
+
+    /// `GET /domestic-payments/{id}`: the payment resource as the bank answers it.
+    async fn get_payment_resource(&self, payment_id: &str) -> Result<Value, ConnectorError> {
         let path = format!("{PISP}/domestic-payments/{}", segment(payment_id));
         let answer = self.transport.send(&ApiRequest::get(path)).await?;
-        parse_payment(&answer.json("payment")?).map(|(_, status)| status)
+        answer.json("payment")
+    }
+
+    /// A pay-in's payment id: the handle's, or (after a restart, which forgets it) the one
+    /// its consumed consent's resubmission answers. None when the consent has no payment:
+    /// asking who paid must never make a payment, so an unconsumed consent is not submitted.
+    async fn pay_in_payment_id(
+        &self,
+        handle: &PayInHandle,
+    ) -> Result<Option<String>, ConnectorError> {
+        if let Some(payment_id) = &handle.payment_id {
+            return Ok(Some(payment_id.clone()));
+        }
+        let consent = self.get_consent(&handle.consent_id).await?;
+        // Consumed: its payment exists, and submitting again answers that payment.
+        if consent.status != "Consumed" {
+            return Ok(None);
+        }
+        let (payment_id, _) = self
+            .post_payment(&consent.id, &consent.initiation, &handle.idempotency_key)
+            .await?;
+        Ok(Some(payment_id))
     }
 
     /// `{base}/authorize?consent_id=ID[&redirect_uri=URL]`, query parts encoded.
@@ -164,7 +220,7 @@ impl Connector for ObieConnector {
             creditor: &request.creditor,
         });
         let consent = self
-            .post_consent(&initiation, &request.idempotency_key)
+            .post_consent(&initiation, &request.idempotency_key, true)
             .await?;
         if consent.status == "Rejected" {
             return Err(consent_declined(&consent));
@@ -219,8 +275,10 @@ impl Connector for ObieConnector {
             debtor: Some(&request.debtor),
             creditor: &request.creditor,
         });
+        // No ReadRefundAccount: the debtor is our own account, and the body stays what it
+        // always was, so a payout resent across an upgrade still matches its consent.
         let consent = self
-            .post_consent(&initiation, &request.idempotency_key)
+            .post_consent(&initiation, &request.idempotency_key, false)
             .await?;
         match consent.status.as_str() {
             "Authorised" | "Consumed" => {}
@@ -245,6 +303,16 @@ impl Connector for ObieConnector {
 
     async fn confirm_payee(&self, party: &Party) -> Result<PayeeMatch, ConnectorError> {
         self.transport.confirm_payee(party).await
+    }
+
+    /// The payment's `Data.Refund.Account`, which the bank fills in because the consent asked
+    /// for it (`ReadRefundAccount`).
+    async fn pay_in_payer(&self, handle: &PayInHandle) -> Result<Option<Party>, ConnectorError> {
+        let Some(payment_id) = self.pay_in_payment_id(handle).await? else {
+            return Ok(None);
+        };
+        let payment = self.get_payment_resource(&payment_id).await?;
+        Ok(refund_account(&payment["Data"]))
     }
 }
 
@@ -380,6 +448,18 @@ pub(crate) fn payment_status(status: &str, reason: Option<String>) -> Option<Pay
         },
         _ => return None,
     })
+}
+
+/// A payment's `Refund.Account` as the payer; None if absent or not an account we can pay.
+fn refund_account(data: &Value) -> Option<Party> {
+    let account = &data["Refund"]["Account"];
+    let scheme = match account["SchemeName"].as_str()? {
+        "UK.OBIE.IBAN" | "IBAN" => PayerScheme::Iban,
+        "UK.OBIE.SortCodeAccountNumber" | "SortCodeAccountNumber" => PayerScheme::SortCode,
+        _ => return None,
+    };
+    let identification = account["Identification"].as_str()?;
+    reported_payer(scheme, identification, account["Name"].as_str())
 }
 
 /// One entry of the AIS account list as (currency, account); None if it is not one we can

@@ -36,8 +36,9 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
+use crate::bank_keys::{BankKeys, BankKeysError};
 use crate::connector::{AccountRef, ConnectorError, Party, PayeeMatch};
-use crate::jws::SigningKey;
+use crate::jws::{Jwks, JwsError, SigningKey};
 
 /// A token is refreshed this long before the bank says it lapses, so that no request leaves
 /// with a token about to expire on the way.
@@ -51,9 +52,12 @@ const POOL_IDLE_PER_HOST_MAX: usize = 256;
 /// The OAuth2 scope asked for (PROTOCOLS.md: optional, `payments`).
 const TOKEN_SCOPE: &str = "payments";
 
-const OBIE_IAT: &str = "http://openbanking.org.uk/iat";
-const OBIE_ISS: &str = "http://openbanking.org.uk/iss";
-const OBIE_TAN: &str = "http://openbanking.org.uk/tan";
+/// OBIE's critical JWS header claims: on our requests' signatures and on the bank's answers'.
+pub(crate) const OBIE_IAT: &str = "http://openbanking.org.uk/iat";
+pub(crate) const OBIE_ISS: &str = "http://openbanking.org.uk/iss";
+pub(crate) const OBIE_TAN: &str = "http://openbanking.org.uk/tan";
+/// The header a detached JWS travels in, both ways.
+pub(crate) const JWS_HEADER: &str = "x-jws-signature";
 
 type OAuthClient =
     BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -132,8 +136,8 @@ pub(crate) struct Transport {
     configured_operators: BTreeMap<String, Party>,
     /// Operator accounts discovered through account information, by currency.
     operator_accounts: RwLock<HashMap<String, Party>>,
-    /// The bank's public keys, for notifications.
-    pub(crate) bank_keys: crate::bank_keys::BankKeys,
+    /// The bank's public keys, for notifications and OBIE answers.
+    bank_keys: BankKeys,
 }
 
 // Secrets, tokens and account numbers never reach Debug output.
@@ -192,6 +196,8 @@ impl ApiRequest {
 /// A 2xx answer.
 pub(crate) struct ApiResponse {
     pub body: Vec<u8>,
+    /// The bank's detached JWS over `body` (`x-jws-signature`), if it sent one as text.
+    pub signature: Option<String>,
 }
 
 // A bank's answer names accounts: Debug shows only its size.
@@ -312,7 +318,7 @@ impl Transport {
             tokens: TokenCache::default(),
             configured_operators: config.operator_accounts,
             operator_accounts: RwLock::new(HashMap::new()),
-            bank_keys: crate::bank_keys::BankKeys::default(),
+            bank_keys: BankKeys::default(),
         })
     }
 
@@ -383,12 +389,17 @@ impl Transport {
         }
         let answer = builder.send().await.map_err(|e| classify_send_error(&e))?;
         let status = answer.status();
+        let signature = answer
+            .headers()
+            .get(JWS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = answer.bytes().await.map_err(|e| {
             ConnectorError::Unknown(format!("the answer ({status}) broke off: {}", root(&e)))
         })?;
         tracing::debug!(bank = %self.id, method = %request.method, path = %request.path, %status, "bank answered");
         let body = body.to_vec();
-        Ok((status, ApiResponse { body }))
+        Ok((status, ApiResponse { body, signature }))
     }
 
     /// The current token, fetched if there is none fresh (one fetch at a time).
@@ -451,7 +462,30 @@ impl Transport {
             .map_err(|e| classify_send_error(&e))?;
         let status = answer.status();
         let body = answer.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-        finish(status, ApiResponse { body }).map(|_| ())
+        let answer = ApiResponse {
+            body,
+            signature: None,
+        };
+        finish(status, answer).map(|_| ())
+    }
+
+    /// Runs `check` against the bank's public keys: cached, fetched on first use and again
+    /// (at most once, rate-limited) when `check` names a kid the cached set lacks.
+    pub(crate) async fn verify_with_bank_keys<T>(
+        &self,
+        check: impl Fn(&Jwks) -> Result<T, JwsError>,
+    ) -> Result<T, BankKeysError> {
+        self.bank_keys
+            .verify(|| self.fetch_bank_keys(), check)
+            .await
+    }
+
+    /// The bank's key set (`GET /jwks.json`; no token: it is public).
+    async fn fetch_bank_keys(&self) -> Result<Jwks, ConnectorError> {
+        let answer = self
+            .send_open(&ApiRequest::get("/jwks.json".into()))
+            .await?;
+        answer.json("key set")
     }
 
     /// OBIE's detached request signature over exactly `body`.
@@ -714,6 +748,66 @@ pub(crate) fn normalise_iban(iban: &str) -> String {
         .filter(|c| !c.is_whitespace())
         .map(|c| c.to_ascii_uppercase())
         .collect()
+}
+
+/// The IBAN's remainder mod 97 with its first four characters moved to the end.
+pub(crate) fn iban_remainder(rearranged: &str) -> Option<u32> {
+    let mut remainder = 0u32;
+    for c in rearranged.chars() {
+        let value = c.to_digit(36)?;
+        remainder = if value < 10 {
+            (remainder * 10 + value) % 97
+        } else {
+            (remainder * 100 + value) % 97
+        };
+    }
+    Some(remainder)
+}
+
+/// A normalised IBAN's shape (country letters, check digits, 15 to 34 letters and digits) and
+/// its mod-97 check digits.
+pub(crate) fn iban_valid(iban: &str) -> bool {
+    let b = iban.as_bytes();
+    if !(15..=34).contains(&b.len())
+        || !b[..2].iter().all(u8::is_ascii_uppercase)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+        || !b.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let rearranged = format!("{}{}", &iban[4..], &iban[..4]);
+    iban_remainder(&rearranged) == Some(1)
+}
+
+/// A payer's account and name as a bank reported them, if money can be sent back there: an
+/// IBAN that passes its check digits or a sort code and account number (`scheme` says which
+/// `identification` is), and a holder's name (a payment needs one). Anything else is None:
+/// a return is never sent to an account read by guesswork.
+pub(crate) fn reported_payer(
+    scheme: PayerScheme,
+    identification: &str,
+    name: Option<&str>,
+) -> Option<Party> {
+    let account = match scheme {
+        PayerScheme::Iban => {
+            let iban = normalise_iban(identification);
+            iban_valid(&iban).then_some(AccountRef::Iban { iban })?
+        }
+        PayerScheme::SortCode => split_sort_code(identification)?,
+    };
+    let name = name.map(str::trim).filter(|name| !name.is_empty())?;
+    Some(Party {
+        account,
+        name: name.to_string(),
+    })
+}
+
+/// How a bank identified a payer's account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PayerScheme {
+    Iban,
+    /// A UK sort code and account number, 14 digits.
+    SortCode,
 }
 
 /// A sort code and account number as one 14-digit identification (no spaces or hyphens).

@@ -1,7 +1,8 @@
 //! The connectors against the sandbox bank (in this process, on 127.0.0.1:0), for each
 //! protocol: a deposit authorised on the bank's page and settled, a payout settled, the same
 //! payout resent answering the same payment, notifications verified and forged ones refused,
-//! Confirmation of Payee, a wrong client secret declined and a stopped bank retryable.
+//! Confirmation of Payee, a wrong client secret declined and a stopped bank retryable; and the
+//! account a deposit came from, as the bank reports it, paid back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,8 +82,19 @@ impl Sandbox {
 
     /// Opens (or replaces) an account at the bank: the player's, for payouts.
     async fn open_account(&self, account: &AccountRef, name: &str, currency: &str) {
-        let body = json!({"account": account, "name": name, "currency": currency, "balance": "0",
-            "holder": "customer"});
+        self.open_account_with(account, name, currency, "0").await;
+    }
+
+    /// `open_account` with `balance` on it (a payer's).
+    async fn open_account_with(
+        &self,
+        account: &AccountRef,
+        name: &str,
+        currency: &str,
+        balance: &str,
+    ) {
+        let body = json!({"account": account, "name": name, "currency": currency,
+            "balance": balance, "holder": "customer"});
         let answer = reqwest::Client::new()
             .post(format!("{}/sandbox/accounts", self.base_url))
             .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
@@ -91,6 +103,21 @@ impl Sandbox {
             .await
             .unwrap();
         assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+    }
+
+    /// An account's balance at the bank, as it writes it ("100.00").
+    async fn balance(&self, account: &AccountRef) -> String {
+        let id = identification(account);
+        let answer: Value = reqwest::Client::new()
+            .get(format!("{}/sandbox/accounts/{id}", self.base_url))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["balance"].as_str().unwrap().to_string()
     }
 
     /// `open_account` over the bank's HTTPS, with the operator's client certificate.
@@ -180,8 +207,33 @@ fn connector_with_tls(
     .unwrap()
 }
 
+/// How the sandbox names an account in its routes: the IBAN, or the 14 digits.
+fn identification(account: &AccountRef) -> String {
+    match account {
+        AccountRef::Iban { iban } => iban.clone(),
+        AccountRef::SortCode {
+            sort_code,
+            account_number,
+        } => format!("{sort_code}{account_number}"),
+    }
+}
+
 /// A deposit: started, approved on the bank's page, followed until settled.
 async fn deposit(bank: &BankConnector, operator: &Party, currency: &str, notify: &str) -> String {
+    deposit_from(bank, operator, currency, Some(notify), None)
+        .await
+        .payment_id
+        .unwrap()
+}
+
+/// A deposit paid from `payer` (None: the sandbox customer) and settled: its handle.
+async fn deposit_from(
+    bank: &BankConnector,
+    operator: &Party,
+    currency: &str,
+    notify: Option<&str>,
+    payer: Option<&AccountRef>,
+) -> PayInHandle {
     let request = PayInRequest {
         idempotency_key: format!("dep-{currency}-1"),
         reference: format!("deposit-{currency}-1"),
@@ -189,7 +241,7 @@ async fn deposit(bank: &BankConnector, operator: &Party, currency: &str, notify:
         currency: currency.into(),
         creditor: operator.clone(),
         return_url: None,
-        notification_url: Some(notify.into()),
+        notification_url: notify.map(str::to_string),
     };
     let started = bank.pay_in_start(&request).await.unwrap();
     let mut handle = PayInHandle {
@@ -199,7 +251,8 @@ async fn deposit(bank: &BankConnector, operator: &Party, currency: &str, notify:
     };
     let waiting = bank.pay_in_progress(&handle).await.unwrap();
     assert_eq!(waiting.status, PaymentStatus::AwaitingAuthorisation);
-    let page = reqwest::get(format!("{}&approve=1", started.authorisation_url))
+    let from = payer.map_or(String::new(), |a| format!("&account={}", identification(a)));
+    let page = reqwest::get(format!("{}&approve=1{from}", started.authorisation_url))
         .await
         .unwrap();
     assert!(page.status().is_success(), "{}", page.status());
@@ -209,7 +262,7 @@ async fn deposit(bank: &BankConnector, operator: &Party, currency: &str, notify:
         assert!(progress.payment_id.is_some(), "{progress:?}");
         handle.payment_id = progress.payment_id;
         match progress.status {
-            PaymentStatus::Settled => return handle.payment_id.unwrap(),
+            PaymentStatus::Settled => return handle,
             PaymentStatus::Pending => {}
             other => panic!("the deposit went {other:?}"),
         }
@@ -570,4 +623,89 @@ async fn several_operator_accounts_in_a_currency_are_refused_until_the_configura
     })
     .unwrap();
     assert_eq!(configured.operator_account("EUR").await.unwrap(), named);
+}
+
+/// A deposit paid from a player's account: the bank names that account (and its holder) as
+/// the payer, by the payment id or, once that is forgotten, by the consent alone; a payout
+/// of the amount to it from the operator's account (a refused deposit's return) gives the
+/// player their money back.
+async fn the_payer_is_reported_and_paid_back(
+    protocol: sandbox::Protocol,
+    connector_protocol: Protocol,
+    currency: &str,
+    payer: Party,
+) {
+    let sandbox = Sandbox::start(protocol).await;
+    let bank = connector(&sandbox.base_url, connector_protocol, CLIENT_SECRET);
+    bank.prepare(None).await.unwrap();
+    let operator = bank.operator_account(currency).await.unwrap();
+    sandbox
+        .open_account_with(&payer.account, &payer.name, currency, "100.00")
+        .await;
+    let handle = deposit_from(&bank, &operator, currency, None, Some(&payer.account)).await;
+    assert_eq!(sandbox.balance(&payer.account).await, "75.00");
+    let forgotten = PayInHandle {
+        payment_id: None,
+        ..handle.clone()
+    };
+    // A connector keeps nothing between calls: a fresh one (a restarted node) finds it too.
+    let fresh = connector(&sandbox.base_url, connector_protocol, CLIENT_SECRET);
+    for (connector, handle) in [(&bank, &handle), (&fresh, &forgotten)] {
+        let reported = connector.pay_in_payer(handle).await.unwrap();
+        assert_eq!(reported.as_ref(), Some(&payer));
+    }
+    let back = PayOutRequest {
+        idempotency_key: format!("{}-r", handle.idempotency_key),
+        reference: "R1".into(),
+        amount_minor: 2_500,
+        currency: currency.into(),
+        debtor: operator,
+        creditor: payer.clone(),
+        notification_url: None,
+    };
+    let accepted = bank.pay_out(&back).await.unwrap();
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_WAIT_MS);
+    while bank.pay_out_status(&accepted.payment_id).await.unwrap() != PaymentStatus::Settled {
+        assert!(Instant::now() < deadline, "the return did not settle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sandbox.balance(&payer.account).await, "100.00");
+    if connector_protocol == Protocol::Obie {
+        // A payout's consent did not ask for the refund account: its payment reports none.
+        let payout = PayInHandle {
+            payment_id: Some(accepted.payment_id),
+            ..handle
+        };
+        assert_eq!(bank.pay_in_payer(&payout).await.unwrap(), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_obie_bank_reports_a_deposits_payer_as_its_refund_account() {
+    let payer = Party {
+        account: AccountRef::SortCode {
+            sort_code: "200000".into(),
+            account_number: "87654321".into(),
+        },
+        name: "Jane Payer".into(),
+    };
+    the_payer_is_reported_and_paid_back(sandbox::Protocol::Obie, Protocol::Obie, "GBP", payer)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_berlin_group_bank_reports_a_deposits_payer_as_its_debtor() {
+    let payer = Party {
+        account: AccountRef::Iban {
+            iban: "DE89370400440532013000".into(),
+        },
+        name: "Jane Payer".into(),
+    };
+    the_payer_is_reported_and_paid_back(
+        sandbox::Protocol::BerlinGroup,
+        Protocol::BerlinGroup,
+        "EUR",
+        payer,
+    )
+    .await;
 }

@@ -229,6 +229,7 @@ pub fn command_bytes(command: &Command) -> usize {
             Command::Table(table) => table_command_bytes(table),
             Command::Compliance(command) => compliance_command_bytes(command),
             Command::Payment(command) => payment_command_bytes(command),
+            Command::ConsumerAck(ack) => ack.name.len(),
             Command::Tick
             | Command::OpenSession(_)
             | Command::CloseSession(_)
@@ -249,7 +250,8 @@ fn payment_command_bytes(command: &croupier_core::payments::PaymentCommand) -> u
             ..
         } => consent_id.len() + authorisation_url.len(),
         PaymentCommand::FailDeposit { reason, .. } => reason.len(),
-        PaymentCommand::RequestWithdrawal { payee, .. } => {
+        PaymentCommand::RequestWithdrawal { payee, .. }
+        | PaymentCommand::ReturnDeposit { payee, .. } => {
             let account = match &payee.account {
                 PayeeAccount::Iban(iban) => iban.len(),
                 PayeeAccount::SortCode {
@@ -268,13 +270,17 @@ fn payment_command_bytes(command: &croupier_core::payments::PaymentCommand) -> u
             };
             connector + reasons.iter().map(|reason| reason.len()).sum::<usize>()
         }
-        PaymentCommand::PayoutAccepted { payment_id, .. } => payment_id.len(),
+        PaymentCommand::PayoutAccepted { payment_id, .. }
+        | PaymentCommand::ReturnAccepted { payment_id, .. } => payment_id.len(),
+        PaymentCommand::FailReturn { reason, .. } => reason.len(),
         PaymentCommand::FailPayout {
             reason,
             next_connector,
             ..
         } => reason.len() + next_connector.as_ref().map_or(0, String::len),
-        PaymentCommand::SettleDeposit { .. } | PaymentCommand::SettlePayout { .. } => 0,
+        PaymentCommand::SettleDeposit { .. }
+        | PaymentCommand::SettlePayout { .. }
+        | PaymentCommand::SettleReturn { .. } => 0,
     }
 }
 

@@ -1,6 +1,9 @@
-//! What the process tests share: a JSON client of a node's HTTP API, a free port, and a clean
-//! stop of a `croupier` child process.
+//! What the process tests share: a JSON client of a node's HTTP API, a free port, a clean
+//! stop of a `croupier` child process, and (`bank`) what the payments tests do at a sandbox
+//! bank.
 #![allow(dead_code)] // each test binary uses a part
+
+pub mod bank;
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
@@ -62,7 +65,23 @@ impl Api {
         };
         let mut response = response.ok()?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().ok()?;
+        let text = read_body(&mut response)?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// PUT `body` to `path`, with a bearer token if given; `None` when the node does not
+    /// answer.
+    pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Option<(u16, Value)> {
+        let mut request = self
+            .agent
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body.to_string()).ok()?;
+        let status = response.status().as_u16();
+        let text = read_body(&mut response)?;
         Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
@@ -80,6 +99,18 @@ impl Api {
         assert!(status == 200 || status == 201, "{path}: {status} {answer}");
         answer
     }
+}
+
+/// An answer's body as text; `None` if it cannot be read. Bounded well above ureq's default
+/// 10 MiB: a round of 60,000 bets (the live tables' flood) answers more than that.
+fn read_body(response: &mut ureq::http::Response<ureq::Body>) -> Option<String> {
+    const BODY_BYTES_MAX: u64 = 256 << 20;
+    response
+        .body_mut()
+        .with_config()
+        .limit(BODY_BYTES_MAX)
+        .read_to_string()
+        .ok()
 }
 
 pub fn free_port() -> u16 {
@@ -147,6 +178,17 @@ pub fn serve(
         std::thread::sleep(Duration::from_millis(50));
     }
     node
+}
+
+/// `serve` with a log file of its own in `dir` (named by the start's time, so a restarted
+/// node does not overwrite the log of the one before) and a minute to become healthy.
+pub fn serve_logged(args: &[std::ffi::OsString], port: u16, dir: &std::path::Path) -> Node {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|arg| arg.as_os_str()).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let log = dir.join(format!("serve-{}.log", nanos.as_nanos()));
+    serve(&args, port, &log, Duration::from_secs(60))
 }
 
 /// A `croupier sandbox KIND` child process; killed when dropped, so a failing test leaves no

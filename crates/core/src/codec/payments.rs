@@ -1,5 +1,6 @@
 //! The payments part of the codec: command 15, result 8 and the checkpoint's payments section
-//! (version 10). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
+//! (version 10; version 11 ends each deposit with u64 settled_at_ns and its return: u8 has
+//! payee, [payee] | text return payment id, and adds the return commands 10 to 13 and deposit states 6 to 8). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
 //! a decoded command must pass `PaymentCommand::check` (canonical: nothing the encoder could
 //! not have written).
 
@@ -28,6 +29,10 @@ const DECIDE_WITHDRAWAL: u8 = 6;
 const PAYOUT_ACCEPTED: u8 = 7;
 const SETTLE_PAYOUT: u8 = 8;
 const FAIL_PAYOUT: u8 = 9;
+const RETURN_DEPOSIT: u8 = 10;
+const RETURN_ACCEPTED: u8 = 11;
+const SETTLE_RETURN: u8 = 12;
+const FAIL_RETURN: u8 = 13;
 
 const DECISION_APPROVE: u8 = 1;
 const DECISION_HOLD: u8 = 2;
@@ -48,6 +53,10 @@ const DEPOSIT_STATES: [DepositState; 5] = [
 ];
 /// `DepositState::Refused` is written as this code and the refusal.
 const DEPOSIT_REFUSED: u8 = 5;
+/// A refused deposit's return (version 11 on).
+const DEPOSIT_RETURNING: u8 = 6;
+const DEPOSIT_RETURNED: u8 = 7;
+const DEPOSIT_RETURN_FAILED: u8 = 8;
 
 const WITHDRAWAL_STATES: [WithdrawalState; 6] = [
     WithdrawalState::Requested,
@@ -168,6 +177,28 @@ impl Writer<'_> {
                 self.optional_text(reason);
                 self.optional_text(next_connector.as_deref().unwrap_or(""));
             }
+            PaymentCommand::ReturnDeposit { deposit_id, payee } => {
+                self.u8(RETURN_DEPOSIT);
+                self.u128(*deposit_id);
+                self.payee(payee);
+            }
+            PaymentCommand::ReturnAccepted {
+                deposit_id,
+                payment_id,
+            } => {
+                self.u8(RETURN_ACCEPTED);
+                self.u128(*deposit_id);
+                self.optional_text(payment_id);
+            }
+            PaymentCommand::SettleReturn { deposit_id } => {
+                self.u8(SETTLE_RETURN);
+                self.u128(*deposit_id);
+            }
+            PaymentCommand::FailReturn { deposit_id, reason } => {
+                self.u8(FAIL_RETURN);
+                self.u128(*deposit_id);
+                self.optional_text(reason);
+            }
         }
     }
 
@@ -249,6 +280,15 @@ impl Writer<'_> {
         self.optional_text(&d.reason);
         self.u64(d.opened_at_ns);
         self.u64(d.updated_at_ns);
+        self.u64(d.settled_at_ns);
+        match &d.return_to {
+            Some(payee) => {
+                self.u8(1);
+                self.payee(payee);
+            }
+            None => self.u8(0),
+        }
+        self.optional_text(&d.return_payment_id);
     }
 
     fn checkpoint_withdrawal(&mut self, w: &WithdrawalRecord) {
@@ -303,6 +343,9 @@ impl Writer<'_> {
                 self.u8(DEPOSIT_REFUSED);
                 self.u8(refusal.to_u8());
             }
+            DepositState::Returning => self.u8(DEPOSIT_RETURNING),
+            DepositState::Returned => self.u8(DEPOSIT_RETURNED),
+            DepositState::ReturnFailed => self.u8(DEPOSIT_RETURN_FAILED),
             state => self.u8(DEPOSIT_STATES
                 .iter()
                 .position(|s| *s == state)
@@ -370,6 +413,21 @@ impl Reader<'_> {
                 next_connector: Some(self.optional_text(CONNECTOR_NAME_LEN_MAX)?)
                     .filter(|n| !n.is_empty()),
             },
+            RETURN_DEPOSIT => PaymentCommand::ReturnDeposit {
+                deposit_id: self.u128()?,
+                payee: self.payee()?,
+            },
+            RETURN_ACCEPTED => PaymentCommand::ReturnAccepted {
+                deposit_id: self.u128()?,
+                payment_id: self.optional_text(BANK_REF_LEN_MAX)?,
+            },
+            SETTLE_RETURN => PaymentCommand::SettleReturn {
+                deposit_id: self.u128()?,
+            },
+            FAIL_RETURN => PaymentCommand::FailReturn {
+                deposit_id: self.u128()?,
+                reason: self.optional_text(REASON_LEN_MAX)?,
+            },
             _ => return Err(self.invalid("payment command", offset)),
         };
         match command.check() {
@@ -427,8 +485,10 @@ impl Reader<'_> {
         })
     }
 
+    /// `returns`: version 11 on, a deposit record ends with its return.
     pub(super) fn checkpoint_payments(
         &mut self,
+        returns: bool,
     ) -> Result<crate::ledger::PaymentBook, DecodeError> {
         let offset = self.offset;
         let connector_count = usize::from(self.u16()?);
@@ -443,7 +503,7 @@ impl Reader<'_> {
         let mut deposits = BTreeMap::new();
         for _ in 0..count {
             let offset = self.offset;
-            let deposit = self.checkpoint_deposit()?;
+            let deposit = self.checkpoint_deposit(returns)?;
             if deposits
                 .last_key_value()
                 .is_some_and(|(last, _)| *last >= deposit.deposit_id)
@@ -474,7 +534,7 @@ impl Reader<'_> {
         ))
     }
 
-    fn checkpoint_deposit(&mut self) -> Result<DepositRecord, DecodeError> {
+    fn checkpoint_deposit(&mut self, returns: bool) -> Result<DepositRecord, DecodeError> {
         let deposit_id = self.u128()?;
         let player_id = self.u128()?;
         let ledger = self.ledger()?;
@@ -493,6 +553,18 @@ impl Reader<'_> {
             reason: self.optional_text(REASON_LEN_MAX)?,
             opened_at_ns: self.u64()?,
             updated_at_ns: self.u64()?,
+            settled_at_ns: match returns {
+                true => self.u64()?,
+                false => 0,
+            },
+            return_to: match returns && self.present()? {
+                true => Some(self.payee()?),
+                false => None,
+            },
+            return_payment_id: match returns {
+                true => self.optional_text(BANK_REF_LEN_MAX)?,
+                false => String::new(),
+            },
         })
     }
 
@@ -577,6 +649,9 @@ impl Reader<'_> {
             DEPOSIT_REFUSED => DepositState::Refused(
                 Refusal::from_u8(self.u8()?).ok_or_else(|| self.invalid("refusal", offset))?,
             ),
+            DEPOSIT_RETURNING => DepositState::Returning,
+            DEPOSIT_RETURNED => DepositState::Returned,
+            DEPOSIT_RETURN_FAILED => DepositState::ReturnFailed,
             code => *DEPOSIT_STATES
                 .get(usize::from(code))
                 .ok_or_else(|| self.invalid("deposit state", offset))?,

@@ -14,7 +14,7 @@ use crate::ids::{
     LedgerCode,
 };
 use crate::payments::{
-    DepositRecord, DepositState, PaymentCommand, PaymentEvent, PaymentId, PaymentOutcome,
+    DepositRecord, DepositState, Payee, PaymentCommand, PaymentEvent, PaymentId, PaymentOutcome,
     PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX,
     CONNECTORS_MAX, REASONS_MAX,
 };
@@ -154,6 +154,17 @@ impl Ledger {
                 reason,
                 next_connector,
             } => self.fail_payout(*withdrawal_id, *attempt, reason, next_connector.as_deref()),
+            PaymentCommand::ReturnDeposit { deposit_id, payee } => {
+                self.return_deposit(*deposit_id, payee)
+            }
+            PaymentCommand::ReturnAccepted {
+                deposit_id,
+                payment_id,
+            } => self.return_accepted(*deposit_id, payment_id),
+            PaymentCommand::SettleReturn { deposit_id } => self.settle_return(*deposit_id),
+            PaymentCommand::FailReturn { deposit_id, reason } => {
+                self.fail_return(*deposit_id, reason)
+            }
         }
     }
 
@@ -195,6 +206,9 @@ impl Ledger {
             reason: String::new(),
             opened_at_ns: now,
             updated_at_ns: now,
+            settled_at_ns: 0,
+            return_to: None,
+            return_payment_id: String::new(),
         });
         O::Ok
     }
@@ -228,8 +242,8 @@ impl Ledger {
         };
         match existing.state {
             DepositState::Opening | DepositState::AwaitingAuthorisation => {}
-            DepositState::Settled | DepositState::Refused(_) => return O::Ok,
-            DepositState::Rejected | DepositState::Expired => return O::WrongState,
+            state if state.was_settled() => return O::Ok,
+            _ => return O::WrongState,
         }
         let mut record = DepositRecord::clone(existing);
         let connector = self
@@ -262,6 +276,7 @@ impl Ledger {
             }
         };
         record.updated_at_ns = self.entry_ns;
+        record.settled_at_ns = self.entry_ns;
         self.put_deposit(record);
         O::Ok
     }
@@ -286,6 +301,92 @@ impl Ledger {
         }
         let mut record = DepositRecord::clone(existing);
         record.state = failed;
+        record.reason = reason.to_string();
+        record.updated_at_ns = self.entry_ns;
+        self.put_deposit(record);
+        O::Ok
+    }
+
+    /// A refused deposit starts back to the account it came from.
+    fn return_deposit(&mut self, deposit_id: PaymentId, payee: &Payee) -> PaymentOutcome {
+        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+            return O::NotFound;
+        };
+        let refusal = match existing.state {
+            DepositState::Refused(refusal) => refusal,
+            DepositState::Returning | DepositState::Returned | DepositState::ReturnFailed
+                if existing.return_to.as_ref() == Some(payee) =>
+            {
+                return O::Ok
+            }
+            _ => return O::WrongState,
+        };
+        let mut record = DepositRecord::clone(existing);
+        record.state = DepositState::Returning;
+        record.reason = refusal.code().to_string();
+        record.return_to = Some(payee.clone());
+        record.updated_at_ns = self.entry_ns;
+        self.put_deposit(record);
+        O::Ok
+    }
+
+    fn return_accepted(&mut self, deposit_id: PaymentId, payment_id: &str) -> PaymentOutcome {
+        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+            return O::NotFound;
+        };
+        if existing.return_payment_id == payment_id {
+            return O::Ok;
+        }
+        if existing.state != DepositState::Returning || !existing.return_payment_id.is_empty() {
+            return O::WrongState;
+        }
+        let mut record = DepositRecord::clone(existing);
+        record.return_payment_id = payment_id.to_string();
+        record.updated_at_ns = self.entry_ns;
+        self.put_deposit(record);
+        O::Ok
+    }
+
+    /// The return was paid: the money leaves the returns account through the clearing
+    /// account of the bank it is paid from (the deposit's).
+    fn settle_return(&mut self, deposit_id: PaymentId) -> PaymentOutcome {
+        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+            return O::NotFound;
+        };
+        match existing.state {
+            DepositState::Returning => {}
+            DepositState::Returned => return O::Ok,
+            _ => return O::WrongState,
+        }
+        let mut record = DepositRecord::clone(existing);
+        let connector = self
+            .payments
+            .connector_number(&record.connector)
+            .expect("a deposit's connector was numbered when it opened");
+        let clearing = self
+            .slot_of_account(clearing_account_id(connector, record.ledger))
+            .expect("a settled deposit's clearing account exists");
+        let returns = self
+            .slot_of_account(returns_account_id(record.ledger))
+            .expect("a refused deposit's returns account exists");
+        self.wallet_transfer(returns, clearing, record.amount);
+        record.state = DepositState::Returned;
+        record.updated_at_ns = self.entry_ns;
+        self.put_deposit(record);
+        O::Ok
+    }
+
+    fn fail_return(&mut self, deposit_id: PaymentId, reason: &str) -> PaymentOutcome {
+        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+            return O::NotFound;
+        };
+        match existing.state {
+            DepositState::Refused(_) | DepositState::Returning => {}
+            DepositState::ReturnFailed => return O::Ok,
+            _ => return O::WrongState,
+        }
+        let mut record = DepositRecord::clone(existing);
+        record.state = DepositState::ReturnFailed;
         record.reason = reason.to_string();
         record.updated_at_ns = self.entry_ns;
         self.put_deposit(record);

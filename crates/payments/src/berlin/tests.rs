@@ -233,3 +233,116 @@ async fn a_pay_in_answers_the_sca_redirect() {
     assert_eq!(progress.status, PaymentStatus::AwaitingAuthorisation);
     assert_eq!(progress.payment_id.as_deref(), Some("p-5"));
 }
+
+/// A bank that knows payment `p-6` only under the domestic product, answering `payment` for
+/// it (or `status` with a Berlin Group error when not 200).
+async fn payer_bank(status: u16, payment: Value) -> FakeBank {
+    FakeBank::start(move |seen, _| {
+        if let Some(answer) = auth_routes(seen) {
+            return answer;
+        }
+        let unknown = json!({"tppMessages": [{"category": "ERROR", "code": "RESOURCE_UNKNOWN"}]});
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("GET", "/v1/payments/domestic-credit-transfers/p-6") if status == 200 => {
+                (200, payment.to_string())
+            }
+            ("GET", "/v1/payments/domestic-credit-transfers/p-6") => {
+                let error =
+                    json!({"tppMessages": [{"category": "ERROR", "code": "SERVICE_BLOCKED"}]});
+                (status, error.to_string())
+            }
+            _ => (404, unknown.to_string()),
+        }
+    })
+    .await
+}
+
+fn payer_handle(payment_id: Option<&str>) -> PayInHandle {
+    PayInHandle {
+        consent_id: "p-6".into(),
+        payment_id: payment_id.map(str::to_string),
+        idempotency_key: "dep-6".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_payer_is_the_payments_debtor_under_whichever_product_knows_it() {
+    let payment = json!({"endToEndIdentification": "6", "transactionStatus": "ACSC",
+        "instructedAmount": {"currency": "GBP", "amount": "1.00"},
+        "creditorAccount": {"bban": "04000000000001"}, "creditorName": "Croupier",
+        "debtorAccount": {"bban": "12-34-56 12345678"}, "debtorName": "Jane Doe"});
+    let bank = payer_bank(200, payment).await;
+    let connector = bank.connector(Protocol::BerlinGroup);
+    // The consent id is the payment id: the same answer with or without a payment id.
+    for handle in [payer_handle(None), payer_handle(Some("p-6"))] {
+        let payer = connector.pay_in_payer(&handle).await.unwrap();
+        assert_eq!(payer, Some(sort_code_party("Jane Doe")));
+    }
+    let asked: Vec<String> = bank
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/v1/payments/"))
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(
+        asked[..2],
+        [
+            "/v1/payments/sepa-credit-transfers/p-6",
+            "/v1/payments/domestic-credit-transfers/p-6"
+        ]
+    );
+    assert!(bank
+        .seen()
+        .iter()
+        .all(|s| s.method != "POST" || s.path == "/token"));
+}
+
+#[test]
+fn a_debtor_we_cannot_pay_back_is_no_payer() {
+    let with = |account: Value, name: Value| json!({"debtorAccount": account, "debtorName": name});
+    let iban = json!({"iban": "DE89 3704 0044 0532 0130 00"});
+    let unusable = [
+        json!({"transactionStatus": "ACSC"}),
+        with(json!({"maskedPan": "411111******1111"}), json!("Jane Doe")),
+        with(json!({"msisdn": "+447700900123"}), json!("Jane Doe")),
+        with(json!({"iban": "DE88370400440532013000"}), json!("Jane Doe")),
+        with(json!({"bban": "1234"}), json!("Jane Doe")),
+        with(
+            json!({"iban": "DE89370400440532013000", "bban": "20000012345678"}),
+            json!("Jane Doe"),
+        ),
+        with(iban.clone(), Value::Null),
+        with(iban.clone(), json!("")),
+    ];
+    for payment in unusable {
+        assert_eq!(payer_of(&payment), None, "{payment}");
+    }
+    let payer = payer_of(&with(iban, json!("Jane Doe"))).unwrap();
+    assert_eq!(
+        payer.account,
+        AccountRef::Iban {
+            iban: "DE89370400440532013000".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_payer_lookup_fails_as_the_bank_did() {
+    let bank = payer_bank(503, Value::Null).await;
+    let connector = bank.connector(Protocol::BerlinGroup);
+    let error = connector.pay_in_payer(&payer_handle(None)).await;
+    assert!(
+        matches!(error, Err(ConnectorError::Retryable(_))),
+        "{error:?}"
+    );
+    // Known under no product: the bank's refusal.
+    let unknown = PayInHandle {
+        consent_id: "p-404".into(),
+        ..payer_handle(None)
+    };
+    let error = connector.pay_in_payer(&unknown).await.unwrap_err();
+    assert!(
+        matches!(&error, ConnectorError::Declined { code, .. } if code == "RESOURCE_UNKNOWN"),
+        "{error:?}"
+    );
+}

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::transport::{iban_remainder, iban_valid};
+
 /// How an account is identified: decides how it is written back in each protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Scheme {
@@ -48,33 +50,6 @@ pub(crate) fn scheme_of(key: &str) -> Scheme {
     } else {
         Scheme::Iban
     }
-}
-
-/// The IBAN's remainder mod 97 with its first four characters moved to the end.
-fn iban_remainder(rearranged: &str) -> Option<u32> {
-    let mut remainder = 0u32;
-    for c in rearranged.chars() {
-        let value = c.to_digit(36)?;
-        remainder = if value < 10 {
-            (remainder * 10 + value) % 97
-        } else {
-            (remainder * 100 + value) % 97
-        };
-    }
-    Some(remainder)
-}
-
-fn iban_valid(iban: &str) -> bool {
-    let b = iban.as_bytes();
-    if !(15..=34).contains(&b.len())
-        || !b[..2].iter().all(u8::is_ascii_uppercase)
-        || !b[2..4].iter().all(u8::is_ascii_digit)
-        || !b.iter().all(u8::is_ascii_alphanumeric)
-    {
-        return false;
-    }
-    let rearranged = format!("{}{}", &iban[4..], &iban[..4]);
-    iban_remainder(&rearranged) == Some(1)
 }
 
 /// Sort code + account number (14 digits) derived from `seed`: the same seed, the same account.

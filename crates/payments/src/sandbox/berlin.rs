@@ -288,16 +288,29 @@ async fn get_status(
     .await
 }
 
+/// The initiation as sent, its status, and (once the payer authorised, for a pay-in) the
+/// debtor's account and name, as a bank reports who paid.
 async fn get_payment(
     State(bank): State<Shared>,
     Path((product, id)): Path<(String, String)>,
 ) -> Response {
-    with_payment(&bank, &product, &id, |p| {
-        let mut view = p.initiation.clone();
-        view["transactionStatus"] = Value::from(p.status.berlin());
-        Json(view).into_response()
-    })
-    .await
+    let state = bank.state.lock().await;
+    let payment = match state.payments.get(&id) {
+        Some(p) if p.product.as_deref() == Some(product.as_str()) => p,
+        _ => return unknown("no such payment"),
+    };
+    let mut view = payment.initiation.clone();
+    view["transactionStatus"] = Value::from(payment.status.berlin());
+    let debtor = payment.order.debtor.as_ref();
+    if let Some(account) = debtor.and_then(|key| state.accounts.get(key)) {
+        if view["debtorAccount"].is_null() {
+            view["debtorAccount"] = account.berlin();
+        }
+        if view["debtorName"].is_null() {
+            view["debtorName"] = Value::from(account.name.clone());
+        }
+    }
+    Json(view).into_response()
 }
 
 async fn start_authorisation(

@@ -505,16 +505,12 @@ async fn obie_accounts(State(bank): State<Shared>) -> Json<Value> {
     let accounts: Vec<Value> = own_accounts(&state)
         .iter()
         .map(|a| {
-            let scheme = match a.scheme {
-                Scheme::Iban => "UK.OBIE.IBAN",
-                Scheme::SortCode => "UK.OBIE.SortCodeAccountNumber",
-            };
             json!({
                 "AccountId": a.resource_id,
                 "Currency": a.currency,
                 "AccountType": "Business",
                 "AccountSubType": "CurrentAccount",
-                "Account": [{"SchemeName": scheme, "Identification": a.key, "Name": a.name}],
+                "Account": [a.obie()],
             })
         })
         .collect();
@@ -532,17 +528,11 @@ async fn berlin_accounts(State(bank): State<Shared>) -> Json<Value> {
     let accounts: Vec<Value> = own_accounts(&state)
         .iter()
         .map(|a| {
-            let mut view = json!({
-                "resourceId": a.resource_id,
-                "currency": a.currency,
-                "name": a.name,
-                "ownerName": a.name,
-            });
-            let field = match a.scheme {
-                Scheme::Iban => "iban",
-                Scheme::SortCode => "bban",
-            };
-            view[field] = Value::from(a.key.clone());
+            let mut view = a.berlin();
+            view["resourceId"] = Value::from(a.resource_id.clone());
+            view["currency"] = Value::from(a.currency.clone());
+            view["name"] = Value::from(a.name.clone());
+            view["ownerName"] = Value::from(a.name.clone());
             view
         })
         .collect();

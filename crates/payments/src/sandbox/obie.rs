@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::accounts::{normalise, Scheme};
 use super::bank::{check_parties, debtor_is_own, Bank};
-use super::state::{Consent, ConsentStatus, Event, Order, PayStatus, Payment, Replay, Stored};
+use super::state::{
+    Consent, ConsentStatus, Event, Order, PayStatus, Payment, Replay, State as BankState, Stored,
+};
 use super::util::{datetime_of_ms, now_ms, random_id, sha256_hex};
 use super::web::{full, internal, problem, Shape, Shared};
 use crate::jws::verify_detached;
@@ -179,6 +181,9 @@ fn consent_json(bank: &Bank, consent: &Consent) -> Value {
     if consent.expired {
         data["Expired"] = Value::Bool(true);
     }
+    if consent.read_refund_account {
+        data["ReadRefundAccount"] = Value::from("Yes");
+    }
     let link = format!(
         "{}{BASE}/domestic-payment-consents/{}",
         bank.base_url, consent.id
@@ -186,7 +191,28 @@ fn consent_json(bank: &Bank, consent: &Consent) -> Value {
     json!({"Data": data, "Risk": {}, "Links": {"Self": link}, "Meta": {}})
 }
 
-fn payment_json(bank: &Bank, payment: &Payment) -> Value {
+/// `Data.ReadRefundAccount`: "Yes", "No" or absent (no).
+fn parse_read_refund(data: &Value) -> Result<bool, &'static str> {
+    match &data["ReadRefundAccount"] {
+        Value::Null => Ok(false),
+        Value::String(text) if text == "Yes" => Ok(true),
+        Value::String(text) if text == "No" => Ok(false),
+        _ => Err("Data.ReadRefundAccount is \"Yes\" or \"No\""),
+    }
+}
+
+/// `Data.Refund.Account` of a payment: the debtor's account, when its consent asked for it
+/// and the customer has picked the account (on the authorisation page, for a pay-in).
+fn refund_account(state: &BankState, payment: &Payment) -> Option<Value> {
+    let consent = state.consents.get(payment.consent_id.as_deref()?)?;
+    if !consent.read_refund_account {
+        return None;
+    }
+    let debtor = state.accounts.get(payment.order.debtor.as_deref()?)?;
+    Some(debtor.obie())
+}
+
+fn payment_json(bank: &Bank, state: &BankState, payment: &Payment) -> Value {
     let mut data = json!({
         "DomesticPaymentId": payment.id,
         "ConsentId": payment.consent_id,
@@ -197,6 +223,9 @@ fn payment_json(bank: &Bank, payment: &Payment) -> Value {
     });
     if let Some(reason) = &payment.reason {
         data["StatusDetail"] = json!({ "Status": "Rejected", "StatusReason": reason });
+    }
+    if let Some(account) = refund_account(state, payment) {
+        data["Refund"] = json!({ "Account": account });
     }
     let link = format!("{}{BASE}/domestic-payments/{}", bank.base_url, payment.id);
     json!({"Data": data, "Links": {"Self": link}, "Meta": {}})
@@ -227,6 +256,8 @@ async fn create_consent(
         .map_err(|_| bad("UK.OBIE.Field.Invalid", "the body is not JSON"))?;
     let initiation = request["Data"]["Initiation"].clone();
     let order = parse_order(&initiation).map_err(|m| bad("UK.OBIE.Field.Invalid", &m))?;
+    let read_refund_account =
+        parse_read_refund(&request["Data"]).map_err(|m| bad("UK.OBIE.Field.Invalid", m))?;
     let body_sha256 = sha256_hex(body);
     let mut state = bank.state.lock().await;
     match state.replay(&key, &body_sha256) {
@@ -257,6 +288,7 @@ async fn create_consent(
         updated_ms: now,
         expires_ms: now + bank.config.consent_ttl_s * 1000,
         payment_id: None,
+        read_refund_account,
     };
     let answer = consent_json(bank, &consent).to_string();
     let stored = Stored {
@@ -294,7 +326,7 @@ async fn get_consent(State(bank): State<Shared>, Path(id): Path<String>) -> Resp
 async fn get_payment(State(bank): State<Shared>, Path(id): Path<String>) -> Response {
     let state = bank.state.lock().await;
     match state.payments.get(&id) {
-        Some(payment) => axum::Json(payment_json(&bank, payment)).into_response(),
+        Some(payment) => axum::Json(payment_json(&bank, &state, payment)).into_response(),
         None => problem(
             Shape::Obie,
             StatusCode::NOT_FOUND,
@@ -364,7 +396,7 @@ async fn create_payment(
         .as_ref()
         .and_then(|id| state.payments.get(id))
     {
-        return Ok((payment_json(bank, payment).to_string(), false, None));
+        return Ok((payment_json(bank, &state, payment).to_string(), false, None));
     }
     if consent.status != ConsentStatus::Authorised {
         let message = format!("the consent is {}", consent.status.obie());
@@ -392,7 +424,7 @@ async fn create_payment(
     consent.status = ConsentStatus::Consumed;
     consent.payment_id = Some(payment.id.clone());
     consent.updated_ms = now;
-    let answer = payment_json(bank, &payment).to_string();
+    let answer = payment_json(bank, &state, &payment).to_string();
     let settle = payment.settle_at_ms.map(|due| (payment.id.clone(), due));
     tracing::info!(payment = %payment.id, status = payment.status.obie(), "payment made");
     let stored = Stored {

@@ -91,6 +91,10 @@ pub(crate) struct Consent {
     pub updated_ms: u64,
     pub expires_ms: u64,
     pub payment_id: Option<String>,
+    /// `Data.ReadRefundAccount` was "Yes": its payment reports the debtor's account
+    /// (`Data.Refund.Account`). Absent from journals written before it existed: no.
+    #[serde(default)]
+    pub read_refund_account: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +155,25 @@ pub(crate) struct Payment {
     pub settle_at_ms: Option<u64>,
     /// Berlin Group: the initiation's TPP-Notification-URI.
     pub notification_uri: Option<String>,
+}
+
+impl Account {
+    /// OBIE's `{"SchemeName","Identification","Name"}` of the account.
+    pub(crate) fn obie(&self) -> Value {
+        let scheme = match self.scheme {
+            Scheme::Iban => "UK.OBIE.IBAN",
+            Scheme::SortCode => "UK.OBIE.SortCodeAccountNumber",
+        };
+        serde_json::json!({"SchemeName": scheme, "Identification": self.key, "Name": self.name})
+    }
+
+    /// Berlin Group's account reference: `{"iban"}`, or the sandbox's `{"bban"}` (14 digits).
+    pub(crate) fn berlin(&self) -> Value {
+        match self.scheme {
+            Scheme::Iban => serde_json::json!({ "iban": self.key }),
+            Scheme::SortCode => serde_json::json!({ "bban": self.key }),
+        }
+    }
 }
 
 /// A first response kept for its idempotency key.

@@ -322,7 +322,8 @@ async fn a_refused_signature_registers_the_key_and_retries_once() {
             "/token",
             "/open-banking/v3.1/pisp/domestic-payment-consents",
             "/register",
-            "/open-banking/v3.1/pisp/domestic-payment-consents"
+            "/open-banking/v3.1/pisp/domestic-payment-consents",
+            "/jwks.json"
         ]
     );
 }

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use croupier_cluster::{CommittedEvent, Consensus, Node};
+use croupier_cluster::{CommittedEvent, Consensus, EventSubscription, Node};
 
 use crate::cursor::CursorSaver;
 use croupier_core::cases::{CaseAction, CaseCommand, NewCase};
@@ -226,13 +226,19 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
         }
     };
     let acked = subscription.acked().unwrap_or(0);
-    rebuild_windows(&node, &shared, acked).await;
+    rebuild_windows(&node, &shared, 0, acked).await;
     // A restart replays what came after the saved cursor, and the replayed decisions have the
     // same case ids, so the ledger opens nothing twice.
     let mut cursor = CursorSaver::new(CONSUMER_NAME, acked);
     let mut rules_seen = rules_mtime(&shared);
     let mut rules_check = tokio::time::interval(RULES_CHECK_INTERVAL);
+    let mut caught_up = false;
     while !*stop.borrow() {
+        let serving = node.is_serving_writes();
+        if serving && !caught_up {
+            catch_up(&node, &shared, &mut subscription).await;
+        }
+        caught_up = serving;
         tokio::select! {
             biased;
             changed = stop.changed() => match changed {
@@ -279,9 +285,19 @@ fn record_lag(batch: &[CommittedEvent]) {
     metrics::counter!("croupier_aml_events_total").increment(batch.len() as u64);
 }
 
-/// Replays the retained feed up to `acked` into the windows, proposing nothing.
-async fn rebuild_windows(node: &Node, shared: &AmlShared, acked: u64) {
-    let mut after = 0;
+/// This node just began serving writes: the pipeline starts after what the last node that
+/// ran it acknowledged (the replicated cursor), and builds its windows over the events it
+/// skips without deciding on them again (that node did).
+async fn catch_up(node: &Node, shared: &AmlShared, subscription: &mut EventSubscription) {
+    match subscription.catch_up_to_replicated().await {
+        Ok(Some((after, through))) => rebuild_windows(node, shared, after, through).await,
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "AML: the replicated cursor is unread"),
+    }
+}
+
+/// Replays the retained feed after `after` up to `acked` into the windows, proposing nothing.
+async fn rebuild_windows(node: &Node, shared: &AmlShared, mut after: u64, acked: u64) {
     while after < acked {
         let Ok(page) = node.events_after(after, BATCH_EVENTS_MAX).await else {
             return;

@@ -163,6 +163,16 @@ async fn player_facts<C: Consensus>(
         .await
 }
 
+/// The player's country as routing rules name it (None: not known), read from this node's
+/// applied state as `player_facts` is: a route taken after a case or on fail-over obeys the same
+/// country rules as the first one.
+pub(crate) async fn player_country<C: Consensus>(
+    state: &AppState<C>,
+    player_id: u128,
+) -> Result<Option<String>, crate::ApiError> {
+    Ok(player_facts(state, player_id).await?.country)
+}
+
 /// The case a hold opens: derived from the withdrawal, so a repeated decision opens one.
 pub(crate) fn hold_case_id(withdrawal_id: u128) -> u128 {
     let digest = Sha256::new()

@@ -19,44 +19,19 @@ use croupier_core::payments::{
     DepositRecord, DepositState, PaymentCommand, PaymentOutcome, WithdrawalDecision,
     WithdrawalRecord, WithdrawalState,
 };
-use croupier_core::{Command, CommandResult};
 use croupier_payments::connector::{
-    Connector, ConnectorError, PayInHandle, PayInRequest, PayOutRequest, PaymentStatus,
+    Connector, ConnectorError, PayInRequest, PayOutRequest, PaymentStatus,
 };
 use croupier_payments::routing::Payment;
 
-use super::decide::{account_kind, decide, party_of};
+use super::decide::{account_kind, decide, party_of, player_country};
+use super::steps::{declined, pay_in_of, propose, propose_ok, DriveError, Step};
 use super::{deposit_key, payout_key, Payments, Work};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Steps one task takes on a payment before it lets the scan come back to it.
 const STEPS_PER_DRIVE_MAX: usize = 8;
-
-/// Why a drive stopped early (logged; the scan tries again).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DriveError {
-    #[error("the ledger: {0}")]
-    Ledger(String),
-    #[error("the payment's connector {0} is not configured")]
-    UnknownConnector(String),
-}
-
-impl From<ApiError> for DriveError {
-    fn from(error: ApiError) -> Self {
-        DriveError::Ledger(format!("{}: {}", error.code, error.message))
-    }
-}
-
-/// What one step did.
-pub(crate) enum Step {
-    /// Something changed: take the next step now.
-    Again,
-    /// Waiting on the player, the bank or a case: look again later.
-    Wait,
-    /// Final: nothing more to do.
-    Done,
-}
 
 /// The driver's loop: a pass over the open payments every `poll_interval_ms`, or sooner when
 /// kicked; stops when `stop` turns true.
@@ -293,30 +268,6 @@ pub(crate) async fn read_withdrawal<C: Consensus>(
         .await
 }
 
-/// Proposes one payment command; answers its outcome.
-pub(crate) async fn propose<C: Consensus>(
-    state: &AppState<C>,
-    command: PaymentCommand,
-) -> Result<PaymentOutcome, ApiError> {
-    match state.commit(Command::Payment(command)).await? {
-        CommandResult::Payment(outcome) => Ok(outcome),
-        _ => Err(ApiError::internal(
-            "the ledger answered in an unexpected shape",
-        )),
-    }
-}
-
-/// Proposes a step whose only acceptable answer is `ok` (a repeat is `ok` too).
-async fn propose_ok<C: Consensus>(
-    state: &AppState<C>,
-    command: PaymentCommand,
-) -> Result<Step, DriveError> {
-    match propose(state, command).await? {
-        PaymentOutcome::Ok => Ok(Step::Again),
-        outcome => Err(DriveError::Ledger(outcome.code().to_string())),
-    }
-}
-
 async fn deposit_step<C: Consensus>(
     state: &AppState<C>,
     payments: &Payments,
@@ -325,6 +276,9 @@ async fn deposit_step<C: Consensus>(
     match record.state {
         DepositState::Opening => start_deposit(state, payments, record).await,
         DepositState::AwaitingAuthorisation => poll_deposit(state, payments, record).await,
+        DepositState::Refused(_) | DepositState::Returning => {
+            super::returns::return_step(state, payments, record).await
+        }
         _ => Ok(Step::Done),
     }
 }
@@ -374,14 +328,7 @@ async fn poll_deposit<C: Consensus>(
     payments: &Payments,
     record: &DepositRecord,
 ) -> Result<Step, DriveError> {
-    let connector = payments
-        .connector(&record.connector)
-        .ok_or_else(|| DriveError::UnknownConnector(record.connector.clone()))?;
-    let handle = PayInHandle {
-        consent_id: record.consent_id.clone(),
-        payment_id: payments.deposit_payment_id(record.deposit_id),
-        idempotency_key: deposit_key(record.deposit_id, "p"),
-    };
+    let (connector, handle) = pay_in_of(payments, record)?;
     let progress = match connector.pay_in_progress(&handle).await {
         Ok(progress) => progress,
         Err(error) => return deposit_failed(state, payments, record, error).await,
@@ -426,21 +373,15 @@ async fn deposit_failed<C: Consensus>(
     record: &DepositRecord,
     error: ConnectorError,
 ) -> Result<Step, DriveError> {
-    payments.record(
-        &record.connector,
-        !matches!(error, ConnectorError::Retryable(_)),
-    );
-    match error {
-        ConnectorError::Declined { code, .. } => {
-            let failed = PaymentCommand::FailDeposit {
-                deposit_id: record.deposit_id,
-                expired: false,
-                reason: code.chars().take(64).collect(),
-            };
-            propose_ok(state, failed).await
-        }
-        ConnectorError::Retryable(_) | ConnectorError::Unknown(_) => Ok(Step::Wait),
-    }
+    let Some(code) = declined(payments, &record.connector, error) else {
+        return Ok(Step::Wait);
+    };
+    let failed = PaymentCommand::FailDeposit {
+        deposit_id: record.deposit_id,
+        expired: false,
+        reason: code.chars().take(64).collect(),
+    };
+    propose_ok(state, failed).await
 }
 
 async fn withdrawal_step<C: Consensus>(
@@ -522,9 +463,10 @@ async fn after_case<C: Consensus>(
     let (decision, reasons) = match decision {
         CaseDecision::Clear => {
             let currency = record.ledger.to_string();
+            let country = player_country(state, record.player_id).await?;
             let payment = Payment {
                 currency: &currency,
-                country: None,
+                country: country.as_deref(),
                 amount_minor: record.amount,
                 account: account_kind(&record.payee.account),
             };
@@ -662,9 +604,10 @@ async fn payout_failed<C: Consensus>(
                 .map(|a| a.connector.as_str())
                 .collect();
             let currency = record.ledger.to_string();
+            let country = player_country(state, record.player_id).await?;
             let payment = Payment {
                 currency: &currency,
-                country: None,
+                country: country.as_deref(),
                 amount_minor: record.amount,
                 account: account_kind(&record.payee.account),
             };

@@ -12,6 +12,8 @@
 
 pub mod decide;
 pub mod driver;
+pub mod returns;
+pub mod steps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -277,6 +279,14 @@ impl Payments {
             bank_ids.work_of.remove(&key);
         }
         drop(bank_ids);
+        if let Work::Withdrawal(id) = work {
+            // Its attempts end with it (a decline before any send never met `attempt_sent`).
+            let mut fresh = self
+                .fresh_attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            fresh.retain(|&(withdrawal_id, _)| withdrawal_id != id);
+        }
         if let Work::Deposit(id) = work {
             let mut ids = self
                 .deposit_payment_ids
@@ -375,4 +385,31 @@ pub fn deposit_key(deposit_id: u128, step: &str) -> String {
 /// same key, a new attempt (another connector) a new one.
 pub fn payout_key(withdrawal_id: u128, attempt: u8) -> String {
     format!("wd-{withdrawal_id:x}-{attempt}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: an attempt a decline ended before any send stayed among the fresh
+    /// attempts for as long as the process ran.
+    #[test]
+    fn a_finished_withdrawal_forgets_its_payout_attempts() {
+        let key = croupier_payments::jws::SigningKey::generate().unwrap();
+        let config = PaymentsConfig {
+            signing_key: Some(Arc::new(key)),
+            ..PaymentsConfig::default()
+        };
+        let payments = Payments::new(config).unwrap();
+        payments.attempt_created(7, 0);
+        payments.attempt_created(7, 1);
+        payments.attempt_created(8, 0);
+        payments.forget(Work::Withdrawal(7));
+        assert!(!payments.attempt_is_fresh(7, 0));
+        assert!(!payments.attempt_is_fresh(7, 1));
+        assert!(
+            payments.attempt_is_fresh(8, 0),
+            "another withdrawal's stays"
+        );
+    }
 }

@@ -20,7 +20,8 @@ use utoipa::ToSchema;
 use crate::auth::{Allowed, Caller, OperatorOrOwnerRead, PlayerOnly};
 use crate::error::{json_response, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::payments::driver::{propose, read_deposit, read_withdrawal, spawn_drive, start_deposit};
+use crate::payments::driver::{read_deposit, read_withdrawal, spawn_drive, start_deposit};
+use crate::payments::steps::propose;
 use crate::payments::{Payments, Work};
 use crate::routes::compliance::player_not_found;
 use crate::state::AppState;
@@ -52,14 +53,16 @@ fn positive_amount_schema() -> utoipa::openapi::schema::Object {
 #[derive(Serialize, ToSchema)]
 pub struct DepositOut {
     deposit_id: IdOut,
-    /// opening, awaiting_authorisation, settled, rejected, expired or refused.
+    /// opening, awaiting_authorisation, settled, rejected, expired; or refused (the bank
+    /// paid but the player's limits or status refused the credit), then returning, returned
+    /// (the money went back to the account it came from) or return_failed.
     state: &'static str,
     /// The bank's page where the player authorises the payment (once the bank has it).
     authorisation_url: Option<String>,
     connector: String,
     amount: u64,
     ledger: String,
-    /// Why it was rejected or refused ("" otherwise).
+    /// Why it was rejected or refused, or why its return failed ("" otherwise).
     reason: String,
 }
 
@@ -473,9 +476,11 @@ pub struct MovementsQuery {
 /// One movement of money at a bank as the ledger recorded it.
 #[derive(Serialize, ToSchema)]
 pub struct MovementOut {
-    /// The deposit or withdrawal id: the bank statement's end-to-end id.
-    reference: IdOut,
-    /// deposit (money in: a credit on the bank statement) or withdrawal (a debit).
+    /// The deposit or withdrawal id (a deposit's return: `R` and the deposit id): the bank
+    /// statement's end-to-end id.
+    reference: String,
+    /// deposit (money in: a credit on the bank statement), withdrawal or deposit_return (a
+    /// refused deposit sent back: debits).
     kind: &'static str,
     amount: u64,
     ledger: String,
@@ -533,42 +538,7 @@ pub async fn movements<C: Consensus>(
     let (from, to) = (query.from, query.to);
     let movements = state
         .read(move |view| {
-            let ledger = view.ledger();
-            let day = |at_ns: u64| CivilDate::from_unix_s(at_ns / 1_000_000_000).to_string();
-            let in_range = |date: &String| *date >= from && *date <= to;
-            let deposits = ledger.deposits().filter(|d| {
-                d.connector == connector
-                    && matches!(
-                        d.state,
-                        croupier_core::payments::DepositState::Settled
-                            | croupier_core::payments::DepositState::Refused(_)
-                    )
-            });
-            let deposits = deposits.map(|d| MovementOut {
-                reference: IdOut(d.deposit_id),
-                kind: "deposit",
-                amount: d.amount,
-                ledger: d.ledger.to_string(),
-                state: d.state.name(),
-                date: day(d.updated_at_ns),
-            });
-            let withdrawals = ledger.withdrawals().filter(|w| {
-                w.state == croupier_core::payments::WithdrawalState::Paid
-                    && w.attempts.last().is_some_and(|a| a.connector == connector)
-            });
-            let withdrawals = withdrawals.map(|w| MovementOut {
-                reference: IdOut(w.withdrawal_id),
-                kind: "withdrawal",
-                amount: w.amount,
-                ledger: w.ledger.to_string(),
-                state: w.state.name(),
-                date: day(w.updated_at_ns),
-            });
-            let listed: Vec<MovementOut> = deposits
-                .chain(withdrawals)
-                .filter(|m| in_range(&m.date))
-                .take(MOVEMENTS_MAX + 1)
-                .collect();
+            let listed = connector_movements(view.ledger(), &connector, &from, &to);
             (connector, listed)
         })
         .await?;
@@ -587,6 +557,83 @@ pub async fn movements<C: Consensus>(
             movements,
         },
     ))
+}
+
+/// The connector's movements the ledger recorded from day `from` to day `to` (UTC, both
+/// included), at most `MOVEMENTS_MAX + 1`: settled deposits (refused ones too: the money
+/// reached the bank), their returns, and paid withdrawals.
+fn connector_movements(
+    ledger: &croupier_core::Ledger,
+    connector: &str,
+    from: &str,
+    to: &str,
+) -> Vec<MovementOut> {
+    use croupier_core::payments::{DepositState, WithdrawalState};
+    use croupier_risk::identity::CivilDate;
+    let day = |at_ns: u64| CivilDate::from_unix_s(at_ns / 1_000_000_000).to_string();
+    let movement =
+        |reference: String, kind, amount, ledger: croupier_core::LedgerCode, state, at_ns| {
+            MovementOut {
+                reference,
+                kind,
+                amount,
+                ledger: ledger.to_string(),
+                state,
+                date: day(at_ns),
+            }
+        };
+    let deposits = ledger
+        .deposits()
+        .filter(|d| d.connector == connector && d.state.was_settled());
+    let deposits = deposits.flat_map(|d| {
+        // Recorded before version 11 kept the settlement's time: its last change is the best.
+        let settled_at = match d.settled_at_ns {
+            0 => d.updated_at_ns,
+            at => at,
+        };
+        let id = d.deposit_id.to_string();
+        let credit = movement(
+            id,
+            "deposit",
+            d.amount,
+            d.ledger,
+            d.state.name(),
+            settled_at,
+        );
+        let returned = (d.state == DepositState::Returned).then(|| {
+            let reference = crate::payments::returns::return_reference(d.deposit_id);
+            let state = d.state.name();
+            movement(
+                reference,
+                "deposit_return",
+                d.amount,
+                d.ledger,
+                state,
+                d.updated_at_ns,
+            )
+        });
+        std::iter::once(credit).chain(returned)
+    });
+    let withdrawals = ledger.withdrawals().filter(|w| {
+        w.state == WithdrawalState::Paid
+            && w.attempts.last().is_some_and(|a| a.connector == connector)
+    });
+    let withdrawals = withdrawals.map(|w| {
+        let id = w.withdrawal_id.to_string();
+        movement(
+            id,
+            "withdrawal",
+            w.amount,
+            w.ledger,
+            w.state.name(),
+            w.updated_at_ns,
+        )
+    });
+    deposits
+        .chain(withdrawals)
+        .filter(|m| m.date.as_str() >= from && m.date.as_str() <= to)
+        .take(MOVEMENTS_MAX + 1)
+        .collect()
 }
 
 fn visible(caller: &Caller, owner: u128) -> bool {

@@ -139,10 +139,20 @@ async fn run_endpoint(node: Node, sender: Sender) {
     };
     let mut cursor = CursorSaver::new(consumer.clone(), subscription.acked().unwrap_or(0));
     let mut stop = sender.stop.clone();
+    let mut caught_up = false;
     while !sender.stopped() {
         if !node.is_serving_writes() {
+            caught_up = false;
             sender.pause(IDLE_WAIT).await;
             continue;
+        }
+        if !caught_up {
+            // This node just began serving writes: start after what the last one that did
+            // acknowledged, not from this node's own (older) cursor.
+            if let Err(error) = subscription.catch_up_to_replicated().await {
+                tracing::warn!(%consumer, %error, "webhooks: the replicated cursor is unread");
+            }
+            caught_up = true;
         }
         let batch = tokio::select! {
             batch = subscription.next_batch(BATCH_EVENTS_MAX) => batch,

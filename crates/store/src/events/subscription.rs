@@ -68,6 +68,18 @@ impl Subscription {
         Ok(())
     }
 
+    /// Moves this consumer's cursor up to `position`, acknowledged elsewhere (the replicated
+    /// cursor another node serving writes left): delivery resumes after it. A position at or
+    /// behind this subscription's acknowledged one changes nothing.
+    pub fn resume_after(&mut self, position: u64) -> Result<(), StoreError> {
+        if self.acked.is_some_and(|acked| acked >= position) || position == 0 {
+            return Ok(());
+        }
+        self.acked = Some(self.cursors.ack(&self.name, position)?);
+        self.delivered = self.delivered.max(position);
+        Ok(())
+    }
+
     /// Hands out everything after the last acknowledged event again (after a failed batch),
     /// exactly as a restart would.
     pub fn rewind(&mut self) {
