@@ -150,21 +150,37 @@ fn flood(
     });
 }
 
+/// The round with every bet, read a page at a time (a page holds at most 1,000).
 fn round(api: &Api, round: u64) -> Value {
-    api.ok(&format!("/v1/rounds/{round}"), None)
+    let mut whole = api.ok(&format!("/v1/rounds/{round}?bets_limit=1000"), None);
+    let mut next = whole["bets_next"].as_u64();
+    while let Some(after) = next {
+        let path = format!("/v1/rounds/{round}?bets_limit=1000&bets_after={after}");
+        let page = api.ok(&path, None);
+        let bets = page["bets"].as_array().unwrap().clone();
+        assert!(!bets.is_empty(), "a page with a next cursor but no bets");
+        whole["bets"].as_array_mut().unwrap().extend(bets);
+        next = page["bets_next"].as_u64();
+    }
+    assert_eq!(
+        whole["bets"].as_array().unwrap().len() as u64,
+        whole["bets_count"].as_u64().unwrap(),
+        "the pages hold every bet of round {round} once"
+    );
+    whole
 }
 
 fn wait_finished(api: &Api, id: u64) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let now = round(api, id);
-        if now["state"] == "settled" || now["state"] == "voided" {
-            return now;
+        let head = api.ok(&format!("/v1/rounds/{id}?bets_limit=1"), None);
+        if head["state"] == "settled" || head["state"] == "voided" {
+            return round(api, id);
         }
         assert!(
             Instant::now() < deadline,
             "round {id} never finished: {}",
-            now["state"]
+            head["state"]
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -99,7 +99,7 @@ async function refreshTables() {
   try {
     state.tables = await get('/v1/tables');
     const current = await Promise.all(state.tables.map((table) => table.round_id
-      ? get(`/v1/tables/${table.id}/rounds?limit=1`).then((r) => r.rounds[0]).catch(() => null)
+      ? get(`/v1/tables/${table.id}/rounds?limit=1&bets_limit=1`).then((r) => r.rounds[0]).catch(() => null)
       : null));
     $('console-error').textContent = '';
     $('tables').replaceChildren(...state.tables.map((table, i) => {
@@ -111,7 +111,7 @@ async function refreshTables() {
         el('td', { text: table.state }),
         el('td', { text: table.round_id ? `#${Number(BigInt(table.round_id) & 0xffffffffn)}` : '—' }),
         el('td', { text: left === null ? '—' : left > 0 ? `in ${(left / 1000).toFixed(1)} s` : 'closed' }),
-        el('td', { class: 'num', text: round ? String(round.bets.length) : '—' }),
+        el('td', { class: 'num', text: round ? String(round.bets_count) : '—' }),
         el('td', { class: 'num', text: round ? money(round.stakes_total, table.currency) : '—' }));
     }));
     renderGgr();

@@ -584,7 +584,7 @@ async function announce(message) {
   if (!mine && state.placed.has(message.round_id)) {
     // The message did not name this player (anonymous connection): ask game recall.
     try {
-      const round = await api(`/v1/rounds/${message.round_id}`, { token: state.token });
+      const round = await api(`/v1/rounds/${message.round_id}?bets_limit=1000`, { token: state.token });
       mine = ownSummary(round);
     } catch (error) {
       handleAuth(error);
@@ -621,7 +621,7 @@ async function loadRounds() {
   if (!table) return;
   let rounds;
   try {
-    ({ rounds } = await api(`/v1/tables/${table.id}/rounds?limit=10`, { token: state.token }));
+    ({ rounds } = await api(`/v1/tables/${table.id}/rounds?limit=10&bets_limit=1000`, { token: state.token }));
   } catch (error) {
     handleAuth(error);
     return;
@@ -753,7 +753,7 @@ class LiveFeed {
   async poll() {
     let rounds;
     try {
-      ({ rounds } = await api(`/v1/tables/${this.table.id}/rounds?limit=2`, { token: this.token }));
+      ({ rounds } = await api(`/v1/tables/${this.table.id}/rounds?limit=2&bets_limit=1000`, { token: this.token }));
     } catch (error) {
       if (handleAuth(error)) this.stop();
       return;
@@ -780,7 +780,7 @@ class LiveFeed {
         client_seed: round.client_seed, nonce: round.nonce });
     }
     if (was < 2 && now >= 2) {
-      out.push({ ...base, type: 'round_closed', bets: (round.bets || []).length, stakes_total: round.stakes_total });
+      out.push({ ...base, type: 'round_closed', bets: round.bets_count ?? 0, stakes_total: round.stakes_total });
     }
     if (was < 3 && now >= 3 && round.outcome) {
       out.push({ ...base, type: 'round_drawn', outcome: round.outcome, server_seed: round.server_seed,

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::tables::{
-    round_parts, Round, RoundId, SpotStake, Table, TableBet, TableCommand, TableId, TableLimits,
-    TableOutcome, SPOTS_PER_BET_MAX,
+    round_parts, PlacedBet, Round, RoundId, SpotStake, Table, TableBet, TableCommand, TableId,
+    TableLimits, TableOutcome, SPOTS_PER_BET_MAX,
 };
 use croupier_core::{Command, CommandResult};
 use croupier_games::live::{LiveLayout, LiveTable};
@@ -31,6 +31,10 @@ use crate::wire::{parse_ledger, IdIn, IdOut, U32In, U64In};
 
 /// Rounds a recall page returns by default (at most the current one and the 10 kept).
 const ROUNDS_LIMIT_DEFAULT: usize = 10;
+/// Bets a round carries in one answer unless asked otherwise, and at most: a busy round holds
+/// tens of thousands (an operator's recall of one was tens of megabytes before it paged).
+const BETS_LIMIT_DEFAULT: usize = 100;
+const BETS_LIMIT_MAX: usize = 1_000;
 
 #[derive(Serialize, ToSchema)]
 pub struct TableOut {
@@ -203,8 +207,14 @@ pub struct RoundOut {
     stakes_total: u64,
     #[schema(value_type = u64)]
     paid_total: u128,
-    /// Every bet for an operator; a player's own bets only.
+    /// A page of the round's bets in the order they were accepted: every bet for an operator,
+    /// a player's own bets only.
     bets: Vec<RoundBetOut>,
+    /// How many bets the caller sees in the round (all pages).
+    bets_count: u64,
+    /// Pass as `bets_after` to `GET /v1/rounds/{round_id}` for the next page; absent on the
+    /// last one.
+    bets_next: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -220,6 +230,41 @@ pub struct RoundsQuery {
     /// 1 to 11, default 10.
     #[param(minimum = 1, maximum = 11)]
     pub limit: Option<u64>,
+    /// Bets per round, 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub bets_limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RoundQuery {
+    /// The `bets_next` of the previous page; absent: from the round's first bet.
+    pub bets_after: Option<u64>,
+    /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub bets_limit: Option<u64>,
+}
+
+/// Which of a round's bets an answer carries: from a position in the round's bet list (the
+/// cursor stays valid while the round takes more bets: they only append), at most `limit`.
+#[derive(Clone, Copy)]
+struct BetsPage {
+    after: usize,
+    limit: usize,
+}
+
+impl BetsPage {
+    fn new(after: Option<u64>, limit: Option<u64>) -> Result<BetsPage, ApiError> {
+        let limit = match limit {
+            None => BETS_LIMIT_DEFAULT,
+            Some(n) if (1..=BETS_LIMIT_MAX as u64).contains(&n) => n as usize,
+            Some(_) => return Err(ApiError::invalid_query("bets_limit must be 1 to 1000")),
+        };
+        // A position past every round's end is an empty last page, not an error.
+        let after = usize::try_from(after.unwrap_or(0)).unwrap_or(usize::MAX);
+        Ok(BetsPage { after, limit })
+    }
 }
 
 /// The live tables, with their current round.
@@ -594,6 +639,7 @@ pub async fn rounds<C: Consensus>(
         Some(n @ 1..=11) => n as usize,
         Some(_) => return Err(ApiError::invalid_query("limit must be 1 to 11")),
     };
+    let page = BetsPage::new(None, query.bets_limit)?;
     let viewer = caller.player();
     let tables = Arc::clone(state.tables());
     let rounds = state
@@ -603,7 +649,7 @@ pub async fn rounds<C: Consensus>(
             let newest_first = table.current.iter().chain(table.recent.iter().rev());
             let out = newest_first
                 .take(limit)
-                .map(|r| round_out(r, viewer, &spots));
+                .map(|r| round_out(r, viewer, &spots, page));
             Some(out.collect::<Vec<_>>())
         })
         .await?
@@ -614,11 +660,11 @@ pub async fn rounds<C: Consensus>(
 /// One round: outcome, proof, bets, payouts and balances (a player's own bets only).
 #[utoipa::path(
     get, path = crate::paths::ROUTE_ROUND, tag = "tables",
-    params(("round_id" = crate::schema::RoundId, Path)),
+    params(("round_id" = crate::schema::RoundId, Path), RoundQuery),
     security(("operator_key" = []), ("player_session" = [])),
     responses(
         (status = 200, body = RoundOut),
-        (status = 400, description = "invalid_path", body = ErrorBody),
+        (status = 400, description = "invalid_path or invalid_query", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, description = "round_not_found (not current and not among the last kept)", body = ErrorBody),
@@ -629,7 +675,9 @@ pub async fn round<C: Consensus>(
     State(state): State<AppState<C>>,
     Allowed(caller, ..): Allowed<OperatorOrOwnerRead>,
     path: ApiPath,
+    ApiQuery(query): ApiQuery<RoundQuery>,
 ) -> Result<Response, ApiError> {
+    let page = BetsPage::new(query.bets_after, query.bets_limit)?;
     let round_id: RoundId = path
         .0
         .parse()
@@ -640,42 +688,35 @@ pub async fn round<C: Consensus>(
         .read(move |view| {
             let table = view.ledger().table(round_parts(round_id).0)?;
             let spots = tables.games().spots(&table.config);
-            table.round(round_id).map(|r| round_out(r, viewer, &spots))
+            table
+                .round(round_id)
+                .map(|r| round_out(r, viewer, &spots, page))
         })
         .await?
         .ok_or_else(|| table_error(TableOutcome::RoundNotFound))?;
     Ok(json_response(StatusCode::OK, &round))
 }
 
-fn round_out(round: &Round, viewer: Option<u128>, spots: &[String]) -> RoundOut {
-    let spot_name = |spot: u16| {
-        spots
-            .get(usize::from(spot))
-            .cloned()
-            .unwrap_or_else(|| spot.to_string())
-    };
+fn round_out(round: &Round, viewer: Option<u128>, spots: &[String], page: BetsPage) -> RoundOut {
     let (table_id, number) = round_parts(round.round_id);
-    let bets = round
+    let seen = |bet: &&PlacedBet| viewer.is_none_or(|player| player == bet.player_id);
+    let bets_count = match viewer {
+        None => round.bets.len(),
+        Some(_) => round.bets.iter().filter(seen).count(),
+    };
+    let mut shown = round
         .bets
         .iter()
-        .filter(|bet| viewer.is_none_or(|player| player == bet.player_id))
-        .map(|bet| RoundBetOut {
-            bet_id: IdOut(bet.bet_id),
-            player_id: IdOut(bet.player_id),
-            spots: bet
-                .spots
-                .iter()
-                .map(|s| SpotOut {
-                    bet: spot_name(s.spot),
-                    amount: s.amount,
-                })
-                .collect(),
-            stake: bet.stake,
-            paid: bet.paid,
-            balance_before: bet.balance_after_bet + u128::from(bet.stake),
-            balance_after: bet.paid.map(|_| bet.balance_after_settlement),
-        })
+        .enumerate()
+        .skip(page.after)
+        .filter(|(_, bet)| seen(bet));
+    let bets: Vec<RoundBetOut> = shown
+        .by_ref()
+        .take(page.limit)
+        .map(|(_, bet)| bet_out(bet, spots))
         .collect();
+    // The next page starts at the first bet the caller sees and this one did not show.
+    let bets_next = shown.next().map(|(position, _)| position as u64);
     let draw = round.draw.as_ref();
     let rng = round.studio.is_none();
     RoundOut {
@@ -695,6 +736,33 @@ fn round_out(round: &Round, viewer: Option<u128>, spots: &[String]) -> RoundOut 
         stakes_total: round.stakes_total,
         paid_total: round.paid_total,
         bets,
+        bets_count: bets_count as u64,
+        bets_next,
+    }
+}
+
+fn bet_out(bet: &PlacedBet, spots: &[String]) -> RoundBetOut {
+    let spot_name = |spot: u16| {
+        spots
+            .get(usize::from(spot))
+            .cloned()
+            .unwrap_or_else(|| spot.to_string())
+    };
+    RoundBetOut {
+        bet_id: IdOut(bet.bet_id),
+        player_id: IdOut(bet.player_id),
+        spots: bet
+            .spots
+            .iter()
+            .map(|s| SpotOut {
+                bet: spot_name(s.spot),
+                amount: s.amount,
+            })
+            .collect(),
+        stake: bet.stake,
+        paid: bet.paid,
+        balance_before: bet.balance_after_bet + u128::from(bet.stake),
+        balance_after: bet.paid.map(|_| bet.balance_after_settlement),
     }
 }
 
