@@ -6,6 +6,13 @@
 //!
 //! A cursor only moves forward: an acknowledgement behind the replicated one (a late proposal
 //! of a deposed leader) changes nothing.
+//!
+//! At most `CONSUMERS_MAX` cursors are kept. A consumer removed from the configuration (a
+//! webhook endpoint deleted) acknowledges nothing any more, so nothing would ever drop its
+//! cursor; instead a new consumer arriving at the limit takes the place of the one furthest
+//! behind (the lowest position, then the first name), which is where an abandoned one ends up.
+//! Losing a replicated cursor costs a consumer nothing but resends: it still has its own on
+//! disk, and delivery is at least once.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +32,8 @@ pub struct ConsumerAck {
 pub enum ConsumerOutcome {
     /// Recorded (or already behind the replicated cursor: nothing to do).
     Ok,
-    /// `CONSUMERS_MAX` consumers have cursors already and this is a new one.
+    /// `CONSUMERS_MAX` consumers had cursors already and this was a new one. No longer
+    /// answered (the one furthest behind now makes room); kept so logs that carry it still read.
     TooManyConsumers,
 }
 
@@ -95,10 +103,24 @@ impl ConsumerCursors {
             return ConsumerOutcome::Ok;
         }
         if self.cursors.len() >= CONSUMERS_MAX {
-            return ConsumerOutcome::TooManyConsumers;
+            self.forget_furthest_behind();
         }
         self.cursors.insert(ack.name.clone(), ack.position);
+        assert!(self.cursors.len() <= CONSUMERS_MAX);
         ConsumerOutcome::Ok
+    }
+
+    /// Drops the cursor with the lowest position (the first in name order among equals: the
+    /// choice must be the same on every replica).
+    fn forget_furthest_behind(&mut self) {
+        let furthest_behind = self
+            .cursors
+            .iter()
+            .min_by_key(|(_, position)| **position)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = furthest_behind {
+            self.cursors.remove(&name);
+        }
     }
 
     /// Restores one cursor from a checkpoint; false if the name is bad, repeated, out of order
@@ -138,21 +160,52 @@ mod tests {
         assert_eq!(cursors.get("aml"), None);
     }
 
+    /// Regression: a removed consumer's cursor stayed for good, and once 256 names had been
+    /// seen no new consumer got a replicated cursor.
     #[test]
-    fn consumers_past_the_limit_are_refused_and_known_ones_still_move() {
+    fn a_new_consumer_at_the_limit_replaces_the_one_furthest_behind() {
         let mut cursors = ConsumerCursors::default();
         for n in 0..CONSUMERS_MAX {
+            let position = 100 + n as u64;
             assert_eq!(
-                cursors.apply(&ack(&format!("c{n}"), 1)),
+                cursors.apply(&ack(&format!("c{n:03}"), position)),
                 ConsumerOutcome::Ok
             );
         }
+        // c000 (at 100) and c001 (at 101) were removed; the others moved on.
+        for n in 2..CONSUMERS_MAX {
+            assert_eq!(
+                cursors.apply(&ack(&format!("c{n:03}"), 1_000)),
+                ConsumerOutcome::Ok
+            );
+        }
+        assert_eq!(cursors.apply(&ack("new-one", 5)), ConsumerOutcome::Ok);
         assert_eq!(
-            cursors.apply(&ack("one-more", 1)),
-            ConsumerOutcome::TooManyConsumers
+            (cursors.len(), cursors.get("new-one")),
+            (CONSUMERS_MAX, Some(5))
         );
-        assert_eq!(cursors.apply(&ack("c0", 9)), ConsumerOutcome::Ok);
-        assert_eq!(cursors.get("c0"), Some(9));
+        assert_eq!(
+            cursors.get("c000"),
+            None,
+            "the one furthest behind made room"
+        );
+        assert_eq!(cursors.get("c001"), Some(101));
+        // The newcomer is now the furthest behind, but a known consumer never evicts anyone.
+        assert_eq!(cursors.apply(&ack("c002", 2_000)), ConsumerOutcome::Ok);
+        assert_eq!(cursors.get("new-one"), Some(5));
+        assert_eq!(cursors.apply(&ack("another", 7)), ConsumerOutcome::Ok);
+        assert_eq!(cursors.get("new-one"), None, "lowest position goes first");
+        assert_eq!(cursors.get("c001"), Some(101));
+    }
+
+    #[test]
+    fn equally_far_behind_the_first_name_goes_first() {
+        let mut cursors = ConsumerCursors::default();
+        for n in 0..CONSUMERS_MAX {
+            cursors.apply(&ack(&format!("c{n:03}"), 7));
+        }
+        cursors.apply(&ack("zz", 7));
+        assert_eq!((cursors.get("c000"), cursors.get("c001")), (None, Some(7)));
     }
 
     #[test]
