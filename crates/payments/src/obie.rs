@@ -136,9 +136,22 @@ impl ObieConnector {
         parse_consent(&answer.json("consent")?)
     }
 
+    /// A GET of a payment-initiation resource, whose 2xx answer must carry the bank's
+    /// signature like a POST's (the PISP profile signs every answer): a status or a payer
+    /// account decides where money goes, so one that does not prove it is the bank's is not
+    /// believed, and `Unknown` has the caller ask the same bank again.
+    async fn get(&self, path: String, what: &str) -> Result<ApiResponse, ConnectorError> {
+        let answer = self.transport.send(&ApiRequest::get(path.clone())).await?;
+        if let Err(error) = answer::verify(&self.transport, &answer).await {
+            tracing::warn!(bank = %self.transport.id(), %path, %error, "an answer not signed by the bank");
+            return Err(Stakes::Read.error(what, &error));
+        }
+        Ok(answer)
+    }
+
     async fn get_consent(&self, consent_id: &str) -> Result<Consent, ConnectorError> {
         let path = format!("{PISP}/domestic-payment-consents/{}", segment(consent_id));
-        let answer = self.transport.send(&ApiRequest::get(path)).await?;
+        let answer = self.get(path, "consent").await?;
         parse_consent(&answer.json("consent")?)
     }
 
@@ -166,7 +179,7 @@ impl ObieConnector {
     /// `GET /domestic-payments/{id}`: the payment resource as the bank answers it.
     async fn get_payment_resource(&self, payment_id: &str) -> Result<Value, ConnectorError> {
         let path = format!("{PISP}/domestic-payments/{}", segment(payment_id));
-        let answer = self.transport.send(&ApiRequest::get(path)).await?;
+        let answer = self.get(path, "payment").await?;
         answer.json("payment")
     }
 

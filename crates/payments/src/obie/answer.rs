@@ -1,4 +1,5 @@
-//! The bank's signature on its answers to our POSTs (OBIE non-repudiation): a detached PS256
+//! The bank's signature on its answers to our POSTs and to our GETs of payment-initiation
+//! resources (OBIE non-repudiation): a detached PS256
 //! JWS over the exact body bytes in `x-jws-signature`, by a key of the bank's JWKS (the cache
 //! notifications use: fetched once, refetched once on an unknown kid), with OBIE's critical
 //! claims iat, iss and tan. Only 2xx answers are checked: the bank does not sign its errors,
@@ -42,6 +43,9 @@ pub(crate) enum Stakes {
     /// outcome is `Unknown` (resolved by asking this bank again with the same key, never by
     /// paying elsewhere: that could pay twice).
     MayHavePaid,
+    /// A GET: it changed nothing, but what it reports (a status, a payer's account) is not
+    /// believed, so the outcome stays `Unknown` until the same bank answers again, signed.
+    Read,
 }
 
 impl Stakes {
@@ -51,6 +55,9 @@ impl Stakes {
             Stakes::NothingPaid => ConnectorError::Retryable(format!("the {what} answer: {error}")),
             Stakes::MayHavePaid => ConnectorError::Unknown(format!(
                 "the {what} answer: {error}; the bank may have taken it"
+            )),
+            Stakes::Read => ConnectorError::Unknown(format!(
+                "the {what} answer: {error}; its state is not believed"
             )),
         }
     }

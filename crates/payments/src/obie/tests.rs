@@ -740,3 +740,48 @@ async fn a_payer_lookup_fails_as_the_bank_did() {
         .unwrap_err();
     assert!(matches!(error, ConnectorError::Unknown(_)), "{error:?}");
 }
+
+/// Regression: GET answers were believed unsigned, so a forged status could mark a payout
+/// paid and a forged refund account could send a deposit's return to a stranger.
+#[tokio::test]
+async fn a_status_or_payer_answer_not_signed_by_the_bank_is_not_believed() {
+    let payment_get = |seen: &Seen| seen.method == "GET" && seen.path.starts_with(PAYMENTS);
+    for forgery in [
+        AnswerSignature::Absent,
+        AnswerSignature::Tampered,
+        AnswerSignature::Stranger,
+    ] {
+        let forged_once = AtomicUsize::new(0);
+        let signing = move |seen: &Seen, _| {
+            if payment_get(seen) && forged_once.fetch_add(1, Ordering::SeqCst) == 0 {
+                forgery
+            } else {
+                AnswerSignature::Genuine
+            }
+        };
+        let bank = payout_bank(signing).await;
+        let connector = bank.connector(Protocol::Obie);
+        let error = connector.pay_out_status("p-1").await.unwrap_err();
+        // Neither paid nor failed: asked again at the same bank, whose signed answer settles.
+        assert!(matches!(error, ConnectorError::Unknown(_)), "{error:?}");
+        let status = connector.pay_out_status("p-1").await.unwrap();
+        assert_eq!(status, PaymentStatus::Settled);
+    }
+    let refund = json!({"Account": {"SchemeName": "UK.OBIE.IBAN",
+        "Identification": "GB29NWBK60161331926819", "Name": "Mallory"}});
+    let script = move |seen: &Seen, _| {
+        if let Some(answer) = auth_routes(seen) {
+            return answer;
+        }
+        let payment = json!({"DomesticPaymentId": "p-4", "Status": "AcceptedSettlementCompleted",
+            "Refund": refund});
+        (200, json!({ "Data": payment }).to_string())
+    };
+    let bank = FakeBank::start_signing(script, |_, _| AnswerSignature::Stranger).await;
+    let error = bank
+        .connector(Protocol::Obie)
+        .pay_in_payer(&payer_handle(Some("p-4")))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectorError::Unknown(_)), "{error:?}");
+}

@@ -311,9 +311,16 @@ async fn create_consent(
 }
 
 async fn get_consent(State(bank): State<Shared>, Path(id): Path<String>) -> Response {
-    let state = bank.state.lock().await;
-    match state.consents.get(&id) {
-        Some(consent) => axum::Json(consent_json(&bank, consent)).into_response(),
+    // Signing (an RSA private-key operation) happens after the state's lock is let go.
+    let answer = {
+        let state = bank.state.lock().await;
+        state
+            .consents
+            .get(&id)
+            .map(|c| consent_json(&bank, c).to_string())
+    };
+    match answer {
+        Some(answer) => signed(&bank, StatusCode::OK, answer),
         None => problem(
             Shape::Obie,
             StatusCode::NOT_FOUND,
@@ -324,9 +331,13 @@ async fn get_consent(State(bank): State<Shared>, Path(id): Path<String>) -> Resp
 }
 
 async fn get_payment(State(bank): State<Shared>, Path(id): Path<String>) -> Response {
-    let state = bank.state.lock().await;
-    match state.payments.get(&id) {
-        Some(payment) => axum::Json(payment_json(&bank, &state, payment)).into_response(),
+    let answer = {
+        let state = bank.state.lock().await;
+        let payment = state.payments.get(&id);
+        payment.map(|p| payment_json(&bank, &state, p).to_string())
+    };
+    match answer {
+        Some(answer) => signed(&bank, StatusCode::OK, answer),
         None => problem(
             Shape::Obie,
             StatusCode::NOT_FOUND,
