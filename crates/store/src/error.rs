@@ -53,6 +53,10 @@ pub enum StoreError {
     /// is written. What the manifest names on disk is intact; reopen the index to recover.
     #[error("the id index stopped after a background failure ({reason}); reopen it to recover from disk")]
     IndexFailed { reason: String },
+    /// The id index's background work was stopped (its node is shutting down) while a caller
+    /// waited for a flush: nothing more is inserted or flushed.
+    #[error("the id index was stopped (shutting down) before the flush it waited for")]
+    IndexStopped,
     /// A history record that is there but does not decode (damage the CRC did not catch, or a
     /// record written by another version).
     #[error("history {what} at position {position} does not decode: {reason}")]

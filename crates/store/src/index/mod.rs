@@ -413,11 +413,16 @@ impl IdIndex {
         }
         let target = writer.frozen_count;
         let mut control = lock(&self.shared.control);
-        while control.flushed_count < target && self.shared.failure.get().is_none() {
+        while control.flushed_count < target && self.shared.failure.get().is_none() && !control.stop {
             control = self.shared.changed.wait(control).unwrap_or_else(PoisonError::into_inner);
         }
+        let unflushed = control.flushed_count < target;
         drop(control);
-        self.shared.check()
+        self.shared.check()?;
+        if unflushed {
+            return Err(StoreError::IndexStopped);
+        }
+        Ok(())
     }
 
     /// Waits until both merge lanes have looked at the latest run list and found nothing to do
@@ -430,7 +435,7 @@ impl IdIndex {
         let settled = |control: &Control| {
             control.lanes_busy == 0 && control.lanes_seen.iter().all(|&seen| seen == control.merge_generation)
         };
-        while !settled(&control) && self.shared.failure.get().is_none() {
+        while !settled(&control) && self.shared.failure.get().is_none() && !control.stop {
             control = self.shared.changed.wait(control).unwrap_or_else(PoisonError::into_inner);
         }
         drop(control);
@@ -514,13 +519,20 @@ impl IdIndex {
         }
         let started = Instant::now();
         self.shared.counters.stalls.fetch_add(1, Ordering::Relaxed);
-        while control.frozen_pending >= max && self.shared.failure.get().is_none() {
+        // Regression: a node stopping while its state machine waited here hung for good (no
+        // flush frees a slot once the background work stops, and its shutdown joined this).
+        while control.frozen_pending >= max && self.shared.failure.get().is_none() && !control.stop {
             control = self.shared.changed.wait(control).unwrap_or_else(PoisonError::into_inner);
         }
+        let full = control.frozen_pending >= max;
         let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.shared.counters.stall_ns.fetch_add(waited, Ordering::Relaxed);
         drop(control);
-        self.shared.check()
+        self.shared.check()?;
+        if full {
+            return Err(StoreError::IndexStopped);
+        }
+        Ok(())
     }
 
     /// Once this returns no pool thread touches the index any more (and none holds its files).

@@ -261,6 +261,28 @@ fn stopping_an_index_waits_until_no_worker_touches_it() {
     assert_eq!((workers.indexes(), workers.threads()), (0, 0));
 }
 
+/// Regression (CI run 41 hung on it): an insert that needed a frozen memtable's slot after the
+/// index's background work stopped waited for good, and the node's shutdown joined it.
+#[test]
+fn an_insert_or_flush_after_the_background_stopped_is_refused_not_hung() {
+    let workers = IndexWorkers::named("ixstop");
+    let index = Arc::new(open_in(&workers, Arc::new(SimFileSystem::new()), 0));
+    index.stop_background();
+    let inserting = Arc::clone(&index);
+    let inserted = within_time_limit("an insert past the frozen memtables", move || {
+        (0..8u64).try_for_each(|batch| {
+            let entries: Vec<(u128, u64)> = (batch * 7..(batch + 1) * 7).map(|n| (key(0, n), n)).collect();
+            inserting.insert_batch(&entries, batch + 1)
+        })
+    });
+    assert!(matches!(inserted, Err(StoreError::IndexStopped)), "{inserted:?}");
+    let flushing = Arc::clone(&index);
+    let flushed = within_time_limit("a flush", move || flushing.flush());
+    assert!(matches!(flushed, Err(StoreError::IndexStopped)), "{flushed:?}");
+    // What was inserted before the refusal is still found.
+    assert_eq!(index.get(key(0, 0)).unwrap(), Some(0));
+}
+
 #[test]
 fn a_failed_index_does_not_stop_the_pool_serving_others() {
     let workers = IndexWorkers::named("ixfail");
