@@ -66,7 +66,14 @@ phase "lints (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 phase "unit, property and integration tests (every crate)"
-cargo test --workspace --quiet 2>&1
+# Bounded: a hung test would otherwise hold CI until its own limit with no word of why (run 41
+# hung in a node shutdown). libtest names a test running over 60 s just above the failure.
+tests_minutes_max=25
+if ! timeout --kill-after=30s "${tests_minutes_max}m" cargo test --workspace --quiet 2>&1; then
+    echo "cargo test failed or ran past ${tests_minutes_max} minutes (a hung test is named" \
+        "'has been running for over 60 seconds' above)" >&2
+    exit 1
+fi
 
 phase "deterministic simulation: 200 seeds of a faulty 3-node cluster, each replayed"
 CROUPIER_SIM=target/debug/croupier-sim bash scripts/simulate.sh
