@@ -133,7 +133,7 @@ pub trait Consensus: Clone + Send + Sync + 'static {
         0
     }
 
-    /// True once this node is leader and accepts writes.
+    /// True once this node is leader and accepts writes (not a member that forwards them).
     fn is_serving_writes(&self) -> bool {
         self.health() == NodeHealth::Serving
     }
@@ -953,6 +953,14 @@ impl Node {
 }
 
 impl Consensus for Node {
+    /// The leader only. A member that knows a leader is healthy (`health` is `Serving`: it
+    /// forwards writes), but the work that must run once per group (the table scheduler, the
+    /// payment driver, webhooks, the AML pipeline) asks this. Regression: it asked `health`
+    /// alone, so every member of a cluster drove payments and sent every webhook.
+    fn is_serving_writes(&self) -> bool {
+        self.is_leader() && self.health() == NodeHealth::Serving
+    }
+
     async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ProposeError::ShuttingDown);
