@@ -84,6 +84,14 @@ impl CursorSaver {
         }
     }
 
+    /// How long until handled but unsaved events are due to be saved; `None` when none wait.
+    /// A consumer waiting for its next batch saves when this runs out: otherwise the last
+    /// events before a quiet spell stayed unacknowledged (and unreplicated) until the next
+    /// batch, and a new leader sent them all again.
+    pub(crate) fn save_due_in(&self) -> Option<Duration> {
+        (self.done > self.saved).then(|| ACK_INTERVAL.saturating_sub(self.saved_at.elapsed()))
+    }
+
     /// Saves the cursor at the last handled event (on a stop, whatever the interval).
     pub(crate) fn save(&mut self, subscription: &mut EventSubscription) {
         if self.done <= self.saved {

@@ -239,6 +239,7 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
             catch_up(&node, &shared, &mut subscription).await;
         }
         caught_up = serving;
+        let save_due = cursor.save_due_in();
         tokio::select! {
             biased;
             changed = stop.changed() => match changed {
@@ -269,6 +270,9 @@ pub async fn run(node: Node, shared: Arc<AmlShared>, mut stop: tokio::sync::watc
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(200)), if !node.is_serving_writes() => {}
+            _ = tokio::time::sleep(save_due.unwrap_or_default()), if save_due.is_some() => {
+                cursor.save(&mut subscription);
+            }
         }
     }
     cursor.save(&mut subscription);

@@ -154,9 +154,15 @@ async fn run_endpoint(node: Node, sender: Sender) {
             }
             caught_up = true;
         }
+        let save_due = cursor.save_due_in();
         let batch = tokio::select! {
             batch = subscription.next_batch(BATCH_EVENTS_MAX) => batch,
             _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = tokio::time::sleep(save_due.unwrap_or_default()), if save_due.is_some() => {
+                sender.webhooks.log().sync();
+                cursor.save(&mut subscription);
+                continue;
+            }
         };
         let Ok(batch) = batch else {
             sender.pause(IDLE_WAIT).await;
