@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,38 +37,15 @@ struct Receiver {
 
 impl Receiver {
     fn start(&self) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let receiver = self.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let receiver = receiver.clone();
-                std::thread::spawn(move || receiver.serve_connection(stream));
-            }
-        });
-        port
+        common::receiver::listen(move |headers, body| receiver.answer(headers, body))
     }
 
-    /// HTTP/1.1 with keep-alive: requests one after another until the client closes.
-    fn serve_connection(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        while let Some((headers, body)) = read_request(&mut reader) {
-            let status = self.answer(&headers, &body);
-            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-            if writer.write_all(reply.as_bytes()).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn answer(&self, headers: &[(String, String)], body: &[u8]) -> u16 {
+    fn answer(&self, headers: &common::receiver::Headers, body: &[u8]) -> u16 {
         let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
+            common::receiver::header(headers, name)
                 .unwrap_or_default()
+                .to_string()
         };
         let timestamp = header("croupier-webhook-timestamp");
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -102,33 +77,6 @@ impl Receiver {
     fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
-}
-
-/// Header names (lower case) and values.
-type Headers = Vec<(String, String)>;
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Headers, Vec<u8>)> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        let (name, value) = trimmed.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((headers, body))
 }
 
 struct World {

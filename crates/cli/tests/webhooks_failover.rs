@@ -9,8 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -30,51 +28,25 @@ struct Receiver {
 
 impl Receiver {
     fn start(&self) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let receiver = self.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let receiver = receiver.clone();
-                std::thread::spawn(move || receiver.serve_connection(stream));
-            }
-        });
-        port
+        let received = Arc::clone(&self.received);
+        common::receiver::listen(move |headers, _| {
+            let event_id = common::receiver::header(headers, "croupier-webhook-id");
+            received
+                .lock()
+                .unwrap()
+                .push(event_id.unwrap_or_default().to_string());
+            200
+        })
     }
 
-    /// HTTP/1.1 keep-alive: each request's `croupier-webhook-id` is recorded and answered 200.
-    fn serve_connection(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        loop {
-            let (mut event_id, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    match name.to_ascii_lowercase().as_str() {
-                        "croupier-webhook-id" => event_id = value.trim().to_string(),
-                        "content-length" => length = value.trim().parse().unwrap_or(0),
-                        _ => {}
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            self.received.lock().unwrap().push(event_id);
-            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-            if writer.write_all(reply.as_bytes()).is_err() {
-                return;
-            }
-        }
+    fn wait_for_every(&self, what: &str, event_ids: &[String]) {
+        wait_until(what, || {
+            let counts = self.counts();
+            event_ids
+                .iter()
+                .all(|id| counts.contains_key(id))
+                .then_some(())
+        });
     }
 
     /// How many times each event id arrived.
@@ -267,13 +239,7 @@ fn a_new_leader_resumes_webhooks_where_the_killed_leaders_acknowledged_deliverie
     }
     let before_kill = payment_event_ids(&api);
     assert_eq!(before_kill.len(), 12, "three changes per deposit");
-    wait_until("the leader delivers every event", || {
-        let counts = receiver.counts();
-        before_kill
-            .iter()
-            .all(|id| counts.contains_key(id))
-            .then_some(())
-    });
+    receiver.wait_for_every("the leader delivers every event", &before_kill);
     // The leader acknowledges a delivered batch within a second and replicates it at once;
     // three seconds of quiet leave it time to reach every member.
     std::thread::sleep(Duration::from_secs(3));
@@ -298,13 +264,7 @@ fn a_new_leader_resumes_webhooks_where_the_killed_leaders_acknowledged_deliverie
     }
     let every_event = payment_event_ids(&api);
     assert_eq!(every_event.len(), 18);
-    wait_until("the new leader delivers the new events", || {
-        let counts = receiver.counts();
-        every_event
-            .iter()
-            .all(|id| counts.contains_key(id))
-            .then_some(())
-    });
+    receiver.wait_for_every("the new leader delivers the new events", &every_event);
     // Give a wrong resume (from the new leader's own cursor) time to show as resends.
     std::thread::sleep(Duration::from_secs(2));
     let counts = receiver.counts();

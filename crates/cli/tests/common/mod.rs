@@ -1,9 +1,10 @@
 //! What the process tests share: a JSON client of a node's HTTP API, a free port, a clean
-//! stop of a `croupier` child process, and (`bank`) what the payments tests do at a sandbox
-//! bank.
+//! stop of a `croupier` child process, (`bank`) what the payments tests do at a sandbox
+//! bank, and (`receiver`) an HTTP receiver standing for the operator's system.
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod bank;
+pub mod receiver;
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
