@@ -53,6 +53,7 @@ pub async fn run<C: Consensus>(
             return;
         }
         if !state.consensus().is_serving_writes() {
+            payments.forget_fresh_attempts();
             continue;
         }
         if let Err(error) = pass(&state, &payments, &mut cursors).await {
@@ -616,6 +617,12 @@ async fn payout_failed<C: Consensus>(
                 // Nowhere else to go: this connector again, later.
                 return Ok(Step::Wait);
             };
+            // Deposed meanwhile: the new leader may be sending this attempt; it decides.
+            // (This narrows, not closes, the window: the proposal is not fenced by term.)
+            if !state.consensus().is_serving_writes() {
+                payments.forget_fresh_attempts();
+                return Ok(Step::Wait);
+            }
             let command = PaymentCommand::FailPayout {
                 withdrawal_id,
                 attempt,

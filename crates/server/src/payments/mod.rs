@@ -350,6 +350,16 @@ impl Payments {
         fresh.contains(&(withdrawal_id, attempt))
     }
 
+    /// This node stopped serving writes: another leader may now send any of these attempts,
+    /// so none of them is fresh any more, even if this node leads again later.
+    fn forget_fresh_attempts(&self) {
+        let mut fresh = self
+            .fresh_attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        fresh.clear();
+    }
+
     /// A send of the attempt may have reached the bank (or did): no fail-over from now on.
     fn attempt_sent(&self, withdrawal_id: u128, attempt: u8) {
         let mut fresh = self
@@ -411,5 +421,22 @@ mod tests {
             payments.attempt_is_fresh(8, 0),
             "another withdrawal's stays"
         );
+    }
+
+    /// Regression: a node that lost leadership kept its fresh attempts, so after leading
+    /// again it could fail over an attempt the leader in between had sent to its bank.
+    #[test]
+    fn a_node_that_stops_serving_writes_forgets_every_fresh_attempt() {
+        let key = croupier_payments::jws::SigningKey::generate().unwrap();
+        let config = PaymentsConfig {
+            signing_key: Some(Arc::new(key)),
+            ..PaymentsConfig::default()
+        };
+        let payments = Payments::new(config).unwrap();
+        payments.attempt_created(7, 0);
+        payments.attempt_created(8, 2);
+        payments.forget_fresh_attempts();
+        assert!(!payments.attempt_is_fresh(7, 0));
+        assert!(!payments.attempt_is_fresh(8, 2));
     }
 }
