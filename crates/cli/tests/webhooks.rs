@@ -143,26 +143,8 @@ fn start_node(
     )
 }
 
-/// A player who deposits `amount` (approved or declined at the bank) and waits for the end.
 fn deposit(api: &Api, token: &str, id: u64, approve: bool) -> Value {
-    let body = json!({"deposit_id": id.to_string(), "amount": 2_500, "ledger": "EUR",
-        "connector": "bank-a"});
-    let (status, started) = api.call("/v1/deposits", Some(token), Some(&body)).unwrap();
-    assert_eq!(status, 201, "{started}");
-    let url = started["authorisation_url"].as_str().unwrap();
-    let decision = if approve { "&approve=1" } else { "&approve=0" };
-    let (status, _) = Api::new(String::new())
-        .call(&format!("{url}{decision}"), None, None)
-        .unwrap();
-    assert!(status < 400);
-    wait_until(|| {
-        let (_, answer) = api
-            .call(&format!("/v1/deposits/{id}"), Some(token), None)
-            .unwrap();
-        ["settled", "rejected"]
-            .contains(&answer["state"].as_str().unwrap_or(""))
-            .then_some(answer)
-    })
+    common::bank::deposit_to_end(api, token, id, 2_500, approve)
 }
 
 /// Polls `check` until it answers (15 s at most).

@@ -175,19 +175,8 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 /// A deposit the bank's customer approves, followed until it settles.
 fn settled_deposit(api: &Api, token: &str, id: u64) {
-    let body = json!({"deposit_id": id.to_string(), "amount": 1_000, "ledger": "EUR",
-        "connector": "bank-a"});
-    let (status, started) = api.call("/v1/deposits", Some(token), Some(&body)).unwrap();
-    assert_eq!(status, 201, "{started}");
-    let url = started["authorisation_url"].as_str().unwrap();
-    let (status, _) = Api::new(String::new())
-        .call(&format!("{url}&approve=1"), None, None)
-        .unwrap();
-    assert!(status < 400);
-    wait_until(&format!("deposit {id} settled"), || {
-        let (_, answer) = api.call(&format!("/v1/deposits/{id}"), Some(token), None)?;
-        (answer["state"] == "settled").then_some(())
-    });
+    let deposit = common::bank::deposit_to_end(api, token, id, 1_000, true);
+    assert_eq!(deposit["state"], "settled", "{deposit}");
 }
 
 /// The webhook ids (`evt_{position}`) of the committed payment events, read from the feed.

@@ -138,3 +138,32 @@ pub fn reconcile(server: &str, connector: &str, statement: &Path) -> (bool, Stri
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
 }
+
+/// A player's deposit of `amount` EUR cents at bank-a, which its customer approves or
+/// declines on the bank's page; answers the deposit once it is `settled` or `rejected`.
+pub fn deposit_to_end(api: &Api, token: &str, id: u64, amount: u64, approve: bool) -> Value {
+    let body = json!({"deposit_id": id.to_string(), "amount": amount, "ledger": "EUR",
+        "connector": "bank-a"});
+    let (status, started) = api.call("/v1/deposits", Some(token), Some(&body)).unwrap();
+    assert_eq!(status, 201, "{started}");
+    let url = started["authorisation_url"].as_str().unwrap();
+    let decision = if approve { "&approve=1" } else { "&approve=0" };
+    let (status, _) = Api::new(String::new())
+        .call(&format!("{url}{decision}"), None, None)
+        .unwrap();
+    assert!(status < 400);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (_, answer) = api
+            .call(&format!("/v1/deposits/{id}"), Some(token), None)
+            .unwrap();
+        if ["settled", "rejected"].contains(&answer["state"].as_str().unwrap_or("")) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deposit {id} did not end: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -401,16 +401,20 @@ pub fn payout_key(withdrawal_id: u128, attempt: u8) -> String {
 mod tests {
     use super::*;
 
-    /// Regression: an attempt a decline ended before any send stayed among the fresh
-    /// attempts for as long as the process ran.
-    #[test]
-    fn a_finished_withdrawal_forgets_its_payout_attempts() {
+    fn payments_without_connectors() -> Payments {
         let key = croupier_payments::jws::SigningKey::generate().unwrap();
         let config = PaymentsConfig {
             signing_key: Some(Arc::new(key)),
             ..PaymentsConfig::default()
         };
-        let payments = Payments::new(config).unwrap();
+        Payments::new(config).unwrap()
+    }
+
+    /// Regression: an attempt a decline ended before any send stayed among the fresh
+    /// attempts for as long as the process ran.
+    #[test]
+    fn a_finished_withdrawal_forgets_its_payout_attempts() {
+        let payments = payments_without_connectors();
         payments.attempt_created(7, 0);
         payments.attempt_created(7, 1);
         payments.attempt_created(8, 0);
@@ -427,12 +431,7 @@ mod tests {
     /// again it could fail over an attempt the leader in between had sent to its bank.
     #[test]
     fn a_node_that_stops_serving_writes_forgets_every_fresh_attempt() {
-        let key = croupier_payments::jws::SigningKey::generate().unwrap();
-        let config = PaymentsConfig {
-            signing_key: Some(Arc::new(key)),
-            ..PaymentsConfig::default()
-        };
-        let payments = Payments::new(config).unwrap();
+        let payments = payments_without_connectors();
         payments.attempt_created(7, 0);
         payments.attempt_created(8, 2);
         payments.forget_fresh_attempts();
