@@ -138,6 +138,13 @@ pub trait Consensus: Clone + Send + Sync + 'static {
         self.health() == NodeHealth::Serving
     }
 
+    /// The Raft term this node leads in while it serves writes (None otherwise). Work that
+    /// only the leadership that decided it may commit binds its command to this term (the
+    /// state machine refuses it in an entry of any other term).
+    fn serving_term(&self) -> Option<u64> {
+        self.is_serving_writes().then_some(0)
+    }
+
     /// What the node can do right now, and if not, why.
     fn health(&self) -> NodeHealth;
 }
@@ -959,6 +966,17 @@ impl Consensus for Node {
     /// alone, so every member of a cluster drove payments and sent every webhook.
     fn is_serving_writes(&self) -> bool {
         self.is_leader() && self.health() == NodeHealth::Serving
+    }
+
+    fn serving_term(&self) -> Option<u64> {
+        // One look at the metrics, so the term is the one this node leads in.
+        let term = {
+            let metrics = self.inner.metrics.borrow();
+            let leads =
+                metrics.state.is_leader() && metrics.current_leader == Some(self.inner.node_id);
+            leads.then_some(metrics.current_term)
+        };
+        term.filter(|_| self.health() == NodeHealth::Serving)
     }
 
     async fn propose(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {

@@ -166,12 +166,11 @@ impl LedgerStateMachine {
         // into a storage error instead: openraft stops, `Node::failed` resolves, `serve`
         // exits, and the restart replays from the checkpoint (nothing half-applied survives).
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let results = ledger.apply(
-                proposal.timestamp_ns,
-                &proposal.commands,
-                prefetched,
-                records,
-            );
+            let stamp = croupier_core::command::EntryStamp {
+                timestamp_ns: proposal.timestamp_ns,
+                term: log_id.leader_id.term,
+            };
+            let results = ledger.apply(stamp, &proposal.commands, prefetched, records);
             phases[1] = started.elapsed();
             writer.persist(log_id.index, records).map(|()| results)
         }));

@@ -233,6 +233,46 @@ async fn proposals_after_shutdown_are_refused() {
     assert_eq!(node.read(|_| ()).await, Err(ProposeError::ShuttingDown));
 }
 
+/// Regression: the state machine must judge a term-bound command by the term its entry was
+/// appended in (not a constant), so a deposed leader's fail-over never applies; after a
+/// restart the node leads in a new term, and a command bound to its old one is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_bound_to_another_term_changes_nothing_even_across_a_restart() {
+    use croupier_core::payments::{PaymentCommand, PaymentOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(small_config(dir.path())).await.unwrap();
+    let term = node.serving_term().expect("a lone node leads");
+    let fail_over = |term| {
+        Command::Payment(PaymentCommand::FailPayout {
+            withdrawal_id: 77,
+            attempt: 0,
+            reason: "retryable:bank-a".into(),
+            next_connector: Some("bank-b".into()),
+            leader_term: Some(term),
+        })
+    };
+    let payment = |outcome| CommandResult::Payment(outcome);
+    let results = node
+        .propose(vec![fail_over(term - 1), fail_over(term)])
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![
+            payment(PaymentOutcome::LeaderChanged),
+            // Past the fence: judged on the (missing) withdrawal.
+            payment(PaymentOutcome::NotFound),
+        ]
+    );
+    node.shutdown().await.unwrap();
+    let node = Node::start(small_config(dir.path())).await.unwrap();
+    let now = node.serving_term().unwrap();
+    assert!(now > term, "a restarted node leads in a new term");
+    let results = node.propose(vec![fail_over(term)]).await.unwrap();
+    assert_eq!(results, vec![payment(PaymentOutcome::LeaderChanged)]);
+    node.shutdown().await.unwrap();
+}
+
 fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

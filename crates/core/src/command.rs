@@ -75,6 +75,17 @@ pub enum CommandResult {
     Consumer(crate::consumers::ConsumerOutcome),
 }
 
+/// What the state machine knows of the log entry it applies, besides its commands: the same on
+/// every replica, so applying stays deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryStamp {
+    /// The proposal's timestamp (`Proposal::timestamp_ns`).
+    pub timestamp_ns: u64,
+    /// The Raft term the entry was appended in (its log id's term). Commands bound to a
+    /// leader's term (`PaymentCommand::FailPayout::leader_term`) are checked against it.
+    pub term: u64,
+}
+
 /// The content of one log entry: the leader's timestamp and a batch of commands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {

@@ -235,6 +235,8 @@ pub struct Ledger {
     /// The timestamp of the entry being applied (what table deadlines are compared with: a
     /// bet is late when its entry is stamped at or after the close).
     entry_ns: u64,
+    /// The Raft term of the entry being applied (commands bound to a term compare with it).
+    entry_term: u64,
     entry: EntryState,
     undo: UndoLog,
 }
@@ -410,7 +412,7 @@ impl Ledger {
     /// depends only on the log.
     pub fn apply(
         &mut self,
-        timestamp_ns: u64,
+        stamp: crate::command::EntryStamp,
         commands: &[Command],
         prefetched: &mut Prefetched,
         records: &mut Vec<HistoryRecord>,
@@ -424,10 +426,12 @@ impl Ledger {
         std::mem::swap(&mut self.entry.records, records);
         let records_before = self.entry.records.len();
 
-        let entry_timestamp =
-            timestamp_ns.max(self.clock.checked_add(1).expect("ledger clock overflowed"));
+        let entry_timestamp = stamp
+            .timestamp_ns
+            .max(self.clock.checked_add(1).expect("ledger clock overflowed"));
         self.clock = entry_timestamp - 1;
         self.entry_ns = entry_timestamp;
+        self.entry_term = stamp.term;
         self.expire_pending_transfers(entry_timestamp);
         self.expire_sessions(entry_timestamp);
         let results = commands

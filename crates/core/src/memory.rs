@@ -174,17 +174,28 @@ impl MemoryLedger {
         }
     }
 
+    /// Applies `commands` as one entry of term 0 (a ledger with no consensus around it).
     pub fn apply(&mut self, timestamp_ns: u64, commands: &[Command]) -> Vec<CommandResult> {
+        let stamp = crate::command::EntryStamp {
+            timestamp_ns,
+            term: 0,
+        };
+        self.apply_in_term(stamp, commands)
+    }
+
+    /// Applies `commands` as one entry stamped `stamp`.
+    pub fn apply_in_term(
+        &mut self,
+        stamp: crate::command::EntryStamp,
+        commands: &[Command],
+    ) -> Vec<CommandResult> {
         self.keys.clear();
         self.ledger.history_keys(commands, &mut self.keys);
         let Ok(()) = self.history.fetch(&self.keys, &mut self.prefetched);
         self.records.clear();
-        let results = self.ledger.apply(
-            timestamp_ns,
-            commands,
-            &mut self.prefetched,
-            &mut self.records,
-        );
+        let results = self
+            .ledger
+            .apply(stamp, commands, &mut self.prefetched, &mut self.records);
         self.history.persist(&self.records);
         results
     }

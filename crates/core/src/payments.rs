@@ -430,6 +430,12 @@ pub enum PaymentCommand {
         attempt: u8,
         reason: String,
         next_connector: Option<String>,
+        /// The Raft term of the leadership that decided it, when only that leadership may:
+        /// the command then applies only in a log entry of that term, else it changes nothing
+        /// and answers `leader_changed`. The driver sets it on a fail-over, whose safety rests
+        /// on knowing that no other leader sent the attempt (a deposed leader's fail-over,
+        /// forwarded to or committed under a newer leader, could pay the player twice).
+        leader_term: Option<u64>,
     },
     /// A refused deposit goes back to `payee`, the account its bank says it came from (at
     /// the deposit's own connector: the money sits at that bank).
@@ -555,6 +561,9 @@ pub enum PaymentOutcome {
     TransferRefused(CreateTransferResult),
     TooManyConnectors,
     TooManyAttempts,
+    /// A command bound to a leader's term reached the log in another term (see
+    /// `FailPayout::leader_term`): nothing changed.
+    LeaderChanged,
 }
 
 impl PaymentOutcome {
@@ -570,6 +579,7 @@ impl PaymentOutcome {
             PaymentOutcome::TransferRefused(result) => result.code(),
             PaymentOutcome::TooManyConnectors => "too_many_connectors",
             PaymentOutcome::TooManyAttempts => "too_many_attempts",
+            PaymentOutcome::LeaderChanged => "leader_changed",
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{eur, SECOND_NS, T0};
 use croupier_core::codec::{decode_proposal, encode_proposal};
-use croupier_core::command::Proposal;
+use croupier_core::command::{EntryStamp, Proposal};
 use croupier_core::compliance::limit_slot;
 use croupier_core::compliance::{
     ComplianceCommand, LimitChange, LimitKind, LimitsRequest, Period, Refusal, LIMIT_SLOTS,
@@ -441,6 +441,7 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
         attempt: 0,
         reason: "retryable".into(),
         next_connector: Some("bank-b".into()),
+        leader_term: None,
     };
     assert_eq!(pay(&mut ledger, fail_over.clone()), PaymentOutcome::Ok);
     assert_eq!(
@@ -462,6 +463,7 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
         attempt: 1,
         reason: "AC01".into(),
         next_connector: None,
+        leader_term: None,
     };
     assert_eq!(pay(&mut ledger, declined.clone()), PaymentOutcome::Ok);
     assert_eq!(pay(&mut ledger, declined), PaymentOutcome::Ok);
@@ -471,6 +473,47 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
         WithdrawalState::Refunded
     );
     assert!(ledger.ledger.open_withdrawals(0, 10).is_empty());
+    ledger.check_invariants().unwrap();
+}
+
+/// Regression: a fail-over was not bound to the leadership that decided it, so a deposed
+/// leader's (forwarded to the new leader, or committed by it) could move an attempt the new
+/// leader was sending to another bank, and both banks paid.
+#[test]
+fn a_fail_over_bound_to_a_term_applies_only_in_an_entry_of_that_term() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    pay(&mut ledger, approve(50, "bank-a"));
+    let fail_over = |term| {
+        Command::Payment(PaymentCommand::FailPayout {
+            withdrawal_id: 50,
+            attempt: 0,
+            reason: "retryable:bank-a".into(),
+            next_connector: Some("bank-b".into()),
+            leader_term: Some(term),
+        })
+    };
+    let in_term = |ledger: &mut MemoryLedger, term, command| {
+        let at = ledger.last_timestamp() + SECOND_NS;
+        let stamp = EntryStamp {
+            timestamp_ns: at,
+            term,
+        };
+        ledger.apply_in_term(stamp, &[command]).pop()
+    };
+    let stale = in_term(&mut ledger, 8, fail_over(7));
+    assert_eq!(
+        stale,
+        Some(CommandResult::Payment(PaymentOutcome::LeaderChanged))
+    );
+    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    assert_eq!(record.attempts.len(), 1, "nothing changed");
+    assert!(record.attempts[0].failure.is_empty());
+    let current = in_term(&mut ledger, 8, fail_over(8));
+    assert_eq!(current, Some(CommandResult::Payment(PaymentOutcome::Ok)));
+    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    assert_eq!(record.current_attempt().unwrap().1.connector, "bank-b");
     ledger.check_invariants().unwrap();
 }
 
@@ -657,12 +700,21 @@ fn every_payment_command_and_outcome_round_trips_through_the_log_codec() {
             attempt: 0,
             reason: "r".into(),
             next_connector: None,
+            leader_term: None,
         },
         PaymentCommand::FailPayout {
             withdrawal_id: 2,
             attempt: 0,
             reason: "r".into(),
             next_connector: Some("b".into()),
+            leader_term: None,
+        },
+        PaymentCommand::FailPayout {
+            withdrawal_id: 2,
+            attempt: 1,
+            reason: "retryable:bank-a".into(),
+            next_connector: Some("bank-b".into()),
+            leader_term: Some(u64::MAX - 3),
         },
         PaymentCommand::ReturnDeposit {
             deposit_id: 1,
@@ -685,6 +737,23 @@ fn every_payment_command_and_outcome_round_trips_through_the_log_codec() {
     let mut bytes = Vec::new();
     encode_proposal(&proposal, &mut bytes);
     assert_eq!(decode_proposal(&bytes).unwrap(), proposal);
+}
+
+#[test]
+fn payment_outcomes_round_trip_as_results() {
+    use croupier_core::codec::{decode_results, encode_results};
+    let results: Vec<CommandResult> = [
+        PaymentOutcome::Ok,
+        PaymentOutcome::WrongState,
+        PaymentOutcome::TooManyAttempts,
+        PaymentOutcome::LeaderChanged,
+    ]
+    .into_iter()
+    .map(CommandResult::Payment)
+    .collect();
+    let mut bytes = Vec::new();
+    encode_results(&results, &mut bytes);
+    assert_eq!(decode_results(&bytes).unwrap(), results);
 }
 
 #[test]
@@ -779,6 +848,7 @@ fn every_payment_change_is_published_once_on_the_event_feed_and_repeats_publish_
         attempt: 0,
         reason: "AC04".into(),
         next_connector: None,
+        leader_term: None,
     };
     assert_eq!(pay(&mut ledger, failed.clone()), PaymentOutcome::Ok);
     assert_eq!(pay(&mut ledger, failed), PaymentOutcome::Ok, "a repeat");

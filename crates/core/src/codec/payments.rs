@@ -1,6 +1,7 @@
 //! The payments part of the codec: command 15, result 8 and the checkpoint's payments section
 //! (version 10; version 11 ends each deposit with u64 settled_at_ns and its return: u8 has
-//! payee, [payee] | text return payment id, and adds the return commands 10 to 13 and deposit states 6 to 8). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
+//! payee, [payee] | text return payment id, and adds the return commands 10 to 13 and deposit states 6 to 8;
+//! command 14 is a `FailPayout` bound to a leader's term, result 10 `leader_changed`). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
 //! a decoded command must pass `PaymentCommand::check` (canonical: nothing the encoder could
 //! not have written).
 
@@ -33,6 +34,8 @@ const RETURN_DEPOSIT: u8 = 10;
 const RETURN_ACCEPTED: u8 = 11;
 const SETTLE_RETURN: u8 = 12;
 const FAIL_RETURN: u8 = 13;
+/// `FailPayout` bound to a leader's term: FAIL_PAYOUT's fields, then u64 term.
+const FAIL_PAYOUT_IN_TERM: u8 = 14;
 
 const DECISION_APPROVE: u8 = 1;
 const DECISION_HOLD: u8 = 2;
@@ -79,6 +82,7 @@ const OUTCOMES: [PaymentOutcome; 8] = [
 ];
 const OUTCOME_REFUSED: u8 = 8;
 const OUTCOME_TRANSFER_REFUSED: u8 = 9;
+const OUTCOME_LEADER_CHANGED: u8 = 10;
 
 impl Writer<'_> {
     pub(super) fn payment_command(&mut self, command: &PaymentCommand) {
@@ -170,12 +174,19 @@ impl Writer<'_> {
                 attempt,
                 reason,
                 next_connector,
+                leader_term,
             } => {
-                self.u8(FAIL_PAYOUT);
+                self.u8(match leader_term {
+                    None => FAIL_PAYOUT,
+                    Some(_) => FAIL_PAYOUT_IN_TERM,
+                });
                 self.u128(*withdrawal_id);
                 self.u8(*attempt);
                 self.optional_text(reason);
                 self.optional_text(next_connector.as_deref().unwrap_or(""));
+                if let Some(term) = leader_term {
+                    self.u64(*term);
+                }
             }
             PaymentCommand::ReturnDeposit { deposit_id, payee } => {
                 self.u8(RETURN_DEPOSIT);
@@ -245,6 +256,7 @@ impl Writer<'_> {
                 self.u8(OUTCOME_TRANSFER_REFUSED);
                 self.u8(result.to_u8());
             }
+            PaymentOutcome::LeaderChanged => self.u8(OUTCOME_LEADER_CHANGED),
             other => self.u8(OUTCOMES.iter().position(|o| *o == other).expect("listed") as u8),
         }
     }
@@ -406,12 +418,16 @@ impl Reader<'_> {
                 withdrawal_id: self.u128()?,
                 attempt: self.u8()?,
             },
-            FAIL_PAYOUT => PaymentCommand::FailPayout {
+            tag @ (FAIL_PAYOUT | FAIL_PAYOUT_IN_TERM) => PaymentCommand::FailPayout {
                 withdrawal_id: self.u128()?,
                 attempt: self.u8()?,
                 reason: self.optional_text(REASON_LEN_MAX)?,
                 next_connector: Some(self.optional_text(CONNECTOR_NAME_LEN_MAX)?)
                     .filter(|n| !n.is_empty()),
+                leader_term: match tag {
+                    FAIL_PAYOUT_IN_TERM => Some(self.u64()?),
+                    _ => None,
+                },
             },
             RETURN_DEPOSIT => PaymentCommand::ReturnDeposit {
                 deposit_id: self.u128()?,
@@ -479,6 +495,7 @@ impl Reader<'_> {
                 CreateTransferResult::from_u8(self.u8()?)
                     .ok_or_else(|| self.invalid("transfer result", offset))?,
             ),
+            OUTCOME_LEADER_CHANGED => PaymentOutcome::LeaderChanged,
             code => *OUTCOMES
                 .get(usize::from(code))
                 .ok_or_else(|| self.invalid("payment outcome", offset))?,

@@ -153,7 +153,11 @@ impl Ledger {
                 attempt,
                 reason,
                 next_connector,
-            } => self.fail_payout(*withdrawal_id, *attempt, reason, next_connector.as_deref()),
+                leader_term,
+            } => match leader_term {
+                Some(term) if *term != self.entry_term => O::LeaderChanged,
+                _ => self.fail_payout(*withdrawal_id, *attempt, reason, next_connector.as_deref()),
+            },
             PaymentCommand::ReturnDeposit { deposit_id, payee } => {
                 self.return_deposit(*deposit_id, payee)
             }

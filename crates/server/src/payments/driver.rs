@@ -423,11 +423,14 @@ async fn decided<C: Consensus>(
             ..
         }
     );
+    // Before proposing: the attempt's fail-over will be bound to the term this node led in
+    // when it made the attempt (a later term fences it off, whatever happened in between).
+    let term = state.consensus().serving_term();
     match propose(state, command).await? {
         PaymentOutcome::Ok => {
-            if approves {
+            if let Some(term) = term.filter(|_| approves) {
                 // The record was read undecided just before: this approval made attempt 0.
-                payments.attempt_created(record.withdrawal_id, 0);
+                payments.attempt_created(record.withdrawal_id, 0, term);
             }
             Ok(Step::Again)
         }
@@ -593,47 +596,68 @@ async fn payout_failed<C: Consensus>(
             payments.attempt_sent(withdrawal_id, attempt);
             Ok(Step::Wait)
         }
-        // It may have reached the bank before (a previous leader, a send that timed out):
-        // resolved at this connector with the same key, never paid elsewhere too.
-        ConnectorError::Retryable(_) if !payments.attempt_is_fresh(withdrawal_id, attempt) => {
+        ConnectorError::Retryable(_) => fail_over(state, payments, record, attempt).await,
+    }
+}
+
+/// A `Retryable` error on attempt `attempt`: the next eligible connector takes over, if the
+/// attempt is fresh (this leadership made it and nothing of it reached a bank), else it is
+/// resolved at its own connector with the same key, never paid elsewhere too.
+async fn fail_over<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+    attempt: u8,
+) -> Result<Step, DriveError> {
+    let withdrawal_id = record.withdrawal_id;
+    let Some(term) = payments.fresh_term(withdrawal_id, attempt) else {
+        return Ok(Step::Wait);
+    };
+    let tried: Vec<&str> = record
+        .attempts
+        .iter()
+        .map(|a| a.connector.as_str())
+        .collect();
+    let currency = record.ledger.to_string();
+    let country = player_country(state, record.player_id).await?;
+    let payment = Payment {
+        currency: &currency,
+        country: country.as_deref(),
+        amount_minor: record.amount,
+        account: account_kind(&record.payee.account),
+    };
+    let at_limit = record.attempts.len() >= croupier_core::payments::ATTEMPTS_MAX;
+    let Some(next) = payments.route(&payment, &tried).filter(|_| !at_limit) else {
+        // Nowhere else to go: this connector again, later.
+        return Ok(Step::Wait);
+    };
+    if state.consensus().serving_term() != Some(term) {
+        // Deposed (or leading in a later term): the fence would refuse it anyway.
+        payments.forget_fresh_attempts();
+        return Ok(Step::Wait);
+    }
+    let name = &record.attempts[usize::from(attempt)].connector;
+    let command = PaymentCommand::FailPayout {
+        withdrawal_id,
+        attempt,
+        reason: format!("retryable:{name}").chars().take(64).collect(),
+        next_connector: Some(next.connector),
+        // The fence: applied only in an entry of the term that made the attempt. A deposed
+        // leader's fail-over (forwarded, or committed under a newer leader that may be sending
+        // this attempt) changes nothing.
+        leader_term: Some(term),
+    };
+    match propose(state, command).await? {
+        PaymentOutcome::Ok => {
+            payments.attempt_sent(withdrawal_id, attempt);
+            payments.attempt_created(withdrawal_id, attempt + 1, term);
+            Ok(Step::Again)
+        }
+        PaymentOutcome::LeaderChanged => {
+            payments.forget_fresh_attempts();
             Ok(Step::Wait)
         }
-        ConnectorError::Retryable(_) => {
-            let tried: Vec<&str> = record
-                .attempts
-                .iter()
-                .map(|a| a.connector.as_str())
-                .collect();
-            let currency = record.ledger.to_string();
-            let country = player_country(state, record.player_id).await?;
-            let payment = Payment {
-                currency: &currency,
-                country: country.as_deref(),
-                amount_minor: record.amount,
-                account: account_kind(&record.payee.account),
-            };
-            let at_limit = record.attempts.len() >= croupier_core::payments::ATTEMPTS_MAX;
-            let Some(next) = payments.route(&payment, &tried).filter(|_| !at_limit) else {
-                // Nowhere else to go: this connector again, later.
-                return Ok(Step::Wait);
-            };
-            // Deposed meanwhile: the new leader may be sending this attempt; it decides.
-            // (This narrows, not closes, the window: the proposal is not fenced by term.)
-            if !state.consensus().is_serving_writes() {
-                payments.forget_fresh_attempts();
-                return Ok(Step::Wait);
-            }
-            let command = PaymentCommand::FailPayout {
-                withdrawal_id,
-                attempt,
-                reason: format!("retryable:{name}").chars().take(64).collect(),
-                next_connector: Some(next.connector),
-            };
-            let step = propose_ok(state, command).await?;
-            payments.attempt_sent(withdrawal_id, attempt);
-            payments.attempt_created(withdrawal_id, attempt + 1);
-            Ok(step)
-        }
+        outcome => Err(DriveError::Ledger(outcome.code().to_string())),
     }
 }
 
@@ -652,6 +676,7 @@ async fn refund<C: Consensus>(
             .take(64)
             .collect(),
         next_connector: None,
+        leader_term: None,
     };
     propose_ok(state, command).await
 }

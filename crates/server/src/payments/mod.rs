@@ -125,10 +125,12 @@ pub struct Payments {
     /// gets them back from the bank by resubmitting with the same key).
     deposit_payment_ids: Mutex<HashMap<u128, String>>,
     /// Payout attempts this process began and whose every send so far met a `Retryable`
-    /// error (nothing reached the bank): only these may fail over to another connector. An
+    /// error (nothing reached the bank), with the Raft term this node led in when it created
+    /// each: only these may fail over to another connector, and only by a command bound to
+    /// that term (so a leader in between, which may have sent the attempt, fences it off). An
     /// attempt a previous leader (or this process before a restart) may have sent is not
     /// here, so it is resolved at its own connector, never paid twice.
-    fresh_attempts: Mutex<HashSet<(u128, u8)>>,
+    fresh_attempts: Mutex<HashMap<(u128, u8), u64>>,
     /// The bank's ids of each payment (payout payment ids, deposit consents and payments), so
     /// a notification wakes the one payment it names instead of every open one.
     bank_ids: Mutex<BankIds>,
@@ -190,7 +192,7 @@ impl Payments {
             driving: Mutex::new(HashSet::new()),
             backoff: Mutex::new(HashMap::new()),
             deposit_payment_ids: Mutex::new(HashMap::new()),
-            fresh_attempts: Mutex::new(HashSet::new()),
+            fresh_attempts: Mutex::new(HashMap::new()),
             bank_ids: Mutex::new(BankIds::default()),
             woken: Mutex::new(HashSet::new()),
         })
@@ -285,7 +287,7 @@ impl Payments {
                 .fresh_attempts
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            fresh.retain(|&(withdrawal_id, _)| withdrawal_id != id);
+            fresh.retain(|&(withdrawal_id, _), _| withdrawal_id != id);
         }
         if let Work::Deposit(id) = work {
             let mut ids = self
@@ -332,22 +334,24 @@ impl Payments {
         woken.remove(&work)
     }
 
-    /// This process just created payout attempt `attempt` (an approval, a fail-over).
-    fn attempt_created(&self, withdrawal_id: u128, attempt: u8) {
+    /// This process, leading in `term`, just created payout attempt `attempt` (an approval,
+    /// a fail-over).
+    fn attempt_created(&self, withdrawal_id: u128, attempt: u8, term: u64) {
         let mut fresh = self
             .fresh_attempts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        fresh.insert((withdrawal_id, attempt));
+        fresh.insert((withdrawal_id, attempt), term);
     }
 
-    /// Whether nothing of the attempt can have reached its bank (see `fresh_attempts`).
-    fn attempt_is_fresh(&self, withdrawal_id: u128, attempt: u8) -> bool {
+    /// The term the attempt was created in, if nothing of it can have reached its bank (see
+    /// `fresh_attempts`).
+    fn fresh_term(&self, withdrawal_id: u128, attempt: u8) -> Option<u64> {
         let fresh = self
             .fresh_attempts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        fresh.contains(&(withdrawal_id, attempt))
+        fresh.get(&(withdrawal_id, attempt)).copied()
     }
 
     /// This node stopped serving writes: another leader may now send any of these attempts,
@@ -415,14 +419,15 @@ mod tests {
     #[test]
     fn a_finished_withdrawal_forgets_its_payout_attempts() {
         let payments = payments_without_connectors();
-        payments.attempt_created(7, 0);
-        payments.attempt_created(7, 1);
-        payments.attempt_created(8, 0);
+        payments.attempt_created(7, 0, 3);
+        payments.attempt_created(7, 1, 3);
+        payments.attempt_created(8, 0, 3);
         payments.forget(Work::Withdrawal(7));
-        assert!(!payments.attempt_is_fresh(7, 0));
-        assert!(!payments.attempt_is_fresh(7, 1));
-        assert!(
-            payments.attempt_is_fresh(8, 0),
+        assert_eq!(payments.fresh_term(7, 0), None);
+        assert_eq!(payments.fresh_term(7, 1), None);
+        assert_eq!(
+            payments.fresh_term(8, 0),
+            Some(3),
             "another withdrawal's stays"
         );
     }
@@ -432,10 +437,10 @@ mod tests {
     #[test]
     fn a_node_that_stops_serving_writes_forgets_every_fresh_attempt() {
         let payments = payments_without_connectors();
-        payments.attempt_created(7, 0);
-        payments.attempt_created(8, 2);
+        payments.attempt_created(7, 0, 3);
+        payments.attempt_created(8, 2, 4);
         payments.forget_fresh_attempts();
-        assert!(!payments.attempt_is_fresh(7, 0));
-        assert!(!payments.attempt_is_fresh(8, 2));
+        assert_eq!(payments.fresh_term(7, 0), None);
+        assert_eq!(payments.fresh_term(8, 2), None);
     }
 }

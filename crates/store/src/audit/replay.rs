@@ -133,7 +133,7 @@ pub(crate) fn run(
             let to = (index + REPLAY_CHUNK_ENTRIES).min(span.last + 1);
             for record in log.read_physical(index, to)? {
                 if record.kind == RecordKind::Normal {
-                    replay.apply(record.index, &record.payload)?;
+                    replay.apply(record.index, record.term, &record.payload)?;
                     entries_replayed += 1;
                 }
                 if let Some((m, file)) = check_at.filter(|(m, _)| m.last_index == record.index) {
@@ -157,7 +157,7 @@ pub(crate) fn run(
 }
 
 impl Replay<'_> {
-    fn apply(&mut self, index: u64, payload: &[u8]) -> Result<(), AuditError> {
+    fn apply(&mut self, index: u64, term: u64, payload: &[u8]) -> Result<(), AuditError> {
         let proposal = decode_proposal(payload).map_err(|e| {
             AuditError::at_entry(self.log, index, format!("entry payload does not decode as a proposal: {e}"))
         })?;
@@ -168,7 +168,12 @@ impl Replay<'_> {
         self.records.clear();
         let (ledger, prefetched, records) = (&mut self.ledger, &mut self.prefetched, &mut self.records);
         let applied = catch_unwind(AssertUnwindSafe(|| {
-            ledger.apply(proposal.timestamp_ns, &proposal.commands, prefetched, records)
+            ledger.apply(
+                croupier_core::command::EntryStamp { timestamp_ns: proposal.timestamp_ns, term },
+                &proposal.commands,
+                prefetched,
+                records,
+            )
         }));
         if applied.is_err() {
             return Err(AuditError::at_entry(self.log, index, "the ledger panicked applying this entry"));

@@ -561,8 +561,8 @@ fn apply_entry(running: &mut Running, record: &LogRecord) -> Result<Vec<CommandR
         .reader
         .fetch(&running.keys, &mut running.prefetched)
         .map_err(|e| format!("entry {}: prefetch: {e}", record.index))?;
-    let results =
-        running.ledger.apply(proposal.timestamp_ns, &proposal.commands, &mut running.prefetched, &mut running.records);
+    let stamp = croupier_core::command::EntryStamp { timestamp_ns: proposal.timestamp_ns, term: record.term };
+    let results = running.ledger.apply(stamp, &proposal.commands, &mut running.prefetched, &mut running.records);
     running
         .history
         .writer
