@@ -594,6 +594,8 @@ fn berlin_group_pay_ins_and_payouts_settle_even_across_a_crash() {
         .berlin_post(&token, "3f2c1a9e-1111-4a2b-9c3d-000000000004", &too_much)
         .json();
     assert_eq!(created["transactionStatus"], "RJCT");
+    // Regression: the initiation's answer of an at-once rejection left out its reason.
+    assert_eq!(created["tppMessages"][0]["code"], "AM04");
     let status = bank
         .get(
             &format!("{STATUS}/{}/status", created["paymentId"].as_str().unwrap()),

@@ -744,6 +744,21 @@ impl Ledger {
             .map(|record| record.as_ref())
     }
 
+    /// Deposits by id, at most `limit` after `after` (a reader that pages through them holds
+    /// the read lock for one page, not the whole book).
+    pub fn deposits_after(&self, after: PaymentId, limit: usize) -> Vec<&DepositRecord> {
+        let range = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+        let records = self.payments.deposits.range(range).take(limit);
+        records.map(|(_, record)| record.as_ref()).collect()
+    }
+
+    /// Withdrawals by id, at most `limit` after `after` (as `deposits_after`).
+    pub fn withdrawals_after(&self, after: PaymentId, limit: usize) -> Vec<&WithdrawalRecord> {
+        let range = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+        let records = self.payments.withdrawals.range(range).take(limit);
+        records.map(|(_, record)| record.as_ref()).collect()
+    }
+
     /// Deposits not final yet, by id, at most `limit` after `after` (for the node's worker).
     pub fn open_deposits(&self, after: PaymentId, limit: usize) -> Vec<&DepositRecord> {
         let range = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);

@@ -230,12 +230,11 @@ async fn create(
         // A payout from the client's own account: authorised at once, as under a mandate.
         bank.accept(&state, &mut payment, PayStatus::Authorised);
     }
-    let answer = json!({
-        "transactionStatus": payment.status.berlin(),
-        "paymentId": payment.id,
-        "_links": links(bank, &payment),
-    })
-    .to_string();
+    // A payout rejected at once says why here too, as its status query would.
+    let mut answer = status_json(&payment);
+    answer["paymentId"] = json!(payment.id);
+    answer["_links"] = links(bank, &payment);
+    let answer = answer.to_string();
     let settle = payment.settle_at_ms.map(|due| (payment.id.clone(), due));
     tracing::info!(payment = %payment.id, status = payment.status.berlin(), "payment initiated");
     let stored = Stored {

@@ -13,6 +13,7 @@ use croupier_core::payments::{
 };
 use croupier_core::types::CreateTransferResult;
 use croupier_payments::routing::{AccountKind, Payment};
+use croupier_risk::identity::CivilDate;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -519,14 +520,14 @@ pub async fn movements<C: Consensus>(
     path: ApiPath,
     crate::extract::ApiQuery(query): crate::extract::ApiQuery<MovementsQuery>,
 ) -> Result<Response, ApiError> {
-    use croupier_risk::identity::CivilDate;
-    for (field, date) in [("from", &query.from), ("to", &query.to)] {
-        if CivilDate::parse_iso(date).is_none() {
-            return Err(ApiError::invalid_query(format!(
-                "{field} must be a date YYYY-MM-DD"
-            )));
-        }
-    }
+    let day = |field: &str, text: &str| {
+        CivilDate::parse_iso(text)
+            .ok_or_else(|| ApiError::invalid_query(format!("{field} must be a date YYYY-MM-DD")))
+    };
+    let days = MovementDays {
+        from: day("from", &query.from)?,
+        to: day("to", &query.to)?,
+    };
     let payments = payments_of(&state)?;
     if payments.connector(&path.0).is_none() {
         return Err(ApiError::not_found(
@@ -534,106 +535,182 @@ pub async fn movements<C: Consensus>(
             "no such connector",
         ));
     }
-    let connector = path.0.clone();
-    let (from, to) = (query.from, query.to);
-    let movements = state
-        .read(move |view| {
-            let listed = connector_movements(view.ledger(), &connector, &from, &to);
-            (connector, listed)
-        })
-        .await?;
-    let (connector, movements) = movements;
-    if movements.len() > MOVEMENTS_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_movements",
-            format!("more than {MOVEMENTS_MAX} movements: ask for fewer days"),
-        ));
-    }
+    let movements = all_movements(&state, &path.0, days).await?;
     Ok(json_response(
         StatusCode::OK,
         &MovementsOut {
-            connector,
+            connector: path.0.clone(),
             movements,
         },
     ))
 }
 
-/// The connector's movements the ledger recorded from day `from` to day `to` (UTC, both
-/// included), at most `MOVEMENTS_MAX + 1`: settled deposits (refused ones too: the money
-/// reached the bank), their returns, and paid withdrawals.
-fn connector_movements(
+/// Records one read of the movements looks at: the ledger's read lock (which the state
+/// machine's writes wait for) is held for one page of the payment book, never all of it.
+const MOVEMENTS_PAGE_RECORDS: usize = 4_096;
+
+/// The days (UTC, both included) whose movements are asked for.
+#[derive(Clone, Copy)]
+struct MovementDays {
+    from: CivilDate,
+    to: CivilDate,
+}
+
+impl MovementDays {
+    fn day_of(at_ns: u64) -> CivilDate {
+        CivilDate::from_unix_s(at_ns / 1_000_000_000)
+    }
+
+    fn holds(self, at_ns: u64) -> bool {
+        (self.from..=self.to).contains(&Self::day_of(at_ns))
+    }
+}
+
+/// Where a paged scan of the payment book stands: deposits by id, then withdrawals by id.
+#[derive(Clone, Copy)]
+enum ScanAt {
+    Deposits(u128),
+    Withdrawals(u128),
+}
+
+/// The connector's movements the ledger recorded within `days`, page by page; more than
+/// `MOVEMENTS_MAX` is `too_many_movements` (reconciliation never gets a silently cut list).
+/// Pages are read one after another, so a payment that settles meanwhile may or may not be
+/// listed, as if it had settled just after or just before the answer.
+async fn all_movements<C: Consensus>(
+    state: &AppState<C>,
+    connector: &str,
+    days: MovementDays,
+) -> Result<Vec<MovementOut>, ApiError> {
+    let mut movements = Vec::new();
+    let mut at = Some(ScanAt::Deposits(0));
+    while let Some(scan) = at {
+        let connector = connector.to_string();
+        let (page, next) = state
+            .read(move |view| {
+                let ledger = view.ledger();
+                movements_page(ledger, &connector, days, scan, MOVEMENTS_PAGE_RECORDS)
+            })
+            .await?;
+        movements.extend(page);
+        if movements.len() > MOVEMENTS_MAX {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_movements",
+                format!("more than {MOVEMENTS_MAX} movements: ask for fewer days"),
+            ));
+        }
+        at = next;
+    }
+    Ok(movements)
+}
+
+/// One page of the scan: the movements it found and where the next page starts (None: done).
+fn movements_page(
     ledger: &croupier_core::Ledger,
     connector: &str,
-    from: &str,
-    to: &str,
-) -> Vec<MovementOut> {
-    use croupier_core::payments::{DepositState, WithdrawalState};
-    use croupier_risk::identity::CivilDate;
-    let day = |at_ns: u64| CivilDate::from_unix_s(at_ns / 1_000_000_000).to_string();
-    let movement =
-        |reference: String, kind, amount, ledger: croupier_core::LedgerCode, state, at_ns| {
-            MovementOut {
-                reference,
-                kind,
-                amount,
-                ledger: ledger.to_string(),
-                state,
-                date: day(at_ns),
+    days: MovementDays,
+    at: ScanAt,
+    page_records: usize,
+) -> (Vec<MovementOut>, Option<ScanAt>) {
+    let mut found = Vec::new();
+    match at {
+        ScanAt::Deposits(after) => {
+            let page = ledger.deposits_after(after, page_records);
+            for deposit in &page {
+                deposit_movements(deposit, connector, days, &mut found);
             }
-        };
-    let deposits = ledger
-        .deposits()
-        .filter(|d| d.connector == connector && d.state.was_settled());
-    let deposits = deposits.flat_map(|d| {
-        // Recorded before version 11 kept the settlement's time: its last change is the best.
-        let settled_at = match d.settled_at_ns {
-            0 => d.updated_at_ns,
-            at => at,
-        };
+            let next = match page.last() {
+                Some(last) if page.len() == page_records => ScanAt::Deposits(last.deposit_id),
+                _ => ScanAt::Withdrawals(0),
+            };
+            (found, Some(next))
+        }
+        ScanAt::Withdrawals(after) => {
+            let page = ledger.withdrawals_after(after, page_records);
+            for withdrawal in &page {
+                found.extend(withdrawal_movement(withdrawal, connector, days));
+            }
+            let next = page
+                .last()
+                .filter(|_| page.len() == page_records)
+                .map(|last| ScanAt::Withdrawals(last.withdrawal_id));
+            (found, next)
+        }
+    }
+}
+
+fn movement(
+    reference: String,
+    kind: &'static str,
+    amount: u64,
+    ledger: croupier_core::LedgerCode,
+    state: &'static str,
+    at_ns: u64,
+) -> MovementOut {
+    MovementOut {
+        reference,
+        kind,
+        amount,
+        ledger: ledger.to_string(),
+        state,
+        date: MovementDays::day_of(at_ns).to_string(),
+    }
+}
+
+/// A settled (or refused: the money reached the bank) deposit's credit on the day it settled,
+/// and its return's debit on the day the return was paid.
+fn deposit_movements(
+    d: &croupier_core::payments::DepositRecord,
+    connector: &str,
+    days: MovementDays,
+    found: &mut Vec<MovementOut>,
+) {
+    use croupier_core::payments::DepositState;
+    if d.connector != connector || !d.state.was_settled() {
+        return;
+    }
+    // Recorded before version 11 kept the settlement's time: its last change is the best.
+    let settled_at = match d.settled_at_ns {
+        0 => d.updated_at_ns,
+        at => at,
+    };
+    if days.holds(settled_at) {
         let id = d.deposit_id.to_string();
-        let credit = movement(
-            id,
-            "deposit",
+        let state = d.state.name();
+        found.push(movement(
+            id, "deposit", d.amount, d.ledger, state, settled_at,
+        ));
+    }
+    if d.state == DepositState::Returned && days.holds(d.updated_at_ns) {
+        let reference = crate::payments::returns::return_reference(d.deposit_id);
+        let (kind, state) = ("deposit_return", d.state.name());
+        found.push(movement(
+            reference,
+            kind,
             d.amount,
             d.ledger,
-            d.state.name(),
-            settled_at,
-        );
-        let returned = (d.state == DepositState::Returned).then(|| {
-            let reference = crate::payments::returns::return_reference(d.deposit_id);
-            let state = d.state.name();
-            movement(
-                reference,
-                "deposit_return",
-                d.amount,
-                d.ledger,
-                state,
-                d.updated_at_ns,
-            )
-        });
-        std::iter::once(credit).chain(returned)
-    });
-    let withdrawals = ledger.withdrawals().filter(|w| {
-        w.state == WithdrawalState::Paid
-            && w.attempts.last().is_some_and(|a| a.connector == connector)
-    });
-    let withdrawals = withdrawals.map(|w| {
+            state,
+            d.updated_at_ns,
+        ));
+    }
+}
+
+/// A paid withdrawal's debit on the day it was paid, at the connector of its last attempt.
+fn withdrawal_movement(
+    w: &croupier_core::payments::WithdrawalRecord,
+    connector: &str,
+    days: MovementDays,
+) -> Option<MovementOut> {
+    use croupier_core::payments::WithdrawalState;
+    let paid_here = w.state == WithdrawalState::Paid
+        && w.attempts.last().is_some_and(|a| a.connector == connector)
+        && days.holds(w.updated_at_ns);
+    paid_here.then(|| {
         let id = w.withdrawal_id.to_string();
-        movement(
-            id,
-            "withdrawal",
-            w.amount,
-            w.ledger,
-            w.state.name(),
-            w.updated_at_ns,
-        )
-    });
-    deposits
-        .chain(withdrawals)
-        .filter(|m| m.date.as_str() >= from && m.date.as_str() <= to)
-        .take(MOVEMENTS_MAX + 1)
-        .collect()
+        let state = w.state.name();
+        movement(id, "withdrawal", w.amount, w.ledger, state, w.updated_at_ns)
+    })
 }
 
 fn visible(caller: &Caller, owner: u128) -> bool {
@@ -769,5 +846,132 @@ mod tests {
         );
         assert!(normalized_iban("DE8937").is_none());
         assert!(normalized_iban("DE89 3704 0044 0532 0130 0!").is_none());
+    }
+
+    /// A ledger with settled deposits 1 to 5 at bank-a, 6 at bank-b, and withdrawal 50 paid
+    /// at bank-a, all on 2025-01-01 (UTC).
+    fn ledger_with_movements() -> croupier_core::MemoryLedger {
+        use croupier_core::payments::WithdrawalDecision;
+        use croupier_core::players::NewPlayer;
+        use croupier_core::Command;
+        const SECOND_NS: u64 = 1_000_000_000;
+        let mut ledger = croupier_core::MemoryLedger::new();
+        let eur = croupier_core::LedgerCode::parse("EUR").unwrap();
+        let mut at = 1_735_689_600 * SECOND_NS;
+        let mut apply = |command: Command| {
+            at += SECOND_NS;
+            let result = ledger.apply(at, &[command]).pop();
+            let ok = matches!(
+                result,
+                Some(croupier_core::CommandResult::Payment(PaymentOutcome::Ok))
+                    | Some(croupier_core::CommandResult::Player(_))
+            );
+            assert!(ok, "{result:?}");
+        };
+        apply(Command::CreatePlayer(NewPlayer {
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$x".into(),
+            currencies: vec![eur],
+        }));
+        let player_id = croupier_core::ids::player_id(0);
+        for (deposit_id, connector) in
+            (1..=6).map(|id| (id, if id == 6 { "bank-b" } else { "bank-a" }))
+        {
+            let steps = [
+                PaymentCommand::OpenDeposit {
+                    deposit_id,
+                    player_id,
+                    ledger: eur,
+                    amount: 1_000,
+                    connector: connector.into(),
+                },
+                PaymentCommand::DepositStarted {
+                    deposit_id,
+                    consent_id: format!("consent-{deposit_id}"),
+                    authorisation_url: "http://bank/authorize".into(),
+                },
+                PaymentCommand::SettleDeposit { deposit_id },
+            ];
+            steps
+                .into_iter()
+                .for_each(|step| apply(Command::Payment(step)));
+        }
+        let withdrawal_id = 50;
+        let steps = [
+            PaymentCommand::RequestWithdrawal {
+                withdrawal_id,
+                player_id,
+                ledger: eur,
+                amount: 700,
+                payee: Payee {
+                    account: PayeeAccount::Iban("DE89370400440532013000".into()),
+                    name: "Alice Example".into(),
+                },
+            },
+            PaymentCommand::DecideWithdrawal {
+                withdrawal_id,
+                decision: WithdrawalDecision::Approve {
+                    connector: "bank-a".into(),
+                },
+                reasons: vec![],
+            },
+            PaymentCommand::PayoutAccepted {
+                withdrawal_id,
+                attempt: 0,
+                payment_id: "pay-50".into(),
+            },
+            PaymentCommand::SettlePayout {
+                withdrawal_id,
+                attempt: 0,
+            },
+        ];
+        steps
+            .into_iter()
+            .for_each(|step| apply(Command::Payment(step)));
+        ledger
+    }
+
+    fn scan(ledger: &croupier_core::Ledger, days: MovementDays, page: usize) -> Vec<String> {
+        let mut listed = Vec::new();
+        let mut at = Some(ScanAt::Deposits(0));
+        while let Some(scan) = at {
+            let (found, next) = movements_page(ledger, "bank-a", days, scan, page);
+            listed.extend(
+                found
+                    .into_iter()
+                    .map(|m| format!("{} {}", m.kind, m.reference)),
+            );
+            at = next;
+        }
+        listed
+    }
+
+    #[test]
+    fn movements_are_read_in_pages_with_no_gap_and_no_repeat() {
+        let ledger = ledger_with_movements();
+        let day = |text| CivilDate::parse_iso(text).unwrap();
+        let new_year = MovementDays {
+            from: day("2025-01-01"),
+            to: day("2025-01-01"),
+        };
+        let expected: Vec<String> = (1..=5)
+            .map(|id| format!("deposit {id}"))
+            .chain(["withdrawal 50".to_string()])
+            .collect();
+        for page in [1, 2, 5, 6, 4_096] {
+            assert_eq!(
+                scan(&ledger.ledger, new_year, page),
+                expected,
+                "page {page}"
+            );
+        }
+        let later = MovementDays {
+            from: day("2025-01-02"),
+            to: day("2025-12-31"),
+        };
+        assert!(
+            scan(&ledger.ledger, later, 2).is_empty(),
+            "other days list nothing"
+        );
     }
 }
