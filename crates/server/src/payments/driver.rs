@@ -22,7 +22,7 @@ use croupier_core::payments::{
 use croupier_payments::connector::{
     Connector, ConnectorError, PayInRequest, PayOutRequest, PaymentStatus,
 };
-use croupier_payments::routing::Payment;
+use croupier_payments::routing::{Payment, Route};
 
 use super::decide::{account_kind, decide, party_of, player_country};
 use super::steps::{declined, pay_in_of, propose, propose_ok, DriveError, Step};
@@ -465,28 +465,18 @@ async fn after_case<C: Consensus>(
         return Ok(Step::Wait);
     };
     let (decision, reasons) = match decision {
-        CaseDecision::Clear => {
-            let currency = record.ledger.to_string();
-            let country = player_country(state, record.player_id).await?;
-            let payment = Payment {
-                currency: &currency,
-                country: country.as_deref(),
-                amount_minor: record.amount,
-                account: account_kind(&record.payee.account),
-            };
-            match payments.route(&payment, &[]) {
-                Some(route) => (
-                    WithdrawalDecision::Approve {
-                        connector: route.connector,
-                    },
-                    vec![
-                        "case_cleared".into(),
-                        route.reason.chars().take(64).collect(),
-                    ],
-                ),
-                None => (WithdrawalDecision::Reject, vec!["no_route".into()]),
-            }
-        }
+        CaseDecision::Clear => match next_route(state, payments, record, &[]).await? {
+            Some(route) => (
+                WithdrawalDecision::Approve {
+                    connector: route.connector,
+                },
+                vec![
+                    "case_cleared".into(),
+                    route.reason.chars().take(64).collect(),
+                ],
+            ),
+            None => (WithdrawalDecision::Reject, vec!["no_route".into()]),
+        },
         other => (
             WithdrawalDecision::Reject,
             vec![format!("case_{}", other.name())],
@@ -600,6 +590,25 @@ async fn payout_failed<C: Consensus>(
     }
 }
 
+/// Where the withdrawal goes now among the eligible connectors not in `tried` (by the
+/// player's country, as the decision saw it).
+async fn next_route<C: Consensus>(
+    state: &AppState<C>,
+    payments: &Payments,
+    record: &WithdrawalRecord,
+    tried: &[&str],
+) -> Result<Option<Route>, DriveError> {
+    let currency = record.ledger.to_string();
+    let country = player_country(state, record.player_id).await?;
+    let payment = Payment {
+        currency: &currency,
+        country: country.as_deref(),
+        amount_minor: record.amount,
+        account: account_kind(&record.payee.account),
+    };
+    Ok(payments.route(&payment, tried))
+}
+
 /// A `Retryable` error on attempt `attempt`: the next eligible connector takes over, if the
 /// attempt is fresh (this leadership made it and nothing of it reached a bank), else it is
 /// resolved at its own connector with the same key, never paid elsewhere too.
@@ -618,16 +627,9 @@ async fn fail_over<C: Consensus>(
         .iter()
         .map(|a| a.connector.as_str())
         .collect();
-    let currency = record.ledger.to_string();
-    let country = player_country(state, record.player_id).await?;
-    let payment = Payment {
-        currency: &currency,
-        country: country.as_deref(),
-        amount_minor: record.amount,
-        account: account_kind(&record.payee.account),
-    };
     let at_limit = record.attempts.len() >= croupier_core::payments::ATTEMPTS_MAX;
-    let Some(next) = payments.route(&payment, &tried).filter(|_| !at_limit) else {
+    let next = next_route(state, payments, record, &tried).await?;
+    let Some(next) = next.filter(|_| !at_limit) else {
         // Nowhere else to go: this connector again, later.
         return Ok(Step::Wait);
     };
