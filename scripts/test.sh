@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(dieharder procps)  # procps: kill(1), which the cluster tools and tests use
 # libxml2-utils: xmllint, which validates goAML reports against the UNODC schema.
 apt_packages+=(libxml2-utils)
+# OpenSSL 3's headers and pkg-config: the payments crate signs PS256 with the system's OpenSSL.
+apt_packages+=(libssl-dev pkg-config)
 # The web UI's browser test: headless chromium, driven from node by playwright-core.
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
