@@ -1,6 +1,9 @@
 //! What a read sees: the applied hot state and the history behind it, between two entries.
 
+use std::sync::Arc;
+
 use croupier_core::operators::{OperatorAction, OperatorChain};
+use croupier_core::payments::{ArchivedPayment, DepositRecord, PaymentId, WithdrawalRecord};
 use croupier_core::reads::{account_transfers, wallet_outcome, TransferPage};
 use croupier_core::{
     Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId,
@@ -97,6 +100,33 @@ impl<'a> LedgerView<'a> {
 
     pub fn wallet_outcome(&self, transaction_id: &str) -> Result<Option<WalletOutcome>, ReadError> {
         Ok(wallet_outcome(self.history, transaction_id)?)
+    }
+
+    /// A deposit open (hot state) or final (history).
+    pub fn deposit(&self, id: PaymentId) -> Result<Option<Arc<DepositRecord>>, ReadError> {
+        Ok(croupier_core::reads::deposit_record(
+            self.ledger,
+            self.history,
+            id,
+        )?)
+    }
+
+    /// A withdrawal open or held (hot state) or final (history).
+    pub fn withdrawal(&self, id: PaymentId) -> Result<Option<Arc<WithdrawalRecord>>, ReadError> {
+        Ok(croupier_core::reads::withdrawal_record(
+            self.ledger,
+            self.history,
+            id,
+        )?)
+    }
+
+    /// The final payment that made clearing-account transfer `id` (a payment still open is in
+    /// the hot state, and is not found here).
+    pub fn archived_payment_of_transfer(
+        &self,
+        id: TransferId,
+    ) -> Result<Option<ArchivedPayment>, ReadError> {
+        Ok(self.history.archived_payment_of_transfer(id)?)
     }
 
     /// Replays every transfer in history (streaming, from disk) and checks that the hot state

@@ -158,6 +158,7 @@ use crate::ids::LedgerCode;
 use crate::ledger::FrozenLedger;
 use crate::ledger::Ledger;
 use crate::operators::{OperatorAction, OperatorChain};
+use crate::payments::ArchivedPayment;
 use crate::types::{
     Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult, NewAccount,
     NewTransfer, Transfer, TransferFlags,
@@ -167,7 +168,9 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 11;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 12;
+/// Version 12 adds the clearing-account transfer ids to each payment record.
+const CHECKPOINT_FORMAT_VERSION_V11: u8 = 11;
 const CHECKPOINT_FORMAT_VERSION_V10: u8 = 10;
 const CHECKPOINT_FORMAT_VERSION_V9: u8 = 9;
 /// Earlier checkpoint versions, still read: 10 has no consumer cursors, 9 no payments, 8 has no reality checks, 7 no compliance section, 6 no studios either, 5 no `totals_published_at_ns` in
@@ -410,6 +413,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V11,
         CHECKPOINT_FORMAT_VERSION_V10,
         CHECKPOINT_FORMAT_VERSION_V9,
         CHECKPOINT_FORMAT_VERSION_V8,
@@ -482,9 +486,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         (0..players).for_each(|_| ledger.compliance.players.push(Default::default()));
     }
     if version >= CHECKPOINT_FORMAT_VERSION_V10 {
-        ledger.payments = r.checkpoint_payments(version >= CHECKPOINT_FORMAT_VERSION)?;
+        ledger.payments = r.checkpoint_payments(version)?;
     }
-    if version >= CHECKPOINT_FORMAT_VERSION {
+    if version >= CHECKPOINT_FORMAT_VERSION_V11 {
         ledger.consumers = r.checkpoint_consumers()?;
     }
     r.finish()?;
@@ -602,6 +606,34 @@ pub fn decode_wallet_record(bytes: &[u8]) -> Result<WalletRecord, DecodeError> {
     })
 }
 
+/// A record of the wallet log: a wallet decision, or a payment that turned final.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalletLogRecord {
+    Wallet(WalletRecord),
+    Payment(ArchivedPayment),
+}
+
+/// An archived payment as the wallet log holds it: u64 timestamp and an empty key (no wallet
+/// key is empty, so a reader tells the two kinds apart there), then u8 book (1 deposit, 2
+/// withdrawal) and the record as the checkpoint writes it.
+pub fn encode_archived_payment(payment: &ArchivedPayment, out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.u64(payment.updated_at_ns());
+    w.u16(0);
+    w.archived_payment(payment);
+}
+
+/// Decodes either kind of wallet-log record (see `encode_archived_payment`).
+pub fn decode_wallet_log_record(bytes: &[u8]) -> Result<WalletLogRecord, DecodeError> {
+    if bytes.get(8..10) != Some(&[0, 0]) {
+        return decode_wallet_record(bytes).map(WalletLogRecord::Wallet);
+    }
+    let mut r = Reader::new(&bytes[10..]);
+    let payment = r.archived_payment(CHECKPOINT_FORMAT_VERSION)?;
+    r.finish()?;
+    Ok(WalletLogRecord::Payment(payment))
+}
+
 /// Appends a record with its tag: the body of an event.
 pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
     match record {
@@ -628,6 +660,9 @@ pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
         HistoryRecord::Payment(event) => {
             out.push(RECORD_TAG_PAYMENT);
             Writer(out).payment_event(event);
+        }
+        HistoryRecord::PaymentArchived(_) => {
+            panic!("an archived payment is not an event (HistoryRecord::is_event)")
         }
     }
 }

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use crate::ids::{is_expiry_transfer_id, AccountId, TransferId};
 use crate::ledger::hashing::IdMap;
 use crate::operators::OperatorAction;
+use crate::payments::{ArchivedPayment, PaymentKey};
 use crate::types::{Account, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
@@ -124,6 +125,9 @@ pub enum HistoryRecord {
     Table(crate::tables::TableEvent),
     /// A deposit or a withdrawal changed (`crate::payments`).
     Payment(crate::payments::PaymentEvent),
+    /// A payment turned final and left the hot state. History only: never an event (see
+    /// [`HistoryRecord::is_event`]).
+    PaymentArchived(ArchivedPayment),
 }
 
 impl HistoryRecord {
@@ -136,7 +140,15 @@ impl HistoryRecord {
             HistoryRecord::OperatorAction(action) => action.timestamp,
             HistoryRecord::Table(event) => event.timestamp,
             HistoryRecord::Payment(event) => event.timestamp,
+            HistoryRecord::PaymentArchived(payment) => payment.updated_at_ns(),
         }
+    }
+
+    /// Whether the event feed publishes this record. An archived payment is not published: its
+    /// last change already was, and it holds the payee's account (personal data the feed's
+    /// readers need not see). Its ordinal is skipped, so later records keep their positions.
+    pub fn is_event(&self) -> bool {
+        !matches!(self, HistoryRecord::PaymentArchived(_))
     }
 
     /// The event type this record is published as.
@@ -148,6 +160,7 @@ impl HistoryRecord {
             HistoryRecord::OperatorAction(_) => "operator_action",
             HistoryRecord::Table(event) => event.event_type(),
             HistoryRecord::Payment(event) => event.event_type(),
+            HistoryRecord::PaymentArchived(_) => "payment_archived",
         }
     }
 }
@@ -165,6 +178,8 @@ pub struct HistoryKeys {
     pub rolled_back: Vec<String>,
     /// (player, round) pairs whose settlement matters.
     pub settled: Vec<(AccountId, String)>,
+    /// Payments a command names that are not in the hot state (maybe archived).
+    pub payments: Vec<PaymentKey>,
 }
 
 impl HistoryKeys {
@@ -174,6 +189,7 @@ impl HistoryKeys {
         self.wallet_keys.clear();
         self.rolled_back.clear();
         self.settled.clear();
+        self.payments.clear();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,6 +198,7 @@ impl HistoryKeys {
             && self.wallet_keys.is_empty()
             && self.rolled_back.is_empty()
             && self.settled.is_empty()
+            && self.payments.is_empty()
     }
 }
 
@@ -194,6 +211,7 @@ pub struct Prefetched {
     pub(crate) wallet: IdMap<String, WalletEntry>,
     pub(crate) rolled_back: HashSet<String>,
     pub(crate) settled: HashSet<(AccountId, String)>,
+    pub(crate) payments: std::collections::BTreeMap<PaymentKey, ArchivedPayment>,
 }
 
 impl Prefetched {
@@ -203,6 +221,7 @@ impl Prefetched {
         self.wallet.clear();
         self.rolled_back.clear();
         self.settled.clear();
+        self.payments.clear();
     }
 
     pub fn insert_transfer(&mut self, stored: StoredTransfer) {
@@ -227,12 +246,17 @@ impl Prefetched {
         self.settled.insert((player, round));
     }
 
+    pub fn insert_payment(&mut self, payment: ArchivedPayment) {
+        self.payments.insert(payment.key(), payment);
+    }
+
     pub fn len(&self) -> usize {
         self.transfers.len()
             + self.resolutions.len()
             + self.wallet.len()
             + self.rolled_back.len()
             + self.settled.len()
+            + self.payments.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -255,6 +279,13 @@ pub trait HistorySource {
     fn is_rolled_back(&self, bet_key: &str) -> Result<bool, Self::Error>;
     /// True once a win settled `round` for `player`.
     fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, Self::Error>;
+    /// A payment that turned final, by its key.
+    fn archived_payment(&self, key: PaymentKey) -> Result<Option<ArchivedPayment>, Self::Error>;
+    /// The archived payment that made clearing-account transfer `id`.
+    fn archived_payment_of_transfer(
+        &self,
+        id: TransferId,
+    ) -> Result<Option<ArchivedPayment>, Self::Error>;
 
     /// Looks up transfers by id into `into`. One lookup per id unless a source knows better
     /// (an entry of 8189 new transfers asks for 8189 ids, nearly all absent).
@@ -296,6 +327,11 @@ pub trait HistorySource {
                 into.insert_settled(*player, round.clone());
             }
         }
+        for &key in &keys.payments {
+            if let Some(payment) = self.archived_payment(key)? {
+                into.insert_payment(payment);
+            }
+        }
         Ok(())
     }
 }
@@ -313,6 +349,10 @@ pub enum IndexedKey<'a> {
     RolledBack(&'a str),
     /// (player, round) that a win settled → the win record.
     Settled(AccountId, &'a str),
+    /// A payment's key → its archived record.
+    Payment(PaymentKey),
+    /// A clearing-account transfer a payment made → the payment's archived record.
+    PaymentTransfer(TransferId),
 }
 
 /// Calls `each` with every key `record` must be findable under.
@@ -324,6 +364,12 @@ pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)
         | HistoryRecord::OperatorAction(_)
         | HistoryRecord::Table(_)
         | HistoryRecord::Payment(_) => {}
+        HistoryRecord::PaymentArchived(payment) => {
+            each(IndexedKey::Payment(payment.key()));
+            payment
+                .clearing_transfer_ids()
+                .for_each(|id| each(IndexedKey::PaymentTransfer(id)));
+        }
         HistoryRecord::Transfer(stored) => {
             each(IndexedKey::Transfer(stored.transfer.id));
             if stored.resolves_pending() {

@@ -45,6 +45,7 @@ use crate::command::{Command, CommandResult};
 use crate::history::{HistoryKeys, HistoryRecord, Prefetched, StoredTransfer, NO_TRANSFER};
 use crate::ids::{is_reserved_id, AccountId, LedgerCode, TransferId};
 use crate::operators::{OperatorAction, OperatorChain};
+use crate::payments::{ArchivedPayment, PaymentKey};
 use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
@@ -189,6 +190,8 @@ struct EntryState {
     wallet: IdMap<String, WalletEntry>,
     rolled_back: HashSet<String>,
     settled: HashSet<(AccountId, String)>,
+    /// Payments this entry archived (they left the hot state).
+    payments: BTreeMap<PaymentKey, ArchivedPayment>,
 }
 
 impl EntryState {
@@ -199,6 +202,7 @@ impl EntryState {
             && self.wallet.is_empty()
             && self.rolled_back.is_empty()
             && self.settled.is_empty()
+            && self.payments.is_empty()
             && self.prefetched.is_empty()
     }
 }
@@ -379,8 +383,13 @@ impl Ledger {
                 | Command::RevokeSessions(_)
                 | Command::Table(_)
                 | Command::Compliance(_)
-                | Command::Payment(_)
                 | Command::ConsumerAck(_) => {}
+                Command::Payment(payment) => {
+                    let key = payment.key();
+                    if !self.payments.holds(key) {
+                        keys.payments.push(key);
+                    }
+                }
             }
         }
     }
@@ -458,6 +467,7 @@ impl Ledger {
         entry.wallet.clear();
         entry.rolled_back.clear();
         entry.settled.clear();
+        entry.payments.clear();
         entry.prefetched.clear();
         assert!(entry.is_clear());
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use crate::command::{Command, CommandResult};
 use crate::history::{
@@ -12,6 +13,7 @@ use crate::history::{
 use crate::ids::{AccountId, TransferId};
 use crate::ledger::{Ledger, LedgerTotals};
 use crate::operators::OperatorAction;
+use crate::payments::{ArchivedPayment, DepositRecord, PaymentId, PaymentKey, WithdrawalRecord};
 use crate::reads::{account_transfers, wallet_outcome, TransferPage};
 use crate::types::{Account, Transfer};
 use crate::wallet::{WalletEntry, WalletOutcome};
@@ -27,7 +29,10 @@ pub struct MemoryHistory {
     operator_actions: Vec<OperatorAction>,
     rolled_back: HashSet<String>,
     settled: HashSet<(AccountId, String)>,
-    /// Every record in order, as the event feed would publish them.
+    payments: Vec<ArchivedPayment>,
+    payment_index: HashMap<PaymentKey, usize>,
+    payment_transfers: HashMap<TransferId, usize>,
+    /// Every record in order (the event feed publishes those that are events).
     records: Vec<HistoryRecord>,
 }
 
@@ -45,6 +50,7 @@ impl MemoryHistory {
             HistoryRecord::AccountCreated(_)
             | HistoryRecord::Table(_)
             | HistoryRecord::Payment(_) => {}
+            HistoryRecord::PaymentArchived(payment) => self.payments.push(payment.clone()),
             HistoryRecord::Transfer(stored) => {
                 assert_eq!(stored.seq, self.transfers.len() as u64, "transfer seq gap");
                 self.transfers.push(stored.clone());
@@ -79,6 +85,14 @@ impl MemoryHistory {
             IndexedKey::Settled(player, round) => {
                 self.settled.insert((player, round.to_owned()));
             }
+            IndexedKey::Payment(key) => {
+                let previous = self.payment_index.insert(key, self.payments.len() - 1);
+                assert!(previous.is_none(), "payment archived twice");
+            }
+            IndexedKey::PaymentTransfer(id) => {
+                let previous = self.payment_transfers.insert(id, self.payments.len() - 1);
+                assert!(previous.is_none(), "a transfer made by two payments");
+            }
         });
         self.records.push(record.clone());
     }
@@ -89,6 +103,11 @@ impl MemoryHistory {
 
     pub fn wallet_records(&self) -> &[WalletRecord] {
         &self.wallet
+    }
+
+    /// Every payment archived, in order.
+    pub fn archived_payments(&self) -> &[ArchivedPayment] {
+        &self.payments
     }
 
     pub fn operator_actions(&self) -> &[OperatorAction] {
@@ -147,6 +166,19 @@ impl HistorySource for MemoryHistory {
 
     fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, Infallible> {
         Ok(self.settled.contains(&(player, round.to_owned())))
+    }
+
+    fn archived_payment(&self, key: PaymentKey) -> Result<Option<ArchivedPayment>, Infallible> {
+        let found = self.payment_index.get(&key);
+        Ok(found.map(|&index| self.payments[index].clone()))
+    }
+
+    fn archived_payment_of_transfer(
+        &self,
+        id: TransferId,
+    ) -> Result<Option<ArchivedPayment>, Infallible> {
+        let found = self.payment_transfers.get(&id);
+        Ok(found.map(|&index| self.payments[index].clone()))
     }
 }
 
@@ -213,7 +245,12 @@ impl MemoryLedger {
     pub fn state_bytes(&self) -> Vec<u8> {
         let mut bytes = self.checkpoint();
         for record in self.history.records() {
-            crate::codec::encode_record(record, &mut bytes);
+            match record {
+                HistoryRecord::PaymentArchived(payment) => {
+                    crate::codec::encode_archived_payment(payment, &mut bytes)
+                }
+                other => crate::codec::encode_record(other, &mut bytes),
+            }
         }
         bytes
     }
@@ -254,6 +291,18 @@ impl MemoryLedger {
         before_seq: Option<u64>,
     ) -> Result<TransferPage, Infallible> {
         account_transfers(&self.ledger, &self.history, id, limit, before_seq)
+    }
+
+    /// A deposit open (hot state) or final (history).
+    pub fn deposit(&self, id: PaymentId) -> Option<Arc<DepositRecord>> {
+        let Ok(found) = crate::reads::deposit_record(&self.ledger, &self.history, id);
+        found
+    }
+
+    /// A withdrawal open or held (hot state) or final (history).
+    pub fn withdrawal(&self, id: PaymentId) -> Option<Arc<WithdrawalRecord>> {
+        let Ok(found) = crate::reads::withdrawal_record(&self.ledger, &self.history, id);
+        found
     }
 
     pub fn wallet_outcome(&self, transaction_id: &str) -> Option<WalletOutcome> {

@@ -23,15 +23,60 @@
 //! account at that bank (`ReturnDeposit`, `ReturnAccepted`, then `SettleReturn` or
 //! `FailReturn`). Neither open-banking rail has a refund of its own: a return is a payout.
 //!
-//! Memory: every deposit and withdrawal stays in the hot state (bounded per record by the
-//! limits below). Moving finished ones to history is future work (ARCHITECTURE.md).
+//! Memory: only the payments still open (and held ones) stay in the hot state. A record that
+//! turns final leaves it in the same apply as an [`ArchivedPayment`] history record, found
+//! later by its [`PaymentKey`] (a repeated request or step still meets it: idempotency outlives
+//! the hot state) and by the id of each clearing-account transfer it made (reconciliation walks
+//! the clearing accounts' chains back to a payment).
 
 use crate::compliance::Refusal;
 use crate::ids::LedgerCode;
+use crate::ids::TransferId;
 use crate::players::PlayerId;
 use crate::types::CreateTransferResult;
 
 pub type PaymentId = u128;
+
+/// A payment as history finds it: which book, which id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PaymentKey {
+    Deposit(PaymentId),
+    Withdrawal(PaymentId),
+}
+
+/// A payment that turned final, as history keeps it (history record, never an event: the feed
+/// already published its last change, and the record holds the payee's account).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchivedPayment {
+    Deposit(std::sync::Arc<DepositRecord>),
+    Withdrawal(std::sync::Arc<WithdrawalRecord>),
+}
+
+impl ArchivedPayment {
+    pub fn key(&self) -> PaymentKey {
+        match self {
+            ArchivedPayment::Deposit(d) => PaymentKey::Deposit(d.deposit_id),
+            ArchivedPayment::Withdrawal(w) => PaymentKey::Withdrawal(w.withdrawal_id),
+        }
+    }
+
+    /// The ledger time of its last change (ns).
+    pub fn updated_at_ns(&self) -> u64 {
+        match self {
+            ArchivedPayment::Deposit(d) => d.updated_at_ns,
+            ArchivedPayment::Withdrawal(w) => w.updated_at_ns,
+        }
+    }
+
+    /// The clearing-account transfers it made (none are 0).
+    pub fn clearing_transfer_ids(&self) -> impl Iterator<Item = TransferId> {
+        let ids = match self {
+            ArchivedPayment::Deposit(d) => [d.settle_transfer_id, d.return_transfer_id],
+            ArchivedPayment::Withdrawal(w) => [w.paid_transfer_id, 0],
+        };
+        ids.into_iter().filter(|&id| id != 0)
+    }
+}
 
 /// A connector's name as configured ("bank-a"): 1 to 32 of `a-z`, `0-9`, `-`, `_`.
 pub const CONNECTOR_NAME_LEN_MAX: usize = 32;
@@ -137,6 +182,12 @@ pub struct DepositRecord {
     pub return_to: Option<Payee>,
     /// The bank's id of the return payout, once it took it ("" before).
     pub return_payment_id: String,
+    /// The transfer that took the settled money out of the clearing account (to the wallet,
+    /// or to the returns account when refused); 0 before, or when recorded before checkpoint
+    /// version 12 kept it.
+    pub settle_transfer_id: TransferId,
+    /// The transfer that put a returned deposit's money back into the clearing account (0: none).
+    pub return_transfer_id: TransferId,
 }
 
 /// The account a withdrawal is paid to: an IBAN, or a UK sort code and account number.
@@ -355,6 +406,9 @@ pub struct WithdrawalRecord {
     pub case_id: u128,
     pub requested_at_ns: u64,
     pub updated_at_ns: u64,
+    /// The transfer that paid the amount from in-flight into the clearing account (0: not paid,
+    /// or paid before checkpoint version 12 kept it).
+    pub paid_transfer_id: TransferId,
 }
 
 impl WithdrawalRecord {
@@ -470,6 +524,26 @@ fn text_ok(text: &str, len_max: usize) -> bool {
 }
 
 impl PaymentCommand {
+    /// The payment the command is about.
+    pub fn key(&self) -> PaymentKey {
+        use PaymentCommand as C;
+        match self {
+            C::OpenDeposit { deposit_id, .. }
+            | C::DepositStarted { deposit_id, .. }
+            | C::SettleDeposit { deposit_id }
+            | C::FailDeposit { deposit_id, .. }
+            | C::ReturnDeposit { deposit_id, .. }
+            | C::ReturnAccepted { deposit_id, .. }
+            | C::SettleReturn { deposit_id }
+            | C::FailReturn { deposit_id, .. } => PaymentKey::Deposit(*deposit_id),
+            C::RequestWithdrawal { withdrawal_id, .. }
+            | C::DecideWithdrawal { withdrawal_id, .. }
+            | C::PayoutAccepted { withdrawal_id, .. }
+            | C::SettlePayout { withdrawal_id, .. }
+            | C::FailPayout { withdrawal_id, .. } => PaymentKey::Withdrawal(*withdrawal_id),
+        }
+    }
+
     /// Whether the command is well formed (the node and the log decoder check it).
     pub fn check(&self) -> bool {
         match self {

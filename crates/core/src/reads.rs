@@ -1,9 +1,13 @@
-//! Reads that combine the hot state with history: an account's transfers page by page, and
-//! the stored answer to a wallet transaction id. Pure over a `HistorySource`.
+//! Reads that combine the hot state with history: an account's transfers page by page, the
+//! stored answer to a wallet transaction id, and a payment open or final. Pure over a
+//! `HistorySource`.
+
+use std::sync::Arc;
 
 use crate::history::{HistorySource, StoredTransfer, NO_TRANSFER};
 use crate::ids::AccountId;
 use crate::ledger::Ledger;
+use crate::payments::{ArchivedPayment, DepositRecord, PaymentId, PaymentKey, WithdrawalRecord};
 use crate::types::Transfer;
 use crate::wallet::WalletOutcome;
 
@@ -67,4 +71,36 @@ pub fn wallet_outcome<H: HistorySource>(
     Ok(history
         .wallet_entry(transaction_id)?
         .map(|entry| entry.outcome()))
+}
+
+/// A deposit wherever it is: the hot state while open, history once final.
+pub fn deposit_record<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    id: PaymentId,
+) -> Result<Option<Arc<DepositRecord>>, H::Error> {
+    if let Some(record) = ledger.payments.deposits.get(&id) {
+        return Ok(Some(record.clone()));
+    }
+    Ok(match history.archived_payment(PaymentKey::Deposit(id))? {
+        Some(ArchivedPayment::Deposit(record)) => Some(record),
+        _ => None,
+    })
+}
+
+/// A withdrawal wherever it is: the hot state while open or held, history once final.
+pub fn withdrawal_record<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    id: PaymentId,
+) -> Result<Option<Arc<WithdrawalRecord>>, H::Error> {
+    if let Some(record) = ledger.payments.withdrawals.get(&id) {
+        return Ok(Some(record.clone()));
+    }
+    Ok(
+        match history.archived_payment(PaymentKey::Withdrawal(id))? {
+            Some(ArchivedPayment::Withdrawal(record)) => Some(record),
+            _ => None,
+        },
+    )
 }

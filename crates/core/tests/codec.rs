@@ -754,7 +754,12 @@ proptest! {
         }
         let h = busy_ledger();
         if let Ok(ledger) = restore(&h, &bytes) {
-            prop_assert_eq!(ledger.checkpoint(), bytes);
+            // An older version's layout may coincide with this one's where a section is empty
+            // (version 11 without payments): it decodes to the same state, written as today's.
+            let older_same = bytes[0] < original[0] && ledger.checkpoint() == original;
+            if !older_same {
+                prop_assert_eq!(ledger.checkpoint(), bytes);
+            }
             ledger.ledger.check_hot_invariants().map_err(TestCaseError::fail)?;
         }
     }

@@ -628,7 +628,7 @@ fn busy_compliance_ledger() -> MemoryLedger {
 /// cursors (a u64 count, 0 here).
 fn version_9_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
     let mut checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 11);
+    assert_eq!(checkpoint[0], 12);
     let payments = checkpoint.split_off(checkpoint.len() - (2 + 8 + 8 + 8));
     assert!(
         payments.iter().all(|byte| *byte == 0),
@@ -650,7 +650,7 @@ fn a_version_9_checkpoint_loads_with_no_payments() {
 fn compliance_state_survives_a_checkpoint_byte_for_byte() {
     let ledger = busy_compliance_ledger();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 11);
+    assert_eq!(checkpoint[0], 12);
     let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(

@@ -125,7 +125,7 @@ fn a_settled_deposit_credits_the_wallet_once_from_the_banks_clearing_account() {
     );
     assert_eq!(balance(&ledger), 2_500);
     assert_eq!(net_debits(&ledger, clearing_account_id(0, eur())), 2_500);
-    let record = ledger.ledger.deposit_record(7).unwrap();
+    let record = ledger.deposit(7).unwrap();
     assert_eq!(record.state, DepositState::Settled);
     assert_eq!(record.consent_id, "consent-7");
     // Settled is final: a late rejection changes nothing.
@@ -177,10 +177,7 @@ fn a_rejected_or_expired_deposit_moves_no_money_and_cannot_settle_later() {
             PaymentOutcome::WrongState
         );
     }
-    assert_eq!(
-        ledger.ledger.deposit_record(2).unwrap().state,
-        DepositState::Expired
-    );
+    assert_eq!(ledger.deposit(2).unwrap().state, DepositState::Expired);
     assert_eq!(balance(&ledger), 0);
     assert!(ledger.account(clearing_account_id(0, eur())).is_none());
 }
@@ -244,7 +241,7 @@ fn deposit_limits_are_checked_when_the_deposit_opens_and_again_when_the_money_ar
     );
     assert_eq!(balance(&ledger), 600);
     assert_eq!(
-        ledger.ledger.deposit_record(3).unwrap().state,
+        ledger.deposit(3).unwrap().state,
         DepositState::Refused(Refusal::DepositLimitReached)
     );
     // The bank has both: the clearing account says so, the refused one waits to go back.
@@ -270,7 +267,7 @@ fn one_deposit_refused_at_settlement() -> MemoryLedger {
 }
 
 fn deposit_state(ledger: &MemoryLedger, id: u128) -> DepositState {
-    ledger.ledger.deposit_record(id).unwrap().state
+    ledger.deposit(id).unwrap().state
 }
 
 #[test]
@@ -307,7 +304,7 @@ fn a_refused_deposit_goes_back_to_the_payer_once_and_empties_the_returns_account
         pay(&mut ledger, start(3, other)),
         PaymentOutcome::WrongState
     );
-    let record = ledger.ledger.deposit_record(3).unwrap();
+    let record = ledger.deposit(3).unwrap();
     assert_eq!(record.state, DepositState::Returning);
     assert_eq!(record.reason, "deposit_limit_reached");
     assert_eq!(pay(&mut ledger, accepted("pay-9")), PaymentOutcome::Ok);
@@ -332,10 +329,7 @@ fn a_refused_deposit_goes_back_to_the_payer_once_and_empties_the_returns_account
     ledger.check_invariants().unwrap();
     let restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
-    assert_eq!(
-        restored.ledger.deposit_record(3),
-        ledger.ledger.deposit_record(3)
-    );
+    assert_eq!(restored.deposit(3), ledger.deposit(3));
 }
 
 #[test]
@@ -352,7 +346,7 @@ fn a_return_that_cannot_be_made_leaves_the_money_in_the_returns_account() {
     };
     assert_eq!(pay(&mut ledger, fail.clone()), PaymentOutcome::Ok);
     assert_eq!(pay(&mut ledger, fail), PaymentOutcome::Ok);
-    let record = ledger.ledger.deposit_record(3).unwrap();
+    let record = ledger.deposit(3).unwrap();
     assert_eq!(record.state, DepositState::ReturnFailed);
     assert_eq!(record.reason, "payer_account_unknown");
     assert!(ledger.ledger.open_deposits(0, 10).is_empty());
@@ -405,7 +399,7 @@ fn a_withdrawal_reserves_then_pays_through_the_clearing_account_once() {
         PaymentOutcome::Ok,
         "the notification after the poll"
     );
-    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    let record = ledger.withdrawal(50).unwrap();
     assert_eq!(record.state, WithdrawalState::Paid);
     assert_eq!(record.reasons, ["score_low", "route:bank-b"]);
     assert_eq!(balance(&ledger), 6_000);
@@ -449,7 +443,7 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
         PaymentOutcome::Ok,
         "a repeat adds no attempt"
     );
-    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    let record = ledger.withdrawal(50).unwrap();
     assert_eq!(record.attempts.len(), 2);
     assert_eq!(record.current_attempt().unwrap().1.connector, "bank-b");
     // The first attempt's late settlement is refused: only the current attempt can pay.
@@ -469,7 +463,7 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
     assert_eq!(pay(&mut ledger, declined), PaymentOutcome::Ok);
     assert_eq!(balance(&ledger), 1_000, "refunded once");
     assert_eq!(
-        ledger.ledger.withdrawal_record(50).unwrap().state,
+        ledger.withdrawal(50).unwrap().state,
         WithdrawalState::Refunded
     );
     assert!(ledger.ledger.open_withdrawals(0, 10).is_empty());
@@ -507,12 +501,12 @@ fn a_fail_over_bound_to_a_term_applies_only_in_an_entry_of_that_term() {
         stale,
         Some(CommandResult::Payment(PaymentOutcome::LeaderChanged))
     );
-    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    let record = ledger.withdrawal(50).unwrap();
     assert_eq!(record.attempts.len(), 1, "nothing changed");
     assert!(record.attempts[0].failure.is_empty());
     let current = in_term(&mut ledger, 8, fail_over(8));
     assert_eq!(current, Some(CommandResult::Payment(PaymentOutcome::Ok)));
-    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    let record = ledger.withdrawal(50).unwrap();
     assert_eq!(record.current_attempt().unwrap().1.connector, "bank-b");
     ledger.check_invariants().unwrap();
 }
@@ -549,7 +543,7 @@ fn a_held_withdrawal_opens_a_case_and_cannot_be_paid_until_it_is_cleared() {
         reasons: vec!["payee_name_mismatch".into()],
     };
     assert_eq!(pay(&mut ledger, hold), PaymentOutcome::Ok);
-    let record = ledger.ledger.withdrawal_record(50).unwrap();
+    let record = ledger.withdrawal(50).unwrap();
     assert_eq!((record.state, record.case_id), (WithdrawalState::Held, 77));
     let case = ledger.ledger.case(77).unwrap();
     assert_eq!(case.reasons, ["payee_name_mismatch"]);
@@ -570,7 +564,7 @@ fn a_held_withdrawal_opens_a_case_and_cannot_be_paid_until_it_is_cleared() {
     );
     assert_eq!(pay(&mut ledger, approve(50, "bank-a")), PaymentOutcome::Ok);
     assert_eq!(
-        ledger.ledger.withdrawal_record(50).unwrap().state,
+        ledger.withdrawal(50).unwrap().state,
         WithdrawalState::Sending
     );
 }
@@ -580,7 +574,7 @@ fn a_client_cannot_resolve_a_withdrawal_reservation() {
     let mut ledger = casino();
     deposited(&mut ledger, 1, 1_000);
     pay(&mut ledger, request(50, 700));
-    let reservation = ledger.ledger.withdrawal_record(50).unwrap().reservation_id;
+    let reservation = ledger.withdrawal(50).unwrap().reservation_id;
     let void = NewTransfer {
         id: 123,
         debit_account_id: 0,
@@ -642,7 +636,7 @@ fn busy() -> MemoryLedger {
 fn payments_survive_a_checkpoint_byte_for_byte() {
     let mut ledger = busy();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 11);
+    assert_eq!(checkpoint[0], 12);
     let mut restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(restored.ledger.open_withdrawals(0, 10).len(), 2);
@@ -883,4 +877,111 @@ fn every_payment_change_is_published_once_on_the_event_feed_and_repeats_publish_
             w("refunded", "bank-b", "AC04"),
         ]
     );
+}
+
+/// Memory must not grow with history: a payment that turned final leaves the hot state in the
+/// same entry, and history answers for it, by its id and by the clearing transfer it made.
+#[test]
+fn a_final_payment_leaves_the_hot_state_and_history_answers_for_it() {
+    use croupier_core::payments::{ArchivedPayment, PaymentKey};
+    use croupier_core::HistorySource;
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    pay(&mut ledger, approve(50, "bank-a"));
+    let settle = PaymentCommand::SettlePayout {
+        withdrawal_id: 50,
+        attempt: 0,
+    };
+    assert_eq!(pay(&mut ledger, settle), PaymentOutcome::Ok);
+    assert!(
+        ledger.ledger.deposit_record(1).is_none(),
+        "settled: not hot"
+    );
+    assert!(
+        ledger.ledger.withdrawal_record(50).is_none(),
+        "paid: not hot"
+    );
+    assert_eq!(
+        ledger.ledger.deposits().count() + ledger.ledger.withdrawals().count(),
+        0
+    );
+    let deposit = ledger.deposit(1).expect("history has it");
+    assert_eq!(deposit.state, DepositState::Settled);
+    let paid = ledger.withdrawal(50).expect("history has it");
+    assert_eq!(paid.state, WithdrawalState::Paid);
+    // Each clearing transfer names its payment; the paid one moved in-flight → clearing.
+    let transfer = ledger
+        .transfer(paid.paid_transfer_id)
+        .expect("the payout's transfer");
+    assert_eq!(transfer.credit_account_id, clearing_account_id(0, eur()));
+    assert_eq!(transfer.amount, 700);
+    let Ok(Some(ArchivedPayment::Withdrawal(found))) = ledger
+        .history
+        .archived_payment_of_transfer(paid.paid_transfer_id)
+    else {
+        panic!("the payout's transfer names no payment");
+    };
+    assert_eq!(found, paid);
+    let Ok(Some(ArchivedPayment::Deposit(found))) = ledger
+        .history
+        .archived_payment_of_transfer(deposit.settle_transfer_id)
+    else {
+        panic!("the deposit's transfer names no payment");
+    };
+    assert_eq!(found, deposit);
+    let Ok(Some(_)) = ledger.history.archived_payment(PaymentKey::Withdrawal(50)) else {
+        panic!("not found by key");
+    };
+    ledger.check_invariants().unwrap();
+}
+
+/// Idempotency outlives the hot state: every step of an archived payment, repeated (even by a
+/// ledger restored from a checkpoint that no longer holds it), answers as it did and moves no
+/// money; a different request under the same id is still a conflict.
+#[test]
+fn repeating_a_step_of_an_archived_payment_answers_as_before_and_moves_nothing() {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    pay(&mut ledger, request(50, 700));
+    pay(&mut ledger, approve(50, "bank-a"));
+    let settle = PaymentCommand::SettlePayout {
+        withdrawal_id: 50,
+        attempt: 0,
+    };
+    pay(&mut ledger, settle.clone());
+    let mut restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
+    for ledger in [&mut ledger, &mut restored] {
+        let before = ledger.state_bytes().len();
+        assert_eq!(
+            pay(ledger, open_deposit(1, 1_000, "bank-a")),
+            PaymentOutcome::Ok
+        );
+        assert_eq!(
+            pay(ledger, open_deposit(1, 999, "bank-a")),
+            PaymentOutcome::Conflict
+        );
+        let settle_deposit = PaymentCommand::SettleDeposit { deposit_id: 1 };
+        assert_eq!(pay(ledger, settle_deposit), PaymentOutcome::Ok);
+        assert_eq!(pay(ledger, request(50, 700)), PaymentOutcome::Ok);
+        assert_eq!(pay(ledger, request(50, 701)), PaymentOutcome::Conflict);
+        assert_eq!(pay(ledger, approve(50, "bank-a")), PaymentOutcome::Ok);
+        assert_eq!(pay(ledger, settle.clone()), PaymentOutcome::Ok);
+        let late_failure = PaymentCommand::FailPayout {
+            withdrawal_id: 50,
+            attempt: 0,
+            reason: "AC01".into(),
+            next_connector: None,
+            leader_term: None,
+        };
+        assert_eq!(pay(ledger, late_failure), PaymentOutcome::WrongState);
+        assert_eq!(balance(ledger), 300, "paid once, refunded never");
+        assert_eq!(
+            ledger.state_bytes().len(),
+            before,
+            "no record, no state change"
+        );
+        ledger.check_invariants().unwrap();
+    }
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }

@@ -1055,8 +1055,8 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     finish(&mut ledger, T0, 1, vec![0, 30_000, 0, 0]);
     open(&mut ledger, T0 + 20 * SECOND_NS, 2);
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 11);
-    // Version 7 is version 11 without the compliance section (no players: the default policy
+    assert_eq!(checkpoint[0], 12);
+    // Version 7 is version 12 (as 11 without payments) without the compliance section (no players: the default policy
     // and two zero counts, players and cases, 30 bytes), the payments section (a u16 and
     // two u64 zero counts, 18 bytes) and the consumer cursors (a u64 zero count, 8 bytes).
     let mut v7 = checkpoint[..checkpoint.len() - 30 - 18 - 8].to_vec();

@@ -17,6 +17,7 @@ use std::path::Path;
 use common::{events_of, DiskNode, NodeOptions, PendingCheckpoint, Probes};
 use croupier_core::command::Proposal;
 use croupier_core::history::HistoryRecord;
+use croupier_core::payments::PaymentKey;
 use croupier_core::{
     AccountFlags, AccountKind, Command, CommandResult, LedgerCode, MemoryLedger, NewAccount, NewTransfer,
     TransferFlags, WalletBet, WalletRollback, WalletWin,
@@ -181,6 +182,9 @@ enum Choice {
     Repeat(prop::sample::Index),
     /// A coherent wallet round: a bet, maybe a win for its round, a rollback of the bet.
     Round(Vec<Command>),
+    /// A payment's steps, in order, cut short at random (so some stay open, some are
+    /// archived and later repeated).
+    Payment(Vec<Command>),
     /// Transfers with ids never used before (so history grows past segment and memtable
     /// sizes), some pending with timeouts, some linked: (debit, credit, amount, pending, linked).
     Bulk(Vec<(u128, u128, u64, bool, bool)>),
@@ -191,6 +195,7 @@ fn choice() -> impl Strategy<Value = Choice> {
         8 => command().prop_map(Choice::Fresh),
         2 => any::<prop::sample::Index>().prop_map(Choice::Repeat),
         1 => wallet_round().prop_map(Choice::Round),
+        2 => payment_life().prop_map(Choice::Payment),
         1 => prop::collection::vec((1..=2 * PLAYERS, 1..=2 * PLAYERS, 1u64..40, any::<bool>(), prop::bool::weighted(0.2)), 1..12)
             .prop_map(Choice::Bulk),
     ]
@@ -222,6 +227,50 @@ fn wallet_round() -> impl Strategy<Value = Vec<Command>> {
         })
 }
 
+/// Registered players (with EUR wallets) that deposit and withdraw.
+const PAYING_PLAYERS: u64 = 2;
+const PAYMENT_IDS_MAX: u128 = 6;
+
+/// A deposit (opened, started, settled or failed) or a withdrawal (requested, approved,
+/// accepted by the bank, paid or declined), as its first `steps` commands.
+fn payment_life() -> impl Strategy<Value = Vec<Command>> {
+    use croupier_core::ids::player_id;
+    use croupier_core::payments::{Payee, PayeeAccount, PaymentCommand as P, WithdrawalDecision};
+    let shape = (any::<bool>(), 1..=PAYMENT_IDS_MAX, 0..PAYING_PLAYERS, 1u64..200, any::<bool>(), 1usize..=4);
+    shape.prop_map(|(deposit, id, player, amount, succeeds, steps)| {
+        let player_id = player_id(player);
+        let connector = if id % 2 == 0 { "bank-a" } else { "bank-b" }.to_string();
+        let commands = if deposit {
+            let opened = P::OpenDeposit { deposit_id: id, player_id, ledger: eur(), amount, connector };
+            let started =
+                P::DepositStarted { deposit_id: id, consent_id: format!("c{id}"), authorisation_url: String::new() };
+            let ended = match succeeds {
+                true => P::SettleDeposit { deposit_id: id },
+                false => P::FailDeposit { deposit_id: id, expired: false, reason: "U028".into() },
+            };
+            vec![opened, started, ended]
+        } else {
+            let payee = Payee { account: PayeeAccount::Iban("DE89370400440532013000".into()), name: "A".into() };
+            let requested = P::RequestWithdrawal { withdrawal_id: id, player_id, ledger: eur(), amount, payee };
+            let approve = WithdrawalDecision::Approve { connector };
+            let decided = P::DecideWithdrawal { withdrawal_id: id, decision: approve, reasons: vec![] };
+            let accepted = P::PayoutAccepted { withdrawal_id: id, attempt: 0, payment_id: format!("p{id}") };
+            let ended = match succeeds {
+                true => P::SettlePayout { withdrawal_id: id, attempt: 0 },
+                false => P::FailPayout {
+                    withdrawal_id: id,
+                    attempt: 0,
+                    reason: "AC01".into(),
+                    next_connector: None,
+                    leader_term: None,
+                },
+            };
+            vec![requested, decided, accepted, ended]
+        };
+        commands.into_iter().take(steps).map(Command::Payment).collect()
+    })
+}
+
 fn genesis() -> Proposal {
     let system = |id| NewAccount { id, ledger: eur(), kind: AccountKind::System, flags: AccountFlags::empty() };
     let player = |id| NewAccount { kind: AccountKind::Player, ..system(id) };
@@ -238,7 +287,16 @@ fn genesis() -> Proposal {
             timeout_s: 0,
         })
         .collect();
-    Proposal { timestamp_ns: T0, commands: vec![Command::CreateAccounts(accounts), Command::CreateTransfers(deposits)] }
+    let players = (0..PAYING_PLAYERS).map(|n| {
+        Command::CreatePlayer(croupier_core::players::NewPlayer {
+            username: format!("payer{n}"),
+            password_hash: "$argon2id$v=19$x".into(),
+            currencies: vec![eur()],
+        })
+    });
+    let mut commands = vec![Command::CreateAccounts(accounts), Command::CreateTransfers(deposits)];
+    commands.extend(players);
+    Proposal { timestamp_ns: T0, commands }
 }
 
 /// What happens to the node between and around entries.
@@ -305,7 +363,7 @@ fn actions() -> impl Strategy<Value = Vec<Action>> {
                         .flat_map(|choice| match choice {
                             Choice::Fresh(command) => vec![command],
                             Choice::Repeat(index) => vec![issued[index.index(issued.len())].clone()],
-                            Choice::Round(commands) => commands,
+                            Choice::Round(commands) | Choice::Payment(commands) => commands,
                             Choice::Bulk(items) => vec![bulk(items, &mut next_bulk_id)],
                         })
                         .collect();
@@ -361,6 +419,9 @@ fn probes() -> Probes {
             .collect(),
         wallet_keys: keys("t", 11).collect(),
         settled: (0..=ACCOUNT_IDS_MAX).flat_map(|player| keys("r", 3).map(move |round| (player, round))).collect(),
+        payments: (0..=PAYMENT_IDS_MAX + 1)
+            .flat_map(|id| [PaymentKey::Deposit(id), PaymentKey::Withdrawal(id)])
+            .collect(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The payments part of the codec: command 15, result 8 and the checkpoint's payments section
 //! (version 10; version 11 ends each deposit with u64 settled_at_ns and its return: u8 has
 //! payee, [payee] | text return payment id, and adds the return commands 10 to 13 and deposit states 6 to 8;
-//! command 14 is a `FailPayout` bound to a leader's term, result 10 `leader_changed`). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
+//! command 14 is a `FailPayout` bound to a leader's term, result 10 `leader_changed`; version
+//! 12 ends each deposit with u128 settle and return transfer ids and each withdrawal with u128
+//! paid transfer id; an archived payment in the wallet log is u8 book and the record). Texts are u16-length-prefixed UTF-8, bounded by `crate::payments`' limits;
 //! a decoded command must pass `PaymentCommand::check` (canonical: nothing the encoder could
 //! not have written).
 
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use super::{DecodeError, Reader, Writer};
 use crate::compliance::Refusal;
 use crate::payments::{
-    DepositRecord, DepositState, Payee, PayeeAccount, PaymentChange, PaymentCommand, PaymentEvent,
-    PaymentOutcome, PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState,
-    ATTEMPTS_MAX, AUTHORISATION_URL_LEN_MAX, BANK_REF_LEN_MAX, CONNECTORS_MAX,
-    CONNECTOR_NAME_LEN_MAX, PAYEE_ACCOUNT_LEN_MAX, PAYEE_NAME_LEN_MAX, REASON_LEN_MAX,
+    ArchivedPayment, DepositRecord, DepositState, Payee, PayeeAccount, PaymentChange,
+    PaymentCommand, PaymentEvent, PaymentOutcome, PayoutAttempt, WithdrawalDecision,
+    WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX, AUTHORISATION_URL_LEN_MAX, BANK_REF_LEN_MAX,
+    CONNECTORS_MAX, CONNECTOR_NAME_LEN_MAX, PAYEE_ACCOUNT_LEN_MAX, PAYEE_NAME_LEN_MAX,
+    REASON_LEN_MAX,
 };
 use crate::types::CreateTransferResult;
 
@@ -40,6 +43,10 @@ const FAIL_PAYOUT_IN_TERM: u8 = 14;
 const DECISION_APPROVE: u8 = 1;
 const DECISION_HOLD: u8 = 2;
 const DECISION_REJECT: u8 = 3;
+
+/// Which book an archived payment belongs to.
+const BOOK_DEPOSIT: u8 = 1;
+const BOOK_WITHDRAWAL: u8 = 2;
 
 const EVENT_DEPOSIT: u8 = 1;
 const EVENT_WITHDRAWAL: u8 = 2;
@@ -280,6 +287,20 @@ impl Writer<'_> {
         }
     }
 
+    /// An archived payment: u8 book, then the record as the checkpoint writes it.
+    pub(super) fn archived_payment(&mut self, payment: &ArchivedPayment) {
+        match payment {
+            ArchivedPayment::Deposit(d) => {
+                self.u8(BOOK_DEPOSIT);
+                self.checkpoint_deposit(d);
+            }
+            ArchivedPayment::Withdrawal(w) => {
+                self.u8(BOOK_WITHDRAWAL);
+                self.checkpoint_withdrawal(w);
+            }
+        }
+    }
+
     fn checkpoint_deposit(&mut self, d: &DepositRecord) {
         self.u128(d.deposit_id);
         self.u128(d.player_id);
@@ -301,6 +322,8 @@ impl Writer<'_> {
             None => self.u8(0),
         }
         self.optional_text(&d.return_payment_id);
+        self.u128(d.settle_transfer_id);
+        self.u128(d.return_transfer_id);
     }
 
     fn checkpoint_withdrawal(&mut self, w: &WithdrawalRecord) {
@@ -321,6 +344,7 @@ impl Writer<'_> {
         self.u128(w.case_id);
         self.u64(w.requested_at_ns);
         self.u64(w.updated_at_ns);
+        self.u128(w.paid_transfer_id);
     }
     /// A payment event (history record 7): the same state codes as the checkpoint.
     pub(super) fn payment_event(&mut self, event: &PaymentEvent) {
@@ -502,10 +526,22 @@ impl Reader<'_> {
         })
     }
 
-    /// `returns`: version 11 on, a deposit record ends with its return.
+    /// An archived payment (see the writer), its record as checkpoint `version` writes it.
+    pub(super) fn archived_payment(&mut self, version: u8) -> Result<ArchivedPayment, DecodeError> {
+        let offset = self.offset;
+        Ok(match self.u8()? {
+            BOOK_DEPOSIT => ArchivedPayment::Deposit(Arc::new(self.checkpoint_deposit(version)?)),
+            BOOK_WITHDRAWAL => {
+                ArchivedPayment::Withdrawal(Arc::new(self.checkpoint_withdrawal(version)?))
+            }
+            _ => return Err(self.invalid("archived payment book", offset)),
+        })
+    }
+
+    /// The checkpoint's payments as format `version` wrote them.
     pub(super) fn checkpoint_payments(
         &mut self,
-        returns: bool,
+        version: u8,
     ) -> Result<crate::ledger::PaymentBook, DecodeError> {
         let offset = self.offset;
         let connector_count = usize::from(self.u16()?);
@@ -520,7 +556,7 @@ impl Reader<'_> {
         let mut deposits = BTreeMap::new();
         for _ in 0..count {
             let offset = self.offset;
-            let deposit = self.checkpoint_deposit(returns)?;
+            let deposit = self.checkpoint_deposit(version)?;
             if deposits
                 .last_key_value()
                 .is_some_and(|(last, _)| *last >= deposit.deposit_id)
@@ -535,7 +571,7 @@ impl Reader<'_> {
         let mut withdrawals = BTreeMap::new();
         for _ in 0..count {
             let offset = self.offset;
-            let withdrawal = self.checkpoint_withdrawal()?;
+            let withdrawal = self.checkpoint_withdrawal(version)?;
             if withdrawals
                 .last_key_value()
                 .is_some_and(|(last, _)| *last >= withdrawal.withdrawal_id)
@@ -551,7 +587,9 @@ impl Reader<'_> {
         ))
     }
 
-    fn checkpoint_deposit(&mut self, returns: bool) -> Result<DepositRecord, DecodeError> {
+    /// Version 11 on, a deposit ends with its return; 12 on, with its clearing transfers.
+    fn checkpoint_deposit(&mut self, version: u8) -> Result<DepositRecord, DecodeError> {
+        let returns = version >= 11;
         let deposit_id = self.u128()?;
         let player_id = self.u128()?;
         let ledger = self.ledger()?;
@@ -582,10 +620,20 @@ impl Reader<'_> {
                 true => self.optional_text(BANK_REF_LEN_MAX)?,
                 false => String::new(),
             },
+            settle_transfer_id: self.u128_from(version, 12)?,
+            return_transfer_id: self.u128_from(version, 12)?,
         })
     }
 
-    fn checkpoint_withdrawal(&mut self) -> Result<WithdrawalRecord, DecodeError> {
+    /// A u128 that format `version` holds only from version `since` on (0 before).
+    fn u128_from(&mut self, version: u8, since: u8) -> Result<u128, DecodeError> {
+        match version >= since {
+            true => self.u128(),
+            false => Ok(0),
+        }
+    }
+
+    fn checkpoint_withdrawal(&mut self, version: u8) -> Result<WithdrawalRecord, DecodeError> {
         let withdrawal_id = self.u128()?;
         let player_id = self.u128()?;
         let ledger = self.ledger()?;
@@ -620,6 +668,7 @@ impl Reader<'_> {
             case_id: self.u128()?,
             requested_at_ns: self.u64()?,
             updated_at_ns: self.u64()?,
+            paid_transfer_id: self.u128_from(version, 12)?,
         })
     }
 }

@@ -14,9 +14,9 @@ use crate::ids::{
     LedgerCode,
 };
 use crate::payments::{
-    DepositRecord, DepositState, Payee, PaymentCommand, PaymentEvent, PaymentId, PaymentOutcome,
-    PayoutAttempt, WithdrawalDecision, WithdrawalRecord, WithdrawalState, ATTEMPTS_MAX,
-    CONNECTORS_MAX, REASONS_MAX,
+    ArchivedPayment, DepositRecord, DepositState, Payee, PaymentCommand, PaymentEvent, PaymentId,
+    PaymentKey, PaymentOutcome, PayoutAttempt, WithdrawalDecision, WithdrawalRecord,
+    WithdrawalState, ATTEMPTS_MAX, CONNECTORS_MAX, REASONS_MAX,
 };
 use crate::players::PlayerId;
 use crate::types::{AccountKind, CreateTransferResult, NewTransfer, TransferFlags};
@@ -75,37 +75,103 @@ impl PaymentBook {
         Some((self.connectors.len() - 1) as u8)
     }
 
-    fn put_deposit(&mut self, record: DepositRecord) {
-        match record.state.is_final() {
-            true => self.open_deposits.remove(&record.deposit_id),
-            false => self.open_deposits.insert(record.deposit_id),
-        };
-        self.deposits.insert(record.deposit_id, Arc::new(record));
+    /// Whether the payment is in the hot state (an archived one is not).
+    pub(crate) fn holds(&self, key: PaymentKey) -> bool {
+        match key {
+            PaymentKey::Deposit(id) => self.deposits.contains_key(&id),
+            PaymentKey::Withdrawal(id) => self.withdrawals.contains_key(&id),
+        }
     }
 
-    fn put_withdrawal(&mut self, record: WithdrawalRecord) {
-        match record.state.is_final() {
-            true => self.open_withdrawals.remove(&record.withdrawal_id),
-            false => self.open_withdrawals.insert(record.withdrawal_id),
-        };
-        self.withdrawals
-            .insert(record.withdrawal_id, Arc::new(record));
+    /// Keeps an open record; a final one leaves the hot state and is handed back to archive.
+    fn put_deposit(&mut self, record: DepositRecord) -> Option<ArchivedPayment> {
+        let record = Arc::new(record);
+        if record.state.is_final() {
+            self.open_deposits.remove(&record.deposit_id);
+            self.deposits.remove(&record.deposit_id);
+            return Some(ArchivedPayment::Deposit(record));
+        }
+        self.open_deposits.insert(record.deposit_id);
+        self.deposits.insert(record.deposit_id, record);
+        None
+    }
+
+    fn put_withdrawal(&mut self, record: WithdrawalRecord) -> Option<ArchivedPayment> {
+        let record = Arc::new(record);
+        if record.state.is_final() {
+            self.open_withdrawals.remove(&record.withdrawal_id);
+            self.withdrawals.remove(&record.withdrawal_id);
+            return Some(ArchivedPayment::Withdrawal(record));
+        }
+        self.open_withdrawals.insert(record.withdrawal_id);
+        self.withdrawals.insert(record.withdrawal_id, record);
+        None
     }
 }
 
 impl Ledger {
-    /// Stores a deposit's new record and publishes the change on the event feed.
+    /// Stores a deposit's new record (a final one in history) and publishes the change on the
+    /// event feed.
     fn put_deposit(&mut self, record: DepositRecord) {
         let event = PaymentEvent::of_deposit(&record, self.entry_ns);
         self.entry.records.push(HistoryRecord::Payment(event));
-        self.payments.put_deposit(record);
+        if let Some(archived) = self.payments.put_deposit(record) {
+            self.archive(archived);
+        }
     }
 
-    /// Stores a withdrawal's new record and publishes the change on the event feed.
+    /// Stores a withdrawal's new record (a final one in history) and publishes the change on
+    /// the event feed.
     fn put_withdrawal(&mut self, record: WithdrawalRecord) {
         let event = PaymentEvent::of_withdrawal(&record, self.entry_ns);
         self.entry.records.push(HistoryRecord::Payment(event));
-        self.payments.put_withdrawal(record);
+        if let Some(archived) = self.payments.put_withdrawal(record) {
+            self.archive(archived);
+        }
+    }
+
+    fn archive(&mut self, payment: ArchivedPayment) {
+        let key = payment.key();
+        assert!(
+            !self.payments.holds(key),
+            "an archived payment is still hot"
+        );
+        let record = HistoryRecord::PaymentArchived(payment.clone());
+        self.entry.records.push(record);
+        let previous = self.entry.payments.insert(key, payment);
+        assert!(
+            previous.is_none(),
+            "a payment was archived twice in one entry"
+        );
+    }
+
+    /// A deposit: hot, archived by this entry, or archived before (prefetched, since
+    /// `history_keys` asked for every payment a command names that was not hot).
+    fn deposit_now(&self, id: PaymentId) -> Option<Arc<DepositRecord>> {
+        if let Some(record) = self.payments.deposits.get(&id) {
+            return Some(record.clone());
+        }
+        match self.archived(PaymentKey::Deposit(id))? {
+            ArchivedPayment::Deposit(record) => Some(record.clone()),
+            ArchivedPayment::Withdrawal(_) => unreachable!("keys name their book"),
+        }
+    }
+
+    fn withdrawal_now(&self, id: PaymentId) -> Option<Arc<WithdrawalRecord>> {
+        if let Some(record) = self.payments.withdrawals.get(&id) {
+            return Some(record.clone());
+        }
+        match self.archived(PaymentKey::Withdrawal(id))? {
+            ArchivedPayment::Withdrawal(record) => Some(record.clone()),
+            ArchivedPayment::Deposit(_) => unreachable!("keys name their book"),
+        }
+    }
+
+    fn archived(&self, key: PaymentKey) -> Option<&ArchivedPayment> {
+        self.entry
+            .payments
+            .get(&key)
+            .or_else(|| self.entry.prefetched.payments.get(&key))
     }
 
     pub(super) fn apply_payment(&mut self, command: &PaymentCommand) -> PaymentOutcome {
@@ -180,7 +246,7 @@ impl Ledger {
         amount: u64,
         connector: &str,
     ) -> PaymentOutcome {
-        if let Some(existing) = self.payments.deposits.get(&deposit_id) {
+        if let Some(existing) = self.deposit_now(deposit_id) {
             let same = existing.player_id == player_id
                 && existing.ledger == ledger
                 && existing.amount == amount
@@ -213,6 +279,8 @@ impl Ledger {
             settled_at_ns: 0,
             return_to: None,
             return_payment_id: String::new(),
+            settle_transfer_id: 0,
+            return_transfer_id: 0,
         });
         O::Ok
     }
@@ -223,7 +291,7 @@ impl Ledger {
         consent_id: &str,
         authorisation_url: &str,
     ) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         match existing.state {
@@ -231,7 +299,7 @@ impl Ledger {
             _ if existing.consent_id == consent_id => return O::Ok,
             _ => return O::WrongState,
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         record.consent_id = consent_id.to_string();
         record.authorisation_url = authorisation_url.to_string();
         record.state = DepositState::AwaitingAuthorisation;
@@ -241,7 +309,7 @@ impl Ledger {
     }
 
     fn settle_deposit(&mut self, deposit_id: PaymentId) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         match existing.state {
@@ -249,7 +317,7 @@ impl Ledger {
             state if state.was_settled() => return O::Ok,
             _ => return O::WrongState,
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         let connector = self
             .payments
             .connector_number(&record.connector)
@@ -267,7 +335,7 @@ impl Ledger {
                     .wallet_of(record.player_id, record.ledger)
                     .expect("a deposit's wallet exists");
                 let wallet = self.slot_of_account(wallet).expect("the wallet's slot");
-                self.wallet_transfer(clearing, wallet, record.amount);
+                record.settle_transfer_id = self.wallet_transfer(clearing, wallet, record.amount);
                 self.record_deposited(record.player_id, record.ledger, record.amount);
                 DepositState::Settled
             }
@@ -275,7 +343,7 @@ impl Ledger {
                 let returns = returns_account_id(record.ledger);
                 let returns =
                     self.ensure_payment_account(returns, record.ledger, AccountKind::System);
-                self.wallet_transfer(clearing, returns, record.amount);
+                record.settle_transfer_id = self.wallet_transfer(clearing, returns, record.amount);
                 DepositState::Refused(refusal)
             }
         };
@@ -291,7 +359,7 @@ impl Ledger {
         expired: bool,
         reason: &str,
     ) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         let failed = match expired {
@@ -303,7 +371,7 @@ impl Ledger {
             state if state == failed => return O::Ok,
             _ => return O::WrongState,
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         record.state = failed;
         record.reason = reason.to_string();
         record.updated_at_ns = self.entry_ns;
@@ -313,7 +381,7 @@ impl Ledger {
 
     /// A refused deposit starts back to the account it came from.
     fn return_deposit(&mut self, deposit_id: PaymentId, payee: &Payee) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         let refusal = match existing.state {
@@ -325,7 +393,7 @@ impl Ledger {
             }
             _ => return O::WrongState,
         };
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         record.state = DepositState::Returning;
         record.reason = refusal.code().to_string();
         record.return_to = Some(payee.clone());
@@ -335,7 +403,7 @@ impl Ledger {
     }
 
     fn return_accepted(&mut self, deposit_id: PaymentId, payment_id: &str) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         if existing.return_payment_id == payment_id {
@@ -344,7 +412,7 @@ impl Ledger {
         if existing.state != DepositState::Returning || !existing.return_payment_id.is_empty() {
             return O::WrongState;
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         record.return_payment_id = payment_id.to_string();
         record.updated_at_ns = self.entry_ns;
         self.put_deposit(record);
@@ -354,7 +422,7 @@ impl Ledger {
     /// The return was paid: the money leaves the returns account through the clearing
     /// account of the bank it is paid from (the deposit's).
     fn settle_return(&mut self, deposit_id: PaymentId) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         match existing.state {
@@ -362,7 +430,7 @@ impl Ledger {
             DepositState::Returned => return O::Ok,
             _ => return O::WrongState,
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         let connector = self
             .payments
             .connector_number(&record.connector)
@@ -373,7 +441,7 @@ impl Ledger {
         let returns = self
             .slot_of_account(returns_account_id(record.ledger))
             .expect("a refused deposit's returns account exists");
-        self.wallet_transfer(returns, clearing, record.amount);
+        record.return_transfer_id = self.wallet_transfer(returns, clearing, record.amount);
         record.state = DepositState::Returned;
         record.updated_at_ns = self.entry_ns;
         self.put_deposit(record);
@@ -381,7 +449,7 @@ impl Ledger {
     }
 
     fn fail_return(&mut self, deposit_id: PaymentId, reason: &str) -> PaymentOutcome {
-        let Some(existing) = self.payments.deposits.get(&deposit_id) else {
+        let Some(existing) = self.deposit_now(deposit_id) else {
             return O::NotFound;
         };
         match existing.state {
@@ -389,7 +457,7 @@ impl Ledger {
             DepositState::ReturnFailed => return O::Ok,
             _ => return O::WrongState,
         }
-        let mut record = DepositRecord::clone(existing);
+        let mut record = DepositRecord::clone(&existing);
         record.state = DepositState::ReturnFailed;
         record.reason = reason.to_string();
         record.updated_at_ns = self.entry_ns;
@@ -408,7 +476,7 @@ impl Ledger {
         else {
             unreachable!("called with a withdrawal request");
         };
-        if let Some(existing) = self.payments.withdrawals.get(withdrawal_id) {
+        if let Some(existing) = self.withdrawal_now(*withdrawal_id) {
             let same = existing.player_id == *player_id
                 && existing.ledger == *ledger
                 && existing.amount == *amount
@@ -451,6 +519,7 @@ impl Ledger {
             case_id: 0,
             requested_at_ns: now,
             updated_at_ns: now,
+            paid_transfer_id: 0,
         });
         O::Ok
     }
@@ -461,7 +530,7 @@ impl Ledger {
         decision: &WithdrawalDecision,
         reasons: &[String],
     ) -> PaymentOutcome {
-        let Some(existing) = self.payments.withdrawals.get(&withdrawal_id) else {
+        let Some(existing) = self.withdrawal_now(withdrawal_id) else {
             return O::NotFound;
         };
         let repeat = match (existing.state, decision) {
@@ -482,7 +551,7 @@ impl Ledger {
         if let Some(outcome) = repeat {
             return outcome;
         }
-        let mut record = WithdrawalRecord::clone(existing);
+        let mut record = WithdrawalRecord::clone(&existing);
         append_reasons(&mut record.reasons, reasons);
         let outcome = match decision {
             WithdrawalDecision::Approve { connector } => self.approve(&mut record, connector),
@@ -561,7 +630,7 @@ impl Ledger {
         attempt: u8,
         payment_id: &str,
     ) -> PaymentOutcome {
-        let Some(existing) = self.payments.withdrawals.get(&withdrawal_id) else {
+        let Some(existing) = self.withdrawal_now(withdrawal_id) else {
             return O::NotFound;
         };
         let Some(known) = existing.attempts.get(usize::from(attempt)) else {
@@ -575,7 +644,7 @@ impl Ledger {
         {
             return O::WrongState;
         }
-        let mut record = WithdrawalRecord::clone(existing);
+        let mut record = WithdrawalRecord::clone(&existing);
         record.attempts[usize::from(attempt)].payment_id = payment_id.to_string();
         record.updated_at_ns = self.entry_ns;
         self.put_withdrawal(record);
@@ -583,7 +652,7 @@ impl Ledger {
     }
 
     fn settle_payout(&mut self, withdrawal_id: PaymentId, attempt: u8) -> PaymentOutcome {
-        let Some(existing) = self.payments.withdrawals.get(&withdrawal_id) else {
+        let Some(existing) = self.withdrawal_now(withdrawal_id) else {
             return O::NotFound;
         };
         let last = existing.attempts.len().checked_sub(1);
@@ -593,7 +662,7 @@ impl Ledger {
         if existing.current_attempt().map(|(n, _)| n) != Some(attempt) {
             return O::WrongState;
         }
-        let mut record = WithdrawalRecord::clone(existing);
+        let mut record = WithdrawalRecord::clone(&existing);
         let connector = self
             .payments
             .connector_number(&record.attempts[usize::from(attempt)].connector)
@@ -603,7 +672,7 @@ impl Ledger {
         let in_flight = self
             .slot_of_account(in_flight_account_id(record.ledger))
             .expect("a withdrawal's in-flight account exists");
-        self.wallet_transfer(in_flight, clearing, record.amount);
+        record.paid_transfer_id = self.wallet_transfer(in_flight, clearing, record.amount);
         record.state = WithdrawalState::Paid;
         record.updated_at_ns = self.entry_ns;
         self.put_withdrawal(record);
@@ -617,7 +686,7 @@ impl Ledger {
         reason: &str,
         next_connector: Option<&str>,
     ) -> PaymentOutcome {
-        let Some(existing) = self.payments.withdrawals.get(&withdrawal_id) else {
+        let Some(existing) = self.withdrawal_now(withdrawal_id) else {
             return O::NotFound;
         };
         let failed_already = existing
@@ -630,7 +699,7 @@ impl Ledger {
         if existing.current_attempt().map(|(n, _)| n) != Some(attempt) {
             return O::WrongState;
         }
-        let mut record = WithdrawalRecord::clone(existing);
+        let mut record = WithdrawalRecord::clone(&existing);
         record.attempts[usize::from(attempt)].failure = reason.to_string();
         match next_connector {
             Some(_) if record.attempts.len() >= ATTEMPTS_MAX => return O::TooManyAttempts,
@@ -714,6 +783,8 @@ impl Ledger {
         )
     }
 
+    /// A deposit in the hot state (not final yet); a final one is in history
+    /// (`crate::reads::deposit_record` looks in both).
     pub fn deposit_record(&self, deposit_id: PaymentId) -> Option<&DepositRecord> {
         self.payments
             .deposits
@@ -721,6 +792,7 @@ impl Ledger {
             .map(|record| record.as_ref())
     }
 
+    /// A withdrawal in the hot state (not final yet: open or held).
     pub fn withdrawal_record(&self, withdrawal_id: PaymentId) -> Option<&WithdrawalRecord> {
         self.payments
             .withdrawals
@@ -728,7 +800,7 @@ impl Ledger {
             .map(|record| record.as_ref())
     }
 
-    /// Every deposit, by id.
+    /// Every deposit in the hot state, by id.
     pub fn deposits(&self) -> impl Iterator<Item = &DepositRecord> + '_ {
         self.payments
             .deposits
@@ -736,7 +808,7 @@ impl Ledger {
             .map(|record| record.as_ref())
     }
 
-    /// Every withdrawal, by id.
+    /// Every withdrawal in the hot state, by id.
     pub fn withdrawals(&self) -> impl Iterator<Item = &WithdrawalRecord> + '_ {
         self.payments
             .withdrawals

@@ -251,22 +251,24 @@ async fn read_payment<C: Consensus, R: Send + 'static>(
     }
 }
 
+/// A deposit open or final (a final one is read from history).
 pub(crate) async fn read_deposit<C: Consensus>(
     state: &AppState<C>,
     id: u128,
 ) -> Result<Option<DepositRecord>, ApiError> {
-    state
-        .read(move |view| view.ledger().deposit_record(id).cloned())
-        .await
+    let found = state.read(move |view| view.deposit(id)).await?;
+    let found = found.map_err(ApiError::from_read)?;
+    Ok(found.map(|record| DepositRecord::clone(&record)))
 }
 
+/// A withdrawal open, held or final (a final one is read from history).
 pub(crate) async fn read_withdrawal<C: Consensus>(
     state: &AppState<C>,
     id: u128,
 ) -> Result<Option<WithdrawalRecord>, ApiError> {
-    state
-        .read(move |view| view.ledger().withdrawal_record(id).cloned())
-        .await
+    let found = state.read(move |view| view.withdrawal(id)).await?;
+    let found = found.map_err(ApiError::from_read)?;
+    Ok(found.map(|record| WithdrawalRecord::clone(&record)))
 }
 
 async fn deposit_step<C: Consensus>(

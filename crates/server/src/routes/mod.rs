@@ -23,6 +23,7 @@ pub mod events;
 pub mod identity;
 pub mod ledger;
 pub mod live;
+pub mod movements;
 pub mod ops;
 pub mod payments;
 pub mod players;
@@ -156,7 +157,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(payments::create_withdrawal::<C>))
         .routes(documented!(payments::get_withdrawal::<C>))
         .routes(documented!(payments::notification::<C>))
-        .routes(documented!(payments::movements::<C>))
+        .routes(documented!(movements::movements::<C>))
         .routes(documented!(webhooks::list::<C>))
         .routes(documented!(webhooks::get::<C>))
         .routes(documented!(webhooks::replay::<C>))

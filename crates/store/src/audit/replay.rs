@@ -5,10 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use croupier_core::codec::{decode_proposal, encode_checkpoint, encode_transfer_record, encode_wallet_record};
+use croupier_core::codec::{
+    decode_proposal, encode_archived_payment, encode_checkpoint, encode_transfer_record, encode_wallet_record,
+};
 use croupier_core::history::{
     indexed_keys, HistoryKeys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer,
 };
+use croupier_core::payments::{ArchivedPayment, PaymentKey};
 use croupier_core::{AccountId, Ledger, TransferId, WalletEntry};
 use sha2::{Digest, Sha256};
 
@@ -199,8 +202,12 @@ impl Replay<'_> {
                 let bytes = if on_disk { Some(self.disk.transfer_record_bytes(stored.seq)?) } else { None };
                 (bytes, "transfers", position, TRANSFER_FRAME_BYTES)
             }
-            HistoryRecord::Wallet(wallet) => {
-                encode_wallet_record(wallet, &mut self.scratch);
+            HistoryRecord::Wallet(_) | HistoryRecord::PaymentArchived(_) => {
+                match record {
+                    HistoryRecord::Wallet(wallet) => encode_wallet_record(wallet, &mut self.scratch),
+                    HistoryRecord::PaymentArchived(payment) => encode_archived_payment(payment, &mut self.scratch),
+                    _ => unreachable!(),
+                }
                 let position = self.wallet_end;
                 let on_disk = position < self.disk.wallet_end();
                 let bytes = if on_disk { Some(self.disk.wallet_record_bytes(position)?) } else { None };
@@ -272,6 +279,8 @@ struct Overlay {
     wallet: HashMap<String, WalletEntry>,
     rolled_back: HashSet<String>,
     settled: HashSet<(AccountId, String)>,
+    payments: HashMap<PaymentKey, ArchivedPayment>,
+    payment_transfers: HashMap<TransferId, PaymentKey>,
 }
 
 impl Overlay {
@@ -297,6 +306,16 @@ impl Overlay {
             }
             IndexedKey::Settled(player, round) => {
                 self.settled.insert((player, round.to_owned()));
+            }
+            IndexedKey::Payment(key) => {
+                if let HistoryRecord::PaymentArchived(payment) = record {
+                    self.payments.insert(key, payment.clone());
+                }
+            }
+            IndexedKey::PaymentTransfer(id) => {
+                if let HistoryRecord::PaymentArchived(payment) = record {
+                    self.payment_transfers.insert(id, payment.key());
+                }
             }
         });
     }
@@ -346,5 +365,19 @@ impl HistorySource for Source<'_> {
 
     fn is_settled(&self, player: AccountId, round: &str) -> Result<bool, StoreError> {
         Ok(self.overlay.settled.contains(&(player, round.to_owned())) || self.disk.is_settled(player, round)?)
+    }
+
+    fn archived_payment(&self, key: PaymentKey) -> Result<Option<ArchivedPayment>, StoreError> {
+        match self.overlay.payments.get(&key) {
+            Some(payment) => Ok(Some(payment.clone())),
+            None => self.disk.archived_payment(key),
+        }
+    }
+
+    fn archived_payment_of_transfer(&self, id: TransferId) -> Result<Option<ArchivedPayment>, StoreError> {
+        match self.overlay.payment_transfers.get(&id) {
+            Some(key) => Ok(self.overlay.payments.get(key).cloned()),
+            None => self.disk.archived_payment_of_transfer(id),
+        }
     }
 }

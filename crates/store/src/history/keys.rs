@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use croupier_core::history::IndexedKey;
-use croupier_core::AccountId;
+use croupier_core::payments::PaymentKey;
+use croupier_core::{AccountId, TransferId};
 use sha2::{Digest, Sha256};
 
 use crate::index::IdIndex;
@@ -21,6 +22,10 @@ pub enum KeyDomain {
     RolledBack,
     /// A (player, round) that a win settled → the win record.
     Settled,
+    /// A payment's book and id → its archived record.
+    Payment,
+    /// A clearing-account transfer id → the archived payment that made it.
+    PaymentTransfer,
 }
 
 impl KeyDomain {
@@ -29,6 +34,8 @@ impl KeyDomain {
             KeyDomain::Wallet => b"croupier/wallet\0",
             KeyDomain::RolledBack => b"croupier/rolled-back\0",
             KeyDomain::Settled => b"croupier/settled\0",
+            KeyDomain::Payment => b"croupier/payment\0",
+            KeyDomain::PaymentTransfer => b"croupier/payment-transfer\0",
         }
     }
 }
@@ -53,6 +60,18 @@ pub(crate) fn rolled_back_key(bet_id: &str) -> u128 {
     hashed_key(KeyDomain::RolledBack, &[bet_id.as_bytes()])
 }
 
+pub(crate) fn payment_key(key: PaymentKey) -> u128 {
+    let (book, id) = match key {
+        PaymentKey::Deposit(id) => (b"deposit".as_slice(), id),
+        PaymentKey::Withdrawal(id) => (b"withdrawal".as_slice(), id),
+    };
+    hashed_key(KeyDomain::Payment, &[book, &id.to_le_bytes()])
+}
+
+pub(crate) fn payment_transfer_key(id: TransferId) -> u128 {
+    hashed_key(KeyDomain::PaymentTransfer, &[&id.to_le_bytes()])
+}
+
 pub(crate) fn settled_key(player: AccountId, round: &str) -> u128 {
     hashed_key(KeyDomain::Settled, &[&player.to_le_bytes(), round.as_bytes()])
 }
@@ -63,6 +82,8 @@ pub(crate) fn indexed_key_hash(key: &IndexedKey<'_>, _scratch: &mut Vec<u8>) -> 
         IndexedKey::Wallet(id) => wallet_key(id),
         IndexedKey::RolledBack(id) => rolled_back_key(id),
         IndexedKey::Settled(player, round) => settled_key(player, round),
+        IndexedKey::Payment(key) => payment_key(key),
+        IndexedKey::PaymentTransfer(id) => payment_transfer_key(id),
         IndexedKey::Transfer(_) | IndexedKey::Resolution(_) => {
             unreachable!("transfer ids are indexed as they are")
         }

@@ -29,7 +29,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use croupier_core::codec::{encode_event_body, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES};
+use croupier_core::codec::{
+    encode_archived_payment, encode_event_body, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES,
+};
 use croupier_core::events::event_position;
 use croupier_core::history::{indexed_keys, HistoryRecord, IndexedKey};
 use croupier_core::operators::OPERATOR_RECORD_BYTES;
@@ -297,6 +299,9 @@ impl HistoryWriter {
         let started = std::time::Instant::now();
         for (ordinal, record) in records.iter().enumerate() {
             self.append_record(record)?;
+            if !record.is_event() {
+                continue;
+            }
             self.scratch.event.clear();
             encode_event_body(record, &mut self.scratch.event);
             let position = event_position(log_index, ordinal as u64);
@@ -337,6 +342,10 @@ impl HistoryWriter {
             }
             HistoryRecord::Wallet(wallet) => {
                 encode_wallet_record(wallet, &mut scratch.payload);
+                self.wallet.append(&scratch.payload)?
+            }
+            HistoryRecord::PaymentArchived(payment) => {
+                encode_archived_payment(payment, &mut scratch.payload);
                 self.wallet.append(&scratch.payload)?
             }
             HistoryRecord::OperatorAction(action) => {

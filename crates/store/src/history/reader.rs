@@ -4,13 +4,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use croupier_core::codec::{decode_transfer_record, decode_wallet_record};
+use croupier_core::codec::{decode_transfer_record, decode_wallet_log_record, WalletLogRecord};
 use croupier_core::history::{
     indexed_keys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer, WalletRecord,
 };
+use croupier_core::payments::{ArchivedPayment, PaymentKey};
 use croupier_core::{AccountId, TransferId, WalletEntry};
 
-use super::keys::{add_settled_keys, indexed_key_hash, rolled_back_key, settled_key, wallet_key};
+use super::keys::{
+    add_settled_keys, indexed_key_hash, payment_key, payment_transfer_key, rolled_back_key, settled_key, wallet_key,
+};
 use super::{HistoryEnds, Indexes, OPERATOR_FRAME_BYTES, TRANSFER_FRAME_BYTES};
 use crate::records::RecordReader;
 use crate::StoreError;
@@ -131,9 +134,9 @@ impl HistoryReader {
         Ok(stored)
     }
 
-    fn read_wallet(&self, position: u64) -> Result<WalletRecord, StoreError> {
+    fn read_wallet(&self, position: u64) -> Result<WalletLogRecord, StoreError> {
         let bytes = self.wallet.read_at(position)?;
-        decode_wallet_record(&bytes).map_err(|e| undecodable("wallet record", position, e))
+        self.decode_wallet_at(position, &bytes)
     }
 
     /// The transfer a transfer-space index entry points at, if it is visible yet.
@@ -150,6 +153,37 @@ impl HistoryReader {
         key: u128,
         matches: impl Fn(&WalletRecord) -> bool,
     ) -> Result<Option<WalletRecord>, StoreError> {
+        let found = self.indexed_wallet_log(key, |record| match record {
+            WalletLogRecord::Wallet(wallet) => matches(wallet),
+            WalletLogRecord::Payment(_) => false,
+        })?;
+        Ok(found.map(|record| match record {
+            WalletLogRecord::Wallet(wallet) => wallet,
+            WalletLogRecord::Payment(_) => unreachable!("matched a wallet record"),
+        }))
+    }
+
+    /// The archived payment a hashed key points at, if visible and if it is really `matches`.
+    fn indexed_payment(
+        &self,
+        key: u128,
+        matches: impl Fn(&ArchivedPayment) -> bool,
+    ) -> Result<Option<ArchivedPayment>, StoreError> {
+        let found = self.indexed_wallet_log(key, |record| match record {
+            WalletLogRecord::Payment(payment) => matches(payment),
+            WalletLogRecord::Wallet(_) => false,
+        })?;
+        Ok(found.map(|record| match record {
+            WalletLogRecord::Payment(payment) => payment,
+            WalletLogRecord::Wallet(_) => unreachable!("matched a payment"),
+        }))
+    }
+
+    fn indexed_wallet_log(
+        &self,
+        key: u128,
+        matches: impl Fn(&WalletLogRecord) -> bool,
+    ) -> Result<Option<WalletLogRecord>, StoreError> {
         let Some(position) = self.indexes.keys.get(key)? else {
             return Ok(None);
         };
@@ -204,7 +238,10 @@ impl HistoryReader {
             let mut keys = Vec::with_capacity(batch.len() * 2);
             settled.clear();
             for (at, bytes) in &batch {
-                let record = HistoryRecord::Wallet(self.decode_wallet_at(*at, bytes)?);
+                let record = match self.decode_wallet_at(*at, bytes)? {
+                    WalletLogRecord::Wallet(wallet) => HistoryRecord::Wallet(wallet),
+                    WalletLogRecord::Payment(payment) => HistoryRecord::PaymentArchived(payment),
+                };
                 indexed_keys(&record, |key| {
                     let hashed = indexed_key_hash(&key, &mut scratch);
                     match key {
@@ -220,8 +257,8 @@ impl HistoryReader {
         Ok(())
     }
 
-    fn decode_wallet_at(&self, position: u64, bytes: &[u8]) -> Result<WalletRecord, StoreError> {
-        decode_wallet_record(bytes).map_err(|e| undecodable("wallet record", position, e))
+    fn decode_wallet_at(&self, position: u64, bytes: &[u8]) -> Result<WalletLogRecord, StoreError> {
+        decode_wallet_log_record(bytes).map_err(|e| undecodable("wallet record", position, e))
     }
 }
 
@@ -274,6 +311,14 @@ impl HistorySource for HistoryReader {
                 if request.player_id == player && request.round_id == round)
         })?;
         Ok(found.is_some())
+    }
+
+    fn archived_payment(&self, key: PaymentKey) -> Result<Option<ArchivedPayment>, StoreError> {
+        self.indexed_payment(payment_key(key), |payment| payment.key() == key)
+    }
+
+    fn archived_payment_of_transfer(&self, id: TransferId) -> Result<Option<ArchivedPayment>, StoreError> {
+        self.indexed_payment(payment_transfer_key(id), |payment| payment.clearing_transfer_ids().any(|made| made == id))
     }
 }
 

@@ -27,8 +27,8 @@ use croupier_store::fs::{FileSystem, OsFileSystem};
 use croupier_store::sim_fs::SimFileSystem;
 use croupier_store::{
     compute_chain_hash, AsRecord, ChainHash, CheckpointManifest, CheckpointStore, EventLogOptions, HistoryEnds,
-    HistoryOptions, IndexOptions, LogOptions, LogRecord, LogStore, OpenedHistory, RecordKind, RecordLogOptions,
-    GENESIS_CHAIN_HASH,
+    HistoryOptions, HistoryReader, IndexOptions, LogOptions, LogRecord, LogStore, OpenedHistory, RecordKind,
+    RecordLogOptions, GENESIS_CHAIN_HASH,
 };
 
 /// The membership payload of entry 0 (opaque to the store).
@@ -482,6 +482,7 @@ impl DiskNode {
                 return Err(format!("is_settled({player}, {round:?}) = {found}, the model says {expected}"));
             }
         }
+        check_payments(reader, model, probes)?;
         self.check_events(events)?;
         let stream = (0..reader.transfer_count()).map(|seq| match reader.transfer_at(seq) {
             Ok(Some(stored)) => Ok(stored),
@@ -533,17 +534,40 @@ impl DiskNode {
     }
 }
 
+/// Archived payments by key (the model's and the probes') and by each clearing transfer.
+fn check_payments(reader: &HistoryReader, model: &MemoryLedger, probes: &Probes) -> Result<(), String> {
+    let archived = model.history.archived_payments();
+    let keys = probes.payments.iter().copied().chain(archived.iter().map(|p| p.key()));
+    for key in keys.collect::<BTreeSet<_>>() {
+        let Ok(expected) = model.history.archived_payment(key);
+        let found = reader.archived_payment(key).map_err(|e| format!("archived_payment({key:?}): {e}"))?;
+        if found != expected {
+            return Err(format!("archived_payment({key:?}) = {found:?}, the model has {expected:?}"));
+        }
+    }
+    for id in archived.iter().flat_map(|p| p.clearing_transfer_ids()) {
+        let Ok(expected) = model.history.archived_payment_of_transfer(id);
+        let found = reader.archived_payment_of_transfer(id).map_err(|e| format!("payment of transfer {id}: {e}"))?;
+        if found != expected || found.is_none() {
+            return Err(format!("payment of transfer {id} = {found:?}, the model has {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Keys to look up beyond those the model's history names.
 #[derive(Clone, Debug, Default)]
 pub struct Probes {
     pub transfer_ids: Vec<u128>,
     pub wallet_keys: Vec<String>,
     pub settled: Vec<(u128, String)>,
+    pub payments: Vec<croupier_core::payments::PaymentKey>,
 }
 
 /// The model's events for the records of the entry at `index`.
 pub fn events_of(index: u64, records: &[HistoryRecord]) -> impl Iterator<Item = (u64, HistoryRecord)> + '_ {
-    records.iter().enumerate().map(move |(ordinal, record)| (event_position(index, ordinal as u64), record.clone()))
+    let events = records.iter().enumerate().filter(|(_, record)| record.is_event());
+    events.map(move |(ordinal, record)| (event_position(index, ordinal as u64), record.clone()))
 }
 
 /// `LedgerStateMachine::apply` for one entry.
