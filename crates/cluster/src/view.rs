@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use croupier_core::operators::{OperatorAction, OperatorChain};
 use croupier_core::payments::{ArchivedPayment, DepositRecord, PaymentId, WithdrawalRecord};
-use croupier_core::reads::{account_transfers, wallet_outcome, TransferPage};
+use croupier_core::reads::{
+    account_transfers, archived_payments_along, wallet_outcome, TransferPage,
+};
 use croupier_core::{
     Account, AccountId, HistorySource, Ledger, LedgerCode, LedgerTotals, Transfer, TransferId,
     WalletOutcome,
@@ -120,13 +122,19 @@ impl<'a> LedgerView<'a> {
         )?)
     }
 
-    /// The final payment that made clearing-account transfer `id` (a payment still open is in
-    /// the hot state, and is not found here).
-    pub fn archived_payment_of_transfer(
+    /// One page of a walk back along an account's transfers: the final payments they name,
+    /// until `keep` refuses a transfer (`croupier_core::reads::archived_payments_along`).
+    pub fn archived_payments_along(
         &self,
-        id: TransferId,
-    ) -> Result<Option<ArchivedPayment>, ReadError> {
-        Ok(self.history.archived_payment_of_transfer(id)?)
+        account: AccountId,
+        limit: usize,
+        cursor: Option<u64>,
+        keep: impl Fn(&Transfer) -> bool,
+    ) -> Result<(Vec<ArchivedPayment>, Option<u64>), ReadError> {
+        let (ledger, history) = (self.ledger, self.history);
+        Ok(archived_payments_along(
+            ledger, history, account, limit, cursor, keep,
+        )?)
     }
 
     /// Replays every transfer in history (streaming, from disk) and checks that the hot state

@@ -104,3 +104,28 @@ pub fn withdrawal_record<H: HistorySource>(
         },
     )
 }
+
+/// One page of a walk back along an account's transfers, newest first (as
+/// `account_transfers`): the archived payments its transfers name, in order, stopping at the
+/// first transfer `keep` refuses; and where the next page starts (`None`: the walk is done).
+/// A transfer of a payment still open names none (its record is in the hot state).
+pub fn archived_payments_along<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    account: AccountId,
+    limit: usize,
+    start_seq: Option<u64>,
+    keep: impl Fn(&Transfer) -> bool,
+) -> Result<(Vec<ArchivedPayment>, Option<u64>), H::Error> {
+    let page = account_transfers(ledger, history, account, limit, start_seq)?;
+    let mut payments = Vec::new();
+    for transfer in &page.transfers {
+        if !keep(transfer) {
+            return Ok((payments, None));
+        }
+        if let Some(payment) = history.archived_payment_of_transfer(transfer.id)? {
+            payments.push(payment);
+        }
+    }
+    Ok((payments, page.next_before))
+}

@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use croupier_cluster::{Consensus, LedgerView, ReadError};
+use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::ids::clearing_account_id;
 use croupier_core::payments::ArchivedPayment;
-use croupier_core::AccountId;
+use croupier_core::{AccountId, Transfer};
 use croupier_risk::identity::CivilDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -234,18 +234,13 @@ async fn walk_clearing_account<C: Consensus>(
     let mut cursor = None;
     loop {
         let (payments, next) = state
-            .read(move |view| walk_page(view, account, cursor, days))
+            .read(move |view| {
+                let keep = |t: &Transfer| MovementDays::day_of(t.timestamp) >= days.from;
+                view.archived_payments_along(account, WALK_PAGE_TRANSFERS, cursor, keep)
+            })
             .await?
             .map_err(ApiError::from_read)?;
-        let mut found = Vec::new();
-        for payment in &payments {
-            match payment {
-                ArchivedPayment::Deposit(d) => deposit_movements(d, connector, days, &mut found),
-                ArchivedPayment::Withdrawal(w) => {
-                    found.extend(withdrawal_movement(w, connector, days))
-                }
-            }
-        }
+        let found = archived_movements(&payments, connector, days);
         movements.add(found)?;
         match next {
             Some(next) => cursor = Some(next),
@@ -254,25 +249,20 @@ async fn walk_clearing_account<C: Consensus>(
     }
 }
 
-/// One page of the walk: the final payments its transfers name (a transfer of a payment still
-/// open names none: the hot scan listed it) and where the next page starts (None: done).
-fn walk_page(
-    view: &LedgerView<'_>,
-    account: AccountId,
-    cursor: Option<u64>,
+/// The movements within `days` of final payments at `connector`.
+fn archived_movements(
+    payments: &[ArchivedPayment],
+    connector: &str,
     days: MovementDays,
-) -> Result<(Vec<ArchivedPayment>, Option<u64>), ReadError> {
-    let page = view.account_transfers(account, WALK_PAGE_TRANSFERS, cursor)?;
-    let mut payments = Vec::new();
-    for transfer in &page.transfers {
-        if MovementDays::day_of(transfer.timestamp) < days.from {
-            return Ok((payments, None));
-        }
-        if let Some(payment) = view.archived_payment_of_transfer(transfer.id)? {
-            payments.push(payment);
+) -> Vec<MovementOut> {
+    let mut found = Vec::new();
+    for payment in payments {
+        match payment {
+            ArchivedPayment::Deposit(d) => deposit_movements(d, connector, days, &mut found),
+            ArchivedPayment::Withdrawal(w) => found.extend(withdrawal_movement(w, connector, days)),
         }
     }
-    Ok((payments, page.next_before))
+    found
 }
 
 /// One page of the scan: the movements it found and where the next page starts (None: done).
@@ -381,4 +371,251 @@ fn withdrawal_movement(
         let state = w.state.name();
         movement(id, "withdrawal", w.amount, w.ledger, state, w.updated_at_ns)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use croupier_core::compliance::{
+        limit_slot, ComplianceCommand, LimitChange, LimitKind, LimitsRequest, Period, LIMIT_SLOTS,
+    };
+    use croupier_core::ids::player_id;
+    use croupier_core::payments::{
+        Payee, PayeeAccount, PaymentCommand as P, PaymentOutcome, WithdrawalDecision,
+    };
+    use croupier_core::players::NewPlayer;
+    use croupier_core::{Command, CommandResult, LedgerCode, MemoryLedger};
+
+    const SECOND_NS: u64 = 1_000_000_000;
+    /// 2025-01-01 00:00 UTC.
+    const NEW_YEAR_NS: u64 = 1_735_689_600 * SECOND_NS;
+
+    fn eur() -> LedgerCode {
+        LedgerCode::parse("EUR").unwrap()
+    }
+
+    fn payee() -> Payee {
+        Payee {
+            account: PayeeAccount::Iban("DE89370400440532013000".into()),
+            name: "Alice Example".into(),
+        }
+    }
+
+    fn apply(ledger: &mut MemoryLedger, command: Command) {
+        let at = ledger.last_timestamp().max(NEW_YEAR_NS) + SECOND_NS;
+        let result = ledger.apply(at, &[command]).pop();
+        let ok = matches!(
+            result,
+            Some(CommandResult::Payment(PaymentOutcome::Ok))
+                | Some(CommandResult::Player(_))
+                | Some(CommandResult::Compliance(_))
+        );
+        assert!(ok, "{result:?}");
+    }
+
+    fn pay(ledger: &mut MemoryLedger, steps: impl IntoIterator<Item = P>) {
+        steps
+            .into_iter()
+            .for_each(|step| apply(ledger, Command::Payment(step)));
+    }
+
+    fn deposit(id: u128, connector: &str) -> [P; 2] {
+        let opened = P::OpenDeposit {
+            deposit_id: id,
+            player_id: player_id(0),
+            ledger: eur(),
+            amount: 1_000,
+            connector: connector.into(),
+        };
+        let started = P::DepositStarted {
+            deposit_id: id,
+            consent_id: format!("consent-{id}"),
+            authorisation_url: String::new(),
+        };
+        [opened, started]
+    }
+
+    /// On 2025-01-01 (UTC): deposits 1 to 5 settled at bank-a and 6 at bank-b, withdrawal 50
+    /// paid at bank-a (all final: in history), and deposit 7 at bank-a settled but refused by
+    /// the player's deposit limit (being returned: in the hot state).
+    fn ledger_with_movements() -> MemoryLedger {
+        let mut ledger = MemoryLedger::new();
+        apply(
+            &mut ledger,
+            Command::CreatePlayer(NewPlayer {
+                username: "alice".into(),
+                password_hash: "$argon2id$v=19$x".into(),
+                currencies: vec![eur()],
+            }),
+        );
+        let mut money = [None; LIMIT_SLOTS];
+        money[limit_slot(LimitKind::Deposit, Period::Day)] = Some(LimitChange::Set(6_000));
+        let limits = LimitsRequest {
+            player_id: player_id(0),
+            ledger: eur(),
+            money,
+            session_minutes: None,
+        };
+        apply(
+            &mut ledger,
+            Command::Compliance(ComplianceCommand::SetLimits(limits)),
+        );
+        for id in 1..=7 {
+            pay(
+                &mut ledger,
+                deposit(id, if id == 6 { "bank-b" } else { "bank-a" }),
+            );
+        }
+        for deposit_id in 1..=7 {
+            pay(&mut ledger, [P::SettleDeposit { deposit_id }]);
+        }
+        let withdrawal_id = 50;
+        pay(
+            &mut ledger,
+            [
+                P::RequestWithdrawal {
+                    withdrawal_id,
+                    player_id: player_id(0),
+                    ledger: eur(),
+                    amount: 700,
+                    payee: payee(),
+                },
+                P::DecideWithdrawal {
+                    withdrawal_id,
+                    decision: WithdrawalDecision::Approve {
+                        connector: "bank-a".into(),
+                    },
+                    reasons: vec![],
+                },
+                P::PayoutAccepted {
+                    withdrawal_id,
+                    attempt: 0,
+                    payment_id: "pay-50".into(),
+                },
+                P::SettlePayout {
+                    withdrawal_id,
+                    attempt: 0,
+                },
+            ],
+        );
+        ledger
+    }
+
+    fn hot_scan(ledger: &MemoryLedger, days: MovementDays, page: usize, into: &mut Movements) {
+        let mut at = Some(ScanAt::Deposits(0));
+        while let Some(scan) = at {
+            let (found, next) = movements_page(&ledger.ledger, "bank-a", days, scan, page);
+            into.add(found).unwrap();
+            at = next;
+        }
+    }
+
+    fn walk(ledger: &MemoryLedger, days: MovementDays, page: usize, into: &mut Movements) {
+        let account = clearing_account_id(0, eur());
+        let keep = |t: &Transfer| MovementDays::day_of(t.timestamp) >= days.from;
+        let mut cursor = None;
+        loop {
+            let Ok((payments, next)) = croupier_core::reads::archived_payments_along(
+                &ledger.ledger,
+                &ledger.history,
+                account,
+                page,
+                cursor,
+                keep,
+            );
+            into.add(archived_movements(&payments, "bank-a", days))
+                .unwrap();
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
+        }
+    }
+
+    fn listed(movements: Movements) -> Vec<String> {
+        let mut listed: Vec<String> = movements
+            .list
+            .iter()
+            .map(|m| format!("{} {}", m.kind, m.reference))
+            .collect();
+        listed.sort();
+        listed
+    }
+
+    fn days(from: &str, to: &str) -> MovementDays {
+        let day = |text| CivilDate::parse_iso(text).unwrap();
+        MovementDays {
+            from: day(from),
+            to: day(to),
+        }
+    }
+
+    #[test]
+    fn movements_come_from_the_hot_state_and_the_clearing_chain_in_pages_with_no_gap_and_no_repeat()
+    {
+        let ledger = ledger_with_movements();
+        assert!(
+            ledger.ledger.deposit_record(1).is_none(),
+            "final: in history"
+        );
+        let new_year = days("2025-01-01", "2025-01-01");
+        let expected = [
+            "deposit 1",
+            "deposit 2",
+            "deposit 3",
+            "deposit 4",
+            "deposit 5",
+            "deposit 7",
+            "withdrawal 50",
+        ];
+        for page in [1, 2, 5, 6, 4_096] {
+            let mut movements = Movements::default();
+            hot_scan(&ledger, new_year, page, &mut movements);
+            walk(&ledger, new_year, page, &mut movements);
+            assert_eq!(listed(movements), expected, "page {page}");
+        }
+        let mut later = Movements::default();
+        let later_days = days("2025-01-02", "2025-12-31");
+        hot_scan(&ledger, later_days, 2, &mut later);
+        walk(&ledger, later_days, 2, &mut later);
+        assert!(listed(later).is_empty(), "other days list nothing");
+    }
+
+    /// A refused deposit listed from the hot state, then returned and archived before the walk
+    /// reaches it, is listed once (with its return).
+    #[test]
+    fn a_payment_archived_between_the_scan_and_the_walk_is_listed_once() {
+        let mut ledger = ledger_with_movements();
+        let new_year = days("2025-01-01", "2025-01-01");
+        let mut movements = Movements::default();
+        hot_scan(&ledger, new_year, 4_096, &mut movements);
+        assert_eq!(listed(movements), ["deposit 7"]);
+        let mut movements = Movements::default();
+        hot_scan(&ledger, new_year, 4_096, &mut movements);
+        pay(
+            &mut ledger,
+            [
+                P::ReturnDeposit {
+                    deposit_id: 7,
+                    payee: payee(),
+                },
+                P::ReturnAccepted {
+                    deposit_id: 7,
+                    payment_id: "ret-7".into(),
+                },
+                P::SettleReturn { deposit_id: 7 },
+            ],
+        );
+        assert!(
+            ledger.ledger.deposit_record(7).is_none(),
+            "returned: in history"
+        );
+        walk(&ledger, new_year, 3, &mut movements);
+        let listed = listed(movements);
+        assert_eq!(listed.iter().filter(|m| *m == "deposit 7").count(), 1);
+        assert!(
+            listed.contains(&"deposit_return R7".to_string()),
+            "{listed:?}"
+        );
+    }
 }
