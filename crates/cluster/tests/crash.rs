@@ -534,6 +534,7 @@ async fn check_events(node: &Node, present: &Present, ctx: &str) {
                 | HistoryRecord::OperatorAction(_)
                 | HistoryRecord::Table(_)
                 | HistoryRecord::Payment(_) => {}
+                HistoryRecord::PaymentArchived(_) => panic!("{ctx}: an archived payment published"),
             }
         }
         after = page.next;
