@@ -985,3 +985,29 @@ fn repeating_a_step_of_an_archived_payment_answers_as_before_and_moves_nothing()
     }
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }
+
+/// The memory rule: the hot state (what a checkpoint holds) is the same size after 10 or
+/// after 1,000 finished deposits and withdrawals; only history grows.
+#[test]
+fn the_hot_state_does_not_grow_with_finished_payments() {
+    let mut ledger = casino();
+    let mut cycle = |ledger: &mut MemoryLedger, n: u128| {
+        deposited(ledger, 1_000 + n, 300);
+        let id = 100_000 + n;
+        assert_eq!(pay(ledger, request(id, 200)), PaymentOutcome::Ok);
+        assert_eq!(pay(ledger, approve(id, "bank-a")), PaymentOutcome::Ok);
+        let settle = PaymentCommand::SettlePayout {
+            withdrawal_id: id,
+            attempt: 0,
+        };
+        assert_eq!(pay(ledger, settle), PaymentOutcome::Ok);
+    };
+    (0..10).for_each(|n| cycle(&mut ledger, n));
+    let after_ten = ledger.checkpoint().len();
+    let history_after_ten = ledger.history.archived_payments().len();
+    (10..1_000).for_each(|n| cycle(&mut ledger, n));
+    assert_eq!(ledger.checkpoint().len(), after_ten, "hot state bytes");
+    assert_eq!(ledger.history.archived_payments().len(), history_after_ten + 1_980);
+    assert_eq!(balance(&ledger), 1_000 * 100);
+    ledger.check_invariants().unwrap();
+}
