@@ -114,6 +114,15 @@ fn approve(id: u128, connector: &str) -> PaymentCommand {
     }
 }
 
+/// Deposit 1 of 1,000 settled, withdrawal 50 of 700 approved for bank-a.
+fn one_approved_withdrawal() -> MemoryLedger {
+    let mut ledger = casino();
+    deposited(&mut ledger, 1, 1_000);
+    assert_eq!(pay(&mut ledger, request(50, 700)), PaymentOutcome::Ok);
+    assert_eq!(pay(&mut ledger, approve(50, "bank-a")), PaymentOutcome::Ok);
+    ledger
+}
+
 #[test]
 fn a_settled_deposit_credits_the_wallet_once_from_the_banks_clearing_account() {
     let mut ledger = casino();
@@ -426,10 +435,7 @@ fn a_withdrawal_past_the_balance_is_refused_with_nothing_reserved() {
 
 #[test]
 fn a_failed_payout_fails_over_then_refunds_exactly_once() {
-    let mut ledger = casino();
-    deposited(&mut ledger, 1, 1_000);
-    pay(&mut ledger, request(50, 700));
-    pay(&mut ledger, approve(50, "bank-a"));
+    let mut ledger = one_approved_withdrawal();
     let fail_over = PaymentCommand::FailPayout {
         withdrawal_id: 50,
         attempt: 0,
@@ -475,10 +481,7 @@ fn a_failed_payout_fails_over_then_refunds_exactly_once() {
 /// leader was sending to another bank, and both banks paid.
 #[test]
 fn a_fail_over_bound_to_a_term_applies_only_in_an_entry_of_that_term() {
-    let mut ledger = casino();
-    deposited(&mut ledger, 1, 1_000);
-    pay(&mut ledger, request(50, 700));
-    pay(&mut ledger, approve(50, "bank-a"));
+    let mut ledger = one_approved_withdrawal();
     let fail_over = |term| {
         Command::Payment(PaymentCommand::FailPayout {
             withdrawal_id: 50,
@@ -885,10 +888,7 @@ fn every_payment_change_is_published_once_on_the_event_feed_and_repeats_publish_
 fn a_final_payment_leaves_the_hot_state_and_history_answers_for_it() {
     use croupier_core::payments::{ArchivedPayment, PaymentKey};
     use croupier_core::HistorySource;
-    let mut ledger = casino();
-    deposited(&mut ledger, 1, 1_000);
-    pay(&mut ledger, request(50, 700));
-    pay(&mut ledger, approve(50, "bank-a"));
+    let mut ledger = one_approved_withdrawal();
     let settle = PaymentCommand::SettlePayout {
         withdrawal_id: 50,
         attempt: 0,
@@ -941,10 +941,7 @@ fn a_final_payment_leaves_the_hot_state_and_history_answers_for_it() {
 /// money; a different request under the same id is still a conflict.
 #[test]
 fn repeating_a_step_of_an_archived_payment_answers_as_before_and_moves_nothing() {
-    let mut ledger = casino();
-    deposited(&mut ledger, 1, 1_000);
-    pay(&mut ledger, request(50, 700));
-    pay(&mut ledger, approve(50, "bank-a"));
+    let mut ledger = one_approved_withdrawal();
     let settle = PaymentCommand::SettlePayout {
         withdrawal_id: 50,
         attempt: 0,
@@ -991,7 +988,7 @@ fn repeating_a_step_of_an_archived_payment_answers_as_before_and_moves_nothing()
 #[test]
 fn the_hot_state_does_not_grow_with_finished_payments() {
     let mut ledger = casino();
-    let mut cycle = |ledger: &mut MemoryLedger, n: u128| {
+    let cycle = |ledger: &mut MemoryLedger, n: u128| {
         deposited(ledger, 1_000 + n, 300);
         let id = 100_000 + n;
         assert_eq!(pay(ledger, request(id, 200)), PaymentOutcome::Ok);
@@ -1007,7 +1004,10 @@ fn the_hot_state_does_not_grow_with_finished_payments() {
     let history_after_ten = ledger.history.archived_payments().len();
     (10..1_000).for_each(|n| cycle(&mut ledger, n));
     assert_eq!(ledger.checkpoint().len(), after_ten, "hot state bytes");
-    assert_eq!(ledger.history.archived_payments().len(), history_after_ten + 1_980);
+    assert_eq!(
+        ledger.history.archived_payments().len(),
+        history_after_ten + 1_980
+    );
     assert_eq!(balance(&ledger), 1_000 * 100);
     ledger.check_invariants().unwrap();
 }

@@ -153,14 +153,10 @@ impl HistoryReader {
         key: u128,
         matches: impl Fn(&WalletRecord) -> bool,
     ) -> Result<Option<WalletRecord>, StoreError> {
-        let found = self.indexed_wallet_log(key, |record| match record {
-            WalletLogRecord::Wallet(wallet) => matches(wallet),
-            WalletLogRecord::Payment(_) => false,
-        })?;
-        Ok(found.map(|record| match record {
-            WalletLogRecord::Wallet(wallet) => wallet,
-            WalletLogRecord::Payment(_) => unreachable!("matched a wallet record"),
-        }))
+        self.indexed_wallet_log(key, |record| match record {
+            WalletLogRecord::Wallet(wallet) if matches(&wallet) => Some(wallet),
+            _ => None,
+        })
     }
 
     /// The archived payment a hashed key points at, if visible and if it is really `matches`.
@@ -169,33 +165,30 @@ impl HistoryReader {
         key: u128,
         matches: impl Fn(&ArchivedPayment) -> bool,
     ) -> Result<Option<ArchivedPayment>, StoreError> {
-        let found = self.indexed_wallet_log(key, |record| match record {
-            WalletLogRecord::Payment(payment) => matches(payment),
-            WalletLogRecord::Wallet(_) => false,
-        })?;
-        Ok(found.map(|record| match record {
-            WalletLogRecord::Payment(payment) => payment,
-            WalletLogRecord::Wallet(_) => unreachable!("matched a payment"),
-        }))
+        self.indexed_wallet_log(key, |record| match record {
+            WalletLogRecord::Payment(payment) if matches(&payment) => Some(payment),
+            _ => None,
+        })
     }
 
-    fn indexed_wallet_log(
+    /// What `pick` makes of the wallet-log record a hashed key points at, if it is visible;
+    /// `pick` answers None for a record that is not the key's (a collision, or damage).
+    fn indexed_wallet_log<T>(
         &self,
         key: u128,
-        matches: impl Fn(&WalletLogRecord) -> bool,
-    ) -> Result<Option<WalletLogRecord>, StoreError> {
+        pick: impl FnOnce(WalletLogRecord) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
         let Some(position) = self.indexes.keys.get(key)? else {
             return Ok(None);
         };
         if position >= self.wallet_end() {
             return Ok(None);
         }
-        let record = self.read_wallet(position)?;
-        if !matches(&record) {
+        let found = pick(self.read_wallet(position)?);
+        if found.is_none() {
             tracing_free_warning(key, position);
-            return Ok(None);
         }
-        Ok(Some(record))
+        Ok(found)
     }
 
     /// Re-inserts the index keys of records in `[covered, end)` of each log, for indexes whose
