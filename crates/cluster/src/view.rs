@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use croupier_core::cases::{Case, CaseId};
 use croupier_core::operators::{OperatorAction, OperatorChain};
 use croupier_core::payments::{ArchivedPayment, DepositRecord, PaymentId, WithdrawalRecord};
 use croupier_core::reads::{
@@ -110,6 +111,24 @@ impl<'a> LedgerView<'a> {
             self.ledger,
             self.history,
             id,
+        )?)
+    }
+
+    /// An AML case open (hot state) or decided (history).
+    pub fn case(&self, id: CaseId) -> Result<Option<Arc<Case>>, ReadError> {
+        Ok(croupier_core::reads::case_record(
+            self.ledger,
+            self.history,
+            id,
+        )?)
+    }
+
+    /// Up to `limit` decided cases from history, the last decided first.
+    pub fn closed_cases(&self, limit: usize) -> Result<Vec<Arc<Case>>, ReadError> {
+        Ok(croupier_core::reads::closed_cases(
+            self.ledger,
+            self.history,
+            limit,
         )?)
     }
 

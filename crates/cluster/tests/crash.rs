@@ -534,7 +534,9 @@ async fn check_events(node: &Node, present: &Present, ctx: &str) {
                 | HistoryRecord::OperatorAction(_)
                 | HistoryRecord::Table(_)
                 | HistoryRecord::Payment(_) => {}
-                HistoryRecord::PaymentArchived(_) => panic!("{ctx}: an archived payment published"),
+                HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
+                    panic!("{ctx}: an archived payment or case published")
+                }
             }
         }
         after = page.next;

@@ -9,8 +9,13 @@
 //! transaction report). A case id is chosen by the proposer — the pipeline derives it from the
 //! triggering event's feed position — so a replayed decision opens nothing twice.
 //!
-//! Memory: every case stays in the hot state (AML records are kept for years and cases are
-//! rare next to bets); bounded per case (reasons, notes, text lengths below).
+//! Memory: only open cases stay in the hot state (bounded per case by the limits below). A
+//! decided case leaves it in the apply that decides it, as an [`ArchivedCase`] history record
+//! found by its id (so a repeated step still answers `case_closed`, and an AML decision
+//! replayed from the feed still opens nothing twice); the decided cases form a chain, newest
+//! first, from the ledger's `last_closed` case, which is how they are listed.
+
+use std::sync::Arc;
 
 use crate::players::PlayerId;
 
@@ -80,6 +85,21 @@ impl Case {
     pub fn is_open(&self) -> bool {
         self.decision.is_none()
     }
+
+    /// When it was decided (ns), or opened while it is open.
+    pub fn updated_at_ns(&self) -> u64 {
+        self.decision
+            .as_ref()
+            .map_or(self.opened_at_ns, |(_, at_ns, _)| *at_ns)
+    }
+}
+
+/// A decided case as history keeps it (history record, never an event), with the case decided
+/// before it (0: none) so the decided cases are walked newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedCase {
+    pub case: Arc<Case>,
+    pub previous_closed: CaseId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -152,6 +152,7 @@ mod tables;
 
 use std::io;
 
+use crate::cases::ArchivedCase;
 use crate::command::{Command, CommandResult, Proposal};
 use crate::history::{HistoryRecord, StoredTransfer, WalletRecord};
 use crate::ids::LedgerCode;
@@ -169,7 +170,8 @@ use crate::wallet::{
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
 pub const CHECKPOINT_FORMAT_VERSION: u8 = 12;
-/// Version 12 adds the clearing-account transfer ids to each payment record.
+/// Version 12 adds the clearing-account transfer ids to each payment record and ends with
+/// u128 the case decided last (decided cases live in history from version 12 on).
 const CHECKPOINT_FORMAT_VERSION_V11: u8 = 11;
 const CHECKPOINT_FORMAT_VERSION_V10: u8 = 10;
 const CHECKPOINT_FORMAT_VERSION_V9: u8 = 9;
@@ -395,6 +397,7 @@ pub fn encode_checkpoint(frozen: &FrozenLedger, out: &mut impl io::Write) -> io:
         payments.withdrawals.values(),
     );
     Writer(&mut buffer).checkpoint_consumers(&frozen.consumers);
+    Writer(&mut buffer).u128(compliance.last_closed);
     out.write_all(&buffer)
 }
 
@@ -490,6 +493,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     }
     if version >= CHECKPOINT_FORMAT_VERSION_V11 {
         ledger.consumers = r.checkpoint_consumers()?;
+    }
+    if version >= CHECKPOINT_FORMAT_VERSION {
+        ledger.compliance.last_closed = r.u128()?;
     }
     r.finish()?;
     ledger
@@ -606,12 +612,17 @@ pub fn decode_wallet_record(bytes: &[u8]) -> Result<WalletRecord, DecodeError> {
     })
 }
 
-/// A record of the wallet log: a wallet decision, or a payment that turned final.
+/// A record of the wallet log: a wallet decision, a payment that turned final, or a decided
+/// AML case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalletLogRecord {
     Wallet(WalletRecord),
     Payment(ArchivedPayment),
+    Case(ArchivedCase),
 }
+
+/// The book byte of an archived case in the wallet log (payments use 1 and 2).
+const BOOK_CASE: u8 = 3;
 
 /// An archived payment as the wallet log holds it: u64 timestamp and an empty key (no wallet
 /// key is empty, so a reader tells the two kinds apart there), then u8 book (1 deposit, 2
@@ -623,15 +634,32 @@ pub fn encode_archived_payment(payment: &ArchivedPayment, out: &mut Vec<u8>) {
     w.archived_payment(payment);
 }
 
-/// Decodes either kind of wallet-log record (see `encode_archived_payment`).
+/// A decided case as the wallet log holds it: u64 time of the decision, an empty key, u8 3,
+/// then the case as the checkpoint writes it and u128 the case decided before it.
+pub fn encode_archived_case(archived: &ArchivedCase, out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.u64(archived.case.updated_at_ns());
+    w.u16(0);
+    w.u8(BOOK_CASE);
+    w.archived_case(archived);
+}
+
+/// Decodes any kind of wallet-log record (see `encode_archived_payment`,
+/// `encode_archived_case`).
 pub fn decode_wallet_log_record(bytes: &[u8]) -> Result<WalletLogRecord, DecodeError> {
     if bytes.get(8..10) != Some(&[0, 0]) {
         return decode_wallet_record(bytes).map(WalletLogRecord::Wallet);
     }
     let mut r = Reader::new(&bytes[10..]);
-    let payment = r.archived_payment(CHECKPOINT_FORMAT_VERSION)?;
+    let record = match bytes.get(10) {
+        Some(&BOOK_CASE) => {
+            r.u8()?;
+            WalletLogRecord::Case(r.archived_case()?)
+        }
+        _ => WalletLogRecord::Payment(r.archived_payment(CHECKPOINT_FORMAT_VERSION)?),
+    };
     r.finish()?;
-    Ok(WalletLogRecord::Payment(payment))
+    Ok(record)
 }
 
 /// Appends a record with its tag: the body of an event.
@@ -661,8 +689,8 @@ pub fn encode_record(record: &HistoryRecord, out: &mut Vec<u8>) {
             out.push(RECORD_TAG_PAYMENT);
             Writer(out).payment_event(event);
         }
-        HistoryRecord::PaymentArchived(_) => {
-            panic!("an archived payment is not an event (HistoryRecord::is_event)")
+        HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
+            panic!("an archived payment or case is not an event (HistoryRecord::is_event)")
         }
     }
 }

@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 
+use crate::cases::{ArchivedCase, CaseId};
 use crate::ids::{is_expiry_transfer_id, AccountId, TransferId};
 use crate::ledger::hashing::IdMap;
 use crate::operators::OperatorAction;
@@ -128,6 +129,8 @@ pub enum HistoryRecord {
     /// A payment turned final and left the hot state. History only: never an event (see
     /// [`HistoryRecord::is_event`]).
     PaymentArchived(ArchivedPayment),
+    /// An AML case was decided and left the hot state. History only, like `PaymentArchived`.
+    CaseArchived(ArchivedCase),
 }
 
 impl HistoryRecord {
@@ -141,14 +144,19 @@ impl HistoryRecord {
             HistoryRecord::Table(event) => event.timestamp,
             HistoryRecord::Payment(event) => event.timestamp,
             HistoryRecord::PaymentArchived(payment) => payment.updated_at_ns(),
+            HistoryRecord::CaseArchived(archived) => archived.case.updated_at_ns(),
         }
     }
 
-    /// Whether the event feed publishes this record. An archived payment is not published: its
-    /// last change already was, and it holds the payee's account (personal data the feed's
-    /// readers need not see). Its ordinal is skipped, so later records keep their positions.
+    /// Whether the event feed publishes this record. An archived payment or case is not
+    /// published: a payment's last change already was, and it holds the payee's account (and a
+    /// case its notes): personal data the feed's readers need not see. Its ordinal is skipped,
+    /// so later records keep their positions.
     pub fn is_event(&self) -> bool {
-        !matches!(self, HistoryRecord::PaymentArchived(_))
+        !matches!(
+            self,
+            HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_)
+        )
     }
 
     /// The event type this record is published as.
@@ -161,6 +169,7 @@ impl HistoryRecord {
             HistoryRecord::Table(event) => event.event_type(),
             HistoryRecord::Payment(event) => event.event_type(),
             HistoryRecord::PaymentArchived(_) => "payment_archived",
+            HistoryRecord::CaseArchived(_) => "case_archived",
         }
     }
 }
@@ -180,6 +189,8 @@ pub struct HistoryKeys {
     pub settled: Vec<(AccountId, String)>,
     /// Payments a command names that are not in the hot state (maybe archived).
     pub payments: Vec<PaymentKey>,
+    /// AML cases a command names that are not in the hot state (maybe decided and archived).
+    pub cases: Vec<CaseId>,
 }
 
 impl HistoryKeys {
@@ -190,6 +201,7 @@ impl HistoryKeys {
         self.rolled_back.clear();
         self.settled.clear();
         self.payments.clear();
+        self.cases.clear();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -199,6 +211,7 @@ impl HistoryKeys {
             && self.rolled_back.is_empty()
             && self.settled.is_empty()
             && self.payments.is_empty()
+            && self.cases.is_empty()
     }
 }
 
@@ -212,6 +225,7 @@ pub struct Prefetched {
     pub(crate) rolled_back: HashSet<String>,
     pub(crate) settled: HashSet<(AccountId, String)>,
     pub(crate) payments: std::collections::BTreeMap<PaymentKey, ArchivedPayment>,
+    pub(crate) cases: std::collections::BTreeMap<CaseId, ArchivedCase>,
 }
 
 impl Prefetched {
@@ -222,6 +236,7 @@ impl Prefetched {
         self.rolled_back.clear();
         self.settled.clear();
         self.payments.clear();
+        self.cases.clear();
     }
 
     pub fn insert_transfer(&mut self, stored: StoredTransfer) {
@@ -250,6 +265,10 @@ impl Prefetched {
         self.payments.insert(payment.key(), payment);
     }
 
+    pub fn insert_case(&mut self, archived: ArchivedCase) {
+        self.cases.insert(archived.case.id, archived);
+    }
+
     pub fn len(&self) -> usize {
         self.transfers.len()
             + self.resolutions.len()
@@ -257,6 +276,7 @@ impl Prefetched {
             + self.rolled_back.len()
             + self.settled.len()
             + self.payments.len()
+            + self.cases.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -286,6 +306,8 @@ pub trait HistorySource {
         &self,
         id: TransferId,
     ) -> Result<Option<ArchivedPayment>, Self::Error>;
+    /// A decided AML case, by id.
+    fn archived_case(&self, id: CaseId) -> Result<Option<ArchivedCase>, Self::Error>;
 
     /// Looks up transfers by id into `into`. One lookup per id unless a source knows better
     /// (an entry of 8189 new transfers asks for 8189 ids, nearly all absent).
@@ -332,6 +354,11 @@ pub trait HistorySource {
                 into.insert_payment(payment);
             }
         }
+        for &id in &keys.cases {
+            if let Some(archived) = self.archived_case(id)? {
+                into.insert_case(archived);
+            }
+        }
         Ok(())
     }
 }
@@ -353,6 +380,8 @@ pub enum IndexedKey<'a> {
     Payment(PaymentKey),
     /// A clearing-account transfer a payment made → the payment's archived record.
     PaymentTransfer(TransferId),
+    /// A decided case's id → its archived record.
+    Case(CaseId),
 }
 
 /// Calls `each` with every key `record` must be findable under.
@@ -370,6 +399,7 @@ pub fn indexed_keys(record: &HistoryRecord, mut each: impl FnMut(IndexedKey<'_>)
                 .clearing_transfer_ids()
                 .for_each(|id| each(IndexedKey::PaymentTransfer(id)));
         }
+        HistoryRecord::CaseArchived(archived) => each(IndexedKey::Case(archived.case.id)),
         HistoryRecord::Transfer(stored) => {
             each(IndexedKey::Transfer(stored.transfer.id));
             if stored.resolves_pending() {

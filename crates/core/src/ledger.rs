@@ -192,6 +192,8 @@ struct EntryState {
     settled: HashSet<(AccountId, String)>,
     /// Payments this entry archived (they left the hot state).
     payments: BTreeMap<PaymentKey, ArchivedPayment>,
+    /// AML cases this entry decided (they left the hot state).
+    cases: BTreeMap<crate::cases::CaseId, crate::cases::ArchivedCase>,
 }
 
 impl EntryState {
@@ -203,6 +205,7 @@ impl EntryState {
             && self.rolled_back.is_empty()
             && self.settled.is_empty()
             && self.payments.is_empty()
+            && self.cases.is_empty()
             && self.prefetched.is_empty()
     }
 }
@@ -375,6 +378,9 @@ impl Ledger {
                         keys.transfer_ids.push(deposit.deposit_id);
                     }
                 }
+                Command::Compliance(crate::compliance::ComplianceCommand::Case(case)) => {
+                    self.case_key(case.case_id(), keys)
+                }
                 Command::CreateAccounts(_)
                 | Command::Tick
                 | Command::CreatePlayer(_)
@@ -389,8 +395,23 @@ impl Ledger {
                     if !self.payments.holds(key) {
                         keys.payments.push(key);
                     }
+                    // A hold opens a case under the decision's id: it may be decided already.
+                    if let crate::payments::PaymentCommand::DecideWithdrawal {
+                        decision: crate::payments::WithdrawalDecision::Hold { case_id, .. },
+                        ..
+                    } = payment
+                    {
+                        self.case_key(*case_id, keys);
+                    }
                 }
             }
+        }
+    }
+
+    /// A case not in the hot state may be decided and archived: its id is looked up.
+    fn case_key(&self, case_id: crate::cases::CaseId, keys: &mut HistoryKeys) {
+        if !self.compliance.cases.contains_key(&case_id) {
+            keys.cases.push(case_id);
         }
     }
 
@@ -468,6 +489,7 @@ impl Ledger {
         entry.rolled_back.clear();
         entry.settled.clear();
         entry.payments.clear();
+        entry.cases.clear();
         entry.prefetched.clear();
         assert!(entry.is_clear());
     }

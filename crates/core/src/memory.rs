@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::cases::{ArchivedCase, Case, CaseId};
 use crate::command::{Command, CommandResult};
 use crate::history::{
     indexed_keys, HistoryKeys, HistoryRecord, HistorySource, IndexedKey, Prefetched,
@@ -32,6 +33,7 @@ pub struct MemoryHistory {
     payments: Vec<ArchivedPayment>,
     payment_index: HashMap<PaymentKey, usize>,
     payment_transfers: HashMap<TransferId, usize>,
+    cases: HashMap<CaseId, ArchivedCase>,
     /// Every record in order (the event feed publishes those that are events).
     records: Vec<HistoryRecord>,
 }
@@ -51,6 +53,7 @@ impl MemoryHistory {
             | HistoryRecord::Table(_)
             | HistoryRecord::Payment(_) => {}
             HistoryRecord::PaymentArchived(payment) => self.payments.push(payment.clone()),
+            HistoryRecord::CaseArchived(_) => {}
             HistoryRecord::Transfer(stored) => {
                 assert_eq!(stored.seq, self.transfers.len() as u64, "transfer seq gap");
                 self.transfers.push(stored.clone());
@@ -92,6 +95,13 @@ impl MemoryHistory {
             IndexedKey::PaymentTransfer(id) => {
                 let previous = self.payment_transfers.insert(id, self.payments.len() - 1);
                 assert!(previous.is_none(), "a transfer made by two payments");
+            }
+            IndexedKey::Case(id) => {
+                let HistoryRecord::CaseArchived(archived) = record else {
+                    unreachable!("only an archived case has a case key")
+                };
+                let previous = self.cases.insert(id, archived.clone());
+                assert!(previous.is_none(), "case archived twice");
             }
         });
         self.records.push(record.clone());
@@ -180,6 +190,10 @@ impl HistorySource for MemoryHistory {
         let found = self.payment_transfers.get(&id);
         Ok(found.map(|&index| self.payments[index].clone()))
     }
+
+    fn archived_case(&self, id: CaseId) -> Result<Option<ArchivedCase>, Infallible> {
+        Ok(self.cases.get(&id).cloned())
+    }
 }
 
 /// A ledger with its history in memory: prefetch, apply and persist in one call.
@@ -249,6 +263,9 @@ impl MemoryLedger {
                 HistoryRecord::PaymentArchived(payment) => {
                     crate::codec::encode_archived_payment(payment, &mut bytes)
                 }
+                HistoryRecord::CaseArchived(archived) => {
+                    crate::codec::encode_archived_case(archived, &mut bytes)
+                }
                 other => crate::codec::encode_record(other, &mut bytes),
             }
         }
@@ -296,6 +313,18 @@ impl MemoryLedger {
     /// A deposit open (hot state) or final (history).
     pub fn deposit(&self, id: PaymentId) -> Option<Arc<DepositRecord>> {
         let Ok(found) = crate::reads::deposit_record(&self.ledger, &self.history, id);
+        found
+    }
+
+    /// An AML case open (hot state) or decided (history).
+    pub fn case(&self, id: CaseId) -> Option<Arc<Case>> {
+        let Ok(found) = crate::reads::case_record(&self.ledger, &self.history, id);
+        found
+    }
+
+    /// Up to `limit` decided cases, the last decided first.
+    pub fn closed_cases(&self, limit: usize) -> Vec<Arc<Case>> {
+        let Ok(found) = crate::reads::closed_cases(&self.ledger, &self.history, limit);
         found
     }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::cases::{Case, CaseId};
 use crate::history::{HistorySource, StoredTransfer, NO_TRANSFER};
 use crate::ids::AccountId;
 use crate::ledger::Ledger;
@@ -128,4 +129,36 @@ pub fn archived_payments_along<H: HistorySource>(
         }
     }
     Ok((payments, page.next_before))
+}
+
+/// An AML case wherever it is: the hot state while open, history once decided.
+pub fn case_record<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    id: CaseId,
+) -> Result<Option<Arc<Case>>, H::Error> {
+    if let Some(case) = ledger.compliance.cases.get(&id) {
+        return Ok(Some(case.clone()));
+    }
+    Ok(history.archived_case(id)?.map(|archived| archived.case))
+}
+
+/// Up to `limit` decided cases from history, the last decided first (each archived case names
+/// the one decided before it). Decided cases a checkpoint from before format 12 kept in the
+/// hot state are in `Ledger::cases`, not here.
+pub fn closed_cases<H: HistorySource>(
+    ledger: &Ledger,
+    history: &H,
+    limit: usize,
+) -> Result<Vec<Arc<Case>>, H::Error> {
+    let mut cases = Vec::new();
+    let mut next = ledger.compliance.last_closed;
+    while next != 0 && cases.len() < limit {
+        let Some(archived) = history.archived_case(next)? else {
+            break;
+        };
+        next = archived.previous_closed;
+        cases.push(archived.case);
+    }
+    Ok(cases)
 }

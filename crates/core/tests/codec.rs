@@ -337,8 +337,8 @@ fn every_history_record_round_trips_through_the_codec() {
 /// default policy (three levels, a u64 and a level, then a u16 count) and two u64 counts
 /// (players, cases); then the empty payments section (version 10): a u16 count (connectors)
 /// and two u64 counts (deposits, withdrawals); then the empty consumer cursors (version 11): a
-/// u64 count.
-const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8 + 2 + 8 + 8 + 8;
+/// u64 count; then the case decided last (version 12): u128 0.
+const EMPTY_COMPLIANCE_BYTES: usize = 3 + 8 + 1 + 2 + 8 + 8 + 2 + 8 + 8 + 8 + 16;
 
 #[test]
 fn empty_ledger_round_trips() {

@@ -625,11 +625,11 @@ fn busy_compliance_ledger() -> MemoryLedger {
 
 /// The ledger's checkpoint as version 9 wrote it: version 10 appends the payments section
 /// (a u16 connector count and two u64 record counts, all 0 here), version 11 the consumer
-/// cursors (a u64 count, 0 here).
+/// cursors (a u64 count, 0 here), version 12 the case decided last (u128, none here).
 fn version_9_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
     let mut checkpoint = ledger.checkpoint();
     assert_eq!(checkpoint[0], 12);
-    let payments = checkpoint.split_off(checkpoint.len() - (2 + 8 + 8 + 8));
+    let payments = checkpoint.split_off(checkpoint.len() - (2 + 8 + 8 + 8 + 16));
     assert!(
         payments.iter().all(|byte| *byte == 0),
         "no payments in these tests"
@@ -823,7 +823,8 @@ fn a_case_that_freezes_refuses_bets_and_deposits_until_a_decision_clears_it() {
         ComplianceOutcome::Ok
     );
     assert!(wallet(&mut ledger, T0 + 5, wallet_bet("b", 0, 1)).is_ok());
-    let case = ledger.ledger.case(9).unwrap();
+    assert!(ledger.ledger.case(9).is_none(), "decided: in history");
+    let case = ledger.case(9).unwrap();
     assert_eq!(
         case.decision.as_ref().map(|d| (d.0, d.2.as_str())),
         Some((CaseDecision::Clear, "analyst-1"))
@@ -876,7 +877,8 @@ fn an_open_case_covers_a_repeat_a_decided_one_does_not_and_a_checkpoint_keeps_wh
     let mut ledger = funded(1_000);
     let t = T0 + SECOND_NS;
     let open = |id| ComplianceCommand::Case(open_case(id, 0, CaseAction::OpenCase));
-    let opened = |ledger: &MemoryLedger| ledger.ledger.cases().count();
+    let opened =
+        |ledger: &MemoryLedger| ledger.ledger.cases().count() + ledger.closed_cases(10).len();
     compliance(&mut ledger, t, open(1));
     compliance(&mut ledger, t + 1, open(2));
     assert_eq!(
@@ -902,4 +904,86 @@ fn an_open_case_covers_a_repeat_a_decided_one_does_not_and_a_checkpoint_keeps_wh
         "the restored open case 3 still covers a repeat"
     );
     assert!(restored.ledger.case(4).is_none());
+}
+
+/// Memory and idempotency: a decided case leaves the hot state (the checkpoint does not grow
+/// with decided cases), history lists the decided ones newest decision first, and every later
+/// step on one, even by a ledger restored from a checkpoint that no longer holds it, answers as
+/// before: `case_closed`, or `ok` / `case_conflict` for the same id opened again.
+#[test]
+fn a_decided_case_leaves_the_hot_state_and_history_answers_for_it() {
+    let mut ledger = funded(1_000);
+    let t = T0 + SECOND_NS;
+    let decide = |case_id| {
+        ComplianceCommand::Case(CaseCommand::Decide {
+            case_id,
+            decision: CaseDecision::Clear,
+            text: format!("checked {case_id}"),
+            by: "analyst-1".into(),
+        })
+    };
+    let open = |case_id: u128| {
+        let CaseCommand::Open(mut new) = open_case(case_id, 0, CaseAction::OpenCase) else {
+            unreachable!("open_case opens")
+        };
+        new.reasons = vec![format!("reason-{case_id}")];
+        ComplianceCommand::Case(CaseCommand::Open(new))
+    };
+    compliance(&mut ledger, t, open(1));
+    compliance(&mut ledger, t + 1, decide(1));
+    let after_one = ledger.checkpoint().len();
+    for id in 2..=50 {
+        assert_eq!(
+            compliance(&mut ledger, t + 2 * id as u64, open(id)),
+            ComplianceOutcome::Ok
+        );
+        assert_eq!(
+            compliance(&mut ledger, t + 2 * id as u64 + 1, decide(id)),
+            ComplianceOutcome::Ok
+        );
+    }
+    compliance(&mut ledger, t + 200, open(51));
+    assert_eq!(
+        ledger.ledger.cases().count(),
+        1,
+        "only the open case is hot"
+    );
+    let closed: Vec<u128> = ledger.closed_cases(3).iter().map(|case| case.id).collect();
+    assert_eq!(closed, [50, 49, 48], "the last decided first");
+    assert_eq!(ledger.closed_cases(100).len(), 50);
+    compliance(&mut ledger, t + 201, decide(51));
+    assert_eq!(ledger.checkpoint().len(), after_one, "hot state bytes");
+    let mut restored = MemoryLedger::restore(&ledger.checkpoint(), ledger.history.clone()).unwrap();
+    for ledger in [&mut ledger, &mut restored] {
+        assert_eq!(
+            compliance(ledger, t + 300, decide(7)),
+            ComplianceOutcome::CaseClosed
+        );
+        let note = CaseCommand::Note {
+            case_id: 7,
+            kind: NoteKind::Comment,
+            text: "late".into(),
+            by: "analyst-2".into(),
+        };
+        let noted = compliance(ledger, t + 301, ComplianceCommand::Case(note));
+        assert_eq!(noted, ComplianceOutcome::CaseClosed);
+        assert_eq!(
+            compliance(ledger, t + 302, open(7)),
+            ComplianceOutcome::Ok,
+            "a replay"
+        );
+        let other_player = ComplianceCommand::Case(open_case(7, 1, CaseAction::OpenCase));
+        assert_eq!(
+            compliance(ledger, t + 303, other_player),
+            ComplianceOutcome::CaseConflict
+        );
+        assert_eq!(ledger.ledger.cases().count(), 0, "nothing reopened");
+        assert_eq!(
+            ledger.case(7).unwrap().notes.len(),
+            1,
+            "the decision's note only"
+        );
+        ledger.check_invariants().unwrap();
+    }
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }

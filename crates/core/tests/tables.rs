@@ -1056,10 +1056,11 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     open(&mut ledger, T0 + 20 * SECOND_NS, 2);
     let checkpoint = ledger.checkpoint();
     assert_eq!(checkpoint[0], 12);
-    // Version 7 is version 12 (as 11 without payments) without the compliance section (no players: the default policy
+    // Version 7 is version 12 without the compliance section (no players: the default policy
     // and two zero counts, players and cases, 30 bytes), the payments section (a u16 and
-    // two u64 zero counts, 18 bytes) and the consumer cursors (a u64 zero count, 8 bytes).
-    let mut v7 = checkpoint[..checkpoint.len() - 30 - 18 - 8].to_vec();
+    // two u64 zero counts, 18 bytes), the consumer cursors (a u64 zero count, 8 bytes) and
+    // the case decided last (u128 0, 16 bytes).
+    let mut v7 = checkpoint[..checkpoint.len() - 30 - 18 - 8 - 16].to_vec();
     v7[0] = 7;
     let restored = MemoryLedger::restore(&as_version_6(&v7), ledger.history.clone())
         .expect("a version 6 checkpoint loads");

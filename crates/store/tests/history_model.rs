@@ -182,8 +182,8 @@ enum Choice {
     Repeat(prop::sample::Index),
     /// A coherent wallet round: a bet, maybe a win for its round, a rollback of the bet.
     Round(Vec<Command>),
-    /// A payment's steps, in order, cut short at random (so some stay open, some are
-    /// archived and later repeated).
+    /// A payment's (or an AML case's) steps, in order, cut short at random (so some stay
+    /// open, some are archived and later repeated).
     Payment(Vec<Command>),
     /// Transfers with ids never used before (so history grows past segment and memtable
     /// sizes), some pending with timeouts, some linked: (debit, credit, amount, pending, linked).
@@ -196,6 +196,7 @@ fn choice() -> impl Strategy<Value = Choice> {
         2 => any::<prop::sample::Index>().prop_map(Choice::Repeat),
         1 => wallet_round().prop_map(Choice::Round),
         2 => payment_life().prop_map(Choice::Payment),
+        1 => case_life().prop_map(Choice::Payment),
         1 => prop::collection::vec((1..=2 * PLAYERS, 1..=2 * PLAYERS, 1u64..40, any::<bool>(), prop::bool::weighted(0.2)), 1..12)
             .prop_map(Choice::Bulk),
     ]
@@ -268,6 +269,29 @@ fn payment_life() -> impl Strategy<Value = Vec<Command>> {
             vec![requested, decided, accepted, ended]
         };
         commands.into_iter().take(steps).map(Command::Payment).collect()
+    })
+}
+
+const CASE_IDS_MAX: u128 = 4;
+
+/// An AML case opened, noted and decided, as its first `steps` commands.
+fn case_life() -> impl Strategy<Value = Vec<Command>> {
+    use croupier_core::cases::{CaseAction, CaseCommand as C, CaseDecision, NewCase, NoteKind};
+    use croupier_core::compliance::ComplianceCommand;
+    (1..=CASE_IDS_MAX, 0..PAYING_PLAYERS, 1usize..=3).prop_map(|(case_id, player, steps)| {
+        let opened = C::Open(NewCase {
+            case_id,
+            player_id: croupier_core::ids::player_id(player),
+            score: 70,
+            reasons: vec![format!("rule-{case_id}")],
+            ruleset_version: "v1".into(),
+            action: CaseAction::HoldWithdrawals,
+            by: "aml".into(),
+        });
+        let noted = C::Note { case_id, kind: NoteKind::Comment, text: "seen".into(), by: "analyst".into() };
+        let decided = C::Decide { case_id, decision: CaseDecision::Clear, text: "ok".into(), by: "analyst".into() };
+        let commands = [opened, noted, decided].into_iter().take(steps);
+        commands.map(|case| Command::Compliance(ComplianceCommand::Case(case))).collect()
     })
 }
 

@@ -3,8 +3,8 @@
 
 use super::{DecodeError, Reader, Writer};
 use crate::cases::{
-    Case, CaseAction, CaseCommand, CaseDecision, CaseNote, NewCase, NoteKind, ACTOR_LEN_MAX,
-    NOTES_PER_CASE_MAX, NOTE_TEXT_LEN_MAX, REASONS_PER_CASE_MAX, REASON_LEN_MAX,
+    ArchivedCase, Case, CaseAction, CaseCommand, CaseDecision, CaseNote, NewCase, NoteKind,
+    ACTOR_LEN_MAX, NOTES_PER_CASE_MAX, NOTE_TEXT_LEN_MAX, REASONS_PER_CASE_MAX, REASON_LEN_MAX,
     RULESET_VERSION_LEN_MAX,
 };
 use crate::compliance::{
@@ -689,6 +689,19 @@ impl Writer<'_> {
     pub(super) fn checkpoint_cases<'c>(&mut self, cases: impl ExactSizeIterator<Item = &'c Case>) {
         self.u64(cases.len() as u64);
         for case in cases {
+            self.checkpoint_case(case);
+        }
+    }
+
+    /// A decided case in the wallet log: the case as the checkpoint writes it, then u128 the
+    /// case decided before it.
+    pub(super) fn archived_case(&mut self, archived: &ArchivedCase) {
+        self.checkpoint_case(&archived.case);
+        self.u128(archived.previous_closed);
+    }
+
+    fn checkpoint_case(&mut self, case: &Case) {
+        {
             self.u128(case.id);
             self.u128(case.player_id);
             self.u64(case.opened_at_ns);
@@ -806,6 +819,17 @@ impl Reader<'_> {
             .get(code)
             .copied()
             .ok_or_else(|| self.invalid("note kind", offset))
+    }
+
+    pub(super) fn archived_case(&mut self) -> Result<ArchivedCase, DecodeError> {
+        let case = self.checkpoint_case()?;
+        if case.is_open() {
+            return Err(self.invalid("archived case still open", self.offset));
+        }
+        Ok(ArchivedCase {
+            case: std::sync::Arc::new(case),
+            previous_closed: self.u128()?,
+        })
     }
 
     fn checkpoint_case(&mut self) -> Result<Case, DecodeError> {

@@ -9,7 +9,7 @@
 use super::paged::PagedVec;
 use super::{available_balance, Ledger};
 use crate::cases::{
-    Case, CaseAction, CaseCommand, CaseDecision, CaseId, CaseNote, NewCase, NoteKind,
+    ArchivedCase, Case, CaseAction, CaseCommand, CaseDecision, CaseId, CaseNote, NewCase, NoteKind,
     NOTES_PER_CASE_MAX,
 };
 use crate::compliance::{
@@ -17,6 +17,7 @@ use crate::compliance::{
     LimitKind, LimitsRequest, Period, PlayerCompliance, Refusal, WalletCompliance, NANOS_PER_DAY,
     NANOS_PER_MINUTE,
 };
+use crate::history::HistoryRecord;
 use crate::ids::{player_sequence, LedgerCode};
 use crate::players::PlayerId;
 use crate::types::{CreateTransferResult, NewTransfer, TransferFlags};
@@ -41,6 +42,8 @@ pub(crate) struct ComplianceBook {
     /// The open cases of each player (derived from `cases`; rebuilt when a checkpoint loads),
     /// so opening a case looks at that player's open cases, not at every case.
     pub(crate) open_by_player: std::collections::BTreeMap<PlayerId, Vec<CaseId>>,
+    /// The case decided last (0: none), where the chain of decided cases in history starts.
+    pub(crate) last_closed: CaseId,
 }
 
 impl ComplianceBook {
@@ -146,8 +149,14 @@ impl Ledger {
         if let CaseCommand::Open(new) = command {
             return self.open_case(new, now);
         }
+        if !self.compliance.cases.contains_key(&command.case_id()) {
+            return match self.archived_case(command.case_id()) {
+                Some(_) => O::CaseClosed,
+                None => O::CaseNotFound,
+            };
+        }
         let Some(case) = self.compliance.cases.get_mut(&command.case_id()) else {
-            return O::CaseNotFound;
+            unreachable!("checked above");
         };
         if !case.is_open() {
             return O::CaseClosed;
@@ -183,15 +192,54 @@ impl Ledger {
                 let (player_id, decision) = (case.player_id, *decision);
                 self.compliance.case_closed(player_id, command.case_id());
                 self.apply_decision(player_id, decision);
+                self.archive_case(command.case_id());
             }
         }
         O::Ok
     }
 
+    /// Moves a decided case to history: it leaves the hot state in this apply.
+    fn archive_case(&mut self, case_id: CaseId) {
+        let case = self
+            .compliance
+            .cases
+            .remove(&case_id)
+            .expect("the case just decided is hot");
+        assert!(!case.is_open(), "only a decided case is archived");
+        let archived = ArchivedCase {
+            case,
+            previous_closed: self.compliance.last_closed,
+        };
+        self.compliance.last_closed = case_id;
+        self.entry
+            .records
+            .push(HistoryRecord::CaseArchived(archived.clone()));
+        let previous = self.entry.cases.insert(case_id, archived);
+        assert!(previous.is_none(), "a case was archived twice in one entry");
+    }
+
+    /// A decided case archived by this entry or before it (prefetched: `history_keys` asked
+    /// for every case a command names that was not hot).
+    fn archived_case(&self, case_id: CaseId) -> Option<&ArchivedCase> {
+        self.entry
+            .cases
+            .get(&case_id)
+            .or_else(|| self.entry.prefetched.cases.get(&case_id))
+    }
+
+    /// Whether a case with this id exists, open (hot) or decided (history).
+    pub(super) fn case_exists(&self, case_id: CaseId) -> bool {
+        self.compliance.cases.contains_key(&case_id) || self.archived_case(case_id).is_some()
+    }
+
     pub(super) fn open_case(&mut self, new: &NewCase, now: u64) -> ComplianceOutcome {
-        if let Some(existing) = self.compliance.cases.get(&new.case_id) {
+        let existing = match self.compliance.cases.get(&new.case_id) {
+            Some(case) => Some(case.player_id),
+            None => self.archived_case(new.case_id).map(|a| a.case.player_id),
+        };
+        if let Some(existing_player) = existing {
             // The same decision proposed again (a pipeline replaying its feed): one case.
-            return match existing.player_id == new.player_id {
+            return match existing_player == new.player_id {
                 true => O::Ok,
                 false => O::CaseConflict,
             };
@@ -266,11 +314,13 @@ impl Ledger {
         });
     }
 
-    /// Every case, by id.
+    /// Every case in the hot state, by id: the open ones (and decided ones a checkpoint from
+    /// before format 12 kept); decided cases are in history (`crate::reads::closed_cases`).
     pub fn cases(&self) -> impl Iterator<Item = &Case> + '_ {
         self.compliance.cases.values().map(|case| case.as_ref())
     }
 
+    /// A case in the hot state (`crate::reads::case_record` looks in history too).
     pub fn case(&self, case_id: CaseId) -> Option<&Case> {
         self.compliance
             .cases

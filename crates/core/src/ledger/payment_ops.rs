@@ -616,7 +616,7 @@ impl Ledger {
             _ => return O::PlayerNotFound,
         }
         // An open case of the player may already stand for this one (same reasons).
-        record.case_id = match self.compliance.cases.contains_key(&case_id) {
+        record.case_id = match self.case_exists(case_id) {
             true => case_id,
             false => self.compliance.open_by_player[&record.player_id][0],
         };

@@ -45,7 +45,10 @@ pub fn gather(
     case_id: u128,
 ) -> Result<ReportInput, GatherError> {
     let ledger = view.ledger();
-    let case = ledger.case(case_id).ok_or(GatherError::CaseNotFound)?;
+    let case = view
+        .case(case_id)
+        .map_err(GatherError::History)?
+        .ok_or(GatherError::CaseNotFound)?;
     let player = ledger.player(case.player_id);
     let identity = ledger
         .player_compliance(case.player_id)
@@ -75,7 +78,7 @@ pub fn gather(
         }
     };
     Ok(ReportInput {
-        case: reported_case(case),
+        case: reported_case(&case),
         person,
         movements,
     })

@@ -457,12 +457,10 @@ async fn after_case<C: Consensus>(
 ) -> Result<Step, DriveError> {
     let case_id = record.case_id;
     let decision = state
-        .read(move |view| {
-            view.ledger()
-                .case(case_id)
-                .and_then(|case| case.decision.clone())
-        })
-        .await?;
+        .read(move |view| view.case(case_id))
+        .await?
+        .map_err(|error| DriveError::Ledger(error.to_string()))?
+        .and_then(|case| case.decision.clone());
     let Some((decision, _, _)) = decision else {
         return Ok(Step::Wait);
     };

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use croupier_cluster::Consensus;
+use croupier_cluster::{Consensus, LedgerView};
 use croupier_core::cases::{
     Case, CaseAction, CaseCommand, CaseDecision, NewCase, NoteKind, NOTE_TEXT_LEN_MAX,
     REASONS_PER_CASE_MAX, REASON_LEN_MAX,
@@ -195,7 +195,8 @@ fn case_detail(case: &Case) -> CaseDetailOut {
     }
 }
 
-/// Cases, newest first: `state=open` (default), `closed` or `all`.
+/// Cases, newest opened first: `state=open` (default), `closed` or `all`. Closed cases are the
+/// last 1,000 decided (they are read from history, newest decision first, then sorted).
 #[utoipa::path(
     get, path = crate::paths::ROUTE_CASES, tag = "cases",
     params(CasesQuery),
@@ -219,21 +220,29 @@ pub async fn list<C: Consensus>(
         _ => return Err(ApiError::invalid_query("state must be open, closed or all")),
     };
     let cases = state
-        .read(move |view| {
-            let mut cases: Vec<&Case> = view
-                .ledger()
-                .cases()
-                .filter(|case| wanted.is_none_or(|open| case.is_open() == open))
-                .collect();
-            cases.sort_by_key(|case| std::cmp::Reverse((case.opened_at_ns, case.id)));
-            cases
-                .into_iter()
-                .take(CASES_PER_PAGE_MAX)
-                .map(case_out)
-                .collect::<Vec<_>>()
-        })
-        .await?;
+        .read(move |view| listed_cases(view, wanted))
+        .await?
+        .map_err(ApiError::from_read)?;
     Ok(json_response(StatusCode::OK, &cases))
+}
+
+/// The cases `wanted` (open, closed or both): open ones from the hot state, decided ones from
+/// history (and the hot state, where a checkpoint from before format 12 kept them).
+fn listed_cases(
+    view: &LedgerView<'_>,
+    wanted: Option<bool>,
+) -> Result<Vec<CaseOut>, croupier_cluster::ReadError> {
+    let hot = view.ledger().cases();
+    let mut cases: Vec<std::sync::Arc<Case>> = hot
+        .filter(|case| wanted.is_none_or(|open| case.is_open() == open))
+        .map(|case| std::sync::Arc::new(case.clone()))
+        .collect();
+    if wanted != Some(true) {
+        cases.extend(view.closed_cases(CASES_PER_PAGE_MAX)?);
+    }
+    cases.sort_by_key(|case| std::cmp::Reverse((case.opened_at_ns, case.id)));
+    let listed = cases.iter().take(CASES_PER_PAGE_MAX);
+    Ok(listed.map(|case| case_out(case)).collect())
 }
 
 /// One case with its notes and decision.
@@ -264,8 +273,12 @@ async fn case_view<C: Consensus>(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let found = state
-        .read(move |view| view.ledger().case(case_id).map(case_detail))
-        .await?;
+        .read(move |view| {
+            view.case(case_id)
+                .map(|case| case.as_deref().map(case_detail))
+        })
+        .await?
+        .map_err(ApiError::from_read)?;
     match found {
         Some(body) => Ok(json_response(status, &body)),
         None => Err(case_not_found()),

@@ -144,8 +144,8 @@ impl From<&CommittedEvent> for EventOut {
                 EventBody::Table(crate::routes::table_events::table_event_out(table))
             }
             HistoryRecord::Payment(payment) => EventBody::Payment(payment.into()),
-            HistoryRecord::PaymentArchived(_) => {
-                unreachable!("an archived payment is never an event (HistoryRecord::is_event)")
+            HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
+                unreachable!("an archived record is never an event (HistoryRecord::is_event)")
             }
         };
         EventOut {

@@ -5,8 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use croupier_core::cases::{ArchivedCase, CaseId};
 use croupier_core::codec::{
-    decode_proposal, encode_archived_payment, encode_checkpoint, encode_transfer_record, encode_wallet_record,
+    decode_proposal, encode_archived_case, encode_archived_payment, encode_checkpoint, encode_transfer_record,
+    encode_wallet_record,
 };
 use croupier_core::history::{
     indexed_keys, HistoryKeys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer,
@@ -202,10 +204,11 @@ impl Replay<'_> {
                 let bytes = if on_disk { Some(self.disk.transfer_record_bytes(stored.seq)?) } else { None };
                 (bytes, "transfers", position, TRANSFER_FRAME_BYTES)
             }
-            HistoryRecord::Wallet(_) | HistoryRecord::PaymentArchived(_) => {
+            HistoryRecord::Wallet(_) | HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
                 match record {
                     HistoryRecord::Wallet(wallet) => encode_wallet_record(wallet, &mut self.scratch),
                     HistoryRecord::PaymentArchived(payment) => encode_archived_payment(payment, &mut self.scratch),
+                    HistoryRecord::CaseArchived(archived) => encode_archived_case(archived, &mut self.scratch),
                     _ => unreachable!(),
                 }
                 let position = self.wallet_end;
@@ -281,6 +284,7 @@ struct Overlay {
     settled: HashSet<(AccountId, String)>,
     payments: HashMap<PaymentKey, ArchivedPayment>,
     payment_transfers: HashMap<TransferId, PaymentKey>,
+    cases: HashMap<CaseId, ArchivedCase>,
 }
 
 impl Overlay {
@@ -315,6 +319,11 @@ impl Overlay {
             IndexedKey::PaymentTransfer(id) => {
                 if let HistoryRecord::PaymentArchived(payment) = record {
                     self.payment_transfers.insert(id, payment.key());
+                }
+            }
+            IndexedKey::Case(id) => {
+                if let HistoryRecord::CaseArchived(archived) = record {
+                    self.cases.insert(id, archived.clone());
                 }
             }
         });
@@ -371,6 +380,13 @@ impl HistorySource for Source<'_> {
         match self.overlay.payments.get(&key) {
             Some(payment) => Ok(Some(payment.clone())),
             None => self.disk.archived_payment(key),
+        }
+    }
+
+    fn archived_case(&self, id: CaseId) -> Result<Option<ArchivedCase>, StoreError> {
+        match self.overlay.cases.get(&id) {
+            Some(archived) => Ok(Some(archived.clone())),
+            None => self.disk.archived_case(id),
         }
     }
 

@@ -26,6 +26,8 @@ pub enum KeyDomain {
     Payment,
     /// A clearing-account transfer id → the archived payment that made it.
     PaymentTransfer,
+    /// A decided AML case's id → its archived record.
+    Case,
 }
 
 impl KeyDomain {
@@ -36,6 +38,7 @@ impl KeyDomain {
             KeyDomain::Settled => b"croupier/settled\0",
             KeyDomain::Payment => b"croupier/payment\0",
             KeyDomain::PaymentTransfer => b"croupier/payment-transfer\0",
+            KeyDomain::Case => b"croupier/case\0",
         }
     }
 }
@@ -72,6 +75,10 @@ pub(crate) fn payment_transfer_key(id: TransferId) -> u128 {
     hashed_key(KeyDomain::PaymentTransfer, &[&id.to_le_bytes()])
 }
 
+pub(crate) fn case_key(id: u128) -> u128 {
+    hashed_key(KeyDomain::Case, &[&id.to_le_bytes()])
+}
+
 pub(crate) fn settled_key(player: AccountId, round: &str) -> u128 {
     hashed_key(KeyDomain::Settled, &[&player.to_le_bytes(), round.as_bytes()])
 }
@@ -84,6 +91,7 @@ pub(crate) fn indexed_key_hash(key: &IndexedKey<'_>, _scratch: &mut Vec<u8>) -> 
         IndexedKey::Settled(player, round) => settled_key(player, round),
         IndexedKey::Payment(key) => payment_key(key),
         IndexedKey::PaymentTransfer(id) => payment_transfer_key(id),
+        IndexedKey::Case(id) => case_key(id),
         IndexedKey::Transfer(_) | IndexedKey::Resolution(_) => {
             unreachable!("transfer ids are indexed as they are")
         }

@@ -30,7 +30,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use croupier_core::codec::{
-    encode_archived_payment, encode_event_body, encode_transfer_record, encode_wallet_record, TRANSFER_RECORD_BYTES,
+    encode_archived_case, encode_archived_payment, encode_event_body, encode_transfer_record, encode_wallet_record,
+    TRANSFER_RECORD_BYTES,
 };
 use croupier_core::events::event_position;
 use croupier_core::history::{indexed_keys, HistoryRecord, IndexedKey};
@@ -346,6 +347,10 @@ impl HistoryWriter {
             }
             HistoryRecord::PaymentArchived(payment) => {
                 encode_archived_payment(payment, &mut scratch.payload);
+                self.wallet.append(&scratch.payload)?
+            }
+            HistoryRecord::CaseArchived(archived) => {
+                encode_archived_case(archived, &mut scratch.payload);
                 self.wallet.append(&scratch.payload)?
             }
             HistoryRecord::OperatorAction(action) => {

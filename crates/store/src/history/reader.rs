@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use croupier_core::cases::{ArchivedCase, CaseId};
 use croupier_core::codec::{decode_transfer_record, decode_wallet_log_record, WalletLogRecord};
 use croupier_core::history::{
     indexed_keys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer, WalletRecord,
@@ -12,7 +13,8 @@ use croupier_core::payments::{ArchivedPayment, PaymentKey};
 use croupier_core::{AccountId, TransferId, WalletEntry};
 
 use super::keys::{
-    add_settled_keys, indexed_key_hash, payment_key, payment_transfer_key, rolled_back_key, settled_key, wallet_key,
+    add_settled_keys, case_key, indexed_key_hash, payment_key, payment_transfer_key, rolled_back_key, settled_key,
+    wallet_key,
 };
 use super::{HistoryEnds, Indexes, OPERATOR_FRAME_BYTES, TRANSFER_FRAME_BYTES};
 use crate::records::RecordReader;
@@ -173,6 +175,13 @@ impl HistoryReader {
 
     /// What `pick` makes of the wallet-log record a hashed key points at, if it is visible;
     /// `pick` answers None for a record that is not the key's (a collision, or damage).
+    fn indexed_case(&self, id: CaseId) -> Result<Option<ArchivedCase>, StoreError> {
+        self.indexed_wallet_log(case_key(id), |record| match record {
+            WalletLogRecord::Case(archived) if archived.case.id == id => Some(archived),
+            _ => None,
+        })
+    }
+
     fn indexed_wallet_log<T>(
         &self,
         key: u128,
@@ -234,6 +243,7 @@ impl HistoryReader {
                 let record = match self.decode_wallet_at(*at, bytes)? {
                     WalletLogRecord::Wallet(wallet) => HistoryRecord::Wallet(wallet),
                     WalletLogRecord::Payment(payment) => HistoryRecord::PaymentArchived(payment),
+                    WalletLogRecord::Case(archived) => HistoryRecord::CaseArchived(archived),
                 };
                 indexed_keys(&record, |key| {
                     let hashed = indexed_key_hash(&key, &mut scratch);
@@ -312,6 +322,10 @@ impl HistorySource for HistoryReader {
 
     fn archived_payment_of_transfer(&self, id: TransferId) -> Result<Option<ArchivedPayment>, StoreError> {
         self.indexed_payment(payment_transfer_key(id), |payment| payment.clearing_transfer_ids().any(|made| made == id))
+    }
+
+    fn archived_case(&self, id: CaseId) -> Result<Option<ArchivedCase>, StoreError> {
+        self.indexed_case(id)
     }
 }
 

@@ -545,6 +545,13 @@ fn check_payments(reader: &HistoryReader, model: &MemoryLedger, probes: &Probes)
             return Err(format!("archived_payment({key:?}) = {found:?}, the model has {expected:?}"));
         }
     }
+    for id in 0..=8 {
+        let Ok(expected) = model.history.archived_case(id);
+        let found = reader.archived_case(id).map_err(|e| format!("archived_case({id}): {e}"))?;
+        if found != expected {
+            return Err(format!("archived_case({id}) = {found:?}, the model has {expected:?}"));
+        }
+    }
     for id in archived.iter().flat_map(|p| p.clearing_transfer_ids()) {
         let Ok(expected) = model.history.archived_payment_of_transfer(id);
         let found = reader.archived_payment_of_transfer(id).map_err(|e| format!("payment of transfer {id}: {e}"))?;
