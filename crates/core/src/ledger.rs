@@ -2,8 +2,9 @@
 //! seamless-wallet layer, modelled on TigerBeetle's `state_machine.zig`.
 //!
 //! The ledger holds only its *hot* state: accounts with their balances, the pending transfers
-//! that are still pending, per-ledger sums and counters. Everything that grows with history —
-//! every transfer ever made, every wallet decision, which rounds are settled — lives in a
+//! that are still pending, per-ledger sums and counters, payments not yet final and open AML
+//! cases. Everything that grows with history — every transfer ever made, every wallet
+//! decision, which rounds are settled, finished payments, decided cases — lives in a
 //! [`HistorySource`](crate::history::HistorySource) that the caller reads before each entry
 //! (see `crate::history` for the prefetch/apply protocol) and appends the entry's
 //! [`HistoryRecord`]s to afterwards. So memory is bounded by the number of accounts and open
