@@ -644,6 +644,18 @@ pub fn encode_archived_case(archived: &ArchivedCase, out: &mut Vec<u8>) {
     w.archived_case(archived);
 }
 
+/// Appends the wallet-log bytes of a record the wallet log holds (a wallet decision, an
+/// archived payment or case); false, appending nothing, for any other record.
+pub fn encode_wallet_log_record(record: &HistoryRecord, out: &mut Vec<u8>) -> bool {
+    match record {
+        HistoryRecord::Wallet(wallet) => encode_wallet_record(wallet, out),
+        HistoryRecord::PaymentArchived(payment) => encode_archived_payment(payment, out),
+        HistoryRecord::CaseArchived(archived) => encode_archived_case(archived, out),
+        _ => return false,
+    }
+    true
+}
+
 /// Decodes any kind of wallet-log record (see `encode_archived_payment`,
 /// `encode_archived_case`).
 pub fn decode_wallet_log_record(bytes: &[u8]) -> Result<WalletLogRecord, DecodeError> {

@@ -53,7 +53,10 @@ impl MemoryHistory {
             | HistoryRecord::Table(_)
             | HistoryRecord::Payment(_) => {}
             HistoryRecord::PaymentArchived(payment) => self.payments.push(payment.clone()),
-            HistoryRecord::CaseArchived(_) => {}
+            HistoryRecord::CaseArchived(archived) => {
+                let previous = self.cases.insert(archived.case.id, archived.clone());
+                assert!(previous.is_none(), "case archived twice");
+            }
             HistoryRecord::Transfer(stored) => {
                 assert_eq!(stored.seq, self.transfers.len() as u64, "transfer seq gap");
                 self.transfers.push(stored.clone());
@@ -96,13 +99,7 @@ impl MemoryHistory {
                 let previous = self.payment_transfers.insert(id, self.payments.len() - 1);
                 assert!(previous.is_none(), "a transfer made by two payments");
             }
-            IndexedKey::Case(id) => {
-                let HistoryRecord::CaseArchived(archived) = record else {
-                    unreachable!("only an archived case has a case key")
-                };
-                let previous = self.cases.insert(id, archived.clone());
-                assert!(previous.is_none(), "case archived twice");
-            }
+            IndexedKey::Case(_) => {} // kept by id above
         });
         self.records.push(record.clone());
     }
@@ -259,14 +256,10 @@ impl MemoryLedger {
     pub fn state_bytes(&self) -> Vec<u8> {
         let mut bytes = self.checkpoint();
         for record in self.history.records() {
-            match record {
-                HistoryRecord::PaymentArchived(payment) => {
-                    crate::codec::encode_archived_payment(payment, &mut bytes)
-                }
-                HistoryRecord::CaseArchived(archived) => {
-                    crate::codec::encode_archived_case(archived, &mut bytes)
-                }
-                other => crate::codec::encode_record(other, &mut bytes),
+            if record.is_event() {
+                crate::codec::encode_record(record, &mut bytes);
+            } else {
+                crate::codec::encode_wallet_log_record(record, &mut bytes);
             }
         }
         bytes

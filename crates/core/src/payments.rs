@@ -60,6 +60,20 @@ impl ArchivedPayment {
         }
     }
 
+    pub fn deposit(&self) -> Option<&std::sync::Arc<DepositRecord>> {
+        match self {
+            ArchivedPayment::Deposit(d) => Some(d),
+            ArchivedPayment::Withdrawal(_) => None,
+        }
+    }
+
+    pub fn withdrawal(&self) -> Option<&std::sync::Arc<WithdrawalRecord>> {
+        match self {
+            ArchivedPayment::Withdrawal(w) => Some(w),
+            ArchivedPayment::Deposit(_) => None,
+        }
+    }
+
     /// The ledger time of its last change (ns).
     pub fn updated_at_ns(&self) -> u64 {
         match self {

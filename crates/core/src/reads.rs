@@ -83,10 +83,8 @@ pub fn deposit_record<H: HistorySource>(
     if let Some(record) = ledger.payments.deposits.get(&id) {
         return Ok(Some(record.clone()));
     }
-    Ok(match history.archived_payment(PaymentKey::Deposit(id))? {
-        Some(ArchivedPayment::Deposit(record)) => Some(record),
-        _ => None,
-    })
+    let archived = history.archived_payment(PaymentKey::Deposit(id))?;
+    Ok(archived.as_ref().and_then(|a| a.deposit()).cloned())
 }
 
 /// A withdrawal wherever it is: the hot state while open or held, history once final.
@@ -98,12 +96,8 @@ pub fn withdrawal_record<H: HistorySource>(
     if let Some(record) = ledger.payments.withdrawals.get(&id) {
         return Ok(Some(record.clone()));
     }
-    Ok(
-        match history.archived_payment(PaymentKey::Withdrawal(id))? {
-            Some(ArchivedPayment::Withdrawal(record)) => Some(record),
-            _ => None,
-        },
-    )
+    let archived = history.archived_payment(PaymentKey::Withdrawal(id))?;
+    Ok(archived.as_ref().and_then(|a| a.withdrawal()).cloned())
 }
 
 /// One page of a walk back along an account's transfers, newest first (as

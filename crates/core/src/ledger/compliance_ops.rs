@@ -149,14 +149,12 @@ impl Ledger {
         if let CaseCommand::Open(new) = command {
             return self.open_case(new, now);
         }
-        if !self.compliance.cases.contains_key(&command.case_id()) {
+        let Some(case) = self.compliance.cases.get_mut(&command.case_id()) else {
+            // Not hot: decided and archived, or never opened.
             return match self.archived_case(command.case_id()) {
                 Some(_) => O::CaseClosed,
                 None => O::CaseNotFound,
             };
-        }
-        let Some(case) = self.compliance.cases.get_mut(&command.case_id()) else {
-            unreachable!("checked above");
         };
         if !case.is_open() {
             return O::CaseClosed;

@@ -151,20 +151,16 @@ impl Ledger {
         if let Some(record) = self.payments.deposits.get(&id) {
             return Some(record.clone());
         }
-        match self.archived(PaymentKey::Deposit(id))? {
-            ArchivedPayment::Deposit(record) => Some(record.clone()),
-            ArchivedPayment::Withdrawal(_) => unreachable!("keys name their book"),
-        }
+        self.archived(PaymentKey::Deposit(id))?.deposit().cloned()
     }
 
     fn withdrawal_now(&self, id: PaymentId) -> Option<Arc<WithdrawalRecord>> {
         if let Some(record) = self.payments.withdrawals.get(&id) {
             return Some(record.clone());
         }
-        match self.archived(PaymentKey::Withdrawal(id))? {
-            ArchivedPayment::Withdrawal(record) => Some(record.clone()),
-            ArchivedPayment::Deposit(_) => unreachable!("keys name their book"),
-        }
+        self.archived(PaymentKey::Withdrawal(id))?
+            .withdrawal()
+            .cloned()
     }
 
     fn archived(&self, key: PaymentKey) -> Option<&ArchivedPayment> {

@@ -232,17 +232,18 @@ fn listed_cases(
     view: &LedgerView<'_>,
     wanted: Option<bool>,
 ) -> Result<Vec<CaseOut>, croupier_cluster::ReadError> {
+    let closed = match wanted {
+        Some(true) => Vec::new(),
+        _ => view.closed_cases(CASES_PER_PAGE_MAX)?,
+    };
     let hot = view.ledger().cases();
-    let mut cases: Vec<std::sync::Arc<Case>> = hot
+    let mut cases: Vec<&Case> = hot
         .filter(|case| wanted.is_none_or(|open| case.is_open() == open))
-        .map(|case| std::sync::Arc::new(case.clone()))
+        .chain(closed.iter().map(|case| case.as_ref()))
         .collect();
-    if wanted != Some(true) {
-        cases.extend(view.closed_cases(CASES_PER_PAGE_MAX)?);
-    }
     cases.sort_by_key(|case| std::cmp::Reverse((case.opened_at_ns, case.id)));
-    let listed = cases.iter().take(CASES_PER_PAGE_MAX);
-    Ok(listed.map(|case| case_out(case)).collect())
+    let listed = cases.into_iter().take(CASES_PER_PAGE_MAX);
+    Ok(listed.map(case_out).collect())
 }
 
 /// One case with its notes and decision.

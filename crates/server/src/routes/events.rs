@@ -129,8 +129,10 @@ pub struct WalletEventOut {
     pub transfer_id: Option<IdOut>,
 }
 
-impl From<&CommittedEvent> for EventOut {
-    fn from(event: &CommittedEvent) -> Self {
+impl EventOut {
+    /// The event as the API shows it; None for a record the feed never publishes (an
+    /// archived payment or case: `HistoryRecord::is_event`), which the event log cannot hold.
+    fn of(event: &CommittedEvent) -> Option<EventOut> {
         let body = match &event.record {
             HistoryRecord::AccountCreated(account) => EventBody::Account(account_out(account)),
             HistoryRecord::Transfer(stored) => EventBody::Transfer(transfer_out(stored)),
@@ -144,16 +146,14 @@ impl From<&CommittedEvent> for EventOut {
                 EventBody::Table(crate::routes::table_events::table_event_out(table))
             }
             HistoryRecord::Payment(payment) => EventBody::Payment(payment.into()),
-            HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
-                unreachable!("an archived record is never an event (HistoryRecord::is_event)")
-            }
+            HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => return None,
         };
-        EventOut {
+        Some(EventOut {
             position: event.position.to_string(),
             timestamp: event.timestamp_ns,
             event_type: event.record.event_type(),
             body,
-        }
+        })
     }
 }
 
@@ -240,7 +240,7 @@ fn parse_position(text: &str, what: &str) -> Result<u64, ApiError> {
 
 fn page_out(page: &EventPage) -> EventsOut {
     EventsOut {
-        events: page.events.iter().map(EventOut::from).collect(),
+        events: page.events.iter().filter_map(EventOut::of).collect(),
         next: page.next.to_string(),
         missed: page.missed,
     }
@@ -335,7 +335,7 @@ fn event_stream<C: Consensus>(
                     }
                 }
                 Ok(page) => {
-                    let events: Vec<Event> = page.events.iter().map(sse_event).collect();
+                    let events: Vec<Event> = page.events.iter().filter_map(sse_event).collect();
                     return first_of_page(events, state, page.next);
                 }
                 Err(error) => {
@@ -361,10 +361,8 @@ fn first_of_page<C>(
     Some((Ok(first), (state, next, ready, false)))
 }
 
-fn sse_event(event: &CommittedEvent) -> Event {
-    let data = serde_json::to_string(&EventOut::from(event)).unwrap_or_else(|_| "{}".into());
-    Event::default()
-        .id(event.position.to_string())
-        .event(event.record.event_type())
-        .data(data)
+fn sse_event(event: &CommittedEvent) -> Option<Event> {
+    let data = serde_json::to_string(&EventOut::of(event)?).unwrap_or_else(|_| "{}".into());
+    let sse = Event::default().id(event.position.to_string());
+    Some(sse.event(event.record.event_type()).data(data))
 }

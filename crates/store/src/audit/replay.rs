@@ -6,10 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use croupier_core::cases::{ArchivedCase, CaseId};
-use croupier_core::codec::{
-    decode_proposal, encode_archived_case, encode_archived_payment, encode_checkpoint, encode_transfer_record,
-    encode_wallet_record,
-};
+use croupier_core::codec::{decode_proposal, encode_checkpoint, encode_transfer_record, encode_wallet_log_record};
 use croupier_core::history::{
     indexed_keys, HistoryKeys, HistoryRecord, HistorySource, IndexedKey, Prefetched, StoredTransfer,
 };
@@ -205,12 +202,7 @@ impl Replay<'_> {
                 (bytes, "transfers", position, TRANSFER_FRAME_BYTES)
             }
             HistoryRecord::Wallet(_) | HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
-                match record {
-                    HistoryRecord::Wallet(wallet) => encode_wallet_record(wallet, &mut self.scratch),
-                    HistoryRecord::PaymentArchived(payment) => encode_archived_payment(payment, &mut self.scratch),
-                    HistoryRecord::CaseArchived(archived) => encode_archived_case(archived, &mut self.scratch),
-                    _ => unreachable!(),
-                }
+                encode_wallet_log_record(record, &mut self.scratch);
                 let position = self.wallet_end;
                 let on_disk = position < self.disk.wallet_end();
                 let bytes = if on_disk { Some(self.disk.wallet_record_bytes(position)?) } else { None };

@@ -30,8 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use croupier_core::codec::{
-    encode_archived_case, encode_archived_payment, encode_event_body, encode_transfer_record, encode_wallet_record,
-    TRANSFER_RECORD_BYTES,
+    encode_event_body, encode_transfer_record, encode_wallet_log_record, TRANSFER_RECORD_BYTES,
 };
 use croupier_core::events::event_position;
 use croupier_core::history::{indexed_keys, HistoryRecord, IndexedKey};
@@ -341,16 +340,8 @@ impl HistoryWriter {
                 assert_eq!(position, stored.seq * TRANSFER_FRAME_BYTES, "transfer record out of place");
                 stored.seq
             }
-            HistoryRecord::Wallet(wallet) => {
-                encode_wallet_record(wallet, &mut scratch.payload);
-                self.wallet.append(&scratch.payload)?
-            }
-            HistoryRecord::PaymentArchived(payment) => {
-                encode_archived_payment(payment, &mut scratch.payload);
-                self.wallet.append(&scratch.payload)?
-            }
-            HistoryRecord::CaseArchived(archived) => {
-                encode_archived_case(archived, &mut scratch.payload);
+            HistoryRecord::Wallet(_) | HistoryRecord::PaymentArchived(_) | HistoryRecord::CaseArchived(_) => {
+                encode_wallet_log_record(record, &mut scratch.payload);
                 self.wallet.append(&scratch.payload)?
             }
             HistoryRecord::OperatorAction(action) => {
