@@ -239,7 +239,9 @@ pub struct RoundsQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoundQuery {
-    /// The `bets_next` of the previous page; absent: from the round's first bet.
+    /// The `bets_next` of the previous page; absent: from the round's first bet. A round holds
+    /// at most 200,000 bets, so no cursor is larger.
+    #[param(minimum = 0, maximum = 200000)]
     pub bets_after: Option<u64>,
     /// 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -261,8 +263,13 @@ impl BetsPage {
             Some(n) if (1..=BETS_LIMIT_MAX as u64).contains(&n) => n as usize,
             Some(_) => return Err(ApiError::invalid_query("bets_limit must be 1 to 1000")),
         };
-        // A position past every round's end is an empty last page, not an error.
-        let after = usize::try_from(after.unwrap_or(0)).unwrap_or(usize::MAX);
+        // A position past this round's end is an empty last page; past any round's, a mistake.
+        let after = after.unwrap_or(0);
+        if after > u64::from(croupier_core::tables::BETS_PER_ROUND_LIMIT) {
+            let message = "bets_after must be 0 to 200000 (a round holds at most 200,000 bets)";
+            return Err(ApiError::invalid_query(message));
+        }
+        let after = after as usize;
         Ok(BetsPage { after, limit })
     }
 }
@@ -768,4 +775,20 @@ fn bet_out(bet: &PlacedBet, spots: &[String]) -> RoundBetOut {
 
 fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BetsPage;
+
+    /// Regression (schemathesis ST202, seed 8): the document allowed any integer for
+    /// `bets_after` while the server refused one past u64 with a deserialisation message. The
+    /// document now bounds it by the most bets a round holds, and the server says so.
+    #[test]
+    fn a_bets_cursor_is_accepted_up_to_the_most_bets_a_round_holds() {
+        assert!(BetsPage::new(Some(200_000), None).is_ok());
+        assert!(BetsPage::new(Some(0), Some(1_000)).is_ok());
+        let refused = BetsPage::new(Some(200_001), None).err().expect("refused");
+        assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST);
+    }
 }
