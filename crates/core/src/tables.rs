@@ -23,7 +23,13 @@
 //! with an outcome the studio did not sign; a result before the draw time is too early, one
 //! after `result_timeout_ms` is late (the round is voided), a second one is a duplicate.
 
+use std::sync::Arc;
+
 use crate::ids::{AccountId, LedgerCode};
+
+mod shared;
+pub use shared::RoundBets;
+pub(crate) use shared::SharedIdMap;
 
 pub type TableId = u32;
 /// `table_id << 32 | round number` (JSON-safe while table ids stay below `TABLE_ID_MAX`).
@@ -362,9 +368,9 @@ pub struct Round {
     /// The studio that reports this round's result (from the configuration at its opening).
     pub studio: Option<StudioConfig>,
     pub draw: Option<Draw>,
-    pub bets: Vec<PlacedBet>,
+    pub bets: RoundBets,
     /// Bet id → position in `bets` (rebuilt when a checkpoint is read).
-    pub(crate) bet_index: std::collections::BTreeMap<BetId, u32>,
+    pub(crate) bet_index: SharedIdMap<u32>,
     /// Bets settled so far (in bet order).
     pub settled_bets: u32,
     pub stakes_total: u64,
@@ -372,7 +378,7 @@ pub struct Round {
     /// What each player has been paid so far in a drawn round's settlement, for the
     /// `payout_max` cap (rebuilt from the settled bets when a checkpoint is read; emptied once
     /// the round is finished).
-    pub(crate) paid_by_player: std::collections::BTreeMap<PlayerId, u128>,
+    pub(crate) paid_by_player: SharedIdMap<u128>,
     /// When the round was settled or voided.
     pub finished_at_ns: u64,
     /// Ledger time of the round's last `bets_total` event (0: none yet).
@@ -394,8 +400,9 @@ pub struct Table {
     /// The next round's number (rounds are numbered from 1).
     pub next_round: u32,
     pub current: Option<Round>,
-    /// Finished rounds, oldest first, at most `RECENT_ROUNDS_KEPT`.
-    pub recent: std::collections::VecDeque<Round>,
+    /// Finished rounds, oldest first, at most `RECENT_ROUNDS_KEPT`. A finished round never
+    /// changes again, so a copy of the table (see `shared`) shares it.
+    pub recent: std::collections::VecDeque<Arc<Round>>,
     /// Round-level events published so far (the last one's `seq`).
     pub events_published: u64,
 }
@@ -405,8 +412,14 @@ impl Table {
     pub fn round(&self, round_id: RoundId) -> Option<&Round> {
         self.current
             .iter()
-            .chain(self.recent.iter())
+            .chain(self.recent.iter().map(|round| &**round))
             .find(|round| round.round_id == round_id)
+    }
+
+    /// The current round, then the kept ones, newest first.
+    pub fn rounds_newest_first(&self) -> impl Iterator<Item = &Round> + '_ {
+        let recent = self.recent.iter().rev().map(|round| &**round);
+        self.current.iter().chain(recent)
     }
 }
 

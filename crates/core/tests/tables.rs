@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{eur, SECOND_NS, T0};
 use croupier_core::ids::{player_id, player_wallet_account_id};
 use croupier_core::players::NewPlayer;
 use croupier_core::tables::{
-    round_id, studio_result_message, Draw, DrawProof, RoundState, SpotStake, StudioConfig,
+    round_id, studio_result_message, Draw, DrawProof, Round, RoundState, SpotStake, StudioConfig,
     TableBet, TableCommand, TableConfig, TableLimits, TableOutcome, BETS_TOTAL_INTERVAL_NS,
     RECENT_ROUNDS_KEPT, RETURN_SCALE, SETTLEMENTS_PER_COMMAND_MAX,
 };
@@ -571,6 +573,59 @@ fn only_the_last_rounds_are_kept_and_round_ids_follow_in_sequence() {
     assert_eq!(kept.front().unwrap().round_id, round_id(TABLE, 3));
 }
 
+/// Regression: the first write to a table after a checkpoint froze the hot state copied the
+/// whole table, every bet of its current and kept rounds (~100 ms for ~260,000 bets under
+/// `croupier bench live`, with every other write waiting). Now finished rounds are shared, and
+/// the frozen copy still encodes the state as it was.
+#[test]
+fn a_bet_after_a_checkpoint_shares_the_kept_rounds_and_leaves_the_frozen_copy_as_it_was() {
+    let mut ledger = casino(3);
+    let mut at = T0 + SECOND_NS;
+    for number in 1..=3 {
+        open(&mut ledger, at, number);
+        for n in 0..200u128 {
+            let bet = bet(
+                u128::from(number) << 32 | n,
+                (n % 3) as u64,
+                round_id(TABLE, number),
+                &[(1, 1)],
+            );
+            assert!(matches!(
+                table(&mut ledger, at, bet),
+                TableOutcome::BetAccepted { .. }
+            ));
+        }
+        finish(&mut ledger, at, number, vec![0, 20_000, 0, 0]);
+        at += 20 * SECOND_NS;
+    }
+    let current = open(&mut ledger, at, 4);
+    let kept: Vec<Arc<Round>> = ledger
+        .ledger
+        .table(TABLE)
+        .unwrap()
+        .recent
+        .iter()
+        .cloned()
+        .collect();
+    let frozen = ledger.ledger.freeze();
+    let mut before = Vec::new();
+    croupier_core::codec::encode_checkpoint(&frozen, &mut before).unwrap();
+
+    let accepted = table(&mut ledger, at, bet(1, 0, current, &[(1, 5)]));
+    assert!(matches!(accepted, TableOutcome::BetAccepted { .. }));
+
+    let table_now = ledger.ledger.table(TABLE).unwrap();
+    assert_eq!(table_now.recent.len(), 3);
+    for (now, then) in table_now.recent.iter().zip(&kept) {
+        assert!(Arc::ptr_eq(now, then), "a kept round was copied");
+    }
+    assert_eq!(table_now.current.as_ref().unwrap().bets.len(), 1);
+    let mut after = Vec::new();
+    croupier_core::codec::encode_checkpoint(&frozen, &mut after).unwrap();
+    assert_eq!(before, after, "the frozen copy changed with a later write");
+    assert_ne!(after, ledger.checkpoint());
+}
+
 /// One step of a random table session.
 #[derive(Clone, Debug)]
 enum Step {
@@ -722,7 +777,7 @@ fn check_events(ledger: &MemoryLedger) -> Result<(), TestCaseError> {
     let table = ledger.ledger.table(TABLE).unwrap();
     prop_assert_eq!(table.events_published, next_seq - 1);
     for round in &table.recent {
-        for bet in &round.bets {
+        for bet in round.bets.iter() {
             prop_assert!(
                 settled.contains(&(round.round_id, bet.bet_id)),
                 "a finished bet has no settlement event"

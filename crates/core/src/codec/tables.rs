@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use super::{DecodeError, Reader, Writer};
 use crate::tables::{
-    round_parts, Draw, DrawProof, PlacedBet, Round, RoundState, SpotStake, StudioConfig, Table,
-    TableBet, TableCommand, TableConfig, TableEvent, TableEventKind, TableLimits, TableOutcome,
-    GAME_NAME_LEN_MAX, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
+    round_parts, Draw, DrawProof, PlacedBet, Round, RoundBets, RoundState, SharedIdMap, SpotStake,
+    StudioConfig, Table, TableBet, TableCommand, TableConfig, TableEvent, TableEventKind,
+    TableLimits, TableOutcome, GAME_NAME_LEN_MAX, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX,
+    SPOTS_PER_BET_MAX,
 };
 
 pub(super) const TAG_TABLE: u8 = 13;
@@ -369,7 +370,7 @@ impl Writer<'_> {
         self.u64(round.finished_at_ns);
         self.u64(round.totals_published_at_ns);
         self.u32(round.bets.len() as u32);
-        for bet in &round.bets {
+        for bet in round.bets.iter() {
             self.u128(bet.bet_id);
             self.u128(bet.player_id);
             self.u128(bet.wallet);
@@ -628,7 +629,7 @@ impl Reader<'_> {
                 return Err(self.invalid("recent rounds", offset));
             }
             let recent = (0..recent_count)
-                .map(|_| self.round(layout))
+                .map(|_| self.round(layout).map(Arc::new))
                 .collect::<Result<VecDeque<_>, _>>()?;
             let events_published = self.u64()?;
             let table = Table {
@@ -682,7 +683,7 @@ impl Reader<'_> {
         let bet_count = self.count_u32(16 * 3 + 1 + 8 + 16 + 1 + 8 + 16)?;
         let bets = (0..bet_count)
             .map(|_| self.placed_bet())
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<RoundBets, _>>()?;
         let mut round = Round {
             round_id,
             state,
@@ -694,11 +695,11 @@ impl Reader<'_> {
             studio,
             draw,
             bets,
-            bet_index: BTreeMap::new(),
+            bet_index: SharedIdMap::default(),
             settled_bets,
             stakes_total,
             paid_total,
-            paid_by_player: BTreeMap::new(),
+            paid_by_player: SharedIdMap::default(),
             finished_at_ns,
             totals_published_at_ns,
         };
@@ -760,7 +761,7 @@ fn rebuild_round_indexes(round: &mut Round) -> Result<(), &'static str> {
         }
         paid += u128::from(bet.paid.unwrap_or(0));
         if round.state == RoundState::Drawn {
-            *round.paid_by_player.entry(bet.player_id).or_insert(0) +=
+            *round.paid_by_player.entry_or_default(bet.player_id) +=
                 u128::from(bet.paid.unwrap_or(0));
         }
     }

@@ -69,6 +69,25 @@ impl<T: Clone> PagedVec<T> {
         self.pages.iter().flat_map(|page| page.iter())
     }
 
+    /// The values from slot `start` on (none if `start` is past the end), found in O(1).
+    pub(crate) fn iter_from(&self, start: usize) -> impl Iterator<Item = &T> + '_ {
+        let start = start.min(self.len);
+        let skip_in_first = start % PAGE_SLOTS;
+        let pages = self.pages[start / PAGE_SLOTS..].iter().enumerate();
+        pages.flat_map(move |(n, page)| {
+            let skip = if n == 0 { skip_in_first } else { 0 };
+            page[skip..].iter()
+        })
+    }
+
+    /// (pages this copy shares with `other`, pages it has): what a write has copied so far.
+    #[cfg(test)]
+    pub(crate) fn pages_shared_with(&self, other: &PagedVec<T>) -> (usize, usize) {
+        let pairs = self.pages.iter().zip(&other.pages);
+        let shared = pairs.filter(|(a, b)| Arc::ptr_eq(a, b)).count();
+        (shared, self.pages.len())
+    }
+
     pub(crate) fn reserve_pages(&mut self, slots: usize) {
         self.pages.reserve(slots.div_ceil(PAGE_SLOTS));
     }

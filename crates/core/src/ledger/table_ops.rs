@@ -5,16 +5,15 @@
 //! (or the refund of a voided round) when it is settled. Every check runs before any money
 //! moves, so a rejection changes nothing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{available_balance, Ledger};
 use crate::history::HistoryRecord;
 use crate::tables::{
     bet_return, round_id, round_parts, seed_commitment, studio_signature_valid, Draw, DrawProof,
-    PlacedBet, Round, RoundId, RoundState, Table, TableBet, TableCommand, TableConfig, TableEvent,
-    TableEventKind, TableId, TableOutcome, BETS_TOTAL_INTERVAL_NS, OUTCOME_BYTES_MAX,
-    RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
+    PlacedBet, Round, RoundBets, RoundId, RoundState, SharedIdMap, Table, TableBet, TableCommand,
+    TableConfig, TableEvent, TableEventKind, TableId, TableOutcome, BETS_TOTAL_INTERVAL_NS,
+    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -116,12 +115,12 @@ impl Ledger {
             draw_delay_ms: table.config.draw_delay_ms,
             studio: table.config.studio,
             draw: None,
-            bets: Vec::new(),
-            bet_index: BTreeMap::new(),
+            bets: RoundBets::default(),
+            bet_index: SharedIdMap::default(),
             settled_bets: 0,
             stakes_total: 0,
             paid_total: 0,
-            paid_by_player: BTreeMap::new(),
+            paid_by_player: SharedIdMap::default(),
             finished_at_ns: 0,
             totals_published_at_ns: 0,
         });
@@ -442,7 +441,7 @@ impl Ledger {
         };
         let paid = u64::try_from(paid).expect("a payout is capped by payout_max, a u64");
         if round.draw.is_some() {
-            *round.paid_by_player.entry(player_id).or_insert(0) += u128::from(paid);
+            *round.paid_by_player.entry_or_default(player_id) += u128::from(paid);
         }
         round.paid_total += u128::from(paid);
         let wallet_slot = self
@@ -456,7 +455,7 @@ impl Ledger {
         let balance = self.balance_of(wallet_slot);
         let round = self.current_round_mut(table_id);
         let round_id = round.round_id;
-        let bet = &mut round.bets[at];
+        let bet = round.bets.get_mut(at);
         bet.paid = Some(paid);
         bet.balance_after_settlement = balance;
         let kind = TableEventKind::BetSettled {
@@ -492,7 +491,7 @@ impl Ledger {
         if table.recent.len() == RECENT_ROUNDS_KEPT {
             table.recent.pop_front();
         }
-        table.recent.push_back(round);
+        table.recent.push_back(Arc::new(round));
         self.publish_table_event(round_id, kind);
     }
 }

@@ -653,8 +653,8 @@ pub async fn rounds<C: Consensus>(
         .read(move |view| {
             let table = view.ledger().table(table_id)?;
             let spots = tables.games().spots(&table.config);
-            let newest_first = table.current.iter().chain(table.recent.iter().rev());
-            let out = newest_first
+            let out = table
+                .rounds_newest_first()
                 .take(limit)
                 .map(|r| round_out(r, viewer, &spots, page));
             Some(out.collect::<Vec<_>>())
@@ -711,11 +711,8 @@ fn round_out(round: &Round, viewer: Option<u128>, spots: &[String], page: BetsPa
         None => round.bets.len(),
         Some(_) => round.bets.iter().filter(seen).count(),
     };
-    let mut shown = round
-        .bets
-        .iter()
-        .enumerate()
-        .skip(page.after)
+    let mut shown = (page.after..)
+        .zip(round.bets.iter_from(page.after))
         .filter(|(_, bet)| seen(bet));
     let bets: Vec<RoundBetOut> = shown
         .by_ref()
