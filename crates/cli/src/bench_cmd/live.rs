@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::client::HttpConnection;
+use super::client::{self, HttpConnection};
 use super::live_setup::{self, BenchPlayer, ServerProcess, StageConfig, TABLE_ID};
 
 #[derive(clap::Args)]
@@ -121,7 +121,10 @@ async fn run_async(
         args.bets_per_s, args.players, args.duration_s
     );
     let betting_started = Instant::now();
+    let cpu_before = [server.cpu_s(), client::cpu_seconds(std::process::id())];
     let bets = drive_bets(server.addr, players, &args, &watch).await?;
+    let cpu_after = [server.cpu_s(), client::cpu_seconds(std::process::id())];
+    let betting_s = betting_started.elapsed().as_secs_f64();
     if let Some(path) = &args.latency_log {
         bets.write_log(path)?;
     }
@@ -135,6 +138,11 @@ async fn run_async(
         results,
         settled,
         open_s,
+        cpu: Cpu {
+            server_s: cpu_after[0] - cpu_before[0],
+            client_s: cpu_after[1] - cpu_before[1],
+            span_s: betting_s,
+        },
     };
     Ok(report.print())
 }
@@ -555,6 +563,28 @@ struct Report<'a> {
     results: ScreenStats,
     settled: Option<u64>,
     open_s: f64,
+    cpu: Cpu,
+}
+
+/// CPU seconds each side used while the players bet: how much of the machine the server had.
+struct Cpu {
+    server_s: f64,
+    client_s: f64,
+    span_s: f64,
+}
+
+impl Cpu {
+    fn print(&self) {
+        let cores = |seconds: f64| seconds / self.span_s.max(1e-9);
+        println!(
+            "CPU while betting ({:.1} s): server {:.1} s ({:.2} cores), this client {:.1} s ({:.2} cores)",
+            self.span_s,
+            self.server_s,
+            cores(self.server_s),
+            self.client_s,
+            cores(self.client_s)
+        );
+    }
 }
 
 /// The value at `percentile`% of sorted samples, in milliseconds.
@@ -603,6 +633,7 @@ impl Report<'_> {
             self.results.messages
         );
         print_latencies("result delivery", &mut self.results.delays_us);
+        self.cpu.print();
         for (what, count) in &self.bets.failed {
             println!("  failed: {what}: {count}");
         }

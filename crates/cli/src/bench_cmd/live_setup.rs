@@ -215,6 +215,11 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// User plus system CPU seconds the server has used so far.
+    pub fn cpu_s(&self) -> f64 {
+        super::client::cpu_seconds(self.child.id())
+    }
+
     /// Stops the server with SIGINT (a clean shutdown) and waits for it.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();

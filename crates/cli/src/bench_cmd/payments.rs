@@ -480,19 +480,9 @@ impl Process {
         Ok(node)
     }
 
-    /// User plus system CPU seconds the process has used so far (0 where /proc is missing).
+    /// User plus system CPU seconds the process has used so far.
     fn cpu_s(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
-        let Ok(stat) = stat else { return 0.0 };
-        // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks: u64 = fields
-            .get(11..13)
-            .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-        // USER_HZ is 100 on Linux.
-        ticks as f64 / 100.0
+        client::cpu_seconds(self.child.id())
     }
 
     /// Stops the process with SIGINT (a clean shutdown) and waits for it.
