@@ -82,6 +82,7 @@ mod compile;
 mod error;
 mod event;
 mod facts;
+mod guard;
 mod params;
 mod rounds;
 mod rules;

@@ -16,6 +16,7 @@ use super::compile::compile_all;
 pub use super::error::{RuleSetError, NAME_LEN_MAX, RULES_MAX, RULE_EXPRESSION_BYTES_MAX};
 use super::event::{EventKind, LedgerCode, MoneyEvent};
 use super::facts::Facts;
+use super::guard::{kinds_that_can_fire, Kinds};
 use super::params::Params;
 
 /// The numbers a rule is probed with at load: nothing, one, and an amount beyond any limit
@@ -118,6 +119,8 @@ struct Rule {
     reason: String,
     score: u8,
     program: Program,
+    /// The event kinds it can fire for (see `guard`); it is not run for the others.
+    kinds: Kinds,
 }
 
 /// A loaded rule set: every rule compiled and checked. Immutable; a reload builds a new one
@@ -172,6 +175,7 @@ impl RuleSet {
             score: raw.score as u8, // 1..=100, checked
             id: raw.id,
             reason: raw.reason,
+            kinds: kinds_that_can_fire(program.expression()),
             program,
         });
         let rule_set = RuleSet {
@@ -223,6 +227,11 @@ impl RuleSet {
     /// Runs every rule on `facts`. A rule that fails (a CEL error, a non-bool result, a panic
     /// in the interpreter) does not fire and is listed in `errors`.
     pub fn evaluate(&self, facts: &Facts) -> Evaluation {
+        self.evaluate_rules(facts, |rule| rule.kinds.contains(facts.kind))
+    }
+
+    /// Runs the rules `runs` picks; the others count as not fired.
+    fn evaluate_rules(&self, facts: &Facts, runs: impl Fn(&Rule) -> bool) -> Evaluation {
         let bindings = Bindings {
             facts,
             params: &*self.params,
@@ -232,7 +241,7 @@ impl RuleSet {
         let mut total: u32 = 0;
         let mut reasons = Vec::new();
         let mut errors = Vec::new();
-        for rule in &self.rules {
+        for rule in self.rules.iter().filter(|rule| runs(rule)) {
             match run(&rule.program, &context) {
                 Ok(true) => {
                     total += u32::from(rule.score);
@@ -429,4 +438,40 @@ fn check_rules(rules: &[RawRule]) -> Result<(), RuleSetError> {
 fn is_code(text: &str) -> bool {
     let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
     !text.is_empty() && text.len() <= NAME_LEN_MAX && text.bytes().all(allowed)
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    /// Skipping the rules a kind guard rules out answers exactly what running them all does:
+    /// the same score, reasons and errors, for every kind, amount and aggregate tried.
+    #[test]
+    fn skipping_guarded_rules_answers_as_running_every_rule() {
+        let rules = RuleSet::default_rules();
+        let ledgers = ["EUR", "XYZ"].map(|code| LedgerCode::parse(code).unwrap());
+        let kinds = [
+            EventKind::Deposit,
+            EventKind::Withdrawal,
+            EventKind::Bet,
+            EventKind::Win,
+            EventKind::Refund,
+        ];
+        let mut skipped = 0;
+        for ledger in ledgers {
+            for kind in kinds {
+                for value in [0, 1, 99_999, 150_000, 200_000, 1 << 40] {
+                    let facts = Facts::uniform(kind, ledger, value);
+                    let every = rules.evaluate_rules(&facts, |_| true);
+                    assert_eq!(rules.evaluate(&facts), every, "{kind:?} {value}");
+                    skipped += rules
+                        .rules
+                        .iter()
+                        .filter(|r| !r.kinds.contains(kind))
+                        .count();
+                }
+            }
+        }
+        assert!(skipped > 0, "the default rules have kind guards");
+    }
 }
