@@ -467,6 +467,22 @@ pub fn json_result_codes(body: &[u8]) -> Vec<&str> {
     codes
 }
 
+/// User plus system CPU seconds process `pid` has used so far (0 where /proc is missing), for
+/// a bench to say how much of the machine each side of it took.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    let Ok(stat) = stat else { return 0.0 };
+    // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,20 +602,4 @@ mod tests {
         assert_eq!(failures["3 results for 4 items"], 4);
         assert_eq!(failures["http 503: {}"], 5);
     }
-}
-
-/// User plus system CPU seconds process `pid` has used so far (0 where /proc is missing), for
-/// a bench to say how much of the machine each side of it took.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-    let Ok(stat) = stat else { return 0.0 };
-    // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    // USER_HZ is 100 on Linux.
-    ticks as f64 / 100.0
 }
