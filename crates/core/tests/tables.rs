@@ -574,9 +574,9 @@ fn only_the_last_rounds_are_kept_and_round_ids_follow_in_sequence() {
 }
 
 /// Regression: the first write to a table after a checkpoint froze the hot state copied the
-/// whole table, every bet of its current and kept rounds (~100 ms for ~260,000 bets under
-/// `croupier bench live`, with every other write waiting). Now finished rounds are shared, and
-/// the frozen copy still encodes the state as it was.
+/// whole table, every bet of its current and kept rounds, with every other write waiting (see
+/// `first_bet_after_a_freeze_cost`). Now finished rounds are shared, and the frozen copy still
+/// encodes the state as it was.
 #[test]
 fn a_bet_after_a_checkpoint_shares_the_kept_rounds_and_leaves_the_frozen_copy_as_it_was() {
     let mut ledger = casino(3);
@@ -1120,4 +1120,70 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     let restored = MemoryLedger::restore(&as_version_6(&v7), ledger.history.clone())
         .expect("a version 6 checkpoint loads");
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
+}
+
+/// How long the first bet after a checkpoint's freeze takes with ten full kept rounds and a
+/// full current round (10,000 bets each): the copy-on-write cost a checkpoint puts on the next
+/// write. Run with `cargo test -q -p croupier-core --release --test tables -- --ignored
+/// --nocapture first_bet_after_a_freeze_cost`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn first_bet_after_a_freeze_cost() {
+    const BETS: u32 = 10_000;
+    const PLAYERS: u32 = 100;
+    let mut ledger = casino(u64::from(PLAYERS));
+    let mut at = T0 + SECOND_NS;
+    let fill = |ledger: &mut MemoryLedger, number: u32, at: u64, count: u32| {
+        let round = open(ledger, at, number);
+        let bets = (0..count).map(|n| {
+            let id = u128::from(number) << 32 | u128::from(n);
+            Command::Table(bet(id, u64::from(n % PLAYERS), round, &[(1, 1)]))
+        });
+        ledger.apply(at, &bets.collect::<Vec<_>>());
+        round
+    };
+    for number in 1..=RECENT_ROUNDS_KEPT as u32 {
+        let round = fill(&mut ledger, number, at, BETS);
+        let closes = at + 10 * SECOND_NS;
+        table(&mut ledger, closes, TableCommand::Close { round_id: round });
+        let draw = Draw {
+            proof: DrawProof::ServerSeed(seed(number)),
+            outcome: vec![1],
+            returns: vec![0, 20_000, 0, 0],
+        };
+        let draw = TableCommand::Draw {
+            round_id: round,
+            draw,
+        };
+        assert_eq!(table(&mut ledger, closes + 500 * MS, draw), TableOutcome::Ok);
+        let settle = || TableCommand::Settle { round_id: round };
+        while let TableOutcome::SettledBets { finished: false, .. } =
+            table(&mut ledger, closes + 600 * MS, settle())
+        {}
+        at += 20 * SECOND_NS;
+    }
+    // Room for the five measured bets.
+    let current = fill(&mut ledger, RECENT_ROUNDS_KEPT as u32 + 1, at, BETS - 5);
+    let held: usize = ledger
+        .ledger
+        .table(TABLE)
+        .unwrap()
+        .recent
+        .iter()
+        .map(|round| round.bets.len())
+        .sum();
+    let mut micros = Vec::new();
+    for n in 0..4u128 {
+        let frozen = ledger.ledger.freeze();
+        let started = std::time::Instant::now();
+        let placed = table(&mut ledger, at, bet(1 << 60 | n, 0, current, &[(1, 1)]));
+        micros.push(started.elapsed().as_micros());
+        assert!(matches!(placed, TableOutcome::BetAccepted { .. }), "{placed:?}");
+        drop(frozen);
+    }
+    println!("first bet after a freeze, {held} kept bets + {BETS} current: {micros:?} us");
+    let later = std::time::Instant::now();
+    let placed = table(&mut ledger, at, bet(1 << 61, 0, current, &[(1, 1)]));
+    assert!(matches!(placed, TableOutcome::BetAccepted { .. }), "{placed:?}");
+    println!("a bet with no freeze before it: {} us", later.elapsed().as_micros());
 }
