@@ -1155,10 +1155,14 @@ fn first_bet_after_a_freeze_cost() {
             round_id: round,
             draw,
         };
-        assert_eq!(table(&mut ledger, closes + 500 * MS, draw), TableOutcome::Ok);
+        assert_eq!(
+            table(&mut ledger, closes + 500 * MS, draw),
+            TableOutcome::Ok
+        );
         let settle = || TableCommand::Settle { round_id: round };
-        while let TableOutcome::SettledBets { finished: false, .. } =
-            table(&mut ledger, closes + 600 * MS, settle())
+        while let TableOutcome::SettledBets {
+            finished: false, ..
+        } = table(&mut ledger, closes + 600 * MS, settle())
         {}
         at += 20 * SECOND_NS;
     }
@@ -1178,12 +1182,21 @@ fn first_bet_after_a_freeze_cost() {
         let started = std::time::Instant::now();
         let placed = table(&mut ledger, at, bet(1 << 60 | n, 0, current, &[(1, 1)]));
         micros.push(started.elapsed().as_micros());
-        assert!(matches!(placed, TableOutcome::BetAccepted { .. }), "{placed:?}");
+        assert!(
+            matches!(placed, TableOutcome::BetAccepted { .. }),
+            "{placed:?}"
+        );
         drop(frozen);
     }
     println!("first bet after a freeze, {held} kept bets + {BETS} current: {micros:?} us");
     let later = std::time::Instant::now();
     let placed = table(&mut ledger, at, bet(1 << 61, 0, current, &[(1, 1)]));
-    assert!(matches!(placed, TableOutcome::BetAccepted { .. }), "{placed:?}");
-    println!("a bet with no freeze before it: {} us", later.elapsed().as_micros());
+    assert!(
+        matches!(placed, TableOutcome::BetAccepted { .. }),
+        "{placed:?}"
+    );
+    println!(
+        "a bet with no freeze before it: {} us",
+        later.elapsed().as_micros()
+    );
 }
