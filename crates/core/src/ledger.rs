@@ -29,7 +29,6 @@ mod compliance_ops;
 mod directory;
 pub(crate) mod hashing;
 mod invariants;
-pub(crate) mod paged;
 mod payment_ops;
 mod pending;
 mod table_ops;
@@ -50,10 +49,10 @@ use crate::payments::{ArchivedPayment, PaymentKey};
 use crate::types::{Account, AccountFlags, AccountKind, Transfer, TransferFlags};
 use crate::wallet::WalletEntry;
 
+use crate::paged::PagedVec;
 pub(crate) use compliance_ops::ComplianceBook;
 use directory::Directory;
 use hashing::IdMap;
-use paged::PagedVec;
 pub(crate) use payment_ops::PaymentBook;
 pub(crate) use pending::{PendingSet, PendingTransfer};
 

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod memory;
 pub mod money;
 pub mod operators;
+pub(crate) mod paged;
 pub mod payments;
 pub mod players;
 pub mod reads;

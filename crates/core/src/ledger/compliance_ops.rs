@@ -6,7 +6,6 @@
 //! refunds record what went back. All of it within the apply that moves the money, on the
 //! entry's time, so every replica refuses the same bets.
 
-use super::paged::PagedVec;
 use super::{available_balance, Ledger};
 use crate::cases::{
     ArchivedCase, Case, CaseAction, CaseCommand, CaseDecision, CaseId, CaseNote, NewCase, NoteKind,
@@ -19,6 +18,7 @@ use crate::compliance::{
 };
 use crate::history::HistoryRecord;
 use crate::ids::{player_sequence, LedgerCode};
+use crate::paged::PagedVec;
 use crate::players::PlayerId;
 use crate::types::{CreateTransferResult, NewTransfer, TransferFlags};
 

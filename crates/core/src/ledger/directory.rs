@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::hashing::IdMap;
-use super::paged::{FreeSlots, PagedVec};
 use super::{Ledger, NANOS_PER_SECOND};
 use crate::ids::{player_id, player_sequence, player_wallet_account_id, AccountId, LedgerCode};
+use crate::paged::{FreeSlots, PagedVec};
 use crate::players::{
     NewPlayer, NewSession, Player, PlayerId, PlayerOutcome, Session, TokenHash,
     SESSIONS_PER_PLAYER_MAX, SESSION_EXPIRIES_PER_ENTRY_MAX, SESSION_TTL_S_MAX,

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 
 use super::hashing::IdMap;
-use super::paged::{FreeSlots, PagedVec};
 use super::transfers::pending_deadline;
 use crate::history::StoredTransfer;
 use crate::ids::TransferId;
+use crate::paged::{FreeSlots, PagedVec};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PendingTransfer {

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::ledger::paged::PagedVec;
+use crate::paged::PagedVec;
 
 use super::PlacedBet;
 

@@ -85,6 +85,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Deposit,
+        EventKind::Withdrawal,
+        EventKind::Bet,
+        EventKind::Win,
+        EventKind::Refund,
+    ];
+
     /// The name rules compare with: `kind == "withdrawal"`.
     pub fn code(self) -> &'static str {
         match self {

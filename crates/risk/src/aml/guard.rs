@@ -13,29 +13,20 @@ use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
 
 use super::event::EventKind;
 
-const KINDS: [EventKind; 5] = [
-    EventKind::Deposit,
-    EventKind::Withdrawal,
-    EventKind::Bet,
-    EventKind::Win,
-    EventKind::Refund,
-];
-
 /// A set of event kinds, one bit each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Kinds(u8);
 
 impl Kinds {
-    const ALL: Kinds = Kinds((1 << KINDS.len()) - 1);
+    const ALL: Kinds = Kinds((1 << EventKind::ALL.len()) - 1);
     const NONE: Kinds = Kinds(0);
 
     fn of(kind: EventKind) -> Kinds {
-        let at = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
-        Kinds(1 << at)
+        Kinds(1 << kind as u8)
     }
 
     fn named(code: &str) -> Kinds {
-        let kind = KINDS.iter().find(|kind| kind.code() == code);
+        let kind = EventKind::ALL.iter().find(|kind| kind.code() == code);
         // A name no event has: the comparison is false for every event.
         kind.map_or(Kinds::NONE, |kind| Kinds::of(*kind))
     }
@@ -95,7 +86,7 @@ mod tests {
     fn kinds(source: &str) -> Vec<&'static str> {
         let program = Program::compile(source).unwrap();
         let set = kinds_that_can_fire(program.expression());
-        KINDS
+        EventKind::ALL
             .iter()
             .filter(|kind| set.contains(**kind))
             .map(|kind| kind.code())

@@ -289,15 +289,8 @@ impl RuleSet {
         let Some(ledger) = LedgerCode::parse("EUR") else {
             return Ok(()); // unreachable: "EUR" is a ledger code
         };
-        let kinds = [
-            EventKind::Deposit,
-            EventKind::Withdrawal,
-            EventKind::Bet,
-            EventKind::Win,
-            EventKind::Refund,
-        ];
         for value in PROBE_VALUES {
-            for kind in kinds {
+            for kind in EventKind::ALL {
                 let facts = Facts::uniform(kind, ledger, value);
                 self.probe_with(&facts)?;
             }
@@ -452,16 +445,9 @@ mod guard_tests {
     fn skipping_guarded_rules_answers_as_running_every_rule() {
         let rules = RuleSet::default_rules();
         let ledgers = ["EUR", "XYZ"].map(|code| LedgerCode::parse(code).unwrap());
-        let kinds = [
-            EventKind::Deposit,
-            EventKind::Withdrawal,
-            EventKind::Bet,
-            EventKind::Win,
-            EventKind::Refund,
-        ];
         let mut skipped = 0;
         for ledger in ledgers {
-            for kind in kinds {
+            for kind in EventKind::ALL {
                 for value in [0, 1, 99_999, 150_000, 200_000, 1 << 40] {
                     let facts = Facts::uniform(kind, ledger, value);
                     let every = rules.evaluate_rules(&facts, true);
