@@ -88,7 +88,7 @@ const SHARDS: usize = 64;
 
 /// A map from 128-bit ids (bet ids, player ids) in shards shared copy-on-write. Lookups only:
 /// nothing iterates it, so the shard layout never shows in a result.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SharedIdMap<V: Clone> {
     /// Empty until the first insert, so an empty map allocates nothing.
     shards: Vec<Arc<BTreeMap<u128, V>>>,
@@ -130,12 +130,26 @@ impl<V: Clone> SharedIdMap<V> {
         Arc::make_mut(&mut self.shards[shard_of(id)])
     }
 
+    /// Every entry, shard by shard: for equality only (the order is the layout's).
+    fn entries(&self) -> impl Iterator<Item = (&u128, &V)> + '_ {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
     #[cfg(test)]
     pub(crate) fn shards_shared_with(&self, other: &SharedIdMap<V>) -> usize {
         let pairs = self.shards.iter().zip(&other.shards);
         pairs.filter(|(a, b)| Arc::ptr_eq(a, b)).count()
     }
 }
+
+/// Equal when they hold the same entries, whether or not the shards were ever allocated.
+impl<V: Clone + PartialEq> PartialEq for SharedIdMap<V> {
+    fn eq(&self, other: &SharedIdMap<V>) -> bool {
+        self.entries().eq(other.entries())
+    }
+}
+
+impl<V: Clone + Eq> Eq for SharedIdMap<V> {}
 
 #[cfg(test)]
 mod tests {
@@ -188,6 +202,14 @@ mod tests {
         assert_eq!(map.get(&7), None);
         map.clear();
         assert_eq!(map.get(&(5 << 64 | 5)), None);
+        assert_eq!(
+            map,
+            SharedIdMap::default(),
+            "a cleared map equals a new one"
+        );
+        let mut zero = SharedIdMap::default();
+        zero.insert(1, 0);
+        assert_ne!(zero, SharedIdMap::default());
     }
 
     #[test]
