@@ -961,3 +961,44 @@ fn audit_operators_reads_and_checks_the_trail_of_a_running_node() {
         format!("operator trail verified: 2 actions, head {head}")
     );
 }
+
+/// `THP_enabled` of a process, from `/proc/PID/status` (None on a kernel without the field).
+fn thp_enabled(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)? == "1")
+}
+
+/// Regression: mimalloc's huge pages made the first burst of requests zero 2 MiB pages on the
+/// request path (bets 100-300 ms late at the start of `bench live`).
+#[test]
+fn serve_runs_without_transparent_huge_pages_unless_mimalloc_is_told_to_use_them() {
+    if thp_enabled(std::process::id()) != Some(true) {
+        return; // no such field here, or this test process already runs without them
+    }
+    for (allow, expected) in [(None, false), (Some("1"), true)] {
+        let (_dir, data_dir) = data_dir();
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_croupier"));
+        command
+            .args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .env_remove("MIMALLOC_ALLOW_THP")
+            .stdout(Stdio::null());
+        if let Some(allow) = allow {
+            command.env("MIMALLOC_ALLOW_THP", allow);
+        }
+        let log = data_dir.with_extension("thp.log");
+        let child = command
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn croupier serve");
+        let mut server = Server { child, log };
+        server.wait_healthy(&Api::new(port));
+        let enabled = thp_enabled(server.child.id());
+        drop(server);
+        assert_eq!(enabled, Some(expected), "MIMALLOC_ALLOW_THP={allow:?}");
+    }
+}

@@ -327,10 +327,23 @@ async fn drive_bets(
     // latency, and 5,000 handshakes at once would otherwise land on the first bets.
     eprintln!("connecting {} players", players.len());
     let current = tokio::runtime::Handle::current();
-    let connections = open_all(players.len(), &current, || HttpConnection::open(addr)).await?;
+    let tokens: Vec<Arc<str>> = players
+        .iter()
+        .map(|p| Arc::from(p.token.as_str()))
+        .collect();
+    let connections = open_all(players.len(), &current, |index| {
+        open_greeted(addr, Arc::clone(&tokens[index]))
+    })
+    .await?;
     let count = players.len().max(1) as u64;
     let interval = Duration::from_nanos(1_000_000_000 * count / args.bets_per_s.max(1));
     let started = tokio::time::Instant::now();
+    // The wall clock of `due_ms` 0, to line the latency log up with the server's log.
+    let unix_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    eprintln!("betting started at unix_ms={unix_ms} (due_ms 0 of --latency-log)");
     let deadline = started + Duration::from_secs(args.duration_s);
     let mut tasks = JoinSet::new();
     for (index, (player, connection)) in players.into_iter().zip(connections).enumerate() {
@@ -353,8 +366,9 @@ async fn drive_bets(
     Ok(stats)
 }
 
-/// Runs `open` `count` times on `runtime`, `HANDSHAKES_IN_FLIGHT_MAX` at a time (thousands of
-/// handshakes at once would overflow the server's accept backlog); the results in order.
+/// Runs `open(i)` for each i below `count` on `runtime`, `HANDSHAKES_IN_FLIGHT_MAX` at a time
+/// (thousands of handshakes at once would overflow the server's accept backlog); the results
+/// in order.
 async fn open_all<T, F, Opening>(
     count: usize,
     runtime: &tokio::runtime::Handle,
@@ -362,14 +376,14 @@ async fn open_all<T, F, Opening>(
 ) -> anyhow::Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn() -> Opening,
+    F: Fn(usize) -> Opening,
     Opening: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
 {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
     let mut opening = JoinSet::new();
     for index in 0..count {
         let handshakes = Arc::clone(&handshakes);
-        let connection = open();
+        let connection = open(index);
         let handshake = async move {
             let _permit = handshakes.acquire_owned().await;
             (index, connection.await)
@@ -382,6 +396,29 @@ where
         opened[index] = Some(connection?);
     }
     Ok(opened.into_iter().flatten().collect())
+}
+
+/// The path a player's page reads its profile and balance from.
+const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
+
+/// A player's connection, on which it has read its own profile (`GET /v1/players/me`, its
+/// balance) before the clock starts, as the player page does before its first bet: the
+/// server's first answer on a connection (its buffers, the session's first lookup) belongs to
+/// opening the table, not to a bet.
+async fn open_greeted(
+    addr: std::net::SocketAddr,
+    token: Arc<str>,
+) -> anyhow::Result<HttpConnection> {
+    let mut connection = HttpConnection::open(addr).await?;
+    let request = format!(
+        "GET {ROUTE_PLAYERS_ME} HTTP/1.1\r\nhost: croupier\r\nauthorization: Bearer {token}\r\n\r\n"
+    );
+    let (status, _) = connection.send(request.as_bytes()).await?;
+    anyhow::ensure!(
+        status == 200,
+        "GET {ROUTE_PLAYERS_ME} answered HTTP {status}"
+    );
+    Ok(connection)
 }
 
 struct PlayerPlan {
@@ -498,7 +535,7 @@ impl Screens {
         count: usize,
         runtime: &tokio::runtime::Handle,
     ) -> anyhow::Result<Screens> {
-        let sockets = open_all(count, runtime, || connect(addr)).await?;
+        let sockets = open_all(count, runtime, |_| connect(addr)).await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for socket in sockets {
