@@ -79,11 +79,12 @@ def report(log, latencies, cpu, slow_ms):
             buckets[due_ms // 100] = (count + 1, max(worst, latency_us), summed + latency_us)
             total += 1
             slow += latency_us > slow_ms * 1000
+    last_bucket = max(buckets, default=0)
     with open(cpu) as f:
         for line in f:
             parts = line.split()
             bucket = int((float(parts[0]) - start) * 10) - 1  # a line covers the 100 ms before
-            if bucket < 0 or bucket > max(buckets, default=0):
+            if bucket < 0 or bucket > last_bucket:
                 continue
             count, worst, summed = buckets.get(bucket, (0, 0, 0))
             used = {k: int(v) for k, v in (p.split("=") for p in parts[1:])}
@@ -98,9 +99,10 @@ def report(log, latencies, cpu, slow_ms):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "sample":
         sample(int(sys.argv[2]), int(sys.argv[3]))
-    elif len(sys.argv) in (5, 7) and sys.argv[1] == "report":
-        slow_ms = int(sys.argv[6]) if len(sys.argv) == 7 and sys.argv[5] == "--slow-ms" else 50
-        report(sys.argv[2], sys.argv[3], sys.argv[4], slow_ms)
+    elif len(sys.argv) == 5 and sys.argv[1] == "report":
+        report(sys.argv[2], sys.argv[3], sys.argv[4], 50)
+    elif len(sys.argv) == 7 and sys.argv[1] == "report" and sys.argv[5] == "--slow-ms":
+        report(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[6]))
     else:
         sys.exit(__doc__)
 

@@ -327,12 +327,8 @@ async fn drive_bets(
     // latency, and 5,000 handshakes at once would otherwise land on the first bets.
     eprintln!("connecting {} players", players.len());
     let current = tokio::runtime::Handle::current();
-    let tokens: Vec<Arc<str>> = players
-        .iter()
-        .map(|p| Arc::from(p.token.as_str()))
-        .collect();
     let connections = open_all(players.len(), &current, |index| {
-        open_greeted(addr, Arc::clone(&tokens[index]))
+        open_greeted(addr, players[index].token.clone())
     })
     .await?;
     let count = players.len().max(1) as u64;
@@ -405,15 +401,12 @@ const ROUTE_PLAYERS_ME: &str = "/v1/players/me";
 /// balance) before the clock starts, as the player page does before its first bet: the
 /// server's first answer on a connection (its buffers, the session's first lookup) belongs to
 /// opening the table, not to a bet.
-async fn open_greeted(
-    addr: std::net::SocketAddr,
-    token: Arc<str>,
-) -> anyhow::Result<HttpConnection> {
+async fn open_greeted(addr: std::net::SocketAddr, token: String) -> anyhow::Result<HttpConnection> {
     let mut connection = HttpConnection::open(addr).await?;
-    let request = format!(
-        "GET {ROUTE_PLAYERS_ME} HTTP/1.1\r\nhost: croupier\r\nauthorization: Bearer {token}\r\n\r\n"
-    );
-    let (status, _) = connection.send(request.as_bytes()).await?;
+    let answer = connection
+        .request_json_as("GET", ROUTE_PLAYERS_ME, None, Some(&token))
+        .await?;
+    let status = answer.status;
     anyhow::ensure!(
         status == 200,
         "GET {ROUTE_PLAYERS_ME} answered HTTP {status}"

@@ -225,8 +225,8 @@ impl RuleSet {
     }
 
     /// Runs every rule that can fire for `facts.kind` (see `guard`: the others are certainly
-    /// false for it, so skipping them answers the same). A rule that fails (a CEL error, a non-bool result, a panic
-    /// in the interpreter) does not fire and is listed in `errors`.
+    /// false for it, so skipping them answers the same). A rule that fails (a CEL error, a
+    /// non-bool result, a panic in the interpreter) does not fire and is listed in `errors`.
     pub fn evaluate(&self, facts: &Facts) -> Evaluation {
         self.evaluate_rules(facts, false)
     }
