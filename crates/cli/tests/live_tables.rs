@@ -477,10 +477,14 @@ fn a_studio_table_takes_only_its_studios_signed_result_in_time_and_voids_without
     // The console: follows the feed and reports the next round that closes.
     // On a loaded machine the console can miss the result timeout of the round it catches
     // (`result_late`, and that round is voided): it then reports the next one.
+    let mut attempts = Vec::new();
     let played = (0..3)
         .map(|_| studio(&server, &key, "run", &["--rounds", "1", "--results", "5"]))
-        .find(|played| !played.1.contains("result_late"))
-        .expect("three rounds in a row reported late");
+        .find(|played| {
+            attempts.push(played.1.clone());
+            !played.1.contains("result_late")
+        })
+        .unwrap_or_else(|| panic!("three rounds in a row reported late: {attempts:#?}"));
     assert!(played.0 && played.1.contains("-> 200"), "{played:?}");
     let third: u64 = played.1["round ".len()..]
         .split(':')
