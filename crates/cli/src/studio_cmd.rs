@@ -88,7 +88,8 @@ pub struct ResultArgs {
 pub struct RunArgs {
     #[command(flatten)]
     table: TableArgs,
-    /// Stop after reporting this many rounds (default: run until interrupted).
+    /// Stop after reporting this many rounds, not counting rounds the node calls late
+    /// (default: run until interrupted).
     #[arg(long)]
     rounds: Option<u64>,
     /// Results to report in turn instead of spinning, comma-separated (`17,0,32`).
@@ -230,6 +231,9 @@ type OnReport = dyn Fn(u64, &str, u16, &Value);
 impl Console {
     /// Follows the table's live feed and reports each round that closes (`rounds` of them, or
     /// until the feed ends): the next of `scripted`, else a draw standing in for the wheel.
+    /// A round the node calls late (its result timeout passed, so it voids the round) is not
+    /// counted, and its result is shown again at the next round: a console that joins or
+    /// lags behind the table catches up instead of spending its script on voided rounds.
     fn follow(
         &self,
         rounds: Option<u64>,
@@ -238,6 +242,7 @@ impl Console {
     ) -> anyhow::Result<()> {
         let mut feed = connect_feed(self)?;
         let mut reported = 0u64;
+        let mut unused: Option<String> = None;
         let mut rng = croupier_rng::CertifiedRng::new().context("the certified generator")?;
         while rounds.is_none_or(|rounds| reported < rounds) {
             let message = match feed.read().context("the live feed")? {
@@ -249,7 +254,7 @@ impl Console {
             let Some(round_id) = message["round_id"].as_u64().filter(|_| closed) else {
                 continue;
             };
-            let shown = match scripted.next() {
+            let shown = match unused.take().or_else(|| scripted.next()) {
                 Some(shown) => shown,
                 None => {
                     let mut round = rng.round().context("the certified generator")?;
@@ -258,10 +263,19 @@ impl Console {
             };
             let (status, answer) = self.report(round_id, &shown, true)?;
             on_report(round_id, &shown, status, &answer);
-            reported += 1;
+            if is_late(status, &answer) {
+                unused = Some(shown);
+            } else {
+                reported += 1;
+            }
         }
         Ok(())
     }
+}
+
+/// The node's answer to a result past the round's result timeout (it voids the round).
+fn is_late(status: u16, answer: &Value) -> bool {
+    status == 409 && answer["error"] == "result_late"
 }
 
 /// `serve --demo`'s studio: a thread that reports every round of a studio table, a draw
@@ -306,4 +320,22 @@ fn connect_feed(console: &Console) -> anyhow::Result<WebSocket<MaybeTlsStream<Tc
     let url = format!("ws://{base}/v1/live?table={}", console.table_id);
     let (socket, _) = tungstenite::connect(&url).with_context(|| format!("connecting {url}"))?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_result_late_answer_leaves_the_round_uncounted() {
+        let late = serde_json::json!({"error": "result_late"});
+        assert!(is_late(409, &late));
+        let duplicate = serde_json::json!({"error": "result_duplicate"});
+        assert!(!is_late(409, &duplicate));
+        assert!(!is_late(200, &serde_json::json!({"outcome": "05"})));
+        assert!(!is_late(
+            401,
+            &serde_json::json!({"error": "studio_signature_invalid"})
+        ));
+    }
 }
