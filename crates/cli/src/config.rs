@@ -63,6 +63,9 @@ pub struct TableSettings {
     /// Wait between the close and the draw (the clock-skew bound between leaders).
     #[serde(default = "defaults::draw_delay_ms")]
     pub draw_delay_ms: u32,
+    /// Ledger time between two `bets_total` messages of an open round (100 to 60000 ms).
+    #[serde(default = "defaults::bets_total_interval_ms")]
+    pub bets_total_interval_ms: u32,
     #[serde(default = "defaults::bet_min")]
     pub bet_min: u64,
     #[serde(default = "defaults::bet_max")]
@@ -88,6 +91,9 @@ mod defaults {
     }
     pub fn draw_delay_ms() -> u32 {
         500
+    }
+    pub fn bets_total_interval_ms() -> u32 {
+        croupier_server::tables::defaults::BETS_TOTAL_INTERVAL_MS
     }
     pub fn studio_result_timeout_ms() -> u32 {
         croupier_server::tables::defaults::STUDIO_RESULT_TIMEOUT_MS

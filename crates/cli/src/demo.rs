@@ -138,6 +138,7 @@ fn demo_tables(studio_public_key: &str) -> Vec<TableSettings> {
             currency: CURRENCY.to_string(),
             betting_window_ms: BETTING_WINDOW_MS,
             draw_delay_ms: 500,
+            bets_total_interval_ms: croupier_server::tables::defaults::BETS_TOTAL_INTERVAL_MS,
             bet_min: 10,
             bet_max: 10_000,
             round_stake_max: 10_000_000,

@@ -390,6 +390,7 @@ fn table_spec(
         currency,
         betting_window_ms: table.betting_window_ms,
         draw_delay_ms: table.draw_delay_ms,
+        bets_total_interval_ms: table.bets_total_interval_ms,
         limits: croupier_core::tables::TableLimits {
             bet_min: table.bet_min,
             bet_max: table.bet_max,

@@ -30,6 +30,8 @@
 //!       4 close, 6 settle, 7 void: u64 round      5 draw: u64 round | draw
 //!       8 configure a studio table: table config | studio
 //!       9 studio draw: u64 round | studio draw
+//!      10 configure: table config | u32 bets_total_interval_ms | u8 has studio, [studio]
+//!       (what is written now; 1 and 8 decode with an interval of 500 ms)
 //!     table config = u32 table_id | u16 len + game | [32] definition SHA-256 | u64 ledger
 //!       | u16 spots | u32 betting_window_ms | u32 draw_delay_ms | limits | u8 closed
 //!     studio = [32] Ed25519 public key | u32 result_timeout_ms
@@ -100,7 +102,8 @@
 //!     text password_hash, u8 n, n × (u64 ledger, u128 wallet account)
 //! u64 n sessions (by token hash): [32] token SHA-256, u128 player, u64 expires_at
 //! u64 operator actions | [32] hash of the last one (the audit trail's head)
-//! u32 n tables (by id): table config | u8 has studio, [studio] | u32 next_round
+//! u32 n tables (by id): table config | u8 has studio, [studio]
+//!     | u32 bets_total_interval_ms (version 13 on; 500 before) | u32 next_round
 //!     | u8 has current, [round]
 //!     | u8 n recent (<= 10), n × round | u64 round events published
 //! round = u64 id | u8 state | u64 opened_at | u64 closes_at | [32] commitment | limits
@@ -169,7 +172,9 @@ use crate::wallet::{
 };
 
 pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 12;
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 13;
+/// Version 13 adds each table's `bets_total_interval_ms`.
+const CHECKPOINT_FORMAT_VERSION_V12: u8 = 12;
 /// Version 12 adds the clearing-account transfer ids to each payment record and ends with
 /// u128 the case decided last (decided cases live in history from version 12 on).
 const CHECKPOINT_FORMAT_VERSION_V11: u8 = 11;
@@ -416,6 +421,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     let version = r.u8()?;
     let known = [
         CHECKPOINT_FORMAT_VERSION,
+        CHECKPOINT_FORMAT_VERSION_V12,
         CHECKPOINT_FORMAT_VERSION_V11,
         CHECKPOINT_FORMAT_VERSION_V10,
         CHECKPOINT_FORMAT_VERSION_V9,
@@ -472,6 +478,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
         ledger.tables = r.checkpoint_tables(tables::TablesLayout {
             totals_time: version >= CHECKPOINT_FORMAT_VERSION_V6,
             studio: version >= CHECKPOINT_FORMAT_VERSION_V7,
+            totals_interval: version >= CHECKPOINT_FORMAT_VERSION,
         })?;
     }
     let players = ledger.directory.players.len();
@@ -494,7 +501,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Ledger, DecodeError> {
     if version >= CHECKPOINT_FORMAT_VERSION_V11 {
         ledger.consumers = r.checkpoint_consumers()?;
     }
-    if version >= CHECKPOINT_FORMAT_VERSION {
+    if version >= CHECKPOINT_FORMAT_VERSION_V12 {
         ledger.compliance.last_closed = r.u128()?;
     }
     r.finish()?;

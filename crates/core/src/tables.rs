@@ -60,9 +60,16 @@ pub const BETS_PER_ROUND_LIMIT: u32 = 200_000;
 pub const BETTING_WINDOW_MS_MAX: u32 = 600_000;
 pub const DRAW_DELAY_MS_MAX: u32 = 60_000;
 pub const RESULT_TIMEOUT_MS_MAX: u32 = 600_000;
-/// Ledger time between two `bets_total` events of an open round: live screens see the pot
-/// grow about twice a second however many bets arrive, and the feed is not one event per bet.
-pub const BETS_TOTAL_INTERVAL_NS: u64 = 500_000_000;
+/// Ledger time between two `bets_total` events of an open round (a table's
+/// `bets_total_interval_ms`): live screens see the pot grow at that pace however many bets
+/// arrive, so the feed is not one event per bet. Each one goes to every screen watching, so on a
+/// table with a large audience it is most of what the live push sends.
+pub const BETS_TOTAL_INTERVAL_MS_DEFAULT: u32 = 1_000;
+pub const BETS_TOTAL_INTERVAL_MS_MIN: u32 = 100;
+pub const BETS_TOTAL_INTERVAL_MS_MAX: u32 = 60_000;
+/// The interval of a configuration written before it was configurable (every entry and
+/// checkpoint from then decodes with it, so replaying them publishes the same events).
+pub const BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG: u32 = 500;
 
 pub fn round_id(table: TableId, number: u32) -> RoundId {
     (u64::from(table) << 32) | u64::from(number)
@@ -89,6 +96,9 @@ pub struct TableConfig {
     pub betting_window_ms: u32,
     /// Wait after the close before the draw: the bound on clock skew between leaders.
     pub draw_delay_ms: u32,
+    /// Ledger time between two `bets_total` events of an open round (the first is published by
+    /// the round's first bet).
+    pub bets_total_interval_ms: u32,
     pub limits: TableLimits,
     /// A closed table opens no new round (the current one finishes).
     pub closed: bool,
@@ -131,6 +141,11 @@ pub enum TableConfigError {
     BettingWindow,
     #[error("draw delay must be at most {DRAW_DELAY_MS_MAX} ms")]
     DrawDelay,
+    #[error(
+        "the bets_total interval must be {BETS_TOTAL_INTERVAL_MS_MIN} to \
+         {BETS_TOTAL_INTERVAL_MS_MAX} ms"
+    )]
+    BetsTotalInterval,
     #[error("limits must satisfy 1 <= bet_min <= bet_max <= round_stake_max and payout_max >= 1")]
     Limits,
     #[error("bets per round must be 1 to {BETS_PER_ROUND_LIMIT}")]
@@ -167,6 +182,10 @@ impl TableConfig {
         }
         if self.draw_delay_ms > DRAW_DELAY_MS_MAX {
             return Err(E::DrawDelay);
+        }
+        let interval = BETS_TOTAL_INTERVAL_MS_MIN..=BETS_TOTAL_INTERVAL_MS_MAX;
+        if !interval.contains(&self.bets_total_interval_ms) {
+            return Err(E::BetsTotalInterval);
         }
         let l = &self.limits;
         let ordered = 1 <= l.bet_min && l.bet_min <= l.bet_max && l.bet_max <= l.round_stake_max;
@@ -576,8 +595,8 @@ pub enum TableEventKind {
         stake: u64,
         balance: u128,
     },
-    /// The open round's running totals, at most once per `BETS_TOTAL_INTERVAL_NS` of ledger
-    /// time (published by the bet that crosses the interval).
+    /// The open round's running totals, at most once per the table's `bets_total_interval_ms`
+    /// of ledger time (published by the bet that crosses the interval).
     BetsTotal {
         seq: u64,
         bets: u32,

@@ -59,6 +59,7 @@ fn table_config() -> TableConfig {
         spots: 4,
         betting_window_ms: 10_000,
         draw_delay_ms: 500,
+        bets_total_interval_ms: 500,
         limits: TableLimits {
             bet_min: 1,
             bet_max: 100_000,
@@ -623,12 +624,37 @@ fn busy_compliance_ledger() -> MemoryLedger {
     ledger
 }
 
+/// The ledger's checkpoint as version 12 wrote it: version 13 adds each table's bets_total
+/// interval after its studio flag (these ledgers hold at most one table, a money wheel
+/// without a studio, configured with the interval version 12 implied).
+fn version_12_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
+    let mut checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint[0], 13);
+    if let Some(name_at) = checkpoint
+        .windows(11)
+        .position(|window| window == b"money-wheel")
+    {
+        let config_at = name_at - 2 - 4;
+        let config_bytes = 4 + 2 + 11 + 32 + 8 + 2 + 4 + 4 + 36 + 1;
+        let interval_at = config_at + config_bytes + 1;
+        assert_eq!(checkpoint[interval_at - 1], 0, "no studio");
+        let interval = &checkpoint[interval_at..interval_at + 4];
+        assert_eq!(
+            interval,
+            500u32.to_le_bytes(),
+            "the interval before version 13"
+        );
+        checkpoint.drain(interval_at..interval_at + 4);
+    }
+    checkpoint[0] = 12;
+    checkpoint
+}
+
 /// The ledger's checkpoint as version 9 wrote it: version 10 appends the payments section
 /// (a u16 connector count and two u64 record counts, all 0 here), version 11 the consumer
 /// cursors (a u64 count, 0 here), version 12 the case decided last (u128, none here).
 fn version_9_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
-    let mut checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 12);
+    let mut checkpoint = version_12_checkpoint(ledger);
     let payments = checkpoint.split_off(checkpoint.len() - (2 + 8 + 8 + 8 + 16));
     assert!(
         payments.iter().all(|byte| *byte == 0),
@@ -636,6 +662,14 @@ fn version_9_checkpoint(ledger: &MemoryLedger) -> Vec<u8> {
     );
     checkpoint[0] = 9;
     checkpoint
+}
+
+#[test]
+fn a_version_12_checkpoint_loads_with_the_bets_total_interval_it_ran_with() {
+    let ledger = casino();
+    let restored = MemoryLedger::restore(&version_12_checkpoint(&ledger), ledger.history.clone())
+        .expect("version 12 loads");
+    assert_eq!(restored.state_bytes(), ledger.state_bytes());
 }
 
 #[test]
@@ -650,7 +684,7 @@ fn a_version_9_checkpoint_loads_with_no_payments() {
 fn compliance_state_survives_a_checkpoint_byte_for_byte() {
     let ledger = busy_compliance_ledger();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 12);
+    assert_eq!(checkpoint[0], 13);
     let restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(

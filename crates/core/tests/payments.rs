@@ -639,7 +639,7 @@ fn busy() -> MemoryLedger {
 fn payments_survive_a_checkpoint_byte_for_byte() {
     let mut ledger = busy();
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 12);
+    assert_eq!(checkpoint[0], 13);
     let mut restored = MemoryLedger::restore(&checkpoint, ledger.history.clone()).unwrap();
     assert_eq!(restored.state_bytes(), ledger.state_bytes());
     assert_eq!(restored.ledger.open_withdrawals(0, 10).len(), 2);

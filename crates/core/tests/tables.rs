@@ -11,8 +11,9 @@ use croupier_core::ids::{player_id, player_wallet_account_id};
 use croupier_core::players::NewPlayer;
 use croupier_core::tables::{
     round_id, studio_result_message, Draw, DrawProof, Round, RoundState, SpotStake, StudioConfig,
-    TableBet, TableCommand, TableConfig, TableLimits, TableOutcome, BETS_TOTAL_INTERVAL_NS,
-    RECENT_ROUNDS_KEPT, RETURN_SCALE, SETTLEMENTS_PER_COMMAND_MAX,
+    TableBet, TableCommand, TableConfig, TableLimits, TableOutcome,
+    BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG, RECENT_ROUNDS_KEPT, RETURN_SCALE,
+    SETTLEMENTS_PER_COMMAND_MAX,
 };
 use croupier_core::{Command, CommandResult, MemoryLedger, NewTransfer, TransferFlags};
 use proptest::prelude::*;
@@ -32,6 +33,9 @@ fn config() -> TableConfig {
         spots: 4,
         betting_window_ms: 10_000,
         draw_delay_ms: 500,
+        // What configurations written before the interval was configurable decode with, so that
+        // a version-6 checkpoint of this table restores to the same state.
+        bets_total_interval_ms: BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG,
         limits: TableLimits {
             bet_min: 1,
             bet_max: 1_000,
@@ -217,11 +221,11 @@ fn bets_totals(ledger: &MemoryLedger) -> Vec<(u64, u32, u64)> {
 }
 
 #[test]
-fn bets_totals_are_published_at_most_twice_a_second_of_ledger_time() {
+fn bets_totals_are_published_at_most_once_per_the_tables_interval_of_ledger_time() {
     let mut ledger = casino(3);
     let opened = T0 + SECOND_NS;
     let round = open(&mut ledger, opened, 1);
-    let half = BETS_TOTAL_INTERVAL_NS;
+    let half = u64::from(config().bets_total_interval_ms) * MS;
     // The first bet publishes at once; the next two fall inside the interval.
     for (id, at) in [(1, opened), (2, opened + 1), (3, opened + half - 1)] {
         table(&mut ledger, at, bet(id, 0, round, &[(0, 10)]));
@@ -233,6 +237,57 @@ fn bets_totals_are_published_at_most_twice_a_second_of_ledger_time() {
     // A refused bet publishes nothing.
     table(&mut ledger, opened + 2 * half, bet(5, 2, round, &[(99, 5)]));
     assert_eq!(bets_totals(&ledger).len(), 2);
+}
+
+#[test]
+fn a_reconfigured_bets_total_interval_paces_the_open_rounds_totals() {
+    let mut ledger = casino(3);
+    let opened = T0 + SECOND_NS;
+    let round = open(&mut ledger, opened, 1);
+    table(&mut ledger, opened, bet(1, 0, round, &[(0, 10)]));
+    let slower = TableConfig {
+        bets_total_interval_ms: 2_000,
+        ..config()
+    };
+    let changed = table(&mut ledger, opened, TableCommand::Configure(slower));
+    assert_eq!(
+        changed,
+        TableOutcome::Ok,
+        "the interval may change mid-round"
+    );
+    table(
+        &mut ledger,
+        opened + 1_999 * MS,
+        bet(2, 1, round, &[(0, 10)]),
+    );
+    assert_eq!(bets_totals(&ledger).len(), 1, "500 ms no longer suffice");
+    table(
+        &mut ledger,
+        opened + 2_000 * MS,
+        bet(3, 2, round, &[(0, 10)]),
+    );
+    assert_eq!(bets_totals(&ledger).last(), Some(&(3, 3, 30)));
+}
+
+#[test]
+fn a_bets_total_interval_outside_its_range_is_refused() {
+    use croupier_core::tables::{
+        TableConfigError, BETS_TOTAL_INTERVAL_MS_MAX, BETS_TOTAL_INTERVAL_MS_MIN,
+    };
+    let mut ledger = casino(0);
+    for interval in [
+        0,
+        BETS_TOTAL_INTERVAL_MS_MIN - 1,
+        BETS_TOTAL_INTERVAL_MS_MAX + 1,
+    ] {
+        let config = TableConfig {
+            bets_total_interval_ms: interval,
+            ..config()
+        };
+        assert_eq!(config.check(), Err(TableConfigError::BetsTotalInterval));
+        let refused = table(&mut ledger, T0, TableCommand::Configure(config));
+        assert_eq!(refused, TableOutcome::TableConfigInvalid);
+    }
 }
 
 #[test]
@@ -800,6 +855,49 @@ proptest! {
     }
 }
 
+/// A configure command as entries written before the interval was configurable hold it
+/// (kind 1, or 8 with a studio), made from today's encoding (kind 10: the configuration, the
+/// interval, then the studio flag and studio).
+fn as_configure_before_interval(today: &[u8]) -> Vec<u8> {
+    // Proposal header: version, timestamp, command count; then tag 13 and the kind.
+    let kind_at = 1 + 8 + 4 + 1;
+    assert_eq!(today[kind_at], 10);
+    let config_bytes = 4 + 2 + "money-wheel".len() + 32 + 8 + 2 + 4 + 4 + 36 + 1;
+    let interval_at = kind_at + 1 + config_bytes;
+    let mut old = today[..interval_at].to_vec();
+    let has_studio = today[interval_at + 4] == 1;
+    old[kind_at] = if has_studio { 8 } else { 1 };
+    old.extend_from_slice(&today[interval_at + 4 + 1..]);
+    old
+}
+
+#[test]
+fn configurations_logged_before_the_interval_was_configurable_decode_with_500_ms() {
+    use croupier_core::codec::{decode_proposal, encode_proposal};
+    use croupier_core::command::Proposal;
+    for config in [config(), studio_config()] {
+        let configured = TableConfig {
+            bets_total_interval_ms: 2_000,
+            ..config
+        };
+        let proposal = Proposal {
+            timestamp_ns: T0,
+            commands: vec![Command::Table(TableCommand::Configure(configured.clone()))],
+        };
+        let mut bytes = Vec::new();
+        encode_proposal(&proposal, &mut bytes);
+        let decoded = decode_proposal(&as_configure_before_interval(&bytes)).unwrap();
+        let before = TableConfig {
+            bets_total_interval_ms: BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG,
+            ..configured
+        };
+        assert_eq!(
+            decoded.commands,
+            vec![Command::Table(TableCommand::Configure(before))]
+        );
+    }
+}
+
 #[test]
 fn table_commands_and_outcomes_round_trip_through_the_log_codec() {
     use croupier_core::codec::{decode_proposal, decode_results, encode_proposal, encode_results};
@@ -1052,8 +1150,10 @@ fn a_studio_needs_an_ed25519_key_and_a_result_timeout() {
 }
 
 /// A version-6 checkpoint (before studios) of a ledger holding table `TABLE` only, made from
-/// today's version 7 by taking out what version 7 added: the studio flag after the table's
-/// configuration and after each round's draw delay.
+/// a version 7 by taking out what version 7 added: the studio flag after the table's
+/// configuration and after each round's draw delay. (The version-7 bytes given are today's
+/// checkpoint without its later sections, so the table still carries version 13's
+/// `bets_total` interval after the studio flag: that goes too.)
 fn as_version_6(checkpoint: &[u8]) -> Vec<u8> {
     // The tables section is the last; it starts with the count (1), then the table's id and
     // its game's name.
@@ -1074,6 +1174,13 @@ fn as_version_6(checkpoint: &[u8]) -> Vec<u8> {
         *at += bytes + 1;
     };
     copy_then_drop_studio_flag(&mut v6, &mut at, CONFIG_BYTES);
+    let interval = BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG.to_le_bytes();
+    assert_eq!(
+        checkpoint[at..at + 4],
+        interval,
+        "the table's bets_total interval"
+    );
+    at += 4;
     let round = |v6: &mut Vec<u8>, at: &mut usize| {
         copy_then_drop_studio_flag(v6, at, ROUND_HEAD_BYTES);
         let draw_bytes = match checkpoint[*at] {
@@ -1110,8 +1217,9 @@ fn a_version_6_checkpoint_with_tables_still_loads() {
     finish(&mut ledger, T0, 1, vec![0, 30_000, 0, 0]);
     open(&mut ledger, T0 + 20 * SECOND_NS, 2);
     let checkpoint = ledger.checkpoint();
-    assert_eq!(checkpoint[0], 12);
-    // Version 7 is version 12 without the compliance section (no players: the default policy
+    assert_eq!(checkpoint[0], 13);
+    // Version 7 is version 13 without the bets_total interval (taken out by `as_version_6`),
+    // without the compliance section (no players: the default policy
     // and two zero counts, players and cases, 30 bytes), the payments section (a u16 and
     // two u64 zero counts, 18 bytes), the consumer cursors (a u64 zero count, 8 bytes) and
     // the case decided last (u128 0, 16 bytes).

@@ -2,11 +2,14 @@
 //! rejections: a JSON body (Content-Type checked, size-limited, parsed from bytes), a batch
 //! body that is JSON or binary records, a path segment and a query string.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
@@ -60,19 +63,51 @@ impl<C: Consensus, T: DeserializeOwned> FromRequest<AppState<C>> for BatchBody<T
     }
 }
 
+/// Middleware: reads every request's body whole before anything answers the request. hyper
+/// closes a connection whose request body was left unread, and closing a socket with unread
+/// bytes in it (or still arriving) sends a TCP reset, which can reach the client before it has
+/// read the answer: a bet refused early (a bad token, a wrong Content-Type, a rate limit) then
+/// shows the client a reset connection instead of our JSON error. So the body is read first,
+/// bounded by `body_size_max_bytes` (413 past it, at once when the declared length is over) and
+/// by the request deadline of the layers around this one.
+pub async fn read_whole_body<C: Consensus>(
+    State(state): State<AppState<C>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = state.body_size_max_bytes();
+    if declared_length_over(&parts.headers, limit) {
+        return ApiError::body_too_large(limit).into_response();
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => {
+            let body = Body::from(collected.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) if error.is::<LengthLimitError>() => {
+            ApiError::body_too_large(limit).into_response()
+        }
+        Err(error) => {
+            ApiError::invalid_request(format!("could not read the body: {error}")).into_response()
+        }
+    }
+}
+
+fn declared_length_over(headers: &HeaderMap, limit: usize) -> bool {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > limit as u64)
+}
+
 /// The whole body, refused with our JSON errors when it is too large or cannot be read.
 async fn read_body<C: Consensus>(request: Request, state: &AppState<C>) -> Result<Bytes, ApiError> {
     // Refuse a declared oversize at once instead of reading 4 MiB first; bodies without a
     // length are cut by the DefaultBodyLimit layer as they stream in.
     let body_size_max_bytes = state.body_size_max_bytes();
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok());
-    if declared
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > body_size_max_bytes as u64)
-    {
+    if declared_length_over(request.headers(), body_size_max_bytes) {
         return Err(ApiError::body_too_large(body_size_max_bytes));
     }
     Bytes::from_request(request, state)

@@ -884,6 +884,57 @@ fn an_oversized_body_answers_413() {
     assert_eq!(server.get("/healthz").0, 200);
 }
 
+/// Regression (CI run 59: a 415 test's client saw "Peer disconnected" instead of the answer):
+/// hyper closes a connection whose request body was left unread, and the reset that closing
+/// with unread bytes sends can reach the client before the answer does. A refusal that needs
+/// no body (wrong Content-Type, unknown key) now waits for the body, then answers.
+#[test]
+fn a_request_refused_before_its_body_is_needed_is_answered_once_the_body_is_in() {
+    let server = TestServer::start();
+    let body = r#"[{"id": 1, "ledger": "EUR", "kind": "player"}]"#;
+    let cases = [
+        ("Content-Type: text/plain", 415, "unsupported_media_type"),
+        (
+            "Content-Type: application/json\r\nAuthorization: Bearer not-a-key",
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (headers, status, code) in cases {
+        let mut stream = server.connect();
+        let head = format!(
+            "POST /v1/accounts HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let early = stream.read(&mut [0u8; 1]);
+        assert!(
+            early.as_ref().is_err_and(|error| matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "{code}: answered before the body was sent: {early:?}"
+        );
+        stream.write_all(body.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        let json = parse_json(answer.split("\r\n\r\n").nth(1).unwrap_or_default());
+        assert_error(status, &json, status, code);
+    }
+}
+
 /// Longest message an error may carry when it quotes a huge input: the quote is cut to 64
 /// characters, the rest is our own words.
 const ECHO_MESSAGE_BYTES_MAX: usize = 600;

@@ -22,6 +22,7 @@ fn server() -> TestServer {
             currency: LedgerCode::parse("EUR").unwrap(),
             betting_window_ms: 5_000,
             draw_delay_ms: 100,
+            bets_total_interval_ms: croupier_server::tables::defaults::BETS_TOTAL_INTERVAL_MS,
             limits: TableLimits {
                 bet_min: 1,
                 bet_max: 100_000,

@@ -29,6 +29,7 @@ fn server(live: LiveLimits) -> TestServer {
             currency: LedgerCode::parse("EUR").unwrap(),
             betting_window_ms: 700,
             draw_delay_ms: 50,
+            bets_total_interval_ms: croupier_server::tables::defaults::BETS_TOTAL_INTERVAL_MS,
             limits: TableLimits {
                 bet_min: 1,
                 bet_max: 1_000,

@@ -23,6 +23,7 @@ fn server() -> TestServer {
             currency: LedgerCode::parse("EUR").unwrap(),
             betting_window_ms: 1_500,
             draw_delay_ms: 100,
+            bets_total_interval_ms: croupier_server::tables::defaults::BETS_TOTAL_INTERVAL_MS,
             limits: TableLimits {
                 bet_min: 10,
                 bet_max: 1_000,
@@ -315,6 +316,7 @@ fn an_operator_creates_a_table_over_http_and_changes_only_its_limits_mid_round()
         (&json!(9), &json!("roulette"), &json!("EUR"))
     );
     assert_eq!(table["betting_window_ms"], 60_000);
+    assert_eq!(table["bets_total_interval_ms"], 1_000, "the default");
     assert_eq!(table["limits"]["bet_max"], 500);
     assert_eq!(table["closed"], false);
     assert!(table["spots"]
@@ -337,12 +339,14 @@ fn an_operator_creates_a_table_over_http_and_changes_only_its_limits_mid_round()
     // Limits and timing change at once (from the next round).
     let mut wider = roulette_table(60_000);
     wider["limits"]["bet_max"] = json!(800);
+    wider["bets_total_interval_ms"] = json!(2_500);
     let (status, changed) = put_table(&node, "9", &wider);
     assert_eq!(status, 200, "{changed}");
     assert_eq!(
         (changed["bet_max"].as_u64(), changed["round_id"].clone()),
         (Some(800), open["round_id"].clone())
     );
+    assert_eq!(changed["bets_total_interval_ms"], 2_500);
 }
 
 #[test]
@@ -433,6 +437,12 @@ fn bad_table_configurations_answer_named_codes_and_create_nothing() {
         (
             "9",
             with("draw_delay_ms", json!(60_001)),
+            422,
+            "table_config_invalid",
+        ),
+        (
+            "9",
+            with("bets_total_interval_ms", json!(99)),
             422,
             "table_config_invalid",
         ),

@@ -292,8 +292,9 @@ function consume(event, receivedAt) {
   serverClock.observe(at, receivedAt + 1);
   if (state.oldest === null) state.oldest = at;
   state.newest = at;
-  // The feed carries each round's running bet count (bets_total, at most twice a second, and
-  // round_closed), not every bet: the growth of those counts is the bets placed.
+  // The feed carries each round's running bet count (bets_total, at most once per the table's
+  // bets_total_interval_ms, and round_closed), not every bet: the growth of those counts is
+  // the bets placed.
   if (event.type === 'bets_total' || event.type === 'round_closed') {
     const before = state.roundBets.get(event.round_id) || 0;
     if (event.bets > before) state.betTimes.push({ at, count: event.bets - before });

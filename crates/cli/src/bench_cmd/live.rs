@@ -43,6 +43,9 @@ pub struct LiveArgs {
     /// The table's betting window.
     #[arg(long, default_value_t = 8_000)]
     window_ms: u32,
+    /// The table's `bets_total_interval_ms` [default: the server's default].
+    #[arg(long)]
+    bets_total_interval_ms: Option<u32>,
     /// Keep the server's data directory and log here [default: a temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -110,6 +113,7 @@ async fn run_async(
     let players = live_setup::seed(&data, args.players).await?;
     let stage = StageConfig {
         window_ms: args.window_ms,
+        bets_total_interval_ms: args.bets_total_interval_ms,
         connections: args.players + args.subscribers + 1_024,
     };
     let server = ServerProcess::start(&work, &data, &stage).await?;

@@ -146,6 +146,8 @@ async fn open_sessions(node: &Node, player_ids: &[u128]) -> anyhow::Result<Vec<B
 /// room for every connection the run opens.
 pub struct StageConfig {
     pub window_ms: u32,
+    /// The table's `bets_total_interval_ms`, when not the server's default.
+    pub bets_total_interval_ms: Option<u32>,
     pub connections: usize,
 }
 
@@ -174,9 +176,13 @@ bet_max = 1000000
 round_stake_max = 1000000000000
 payout_max = 1000000000000
 bets_per_round_max = 200000
-"#,
+{interval}"#,
         connections = stage.connections,
         window = stage.window_ms,
+        interval = stage
+            .bets_total_interval_ms
+            .map(|ms| format!("bets_total_interval_ms = {ms}\n"))
+            .unwrap_or_default(),
     );
     let path = dir.join("bench-live.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

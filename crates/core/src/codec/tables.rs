@@ -3,7 +3,9 @@
 //!
 //! Live-studio tables came with new command and event kinds (configure with a studio, studio
 //! draw, studio round drawn) rather than changed layouts, so every entry written before them
-//! still decodes as it did; a table without a studio is still written the old way.
+//! still decodes as it did. The configurable `bets_total` interval came the same way: a
+//! configuration is now written as kind 10, and kinds 1 and 8 decode with the interval they
+//! ran with (`BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG`), so a replay publishes what it did.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -12,8 +14,8 @@ use super::{DecodeError, Reader, Writer};
 use crate::tables::{
     round_parts, Draw, DrawProof, PlacedBet, Round, RoundBets, RoundState, SharedIdMap, SpotStake,
     StudioConfig, Table, TableBet, TableCommand, TableConfig, TableEvent, TableEventKind,
-    TableLimits, TableOutcome, GAME_NAME_LEN_MAX, OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX,
-    SPOTS_PER_BET_MAX,
+    TableLimits, TableOutcome, BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG, GAME_NAME_LEN_MAX,
+    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SPOTS_MAX, SPOTS_PER_BET_MAX,
 };
 
 pub(super) const TAG_TABLE: u8 = 13;
@@ -28,6 +30,8 @@ const SETTLE: u8 = 6;
 const VOID: u8 = 7;
 const CONFIGURE_STUDIO: u8 = 8;
 const DRAW_STUDIO: u8 = 9;
+/// table config | u32 bets_total_interval_ms | u8 has studio, [studio]
+const CONFIGURE_WITH_INTERVAL: u8 = 10;
 
 const EVENT_OPENED: u8 = 1;
 const EVENT_BET_PLACED: u8 = 2;
@@ -50,6 +54,8 @@ pub(super) struct TablesLayout {
     pub totals_time: bool,
     /// Configurations and rounds carry the studio, draws their proof kind (version 7 on).
     pub studio: bool,
+    /// Configurations carry `bets_total_interval_ms` (version 13 on).
+    pub totals_interval: bool,
 }
 /// Every outcome in code order: an outcome is written as its position here.
 const OUTCOMES: [TableOutcome; 37] = {
@@ -112,14 +118,10 @@ impl Writer<'_> {
         self.u8(TAG_TABLE);
         match command {
             TableCommand::Configure(config) => {
-                self.u8(match config.studio {
-                    None => CONFIGURE,
-                    Some(_) => CONFIGURE_STUDIO,
-                });
+                self.u8(CONFIGURE_WITH_INTERVAL);
                 self.table_config(config);
-                if let Some(studio) = &config.studio {
-                    self.studio(studio);
-                }
+                self.u32(config.bets_total_interval_ms);
+                self.studio_option(&config.studio);
             }
             TableCommand::Open {
                 round_id,
@@ -332,6 +334,7 @@ impl Writer<'_> {
         for table in tables {
             self.table_config(&table.config);
             self.studio_option(&table.config.studio);
+            self.u32(table.config.bets_total_interval_ms);
             self.u32(table.next_round);
             self.u8(u8::from(table.current.is_some()));
             if let Some(round) = &table.current {
@@ -393,6 +396,12 @@ impl Reader<'_> {
             CONFIGURE_STUDIO => {
                 let mut config = self.table_config()?;
                 config.studio = Some(self.studio()?);
+                TableCommand::Configure(config)
+            }
+            CONFIGURE_WITH_INTERVAL => {
+                let mut config = self.table_config()?;
+                config.bets_total_interval_ms = self.u32()?;
+                config.studio = self.studio_option()?;
                 TableCommand::Configure(config)
             }
             OPEN => TableCommand::Open {
@@ -503,6 +512,8 @@ impl Reader<'_> {
             spots: self.u16()?,
             betting_window_ms: self.u32()?,
             draw_delay_ms: self.u32()?,
+            // Written after the studio where there is one: the caller reads it.
+            bets_total_interval_ms: BETS_TOTAL_INTERVAL_MS_BEFORE_CONFIG,
             limits: self.limits()?,
             closed: self.flag("table closed flag")?,
             studio: None,
@@ -618,6 +629,9 @@ impl Reader<'_> {
             let mut config = self.table_config()?;
             if layout.studio {
                 config.studio = self.studio_option()?;
+            }
+            if layout.totals_interval {
+                config.bets_total_interval_ms = self.u32()?;
             }
             let next_round = self.u32()?;
             let current = match self.flag("current round flag")? {

@@ -12,8 +12,8 @@ use crate::history::HistoryRecord;
 use crate::tables::{
     bet_return, round_id, round_parts, seed_commitment, studio_signature_valid, Draw, DrawProof,
     PlacedBet, Round, RoundBets, RoundId, RoundState, SharedIdMap, Table, TableBet, TableCommand,
-    TableConfig, TableEvent, TableEventKind, TableId, TableOutcome, BETS_TOTAL_INTERVAL_NS,
-    OUTCOME_BYTES_MAX, RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
+    TableConfig, TableEvent, TableEventKind, TableId, TableOutcome, OUTCOME_BYTES_MAX,
+    RECENT_ROUNDS_KEPT, SETTLEMENTS_PER_COMMAND_MAX, SPOTS_PER_BET_MAX,
 };
 use crate::types::{AccountFlags, AccountKind};
 
@@ -218,9 +218,11 @@ impl Ledger {
     /// A `bets_total` event when the interval since the round's last one has passed.
     fn publish_bets_total(&mut self, table_id: TableId, round_id: RoundId) {
         let now = self.entry_ns;
+        let interval_ms = self.tables[&table_id].config.bets_total_interval_ms;
+        let interval_ns = u64::from(interval_ms) * NANOS_PER_MS;
         let round = self.current_round_mut(table_id);
-        let due = round.totals_published_at_ns == 0
-            || now >= round.totals_published_at_ns + BETS_TOTAL_INTERVAL_NS;
+        let due =
+            round.totals_published_at_ns == 0 || now >= round.totals_published_at_ns + interval_ns;
         if !due {
             return;
         }

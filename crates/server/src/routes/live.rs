@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,6 +13,7 @@ use axum::Extension;
 use croupier_cluster::Consensus;
 use croupier_core::players::PlayerId;
 use croupier_core::tables::{TableId, TABLE_ID_MAX};
+use futures_util::SinkExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -32,9 +33,13 @@ const PING_INTERVAL_S: u64 = 20;
 /// Largest message a client may send (it has nothing to say but control frames).
 const CLIENT_MESSAGE_BYTES_MAX: usize = 4 << 10;
 /// Per-connection buffers: tungstenite's default is 128 KiB each way, zeroed as it reads,
-/// which at 10,000 screens cost more CPU than the messages (and 2.5 GiB).
+/// which at 10,000 screens cost more CPU than the messages (and 2.5 GiB). The write buffer
+/// holds the messages queued together until one flush writes them (see `send_queued`); it is
+/// written out early once it passes this, so it never holds much more.
 const READ_BUFFER_BYTES: usize = 4 << 10;
-const WRITE_BUFFER_BYTES: usize = 0;
+const WRITE_BUFFER_BYTES: usize = 8 << 10;
+/// Most queued messages gathered into one write.
+const MESSAGES_PER_WRITE_MAX: usize = 32;
 
 /// How often a player's screen looks again at a reality check that is not due (an interval
 /// set meanwhile is seen within this), and at one that is due and not yet acknowledged.
@@ -164,10 +169,19 @@ async fn serve<C: Consensus>(
     reality: Option<RealityWatch<C>>,
 ) -> End {
     let replay = std::mem::take(&mut subscription.replay);
-    for text in replay {
-        if send(socket, Message::Text(text)).await.is_err() {
-            return End::Gone;
+    // Fed into the write buffer, which goes out each time it fills and once at the end.
+    let write_replay = async {
+        for text in replay {
+            socket.feed(Message::Text(text)).await?;
         }
+        socket.flush().await
+    };
+    let timeout = Duration::from_secs(SEND_TIMEOUT_S);
+    if !matches!(
+        tokio::time::timeout(timeout, write_replay).await,
+        Ok(Ok(()))
+    ) {
+        return End::Gone;
     }
     live_loop(socket, subscription, reality).await
 }
@@ -239,11 +253,9 @@ async fn live_loop<C: Consensus>(
         let outgoing = tokio::select! {
             queued = subscription.queue.recv() => match queued {
                 Some(text) => {
-                    let len = text.len();
-                    if send(socket, Message::Text(text)).await.is_err() {
+                    if send_queued(socket, subscription, text).await.is_err() {
                         return End::Gone;
                     }
-                    subscription.sent(len);
                     continue;
                 }
                 None if subscription.evicted() => return End::Evicted,
@@ -263,6 +275,35 @@ async fn live_loop<C: Consensus>(
         if send(socket, outgoing).await.is_err() {
             return End::Gone;
         }
+    }
+}
+
+/// Writes `first` and the messages queued behind it in one flush. At a round change the
+/// hub queues several messages at once (`round_settled`, then `round_opened`); each flush is a
+/// socket write, and on every screen each write costs a segment and its acknowledgement, so
+/// gathering them is what a fan-out to thousands of screens saves most on.
+async fn send_queued(
+    socket: &mut WebSocket,
+    subscription: &mut Subscription,
+    first: Utf8Bytes,
+) -> Result<(), ()> {
+    let mut bytes = first.len();
+    let gather = async {
+        socket.feed(Message::Text(first)).await?;
+        for _ in 1..MESSAGES_PER_WRITE_MAX {
+            let Ok(next) = subscription.queue.try_recv() else {
+                break;
+            };
+            bytes += next.len();
+            socket.feed(Message::Text(next)).await?;
+        }
+        socket.flush().await
+    };
+    let written = tokio::time::timeout(Duration::from_secs(SEND_TIMEOUT_S), gather).await;
+    subscription.sent(bytes);
+    match written {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
     }
 }
 

@@ -54,12 +54,17 @@ pub fn router<C: Consensus>(state: AppState<C>, limits: &EdgeLimits) -> Router {
         .merge(crate::ui::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_size_max_bytes))
         .layer(middleware::from_fn(read_consistency))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::authenticate::authenticate::<C>,
-        ));
+        ))
+        // Before anything may refuse the request (see `read_whole_body`).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::extract::read_whole_body::<C>,
+        ))
+        .layer(DefaultBodyLimit::max(body_size_max_bytes));
     crate::edge::request_limits(routes, limits)
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)

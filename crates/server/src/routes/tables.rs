@@ -54,6 +54,8 @@ pub struct TableOut {
     bet_max: u64,
     betting_window_ms: u32,
     draw_delay_ms: u32,
+    /// How often an open round's running totals (`bets_total`) go to live screens, at most.
+    bets_total_interval_ms: u32,
     limits: LimitsOut,
     /// A closed table opens no new round (the current one finishes).
     closed: bool,
@@ -317,6 +319,7 @@ fn table_out(table: &Table, tables: &LiveTables) -> TableOut {
         bet_max: limits.bet_max,
         betting_window_ms: config.betting_window_ms,
         draw_delay_ms: config.draw_delay_ms,
+        bets_total_interval_ms: config.bets_total_interval_ms,
         limits: LimitsOut {
             bet_min: limits.bet_min,
             bet_max: limits.bet_max,
@@ -353,6 +356,10 @@ pub struct TableConfigIn {
     /// Wait between the close and the draw (the clock-skew bound), at most 60000; default 500.
     #[schema(maximum = 60_000, example = 500)]
     draw_delay_ms: Option<U32In>,
+    /// Ledger time between two `bets_total` messages of an open round (each goes to every
+    /// screen watching the table), 100 to 60000; default 1000.
+    #[schema(minimum = 100, maximum = 60_000, example = 1_000)]
+    bets_total_interval_ms: Option<U32In>,
     #[serde(default)]
     limits: LimitsIn,
     /// A closed table opens no new round (the current one finishes); default false.
@@ -399,7 +406,7 @@ pub struct LimitsIn {
         (status = 409, description = "round_in_progress: the game or currency of a table whose round is not finished", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 422, description = "game_not_certified, game_not_live, table_config_invalid (window, delay or limits out of range)", body = ErrorBody),
+        (status = 422, description = "game_not_certified, game_not_live, table_config_invalid (window, delay, bets_total interval or limits out of range)", body = ErrorBody),
         (status = 503, description = "Overloaded, not leader or shutting down", body = ErrorBody),
     )
 )]
@@ -447,6 +454,9 @@ fn spec_in(table_id: TableId, request: TableConfigIn) -> Result<(TableSpec, bool
             .betting_window_ms
             .map_or(d::BETTING_WINDOW_MS, |v| v.0),
         draw_delay_ms: request.draw_delay_ms.map_or(d::DRAW_DELAY_MS, |v| v.0),
+        bets_total_interval_ms: request
+            .bets_total_interval_ms
+            .map_or(d::BETS_TOTAL_INTERVAL_MS, |v| v.0),
         limits: TableLimits {
             bet_min: limits.bet_min.map_or(d::LIMITS.bet_min, |v| v.0),
             bet_max: limits.bet_max.map_or(d::LIMITS.bet_max, |v| v.0),

@@ -25,6 +25,7 @@ pub mod defaults {
 
     pub const BETTING_WINDOW_MS: u32 = 15_000;
     pub const DRAW_DELAY_MS: u32 = 500;
+    pub const BETS_TOTAL_INTERVAL_MS: u32 = croupier_core::tables::BETS_TOTAL_INTERVAL_MS_DEFAULT;
     /// A studio's wheel spins for 20-40 s after the close; a minute is the result's deadline.
     pub const STUDIO_RESULT_TIMEOUT_MS: u32 = 60_000;
     pub const LIMITS: TableLimits = TableLimits {
@@ -44,6 +45,8 @@ pub struct TableSpec {
     pub currency: LedgerCode,
     pub betting_window_ms: u32,
     pub draw_delay_ms: u32,
+    /// Ledger time between two `bets_total` events of an open round.
+    pub bets_total_interval_ms: u32,
     pub limits: TableLimits,
     /// A live-studio table: the studio whose signed results decide its rounds.
     pub studio: Option<StudioConfig>,
@@ -159,6 +162,7 @@ impl LiveGames {
             spots: u16::try_from(game.live.spots().len()).expect("games have few spots"),
             betting_window_ms: spec.betting_window_ms,
             draw_delay_ms: spec.draw_delay_ms,
+            bets_total_interval_ms: spec.bets_total_interval_ms,
             limits: spec.limits,
             closed,
             studio: spec.studio,
