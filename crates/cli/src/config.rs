@@ -452,6 +452,9 @@ pub struct LiveSettings {
     /// Threads of the live push's own, so fanning results out to screens does not delay
     /// requests (0: it shares the server's threads).
     pub threads: usize,
+    /// Messages that can wait (`bets_total`, `round_opened`) go to the screens spread over
+    /// this long, a trickle instead of a burst on the ledger's cores (0: not paced).
+    pub paced_spread_ms: u64,
 }
 
 impl Default for LiveSettings {
@@ -466,6 +469,7 @@ impl Default for LiveSettings {
             subscribers_max: live.subscribers_max,
             backfill_entries: live.backfill_entries,
             threads: live.threads,
+            paced_spread_ms: live.paced_spread_ms,
         }
     }
 }
@@ -480,6 +484,7 @@ impl LiveSettings {
             subscribers_max: self.subscribers_max,
             backfill_entries: self.backfill_entries,
             threads: self.threads,
+            paced_spread_ms: self.paced_spread_ms,
         })
     }
 }

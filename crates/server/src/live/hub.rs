@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use croupier_core::tables::{PlayerId, RoundId, TableEvent, TableEventKind, TableId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::limits::LiveLimits;
 use super::messages::{live_out, settled_bet, to_json, LiveOut, PlayerResult};
+use super::pacer::Pacer;
 use super::threads::LiveThreads;
 
 /// A message ready to send: its text for everyone, and for each player who bet in the round
@@ -22,6 +23,8 @@ struct LiveMessage {
     seq: u64,
     round_id: RoundId,
     opens_round: bool,
+    /// Written at the paced rate (see `super::pacer`).
+    paced: bool,
     text: Utf8Bytes,
     personal: BTreeMap<PlayerId, Utf8Bytes>,
     bytes: usize,
@@ -41,22 +44,34 @@ fn marked_missed(text: &Utf8Bytes) -> Utf8Bytes {
     Utf8Bytes::from(format!("{{\"missed\":true,{rest}"))
 }
 
+/// A live message in a subscriber's queue.
+#[derive(Debug)]
+pub struct Queued {
+    pub text: Utf8Bytes,
+    /// Written only with a permit of the node's paced budget (`Subscription::pace`).
+    pub paced: bool,
+}
+
 /// The sending half of a subscriber's queue: messages are bounded by the channel's capacity,
 /// bytes by a counter the connection lowers as it writes.
 #[derive(Debug)]
 struct ClientQueue {
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Queued>,
     queued_bytes: Arc<AtomicUsize>,
     evicted: Arc<AtomicBool>,
 }
 
 impl ClientQueue {
     /// False when the client is too far behind (then it is evicted).
-    fn offer(&self, text: &Utf8Bytes, bytes_max: usize) -> bool {
+    fn offer(&self, text: &Utf8Bytes, paced: bool, bytes_max: usize) -> bool {
         let len = text.len();
         // Counted before sending: the writer may take it off before `try_send` returns.
         let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        if queued <= bytes_max && self.tx.try_send(text.clone()).is_ok() {
+        let item = Queued {
+            text: text.clone(),
+            paced,
+        };
+        if queued <= bytes_max && self.tx.try_send(item).is_ok() {
             return true;
         }
         self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
@@ -143,7 +158,7 @@ impl TableChannel {
         let before = self.subscribers.len();
         self.subscribers.retain(|_, subscriber| {
             let text = message.text_for(subscriber.player);
-            subscriber.queue.offer(text, bytes_max)
+            subscriber.queue.offer(text, message.paced, bytes_max)
         });
         before - self.subscribers.len()
     }
@@ -162,10 +177,12 @@ pub struct LiveHub {
     threads: LiveThreads,
     limits: LiveLimits,
     tables: Mutex<BTreeMap<TableId, TableChannel>>,
-    subscribers: AtomicUsize,
+    /// Shared with the pacer, which sizes its budget by it.
+    subscribers: Arc<AtomicUsize>,
     next_id: AtomicU64,
     /// True once the feed was read up to where it stood when the hub started.
     caught_up: watch::Sender<bool>,
+    pacer: Pacer,
 }
 
 /// A subscriber's end: what to replay, then the live queue. Dropping it unsubscribes.
@@ -175,9 +192,11 @@ pub struct Subscription {
     table: TableId,
     id: u64,
     pub replay: Vec<Utf8Bytes>,
-    pub queue: mpsc::Receiver<Utf8Bytes>,
+    pub queue: mpsc::Receiver<Queued>,
     queued_bytes: Arc<AtomicUsize>,
     evicted: Arc<AtomicBool>,
+    /// The node's budget of paced writes (None: nothing is paced).
+    pacer: Option<Arc<Semaphore>>,
 }
 
 impl Subscription {
@@ -189,6 +208,15 @@ impl Subscription {
     /// True once the hub dropped this subscriber for falling behind.
     pub fn evicted(&self) -> bool {
         self.evicted.load(Ordering::Acquire)
+    }
+
+    /// Waits for a permit to write a paced message (at once when nothing is paced).
+    pub async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            if let Ok(permit) = pacer.acquire().await {
+                permit.forget();
+            }
+        }
     }
 }
 
@@ -208,9 +236,10 @@ impl LiveHub {
             threads,
             limits,
             tables: Mutex::default(),
-            subscribers: AtomicUsize::new(0),
+            subscribers: Arc::default(),
             next_id: AtomicU64::new(1),
             caught_up: watch::channel(false).0,
+            pacer: Pacer::default(),
         })
     }
 
@@ -286,6 +315,11 @@ impl LiveHub {
             queue,
             queued_bytes,
             evicted,
+            pacer: self.pacer.permits(
+                self.limits.paced_spread_ms,
+                Arc::downgrade(&self.subscribers),
+                &self.threads,
+            ),
         })
     }
 
@@ -342,6 +376,9 @@ fn message(out: LiveOut, results: BTreeMap<PlayerId, PlayerResult>) -> LiveMessa
     let text = Utf8Bytes::from(to_json(&out));
     let (seq, round_id) = (out.seq, out.round_id);
     let opens_round = out.kind == "round_opened";
+    // A round's running totals and its opening keep for a few hundred milliseconds; its close,
+    // its result and its settlement go out at once.
+    let paced = opens_round || out.kind == "bets_total";
     let mut out = out;
     let mut personal = BTreeMap::new();
     let mut bytes = text.len();
@@ -355,6 +392,7 @@ fn message(out: LiveOut, results: BTreeMap<PlayerId, PlayerResult>) -> LiveMessa
         seq,
         round_id,
         opens_round,
+        paced,
         text,
         personal,
         bytes,
@@ -411,9 +449,9 @@ mod tests {
 
     fn drain(subscription: &mut Subscription) -> Vec<Utf8Bytes> {
         let mut texts = Vec::new();
-        while let Ok(text) = subscription.queue.try_recv() {
-            subscription.sent(text.len());
-            texts.push(text);
+        while let Ok(queued) = subscription.queue.try_recv() {
+            subscription.sent(queued.text.len());
+            texts.push(queued.text);
         }
         texts
     }

@@ -15,6 +15,9 @@ pub struct LiveLimits {
     pub backfill_entries: u64,
     /// Worker threads of the live push's own (0: it shares the server's runtime).
     pub threads: usize,
+    /// Messages that can wait (`bets_total`, `round_opened`) go to the node's screens spread
+    /// over this long instead of in one burst on the ledger's cores (0: not paced).
+    pub paced_spread_ms: u64,
 }
 
 impl Default for LiveLimits {
@@ -27,6 +30,7 @@ impl Default for LiveLimits {
             subscribers_max: 20_000,
             backfill_entries: 1_000_000,
             threads: 1,
+            paced_spread_ms: 500,
         }
     }
 }

@@ -10,7 +10,8 @@ pub mod feed;
 pub mod hub;
 pub mod limits;
 pub mod messages;
+mod pacer;
 pub mod threads;
 
-pub use hub::{LiveHub, SubscribeError, Subscription};
+pub use hub::{LiveHub, Queued, SubscribeError, Subscription};
 pub use limits::LiveLimits;

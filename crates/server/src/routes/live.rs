@@ -40,6 +40,8 @@ const READ_BUFFER_BYTES: usize = 4 << 10;
 const WRITE_BUFFER_BYTES: usize = 8 << 10;
 /// Most queued messages gathered into one write.
 const MESSAGES_PER_WRITE_MAX: usize = 32;
+/// A paced message waits for its turn only while fewer than this many wait behind it.
+const PACED_BEHIND_MAX: usize = 4;
 
 /// How often a player's screen looks again at a reality check that is not due (an interval
 /// set meanwhile is seen within this), and at one that is due and not yet acknowledged.
@@ -252,8 +254,13 @@ async fn live_loop<C: Consensus>(
     loop {
         let outgoing = tokio::select! {
             queued = subscription.queue.recv() => match queued {
-                Some(text) => {
-                    if send_queued(socket, subscription, text).await.is_err() {
+                Some(queued) => {
+                    // A screen with messages waiting behind this one writes at once: pacing
+                    // spreads a burst, it must never let a queue grow toward eviction.
+                    if queued.paced && subscription.queue.len() < PACED_BEHIND_MAX {
+                        subscription.pace().await;
+                    }
+                    if send_queued(socket, subscription, queued.text).await.is_err() {
                         return End::Gone;
                     }
                     continue;
@@ -294,8 +301,8 @@ async fn send_queued(
             let Ok(next) = subscription.queue.try_recv() else {
                 break;
             };
-            bytes += next.len();
-            socket.feed(Message::Text(next)).await?;
+            bytes += next.text.len();
+            socket.feed(Message::Text(next.text)).await?;
         }
         socket.flush().await
     };
