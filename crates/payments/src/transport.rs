@@ -8,6 +8,7 @@
 //! | what happened                                              | outcome     |
 //! |------------------------------------------------------------|-------------|
 //! | connection refused, DNS failure, connect timeout           | `Retryable` |
+//! | connection closed before the request was handed to it      | `Retryable` |
 //! | HTTP 408, 429, 503                                          | `Retryable` |
 //! | token request failed for any reason but a refusal           | `Retryable` |
 //! | other 5xx, 1xx, 3xx                                         | `Unknown`   |
@@ -615,6 +616,11 @@ pub(crate) fn classify_send_error(error: &reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         return ConnectorError::Unknown("no answer in time after sending".into());
     }
+    if never_sent(error) {
+        // The connection closed before the request was handed to it (a bank that refuses
+        // our certificate can close it that early): nothing reached the bank.
+        return ConnectorError::Retryable(format!("the request was not sent: {}", root(error)));
+    }
     if let Some(alert) = tls_alert(error) {
         // Under TLS 1.3 the bank checks our certificate after our side of the handshake
         // ended, so its refusal arrives while we read the answer; but it refused before
@@ -643,6 +649,21 @@ fn no_operator_account(currency: &str, found: usize) -> ConnectorError {
 }
 
 /// The fatal TLS alert the bank sent, if that is what broke the exchange.
+/// hyper's "canceled" error: the request never left (for example "connection was not ready").
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 fn tls_alert(error: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
     let mut cause = Some(error);
     while let Some(current) = cause {
