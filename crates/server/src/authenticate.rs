@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use croupier_cluster::Consensus;
+use croupier_core::players::TokenHash;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -138,6 +139,19 @@ async fn player_session<C: Consensus>(
             "the session is unknown, expired or logged out",
         )),
     }
+}
+
+/// Whether the session `token_hash` names is still open (neither expired nor logged out) as
+/// this node has applied it: a betting socket, authenticated once at its handshake, asks again
+/// before each bet.
+pub(crate) async fn session_open<C: Consensus>(
+    state: &AppState<C>,
+    token_hash: TokenHash,
+) -> Result<bool, ApiError> {
+    let session = state
+        .read_stale(move |view| view.ledger().session(&token_hash).copied())
+        .await?;
+    Ok(session.is_some_and(|session| session.expires_at_ns > wall_clock_ns()))
 }
 
 async fn provider<C: Consensus>(

@@ -124,7 +124,7 @@ async fn read_body<C: Consensus>(request: Request, state: &AppState<C>) -> Resul
         })
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| {
         // serde_json quotes the offending token or field name whole.
         let detail = clip_parser_message(&error.to_string());

@@ -56,6 +56,7 @@ pub const ROUTE_AUDIT_OPERATORS: &str = "/v1/audit/operators";
 pub const ROUTE_TABLES: &str = "/v1/tables";
 pub const ROUTE_TABLE: &str = "/v1/tables/{table_id}";
 pub const ROUTE_TABLE_BETS: &str = "/v1/tables/{table_id}/bets";
+pub const ROUTE_TABLE_BET_SOCKET: &str = "/v1/tables/{table_id}/bet-socket";
 pub const ROUTE_TABLE_RESULTS: &str = "/v1/tables/{table_id}/results";
 pub const ROUTE_TABLE_ROUNDS: &str = "/v1/tables/{table_id}/rounds";
 pub const ROUTE_ROUND: &str = "/v1/rounds/{round_id}";
@@ -118,6 +119,7 @@ const ROUTES: &[&str] = &[
     ROUTE_TABLES,
     ROUTE_TABLE,
     ROUTE_TABLE_BETS,
+    ROUTE_TABLE_BET_SOCKET,
     ROUTE_TABLE_RESULTS,
     ROUTE_TABLE_ROUNDS,
     ROUTE_ROUND,

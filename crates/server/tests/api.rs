@@ -196,6 +196,7 @@ fn openapi_document_lists_every_route() {
         ("/v1/tables", "get"),
         ("/v1/tables/{table_id}", "put"),
         ("/v1/tables/{table_id}/bets", "post"),
+        ("/v1/tables/{table_id}/bet-socket", "get"),
         ("/v1/tables/{table_id}/results", "post"),
         ("/v1/tables/{table_id}/rounds", "get"),
         ("/v1/rounds/{round_id}", "get"),

@@ -288,3 +288,214 @@ fn a_due_reality_check_is_pushed_with_session_time_and_net_position_and_holds_be
     assert!(acknowledged["acknowledged_at"].is_string());
     assert_eq!(bet("b3").0, 200);
 }
+
+type BetSocket = Socket;
+
+/// A betting socket on `table`, as the player whose session `token` names (header, as a
+/// program would send it).
+fn bet_socket(node: &TestServer, table: u32, token: &str) -> BetSocket {
+    let url = format!("ws://{}/v1/tables/{table}/bet-socket", node.addr());
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert(
+        "sec-websocket-protocol",
+        "croupier.bets.v1".parse().unwrap(),
+    );
+    let (socket, response) = tungstenite::connect(request).expect("handshake");
+    let selected = response.headers().get("sec-websocket-protocol").unwrap();
+    assert_eq!(selected, "croupier.bets.v1");
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+    }
+    socket
+}
+
+/// Sends `frame` and reads the answer to it.
+fn bet_over(socket: &mut BetSocket, frame: Message) -> Value {
+    socket.send(frame).unwrap();
+    next(socket)
+}
+
+fn bet_frame(bet_id: &str, round: u64, spots: Value) -> Message {
+    let bet = json!({"bet_id": bet_id, "round_id": round, "spots": spots});
+    Message::text(bet.to_string())
+}
+
+/// The round id of the table's current round once it is open.
+fn open_round(node: &TestServer) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no round opened");
+        let (status, tables) = node.get("/v1/tables");
+        assert_eq!(status, 200, "{tables}");
+        let table = tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == TABLE)
+            .unwrap();
+        if table["state"] == "open" {
+            return table["round_id"].as_u64().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Places a 100 on red over `socket` until a round takes it (a round may close first on a
+/// slow machine); the bet's id and its answer.
+fn accepted_bet(node: &TestServer, socket: &mut BetSocket) -> (String, Value) {
+    for attempt in 0..20 {
+        let round = open_round(node);
+        let bet_id = format!("{round}{attempt}");
+        let answer = bet_over(
+            socket,
+            bet_frame(&bet_id, round, json!([{"bet": "red", "amount": 100}])),
+        );
+        if answer["type"] == "bet_accepted" {
+            return (bet_id, answer);
+        }
+        assert_eq!(answer["error"], "round_closed", "{answer}");
+    }
+    panic!("no round took the bet");
+}
+
+#[test]
+fn a_bet_over_the_bet_socket_is_answered_as_the_http_route_answers_it() {
+    let node = server(LiveLimits::default());
+    let (_alice, token) = player(&node, "alice", 10_000);
+    let mut socket = bet_socket(&node, TABLE, &token);
+    let (bet_id, accepted) = accepted_bet(&node, &mut socket);
+    assert_eq!(
+        (
+            &accepted["bet_id"],
+            accepted["stake"].as_u64(),
+            accepted["balance"].as_u64()
+        ),
+        (&json!(bet_id), Some(100), Some(9_900)),
+        "{accepted}"
+    );
+    let round = accepted["round_id"].as_u64().unwrap();
+    // Retrying the bet_id answers the original result, with no second stake.
+    let retried = bet_over(
+        &mut socket,
+        bet_frame(&bet_id, round, json!([{"bet": "red", "amount": 100}])),
+    );
+    assert_eq!(retried, accepted);
+    // Refusals carry the HTTP status and error body, and name the bet.
+    let refusals = [
+        (
+            json!([{"bet": "no-such-spot", "amount": 5}]),
+            422,
+            "unknown_spot",
+        ),
+        (
+            json!([{"bet": "red", "amount": 5_000}]),
+            422,
+            "bet_above_max",
+        ),
+        (json!([]), 400, "invalid_request"),
+    ];
+    for (index, (spots, status, code)) in refusals.into_iter().enumerate() {
+        let id = format!("77{index}");
+        let answer = bet_over(&mut socket, bet_frame(&id, round, spots));
+        assert_eq!(
+            (
+                answer["type"].as_str(),
+                answer["bet_id"].as_str(),
+                answer["status"].as_u64(),
+                answer["error"].as_str()
+            ),
+            (
+                Some("bet_refused"),
+                Some(id.as_str()),
+                Some(status),
+                Some(code)
+            ),
+            "{answer}"
+        );
+    }
+    // A frame that is no bet is refused without a bet_id, and the socket goes on.
+    let malformed = bet_over(&mut socket, Message::text("{\"bet_id\":"));
+    assert_eq!(
+        (
+            &malformed["bet_id"],
+            malformed["status"].as_u64(),
+            malformed["error"].as_str()
+        ),
+        (&Value::Null, Some(400), Some("malformed_json")),
+        "{malformed}"
+    );
+    let binary = bet_over(&mut socket, Message::binary(vec![1, 2, 3]));
+    assert_eq!(binary["status"].as_u64(), Some(400), "{binary}");
+    let (_, again) = accepted_bet(&node, &mut socket);
+    assert_eq!(again["balance"].as_u64().unwrap() % 100, 0, "{again}");
+    // The HTTP route sees the same ledger: the bet socket's bets are the player's bets.
+    let (status, recall) = node
+        .request("GET", &format!("/v1/rounds/{round}"))
+        .bearer(Some(&token))
+        .send(b"")
+        .status_json();
+    assert_eq!(status, 200, "{recall}");
+    assert!(recall.to_string().contains(&bet_id), "{recall}");
+}
+
+#[test]
+fn a_bet_socket_needs_a_player_session_and_closes_once_the_session_ends() {
+    let node = server(LiveLimits::default());
+    let (_alice, token) = player(&node, "alice", 10_000);
+    let refused = |path: &str, authorization: Option<&str>| {
+        let url = format!("ws://{}{path}", node.addr());
+        let mut request = url.into_client_request().unwrap();
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", value.parse().unwrap());
+        }
+        match tungstenite::connect(request) {
+            Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Ok((_, response)) => panic!("{path} was opened: {}", response.status()),
+            Err(other) => panic!("{path}: {other}"),
+        }
+    };
+    let path = format!("/v1/tables/{TABLE}/bet-socket");
+    assert_eq!(refused(&path, None), 401);
+    assert_eq!(refused(&path, Some("Bearer crs.not-a-session")), 401);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(refused("/v1/tables/999/bet-socket", Some(&bearer)), 404);
+    assert_eq!(refused("/v1/tables/x/bet-socket", Some(&bearer)), 400);
+    let (status, body) = node
+        .request("GET", &path)
+        .bearer(Some(&token))
+        .send(b"")
+        .status_json();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (426, Some("upgrade_required"))
+    );
+
+    let mut socket = bet_socket(&node, TABLE, &token);
+    accepted_bet(&node, &mut socket);
+    let (status, body) = node
+        .request("POST", "/v1/players/logout")
+        .bearer(Some(&token))
+        .send(b"")
+        .status_json();
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let round = open_round(&node);
+    let answer = bet_over(
+        &mut socket,
+        bet_frame("991", round, json!([{"bet": "red", "amount": 100}])),
+    );
+    assert_eq!(
+        (answer["status"].as_u64(), answer["error"].as_str()),
+        (Some(401), Some("unauthorized")),
+        "{answer}"
+    );
+    match socket.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Policy),
+        other => panic!("the socket stayed open: {other:?}"),
+    }
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use croupier_cluster::Consensus;
@@ -17,6 +16,7 @@ use futures_util::SinkExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::table_answers::table_websocket;
 use crate::auth::Caller;
 use crate::compliance::reality;
 use crate::error::{ApiError, ErrorBody};
@@ -87,19 +87,7 @@ pub async fn live<C: Consensus>(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let table = table_in(&query.table)?;
-    if !state
-        .read_stale(move |view| view.ledger().table(table).is_some())
-        .await?
-    {
-        return Err(ApiError::not_found("table_not_found", "no such table"));
-    }
-    let upgrade = upgrade.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            format!("GET /v1/live is a WebSocket: {rejection}"),
-        )
-    })?;
+    let upgrade = table_websocket(&state, table, upgrade, "GET /v1/live").await?;
     let hub = state.live_hub();
     hub.caught_up().await;
     let subscription = hub.subscribe(table, query.after, caller.player()).map_err(

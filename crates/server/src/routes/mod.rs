@@ -16,6 +16,7 @@ use crate::edge::EdgeLimits;
 use crate::telemetry;
 
 pub mod audit;
+pub mod bet_socket;
 pub mod cases;
 pub mod cluster;
 pub mod compliance;
@@ -172,6 +173,7 @@ pub(crate) fn documented_routes<C: Consensus>() -> OpenApiRouter<AppState<C>> {
         .routes(documented!(tables::list::<C>))
         .routes(documented!(tables::configure::<C>))
         .routes(documented!(tables::bet::<C>))
+        .routes(documented!(bet_socket::bet_socket::<C>))
         .routes(documented!(studio::post_result::<C>))
         .routes(documented!(tables::rounds::<C>))
         .routes(documented!(tables::round::<C>))

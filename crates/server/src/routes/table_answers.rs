@@ -1,6 +1,8 @@
-//! What the table routes answer alike: a table id from the path, and a table command's
-//! rejection as an API error (a named code, a status by kind).
+//! What the table routes answer alike: a table id from the path, a table command's rejection
+//! as an API error (a named code, a status by kind), and a table's WebSocket handshake.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::StatusCode;
 use croupier_core::tables::{TableId, TableOutcome, TABLE_ID_MAX};
 
@@ -72,4 +74,28 @@ pub fn table_error(outcome: TableOutcome) -> ApiError {
         _ => "the table refused the request",
     };
     ApiError::new(status, code, message)
+}
+
+/// The upgrade of a WebSocket that serves one table: 404 `table_not_found` for a table this
+/// node does not hold (before the upgrade is looked at), 426 `upgrade_required` for a request
+/// that is no WebSocket handshake. `what` names the route in that message.
+pub async fn table_websocket<C: croupier_cluster::Consensus>(
+    state: &crate::state::AppState<C>,
+    table_id: TableId,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    what: &str,
+) -> Result<WebSocketUpgrade, ApiError> {
+    if !state
+        .read_stale(move |view| view.ledger().table(table_id).is_some())
+        .await?
+    {
+        return Err(ApiError::not_found("table_not_found", "no such table"));
+    }
+    upgrade.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("{what} is a WebSocket: {rejection}"),
+        )
+    })
 }

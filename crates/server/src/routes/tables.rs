@@ -150,14 +150,20 @@ pub struct BetIn {
     spots: Vec<SpotIn>,
 }
 
+impl BetIn {
+    pub(crate) fn bet_id(&self) -> u128 {
+        self.bet_id.0
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct BetOut {
-    bet_id: IdOut,
-    round_id: u64,
-    stake: u64,
+    pub(crate) bet_id: IdOut,
+    pub(crate) round_id: u64,
+    pub(crate) stake: u64,
     /// The player's available balance after the stake was taken.
     #[schema(value_type = u64)]
-    balance: u128,
+    pub(crate) balance: u128,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -529,19 +535,28 @@ pub async fn bet<C: Consensus>(
     let player_id = caller
         .player()
         .ok_or_else(|| unauthorized("a player session is required"))?;
-    let bet = bet_in(&state, table_id, player_id, request).await?;
+    let out = place_bet(&state, table_id, player_id, request).await?;
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+/// Places `request` for `player_id` on the table's round: the answer of a bet over HTTP and
+/// over the betting socket (`routes::bet_socket`) alike.
+pub(crate) async fn place_bet<C: Consensus>(
+    state: &AppState<C>,
+    table_id: TableId,
+    player_id: u128,
+    request: BetIn,
+) -> Result<BetOut, ApiError> {
+    let bet = bet_in(state, table_id, player_id, request).await?;
     let (bet_id, round_id) = (bet.bet_id, bet.round_id);
     let stake = bet.spots.iter().map(|s| s.amount).sum::<u64>();
     match state.commit(Command::Table(TableCommand::Bet(bet))).await? {
-        CommandResult::Table(TableOutcome::BetAccepted { balance }) => {
-            let out = BetOut {
-                bet_id: IdOut(bet_id),
-                round_id,
-                stake,
-                balance,
-            };
-            Ok(json_response(StatusCode::OK, &out))
-        }
+        CommandResult::Table(TableOutcome::BetAccepted { balance }) => Ok(BetOut {
+            bet_id: IdOut(bet_id),
+            round_id,
+            stake,
+            balance,
+        }),
         CommandResult::Table(outcome) => Err(table_error(outcome)),
         other => Err(ApiError::internal(format!("a bet answered {other:?}"))),
     }
