@@ -111,8 +111,11 @@ wait "$smoke_pid"
 # A replicated cluster of three child processes, its leader SIGKILLed three times under writes.
 "$croupier" bench failover --kills 3 --work-dir "$smoke_dir/failover"
 
-# A live table: players betting over HTTP while WebSocket subscribers watch (a serve child).
-"$croupier" bench live --players 200 --bets-per-s 400 --duration-s 5 --subscribers 200 \
-    --window-ms 2000 >/dev/null
+# A live table: players betting over their bet sockets, then over HTTP, while WebSocket
+# subscribers watch (a serve child each time).
+for bets_over in websocket http; do
+    "$croupier" bench live --players 200 --bets-per-s 400 --duration-s 5 --subscribers 200 \
+        --window-ms 2000 --bets-over "$bets_over" >/dev/null
+done
 
 phase "all tests passed"

@@ -1,9 +1,10 @@
-//! `croupier bench live`: many players betting on a live table over HTTP while many screens
-//! watch it over WebSockets, against a `croupier serve` child process (this process is only
-//! the client, as TigerBeetle's benchmark is for its replica).
+//! `croupier bench live`: many players betting on a live table while many screens watch it
+//! over WebSockets, against a `croupier serve` child process (this process is only the client,
+//! as TigerBeetle's benchmark is for its replica).
 //!
-//! - Bets: each player has its own keep-alive connection and bets at a fixed interval (open
-//!   loop); a bet's latency runs from when it was due, not when it was sent, so a slow answer
+//! - Bets: each player has its own connection, a bet socket (`--bets-over websocket`, the
+//!   default) or a keep-alive HTTP/1.1 connection (`--bets-over http`), and bets at a fixed
+//!   interval (open loop), one bet at a time; a bet's latency runs from when it was due, not when it was sent, so a slow answer
 //!   delays the player's next bets and that wait is counted. Players pause while no round is
 //!   open (a bet between rounds would only be refused).
 //! - Results: every subscriber records, for each `round_drawn`, the time from the draw's
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -31,6 +32,10 @@ pub struct LiveArgs {
     /// Simulated players, each on a connection of its own.
     #[arg(long, default_value_t = 5_000)]
     players: usize,
+    /// How the players send their bets: a WebSocket each (`GET /v1/tables/{id}/bet-socket`),
+    /// or a keep-alive HTTP/1.1 connection each (`POST /v1/tables/{id}/bets`).
+    #[arg(long, value_enum, default_value_t = BetsOver::Websocket)]
+    bets_over: BetsOver,
     /// Bets per second offered by all players together.
     #[arg(long, default_value_t = 20_000)]
     bets_per_s: u64,
@@ -53,6 +58,12 @@ pub struct LiveArgs {
     /// started), in order of due time, to find what the slow answers have in common.
     #[arg(long)]
     latency_log: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BetsOver {
+    Http,
+    Websocket,
 }
 
 /// WebSocket handshakes in flight at once while the subscribers connect.
@@ -264,14 +275,31 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Socket> {
-    let url = format!("ws://{addr}/v1/live?table={TABLE_ID}");
-    let request = url.as_str().into_client_request()?;
-    // Small buffers, as the server's: tungstenite's 128 KiB default zeroed per read dominates
-    // the CPU of 10,000 connections.
+    connect_as(addr, &format!("/v1/live?table={TABLE_ID}"), None).await
+}
+
+/// A WebSocket to `path`, as the player whose session `token` names when there is one.
+async fn connect_as(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Socket> {
+    let url = format!("ws://{addr}{path}");
+    let mut request = url.as_str().into_client_request()?;
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse()?;
+        request.headers_mut().insert("authorization", value);
+    }
+    // Small buffers, as the server's: tungstenite zeroes its whole read buffer before each
+    // read, and its 128 KiB default dominates the CPU of 10,000 connections. A player's answers
+    // are a few hundred bytes; a screen's replay can be kilobytes.
+    let read_buffer_bytes = if token.is_some() { 1 << 10 } else { 8 << 10 };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 << 10)
+        .read_buffer_size(read_buffer_bytes)
         .write_buffer_size(0);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+    // A player's bet goes out at once (no Nagle delay), as an interactive client's should.
+    let no_delay = token.is_some();
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), no_delay)
         .await
         .with_context(|| format!("opening {url}"))?;
     Ok(socket)
@@ -331,8 +359,9 @@ async fn drive_bets(
     // latency, and 5,000 handshakes at once would otherwise land on the first bets.
     eprintln!("connecting {} players", players.len());
     let current = tokio::runtime::Handle::current();
+    let over = args.bets_over;
     let connections = open_all(players.len(), &current, |index| {
-        open_greeted(addr, players[index].token.clone())
+        BetLine::open(addr, players[index].token.clone(), over)
     })
     .await?;
     let count = players.len().max(1) as u64;
@@ -429,7 +458,7 @@ struct PlayerPlan {
 
 async fn play(
     addr: std::net::SocketAddr,
-    mut connection: HttpConnection,
+    mut connection: BetLine,
     plan: PlayerPlan,
     mut open: watch::Receiver<Option<OpenRound>>,
 ) -> BetStats {
@@ -453,9 +482,8 @@ async fn play(
             r#"{{"bet_id":"{bet_id}","round_id":{},"spots":[{{"bet":"red","amount":{STAKE}}}]}}"#,
             round.round_id
         );
-        let request = bearer(&path, &plan.token, &body);
-        match send_bet(addr, &mut connection, &request).await {
-            Ok((status, _)) => {
+        match connection.bet(addr, &path, &plan.token, body).await {
+            Ok(status) => {
                 let latency = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 stats.latencies_us.push(latency);
                 let due_ms = due.saturating_duration_since(plan.started).as_millis();
@@ -486,6 +514,71 @@ fn next_slot(
     let step = interval.as_nanos().max(1);
     let slots = behind.div_ceil(step);
     first + Duration::from_nanos((slots * step).min(u64::MAX as u128) as u64)
+}
+
+/// A player's connection for its bets.
+enum BetLine {
+    Http(HttpConnection),
+    Socket(Box<Socket>),
+}
+
+/// A bet socket's answer, as far as the players read it.
+#[derive(Deserialize)]
+struct BetAnswer {
+    #[serde(rename = "type")]
+    kind: String,
+    status: Option<u16>,
+}
+
+impl BetLine {
+    async fn open(
+        addr: std::net::SocketAddr,
+        token: String,
+        over: BetsOver,
+    ) -> anyhow::Result<BetLine> {
+        match over {
+            BetsOver::Http => Ok(BetLine::Http(open_greeted(addr, token).await?)),
+            BetsOver::Websocket => {
+                let path = format!("/v1/tables/{TABLE_ID}/bet-socket");
+                let socket = connect_as(addr, &path, Some(&token)).await?;
+                Ok(BetLine::Socket(Box::new(socket)))
+            }
+        }
+    }
+
+    /// Places a bet and waits for its answer: the HTTP status, or on a socket the status its
+    /// answer stands for (200 accepted).
+    async fn bet(
+        &mut self,
+        addr: std::net::SocketAddr,
+        path: &str,
+        token: &str,
+        body: String,
+    ) -> anyhow::Result<u16> {
+        match self {
+            BetLine::Http(connection) => {
+                let request = bearer(path, token, &body);
+                Ok(send_bet(addr, connection, &request).await?.0)
+            }
+            BetLine::Socket(socket) => {
+                socket.send(Message::Text(body.into())).await?;
+                loop {
+                    let Some(frame) = socket.next().await else {
+                        anyhow::bail!("the bet socket closed");
+                    };
+                    let Message::Text(text) = frame? else {
+                        continue;
+                    };
+                    let answer: BetAnswer = serde_json::from_str(text.as_str())?;
+                    return match (answer.kind.as_str(), answer.status) {
+                        ("bet_accepted", _) => Ok(200),
+                        ("bet_refused", Some(status)) => Ok(status),
+                        _ => anyhow::bail!("an answer that is not a bet's: {text}"),
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// Sends a bet; on a connection the server closed (an idle keep-alive times out between a slow
@@ -643,9 +736,13 @@ fn print_latencies(what: &str, samples: &mut [u32]) {
 impl Report<'_> {
     fn print(mut self) -> ExitCode {
         let args = self.args;
-        println!("mode = client process -> `croupier serve` child process, loopback HTTP/1.1 (bets) and WebSocket (results)");
+        let (bets_over, connection) = match args.bets_over {
+            BetsOver::Http => ("HTTP/1.1", "a keep-alive connection each"),
+            BetsOver::Websocket => ("WebSocket bet sockets", "a bet socket each"),
+        };
+        println!("mode = client process -> `croupier serve` child process, loopback {bets_over} (bets) and WebSocket (results)");
         println!(
-            "players = {} (a keep-alive connection each), offered = {} bets/s for {} s, open loop",
+            "players = {} ({connection}), offered = {} bets/s for {} s, open loop",
             args.players, args.bets_per_s, args.duration_s
         );
         let answered = self.bets.latencies_us.len();
