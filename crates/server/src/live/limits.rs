@@ -1,5 +1,12 @@
 //! The live push's bounds, in one place for the hub, the server's settings and the tests.
 
+/// Two: one result to 10,000 screens is 10,000 socket writes, and on one thread the last
+/// screen waited for all of them (result delivery p99 222–360 ms under `croupier bench live`;
+/// 168–175 ms on two threads, alternated in the same session, README "Live tables"). A result
+/// goes out when its round's betting has closed, so the second core is free then; while bets
+/// flow, the fan-out is paced and two threads do not make it any larger.
+pub const THREADS_DEFAULT: usize = 2;
+
 /// Bounds of the live push on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveLimits {
@@ -29,7 +36,7 @@ impl Default for LiveLimits {
             client_queue_bytes_max: 1 << 20,
             subscribers_max: 20_000,
             backfill_entries: 1_000_000,
-            threads: 1,
+            threads: THREADS_DEFAULT,
             paced_spread_ms: 500,
         }
     }
