@@ -128,9 +128,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-path-regex = "^/v1/(deposits|withdrawals|payments/)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
 
-# A WebSocket: the fuzzer sends plain GETs, which are answered 426 upgrade_required.
+# WebSockets (a table's live messages, a player's bet socket): the fuzzer sends plain GETs,
+# which are answered 426 upgrade_required.
 [[operations]]
-include-path-regex = "^/v1/live\$"
+include-path-regex = "^/v1/(live|tables/[^/]+/bet-socket)\$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "426", "429"]
 EOF
 
