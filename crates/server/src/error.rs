@@ -292,16 +292,22 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The JSON body of this error (what an HTTP answer and a bet socket's refusal carry).
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             error: self.code,
-            message: self.message,
+            message: self.message.clone(),
             balance: self.balance,
             index: self.index,
             field: self.field,
-        };
-        let mut response = json_response(self.status, &body);
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_response(self.status, &self.body());
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.get()));
