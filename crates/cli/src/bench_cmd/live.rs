@@ -135,15 +135,17 @@ async fn run_async(
         "betting: {} bets/s from {} players for {} s",
         args.bets_per_s, args.players, args.duration_s
     );
+    let connections = connect_players(server.addr, &players, args.bets_over).await?;
+    // The clock, the CPU and the open time all start once every player is connected.
     let betting_started = Instant::now();
     let cpu_before = [server.cpu_s(), client::cpu_seconds(std::process::id())];
-    let bets = drive_bets(server.addr, players, &args, &watch).await?;
+    let bets = drive_bets(server.addr, players, connections, &args, &watch).await?;
     let cpu_after = [server.cpu_s(), client::cpu_seconds(std::process::id())];
     let betting_s = betting_started.elapsed().as_secs_f64();
     if let Some(path) = &args.latency_log {
         bets.write_log(path)?;
     }
-    let open_s = watch.open_seconds(betting_started, Instant::now());
+    let open_s = watch.open_seconds(betting_started, betting_end(betting_started, &args));
     let settled = watch.wait_for_settlement().await;
     let results = screens.finish().await;
     server.stop()?;
@@ -160,6 +162,12 @@ async fn run_async(
         },
     };
     Ok(report.print())
+}
+
+/// Bets fall due only before the deadline, so the accepted rate is over the open time until
+/// then: not until the last answer came in, nor from before the players connected.
+fn betting_end(betting_started: Instant, args: &LiveArgs) -> Instant {
+    (betting_started + Duration::from_secs(args.duration_s)).min(Instant::now())
 }
 
 /// A round the players may bet on.
@@ -349,21 +357,28 @@ impl BetStats {
     }
 }
 
+/// Every player's connection, opened before the clock starts: a connection's set-up is not a
+/// bet's latency, and 5,000 handshakes at once would otherwise land on the first bets.
+async fn connect_players(
+    addr: std::net::SocketAddr,
+    players: &[BenchPlayer],
+    over: BetsOver,
+) -> anyhow::Result<Vec<BetLine>> {
+    eprintln!("connecting {} players", players.len());
+    let current = tokio::runtime::Handle::current();
+    open_all(players.len(), &current, |index| {
+        BetLine::open(addr, players[index].token.clone(), over)
+    })
+    .await
+}
+
 async fn drive_bets(
     addr: std::net::SocketAddr,
     players: Vec<BenchPlayer>,
+    connections: Vec<BetLine>,
     args: &LiveArgs,
     watch: &TableWatch,
 ) -> anyhow::Result<BetStats> {
-    // Every player connects before the clock starts: a connection's set-up is not a bet's
-    // latency, and 5,000 handshakes at once would otherwise land on the first bets.
-    eprintln!("connecting {} players", players.len());
-    let current = tokio::runtime::Handle::current();
-    let over = args.bets_over;
-    let connections = open_all(players.len(), &current, |index| {
-        BetLine::open(addr, players[index].token.clone(), over)
-    })
-    .await?;
     let count = players.len().max(1) as u64;
     let interval = Duration::from_nanos(1_000_000_000 * count / args.bets_per_s.max(1));
     let started = tokio::time::Instant::now();
@@ -389,9 +404,16 @@ async fn drive_bets(
         tasks.spawn(play(addr, connection, plan, watch.open.clone()));
     }
     let mut stats = BetStats::default();
+    // Every connection stays open until the last player is done: 5,000 players closing their
+    // sockets within the last interval is teardown work that no steady betting load has, and
+    // it was landing on the last bets' latency.
+    let mut finished = Vec::with_capacity(count as usize);
     while let Some(done) = tasks.join_next().await {
-        stats.merge(done.context("a player task")?);
+        let (player_stats, connection) = done.context("a player task")?;
+        stats.merge(player_stats);
+        finished.push(connection);
     }
+    drop(finished);
     Ok(stats)
 }
 
@@ -461,7 +483,7 @@ async fn play(
     mut connection: BetLine,
     plan: PlayerPlan,
     mut open: watch::Receiver<Option<OpenRound>>,
-) -> BetStats {
+) -> (BetStats, BetLine) {
     let mut stats = BetStats::default();
     let path = format!("/v1/tables/{TABLE_ID}/bets");
     let mut due = plan.first;
@@ -496,12 +518,12 @@ async fn play(
             }
             Err(error) => {
                 *stats.failed.entry(format!("{error:#}")).or_default() += 1;
-                return stats;
+                return (stats, connection);
             }
         }
         due += plan.interval;
     }
-    stats
+    (stats, connection)
 }
 
 /// The first `first + k × interval` at or after `now`.
@@ -798,6 +820,33 @@ mod tests {
         assert_eq!(next_slot(first, interval, next), next);
         // Before the first slot, the first slot.
         assert_eq!(next_slot(first, interval, start), first);
+    }
+
+    #[test]
+    fn the_open_time_counts_only_while_bets_fall_due() {
+        // Regression: the open time was counted from before the players connected until after
+        // the last answer, so the accepted rate read 4-5% under the rate actually offered.
+        let (_, open) = watch::channel(None);
+        let (_, settled) = watch::channel(0);
+        let start = Instant::now() - Duration::from_secs(30);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let windows = vec![(at(0), Some(at(8_000))), (at(10_000), None)];
+        let watch = TableWatch {
+            open,
+            settled,
+            windows: Arc::new(Mutex::new(windows)),
+        };
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            live: LiveArgs,
+        }
+        let parsed = <Command as clap::Parser>::try_parse_from(["live", "--duration-s", "15"]);
+        let args = parsed.expect("valid arguments").live;
+        let betting_started = at(1_000);
+        let open_s = watch.open_seconds(betting_started, betting_end(betting_started, &args));
+        // 1..8 s of the first round, 10..16 s of the second (the deadline), not 10..30 s.
+        assert!((open_s - 13.0).abs() < 1e-6, "{open_s}");
     }
 
     #[test]
