@@ -3,7 +3,8 @@
     python3 scripts/live_trace.py sample SERVER_PID CLIENT_PID > run.cpu
         Every 100 ms until both processes end: the wall clock, then each thread name's CPU
         milliseconds since the last line (from /proc/PID/task/TID/stat; 10 ms ticks), with
-        `S:` for the server's threads and `C:` for the client's.
+        `S:` for the server's threads and `C:` for the client's; `X:iowait` and `X:steal`
+        are the whole machine's (summed over its CPUs).
     python3 scripts/live_trace.py report run.log run.lat run.cpu [--slow-ms 50]
         Per 100 ms of betting: bets due then, their mean and max latency, and the threads
         that used 20 ms of CPU or more in it. run.log is the bench's output (its
@@ -40,6 +41,18 @@ def thread_cpu(pid, tag):
     return ticks
 
 
+# /proc/stat's columns after "cpu": user nice system idle iowait irq softirq steal
+SYSTEM_COLUMNS = {"iowait": 4, "steal": 7}
+
+
+def system_ticks():
+    """{"X:iowait", "X:steal": ticks} of the whole machine: time no thread of ours ran
+    because the disk or the hypervisor held it, which no thread's CPU shows."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return {(None, "X:" + name): int(fields[column]) for name, column in SYSTEM_COLUMNS.items()}
+
+
 def sample(server, client):
     before = {}
     while True:
@@ -51,6 +64,7 @@ def sample(server, client):
                 current.update(ticks)
         if not current:
             return
+        current.update(system_ticks())
         used = {}
         for (tid, name), ticks in current.items():
             delta = ticks - before.get((tid, name), ticks)
