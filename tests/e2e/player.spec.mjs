@@ -123,6 +123,13 @@ async function main() {
     const roulette = links.filter({ hasText: 'roulette' });
     const table = (await roulette.count()) ? roulette.first() : links.first();
     const tableName = (await table.textContent()).trim();
+    // The page bets over the table's bet socket once it is open (HTTP otherwise).
+    const betFrames = { sent: [], received: [] };
+    page.on('websocket', (socket) => {
+      if (!socket.url().includes('/bet-socket')) return;
+      socket.on('framesent', (frame) => betFrames.sent.push(String(frame.payload)));
+      socket.on('framereceived', (frame) => betFrames.received.push(String(frame.payload)));
+    });
     step(`open ${tableName}`);
     await table.click();
     await page.locator('#table-view').waitFor();
@@ -148,6 +155,12 @@ async function main() {
       null, { timeout: 10_000 });
     const balanceAfterBet = await page.locator('#balance').textContent();
     assert.notEqual(balanceAfterBet, balanceBefore, 'the stake left the balance');
+    if (!process.env.E2E_ALLOW_POLLING) {
+      assert.equal(betFrames.sent.length, 1, 'the bet went over the bet socket');
+      const sent = JSON.parse(betFrames.sent[0]);
+      const answer = betFrames.received.map((text) => JSON.parse(text)).find((a) => a.bet_id === sent.bet_id);
+      assert.equal(answer && answer.type, 'bet_accepted', 'the bet socket answered the bet');
+    }
 
     step('wait for the round to be drawn and settled (live push)');
     await page.locator('#results li').first().waitFor({ timeout: 60_000 });

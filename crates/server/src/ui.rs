@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("console.html", HTML),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("api.js", JS),
+    asset!("bets.js", JS),
     asset!("fair.js", JS),
     asset!("player.js", JS),
     asset!("console.js", JS),

@@ -92,6 +92,11 @@ fn web_ui_files_are_served_with_their_types_and_a_strict_policy() {
         ("/console", "text/html; charset=utf-8", "/ui/console.js"),
         ("/ui/player.js", "text/javascript; charset=utf-8", "import"),
         ("/ui/fair.js", "text/javascript; charset=utf-8", "HMAC"),
+        (
+            "/ui/bets.js",
+            "text/javascript; charset=utf-8",
+            "bet-socket",
+        ),
         ("/ui/style.css", "text/css; charset=utf-8", ":root"),
         ("/ui/icon.svg", "image/svg+xml", "<svg"),
     ] {

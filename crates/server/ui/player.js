@@ -3,6 +3,7 @@
 // button and bookmarks work.
 
 import { api, ApiError, credentials, serverClock, money, freshId, parseTime, el } from './api.js';
+import { BetLine } from './bets.js';
 import { verifyRound, verifyStudioRound, decodeOutcome, drawOutcome, FairStream } from './fair.js';
 
 const $ = (id) => document.getElementById(id);
@@ -32,6 +33,7 @@ const state = {
   announced: new Set(), // round ids whose result was shown
   pendingBet: null, // {bet_id, key}: a bet whose answer was lost, retried with the same id
   live: null,
+  bets: null, // BetLine: the table's bet socket, or HTTP while it is not open
   rotation: 0,
   timer: null,
 };
@@ -182,11 +184,14 @@ function openTable(table) {
   state.live = new LiveFeed(table, state.token, onLiveMessage, (text) => {
     $('live-state').textContent = text;
   });
+  state.bets = new BetLine(table.id, state.token);
 }
 
 function stopTable() {
   if (state.live) state.live.stop();
   state.live = null;
+  if (state.bets) state.bets.stop();
+  state.bets = null;
   clearInterval(state.timer);
   state.table = null;
 }
@@ -420,9 +425,7 @@ $('bet-form').addEventListener('submit', async (event) => {
   $('place').disabled = true;
   message.textContent = 'Placing…';
   try {
-    const answer = await api(`/v1/tables/${table.id}/bets`, {
-      method: 'POST', token: state.token, body: { bet_id: betId, round_id: round.round_id, spots },
-    });
+    const answer = await state.bets.place({ bet_id: betId, round_id: round.round_id, spots });
     state.pendingBet = null;
     state.placed.set(answer.round_id, (state.placed.get(answer.round_id) || 0) + answer.stake);
     setBalance(table.currency, answer.balance);
