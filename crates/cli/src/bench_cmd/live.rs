@@ -51,6 +51,10 @@ pub struct LiveArgs {
     /// The table's `bets_total_interval_ms` [default: the server's default].
     #[arg(long)]
     bets_total_interval_ms: Option<u32>,
+    /// The table's `draw_delay_ms`, the wait from the close to the draw (the server's default
+    /// is 500; 200 keeps the rounds short and the close's fan-out close to the draw's).
+    #[arg(long, default_value_t = 200)]
+    draw_delay_ms: u32,
     /// Keep the server's data directory and log here [default: a temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -125,6 +129,7 @@ async fn run_async(
     let stage = StageConfig {
         window_ms: args.window_ms,
         bets_total_interval_ms: args.bets_total_interval_ms,
+        draw_delay_ms: Some(args.draw_delay_ms),
         connections: args.players + args.subscribers + 1_024,
     };
     let server = ServerProcess::start(&work, &data, &stage).await?;

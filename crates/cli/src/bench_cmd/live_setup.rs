@@ -148,6 +148,8 @@ pub struct StageConfig {
     pub window_ms: u32,
     /// The table's `bets_total_interval_ms`, when not the server's default.
     pub bets_total_interval_ms: Option<u32>,
+    /// The table's `draw_delay_ms`, when not the server's default.
+    pub draw_delay_ms: Option<u32>,
     pub connections: usize,
 }
 
@@ -170,18 +172,21 @@ id = {TABLE_ID}
 game = "roulette"
 currency = "EUR"
 betting_window_ms = {window}
-draw_delay_ms = 200
 bet_min = 1
 bet_max = 1000000
 round_stake_max = 1000000000000
 payout_max = 1000000000000
 bets_per_round_max = 200000
-{interval}"#,
+{interval}{draw_delay}"#,
         connections = stage.connections,
         window = stage.window_ms,
         interval = stage
             .bets_total_interval_ms
             .map(|ms| format!("bets_total_interval_ms = {ms}\n"))
+            .unwrap_or_default(),
+        draw_delay = stage
+            .draw_delay_ms
+            .map(|ms| format!("draw_delay_ms = {ms}\n"))
             .unwrap_or_default(),
     );
     let path = dir.join("bench-live.toml");

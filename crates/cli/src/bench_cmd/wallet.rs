@@ -98,6 +98,7 @@ async fn run_async(args: WalletArgs) -> anyhow::Result<ExitCode> {
     let stage = StageConfig {
         window_ms: 8_000,
         bets_total_interval_ms: None,
+        draw_delay_ms: None,
         connections: args.connections + 64,
     };
     let server = ServerProcess::start(work.path(), &data, &stage).await?;
