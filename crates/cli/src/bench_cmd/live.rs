@@ -830,7 +830,7 @@ mod tests {
     #[test]
     fn the_open_time_counts_only_while_bets_fall_due() {
         // Regression: the open time was counted from before the players connected until after
-        // the last answer, so the accepted rate read 4-5% under the rate actually offered.
+        // the last answer, so the accepted rate read 3-4% under the rate actually offered.
         let (_, open) = watch::channel(None);
         let (_, settled) = watch::channel(0);
         let start = Instant::now() - Duration::from_secs(30);
