@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use croupier_cluster::Consensus;
-use croupier_core::players::TokenHash;
+use croupier_core::players::{Session, TokenHash};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -129,9 +129,8 @@ async fn player_session<C: Consensus>(
             .read(move |view| view.ledger().session(&token_hash).copied())
             .await?;
     }
-    let now_ns = wall_clock_ns();
     match session {
-        Some(session) if session.expires_at_ns > now_ns => Ok(Caller::Player {
+        Some(session) if unexpired(&session) => Ok(Caller::Player {
             player_id: session.player_id,
             token_hash,
         }),
@@ -151,7 +150,12 @@ pub(crate) async fn session_open<C: Consensus>(
     let session = state
         .read_stale(move |view| view.ledger().session(&token_hash).copied())
         .await?;
-    Ok(session.is_some_and(|session| session.expires_at_ns > wall_clock_ns()))
+    Ok(session.is_some_and(|session| unexpired(&session)))
+}
+
+/// A session lasts until its expiry by this node's clock; a logout removes it from the ledger.
+fn unexpired(session: &Session) -> bool {
+    session.expires_at_ns > wall_clock_ns()
 }
 
 async fn provider<C: Consensus>(

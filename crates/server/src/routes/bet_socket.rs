@@ -15,9 +15,7 @@
 //! still be open (a logout or expiry refuses the bet and closes the socket), and each bet
 //! takes from the player's rate limit as a request would.
 
-use std::time::Duration;
-
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -29,6 +27,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::live::{close, send};
 use super::table_answers::{table_id_in, table_websocket};
 use super::tables::{place_bet, BetIn, BetOut};
 use crate::auth::{unauthorized, Caller, ClientAddr};
@@ -43,8 +42,6 @@ pub const BET_PROTOCOL: &str = "croupier.bets.v1";
 /// Bets of one socket being placed at once; past it the socket is not read until one is
 /// answered, so a client that floods waits on its own TCP window, not on the server's memory.
 const BETS_IN_FLIGHT_MAX: usize = 16;
-/// A client that does not read its answers for this long is closed.
-const SEND_TIMEOUT_S: u64 = 10;
 /// Buffers: tungstenite's default is 128 KiB each way, and it zeroes its read buffer before
 /// every read (at 4 KiB that was 2.4% of the server's CPU under `bench live`). A bet is a few
 /// hundred bytes; a larger one (up to `body_size_max_bytes`) just takes more reads.
@@ -91,7 +88,6 @@ pub async fn bet_socket<C: Consensus>(
     let upgrade = table_websocket(&state, table_id, upgrade, "the bet socket").await?;
     let bettor = Bettor {
         state: state.clone(),
-        caller,
         player_id,
         token_hash,
         address: address.map(|Extension(ClientAddr(address))| address),
@@ -108,7 +104,6 @@ pub async fn bet_socket<C: Consensus>(
 /// Who bets on the socket, and where.
 struct Bettor<C: Consensus> {
     state: AppState<C>,
-    caller: Caller,
     player_id: PlayerId,
     token_hash: TokenHash,
     address: Option<std::net::IpAddr>,
@@ -128,11 +123,7 @@ async fn serve<C: Consensus>(mut socket: WebSocket, bettor: Bettor<C>) {
         () = stopping.stopping() => Some((CLOSE_GOING_AWAY, "the server is stopping")),
     };
     if let Some((code, reason)) = end {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = send(&mut socket, Message::Close(Some(frame))).await;
+        close(&mut socket, code, reason).await;
     }
 }
 
@@ -171,6 +162,14 @@ async fn answer_bets<C: Consensus>(
 }
 
 impl<C: Consensus> Bettor<C> {
+    /// The caller the handshake authenticated, for the per-bet rate limit.
+    fn caller(&self) -> Caller {
+        Caller::Player {
+            player_id: self.player_id,
+            token_hash: self.token_hash,
+        }
+    }
+
     async fn answer(&self, text: Utf8Bytes) -> Answer {
         match self.place(text.as_bytes()).await {
             Ok(out) => Answer {
@@ -193,7 +192,7 @@ impl<C: Consensus> Bettor<C> {
         state
             .auth()
             .limits
-            .check(&self.caller, self.address)
+            .check(&self.caller(), self.address)
             .map_err(|error| (bet_id, error))?;
         if !session_open(state, self.token_hash)
             .await
@@ -264,11 +263,4 @@ fn to_json<T: Serialize>(answer: &T) -> String {
         tracing::error!(%error, "bet answer serialization failed");
         r#"{"type":"bet_refused","bet_id":null,"status":500,"error":"internal","message":"answer serialization failed"}"#.to_owned()
     })
-}
-
-async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
-    match tokio::time::timeout(Duration::from_secs(SEND_TIMEOUT_S), socket.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
 }

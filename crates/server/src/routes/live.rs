@@ -302,14 +302,16 @@ async fn send_queued(
     }
 }
 
-async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
+/// Sends one message, or gives up on a client that has not read for `SEND_TIMEOUT_S` (the
+/// live feed and the bet socket alike).
+pub(super) async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
     match tokio::time::timeout(Duration::from_secs(SEND_TIMEOUT_S), socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),

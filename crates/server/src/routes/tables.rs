@@ -158,12 +158,12 @@ impl BetIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct BetOut {
-    pub(crate) bet_id: IdOut,
-    pub(crate) round_id: u64,
-    pub(crate) stake: u64,
+    bet_id: IdOut,
+    round_id: u64,
+    stake: u64,
     /// The player's available balance after the stake was taken.
     #[schema(value_type = u64)]
-    pub(crate) balance: u128,
+    balance: u128,
 }
 
 #[derive(Serialize, ToSchema)]
