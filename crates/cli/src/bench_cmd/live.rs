@@ -4,9 +4,10 @@
 //!
 //! - Bets: each player has its own connection, a bet socket (`--bets-over websocket`, the
 //!   default) or a keep-alive HTTP/1.1 connection (`--bets-over http`), and bets at a fixed
-//!   interval (open loop), one bet at a time; a bet's latency runs from when it was due, not when it was sent, so a slow answer
-//!   delays the player's next bets and that wait is counted. Players pause while no round is
-//!   open (a bet between rounds would only be refused).
+//!   interval (open loop), one bet at a time; a bet's latency runs from when it was due, not
+//!   when it was sent, so a slow answer delays the player's next bets and that wait is
+//!   counted. Players pause while no round is open (a bet between rounds would only be
+//!   refused), and keep their connections until the last player is done.
 //! - Results: every subscriber records, for each `round_drawn`, the time from the draw's
 //!   ledger timestamp (the leader's clock when it proposed the draw; same machine) to its
 //!   arrival: commit, apply, the hub and the fan-out together.
